@@ -1,0 +1,460 @@
+"""The engine: the sans-IO interpreter driven against a store.
+
+``Engine`` is the one adapter every front end uses (the harness, the CLI,
+the Celery workers of the distributed runtime). For each message it loads
+the run, applies the message with ``engine.interpreter``, stores the new
+state with a compare-and-set (retrying on a lost race, so concurrent
+messages for one run are serialised without a lock), and only then carries
+out the effects.
+
+Where messages go is pluggable: ``send`` is called with every message the
+engine produces for a run (a mutex grant, a listen wake-up, a continue) and
+``dispatcher`` receives participant dispatches and cancels. The harness
+passes in-process callables; the runtime passes broker publishers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from engine import effects as fx
+from engine import interpreter, states
+from engine.conditions import Condition, parse_condition
+from engine.definition import Definition
+from engine.loader import load_definition
+from engine.store.base import ConflictError, Registration, RunStore, RunSummary
+from engine.substitution import DictScope
+
+log = logging.getLogger("boss.engine")
+
+
+class Dispatcher(Protocol):
+    """Where participant workitems go."""
+
+    def dispatch(self, effect: fx.Dispatch) -> None: ...
+
+    def cancel(self, effect: fx.CancelWorkitem) -> None: ...
+
+
+class EngineError(Exception):
+    """An operation could not be carried out (unknown run, no such error...)."""
+
+
+class UnknownRun(EngineError):
+    pass
+
+
+@dataclass(slots=True)
+class Position:
+    """Where a live run currently is: a step that waits or failed."""
+
+    eid: str
+    expid: str
+    name: str
+    kind: str
+    state: str
+    since: float | None = None
+    participant: str | None = None
+
+
+@dataclass(slots=True)
+class RunInfo:
+    """A snapshot of one run, for queries."""
+
+    wfid: str
+    name: str
+    revision: str | None
+    status: str
+    fields: dict[str, Any]
+    launched_at: float
+    updated_at: float
+    ended_at: float | None
+    errors: list[dict[str, Any]]
+    positions: list[Position] = field(default_factory=list)
+    definition: str = ""
+
+
+def _noop(*_: Any) -> None:
+    return None
+
+
+class Engine:
+    """Launch, operate and query runs over a ``RunStore``."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        *,
+        dispatcher: Dispatcher | None = None,
+        send: Callable[[dict[str, Any]], None] | None = None,
+        clock: Callable[[], float] = time.time,
+        on_echo: Callable[[str, str], None] | None = None,
+        on_record: Callable[[fx.Record], None] | None = None,
+        on_end: Callable[[str, str], None] | None = None,
+        registrations_ttl: float = 1.0,
+        max_conflict_retries: int = 1000,
+    ) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+        self.send = send or self.deliver
+        self.clock = clock
+        self.on_echo = on_echo or (lambda wfid, text: log.info("echo %s: %s", wfid, text))
+        self.on_record = on_record or _noop
+        self.on_end = on_end or _noop
+        self.registrations_ttl = registrations_ttl
+        self.max_conflict_retries = max_conflict_retries
+        self._defs: OrderedDict[str, Definition] = OrderedDict()
+        self._defs_lock = threading.Lock()
+        self._regs: list[Registration] | None = None
+        self._regs_at = 0.0
+        self._conditions: dict[str, Condition] = {}
+        #: how many compare-and-set races were lost and retried (a metric)
+        self.conflicts = 0
+
+    # -- definitions ------------------------------------------------------------
+
+    def load(self, source: str | Path | dict[str, Any], filename: str | None = None) -> Definition:
+        """Load (and validate) a definition and store it by content hash."""
+        d = load_definition(source, filename)
+        self.store.put_definition(d.digest, d.source, d.filename)
+        self._cache_definition(d)
+        return d
+
+    def _cache_definition(self, d: Definition) -> None:
+        with self._defs_lock:
+            self._defs[d.digest] = d
+            self._defs.move_to_end(d.digest)
+            while len(self._defs) > 256:
+                self._defs.popitem(last=False)
+
+    def definition(self, digest: str) -> Definition:
+        d = self._defs.get(digest)
+        if d is not None:
+            return d
+        stored = self.store.get_definition(digest)
+        if stored is None:
+            raise EngineError(f"definition {digest} is not in the store")
+        source, filename = stored
+        d = load_definition(source, filename)
+        self._cache_definition(d)
+        return d
+
+    # -- registrations ------------------------------------------------------------
+
+    def registrations(self) -> list[Registration]:
+        now = time.monotonic()
+        if self._regs is None or now - self._regs_at > self.registrations_ttl:
+            self._regs = self.store.participants()
+            self._regs_at = now
+        return self._regs
+
+    def register(self, pattern: str, queue: str | None = None, *, regex: bool | None = None,
+                 position: int | None = None, **options: Any) -> Registration:
+        """Register a participant name (or regular expression) and its queue."""
+        if regex is None:
+            regex = looks_like_regex(pattern)
+        reg = Registration(pattern, queue or pattern, regex, options)
+        self.store.register_participant(reg, position)
+        self._regs = None
+        return reg
+
+    def unregister(self, pattern: str) -> bool:
+        self._regs = None
+        return self.store.unregister_participant(pattern)
+
+    # -- launching ------------------------------------------------------------------
+
+    def launch(
+        self,
+        source: str | Path | dict[str, Any] | Definition,
+        fields: dict[str, Any] | None = None,
+        variables: dict[str, Any] | None = None,
+        *,
+        wfid: str | None = None,
+        filename: str | None = None,
+    ) -> str:
+        """Start a run; returns its wfid."""
+        d = source if isinstance(source, Definition) else self.load(source, filename)
+        if isinstance(source, Definition):
+            self.store.put_definition(d.digest, d.source, d.filename)
+            self._cache_definition(d)
+        wfid = wfid or new_wfid()
+        res = interpreter.launch(d, wfid, now=self.clock(), fields=fields, variables=variables,
+                                 registrations=self.registrations())
+        self.store.create_run(res.state)
+        self._carry_out(wfid, res.effects)
+        return wfid
+
+    # -- messages ---------------------------------------------------------------------
+
+    def deliver(self, msg: dict[str, Any]) -> str | None:
+        """Apply one message to its run (``msg["wfid"]``), store the result,
+        then carry out the effects. Returns a reason when it was ignored."""
+        wfid = msg.get("wfid")
+        if not isinstance(wfid, str):
+            raise EngineError(f"message without a wfid: {msg!r}")
+        for _ in range(self.max_conflict_retries):
+            loaded = self.store.load_run(wfid)
+            if loaded is None:
+                reason = f"{msg.get('type')} for unknown run {wfid} ignored"
+                log.info(reason)
+                return reason
+            state, version = loaded
+            d = self.definition(state["def"])
+            res = interpreter.handle(d, state, msg, now=self.clock(),
+                                     registrations=self.registrations())
+            if res.ignored is None:
+                try:
+                    self.store.save_run(res.state, version)
+                except ConflictError:
+                    self.conflicts += 1
+                    continue
+            self._carry_out(wfid, res.effects)
+            if res.ignored is None and msg.get("type") == "reply":
+                self._wake_listeners("reply", wfid, msg.get("workitem") or {})
+            return res.ignored
+        raise EngineError(f"gave up on {wfid} after {self.max_conflict_retries} lost races")
+
+    def _carry_out(self, wfid: str, effects: list[fx.Effect]) -> None:
+        store = self.store
+        for e in effects:
+            t = type(e)
+            if t is fx.Dispatch:
+                if self.dispatcher is None:
+                    raise EngineError("no dispatcher configured")
+                self.dispatcher.dispatch(e)
+                self._wake_listeners("apply", wfid, e.workitem)
+            elif t is fx.Record:
+                self.on_record(e)
+            elif t is fx.ScheduleTimer:
+                store.schedule_timer(e.timer_id, e.due, e.message)
+            elif t is fx.CancelTimer:
+                store.cancel_timer(e.timer_id)
+            elif t is fx.CancelWorkitem:
+                if self.dispatcher is not None:
+                    self.dispatcher.cancel(e)
+            elif t is fx.Echo:
+                self.on_echo(wfid, e.text)
+            elif t is fx.AddListener:
+                store.add_listener(e.listener_id, e.spec)
+            elif t is fx.RemoveListener:
+                store.remove_listener(e.listener_id)
+            elif t is fx.AcquireMutex:
+                if store.acquire_mutex(e.name, e.holder):
+                    self._grant(e.name, e.holder)
+            elif t is fx.ReleaseMutex:
+                nxt = store.release_mutex(e.name, e.holder)
+                if nxt is not None:
+                    self._grant(e.name, nxt)
+            elif t is fx.Continue:
+                self.send({"type": "continue", "wfid": e.wfid})
+            elif t is fx.Log:
+                log.log(logging.WARNING if e.level == "warning" else logging.INFO, "%s: %s",
+                        wfid, e.message)
+            elif t is fx.RunEnded:
+                self.on_end(e.wfid, e.status)
+
+    def _grant(self, mutex: str, holder: str) -> None:
+        wfid, _, eid = holder.partition("/")
+        self.send({"type": "mutex", "wfid": wfid, "eid": eid, "mutex": mutex})
+
+    def _condition(self, source: str) -> Condition:
+        c = self._conditions.get(source)
+        if c is None:
+            c = self._conditions[source] = parse_condition(source)
+        return c
+
+    def _wake_listeners(self, upon: str, wfid: str, workitem: dict[str, Any]) -> None:
+        name = workitem.get("participant_name")
+        if not name:
+            return
+        for lid, spec in self.store.listeners():
+            if spec.get("upon", "apply") != upon:
+                continue
+            if spec.get("only_wfid") and spec.get("wfid") != wfid:
+                continue
+            to = spec.get("to", "")
+            if to != name:
+                rx = interpreter._regex(to)
+                if rx is None or not rx.fullmatch(name):
+                    continue
+            where = spec.get("where")
+            if where:
+                fields = workitem.get("fields") or {}
+                scope = DictScope(fields, {}, {"wfid": wfid})
+                if not self._condition(where).evaluate(scope):
+                    continue
+            if self.store.remove_listener(lid):
+                self.send({"type": "listen", "wfid": spec["wfid"], "eid": spec["eid"],
+                           "workitem": workitem})
+
+    def fire_due_timers(self, now: float | None = None, limit: int = 100) -> int:
+        """Claim the timers due at ``now`` and deliver their messages."""
+        claimed = self.store.claim_due_timers(self.clock() if now is None else now, limit)
+        for _, message in claimed:
+            self.send(message)
+        return len(claimed)
+
+    # -- operations (section 6) ------------------------------------------------------
+
+    def _op(self, wfid: str, msg: dict[str, Any]) -> None:
+        if self.store.load_run(wfid) is None:
+            raise UnknownRun(f"no run {wfid}")
+        self.send({**msg, "wfid": wfid})
+
+    def cancel(self, wfid: str, expid: str | None = None) -> None:
+        """Cancel the run (``on_cancel`` handlers run), or one step of it."""
+        self._op(wfid, {"type": "cancel", **({"eid": expid} if expid else {})})
+
+    def kill(self, wfid: str) -> None:
+        """End the run at once, without ``on_cancel`` handlers."""
+        self._op(wfid, {"type": "kill"})
+
+    def pause(self, wfid: str) -> None:
+        self._op(wfid, {"type": "pause"})
+
+    def resume(self, wfid: str) -> None:
+        self._op(wfid, {"type": "resume"})
+
+    def replay(self, wfid: str, error_id: str | None = None,
+               fields: dict[str, Any] | None = None) -> None:
+        """Re-apply the failing step of an error (the first one when no id is
+        given), with ``fields`` merged over its workitem."""
+        info = self.run(wfid)
+        if not info.errors:
+            raise EngineError(f"run {wfid} has no error to replay")
+        if error_id is not None and not any(
+            e["id"] == error_id or e["eid"] == error_id for e in info.errors
+        ):
+            raise EngineError(f"run {wfid} has no error {error_id}")
+        self.send({"type": "replay", "wfid": wfid, "error_id": error_id, "fields": fields})
+
+    def re_apply(self, wfid: str, expid: str, fields: dict[str, Any] | None = None) -> None:
+        """Re-run a step of a live run (by eid or expid)."""
+        self._op(wfid, {"type": "re_apply", "eid": expid, "fields": fields})
+
+    # -- queries ---------------------------------------------------------------------
+
+    def state(self, wfid: str) -> dict[str, Any]:
+        loaded = self.store.load_run(wfid)
+        if loaded is None:
+            raise UnknownRun(f"no run {wfid}")
+        return loaded[0]
+
+    def run(self, wfid: str) -> RunInfo:
+        st = self.state(wfid)
+        return RunInfo(
+            wfid=st["wfid"],
+            name=st["name"],
+            revision=st.get("revision"),
+            status=st["status"],
+            fields=st["fields"] if st["status"] in states.ENDED_RUN_STATES
+            else self._live_fields(st),
+            launched_at=st["launched_at"],
+            updated_at=st["updated_at"],
+            ended_at=st.get("ended_at"),
+            errors=[{k: v for k, v in e.items() if k != "fields"} for e in st["errors"]],
+            positions=self._positions(st),
+            definition=st["def"],
+        )
+
+    def status(self, wfid: str) -> str:
+        return self.state(wfid)["status"]
+
+    def fields(self, wfid: str) -> dict[str, Any]:
+        return self.run(wfid).fields
+
+    def errors(self, wfid: str) -> list[dict[str, Any]]:
+        return self.run(wfid).errors
+
+    def positions(self, wfid: str) -> list[Position]:
+        return self._positions(self.state(wfid))
+
+    @staticmethod
+    def _live_fields(st: dict[str, Any]) -> dict[str, Any]:
+        """The fields of a live run: those of its most recent waiting step
+        on the main flow, else the launch fields."""
+        best = None
+        for e in st["exprs"].values():
+            if e["s"] in (states.WAITING, states.FAILED) and (best is None or e.get("at", 0) >=
+                                                               best.get("at", 0)):
+                best = e
+        return best["w"] if best else st["fields"]
+
+    def _positions(self, st: dict[str, Any]) -> list[Position]:
+        out = []
+        d = None
+        for eid, e in st["exprs"].items():
+            if e["s"] not in (states.WAITING, states.FAILED):
+                continue
+            if d is None:
+                d = self.definition(st["def"])
+            try:
+                node = d.nodes.get(e["n"]) or interpreter._virtual_node(d, e["n"])
+                kind, name = node.kind, e.get("pn") or node.name
+            except KeyError:
+                kind, name = "?", e["n"]
+            out.append(Position(eid, e["n"], name, kind, e["s"], e.get("at"), e.get("pn")))
+        return out
+
+    def tree(self, wfid: str) -> dict[str, Any] | None:
+        """The live expression tree: nested ``{eid, expid, kind, name,
+        state, children}`` from the root (None when the run has ended)."""
+        st = self.state(wfid)
+        d = self.definition(st["def"])
+        exprs = st["exprs"]
+
+        def build(eid: str) -> dict[str, Any]:
+            e = exprs[eid]
+            try:
+                node = d.nodes.get(e["n"]) or interpreter._virtual_node(d, e["n"])
+                kind, name = node.kind, e.get("pn") or node.name
+            except KeyError:
+                kind, name = "?", e["n"]
+            return {
+                "eid": eid,
+                "expid": e["n"],
+                "kind": kind,
+                "name": name,
+                "state": e["s"],
+                "children": [build(k) for k in e.get("k") or () if k in exprs],
+            }
+
+        root = st.get("root")
+        if root is None or root not in exprs:
+            return None
+        tree = build(root)
+        tree["detached"] = [build(x) for x in st["detached"] if x in exprs]
+        return tree
+
+    def list_runs(self, status: str | None = None, name: str | None = None, offset: int = 0,
+                  limit: int = 100) -> list[RunSummary]:
+        return self.store.list_runs(status=status, name=name, offset=offset, limit=limit)
+
+    def count_runs(self) -> dict[str, int]:
+        return self.store.count_runs()
+
+    def list_errors(self, offset: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        return [{k: v for k, v in e.items() if k != "fields"}
+                for e in self.store.list_errors(offset, limit)]
+
+
+def new_wfid() -> str:
+    """A run id: time-ordered prefix plus randomness (``20261121-abcd1234ef``)."""
+    return time.strftime("%Y%m%d-", time.gmtime()) + uuid.uuid4().hex[:12]
+
+
+_REGEX_CHARS = set("*+?[](){}|^$\\")  # a lone "." is allowed in plain names
+
+
+def looks_like_regex(pattern: str) -> bool:
+    """``build_.*`` is a regex registration, ``alpha`` a name."""
+    return any(c in _REGEX_CHARS for c in pattern)

@@ -1,0 +1,1619 @@
+"""The sans-IO interpreter: one run's state plus one message in, the new state
+and the effects to carry out, out.
+
+Nothing here does IO, reads a clock or draws a random number: the adapter
+passes ``now``, the participant registrations and the definition, and
+carries out the returned effects (``engine.effects``) after storing the
+state. That makes the core deterministic, fast, and safe to run on any
+number of workers (the store's compare-and-set serialises messages per run).
+
+The run state is a JSON-compatible dict::
+
+    wfid, name, revision, def (definition digest), status, launched_at,
+    updated_at, ended_at, fields (launch fields, then the final ones),
+    root (eid of the root expression), seq (id counter), exprs {eid: expr},
+    errors [..], detached [eids], paused, held [messages], pending [work],
+    ending (status to end with), lc (run lifecycle state)
+
+An expression instance (``expr``) is a small dict with short keys, to keep a
+waiting run small in Redis:
+
+    n   node id in the definition (``0_1``, ``sub/0_2``, ``0_1@on_error``,
+        ``0_3#body``)
+    p   parent eid, or None for the root and detached branches
+    s   state (``engine.states``: active, waiting, cancelling, failed)
+    w   the workitem fields it was applied with
+    k   live children eids (containers)
+    v   variables, for expressions that open a scope; vk its kind
+    sl  the branch slot in a concurrence parent
+    i   child index (sequence-like); ii item index (iterators)
+    a   retry attempt; t timeout timer id; wt wait/retry timer id
+    then  what to do once a cancel has finished (see ``_abort``)
+
+Messages are dicts with a ``type``: launch (via ``launch``), reply, timer,
+cancel, kill, pause, resume, replay, re_apply, listen, mutex, started,
+continue.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from engine import lifecycle, merge, states
+from engine.definition import CURSOR_COMMANDS, Definition, Handler, Node
+from engine.durations import DurationError, parse_duration, parse_time
+from engine.effects import (
+    AcquireMutex,
+    AddListener,
+    CancelTimer,
+    CancelWorkitem,
+    Continue,
+    Dispatch,
+    Echo,
+    Effect,
+    Log,
+    Record,
+    ReleaseMutex,
+    RemoveListener,
+    RunEnded,
+    ScheduleTimer,
+)
+from engine.store.base import Registration
+from engine.substitution import MISSING, resolve, substitute
+
+#: instantaneous operations one message may run before the core yields
+OPERATION_BUDGET = 20_000
+
+ENGINE_ID = "boss"
+
+_CURSORS = frozenset({"cursor", "loop", "iterator"})
+_SCOPE_OPENERS = frozenset({"subprocess"})
+
+# ---------------------------------------------------------------------------
+# small helpers
+
+
+def iso(ts: float) -> str:
+    """Epoch seconds as an ISO 8601 UTC time with milliseconds."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+_regex_cache: dict[str, re.Pattern[str]] = {}
+
+
+def _regex(pattern: str) -> re.Pattern[str] | None:
+    rx = _regex_cache.get(pattern)
+    if rx is None:
+        try:
+            rx = re.compile(pattern)
+        except re.error:
+            return None
+        if len(_regex_cache) > 4096:
+            _regex_cache.clear()
+        _regex_cache[pattern] = rx
+    return rx
+
+
+def match_registration(name: str, registrations: list[Registration]) -> Registration | None:
+    """The first registration whose name equals, or whose regex fully
+    matches, ``name``."""
+    for reg in registrations:
+        if reg.regex:
+            rx = _regex(reg.pattern)
+            if rx is not None and rx.fullmatch(name):
+                return reg
+        elif reg.pattern == name:
+            return reg
+    return None
+
+
+def _get_path(data: Any, path: str) -> Any:
+    cur = data
+    for part in path.split("."):
+        if isinstance(cur, dict):
+            if part not in cur:
+                return MISSING
+            cur = cur[part]
+        elif isinstance(cur, list) and part.lstrip("-").isdigit():
+            idx = int(part)
+            if -len(cur) <= idx < len(cur):
+                cur = cur[idx]
+            else:
+                return MISSING
+        else:
+            return MISSING
+    return cur
+
+
+def _set_path(fields: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of ``fields`` with the dotted ``path`` set (copies along the
+    path only, so other holders of the old dicts are untouched)."""
+    parts = path.split(".")
+    out = dict(fields)
+    cur = out
+    for part in parts[:-1]:
+        nxt = cur.get(part)
+        nxt = dict(nxt) if isinstance(nxt, dict) else {}
+        cur[part] = nxt
+        cur = nxt
+    cur[parts[-1]] = value
+    return out
+
+
+def _del_path(fields: dict[str, Any], path: str) -> dict[str, Any]:
+    parts = path.split(".")
+    if _get_path(fields, path) is MISSING:
+        return fields
+    out = dict(fields)
+    cur = out
+    for part in parts[:-1]:
+        nxt = dict(cur[part])
+        cur[part] = nxt
+        cur = nxt
+    cur.pop(parts[-1], None)
+    return out
+
+
+class RunError(Exception):
+    """An error of the run raised while applying an expression (a bad
+    argument after substitution, an unknown participant, ...)."""
+
+    def __init__(self, message: str, cls: str = "RunError") -> None:
+        super().__init__(message)
+        self.cls = cls
+
+
+@dataclass(slots=True)
+class Result:
+    """What ``launch`` and ``handle`` return."""
+
+    state: dict[str, Any]
+    effects: list[Effect] = field(default_factory=list)
+    #: set when the message was ignored (stale reply, ended run, ...)
+    ignored: str | None = None
+
+
+class _Scope:
+    """The substitution scope of an expression: its workitem fields, the
+    variables of its enclosing scopes, and the run's specials."""
+
+    __slots__ = ("eid", "fields", "interp", "node_id")
+
+    def __init__(self, interp: Interpreter, eid: str | None, fields: dict, node_id: str) -> None:
+        self.interp = interp
+        self.eid = eid
+        self.fields = fields
+        self.node_id = node_id
+
+    def field(self, path: str) -> Any:
+        if "." not in path:
+            return self.fields.get(path, MISSING)
+        return _get_path(self.fields, path)
+
+    def variable(self, path: str) -> Any:
+        name, _, rest = path.partition(".")
+        scope = self.interp._scope_with(self.eid, name)
+        if scope is None:
+            return MISSING
+        value = scope[name]
+        return _get_path(value, rest) if rest else value
+
+    def special(self, name: str) -> Any:
+        st = self.interp.state
+        if name == "wfid":
+            return st["wfid"]
+        if name == "expid":
+            return self.node_id
+        if name == "subid":
+            return self.eid or ""
+        if name == "wf_name":
+            return st["name"]
+        if name == "wf_revision":
+            return st.get("revision") or ""
+        if name == "engine_id":
+            return ENGINE_ID
+        return MISSING
+
+
+# ---------------------------------------------------------------------------
+
+
+class Interpreter:
+    """Applies messages to one run's state. Create one per message (cheap)."""
+
+    def __init__(
+        self,
+        definition: Definition,
+        state: dict[str, Any],
+        *,
+        now: float,
+        registrations: list[Registration] | tuple[Registration, ...] = (),
+    ) -> None:
+        self.d = definition
+        self.state = state
+        self.exprs: dict[str, dict[str, Any]] = state["exprs"]
+        self.now = now
+        self.regs = list(registrations)
+        self.effects: list[Effect] = []
+        self.work: deque[list[Any]] = deque(state.pop("pending", None) or ())
+        self.ops = 0
+
+    # -- node lookup (virtual nodes for bodies and handlers) ---------------
+
+    def node(self, node_id: str) -> Node:
+        node = self.d.nodes.get(node_id)
+        if node is not None:
+            return node
+        return _virtual_node(self.d, node_id)
+
+    # -- entry points -------------------------------------------------------
+
+    def launch(self, fields: dict[str, Any], variables: dict[str, Any] | None) -> None:
+        st = self.state
+        st["lc"] = "new"
+        self._record_run("trigger")
+        self._record_run("start")
+        root_vars = {**self.d.variables, **(variables or {})}
+        self._push_apply("0", None, fields, {"v": root_vars, "vk": "process", "root": True})
+        self._run()
+
+    def handle(self, msg: dict[str, Any]) -> str | None:
+        """Apply one message; returns a reason when it was ignored."""
+        st = self.state
+        kind = msg.get("type")
+        if st["status"] in states.ENDED_RUN_STATES:
+            return self._ignore(f"run {st['wfid']} is {st['status']}: {kind} ignored")
+        if kind == "pause":
+            st["paused"] = True
+            return None
+        if kind == "resume":
+            if not st.get("paused"):
+                return self._ignore("resume of a run that is not paused")
+            st["paused"] = False
+            held = st.pop("held", None) or []
+            for m in held:
+                reason = self._handle_one(m)
+                if reason:
+                    self._log("info", reason)
+            self._run()
+            return None
+        if kind == "kill":
+            self._kill()
+            return None
+        if st.get("paused") and kind not in ("cancel", "started"):
+            st.setdefault("held", []).append(msg)
+            return None
+        reason = self._handle_one(msg)
+        self._run()
+        return reason
+
+    def _handle_one(self, msg: dict[str, Any]) -> str | None:
+        kind = msg.get("type")
+        if kind == "reply":
+            return self._on_reply(msg)
+        if kind == "timer":
+            return self._on_timer(msg)
+        if kind == "cancel":
+            return self._on_cancel(msg)
+        if kind == "replay":
+            return self._on_replay(msg)
+        if kind == "re_apply":
+            return self._on_re_apply(msg)
+        if kind == "listen":
+            return self._on_listen(msg)
+        if kind == "mutex":
+            return self._on_mutex(msg)
+        if kind == "started":
+            return self._on_started(msg)
+        if kind == "continue":
+            return None
+        return self._ignore(f"unknown message type {kind!r}")
+
+    # -- the work loop --------------------------------------------------------
+
+    def _push_apply(self, node_id: str, parent: str | None, fields: dict, extra: dict | None) -> None:
+        self.work.append(["apply", node_id, parent, fields, extra])
+
+    def _run(self) -> None:
+        work = self.work
+        while work:
+            if self.ops >= OPERATION_BUDGET:
+                self.state["pending"] = list(work)
+                work.clear()
+                self.effects.append(Continue(self.state["wfid"]))
+                break
+            self.ops += 1
+            item = work.popleft()
+            op = item[0]
+            if op == "apply":
+                self._apply(item[1], item[2], item[3], item[4])
+            elif op == "reply":
+                self._reply(item[1], item[2])
+        self._update_status()
+
+    def _update_status(self) -> None:
+        st = self.state
+        if st["status"] in states.ENDED_RUN_STATES:
+            return
+        if st.get("paused"):
+            st["status"] = states.PAUSED
+        elif st["errors"]:
+            st["status"] = states.ERROR
+        else:
+            st["status"] = states.RUNNING
+        st["updated_at"] = self.now
+
+    # -- records, logs --------------------------------------------------------
+
+    def _ignore(self, reason: str) -> str:
+        self._log("info", reason)
+        return reason
+
+    def _log(self, level: str, message: str) -> None:
+        self.effects.append(Log(level, message))
+
+    def _record_run(self, trigger: str, outcome: str | None = None) -> None:
+        st = self.state
+        st["lc"] = lifecycle.advance(st["lc"], trigger)
+        self.effects.append(
+            Record("run", st["wfid"], None, st["name"], lifecycle.EVENT_OF[trigger], self.now,
+                   outcome)
+        )
+
+    def _record_step(self, eid: str, e: dict, trigger: str, outcome: str | None = None,
+                     data: dict | None = None) -> None:
+        cur = e.get("lc", "new")
+        if not lifecycle.can(cur, trigger):
+            return
+        e["lc"] = lifecycle.advance(cur, trigger)
+        if trigger == "cancel" and cur == "started":
+            event, outcome = "finished", states.ABORTED
+        else:
+            event = lifecycle.EVENT_OF[trigger]
+        self.effects.append(
+            Record("step", self.state["wfid"], eid, e.get("pn") or self.node(e["n"]).name, event,
+                   self.now, outcome, data or {})
+        )
+
+    # -- scopes ---------------------------------------------------------------
+
+    def _scope_with(self, eid: str | None, name: str) -> dict | None:
+        """The nearest enclosing variables dict holding ``name``."""
+        exprs = self.exprs
+        while eid is not None:
+            e = exprs.get(eid)
+            if e is None:
+                break
+            v = e.get("v")
+            if v is not None and name in v:
+                return v
+            eid = e["p"] if e["p"] is not None else e.get("op")
+        return None
+
+    def _write_scope(self, eid: str | None, name: str) -> dict | None:
+        """Where ``set v:name`` writes: the nearest scope that holds the
+        name, else the nearest process or subprocess scope."""
+        found = self._scope_with(eid, name)
+        if found is not None:
+            return found
+        exprs = self.exprs
+        while eid is not None:
+            e = exprs.get(eid)
+            if e is None:
+                break
+            if e.get("vk") in ("process", "sub"):
+                return e["v"]
+            eid = e["p"] if e["p"] is not None else e.get("op")
+        return None
+
+    def scope(self, eid: str | None, fields: dict, node_id: str) -> _Scope:
+        return _Scope(self, eid, fields, node_id)
+
+    # -- apply ------------------------------------------------------------------
+
+    def _new_eid(self, node_id: str) -> str:
+        st = self.state
+        st["seq"] += 1
+        return f"{node_id}-{st['seq']}"
+
+    def _apply(self, node_id: str, parent: str | None, fields: dict, extra: dict | None) -> None:
+        exprs = self.exprs
+        if parent is not None and parent not in exprs:
+            return  # the parent went away (cancelled) before this child was applied
+        node = self.node(node_id)
+        eid = self._new_eid(node_id)
+        e: dict[str, Any] = {"n": node_id, "p": parent, "s": states.ACTIVE, "w": fields}
+        root = False
+        if extra:
+            root = extra.pop("root", False)
+            e.update(extra)
+        exprs[eid] = e
+        if root:
+            self.state["root"] = eid
+        if parent is not None:
+            pe = exprs[parent]
+            kids = pe.get("k")
+            if kids is None:
+                pe["k"] = [eid]
+            else:
+                kids.append(eid)
+        attrs = node.attrs
+        if attrs:
+            sc = None
+            cond = attrs.get("if")
+            if cond is not None:
+                sc = self.scope(eid, fields, node_id)
+                if not cond.evaluate(sc):
+                    self._reply(eid, fields, skipped=True)
+                    return
+            cond = attrs.get("unless")
+            if cond is not None:
+                sc = sc or self.scope(eid, fields, node_id)
+                if cond.evaluate(sc):
+                    self._reply(eid, fields, skipped=True)
+                    return
+            if attrs.get("forget") and parent is not None:
+                # detach: the parent goes on at once, the step runs alone
+                pe = exprs[parent]
+                pe["k"].remove(eid)
+                e["p"] = None
+                e["op"] = parent  # kept for variable lookups only
+                slot = e.get("sl")
+                self.state["detached"].append(eid)
+                self._notify_parent(parent, slot, node_id, fields)
+            timeout = attrs.get("timeout")
+            if timeout is not None:
+                try:
+                    if isinstance(timeout, str):
+                        timeout = parse_duration(substitute(timeout, self.scope(eid, fields,
+                                                                                node_id)))
+                except DurationError as exc:
+                    self._fail(eid, RunError(str(exc), "DurationError"))
+                    return
+                tid = f"{self.state['wfid']}:{eid}:timeout"
+                e["t"] = tid
+                e["to"] = timeout
+                self.effects.append(
+                    ScheduleTimer(tid, self.now + float(timeout),
+                                  {"type": "timer", "wfid": self.state["wfid"], "eid": eid,
+                                   "timer": "timeout"})
+                )
+        try:
+            _APPLY[node.kind](self, eid, e, node)
+        except RunError as exc:
+            if eid in exprs:
+                self._fail(eid, exc)
+
+    # --- per kind
+
+    def _apply_sequence(self, eid: str, e: dict, node: Node) -> None:
+        if not node.children:
+            self._reply(eid, e["w"])
+            return
+        e["i"] = 0
+        self._push_apply(node.children[0].id, eid, e["w"], None)
+
+    def _apply_cursor(self, eid: str, e: dict, node: Node) -> None:
+        self._apply_sequence(eid, e, node)
+
+    def _apply_if(self, eid: str, e: dict, node: Node) -> None:
+        ok = node.opts["test"].evaluate(self.scope(eid, e["w"], node.id))
+        if ok:
+            self._push_apply(node.children[0].id, eid, e["w"], None)
+        elif len(node.children) > 1:
+            self._push_apply(node.children[1].id, eid, e["w"], None)
+        else:
+            self._reply(eid, e["w"])
+
+    def _apply_concurrence(self, eid: str, e: dict, node: Node) -> None:
+        branches = node.children
+        if not branches:
+            self._reply(eid, e["w"])
+            return
+        e["r"] = []  # [slot, order, fields]
+        e["b"] = len(branches)
+        for slot, child in enumerate(branches):
+            self._push_apply(child.id, eid, e["w"], {"sl": slot})
+
+    def _iteration_items(self, eid: str, e: dict, node: Node) -> list[Any]:
+        on = node.opts.get("on")
+        sc = self.scope(eid, e["w"], node.id)
+        value = substitute(on, sc) if isinstance(on, (str, list)) else on
+        if isinstance(value, str):
+            value = [s.strip() for s in value.split(",") if s.strip()] if value.strip() else []
+        elif value is None or value is MISSING:
+            value = []
+        elif isinstance(value, dict):
+            value = list(value.keys())
+        elif not isinstance(value, list):
+            value = [value]
+        return value
+
+    def _apply_iterator(self, eid: str, e: dict, node: Node) -> None:
+        items = self._iteration_items(eid, e, node)
+        e["items"] = items
+        e["ii"] = 0
+        self._iterate(eid, e, node, e["w"])
+
+    def _iterate(self, eid: str, e: dict, node: Node, fields: dict) -> None:
+        items = e["items"]
+        ii = e["ii"]
+        if ii < 0:
+            ii = e["ii"] = 0
+        if ii >= len(items) or not node.children:
+            self._reply(eid, fields)
+            return
+        to = node.opts.get("to") or "i"
+        self._push_apply(f"{node.id}#body", eid, fields,
+                         {"v": {to: items[ii], "ii": ii}, "vk": "iter"})
+
+    def _apply_concurrent_iterator(self, eid: str, e: dict, node: Node) -> None:
+        items = self._iteration_items(eid, e, node)
+        if not items or not node.children:
+            self._reply(eid, e["w"])
+            return
+        e["r"] = []
+        e["b"] = len(items)
+        to = node.opts.get("to") or "i"
+        for slot, item in enumerate(items):
+            self._push_apply(f"{node.id}#body", eid, e["w"],
+                             {"sl": slot, "v": {to: item, "ii": slot}, "vk": "iter"})
+
+    def _apply_participant(self, eid: str, e: dict, node: Node) -> None:
+        sc = self.scope(eid, e["w"], node.id)
+        ref = node.opts["ref"]
+        name = substitute(ref, sc) if "$" in ref else ref
+        if not isinstance(name, str) or not name:
+            raise RunError(f"participant name {ref!r} is empty after substitution")
+        if name in self.d.subprocesses and name != ref:
+            # a dynamic participant name that names a subprocess runs it
+            self._start_subprocess(eid, e, name, node.opts.get("params") or {}, sc)
+            return
+        params = node.opts.get("params")
+        params = substitute(params, sc) if params else {}
+        self._dispatch(eid, e, name, params, forget=bool(params.get("forget")))
+
+    def _dispatch(self, eid: str, e: dict, name: str, params: dict, forget: bool = False) -> None:
+        reg = match_registration(name, self.regs)
+        e["pn"] = name
+        if reg is None:
+            raise RunError(f"no participant registered for '{name}'", "UnknownParticipant")
+        st = self.state
+        fields = dict(e["w"])
+        fields["params"] = params
+        workitem = {
+            "fei": {"wfid": st["wfid"], "expid": e["n"], "subid": eid, "engine_id": ENGINE_ID},
+            "fields": fields,
+            "participant_name": name,
+            "wf_name": st["name"],
+            "wf_revision": st.get("revision"),
+            "dispatched_at": iso(self.now),
+        }
+        if forget:
+            workitem["forget"] = True
+        e["s"] = states.WAITING
+        e["q"] = reg.queue
+        e["at"] = self.now
+        self._record_step(eid, e, "trigger", data={"participant": name, "queue": reg.queue})
+        self.effects.append(Dispatch(name, reg.queue, workitem, forget))
+        if forget:
+            self._record_step(eid, e, "finish", states.SUCCESSFUL)
+            self._reply(eid, e["w"])
+
+    def _apply_subprocess(self, eid: str, e: dict, node: Node) -> None:
+        sc = self.scope(eid, e["w"], node.id)
+        ref = node.opts["ref"]
+        name = substitute(ref, sc) if node.dynamic else ref
+        self._start_subprocess(eid, e, name, node.opts.get("vars") or {}, sc)
+
+    def _start_subprocess(self, eid: str, e: dict, name: Any, variables: dict, sc: _Scope) -> None:
+        if not isinstance(name, str) or name not in self.d.subprocesses:
+            raise RunError(f"unknown subprocess {name!r}", "UnknownSubprocess")
+        e["v"] = substitute(variables, sc) if variables else {}
+        e["vk"] = "sub"
+        e["pn"] = name
+        self._record_step(eid, e, "trigger", data={"subprocess": name})
+        self._record_step(eid, e, "start")
+        self._push_apply(f"{name}/0", eid, e["w"], None)
+
+    def _apply_set(self, eid: str, e: dict, node: Node) -> None:
+        sc = self.scope(eid, e["w"], node.id)
+        fields = e["w"]
+        for key, value in node.opts["values"].items():
+            key = substitute(key, sc) if "$" in key else key
+            value = substitute(value, sc)
+            if key.startswith("v:"):
+                name, _, rest = key[2:].partition(".")
+                scope = self._write_scope(e["p"], name)
+                if scope is None:
+                    continue
+                if rest:
+                    base = scope.get(name)
+                    scope[name] = _set_path(base if isinstance(base, dict) else {}, rest, value)
+                else:
+                    scope[name] = value
+            else:
+                if key.startswith("f:"):
+                    key = key[2:]
+                fields = _set_path(fields, key, value)
+                sc.fields = fields
+        self._reply(eid, fields)
+
+    def _apply_unset(self, eid: str, e: dict, node: Node) -> None:
+        sc = self.scope(eid, e["w"], node.id)
+        fields = e["w"]
+        for key in node.opts["names"]:
+            key = substitute(key, sc) if "$" in key else key
+            if key.startswith("v:"):
+                name, _, rest = key[2:].partition(".")
+                scope = self._scope_with(e["p"], name)
+                if scope is not None:
+                    if rest:
+                        if isinstance(scope[name], dict):
+                            scope[name] = _del_path(scope[name], rest)
+                    else:
+                        del scope[name]
+            else:
+                if key.startswith("f:"):
+                    key = key[2:]
+                fields = _del_path(fields, key)
+        self._reply(eid, fields)
+
+    def _apply_echo(self, eid: str, e: dict, node: Node) -> None:
+        text = substitute(node.opts.get("text", ""), self.scope(eid, e["w"], node.id))
+        self.effects.append(Echo(str(text)))
+        self._reply(eid, e["w"])
+
+    def _apply_noop(self, eid: str, e: dict, node: Node) -> None:
+        self._reply(eid, e["w"])
+
+    def _apply_error(self, eid: str, e: dict, node: Node) -> None:
+        msg = substitute(node.opts.get("message", "error"), self.scope(eid, e["w"], node.id))
+        raise RunError(str(msg), "ProcessError")
+
+    def _apply_wait(self, eid: str, e: dict, node: Node) -> None:
+        sc = self.scope(eid, e["w"], node.id)
+        try:
+            if node.opts.get("until") is not None:
+                due = parse_time(str(substitute(node.opts["until"], sc)))
+            else:
+                dur = node.opts.get("for")
+                dur = substitute(dur, sc) if isinstance(dur, str) else dur
+                due = self.now + parse_duration(dur if dur is not None else 0)
+        except DurationError as exc:
+            raise RunError(str(exc), "DurationError") from None
+        if due <= self.now:
+            self._reply(eid, e["w"])
+            return
+        tid = f"{self.state['wfid']}:{eid}:wait"
+        e["s"] = states.WAITING
+        e["wt"] = tid
+        self.effects.append(
+            ScheduleTimer(tid, due, {"type": "timer", "wfid": self.state["wfid"], "eid": eid,
+                                     "timer": "wait"})
+        )
+
+    def _apply_listen(self, eid: str, e: dict, node: Node) -> None:
+        sc = self.scope(eid, e["w"], node.id)
+        o = node.opts
+        to = substitute(o["to"], sc)
+        where = o.get("where")
+        spec = {
+            "wfid": self.state["wfid"],
+            "eid": eid,
+            "to": str(to),
+            "upon": o.get("upon", "apply"),
+            "where": where.source if where is not None else None,
+            "merge": o.get("merge", True),
+            "only_wfid": o.get("wfid", False),
+        }
+        e["s"] = states.WAITING
+        e["li"] = f"{self.state['wfid']}:{eid}"
+        self.effects.append(AddListener(e["li"], spec))
+
+    def _apply_reserve(self, eid: str, e: dict, node: Node) -> None:
+        name = str(substitute(node.opts["mutex"], self.scope(eid, e["w"], node.id)))
+        e["mx"] = name
+        e["s"] = states.WAITING
+        self.effects.append(AcquireMutex(name, f"{self.state['wfid']}/{eid}"))
+
+    def _apply_cancel_process(self, eid: str, e: dict, node: Node) -> None:
+        self._remove(eid)
+        self._cancel_run(states.CANCELLED)
+
+    def _apply_cancel(self, eid: str, e: dict, node: Node) -> None:
+        tag = str(substitute(node.opts["tag"], self.scope(eid, e["w"], node.id)))
+        targets = [x for x, xe in list(self.exprs.items())
+                   if x != eid and self.node(xe["n"]).tag == tag
+                   and xe["s"] != states.CANCELLING]
+        for x in targets:
+            if x in self.exprs:
+                self._abort(x, ["reply"])
+        self._reply(eid, e["w"])
+
+    def _apply_command(self, eid: str, e: dict, node: Node) -> None:
+        cmd = node.kind
+        o = node.opts
+        sc = self.scope(eid, e["w"], node.id)
+        if cmd in ("skip", "back"):
+            cmd = f"{cmd} {substitute(o.get('count', 1), sc)}"
+        elif cmd == "jump":
+            cmd = f"jump {substitute(o['to'], sc)}"
+        parent, slot = e["p"], e.get("sl")
+        self._remove(eid)
+        self._command(parent, eid, cmd, e["w"], slot, node.id)
+
+    # -- replies ----------------------------------------------------------------
+
+    def _remove(self, eid: str) -> dict | None:
+        e = self.exprs.pop(eid, None)
+        if e is None:
+            return None
+        p = e["p"]
+        if p is not None:
+            pe = self.exprs.get(p)
+            if pe is not None and "k" in pe:
+                try:
+                    pe["k"].remove(eid)
+                except ValueError:
+                    pass
+        elif eid in self.state["detached"]:
+            self.state["detached"].remove(eid)
+        for key in ("t", "wt"):
+            tid = e.get(key)
+            if tid:
+                self.effects.append(CancelTimer(tid))
+        if e["s"] == states.FAILED:
+            self.state["errors"] = [x for x in self.state["errors"] if x["eid"] != eid]
+        return e
+
+    def _reply(self, eid: str, fields: dict, skipped: bool = False) -> None:
+        """Expression ``eid`` is done with ``fields``: remove it and tell
+        its parent."""
+        e = self._remove(eid)
+        if e is None:
+            return
+        if "lc" in e:
+            self._record_step(eid, e, "finish", _outcome(fields))
+        if e.get("mx") and e.get("held"):
+            self.effects.append(ReleaseMutex(e["mx"], f"{self.state['wfid']}/{eid}"))
+        if "__command__" in fields and not skipped:
+            fields = dict(fields)
+            cmd = fields.pop("__command__")
+            if cmd:
+                self._command(e["p"], eid, str(cmd), fields, e.get("sl"), e["n"])
+                return
+        self._notify_parent(e["p"], e.get("sl"), e["n"], fields, eid)
+
+    def _notify_parent(self, parent: str | None, slot: int | None, node_id: str, fields: dict,
+                       child: str | None = None) -> None:
+        if parent is None:
+            if child is not None and child == self.state.get("root"):
+                self._root_done(fields)
+            else:
+                self._check_end()
+            return
+        pe = self.exprs.get(parent)
+        if pe is None:
+            return
+        if pe["s"] == states.CANCELLING:
+            if pe.get("rw") is not None and slot is not None:  # remaining: wait
+                pe["rw"].append([slot, len(pe["r"]) + len(pe["rw"]), fields])
+            if not pe.get("k"):
+                self._finish_abort(parent)
+            return
+        pnode = self.node(pe["n"])
+        _ON_CHILD[pnode.kind](self, parent, pe, pnode, slot, node_id, fields)
+
+    # --- per kind (a child replied)
+
+    def _child_sequence(self, eid, e, node, slot, child_node, fields) -> None:
+        i = e["i"] + 1
+        if i < len(node.children):
+            e["i"] = i
+            self._push_apply(node.children[i].id, eid, fields, None)
+        else:
+            self._reply(eid, fields)
+
+    def _child_passthrough(self, eid, e, node, slot, child_node, fields) -> None:
+        self._reply(eid, fields)
+
+    def _child_reserve(self, eid, e, node, slot, child_node, fields) -> None:
+        self._reply(eid, fields)
+
+    def _child_cursor(self, eid, e, node, slot, child_node, fields) -> None:
+        cmd = e.pop("cmd", None)
+        if cmd is not None:
+            self._cursor_command(eid, e, node, cmd[0], cmd[1])
+            return
+        o = node.opts
+        if o.get("break_if") or o.get("break_unless") or o.get("rewind_if") or o.get(
+            "rewind_unless"
+        ):
+            sc = self.scope(eid, fields, node.id)
+            c = o.get("break_if")
+            if c is not None and c.evaluate(sc):
+                self._reply(eid, fields)
+                return
+            c = o.get("break_unless")
+            if c is not None and not c.evaluate(sc):
+                self._reply(eid, fields)
+                return
+            c = o.get("rewind_if")
+            if (c is not None and c.evaluate(sc)) or (
+                o.get("rewind_unless") is not None and not o["rewind_unless"].evaluate(sc)
+            ):
+                self._cursor_goto(eid, e, node, 0, fields)
+                return
+        self._cursor_goto(eid, e, node, e["i"] + 1, fields)
+
+    def _cursor_goto(self, eid: str, e: dict, node: Node, i: int, fields: dict) -> None:
+        n = len(node.children)
+        if i >= n:
+            if node.kind == "loop" and n:
+                i = 0
+            else:
+                self._reply(eid, fields)
+                return
+        e["i"] = max(i, 0)
+        self._push_apply(node.children[e["i"]].id, eid, fields, None)
+
+    def _child_iterator(self, eid, e, node, slot, child_node, fields) -> None:
+        cmd = e.pop("cmd", None)
+        if cmd is not None:
+            self._cursor_command(eid, e, node, cmd[0], cmd[1])
+            return
+        e["ii"] += 1
+        self._iterate(eid, e, node, fields)
+
+    def _child_concurrence(self, eid, e, node, slot, child_node, fields) -> None:
+        replies = e["r"]
+        replies.append([slot, len(replies), fields])
+        o = node.opts
+        over = False
+        sc = None
+        if o.get("over_if") is not None:
+            sc = self.scope(eid, fields, node.id)
+            over = o["over_if"].evaluate(sc)
+        if not over and o.get("over_unless") is not None:
+            sc = sc or self.scope(eid, fields, node.id)
+            over = not o["over_unless"].evaluate(sc)
+        total = e["b"]
+        if not over:
+            count = o.get("count")
+            wait_for = o.get("wait_for")
+            if wait_for:
+                got = {node.children[s].tag for s, _, _ in replies
+                       if s is not None and s < len(node.children)}
+                over = all(t in got for t in wait_for)
+            elif count is not None:
+                need = count if count > 0 else total + count
+                over = len(replies) >= max(need, 0)
+            else:
+                over = len(replies) >= total
+        if not over and len(replies) >= total:
+            over = True
+        if over:
+            self._concurrence_over(eid, e, node)
+
+    def _concurrence_over(self, eid: str, e: dict, node: Node) -> None:
+        remaining = node.opts.get("remaining", "cancel")
+        kids = list(e.get("k") or ())
+        if kids and remaining == "wait":
+            e["s"] = states.CANCELLING
+            e["rw"] = []
+            e["then"] = ["merge"]
+            for k in kids:
+                self._abort(k, ["reply"])
+            return
+        for k in kids:
+            ke = self.exprs.get(k)
+            if ke is None:
+                continue
+            e["k"].remove(k)
+            ke["p"] = None
+            ke["op"] = e["p"]
+            self.state["detached"].append(k)
+            if remaining != "forget":
+                self._abort(k, ["drop"])
+        self._reply(eid, self._merged(e, node, e["r"]))
+
+    def _merged(self, e: dict, node: Node, replies: list) -> dict:
+        o = node.opts
+        return merge.merge_fields(
+            [(r[0], r[1], r[2]) for r in replies],
+            o.get("merge", "first"),
+            o.get("merge_type", "override"),
+            e["w"],
+        )
+
+    # -- cursor commands -------------------------------------------------------
+
+    def _command(self, parent: str | None, child: str, cmd: str, fields: dict,
+                 slot: int | None, child_node: str) -> None:
+        """``child`` (already removed) gives ``cmd``: find the nearest
+        enclosing cursor, loop or iterator and make it obey."""
+        k_eid, k_done = child, True
+        cur = parent
+        while cur is not None:
+            ce = self.exprs.get(cur)
+            if ce is None:
+                break
+            cnode = self.node(ce["n"])
+            if cnode.kind in _CURSORS:
+                if k_done:
+                    self._cursor_command(cur, ce, cnode, cmd, fields)
+                else:
+                    ce["cmd"] = [cmd, fields]
+                    self._abort(k_eid, ["reply"], "internal")
+                return
+            k_eid, k_done = cur, False
+            cur = ce["p"]
+        self._log("warning", f"cursor command {cmd!r} outside a cursor, ignored")
+        self._notify_parent(parent, slot, child_node, fields, child)
+
+    def _cursor_command(self, eid: str, e: dict, node: Node, cmd: str, fields: dict) -> None:
+        verb, _, arg = cmd.strip().partition(" ")
+        arg = arg.strip()
+        if verb not in CURSOR_COMMANDS:
+            self._fail(eid, RunError(f"unknown cursor command {cmd!r}", "CommandError"))
+            return
+        iterator = node.kind == "iterator"
+        pos = e["ii"] if iterator else e.get("i", 0)
+        try:
+            n = int(arg) if arg else 1
+        except ValueError:
+            n = None
+        if verb == "break":
+            self._reply(eid, fields)
+            return
+        if verb in ("rewind", "reset"):
+            target = 0
+            if verb == "reset":
+                fields = e["w"]
+        elif verb == "skip":
+            if n is None:
+                self._fail(eid, RunError(f"skip needs a count, got {arg!r}", "CommandError"))
+                return
+            target = pos + n + 1
+        elif verb == "back":
+            if n is None:
+                self._fail(eid, RunError(f"back needs a count, got {arg!r}", "CommandError"))
+                return
+            target = max(pos - n, 0)
+        else:  # jump
+            target = self._jump_target(node, arg, iterator, e)
+            if target is None:
+                self._fail(eid, RunError(f"jump target {arg!r} not found in {node.kind} "
+                                         f"{node.id}", "CommandError"))
+                return
+        if iterator:
+            e["ii"] = target
+            self._iterate(eid, e, node, fields)
+        else:
+            self._cursor_goto(eid, e, node, target, fields)
+
+    def _jump_target(self, node: Node, arg: str, iterator: bool, e: dict) -> int | None:
+        if iterator:
+            try:
+                return int(arg)
+            except ValueError:
+                items = e.get("items") or []
+                return items.index(arg) if arg in items else None
+        for idx, child in enumerate(node.children):
+            if child.tag == arg or child.name == arg:
+                return idx
+        if arg.lstrip("-").isdigit():
+            return int(arg)
+        return None
+
+    # -- messages ---------------------------------------------------------------
+
+    def _on_reply(self, msg: dict) -> str | None:
+        wi = msg.get("workitem") or {}
+        fei = wi.get("fei") or {}
+        eid = fei.get("subid")
+        e = self.exprs.get(eid) if isinstance(eid, str) else None
+        if e is None or e["s"] != states.WAITING or "q" not in e:
+            return self._ignore(
+                f"reply for {fei.get('expid')}/{eid} ignored: that step is no longer waiting"
+            )
+        fields = wi.get("fields")
+        if not isinstance(fields, dict):
+            fields = dict(e["w"])
+        else:
+            fields = dict(fields)
+        fields.pop("params", None)
+        cmd = wi.get("command")
+        if cmd:
+            fields["__command__"] = cmd
+        if "result" in wi and "__result__" not in fields:
+            fields["__result__"] = wi["result"]
+        err = wi.get("error")
+        if err:
+            if not isinstance(err, dict):
+                err = {"message": str(err)}
+            exc = RunError(str(err.get("message", "participant error")),
+                           str(err.get("class", "ParticipantError")))
+            self._record_step(eid, e, "finish", states.FAILED_OUTCOME)
+            self._fail(eid, exc, fields=fields, traceback=err.get("traceback"))
+            return None
+        self._reply(eid, fields)
+        return None
+
+    def _on_started(self, msg: dict) -> str | None:
+        eid = msg.get("eid")
+        e = self.exprs.get(eid) if isinstance(eid, str) else None
+        if e is None or "q" not in e:
+            return self._ignore(f"started for {eid} ignored: not a waiting step")
+        self._record_step(eid, e, "start")
+        return None
+
+    def _on_timer(self, msg: dict) -> str | None:
+        eid = msg.get("eid")
+        kind = msg.get("timer")
+        e = self.exprs.get(eid) if isinstance(eid, str) else None
+        if e is None:
+            return self._ignore(f"{kind} timer for {eid} ignored: step gone")
+        if kind == "wait":
+            if e.get("wt") is None:
+                return self._ignore(f"wait timer for {eid} ignored")
+            e.pop("wt")
+            self._reply(eid, e["w"])
+            return None
+        if kind == "retry":
+            if e.get("wt") is None:
+                return self._ignore(f"retry timer for {eid} ignored")
+            e.pop("wt")
+            self._redo(eid, e, e["w"], e.get("a", 0))
+            return None
+        if kind == "timeout":
+            if e.get("t") is None or e["s"] in (states.CANCELLING, states.FAILED):
+                return self._ignore(f"timeout for {eid} ignored")
+            e.pop("t")
+            self._timed_out(eid, e)
+            return None
+        return self._ignore(f"unknown timer kind {kind!r}")
+
+    def _timed_out(self, eid: str, e: dict) -> None:
+        node = self.node(e["n"])
+        h: Handler | None = node.attrs.get("on_timeout")
+        info = {"expid": e["n"], "timeout": e.get("to"), "at": iso(self.now)}
+        fields = {**e["w"], "__timed_out__": info}
+        if "lc" in e:
+            self._record_step(eid, e, "finish", states.TIMED_OUT)
+        action = h.action if h else "cancel"
+        if action == "error":
+            then = ["error", f"timed out after {e.get('to')}s", "TimeoutError"]
+        elif action == "redo":
+            then = ["redo", e["w"]]
+        elif action == "command":
+            then = ["command", h.command, fields]
+        elif action in ("participant", "subprocess"):
+            then = ["handler", f"{e['n']}@on_timeout", fields]
+        else:  # cancel (the default), pass
+            then = ["reply", fields]
+        self._abort(eid, then, "internal", children_only=action == "error")
+
+    def _on_cancel(self, msg: dict) -> str | None:
+        target = msg.get("eid") or msg.get("expid")
+        if not target:
+            self._cancel_run(states.CANCELLED)
+            return None
+        eid = self._find_expr(target)
+        if eid is None:
+            return self._ignore(f"cancel of {target} ignored: no such live step")
+        self._abort(eid, ["reply"], flavour="kill" if msg.get("flavour") == "kill" else "cancel")
+        return None
+
+    def _find_expr(self, target: str) -> str | None:
+        if target in self.exprs:
+            return target
+        for eid, e in self.exprs.items():
+            if e["n"] == target:
+                return eid
+        return None
+
+    def _on_replay(self, msg: dict) -> str | None:
+        errors = self.state["errors"]
+        wanted = msg.get("error_id")
+        err = None
+        for x in errors:
+            if wanted is None or x["id"] == wanted or x["eid"] == wanted:
+                err = x
+                break
+        if err is None:
+            return self._ignore(f"replay: no such error {wanted!r}")
+        eid = err["eid"]
+        e = self.exprs.get(eid)
+        self.state["errors"] = [x for x in errors if x is not err]
+        if e is None:
+            return self._ignore(f"replay: step {eid} is gone")
+        e["s"] = states.ACTIVE
+        fields = {**e["w"], **(msg.get("fields") or {})}
+        if self.node(e["n"]).kind == "error":
+            self._reply(eid, fields)  # replaying an `error` step goes on past it
+        else:
+            self._redo(eid, e, fields, 0)
+        return None
+
+    def _on_re_apply(self, msg: dict) -> str | None:
+        target = msg.get("eid") or msg.get("expid")
+        eid = self._find_expr(target) if target else None
+        if eid is None:
+            return self._ignore(f"re_apply of {target} ignored: no such live step")
+        e = self.exprs[eid]
+        fields = {**e["w"], **(msg.get("fields") or {})}
+        if e["s"] == states.FAILED:
+            self.state["errors"] = [x for x in self.state["errors"] if x["eid"] != eid]
+            e["s"] = states.ACTIVE
+        self._abort(eid, ["redo", fields], "internal")
+        return None
+
+    def _on_listen(self, msg: dict) -> str | None:
+        eid = msg.get("eid")
+        e = self.exprs.get(eid) if isinstance(eid, str) else None
+        if e is None or e["s"] != states.WAITING or "li" not in e:
+            return self._ignore(f"listen wake-up for {eid} ignored: not listening")
+        node = self.node(e["n"])
+        fields = e["w"]
+        other = (msg.get("workitem") or {}).get("fields")
+        if node.opts.get("merge", True) and isinstance(other, dict):
+            fields = {**fields, **{k: v for k, v in other.items() if k != "params"}}
+        e.pop("li")
+        self._reply(eid, fields)
+        return None
+
+    def _on_mutex(self, msg: dict) -> str | None:
+        eid = msg.get("eid")
+        e = self.exprs.get(eid) if isinstance(eid, str) else None
+        if e is None or "mx" not in e or e.get("held"):
+            if msg.get("mutex"):
+                # we were granted a mutex we no longer want: hand it on
+                self.effects.append(ReleaseMutex(msg["mutex"], f"{self.state['wfid']}/{eid}"))
+            return self._ignore(f"mutex grant for {eid} ignored: not waiting on it")
+        e["held"] = True
+        e["s"] = states.ACTIVE
+        node = self.node(e["n"])
+        if not node.children:
+            self._reply(eid, e["w"])
+        else:
+            self._push_apply(f"{node.id}#body", eid, e["w"], None)
+        return None
+
+    # -- errors -----------------------------------------------------------------
+
+    def _fail(self, eid: str, exc: RunError, fields: dict | None = None,
+              traceback: str | None = None) -> None:
+        """An error at ``eid``: retry, the nearest ``on_error``, or record it."""
+        e = self.exprs[eid]
+        node = self.node(e["n"])
+        base = fields if fields is not None else e["w"]
+        info = {
+            "message": str(exc),
+            "class": exc.cls,
+            "expid": e["n"],
+            "at": iso(self.now),
+        }
+        if e.get("pn") and node.kind == "participant":
+            info["participant"] = e["pn"]
+        if "lc" in e and e["lc"] in ("triggered", "started"):
+            self._record_step(eid, e, "finish", states.FAILED_OUTCOME)
+        err_fields = {**base, "__error__": info}
+        cur: str | None = eid
+        while cur is not None:
+            ce = self.exprs[cur]
+            cnode = self.node(ce["n"])
+            attrs = cnode.attrs
+            retry = attrs.get("retry") if attrs else None
+            if retry is not None and ce.get("a", 0) < retry.times:
+                a = ce.get("a", 0)
+                delay = retry.delay * (retry.backoff ** a)
+                self._abort(cur, ["retry", ce["w"], a + 1, delay], "internal")
+                return
+            h: Handler | None = attrs.get("on_error") if attrs else None
+            if h is not None and h.action != "raise":
+                self._handle_error(cur, ce, h, err_fields)
+                return
+            cur = ce["p"]
+        # uncaught: the branch stops here
+        e["s"] = states.FAILED
+        record = {
+            "id": f"{self.state['wfid']}:{eid}:{self.state['seq']}",
+            "eid": eid,
+            **info,
+            "fields": base,
+        }
+        if traceback:
+            record["traceback"] = traceback
+        self.state["errors"].append(record)
+        for key in ("t", "wt"):
+            tid = e.pop(key, None)
+            if tid:
+                self.effects.append(CancelTimer(tid))
+
+    def _handle_error(self, eid: str, e: dict, h: Handler, err_fields: dict) -> None:
+        action = h.action
+        if action == "pass":
+            then = ["reply", err_fields]
+        elif action == "redo":
+            then = ["redo", e["w"]]
+        elif action == "cancel":
+            then = ["reply"]
+        elif action == "command":
+            then = ["command", h.command, err_fields]
+        else:  # participant / subprocess in its place
+            then = ["handler", f"{e['n']}@on_error", err_fields]
+        self._abort(eid, then, "internal")
+
+    # -- cancel, abort, kill -------------------------------------------------
+
+    def _abort(self, eid: str, then: list, flavour: str = "cancel",
+               children_only: bool = False) -> None:
+        """Cancel ``eid``'s subtree, then carry out ``then``:
+
+        * ``["reply"]`` / ``["reply", fields]``: reply to the parent (with the
+          applied fields, or those given); ``on_cancel`` runs first when the
+          step was cancelled (not killed);
+        * ``["drop"]``: end silently (an orphaned branch);
+        * ``["redo", fields]``: apply the same node again in its place;
+        * ``["retry", fields, attempt, delay]``: redo after a delay;
+        * ``["handler", node_id, fields]``: apply a handler in its place;
+        * ``["command", cmd, fields]``: give a cursor command;
+        * ``["error", message, class]``: fail the step itself
+          (``children_only``: the step stays, its children go).
+        """
+        e = self.exprs.get(eid)
+        if e is None:
+            return
+        if e["s"] == states.CANCELLING:
+            if flavour == "kill":
+                e["fl"] = "kill"
+                for k in list(e.get("k") or ()):
+                    self._abort(k, ["reply"], "kill")
+            return
+        if e["s"] == states.FAILED:
+            self.state["errors"] = [x for x in self.state["errors"] if x["eid"] != eid]
+        was_waiting = e["s"] == states.WAITING
+        e["s"] = states.CANCELLING
+        e["then"] = then
+        e["fl"] = flavour
+        if not children_only:
+            tid = e.pop("t", None)
+            if tid:
+                self.effects.append(CancelTimer(tid))
+        tid = e.pop("wt", None)
+        if tid:
+            self.effects.append(CancelTimer(tid))
+        if was_waiting and "q" in e:
+            fei = {"wfid": self.state["wfid"], "expid": e["n"], "subid": eid,
+                   "engine_id": ENGINE_ID}
+            self.effects.append(
+                CancelWorkitem(e["pn"], e["q"], fei, "kill" if flavour == "kill" else "cancel")
+            )
+            self._record_step(eid, e, "cancel")
+        if "li" in e:
+            self.effects.append(RemoveListener(e.pop("li")))
+        if "mx" in e:
+            self.effects.append(ReleaseMutex(e["mx"], f"{self.state['wfid']}/{eid}"))
+            e.pop("held", None)
+            e["mx_released"] = True
+        child_flavour = "kill" if flavour == "kill" else "internal"
+        if flavour == "cancel":
+            child_flavour = "cancel"
+        for k in list(e.get("k") or ()):
+            self._abort(k, ["reply"], child_flavour)
+        if not e.get("k") and eid in self.exprs and self.exprs[eid]["s"] == states.CANCELLING:
+            self._finish_abort(eid)
+
+    def _finish_abort(self, eid: str) -> None:
+        e = self.exprs[eid]
+        then = e.pop("then", None) or ["reply"]
+        flavour = e.pop("fl", "cancel")
+        node = self.node(e["n"])
+        op = then[0]
+        parent, slot = e["p"], e.get("sl")
+        if op == "merge":  # a concurrence with remaining: wait
+            e["s"] = states.ACTIVE
+            self._reply(eid, self._merged(e, node, e["r"] + e.pop("rw", [])))
+            return
+        if op == "error":
+            e["s"] = states.ACTIVE
+            self._fail(eid, RunError(then[1], then[2]))
+            return
+        if op in ("reply", "drop") and flavour == "cancel" and not e.get("occ"):
+            h: Handler | None = node.attrs.get("on_cancel") if node.attrs else None
+            if h is not None and h.ref:
+                self._replace(eid, e, f"{e['n']}@on_cancel", e["w"], {"occ": True})
+                return
+        if op in ("reply", "drop"):
+            fields = then[1] if len(then) > 1 else e["w"]
+            if "lc" in e and e["lc"] in ("triggered", "started"):
+                self._record_step(eid, e, "cancel")
+            self._remove(eid)
+            if op == "reply":
+                self._notify_parent(parent, slot, e["n"], fields, eid)
+            else:
+                self._check_end()
+            return
+        if op == "redo":
+            self._redo(eid, e, then[1], 0)
+            return
+        if op == "retry":
+            fields, attempt, delay = then[1], then[2], then[3]
+            if delay and delay > 0:
+                tid = f"{self.state['wfid']}:{eid}:retry"
+                e["s"] = states.WAITING
+                e["wt"] = tid
+                e["a"] = attempt
+                self.effects.append(
+                    ScheduleTimer(tid, self.now + delay,
+                                  {"type": "timer", "wfid": self.state["wfid"], "eid": eid,
+                                   "timer": "retry"})
+                )
+            else:
+                self._redo(eid, e, fields, attempt)
+            return
+        if op == "handler":
+            self._replace(eid, e, then[1], then[2], None)
+            return
+        if op == "command":
+            self._remove(eid)
+            self._command(parent, eid, then[1], then[2], slot, e["n"])
+            return
+        raise AssertionError(f"unknown abort continuation {op!r}")
+
+    def _replace(self, eid: str, e: dict, node_id: str, fields: dict, extra: dict | None) -> None:
+        """Remove ``eid`` and apply ``node_id`` in its place (same parent,
+        same slot; the root stays the root)."""
+        was_root = eid == self.state.get("root")
+        self._remove(eid)
+        x = {"sl": e["sl"]} if "sl" in e else {}
+        if e["p"] is None and not was_root:
+            x["detach"] = True
+        if extra:
+            x.update(extra)
+        if was_root:
+            x["root"] = True
+            x["v"] = e.get("v", {})
+            x["vk"] = e.get("vk", "process")
+        self._apply_in_place(node_id, e["p"], fields, x)
+
+    def _apply_in_place(self, node_id: str, parent: str | None, fields: dict, extra: dict) -> None:
+        detach = extra.pop("detach", False)
+        before = self.state["seq"]
+        self._apply(node_id, parent, fields, extra)
+        if detach:
+            new = f"{node_id}-{before + 1}"
+            if new in self.exprs:
+                self.state["detached"].append(new)
+
+    def _redo(self, eid: str, e: dict, fields: dict, attempt: int) -> None:
+        x: dict[str, Any] = {}
+        for key in ("sl", "v", "vk"):
+            if key in e:
+                x[key] = e[key]
+        if e.get("vk") == "sub":  # a subprocess computes its scope when applied
+            x.pop("v", None)
+            x.pop("vk", None)
+        if attempt:
+            x["a"] = attempt
+        was_root = eid == self.state.get("root")
+        if was_root:
+            x["root"] = True
+        if e["p"] is None and not was_root:
+            x["detach"] = True
+        self._remove(eid)
+        self._apply_in_place(e["n"], e["p"], fields, x)
+
+    def _cancel_run(self, ending: str) -> None:
+        st = self.state
+        st["ending"] = ending
+        root = st.get("root")
+        for d in list(st["detached"]):
+            self._abort(d, ["drop"])
+        if root in self.exprs:
+            self._abort(root, ["reply"])
+        else:
+            self._check_end()
+
+    def _kill(self) -> None:
+        st = self.state
+        for eid, e in list(self.exprs.items()):
+            if "q" in e and e["s"] == states.WAITING:
+                fei = {"wfid": st["wfid"], "expid": e["n"], "subid": eid, "engine_id": ENGINE_ID}
+                self.effects.append(CancelWorkitem(e["pn"], e["q"], fei, "kill"))
+            if "lc" in e:
+                self._record_step(eid, e, "cancel")
+            for key in ("t", "wt"):
+                if e.get(key):
+                    self.effects.append(CancelTimer(e[key]))
+            if "li" in e:
+                self.effects.append(RemoveListener(e["li"]))
+            if "mx" in e and not e.get("mx_released"):
+                self.effects.append(ReleaseMutex(e["mx"], f"{st['wfid']}/{eid}"))
+        self.exprs.clear()
+        st["detached"] = []
+        st["errors"] = []
+        st.pop("held", None)
+        self.work.clear()
+        self._end(states.KILLED)
+
+    # -- the end ----------------------------------------------------------------
+
+    def _root_done(self, fields: dict) -> None:
+        st = self.state
+        st["fields"] = fields
+        st["root"] = None
+        self._check_end()
+
+    def _check_end(self) -> None:
+        st = self.state
+        if st.get("root") is not None or st["detached"]:
+            return
+        if st["status"] in states.ENDED_RUN_STATES:
+            return
+        self._end(st.pop("ending", None) or states.FINISHED)
+
+    def _end(self, status: str) -> None:
+        st = self.state
+        st["status"] = status
+        st["ended_at"] = self.now
+        st["updated_at"] = self.now
+        st["paused"] = False
+        st.pop("held", None)
+        st["errors"] = []
+        self.exprs.clear()
+        if lifecycle.can(st.get("lc", "new"), "finish"):
+            # a started run always ends with ActivityFinished (Eiffel)
+            self._record_run("finish", states.SUCCESSFUL if status == states.FINISHED
+                             else states.ABORTED)
+        self.effects.append(RunEnded(st["wfid"], status))
+
+
+def _outcome(fields: dict) -> str:
+    r = fields.get("__result__", True)
+    if r is False or (isinstance(r, str) and r.lower() == "false"):
+        return states.UNSUCCESSFUL
+    return states.SUCCESSFUL
+
+
+# ---------------------------------------------------------------------------
+# virtual nodes: ``<id>#body`` (the steps of an iterator or reserve, as a
+# sequence) and ``<id>@on_error`` / ``@on_timeout`` / ``@on_cancel`` (the
+# handler named by an attribute, as a participant or subprocess step)
+
+_virtual_cache: dict[tuple[str, str], Node] = {}
+
+
+def _virtual_node(d: Definition, node_id: str) -> Node:
+    key = (d.digest, node_id)
+    node = _virtual_cache.get(key)
+    if node is not None:
+        return node
+    if "#" in node_id:
+        base_id, _, _ = node_id.partition("#")
+        base = d.nodes[base_id]
+        node = Node(id=node_id, kind="sequence", children=base.children, line=base.line,
+                    col=base.col)
+    elif "@" in node_id:
+        base_id, _, attr = node_id.rpartition("@")
+        base = d.nodes.get(base_id) or _virtual_node(d, base_id)
+        h: Handler = base.attrs[attr]
+        if h.action == "subprocess":
+            node = Node(id=node_id, kind="subprocess", opts={"ref": h.ref, "vars": {}},
+                        line=base.line, col=base.col)
+        else:
+            node = Node(id=node_id, kind="participant", opts={"ref": h.ref, "params": {}},
+                        line=base.line, col=base.col)
+    else:
+        raise KeyError(node_id)
+    if len(_virtual_cache) > 100_000:
+        _virtual_cache.clear()
+    _virtual_cache[key] = node
+    return node
+
+
+_APPLY = {
+    "sequence": Interpreter._apply_sequence,
+    "cursor": Interpreter._apply_cursor,
+    "loop": Interpreter._apply_cursor,
+    "concurrence": Interpreter._apply_concurrence,
+    "participant": Interpreter._apply_participant,
+    "subprocess": Interpreter._apply_subprocess,
+    "if": Interpreter._apply_if,
+    "iterator": Interpreter._apply_iterator,
+    "concurrent_iterator": Interpreter._apply_concurrent_iterator,
+    "set": Interpreter._apply_set,
+    "unset": Interpreter._apply_unset,
+    "wait": Interpreter._apply_wait,
+    "listen": Interpreter._apply_listen,
+    "reserve": Interpreter._apply_reserve,
+    "echo": Interpreter._apply_echo,
+    "noop": Interpreter._apply_noop,
+    "error": Interpreter._apply_error,
+    "cancel_process": Interpreter._apply_cancel_process,
+    "terminate": Interpreter._apply_cancel_process,
+    "cancel": Interpreter._apply_cancel,
+    "break": Interpreter._apply_command,
+    "rewind": Interpreter._apply_command,
+    "reset": Interpreter._apply_command,
+    "skip": Interpreter._apply_command,
+    "back": Interpreter._apply_command,
+    "jump": Interpreter._apply_command,
+}
+
+_ON_CHILD = {
+    "sequence": Interpreter._child_sequence,
+    "cursor": Interpreter._child_cursor,
+    "loop": Interpreter._child_cursor,
+    "concurrence": Interpreter._child_concurrence,
+    "concurrent_iterator": Interpreter._child_concurrence,
+    "subprocess": Interpreter._child_passthrough,
+    "participant": Interpreter._child_passthrough,  # a participant resolved to a subprocess
+    "if": Interpreter._child_passthrough,
+    "iterator": Interpreter._child_iterator,
+    "reserve": Interpreter._child_reserve,
+}
+
+
+# ---------------------------------------------------------------------------
+# the functional surface
+
+
+def new_state(definition: Definition, wfid: str, now: float,
+              fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "wfid": wfid,
+        "name": definition.name,
+        "revision": definition.revision,
+        "def": definition.digest,
+        "status": states.RUNNING,
+        "launched_at": now,
+        "updated_at": now,
+        "ended_at": None,
+        "fields": {**definition.fields, **(fields or {})},
+        "root": None,
+        "seq": 0,
+        "exprs": {},
+        "errors": [],
+        "detached": [],
+        "paused": False,
+    }
+
+
+def launch(
+    definition: Definition,
+    wfid: str,
+    *,
+    now: float,
+    fields: dict[str, Any] | None = None,
+    variables: dict[str, Any] | None = None,
+    registrations: list[Registration] | tuple[Registration, ...] = (),
+) -> Result:
+    """Start a run: the new state and its first effects."""
+    state = new_state(definition, wfid, now, fields)
+    interp = Interpreter(definition, state, now=now, registrations=registrations)
+    interp.launch(state["fields"], variables)
+    return Result(state, interp.effects)
+
+
+def handle(
+    definition: Definition,
+    state: dict[str, Any],
+    message: dict[str, Any],
+    *,
+    now: float,
+    registrations: list[Registration] | tuple[Registration, ...] = (),
+) -> Result:
+    """Apply one message to a run. ``state`` is taken over (mutated and
+    returned): pass a copy you own."""
+    interp = Interpreter(definition, state, now=now, registrations=registrations)
+    reason = interp.handle(message)
+    return Result(state, interp.effects, reason)

@@ -1,0 +1,183 @@
+"""The run store interface.
+
+A store keeps everything the engine needs between messages: definitions (by
+content hash), runs (one JSON-compatible state document per run, with a
+version for compare-and-set), timers, participant registrations, listeners
+and mutexes. Two implementations pass the same test suite
+(``tests/integration/test_store_contract.py``): ``MemoryStore`` for the
+in-process harness and ``RedisStore`` for everything else.
+
+Concurrency contract: ``save_run`` is a compare-and-set on the version
+returned by ``load_run``. Two workers that load the same version and both
+save lose nothing: exactly one save wins, the other gets ``ConflictError``
+and must reload and re-apply its message. The engine (``engine.engine``)
+does that loop.
+
+The run state document is owned by the interpreter; the store reads only
+these keys of it, to keep its indexes: ``wfid``, ``name``, ``status``,
+``launched_at`` (epoch seconds, float) and ``errors`` (a list of mappings,
+each with at least ``id``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class StoreError(Exception):
+    """A store operation failed."""
+
+
+class ConflictError(StoreError):
+    """``save_run`` lost a compare-and-set race: reload and retry."""
+
+
+class RunExists(StoreError):
+    """``create_run`` for a wfid that is already stored."""
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """A participant registration: a name or a regular expression (matched
+    against the whole participant name) and the queue its workitems go to.
+    ``options`` carries what the runtime may need later (e.g. ``forget``)."""
+
+    pattern: str
+    queue: str
+    regex: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """One row of a run listing."""
+
+    wfid: str
+    name: str
+    status: str
+    launched_at: float
+
+
+class RunStore(ABC):
+    """What the engine needs from a store (see the module docstring)."""
+
+    # -- definitions ------------------------------------------------------
+    @abstractmethod
+    def put_definition(self, digest: str, source: str, filename: str | None = None) -> None:
+        """Store a definition's source text under its digest (idempotent)."""
+
+    @abstractmethod
+    def get_definition(self, digest: str) -> tuple[str, str | None] | None:
+        """``(source, filename)`` for a digest, or None."""
+
+    # -- runs -------------------------------------------------------------
+    @abstractmethod
+    def create_run(self, state: dict[str, Any]) -> int:
+        """Store a new run at version 1; RunExists if the wfid is taken."""
+
+    @abstractmethod
+    def load_run(self, wfid: str) -> tuple[dict[str, Any], int] | None:
+        """``(state, version)``; the caller owns the returned state."""
+
+    @abstractmethod
+    def save_run(self, state: dict[str, Any], version: int) -> int:
+        """Compare-and-set: store ``state`` if the stored version is still
+        ``version``; return the new version, or raise ConflictError.
+        Keeps the status, name and error indexes in the same atomic step."""
+
+    @abstractmethod
+    def delete_run(self, wfid: str) -> None:
+        """Forget a run and its index entries (no error if absent)."""
+
+    @abstractmethod
+    def list_runs(
+        self,
+        status: str | None = None,
+        name: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> list[RunSummary]:
+        """Runs, newest launch first, filtered by status and/or name;
+        served from indexes (never a scan of all runs)."""
+
+    @abstractmethod
+    def count_runs(self) -> dict[str, int]:
+        """How many runs per status (every status of ``engine.states``)."""
+
+    @abstractmethod
+    def list_errors(self, offset: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        """Unresolved errors across runs, newest run first; each error
+        mapping gets a ``wfid`` key added."""
+
+    # -- timers -----------------------------------------------------------
+    @abstractmethod
+    def schedule_timer(self, timer_id: str, due: float, payload: dict[str, Any]) -> None:
+        """Add or replace a timer (idempotent on timer_id)."""
+
+    @abstractmethod
+    def cancel_timer(self, timer_id: str) -> None:
+        """Remove a timer (no error if absent)."""
+
+    @abstractmethod
+    def claim_due_timers(self, now: float, limit: int = 100) -> list[tuple[str, dict[str, Any]]]:
+        """Atomically remove and return timers due at ``now`` or earlier,
+        earliest first. However many callers race, each timer is returned
+        to exactly one of them."""
+
+    @abstractmethod
+    def next_timer_due(self) -> float | None:
+        """The earliest due time, or None when no timer is scheduled."""
+
+    @abstractmethod
+    def timers(self, wfid: str | None = None) -> list[tuple[str, float, dict[str, Any]]]:
+        """``(timer_id, due, payload)`` for every timer (of one run when
+        ``wfid`` is given: payloads carry a ``wfid`` key)."""
+
+    # -- participant registrations ---------------------------------------
+    @abstractmethod
+    def register_participant(self, registration: Registration, position: int | None = None) -> None:
+        """Add a registration at the end (or at ``position``); a registration
+        with the same pattern is replaced in place."""
+
+    @abstractmethod
+    def unregister_participant(self, pattern: str) -> bool:
+        """Remove a registration; True if there was one."""
+
+    @abstractmethod
+    def participants(self) -> list[Registration]:
+        """Registrations in order (the first match wins)."""
+
+    # -- listeners (``listen`` expressions waiting across runs) -----------
+    @abstractmethod
+    def add_listener(self, listener_id: str, spec: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def remove_listener(self, listener_id: str) -> bool:
+        """Remove a listener; True if this call removed it (use this to
+        claim a listener: only one caller gets True)."""
+
+    @abstractmethod
+    def listeners(self) -> list[tuple[str, dict[str, Any]]]: ...
+
+    # -- mutexes (``reserve``) --------------------------------------------
+    @abstractmethod
+    def acquire_mutex(self, name: str, holder: str) -> bool:
+        """Take the mutex for ``holder`` (True), or queue ``holder`` behind
+        the current holder (False). Idempotent: the holder asking again gets
+        True; a queued holder asking again is not queued twice."""
+
+    @abstractmethod
+    def release_mutex(self, name: str, holder: str) -> str | None:
+        """Release (when ``holder`` holds it) or leave the queue (when it
+        waits). When released, the next waiter becomes the holder and is
+        returned, so the caller can tell it."""
+
+    @abstractmethod
+    def mutex(self, name: str) -> tuple[str | None, list[str]]:
+        """``(holder, waiters)`` of a mutex."""
+
+    # -- lifecycle --------------------------------------------------------
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

@@ -1,0 +1,159 @@
+"""The workitem a participant receives (ruote-amqp's JSON, with helpers).
+
+The wire format (see ``docs/wire-protocol.md``)::
+
+    {"fei": {"wfid": ..., "expid": ..., "subid": ..., "engine_id": ...},
+     "fields": {..., "params": {...}},
+     "participant_name": ..., "wf_name": ..., "wf_revision": ...,
+     "dispatched_at": "2026-11-21T10:00:00.000Z"}
+
+A participant reads and changes ``fields``, may set ``result`` (stored as
+``fields.__result__``), ``command`` (a cursor command for the engine) or
+raise. Attribute access reads fields first, then params
+(``wi.project``); ``lookup``/``set_field`` take dotted paths.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+_MISSING = object()
+_OWN = frozenset({"_data"})
+
+
+class Workitem:
+    """A participant's view of one workitem."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        data.setdefault("fields", {})
+        object.__setattr__(self, "_data", data)
+
+    @classmethod
+    def copy_of(cls, data: dict[str, Any]) -> Workitem:
+        return cls(copy.deepcopy(data))
+
+    # -- the envelope -------------------------------------------------------
+    @property
+    def fields(self) -> dict[str, Any]:
+        return self._data["fields"]
+
+    @fields.setter
+    def fields(self, value: dict[str, Any]) -> None:
+        params = self._data["fields"].get("params")
+        value = dict(value)
+        if params is not None:
+            value.setdefault("params", params)
+        self._data["fields"] = value
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self._data["fields"].get("params") or {}
+
+    @property
+    def fei(self) -> dict[str, Any]:
+        return self._data.get("fei") or {}
+
+    @property
+    def wfid(self) -> str | None:
+        return self.fei.get("wfid")
+
+    @property
+    def participant_name(self) -> str | None:
+        return self._data.get("participant_name")
+
+    @property
+    def wf_name(self) -> str | None:
+        return self._data.get("wf_name")
+
+    @property
+    def wf_revision(self) -> str | None:
+        return self._data.get("wf_revision")
+
+    @property
+    def forget(self) -> bool:
+        return bool(self._data.get("forget"))
+
+    # -- conventions ----------------------------------------------------------
+    @property
+    def result(self) -> Any:
+        return self.fields.get("__result__")
+
+    @result.setter
+    def result(self, value: Any) -> None:
+        self.fields["__result__"] = value
+
+    @property
+    def command(self) -> str | None:
+        return self._data.get("command")
+
+    @command.setter
+    def command(self, value: str | None) -> None:
+        if value is None:
+            self._data.pop("command", None)
+        else:
+            self._data["command"] = str(value)
+
+    @property
+    def msg(self) -> list[str]:
+        """Human-readable lines that notifications reuse (``fields.msg``)."""
+        msg = self.fields.get("msg")
+        if not isinstance(msg, list):
+            msg = [] if msg is None else [str(msg)]
+            self.fields["msg"] = msg
+        return msg
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        return self._data.get("error")
+
+    # -- dotted paths ---------------------------------------------------------
+    def lookup(self, path: str, default: Any = None) -> Any:
+        cur: Any = self.fields
+        for part in path.split("."):
+            if isinstance(cur, dict) and part in cur:
+                cur = cur[part]
+            elif isinstance(cur, list) and part.lstrip("-").isdigit() and -len(cur) <= int(
+                part
+            ) < len(cur):
+                cur = cur[int(part)]
+            else:
+                return default
+        return cur
+
+    def set_field(self, path: str, value: Any) -> None:
+        parts = path.split(".")
+        cur = self.fields
+        for part in parts[:-1]:
+            nxt = cur.get(part)
+            if not isinstance(nxt, dict):
+                nxt = {}
+                cur[part] = nxt
+            cur = nxt
+        cur[parts[-1]] = value
+
+    # -- attribute access to fields, then params --------------------------------
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        fields = self._data["fields"]
+        if name in fields:
+            return fields[name]
+        params = fields.get("params") or {}
+        if name in params:
+            return params[name]
+        raise AttributeError(f"workitem has no field or param {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _OWN or isinstance(getattr(type(self), name, None), property):
+            object.__setattr__(self, name, value)
+        else:
+            self._data["fields"][name] = value
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._data
+
+    def __repr__(self) -> str:
+        return f"Workitem({self.participant_name!r}, fei={self.fei!r})"

@@ -1,0 +1,1 @@
+"""SkyNET: the participant pool manager (``skynet`` CLI and REST API over supervisor)."""

@@ -1,0 +1,1 @@
+"""The Flask admin web UI (watch, launch, operate and trace)."""
