@@ -217,13 +217,19 @@ class Engine:
                 except ConflictError:
                     self.conflicts += 1
                     continue
-            self._carry_out(wfid, res.effects)
+            listeners = None
             if res.ignored is None and msg.get("type") == "reply":
-                self._wake_listeners("reply", wfid, msg.get("workitem") or {})
+                listeners = self.store.listeners()
+                if listeners:
+                    self._wake_listeners(listeners, "reply", wfid, msg.get("workitem") or {})
+            self._carry_out(wfid, res.effects, listeners)
             return res.ignored
         raise EngineError(f"gave up on {wfid} after {self.max_conflict_retries} lost races")
 
-    def _carry_out(self, wfid: str, effects: list[fx.Effect]) -> None:
+    def _carry_out(self, wfid: str, effects: list[fx.Effect],
+                   listeners: list[tuple[str, dict[str, Any]]] | None = None) -> None:
+        """Carry out effects in order. ``listeners`` is the listener list
+        when the caller already fetched it (one fetch per message)."""
         store = self.store
         for e in effects:
             t = type(e)
@@ -231,7 +237,16 @@ class Engine:
                 if self.dispatcher is None:
                     raise EngineError("no dispatcher configured")
                 self.dispatcher.dispatch(e)
-                self._wake_listeners("apply", wfid, e.workitem)
+                if listeners is None:
+                    listeners = store.listeners()
+                if listeners:
+                    self._wake_listeners(listeners, "apply", wfid, e.workitem)
+            elif t is fx.AddListener or t is fx.RemoveListener:
+                listeners = None  # changed: fetch again when next needed
+                if t is fx.AddListener:
+                    store.add_listener(e.listener_id, e.spec)
+                else:
+                    store.remove_listener(e.listener_id)
             elif t is fx.Record:
                 self.on_record(e)
             elif t is fx.ScheduleTimer:
@@ -243,10 +258,6 @@ class Engine:
                     self.dispatcher.cancel(e)
             elif t is fx.Echo:
                 self.on_echo(wfid, e.text)
-            elif t is fx.AddListener:
-                store.add_listener(e.listener_id, e.spec)
-            elif t is fx.RemoveListener:
-                store.remove_listener(e.listener_id)
             elif t is fx.AcquireMutex:
                 if store.acquire_mutex(e.name, e.holder):
                     self._grant(e.name, e.holder)
@@ -272,11 +283,12 @@ class Engine:
             c = self._conditions[source] = parse_condition(source)
         return c
 
-    def _wake_listeners(self, upon: str, wfid: str, workitem: dict[str, Any]) -> None:
+    def _wake_listeners(self, listeners: list[tuple[str, dict[str, Any]]], upon: str, wfid: str,
+                        workitem: dict[str, Any]) -> None:
         name = workitem.get("participant_name")
         if not name:
             return
-        for lid, spec in self.store.listeners():
+        for lid, spec in listeners:
             if spec.get("upon", "apply") != upon:
                 continue
             if spec.get("only_wfid") and spec.get("wfid") != wfid:

@@ -63,7 +63,7 @@ from engine.effects import (
     ScheduleTimer,
 )
 from engine.store.base import Registration
-from engine.substitution import MISSING, resolve, substitute
+from engine.substitution import MISSING, substitute
 
 #: instantaneous operations one message may run before the core yields
 OPERATION_BUDGET = 20_000
@@ -77,11 +77,20 @@ _SCOPE_OPENERS = frozenset({"subprocess"})
 # small helpers
 
 
+_iso_seconds: dict[int, str] = {}
+
+
 def iso(ts: float) -> str:
-    """Epoch seconds as an ISO 8601 UTC time with milliseconds."""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
-    )
+    """Epoch seconds as an ISO 8601 UTC time with milliseconds
+    (``2026-11-21T10:00:00.123Z``); the seconds part is cached."""
+    sec = int(ts // 1)
+    head = _iso_seconds.get(sec)
+    if head is None:
+        if len(_iso_seconds) > 1024:
+            _iso_seconds.clear()
+        head = _iso_seconds[sec] = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    ms = min(int((ts - sec) * 1000), 999)
+    return f"{head}.{ms:03d}Z"
 
 
 _regex_cache: dict[str, re.Pattern[str]] = {}
@@ -369,9 +378,10 @@ class Interpreter:
     def _record_step(self, eid: str, e: dict, trigger: str, outcome: str | None = None,
                      data: dict | None = None) -> None:
         cur = e.get("lc", "new")
-        if not lifecycle.can(cur, trigger):
+        nxt = lifecycle.TABLE.get((trigger, cur))
+        if nxt is None:
             return
-        e["lc"] = lifecycle.advance(cur, trigger)
+        e["lc"] = nxt
         if trigger == "cancel" and cur == "started":
             event, outcome = "finished", states.ABORTED
         else:

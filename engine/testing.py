@@ -68,7 +68,7 @@ class HarnessRun:
 
     # -- state -------------------------------------------------------------
     @property
-    def info(self):  # noqa: ANN201 - engine.engine.RunInfo
+    def info(self):
         return self.h.engine.run(self.wfid)
 
     @property
@@ -137,8 +137,15 @@ class HarnessRun:
 class ProcessHarness:
     """The real engine in-process, with callables as participants."""
 
-    def __init__(self, store: RunStore | None = None, *, start: float | None = None) -> None:
-        self.clock = VirtualClock(start)
+    def __init__(
+        self,
+        store: RunStore | None = None,
+        *,
+        start: float | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        #: the virtual clock (or the real one when ``clock=time.time`` is given)
+        self.clock: Any = clock if clock is not None else VirtualClock(start)
         self.store = store if store is not None else MemoryStore()
         #: echo lines and whatever participants append, in order
         self.trace: list[Any] = []
@@ -265,7 +272,7 @@ class ProcessHarness:
             if until is not None and not q and until():
                 return
             if not q:
-                if self.engine.fire_due_timers(self.clock.now) == 0:
+                if self.engine.fire_due_timers(self.clock()) == 0:
                     return
                 continue
             if time.monotonic() > deadline:
@@ -279,10 +286,12 @@ class ProcessHarness:
 
     def advance(self, seconds: float) -> None:
         """Move the virtual clock and carry out whatever falls due."""
+        if not isinstance(self.clock, VirtualClock):
+            raise TypeError("advance() needs the harness's virtual clock")
         self.clock.advance(seconds)
         self.pump()
 
     def next_timer(self) -> float | None:
         """Seconds until the next timer is due (None without timers)."""
         due = self.store.next_timer_due()
-        return None if due is None else max(due - self.clock.now, 0.0)
+        return None if due is None else max(due - self.clock(), 0.0)

@@ -1,0 +1,58 @@
+"""Run stores: the interface (``engine.store.base``), its two implementations
+and ``open_store``, which picks one by URL scheme.
+
+=================================================  ===========================
+URL                                                store
+=================================================  ===========================
+``memory://``                                      ``MemoryStore``
+``redis://``, ``rediss://``, ``unix://``,          ``RedisStore`` on that server
+``valkey://``, ``valkeys://``, ``valkey+unix://``
+None, ``embedded://`` or ``embedded:///state/dir``  ``RedisStore`` on the embedded
+                                                   Valkey (``engine.embedded``),
+                                                   started if not running
+=================================================  ===========================
+"""
+
+from __future__ import annotations
+
+from engine.store.base import (
+    ConflictError,
+    Registration,
+    RunExists,
+    RunStore,
+    RunSummary,
+    StoreError,
+)
+from engine.store.memory import MemoryStore
+from engine.store.redis_store import RedisStore
+
+__all__ = [
+    "ConflictError",
+    "MemoryStore",
+    "RedisStore",
+    "Registration",
+    "RunExists",
+    "RunStore",
+    "RunSummary",
+    "StoreError",
+    "open_store",
+]
+
+_REDIS_SCHEMES = ("redis", "rediss", "unix", "valkey", "valkeys", "valkey+unix")
+
+
+def open_store(url: str | None, prefix: str = "boss:") -> RunStore:
+    """The store a URL names (see the module docstring)."""
+    scheme, sep, rest = (url or "embedded://").partition("://")
+    if not sep:
+        raise StoreError(f"not a store URL (no scheme): {url!r}")
+    scheme = scheme.lower()
+    if scheme == "memory":
+        return MemoryStore()
+    if scheme in _REDIS_SCHEMES:
+        return RedisStore(url, prefix=prefix)
+    if scheme == "embedded":
+        from engine.embedded import ensure_embedded
+
+        return RedisStore(ensure_embedded(rest or None), prefix=prefix)
+    raise StoreError(f"unknown store URL scheme {scheme!r} in {url!r}")

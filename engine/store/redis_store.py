@@ -1,0 +1,367 @@
+"""``RedisStore``: the run store over Redis or Valkey (redis-py, hiredis parser).
+
+Key layout (every key starts with ``prefix``, default ``"boss:"``, so test
+runs and several installations can share one server)::
+
+    run:<wfid>              hash: state (compact JSON), v (version), status,
+                            name, at (launched_at), errors (JSON list, only
+                            while the run has unresolved errors)
+    runs                    zset wfid -> launched_at: every run
+    runs:status:<status>    zset wfid -> launched_at: runs in that status
+    runs:name:<name>        zset wfid -> launched_at: runs of that definition
+    runs:errors             zset wfid -> launched_at: runs with errors
+    def:<digest>            hash: source, filename
+    timers                  zset timer id -> due
+    timer:payloads          hash timer id -> payload JSON
+    participants            list of patterns, in match order
+    participants:regs       hash pattern -> registration JSON
+    listeners               hash listener id -> spec JSON
+    mutex:<name>            string: the holder
+    mutex:<name>:q          list: the waiters, first come first served
+
+Every write that touches more than one key is atomic: a Lua script (run
+via EVALSHA, ``register_script``) or a MULTI/EXEC pipeline. The scripts live
+beside this module as ``engine/store/*.lua`` files (shipped as package data,
+read with importlib.resources): they are easier to read, diff and
+syntax-highlight there than as Python strings. They touch keys they compute
+from the prefix (the old status index, for instance, is only known once the
+script has read the run), so on Redis Cluster give the prefix a hash tag
+(``"{boss}:"``) to keep every key in one slot.
+
+Round trips: ``load_run`` is one HMGET; ``save_run``, ``create_run``,
+``delete_run``, ``list_runs`` and ``claim_due_timers`` one script call each.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable
+from importlib import resources
+from typing import Any
+
+import redis
+
+from engine.states import RUN_STATES
+from engine.store.base import (
+    ConflictError,
+    Registration,
+    RunExists,
+    RunStore,
+    RunSummary,
+    StoreError,
+)
+
+__all__ = ["RedisStore", "normalise_url"]
+
+# One encoder, built once (json.dumps builds one per call for non-default
+# arguments). check_circular is off: states are trees.
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+_loads = json.loads  # accepts bytes as well as str
+
+#: scheme aliases redis-py does not know, mapped to the ones it does
+_SCHEMES = {
+    "valkey://": "redis://",
+    "valkeys://": "rediss://",
+    "valkey+unix://": "unix://",
+    "redis+unix://": "unix://",
+}
+
+
+def normalise_url(url: str) -> str:
+    """Map ``valkey://``, ``valkeys://`` and ``valkey+unix://`` to the
+    ``redis://``, ``rediss://`` and ``unix://`` that redis-py reads."""
+    for alias, scheme in _SCHEMES.items():
+        if url.startswith(alias):
+            return scheme + url[len(alias) :]
+    return url
+
+
+@functools.cache
+def _script(name: str) -> str:
+    return resources.files("engine.store").joinpath(f"{name}.lua").read_text(encoding="utf-8")
+
+
+def _str(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _index_fields(state: dict[str, Any]) -> tuple[str, str, str, str, str]:
+    """wfid, status, name, launched_at (as the exact text Redis parses back
+    to the same double) and errors JSON ("" when there are none)."""
+    try:
+        errors = state.get("errors")
+        return (
+            state["wfid"],
+            state["status"],
+            state["name"],
+            repr(float(state["launched_at"])),
+            _dumps(errors) if errors else "",
+        )
+    except KeyError as exc:
+        raise StoreError(f"run state has no {exc.args[0]!r} key") from None
+
+
+class RedisStore(RunStore):
+    """The run store on a Redis or Valkey server (see the module docstring).
+
+    ``target`` is a URL (``redis://``, ``rediss://``, ``unix://`` and their
+    ``valkey`` spellings) or a ready ``redis.Redis`` client. ``close()``
+    closes the connection pool of a client built from a URL; a client passed
+    in stays its owner's to close.
+    """
+
+    def __init__(self, target: str | redis.Redis, prefix: str = "boss:") -> None:
+        if isinstance(target, str):
+            self._redis = redis.Redis.from_url(normalise_url(target))
+            self._owned = True
+        else:
+            self._redis = target
+            self._owned = False
+        self.prefix = prefix
+        self._k_run = f"{prefix}run:"
+        self._k_runs = f"{prefix}runs"
+        self._k_status = f"{prefix}runs:status:"
+        self._k_name = f"{prefix}runs:name:"
+        self._k_errors = f"{prefix}runs:errors"
+        self._k_def = f"{prefix}def:"
+        self._k_timers = f"{prefix}timers"
+        self._k_payloads = f"{prefix}timer:payloads"
+        self._k_parts = f"{prefix}participants"
+        self._k_regs = f"{prefix}participants:regs"
+        self._k_listeners = f"{prefix}listeners"
+        self._k_mutex = f"{prefix}mutex:"
+        reg = self._redis.register_script
+        self._create = reg(_script("run_create"))
+        self._save = reg(_script("run_save"))
+        self._delete = reg(_script("run_delete"))
+        self._list = reg(_script("run_list"))
+        self._claim = reg(_script("timer_claim"))
+        self._register = reg(_script("participant_register"))
+        self._acquire = reg(_script("mutex_acquire"))
+        self._release = reg(_script("mutex_release"))
+        self._put_def = reg(_script("definition_put"))
+
+    @property
+    def client(self) -> redis.Redis:
+        """The redis-py client (for tools and tests)."""
+        return self._redis
+
+    def __repr__(self) -> str:
+        return f"<RedisStore {self._redis!r} prefix={self.prefix!r}>"
+
+    # -- definitions ------------------------------------------------------
+    def put_definition(self, digest: str, source: str, filename: str | None = None) -> None:
+        self._put_def(keys=[self._k_def + digest], args=[source, filename or ""])
+
+    def get_definition(self, digest: str) -> tuple[str, str | None] | None:
+        source, filename = self._redis.hmget(self._k_def + digest, "source", "filename")
+        if source is None:
+            return None
+        return _str(source), None if filename is None else _str(filename)
+
+    # -- runs -------------------------------------------------------------
+    def create_run(self, state: dict[str, Any]) -> int:
+        wfid, status, name, at, errors = _index_fields(state)
+        created = self._create(
+            keys=[self._k_run + wfid],
+            args=[self.prefix, wfid, _dumps(state), status, name, at, errors],
+        )
+        if not created:
+            raise RunExists(wfid)
+        return 1
+
+    def load_run(self, wfid: str) -> tuple[dict[str, Any], int] | None:
+        state, version = self._redis.hmget(self._k_run + wfid, "state", "v")
+        if state is None:
+            return None
+        return _loads(state), int(version)
+
+    def save_run(self, state: dict[str, Any], version: int) -> int:
+        wfid, status, name, at, errors = _index_fields(state)
+        new = self._save(
+            keys=[self._k_run + wfid],
+            args=[self.prefix, wfid, int(version), _dumps(state), status, name, at, errors],
+        )
+        if new > 0:
+            return new
+        if new == 0:
+            raise ConflictError(f"run {wfid} is no longer at version {version}")
+        raise ConflictError(f"run {wfid} is not stored")
+
+    def delete_run(self, wfid: str) -> None:
+        self._delete(keys=[self._k_run + wfid], args=[self.prefix, wfid])
+
+    def list_runs(
+        self,
+        status: str | None = None,
+        name: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> list[RunSummary]:
+        if limit <= 0:
+            return []
+        keys = []
+        if status is not None:
+            keys.append(self._k_status + status)
+        if name is not None:
+            keys.append(self._k_name + name)
+        flat = self._list(keys=keys or [self._k_runs], args=[self._k_run, max(0, offset), limit])
+        return [
+            RunSummary(_str(flat[i]), _str(flat[i + 1]), _str(flat[i + 2]), float(flat[i + 3]))
+            for i in range(0, len(flat), 4)
+        ]
+
+    def count_runs(self) -> dict[str, int]:
+        pipe = self._redis.pipeline(transaction=False)
+        for status in RUN_STATES:
+            pipe.zcard(self._k_status + status)
+        return dict(zip(RUN_STATES, pipe.execute(), strict=True))
+
+    def list_errors(self, offset: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        if limit <= 0:
+            return []
+        offset = max(0, offset)
+        # every run in the index has at least one error, so the first
+        # offset + limit runs hold the page
+        wfids = self._redis.zrevrange(self._k_errors, 0, offset + limit - 1)
+        if not wfids:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for wfid in wfids:
+            pipe.hget(self._k_run + _str(wfid), "errors")
+        out: list[dict[str, Any]] = []
+        for wfid, blob in zip(wfids, pipe.execute(), strict=True):
+            if blob is None:  # the run cleared its errors in between
+                continue
+            wfid = _str(wfid)
+            for error in _loads(blob):
+                error["wfid"] = wfid
+                out.append(error)
+            if len(out) >= offset + limit:
+                break
+        return out[offset : offset + limit]
+
+    # -- timers -----------------------------------------------------------
+    def schedule_timer(self, timer_id: str, due: float, payload: dict[str, Any]) -> None:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.zadd(self._k_timers, {timer_id: due})
+        pipe.hset(self._k_payloads, timer_id, _dumps(payload))
+        pipe.execute()
+
+    def cancel_timer(self, timer_id: str) -> None:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.zrem(self._k_timers, timer_id)
+        pipe.hdel(self._k_payloads, timer_id)
+        pipe.execute()
+
+    def claim_due_timers(self, now: float, limit: int = 100) -> list[tuple[str, dict[str, Any]]]:
+        if limit <= 0:
+            return []
+        flat = self._claim(keys=[self._k_timers, self._k_payloads], args=[repr(float(now)), limit])
+        return [
+            (_str(flat[i]), {} if flat[i + 1] is None else _loads(flat[i + 1]))
+            for i in range(0, len(flat), 2)
+        ]
+
+    def next_timer_due(self) -> float | None:
+        first = self._redis.zrange(self._k_timers, 0, 0, withscores=True)
+        return first[0][1] if first else None
+
+    def timers(self, wfid: str | None = None) -> list[tuple[str, float, dict[str, Any]]]:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.zrange(self._k_timers, 0, -1, withscores=True)
+        pipe.hgetall(self._k_payloads)
+        entries, payloads = pipe.execute()
+        out = []
+        for timer_id, due in entries:
+            blob = payloads.get(timer_id)
+            payload = {} if blob is None else _loads(blob)
+            if wfid is None or payload.get("wfid") == wfid:
+                out.append((_str(timer_id), due, payload))
+        return out
+
+    # -- participant registrations ---------------------------------------
+    def register_participant(self, registration: Registration, position: int | None = None) -> None:
+        blob = _dumps(
+            {
+                "pattern": registration.pattern,
+                "queue": registration.queue,
+                "regex": registration.regex,
+                "options": registration.options,
+            }
+        )
+        self._register(
+            keys=[self._k_parts, self._k_regs],
+            args=[registration.pattern, blob, "" if position is None else int(position)],
+        )
+
+    def unregister_participant(self, pattern: str) -> bool:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.lrem(self._k_parts, 0, pattern)
+        pipe.hdel(self._k_regs, pattern)
+        return pipe.execute()[1] == 1
+
+    def participants(self) -> list[Registration]:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.lrange(self._k_parts, 0, -1)
+        pipe.hgetall(self._k_regs)
+        order, regs = pipe.execute()
+        out = []
+        for pattern in order:
+            blob = regs.get(pattern)
+            if blob is not None:
+                d = _loads(blob)
+                out.append(Registration(d["pattern"], d["queue"], d["regex"], d["options"]))
+        return out
+
+    # -- listeners --------------------------------------------------------
+    def add_listener(self, listener_id: str, spec: dict[str, Any]) -> None:
+        self._redis.hset(self._k_listeners, listener_id, _dumps(spec))
+
+    def remove_listener(self, listener_id: str) -> bool:
+        return self._redis.hdel(self._k_listeners, listener_id) == 1
+
+    def listeners(self) -> list[tuple[str, dict[str, Any]]]:
+        return [
+            (_str(lid), _loads(blob))
+            for lid, blob in self._redis.hgetall(self._k_listeners).items()
+        ]
+
+    # -- mutexes ----------------------------------------------------------
+    def _mutex_keys(self, name: str) -> list[str]:
+        key = self._k_mutex + name
+        return [key, key + ":q"]
+
+    def acquire_mutex(self, name: str, holder: str) -> bool:
+        return self._acquire(keys=self._mutex_keys(name), args=[holder]) == 1
+
+    def release_mutex(self, name: str, holder: str) -> str | None:
+        nxt = self._release(keys=self._mutex_keys(name), args=[holder])
+        return None if nxt is None else _str(nxt)
+
+    def mutex(self, name: str) -> tuple[str | None, list[str]]:
+        key, queue = self._mutex_keys(name)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.get(key)
+        pipe.lrange(queue, 0, -1)
+        holder, waiters = pipe.execute()
+        return (None if holder is None else _str(holder)), [_str(w) for w in waiters]
+
+    # -- lifecycle --------------------------------------------------------
+    def close(self) -> None:
+        if self._owned:
+            self._redis.close()
+            self._redis.connection_pool.disconnect()
+
+    # -- maintenance ------------------------------------------------------
+    def scan_keys(self) -> Iterable[str]:
+        """Every key under this store's prefix (SCAN; for tools and tests)."""
+        pattern = _glob_escape(self.prefix) + "*"
+        for key in self._redis.scan_iter(match=pattern, count=1000):
+            yield _str(key)
+
+
+def _glob_escape(text: str) -> str:
+    """Escape the glob characters of SCAN MATCH."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)

@@ -1,0 +1,50 @@
+-- Compare-and-set a run's state and keep its index entries in step.
+-- KEYS[1] run hash
+-- ARGV: prefix, wfid, expected version, state, status, name, at, errors ("" = none)
+-- Returns the new version, 0 on a version mismatch, -1 when the run is absent.
+local cur = redis.call('HMGET', KEYS[1], 'v', 'status', 'name', 'at', 'errors')
+if not cur[1] then
+  return -1
+end
+if cur[1] ~= ARGV[3] then
+  return 0
+end
+local prefix, wfid, status, name, at, errors =
+  ARGV[1], ARGV[2], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local v = tonumber(cur[1]) + 1
+local moved = cur[4] ~= at  -- a new launch time re-scores every index entry
+
+if errors == '' then
+  redis.call('HSET', KEYS[1], 'state', ARGV[4], 'v', v, 'status', status, 'name', name, 'at', at)
+  if cur[5] then
+    redis.call('HDEL', KEYS[1], 'errors')
+    redis.call('ZREM', prefix .. 'runs:errors', wfid)
+  end
+else
+  redis.call('HSET', KEYS[1], 'state', ARGV[4], 'v', v, 'status', status, 'name', name, 'at', at,
+    'errors', errors)
+  if moved or not cur[5] then
+    redis.call('ZADD', prefix .. 'runs:errors', at, wfid)
+  end
+end
+
+if cur[2] ~= status then
+  if cur[2] then
+    redis.call('ZREM', prefix .. 'runs:status:' .. cur[2], wfid)
+  end
+  redis.call('ZADD', prefix .. 'runs:status:' .. status, at, wfid)
+elseif moved then
+  redis.call('ZADD', prefix .. 'runs:status:' .. status, at, wfid)
+end
+if cur[3] ~= name then
+  if cur[3] then
+    redis.call('ZREM', prefix .. 'runs:name:' .. cur[3], wfid)
+  end
+  redis.call('ZADD', prefix .. 'runs:name:' .. name, at, wfid)
+elseif moved then
+  redis.call('ZADD', prefix .. 'runs:name:' .. name, at, wfid)
+end
+if moved then
+  redis.call('ZADD', prefix .. 'runs', at, wfid)
+end
+return v

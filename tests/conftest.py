@@ -1,0 +1,106 @@
+"""Shared fixtures.
+
+Servers (session scope):
+
+* ``embedded_url``: an embedded Valkey (``engine.embedded``) in a temp dir,
+  started for the session: always available.
+* ``machine_redis_url``: the Redis at ``$BOSS_TEST_REDIS_URL``, else
+  ``redis://127.0.0.1:6379/0``; tests using it are skipped when it does not
+  answer.
+* ``redis_url``: "a server" for tests that need one: ``$BOSS_TEST_REDIS_URL``
+  when set, else the embedded Valkey.
+
+Per test:
+
+* ``key_prefix``: a unique key prefix (``boss-test:<hex>:``); fixtures that
+  hand out a client delete every key under it afterwards.
+* ``redis_client``: a redis-py client on ``redis_url``.
+* ``store``: a run store, parametrised over ``memory``, ``valkey`` (the
+  embedded server) and ``redis`` (the machine's), so one contract suite
+  runs against all three.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from engine.embedded import EmbeddedValkey
+from engine.store import MemoryStore, RedisStore, RunStore
+
+MACHINE_REDIS_URL = os.environ.get("BOSS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def delete_keys(client: redis.Redis, prefix: str) -> None:
+    """Delete every key starting with ``prefix`` (SCAN MATCH, then UNLINK)."""
+    pattern = "".join("\\" + c if c in "*?[]\\" else c for c in prefix) + "*"
+    batch = []
+    for key in client.scan_iter(match=pattern, count=1000):
+        batch.append(key)
+        if len(batch) >= 500:
+            client.unlink(*batch)
+            batch.clear()
+    if batch:
+        client.unlink(*batch)
+
+
+@pytest.fixture(scope="session")
+def embedded_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = EmbeddedValkey(tmp_path_factory.mktemp("valkey")).start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def machine_redis_url() -> str:
+    client = redis.Redis.from_url(MACHINE_REDIS_URL, socket_connect_timeout=1.0)
+    try:
+        client.ping()
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        pytest.skip(f"no Redis answers at {MACHINE_REDIS_URL} ({exc}); set BOSS_TEST_REDIS_URL")
+    finally:
+        client.close()
+    return MACHINE_REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest) -> str:
+    if "BOSS_TEST_REDIS_URL" in os.environ:
+        return request.getfixturevalue("machine_redis_url")
+    return request.getfixturevalue("embedded_url")
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    return f"boss-test:{uuid.uuid4().hex}:"
+
+
+@pytest.fixture
+def redis_client(redis_url: str, key_prefix: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    delete_keys(client, key_prefix)
+    client.close()
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("valkey", marks=pytest.mark.redis),
+        pytest.param("redis", marks=pytest.mark.redis),
+    ]
+)
+def store(request: pytest.FixtureRequest, key_prefix: str) -> Iterator[RunStore]:
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    server = "embedded_url" if request.param == "valkey" else "machine_redis_url"
+    url = request.getfixturevalue(server)
+    redis_store = RedisStore(url, prefix=key_prefix)
+    yield redis_store
+    delete_keys(redis_store.client, key_prefix)
+    redis_store.close()
