@@ -326,7 +326,8 @@ class Interpreter:
 
     # -- the work loop --------------------------------------------------------
 
-    def _push_apply(self, node_id: str, parent: str | None, fields: dict, extra: dict | None) -> None:
+    def _push_apply(self, node_id: str, parent: str | None, fields: dict,
+                    extra: dict | None) -> None:
         self.work.append(["apply", node_id, parent, fields, extra])
 
     def _run(self) -> None:
@@ -769,10 +770,9 @@ class Interpreter:
         if p is not None:
             pe = self.exprs.get(p)
             if pe is not None and "k" in pe:
-                try:
-                    pe["k"].remove(eid)
-                except ValueError:
-                    pass
+                kids = pe["k"]
+                if eid in kids:
+                    kids.remove(eid)
         elif eid in self.state["detached"]:
             self.state["detached"].remove(eid)
         for key in ("t", "wt"):
