@@ -71,5 +71,21 @@ def check(files: tuple[str, ...], as_json: bool) -> None:
         raise SystemExit(1)
 
 
+# -- boss demo ------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--store", "store_url", envvar="BOSS_REDIS_URL", default=None,
+              help="Run store URL (default: the embedded Valkey under the state directory; "
+                   "env BOSS_REDIS_URL).")
+def demo(store_url: str | None) -> None:
+    """Run a demo CI pipeline on the embedded Valkey, with in-process participants."""
+    from engine.demo import run_demo
+
+    result = run_demo(store_url, out=click.echo)
+    if result["status"] != "finished":
+        raise SystemExit(1)
+
+
 if __name__ == "__main__":
     main()

@@ -78,6 +78,9 @@ class LoadError(Exception):
     def __str__(self) -> str:
         return "\n".join(str(p) for p in self.problems)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.problems,))
+
 
 # -- YAML 1.2 core schema ------------------------------------------------------
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import pickle
 import textwrap
 import time
 from pathlib import Path
@@ -864,6 +865,9 @@ def test_problem_and_load_error_str():
     assert str(e) == "<string>:3:5: boom\na.yaml:1:2: x"
     assert e.problems[1].filename == "a.yaml"
     assert isinstance(e, Exception)
+    copy = pickle.loads(pickle.dumps(e))
+    assert copy.problems == e.problems
+    assert str(copy) == str(e)
 
 
 # -- errors: exact line and column ---------------------------------------------------------
