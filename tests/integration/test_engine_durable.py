@@ -1,0 +1,99 @@
+"""Runs live in the store, not in an engine: a fresh engine (a restarted
+worker, another host) carries on any run, with the definition it was
+launched with, whatever happened to the file since."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.embedded import shutdown_embedded
+from engine.engine import Engine, UnknownRun
+from engine.store import RunStore
+from engine.testing import ProcessHarness
+
+PROC_V1 = """\
+name: pinned
+revision: "1"
+steps:
+  - alpha
+  - echo: "v1 after alpha"
+  - beta
+"""
+
+PROC_V2 = """\
+name: pinned
+revision: "2"
+steps:
+  - gamma
+  - echo: "v2"
+"""
+
+
+def test_editing_the_file_does_not_change_a_run_in_flight(store: RunStore, tmp_path: Path) -> None:
+    path = tmp_path / "pinned.yaml"
+    path.write_text(PROC_V1)
+    h = ProcessHarness(store=store)
+    h.register("alpha", reply=False)
+    h.register("beta")
+    h.register("gamma")
+    run = h.launch(str(path)).wait()
+    assert [wi.participant_name for wi in h.dispatched] == ["alpha"]
+
+    path.write_text(PROC_V2)  # edit the file while the run waits on alpha
+    newer = h.launch(str(path)).wait()
+    assert newer.status == "finished" and h.trace == ["v2"]
+
+    (wi,) = h.pending_for("alpha")
+    h.reply(wi)
+    run.wait()
+    assert run.status == "finished"
+    assert h.trace == ["v2", "v1 after alpha"]
+    assert [w.participant_name for w in h.dispatched] == ["alpha", "gamma", "beta"]
+    assert run.info.revision == "1" and newer.info.revision == "2"
+    assert run.info.definition != newer.info.definition
+
+
+def test_a_fresh_engine_carries_on_a_run(store: RunStore) -> None:
+    first = ProcessHarness(store=store)
+    first.register("alpha", reply=False)
+    first.register("beta")
+    run = first.launch(PROC_V1).wait()
+    (held,) = first.pending_for("alpha")
+
+    # the first engine is gone; a second one (empty caches) gets the reply
+    second = ProcessHarness(store=store)
+    second.register("beta")
+    second.reply(held.to_dict())
+    second.run(run.wfid).wait()
+    assert second.engine.status(run.wfid) == "finished"
+    assert second.trace == ["v1 after alpha"]
+    assert [w.participant_name for w in second.dispatched] == ["beta"]
+
+
+def test_unknown_run_is_a_clear_error(store: RunStore) -> None:
+    eng = Engine(store)
+    with pytest.raises(UnknownRun, match="no run nope"):
+        eng.cancel("nope")
+    assert eng.deliver({"type": "reply", "wfid": "nope", "workitem": {}}) is not None
+
+
+@pytest.mark.redis
+def test_boss_demo_runs_on_the_embedded_valkey(tmp_path: Path) -> None:
+    """The README's demo command, minus the install: `boss demo` with no
+    configuration starts an embedded Valkey and finishes the pipeline."""
+    env = {**os.environ, "BOSS_STATE_DIR": str(tmp_path / "state")}
+    env.pop("BOSS_REDIS_URL", None)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "engine.cli", "demo"], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert "run ci_pipeline      finished SUCCESSFUL" in proc.stdout
+        assert "release candidate hello-c0ffee is ready" in proc.stdout
+        assert (tmp_path / "state" / "appendonlydir").is_dir()  # the store persists
+    finally:
+        shutdown_embedded(tmp_path / "state")
