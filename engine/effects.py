@@ -151,6 +151,21 @@ EFFECT_TYPES: dict[str, type] = {
 }
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {
+    cls: tuple(cls.__dataclass_fields__) for cls in EFFECT_TYPES.values()
+}
+
+
+def to_list(effect: Effect) -> list[Any]:
+    """A compact JSON form: ``[type name, field values...]`` (fast: no
+    recursion into the values, unlike ``dataclasses.asdict``)."""
+    return [type(effect).__name__, *[getattr(effect, f) for f in _FIELDS[type(effect)]]]
+
+
+def from_list(data: list[Any]) -> Effect:
+    return EFFECT_TYPES[data[0]](*data[1:])
+
+
 def to_dict(effect: Effect) -> dict[str, Any]:
     d = asdict(effect)
     d["effect"] = type(effect).__name__

@@ -7,6 +7,13 @@ state with a compare-and-set (retrying on a lost race, so concurrent
 messages for one run are serialised without a lock), and only then carries
 out the effects.
 
+Crash safety: the effects of a message are stored with the state, in the
+run's *outbox* (``[message id, engine id, effects]``), in the same atomic
+write. When the last message applied to a run comes again, it is a
+duplicate (ignored) unless the engine that stored it is gone
+(``engine_alive``), in which case its effects are carried out again: they
+are all idempotent on their ids, so nothing happens twice that had happened.
+
 Where messages go is pluggable: ``send`` is called with every message the
 engine produces for a run (a mutex grant, a listen wake-up, a continue) and
 ``dispatcher`` receives participant dispatches and cancels. The harness
@@ -101,7 +108,13 @@ class Engine:
         on_end: Callable[[str, str], None] | None = None,
         registrations_ttl: float = 1.0,
         max_conflict_retries: int = 1000,
+        engine_alive: Callable[[str], bool] | None = None,
     ) -> None:
+        #: this engine's identity, stamped on the outbox of what it stores
+        self.id = uuid.uuid4().hex[:16]
+        #: whether another engine is still alive (the distributed runtime
+        #: answers from worker heartbeats; in-process, every engine is)
+        self.engine_alive = engine_alive or (lambda engine_id: True)
         self.store = store
         self.dispatcher = dispatcher
         self.send = send or self.deliver
@@ -208,10 +221,28 @@ class Engine:
                 log.info(reason)
                 return reason
             state, version = loaded
+            mid = message_id(msg)
+            outbox = state.get("outbox")
+            if mid is not None and outbox is not None and outbox[0] == mid:
+                # the last message applied to this run, again: a duplicate
+                # (ignored) -- or a redelivery because the engine that
+                # stored it died before carrying out all its effects
+                if outbox[1] != self.id and not self.engine_alive(outbox[1]):
+                    self._carry_out(wfid, [fx.from_list(x) for x in outbox[2]])
+                    reason = (f"{msg.get('type')} {mid} was applied by engine {outbox[1]}, "
+                              "which is gone: its effects were sent again")
+                else:
+                    reason = f"duplicate {msg.get('type')} {mid} ignored: already applied"
+                log.info(reason)
+                return reason
             d = self.definition(state["def"])
             res = interpreter.handle(d, state, msg, now=self.clock(),
                                      registrations=self.registrations())
             if res.ignored is None:
+                res.state["outbox"] = (
+                    [mid, self.id, [fx.to_list(e) for e in res.effects if type(e) in _DURABLE]]
+                    if mid is not None else None
+                )
                 try:
                     self.store.save_run(res.state, version)
                 except ConflictError:
@@ -457,6 +488,26 @@ class Engine:
     def list_errors(self, offset: int = 0, limit: int = 100) -> list[dict[str, Any]]:
         return [{k: v for k, v in e.items() if k != "fields"}
                 for e in self.store.list_errors(offset, limit)]
+
+
+#: effects kept in a run's outbox (all but echo lines and logs)
+_DURABLE = frozenset(set(fx.EFFECT_TYPES.values()) - {fx.Echo, fx.Log})
+
+
+def message_id(msg: dict[str, Any]) -> str | None:
+    """The identity of a message, for spotting a redelivery: its ``id``,
+    else one derived from what it answers (a reply from the step's unique
+    ``subid``, a timer from its step and kind)."""
+    mid = msg.get("id")
+    if mid is not None:
+        return str(mid)
+    kind = msg.get("type")
+    if kind == "reply":
+        subid = ((msg.get("workitem") or {}).get("fei") or {}).get("subid")
+        return f"reply:{subid}" if subid else None
+    if kind == "timer":
+        return f"timer:{msg.get('eid')}:{msg.get('timer')}"
+    return None
 
 
 def new_wfid() -> str:

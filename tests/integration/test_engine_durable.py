@@ -97,3 +97,47 @@ def test_boss_demo_runs_on_the_embedded_valkey(tmp_path: Path) -> None:
         assert (tmp_path / "state" / "appendonlydir").is_dir()  # the store persists
     finally:
         shutdown_embedded(tmp_path / "state")
+
+
+class _DiesBeforeDispatch:
+    """A dispatcher whose engine 'crashes' (raises) before publishing."""
+
+    def dispatch(self, effect):  # noqa: ANN001, ANN201
+        raise SystemExit("engine killed between storing the state and dispatching")
+
+    def cancel(self, effect):  # noqa: ANN001, ANN201
+        pass
+
+
+def test_redelivery_after_a_crash_sends_the_lost_dispatch(store: RunStore) -> None:
+    h = ProcessHarness(store=store)
+    h.register("alpha", reply=False)
+    h.register("beta", reply=False)
+    run = h.launch(PROC_V1).wait()
+    (held,) = h.pending_for("alpha")
+    reply = {"type": "reply", "wfid": run.wfid, "workitem": held.to_dict()}
+
+    doomed = Engine(store, dispatcher=_DiesBeforeDispatch())
+    with pytest.raises(SystemExit):
+        doomed.deliver(reply)  # state stored (alpha done), beta never dispatched
+    assert [p.name for p in h.engine.positions(run.wfid)] == ["beta"]
+    assert h.pending_for("beta") == []
+
+    # the broker redelivers the unacknowledged reply to a live engine: a
+    # duplicate as far as the state goes, but its engine is gone, so the
+    # stored effects are carried out again
+    h.engine.engine_alive = lambda engine_id: engine_id != doomed.id
+    reason = h.engine.deliver(reply)
+    h.pump()
+    assert reason is not None and "sent again" in reason
+    assert [w.participant_name for w in h.pending_for("beta")] == ["beta"]
+    assert h.trace == []  # echo lines went to the dead engine's log; not re-sent
+
+    # a duplicate of a message whose engine is alive changes nothing
+    before = len(h.dispatched)
+    assert "duplicate" in (h.engine.deliver(reply) or "")
+    h.pump()
+    assert len(h.dispatched) == before
+    (b,) = h.pending_for("beta")
+    h.reply(b)
+    assert run.wait().status == "finished"
