@@ -228,6 +228,12 @@ class Engine:
                 # (ignored) -- or a redelivery because the engine that
                 # stored it died before carrying out all its effects
                 if outbox[1] != self.id and not self.engine_alive(outbox[1]):
+                    outbox[1] = self.id  # take it over first, then carry it out
+                    try:
+                        self.store.save_run(state, version)
+                    except ConflictError:
+                        self.conflicts += 1
+                        continue
                     self._carry_out(wfid, [fx.from_list(x) for x in outbox[2]])
                     reason = (f"{msg.get('type')} {mid} was applied by engine {outbox[1]}, "
                               "which is gone: its effects were sent again")

@@ -1051,6 +1051,7 @@ class Interpreter:
                 err = {"message": str(err)}
             exc = RunError(str(err.get("message", "participant error")),
                            str(err.get("class", "ParticipantError")))
+            e["s"] = states.ACTIVE  # it answered: no cancel notice is owed to it
             self._record_step(eid, e, "finish", states.FAILED_OUTCOME)
             self._fail(eid, exc, fields=fields, traceback=err.get("traceback"))
             return None
