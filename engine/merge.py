@@ -42,8 +42,8 @@ def _combine(low: Any, high: Any, lists: str, depth: int | None) -> Any:
     if isinstance(low, list) and isinstance(high, list):
         if lists == "concat":
             return low + high
-        out = list(low)
-        for item in high:
+        out: list[Any] = []
+        for item in (*low, *high):  # a union keeps each value once (ruote's uniq!)
             if item not in out:
                 out.append(item)
         return out
