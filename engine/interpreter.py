@@ -626,8 +626,14 @@ class Interpreter:
     def _start_subprocess(self, eid: str, e: dict, name: Any, variables: dict, sc: _Scope) -> None:
         if not isinstance(name, str) or name not in self.d.subprocesses:
             raise RunError(f"unknown subprocess {name!r}", "UnknownSubprocess")
-        e["v"] = substitute(variables, sc) if variables else {}
-        e["vk"] = "sub"
+        own = substitute(variables, sc) if variables else {}
+        if e.get("vk") == "process":
+            # a process-level handler replacing the root: it keeps the
+            # process variables (there is no caller scope above it)
+            e["v"] = {**e["v"], **own}
+        else:
+            e["v"] = own
+            e["vk"] = "sub"
         e["pn"] = name
         self._record_step(eid, e, "trigger", data={"subprocess": name})
         self._record_step(eid, e, "start")
