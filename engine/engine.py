@@ -129,6 +129,7 @@ class Engine:
         self._regs: list[Registration] | None = None
         self._regs_at = 0.0
         self._conditions: dict[str, Condition] = {}
+        self._listeners_cache: tuple[int, list[tuple[str, dict[str, Any]]]] | None = None
         #: how many compare-and-set races were lost and retried (a metric)
         self.conflicts = 0
 
@@ -215,12 +216,12 @@ class Engine:
         if not isinstance(wfid, str):
             raise EngineError(f"message without a wfid: {msg!r}")
         for _ in range(self.max_conflict_retries):
-            loaded = self.store.load_run(wfid)
+            loaded = self.store.load_run_and_listeners_version(wfid)
             if loaded is None:
                 reason = f"{msg.get('type')} for unknown run {wfid} ignored"
                 log.info(reason)
                 return reason
-            state, version = loaded
+            state, version, listeners_version = loaded
             mid = message_id(msg)
             outbox = state.get("outbox")
             if mid is not None and outbox is not None and outbox[0] == mid:
@@ -247,21 +248,27 @@ class Engine:
             if res.ignored is None:
                 res.state["outbox"] = (
                     [mid, self.id, [fx.to_list(e) for e in res.effects if type(e) in _DURABLE]]
-                    if mid is not None else None
+                    if mid is not None and self.store.durable else None
                 )
                 try:
                     self.store.save_run(res.state, version)
                 except ConflictError:
                     self.conflicts += 1
                     continue
-            listeners = None
+            listeners = self._listeners(listeners_version)
             if res.ignored is None and msg.get("type") == "reply":
-                listeners = self.store.listeners()
                 if listeners:
                     self._wake_listeners(listeners, "reply", wfid, msg.get("workitem") or {})
             self._carry_out(wfid, res.effects, listeners)
             return res.ignored
         raise EngineError(f"gave up on {wfid} after {self.max_conflict_retries} lost races")
+
+    def _listeners(self, version: int) -> list[tuple[str, dict[str, Any]]]:
+        """The listeners, re-read only when their version changed."""
+        cached = self._listeners_cache
+        if cached is None or cached[0] != version:
+            cached = self._listeners_cache = (version, self.store.listeners())
+        return cached[1]
 
     def _carry_out(self, wfid: str, effects: list[fx.Effect],
                    listeners: list[tuple[str, dict[str, Any]]] | None = None) -> None:

@@ -109,17 +109,43 @@ def _regex(pattern: str) -> re.Pattern[str] | None:
     return rx
 
 
-def match_registration(name: str, registrations: list[Registration]) -> Registration | None:
-    """The first registration whose name equals, or whose regex fully
-    matches, ``name``."""
-    for reg in registrations:
+_reg_index: dict[int, tuple[Any, dict[str, int], list[tuple[int, re.Pattern[str]]]]] = {}
+
+
+def _index_of(registrations: Any) -> tuple[dict[str, int], list[tuple[int, re.Pattern[str]]]]:
+    """Exact names by position, and the regexes in order, for one
+    registration list (cached by identity: engines pass the same list
+    object until registrations change)."""
+    hit = _reg_index.get(id(registrations))
+    if hit is not None and hit[0] is registrations:
+        return hit[1], hit[2]
+    exact: dict[str, int] = {}
+    regexes: list[tuple[int, re.Pattern[str]]] = []
+    for pos, reg in enumerate(registrations):
         if reg.regex:
             rx = _regex(reg.pattern)
-            if rx is not None and rx.fullmatch(name):
-                return reg
-        elif reg.pattern == name:
-            return reg
-    return None
+            if rx is not None:
+                regexes.append((pos, rx))
+        else:
+            exact.setdefault(reg.pattern, pos)
+    if len(_reg_index) > 64:
+        _reg_index.clear()
+    _reg_index[id(registrations)] = (registrations, exact, regexes)
+    return exact, regexes
+
+
+def match_registration(name: str, registrations: Any) -> Registration | None:
+    """The first registration whose name equals, or whose regex fully
+    matches, ``name`` (the first registered wins)."""
+    exact, regexes = _index_of(registrations)
+    best = exact.get(name)
+    for pos, rx in regexes:
+        if best is not None and pos > best:
+            break
+        if rx.fullmatch(name):
+            best = pos
+            break
+    return None if best is None else registrations[best]
 
 
 def _get_path(data: Any, path: str) -> Any:
@@ -248,7 +274,7 @@ class Interpreter:
         self.state = state
         self.exprs: dict[str, dict[str, Any]] = state["exprs"]
         self.now = now
-        self.regs = list(registrations)
+        self.regs = registrations
         self.effects: list[Effect] = []
         self.work: deque[list[Any]] = deque(state.pop("pending", None) or ())
         self.ops = 0
@@ -387,9 +413,12 @@ class Interpreter:
             event, outcome = "finished", states.ABORTED
         else:
             event = lifecycle.EVENT_OF[trigger]
+        name = e.get("pn")
+        if name is None:
+            name = self.node(e["n"]).name
         self.effects.append(
-            Record("step", self.state["wfid"], eid, e.get("pn") or self.node(e["n"]).name, event,
-                   self.now, outcome, data or {})
+            Record("step", self.state["wfid"], eid, name, event, self.now, outcome,
+                   data if data is not None else {})
         )
 
     # -- scopes ---------------------------------------------------------------

@@ -230,9 +230,71 @@ def to_text(value: Any) -> str:
     return str(value)
 
 
+# A string's ``${...}`` structure is parsed once and cached: a template is a
+# tuple of parts, each a literal string or a ``(kind, path)`` reference
+# (``None`` as the template of a string that needs the general path: nested
+# ``${`` inside a reference).
+_Template = tuple[Any, ...]
+_templates: dict[str, _Template | None] = {}
+
+
+def _compile(text: str) -> _Template | None:
+    parts: list[Any] = []
+    pos = 0
+    start = text.find("${")
+    while start >= 0:
+        close = find_close(text, start + 2)
+        if close < 0:
+            parts.append(text[pos : start + 2])
+            pos = start + 2
+        else:
+            ref = text[start + 2 : close]
+            if "${" in ref:
+                return None
+            if start > pos:
+                parts.append(text[pos:start])
+            parts.append(split_ref(ref))
+            pos = close + 1
+        start = text.find("${", pos)
+    if pos < len(text):
+        parts.append(text[pos:])
+    return tuple(parts)
+
+
+def _template(text: str) -> _Template | None:
+    try:
+        return _templates[text]
+    except KeyError:
+        if len(_templates) > 50_000:
+            _templates.clear()
+        tpl = _templates[text] = _compile(text)
+        return tpl
+
+
+def _lookup(ref: tuple[str, str], scope: Scope) -> Any:
+    kind, path = ref
+    if not path:
+        return MISSING
+    if kind == "field":
+        return scope.field(path)
+    if kind == "variable":
+        return scope.variable(path)
+    return scope.special(path)
+
+
 def interpolate(text: str, scope: Scope) -> str:
     """``text`` with every ``${...}`` replaced by its value as text (never
     the raw ``$f:x`` form)."""
+    if "${" not in text:
+        return text
+    tpl = _template(text)
+    if tpl is not None:
+        out = [part if type(part) is str else to_text(_lookup(part, scope)) for part in tpl]
+        return out[0] if len(out) == 1 else "".join(out)
+    return _interpolate_slow(text, scope)
+
+
+def _interpolate_slow(text: str, scope: Scope) -> str:
     start = text.find("${")
     if start < 0:
         return text

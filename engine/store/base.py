@@ -63,6 +63,10 @@ class RunSummary:
 class RunStore(ABC):
     """What the engine needs from a store (see the module docstring)."""
 
+    #: whether the store outlives the engine that writes to it (a server);
+    #: the engine keeps a crash-recovery outbox only in durable stores
+    durable: bool = True
+
     # -- definitions ------------------------------------------------------
     @abstractmethod
     def put_definition(self, digest: str, source: str, filename: str | None = None) -> None:
@@ -160,6 +164,21 @@ class RunStore(ABC):
 
     @abstractmethod
     def listeners(self) -> list[tuple[str, dict[str, Any]]]: ...
+
+    @abstractmethod
+    def listeners_version(self) -> int:
+        """A counter that changes whenever a listener is added or removed
+        (so an engine can cache ``listeners()``)."""
+
+    def load_run_and_listeners_version(
+        self, wfid: str
+    ) -> tuple[dict[str, Any], int, int] | None:
+        """``load_run`` plus ``listeners_version`` (one round trip where the
+        store can pipeline them)."""
+        loaded = self.load_run(wfid)
+        if loaded is None:
+            return None
+        return loaded[0], loaded[1], self.listeners_version()
 
     # -- mutexes (``reserve``) --------------------------------------------
     @abstractmethod

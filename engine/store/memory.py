@@ -112,6 +112,8 @@ def _index_fields(state: dict[str, Any]) -> tuple[str, str, str, float, bytes | 
 class MemoryStore(RunStore):
     """The run store in memory (see the module docstring). Thread-safe."""
 
+    durable = False  # it dies with the engine's process: no outbox needed
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._definitions: dict[str, tuple[str, str | None]] = {}
@@ -126,6 +128,7 @@ class MemoryStore(RunStore):
         self._generation = 0
         self._participants: list[Registration] = []
         self._listeners: dict[str, bytes] = {}
+        self._listeners_v = 0
         self._mutexes: dict[str, tuple[str, deque[str]]] = {}
 
     # -- definitions ------------------------------------------------------
@@ -359,10 +362,25 @@ class MemoryStore(RunStore):
         blob = _dumps(spec)
         with self._lock:
             self._listeners[listener_id] = blob
+            self._listeners_v += 1
 
     def remove_listener(self, listener_id: str) -> bool:
         with self._lock:
+            self._listeners_v += 1
             return self._listeners.pop(listener_id, None) is not None
+
+    def listeners_version(self) -> int:
+        return self._listeners_v
+
+    def load_run_and_listeners_version(
+        self, wfid: str
+    ) -> tuple[dict[str, Any], int, int] | None:
+        with self._lock:
+            run = self._runs.get(wfid)
+            if run is None:
+                return None
+            blob, version, lv = run.blob, run.version, self._listeners_v
+        return _loads(blob), version, lv
 
     def listeners(self) -> list[tuple[str, dict[str, Any]]]:
         with self._lock:

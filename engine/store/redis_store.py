@@ -317,10 +317,30 @@ class RedisStore(RunStore):
 
     # -- listeners --------------------------------------------------------
     def add_listener(self, listener_id: str, spec: dict[str, Any]) -> None:
-        self._redis.hset(self._k_listeners, listener_id, _dumps(spec))
+        p = self._redis.pipeline(transaction=True)
+        p.hset(self._k_listeners, listener_id, _dumps(spec))
+        p.incr(self._k_listeners + ":v")
+        p.execute()
 
     def remove_listener(self, listener_id: str) -> bool:
-        return self._redis.hdel(self._k_listeners, listener_id) == 1
+        p = self._redis.pipeline(transaction=True)
+        p.hdel(self._k_listeners, listener_id)
+        p.incr(self._k_listeners + ":v")
+        return p.execute()[0] == 1
+
+    def listeners_version(self) -> int:
+        return int(self._redis.get(self._k_listeners + ":v") or 0)
+
+    def load_run_and_listeners_version(
+        self, wfid: str
+    ) -> tuple[dict[str, Any], int, int] | None:
+        p = self._redis.pipeline(transaction=False)
+        p.hmget(self._k_run + wfid, "state", "v")
+        p.get(self._k_listeners + ":v")
+        (state, version), lv = p.execute()
+        if state is None:
+            return None
+        return _loads(state), int(version), int(lv or 0)
 
     def listeners(self) -> list[tuple[str, dict[str, Any]]]:
         return [
