@@ -256,9 +256,8 @@ class Engine:
                     self.conflicts += 1
                     continue
             listeners = self._listeners(listeners_version)
-            if res.ignored is None and msg.get("type") == "reply":
-                if listeners:
-                    self._wake_listeners(listeners, "reply", wfid, msg.get("workitem") or {})
+            if res.ignored is None and msg.get("type") == "reply" and listeners:
+                self._wake_listeners(listeners, "reply", wfid, msg.get("workitem") or {})
             self._carry_out(wfid, res.effects, listeners)
             return res.ignored
         raise EngineError(f"gave up on {wfid} after {self.max_conflict_retries} lost races")

@@ -102,10 +102,10 @@ def test_boss_demo_runs_on_the_embedded_valkey(tmp_path: Path) -> None:
 class _DiesBeforeDispatch:
     """A dispatcher whose engine 'crashes' (raises) before publishing."""
 
-    def dispatch(self, effect):  # noqa: ANN001, ANN201
+    def dispatch(self, effect):
         raise SystemExit("engine killed between storing the state and dispatching")
 
-    def cancel(self, effect):  # noqa: ANN001, ANN201
+    def cancel(self, effect):
         pass
 
 
