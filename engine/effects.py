@@ -26,6 +26,14 @@ class Dispatch:
 
 
 @dataclass(slots=True)
+class ReplyApplied:
+    """A participant's reply was applied to the run (``listen upon: reply``
+    wakes on this, never on a reply that was held, stale or an error)."""
+
+    workitem: dict[str, Any]
+
+
+@dataclass(slots=True)
 class CancelWorkitem:
     """Tell the participant to drop the workitem with this ``fei``."""
 
@@ -117,6 +125,7 @@ class RunEnded:
 
 Effect = (
     Dispatch
+    | ReplyApplied
     | CancelWorkitem
     | ScheduleTimer
     | CancelTimer
@@ -135,6 +144,7 @@ EFFECT_TYPES: dict[str, type] = {
     cls.__name__: cls
     for cls in (
         Dispatch,
+        ReplyApplied,
         CancelWorkitem,
         ScheduleTimer,
         CancelTimer,

@@ -255,10 +255,7 @@ class Engine:
                 except ConflictError:
                     self.conflicts += 1
                     continue
-            listeners = self._listeners(listeners_version)
-            if res.ignored is None and msg.get("type") == "reply" and listeners:
-                self._wake_listeners(listeners, "reply", wfid, msg.get("workitem") or {})
-            self._carry_out(wfid, res.effects, listeners)
+            self._carry_out(wfid, res.effects, self._listeners(listeners_version))
             return res.ignored
         raise EngineError(f"gave up on {wfid} after {self.max_conflict_retries} lost races")
 
@@ -292,6 +289,11 @@ class Engine:
                     store.remove_listener(e.listener_id)
             elif t is fx.Record:
                 self.on_record(e)
+            elif t is fx.ReplyApplied:
+                if listeners is None:
+                    listeners = store.listeners()
+                if listeners:
+                    self._wake_listeners(listeners, "reply", wfid, e.workitem)
             elif t is fx.ScheduleTimer:
                 store.schedule_timer(e.timer_id, e.due, e.message)
             elif t is fx.CancelTimer:

@@ -59,6 +59,7 @@ from engine.effects import (
     Record,
     ReleaseMutex,
     RemoveListener,
+    ReplyApplied,
     RunEnded,
     ScheduleTimer,
 )
@@ -306,6 +307,7 @@ class Interpreter:
             return self._ignore(f"run {st['wfid']} is {st['status']}: {kind} ignored")
         if kind == "pause":
             st["paused"] = True
+            self._update_status()
             return None
         if kind == "resume":
             if not st.get("paused"):
@@ -323,6 +325,7 @@ class Interpreter:
             return None
         if st.get("paused") and kind not in ("cancel", "started"):
             st.setdefault("held", []).append(msg)
+            self._update_status()
             return None
         reason = self._handle_one(msg)
         self._run()
@@ -437,18 +440,17 @@ class Interpreter:
         return None
 
     def _write_scope(self, eid: str | None, name: str) -> dict | None:
-        """Where ``set v:name`` writes: the nearest scope that holds the
-        name, else the nearest process or subprocess scope."""
-        found = self._scope_with(eid, name)
-        if found is not None:
-            return found
+        """Where ``set v:name`` writes: an iterator scope that holds the name
+        (its ``to``/``ii``), else the nearest process or subprocess scope,
+        which then shadows any caller's variable of that name."""
         exprs = self.exprs
         while eid is not None:
             e = exprs.get(eid)
             if e is None:
                 break
-            if e.get("vk") in ("process", "sub"):
-                return e["v"]
+            v = e.get("v")
+            if v is not None and (name in v or e.get("vk") in ("process", "sub")):
+                return v
             eid = e["p"] if e["p"] is not None else e.get("op")
         return None
 
@@ -1090,6 +1092,7 @@ class Interpreter:
             self._record_step(eid, e, "finish", states.FAILED_OUTCOME)
             self._fail(eid, exc, fields=fields, traceback=err.get("traceback"))
             return None
+        self.effects.append(ReplyApplied(wi))
         self._reply(eid, fields)
         return None
 

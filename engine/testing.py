@@ -46,6 +46,11 @@ from participants.workitem import Workitem
 Handler = Callable[[Workitem], Any]
 
 
+def _key(fei: dict[str, Any]) -> str:
+    """``h.pending``'s key for a workitem: ``<wfid>/<subid>``."""
+    return f"{fei.get('wfid')}/{fei.get('subid')}"
+
+
 class VirtualClock:
     """A clock that only moves when told to."""
 
@@ -151,7 +156,8 @@ class ProcessHarness:
         self.trace: list[Any] = []
         #: traceability records (``engine.effects.Record``) in order
         self.records: list[fx.Record] = []
-        #: workitems held by participants registered with ``reply=False``
+        #: workitems held by participants registered with ``reply=False``,
+        #: by ``<wfid>/<subid>``
         self.pending: dict[str, Workitem] = {}
         #: every workitem dispatched, in order (copies)
         self.dispatched: list[Workitem] = []
@@ -198,7 +204,7 @@ class ProcessHarness:
 
     def cancel(self, effect: fx.CancelWorkitem) -> None:
         self.cancelled.append(effect)
-        self.pending.pop(effect.fei.get("subid", ""), None)
+        self.pending.pop(_key(effect.fei), None)
 
     def _send(self, msg: dict[str, Any]) -> None:
         self._queue.append(("msg", msg))
@@ -211,7 +217,7 @@ class ProcessHarness:
             if handler is not None:
                 handler(wi)
             if not effect.forget:
-                self.pending[wi.fei["subid"]] = wi
+                self.pending[_key(wi.fei)] = wi
             return
         try:
             if handler is not None:
@@ -235,7 +241,7 @@ class ProcessHarness:
         """Reply for a held workitem (also usable to send a late or duplicate
         reply); ``error`` makes it an error reply."""
         data = wi.to_dict() if isinstance(wi, Workitem) else wi
-        self.pending.pop((data.get("fei") or {}).get("subid", ""), None)
+        self.pending.pop(_key(data.get("fei") or {}), None)
         if error is not None:
             data = dict(data)
             data["error"] = {"message": str(error),
