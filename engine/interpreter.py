@@ -38,6 +38,7 @@ continue.
 from __future__ import annotations
 
 import re
+import sys
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -167,32 +168,84 @@ def _get_path(data: Any, path: str) -> Any:
     return cur
 
 
+def _list_index(container: Any, part: str) -> int | None:
+    """``part`` as an index into the list ``container`` (negative from the
+    end), or None when it is not one."""
+    if isinstance(container, list) and part.lstrip("-").isdigit():
+        idx = int(part)
+        if idx < 0:
+            idx += len(container)
+        if 0 <= idx <= len(container):
+            return idx
+    return None
+
+
 def _set_path(fields: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     """A copy of ``fields`` with the dotted ``path`` set (copies along the
-    path only, so other holders of the old dicts are untouched)."""
+    path only, so other holders of the old containers are untouched). A
+    segment that indexes a list sets that item (the index just past the end
+    appends); anything else on the way is replaced by a mapping."""
     parts = path.split(".")
     out = dict(fields)
-    cur = out
-    for part in parts[:-1]:
-        nxt = cur.get(part)
-        nxt = dict(nxt) if isinstance(nxt, dict) else {}
-        cur[part] = nxt
+    cur: Any = out
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(cur, list):
+            idx = _list_index(cur, part)
+            assert idx is not None  # checked by the caller of the previous level
+            if last:
+                if idx == len(cur):
+                    cur.append(value)
+                else:
+                    cur[idx] = value
+                return out
+            old = cur[idx] if idx < len(cur) else None
+        else:
+            if last:
+                cur[part] = value
+                return out
+            old = cur.get(part)
+        nxt_part = parts[i + 1]
+        if isinstance(old, list) and _list_index(old, nxt_part) is not None:
+            nxt: Any = list(old)
+        elif isinstance(old, dict):
+            nxt = dict(old)
+        else:
+            nxt = {}
+        if isinstance(cur, list):
+            if idx == len(cur):
+                cur.append(nxt)
+            else:
+                cur[idx] = nxt
+        else:
+            cur[part] = nxt
         cur = nxt
-    cur[parts[-1]] = value
     return out
 
 
 def _del_path(fields: dict[str, Any], path: str) -> dict[str, Any]:
-    parts = path.split(".")
+    """A copy of ``fields`` without the dotted ``path`` (list items by
+    index are removed); ``fields`` itself when there is nothing there."""
     if _get_path(fields, path) is MISSING:
         return fields
+    parts = path.split(".")
     out = dict(fields)
-    cur = out
+    cur: Any = out
     for part in parts[:-1]:
-        nxt = dict(cur[part])
-        cur[part] = nxt
+        if isinstance(cur, list):
+            idx = _list_index(cur, part)
+            nxt = cur[idx]
+            nxt = list(nxt) if isinstance(nxt, list) else dict(nxt)
+            cur[idx] = nxt
+        else:
+            nxt = cur[part]
+            nxt = list(nxt) if isinstance(nxt, list) else dict(nxt)
+            cur[part] = nxt
         cur = nxt
-    cur.pop(parts[-1], None)
+    if isinstance(cur, list):
+        del cur[_list_index(cur, parts[-1])]
+    else:
+        cur.pop(parts[-1], None)
     return out
 
 
@@ -314,11 +367,12 @@ class Interpreter:
                 return self._ignore("resume of a run that is not paused")
             st["paused"] = False
             held = st.pop("held", None) or []
-            for m in held:
+            for m in held:  # in the order they came, each carried through
                 reason = self._handle_one(m)
                 if reason:
                     self._log("info", reason)
-            self._run()
+                self._run()
+            self._run()  # nothing held: still brings the status back
             return None
         if kind == "kill":
             self._kill()
@@ -372,6 +426,8 @@ class Interpreter:
             op = item[0]
             if op == "apply":
                 self._apply(item[1], item[2], item[3], item[4])
+            elif op == "notify":
+                self._child_replied(item[1], item[2], item[3], item[4])
             elif op == "reply":
                 self._reply(item[1], item[2])
         self._update_status()
@@ -454,6 +510,25 @@ class Interpreter:
             eid = e["p"] if e["p"] is not None else e.get("op")
         return None
 
+    def _detach_scope(self, e: dict, parent: str) -> None:
+        """A detached branch outlives its parents: give it a copy of the
+        variables it could see (nearest scope wins), as ruote does."""
+        chain = []
+        cur: str | None = parent
+        while cur is not None:
+            ce = self.exprs.get(cur)
+            if ce is None:
+                break
+            if ce.get("v") is not None:
+                chain.append(ce["v"])
+            cur = ce["p"] if ce["p"] is not None else ce.get("op")
+        seen: dict[str, Any] = {}
+        for v in reversed(chain):
+            seen.update(v)
+        e["v"] = {**seen, **(e.get("v") or {})}
+        if e.get("vk") not in ("process", "sub"):
+            e["vk"] = "sub"
+
     def scope(self, eid: str | None, fields: dict, node_id: str) -> _Scope:
         return _Scope(self, eid, fields, node_id)
 
@@ -505,7 +580,7 @@ class Interpreter:
                 pe = exprs[parent]
                 pe["k"].remove(eid)
                 e["p"] = None
-                e["op"] = parent  # kept for variable lookups only
+                self._detach_scope(e, parent)
                 slot = e.get("sl")
                 self.state["detached"].append(eid)
                 self._notify_parent(parent, slot, node_id, fields)
@@ -855,6 +930,18 @@ class Interpreter:
             if not pe.get("k"):
                 self._finish_abort(parent)
             return
+        # next in line (so the order is that of a direct call) but through
+        # the work loop, so that a reply climbing a deep tree does not
+        # recurse once per level
+        self.work.appendleft(["notify", parent, slot, node_id, fields])
+
+    def _child_replied(self, parent: str, slot: int | None, node_id: str, fields: dict) -> None:
+        pe = self.exprs.get(parent)
+        if pe is None:
+            return
+        if pe["s"] == states.CANCELLING:
+            self._notify_parent(parent, slot, node_id, fields)
+            return
         pnode = self.node(pe["n"])
         _ON_CHILD[pnode.kind](self, parent, pe, pnode, slot, node_id, fields)
 
@@ -965,7 +1052,7 @@ class Interpreter:
                 continue
             e["k"].remove(k)
             ke["p"] = None
-            ke["op"] = e["p"]
+            self._detach_scope(ke, eid)
             self.state["detached"].append(k)
             if remaining != "forget":
                 self._abort(k, ["drop"])
@@ -1664,5 +1751,11 @@ def handle(
     """Apply one message to a run. ``state`` is taken over (mutated and
     returned): pass a copy you own."""
     interp = Interpreter(definition, state, now=now, registrations=registrations)
+    if sys.getrecursionlimit() < _RECURSION_LIMIT:
+        # cancelling a deep tree recurses once per level (replies do not)
+        sys.setrecursionlimit(_RECURSION_LIMIT)
     reason = interp.handle(message)
     return Result(state, interp.effects, reason)
+
+
+_RECURSION_LIMIT = 20_000
