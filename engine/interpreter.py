@@ -65,7 +65,7 @@ from engine.effects import (
     ScheduleTimer,
 )
 from engine.store.base import Registration
-from engine.substitution import MISSING, substitute
+from engine.substitution import MISSING, substitute, substitute_node_value
 
 #: instantaneous operations one message may run before the core yields
 OPERATION_BUDGET = 20_000
@@ -693,7 +693,7 @@ class Interpreter:
             self._start_subprocess(eid, e, name, node.opts.get("params") or {}, sc)
             return
         params = node.opts.get("params")
-        params = substitute(params, sc) if params else {}
+        params = substitute_node_value(params, sc) if params else {}
         self._dispatch(eid, e, name, params, forget=bool(params.get("forget")))
 
     def _dispatch(self, eid: str, e: dict, name: str, params: dict, forget: bool = False) -> None:

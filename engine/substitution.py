@@ -32,7 +32,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Final, Protocol, runtime_checkable
 
 __all__ = [
@@ -372,3 +372,65 @@ def has_substitution(value: Any) -> bool:
     if isinstance(value, list | tuple):
         return any(has_substitution(item) for item in value)
     return False
+
+
+# -- compiled substitution for definition data ---------------------------------
+#
+# A definition's arguments never change, so the interpreter compiles each one
+# once into a function of the scope (``substitute_node_value``); the result is
+# the same as ``substitute`` but without re-walking the value on every step.
+
+Compiled = Callable[[Scope], Any]
+_compiled: dict[int, tuple[Any, Compiled]] = {}
+
+
+def _const(value: Any) -> Compiled:
+    if isinstance(value, dict):
+        return lambda scope: dict(value)
+    if isinstance(value, list):
+        return lambda scope: list(value)
+    return lambda scope: value
+
+
+def compile_value(value: Any) -> tuple[bool, Compiled]:
+    """``(constant, fn)``: ``fn(scope)`` gives ``substitute(value, scope)``;
+    ``constant`` tells that no substitution happens in ``value``."""
+    kind = type(value)
+    if kind is str:
+        if "$" not in value:
+            return True, _const(value)
+        if value[1:3] in ("f:", "v:") and _RAW.fullmatch(value):
+            return False, lambda scope: _substitute_str(value, scope)
+        tpl = _template(value)
+        if tpl is None:
+            return False, lambda scope: interpolate(value, scope)
+        if len(tpl) == 1 and type(tpl[0]) is not str:
+            ref = tpl[0]
+            return False, lambda scope: to_text(_lookup(ref, scope))
+        return False, lambda scope: interpolate(value, scope)
+    if kind is dict:
+        if any(type(k) is str and "$" in k for k in value):
+            return False, lambda scope: substitute(value, scope)  # substituted keys: rare
+        compiled = [(k, compile_value(v)) for k, v in value.items()]
+        if all(const for _, (const, _) in compiled):
+            return True, _const(value)
+        fixed = [(k, fn) for k, (_, fn) in compiled]
+        return False, lambda scope: {k: fn(scope) for k, fn in fixed}
+    if kind is list:
+        fns = [compile_value(v) for v in value]
+        if all(c for c, _ in fns):
+            return True, _const(value)
+        calls = [fn for _, fn in fns]
+        return False, lambda scope: [fn(scope) for fn in calls]
+    return True, _const(value)
+
+
+def substitute_node_value(value: Any, scope: Scope) -> Any:
+    """``substitute`` for values of an immutable definition (compiled once,
+    cached by identity; the cache keeps the value alive so ids stay unique)."""
+    hit = _compiled.get(id(value))
+    if hit is None or hit[0] is not value:
+        if len(_compiled) > 100_000:
+            _compiled.clear()
+        hit = _compiled[id(value)] = (value, compile_value(value)[1])
+    return hit[1](scope)
