@@ -775,8 +775,8 @@ class Interpreter:
             key = substitute(key, sc) if "$" in key else key
             if key.startswith("v:"):
                 name, _, rest = key[2:].partition(".")
-                scope = self._scope_with(e["p"], name)
-                if scope is not None:
+                scope = self._write_scope(e["p"], name)  # where `set` would write
+                if scope is not None and name in scope:
                     if rest:
                         if isinstance(scope[name], dict):
                             scope[name] = _del_path(scope[name], rest)
@@ -1095,6 +1095,8 @@ class Interpreter:
     def _cursor_command(self, eid: str, e: dict, node: Node, cmd: str, fields: dict) -> None:
         verb, _, arg = cmd.strip().partition(" ")
         arg = arg.strip()
+        if verb == "jump" and arg.startswith("to "):
+            arg = arg[3:].strip()  # ruote's "jump to publish"
         if verb not in CURSOR_COMMANDS:
             self._fail(eid, RunError(f"unknown cursor command {cmd!r}", "CommandError"))
             return

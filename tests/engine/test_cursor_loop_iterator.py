@@ -621,9 +621,7 @@ def test_command_from_a_concurrence_branch_cancels_a_sibling_wait(h: ProcessHarn
 
 PARTICIPANT_COMMANDS = [
     pytest.param("jump pub", ["alpha", "published"], id="jump-tag"),
-    pytest.param("jump to pub", ["alpha", "published"], id="jump-to-tag-ruote-form",
-                 marks=pytest.mark.xfail(reason="BUG-108: 'jump to x' from a participant is "
-                                                "read as a jump to 'to x'", strict=True)),
+    pytest.param("jump to pub", ["alpha", "published"], id="jump-to-tag-ruote-form"),
     pytest.param("jump charlie", ["alpha", "charlie", "published"], id="jump-name"),
     pytest.param("skip 1", ["alpha", "charlie", "published"], id="skip-1"),
     pytest.param("skip", ["alpha", "charlie", "published"], id="skip"),

@@ -103,8 +103,6 @@ def test_set_inside_a_subprocess_does_not_change_definition_variables(
           ["in inner", "after top"], head="variables: {level: top}")
 
 
-@pytest.mark.xfail(reason="BUG-107: unset v:x inside a subprocess removes the caller's x",
-                   strict=True)
 def test_unset_inside_a_subprocess_leaves_the_callers_variable(h: ProcessHarness) -> None:
     check(h, "- set: {'v:x': main}\n- sub\n- echo: 'after x=${v:x}'",
           "sub:\n  - unset: v:x\n  - echo: 'in x=${v:x}'",
