@@ -6,24 +6,10 @@ import pytest
 
 from tests.engine.attr_support import (
     dispatched_to,
-    make_harness,
     only,
     register_tracers,
     y,
 )
-
-
-@pytest.fixture
-def h():
-    with make_harness() as harness:
-        yield harness
-
-
-@pytest.fixture
-def hx(store):
-    """The same tests against the memory store and Redis/Valkey."""
-    with make_harness(store) as harness:
-        yield harness
 
 
 def listener(opts: str, after: str = "- echo: woke") -> str:

@@ -10,7 +10,6 @@ import pytest
 from tests.engine.attr_support import (
     T0,
     dispatched_to,
-    make_harness,
     only,
     register_calls,
     register_tracers,
@@ -18,19 +17,6 @@ from tests.engine.attr_support import (
     step_records,
     y,
 )
-
-
-@pytest.fixture
-def h():
-    with make_harness() as harness:
-        yield harness
-
-
-@pytest.fixture
-def hx(store):
-    """The same tests against the memory store and Redis/Valkey."""
-    with make_harness(store) as harness:
-        yield harness
 
 
 def assert_clean_records(h, run):

@@ -11,27 +11,12 @@ from tests.engine.attr_support import (
     T0,
     cancelled_subids,
     dispatched_to,
-    make_harness,
     only,
     register_calls,
     register_tracers,
     step_records,
     y,
 )
-
-
-@pytest.fixture
-def h():
-    with make_harness() as harness:
-        yield harness
-
-
-@pytest.fixture
-def hx(store):
-    """The same tests against the memory store and Redis/Valkey."""
-    with make_harness(store) as harness:
-        yield harness
-
 
 ALPHA_BETA = y("""
     name: ab
