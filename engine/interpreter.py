@@ -73,7 +73,6 @@ OPERATION_BUDGET = 20_000
 ENGINE_ID = "boss"
 
 _CURSORS = frozenset({"cursor", "loop", "iterator"})
-_SCOPE_OPENERS = frozenset({"subprocess"})
 
 # ---------------------------------------------------------------------------
 # small helpers
@@ -492,7 +491,7 @@ class Interpreter:
             v = e.get("v")
             if v is not None and name in v:
                 return v
-            eid = e["p"] if e["p"] is not None else e.get("op")
+            eid = e["p"]
         return None
 
     def _write_scope(self, eid: str | None, name: str) -> dict | None:
@@ -507,7 +506,7 @@ class Interpreter:
             v = e.get("v")
             if v is not None and (name in v or e.get("vk") in ("process", "sub")):
                 return v
-            eid = e["p"] if e["p"] is not None else e.get("op")
+            eid = e["p"]
         return None
 
     def _detach_scope(self, e: dict, parent: str) -> None:
@@ -521,7 +520,7 @@ class Interpreter:
                 break
             if ce.get("v") is not None:
                 chain.append(ce["v"])
-            cur = ce["p"] if ce["p"] is not None else ce.get("op")
+            cur = ce["p"]
         seen: dict[str, Any] = {}
         for v in reversed(chain):
             seen.update(v)
@@ -615,9 +614,6 @@ class Interpreter:
             return
         e["i"] = 0
         self._push_apply(node.children[0].id, eid, e["w"], None)
-
-    def _apply_cursor(self, eid: str, e: dict, node: Node) -> None:
-        self._apply_sequence(eid, e, node)
 
     def _apply_if(self, eid: str, e: dict, node: Node) -> None:
         ok = node.opts["test"].evaluate(self.scope(eid, e["w"], node.id))
@@ -956,9 +952,6 @@ class Interpreter:
             self._reply(eid, fields)
 
     def _child_passthrough(self, eid, e, node, slot, child_node, fields) -> None:
-        self._reply(eid, fields)
-
-    def _child_reserve(self, eid, e, node, slot, child_node, fields) -> None:
         self._reply(eid, fields)
 
     def _child_cursor(self, eid, e, node, slot, child_node, fields) -> None:
@@ -1660,8 +1653,8 @@ def _virtual_node(d: Definition, node_id: str) -> Node:
 
 _APPLY = {
     "sequence": Interpreter._apply_sequence,
-    "cursor": Interpreter._apply_cursor,
-    "loop": Interpreter._apply_cursor,
+    "cursor": Interpreter._apply_sequence,
+    "loop": Interpreter._apply_sequence,
     "concurrence": Interpreter._apply_concurrence,
     "participant": Interpreter._apply_participant,
     "subprocess": Interpreter._apply_subprocess,
@@ -1697,7 +1690,7 @@ _ON_CHILD = {
     "participant": Interpreter._child_passthrough,  # a participant resolved to a subprocess
     "if": Interpreter._child_passthrough,
     "iterator": Interpreter._child_iterator,
-    "reserve": Interpreter._child_reserve,
+    "reserve": Interpreter._child_passthrough,
 }
 
 
