@@ -196,10 +196,12 @@ class Engine:
         filename: str | None = None,
     ) -> str:
         """Start a run; returns its wfid."""
-        d = source if isinstance(source, Definition) else self.load(source, filename)
         if isinstance(source, Definition):
+            d = source
             self.store.put_definition(d.digest, d.source, d.filename)
             self._cache_definition(d)
+        else:
+            d = self.load(source, filename)
         wfid = wfid or new_wfid()
         res = interpreter.launch(d, wfid, now=self.clock(), fields=fields, variables=variables,
                                  registrations=self.registrations())

@@ -545,13 +545,16 @@ class Interpreter:
         node = self.node(node_id)
         eid = self._new_eid(node_id)
         e: dict[str, Any] = {"n": node_id, "p": parent, "s": states.ACTIVE, "w": fields}
-        root = False
+        root = detach = False
         if extra:
             root = extra.pop("root", False)
+            detach = extra.pop("detach", False)  # replaces a detached branch
             e.update(extra)
         exprs[eid] = e
         if root:
             self.state["root"] = eid
+        elif detach:
+            self.state["detached"].append(eid)
         if parent is not None:
             pe = exprs[parent]
             kids = pe.get("k")
@@ -1514,16 +1517,7 @@ class Interpreter:
             x["root"] = True
             x["v"] = e.get("v", {})
             x["vk"] = e.get("vk", "process")
-        self._apply_in_place(node_id, e["p"], fields, x)
-
-    def _apply_in_place(self, node_id: str, parent: str | None, fields: dict, extra: dict) -> None:
-        detach = extra.pop("detach", False)
-        before = self.state["seq"]
-        self._apply(node_id, parent, fields, extra)
-        if detach:
-            new = f"{node_id}-{before + 1}"
-            if new in self.exprs:
-                self.state["detached"].append(new)
+        self._apply(node_id, e["p"], fields, x)
 
     def _redo(self, eid: str, e: dict, fields: dict, attempt: int) -> None:
         x: dict[str, Any] = {}
@@ -1541,7 +1535,7 @@ class Interpreter:
         if e["p"] is None and not was_root:
             x["detach"] = True
         self._remove(eid)
-        self._apply_in_place(e["n"], e["p"], fields, x)
+        self._apply(e["n"], e["p"], fields, x)
 
     def _cancel_run(self, ending: str) -> None:
         st = self.state
