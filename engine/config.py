@@ -1,0 +1,233 @@
+"""Configuration: one INI file plus environment variables.
+
+Every ``boss`` process (engine worker, CLI, participant runtime, web UI)
+reads the same ``[boss]`` section. Where a value comes from, first match
+wins:
+
+1. an explicit argument (``--config``, ``Config.load(path=...)``, keyword
+   overrides),
+2. the environment (``BOSS_BROKER_URL``, ``BOSS_REDIS_URL``, ... one
+   variable per key, upper-cased with a ``BOSS_`` prefix),
+3. the file: ``$BOSS_CONFIG``, else ``./boss.ini``, else
+   ``~/.config/boss/boss.ini``, else ``/etc/boss/boss.ini`` (the first that
+   exists),
+4. the defaults below: the embedded Valkey under the state directory as
+   both run store and broker (kombu's Redis transport), so a fresh machine
+   needs nothing.
+
+A participant's INI file may carry the same ``[boss]`` section, or BOSS's
+old ``[amqp]`` section (``host``, ``user``, ``pwd``, ``vhost``), which is
+turned into a broker URL.
+
+``docs/configuration.md`` lists every key.
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+__all__ = ["Config", "ConfigError", "amqp_section_url", "config_paths"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    #: the message broker: ``amqp://user:pass@host:5672/vhost`` (RabbitMQ) or
+    #: ``redis://...``/``redis+socket:///path`` (kombu's Redis transport);
+    #: empty = the embedded Valkey
+    broker_url: str = ""
+    #: the run store: ``redis://``, ``unix://``, ``valkey://``; empty = embedded
+    redis_url: str = ""
+    #: prefix of every Redis key BOSS writes
+    key_prefix: str = "boss:"
+    #: the engine's queue: replies, launch items and operations
+    engine_queue: str = "boss.engine"
+    #: malformed messages are moved here (never dropped)
+    deadletter_queue: str = "boss.deadletter"
+    #: topic exchange for cancel items (routing key: the participant's queue)
+    control_exchange: str = "boss.control"
+    #: where ``process`` names in launch items are looked up
+    process_dir: str = ""
+    #: the embedded Valkey's state directory (``$BOSS_STATE_DIR``)
+    state_dir: str = ""
+    #: seconds a participant may hold a delivery before it takes a lease
+    #: instead (acknowledges it, tells the engine, and sends heartbeats)
+    lease_after: float = 2.0
+    #: seconds without a heartbeat after which the engine dispatches a
+    #: leased workitem again (the instance that had it is presumed dead)
+    lease: float = 60.0
+    #: kombu Redis transport: seconds before an unacknowledged delivery is
+    #: given to another consumer (must exceed ``lease_after``)
+    visibility_timeout: float = 30.0
+    #: seconds between an engine worker's heartbeats (liveness in Redis)
+    heartbeat: float = 2.0
+    #: wait for the broker to confirm each publish (RabbitMQ)
+    confirm_publish: bool = True
+    #: consumer threads per engine worker
+    engine_threads: int = 1
+    #: the file this was read from, if any
+    source: str = ""
+
+    # -- loading -------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None, *,
+             environ: dict[str, str] | None = None, **overrides: Any) -> Config:
+        """The configuration (see the module docstring for the order)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        source = ""
+        if path is None:
+            path = next((p for p in config_paths(env) if p.is_file()), None)
+        elif not Path(path).is_file():
+            raise ConfigError(f"{path}: no such configuration file")
+        if path is not None:
+            values.update(_read_file(Path(path)))
+            source = str(path)
+        for f in fields(cls):
+            var = "BOSS_" + f.name.upper()
+            if var in env and f.name != "source":
+                values[f.name] = env[var]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        values["source"] = source
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> Config:
+        known = {f.name: f for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, raw in values.items():
+            f = known.get(key)
+            if f is None:
+                raise ConfigError(f"unknown configuration key {key!r}; known: "
+                                  + ", ".join(sorted(known)))
+            kwargs[key] = _coerce(key, f.type, raw)
+        return cls(**kwargs)
+
+    @classmethod
+    def from_parser(cls, parser: configparser.ConfigParser, source: str = "") -> Config:
+        """From an already-read INI (a participant's): ``[boss]`` or ``[amqp]``."""
+        values: dict[str, Any] = {}
+        if parser.has_section("amqp"):
+            values["broker_url"] = amqp_section_url(parser["amqp"])
+        if parser.has_section("boss"):
+            values.update(parser["boss"])
+        env = os.environ
+        for f in fields(cls):
+            var = "BOSS_" + f.name.upper()
+            if var in env and f.name != "source":
+                values[f.name] = env[var]
+        values["source"] = source
+        return cls.from_mapping(values)
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+    # -- derived -------------------------------------------------------------
+
+    @property
+    def embedded(self) -> bool:
+        """Whether the embedded Valkey serves as store or broker."""
+        return not self.redis_url or not self.broker_url
+
+    def resolved_redis_url(self) -> str:
+        """The run store's URL, starting the embedded Valkey if needed."""
+        if self.redis_url:
+            return self.redis_url
+        from engine.embedded import ensure_embedded
+
+        return ensure_embedded(self.state_dir or None)
+
+    def resolved_broker_url(self) -> str:
+        """The broker's URL, starting the embedded Valkey if needed."""
+        if self.broker_url:
+            return self.broker_url
+        from engine.embedded import ensure_embedded
+
+        url = ensure_embedded(self.state_dir or None)
+        return "redis+socket://" + url.removeprefix("unix://")
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def config_paths(environ: dict[str, str] | os._Environ[str] | None = None) -> list[Path]:
+    """Where the configuration file is looked for, in order."""
+    env = os.environ if environ is None else environ
+    if env.get("BOSS_CONFIG"):
+        return [Path(env["BOSS_CONFIG"])]
+    return [
+        Path("boss.ini"),
+        Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "boss" / "boss.ini",
+        Path("/etc/boss/boss.ini"),
+    ]
+
+
+def amqp_section_url(section: configparser.SectionProxy | dict[str, str]) -> str:
+    """BOSS's ``[amqp]`` section (host, user, pwd, vhost) as a broker URL."""
+    host = section.get("host", "127.0.0.1")
+    user = quote(section.get("user", "guest"), safe="")
+    pwd = quote(section.get("pwd", section.get("password", "guest")), safe="")
+    vhost = quote(section.get("vhost", "/"), safe="")
+    if ":" not in host:
+        host += ":5672"
+    return f"amqp://{user}:{pwd}@{host}/{vhost}"
+
+
+def _read_file(path: Path) -> dict[str, str]:
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with path.open(encoding="utf-8") as fh:
+            parser.read_file(fh)
+    except configparser.Error as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    values: dict[str, str] = {}
+    if parser.has_section("amqp"):
+        values["broker_url"] = amqp_section_url(parser["amqp"])
+    if parser.has_section("boss"):
+        values.update(parser["boss"])
+    elif not parser.has_section("amqp"):
+        raise ConfigError(f"{path}: no [boss] section")
+    return values
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _coerce(key: str, kind: Any, raw: Any) -> Any:
+    name = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+    if not isinstance(raw, str):
+        return raw
+    raw = raw.strip()
+    try:
+        if name == "float":
+            value = float(raw)
+            if value < 0:
+                raise ValueError("must not be negative")
+            return value
+        if name == "int":
+            value = int(raw)
+            if value < 1:
+                raise ValueError("must be at least 1")
+            return value
+    except ValueError as exc:
+        raise ConfigError(f"{key} = {raw!r}: {exc}") from None
+    if name == "bool":
+        if raw.lower() in _TRUE:
+            return True
+        if raw.lower() in _FALSE:
+            return False
+        raise ConfigError(f"{key} = {raw!r}: not a boolean (true/false)")
+    return raw
