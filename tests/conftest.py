@@ -104,3 +104,63 @@ def store(request: pytest.FixtureRequest, key_prefix: str) -> Iterator[RunStore]
     yield redis_store
     delete_keys(redis_store.client, key_prefix)
     redis_store.close()
+
+
+# -- brokers ---------------------------------------------------------------------
+#
+# * ``rabbitmq_url``: a fresh vhost on the machine's RabbitMQ for the session
+#   (``$BOSS_TEST_AMQP_URL``, else amqp://guest:guest@127.0.0.1:5672//; the
+#   vhost is made with rabbitmqctl and deleted afterwards). Without RabbitMQ
+#   the tests that use it skip, saying why, unless ``BOSS_REQUIRE_RABBITMQ=1``
+#   (CI), when they fail.
+# * ``embedded_broker_url``: kombu's Redis transport on the session's
+#   embedded Valkey (``redis+socket://``), its own database number.
+# * ``broker_url``: parametrised over both ("rabbitmq", "embedded").
+
+MACHINE_AMQP_URL = os.environ.get("BOSS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+def _rabbitmq_unavailable(reason: str) -> None:
+    if os.environ.get("BOSS_REQUIRE_RABBITMQ") == "1":
+        pytest.fail(f"RabbitMQ is required (BOSS_REQUIRE_RABBITMQ=1) but {reason}")
+    pytest.skip(f"no RabbitMQ: {reason} (set BOSS_TEST_AMQP_URL, or BOSS_REQUIRE_RABBITMQ=1 "
+                "to fail instead)")
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> Iterator[str]:
+    import shutil
+    import subprocess
+    from urllib.parse import urlsplit, urlunsplit
+
+    import kombu
+
+    try:
+        with kombu.Connection(MACHINE_AMQP_URL, connect_timeout=2) as conn:
+            conn.ensure_connection(max_retries=1)
+    except Exception as exc:  # noqa: BLE001 - any failure means "not here"
+        _rabbitmq_unavailable(f"{MACHINE_AMQP_URL} does not answer ({exc})")
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is None:  # a remote broker: share its vhost, queues are per test anyway
+        yield MACHINE_AMQP_URL
+        return
+    vhost = f"boss-test-{uuid.uuid4().hex[:12]}"
+    parts = urlsplit(MACHINE_AMQP_URL)
+    user = parts.username or "guest"
+    subprocess.run([ctl, "-q", "add_vhost", vhost], check=True, capture_output=True)
+    subprocess.run([ctl, "-q", "set_permissions", "-p", vhost, user, ".*", ".*", ".*"],
+                   check=True, capture_output=True)
+    yield urlunsplit((parts.scheme, parts.netloc, "/" + vhost, "", ""))
+    subprocess.run([ctl, "-q", "delete_vhost", vhost], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def embedded_broker_url(embedded_url: str) -> str:
+    return "redis+socket://" + embedded_url.removeprefix("unix://")
+
+
+@pytest.fixture(params=["rabbitmq", "embedded"])
+def broker_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "rabbitmq":
+        return request.getfixturevalue("rabbitmq_url")
+    return request.getfixturevalue("embedded_broker_url")

@@ -131,6 +131,25 @@ class RunStore(ABC):
         to exactly one of them."""
 
     @abstractmethod
+    def lease_due_timers(self, now: float, lease: float,
+                         limit: int = 100) -> list[tuple[str, float, dict[str, Any]]]:
+        """Like ``claim_due_timers``, but a claimed timer is not removed: it
+        is moved to ``now + lease`` and returned as ``(id, leased due,
+        payload)``. The caller removes it with ``ack_timer`` once its message
+        is handled; if the caller dies first, the timer comes due again when
+        the lease runs out. Atomic: each lease goes to exactly one caller."""
+
+    @abstractmethod
+    def ack_timer(self, timer_id: str, leased_due: float) -> bool:
+        """Remove a leased timer, unless it was rescheduled since (its due
+        time is no longer ``leased_due``); True if removed."""
+
+    @abstractmethod
+    def reschedule_timer(self, timer_id: str, due: float) -> bool:
+        """Move an existing timer to ``due``; False (and nothing stored) when
+        there is no such timer."""
+
+    @abstractmethod
     def next_timer_due(self) -> float | None:
         """The earliest due time, or None when no timer is scheduled."""
 
@@ -196,6 +215,23 @@ class RunStore(ABC):
     @abstractmethod
     def mutex(self, name: str) -> tuple[str | None, list[str]]:
         """``(holder, waiters)`` of a mutex."""
+
+    # -- engine workers ---------------------------------------------------
+    @abstractmethod
+    def engine_heartbeat(self, engine_id: str, ttl: float, info: dict[str, Any]) -> None:
+        """Say that engine ``engine_id`` is alive for the next ``ttl`` seconds."""
+
+    @abstractmethod
+    def engine_alive(self, engine_id: str) -> bool:
+        """Whether ``engine_id``'s last heartbeat has not yet run out."""
+
+    @abstractmethod
+    def engine_gone(self, engine_id: str) -> None:
+        """An engine says goodbye (a clean stop): it is not alive any more."""
+
+    @abstractmethod
+    def engines(self) -> list[dict[str, Any]]:
+        """The live engines' heartbeat info (each with ``id``)."""
 
     # -- lifecycle --------------------------------------------------------
     def close(self) -> None:  # noqa: B027 - optional hook

@@ -23,6 +23,7 @@ from __future__ import annotations
 import heapq
 import marshal
 import threading
+import time
 from bisect import bisect_left, insort
 from collections import deque
 from typing import Any
@@ -130,6 +131,7 @@ class MemoryStore(RunStore):
         self._listeners: dict[str, bytes] = {}
         self._listeners_v = 0
         self._mutexes: dict[str, tuple[str, deque[str]]] = {}
+        self._engines: dict[str, tuple[float, dict[str, Any]]] = {}
 
     # -- definitions ------------------------------------------------------
     def put_definition(self, digest: str, source: str, filename: str | None = None) -> None:
@@ -307,6 +309,35 @@ class MemoryStore(RunStore):
                 claimed.append((tid, timers.pop(tid)[2]))
         return [(tid, _loads(blob)) for tid, blob in claimed]
 
+    def lease_due_timers(self, now: float, lease: float,
+                         limit: int = 100) -> list[tuple[str, float, dict[str, Any]]]:
+        due = float(now) + float(lease)
+        claimed = self.claim_due_timers(now, limit)
+        with self._lock:
+            for tid, payload in claimed:
+                self._generation += 1
+                self._timers[tid] = (due, self._generation, _dumps(payload))
+                heapq.heappush(self._heap, (due, tid, self._generation))
+        return [(tid, due, payload) for tid, payload in claimed]
+
+    def ack_timer(self, timer_id: str, leased_due: float) -> bool:
+        with self._lock:
+            entry = self._timers.get(timer_id)
+            if entry is not None and entry[0] == float(leased_due):
+                del self._timers[timer_id]
+                return True
+            return False
+
+    def reschedule_timer(self, timer_id: str, due: float) -> bool:
+        with self._lock:
+            entry = self._timers.get(timer_id)
+            if entry is None:
+                return False
+            self._generation += 1
+            self._timers[timer_id] = (float(due), self._generation, entry[2])
+            heapq.heappush(self._heap, (float(due), timer_id, self._generation))
+            return True
+
     def next_timer_due(self) -> float | None:
         with self._lock:
             self._drop_stale()
@@ -423,3 +454,21 @@ class MemoryStore(RunStore):
             if entry is None:
                 return None, []
             return entry[0], list(entry[1])
+
+    # -- engine workers ---------------------------------------------------
+    def engine_heartbeat(self, engine_id: str, ttl: float, info: dict[str, Any]) -> None:
+        with self._lock:
+            self._engines[engine_id] = (time.monotonic() + ttl, {**info, "id": engine_id})
+
+    def engine_alive(self, engine_id: str) -> bool:
+        entry = self._engines.get(engine_id)
+        return entry is not None and entry[0] > time.monotonic()
+
+    def engine_gone(self, engine_id: str) -> None:
+        with self._lock:
+            self._engines.pop(engine_id, None)
+
+    def engines(self) -> list[dict[str, Any]]:
+        now = time.monotonic()
+        with self._lock:
+            return [dict(info) for until, info in self._engines.values() if until > now]

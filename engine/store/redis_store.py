@@ -137,6 +137,10 @@ class RedisStore(RunStore):
         self._delete = reg(_script("run_delete"))
         self._list = reg(_script("run_list"))
         self._claim = reg(_script("timer_claim"))
+        self._lease = reg(_script("timer_lease"))
+        self._ack = reg(_script("timer_ack"))
+        self._k_engine = f"{prefix}engine:"
+        self._k_engines = f"{prefix}engines"
         self._register = reg(_script("participant_register"))
         self._acquire = reg(_script("mutex_acquire"))
         self._release = reg(_script("mutex_release"))
@@ -264,6 +268,28 @@ class RedisStore(RunStore):
             for i in range(0, len(flat), 2)
         ]
 
+    def lease_due_timers(self, now: float, lease: float,
+                         limit: int = 100) -> list[tuple[str, float, dict[str, Any]]]:
+        if limit <= 0:
+            return []
+        due = float(now) + float(lease)
+        flat = self._lease(keys=[self._k_timers, self._k_payloads],
+                           args=[repr(float(now)), repr(due), limit])
+        return [
+            (_str(flat[i]), due, {} if flat[i + 1] is None else _loads(flat[i + 1]))
+            for i in range(0, len(flat), 2)
+        ]
+
+    def ack_timer(self, timer_id: str, leased_due: float) -> bool:
+        return bool(self._ack(keys=[self._k_timers, self._k_payloads],
+                              args=[timer_id, repr(float(leased_due))]))
+
+    def reschedule_timer(self, timer_id: str, due: float) -> bool:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.zadd(self._k_timers, {timer_id: float(due)}, xx=True)
+        pipe.zscore(self._k_timers, timer_id)
+        return pipe.execute()[1] is not None
+
     def next_timer_due(self) -> float | None:
         first = self._redis.zrange(self._k_timers, 0, 0, withscores=True)
         return first[0][1] if first else None
@@ -369,6 +395,35 @@ class RedisStore(RunStore):
         return (None if holder is None else _str(holder)), [_str(w) for w in waiters]
 
     # -- lifecycle --------------------------------------------------------
+    # -- engine workers ---------------------------------------------------
+    def engine_heartbeat(self, engine_id: str, ttl: float, info: dict[str, Any]) -> None:
+        import time
+
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.set(self._k_engine + engine_id, _dumps({**info, "id": engine_id}),
+                 px=max(1, int(ttl * 1000)))
+        pipe.zadd(self._k_engines, {engine_id: time.time()})
+        pipe.execute()
+
+    def engine_alive(self, engine_id: str) -> bool:
+        return bool(self._redis.exists(self._k_engine + engine_id))
+
+    def engine_gone(self, engine_id: str) -> None:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.delete(self._k_engine + engine_id)
+        pipe.zrem(self._k_engines, engine_id)
+        pipe.execute()
+
+    def engines(self) -> list[dict[str, Any]]:
+        ids = [_str(x) for x in self._redis.zrange(self._k_engines, 0, -1)]
+        if not ids:
+            return []
+        blobs = self._redis.mget([self._k_engine + i for i in ids])
+        gone = [i for i, b in zip(ids, blobs, strict=True) if b is None]
+        if gone:
+            self._redis.zrem(self._k_engines, *gone)
+        return [_loads(b) for b in blobs if b is not None]
+
     def close(self) -> None:
         if self._owned:
             self._redis.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -324,6 +325,73 @@ def test_racing_claimers_get_each_timer_exactly_once(store: RunStore) -> None:
     assert sorted(counts) == ids
     assert set(counts.values()) == {1}
     assert [t[0] for t in store.timers()] == ["later"]
+
+
+def test_leased_timers_come_back_unless_acknowledged(store: RunStore) -> None:
+    store.schedule_timer("a", 1.0, {"i": "a"})
+    store.schedule_timer("b", 2.0, {"i": "b"})
+    store.schedule_timer("c", 50.0, {"i": "c"})
+    leased = store.lease_due_timers(now=10.0, lease=30.0)
+    assert leased == [("a", 40.0, {"i": "a"}), ("b", 40.0, {"i": "b"})]
+    # leased: not due again before the lease runs out, and still listed
+    assert store.lease_due_timers(now=39.0, lease=30.0) == []
+    assert store.lease_due_timers(now=39.0, lease=30.0, limit=0) == []
+    assert store.ack_timer("a", 40.0) is True
+    assert store.ack_timer("a", 40.0) is False
+    # "b" was never acknowledged (its claimer died): it is due again
+    assert store.lease_due_timers(now=40.0, lease=60.0) == [("b", 100.0, {"i": "b"})]
+    # "c" was scheduled again meanwhile: the old lease's ack leaves it alone
+    assert store.lease_due_timers(now=50.0, lease=19.0) == [("c", 69.0, {"i": "c"})]
+    store.schedule_timer("c", 100.0, {"i": "c2"})
+    assert store.ack_timer("c", 69.0) is False
+    assert sorted((t, d) for t, d, _ in store.timers()) == [("b", 100.0), ("c", 100.0)]
+
+
+def test_racing_leasers_get_each_timer_exactly_once(store: RunStore) -> None:
+    ids = [f"t{i:04d}" for i in range(1000)]
+    for i, timer_id in enumerate(ids):
+        store.schedule_timer(timer_id, float(i % 97), {"i": i})
+
+    def leaser(barrier: threading.Barrier) -> list[str]:
+        barrier.wait()
+        mine = []
+        while batch := store.lease_due_timers(1000.0, 60.0, limit=25):
+            for timer_id, due, _ in batch:
+                mine.append(timer_id)
+                assert store.ack_timer(timer_id, due)
+        return mine
+
+    claimed = run_threads(8, leaser)
+    counts = Counter(timer_id for mine in claimed for timer_id in mine)
+    assert sorted(counts) == ids
+    assert set(counts.values()) == {1}
+    assert store.timers() == []
+
+
+def test_reschedule_moves_only_existing_timers(store: RunStore) -> None:
+    store.schedule_timer("lease", 10.0, {"p": 1})
+    assert store.reschedule_timer("lease", 99.0) is True
+    assert store.timers() == [("lease", 99.0, {"p": 1})]
+    assert store.claim_due_timers(50.0) == []
+    assert store.reschedule_timer("nope", 5.0) is False
+    assert [t for t, _, _ in store.timers()] == ["lease"]
+
+
+# -- engine workers' liveness -------------------------------------------------
+def test_engine_heartbeats_run_out(store: RunStore) -> None:
+    store.engine_heartbeat("e1", 30.0, {"host": "h", "pid": 1})
+    store.engine_heartbeat("e2", 0.05, {"host": "h", "pid": 2})
+    assert store.engine_alive("e1") and store.engine_alive("e2")
+    deadline = time.monotonic() + 5
+    while store.engine_alive("e2"):
+        assert time.monotonic() < deadline, "a heartbeat never ran out"
+        time.sleep(0.01)
+    assert [e["id"] for e in store.engines()] == ["e1"]
+    assert store.engines()[0]["pid"] == 1
+    store.engine_gone("e1")
+    assert not store.engine_alive("e1")
+    assert store.engines() == []
+    assert not store.engine_alive("never")
 
 
 # -- participant registrations ------------------------------------------------
