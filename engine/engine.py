@@ -8,11 +8,13 @@ messages for one run are serialised without a lock), and only then carries
 out the effects.
 
 Crash safety: the effects of a message are stored with the state, in the
-run's *outbox* (``[message id, engine id, effects]``), in the same atomic
-write. When the last message applied to a run comes again, it is a
-duplicate (ignored) unless the engine that stored it is gone
-(``engine_alive``), in which case its effects are carried out again: they
-are all idempotent on their ids, so nothing happens twice that had happened.
+run's *outbox* (entries ``[message id, engine id, time, effects]`` of the
+last few minutes), in the same atomic write. When a message in the outbox
+comes again, it is a duplicate (ignored) unless the engine that stored it is
+gone (``engine_alive``, answered from worker heartbeats), in which case its
+effects are carried out again: they are all idempotent on their ids, so
+nothing happens twice that had happened. A launch is kept the same way
+(``launch:<wfid>``).
 
 Where messages go is pluggable: ``send`` is called with every message the
 engine produces for a run (a mutex grant, a listen wake-up, a continue) and
@@ -37,7 +39,7 @@ from engine import interpreter, states
 from engine.conditions import Condition, parse_condition
 from engine.definition import Definition
 from engine.loader import load_definition
-from engine.store.base import ConflictError, Registration, RunStore, RunSummary
+from engine.store.base import ConflictError, Registration, RunExists, RunStore, RunSummary
 from engine.substitution import DictScope
 
 log = logging.getLogger("boss.engine")
@@ -57,6 +59,15 @@ class EngineError(Exception):
 
 class UnknownRun(EngineError):
     pass
+
+
+class Undecided(EngineError):
+    """A redelivered message was applied by another engine that still looks
+    alive: ask again after its heartbeat would have run out."""
+
+    def __init__(self, owner: str) -> None:
+        super().__init__(f"applied by engine {owner}, which still looks alive")
+        self.owner = owner
 
 
 @dataclass(slots=True)
@@ -109,9 +120,11 @@ class Engine:
         registrations_ttl: float = 1.0,
         max_conflict_retries: int = 1000,
         engine_alive: Callable[[str], bool] | None = None,
+        engine_id: str | None = None,
     ) -> None:
         #: this engine's identity, stamped on the outbox of what it stores
-        self.id = uuid.uuid4().hex[:16]
+        #: (the threads of one worker share one)
+        self.id = engine_id or uuid.uuid4().hex[:16]
         #: whether another engine is still alive (the distributed runtime
         #: answers from worker heartbeats; in-process, every engine is)
         self.engine_alive = engine_alive or (lambda engine_id: True)
@@ -194,8 +207,12 @@ class Engine:
         *,
         wfid: str | None = None,
         filename: str | None = None,
+        recheck: bool = False,
     ) -> str:
-        """Start a run; returns its wfid."""
+        """Start a run; returns its wfid. Launching a ``wfid`` that exists
+        raises ``RunExists``, except for a launch this or a dead engine
+        stored (a redelivered launch: see ``deliver`` for ``recheck`` and
+        ``Undecided``)."""
         if isinstance(source, Definition):
             d = source
             self.store.put_definition(d.digest, d.source, d.filename)
@@ -205,18 +222,39 @@ class Engine:
         wfid = wfid or new_wfid()
         res = interpreter.launch(d, wfid, now=self.clock(), fields=fields, variables=variables,
                                  registrations=self.registrations())
-        self.store.create_run(res.state)
+        mid = f"launch:{wfid}"
+        self._outbox(res.state, mid, res.effects)
+        try:
+            self.store.create_run(res.state)
+        except RunExists:
+            # launched before: a redelivered launch item, or a wfid reused
+            loaded = self.store.load_run(wfid)
+            if loaded is None or not loaded[0].get("outbox"):
+                raise
+            reason = self._redelivered(loaded[0], loaded[1], mid, {"type": "launch"}, recheck)
+            if reason is None:
+                raise
+            return wfid
         self._carry_out(wfid, res.effects)
         return wfid
 
     # -- messages ---------------------------------------------------------------------
 
-    def deliver(self, msg: dict[str, Any]) -> str | None:
+    def deliver(self, msg: dict[str, Any], *, recheck: bool = False) -> str | None:
         """Apply one message to its run (``msg["wfid"]``), store the result,
-        then carry out the effects. Returns a reason when it was ignored."""
+        then carry out the effects. Returns a reason when it was ignored.
+
+        A message already applied (its id is in the run's outbox) is a
+        duplicate, unless the engine that applied it is gone, in which case
+        its effects are carried out again. When that engine still looks
+        alive but is not this one, ``Undecided`` is raised: the caller
+        should deliver the message again, with ``recheck=True``, once a
+        dead engine's heartbeat would have run out (a live one has carried
+        out its effects by then, and the message is a duplicate)."""
         wfid = msg.get("wfid")
         if not isinstance(wfid, str):
             raise EngineError(f"message without a wfid: {msg!r}")
+        mid = message_id(msg)
         for _ in range(self.max_conflict_retries):
             loaded = self.store.load_run_and_listeners_version(wfid)
             if loaded is None:
@@ -224,34 +262,19 @@ class Engine:
                 log.info(reason)
                 return reason
             state, version, listeners_version = loaded
-            mid = message_id(msg)
-            outbox = state.get("outbox")
-            if mid is not None and outbox is not None and outbox[0] == mid:
-                # the last message applied to this run, again: a duplicate
-                # (ignored) -- or a redelivery because the engine that
-                # stored it died before carrying out all its effects
-                if outbox[1] != self.id and not self.engine_alive(outbox[1]):
-                    outbox[1] = self.id  # take it over first, then carry it out
-                    try:
-                        self.store.save_run(state, version)
-                    except ConflictError:
-                        self.conflicts += 1
-                        continue
-                    self._carry_out(wfid, [fx.from_list(x) for x in outbox[2]])
-                    reason = (f"{msg.get('type')} {mid} was applied by engine {outbox[1]}, "
-                              "which is gone: its effects were sent again")
-                else:
-                    reason = f"duplicate {msg.get('type')} {mid} ignored: already applied"
-                log.info(reason)
-                return reason
+            if mid is not None and state.get("outbox"):
+                try:
+                    reason = self._redelivered(state, version, mid, msg, recheck)
+                except ConflictError:
+                    self.conflicts += 1
+                    continue
+                if reason is not None:
+                    return reason
             d = self.definition(state["def"])
             res = interpreter.handle(d, state, msg, now=self.clock(),
                                      registrations=self.registrations())
             if res.ignored is None:
-                res.state["outbox"] = (
-                    [mid, self.id, [fx.to_list(e) for e in res.effects if type(e) in _DURABLE]]
-                    if mid is not None and self.store.durable else None
-                )
+                self._outbox(res.state, mid, res.effects)
                 try:
                     self.store.save_run(res.state, version)
                 except ConflictError:
@@ -260,6 +283,42 @@ class Engine:
             self._carry_out(wfid, res.effects, self._listeners(listeners_version))
             return res.ignored
         raise EngineError(f"gave up on {wfid} after {self.max_conflict_retries} lost races")
+
+    def _outbox(self, state: dict[str, Any], mid: str | None, effects: list[fx.Effect]) -> None:
+        """Keep this message's effects in the run's outbox (with the
+        entries of other recent messages: one engine may store a message
+        and die while another applies the run's next one)."""
+        if not self.store.durable:
+            state.pop("outbox", None)
+            return
+        now = self.clock()
+        kept = [x for x in state.get("outbox") or () if now - x[2] < OUTBOX_MAX_AGE]
+        durable = [fx.to_list(e) for e in effects if type(e) in _DURABLE]
+        if mid is not None and durable:
+            kept.append([mid, self.id, now, durable])
+        state["outbox"] = kept[-OUTBOX_MAX_ENTRIES:] or None
+
+    def _redelivered(self, state: dict[str, Any], version: int, mid: str, msg: dict[str, Any],
+                     recheck: bool) -> str | None:
+        """None when ``mid`` is not in the outbox; else a reason, after
+        taking over the effects of a dead engine (see ``deliver``)."""
+        entry = next((x for x in state["outbox"] if x[0] == mid), None)
+        if entry is None:
+            return None
+        owner = entry[1]
+        kind = msg.get("type")
+        if owner == self.id or (owner != self.id and self.engine_alive(owner)):
+            if owner != self.id and not recheck:
+                raise Undecided(owner)
+            reason = f"duplicate {kind} {mid} ignored: already applied"
+        else:
+            entry[1] = self.id  # take it over first, then carry it out
+            self.store.save_run(state, version)
+            self._carry_out(state["wfid"], [fx.from_list(x) for x in entry[3]])
+            reason = (f"{kind} {mid} was applied by engine {owner}, which is gone: "
+                      "its effects were sent again")
+        log.info(reason)
+        return reason
 
     def _listeners(self, version: int) -> list[tuple[str, dict[str, Any]]]:
         """The listeners, re-read only when their version changed."""
@@ -505,6 +564,11 @@ class Engine:
         return [{k: v for k, v in e.items() if k != "fields"}
                 for e in self.store.list_errors(offset, limit)]
 
+
+#: how long, and how many, outbox entries a run keeps: a redelivery comes
+#: within the broker's redelivery delay plus a heartbeat's time to run out
+OUTBOX_MAX_AGE = 300.0
+OUTBOX_MAX_ENTRIES = 64
 
 #: effects kept in a run's outbox (all but echo lines and logs)
 _DURABLE = frozenset(set(fx.EFFECT_TYPES.values()) - {fx.Echo, fx.Log})

@@ -886,7 +886,7 @@ class Interpreter:
                     kids.remove(eid)
         elif eid in self.state["detached"]:
             self.state["detached"].remove(eid)
-        for key in ("t", "wt"):
+        for key in ("t", "wt", "ls"):
             tid = e.get(key)
             if tid:
                 self.effects.append(CancelTimer(tid))
@@ -1182,11 +1182,28 @@ class Interpreter:
         return None
 
     def _on_started(self, msg: dict) -> str | None:
+        """A participant took the step. With a ``lease`` (seconds) it has
+        acknowledged the delivery and sends heartbeats: a lease timer, pushed
+        forward by each heartbeat, dispatches the workitem again if the
+        heartbeats stop (see docs/wire-protocol.md, *Leases*)."""
         eid = msg.get("eid")
         e = self.exprs.get(eid) if isinstance(eid, str) else None
-        if e is None or "q" not in e:
+        if e is None or "q" not in e or e["s"] != states.WAITING:
             return self._ignore(f"started for {eid} ignored: not a waiting step")
-        self._record_step(eid, e, "start")
+        if e.get("lc") == "triggered":
+            self._record_step(eid, e, "start",
+                              data={"instance": msg["instance"]} if msg.get("instance") else None)
+        lease = msg.get("lease")
+        workitem = msg.get("workitem")
+        if isinstance(lease, int | float) and lease > 0 and isinstance(workitem, dict):
+            tid = f"{self.state['wfid']}:{eid}:lease"
+            e["ls"] = tid
+            self.effects.append(
+                ScheduleTimer(tid, self.now + float(lease),
+                              {"type": "timer", "wfid": self.state["wfid"], "eid": eid,
+                               "timer": "lease", "lease": float(lease),
+                               "instance": msg.get("instance"), "workitem": workitem})
+            )
         return None
 
     def _on_timer(self, msg: dict) -> str | None:
@@ -1206,6 +1223,18 @@ class Interpreter:
                 return self._ignore(f"retry timer for {eid} ignored")
             e.pop("wt")
             self._redo(eid, e, e["w"], e.get("a", 0))
+            return None
+        if kind == "lease":
+            if e.get("ls") is None or e["s"] != states.WAITING or "q" not in e:
+                return self._ignore(f"lease timer for {eid} ignored: the step is done")
+            e.pop("ls")
+            workitem = msg.get("workitem")
+            if not isinstance(workitem, dict):
+                return self._ignore(f"lease timer for {eid} without its workitem")
+            self._log("warning", f"{e['pn']} ({eid}): no heartbeat from "
+                      f"{msg.get('instance') or 'its instance'} for {msg.get('lease')}s: "
+                      "dispatched again")
+            self.effects.append(Dispatch(e["pn"], e["q"], workitem))
             return None
         if kind == "timeout":
             if e.get("t") is None or e["s"] in (states.CANCELLING, states.FAILED):
@@ -1367,7 +1396,7 @@ class Interpreter:
         if traceback:
             record["traceback"] = traceback
         self.state["errors"].append(record)
-        for key in ("t", "wt"):
+        for key in ("t", "wt", "ls"):
             tid = e.pop(key, None)
             if tid:
                 self.effects.append(CancelTimer(tid))
@@ -1422,9 +1451,10 @@ class Interpreter:
             tid = e.pop("t", None)
             if tid:
                 self.effects.append(CancelTimer(tid))
-        tid = e.pop("wt", None)
-        if tid:
-            self.effects.append(CancelTimer(tid))
+        for key in ("wt", "ls"):
+            tid = e.pop(key, None)
+            if tid:
+                self.effects.append(CancelTimer(tid))
         if was_waiting and "q" in e:
             fei = {"wfid": self.state["wfid"], "expid": e["n"], "subid": eid,
                    "engine_id": ENGINE_ID}
@@ -1556,7 +1586,7 @@ class Interpreter:
                 self.effects.append(CancelWorkitem(e["pn"], e["q"], fei, "kill"))
             if "lc" in e:
                 self._record_step(eid, e, "cancel")
-            for key in ("t", "wt"):
+            for key in ("t", "wt", "ls"):
                 if e.get(key):
                     self.effects.append(CancelTimer(e[key]))
             if "li" in e:

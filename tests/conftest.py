@@ -138,7 +138,7 @@ def rabbitmq_url() -> Iterator[str]:
     try:
         with kombu.Connection(MACHINE_AMQP_URL, connect_timeout=2) as conn:
             conn.ensure_connection(max_retries=1)
-    except Exception as exc:  # noqa: BLE001 - any failure means "not here"
+    except Exception as exc:
         _rabbitmq_unavailable(f"{MACHINE_AMQP_URL} does not answer ({exc})")
     ctl = shutil.which("rabbitmqctl")
     if ctl is None:  # a remote broker: share its vhost, queues are per test anyway
