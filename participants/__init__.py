@@ -1,6 +1,29 @@
-"""Participants: the SDK a participant author imports and the standard participants.
+"""Participants: the SDK a participant author imports and the runtime that runs it.
 
-The SDK and runtime arrive with the distributed-runtime issue; the engine's
-in-process harness (``engine.testing``) already runs Python callables as
-participants.
+* ``Workitem``: the workitem a handler receives (``participants.workitem``);
+* ``Participant``: an optional base class for handlers, and
+  ``LifecycleControl``, what ``handle_lifecycle_control`` receives
+  (``participants.handler``);
+* ``Runtime``: runs a handler against the broker (``participants.runtime``;
+  the ``boss-participant`` command). Imported on first use, so a handler
+  module importing ``participants`` does not pull in kombu.
+
+See ``docs/participants.md``.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+from participants.handler import LifecycleControl, Participant
+from participants.workitem import Workitem
+
+__all__ = ["LifecycleControl", "Participant", "Runtime", "Workitem"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Runtime":
+        from participants.runtime import Runtime
+
+        return Runtime
+    raise AttributeError(f"module 'participants' has no attribute {name!r}")

@@ -11,6 +11,10 @@ A participant reads and changes ``fields``, may set ``result`` (stored as
 ``fields.__result__``), ``command`` (a cursor command for the engine) or
 raise. Attribute access reads fields first, then params
 (``wi.project``); ``lookup``/``set_field`` take dotted paths.
+
+``cancelled`` becomes true when the engine cancels the step while a handler
+runs it (the participant runtime sets it on a cancel item); a long handler
+may poll it to stop early. It is not part of the wire format.
 """
 
 from __future__ import annotations
@@ -19,17 +23,18 @@ import copy
 from typing import Any
 
 _MISSING = object()
-_OWN = frozenset({"_data"})
+_OWN = frozenset({"_data", "_cancelled"})
 
 
 class Workitem:
     """A participant's view of one workitem."""
 
-    __slots__ = ("_data",)
+    __slots__ = ("_cancelled", "_data")
 
     def __init__(self, data: dict[str, Any]) -> None:
         data.setdefault("fields", {})
         object.__setattr__(self, "_data", data)
+        object.__setattr__(self, "_cancelled", False)
 
     @classmethod
     def copy_of(cls, data: dict[str, Any]) -> Workitem:
@@ -75,6 +80,15 @@ class Workitem:
     @property
     def forget(self) -> bool:
         return bool(self._data.get("forget"))
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the engine has cancelled this step (no reply is sent)."""
+        return self._cancelled
+
+    @cancelled.setter
+    def cancelled(self, value: bool) -> None:
+        object.__setattr__(self, "_cancelled", bool(value))
 
     # -- conventions ----------------------------------------------------------
     @property

@@ -1,0 +1,257 @@
+"""The broker adapter: kombu connections, the queues and exchanges of the
+wire protocol (``docs/wire-protocol.md``), publishing, and the dead-letter
+queue.
+
+One ``Publisher`` per thread (a kombu connection is not thread-safe). It
+implements the engine's ``Dispatcher`` protocol (workitems to participant
+queues, cancel items to the control exchange) and ``send`` (messages to the
+engine's queue), and retries through broker restarts: a publish either
+reaches the broker or keeps trying, it is never silently dropped.
+
+The same code runs on RabbitMQ (``amqp://``, with publisher confirms) and on
+kombu's Redis transport (``redis://``, ``redis+socket://``: the embedded
+Valkey), chosen by the URL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import kombu
+from kombu import Exchange, Queue
+
+from engine import effects as fx
+from engine import wire
+from engine.config import Config
+
+log = logging.getLogger("boss.broker")
+
+__all__ = [
+    "Publisher",
+    "QueueInfo",
+    "Topology",
+    "connect",
+    "drop_deadletter",
+    "list_deadletters",
+    "queue_info",
+    "reinject_deadletter",
+]
+
+#: retry forever, backing off to one attempt every 2 s (logged)
+RETRY_FOREVER = {"max_retries": None, "interval_start": 0.1, "interval_step": 0.5,
+                 "interval_max": 2.0}
+
+
+def is_redis(url: str) -> bool:
+    return url.split("://", 1)[0].split("+", 1)[0] in ("redis", "rediss", "valkey", "socket")
+
+
+def connect(config: Config, *, url: str | None = None, heartbeat: float | None = None,
+            confirm: bool | None = None) -> kombu.Connection:
+    """A kombu connection to the configured broker (not yet connected)."""
+    url = url or config.resolved_broker_url()
+    options: dict[str, Any] = {}
+    if is_redis(url):
+        options["visibility_timeout"] = config.visibility_timeout
+        heartbeat = None
+    else:
+        options["confirm_publish"] = config.confirm_publish if confirm is None else confirm
+    return kombu.Connection(url, heartbeat=heartbeat, transport_options=options,
+                            connect_timeout=5)
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The queues and exchanges BOSS declares (durable, redeclared on every
+    reconnect, so a broker that lost them gets them back)."""
+
+    config: Config
+
+    @property
+    def engine_queue(self) -> Queue:
+        return participant_queue(self.config.engine_queue)
+
+    @property
+    def deadletter_queue(self) -> Queue:
+        return participant_queue(self.config.deadletter_queue)
+
+    @property
+    def control_exchange(self) -> Exchange:
+        return Exchange(self.config.control_exchange, type="topic", durable=True)
+
+
+def participant_queue(name: str) -> Queue:
+    """A durable queue on the default exchange (routing key = its name)."""
+    return Queue(name, exchange=Exchange(""), routing_key=name, durable=True,
+                 auto_delete=False)
+
+
+class Publisher:
+    """Publishes JSON bodies on its own connection (see the module docstring)."""
+
+    def __init__(self, config: Config, connection: kombu.Connection | None = None) -> None:
+        self.config = config
+        self.topology = Topology(config)
+        self.connection = connection if connection is not None else connect(config)
+        self._producer: kombu.Producer | None = None
+        self._declared: set[str] = set()
+
+    def close(self) -> None:
+        if self._producer is not None:
+            with contextlib.suppress(Exception):  # closing a broken channel
+                self._producer.release()
+            self._producer = None
+        self.connection.release()
+
+    def _on_error(self, exc: BaseException, interval: float) -> None:
+        log.warning("broker unreachable (%s); retrying in %.1fs", exc, interval)
+        self._declared.clear()  # a restarted broker may have lost what we declared
+
+    @property
+    def producer(self) -> kombu.Producer:
+        if self._producer is None:
+            self.connection.ensure_connection(errback=self._on_error, **RETRY_FOREVER)
+            self._producer = kombu.Producer(self.connection)
+        return self._producer
+
+    def publish(self, body: dict[str, Any] | bytes, *, queue: str | None = None,
+                exchange: Exchange | None = None, routing_key: str | None = None,
+                reply_to: str | None = None, headers: dict[str, Any] | None = None) -> None:
+        """Publish ``body`` to ``queue`` (declared once per connection) or to
+        ``exchange`` with ``routing_key``; persistent, retried forever."""
+        declare: list[Any] = []
+        if queue is not None:
+            routing_key = queue
+            if queue not in self._declared:
+                declare.append(participant_queue(queue))
+        elif exchange is not None and exchange.name not in self._declared:
+            declare.append(exchange)
+        data = body if isinstance(body, bytes) else wire.dumps(body)
+        self.producer.publish(
+            data,
+            exchange=exchange if exchange is not None else "",
+            routing_key=routing_key,
+            declare=declare,
+            content_type=wire.CONTENT_TYPE,
+            content_encoding="utf-8",
+            delivery_mode=2,
+            reply_to=reply_to,
+            headers=headers,
+            retry=True,
+            retry_policy={**RETRY_FOREVER, "errback": self._on_error},
+        )
+        if queue is not None:
+            self._declared.add(queue)
+        elif exchange is not None:
+            self._declared.add(exchange.name)
+
+    # -- the engine's Dispatcher protocol and send ------------------------------
+
+    def dispatch(self, effect: fx.Dispatch) -> None:
+        self.publish(effect.workitem, queue=effect.queue, reply_to=self.config.engine_queue)
+
+    def cancel(self, effect: fx.CancelWorkitem) -> None:
+        self.publish({"type": "cancel", "flavour": effect.flavour, "fei": effect.fei,
+                      "participant_name": effect.participant},
+                     exchange=self.topology.control_exchange, routing_key=effect.queue)
+
+    def send(self, msg: dict[str, Any]) -> None:
+        """A message to the engine's queue (any worker takes it)."""
+        self.publish(msg, queue=self.config.engine_queue)
+
+    def deadletter(self, record: dict[str, Any]) -> None:
+        self.publish(record, queue=self.config.deadletter_queue)
+
+
+# -- queue depth ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    name: str
+    messages: int | None  # None: the queue does not exist
+    consumers: int | None
+
+
+def queue_info(connection: kombu.Connection, name: str) -> QueueInfo:
+    """How many messages wait on a queue and how many consumers it has
+    (the Redis transport does not count consumers: None)."""
+    try:
+        with connection.channel() as channel:
+            ok = participant_queue(name)(channel).queue_declare(passive=True)
+    except Exception as exc:
+        if "NOT_FOUND" in str(exc) or "404" in str(exc):
+            return QueueInfo(name, None, None)
+        raise
+    consumers = ok.consumer_count if not is_redis(connection.as_uri()) else None
+    return QueueInfo(name, ok.message_count, consumers)
+
+
+# -- the dead-letter queue -----------------------------------------------------------
+
+
+@contextmanager
+def _browse(config: Config, connection: kombu.Connection) -> Iterator[list[tuple[Any, Any]]]:
+    """Every message on the dead-letter queue, taken without acknowledging:
+    when the block ends, the channel closes and the broker puts back every
+    one the block did not ``ack``."""
+    channel = connection.channel()
+    try:
+        queue = participant_queue(config.deadletter_queue)(channel)
+        queue.declare()
+        taken = []
+        while True:
+            message = queue.get(no_ack=False, accept=["application/json"])
+            if message is None:
+                break
+            try:
+                record = wire.decode(message.body)
+            except wire.Malformed as exc:
+                record = {"id": f"raw-{len(taken)}", "reason": f"unreadable dead letter: {exc}",
+                          "queue": config.deadletter_queue, "body": repr(message.body)[:200],
+                          "at": ""}
+            taken.append((message, record))
+        yield taken
+    finally:
+        with contextlib.suppress(OSError):  # the broker went away: nothing was acked
+            channel.close()
+
+
+def list_deadletters(config: Config, connection: kombu.Connection) -> list[dict[str, Any]]:
+    """The dead letters, oldest first (none is consumed)."""
+    with _browse(config, connection) as taken:
+        return [record for _, record in taken]
+
+
+def reinject_deadletter(config: Config, connection: kombu.Connection, letter_id: str,
+                        body: bytes | None = None) -> dict[str, Any]:
+    """Publish a dead letter's body (or a corrected ``body``) back to the
+    queue it came from and remove it from the dead-letter queue."""
+    publisher = Publisher(config, connection.clone())
+    try:
+        with _browse(config, connection) as taken:
+            for message, record in taken:
+                if record.get("id") == letter_id:
+                    data = body if body is not None else wire.deadletter_body(record)
+                    publisher.publish(data, queue=record["queue"])
+                    message.ack()
+                    return record
+    finally:
+        publisher.close()
+    raise KeyError(letter_id)
+
+
+def drop_deadletter(config: Config, connection: kombu.Connection,
+                    letter_id: str) -> dict[str, Any]:
+    """Remove a dead letter for good."""
+    with _browse(config, connection) as taken:
+        for message, record in taken:
+            if record.get("id") == letter_id:
+                message.ack()
+                return record
+    raise KeyError(letter_id)

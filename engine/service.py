@@ -1,0 +1,204 @@
+"""What an engine worker does with one message from the engine's queue.
+
+Transport-free: ``EngineService.handle(body)`` gets the raw bytes and either
+returns (the caller acknowledges the message) or raises (the caller does
+not, so the broker gives the message again). By then everything the message
+caused is stored:
+
+* a reply, an operation or a notice is applied with ``Engine.deliver``;
+* a launch item starts a run (``Engine.launch``), idempotent on its
+  ``wfid``;
+* a heartbeat (``alive``) pushes a lease timer forward;
+* a registration is stored;
+* a malformed body goes to the dead-letter queue, and a malformed reply that
+  still names its step fails that step, so the run shows it;
+* a redelivered message that another live engine applied is checked again
+  later (a ``redeliver`` timer), when that engine's heartbeat would have run
+  out if it had died.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from engine import wire
+from engine.config import Config
+from engine.engine import Engine, EngineError, Undecided
+from engine.loader import LoadError
+from engine.store.base import RunExists, RunStore
+
+log = logging.getLogger("boss.worker")
+
+__all__ = ["EngineService", "resolve_process"]
+
+
+class EngineService:
+    """Handles engine-queue messages for one thread of a worker."""
+
+    def __init__(self, config: Config, store: RunStore, publisher: Any, *,
+                 engine_id: str, on_event: Any = None) -> None:
+        self.config = config
+        self.store = store
+        self.publisher = publisher
+        self.engine_id = engine_id
+        self.engine = Engine(
+            store,
+            dispatcher=publisher,
+            send=publisher.send,
+            engine_alive=store.engine_alive,
+            engine_id=engine_id,
+        )
+        if on_event is not None:
+            self.engine.on_record = on_event
+        #: where this worker says it is, in dead letters
+        self.signature = f"engine {engine_id} on {socket.gethostname()}:{os.getpid()}"
+        self.handled = 0
+
+    # -- the one entry point --------------------------------------------------------
+
+    def handle(self, body: bytes | str, *, queue: str | None = None,
+               content_type: str | None = None, headers: dict[str, Any] | None = None) -> str:
+        """Apply one body; returns what happened (for logs and tests)."""
+        queue = queue or self.config.engine_queue
+        try:
+            msg = wire.engine_message(body)
+        except wire.Malformed as exc:
+            return self._malformed(body, exc, queue, content_type, headers)
+        self.handled += 1
+        kind = msg["type"]
+        if kind == "launch":
+            return self._launch(msg, body, queue)
+        if kind == "alive":
+            return self._alive(msg)
+        if kind in ("register", "unregister"):
+            return self._registration(msg)
+        try:
+            reason = self.engine.deliver(msg)
+        except Undecided as exc:
+            return self._defer(msg, exc)
+        except EngineError as exc:
+            log.warning("%s for %s: %s", kind, msg.get("wfid"), exc)
+            return f"ignored: {exc}"
+        return reason or f"{kind} applied"
+
+    def handle_timer(self, payload: dict[str, Any]) -> str:
+        """A fired timer's message (a step's timer, or a deferred redelivery)."""
+        if payload.get("type") == "redeliver":
+            return self._redeliver(payload)
+        try:
+            reason = self.engine.deliver(payload)
+        except Undecided as exc:
+            return self._defer(payload, exc)
+        return reason or "timer applied"
+
+    # -- kinds ------------------------------------------------------------------------
+
+    def _launch(self, item: dict[str, Any], body: bytes | str, queue: str,
+                recheck: bool = False) -> str:
+        try:
+            if "definition" in item:
+                source: Any = item["definition"]
+                filename = item.get("filename") or "<launch item>"
+            else:
+                path = resolve_process(self.config, item["process"])
+                source, filename = path.read_text(encoding="utf-8"), str(path)
+            wfid = self.engine.launch(source, item.get("fields"), item.get("variables"),
+                                      wfid=item.get("wfid"), filename=filename,
+                                      recheck=recheck)
+        except Undecided as exc:
+            return self._defer({"type": "launch", **{k: v for k, v in item.items()
+                                                     if k != "type"}}, exc)
+        except LoadError as exc:
+            return self._deadletter(body, f"launch item: the definition has problems:\n{exc}",
+                                    queue)
+        except (FileNotFoundError, ValueError) as exc:
+            return self._deadletter(body, f"launch item: {exc}", queue)
+        except RunExists:
+            return self._deadletter(body, f"launch item: a different run already has wfid "
+                                    f"{item.get('wfid')}", queue)
+        return f"launched {wfid}"
+
+    def _alive(self, msg: dict[str, Any]) -> str:
+        lease = float(msg.get("lease") or self.config.lease)
+        tid = f"{msg['wfid']}:{msg['eid']}:lease"
+        if self.store.reschedule_timer(tid, time.time() + lease):
+            return f"lease of {msg['wfid']}/{msg['eid']} renewed"
+        return f"heartbeat for {msg['wfid']}/{msg['eid']} ignored: no lease"
+
+    def _registration(self, msg: dict[str, Any]) -> str:
+        if msg["type"] == "unregister":
+            gone = self.engine.unregister(msg["pattern"])
+            return f"unregistered {msg['pattern']}" if gone else "nothing to unregister"
+        reg = self.engine.register(msg["pattern"], msg.get("queue"), regex=msg.get("regex"),
+                                   position=msg.get("position"))
+        return f"registered {reg.pattern} -> {reg.queue}"
+
+    def _defer(self, msg: dict[str, Any], exc: Undecided) -> str:
+        """Look at this redelivery again once the owner's heartbeat would
+        have run out (see ``Engine.deliver``)."""
+        wait = 3 * self.config.heartbeat + 1.0
+        mid = msg.get("id") or f"{msg.get('type')}:{time.time_ns()}"
+        self.store.schedule_timer(f"redeliver:{msg.get('wfid')}:{mid}", time.time() + wait,
+                                  {"type": "redeliver", "wfid": msg.get("wfid"),
+                                   "message": msg})
+        return f"redelivery deferred {wait:.0f}s: {exc}"
+
+    def _redeliver(self, payload: dict[str, Any]) -> str:
+        msg = payload["message"]
+        if msg.get("type") == "launch":
+            item = {k: v for k, v in msg.items() if k != "type"}
+            return self._launch(item, wire.dumps(item), self.config.engine_queue, recheck=True)
+        return self.engine.deliver(msg, recheck=True) or f"{msg.get('type')} applied"
+
+    # -- bad input ----------------------------------------------------------------------
+
+    def _deadletter(self, body: bytes | str, reason: str, queue: str,
+                    content_type: str | None = None,
+                    headers: dict[str, Any] | None = None) -> str:
+        record = wire.deadletter(body if isinstance(body, bytes | str) else wire.dumps(body),
+                                 reason, queue, by=self.signature, content_type=content_type,
+                                 headers=headers)
+        self.publisher.deadletter(record)
+        log.error("dead-lettered %s: %s", record["id"], reason)
+        return f"dead-lettered {record['id']}: {reason}"
+
+    def _malformed(self, body: bytes | str, exc: wire.Malformed, queue: str,
+                   content_type: str | None, headers: dict[str, Any] | None) -> str:
+        outcome = self._deadletter(body, exc.reason, queue, content_type, headers)
+        if exc.fei is not None:
+            fei = exc.fei
+            msg = {"type": "reply", "wfid": fei["wfid"], "id": f"malformed:{fei['subid']}",
+                   "workitem": {"fei": fei, "error": {
+                       "message": f"malformed reply ({outcome.split(':')[0]}): {exc.reason}",
+                       "class": "MalformedMessage"}}}
+            # Undecided: a redelivery of this same malformed reply, already failed
+            with contextlib.suppress(Undecided):
+                self.engine.deliver(msg)
+        return outcome
+
+    def poisoned(self, body: bytes | str, exc: BaseException, queue: str) -> str:
+        """A message whose handling kept raising: set it aside with the
+        traceback rather than loop on it for ever."""
+        tb = "".join(traceback.format_exception(exc))
+        return self._deadletter(body, f"handling failed repeatedly: {exc}\n{tb}", queue)
+
+
+def resolve_process(config: Config, name: str) -> Path:
+    """The file of a process in the process store (``process_dir``):
+    ``demo/ci_pipeline`` is ``<process_dir>/demo/ci_pipeline.yaml``. A name
+    that climbs out of the store is refused."""
+    root = Path(config.process_dir or "processes").resolve()
+    for suffix in ("", ".yaml", ".yml"):
+        candidate = (root / (name + suffix)).resolve()
+        if not candidate.is_relative_to(root):
+            raise ValueError(f"process {name!r} is outside the process store {root}")
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"no process {name!r} in the process store {root}")

@@ -1,0 +1,252 @@
+"""The engine work of one worker process: threads that the Celery worker owns
+(``engine.celery_app`` starts and stops them from a bootstep), or that
+anything else can run (``EngineWorker.run``).
+
+* **consumers** (``engine_threads``, default 1): each with its own broker
+  connection, consuming the engine's queue (prefetch 16) and handing each
+  raw body to an ``EngineService``. A message is acknowledged only after
+  ``handle`` returned, that is after its effect is stored and its own
+  effects (dispatches, ...) were published. An exception leaves it
+  unacknowledged: the broker gives it again. A message that keeps failing
+  for a reason other than a lost connection is dead-lettered with its
+  traceback after ``POISON_ATTEMPTS`` tries.
+* **timers**: leases due timers from the store (``lease_due_timers``), so one
+  firing per timer however many workers run, applies each, then
+  acknowledges it; a worker that dies mid-way leaves the timer to come due
+  again.
+* **heartbeat**: ``engine_heartbeat`` every ``heartbeat`` seconds (alive for
+  three of them). Other workers read it to decide whether a redelivered
+  message's effects were carried out (``engine.engine``).
+
+Workers share nothing but the broker and the store, so any number run on any
+hosts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+import kombu
+import redis
+from kombu.mixins import ConsumerMixin
+
+from engine.broker import Publisher, Topology, connect
+from engine.config import Config
+from engine.service import EngineService
+from engine.store import RunStore, open_store
+
+log = logging.getLogger("boss.worker")
+
+__all__ = ["EngineWorker"]
+
+#: tries before a message that keeps raising is dead-lettered
+POISON_ATTEMPTS = 5
+#: seconds a fired timer stays leased to the worker that fired it
+TIMER_LEASE = 30.0
+#: longest sleep of the timer thread between looks at the store
+TIMER_POLL = 0.25
+
+
+def _transient(exc: BaseException) -> bool:
+    """A lost connection (broker or store): try the message again later."""
+    return isinstance(exc, redis.ConnectionError | redis.TimeoutError | OSError |
+                      kombu.exceptions.OperationalError)
+
+
+class EngineWorker:
+    """The threads of one engine worker (see the module docstring)."""
+
+    def __init__(self, config: Config, *, threads: int | None = None,
+                 store: RunStore | None = None, engine_id: str | None = None,
+                 on_event: Any = None) -> None:
+        self.config = config
+        self.id = engine_id or uuid.uuid4().hex[:16]
+        self.threads = threads or config.engine_threads
+        self._store = store
+        self.on_event = on_event
+        self.stopping = threading.Event()
+        self._consumers: list[_EngineConsumer] = []
+        self._threads: list[threading.Thread] = []
+        self.started_at = time.time()
+        self.broker_url = config.resolved_broker_url()
+        self.redis_url = config.resolved_redis_url()
+
+    def store(self) -> RunStore:
+        """A store for one thread (a Redis client pool is thread-safe: shared)."""
+        if self._store is None:
+            self._store = open_store(self.redis_url, prefix=self.config.key_prefix)
+        return self._store
+
+    def service(self, publisher: Publisher) -> EngineService:
+        return EngineService(self.config, self.store(), publisher, engine_id=self.id,
+                             on_event=self.on_event)
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> EngineWorker:
+        store = self.store()
+        self._beat(store)
+        for k in range(self.threads):
+            consumer = _EngineConsumer(self, k)
+            self._consumers.append(consumer)
+            self._spawn(consumer.run, f"boss-engine-consumer-{k}")
+        self._spawn(self._timers, "boss-engine-timers")
+        self._spawn(self._heartbeats, "boss-engine-heartbeat")
+        log.info("engine worker %s: %d consumer thread(s) on %s, store %s", self.id,
+                 self.threads, self.config.engine_queue, _safe(self.redis_url))
+        return self
+
+    def _spawn(self, target: Any, name: str) -> None:
+        t = threading.Thread(target=self._guard, args=(target, name), name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _guard(self, target: Any, name: str) -> None:
+        while not self.stopping.is_set():
+            try:
+                target()
+                return
+            except Exception:
+                log.exception("%s failed; restarting it in 1s", name)
+                self.stopping.wait(1.0)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the message in hand, then stop every thread."""
+        self.stopping.set()
+        for consumer in self._consumers:
+            consumer.should_stop = True
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        try:
+            self.store().engine_gone(self.id)
+        except Exception:
+            log.warning("could not say goodbye to the store", exc_info=True)
+        log.info("engine worker %s stopped", self.id)
+
+    def run(self) -> None:
+        """Run until ``stop()`` (from another thread or a signal handler)."""
+        self.start()
+        self.stopping.wait()
+        self.stop()
+
+    # -- heartbeats ---------------------------------------------------------------------
+
+    def _beat(self, store: RunStore) -> None:
+        store.engine_heartbeat(self.id, 3 * self.config.heartbeat, {
+            "host": socket.gethostname(), "pid": os.getpid(), "started_at": self.started_at,
+            "threads": self.threads, "queue": self.config.engine_queue,
+            "handled": sum(c.handled for c in self._consumers),
+        })
+
+    def _heartbeats(self) -> None:
+        store = self.store()
+        while not self.stopping.wait(self.config.heartbeat):
+            try:
+                self._beat(store)
+            except Exception:
+                log.warning("heartbeat failed", exc_info=True)
+
+    # -- timers --------------------------------------------------------------------------
+
+    def _timers(self) -> None:
+        store = self.store()
+        publisher = Publisher(self.config, connect(self.config, url=self.broker_url))
+        service = self.service(publisher)
+        try:
+            while not self.stopping.is_set():
+                try:
+                    leased = store.lease_due_timers(time.time(), TIMER_LEASE, limit=100)
+                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                    log.warning("timers: store unreachable (%s)", exc)
+                    self.stopping.wait(1.0)
+                    continue
+                for timer_id, due, payload in leased:
+                    try:
+                        outcome = service.handle_timer(payload)
+                        store.ack_timer(timer_id, due)
+                        log.debug("timer %s: %s", timer_id, outcome)
+                    except Exception:
+                        log.exception("timer %s failed; it comes due again in %ss", timer_id,
+                                      TIMER_LEASE)
+                if len(leased) == 100:
+                    continue
+                nxt = store.next_timer_due()
+                wait = TIMER_POLL if nxt is None else min(TIMER_POLL, max(0.0, nxt - time.time()))
+                self.stopping.wait(wait)
+        finally:
+            publisher.close()
+
+
+class _EngineConsumer(ConsumerMixin):
+    """One consumer thread of the engine's queue."""
+
+    def __init__(self, worker: EngineWorker, index: int) -> None:
+        self.worker = worker
+        self.index = index
+        self.connection = connect(worker.config, url=worker.broker_url, heartbeat=30)
+        self.publisher = Publisher(worker.config, connect(worker.config, url=worker.broker_url))
+        self.service = worker.service(self.publisher)
+        self.topology = Topology(worker.config)
+        self.attempts: OrderedDict[str, int] = OrderedDict()
+        self.handled = 0
+        self.connect_max_retries = None
+
+    def get_consumers(self, Consumer: Any, channel: Any) -> list[Any]:
+        return [Consumer(queues=[self.topology.engine_queue], on_message=self.on_message,
+                         prefetch_count=16, accept=["application/json"])]
+
+    def on_connection_error(self, exc: BaseException, interval: float) -> None:
+        log.warning("engine queue: broker unreachable (%s); retrying in %.1fs", exc, interval)
+
+    def run(self, _tokens: int = 1, **kwargs: Any) -> None:
+        try:
+            super().run(_tokens, **kwargs)
+        finally:
+            self.publisher.close()
+
+    def on_message(self, message: Any) -> None:
+        body = message.body
+        queue = self.worker.config.engine_queue
+        try:
+            outcome = self.service.handle(body, queue=queue,
+                                          content_type=message.content_type,
+                                          headers=message.headers)
+        except Exception as exc:
+            if _transient(exc):
+                log.warning("message not handled (%s): it will come again", exc)
+                self.worker.stopping.wait(1.0)
+                message.requeue()
+                return
+            key = hashlib.sha1(body if isinstance(body, bytes) else body.encode()).hexdigest()
+            n = self.attempts.get(key, 0) + 1
+            self.attempts[key] = n
+            while len(self.attempts) > 1000:
+                self.attempts.popitem(last=False)
+            if n < POISON_ATTEMPTS:
+                log.exception("message failed (attempt %d of %d)", n, POISON_ATTEMPTS)
+                message.requeue()
+                return
+            self.attempts.pop(key, None)
+            outcome = self.service.poisoned(body, exc, queue)
+        message.ack()
+        self.handled += 1
+        log.debug("%s", outcome)
+
+
+def _safe(url: str) -> str:
+    """A URL without its password, for logs."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    return url
+

@@ -1,0 +1,136 @@
+"""One workitem in hand: the handler running in its own thread.
+
+The runtime's main thread owns the broker connection (kombu connections are
+not thread-safe, and heartbeats must keep flowing while a build runs for
+hours), so the handler runs in a worker thread and the main thread only
+looks at ``done``. The reply is built here, after the handler returned, and
+is always a valid workitem naming the step it answers: a handler that
+breaks the workitem or stores something that is not JSON gets an error
+reply instead of a reply the engine would have to dead-letter.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import time
+import traceback
+from typing import Any
+
+from engine.wire import Malformed, dumps, iso_now, validate
+from participants.workitem import Workitem
+
+__all__ = ["Job", "error_of"]
+
+log = logging.getLogger("boss.participant")
+
+
+def error_of(exc: BaseException) -> dict[str, Any]:
+    """The ``error`` object of a reply for a handler that raised."""
+    return {
+        "message": str(exc),
+        "class": type(exc).__name__,
+        "traceback": "".join(traceback.format_exception(exc)),
+    }
+
+
+class Job:
+    """A workitem being handled, and what the runtime knows about it."""
+
+    def __init__(self, handler: Any, data: dict[str, Any], *, instance: str, reply_to: str,
+                 message: Any = None, generation: int = 0,
+                 trace: bool = False, dump: bool = False) -> None:
+        self.handler = handler
+        #: the workitem as received: what ``started`` carries and what an
+        #: error reply is built from (the handler changes ``wi`` in place)
+        self.original = copy.deepcopy(data)
+        self.wi = Workitem(data)
+        self.fei: dict[str, Any] = dict(self.original["fei"])
+        self.wfid: str = self.fei["wfid"]
+        self.subid: str = self.fei["subid"]
+        self.instance = instance
+        self.reply_to = reply_to
+        #: the kombu message while this job holds the delivery (unacked)
+        self.message = message
+        #: the connection generation the delivery belongs to (an ack on a
+        #: later connection would be for a delivery tag that no longer exists)
+        self.generation = generation
+        self.trace = trace
+        self.dump = dump
+        self.t0 = time.monotonic()
+        self.started_at = iso_now()
+        self.leased = False
+        self.next_alive = 0.0
+        self.cancelled = False
+        self.replied = False
+        self.error: dict[str, Any] | None = None
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"handler-{self.subid}",
+                                       daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    @property
+    def forget(self) -> bool:
+        return bool(self.original.get("forget"))
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def _run(self) -> None:
+        try:
+            self.handler.handle_wi(self.wi)
+        except BaseException as exc:  # SystemExit from a handler is its failure too
+            self.error = error_of(exc)
+            if not self.cancelled:
+                log.warning("handler failed on %s %s: %s: %s", self.wfid, self.subid,
+                            type(exc).__name__, exc)
+        finally:
+            self.done.set()
+
+    def cancel(self) -> None:
+        """Mark the step cancelled and call ``handle_cancel`` in a thread of
+        its own, so a slow one cannot stall the connection's heartbeats."""
+        self.cancelled = True
+        self.wi.cancelled = True
+        handle_cancel = getattr(self.handler, "handle_cancel", None)
+        if handle_cancel is None:
+            return
+
+        def call() -> None:
+            try:
+                handle_cancel(self.wi)
+            except Exception:
+                log.exception("handle_cancel failed on %s %s", self.wfid, self.subid)
+
+        threading.Thread(target=call, name=f"cancel-{self.subid}", daemon=True).start()
+
+    def reply(self) -> dict[str, Any]:
+        """The reply: the workitem as the handler left it, with ``error``,
+        ``started_at`` and ``instance``; ``fei`` and ``participant_name``
+        are always the ones received."""
+        reply = dict(self.wi.to_dict())
+        reply["fei"] = copy.deepcopy(self.original["fei"])
+        reply["participant_name"] = self.original["participant_name"]
+        if self.error is not None:
+            reply["error"] = self.error
+        reply["started_at"] = self.started_at
+        reply["instance"] = self.instance
+        try:
+            dumps(reply)
+            validate("workitem", reply)
+        except (Malformed, TypeError, ValueError) as exc:
+            log.error("handler left an invalid workitem for %s %s: %s", self.wfid, self.subid, exc)
+            reply = copy.deepcopy(self.original)
+            reply["error"] = {
+                "message": f"the participant left a workitem that is not valid JSON for the "
+                           f"engine: {exc}",
+                "class": "MalformedReply",
+                "traceback": None,
+            }
+            reply["started_at"] = self.started_at
+            reply["instance"] = self.instance
+        return reply

@@ -1,0 +1,496 @@
+"""The participant runtime: ``boss-participant CONFIG.ini``.
+
+It runs one participant instance (a pool is several processes on the same
+queue) and speaks the wire protocol of ``docs/wire-protocol.md``:
+
+* consume the participant's durable queue with prefetch 1, validate each
+  workitem (a malformed one is dead-lettered, never dropped), run the
+  handler's ``handle_wi`` in a worker thread, publish the reply to the
+  delivery's ``reply_to`` and only then acknowledge;
+* after ``lease_after`` seconds take a *lease* (stop consuming, publish
+  ``started``, acknowledge, publish ``alive`` every ``lease / 3`` seconds),
+  so a step can run for hours without the broker timing the delivery out;
+* listen for cancel items on the control exchange;
+* survive broker restarts: the handler keeps running, the runtime reconnects
+  for ever (with back-off) and publishes the reply on the new connection;
+  a workitem the broker delivers again after that is answered from a
+  bounded memory of recent replies instead of being done twice;
+* stop gracefully on SIGTERM/SIGINT (finish and reply first), at once on
+  a second signal.
+
+The main thread owns the kombu connection (kombu is not thread-safe): it
+drains events with a short timeout, checks heartbeats and looks at the job
+in hand on every turn. Only ``handle_wi`` and ``handle_cancel`` run in
+other threads. ``Runtime(...).run()`` is the Python API; ``stop()`` asks it
+to stop gracefully from any thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+import click
+import kombu
+from kombu import Consumer, Exchange, Producer, Queue
+from kombu.exceptions import OperationalError
+
+from engine.wire import Malformed, deadletter, decode, dumps, validate
+from participants.config import ParticipantConfig, ParticipantConfigError, load_config
+from participants.handler import LifecycleControl, check_handler, load_handler
+from participants.job import Job
+from participants.lru import LRU
+
+__all__ = ["Runtime", "main"]
+
+log = logging.getLogger("boss.participant")
+
+#: seconds the main loop waits for broker events before looking at the job
+POLL = 0.1
+#: AMQP heartbeat (seconds): a dead peer is noticed within two of them
+HEARTBEAT = 10
+#: how many replied and cancelled subids are remembered
+MEMORY = 10_000
+
+
+class Fatal(RuntimeError):
+    """An error retrying cannot fix (the broker refuses our declarations)."""
+
+
+def instance_id() -> str:
+    """``host:pid:random``: who did a step, in replies and lease notices."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class Runtime:
+    """One participant instance.
+
+    ``config`` is the INI file's path or a ``ParticipantConfig``; ``handler``
+    an already built handler object (else the one named by ``code`` and
+    ``class`` is loaded). Raises ``ParticipantConfigError`` for a bad file
+    or handler, before anything connects.
+    """
+
+    def __init__(self, config: str | os.PathLike[str] | ParticipantConfig,
+                 handler: Any = None, *, max_backoff: float = 5.0) -> None:
+        if not isinstance(config, ParticipantConfig):
+            config = load_config(config, need_code=handler is None)
+        self.config = config
+        where = f"{config.path or '<config>'}: [participant]"
+        if handler is None:
+            if not config.code:
+                raise ParticipantConfigError(f"{where} code is missing")
+            handler = load_handler(config.code, config.class_name, where)
+        else:
+            check_handler(handler, where)
+        self.handler = handler
+        self.instance = instance_id()
+        self.max_backoff = max_backoff
+        self.replied: LRU[str, dict[str, Any] | None] = LRU(MEMORY)
+        self.cancels: LRU[str, bool] = LRU(MEMORY)
+        self.job: Job | None = None
+        #: set once the instance consumes its queue (for in-process callers)
+        self.ready = threading.Event()
+        self._stop = threading.Event()
+        self._wakeup = threading.Event()
+        self._stopping = False
+        self._registered = False
+        self._generation = 0
+        self._conn: kombu.Connection | None = None
+        self._consumer: Consumer | None = None
+        self._control: Consumer | None = None
+        self._producer: Producer | None = None
+        self._consuming = False
+        self._control_queue = ""
+
+    # -- the public surface -------------------------------------------------
+    def stop(self) -> None:
+        """Stop gracefully: take no new workitem, finish and reply the one in
+        hand, call lifecycle "stop", and let ``run()`` return 0."""
+        self._stop.set()
+        self._wakeup.set()
+
+    def run(self) -> int:
+        """Serve until stopped; the exit status (0 stopped, 1 gave up)."""
+        if not self._lifecycle("start", config=self.config.parser, fatal=True):
+            return 1
+        if self.config.unknown_keys:
+            log.warning("%s: [participant] keys not used by this runtime: %s",
+                        self.config.path, ", ".join(self.config.unknown_keys))
+        try:
+            url = self.config.boss.resolved_broker_url()
+            self._display_url = kombu.Connection(url).as_uri()
+            while self._connect(url):
+                try:
+                    if self._serve():
+                        break
+                except Fatal:
+                    raise
+                except Exception as exc:
+                    if not self._recoverable(exc):
+                        raise
+                    log.warning("lost the broker connection (%s: %s); reconnecting",
+                                type(exc).__name__, exc)
+                    self._drop(exc)
+        except Exception as exc:
+            log.error("giving up: %s: %s", type(exc).__name__, exc,
+                      exc_info=not isinstance(exc, Fatal))
+            self._drop(exc)
+            self._lifecycle("die", reason=f"{type(exc).__name__}: {exc}")
+            return 1
+        self._lifecycle("stop")
+        log.info("stopped")
+        return 0
+
+    # -- lifecycle ----------------------------------------------------------
+    def _lifecycle(self, message: str, *, config: Any = None, reason: str | None = None,
+                   fatal: bool = False) -> bool:
+        method = getattr(self.handler, "handle_lifecycle_control", None)
+        if method is None:
+            return True
+        try:
+            method(LifecycleControl(message, config=config, reason=reason))
+        except Exception:
+            log.exception("handle_lifecycle_control(%r) failed", message)
+            return not fatal
+        return True
+
+    # -- connecting ---------------------------------------------------------
+    def _recoverable(self, exc: BaseException) -> bool:
+        conn = self._conn
+        errors: tuple[type[BaseException], ...] = (OSError, OperationalError)
+        if conn is not None:
+            errors += tuple(conn.connection_errors) + tuple(conn.channel_errors)
+        return isinstance(exc, errors)
+
+    def _connect(self, url: str) -> bool:
+        """Connect and set up, retrying for ever; False if asked to stop
+        while there was nothing in hand to finish."""
+        attempt = 0
+        while True:
+            if self._stop.is_set() and self.job is None:
+                return False
+            conn = kombu.Connection(
+                url, heartbeat=HEARTBEAT, connect_timeout=5,
+                transport_options={
+                    "confirm_publish": self.config.boss.confirm_publish,
+                    "visibility_timeout": self.config.boss.visibility_timeout,
+                })
+            try:
+                conn.ensure_connection(max_retries=0)
+                self._conn = conn
+                self._setup(conn)
+            except Fatal:
+                raise
+            except Exception as exc:
+                if not isinstance(exc, (*conn.connection_errors, OSError,
+                                        OperationalError)):
+                    if isinstance(exc, tuple(conn.channel_errors)):
+                        raise Fatal(f"the broker refused the set-up of queue "
+                                    f"{self.config.queue!r}: {exc}") from exc
+                    raise
+                self._drop(exc)
+                attempt += 1
+                delay = min(self.max_backoff, 0.25 * 2 ** (attempt - 1))
+                log.warning("cannot reach the broker at %s (attempt %d: %s); retrying in %.1fs",
+                            self._display_url, attempt, exc, delay)
+                self._wakeup.wait(delay)
+                self._wakeup.clear()
+                continue
+            if attempt or self._generation > 1:
+                log.info("reconnected to %s", self._display_url)
+            else:
+                log.info("connected to %s as %s", self._display_url, self.instance)
+            return True
+
+    def _setup(self, conn: kombu.Connection) -> None:
+        """Declare what this instance uses and start listening for cancels.
+        Run on every (re)connection: kombu's entities are redeclarable."""
+        boss = self.config.boss
+        self._generation += 1
+        self._consuming = False
+        work = conn.channel()
+        control = conn.channel()  # its own channel: prefetch 1 must not block cancels
+        self._producer = Producer(conn.channel())
+        Queue(boss.deadletter_queue, durable=True)(self._producer.channel).declare()
+        if self.config.register and not self._registered:
+            Queue(boss.engine_queue, durable=True)(self._producer.channel).declare()
+            self._publish(boss.engine_queue, {
+                "type": "register", "pattern": self.config.pattern,
+                "queue": self.config.queue, "regex": self.config.regexp is not None})
+            self._registered = True
+            log.info("registered %r for queue %s", self.config.pattern, self.config.queue)
+        self._consumer = Consumer(work, [Queue(self.config.queue, durable=True)],
+                                  on_message=self._on_workitem, prefetch_count=1)
+        exchange = Exchange(boss.control_exchange, "topic", durable=True)
+        # AMQP: a fresh exclusive queue per connection (the old one may live
+        # on until the broker notices the old connection is gone)
+        suffix = f".{self._generation}" if conn.transport.driver_type == "amqp" else ""
+        self._control_queue = (f"{boss.control_exchange}.{self.config.queue}."
+                               f"{self.instance.replace(':', '.')}{suffix}")
+        queue = Queue(self._control_queue, exchange, routing_key=self.config.queue,
+                      durable=False, exclusive=True, auto_delete=True)
+        self._control = Consumer(control, [queue], on_message=self._on_control, no_ack=True)
+        self._control.consume()
+
+    def _drop(self, exc: BaseException | None = None) -> None:
+        """Forget the connection (after an error or at exit)."""
+        conn, self._conn = self._conn, None
+        self._consuming = False
+        self._consumer = self._control = self._producer = None
+        if conn is None:
+            return
+        with contextlib.suppress(Exception):
+            if exc is not None and isinstance(exc, tuple(conn.connection_errors)):
+                conn.collect()
+            else:
+                conn.release()
+
+    # -- the loop -----------------------------------------------------------
+    def _serve(self) -> bool:
+        """Drain events and look after the job until stopped (True) or the
+        connection fails (raises)."""
+        conn = self._conn
+        assert conn is not None
+        while True:
+            if self._stop.is_set() and not self._stopping:
+                self._stopping = True
+                log.info("stopping%s", f": finishing {self.job.subid} first" if self.job else "")
+            if self.job is not None:
+                self._tick(self.job)
+            if self._stopping and self.job is None:
+                self._close()
+                return True
+            self._update_consuming()
+            with contextlib.suppress(TimeoutError):
+                conn.drain_events(timeout=POLL)
+            conn.heartbeat_check()
+
+    def _update_consuming(self) -> None:
+        job = self.job
+        want = not self._stopping and job is None
+        keep = (not self._stopping and job is not None and not job.leased and not job.cancelled
+                and job.message is not None and job.generation == self._generation)
+        assert self._consumer is not None
+        if want and not self._consuming:
+            self._consumer.consume()
+            self._consuming = True
+            if not self.ready.is_set() or log.isEnabledFor(logging.DEBUG):
+                log.info("consuming %s (cancel items on %s)", self.config.queue,
+                         self._control_queue)
+            self.ready.set()
+        elif self._consuming and not want and not keep:
+            self._consumer.cancel()
+            self._consuming = False
+
+    def _close(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._consuming and self._consumer is not None:
+                self._consumer.cancel()
+            if self._control is not None:
+                self._control.cancel()  # auto-delete: the control queue goes
+        self._drop()
+
+    # -- publishing ---------------------------------------------------------
+    def _publish(self, routing_key: str, obj: dict[str, Any]) -> None:
+        assert self._producer is not None
+        self._producer.publish(dumps(obj), exchange="", routing_key=routing_key,
+                               content_type="application/json", content_encoding="utf-8",
+                               delivery_mode=2, retry=False)
+
+    def _deadletter(self, message: Any, reason: str, queue: str) -> None:
+        log.warning("dead-lettering a message from %s: %s", queue, reason)
+        record = deadletter(message.body, reason, queue,
+                            by=f"participant {self.config.name} {self.instance}",
+                            content_type=message.content_type, headers=message.headers)
+        self._publish(self.config.boss.deadletter_queue, record)
+
+    # -- receiving ----------------------------------------------------------
+    def _on_workitem(self, message: Any) -> None:
+        try:
+            data = decode(message.body)
+            validate("workitem", data)
+        except Malformed as exc:
+            self._deadletter(message, exc.reason, self.config.queue)
+            message.ack()
+            return
+        fei, fields = data["fei"], data["fields"]
+        subid = fei["subid"]
+        trace = self.config.debug_trace or fields.get("debug_trace") is True
+        dump = self.config.debug_dump or fields.get("debug_dump") is True
+        if trace:
+            log.info("received %s %s (%s) for %s", fei["wfid"], subid, fei.get("expid"),
+                     data["participant_name"])
+        if dump:
+            log.info("received workitem %s", json.dumps(data, sort_keys=True))
+        reply_to = message.properties.get("reply_to") or self.config.boss.engine_queue
+        if self.job is not None:  # prefetch 1 makes this unlikely; never lose it
+            log.warning("got %s while %s is in hand; giving it back", subid, self.job.subid)
+            message.reject(requeue=True)
+            return
+        if subid in self.cancels:
+            log.info("dropping %s %s: cancelled before it was taken", fei["wfid"], subid)
+            message.ack()
+            return
+        if subid in self.replied:
+            reply = self.replied.get(subid)
+            if reply is not None:
+                self._publish(reply_to, reply)
+            log.info("%s %s delivered again: %s, not run again", fei["wfid"], subid,
+                     "answered with the reply sent before" if reply is not None
+                     else "it was done before")
+            message.ack()
+            return
+        job = Job(self.handler, data, instance=self.instance, reply_to=reply_to,
+                  message=message, generation=self._generation, trace=trace, dump=dump)
+        self.job = job
+        job.start()
+
+    def _on_control(self, message: Any) -> None:
+        try:
+            item = decode(message.body)
+            validate("cancel", item)
+        except Malformed as exc:
+            self._deadletter(message, exc.reason, self._control_queue)
+            return
+        subid = item["fei"]["subid"]
+        job = self.job
+        self.cancels.put(subid, True)
+        if job is not None and job.subid == subid:
+            if not job.cancelled:
+                log.info("%s %s cancelled while in hand: no reply", job.wfid, subid)
+                job.cancel()
+        elif subid not in self.replied:
+            log.info("cancel for %s %s remembered (not in hand)", item["fei"]["wfid"], subid)
+
+    # -- the job in hand ----------------------------------------------------
+    def _tick(self, job: Job) -> None:
+        if job.done.is_set():
+            self._finish(job)
+        elif job.cancelled:
+            self._release(job)
+        elif not job.leased and job.elapsed >= self.config.boss.lease_after:
+            self._take_lease(job)
+        elif job.leased and time.monotonic() >= job.next_alive:
+            self._publish(job.reply_to, self._lease_notice("alive", job))
+            job.next_alive = time.monotonic() + self.config.boss.lease / 3
+
+    def _lease_notice(self, kind: str, job: Job) -> dict[str, Any]:
+        notice: dict[str, Any] = {"type": kind, "wfid": job.wfid, "eid": job.subid,
+                                  "lease": self.config.boss.lease, "instance": self.instance}
+        if kind == "started":
+            notice["workitem"] = job.original
+        return notice
+
+    def _release(self, job: Job) -> None:
+        """Acknowledge the delivery in hand, after stopping the consumer so
+        that no other delivery takes its place."""
+        if job.message is None:
+            return
+        if job.generation == self._generation:
+            if self._consuming and self._consumer is not None:
+                self._consumer.cancel()
+                self._consuming = False
+            job.message.ack()
+        # else: that delivery died with its connection; the broker gives it
+        # again and the replied memory answers it
+        job.message = None
+
+    def _take_lease(self, job: Job) -> None:
+        if self._consuming and self._consumer is not None:
+            self._consumer.cancel()
+            self._consuming = False
+        self._publish(job.reply_to, self._lease_notice("started", job))
+        self._release(job)
+        job.leased = True
+        job.next_alive = time.monotonic() + self.config.boss.lease / 3
+        log.info("took a lease on %s %s after %.1fs (lease %gs)", job.wfid, job.subid,
+                 job.elapsed, self.config.boss.lease)
+
+    def _finish(self, job: Job) -> None:
+        if job.cancelled:
+            self._release(job)
+            log.info("%s %s ended after its cancel: no reply", job.wfid, job.subid)
+            self.job = None
+            return
+        if not job.replied:
+            if job.forget:
+                self.replied.put(job.subid, None)
+                if job.trace:
+                    log.info("done %s %s (forget: no reply)", job.wfid, job.subid)
+            else:
+                reply = job.reply()
+                self._publish(job.reply_to, reply)
+                self.replied.put(job.subid, reply)
+                if job.trace:
+                    err = reply.get("error")
+                    log.info("replied %s %s to %s%s", job.wfid, job.subid, job.reply_to,
+                             f" with error {err['class']}: {err['message']}"
+                             if isinstance(err, dict) else "")
+                if job.dump:
+                    log.info("reply %s", json.dumps(reply, sort_keys=True))
+            job.replied = True
+        self._release(job)
+        self.job = None
+
+
+# -- the command --------------------------------------------------------------
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Timestamped lines on stderr; the libraries' chatter only at DEBUG."""
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr, force=True)
+    if level.upper() != "DEBUG":
+        for name in ("kombu", "amqp"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def install_signal_handlers(runtime: Runtime) -> None:
+    """First SIGTERM/SIGINT: stop gracefully. Second: exit at once (the
+    broker or the engine's lease gives the workitem in hand to another)."""
+    received: list[int] = []
+
+    def handler(signum: int, _frame: Any) -> None:
+        received.append(signum)
+        if len(received) > 1:
+            log.warning("second signal (%s): exiting at once", signal.Signals(signum).name)
+            logging.shutdown()
+            os._exit(128 + signum)
+        log.info("%s: stopping after the workitem in hand (again to exit at once)",
+                 signal.Signals(signum).name)
+        runtime.stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("config", metavar="CONFIG.ini")
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+              help="Least severe level logged to stderr.")
+def main(config: str, log_level: str) -> None:
+    """Run one instance of the participant CONFIG.ini describes."""
+    configure_logging(log_level)
+    try:
+        runtime = Runtime(config)
+    except ParticipantConfigError as exc:
+        click.echo(f"boss-participant: {exc}", err=True)
+        sys.exit(2)
+    install_signal_handlers(runtime)
+    sys.exit(runtime.run())
+
+
+if __name__ == "__main__":
+    main()
