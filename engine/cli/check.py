@@ -1,9 +1,4 @@
-"""The ``boss`` command.
-
-One click group, ``main``; each sub-command is one function below (add new
-commands the same way: a ``@main.command()`` function that does its work
-through the engine's public modules and keeps its output format here).
-"""
+"""``boss check``: validate definition files without running anything."""
 
 from __future__ import annotations
 
@@ -12,14 +7,6 @@ import json
 import click
 
 from engine.loader import LoadError, Problem, load_file
-
-
-@click.group()
-def main() -> None:
-    """BOSS: a CI process engine."""
-
-
-# -- boss check -----------------------------------------------------------------
 
 
 def _check_one(path: str) -> tuple[str | None, list[Problem]]:
@@ -37,7 +24,7 @@ def _check_one(path: str) -> tuple[str | None, list[Problem]]:
     return f"{path}: ok ({definition.name}, {steps} steps)", []
 
 
-@main.command()
+@click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report on stdout.")
 def check(files: tuple[str, ...], as_json: bool) -> None:
@@ -69,23 +56,3 @@ def check(files: tuple[str, ...], as_json: bool) -> None:
         click.echo(json.dumps(report, indent=2))
     if failed:
         raise SystemExit(1)
-
-
-# -- boss demo ------------------------------------------------------------------
-
-
-@main.command()
-@click.option("--store", "store_url", envvar="BOSS_REDIS_URL", default=None,
-              help="Run store URL (default: the embedded Valkey under the state directory; "
-                   "env BOSS_REDIS_URL).")
-def demo(store_url: str | None) -> None:
-    """Run a demo CI pipeline on the embedded Valkey, with in-process participants."""
-    from engine.demo import run_demo
-
-    result = run_demo(store_url, out=click.echo)
-    if result["status"] != "finished":
-        raise SystemExit(1)
-
-
-if __name__ == "__main__":
-    main()

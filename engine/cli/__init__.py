@@ -1,0 +1,44 @@
+"""The ``boss`` command (click).
+
+One group, ``main``; the sub-commands live in modules named for what they
+do, each with a ``register(main)``:
+
+* ``check``: ``check``
+* ``runs``: ``launch``, ``ps``, ``show``, ``errors``, ``cancel``, ``kill``,
+  ``pause``, ``resume``, ``replay``, ``reapply``
+* ``admin``: ``worker``, ``workers``, ``participants``, ``register``,
+  ``unregister``, ``deadletters``
+* ``demo``: ``demo``
+
+Configuration: ``--config FILE`` (or ``$BOSS_CONFIG``) plus ``BOSS_*``
+environment variables (``docs/configuration.md``). Every command that lists
+or shows takes ``--json``.
+"""
+
+from __future__ import annotations
+
+import click
+
+from engine.cli import admin, runs
+from engine.cli.check import check
+from engine.cli.context import Context
+from engine.cli.demo import demo
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False),
+              help="Configuration file (default: $BOSS_CONFIG, ./boss.ini, "
+                   "~/.config/boss/boss.ini, /etc/boss/boss.ini).")
+@click.version_option(package_name="boss-ci")
+@click.pass_context
+def main(cctx: click.Context, config_path: str | None) -> None:
+    """BOSS: a CI process engine."""
+    cctx.obj = Context(config_path)
+
+
+main.add_command(check)
+main.add_command(demo)
+runs.register(main)
+admin.register(main)

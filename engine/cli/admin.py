@@ -1,0 +1,183 @@
+"""``boss worker``, ``workers``, ``participants``, ``register``,
+``unregister`` and ``deadletters``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from engine.cli.context import Context, emit_json, fail, json_option, pass_context, table
+
+
+def register(main: click.Group) -> None:
+    """Add this module's commands to the ``boss`` group."""
+    for command in (worker, workers, participants, register_cmd, unregister, deadletters):
+        main.add_command(command)
+
+
+@click.command()
+@click.option("--threads", type=int, default=None,
+              help="Consumer threads of the engine queue (default: engine_threads).")
+@click.option("--loglevel", default="INFO", show_default=True)
+@click.option("--hostname", default=None, help="Celery node name (default boss@HOST).")
+@pass_context
+def worker(ctx: Context, threads: int | None, loglevel: str, hostname: str | None) -> None:
+    """Run an engine worker (a Celery worker with the engine's bootstep).
+
+    Run as many as you like, on any hosts that reach the broker and Redis."""
+    import logging
+
+    from engine.celery_app import start_worker
+
+    logging.basicConfig(level=loglevel.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = ctx.config if threads is None else ctx.config.replace(engine_threads=threads)
+    start_worker(config, loglevel=loglevel, hostname=hostname)
+
+
+@click.command()
+@json_option
+@pass_context
+def workers(ctx: Context, as_json: bool) -> None:
+    """List the live engine workers (from their heartbeats)."""
+    live = ctx.store.engines()
+    if as_json:
+        emit_json(live)
+        return
+    table([[w["id"], w.get("host"), w.get("pid"), w.get("threads"), w.get("handled")]
+           for w in live], ["id", "host", "pid", "threads", "handled"])
+
+
+@click.command()
+@click.option("--no-queues", is_flag=True, help="Do not ask the broker for queue depths.")
+@json_option
+@pass_context
+def participants(ctx: Context, no_queues: bool, as_json: bool) -> None:
+    """List participant registrations in match order, with their queues."""
+    regs = ctx.store.participants()
+    rows: list[dict[str, Any]] = []
+    infos: dict[str, Any] = {}
+    if not no_queues and regs:
+        from engine.broker import queue_info
+
+        try:
+            with ctx.connection.clone() as conn:
+                for q in {r.queue for r in regs}:
+                    infos[q] = queue_info(conn, q)
+        except Exception as exc:
+            click.echo(f"boss: cannot read queue depths ({exc})", err=True)
+    for i, r in enumerate(regs):
+        info = infos.get(r.queue)
+        rows.append({"position": i, "pattern": r.pattern, "regex": r.regex, "queue": r.queue,
+                     "messages": info.messages if info else None,
+                     "consumers": info.consumers if info else None, "options": r.options})
+    if as_json:
+        emit_json(rows)
+        return
+    table([[r["position"], r["pattern"], "regex" if r["regex"] else "name", r["queue"],
+            r["messages"], r["consumers"]] for r in rows],
+          ["#", "pattern", "kind", "queue", "waiting", "consumers"])
+
+
+@click.command("register")
+@click.argument("pattern")
+@click.option("--queue", "-q", help="Its queue (default: the pattern).")
+@click.option("--regex/--name", "regex", default=None,
+              help="Whether PATTERN is a regular expression (default: guessed from it).")
+@click.option("--position", type=int, default=None,
+              help="Insert at this position in the match order (default: the end).")
+@pass_context
+def register_cmd(ctx: Context, pattern: str, queue: str | None, regex: bool | None,
+                 position: int | None) -> None:
+    """Register a participant name or regular expression and its queue."""
+    import re
+
+    from engine.engine import looks_like_regex
+
+    is_regex = looks_like_regex(pattern) if regex is None else regex
+    if is_regex:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            fail(f"{pattern!r} is not a valid regular expression: {exc}", 2)
+    if not is_regex and queue is None:
+        queue = pattern
+    if queue is None:
+        fail("a regular expression needs --queue", 2)
+    reg = ctx.engine.register(pattern, queue, regex=is_regex, position=position)
+    click.echo(f"registered {reg.pattern} ({'regex' if reg.regex else 'name'}) -> {reg.queue}")
+
+
+@click.command()
+@click.argument("pattern")
+@pass_context
+def unregister(ctx: Context, pattern: str) -> None:
+    """Remove a participant registration."""
+    if not ctx.engine.unregister(pattern):
+        fail(f"no registration {pattern!r}")
+    click.echo(f"unregistered {pattern}")
+
+
+# -- dead letters -------------------------------------------------------------------------
+
+
+@click.group(invoke_without_command=True)
+@json_option
+@click.pass_context
+def deadletters(cctx: click.Context, as_json: bool) -> None:
+    """List malformed messages set aside (sub-commands: reinject, drop)."""
+    if cctx.invoked_subcommand is not None:
+        return
+    ctx: Context = cctx.obj
+    from engine.broker import list_deadletters
+
+    with ctx.connection.clone() as conn:
+        letters = list_deadletters(ctx.config, conn)
+    if as_json:
+        emit_json(letters)
+        return
+    if not letters:
+        click.echo("no dead letters")
+        return
+    for d in letters:
+        click.echo(f"{d['id']}  {d.get('at', '')}  from {d.get('queue')}  by {d.get('by', '?')}")
+        click.echo(f"    reason: {str(d.get('reason', '')).splitlines()[0]}")
+        body = str(d.get("body", ""))
+        click.echo(f"    body:   {body[:120]}{'...' if len(body) > 120 else ''}")
+
+
+@deadletters.command("reinject")
+@click.argument("letter_id")
+@click.option("--body", "body_file", type=click.Path(exists=True, dir_okay=False),
+              help="Send this (corrected) body instead of the original.")
+@pass_context
+def deadletters_reinject(ctx: Context, letter_id: str, body_file: str | None) -> None:
+    """Send a dead letter (or a corrected body) back to its queue."""
+    from engine.broker import reinject_deadletter
+
+    body = None
+    if body_file:
+        with open(body_file, "rb") as fh:
+            body = fh.read()
+    try:
+        with ctx.connection.clone() as conn:
+            record = reinject_deadletter(ctx.config, conn, letter_id, body)
+    except KeyError:
+        fail(f"no dead letter {letter_id}")
+    click.echo(f"re-injected {letter_id} into {record['queue']}")
+
+
+@deadletters.command("drop")
+@click.argument("letter_id")
+@pass_context
+def deadletters_drop(ctx: Context, letter_id: str) -> None:
+    """Remove a dead letter for good."""
+    from engine.broker import drop_deadletter
+
+    try:
+        with ctx.connection.clone() as conn:
+            drop_deadletter(ctx.config, conn, letter_id)
+    except KeyError:
+        fail(f"no dead letter {letter_id}")
+    click.echo(f"dropped {letter_id}")
