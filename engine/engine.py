@@ -255,6 +255,7 @@ class Engine:
         if not isinstance(wfid, str):
             raise EngineError(f"message without a wfid: {msg!r}")
         mid = message_id(msg)
+        fresh_registrations = False
         for _ in range(self.max_conflict_retries):
             loaded = self.store.load_run_and_listeners_version(wfid)
             if loaded is None:
@@ -271,8 +272,17 @@ class Engine:
                 if reason is not None:
                     return reason
             d = self.definition(state["def"])
+            known = {e["id"] for e in state["errors"]}
             res = interpreter.handle(d, state, msg, now=self.clock(),
                                      registrations=self.registrations())
+            if not fresh_registrations and self.registrations_ttl > 0 and any(
+                    e["class"] == "UnknownParticipant" and e["id"] not in known
+                    for e in res.state["errors"]):
+                # registrations are cached for a second: one registered
+                # since may be what this step needs; look again, once
+                self._regs = None
+                fresh_registrations = True
+                continue
             if res.ignored is None:
                 self._outbox(res.state, mid, res.effects)
                 try:

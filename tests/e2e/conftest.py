@@ -1,0 +1,263 @@
+"""The end-to-end suite: engine workers and participants as separate OS
+processes on a real broker (RabbitMQ, and the embedded Valkey through
+kombu's Redis transport) and a real store.
+
+* ``system``: a ``System`` for one test on ``broker_url`` (parametrised over
+  both brokers): its own queue and key prefix, one ``boss.ini``, helpers to
+  start engine workers (``boss worker``) and participant pools
+  (``boss-participant``), an ``Engine`` on the store to look at runs, and a
+  ``boss`` CLI runner. Everything it started is stopped, and its keys and
+  queues removed, afterwards; process logs are printed when a test fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from engine import states
+from engine.broker import Publisher
+from engine.config import Config
+from engine.engine import Engine
+from engine.store import RedisStore
+from tests.conftest import delete_keys
+from tests.waiting import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+HANDLERS = Path(__file__).with_name("handlers.py")
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen
+    log: Path
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+
+@dataclass
+class System:
+    tmp: Path
+    broker_url: str
+    redis_url: str
+    prefix: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    procs: list[Proc] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.config = Config.load(
+            None,
+            environ={},
+            broker_url=self.broker_url, redis_url=self.redis_url,
+            key_prefix=f"{self.prefix}:", engine_queue=f"{self.prefix}.engine",
+            deadletter_queue=f"{self.prefix}.deadletter",
+            control_exchange=f"{self.prefix}.control", process_dir=str(self.tmp / "processes"),
+            heartbeat=0.5, lease_after=1.0, lease=3.0, visibility_timeout=4.0,
+            **self.settings,
+        )
+        self.ini = self.tmp / "boss.ini"
+        self.ini.write_text(self._boss_section())
+        self.store = RedisStore(self.redis_url, prefix=self.config.key_prefix)
+        self.engine = Engine(self.store)
+        self.publisher = Publisher(self.config)
+        self.report = self.tmp / "report.jsonl"
+
+    def _boss_section(self) -> str:
+        keys = ("broker_url", "redis_url", "key_prefix", "engine_queue", "deadletter_queue",
+                "control_exchange", "process_dir", "heartbeat", "lease_after", "lease",
+                "visibility_timeout")
+        return "[boss]\n" + "".join(f"{k} = {getattr(self.config, k)}\n" for k in keys)
+
+    # -- processes -------------------------------------------------------------------
+
+    def _spawn(self, name: str, argv: list[str]) -> Proc:
+        log = self.tmp / f"{name}.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BOSS_")}
+        env["PYTHONPATH"] = str(ROOT)
+        fh = log.open("ab")
+        popen = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        fh.close()
+        proc = Proc(name, popen, log)
+        self.procs.append(proc)
+        return proc
+
+    def worker(self, name: str = "worker") -> Proc:
+        """An engine worker; returns once its heartbeat is in the store."""
+        before = {e["id"] for e in self.store.engines()}
+        proc = self._spawn(name, [sys.executable, "-m", "engine.cli", "-c", str(self.ini),
+                                  "worker", "--loglevel", "INFO",
+                                  "--hostname", f"{name}-{uuid.uuid4().hex[:6]}@test"])
+        wait_for(lambda: {e["id"] for e in self.store.engines()} - before or
+                 _dead(proc), 30, f"engine worker {name} to start")
+        assert proc.alive(), self.logs()
+        return proc
+
+    def engine_id(self, proc: Proc) -> str:
+        return next(e["id"] for e in self.store.engines() if e["pid"] == proc.popen.pid)
+
+    def participant(self, name: str, cls: str, *, instances: int = 1, register: bool = True,
+                    queue: str | None = None, **options: Any) -> list[Proc]:
+        """A pool of ``instances`` participant processes on one queue."""
+        queue = queue or f"{self.prefix}.{name}"
+        ini = self.tmp / f"{name}.ini"
+        extra = "".join(f"{k} = {v}\n" for k, v in options.items())
+        ini.write_text(
+            f"[participant]\nname = {name}\nqueue = {queue}\ncode = {HANDLERS}\n"
+            f"class = {cls}\n{extra}\n" + self._boss_section()
+            + f"\n[report]\npath = {self.report}\n"
+        )
+        if register:
+            self.engine.register(name, queue, regex=False)
+        procs = [self._spawn(f"{name}-{i}", [sys.executable, "-m", "participants.runtime",
+                                               str(ini)]) for i in range(instances)]
+        self.wait_consumers(queue, instances)
+        return procs
+
+    def wait_consumers(self, queue: str, n: int) -> None:
+        """Until ``n`` consumers are on ``queue`` (RabbitMQ counts them; on the
+        Redis transport, until each process said it is consuming)."""
+        from engine.broker import is_redis, queue_info
+
+        if is_redis(self.broker_url):
+            procs = [p for p in self.procs if p.name.rsplit("-", 1)[0] == queue.split(".", 1)[1]]
+            wait_for(lambda: all("consuming" in p.log.read_text(errors="replace")
+                                 for p in procs) or any(_dead(p) for p in procs),
+                     30, f"{n} consumers on {queue}")
+            return
+        with self.publisher.connection.clone() as conn:
+            wait_for(lambda: (queue_info(conn, queue).consumers or 0) >= n, 30,
+                     f"{n} consumers on {queue}")
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.alive():
+                p.popen.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for p in self.procs:
+            try:
+                p.popen.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.popen.kill()
+                p.popen.wait()
+
+    def logs(self) -> str:
+        out = []
+        for p in self.procs:
+            text = p.log.read_text(errors="replace") if p.log.exists() else ""
+            out.append(f"==== {p.name} (exit {p.popen.poll()}) ====\n{text[-6000:]}")
+        return "\n".join(out)
+
+    # -- runs -------------------------------------------------------------------------
+
+    def launch(self, definition: str, fields: dict[str, Any] | None = None,
+               wfid: str | None = None) -> str:
+        wfid = wfid or f"{self.prefix}-{uuid.uuid4().hex[:8]}"
+        self.publisher.send({"definition": definition, "fields": fields or {}, "wfid": wfid})
+        return wfid
+
+    def status(self, wfid: str) -> str | None:
+        loaded = self.store.load_run(wfid)
+        return loaded[0]["status"] if loaded else None
+
+    def wait_status(self, wfid: str, *wanted: str, timeout: float = 60) -> str:
+        wanted = wanted or (states.FINISHED,)
+        try:
+            return wait_for(lambda: self.status(wfid) in wanted and self.status(wfid), timeout,
+                            f"run {wfid} to be {'/'.join(wanted)}")
+        except AssertionError:
+            st = self.store.load_run(wfid)
+            raise AssertionError(f"run {wfid} is {self.status(wfid)}, not {wanted}; "
+                                 f"errors: {st[0]['errors'] if st else None}\n"
+                                 + self.logs()) from None
+
+    def events(self, event: str | None = None) -> list[dict[str, Any]]:
+        if not self.report.exists():
+            return []
+        out = [json.loads(x) for x in self.report.read_text().splitlines() if x.strip()]
+        return [e for e in out if event is None or e["event"] == event]
+
+    def boss(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run the ``boss`` CLI against this system."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BOSS_")}
+        env["PYTHONPATH"] = str(ROOT)
+        proc = subprocess.run([sys.executable, "-m", "engine.cli", "-c", str(self.ini), *args],
+                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"boss {' '.join(args)} exited {proc.returncode}:\n"
+                                 f"{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def cleanup(self) -> None:
+        self.stop()
+        self.publisher.close()
+        client = redis.Redis.from_url(self.redis_url)
+        delete_keys(client, self.config.key_prefix)
+        client.close()
+        _delete_queues(self)
+        self.store.close()
+
+
+def _dead(proc: Proc) -> bool:
+    return proc.popen.poll() is not None
+
+
+def _delete_queues(system: System) -> None:
+    """Remove this test's queues from the broker (RabbitMQ: queue.delete;
+    the Redis transport: its keys)."""
+    from engine.broker import is_redis
+
+    if is_redis(system.broker_url):
+        path = system.broker_url.split("://", 1)[1]
+        client = redis.Redis(unix_socket_path=path) if path.startswith("/") else \
+            redis.Redis.from_url(system.broker_url)
+        delete_keys(client, system.prefix)
+        for key in client.scan_iter(match="_kombu.binding.*"):
+            for member in client.smembers(key):
+                if system.prefix.encode() in member:
+                    client.srem(key, member)
+        client.close()
+        return
+    import kombu
+
+    with kombu.Connection(system.broker_url) as conn:
+        channel = conn.channel()
+        for name in ("engine", "deadletter", *{p.name.rsplit("-", 1)[0] for p in system.procs}):
+            with contextlib.suppress(Exception):
+                channel.queue_delete(f"{system.prefix}.{name}")
+        with contextlib.suppress(Exception):
+            channel.exchange_delete(f"{system.prefix}.control")
+
+
+@pytest.fixture
+def system(broker_url: str, redis_url: str, tmp_path: Path,
+           request: pytest.FixtureRequest) -> Iterator[System]:
+    sys_ = System(tmp_path, broker_url, redis_url, f"e2e{uuid.uuid4().hex[:10]}")
+    (tmp_path / "processes").mkdir()
+    yield sys_
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        print(sys_.logs())
+    sys_.cleanup()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    rep = yield
+    if rep.when == "call":
+        item.rep_call = rep
+    return rep
