@@ -18,16 +18,16 @@ queue) and speaks the wire protocol of ``docs/wire-protocol.md``:
 * stop gracefully on SIGTERM/SIGINT (finish and reply first), at once on
   a second signal.
 
-The main thread owns the kombu connection (kombu is not thread-safe): it
-drains events with a short timeout, checks heartbeats and looks at the job
-in hand on every turn. Only ``handle_wi`` and ``handle_cancel`` run in
-other threads. ``Runtime(...).run()`` is the Python API; ``stop()`` asks it
+The main thread owns the kombu connection (kombu is not thread-safe; the
+kombu plumbing is ``participants.link``): it drains events with a short
+timeout, checks heartbeats and looks at the job in hand
+(``participants.job``) on every turn. Only ``handle_wi`` and
+``handle_cancel`` run in other threads. ``Runtime(...).run()`` is the Python API; ``stop()`` asks it
 to stop gracefully from any thread.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -40,14 +40,12 @@ import time
 from typing import Any
 
 import click
-import kombu
-from kombu import Consumer, Exchange, Producer, Queue
-from kombu.exceptions import OperationalError
 
 from engine.wire import Malformed, deadletter, decode, dumps, validate
 from participants.config import ParticipantConfig, ParticipantConfigError, load_config
 from participants.handler import LifecycleControl, check_handler, load_handler
 from participants.job import Job
+from participants.link import BrokerLink, Fatal
 from participants.lru import LRU
 
 __all__ = ["Runtime", "main"]
@@ -56,14 +54,11 @@ log = logging.getLogger("boss.participant")
 
 #: seconds the main loop waits for broker events before looking at the job
 POLL = 0.1
-#: AMQP heartbeat (seconds): a dead peer is noticed within two of them
-HEARTBEAT = 10
-#: how many replied and cancelled subids are remembered
+#: how many cancelled subids are remembered
 MEMORY = 10_000
-
-
-class Fatal(RuntimeError):
-    """An error retrying cannot fix (the broker refuses our declarations)."""
+#: how many replies are remembered (a redelivery comes within minutes; a
+#: reply may be large, so fewer than cancels)
+REPLIES = 1_000
 
 
 def instance_id() -> str:
@@ -95,27 +90,22 @@ class Runtime:
         self.handler = handler
         self.instance = instance_id()
         self.max_backoff = max_backoff
-        self.replied: LRU[str, dict[str, Any] | None] = LRU(MEMORY)
+        #: "wfid/subid" -> the reply's body (None: done without a reply, ``forget``)
+        self.replied: LRU[str, bytes | None] = LRU(REPLIES)
         self.cancels: LRU[str, bool] = LRU(MEMORY)
         self.job: Job | None = None
         #: set once the instance consumes its queue (for in-process callers)
         self.ready = threading.Event()
+        self.link: BrokerLink | None = None
         self._stop = threading.Event()
         self._wakeup = threading.Event()
         self._stopping = False
         self._registered = False
-        self._generation = 0
-        self._conn: kombu.Connection | None = None
-        self._consumer: Consumer | None = None
-        self._control: Consumer | None = None
-        self._producer: Producer | None = None
-        self._consuming = False
-        self._control_queue = ""
 
     # -- the public surface -------------------------------------------------
     def stop(self) -> None:
         """Stop gracefully: take no new workitem, finish and reply the one in
-        hand, call lifecycle "stop", and let ``run()`` return 0."""
+        hand, call lifecycle "stop", and let ``run()`` return 0. Any thread."""
         self._stop.set()
         self._wakeup.set()
 
@@ -126,25 +116,34 @@ class Runtime:
         if self.config.unknown_keys:
             log.warning("%s: [participant] keys not used by this runtime: %s",
                         self.config.path, ", ".join(self.config.unknown_keys))
+        boss = self.config.boss
         try:
-            url = self.config.boss.resolved_broker_url()
-            self._display_url = kombu.Connection(url).as_uri()
-            while self._connect(url):
+            url = boss.resolved_broker_url()
+            if url.startswith("redis") and boss.lease_after >= boss.visibility_timeout:
+                log.warning("lease_after (%gs) is not below visibility_timeout (%gs): the "
+                            "broker may give a workitem to another instance while this one "
+                            "still holds it", boss.lease_after, boss.visibility_timeout)
+            self.link = link = BrokerLink(url, boss, self.config.queue, self.instance,
+                                          on_workitem=self._on_workitem,
+                                          on_control=self._on_control,
+                                          max_backoff=self.max_backoff)
+            # asked to stop with nothing in hand: no need to reach the broker
+            while link.connect(lambda: self._stop.is_set() and self.job is None,
+                               self._wakeup):
                 try:
-                    if self._serve():
+                    if self._serve(link):
                         break
-                except Fatal:
-                    raise
                 except Exception as exc:
-                    if not self._recoverable(exc):
+                    if isinstance(exc, Fatal) or not link.recoverable(exc):
                         raise
                     log.warning("lost the broker connection (%s: %s); reconnecting",
                                 type(exc).__name__, exc)
-                    self._drop(exc)
+                    link.drop(exc)
         except Exception as exc:
             log.error("giving up: %s: %s", type(exc).__name__, exc,
                       exc_info=not isinstance(exc, Fatal))
-            self._drop(exc)
+            if self.link is not None:
+                self.link.drop(exc)
             self._lifecycle("die", reason=f"{type(exc).__name__}: {exc}")
             return 1
         self._lifecycle("stop")
@@ -164,158 +163,58 @@ class Runtime:
             return not fatal
         return True
 
-    # -- connecting ---------------------------------------------------------
-    def _recoverable(self, exc: BaseException) -> bool:
-        conn = self._conn
-        errors: tuple[type[BaseException], ...] = (OSError, OperationalError)
-        if conn is not None:
-            errors += tuple(conn.connection_errors) + tuple(conn.channel_errors)
-        return isinstance(exc, errors)
-
-    def _connect(self, url: str) -> bool:
-        """Connect and set up, retrying for ever; False if asked to stop
-        while there was nothing in hand to finish."""
-        attempt = 0
-        while True:
-            if self._stop.is_set() and self.job is None:
-                return False
-            conn = kombu.Connection(
-                url, heartbeat=HEARTBEAT, connect_timeout=5,
-                transport_options={
-                    "confirm_publish": self.config.boss.confirm_publish,
-                    "visibility_timeout": self.config.boss.visibility_timeout,
-                })
-            try:
-                conn.ensure_connection(max_retries=0)
-                self._conn = conn
-                self._setup(conn)
-            except Fatal:
-                raise
-            except Exception as exc:
-                if not isinstance(exc, (*conn.connection_errors, OSError,
-                                        OperationalError)):
-                    if isinstance(exc, tuple(conn.channel_errors)):
-                        raise Fatal(f"the broker refused the set-up of queue "
-                                    f"{self.config.queue!r}: {exc}") from exc
-                    raise
-                self._drop(exc)
-                attempt += 1
-                delay = min(self.max_backoff, 0.25 * 2 ** (attempt - 1))
-                log.warning("cannot reach the broker at %s (attempt %d: %s); retrying in %.1fs",
-                            self._display_url, attempt, exc, delay)
-                self._wakeup.wait(delay)
-                self._wakeup.clear()
-                continue
-            if attempt or self._generation > 1:
-                log.info("reconnected to %s", self._display_url)
-            else:
-                log.info("connected to %s as %s", self._display_url, self.instance)
-            return True
-
-    def _setup(self, conn: kombu.Connection) -> None:
-        """Declare what this instance uses and start listening for cancels.
-        Run on every (re)connection: kombu's entities are redeclarable."""
-        boss = self.config.boss
-        self._generation += 1
-        self._consuming = False
-        work = conn.channel()
-        control = conn.channel()  # its own channel: prefetch 1 must not block cancels
-        self._producer = Producer(conn.channel())
-        Queue(boss.deadletter_queue, durable=True)(self._producer.channel).declare()
+    # -- the loop -----------------------------------------------------------
+    def _serve(self, link: BrokerLink) -> bool:
+        """Look after the job and drain events until stopped (True) or the
+        connection fails (raises)."""
         if self.config.register and not self._registered:
-            Queue(boss.engine_queue, durable=True)(self._producer.channel).declare()
-            self._publish(boss.engine_queue, {
+            link.declare(self.config.boss.engine_queue)
+            link.publish(self.config.boss.engine_queue, {
                 "type": "register", "pattern": self.config.pattern,
                 "queue": self.config.queue, "regex": self.config.regexp is not None})
             self._registered = True
             log.info("registered %r for queue %s", self.config.pattern, self.config.queue)
-        self._consumer = Consumer(work, [Queue(self.config.queue, durable=True)],
-                                  on_message=self._on_workitem, prefetch_count=1)
-        exchange = Exchange(boss.control_exchange, "topic", durable=True)
-        # AMQP: a fresh exclusive queue per connection (the old one may live
-        # on until the broker notices the old connection is gone)
-        suffix = f".{self._generation}" if conn.transport.driver_type == "amqp" else ""
-        self._control_queue = (f"{boss.control_exchange}.{self.config.queue}."
-                               f"{self.instance.replace(':', '.')}{suffix}")
-        queue = Queue(self._control_queue, exchange, routing_key=self.config.queue,
-                      durable=False, exclusive=True, auto_delete=True)
-        self._control = Consumer(control, [queue], on_message=self._on_control, no_ack=True)
-        self._control.consume()
-
-    def _drop(self, exc: BaseException | None = None) -> None:
-        """Forget the connection (after an error or at exit)."""
-        conn, self._conn = self._conn, None
-        self._consuming = False
-        self._consumer = self._control = self._producer = None
-        if conn is None:
-            return
-        with contextlib.suppress(Exception):
-            if exc is not None and isinstance(exc, tuple(conn.connection_errors)):
-                conn.collect()
-            else:
-                conn.release()
-
-    # -- the loop -----------------------------------------------------------
-    def _serve(self) -> bool:
-        """Drain events and look after the job until stopped (True) or the
-        connection fails (raises)."""
-        conn = self._conn
-        assert conn is not None
         while True:
             if self._stop.is_set() and not self._stopping:
                 self._stopping = True
                 log.info("stopping%s", f": finishing {self.job.subid} first" if self.job else "")
             if self.job is not None:
-                self._tick(self.job)
+                self._tick(link, self.job)
             if self._stopping and self.job is None:
-                self._close()
+                link.close()
                 return True
-            self._update_consuming()
-            with contextlib.suppress(TimeoutError):
-                conn.drain_events(timeout=POLL)
-            conn.heartbeat_check()
+            self._update_consuming(link)
+            link.drain(POLL)
 
-    def _update_consuming(self) -> None:
+    def _update_consuming(self, link: BrokerLink) -> None:
+        """Consume when idle. While a delivery is held (not leased) the
+        consumer stays: prefetch 1 keeps others away, and RabbitMQ would
+        requeue nothing on a cancel anyway."""
         job = self.job
-        want = not self._stopping and job is None
-        keep = (not self._stopping and job is not None and not job.leased and not job.cancelled
-                and job.message is not None and job.generation == self._generation)
-        assert self._consumer is not None
-        if want and not self._consuming:
-            self._consumer.consume()
-            self._consuming = True
-            if not self.ready.is_set() or log.isEnabledFor(logging.DEBUG):
-                log.info("consuming %s (cancel items on %s)", self.config.queue,
-                         self._control_queue)
-            self.ready.set()
-        elif self._consuming and not want and not keep:
-            self._consumer.cancel()
-            self._consuming = False
+        if self._stopping:
+            link.stop_consuming()
+        elif job is None:
+            if not link.consuming:
+                link.consume()
+                if not self.ready.is_set() or log.isEnabledFor(logging.DEBUG):
+                    log.info("consuming %s (cancel items on %s)", self.config.queue,
+                             link.control_queue)
+                self.ready.set()
+        elif job.leased or job.cancelled or job.generation != link.generation:
+            link.stop_consuming()
 
-    def _close(self) -> None:
-        with contextlib.suppress(Exception):
-            if self._consuming and self._consumer is not None:
-                self._consumer.cancel()
-            if self._control is not None:
-                self._control.cancel()  # auto-delete: the control queue goes
-        self._drop()
-
-    # -- publishing ---------------------------------------------------------
-    def _publish(self, routing_key: str, obj: dict[str, Any]) -> None:
-        assert self._producer is not None
-        self._producer.publish(dumps(obj), exchange="", routing_key=routing_key,
-                               content_type="application/json", content_encoding="utf-8",
-                               delivery_mode=2, retry=False)
-
+    # -- receiving ----------------------------------------------------------
     def _deadletter(self, message: Any, reason: str, queue: str) -> None:
+        assert self.link is not None
         log.warning("dead-lettering a message from %s: %s", queue, reason)
         record = deadletter(message.body, reason, queue,
                             by=f"participant {self.config.name} {self.instance}",
                             content_type=message.content_type, headers=message.headers)
-        self._publish(self.config.boss.deadletter_queue, record)
+        self.link.publish(self.config.boss.deadletter_queue, record)
 
-    # -- receiving ----------------------------------------------------------
     def _on_workitem(self, message: Any) -> None:
+        link = self.link
+        assert link is not None
         try:
             data = decode(message.body)
             validate("workitem", data)
@@ -337,21 +236,22 @@ class Runtime:
             log.warning("got %s while %s is in hand; giving it back", subid, self.job.subid)
             message.reject(requeue=True)
             return
-        if subid in self.cancels:
+        key = f"{fei['wfid']}/{subid}"  # subids repeat across runs: key on both
+        if key in self.cancels:
             log.info("dropping %s %s: cancelled before it was taken", fei["wfid"], subid)
             message.ack()
             return
-        if subid in self.replied:
-            reply = self.replied.get(subid)
-            if reply is not None:
-                self._publish(reply_to, reply)
+        if key in self.replied:
+            body = self.replied.get(key)
+            if body is not None:
+                link.publish(reply_to, body)
             log.info("%s %s delivered again: %s, not run again", fei["wfid"], subid,
-                     "answered with the reply sent before" if reply is not None
+                     "answered with the reply sent before" if body is not None
                      else "it was done before")
             message.ack()
             return
         job = Job(self.handler, data, instance=self.instance, reply_to=reply_to,
-                  message=message, generation=self._generation, trace=trace, dump=dump)
+                  message=message, generation=link.generation, trace=trace, dump=dump)
         self.job = job
         job.start()
 
@@ -360,28 +260,30 @@ class Runtime:
             item = decode(message.body)
             validate("cancel", item)
         except Malformed as exc:
-            self._deadletter(message, exc.reason, self._control_queue)
+            assert self.link is not None
+            self._deadletter(message, exc.reason, self.link.control_queue)
             return
         subid = item["fei"]["subid"]
+        key = f"{item['fei']['wfid']}/{subid}"
         job = self.job
-        self.cancels.put(subid, True)
-        if job is not None and job.subid == subid:
+        self.cancels.put(key, True)
+        if job is not None and job.subid == subid and job.wfid == item["fei"]["wfid"]:
             if not job.cancelled:
                 log.info("%s %s cancelled while in hand: no reply", job.wfid, subid)
                 job.cancel()
-        elif subid not in self.replied:
+        elif key not in self.replied:
             log.info("cancel for %s %s remembered (not in hand)", item["fei"]["wfid"], subid)
 
     # -- the job in hand ----------------------------------------------------
-    def _tick(self, job: Job) -> None:
+    def _tick(self, link: BrokerLink, job: Job) -> None:
         if job.done.is_set():
-            self._finish(job)
+            self._finish(link, job)
         elif job.cancelled:
-            self._release(job)
+            self._release(link, job)
         elif not job.leased and job.elapsed >= self.config.boss.lease_after:
-            self._take_lease(job)
+            self._take_lease(link, job)
         elif job.leased and time.monotonic() >= job.next_alive:
-            self._publish(job.reply_to, self._lease_notice("alive", job))
+            link.publish(job.reply_to, self._lease_notice("alive", job))
             job.next_alive = time.monotonic() + self.config.boss.lease / 3
 
     def _lease_notice(self, kind: str, job: Job) -> dict[str, Any]:
@@ -391,46 +293,43 @@ class Runtime:
             notice["workitem"] = job.original
         return notice
 
-    def _release(self, job: Job) -> None:
+    def _release(self, link: BrokerLink, job: Job) -> None:
         """Acknowledge the delivery in hand, after stopping the consumer so
         that no other delivery takes its place."""
         if job.message is None:
             return
-        if job.generation == self._generation:
-            if self._consuming and self._consumer is not None:
-                self._consumer.cancel()
-                self._consuming = False
+        if job.generation == link.generation:
+            link.stop_consuming()
             job.message.ack()
         # else: that delivery died with its connection; the broker gives it
         # again and the replied memory answers it
         job.message = None
 
-    def _take_lease(self, job: Job) -> None:
-        if self._consuming and self._consumer is not None:
-            self._consumer.cancel()
-            self._consuming = False
-        self._publish(job.reply_to, self._lease_notice("started", job))
-        self._release(job)
+    def _take_lease(self, link: BrokerLink, job: Job) -> None:
+        link.stop_consuming()
+        link.publish(job.reply_to, self._lease_notice("started", job))
+        self._release(link, job)
         job.leased = True
         job.next_alive = time.monotonic() + self.config.boss.lease / 3
         log.info("took a lease on %s %s after %.1fs (lease %gs)", job.wfid, job.subid,
                  job.elapsed, self.config.boss.lease)
 
-    def _finish(self, job: Job) -> None:
+    def _finish(self, link: BrokerLink, job: Job) -> None:
         if job.cancelled:
-            self._release(job)
+            self._release(link, job)
             log.info("%s %s ended after its cancel: no reply", job.wfid, job.subid)
             self.job = None
             return
         if not job.replied:
             if job.forget:
-                self.replied.put(job.subid, None)
+                self.replied.put(f"{job.wfid}/{job.subid}", None)
                 if job.trace:
                     log.info("done %s %s (forget: no reply)", job.wfid, job.subid)
             else:
                 reply = job.reply()
-                self._publish(job.reply_to, reply)
-                self.replied.put(job.subid, reply)
+                body = dumps(reply)
+                link.publish(job.reply_to, body)
+                self.replied.put(f"{job.wfid}/{job.subid}", body)
                 if job.trace:
                     err = reply.get("error")
                     log.info("replied %s %s to %s%s", job.wfid, job.subid, job.reply_to,
@@ -439,7 +338,7 @@ class Runtime:
                 if job.dump:
                     log.info("reply %s", json.dumps(reply, sort_keys=True))
             job.replied = True
-        self._release(job)
+        self._release(link, job)
         self.job = None
 
 

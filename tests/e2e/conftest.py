@@ -181,8 +181,13 @@ class System:
                             f"run {wfid} to be {'/'.join(wanted)}")
         except AssertionError:
             st = self.store.load_run(wfid)
+            where = [(p.expid, p.name, p.state) for p in self.engine.positions(wfid)] \
+                if st else None
+            outbox = [(x[0], x[1]) for x in (st[0].get("outbox") or [])] if st else None
             raise AssertionError(f"run {wfid} is {self.status(wfid)}, not {wanted}; "
-                                 f"errors: {st[0]['errors'] if st else None}\n"
+                                 f"errors: {st[0]['errors'] if st else None}; at {where}; "
+                                 f"outbox {outbox}; timers {self.store.timers(wfid)}; "
+                                 f"engines {self.store.engines()}\n"
                                  + self.logs()) from None
 
     def events(self, event: str | None = None) -> list[dict[str, Any]]:

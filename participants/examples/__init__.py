@@ -1,0 +1,1 @@
+"""Example participants (see ``docs/participants.md``)."""
