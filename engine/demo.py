@@ -1,81 +1,227 @@
-"""``boss demo``: the whole engine on one machine, with nothing to set up.
+"""``boss demo``: the whole distributed system on one machine, nothing to set up.
 
-It starts (or reuses) the embedded Valkey as the run store, registers a few
-in-process participants that pretend to check, build and test, launches
-``processes/demo/ci_pipeline.yaml`` with real timers (a retried build waits
-one second), and prints each step as the traceability records arrive.
+With no configuration it uses the embedded Valkey (``engine.embedded``) as
+run store *and* broker (kombu's Redis transport), starts one engine worker
+(``boss worker``, a Celery worker) and the demo participants
+(``participants.demo``) as separate processes, registers them, launches
+``processes/demo/pipeline.yaml`` (sequence, concurrence, a parallel
+iterator), prints each step as it starts, ends or fails, replays the build
+that fails on its first host, and stops every process it started. The runs
+stay in the store: ``boss ps`` shows them afterwards.
+
+With a configuration (``--config``, ``BOSS_*``) the same demo runs on that
+broker and store instead.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine import effects as fx
 from engine import states
-from engine.testing import ProcessHarness
-from participants.workitem import Workitem
+from engine.config import Config
 
-DEMO_PROCESS = Path(__file__).resolve().parent.parent / "processes" / "demo" / "ci_pipeline.yaml"
+DEMO_PROCESS = Path(__file__).resolve().parent.parent / "processes" / "demo" / "pipeline.yaml"
 
-
-def _participants(attempts: dict[str, int]) -> dict[str, Callable[[Workitem], Any]]:
-    def check(wi: Workitem) -> None:
-        wi.msg.append(f"{wi.participant_name}: ok")
-
-    def build(wi: Workitem) -> None:
-        attempts["build"] = attempts.get("build", 0) + 1
-        if attempts["build"] == 1:
-            raise RuntimeError("build host went away (the demo fails the first attempt)")
-        wi.fields["binary"] = f"{wi.params['project']}.rpm"
-
-    def run_tests(wi: Workitem) -> None:
-        wi.msg.append(f"tests passed on {wi.params['target']}")
-
-    def release_candidate(wi: Workitem) -> None:
-        wi.fields["rc"] = wi.params["version"]
-
-    return {
-        "check_.*": check,
-        "build": build,
-        "run_tests": run_tests,
-        "release_candidate": release_candidate,
-    }
+#: (registered pattern, queue, handler class in participants.demo, instances)
+PARTICIPANTS = [
+    ("check_.*", "demo.check", "Check", 2),
+    ("build", "demo.build", "Build", 1),
+    ("run_tests", "demo.run_tests", "RunTests", 2),
+    ("release_candidate", "demo.release_candidate", "ReleaseCandidate", 1),
+]
 
 
-def run_demo(store_url: str | None = None, out: Callable[[str], None] = print,
+@dataclass
+class _Proc:
+    name: str
+    popen: subprocess.Popen
+    log: Path
+
+
+class Demo:
+    """One demo: start, launch, watch, replay, stop (see the module docstring)."""
+
+    def __init__(self, config: Config, out: Callable[[str], None] = print,
+                 process: Path = DEMO_PROCESS, timeout: float = 120.0) -> None:
+        self.config = config
+        self.out = out
+        self.process = process
+        self.timeout = timeout
+        self.procs: list[_Proc] = []
+        self.started_embedded = False
+        self.t0 = time.monotonic()
+
+    # -- set-up ---------------------------------------------------------------------
+
+    def _state_dir(self) -> Path:
+        from engine.embedded import default_state_dir
+
+        return Path(self.config.state_dir) if self.config.state_dir else default_state_dir()
+
+    def start(self) -> None:
+        from engine.embedded import EmbeddedValkey
+
+        if self.config.embedded:
+            server = EmbeddedValkey(self._state_dir())
+            self.started_embedded = not server.is_running()
+        broker = self.config.resolved_broker_url()
+        store_url = self.config.resolved_redis_url()
+        # the children read this configuration from the environment
+        self.env = {**os.environ, "BOSS_BROKER_URL": broker, "BOSS_REDIS_URL": store_url,
+                    "BOSS_KEY_PREFIX": self.config.key_prefix,
+                    "BOSS_ENGINE_QUEUE": self.config.engine_queue,
+                    "BOSS_DEADLETTER_QUEUE": self.config.deadletter_queue,
+                    "BOSS_CONTROL_EXCHANGE": self.config.control_exchange}
+        self.env.pop("BOSS_CONFIG", None)
+        if self.config.embedded:
+            self.out(f"store and broker: the embedded Valkey at {store_url}")
+        else:
+            self.out(f"store: {_safe(store_url)}  broker: {_safe(broker)}")
+        from engine.engine import Engine
+        from engine.store import open_store
+
+        self.store = open_store(store_url, prefix=self.config.key_prefix)
+        self.engine = Engine(self.store)
+        logs = self._state_dir() / "demo"
+        logs.mkdir(parents=True, exist_ok=True)
+        before = {e["id"] for e in self.store.engines()}
+        self._spawn("engine worker", [sys.executable, "-m", "engine.cli", "worker",
+                                      "--loglevel", "WARNING",
+                                      "--hostname", f"boss-demo-{os.getpid()}@localhost"],
+                    logs / "worker.log")
+        for pattern, queue, cls, instances in PARTICIPANTS:
+            self.engine.register(pattern, queue)
+            ini = logs / f"{cls}.ini"
+            ini.write_text(f"[participant]\nname = {pattern}\nqueue = {queue}\n"
+                           f"code = participants.demo\nclass = {cls}\n")
+            for i in range(instances):
+                self._spawn(f"{cls} #{i + 1}", [sys.executable, "-m", "participants.runtime",
+                                                str(ini)], logs / f"{cls}-{i + 1}.log")
+        self.out(f"started an engine worker and {len(self.procs) - 1} participant processes "
+                 f"(logs in {logs})")
+        deadline = time.monotonic() + 60
+        while not {e["id"] for e in self.store.engines()} - before:
+            self._check_children()
+            if time.monotonic() > deadline:
+                raise RuntimeError("the engine worker did not start within 60s: see "
+                                   f"{logs / 'worker.log'}")
+            time.sleep(0.05)
+
+    def _spawn(self, name: str, argv: list[str], log: Path) -> None:
+        with log.open("ab") as fh:
+            popen = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env=self.env,
+                                     start_new_session=True)
+        self.procs.append(_Proc(name, popen, log))
+
+    def _check_children(self) -> None:
+        for p in self.procs:
+            if p.popen.poll() is not None:
+                tail = p.log.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{p.name} exited ({p.popen.returncode}):\n{tail}")
+
+    # -- the run --------------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        self.out(f"  {time.monotonic() - self.t0:6.2f}s  {text}")
+
+    def run(self) -> dict[str, Any]:
+        from engine.broker import Publisher
+        from engine.engine import new_wfid
+
+        wfid = new_wfid()
+        fields = {"project": "hello", "change": "c0ffee", "targets": ["x86_64", "aarch64"]}
+        publisher = Publisher(self.config.replace(broker_url=self.env["BOSS_BROKER_URL"]))
+        self.out(f"launching {self.process.name} as {wfid}")
+        self.t0 = time.monotonic()
+        publisher.send({"definition": self.process.read_text(encoding="utf-8"),
+                        "filename": str(self.process), "fields": fields, "wfid": wfid})
+        seen: dict[str, tuple[str, str]] = {}  # eid -> (state, step name)
+        replayed = False
+        deadline = time.monotonic() + self.timeout
+        status = None
+        while time.monotonic() < deadline:
+            loaded = self.store.load_run(wfid)
+            if loaded is None:
+                time.sleep(0.02)
+                continue
+            status = loaded[0]["status"]
+            now = {p.eid: p for p in self.engine.positions(wfid)}
+            for eid, p in now.items():
+                label = f"{p.name:<18}"
+                if seen.get(eid, ("", ""))[0] != p.state:
+                    if p.state == states.WAITING:
+                        self.say(f"{label} started")
+                    elif p.state == states.FAILED:
+                        err = next((e for e in loaded[0]["errors"] if e["eid"] == eid), {})
+                        self.say(f"{label} FAILED: {err.get('class')}: {err.get('message')}")
+                    seen[eid] = (p.state, p.name)
+            for eid in [e for e in seen if e not in now]:
+                if seen[eid][0] == states.WAITING:
+                    self.say(f"{seen[eid][1]:<18} done")
+                del seen[eid]
+            if status == states.ERROR and not replayed:
+                self.say("replaying the failed build on builder-2")
+                publisher.send({"type": "replay", "wfid": wfid,
+                                "fields": {"build_host": "builder-2"}})
+                replayed = True
+            if status in states.ENDED_RUN_STATES:
+                break
+            self._check_children()
+            time.sleep(0.05)
+        publisher.close()
+        info = self.engine.run(wfid)
+        self.say(f"run {wfid} {info.status}")
+        for line in info.fields.get("msg", []):
+            self.out(f"    {line}")
+        if info.fields.get("rc"):
+            self.out(f"release candidate {info.fields['rc']} is ready")
+        return {"status": info.status, "fields": info.fields, "wfid": wfid}
+
+    # -- tear-down --------------------------------------------------------------------
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.popen.poll() is None:
+                os.killpg(p.popen.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for p in self.procs:
+            try:
+                p.popen.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(p.popen.pid, signal.SIGKILL)
+                p.popen.wait()
+        if getattr(self, "store", None) is not None:
+            self.store.close()
+        if self.started_embedded:
+            from engine.embedded import shutdown_embedded
+
+            shutdown_embedded(self._state_dir())
+        self.out(f"stopped {len(self.procs)} processes"
+                 + (" and the embedded Valkey (the runs stay on disk)"
+                    if self.started_embedded else ""))
+
+
+def run_demo(config: Config | None = None, out: Callable[[str], None] = print,
              process: Path = DEMO_PROCESS) -> dict[str, Any]:
-    """Run the demo and return the finished run's fields."""
-    from engine.store import open_store
+    """Run the demo; returns the run's status, fields and wfid."""
+    demo = Demo(config or Config.load(), out=out, process=process)
+    try:
+        demo.start()
+        return demo.run()
+    finally:
+        demo.stop()
 
-    store = open_store(store_url, prefix="boss:demo:")
-    t0 = time.time()
 
-    def on_record(r: fx.Record) -> None:
-        what = r.name if r.entity == "step" else f"run {r.name}"
-        outcome = f" {r.outcome}" if r.outcome else ""
-        out(f"  {r.at - t0:6.2f}s  {what:<20} {r.event}{outcome}")
-
-    h = ProcessHarness(store=store, clock=time.time)
-    h.engine.on_record = on_record
-    h.engine.on_echo = lambda wfid, text: out(f"  echo: {text}")
-    for pattern, fn in _participants({}).items():
-        h.register(pattern, fn)
-    out(f"store: {getattr(store, 'url', store_url or 'embedded')}")
-    out(f"launching {process.name}")
-    run = h.launch(str(process), fields={"project": "hello", "change": "c0ffee",
-                                         "targets": ["x86_64", "aarch64"]})
-    while True:
-        run.wait(timeout=60)
-        if run.status in states.ENDED_RUN_STATES:
-            break
-        nxt = h.next_timer()
-        if nxt is None:
-            break
-        time.sleep(min(nxt, 1.0) + 0.01)
-    info = run.info
-    out(f"run {info.wfid}: {info.status}")
-    out(f"fields: {info.fields}")
-    return {"status": info.status, "fields": info.fields, "wfid": info.wfid}
+def _safe(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return url

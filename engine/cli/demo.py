@@ -8,13 +8,12 @@ from engine.cli.context import Context, pass_context
 
 
 @click.command()
-@click.option("--store", "store_url", default=None,
-              help="Run store URL (default: the embedded Valkey under the state directory).")
 @pass_context
-def demo(ctx: Context, store_url: str | None) -> None:
-    """Run a demo CI pipeline on the embedded Valkey, with in-process participants."""
+def demo(ctx: Context) -> None:
+    """Run a demo CI pipeline: an embedded Valkey as store and broker, an
+    engine worker and participant processes, a failure that is replayed."""
     from engine.demo import run_demo
 
-    result = run_demo(store_url or ctx.config.redis_url or None, out=click.echo)
+    result = run_demo(ctx.config, out=click.echo)
     if result["status"] != "finished":
         raise SystemExit(1)

@@ -4,14 +4,10 @@ launched with, whatever happened to the file since."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from engine.embedded import shutdown_embedded
 from engine.engine import Engine, UnknownRun
 from engine.store import RunStore
 from engine.testing import ProcessHarness
@@ -80,23 +76,6 @@ def test_unknown_run_is_a_clear_error(store: RunStore) -> None:
     with pytest.raises(UnknownRun, match="no run nope"):
         eng.cancel("nope")
     assert eng.deliver({"type": "reply", "wfid": "nope", "workitem": {}}) is not None
-
-
-@pytest.mark.redis
-def test_boss_demo_runs_on_the_embedded_valkey(tmp_path: Path) -> None:
-    """The README's demo command, minus the install: `boss demo` with no
-    configuration starts an embedded Valkey and finishes the pipeline."""
-    env = {**os.environ, "BOSS_STATE_DIR": str(tmp_path / "state")}
-    env.pop("BOSS_REDIS_URL", None)
-    try:
-        proc = subprocess.run([sys.executable, "-m", "engine.cli", "demo"], env=env,
-                              capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 0, proc.stderr
-        assert "run ci_pipeline      finished SUCCESSFUL" in proc.stdout
-        assert "release candidate hello-c0ffee is ready" in proc.stdout
-        assert (tmp_path / "state" / "appendonlydir").is_dir()  # the store persists
-    finally:
-        shutdown_embedded(tmp_path / "state")
 
 
 class _DiesBeforeDispatch:
