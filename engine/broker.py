@@ -179,17 +179,21 @@ class QueueInfo:
 
 
 def queue_info(connection: kombu.Connection, name: str) -> QueueInfo:
-    """How many messages wait on a queue and how many consumers it has
-    (the Redis transport does not count consumers: None)."""
+    """How many messages wait on a queue and how many consumers it has.
+    The Redis transport keeps a queue as a list that exists only while it
+    holds messages, and does not count consumers: there, ``messages`` is
+    the list's length and ``consumers`` None."""
+    if is_redis(connection.as_uri()):
+        with connection.channel() as channel:
+            return QueueInfo(name, int(channel._size(name)), None)
     try:
         with connection.channel() as channel:
             ok = participant_queue(name)(channel).queue_declare(passive=True)
-    except Exception as exc:
+    except connection.channel_errors as exc:
         if "NOT_FOUND" in str(exc) or "404" in str(exc):
             return QueueInfo(name, None, None)
         raise
-    consumers = ok.consumer_count if not is_redis(connection.as_uri()) else None
-    return QueueInfo(name, ok.message_count, consumers)
+    return QueueInfo(name, ok.message_count, ok.consumer_count)
 
 
 # -- the dead-letter queue -----------------------------------------------------------

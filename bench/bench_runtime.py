@@ -1,0 +1,1146 @@
+"""Benchmark: the distributed runtime (engine worker + participant processes
+over a real broker) against a plain Celery chain and bare kombu round trips.
+
+For each broker (RabbitMQ in a private vhost, with the machine's Redis as
+the run store; the embedded Valkey as both broker and store) it measures:
+
+1. **BOSS end to end**: one engine worker (``boss worker``, a Celery worker
+   with the engine bootstep) and one participant process
+   (``participants.runtime``) whose handler does nothing but append
+   ``wfid subid dispatched_at received`` to a file. ``inflight`` runs (100)
+   of an ``N``-step sequence are launched at once; steps/s = participant
+   steps / wall time from the first launch to the last run finished (the
+   processes are started and warmed up before). Step latency = the
+   ``dispatched_at`` of step k+1 minus that of step k of one run (the
+   engine's clock, millisecond resolution; the participant's receive times
+   give the same figure to within a millisecond, in the JSON). Also with 1
+   run in flight (runs one after another).
+2. **Celery chain**: a Celery app with one no-op task, ``chain`` of ``N``
+   immutable signatures, ``inflight`` chains at once, one Celery worker
+   (prefork pool, concurrency 1: Celery's default pool, one process doing
+   the work as one engine worker does; ``--celery-pool solo`` for the
+   other), Celery's defaults otherwise (no result backend, acks on receipt,
+   no publisher confirms). Latency = time between the starts of successive
+   tasks of one chain, recorded by the task.
+3. **bare kombu**: one "engine" process keeps ``inflight`` messages in
+   flight; one "participant" process consumes its queue (prefetch 1),
+   publishes a reply to the engine queue and acks; the engine (prefetch 16)
+   decodes each reply and publishes the next message of that chain before
+   acking. Durable queues, persistent JSON bodies shaped like a workitem,
+   publisher confirms on RabbitMQ (as BOSS). Latency = time between two
+   publishes of one chain (a round trip), on the engine's clock.
+
+The CPU each process used during a measurement (from ``/proc``) is
+reported beside the figures (% of one core; the machine has ``nproc``
+cores), and ``--profile DIR`` adds one more BOSS batch per broker with
+``py-spy record`` attached to the engine worker and the participant, and
+prints where their samples went.
+
+Run: ``python bench/bench_runtime.py [--quick] [--json FILE] [--profile DIR]``.
+Everything it creates (processes, the RabbitMQ vhost, Redis keys, the
+embedded Valkey and its directory) is removed at exit, also on Ctrl-C.
+
+The module doubles as the participant's handler file (``NoopRecorder``) and
+as the entry point of the baseline processes (``--role ...``), so its
+top-level imports are the standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PARTICIPANT = "benchnoop"
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# -- the participant's handler (loaded by participants.runtime from this file) ------
+
+
+class NoopRecorder:
+    """A no-op step that appends ``wfid subid dispatched_at received`` to the
+    file named by ``[bench] record`` in the participant's INI."""
+
+    def handle_lifecycle_control(self, ctrl: Any) -> None:
+        if ctrl.message == "start":
+            path = ctrl.config.get("bench", "record")
+            self.fh = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+        elif ctrl.message in ("stop", "die"):
+            self.fh.close()
+
+    def handle_wi(self, wi: Any) -> None:
+        self.fh.write(f"{wi.wfid} {wi.fei['subid']} {wi.to_dict()['dispatched_at']} "
+                      f"{time.time():.6f}\n")
+
+
+# -- the baseline processes (``--role``) ----------------------------------------------
+
+_stop_flag: list[bool] = []
+
+
+def _on_term(_signum: int, _frame: Any) -> None:
+    _stop_flag.append(True)
+
+
+def _kombu_connection(url: str, amqp_confirm: bool = True) -> Any:
+    import kombu
+
+    redis = url.startswith(("redis", "socket"))
+    options = {"visibility_timeout": 30.0} if redis else {"confirm_publish": amqp_confirm}
+    return kombu.Connection(url, transport_options=options, connect_timeout=5)
+
+
+def _queue(name: str) -> Any:
+    from kombu import Exchange, Queue
+
+    return Queue(name, exchange=Exchange(""), routing_key=name, durable=True,
+                 auto_delete=False)
+
+
+def _iso(ts: float) -> str:
+    t = datetime.fromtimestamp(ts, UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def role_kombu_participant(args: argparse.Namespace) -> None:
+    """Consume the participant queue (prefetch 1); for each message publish
+    a reply (the JSON, decoded and re-encoded with two keys added, as the
+    runtime does) to ``reply_to``, then ack."""
+    from kombu import Consumer, Producer
+
+    signal.signal(signal.SIGTERM, _on_term)
+    conn = _kombu_connection(args.broker)
+    conn.ensure_connection(max_retries=3)
+    producer = Producer(conn.channel())
+    for q in (args.queue, args.reply):
+        _queue(q)(producer.channel).declare()
+    instance = f"{platform.node()}:{os.getpid()}"
+
+    def on_message(message: Any) -> None:
+        data = json.loads(message.body)
+        data["started_at"] = _iso(time.time())
+        data["instance"] = instance
+        body = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+        producer.publish(body, exchange="", routing_key=message.properties.get("reply_to")
+                         or args.reply, content_type="application/json",
+                         content_encoding="utf-8", delivery_mode=2, mandatory=True)
+        message.ack()
+
+    consumer = Consumer(conn.channel(), [_queue(args.queue)], on_message=on_message,
+                        prefetch_count=1, accept=["application/json"])
+    consumer.consume()
+    print("consuming", flush=True)
+    while not _stop_flag:
+        with contextlib.suppress(TimeoutError):
+            conn.drain_events(timeout=0.2)
+    conn.release()
+
+
+def role_kombu_engine(args: argparse.Namespace) -> None:
+    """Keep ``inflight`` chains of messages in flight for ``warmup`` +
+    ``seconds``; write the round trips counted in the last ``seconds`` and
+    their latencies (JSON) to ``out``; then let the chains drain."""
+    from kombu import Consumer, Producer
+
+    signal.signal(signal.SIGTERM, _on_term)
+    conn = _kombu_connection(args.broker)
+    conn.ensure_connection(max_retries=3)
+    producer = Producer(conn.channel())
+    for q in (args.queue, args.reply):
+        _queue(q)(producer.channel).declare()
+    last: dict[int, float] = {}
+    seq: dict[int, int] = {}
+    lat: list[float] = []
+    state = {"measuring": False, "stopping": False, "count": 0, "outstanding": 0}
+
+    def publish(i: int) -> None:
+        seq[i] = n = seq.get(i, 0) + 1
+        wi = {"fei": {"wfid": f"kombu-{i:04d}", "expid": f"0_{n}", "subid": f"0_{n}-{n}",
+                      "engine_id": "bench"},
+              "fields": {"params": {}}, "participant_name": PARTICIPANT,
+              "wf_name": "bench-seq", "wf_revision": "", "dispatched_at": _iso(time.time())}
+        body = json.dumps(wi, separators=(",", ":"), ensure_ascii=False).encode()
+        producer.publish(body, exchange="", routing_key=args.queue, reply_to=args.reply,
+                         content_type="application/json", content_encoding="utf-8",
+                         delivery_mode=2)
+        last[i] = time.perf_counter()
+
+    def on_message(message: Any) -> None:
+        data = json.loads(message.body)
+        i = int(data["fei"]["wfid"].rsplit("-", 1)[1])
+        now = time.perf_counter()
+        if state["measuring"]:
+            lat.append(now - last[i])
+            state["count"] += 1
+        if state["stopping"]:
+            state["outstanding"] -= 1
+        else:
+            publish(i)
+        message.ack()
+
+    consumer = Consumer(conn.channel(), [_queue(args.reply)], on_message=on_message,
+                        prefetch_count=16, accept=["application/json"])
+    consumer.consume()
+    for i in range(args.inflight):
+        publish(i)
+
+    def drain_until(t_end: float) -> None:
+        while time.perf_counter() < t_end and not _stop_flag:
+            with contextlib.suppress(TimeoutError):
+                conn.drain_events(timeout=0.05)
+
+    drain_until(time.perf_counter() + args.warmup)
+    state["measuring"] = True
+    t0 = time.perf_counter()
+    drain_until(t0 + args.seconds)
+    elapsed = time.perf_counter() - t0
+    state["measuring"] = False
+    state["stopping"] = True
+    state["outstanding"] = args.inflight
+    deadline = time.perf_counter() + 30
+    while state["outstanding"] > 0 and time.perf_counter() < deadline and not _stop_flag:
+        with contextlib.suppress(TimeoutError):
+            conn.drain_events(timeout=0.05)
+    Path(args.out).write_text(json.dumps({"round_trips": state["count"], "seconds": elapsed,
+                                          "latencies": lat, "drained":
+                                          state["outstanding"] <= 0}))
+    conn.release()
+
+
+def celery_app(broker: str, queue: str, record: str | None = None) -> Any:
+    """The baseline's Celery app: one no-op task that appends
+    ``chain k time`` to ``record``."""
+    from celery import Celery
+
+    app = Celery("bench", broker=broker, set_as_current=False)
+    app.conf.update(
+        task_serializer="json", accept_content=["json"], result_backend=None,
+        task_ignore_result=True, task_default_queue=queue, worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+    )
+    fh: list[Any] = []
+
+    @app.task(name="bench.noop")
+    def noop(chain_id: str, k: int) -> None:
+        if not fh:
+            fh.append(open(record, "a", buffering=1, encoding="utf-8"))  # noqa: SIM115
+        fh[0].write(f"{chain_id} {k} {time.time():.6f}\n")
+
+    app.bench_noop = noop  # type: ignore[attr-defined]
+    return app
+
+
+def role_celery_worker(args: argparse.Namespace) -> None:
+    app = celery_app(args.broker, args.queue, args.record)
+    argv = ["worker", f"--pool={args.pool}", "--loglevel=WARNING", "--without-gossip",
+            "--without-mingle", f"--hostname=bench-{uuid.uuid4().hex[:6]}@bench",
+            "--queues", args.queue]
+    if args.pool == "prefork":
+        argv.append("--concurrency=1")
+    app.worker_main(argv)
+
+
+# -- processes and their CPU ----------------------------------------------------------
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def tail(self, n: int = 3000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+
+def _proc_ticks(pid: int) -> int:
+    """utime + stime of one process (all its threads), in clock ticks."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                out += [int(x) for x in (task / "children").read_text().split()]
+    return out
+
+
+def _tree(pid: int) -> list[int]:
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        todo += _children(p)
+    return pids
+
+
+def _pids_named(*names: str) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (d / "comm").read_text().strip() in names:
+                    out.append(int(d.name))
+    return out
+
+
+class CpuMeter:
+    """CPU used by named process trees between ``start`` and ``stop`` (% of
+    one core over the wall time)."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.groups = groups
+
+    def _read(self) -> dict[str, int]:
+        return {name: sum(_proc_ticks(p) for root in pids for p in _tree(root))
+                for name, pids in self.groups.items()}
+
+    def start(self) -> None:
+        self.t0 = time.perf_counter()
+        self.before = self._read()
+
+    def stop(self) -> dict[str, float]:
+        after = self._read()
+        wall = time.perf_counter() - self.t0
+        return {name: round(100.0 * (after[name] - self.before[name]) / CLK_TCK / wall, 1)
+                for name in self.groups}
+
+
+# -- one broker's rig -------------------------------------------------------------------
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
+             interval: float = 0.02) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+class LineCounter:
+    """Counts the lines appended to a file since it was made."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = path.stat().st_size if path.exists() else 0
+        self.lines = 0
+
+    def count(self) -> int:
+        with contextlib.suppress(FileNotFoundError), self.path.open("rb") as fh:
+            fh.seek(self.offset)
+            data = fh.read()
+            self.offset += len(data)
+            self.lines += data.count(b"\n")
+        return self.lines
+
+
+@dataclass
+class Rig:
+    """One broker with its store, and the processes started on it."""
+
+    kind: str  # "rabbitmq" or "embedded"
+    tmp: Path
+    broker_url: str = ""
+    redis_url: str = ""
+    prefix: str = field(default_factory=lambda: f"bossbench{uuid.uuid4().hex[:8]}")
+    procs: list[Proc] = field(default_factory=list)
+    vhost: str | None = None
+    server: Any = None
+    versions: dict[str, str] = field(default_factory=dict)
+
+    # -- set-up and tear-down -------------------------------------------------------
+    def setup(self, amqp_url: str, redis_url: str) -> None:
+        import redis
+
+        if self.kind == "rabbitmq":
+            ctl = shutil.which("rabbitmqctl")
+            if ctl is None:
+                raise RuntimeError("rabbitmqctl not found: cannot make a private vhost")
+            self.vhost = self.prefix
+            _run([ctl, "-q", "add_vhost", self.vhost])
+            _run([ctl, "-q", "set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*"])
+            self.broker_url = amqp_url.rstrip("/") + "/" + self.vhost
+            self.redis_url = redis_url
+            out = _run([ctl, "-q", "version"], check=False)
+            self.versions["rabbitmq"] = out.strip()
+        else:
+            from engine.embedded import EmbeddedValkey
+
+            self.server = EmbeddedValkey(self.tmp / "valkey").start()
+            self.redis_url = self.server.url
+            self.broker_url = "redis+socket://" + self.server.url.removeprefix("unix://")
+        client = redis.Redis.from_url(self.redis_url)
+        info = client.info("server")
+        self.versions["store"] = (f"{'Valkey' if 'valkey_version' in info else 'Redis'} "
+                                  f"{info.get('valkey_version') or info.get('redis_version')}")
+        client.close()
+        from engine.broker import Publisher
+        from engine.config import Config
+        from engine.engine import Engine
+        from engine.store import RedisStore
+
+        (self.tmp / "processes").mkdir(exist_ok=True)
+        self.config = Config.load(
+            None, environ={}, broker_url=self.broker_url, redis_url=self.redis_url,
+            key_prefix=f"{self.prefix}:", engine_queue=f"{self.prefix}.engine",
+            deadletter_queue=f"{self.prefix}.deadletter",
+            control_exchange=f"{self.prefix}.control", process_dir=str(self.tmp / "processes"))
+        self.ini = self.tmp / "boss.ini"
+        keys = ("broker_url", "redis_url", "key_prefix", "engine_queue", "deadletter_queue",
+                "control_exchange", "process_dir")
+        self.boss_section = "[boss]\n" + "".join(f"{k} = {getattr(self.config, k)}\n"
+                                                 for k in keys)
+        self.ini.write_text(self.boss_section)
+        self.store = RedisStore(self.redis_url, prefix=self.config.key_prefix)
+        self.engine = Engine(self.store)
+        self.publisher = Publisher(self.config)
+
+    def cleanup(self) -> None:
+        self.stop_all()
+        for closer in ("publisher", "store"):
+            obj = getattr(self, closer, None)
+            if obj is not None:
+                with contextlib.suppress(Exception):
+                    obj.close()
+        if self.kind == "rabbitmq":
+            import redis
+
+            with contextlib.suppress(Exception):
+                client = redis.Redis.from_url(self.redis_url)
+                _delete_keys(client, f"{self.prefix}:")
+                client.close()
+            if self.vhost is not None:
+                _run([shutil.which("rabbitmqctl") or "rabbitmqctl", "-q", "delete_vhost",
+                      self.vhost], check=False)
+        elif self.server is not None:
+            with contextlib.suppress(Exception):
+                self.server.stop()
+
+    # -- processes ---------------------------------------------------------------------
+    def spawn(self, name: str, argv: list[str]) -> Proc:
+        log = self.tmp / f"{name}.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BOSS_")}
+        env["PYTHONPATH"] = str(ROOT)
+        with log.open("ab") as fh:
+            popen = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env=env,
+                                     cwd=ROOT, start_new_session=True)
+        proc = Proc(name, popen, log)
+        self.procs.append(proc)
+        return proc
+
+    def stop(self, proc: Proc, timeout: float = 20.0) -> None:
+        if proc.alive():
+            with contextlib.suppress(ProcessLookupError):
+                proc.popen.send_signal(signal.SIGTERM)
+        try:
+            proc.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # its own session: its pool too
+            proc.popen.wait()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # a pool child left behind
+        if proc in self.procs:
+            self.procs.remove(proc)
+
+    def stop_all(self) -> None:
+        for proc in list(reversed(self.procs)):
+            self.stop(proc)
+
+    def check_alive(self, *procs: Proc) -> None:
+        for p in procs:
+            if not p.alive():
+                raise RuntimeError(f"{p.name} exited with {p.popen.returncode}:\n{p.tail()}")
+
+    def broker_pids(self) -> list[int]:
+        if self.kind == "rabbitmq":
+            return _pids_named("beam.smp")
+        return [self.server.pid] if self.server is not None and self.server.pid else []
+
+    def store_pids(self) -> list[int]:
+        if self.kind == "rabbitmq":
+            return _pids_named("redis-server", "valkey-server")
+        return []  # the embedded server is the broker too: counted there
+
+    def meter(self, **procs: Proc) -> CpuMeter:
+        groups = {name: [p.pid] for name, p in procs.items()}
+        groups["broker"] = self.broker_pids()
+        if self.kind == "rabbitmq":
+            groups["redis"] = self.store_pids()
+        return CpuMeter(groups)
+
+
+def _run(argv: list[str], check: bool = True) -> str:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}: {done.stderr}")
+    return done.stdout
+
+
+def _delete_keys(client: Any, prefix: str) -> None:
+    pattern = "".join("\\" + c if c in "*?[]\\" else c for c in prefix) + "*"
+    batch = []
+    for key in client.scan_iter(match=pattern, count=1000):
+        batch.append(key)
+        if len(batch) >= 500:
+            client.unlink(*batch)
+            batch.clear()
+    if batch:
+        client.unlink(*batch)
+
+
+# -- statistics -------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100) of ``values``."""
+    if not values:
+        return None
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, round(q / 100 * len(s) + 0.5) - 1))
+    return s[k]
+
+
+def summary(steps: int, seconds: float, latencies_s: list[float],
+            **extra: Any) -> dict[str, Any]:
+    ms = [x * 1000 for x in latencies_s]
+    return {"steps": steps, "seconds": round(seconds, 3),
+            "steps_per_s": round(steps / seconds, 1) if seconds > 0 else None,
+            "p50_ms": _r(percentile(ms, 50)), "p99_ms": _r(percentile(ms, 99)),
+            "latency_samples": len(ms), **extra}
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
+
+
+def _ts(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
+# -- the measurements --------------------------------------------------------------------
+
+
+def sequence(n: int) -> str:
+    return "name: bench-seq\nsteps:\n" + f"  - {PARTICIPANT}\n" * n
+
+
+class BossSystem:
+    """An engine worker and a no-op participant on a rig."""
+
+    def __init__(self, rig: Rig) -> None:
+        self.rig = rig
+        self.record = rig.tmp / "boss-steps.txt"
+        self.record.touch()
+        self.queue = f"{rig.prefix}.{PARTICIPANT}"
+
+    def start(self) -> None:
+        rig = self.rig
+        rig.engine.register(PARTICIPANT, self.queue, regex=False)
+        before = {e["id"] for e in rig.store.engines()}
+        self.worker = rig.spawn("boss-worker", [
+            sys.executable, "-m", "engine.cli", "-c", str(rig.ini), "worker",
+            "--loglevel", "WARNING", "--hostname", f"bench-{uuid.uuid4().hex[:6]}@bench"])
+        wait_for(lambda: ({e["id"] for e in rig.store.engines()} - before)
+                 or rig.check_alive(self.worker), 60, "the engine worker's heartbeat")
+        ini = rig.tmp / f"{PARTICIPANT}.ini"
+        ini.write_text(f"[participant]\nname = {PARTICIPANT}\nqueue = {self.queue}\n"
+                       f"code = {Path(__file__).resolve()}\nclass = NoopRecorder\n\n"
+                       f"{rig.boss_section}\n[bench]\nrecord = {self.record}\n")
+        self.participant = rig.spawn("boss-participant", [
+            sys.executable, "-m", "participants.runtime", str(ini), "--log-level", "INFO"])
+        wait_for(lambda: "consuming" in self.participant.tail(100_000)
+                 or rig.check_alive(self.participant), 60, "the participant to consume")
+        self.batch("warm", 10, 3)
+
+    def _done(self) -> tuple[int, int]:
+        counts = self.rig.store.count_runs()
+        return counts["finished"], counts["error"] + counts["cancelled"] + counts["killed"]
+
+    def batch(self, tag: str, runs: int, steps: int, timeout: float = 900) -> float:
+        """Launch ``runs`` runs of ``steps`` steps at once; seconds until all
+        finished."""
+        rig = self.rig
+        definition = sequence(steps)
+        finished0, bad0 = self._done()
+        t0 = time.perf_counter()
+        for i in range(runs):
+            rig.publisher.send({"definition": definition, "fields": {},
+                                "wfid": f"{tag}-{i:04d}"})
+        deadline = time.monotonic() + timeout
+        while True:
+            finished, bad = self._done()
+            if finished - finished0 >= runs:
+                return time.perf_counter() - t0
+            if bad > bad0:
+                raise RuntimeError(f"{bad - bad0} run(s) of {tag} ended badly:\n"
+                                   + self.worker.tail())
+            rig.check_alive(self.worker, self.participant)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{tag}: {finished - finished0} of {runs} runs finished "
+                                   f"after {timeout}s\n{self.worker.tail()}")
+            time.sleep(0.02)
+
+    def sequential(self, tag: str, steps: int, seconds: float) -> tuple[float, int]:
+        """Runs one at a time for at least ``seconds``; (wall time, runs)."""
+        t0 = time.perf_counter()
+        n = 0
+        while time.perf_counter() - t0 < seconds:
+            self.batch_one(f"{tag}-{n:04d}", steps)
+            n += 1
+        return time.perf_counter() - t0, n
+
+    def batch_one(self, wfid: str, steps: int) -> None:
+        rig = self.rig
+        rig.publisher.send({"definition": sequence(steps), "fields": {}, "wfid": wfid})
+        deadline = time.monotonic() + 120
+        while True:
+            loaded = rig.store.load_run(wfid)
+            status = loaded[0]["status"] if loaded else None
+            if status == "finished":
+                return
+            if status in ("error", "cancelled", "killed"):
+                raise RuntimeError(f"run {wfid} is {status}:\n{self.worker.tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"run {wfid} not finished after 120s")
+            time.sleep(0.005)
+
+    def records(self, tag: str) -> dict[str, list[tuple[float, float]]]:
+        """wfid -> [(dispatched_at, received)] of the runs tagged ``tag``."""
+        out: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        for line in self.record.read_text().splitlines():
+            wfid, _subid, dispatched, received = line.split()
+            if wfid.startswith(tag + "-"):
+                out[wfid].append((_ts(dispatched), float(received)))
+        return out
+
+    def latencies(self, tag: str) -> tuple[int, list[float], list[float]]:
+        """(steps, dispatch-to-dispatch latencies, receive-to-receive ones)."""
+        steps, by_dispatch, by_receive = 0, [], []
+        for recs in self.records(tag).values():
+            recs.sort(key=lambda r: r[1])
+            steps += len(recs)
+            by_dispatch += [b[0] - a[0] for a, b in pairwise(recs)]
+            by_receive += [b[1] - a[1] for a, b in pairwise(recs)]
+        return steps, by_dispatch, by_receive
+
+
+def measure_boss(rig: Rig, inflight: int, steps: int, seconds: float,
+                 profile: Path | None) -> dict[str, Any]:
+    system = BossSystem(rig)
+    system.start()
+    results: dict[str, Any] = {}
+    try:
+        # 100 in flight: batches until at least ``seconds`` of measurement
+        meter = rig.meter(engine=system.worker, participant=system.participant)
+        meter.start()
+        total, batches = 0.0, 0
+        while total < seconds or batches == 0:
+            total += system.batch(f"many{batches}", inflight, steps)
+            batches += 1
+        cpu = meter.stop()
+        n, by_dispatch, by_receive = 0, [], []
+        for b in range(batches):
+            k, d, r = system.latencies(f"many{b}")
+            n, by_dispatch, by_receive = n + k, by_dispatch + d, by_receive + r
+        expected = batches * inflight * steps
+        results["boss_many"] = summary(
+            n, total, by_dispatch, inflight=inflight, steps_per_run=steps, runs=batches * inflight,
+            expected_steps=expected, cpu=cpu,
+            p50_ms_by_receive=_r(percentile([x * 1000 for x in by_receive], 50)),
+            p99_ms_by_receive=_r(percentile([x * 1000 for x in by_receive], 99)))
+        if n != expected:
+            results["boss_many"]["warning"] = f"{n} steps recorded, {expected} expected"
+        # 1 in flight
+        meter = rig.meter(engine=system.worker, participant=system.participant)
+        meter.start()
+        wall, runs = system.sequential("oneseq", steps, seconds)
+        cpu = meter.stop()
+        n, by_dispatch, by_receive = system.latencies("oneseq")
+        results["boss_one"] = summary(
+            n, wall, by_dispatch, inflight=1, steps_per_run=steps, runs=runs, cpu=cpu,
+            p50_ms_by_receive=_r(percentile([x * 1000 for x in by_receive], 50)),
+            p99_ms_by_receive=_r(percentile([x * 1000 for x in by_receive], 99)))
+        if profile is not None:
+            results["boss_profiled"] = profile_boss(rig, system, inflight, steps, seconds,
+                                                    profile)
+    finally:
+        rig.stop(system.participant)
+        rig.stop(system.worker)
+    return results
+
+
+def measure_celery(rig: Rig, inflight: int, steps: int, seconds: float,
+                   pool: str) -> dict[str, Any]:
+    from celery import chain
+
+    record = rig.tmp / "celery-tasks.txt"
+    record.touch()
+    queue = f"{rig.prefix}.celery"
+    worker = rig.spawn("celery-worker", [
+        sys.executable, str(Path(__file__).resolve()), "--role", "celery-worker",
+        "--broker", rig.broker_url, "--queue", queue, "--record", str(record), "--pool", pool])
+    app = celery_app(rig.broker_url, queue)
+    noop = app.bench_noop
+    results: dict[str, Any] = {}
+
+    def launch(tag: str, i: int) -> None:
+        chain(*(noop.si(f"{tag}-{i:04d}", k) for k in range(steps))).apply_async()
+
+    def wait_lines(counter: LineCounter, n: int, timeout: float) -> None:
+        wait_for(lambda: counter.count() >= n or rig.check_alive(worker), timeout,
+                 f"{n} Celery tasks", interval=0.005 if n <= steps else 0.02)
+
+    try:
+        counter = LineCounter(record)
+        for i in range(10):
+            launch("warm", i)
+        wait_lines(counter, 10 * steps, 120)
+        meter = rig.meter(worker=worker)
+        meter.start()
+        total, batches = 0.0, 0
+        while total < seconds or batches == 0:
+            counter = LineCounter(record)
+            t0 = time.perf_counter()
+            for i in range(inflight):
+                launch(f"many{batches}", i)
+            wait_lines(counter, inflight * steps, 900)
+            total += time.perf_counter() - t0
+            batches += 1
+        cpu = meter.stop()
+        lat = _chain_latencies(record, "many")
+        results["celery_many"] = summary(batches * inflight * steps, total, lat,
+                                         inflight=inflight, steps_per_run=steps, pool=pool,
+                                         cpu=cpu)
+        meter = rig.meter(worker=worker)
+        meter.start()
+        t0 = time.perf_counter()
+        n = 0
+        while time.perf_counter() - t0 < seconds:
+            counter = LineCounter(record)
+            launch("one", n)
+            wait_lines(counter, steps, 120)
+            n += 1
+        wall = time.perf_counter() - t0
+        cpu = meter.stop()
+        results["celery_one"] = summary(n * steps, wall, _chain_latencies(record, "one"),
+                                        inflight=1, steps_per_run=steps, pool=pool, cpu=cpu)
+    finally:
+        with contextlib.suppress(Exception):
+            app.close()
+        rig.stop(worker)
+    return results
+
+
+def _chain_latencies(record: Path, tag: str) -> list[float]:
+    by_chain: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for line in record.read_text().splitlines():
+        cid, k, t = line.split()
+        if cid.startswith(tag):
+            by_chain[cid].append((int(k), float(t)))
+    out = []
+    for recs in by_chain.values():
+        recs.sort()
+        out += [b[1] - a[1] for a, b in pairwise(recs)]
+    return out
+
+
+def measure_kombu(rig: Rig, inflights: list[int], seconds: float,
+                  warmup: float) -> dict[str, Any]:
+    queue, reply = f"{rig.prefix}.bare.participant", f"{rig.prefix}.bare.engine"
+    me = str(Path(__file__).resolve())
+    part = rig.spawn("kombu-participant", [sys.executable, me, "--role", "kombu-participant",
+                                           "--broker", rig.broker_url, "--queue", queue,
+                                           "--reply", reply])
+    results: dict[str, Any] = {}
+    try:
+        wait_for(lambda: "consuming" in part.tail() or rig.check_alive(part), 60,
+                 "the bare participant")
+        for k in inflights:
+            out = rig.tmp / f"kombu-{k}.json"
+            eng = rig.spawn(f"kombu-engine-{k}", [
+                sys.executable, me, "--role", "kombu-engine", "--broker", rig.broker_url,
+                "--queue", queue, "--reply", reply, "--inflight", str(k),
+                "--seconds", str(seconds), "--warmup", str(warmup), "--out", str(out)])
+            meter = rig.meter(engine=eng, participant=part)
+            time.sleep(min(warmup, 1.0) / 2)
+            meter.start()
+            try:
+                wait_for(lambda eng=eng, out=out: out.exists() or rig.check_alive(eng),
+                         seconds + warmup + 60, "the bare kombu engine")
+                cpu = meter.stop()
+                eng.popen.wait(60)
+            finally:
+                rig.stop(eng)
+            data = json.loads(out.read_text())
+            results[f"kombu_{'one' if k == 1 else 'many'}"] = summary(
+                data["round_trips"], data["seconds"], data["latencies"], inflight=k,
+                drained=data["drained"], cpu=cpu)
+    finally:
+        rig.stop(part)
+    return results
+
+
+# -- profiling --------------------------------------------------------------------------
+
+
+def profile_boss(rig: Rig, system: BossSystem, inflight: int, steps: int, seconds: float,
+                 outdir: Path) -> dict[str, Any]:
+    """One more batch with ``py-spy record`` on the engine worker and the
+    participant (raw folded stacks, with thread ids and idle samples, so a
+    thread's samples are its wall time)."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        return {"error": "py-spy not found (pip install py-spy)"}
+    outdir.mkdir(parents=True, exist_ok=True)
+    rate = 250
+    spies = {}
+    for name, proc in (("engine", system.worker), ("participant", system.participant)):
+        path = outdir / f"{rig.kind}-{name}.txt"
+        spies[name] = (path, subprocess.Popen(
+            [spy, "record", "--pid", str(proc.pid), "--rate", str(rate), "--format", "raw",
+             "--threads", "--idle", "--output", str(path)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+    time.sleep(1.0)  # py-spy attaches
+    try:
+        meter = rig.meter(engine=system.worker, participant=system.participant)
+        meter.start()
+        total, batches = 0.0, 0
+        while total < seconds or batches == 0:
+            total += system.batch(f"prof{batches}", inflight, steps)
+            batches += 1
+        cpu = meter.stop()
+    finally:
+        for _path, p in spies.values():
+            with contextlib.suppress(ProcessLookupError):
+                p.send_signal(signal.SIGINT)
+        for _path, p in spies.values():
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    out: dict[str, Any] = {"steps_per_s_under_pyspy": round(batches * inflight * steps / total,
+                                                            1), "cpu": cpu, "rate_hz": rate}
+    for name, (path, _p) in spies.items():
+        marker = "on_message (" if name == "engine" else "_serve ("
+        out[name] = summarise_profile(path, marker) if path.exists() else {"error": "no output"}
+        out[name]["file"] = str(path)
+    return out
+
+
+#: where a frame's file puts it, for the profile's breakdown (innermost match wins)
+BUCKETS = (
+    ("jsonschema validation", ("jsonschema/", "referencing/", "rpds")),
+    ("redis client (store round trips)", ("redis/", "hiredis", "engine/store/")),
+    ("json encode/decode", ("json/",)),
+    ("interpreter (sans-IO core)", ("engine/interpreter.py", "engine/substitution.py",
+                                    "engine/conditions.py", "engine/merge.py",
+                                    "engine/lifecycle.py", "engine/loader.py",
+                                    "transitions/")),
+    ("engine adapter", ("engine/engine.py", "engine/service.py", "engine/worker.py",
+                        "engine/broker.py", "engine/effects.py", "engine/wire.py")),
+    ("kombu / py-amqp (broker)", ("kombu/", "amqp/", "vine/")),
+    ("participant runtime", ("participants/",)),
+    ("threading / queue", ("threading.py", "queue.py")),
+    ("logging", ("logging/",)),
+)
+
+#: leaf functions that block in a system call: the thread waits (for the
+#: broker, the store or a timeout), it does not compute
+WAITING_LEAVES = ("_read (", "read (", "recv", "_read_from_socket (", "read_response (",
+                  "readline (", "wait (", "select (", "poll (", "sleep (", "drain_events (",
+                  "_read_bytes (", "read_frame (", "can_read", "accept (", "_wait_for (",
+                  "get (")
+
+
+def summarise_profile(path: Path, marker: str) -> dict[str, Any]:
+    """The samples of the thread whose stacks contain ``marker`` (the
+    consumer thread): their share per component (by the innermost frame
+    that names one), the share waiting in a blocking call (by the leaf),
+    and the top leaf and inclusive functions."""
+    stacks: dict[str, list[tuple[list[str], int]]] = defaultdict(list)
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        frames = stack.split(";")
+        thread = next((f for f in frames if f.startswith("thread (")), "?")
+        stacks[thread].append((frames, int(count)))
+    if not stacks:
+        return {"samples": 0}
+    marked = [t for t, ss in stacks.items() if any(marker in f for fr, _ in ss for f in fr)]
+    thread = marked[0] if marked else max(stacks, key=lambda t: sum(n for _, n in stacks[t]))
+    total = sum(n for _, n in stacks[thread])
+    buckets: dict[str, int] = defaultdict(int)
+    leaves: dict[str, int] = defaultdict(int)
+    inclusive: dict[str, int] = defaultdict(int)
+    waiting: dict[str, int] = defaultdict(int)
+    for frames, n in stacks[thread]:
+        code = [f for f in frames if "(" in f and not f.startswith(("thread (", "process "))]
+        leaf = code[-1] if code else "?"
+        leaves[leaf] += n
+        for f in set(code):
+            inclusive[f] += n
+        bucket = "other"
+        for f in reversed(code):
+            hit = next((b for b, keys in BUCKETS if any(k in f for k in keys)), None)
+            if hit is not None:
+                bucket = hit
+                break
+        buckets[bucket] += n
+        if leaf.startswith(WAITING_LEAVES) or " (socket.py" in leaf or "(ssl.py" in leaf:
+            waiting[bucket] += n
+
+    def pct(d: dict[str, int], top: int) -> list[tuple[str, float]]:
+        return [(k, round(100 * v / total, 1))
+                for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:top]]
+
+    return {"thread": thread, "samples": total, "buckets_pct": pct(buckets, 20),
+            "waiting_pct": pct(waiting, 20), "top_self_pct": pct(leaves, 25),
+            "top_inclusive_pct": pct(inclusive, 60)}
+
+
+# -- the report ---------------------------------------------------------------------------
+
+ROWS = (
+    ("boss_many", "BOSS end to end"), ("boss_one", "BOSS end to end"),
+    ("celery_many", "Celery chain"), ("celery_one", "Celery chain"),
+    ("kombu_many", "bare kombu round trip"), ("kombu_one", "bare kombu round trip"),
+)
+
+
+def print_table(results: dict[str, Any]) -> None:
+    head = (f"{'broker':<9} {'what':<24} {'in flight':>9} {'steps/s':>9} {'p50 ms':>8} "
+            f"{'p99 ms':>8}  CPU % of a core")
+    print(head)
+    print("-" * len(head) + "-" * 30)
+    for broker, res in results["brokers"].items():
+        for key, label in ROWS:
+            r = res.get(key)
+            if r is None:
+                continue
+            cpu = ", ".join(f"{k} {v:.0f}" for k, v in (r.get("cpu") or {}).items())
+            what = label + (f" ({r['pool']})" if "pool" in r else "")
+            print(f"{broker:<9} {what:<24} {r['inflight']:>9} {r['steps_per_s']:>9,.0f} "
+                  f"{_f(r['p50_ms']):>8} {_f(r['p99_ms']):>8}  {cpu}")
+
+
+def _f(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f}"
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+
+    def add(name: str, value: float | None, limit: float, higher_is_better: bool,
+            note: str = "") -> None:
+        ok = value is not None and (value >= limit if higher_is_better else value <= limit)
+        out.append({"target": name, "value": None if value is None else round(value, 2),
+                    "limit": limit, "pass": ok, "note": note})
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None or b == 0 else a / b
+
+    for broker, res in results["brokers"].items():
+        bm, bo = res.get("boss_many", {}), res.get("boss_one", {})
+        km, ko = res.get("kombu_many", {}), res.get("kombu_one", {})
+        cm = res.get("celery_many", {})
+        add(f"{broker}: BOSS steps/s / bare kombu round trips/s (100 in flight)",
+            ratio(bm.get("steps_per_s"), km.get("steps_per_s")), 0.5, True)
+        for load, b, k in (("1 in flight", bo, ko), ("100 in flight", bm, km)):
+            add(f"{broker}: BOSS p50 step latency / bare round trip p50 ({load})",
+                ratio(b.get("p50_ms"), k.get("p50_ms")), 3.0, False)
+            add(f"{broker}: BOSS p99 step latency / bare round trip p99 ({load})",
+                ratio(b.get("p99_ms"), k.get("p99_ms")), 20.0, False)
+        add(f"{broker}: BOSS steps/s / Celery chain steps/s (100 in flight)",
+            ratio(bm.get("steps_per_s"), cm.get("steps_per_s")), 1.0, True)
+    return out
+
+
+def print_targets(rows: list[dict[str, Any]]) -> None:
+    width = max(len(r["target"]) for r in rows)
+    for r in rows:
+        cmp = ">=" if "steps/s" in r["target"] else "<="
+        print(f"{r['target']:<{width}}  {_f(r['value']) if r['value'] is not None else '-':>7}"
+              f"  (target {cmp} {r['limit']:g})  {'PASS' if r['pass'] else 'FAIL'}")
+
+
+# -- main -------------------------------------------------------------------------------
+
+
+def auto_steps(rig: Rig, inflight: int, seconds: float) -> int:
+    """Steps per run so that one batch of ``inflight`` runs lasts about
+    ``seconds`` (from a short calibration batch), at least 20."""
+    system = BossSystem(rig)
+    system.start()
+    try:
+        elapsed = system.batch("calib", inflight, 10)
+    finally:
+        rig.stop(system.participant)
+        rig.stop(system.worker)
+    rate = inflight * 10 / elapsed
+    return max(20, min(1000, round(rate * seconds * 1.1 / inflight)))
+
+
+def run_broker(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    rig = Rig(kind, tmp / kind)
+    rig.tmp.mkdir(parents=True)
+    results: dict[str, Any] = {}
+    try:
+        rig.setup(args.amqp_url, args.redis_url)
+        results["versions"] = rig.versions
+        steps = args.steps or auto_steps(rig, args.inflight, args.seconds)
+        results["steps_per_run"] = steps
+        print(f"[{kind}] broker {rig.broker_url.split('@')[-1]}, store "
+              f"{rig.versions['store']}; runs of {steps} steps", file=sys.stderr, flush=True)
+        profile = Path(args.profile) if args.profile else None
+        results.update(measure_boss(rig, args.inflight, steps, args.seconds, profile))
+        print(f"[{kind}] BOSS done", file=sys.stderr, flush=True)
+        results.update(measure_celery(rig, args.inflight, steps, args.seconds,
+                                      args.celery_pool))
+        print(f"[{kind}] Celery done", file=sys.stderr, flush=True)
+        results.update(measure_kombu(rig, [args.inflight, 1], args.seconds, args.warmup))
+        print(f"[{kind}] kombu done", file=sys.stderr, flush=True)
+    except BaseException:
+        for p in rig.procs:
+            print(f"==== {p.name} (exit {p.popen.poll()}) ====\n{p.tail()}", file=sys.stderr)
+        raise
+    finally:
+        rig.cleanup()
+    return results
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="a smoke run of a few seconds per broker (figures meaningless)")
+    ap.add_argument("--json", metavar="FILE", help="write the raw numbers here")
+    ap.add_argument("--profile", metavar="DIR",
+                    help="add a BOSS batch per broker under py-spy; folded stacks go here")
+    ap.add_argument("--brokers", default="rabbitmq,embedded")
+    ap.add_argument("--inflight", type=int, default=100)
+    ap.add_argument("--steps", type=int, default=0,
+                    help="steps per run / tasks per chain (default: so a batch lasts "
+                         "about --seconds, at least 20)")
+    ap.add_argument("--seconds", type=float, default=10.0,
+                    help="least length of each measurement")
+    ap.add_argument("--warmup", type=float, default=2.0, help="bare kombu warm-up seconds")
+    ap.add_argument("--celery-pool", choices=["prefork", "solo"], default="prefork")
+    ap.add_argument("--amqp-url", default=AMQP_URL, help="RabbitMQ (a vhost is added)")
+    ap.add_argument("--redis-url", default=REDIS_URL, help="the store in RabbitMQ mode")
+    # the baseline processes
+    ap.add_argument("--role", choices=["kombu-participant", "kombu-engine", "celery-worker"],
+                    help=argparse.SUPPRESS)
+    for opt in ("--broker", "--queue", "--reply", "--out", "--record", "--pool"):
+        ap.add_argument(opt, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.role:
+        {"kombu-participant": role_kombu_participant, "kombu-engine": role_kombu_engine,
+         "celery-worker": role_celery_worker}[args.role](args)
+        return {}
+    if args.quick:
+        args.seconds, args.warmup = 2.0, 0.5
+        args.steps = args.steps or 5
+
+    def interrupted(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, interrupted)
+    sys.path.insert(0, str(ROOT))
+    results: dict[str, Any] = {
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
+                    "kernel": platform.release()},
+        "settings": {k: getattr(args, k) for k in ("inflight", "seconds", "warmup",
+                                                   "celery_pool", "quick")},
+        "brokers": {},
+    }
+    with _tempdir() as tmp:
+        for kind in [b.strip() for b in args.brokers.split(",") if b.strip()]:
+            results["brokers"][kind] = run_broker(kind, args, tmp)
+    results["targets"] = targets(results)
+    print()
+    print_table(results)
+    print()
+    print_targets(results["targets"])
+    for broker, res in results["brokers"].items():
+        prof = res.get("boss_profiled")
+        if prof:
+            print_profile(broker, prof)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return results
+
+
+def print_profile(broker: str, prof: dict[str, Any]) -> None:
+    print(f"\n[{broker}] BOSS under py-spy ({prof.get('rate_hz')} Hz, idle samples kept): "
+          f"{prof.get('steps_per_s_under_pyspy')} steps/s; CPU % of a core: {prof.get('cpu')}")
+    for name in ("engine", "participant"):
+        p = prof.get(name) or {}
+        if "thread" not in p:
+            print(f"  {name}: {p}")
+            continue
+        waiting = dict(p["waiting_pct"])
+        print(f"  {name}: consumer thread {p['thread']}, {p['samples']} samples "
+              f"({sum(waiting.values()):.0f}% waiting in a blocking call); by component "
+              f"(of which waiting):")
+        for bucket, share in p["buckets_pct"]:
+            print(f"    {share:5.1f}%  {bucket}  ({waiting.get(bucket, 0.0):.1f}%)")
+        print("   top leaf functions:")
+        for fn, share in p["top_self_pct"][:10]:
+            print(f"    {share:5.1f}%  {fn}")
+
+
+@contextlib.contextmanager
+def _tempdir() -> Iterator[Path]:
+    # short: the embedded Valkey's unix socket path must fit in sun_path
+    path = Path(tempfile.mkdtemp(prefix="bossbench-", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
