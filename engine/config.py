@@ -36,7 +36,11 @@ __all__ = ["Config", "ConfigError", "amqp_section_url", "config_paths"]
 
 
 class ConfigError(ValueError):
-    """A configuration value is missing or malformed."""
+    """A configuration value is missing or malformed (``key`` names it)."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,21 +89,29 @@ class Config:
         """The configuration (see the module docstring for the order)."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
+        origin: dict[str, str] = {}
         source = ""
         if path is None:
             path = next((p for p in config_paths(env) if p.is_file()), None)
         elif not Path(path).is_file():
             raise ConfigError(f"{path}: no such configuration file")
         if path is not None:
-            values.update(_read_file(Path(path)))
+            from_file = _read_file(Path(path))
+            values.update(from_file)
             source = str(path)
+            origin.update(dict.fromkeys(from_file, f"{path}: [boss]"))
         for f in fields(cls):
             var = "BOSS_" + f.name.upper()
             if var in env and f.name != "source":
                 values[f.name] = env[var]
+                origin[f.name] = f"environment {var}"
         values.update({k: v for k, v in overrides.items() if v is not None})
         values["source"] = source
-        return cls.from_mapping(values)
+        try:
+            return cls.from_mapping(values)
+        except ConfigError as exc:
+            where = origin.get(exc.key or "", source or "configuration")
+            raise ConfigError(f"{where}: {exc}", exc.key) from None
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> Config:
@@ -109,7 +121,7 @@ class Config:
             f = known.get(key)
             if f is None:
                 raise ConfigError(f"unknown configuration key {key!r}; known: "
-                                  + ", ".join(sorted(known)))
+                                  + ", ".join(sorted(k for k in known if k != "source")), key)
             kwargs[key] = _coerce(key, f.type, raw)
         return cls(**kwargs)
 
@@ -202,6 +214,7 @@ def _read_file(path: Path) -> dict[str, str]:
     return values
 
 
+_POSITIVE = frozenset({"lease", "heartbeat", "visibility_timeout"})
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -214,6 +227,8 @@ def _coerce(key: str, kind: Any, raw: Any) -> Any:
     try:
         if name == "float":
             value = float(raw)
+            if key in _POSITIVE and value <= 0:
+                raise ValueError("must be more than 0 seconds")
             if value < 0:
                 raise ValueError("must not be negative")
             return value
@@ -223,11 +238,11 @@ def _coerce(key: str, kind: Any, raw: Any) -> Any:
                 raise ValueError("must be at least 1")
             return value
     except ValueError as exc:
-        raise ConfigError(f"{key} = {raw!r}: {exc}") from None
+        raise ConfigError(f"{key} = {raw!r}: {exc}", key) from None
     if name == "bool":
         if raw.lower() in _TRUE:
             return True
         if raw.lower() in _FALSE:
             return False
-        raise ConfigError(f"{key} = {raw!r}: not a boolean (true/false)")
+        raise ConfigError(f"{key} = {raw!r}: not a boolean (true/false)", key)
     return raw
