@@ -165,7 +165,11 @@ def role_kombu_engine(args: argparse.Namespace) -> None:
     signal.signal(signal.SIGTERM, _on_term)
     conn = _kombu_connection(args.broker)
     conn.ensure_connection(max_retries=3)
-    producer = Producer(conn.channel())
+    # as the engine worker: consume on one connection, publish (confirmed)
+    # on another
+    pub = _kombu_connection(args.broker)
+    pub.ensure_connection(max_retries=3)
+    producer = Producer(pub.channel())
     for q in (args.queue, args.reply):
         _queue(q)(producer.channel).declare()
     last: dict[int, float] = {}
@@ -225,6 +229,7 @@ def role_kombu_engine(args: argparse.Namespace) -> None:
                                           "latencies": lat, "drained":
                                           state["outstanding"] <= 0}))
     conn.release()
+    pub.release()
 
 
 def celery_app(broker: str, queue: str, record: str | None = None) -> Any:
@@ -888,11 +893,17 @@ BUCKETS = (
 )
 
 #: leaf functions that block in a system call: the thread waits (for the
-#: broker, the store or a timeout), it does not compute
-WAITING_LEAVES = ("_read (", "read (", "recv", "_read_from_socket (", "read_response (",
-                  "readline (", "wait (", "select (", "poll (", "sleep (", "drain_events (",
-                  "_read_bytes (", "read_frame (", "can_read", "accept (", "_wait_for (",
-                  "get (")
+#: broker, the store, a thread or a timeout), it does not compute
+WAITING_FUNCTIONS = frozenset({
+    "_read", "read", "recv", "recv_into", "read_from_socket", "_read_from_socket",
+    "readline", "wait", "select", "poll", "sleep", "_socket_can_read", "can_read",
+    "read_frame", "_wait_for", "retry_over_time", "accept", "brpop", "_brpop_read",
+})
+
+
+def _function(frame: str) -> str:
+    """``Class.method (file.py:12)`` -> ``method``."""
+    return frame.split(" (", 1)[0].rsplit(".", 1)[-1]
 
 
 def summarise_profile(path: Path, marker: str) -> dict[str, Any]:
@@ -930,7 +941,7 @@ def summarise_profile(path: Path, marker: str) -> dict[str, Any]:
                 bucket = hit
                 break
         buckets[bucket] += n
-        if leaf.startswith(WAITING_LEAVES) or " (socket.py" in leaf or "(ssl.py" in leaf:
+        if _function(leaf) in WAITING_FUNCTIONS or " (socket.py" in leaf:
             waiting[bucket] += n
 
     def pct(d: dict[str, int], top: int) -> list[tuple[str, float]]:
@@ -1067,6 +1078,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--seconds", type=float, default=10.0,
                     help="least length of each measurement")
     ap.add_argument("--warmup", type=float, default=2.0, help="bare kombu warm-up seconds")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the work directory (process logs, step records)")
     ap.add_argument("--celery-pool", choices=["prefork", "solo"], default="prefork")
     ap.add_argument("--amqp-url", default=AMQP_URL, help="RabbitMQ (a vhost is added)")
     ap.add_argument("--redis-url", default=REDIS_URL, help="the store in RabbitMQ mode")
@@ -1096,7 +1109,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                    "celery_pool", "quick")},
         "brokers": {},
     }
-    with _tempdir() as tmp:
+    with _tempdir(keep=args.keep) as tmp:
         for kind in [b.strip() for b in args.brokers.split(",") if b.strip()]:
             results["brokers"][kind] = run_broker(kind, args, tmp)
     results["targets"] = targets(results)
@@ -1133,13 +1146,16 @@ def print_profile(broker: str, prof: dict[str, Any]) -> None:
 
 
 @contextlib.contextmanager
-def _tempdir() -> Iterator[Path]:
+def _tempdir(keep: bool = False) -> Iterator[Path]:
     # short: the embedded Valkey's unix socket path must fit in sun_path
     path = Path(tempfile.mkdtemp(prefix="bossbench-", dir="/tmp"))
     try:
         yield path
     finally:
-        shutil.rmtree(path, ignore_errors=True)
+        if keep:
+            print(f"process logs and records kept in {path}", file=sys.stderr)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 if __name__ == "__main__":

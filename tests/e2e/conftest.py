@@ -110,9 +110,11 @@ class System:
     def engine_id(self, proc: Proc) -> str:
         return next(e["id"] for e in self.store.engines() if e["pid"] == proc.popen.pid)
 
-    def participant(self, name: str, cls: str, *, instances: int = 1, register: bool = True,
+    def participant(self, name: str, cls: str, *, instances: int = 1, preregister: bool = True,
                     queue: str | None = None, **options: Any) -> list[Proc]:
-        """A pool of ``instances`` participant processes on one queue."""
+        """A pool of ``instances`` participant processes on one queue
+        (registered by the test unless ``preregister`` is false; ``options``
+        are further ``[participant]`` keys)."""
         queue = queue or f"{self.prefix}.{name}"
         ini = self.tmp / f"{name}.ini"
         extra = "".join(f"{k} = {v}\n" for k, v in options.items())
@@ -121,7 +123,7 @@ class System:
             f"class = {cls}\n{extra}\n" + self._boss_section()
             + f"\n[report]\npath = {self.report}\n"
         )
-        if register:
+        if preregister:
             self.engine.register(name, queue, regex=False)
         procs = [self._spawn(f"{name}-{i}", [sys.executable, "-m", "participants.runtime",
                                                str(ini)]) for i in range(instances)]

@@ -140,3 +140,15 @@ def test_malformed_messages_are_dead_lettered_and_a_malformed_reply_fails_its_st
     for d in letters:
         system.boss("deadletters", "drop", d["id"])
     assert json.loads(system.boss("deadletters", "--json").stdout) == []
+
+
+def test_a_participant_registers_itself_at_start_up(system: System) -> None:
+    system.worker()
+    system.participant("selfreg", "Bump", preregister=False, register="true",
+                       regexp="self_.*")
+    regs = wait_for(lambda: [r for r in system.store.participants() if r.pattern == "self_.*"],
+                    20, "the registration")
+    assert regs[0].regex and regs[0].queue == f"{system.prefix}.selfreg"
+    wfid = system.launch("name: s\nsteps:\n  - self_a\n  - self_b\n")
+    system.wait_status(wfid)
+    assert system.engine.run(wfid).fields["trail"] == ["self_a", "self_b"]

@@ -37,25 +37,12 @@ import pytest
 import redis
 from kombu import Exchange, Producer, Queue
 
-ROOT = Path(__file__).resolve().parents[2]
-HANDLERS = Path(__file__).parent / "fixtures" / "handlers.py"
+from tests.waiting import wait_for
 
 T = TypeVar("T")
 
-
-def wait_for(predicate: Callable[[], T], timeout: float = 10.0, what: str = "",
-             interval: float = 0.05) -> T:
-    """``predicate()``'s first truthy value, polling until ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for "
-                                 f"{what or getattr(predicate, '__name__', 'a condition')}")
-        time.sleep(interval)
-
+ROOT = Path(__file__).resolve().parents[2]
+HANDLERS = Path(__file__).parent / "fixtures" / "handlers.py"
 
 def lines(path: Path) -> list[str]:
     """The lines of a report file (none when it does not exist yet)."""
