@@ -152,3 +152,21 @@ def test_a_participant_registers_itself_at_start_up(system: System) -> None:
     wfid = system.launch("name: s\nsteps:\n  - self_a\n  - self_b\n")
     system.wait_status(wfid)
     assert system.engine.run(wfid).fields["trail"] == ["self_a", "self_b"]
+
+
+def test_the_celery_task_takes_the_same_json(system: System) -> None:
+    """For Python clients that prefer Celery: ``boss.apply`` with a launch
+    item (or any engine message) as its argument."""
+    from celery import Celery
+
+    system.worker()
+    system.participant("bump", "Bump")
+    app = Celery("client", broker=system.broker_url, set_as_current=False)
+    wfid = f"{system.prefix}-celery"
+    result = app.send_task("boss.apply", args=[{"definition": steps(2), "wfid": wfid}],
+                           queue=system.config.engine_queue + ".tasks")
+    assert result.id
+    system.wait_status(wfid)
+    assert system.engine.run(wfid).fields["n"] == 2
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_delete(system.config.engine_queue + ".tasks")
