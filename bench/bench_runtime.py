@@ -255,6 +255,18 @@ def celery_app(broker: str, queue: str, record: str | None = None) -> Any:
     return app
 
 
+def role_whatif_participant(args: argparse.Namespace) -> None:
+    """The stock participant runtime with its two poll timeouts patched
+    (``participants.runtime.POLL``, ``participants.link.REDIS_POLL``): what
+    BOSS would do if the runtime's main loop woke when the handler returns."""
+    import participants.link
+    import participants.runtime
+
+    participants.runtime.POLL = float(args.poll)
+    participants.link.REDIS_POLL = float(args.poll)
+    participants.runtime.main([args.record, "--log-level", "INFO"])
+
+
 def role_celery_worker(args: argparse.Namespace) -> None:
     app = celery_app(args.broker, args.queue, args.record)
     argv = ["worker", f"--pool={args.pool}", "--loglevel=WARNING", "--without-gossip",
@@ -326,16 +338,25 @@ def _pids_named(*names: str) -> list[int]:
     return out
 
 
+def _machine_ticks() -> int:
+    """Busy clock ticks of the whole machine (all cores; idle and iowait left out)."""
+    values = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(values) - values[3] - values[4]
+
+
 class CpuMeter:
     """CPU used by named process trees between ``start`` and ``stop`` (% of
-    one core over the wall time)."""
+    one core over the wall time), and ``others``: what the rest of the
+    machine used meanwhile (another job on the machine spoils a figure)."""
 
     def __init__(self, groups: dict[str, list[int]]) -> None:
         self.groups = groups
 
     def _read(self) -> dict[str, int]:
-        return {name: sum(_proc_ticks(p) for root in pids for p in _tree(root))
-                for name, pids in self.groups.items()}
+        out = {name: sum(_proc_ticks(p) for root in pids for p in _tree(root))
+               for name, pids in self.groups.items()}
+        out["_machine"] = _machine_ticks()
+        return out
 
     def start(self) -> None:
         self.t0 = time.perf_counter()
@@ -344,8 +365,10 @@ class CpuMeter:
     def stop(self) -> dict[str, float]:
         after = self._read()
         wall = time.perf_counter() - self.t0
-        return {name: round(100.0 * (after[name] - self.before[name]) / CLK_TCK / wall, 1)
-                for name in self.groups}
+        used = {name: after[name] - self.before[name] for name in after}
+        machine = used.pop("_machine")
+        used["others"] = max(0, machine - sum(used.values()))
+        return {name: round(100.0 * ticks / CLK_TCK / wall, 1) for name, ticks in used.items()}
 
 
 # -- one broker's rig -------------------------------------------------------------------
@@ -574,8 +597,10 @@ def sequence(n: int) -> str:
 class BossSystem:
     """An engine worker and a no-op participant on a rig."""
 
-    def __init__(self, rig: Rig) -> None:
+    def __init__(self, rig: Rig, poll: float | None = None) -> None:
         self.rig = rig
+        #: None: the stock runtime; else the what-if runtime with this poll
+        self.poll = poll
         self.record = rig.tmp / "boss-steps.txt"
         self.record.touch()
         self.queue = f"{rig.prefix}.{PARTICIPANT}"
@@ -593,8 +618,12 @@ class BossSystem:
         ini.write_text(f"[participant]\nname = {PARTICIPANT}\nqueue = {self.queue}\n"
                        f"code = {Path(__file__).resolve()}\nclass = NoopRecorder\n\n"
                        f"{rig.boss_section}\n[bench]\nrecord = {self.record}\n")
-        self.participant = rig.spawn("boss-participant", [
-            sys.executable, "-m", "participants.runtime", str(ini), "--log-level", "INFO"])
+        if self.poll is None:
+            argv = [sys.executable, "-m", "participants.runtime", str(ini), "--log-level", "INFO"]
+        else:
+            argv = [sys.executable, str(Path(__file__).resolve()), "--role",
+                    "whatif-participant", "--poll", str(self.poll), "--record", str(ini)]
+        self.participant = rig.spawn("boss-participant", argv)
         wait_for(lambda: "consuming" in self.participant.tail(100_000)
                  or rig.check_alive(self.participant), 60, "the participant to consume")
         self.batch("warm", 10, 3)
@@ -672,12 +701,15 @@ class BossSystem:
 
 
 def measure_boss(rig: Rig, inflight: int, steps: int, seconds: float,
-                 profile: Path | None) -> dict[str, Any]:
-    system = BossSystem(rig)
+                 profile: Path | None, poll: float | None = None) -> dict[str, Any]:
+    """BOSS with ``inflight`` runs, then with 1; keys ``boss_many``,
+    ``boss_one`` (``boss_whatif_...`` for the what-if participant)."""
+    system = BossSystem(rig, poll)
     system.start()
+    key = "boss" if poll is None else "boss_whatif"
     results: dict[str, Any] = {}
     try:
-        # 100 in flight: batches until at least ``seconds`` of measurement
+        # ``inflight`` runs at once, in batches until at least ``seconds``
         meter = rig.meter(engine=system.worker, participant=system.participant)
         meter.start()
         total, batches = 0.0, 0
@@ -690,26 +722,31 @@ def measure_boss(rig: Rig, inflight: int, steps: int, seconds: float,
             k, d, r = system.latencies(f"many{b}")
             n, by_dispatch, by_receive = n + k, by_dispatch + d, by_receive + r
         expected = batches * inflight * steps
-        results["boss_many"] = summary(
-            n, total, by_dispatch, inflight=inflight, steps_per_run=steps, runs=batches * inflight,
-            expected_steps=expected, cpu=cpu,
+        many = results[f"{key}_many"] = summary(
+            n, total, by_dispatch, inflight=inflight, steps_per_run=steps,
+            runs=batches * inflight, expected_steps=expected, cpu=cpu,
             p50_ms_by_receive=_r(percentile([x * 1000 for x in by_receive], 50)),
             p99_ms_by_receive=_r(percentile([x * 1000 for x in by_receive], 99)))
         if n != expected:
-            results["boss_many"]["warning"] = f"{n} steps recorded, {expected} expected"
-        # 1 in flight
+            many["warning"] = f"{n} steps recorded, {expected} expected"
+        # 1 in flight: runs one after another
         meter = rig.meter(engine=system.worker, participant=system.participant)
         meter.start()
         wall, runs = system.sequential("oneseq", steps, seconds)
         cpu = meter.stop()
         n, by_dispatch, by_receive = system.latencies("oneseq")
-        results["boss_one"] = summary(
+        results[f"{key}_one"] = summary(
             n, wall, by_dispatch, inflight=1, steps_per_run=steps, runs=runs, cpu=cpu,
             p50_ms_by_receive=_r(percentile([x * 1000 for x in by_receive], 50)),
             p99_ms_by_receive=_r(percentile([x * 1000 for x in by_receive], 99)))
+        if poll is not None:
+            for r in (results[f"{key}_many"], results[f"{key}_one"]):
+                r["participant_poll_s"] = poll
         if profile is not None:
-            results["boss_profiled"] = profile_boss(rig, system, inflight, steps, seconds,
-                                                    profile)
+            # about ``seconds`` of samples, whatever the rate
+            psteps = max(2, min(steps, round(many["steps_per_s"] * seconds / inflight)))
+            results[f"{key}_profiled"] = profile_boss(rig, system, inflight, psteps, seconds,
+                                                      profile, key)
     finally:
         rig.stop(system.participant)
         rig.stop(system.worker)
@@ -831,7 +868,7 @@ def measure_kombu(rig: Rig, inflights: list[int], seconds: float,
 
 
 def profile_boss(rig: Rig, system: BossSystem, inflight: int, steps: int, seconds: float,
-                 outdir: Path) -> dict[str, Any]:
+                 outdir: Path, key: str) -> dict[str, Any]:
     """One more batch with ``py-spy record`` on the engine worker and the
     participant (raw folded stacks, with thread ids and idle samples, so a
     thread's samples are its wall time)."""
@@ -842,7 +879,7 @@ def profile_boss(rig: Rig, system: BossSystem, inflight: int, steps: int, second
     rate = 250
     spies = {}
     for name, proc in (("engine", system.worker), ("participant", system.participant)):
-        path = outdir / f"{rig.kind}-{name}.txt"
+        path = outdir / f"{rig.kind}-{key}-{name}.txt"
         spies[name] = (path, subprocess.Popen(
             [spy, "record", "--pid", str(proc.pid), "--rate", str(rate), "--format", "raw",
              "--threads", "--idle", "--output", str(path)],
@@ -867,7 +904,8 @@ def profile_boss(rig: Rig, system: BossSystem, inflight: int, steps: int, second
                 p.kill()
                 p.wait()
     out: dict[str, Any] = {"steps_per_s_under_pyspy": round(batches * inflight * steps / total,
-                                                            1), "cpu": cpu, "rate_hz": rate}
+                                                            1), "steps_per_run": steps,
+                           "cpu": cpu, "rate_hz": rate}
     for name, (path, _p) in spies.items():
         marker = "on_message (" if name == "engine" else "_serve ("
         out[name] = summarise_profile(path, marker) if path.exists() else {"error": "no output"}
@@ -957,6 +995,7 @@ def summarise_profile(path: Path, marker: str) -> dict[str, Any]:
 
 ROWS = (
     ("boss_many", "BOSS end to end"), ("boss_one", "BOSS end to end"),
+    ("boss_whatif_many", "BOSS, what-if poll"), ("boss_whatif_one", "BOSS, what-if poll"),
     ("celery_many", "Celery chain"), ("celery_one", "Celery chain"),
     ("kombu_many", "bare kombu round trip"), ("kombu_one", "bare kombu round trip"),
 )
@@ -983,56 +1022,58 @@ def _f(x: float | None) -> str:
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets, PASS/FAIL; with ``--what-if`` the same ratios for
+    the patched participant follow, marked ``what_if`` (not a verdict on
+    BOSS as it is)."""
     out = []
 
     def add(name: str, value: float | None, limit: float, higher_is_better: bool,
-            note: str = "") -> None:
+            what_if: bool) -> None:
         ok = value is not None and (value >= limit if higher_is_better else value <= limit)
         out.append({"target": name, "value": None if value is None else round(value, 2),
-                    "limit": limit, "pass": ok, "note": note})
+                    "limit": limit, "higher_is_better": higher_is_better, "pass": ok,
+                    "what_if": what_if})
 
     def ratio(a: float | None, b: float | None) -> float | None:
         return None if a is None or b is None or b == 0 else a / b
 
-    for broker, res in results["brokers"].items():
-        bm, bo = res.get("boss_many", {}), res.get("boss_one", {})
-        km, ko = res.get("kombu_many", {}), res.get("kombu_one", {})
-        cm = res.get("celery_many", {})
-        add(f"{broker}: BOSS steps/s / bare kombu round trips/s (100 in flight)",
-            ratio(bm.get("steps_per_s"), km.get("steps_per_s")), 0.5, True)
-        for load, b, k in (("1 in flight", bo, ko), ("100 in flight", bm, km)):
-            add(f"{broker}: BOSS p50 step latency / bare round trip p50 ({load})",
-                ratio(b.get("p50_ms"), k.get("p50_ms")), 3.0, False)
-            add(f"{broker}: BOSS p99 step latency / bare round trip p99 ({load})",
-                ratio(b.get("p99_ms"), k.get("p99_ms")), 20.0, False)
-        add(f"{broker}: BOSS steps/s / Celery chain steps/s (100 in flight)",
-            ratio(bm.get("steps_per_s"), cm.get("steps_per_s")), 1.0, True)
+    for what_if in (False, True):
+        key = "boss_whatif" if what_if else "boss"
+        label = "BOSS (what-if poll)" if what_if else "BOSS"
+        for broker, res in results["brokers"].items():
+            bm, bo = res.get(f"{key}_many"), res.get(f"{key}_one")
+            if bm is None or bo is None:
+                continue
+            km, ko = res.get("kombu_many", {}), res.get("kombu_one", {})
+            cm = res.get("celery_many", {})
+            add(f"{broker}: {label} steps/s / bare kombu round trips/s (100 in flight)",
+                ratio(bm.get("steps_per_s"), km.get("steps_per_s")), 0.5, True, what_if)
+            for load, b, k in (("1 in flight", bo, ko), ("100 in flight", bm, km)):
+                add(f"{broker}: {label} p50 step latency / bare round trip p50 ({load})",
+                    ratio(b.get("p50_ms"), k.get("p50_ms")), 3.0, False, what_if)
+                add(f"{broker}: {label} p99 step latency / bare round trip p99 ({load})",
+                    ratio(b.get("p99_ms"), k.get("p99_ms")), 20.0, False, what_if)
+            add(f"{broker}: {label} steps/s / Celery chain steps/s (100 in flight)",
+                ratio(bm.get("steps_per_s"), cm.get("steps_per_s")), 1.0, True, what_if)
     return out
 
 
 def print_targets(rows: list[dict[str, Any]]) -> None:
     width = max(len(r["target"]) for r in rows)
-    for r in rows:
-        cmp = ">=" if "steps/s" in r["target"] else "<="
-        print(f"{r['target']:<{width}}  {_f(r['value']) if r['value'] is not None else '-':>7}"
-              f"  (target {cmp} {r['limit']:g})  {'PASS' if r['pass'] else 'FAIL'}")
+    for what_if in (False, True):
+        some = [r for r in rows if r["what_if"] == what_if]
+        if what_if and some:
+            print("\nthe same with the what-if participant (not a verdict, an estimate of "
+                  "the fix):")
+        for r in some:
+            cmp = ">=" if r["higher_is_better"] else "<="
+            value = _f(r["value"]) if r["value"] is None else f"{r['value']:.2f}"
+            verdict = "PASS" if r["pass"] else "FAIL"
+            print(f"{r['target']:<{width}}  {value:>7}  (target {cmp} {r['limit']:g})  "
+                  f"{verdict if not what_if else '(' + verdict.lower() + ')'}")
 
 
 # -- main -------------------------------------------------------------------------------
-
-
-def auto_steps(rig: Rig, inflight: int, seconds: float) -> int:
-    """Steps per run so that one batch of ``inflight`` runs lasts about
-    ``seconds`` (from a short calibration batch), at least 20."""
-    system = BossSystem(rig)
-    system.start()
-    try:
-        elapsed = system.batch("calib", inflight, 10)
-    finally:
-        rig.stop(system.participant)
-        rig.stop(system.worker)
-    rate = inflight * 10 / elapsed
-    return max(20, min(1000, round(rate * seconds * 1.1 / inflight)))
 
 
 def run_broker(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
@@ -1042,18 +1083,27 @@ def run_broker(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]
     try:
         rig.setup(args.amqp_url, args.redis_url)
         results["versions"] = rig.versions
-        steps = args.steps or auto_steps(rig, args.inflight, args.seconds)
+        steps = args.steps
         results["steps_per_run"] = steps
+        broker_pids = sorted(rig.broker_pids())
         print(f"[{kind}] broker {rig.broker_url.split('@')[-1]}, store "
               f"{rig.versions['store']}; runs of {steps} steps", file=sys.stderr, flush=True)
         profile = Path(args.profile) if args.profile else None
         results.update(measure_boss(rig, args.inflight, steps, args.seconds, profile))
         print(f"[{kind}] BOSS done", file=sys.stderr, flush=True)
+        if args.what_if is not None:
+            results.update(measure_boss(rig, args.inflight, steps, args.seconds, profile,
+                                        poll=args.what_if))
+            print(f"[{kind}] BOSS what-if done", file=sys.stderr, flush=True)
         results.update(measure_celery(rig, args.inflight, steps, args.seconds,
                                       args.celery_pool))
         print(f"[{kind}] Celery done", file=sys.stderr, flush=True)
         results.update(measure_kombu(rig, [args.inflight, 1], args.seconds, args.warmup))
         print(f"[{kind}] kombu done", file=sys.stderr, flush=True)
+        if sorted(rig.broker_pids()) != broker_pids:
+            results["warning"] = ("the broker restarted during the measurements (another job "
+                                  "on this machine?): figures are suspect")
+            print(f"[{kind}] WARNING: {results['warning']}", file=sys.stderr)
     except BaseException:
         for p in rig.procs:
             print(f"==== {p.name} (exit {p.popen.poll()}) ====\n{p.tail()}", file=sys.stderr)
@@ -1073,8 +1123,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--brokers", default="rabbitmq,embedded")
     ap.add_argument("--inflight", type=int, default=100)
     ap.add_argument("--steps", type=int, default=0,
-                    help="steps per run / tasks per chain (default: so a batch lasts "
-                         "about --seconds, at least 20)")
+                    help="steps per run / tasks per chain (default 20; 5 with --quick)")
+    ap.add_argument("--what-if", type=float, metavar="POLL", nargs="?", const=0.001,
+                    help="also measure BOSS with the participant runtime's poll timeouts "
+                         "patched to POLL seconds (default 0.001): the figure a runtime "
+                         "that wakes when the handler returns would get")
     ap.add_argument("--seconds", type=float, default=10.0,
                     help="least length of each measurement")
     ap.add_argument("--warmup", type=float, default=2.0, help="bare kombu warm-up seconds")
@@ -1084,18 +1137,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--amqp-url", default=AMQP_URL, help="RabbitMQ (a vhost is added)")
     ap.add_argument("--redis-url", default=REDIS_URL, help="the store in RabbitMQ mode")
     # the baseline processes
-    ap.add_argument("--role", choices=["kombu-participant", "kombu-engine", "celery-worker"],
-                    help=argparse.SUPPRESS)
-    for opt in ("--broker", "--queue", "--reply", "--out", "--record", "--pool"):
+    ap.add_argument("--role", choices=["kombu-participant", "kombu-engine", "celery-worker",
+                                       "whatif-participant"], help=argparse.SUPPRESS)
+    for opt in ("--broker", "--queue", "--reply", "--out", "--record", "--pool", "--poll"):
         ap.add_argument(opt, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.role:
         {"kombu-participant": role_kombu_participant, "kombu-engine": role_kombu_engine,
-         "celery-worker": role_celery_worker}[args.role](args)
+         "celery-worker": role_celery_worker,
+         "whatif-participant": role_whatif_participant}[args.role](args)
         return {}
     if args.quick:
         args.seconds, args.warmup = 2.0, 0.5
-        args.steps = args.steps or 5
+    args.steps = args.steps or (5 if args.quick else 20)
 
     def interrupted(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
@@ -1118,9 +1172,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print()
     print_targets(results["targets"])
     for broker, res in results["brokers"].items():
-        prof = res.get("boss_profiled")
-        if prof:
-            print_profile(broker, prof)
+        for key in ("boss_profiled", "boss_whatif_profiled"):
+            if res.get(key):
+                print_profile(f"{broker}, {key.removesuffix('_profiled')}", res[key])
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return results

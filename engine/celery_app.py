@@ -97,7 +97,8 @@ def apply(body: dict[str, Any] | str) -> str:
         if worker is None:  # not in a `boss worker`: a worker of our own, not started
             config: Config = getattr(app, "boss_config", None) or Config.load()
             worker = _current["worker"] = EngineWorker(config)
-        service = _local.service = worker.service(Publisher(worker.config))
+        service = _local.service = worker.service(
+            Publisher(worker.config), f"task-{threading.get_ident()}")
     return service.handle(body if isinstance(body, str) else json.dumps(body))
 
 

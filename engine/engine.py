@@ -122,8 +122,9 @@ class Engine:
         engine_alive: Callable[[str], bool] | None = None,
         engine_id: str | None = None,
     ) -> None:
-        #: this engine's identity, stamped on the outbox of what it stores
-        #: (the threads of one worker share one)
+        #: this engine's identity, stamped on the outbox of what it stores;
+        #: one Engine is used by one thread at a time (each thread of a
+        #: worker has its own: ``<worker id>.<thread>``)
         self.id = engine_id or uuid.uuid4().hex[:16]
         #: whether another engine is still alive (the distributed runtime
         #: answers from worker heartbeats; in-process, every engine is)
@@ -302,7 +303,11 @@ class Engine:
             state.pop("outbox", None)
             return
         now = self.clock()
-        kept = [x for x in state.get("outbox") or () if now - x[2] < OUTBOX_MAX_AGE]
+        # this engine's own older entries are done with: it carries out a
+        # message's effects before it takes its next (one engine, one
+        # thread); other engines' entries stay until they age out
+        kept = [x for x in state.get("outbox") or ()
+                if x[1] != self.id and now - x[2] < OUTBOX_MAX_AGE]
         durable = [fx.to_list(e) for e in effects if type(e) in _DURABLE]
         if mid is not None and durable:
             kept.append([mid, self.id, now, durable])

@@ -52,7 +52,8 @@ class EngineService:
             store,
             dispatcher=publisher,
             send=publisher.send,
-            engine_alive=store.engine_alive,
+            # "<worker id>.<thread>": the worker's heartbeat speaks for its threads
+            engine_alive=lambda eid: store.engine_alive(eid.split(".", 1)[0]),
             engine_id=engine_id,
         )
         if on_event is not None:

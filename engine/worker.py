@@ -85,9 +85,11 @@ class EngineWorker:
             self._store = open_store(self.redis_url, prefix=self.config.key_prefix)
         return self._store
 
-    def service(self, publisher: Publisher) -> EngineService:
-        return EngineService(self.config, self.store(), publisher, engine_id=self.id,
-                             on_event=self.on_event)
+    def service(self, publisher: Publisher, role: str) -> EngineService:
+        """The engine of one thread (``role``: what the thread does), with an
+        engine id of its own under this worker's heartbeat."""
+        return EngineService(self.config, self.store(), publisher,
+                             engine_id=f"{self.id}.{role}", on_event=self.on_event)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -160,7 +162,7 @@ class EngineWorker:
     def _timers(self) -> None:
         store = self.store()
         publisher = Publisher(self.config, connect(self.config, url=self.broker_url))
-        service = self.service(publisher)
+        service = self.service(publisher, "timers")
         try:
             while not self.stopping.is_set():
                 try:
@@ -194,7 +196,7 @@ class _EngineConsumer(ConsumerMixin):
         self.index = index
         self.connection = connect(worker.config, url=worker.broker_url, heartbeat=30)
         self.publisher = Publisher(worker.config, connect(worker.config, url=worker.broker_url))
-        self.service = worker.service(self.publisher)
+        self.service = worker.service(self.publisher, f"c{index}")
         self.topology = Topology(worker.config)
         self.attempts: OrderedDict[str, int] = OrderedDict()
         self.handled = 0

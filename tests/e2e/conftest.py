@@ -68,6 +68,7 @@ class System:
             deadletter_queue=f"{self.prefix}.deadletter",
             control_exchange=f"{self.prefix}.control", process_dir=str(self.tmp / "processes"),
             heartbeat=0.5, lease_after=1.0, lease=3.0, visibility_timeout=4.0,
+            engine_threads=2,  # two consumer threads per worker: races inside one too
             **self.settings,
         )
         self.ini = self.tmp / "boss.ini"
@@ -80,7 +81,7 @@ class System:
     def _boss_section(self) -> str:
         keys = ("broker_url", "redis_url", "key_prefix", "engine_queue", "deadletter_queue",
                 "control_exchange", "process_dir", "heartbeat", "lease_after", "lease",
-                "visibility_timeout")
+                "visibility_timeout", "engine_threads")
         return "[boss]\n" + "".join(f"{k} = {getattr(self.config, k)}\n" for k in keys)
 
     # -- processes -------------------------------------------------------------------

@@ -28,7 +28,13 @@ def test_boss_demo_on_a_fresh_machine(tmp_path: Path) -> None:
         assert proc.returncode == 0, out + proc.stderr
         assert "store and broker: the embedded Valkey" in out
         lines = out.splitlines()
-        order = [next(i for i, x in enumerate(lines) if needle in x) for needle in (
+
+        def first(needle: str) -> int:
+            found = [i for i, x in enumerate(lines) if needle in x]
+            assert found, f"{needle!r} not in the demo's output:\n{out}"
+            return found[0]
+
+        order = [first(needle) for needle in (
             "check_spec         started", "build              FAILED: RuntimeError: builder-1",
             "replaying the failed build", "run_tests          started", " finished")]
         assert order == sorted(order), out

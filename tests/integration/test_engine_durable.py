@@ -122,3 +122,67 @@ def test_redelivery_after_a_crash_sends_the_lost_dispatch(store: RunStore) -> No
     (b,) = h.pending_for("beta")
     h.reply(b)
     assert run.wait().status == "finished"
+
+
+CONCURRENCE = """\
+name: fan
+steps:
+  - concurrence:
+      branches:
+        - sequence: [alpha, beta]
+        - gamma
+"""
+
+
+def test_a_crash_is_recovered_after_another_engine_applied_the_next_message(
+        store: RunStore) -> None:
+    """Engine A stores a reply and dies before dispatching; engine B applies
+    another reply to the same run before A's is redelivered. The run's
+    outbox still holds A's entry, so B carries it out when it comes."""
+    if not store.durable:
+        pytest.skip("an in-memory store dies with its engine: there is nothing to recover")
+    h = ProcessHarness(store=store)
+    for name in ("alpha", "beta", "gamma"):
+        h.register(name, reply=False)
+    run = h.launch(CONCURRENCE).wait()
+    (alpha,) = h.pending_for("alpha")
+    (gamma,) = h.pending_for("gamma")
+    reply_a = {"type": "reply", "wfid": run.wfid, "workitem": alpha.to_dict()}
+
+    doomed = Engine(store, dispatcher=_DiesBeforeDispatch())
+    with pytest.raises(SystemExit):
+        doomed.deliver(reply_a)  # alpha done, beta never dispatched
+    h.reply(gamma)  # engine B applies the other branch's reply
+    owners = {x[1] for x in store.load_run(run.wfid)[0]["outbox"]}
+    assert doomed.id in owners  # A's entry survived B's save
+    assert h.pending_for("beta") == []
+
+    h.engine.engine_alive = lambda engine_id: engine_id != doomed.id
+    reason = h.engine.deliver(reply_a)
+    h.pump()
+    assert reason is not None and "sent again" in reason
+    (beta,) = h.pending_for("beta")
+    h.reply(beta)
+    assert run.wait().status == "finished"
+
+
+def test_an_engine_keeps_only_its_latest_outbox_entry(store: RunStore) -> None:
+    """Its older entries are done with (it carried them out before taking
+    its next message); other engines' entries stay until they age out."""
+    if not store.durable:
+        pytest.skip("the outbox is kept only in durable stores")
+    h = ProcessHarness(store=store)
+    for name in ("alpha", "beta", "gamma"):
+        h.register(name, reply=False)
+    run = h.launch(CONCURRENCE).wait()
+    other = Engine(store, dispatcher=h, send=h._send, clock=h.clock)
+    (alpha,) = h.pending_for("alpha")
+    other.deliver({"type": "reply", "wfid": run.wfid, "workitem": alpha.to_dict()})
+    h.pump()
+    (gamma,) = h.pending_for("gamma")
+    h.reply(gamma)
+    owners = [x[1] for x in store.load_run(run.wfid)[0]["outbox"]]
+    assert sorted(owners) == sorted([other.id, h.engine.id])
+    (beta,) = h.pending_for("beta")
+    h.reply(beta)
+    assert run.wait().status == "finished"
