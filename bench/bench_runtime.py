@@ -72,6 +72,8 @@ PARTICIPANT = "benchnoop"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+#: seconds without a step done or a run finished before a batch is given up
+STALL = 60.0
 
 
 # -- the participant's handler (loaded by participants.runtime from this file) ------
@@ -604,6 +606,9 @@ class BossSystem:
         self.record = rig.tmp / "boss-steps.txt"
         self.record.touch()
         self.queue = f"{rig.prefix}.{PARTICIPANT}"
+        #: wfids of this system's runs start with it (a launch reusing a
+        #: wfid, even of a finished run, is ignored as a duplicate)
+        self.ns = uuid.uuid4().hex[:6]
 
     def start(self) -> None:
         rig = self.rig
@@ -638,11 +643,13 @@ class BossSystem:
         rig = self.rig
         definition = sequence(steps)
         finished0, bad0 = self._done()
+        progress = LineCounter(self.record)
         t0 = time.perf_counter()
         for i in range(runs):
             rig.publisher.send({"definition": definition, "fields": {},
-                                "wfid": f"{tag}-{i:04d}"})
+                                "wfid": f"{self.ns}{tag}-{i:04d}"})
         deadline = time.monotonic() + timeout
+        seen, stalled = 0, time.monotonic() + STALL
         while True:
             finished, bad = self._done()
             if finished - finished0 >= runs:
@@ -651,9 +658,13 @@ class BossSystem:
                 raise RuntimeError(f"{bad - bad0} run(s) of {tag} ended badly:\n"
                                    + self.worker.tail())
             rig.check_alive(self.worker, self.participant)
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{tag}: {finished - finished0} of {runs} runs finished "
-                                   f"after {timeout}s\n{self.worker.tail()}")
+            now = time.monotonic()
+            if progress.count() + finished > seen:
+                seen, stalled = progress.lines + finished, now + STALL
+            if now > deadline or now > stalled:
+                raise RuntimeError(f"{tag}: {finished - finished0} of {runs} runs finished, "
+                                   f"{progress.lines} steps done; no progress for "
+                                   f"{STALL:.0f}s or out of time\n{self.worker.tail()}")
             time.sleep(0.02)
 
     def sequential(self, tag: str, steps: int, seconds: float) -> tuple[float, int]:
@@ -661,7 +672,7 @@ class BossSystem:
         t0 = time.perf_counter()
         n = 0
         while time.perf_counter() - t0 < seconds:
-            self.batch_one(f"{tag}-{n:04d}", steps)
+            self.batch_one(f"{self.ns}{tag}-{n:04d}", steps)
             n += 1
         return time.perf_counter() - t0, n
 
@@ -685,7 +696,7 @@ class BossSystem:
         out: dict[str, list[tuple[float, float]]] = defaultdict(list)
         for line in self.record.read_text().splitlines():
             wfid, _subid, dispatched, received = line.split()
-            if wfid.startswith(tag + "-"):
+            if wfid.startswith(f"{self.ns}{tag}-"):
                 out[wfid].append((_ts(dispatched), float(received)))
         return out
 

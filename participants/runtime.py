@@ -54,6 +54,9 @@ log = logging.getLogger("boss.participant")
 
 #: seconds the main loop waits for broker events before looking at the job
 POLL = 0.1
+#: seconds the main loop looks at the broker while a handler runs (cancel
+#: items, heartbeats): short, the handler's end is what it waits for
+PEEK = 0.001
 #: how many cancelled subids are remembered
 MEMORY = 10_000
 #: how many replies are remembered (a redelivery comes within minutes; a
@@ -184,7 +187,14 @@ class Runtime:
                 link.close()
                 return True
             self._update_consuming(link)
-            link.drain(POLL)
+            job = self.job
+            if job is not None and not job.done.is_set():
+                # wake the moment the handler returns (a reply must not wait
+                # for a poll), and look at the broker between waits
+                job.done.wait(POLL)
+                link.drain(PEEK)
+            else:
+                link.drain(POLL)
 
     def _update_consuming(self, link: BrokerLink) -> None:
         """Consume when idle. While a delivery is held (not leased) the
