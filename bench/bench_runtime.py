@@ -950,6 +950,22 @@ WAITING_FUNCTIONS = frozenset({
 })
 
 
+#: why a waiting sample waits, by what its stack holds (first match wins)
+WAIT_REASONS = (
+    ("a publisher confirm", ("basic_publish_confirm",)),
+    ("a publish on kombu's Redis transport (LPUSH)", ("Channel._put (",)),
+    ("basic.cancel / basic.consume round trips", ("Channel.basic_cancel (",
+                                                  "Channel.basic_consume (",
+                                                  "BrokerLink.stop_consuming (",
+                                                  "BrokerLink.consume (")),
+    ("the run store (Redis round trips)", ("engine/store/",)),
+    ("kombu's Redis transport: sleep between empty polls", ("virtual/base.py:1012",)),
+    ("the next message (drain_events with a timeout)", ("drain_events", "_epoll.poll",
+                                                        "create_loop")),
+    ("the handler thread", ("threading.py",)),
+)
+
+
 def _function(frame: str) -> str:
     """``Class.method (file.py:12)`` -> ``method``."""
     return frame.split(" (", 1)[0].rsplit(".", 1)[-1]
@@ -977,6 +993,7 @@ def summarise_profile(path: Path, marker: str) -> dict[str, Any]:
     leaves: dict[str, int] = defaultdict(int)
     inclusive: dict[str, int] = defaultdict(int)
     waiting: dict[str, int] = defaultdict(int)
+    reasons: dict[str, int] = defaultdict(int)
     for frames, n in stacks[thread]:
         code = [f for f in frames if "(" in f and not f.startswith(("thread (", "process "))]
         leaf = code[-1] if code else "?"
@@ -990,15 +1007,23 @@ def summarise_profile(path: Path, marker: str) -> dict[str, Any]:
                 bucket = hit
                 break
         buckets[bucket] += n
-        if _function(leaf) in WAITING_FUNCTIONS or " (socket.py" in leaf:
+        if (_function(leaf) in WAITING_FUNCTIONS or " (socket.py" in leaf
+                or "virtual/base.py:1012" in leaf):
             waiting[bucket] += n
+            # the first reason any frame names: the generic "next message" is
+            # last, as handlers (and confirm waits) run inside drain_events
+            joined = ";".join(code)
+            why = next((w for w, keys in WAIT_REASONS if any(k in joined for k in keys)),
+                       "something else")
+            reasons[why] += n
 
     def pct(d: dict[str, int], top: int) -> list[tuple[str, float]]:
         return [(k, round(100 * v / total, 1))
                 for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:top]]
 
     return {"thread": thread, "samples": total, "buckets_pct": pct(buckets, 20),
-            "waiting_pct": pct(waiting, 20), "top_self_pct": pct(leaves, 25),
+            "waiting_pct": pct(waiting, 20), "waiting_for_pct": pct(reasons, 10),
+            "top_self_pct": pct(leaves, 25),
             "top_inclusive_pct": pct(inclusive, 60)}
 
 
@@ -1165,7 +1190,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     def interrupted(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
+    # SIGINT too: a shell starts background jobs with it ignored
     signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
     sys.path.insert(0, str(ROOT))
     results: dict[str, Any] = {
         "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
@@ -1205,6 +1232,9 @@ def print_profile(broker: str, prof: dict[str, Any]) -> None:
               f"(of which waiting):")
         for bucket, share in p["buckets_pct"]:
             print(f"    {share:5.1f}%  {bucket}  ({waiting.get(bucket, 0.0):.1f}%)")
+        print("   waiting for:")
+        for why, share in p["waiting_for_pct"]:
+            print(f"    {share:5.1f}%  {why}")
         print("   top leaf functions:")
         for fn, share in p["top_self_pct"][:10]:
             print(f"    {share:5.1f}%  {fn}")

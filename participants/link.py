@@ -35,9 +35,6 @@ log = logging.getLogger("boss.participant")
 
 #: AMQP heartbeat (seconds): a dead peer is noticed within two of them
 HEARTBEAT = 10
-#: kombu's Redis transport: seconds a BRPOP waits (a graceful stop waits
-#: for the one in flight; kombu's default is 1)
-REDIS_POLL = 0.25
 #: seconds an unused control queue lives on (``x-expires``)
 CONTROL_EXPIRES = 300
 
@@ -88,8 +85,6 @@ class BrokerLink:
                                     transport_options={
                                         "confirm_publish": self.boss.confirm_publish,
                                         "visibility_timeout": self.boss.visibility_timeout,
-                                        # Redis: BRPOP timeout; closing waits for it
-                                        "polling_interval": REDIS_POLL,
                                     })
             try:
                 conn.ensure_connection(max_retries=0)

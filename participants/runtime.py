@@ -225,6 +225,9 @@ class Runtime:
     def _on_workitem(self, message: Any) -> None:
         link = self.link
         assert link is not None
+        if self._stopping:  # came with the last ack, before the consumer stopped
+            message.reject(requeue=True)
+            return
         try:
             data = decode(message.body)
             validate("workitem", data)
@@ -303,13 +306,16 @@ class Runtime:
             notice["workitem"] = job.original
         return notice
 
-    def _release(self, link: BrokerLink, job: Job) -> None:
-        """Acknowledge the delivery in hand, after stopping the consumer so
-        that no other delivery takes its place."""
+    def _release(self, link: BrokerLink, job: Job, *, stop: bool = True) -> None:
+        """Acknowledge the delivery in hand. While the job goes on (a lease,
+        a cancelled handler still running) stop the consumer first, so that
+        no other delivery takes its place; a finished job keeps consuming
+        (prefetch 1: the next delivery comes with the ack, no round trips)."""
         if job.message is None:
             return
         if job.generation == link.generation:
-            link.stop_consuming()
+            if stop:
+                link.stop_consuming()
             job.message.ack()
         # else: that delivery died with its connection; the broker gives it
         # again and the replied memory answers it
@@ -348,7 +354,7 @@ class Runtime:
                 if job.dump:
                     log.info("reply %s", json.dumps(reply, sort_keys=True))
             job.replied = True
-        self._release(link, job)
+        self._release(link, job, stop=False)
         self.job = None
 
 
