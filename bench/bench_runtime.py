@@ -34,9 +34,13 @@ The CPU each process used during a measurement (from ``/proc``) is
 reported beside the figures (% of one core; the machine has ``nproc``
 cores), and ``--profile DIR`` adds one more BOSS batch per broker with
 ``py-spy record`` attached to the engine worker and the participant, and
-prints where their samples went.
+prints where their samples went (by component, and what a blocked thread
+waits for: a confirm, the next message, the store, ...). ``--what-if``
+adds BOSS with the participant runtime's poll timeouts patched to 1 ms
+(an estimate, not a verdict; the stock runtime is what the targets judge).
 
-Run: ``python bench/bench_runtime.py [--quick] [--json FILE] [--profile DIR]``.
+Run: ``python bench/bench_runtime.py [--quick] [--json FILE] [--profile DIR]
+[--what-if] [--keep]``; numbers and their reading are in docs/benchmarks.md.
 Everything it creates (processes, the RabbitMQ vhost, Redis keys, the
 embedded Valkey and its directory) is removed at exit, also on Ctrl-C.
 
@@ -1152,7 +1156,7 @@ def run_broker(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true",
-                    help="a smoke run of a few seconds per broker (figures meaningless)")
+                    help="a smoke run, about a minute per broker (figures meaningless)")
     ap.add_argument("--json", metavar="FILE", help="write the raw numbers here")
     ap.add_argument("--profile", metavar="DIR",
                     help="add a BOSS batch per broker under py-spy; folded stacks go here")
@@ -1162,8 +1166,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     help="steps per run / tasks per chain (default 20; 5 with --quick)")
     ap.add_argument("--what-if", type=float, metavar="POLL", nargs="?", const=0.001,
                     help="also measure BOSS with the participant runtime's poll timeouts "
-                         "patched to POLL seconds (default 0.001): the figure a runtime "
-                         "that wakes when the handler returns would get")
+                         "(its idle poll and kombu's Redis polling interval) patched to "
+                         "POLL seconds (default 0.001): an estimate, not a verdict")
     ap.add_argument("--seconds", type=float, default=10.0,
                     help="least length of each measurement")
     ap.add_argument("--warmup", type=float, default=2.0, help="bare kombu warm-up seconds")

@@ -41,10 +41,10 @@ from typing import Any
 
 import click
 
-from engine.wire import Malformed, deadletter, decode, dumps, validate
+from engine.wire import Malformed, deadletter, decode, validate
 from participants.config import ParticipantConfig, ParticipantConfigError, load_config
 from participants.handler import LifecycleControl, check_handler, load_handler
-from participants.job import Job
+from participants.job import Job, handler_thread
 from participants.link import BrokerLink, Fatal
 from participants.lru import LRU
 
@@ -95,6 +95,8 @@ class Runtime:
         self.max_backoff = max_backoff
         #: "wfid/subid" -> the reply's body (None: done without a reply, ``forget``)
         self.replied: LRU[str, bytes | None] = LRU(REPLIES)
+        #: the thread handlers run on (started with the first workitem)
+        self._runner: Any = None
         self.cancels: LRU[str, bool] = LRU(MEMORY)
         self.job: Job | None = None
         #: set once the instance consumes its queue (for in-process callers)
@@ -263,8 +265,11 @@ class Runtime:
                      else "it was done before")
             message.ack()
             return
+        if self._runner is None:
+            self._runner = handler_thread()
         job = Job(self.handler, data, instance=self.instance, reply_to=reply_to,
-                  message=message, generation=link.generation, trace=trace, dump=dump)
+                  message=message, generation=link.generation, trace=trace, dump=dump,
+                  runner=self._runner)
         self.job = job
         job.start()
 
@@ -342,8 +347,7 @@ class Runtime:
                 if job.trace:
                     log.info("done %s %s (forget: no reply)", job.wfid, job.subid)
             else:
-                reply = job.reply()
-                body = dumps(reply)
+                reply, body = job.reply_and_body()
                 link.publish(job.reply_to, body)
                 self.replied.put(f"{job.wfid}/{job.subid}", body)
                 if job.trace:
