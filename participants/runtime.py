@@ -44,7 +44,7 @@ import click
 from engine.wire import Malformed, deadletter, decode, validate
 from participants.config import ParticipantConfig, ParticipantConfigError, load_config
 from participants.handler import LifecycleControl, check_handler, load_handler
-from participants.job import Job, handler_thread
+from participants.job import Job
 from participants.link import BrokerLink, Fatal
 from participants.lru import LRU
 
@@ -95,8 +95,6 @@ class Runtime:
         self.max_backoff = max_backoff
         #: "wfid/subid" -> the reply's body (None: done without a reply, ``forget``)
         self.replied: LRU[str, bytes | None] = LRU(REPLIES)
-        #: the thread handlers run on (started with the first workitem)
-        self._runner: Any = None
         self.cancels: LRU[str, bool] = LRU(MEMORY)
         self.job: Job | None = None
         #: set once the instance consumes its queue (for in-process callers)
@@ -265,11 +263,8 @@ class Runtime:
                      else "it was done before")
             message.ack()
             return
-        if self._runner is None:
-            self._runner = handler_thread()
         job = Job(self.handler, data, instance=self.instance, reply_to=reply_to,
-                  message=message, generation=link.generation, trace=trace, dump=dump,
-                  runner=self._runner)
+                  message=message, generation=link.generation, trace=trace, dump=dump)
         self.job = job
         job.start()
 
