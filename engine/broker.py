@@ -48,7 +48,7 @@ RETRY_FOREVER = {"max_retries": None, "interval_start": 0.1, "interval_step": 0.
 
 
 def is_redis(url: str) -> bool:
-    return url.split("://", 1)[0].split("+", 1)[0] in ("redis", "rediss", "valkey", "socket")
+    return url.split("://", 1)[0].split("+", 1)[0] in ("redis", "rediss", "bossredis", "socket")
 
 
 def connect(config: Config, *, url: str | None = None, heartbeat: float | None = None,
@@ -56,13 +56,41 @@ def connect(config: Config, *, url: str | None = None, heartbeat: float | None =
     """A kombu connection to the configured broker (not yet connected)."""
     url = url or config.resolved_broker_url()
     options: dict[str, Any] = {}
+    transport = None
     if is_redis(url):
         options["visibility_timeout"] = config.visibility_timeout
         heartbeat = None
+        transport = redis_transport()
     else:
         options["confirm_publish"] = config.confirm_publish if confirm is None else confirm
-    return kombu.Connection(url, heartbeat=heartbeat, transport_options=options,
-                            connect_timeout=5)
+    return kombu_connection(url, heartbeat=heartbeat, transport_options=options,
+                            connect_timeout=5, transport=transport)
+
+
+def kombu_connection(url: str, *, transport: type | None = None,
+                     **kwargs: Any) -> kombu.Connection:
+    """``kombu.Connection(url)``, with our Redis ``transport`` used even for
+    a ``redis+socket://`` URL (kombu takes the name before ``+`` as the
+    transport and would ignore the class given): the URL's scheme becomes
+    the transport's registered short name, as kombu's own transports are."""
+    if transport is not None:
+        from engine.redis_transport import SCHEME
+
+        scheme, _, rest = url.partition("://")
+        if scheme == "redis":
+            url = f"{SCHEME}://{rest}"
+        elif scheme.startswith("redis+"):
+            url = f"{SCHEME}+{scheme.split('+', 1)[1]}://{rest}"
+        # anything else (rediss://: TLS) stays on kombu's own transport
+    return kombu.Connection(url, **kwargs)
+
+
+def redis_transport() -> type:
+    """kombu's Redis transport with one client per channel
+    (``engine.redis_transport``)."""
+    from engine.redis_transport import Transport
+
+    return Transport
 
 
 @dataclass(frozen=True)
@@ -183,7 +211,7 @@ def queue_info(connection: kombu.Connection, name: str) -> QueueInfo:
     The Redis transport keeps a queue as a list that exists only while it
     holds messages, and does not count consumers: there, ``messages`` is
     the list's length and ``consumers`` None."""
-    if is_redis(connection.as_uri()):
+    if connection.transport.driver_type == "redis":
         with connection.channel() as channel:
             return QueueInfo(name, int(channel._size(name)), None)
     try:

@@ -26,6 +26,7 @@ import kombu
 from kombu import Consumer, Exchange, Producer, Queue
 from kombu.exceptions import OperationalError
 
+from engine.broker import is_redis, kombu_connection, redis_transport
 from engine.config import Config
 from engine.wire import dumps
 
@@ -81,11 +82,12 @@ class BrokerLink:
         declaration (a queue exists with other arguments, no permission)."""
         attempt = 0
         while not give_up():
-            conn = kombu.Connection(self.url, heartbeat=HEARTBEAT, connect_timeout=5,
+            conn = kombu_connection(self.url, heartbeat=HEARTBEAT, connect_timeout=5,
                                     transport_options={
                                         "confirm_publish": self.boss.confirm_publish,
                                         "visibility_timeout": self.boss.visibility_timeout,
-                                    })
+                                    },
+                                    transport=redis_transport() if is_redis(self.url) else None)
             try:
                 conn.ensure_connection(max_retries=0)
                 self.conn = conn

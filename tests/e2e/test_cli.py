@@ -24,7 +24,7 @@ def running(system: System) -> System:
 
 def test_launch_wait_fields_and_show(running: System, tmp_path: Path) -> None:
     path = tmp_path / "three.yaml"
-    path.write_text(THREE)
+    path.write_text(THREE.replace("  - bump\n", "  - bump: {sleep: 0.5}\n", 1))
     out = running.boss("launch", str(path), "--wait", "--timeout", "60",
                        "-f", "n=10", "-f", "change.sha=c0ffee", "-f", "tags=[a, b]")
     wfid, status = out.stdout.strip().rsplit(": ", 1)
