@@ -91,9 +91,35 @@ def _validator(name: str) -> jsonschema.protocols.Validator:
     return cls(schema, registry=registry)
 
 
+@cache
+def _fast(name: str) -> Any:
+    """The schema compiled to Python by fastjsonschema (about 30 times
+    faster than walking it), or None for a schema it cannot compile alone
+    (``cancel`` refers to another file)."""
+    import fastjsonschema
+
+    text = (resources.files("engine") / "schemas" / f"{name}.json").read_text(encoding="utf-8")
+    if '"$ref"' in text:  # it would fetch the referred schema by URL: never
+        return None
+    return fastjsonschema.compile(json.loads(text))
+
+
 def validate(kind: str, obj: dict[str, Any]) -> None:
     """Check ``obj`` against schema ``kind`` (workitem, launch, message,
-    cancel, deadletter); ``Malformed`` names the first problem and where."""
+    cancel, deadletter); ``Malformed`` names the first problem and where.
+
+    Every message on the hot path is checked, so a valid one is accepted by
+    the compiled validator; only a rejected one is walked by ``jsonschema``,
+    whose errors say where the problem is."""
+    fast = _fast(kind)
+    if fast is not None:
+        import fastjsonschema
+
+        try:
+            fast(obj)
+            return
+        except fastjsonschema.JsonSchemaException:
+            pass
     errors = sorted(_validator(kind).iter_errors(obj), key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]
