@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kombu.utils.url import maybe_sanitize_url
+
 from engine import states
 from engine.config import Config
 
@@ -84,7 +86,8 @@ class Demo:
         if self.config.embedded:
             self.out(f"store and broker: the embedded Valkey at {store_url}")
         else:
-            self.out(f"store: {_safe(store_url)}  broker: {_safe(broker)}")
+            self.out(f"store: {maybe_sanitize_url(store_url)}  "
+                     f"broker: {maybe_sanitize_url(broker)}")
         from engine.engine import Engine
         from engine.store import open_store
 
@@ -218,10 +221,3 @@ def run_demo(config: Config | None = None, out: Callable[[str], None] = print,
         return demo.run()
     finally:
         demo.stop()
-
-
-def _safe(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-    return url

@@ -37,6 +37,7 @@ from typing import Any
 import kombu
 import redis
 from kombu.mixins import ConsumerMixin
+from kombu.utils.url import maybe_sanitize_url
 
 from engine.broker import Publisher, Topology, connect
 from engine.config import Config
@@ -103,7 +104,7 @@ class EngineWorker:
         self._spawn(self._timers, "boss-engine-timers")
         self._spawn(self._heartbeats, "boss-engine-heartbeat")
         log.info("engine worker %s: %d consumer thread(s) on %s, store %s", self.id,
-                 self.threads, self.config.engine_queue, _safe(self.redis_url))
+                 self.threads, self.config.engine_queue, maybe_sanitize_url(self.redis_url))
         return self
 
     def _spawn(self, target: Any, name: str) -> None:
@@ -242,13 +243,3 @@ class _EngineConsumer(ConsumerMixin):
         message.ack()
         self.handled += 1
         log.debug("%s", outcome)
-
-
-def _safe(url: str) -> str:
-    """A URL without its password, for logs."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
-    return url
-
