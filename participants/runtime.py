@@ -190,9 +190,10 @@ class Runtime:
             job = self.job
             if job is not None and not job.done.is_set():
                 # wake the moment the handler returns (a reply must not wait
-                # for a poll), and look at the broker between waits
-                job.done.wait(POLL)
-                link.drain(PEEK)
+                # for a poll); while it runs, look at the broker (cancel
+                # items, heartbeats) between waits, never after it returned
+                if not job.done.wait(POLL):
+                    link.drain(PEEK)
             else:
                 link.drain(POLL)
 
