@@ -24,6 +24,8 @@ passes in-process callables; the runtime passes broker publishers.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 import time
@@ -224,17 +226,23 @@ class Engine:
         res = interpreter.launch(d, wfid, now=self.clock(), fields=fields, variables=variables,
                                  registrations=self.registrations())
         mid = f"launch:{wfid}"
+        # what this launch was, to tell the same launch again from another
+        # launch that reuses the wfid
+        fingerprint = hashlib.sha256(json.dumps(
+            [d.digest, fields, variables], sort_keys=True, default=str).encode()).hexdigest()[:16]
+        res.state["lfp"] = fingerprint
         self._outbox(res.state, mid, res.effects)
         try:
             self.store.create_run(res.state)
         except RunExists:
-            # launched before: a redelivered launch item, or a wfid reused
             loaded = self.store.load_run(wfid)
-            if loaded is None or not loaded[0].get("outbox"):
-                raise
-            reason = self._redelivered(loaded[0], loaded[1], mid, {"type": "launch"}, recheck)
-            if reason is None:
-                raise
+            if loaded is None or loaded[0].get("lfp") != fingerprint:
+                raise  # another launch has this wfid
+            # the same launch again: a redelivery (carry out what a dead
+            # engine owed, if its entry is still there) or a client's retry
+            if loaded[0].get("outbox"):
+                self._redelivered(loaded[0], loaded[1], mid, {"type": "launch"}, recheck)
+            log.info("launch of %s again: already launched", wfid)
             return wfid
         self._carry_out(wfid, res.effects)
         return wfid
