@@ -225,6 +225,10 @@ class Engine:
         wfid = wfid or new_wfid()
         res = interpreter.launch(d, wfid, now=self.clock(), fields=fields, variables=variables,
                                  registrations=self.registrations())
+        if self.registrations_ttl > 0 and _unknown_participant(res.state, set()):
+            self._regs = None  # cached for a second: look again, once
+            res = interpreter.launch(d, wfid, now=self.clock(), fields=fields,
+                                     variables=variables, registrations=self.registrations())
         mid = f"launch:{wfid}"
         # what this launch was, to tell the same launch again from another
         # launch that reuses the wfid
@@ -284,9 +288,8 @@ class Engine:
             known = {e["id"] for e in state["errors"]}
             res = interpreter.handle(d, state, msg, now=self.clock(),
                                      registrations=self.registrations())
-            if not fresh_registrations and self.registrations_ttl > 0 and any(
-                    e["class"] == "UnknownParticipant" and e["id"] not in known
-                    for e in res.state["errors"]):
+            if (not fresh_registrations and self.registrations_ttl > 0
+                    and _unknown_participant(res.state, known)):
                 # registrations are cached for a second: one registered
                 # since may be what this step needs; look again, once
                 self._regs = None
@@ -595,6 +598,12 @@ OUTBOX_MAX_ENTRIES = 64
 
 #: effects kept in a run's outbox (all but echo lines and logs)
 _DURABLE = frozenset(set(fx.EFFECT_TYPES.values()) - {fx.Echo, fx.Log})
+
+
+def _unknown_participant(state: dict[str, Any], known: set[str]) -> bool:
+    """Whether ``state`` has a new error for a participant nobody registered."""
+    return any(e["class"] == "UnknownParticipant" and e["id"] not in known
+               for e in state["errors"])
 
 
 def message_id(msg: dict[str, Any]) -> str | None:

@@ -30,7 +30,7 @@ from typing import Any
 
 from engine import wire
 from engine.config import Config
-from engine.engine import Engine, EngineError, Undecided
+from engine.engine import Engine, Undecided
 from engine.loader import LoadError
 from engine.store.base import RunExists, RunStore
 
@@ -84,9 +84,8 @@ class EngineService:
             reason = self.engine.deliver(msg)
         except Undecided as exc:
             return self._defer(msg, exc)
-        except EngineError as exc:
-            log.warning("%s for %s: %s", kind, msg.get("wfid"), exc)
-            return f"ignored: {exc}"
+        # anything else raises: the message is not acknowledged, comes again,
+        # and is dead-lettered with its traceback if it keeps failing
         return reason or f"{kind} applied"
 
     def handle_timer(self, payload: dict[str, Any]) -> str:

@@ -170,3 +170,37 @@ def test_the_celery_task_takes_the_same_json(system: System) -> None:
     assert system.engine.run(wfid).fields["n"] == 2
     with app.connection_for_write() as conn:
         conn.default_channel.queue_delete(system.config.engine_queue + ".tasks")
+
+
+def test_a_message_that_keeps_failing_is_dead_lettered_with_its_traceback(
+        system: System) -> None:
+    """Not a malformed body: one whose handling raises every time (here a
+    run state corrupted in the store). It is tried five times, then set
+    aside with the traceback, and the worker goes on."""
+    import kombu
+    import redis
+
+    from engine.broker import participant_queue
+
+    system.worker()
+    queue = f"{system.prefix}.holder"
+    system.engine.register("holder", queue)
+    wfid = system.launch("name: p\nsteps:\n  - holder\n")
+    system.wait_status(wfid, states.RUNNING)
+    with kombu.Connection(system.broker_url) as conn:
+        q = participant_queue(queue)(conn.default_channel)
+        q.declare()
+        wi = json.loads(wait_for(lambda: q.get(no_ack=True), 10, "the workitem").body)
+    client = redis.Redis.from_url(system.redis_url)
+    client.hset(f"{system.config.key_prefix}run:{wfid}", "state", "{not json")
+    client.close()
+    system.publisher.publish(wi, queue=system.config.engine_queue)
+    (letter,) = wait_for(lambda: json.loads(system.boss("deadletters", "--json").stdout), 60,
+                         "the dead letter")
+    assert letter["reason"].startswith("handling failed repeatedly")
+    assert "Traceback" in letter["reason"] and "JSONDecodeError" in letter["reason"]
+    assert json.loads(letter["body"])["fei"] == wi["fei"]
+    # the worker is still at work
+    system.participant("bump", "Bump")
+    other = system.launch(steps(2))
+    system.wait_status(other)
