@@ -238,7 +238,7 @@ def _browse(config: Config, connection: kombu.Connection) -> Iterator[list[tuple
     one the block did not ``ack``."""
     channel = connection.channel()
     try:
-        queue = participant_queue(config.deadletter_queue)(channel)
+        queue = Topology(config).deadletter_queue(channel)
         queue.declare()
         taken = []
         while True:

@@ -168,9 +168,6 @@ class Config:
         url = ensure_embedded(self.state_dir or None)
         return "redis+socket://" + url.removeprefix("unix://")
 
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
 
 def config_paths(environ: dict[str, str] | os._Environ[str] | None = None) -> list[Path]:
     """Where the configuration file is looked for, in order."""

@@ -118,14 +118,10 @@ class Job:
 
         threading.Thread(target=call, name=f"cancel-{self.subid}", daemon=True).start()
 
-    def reply(self) -> dict[str, Any]:
-        """The reply: the workitem as the handler left it, with ``error``,
-        ``started_at`` and ``instance``; ``fei`` and ``participant_name``
-        are always the ones received."""
-        return self.reply_and_body()[0]
-
     def reply_and_body(self) -> tuple[dict[str, Any], bytes]:
-        """The reply (see ``reply``) and its JSON body, encoded once."""
+        """The reply and its JSON body, encoded once: the workitem as the
+        handler left it, with ``error``, ``started_at`` and ``instance``;
+        ``fei`` and ``participant_name`` are always the ones received."""
         reply = dict(self.wi.to_dict())
         reply["fei"] = dict(self.fei)
         reply["participant_name"] = self._participant_name
