@@ -58,7 +58,7 @@ def connect(config: Config, *, url: str | None = None, heartbeat: float | None =
     options: dict[str, Any] = {}
     transport = None
     if is_redis(url):
-        options["visibility_timeout"] = config.visibility_timeout
+        options.update(redis_transport_options(config))
         heartbeat = None
         transport = redis_transport()
     else:
@@ -83,6 +83,15 @@ def kombu_connection(url: str, *, transport: type | None = None,
             url = f"{SCHEME}+{scheme.split('+', 1)[1]}://{rest}"
         # anything else (rediss://: TLS) stays on kombu's own transport
     return kombu.Connection(url, **kwargs)
+
+
+def redis_transport_options(config: Config) -> dict[str, Any]:
+    """kombu Redis transport options every BOSS process shares: when to give
+    an unacknowledged delivery to another consumer, and how long the lock
+    around that scan may outlive a process killed while holding it (kombu's
+    default, 300 s, would hold every redelivery back for five minutes)."""
+    return {"visibility_timeout": config.visibility_timeout,
+            "unacked_mutex_expire": max(5, int(config.visibility_timeout))}
 
 
 def redis_transport() -> type:

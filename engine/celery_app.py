@@ -26,7 +26,7 @@ from typing import Any
 
 from celery import Celery, bootsteps
 
-from engine.broker import Publisher, is_redis
+from engine.broker import Publisher, is_redis, redis_transport_options
 from engine.config import Config
 from engine.worker import EngineWorker
 
@@ -53,7 +53,7 @@ def configure(config: Config) -> Celery:
     app.conf.broker_url = url
     app.conf.task_default_queue = config.engine_queue + ".tasks"
     app.conf.broker_transport_options = (
-        {"visibility_timeout": config.visibility_timeout} if is_redis(url) else {}
+        redis_transport_options(config) if is_redis(url) else {}
     )
     app.boss_config = config  # type: ignore[attr-defined]
     return app

@@ -26,7 +26,12 @@ import kombu
 from kombu import Consumer, Exchange, Producer, Queue
 from kombu.exceptions import OperationalError
 
-from engine.broker import is_redis, kombu_connection, redis_transport
+from engine.broker import (
+    is_redis,
+    kombu_connection,
+    redis_transport,
+    redis_transport_options,
+)
 from engine.config import Config
 from engine.wire import dumps
 
@@ -85,7 +90,7 @@ class BrokerLink:
             conn = kombu_connection(self.url, heartbeat=HEARTBEAT, connect_timeout=5,
                                     transport_options={
                                         "confirm_publish": self.boss.confirm_publish,
-                                        "visibility_timeout": self.boss.visibility_timeout,
+                                        **redis_transport_options(self.boss),
                                     },
                                     transport=redis_transport() if is_redis(self.url) else None)
             try:
