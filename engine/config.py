@@ -69,6 +69,11 @@ class Config:
     #: seconds without a heartbeat after which the engine dispatches a
     #: leased workitem again (the instance that had it is presumed dead)
     lease: float = 60.0
+    #: seconds after a dispatch with neither a reply nor a ``started``
+    #: notice before the workitem is dispatched again; -1 (the default):
+    #: ``lease_after + lease`` on kombu's Redis transport, which can lose a
+    #: delivery to a consumer killed mid-read, and 0 (never) on RabbitMQ
+    dispatch_lease: float = -1.0
     #: kombu Redis transport: seconds before an unacknowledged delivery is
     #: given to another consumer (must exceed ``lease_after``)
     visibility_timeout: float = 30.0
@@ -78,6 +83,24 @@ class Config:
     confirm_publish: bool = True
     #: consumer threads per engine worker
     engine_threads: int = 1
+    #: traceability: the topic exchange Eiffel events are published on
+    #: (routing key ``eiffel._.<EventType>._.<domain>``; the engine's
+    #: activity events of one message go as one batch, ``eiffel._.batch._._``)
+    event_exchange: str = "boss.eiffel"
+    #: the durable queue the aggregators consume (bound to every event)
+    trace_queue: str = "boss.trace"
+    #: invalid events are moved here with the reason
+    trace_deadletter_queue: str = "boss.trace.deadletter"
+    #: whether engine workers publish an Eiffel event for every transition
+    events: bool = True
+    #: aggregator threads per engine worker (``boss aggregator`` runs more
+    #: anywhere); 0: this worker does not write the traceability graph
+    trace_threads: int = 1
+    #: the Eiffel ``meta.source.domainId`` and routing-key domain
+    eiffel_domain: str = "boss"
+    #: extra Eiffel protocol definition directories (``:``-separated), for
+    #: event versions newer than the schemas eiffellib ships
+    eiffel_definitions: str = ""
     #: the file this was read from, if any
     source: str = ""
 
@@ -158,6 +181,13 @@ class Config:
         from engine.embedded import ensure_embedded
 
         return ensure_embedded(self.state_dir or None)
+
+    def resolved_dispatch_lease(self) -> float:
+        """``dispatch_lease`` with -1 resolved for the configured broker."""
+        if self.dispatch_lease >= 0:
+            return self.dispatch_lease
+        redis_broker = not self.broker_url or self.broker_url.startswith(("redis", "bossredis"))
+        return self.lease_after + self.lease if redis_broker else 0.0
 
     def resolved_broker_url(self) -> str:
         """The broker's URL, starting the embedded Valkey if needed."""

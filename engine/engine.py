@@ -123,6 +123,7 @@ class Engine:
         max_conflict_retries: int = 1000,
         engine_alive: Callable[[str], bool] | None = None,
         engine_id: str | None = None,
+        dispatch_lease: float = 0.0,
     ) -> None:
         #: this engine's identity, stamped on the outbox of what it stores;
         #: one Engine is used by one thread at a time (each thread of a
@@ -132,6 +133,9 @@ class Engine:
         #: answers from worker heartbeats; in-process, every engine is)
         self.engine_alive = engine_alive or (lambda engine_id: True)
         self.store = store
+        #: see ``Interpreter.dispatch_lease`` (the runtime turns it on for
+        #: kombu's Redis transport)
+        self.dispatch_lease = dispatch_lease
         self.dispatcher = dispatcher
         self.send = send or self.deliver
         self.clock = clock
@@ -211,8 +215,11 @@ class Engine:
         wfid: str | None = None,
         filename: str | None = None,
         recheck: bool = False,
+        cause: list[str] | None = None,
     ) -> str:
-        """Start a run; returns its wfid. Launching a ``wfid`` that exists
+        """Start a run; returns its wfid. ``cause`` lists the ids of the
+        traceability events that caused it (its activity links them as
+        CAUSE). Launching a ``wfid`` that exists
         raises ``RunExists``, except for a launch this or a dead engine
         stored (a redelivered launch: see ``deliver`` for ``recheck`` and
         ``Undecided``)."""
@@ -224,16 +231,19 @@ class Engine:
             d = self.load(source, filename)
         wfid = wfid or new_wfid()
         res = interpreter.launch(d, wfid, now=self.clock(), fields=fields, variables=variables,
-                                 registrations=self.registrations())
+                                 registrations=self.registrations(), cause=cause,
+                                 dispatch_lease=self.dispatch_lease)
         if self.registrations_ttl > 0 and _unknown_participant(res.state, set()):
             self._regs = None  # cached for a second: look again, once
             res = interpreter.launch(d, wfid, now=self.clock(), fields=fields,
-                                     variables=variables, registrations=self.registrations())
+                                     variables=variables, registrations=self.registrations(),
+                                     cause=cause, dispatch_lease=self.dispatch_lease)
         mid = f"launch:{wfid}"
         # what this launch was, to tell the same launch again from another
         # launch that reuses the wfid
+        what = [d.digest, fields, variables, *([cause] if cause else [])]
         fingerprint = hashlib.sha256(json.dumps(
-            [d.digest, fields, variables], sort_keys=True, default=str).encode()).hexdigest()[:16]
+            what, sort_keys=True, default=str).encode()).hexdigest()[:16]
         res.state["lfp"] = fingerprint
         self._outbox(res.state, mid, res.effects)
         try:
@@ -287,7 +297,8 @@ class Engine:
             d = self.definition(state["def"])
             known = {e["id"] for e in state["errors"]}
             res = interpreter.handle(d, state, msg, now=self.clock(),
-                                     registrations=self.registrations())
+                                     registrations=self.registrations(),
+                                     dispatch_lease=self.dispatch_lease)
             if (not fresh_registrations and self.registrations_ttl > 0
                     and _unknown_participant(res.state, known)):
                 # registrations are cached for a second: one registered

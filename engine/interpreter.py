@@ -322,8 +322,14 @@ class Interpreter:
         *,
         now: float,
         registrations: list[Registration] | tuple[Registration, ...] = (),
+        dispatch_lease: float = 0.0,
     ) -> None:
         self.d = definition
+        #: seconds after a dispatch without a reply or a ``started`` notice
+        #: before the workitem is dispatched again (0: never): a delivery
+        #: the broker lost (kombu's Redis transport pops a message before
+        #: the consumer has it) is not waited on for ever
+        self.dispatch_lease = dispatch_lease
         self.state = state
         self.exprs: dict[str, dict[str, Any]] = state["exprs"]
         self.now = now
@@ -331,6 +337,9 @@ class Interpreter:
         self.effects: list[Effect] = []
         self.work: deque[list[Any]] = deque(state.pop("pending", None) or ())
         self.ops = 0
+        #: steps that finished while handling this message: the PRECURSORs
+        #: of the steps this message triggers (traceability)
+        self.finished_now: list[str] = []
 
     # -- node lookup (virtual nodes for bodies and handlers) ---------------
 
@@ -345,7 +354,7 @@ class Interpreter:
     def launch(self, fields: dict[str, Any], variables: dict[str, Any] | None) -> None:
         st = self.state
         st["lc"] = "new"
-        self._record_run("trigger")
+        self._record_run("trigger", data={"cause": st["cause"]} if st.get("cause") else None)
         self._record_run("start")
         root_vars = {**self.d.variables, **(variables or {})}
         self._push_apply("0", None, fields, {"v": root_vars, "vk": "process", "root": True})
@@ -452,12 +461,13 @@ class Interpreter:
     def _log(self, level: str, message: str) -> None:
         self.effects.append(Log(level, message))
 
-    def _record_run(self, trigger: str, outcome: str | None = None) -> None:
+    def _record_run(self, trigger: str, outcome: str | None = None,
+                    data: dict | None = None) -> None:
         st = self.state
         st["lc"] = lifecycle.advance(st["lc"], trigger)
         self.effects.append(
             Record("run", st["wfid"], None, st["name"], lifecycle.EVENT_OF[trigger], self.now,
-                   outcome)
+                   outcome, data or {})
         )
 
     def _record_step(self, eid: str, e: dict, trigger: str, outcome: str | None = None,
@@ -474,10 +484,18 @@ class Interpreter:
         name = e.get("pn")
         if name is None:
             name = self.node(e["n"]).name
-        self.effects.append(
-            Record("step", self.state["wfid"], eid, name, event, self.now, outcome,
-                   data if data is not None else {})
-        )
+        data = data if data is not None else {}
+        if trigger == "trigger":
+            # what traceability links the step's activity to: the steps whose
+            # end led to it, and the first attempt of a step done again
+            if self.finished_now:
+                data["precursors"] = list(self.finished_now)
+            if "o" in e:
+                data["original"] = e["o"]
+        elif event == "finished":
+            self.finished_now.append(eid)
+        self.effects.append(Record("step", self.state["wfid"], eid, name, event, self.now,
+                                   outcome, data))
 
     # -- scopes ---------------------------------------------------------------
 
@@ -718,6 +736,14 @@ class Interpreter:
         e["at"] = self.now
         self._record_step(eid, e, "trigger", data={"participant": name, "queue": reg.queue})
         self.effects.append(Dispatch(name, reg.queue, workitem, forget))
+        if self.dispatch_lease > 0 and not forget:
+            tid = f"{st['wfid']}:{eid}:lease"
+            e["ls"] = tid
+            self.effects.append(
+                ScheduleTimer(tid, self.now + self.dispatch_lease,
+                              {"type": "timer", "wfid": st["wfid"], "eid": eid, "timer": "lease",
+                               "lease": self.dispatch_lease, "instance": None,
+                               "workitem": workitem}))
         if forget:
             self._record_step(eid, e, "finish", states.SUCCESSFUL)
             self._reply(eid, e["w"])
@@ -1195,6 +1221,10 @@ class Interpreter:
                               data={"instance": msg["instance"]} if msg.get("instance") else None)
         lease = msg.get("lease")
         workitem = msg.get("workitem")
+        if not (isinstance(lease, int | float) and lease > 0) and e.get("ls"):
+            # taken without a lease: no heartbeats will come, so the
+            # dispatch lease must not send it again while it runs
+            self.effects.append(CancelTimer(e.pop("ls")))
         if isinstance(lease, int | float) and lease > 0 and isinstance(workitem, dict):
             tid = f"{self.state['wfid']}:{eid}:lease"
             e["ls"] = tid
@@ -1235,6 +1265,11 @@ class Interpreter:
                       f"{msg.get('instance') or 'its instance'} for {msg.get('lease')}s: "
                       "dispatched again")
             self.effects.append(Dispatch(e["pn"], e["q"], workitem))
+            if self.dispatch_lease > 0:
+                tid = f"{self.state['wfid']}:{eid}:lease"
+                e["ls"] = tid
+                self.effects.append(ScheduleTimer(tid, self.now + self.dispatch_lease, {
+                    **msg, "lease": self.dispatch_lease, "instance": None}))
             return None
         if kind == "timeout":
             if e.get("t") is None or e["s"] in (states.CANCELLING, states.FAILED):
@@ -1559,6 +1594,7 @@ class Interpreter:
             x.pop("vk", None)
         if attempt:
             x["a"] = attempt
+        x["o"] = e.get("o", eid)  # the first attempt (ORIGINAL_TRIGGER)
         was_root = eid == self.state.get("root")
         if was_root:
             x["root"] = True
@@ -1751,10 +1787,16 @@ def launch(
     fields: dict[str, Any] | None = None,
     variables: dict[str, Any] | None = None,
     registrations: list[Registration] | tuple[Registration, ...] = (),
+    cause: list[str] | None = None,
+    dispatch_lease: float = 0.0,
 ) -> Result:
-    """Start a run: the new state and its first effects."""
+    """Start a run: the new state and its first effects. ``cause`` names
+    the traceability events that caused it (linked as CAUSE)."""
     state = new_state(definition, wfid, now, fields)
-    interp = Interpreter(definition, state, now=now, registrations=registrations)
+    if cause:
+        state["cause"] = list(cause)
+    interp = Interpreter(definition, state, now=now, registrations=registrations,
+                         dispatch_lease=dispatch_lease)
     interp.launch(state["fields"], variables)
     return Result(state, interp.effects)
 
@@ -1766,10 +1808,12 @@ def handle(
     *,
     now: float,
     registrations: list[Registration] | tuple[Registration, ...] = (),
+    dispatch_lease: float = 0.0,
 ) -> Result:
     """Apply one message to a run. ``state`` is taken over (mutated and
     returned): pass a copy you own."""
-    interp = Interpreter(definition, state, now=now, registrations=registrations)
+    interp = Interpreter(definition, state, now=now, registrations=registrations,
+                         dispatch_lease=dispatch_lease)
     if sys.getrecursionlimit() < _RECURSION_LIMIT:
         # cancelling a deep tree recurses once per level (replies do not)
         sys.setrecursionlimit(_RECURSION_LIMIT)

@@ -33,6 +33,8 @@ from engine.config import Config
 from engine.engine import Engine, Undecided
 from engine.loader import LoadError
 from engine.store.base import RunExists, RunStore
+from engine.trace.activity import record_event
+from engine.trace.bus import EventBus
 
 log = logging.getLogger("boss.worker")
 
@@ -55,9 +57,19 @@ class EngineService:
             # "<worker id>.<thread>": the worker's heartbeat speaks for its threads
             engine_alive=lambda eid: store.engine_alive(eid.split(".", 1)[0]),
             engine_id=engine_id,
+            dispatch_lease=config.resolved_dispatch_lease(),
         )
+        #: the Eiffel events of the message in hand, published as one batch
+        #: when it has been handled (before it is acknowledged)
+        self._events: list[dict[str, Any]] = []
+        self.bus: EventBus | None = None
         if on_event is not None:
             self.engine.on_record = on_event
+        elif config.events:
+            self.bus = EventBus(config, publisher)
+            domain = config.eiffel_domain
+            events = self._events
+            self.engine.on_record = lambda rec: events.append(record_event(rec, domain=domain))
         #: where this worker says it is, in dead letters
         self.signature = f"engine {engine_id} on {socket.gethostname()}:{os.getpid()}"
         self.handled = 0
@@ -66,7 +78,24 @@ class EngineService:
 
     def handle(self, body: bytes | str, *, queue: str | None = None,
                content_type: str | None = None, headers: dict[str, Any] | None = None) -> str:
-        """Apply one body; returns what happened (for logs and tests)."""
+        """Apply one body; returns what happened (for logs and tests). The
+        Eiffel events of what it did are published before it returns (also
+        when it raises: what was carried out is recorded; the ids are
+        derived, so carrying it out again records nothing twice)."""
+        try:
+            return self._handle(body, queue=queue, content_type=content_type, headers=headers)
+        finally:
+            if self._events:
+                self._flush_events()
+
+    def _flush_events(self) -> None:
+        events = list(self._events)
+        self._events.clear()
+        if self.bus is not None:
+            self.bus.publish(events)
+
+    def _handle(self, body: bytes | str, *, queue: str | None,
+                content_type: str | None, headers: dict[str, Any] | None) -> str:
         queue = queue or self.config.engine_queue
         try:
             msg = wire.engine_message(body)
@@ -90,6 +119,13 @@ class EngineService:
 
     def handle_timer(self, payload: dict[str, Any]) -> str:
         """A fired timer's message (a step's timer, or a deferred redelivery)."""
+        try:
+            return self._handle_timer(payload)
+        finally:
+            if self._events:
+                self._flush_events()
+
+    def _handle_timer(self, payload: dict[str, Any]) -> str:
         if payload.get("type") == "redeliver":
             return self._redeliver(payload)
         try:
@@ -111,7 +147,7 @@ class EngineService:
                 source, filename = path.read_text(encoding="utf-8"), str(path)
             wfid = self.engine.launch(source, item.get("fields"), item.get("variables"),
                                       wfid=item.get("wfid"), filename=filename,
-                                      recheck=recheck)
+                                      recheck=recheck, cause=item.get("cause"))
         except Undecided as exc:
             return self._defer({"type": "launch", **{k: v for k, v in item.items()
                                                      if k != "type"}}, exc)

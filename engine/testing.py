@@ -148,6 +148,7 @@ class ProcessHarness:
         *,
         start: float | None = None,
         clock: Callable[[], float] | None = None,
+        validate_events: bool = True,
     ) -> None:
         #: the virtual clock (or the real one when ``clock=time.time`` is given)
         self.clock: Any = clock if clock is not None else VirtualClock(start)
@@ -156,6 +157,12 @@ class ProcessHarness:
         self.trace: list[Any] = []
         #: traceability records (``engine.effects.Record``) in order
         self.records: list[fx.Record] = []
+        #: the Eiffel event of each record (``engine.trace.activity``), each
+        #: validated against its schema and the protocol's link rules as it
+        #: is emitted (``validate_events``): an invalid one fails the call
+        self.events: list[dict[str, Any]] = []
+        self._event_types: dict[str, str] = {}
+        self._validate_events = validate_events
         #: workitems held by participants registered with ``reply=False``,
         #: by ``<wfid>/<subid>``
         self.pending: dict[str, Workitem] = {}
@@ -171,9 +178,25 @@ class ProcessHarness:
             send=self._send,
             clock=self.clock,
             on_echo=lambda wfid, text: self.trace.append(text),
-            on_record=self.records.append,
+            on_record=self._record,
             registrations_ttl=0.0,
         )
+
+    def _record(self, record: fx.Record) -> None:
+        self.records.append(record)
+        if not self._validate_events:
+            return
+        from engine.trace.activity import record_event
+        from engine.trace.validate import InvalidEvent, validate
+
+        event = record_event(record)
+        self._event_types[event["meta"]["id"]] = event["meta"]["type"]
+        try:
+            validate(event, target_type=self._event_types.get)
+        except InvalidEvent as exc:
+            raise AssertionError(f"the engine emitted an invalid Eiffel event for {record}: "
+                                 f"{exc.rule}: {exc}\n{event}") from None
+        self.events.append(event)
 
     def __enter__(self) -> ProcessHarness:
         return self

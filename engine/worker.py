@@ -75,6 +75,7 @@ class EngineWorker:
         self.on_event = on_event
         self.stopping = threading.Event()
         self._consumers: list[_EngineConsumer] = []
+        self._aggregators: list[Any] = []
         self._threads: list[threading.Thread] = []
         self.started_at = time.time()
         self.broker_url = config.resolved_broker_url()
@@ -102,6 +103,9 @@ class EngineWorker:
             self._consumers.append(consumer)
             self._spawn(consumer.run, f"boss-engine-consumer-{k}")
         self._spawn(self._timers, "boss-engine-timers")
+        if self.config.trace_threads > 0 and hasattr(store, "client"):
+            for k in range(self.config.trace_threads):
+                self._spawn(self._aggregate, f"boss-trace-aggregator-{k}")
         self._spawn(self._heartbeats, "boss-engine-heartbeat")
         log.info("engine worker %s: %d consumer thread(s) on %s, store %s", self.id,
                  self.threads, self.config.engine_queue, maybe_sanitize_url(self.redis_url))
@@ -124,7 +128,7 @@ class EngineWorker:
     def stop(self, timeout: float = 30.0) -> None:
         """Finish the message in hand, then stop every thread."""
         self.stopping.set()
-        for consumer in self._consumers:
+        for consumer in [*self._consumers, *self._aggregators]:
             consumer.should_stop = True
         deadline = time.monotonic() + timeout
         for t in self._threads:
@@ -187,6 +191,28 @@ class EngineWorker:
                 self.stopping.wait(wait)
         finally:
             publisher.close()
+
+
+    # -- traceability ---------------------------------------------------------------------
+
+    def _aggregate(self) -> None:
+        """One aggregator thread: the trace queue into the graph."""
+        from engine.trace.aggregator import EventAggregator, graph_prefix
+        from engine.trace.graph import Graph
+        from engine.trace.triggers import TriggerStore
+
+        client = self.store().client  # type: ignore[attr-defined]
+        prefix = self.config.key_prefix
+        aggregator = EventAggregator(self.config, Graph(client, prefix=graph_prefix(self.config)),
+                                     connection=connect(self.config, url=self.broker_url,
+                                                        heartbeat=30),
+                                     triggers=TriggerStore(client, prefix))
+        self._aggregators.append(aggregator)
+        try:
+            aggregator.run_forever()
+        finally:
+            self._aggregators.remove(aggregator)
+            aggregator.close()
 
 
 class _EngineConsumer(ConsumerMixin):

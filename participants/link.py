@@ -203,6 +203,26 @@ class BrokerLink:
                                content_type="application/json", content_encoding="utf-8",
                                delivery_mode=2, mandatory=True, retry=False)
 
+    def publish_events(self, events: list[dict[str, Any]]) -> None:
+        """Eiffel events on the traceability bus (``engine.trace.bus``):
+        one message, a JSON array when there are several. The trace queue
+        and its binding are declared with it, so nothing is dropped before
+        an aggregator first ran."""
+        from engine.trace.bus import TraceTopology, routing_key
+
+        assert self._producer is not None
+        if not events:
+            return
+        topo = TraceTopology(self.boss)
+        if len(events) == 1:
+            body, key = dumps(events[0]), routing_key(
+                str(events[0].get("meta", {}).get("type", "_")), self.boss.eiffel_domain)
+        else:
+            body, key = dumps(events), routing_key("batch", self.boss.eiffel_domain)
+        self._producer.publish(body, exchange=topo.exchange, routing_key=key,
+                               declare=[topo.queue], content_type="application/json",
+                               content_encoding="utf-8", delivery_mode=2, retry=False)
+
     def drain(self, timeout: float) -> None:
         """Deliver what arrived within ``timeout`` seconds; keep heartbeats."""
         assert self.conn is not None

@@ -332,6 +332,11 @@ class Runtime:
                  job.elapsed, self.config.boss.lease)
 
     def _finish(self, link: BrokerLink, job: Job) -> None:
+        if job.wi.events:
+            # what the step produced, before its reply (the step's activity
+            # ends after them); published again if this is retried after a
+            # lost connection: their ids make the copy harmless
+            link.publish_events(job.wi.events)
         if job.cancelled:
             self._release(link, job)
             log.info("%s %s ended after its cancel: no reply", job.wfid, job.subid)

@@ -20,21 +20,24 @@ may poll it to stop early. It is not part of the wire format.
 from __future__ import annotations
 
 import copy
+import hashlib
+import uuid
 from typing import Any
 
 _MISSING = object()
-_OWN = frozenset({"_data", "_cancelled"})
+_OWN = frozenset({"_data", "_cancelled", "_events"})
 
 
 class Workitem:
     """A participant's view of one workitem."""
 
-    __slots__ = ("_cancelled", "_data")
+    __slots__ = ("_cancelled", "_data", "_events")
 
     def __init__(self, data: dict[str, Any]) -> None:
         data.setdefault("fields", {})
         object.__setattr__(self, "_data", data)
         object.__setattr__(self, "_cancelled", False)
+        object.__setattr__(self, "_events", [])
 
     @classmethod
     def copy_of(cls, data: dict[str, Any]) -> Workitem:
@@ -89,6 +92,50 @@ class Workitem:
     @cancelled.setter
     def cancelled(self, value: bool) -> None:
         object.__setattr__(self, "_cancelled", bool(value))
+
+    # -- traceability ---------------------------------------------------------
+    @property
+    def activity_id(self) -> str | None:
+        """The id of this step's EiffelActivityTriggeredEvent (what the
+        events a participant produces link to as CONTEXT)."""
+        fei = self.fei
+        if not fei.get("wfid") or not fei.get("subid"):
+            return None
+        from engine.trace.activity import step_activity_id
+
+        return step_activity_id(fei)
+
+    def emit(self, event: str | dict[str, Any], data: dict[str, Any] | None = None,
+             links: Any = (), *, context: bool = True, **meta: Any) -> dict[str, Any]:
+        """Record an Eiffel event this step produced; the runtime publishes
+        it on the traceability bus just before the reply.
+
+        ``event`` is a complete event (from ``engine.trace.eiffel``'s
+        helpers) or a type (``"ArtifactCreated"``) with ``data`` and
+        ``links`` (``[("CAUSE", id), ...]``); ``meta`` goes to
+        ``engine.trace.eiffel.new_event``. It is linked to this step's
+        activity with CONTEXT unless ``context`` is false or it has a
+        CONTEXT link. An event built here gets an id derived from the step
+        and its position, so a step done again after a crash does not
+        record a second copy. Returns the event (its ``meta.id`` can be
+        linked by the next one)."""
+        from engine.trace import eiffel
+
+        act = self.activity_id
+        if isinstance(event, str):
+            if "event_id" not in meta and act is not None:
+                meta["event_id"] = _derived_id(act, len(self._events))
+            event = eiffel.new_event(event, data or {}, links, **meta)
+        if context and act is not None and not any(
+                link.get("type") == "CONTEXT" for link in event.get("links") or ()):
+            event.setdefault("links", []).append({"type": "CONTEXT", "target": act})
+        self._events.append(event)
+        return event
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """The events recorded with ``emit`` (not part of the wire format)."""
+        return self._events
 
     # -- conventions ----------------------------------------------------------
     @property
@@ -171,3 +218,8 @@ class Workitem:
 
     def __repr__(self) -> str:
         return f"Workitem({self.participant_name!r}, fei={self.fei!r})"
+
+
+def _derived_id(activity: str, n: int) -> str:
+    digest = hashlib.sha256(f"{activity}\0event\0{n}".encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))

@@ -9,6 +9,7 @@ do, each with a ``register(main)``:
 * ``admin``: ``worker``, ``workers``, ``participants``, ``register``,
   ``unregister``, ``deadletters``
 * ``demo``: ``demo``
+* ``events``: ``event publish|import``, ``aggregator``, ``triggers add|list|remove``
 
 Configuration: ``--config FILE`` (or ``$BOSS_CONFIG``) plus ``BOSS_*``
 environment variables (``docs/configuration.md``). Every command that lists
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import click
 
-from engine.cli import admin, runs
+from engine.cli import admin, events, runs
 from engine.cli.check import check
 from engine.cli.context import Context
 from engine.cli.demo import demo
@@ -42,3 +43,4 @@ main.add_command(check)
 main.add_command(demo)
 runs.register(main)
 admin.register(main)
+events.register(main)

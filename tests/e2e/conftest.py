@@ -67,6 +67,8 @@ class System:
             key_prefix=f"{self.prefix}:", engine_queue=f"{self.prefix}.engine",
             deadletter_queue=f"{self.prefix}.deadletter",
             control_exchange=f"{self.prefix}.control", process_dir=str(self.tmp / "processes"),
+            event_exchange=f"{self.prefix}.eiffel", trace_queue=f"{self.prefix}.trace",
+            trace_deadletter_queue=f"{self.prefix}.trace.deadletter",
             heartbeat=0.5, lease_after=1.0, lease=3.0, visibility_timeout=4.0,
             engine_threads=2,  # two consumer threads per worker: races inside one too
             **self.settings,
@@ -81,7 +83,8 @@ class System:
     def _boss_section(self) -> str:
         keys = ("broker_url", "redis_url", "key_prefix", "engine_queue", "deadletter_queue",
                 "control_exchange", "process_dir", "heartbeat", "lease_after", "lease",
-                "visibility_timeout", "engine_threads")
+                "visibility_timeout", "engine_threads", "event_exchange", "trace_queue",
+                "trace_deadletter_queue")
         return "[boss]\n" + "".join(f"{k} = {getattr(self.config, k)}\n" for k in keys)
 
     # -- processes -------------------------------------------------------------------
@@ -191,7 +194,29 @@ class System:
                                  f"errors: {st[0]['errors'] if st else None}; at {where}; "
                                  f"outbox {outbox}; timers {self.store.timers(wfid)}; "
                                  f"engines {self.store.engines()}\n"
-                                 + self.logs()) from None
+                                 + self.broker_state() + self.logs()) from None
+
+    def broker_state(self) -> str:
+        """On the Redis transport: kombu's unacknowledged-message bookkeeping
+        (shared by every client of the server) and the engine queue's length,
+        for a run that waits on a message nobody took."""
+        from engine.broker import is_redis
+
+        if not is_redis(self.broker_url):
+            return ""
+        sock = self.broker_url.split("://", 1)[1]
+        r = redis.Redis(unix_socket_path=sock) if sock.startswith("/") else \
+            redis.Redis.from_url(self.broker_url)
+        now = time.time()
+        index = r.zrange("unacked_index", 0, -1, withscores=True)
+        mine = []
+        for tag, score in index:
+            raw = r.hget("unacked", tag)
+            rk = json.loads(raw)[2] if raw else None
+            mine.append((tag.decode(), round(now - score, 1), rk))
+        return (f"broker: engine queue length {r.llen(self.config.engine_queue)}; "
+                f"unacked_mutex ttl {r.pttl('unacked_mutex')} ms; "
+                f"{len(index)} unacked: {mine[-40:]}\n")
 
     def events(self, event: str | None = None) -> list[dict[str, Any]]:
         if not self.report.exists():
@@ -244,11 +269,13 @@ def _delete_queues(system: System) -> None:
 
     with kombu.Connection(system.broker_url) as conn:
         channel = conn.channel()
-        for name in ("engine", "deadletter", *{p.name.rsplit("-", 1)[0] for p in system.procs}):
+        for name in ("engine", "deadletter", "trace", "trace.deadletter",
+                     *{p.name.rsplit("-", 1)[0] for p in system.procs}):
             with contextlib.suppress(Exception):
                 channel.queue_delete(f"{system.prefix}.{name}")
-        with contextlib.suppress(Exception):
-            channel.exchange_delete(f"{system.prefix}.control")
+        for name in ("control", "eiffel"):
+            with contextlib.suppress(Exception):
+                channel.exchange_delete(f"{system.prefix}.{name}")
 
 
 @pytest.fixture

@@ -88,3 +88,71 @@ def test_started_for_a_step_that_is_done_is_ignored(h: ProcessHarness) -> None:
     started(h, wi)  # came late (the engine took the reply first)
     assert run.status == "finished"
     assert lease_timers(h, run.wfid) == []
+
+
+# -- the dispatch lease (on for kombu's Redis transport, which can lose a
+#    delivery to a consumer killed while reading it) -------------------------
+
+
+def builds(h: ProcessHarness) -> list:
+    return [d for d in h.dispatched if d.participant_name == "build"]
+
+
+def test_a_dispatch_without_reply_or_started_is_sent_again(h: ProcessHarness) -> None:
+    h.engine.dispatch_lease = 5.0
+    h.register("build", reply=False)
+    h.register("after")
+    run = h.launch(ONE_STEP)
+    h.pump()
+    assert len(lease_timers(h, run.wfid)) == 1
+    h.advance(4)
+    assert len(builds(h)) == 1
+    h.advance(2)  # lost on the way (or its reply was): the same workitem again
+    assert len(builds(h)) == 2 and builds(h)[1].fei == builds(h)[0].fei
+    assert len(lease_timers(h, run.wfid)) == 1  # and it is watched again
+    h.advance(6)
+    assert len(builds(h)) == 3
+    h.reply(h.pending_for("build")[0])
+    assert run.wait().status == "finished"
+    assert lease_timers(h, run.wfid) == []
+    assert len(builds(h)) == 3
+
+
+def test_a_started_step_is_watched_by_its_heartbeat_lease_instead(h: ProcessHarness) -> None:
+    h.engine.dispatch_lease = 5.0
+    h.register("build", reply=False)
+    h.register("after")
+    run = h.launch(ONE_STEP)
+    h.pump()
+    (wi,) = h.pending_for("build")
+    started(h, wi, lease=30)
+    h.advance(20)  # past the dispatch lease: the heartbeat lease rules now
+    assert len(builds(h)) == 1
+    h.reply(wi)
+    assert run.wait().status == "finished"
+
+
+def test_started_without_a_lease_ends_the_dispatch_lease(h: ProcessHarness) -> None:
+    h.engine.dispatch_lease = 5.0
+    h.register("build", reply=False)
+    h.register("after")
+    run = h.launch(ONE_STEP)
+    h.pump()
+    (wi,) = h.pending_for("build")
+    h.engine.deliver({"type": "started", "wfid": wi.wfid, "eid": wi.fei["subid"]})
+    h.pump()
+    assert lease_timers(h, run.wfid) == []
+    h.advance(60)
+    assert len(builds(h)) == 1
+
+
+def test_no_dispatch_lease_by_default_on_rabbitmq() -> None:
+    from engine.config import Config
+
+    amqp = Config.load(None, environ={}, broker_url="amqp://guest:guest@h:5672/")
+    redis_ = Config.load(None, environ={}, broker_url="redis://h:6379/0", lease_after=2,
+                         lease=60)
+    assert amqp.resolved_dispatch_lease() == 0.0
+    assert redis_.resolved_dispatch_lease() == 62.0
+    assert Config.load(None, environ={}, broker_url="redis://h/0",
+                       dispatch_lease=7).resolved_dispatch_lease() == 7.0

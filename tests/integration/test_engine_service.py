@@ -53,7 +53,7 @@ def store(redis_url: str, key_prefix: str) -> Iterator[RedisStore]:
 
 
 def service(store: RedisStore, publisher: Recorder, engine_id: str) -> EngineService:
-    config = Config.load(None, environ={"HOME": "/nonexistent"}, heartbeat=0.5)
+    config = Config.load(None, environ={"HOME": "/nonexistent"}, heartbeat=0.5, events=False)
     return EngineService(config, store, publisher, engine_id=engine_id)
 
 

@@ -1,0 +1,272 @@
+"""``boss event`` (publish and import Eiffel events), ``boss aggregator``
+(a pool of trace-queue consumers) and ``boss triggers``."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+from typing import Any
+
+import click
+
+from engine.cli.context import Context, emit_json, fail, json_option, parse_fields, pass_context
+from engine.cli.context import table as print_table
+
+__all__ = ["register"]
+
+
+def register(main: click.Group) -> None:
+    for command in (event, aggregator, triggers):
+        main.add_command(command)
+
+
+def _bus(ctx: Context) -> Any:
+    from engine.trace.bus import EventBus
+
+    return EventBus(ctx.config, ctx.publisher)
+
+
+def _validator(ctx: Context) -> Any:
+    from engine.trace.aggregator import validator_for
+
+    return validator_for(ctx.config)
+
+
+def _check(ctx: Context, events: list[dict[str, Any]], where: str) -> None:
+    """Validate before publishing (the aggregator checks again: this is so
+    the user hears about a mistake at once). Link targets are not looked up."""
+    from engine.trace.validate import InvalidEvent
+
+    validator = _validator(ctx)
+    known = {e.get("meta", {}).get("id"): e.get("meta", {}).get("type") for e in events
+             if isinstance(e, dict) and isinstance(e.get("meta"), dict)}
+    for i, ev in enumerate(events):
+        try:
+            validator.validate(ev, target_type=known.get)
+        except InvalidEvent as exc:
+            fail(f"{where}: event {i + 1}"
+                 f" ({(ev.get('meta') or {}).get('id', '?') if isinstance(ev, dict) else '?'})"
+                 f": {exc.rule}: {exc}")
+
+
+def _links(pairs: tuple[str, ...]) -> list[tuple[str, str]]:
+    out = []
+    for pair in pairs:
+        ltype, sep, target = pair.partition("=")
+        if not sep or not ltype or not target:
+            raise click.BadParameter(f"{pair!r} is not TYPE=EVENT_ID", param_hint="--link")
+        out.append((ltype.upper(), target.strip()))
+    return out
+
+
+@click.group(invoke_without_command=False)
+def event() -> None:
+    """Publish Eiffel events on the traceability bus, or import them."""
+
+
+@event.command("publish")
+@click.argument("event_type")
+@click.option("--data", "-d", "data_pairs", multiple=True, metavar="KEY=VALUE",
+              help="A data member (dotted keys nest; values are YAML scalars). Repeatable.")
+@click.option("--data-json", help="The whole data object as JSON.")
+@click.option("--link", "-l", "links", multiple=True, metavar="TYPE=ID",
+              help="A link (CAUSE=<id>, CONTEXT=<id>, ...). Repeatable.")
+@click.option("--version", "version", default=None, help="meta.version (default: ours).")
+@click.option("--dry-run", is_flag=True, help="Print the event, do not publish it.")
+@pass_context
+def publish(ctx: Context, event_type: str, data_pairs: tuple[str, ...], data_json: str | None,
+            links: tuple[str, ...], version: str | None, dry_run: bool) -> None:
+    """Publish one event: TYPE is e.g. SourceChangeCreated or
+    EiffelArtifactCreatedEvent. Prints the event's id."""
+    from engine.trace.eiffel import new_event
+
+    data: dict[str, Any] = {}
+    if data_json:
+        try:
+            data = json.loads(data_json)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(str(exc), param_hint="--data-json") from None
+        if not isinstance(data, dict):
+            raise click.BadParameter("not a JSON object", param_hint="--data-json")
+    data.update(parse_fields(data_pairs))
+    ev = new_event(event_type, data, _links(links), version=version,
+                   source={"name": "boss event", "domainId": ctx.config.eiffel_domain})
+    _check(ctx, [ev], "boss event publish")
+    if dry_run:
+        emit_json(ev)
+        return
+    _bus(ctx).publish(ev)
+    click.echo(ev["meta"]["id"])
+
+
+@event.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["auto", "eiffel", "cdevents"]),
+              default="auto", show_default=True,
+              help="auto: Eiffel, CDEvents and CloudEvents envelopes are told apart.")
+@click.option("--batch", type=int, default=500, show_default=True)
+@pass_context
+def import_(ctx: Context, files: tuple[str, ...], fmt: str, batch: int) -> None:
+    """Import events from files: a single JSON event, a JSON array, or JSON
+    lines; Eiffel, CDEvents v0.5.1 or either in a CloudEvents envelope.
+    Every event is validated first: one bad event stops the import, naming
+    the file and the event, and nothing of that file is published."""
+    from engine.trace.formats import EventFileError
+
+    bus = _bus(ctx)
+    total = 0
+    for name in files:
+        try:
+            events = _eiffel_events(Path(name), fmt)
+        except (EventFileError, ValueError) as exc:
+            fail(f"{name}: {exc}")
+        _check(ctx, events, name)
+        for i in range(0, len(events), batch):
+            bus.publish(events[i:i + batch])
+        total += len(events)
+        click.echo(f"{name}: {len(events)} events published")
+    if len(files) > 1:
+        click.echo(f"{total} events published")
+
+
+def _eiffel_events(path: Path, fmt: str) -> list[dict[str, Any]]:
+    """The file's events as Eiffel events (converted where they are not)."""
+    from engine.trace import cdevents, cloudevents
+    from engine.trace.formats import read_file
+
+    out = []
+    for i, item in enumerate(read_file(path), 1):
+        try:
+            if cloudevents.is_envelope(item):
+                item = cloudevents.unwrap(item)
+            if fmt == "cdevents" or (fmt == "auto" and isinstance(item, dict)
+                                     and "context" in item and "subject" in item):
+                converted = cdevents.from_cdevent(item)
+                if converted is None:
+                    click.echo(f"{path}: event {i}: CDEvent type "
+                               f"{item['context'].get('type')} has no Eiffel counterpart: "
+                               "skipped", err=True)
+                    continue
+                item = converted
+        except (cloudevents.EnvelopeError, cdevents.UnmappedEvent) as exc:
+            raise ValueError(f"event {i}: {exc}") from None
+        out.append(item)
+    return out
+
+
+@click.command()
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="Consumers in this process (each with its own connection).")
+@click.option("--batch", type=int, default=500, show_default=True,
+              help="Events written to the graph per batch at most.")
+@click.option("--loglevel", default="INFO", show_default=True)
+@pass_context
+def aggregator(ctx: Context, threads: int, batch: int, loglevel: str) -> None:
+    """Consume the trace queue into the traceability graph (run as many as
+    you like, anywhere; engine workers also run ``trace_threads`` of them)."""
+    import logging
+    import threading
+
+    from engine.broker import connect
+    from engine.trace.aggregator import EventAggregator, graph_prefix
+    from engine.trace.graph import Graph
+    from engine.trace.triggers import TriggerStore
+
+    logging.basicConfig(level=loglevel.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = ctx.config
+    client = ctx.store.client
+    aggregators = [EventAggregator(config, Graph(client, prefix=graph_prefix(config)),
+                                   connection=connect(config, heartbeat=30),
+                                   triggers=TriggerStore(client, config.key_prefix),
+                                   batch_size=batch) for _ in range(threads)]
+
+    def stop(*_: Any) -> None:
+        for a in aggregators:
+            a.should_stop = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    runners = [threading.Thread(target=a.run_forever, name=f"aggregator-{i}", daemon=True)
+               for i, a in enumerate(aggregators)]
+    for t in runners:
+        t.start()
+    click.echo(f"aggregating {config.trace_queue} with {threads} consumer(s)", err=True)
+    for t in runners:
+        while t.is_alive():
+            t.join(0.5)
+    for a in aggregators:
+        a.close()
+    stats = [a.stats for a in aggregators]
+    click.echo(f"stopped: {sum(s.stored for s in stats)} stored, "
+               f"{sum(s.duplicates for s in stats)} duplicates, "
+               f"{sum(s.invalid for s in stats)} dead-lettered", err=True)
+
+
+@click.group()
+def triggers() -> None:
+    """Subscriptions that launch a process when a matching event arrives."""
+
+
+def _trigger_store(ctx: Context) -> Any:
+    from engine.trace.triggers import TriggerStore
+
+    return TriggerStore(ctx.store.client, ctx.config.key_prefix)
+
+
+@triggers.command("add")
+@click.argument("trigger_id")
+@click.option("--process", "-p", required=True, help="The process (store name) to launch.")
+@click.option("--type", "-t", "types", multiple=True, help="Event type(s) to match.")
+@click.option("--data", "-d", "data_pairs", multiple=True, metavar="PATH=VALUE",
+              help="data.PATH must equal VALUE (~REGEX: must match). Repeatable.")
+@click.option("--link", "-l", "links", multiple=True, metavar="TYPE=ID",
+              help="A link of TYPE to ID (* for any). Repeatable.")
+@click.option("--field", "-f", "fields", multiple=True, metavar="KEY=VALUE",
+              help="A launch field. Repeatable.")
+@pass_context
+def trigger_add(ctx: Context, trigger_id: str, process: str, types: tuple[str, ...],
+                data_pairs: tuple[str, ...], links: tuple[str, ...],
+                fields: tuple[str, ...]) -> None:
+    """Add (or replace) a trigger."""
+    from engine.trace.triggers import Trigger, TriggerError
+
+    data = {}
+    for pair in data_pairs:
+        path, sep, value = pair.partition("=")
+        if not sep or not path:
+            raise click.BadParameter(f"{pair!r} is not PATH=VALUE", param_hint="--data")
+        data[path] = value
+    try:
+        trig = Trigger(trigger_id, process, list(types), data, dict(_links(links)),
+                       parse_fields(fields))
+    except TriggerError as exc:
+        fail(str(exc))
+    _trigger_store(ctx).put(trig)
+    click.echo(f"trigger {trigger_id}: launches {process}")
+
+
+@triggers.command("list")
+@json_option
+@pass_context
+def trigger_list(ctx: Context, as_json: bool) -> None:
+    """List the triggers."""
+    rows = [t.as_dict() for t in _trigger_store(ctx).all()]
+    if as_json:
+        emit_json(rows)
+        return
+    print_table([[r["id"], r["process"], ",".join(r["type"]) or "*",
+                  json.dumps(r["data"]) if r["data"] else "", json.dumps(r["links"])
+                  if r["links"] else ""] for r in rows],
+                ["id", "process", "types", "data", "links"])
+
+
+@triggers.command("remove")
+@click.argument("trigger_id")
+@pass_context
+def trigger_remove(ctx: Context, trigger_id: str) -> None:
+    """Remove a trigger."""
+    if not _trigger_store(ctx).remove(trigger_id):
+        fail(f"no trigger {trigger_id!r}")
+    click.echo(f"trigger {trigger_id} removed")

@@ -1,0 +1,221 @@
+"""The aggregator: Eiffel events from the bus into the graph.
+
+Any number of aggregators (threads of engine workers, ``boss aggregator``
+processes on any host) consume the durable trace queue as competing
+consumers; they keep no state of their own. Each takes up to
+``batch_size`` messages (or what came within ``linger`` seconds), then:
+
+1. parses each body (one event, or a JSON array of them);
+2. validates every event (``engine.trace.validate``: schema, id and time
+   formats, the protocol's link rules; a link target's type is looked up in
+   the batch, then in the graph; a target not yet stored is not an error:
+   the graph keeps a placeholder until it comes);
+3. writes the valid ones to the graph in one batch (idempotent on the
+   event id: an event delivered twice is stored once);
+4. moves each invalid event (or unreadable body) to the trace dead-letter
+   queue, whole, with the reason naming the broken rule;
+5. launches the processes of the triggers the stored events match
+   (``engine.trace.triggers``);
+6. and only then acknowledges the messages. If the graph cannot be written
+   (Redis is down), the messages go back to the queue and it tries again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import kombu
+from kombu import Consumer
+from kombu.mixins import ConsumerMixin
+
+from engine import wire
+from engine.broker import Publisher, connect
+from engine.config import Config
+from engine.trace.bus import TraceTopology
+from engine.trace.triggers import TriggerStore, launch_item
+from engine.trace.validate import InvalidEvent, Validator
+
+__all__ = ["AggregatorStats", "EventAggregator", "graph_prefix", "ingest_bodies",
+           "validator_for"]
+
+log = logging.getLogger("boss.trace")
+
+
+def graph_prefix(config: Config) -> str:
+    """The key prefix of the traceability graph (beside the run store's)."""
+    return f"{config.key_prefix}g:"
+
+
+def validator_for(config: Config) -> Validator:
+    """A validator with the configured extra protocol definitions."""
+    dirs = [d for d in config.eiffel_definitions.split(":") if d]
+    return Validator(dirs)
+
+
+@dataclass
+class AggregatorStats:
+    messages: int = 0
+    events: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    launched: int = 0
+    batches: int = 0
+    retries: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _parse(body: bytes | str) -> list[Any]:
+    data = json.loads(body)
+    return data if isinstance(data, list) else [data]
+
+
+def _types(graph: Any, ids: list[str]) -> dict[str, str]:
+    """The types of the stored events among ``ids`` (one round trip)."""
+    types = getattr(graph, "types", None)
+    if types is not None:
+        return types(ids)
+    return {i: ev["meta"]["type"] for i, ev in zip(ids, graph.get_many(ids), strict=True) if ev}
+
+
+def ingest_bodies(bodies: list[bytes | str], *, graph: Any, validator: Validator,
+                  deadletter: Callable[[bytes | str, str], None],
+                  triggers: TriggerStore | None = None,
+                  launch: Callable[[dict[str, Any]], None] | None = None,
+                  stats: AggregatorStats | None = None) -> AggregatorStats:
+    """One batch: parse, validate, store, dead-letter, trigger (see the
+    module docstring). Raises only when the graph cannot be written."""
+    stats = stats if stats is not None else AggregatorStats()
+    candidates: list[Any] = []
+    for body in bodies:
+        stats.messages += 1
+        try:
+            candidates.extend(_parse(body))
+        except (ValueError, UnicodeDecodeError) as exc:
+            stats.invalid += 1
+            deadletter(body, f"json: the body is not JSON: {exc}")
+    stats.events += len(candidates)
+    in_batch = {}
+    for ev in candidates:
+        meta = ev.get("meta") if isinstance(ev, dict) else None
+        if isinstance(meta, dict) and isinstance(meta.get("id"), str):
+            in_batch[meta["id"]] = meta.get("type")
+    targets = {link.get("target") for ev in candidates if isinstance(ev, dict)
+               for link in (ev.get("links") or ()) if isinstance(link, dict)}
+    unknown = [t for t in targets if isinstance(t, str) and t not in in_batch]
+    stored_types = _types(graph, unknown) if unknown else {}
+
+    def target_type(target: str) -> str | None:
+        return in_batch.get(target) or stored_types.get(target)
+
+    valid: list[dict[str, Any]] = []
+    for ev in candidates:
+        try:
+            validator.validate(ev, target_type=target_type)
+        except InvalidEvent as exc:
+            stats.invalid += 1
+            deadletter(wire.dumps(ev), f"{exc.rule}: {exc}")
+            continue
+        valid.append(ev)
+    if valid:
+        result = graph.ingest(valid)
+        stats.stored += result.stored
+        stats.duplicates += result.duplicates
+    stats.batches += 1
+    if triggers is not None and launch is not None and valid:
+        for ev in valid:
+            for trigger in triggers.matching(ev):
+                launch(launch_item(trigger, ev))
+                stats.launched += 1
+    return stats
+
+
+class EventAggregator(ConsumerMixin):
+    """One aggregator: a kombu consumer of the trace queue."""
+
+    def __init__(self, config: Config, graph: Any, *, connection: kombu.Connection | None = None,
+                 validator: Validator | None = None, triggers: TriggerStore | None = None,
+                 batch_size: int = 500, linger: float = 0.05) -> None:
+        self.config = config
+        self.graph = graph
+        self.connection = connection if connection is not None else connect(config)
+        self.topology = TraceTopology(config)
+        self.validator = validator if validator is not None else validator_for(config)
+        self.triggers = triggers
+        self.batch_size = batch_size
+        self.linger = linger
+        self.stats = AggregatorStats()
+        self._pending: list[kombu.Message] = []
+        self._first = 0.0
+        self._publisher: Publisher | None = None
+        self._letters: Publisher | None = None
+
+    # -- kombu ---------------------------------------------------------------------
+    def get_consumers(self, consumer: type[Consumer], channel: Any) -> list[Consumer]:
+        return [consumer(queues=[self.topology.queue], on_message=self._on_message,
+                         prefetch_count=self.batch_size * 2)]
+
+    def on_connection_revived(self) -> None:
+        self._pending.clear()  # their delivery tags died with the old channel
+
+    def run_forever(self) -> None:
+        """Consume until ``should_stop`` is set."""
+        self.run(safety_interval=self.linger)
+
+    def on_iteration(self) -> None:
+        if self._pending and (len(self._pending) >= self.batch_size
+                              or time.monotonic() - self._first >= self.linger):
+            self.flush()
+
+    def _on_message(self, message: kombu.Message) -> None:
+        if not self._pending:
+            self._first = time.monotonic()
+        self._pending.append(message)
+        if len(self._pending) >= self.batch_size:
+            self.flush()
+
+    # -- a batch -------------------------------------------------------------------
+    def _deadletter(self, body: bytes | str, reason: str) -> None:
+        if self._letters is None:
+            self._letters = Publisher(self.topology.deadletter_config)
+        log.warning("trace: dead-lettered an event: %s", reason.splitlines()[0])
+        self._letters.deadletter(wire.deadletter(
+            body, reason, self.config.trace_queue, by=f"aggregator on {self.connection.hostname}",
+            content_type="application/json"))
+
+    def _launch(self, item: dict[str, Any]) -> None:
+        if self._publisher is None:
+            self._publisher = Publisher(self.config)
+        log.info("trace: trigger launches %s for event %s", item["process"], item["cause"][0])
+        self._publisher.send(item)
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        try:
+            ingest_bodies([m.body for m in pending], graph=self.graph, validator=self.validator,
+                          deadletter=self._deadletter, triggers=self.triggers,
+                          launch=self._launch, stats=self.stats)
+        except Exception as exc:
+            self.stats.retries += 1
+            self.stats.errors = [*self.stats.errors[-9:], repr(exc)]
+            log.exception("trace: could not store a batch of %d messages; they go back to "
+                          "the queue", len(pending))
+            for m in pending:
+                m.requeue()
+            time.sleep(min(5.0, 0.2 * self.stats.retries))
+            return
+        for m in pending:
+            m.ack()
+
+    def close(self) -> None:
+        for p in (self._publisher, self._letters):
+            if p is not None:
+                p.close()
+        self.connection.release()
