@@ -129,7 +129,7 @@ def load_config(path: str | os.PathLike[str], *, need_code: bool = True) -> Part
     handler object is given and ``code`` may be absent.
     """
     path = str(path)
-    parser = configparser.ConfigParser(interpolation=None)
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",))
     try:
         with open(path, encoding="utf-8") as fh:
             parser.read_file(fh)

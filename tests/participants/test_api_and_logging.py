@@ -115,6 +115,17 @@ def test_config_amqp_section_and_overrides(tmp_path: Path, monkeypatch: Any) -> 
     assert cfg.unknown_keys == ("workers",)
 
 
+def test_config_inline_comments_are_not_part_of_values(tmp_path: Path) -> None:
+    # as the module documents (and as supervisor reads the same file
+    # when SkyNET runs the participant)
+    cfg = load_config(write(tmp_path / "p.ini", (
+        "[participant]\nname = build    ; required\ncode = h.py ; the handler\n"
+        "[boss]\nbroker_url = amqp://u:p#w@h:5672/v\n")))
+    assert (cfg.name, cfg.queue) == ("build", "build")
+    assert cfg.code == str(tmp_path / "h.py")
+    assert cfg.boss.broker_url == "amqp://u:p#w@h:5672/v"  # '#' is not a comment
+
+
 def test_lru_is_bounded() -> None:
     lru: LRU[str, int] = LRU(3)
     for i in range(5):
