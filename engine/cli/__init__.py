@@ -10,6 +10,8 @@ do, each with a ``register(main)``:
   ``unregister``, ``deadletters``
 * ``demo``: ``demo``
 * ``events``: ``event publish|import``, ``aggregator``, ``triggers add|list|remove``
+* ``trace``: ``trace get|upstream|downstream|find|up|down|run|export|lead-time|dora|stats|
+  deadletters``
 
 Configuration: ``--config FILE`` (or ``$BOSS_CONFIG``) plus ``BOSS_*``
 environment variables (``docs/configuration.md``). Every command that lists
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import click
 
-from engine.cli import admin, events, runs
+from engine.cli import admin, events, runs, trace
 from engine.cli.check import check
 from engine.cli.context import Context
 from engine.cli.demo import demo
@@ -44,3 +46,4 @@ main.add_command(demo)
 runs.register(main)
 admin.register(main)
 events.register(main)
+trace.register(main)

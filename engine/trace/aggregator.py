@@ -41,7 +41,7 @@ from engine.trace.triggers import TriggerStore, launch_item
 from engine.trace.validate import InvalidEvent, Validator
 
 __all__ = ["AggregatorStats", "EventAggregator", "graph_prefix", "ingest_bodies",
-           "validator_for"]
+           "stored_types", "validator_for"]
 
 log = logging.getLogger("boss.trace")
 
@@ -75,7 +75,7 @@ def _parse(body: bytes | str) -> list[Any]:
     return data if isinstance(data, list) else [data]
 
 
-def _types(graph: Any, ids: list[str]) -> dict[str, str]:
+def stored_types(graph: Any, ids: list[str]) -> dict[str, str]:
     """The types of the stored events among ``ids`` (one round trip)."""
     types = getattr(graph, "types", None)
     if types is not None:
@@ -108,10 +108,10 @@ def ingest_bodies(bodies: list[bytes | str], *, graph: Any, validator: Validator
     targets = {link.get("target") for ev in candidates if isinstance(ev, dict)
                for link in (ev.get("links") or ()) if isinstance(link, dict)}
     unknown = [t for t in targets if isinstance(t, str) and t not in in_batch]
-    stored_types = _types(graph, unknown) if unknown else {}
+    known_types = stored_types(graph, unknown) if unknown else {}
 
     def target_type(target: str) -> str | None:
-        return in_batch.get(target) or stored_types.get(target)
+        return in_batch.get(target) or known_types.get(target)
 
     valid: list[dict[str, Any]] = []
     for ev in candidates:

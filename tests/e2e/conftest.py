@@ -235,6 +235,29 @@ class System:
                                  f"{proc.stdout}\n{proc.stderr}")
         return proc
 
+    def invalid_events(self) -> list[str]:
+        """The reasons of the events the aggregators dead-lettered. When a
+        worker is still there, a sentinel event is published first and
+        waited for in the graph: the queue is in order, so what came before
+        it has been judged."""
+        from engine.broker import list_deadletters
+        from engine.trace import eiffel
+        from engine.trace.aggregator import graph_prefix
+        from engine.trace.bus import EventBus, TraceTopology
+        from engine.trace.graph import Graph
+
+        if any(p.alive() and "worker" in p.name for p in self.procs):
+            sentinel = eiffel.artifact_created(f"pkg:generic/sentinel@{self.prefix}")
+            bus = EventBus(self.config, self.publisher)
+            bus.publish(sentinel)
+            graph = Graph(self.store.client, prefix=graph_prefix(self.config))
+            with contextlib.suppress(AssertionError):
+                wait_for(lambda: graph.exists(sentinel["meta"]["id"]), 15,
+                         "the sentinel event in the graph")
+        with self.publisher.connection.clone() as conn:
+            letters = list_deadletters(TraceTopology(self.config).deadletter_config, conn)
+        return [x["reason"] for x in letters]
+
     def cleanup(self) -> None:
         self.stop()
         self.publisher.close()
@@ -287,7 +310,13 @@ def system(broker_url: str, redis_url: str, tmp_path: Path,
     failed = getattr(request.node, "rep_call", None)
     if failed is not None and failed.failed:
         print(sys_.logs())
-    sys_.cleanup()
+    try:
+        # every Eiffel event the engine and the participants published in
+        # this test passed the aggregator's validation (schema, link rules)
+        invalid = sys_.invalid_events()
+        assert not invalid, f"invalid Eiffel events were dead-lettered: {invalid}"
+    finally:
+        sys_.cleanup()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -72,3 +72,31 @@ class Raise(_Reporting):
         if not wi.fields.get("fixed"):
             raise RuntimeError(f"cannot build {wi.fields.get('project', '?')}")
         wi.fields["built"] = True
+
+
+class Build(_Reporting):
+    """Defines a baseline of the change in ``fields.change`` and builds an
+    artifact of it: CompositionDefined (ELEMENT -> the change) and
+    ArtifactCreated (COMPOSITION -> it), linked to the step by CONTEXT."""
+
+    def handle_wi(self, wi: Any) -> None:
+        from engine.trace import eiffel
+
+        self.note("call", wi)
+        comp = wi.emit(eiffel.composition_defined(f"{wi.wf_name}-{wi.wfid}",
+                                                  [wi.fields["change"]]))
+        art = wi.emit(eiffel.artifact_created(f"pkg:generic/{wi.wf_name}@{wi.wfid}",
+                                              composition=comp["meta"]["id"]))
+        wi.fields["artifact"] = art["meta"]["id"]
+
+
+class Verify(_Reporting):
+    """Gives the artifact in ``fields.artifact`` the confidence level
+    ``params.level`` (SUCCESS)."""
+
+    def handle_wi(self, wi: Any) -> None:
+        from engine.trace import eiffel
+
+        self.note("call", wi)
+        wi.emit(eiffel.confidence_level_modified(wi.params["level"], "SUCCESS",
+                                                 [wi.fields["artifact"]]))
