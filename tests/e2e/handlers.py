@@ -98,5 +98,6 @@ class Verify(_Reporting):
         from engine.trace import eiffel
 
         self.note("call", wi)
-        wi.emit(eiffel.confidence_level_modified(wi.params["level"], "SUCCESS",
-                                                 [wi.fields["artifact"]]))
+        # the artifact: from a build step, or the event that launched the run
+        artifact = wi.fields.get("artifact") or wi.fields["event"]["meta"]["id"]
+        wi.emit(eiffel.confidence_level_modified(wi.params["level"], "SUCCESS", [artifact]))

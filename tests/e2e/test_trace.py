@@ -120,3 +120,50 @@ def test_one_change_two_runs_traced_to_both_confidence_levels_one_cancelled(syst
     expected = (released["meta"]["time"] - scs["meta"]["time"]) / 1000
     assert lead_time(graph, change, "released") == expected
     assert lead_time(graph, change, "no-such-level") is None
+
+
+HELLO = """
+name: on-artifact
+steps:
+  - verify:
+      level: smoke
+"""
+
+
+def test_boss_event_trigger_and_trace_commands(system: System):
+    """`boss event publish` produces, a trigger launches a process with the
+    event as its cause, and `boss trace` answers about what happened."""
+    system.worker()
+    system.participant("verify", "Verify")
+    (system.tmp / "processes" / "on-artifact.yaml").write_text(HELLO)
+    system.boss("triggers", "add", "smoke-rpms", "--process", "on-artifact",
+                "--type", "ArtifactCreated", "--data", "identity=~^pkg:rpm/")
+    listed = system.boss("triggers", "list", "--json").stdout
+    assert '"smoke-rpms"' in listed
+    art = system.boss("event", "publish", "ArtifactCreated",
+                      "-d", "identity=pkg:rpm/mer/bash@5.2").stdout.strip()
+    # the trigger's run: its activity names the artifact as its cause
+    wfid = f"smoke-rpms-{art}"
+    system.wait_status(wfid)
+    graph = Graph(system.store.client, prefix=graph_prefix(system.config))
+    run_act = activity_id(wfid, None, "triggered")
+    wait_for(lambda: graph.exists(activity_id(wfid, None, "finished")), 20,
+             "the triggered run's end in the graph")
+    assert ("CAUSE", art) in graph.links_out(run_act)
+    # the run's verify step gave the artifact a confidence level (it read
+    # the artifact's id from the event the trigger passed in the fields)
+    down = system.boss("trace", "downstream", art, "--json").stdout
+    assert "smoke" in down and "EiffelConfidenceLevelModifiedEvent" in down
+    up = system.boss("trace", "upstream", run_act, "-l", "CAUSE").stdout
+    assert art in up and "ArtifactCreated" in up
+    run_listing = system.boss("trace", "run", wfid).stdout
+    assert run_listing.count("ActivityTriggered") == 2  # the run and its step
+    # a bad event is refused by the command itself, naming the rule
+    bad = system.boss("event", "publish", "ConfidenceLevelModified", "-d", "name=x",
+                      "-d", "value=SUCCESS", check=False)
+    assert bad.returncode == 1 and "link-required" in bad.stderr
+    exported = system.boss("trace", "export", "--run", wfid, "--format", "cdevents",
+                           "--cloudevents").stdout
+    assert "dev.cdevents.pipelinerun.finished" in exported
+    stats = system.boss("trace", "stats", "--json").stdout
+    assert '"waiting": 0' in stats
