@@ -138,14 +138,27 @@ class Demo:
     def run(self) -> dict[str, Any]:
         from engine.broker import Publisher
         from engine.engine import new_wfid
+        from engine.trace import eiffel
+        from engine.trace.bus import EventBus
 
         wfid = new_wfid()
-        fields = {"project": "hello", "change": "c0ffee", "targets": ["x86_64", "aarch64"]}
         publisher = Publisher(self.config.replace(broker_url=self.env["BOSS_BROKER_URL"]))
+        # the change, as a VCS launcher would announce it on the trace bus
+        commit = "c0ffee" + "0" * 34
+        scc = eiffel.source_change_created(commit=commit, repo_uri="https://git.example/hello.git",
+                                           repo_name="hello")
+        scs = eiffel.source_change_submitted(scc["meta"]["id"], commit=commit,
+                                             repo_uri="https://git.example/hello.git",
+                                             repo_name="hello")
+        EventBus(self.config, publisher).publish([scc, scs])
+        self.change_event = scs["meta"]["id"]
+        fields = {"project": "hello", "change": "c0ffee", "targets": ["x86_64", "aarch64"],
+                  "change_event": self.change_event}
         self.out(f"launching {self.process.name} as {wfid}")
         self.t0 = time.monotonic()
         publisher.send({"definition": self.process.read_text(encoding="utf-8"),
-                        "filename": str(self.process), "fields": fields, "wfid": wfid})
+                        "filename": str(self.process), "fields": fields, "wfid": wfid,
+                        "cause": [self.change_event]})
         seen: dict[str, tuple[str, str]] = {}  # eid -> (state, step name)
         replayed = False
         deadline = time.monotonic() + self.timeout
@@ -186,7 +199,34 @@ class Demo:
             self.out(f"    {line}")
         if info.fields.get("rc"):
             self.out(f"release candidate {info.fields['rc']} is ready")
-        return {"status": info.status, "fields": info.fields, "wfid": wfid}
+        trace = self.trace(wfid) if info.status == states.FINISHED else {}
+        return {"status": info.status, "fields": info.fields, "wfid": wfid, "trace": trace}
+
+    def trace(self, wfid: str) -> dict[str, Any]:
+        """What the traceability graph says about the change afterwards."""
+        from engine.trace.activity import activity_id
+        from engine.trace.aggregator import graph_prefix
+        from engine.trace.graph import Graph
+        from engine.trace.metrics import lead_time
+        from engine.trace.queries import trace_up
+
+        graph = Graph(self.store.client, prefix=graph_prefix(self.config))
+        end = activity_id(wfid, None, "finished")
+        deadline = time.monotonic() + 15
+        while not graph.exists(end) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the aggregator is a moment behind the run
+        up = trace_up(graph, self.change_event)
+        seconds = lead_time(graph, self.change_event, "releaseCandidate")
+        levels = sorted(e["data"]["name"] for e in up["confidence_levels"])
+        run_events = len(graph.chain(activity_id(wfid, None, "triggered")))
+        self.out(f"trace: change c0ffee is in {len(up['artifacts'])} artifact(s) with "
+                 f"confidence levels {', '.join(levels)}; the run recorded {run_events} "
+                 "events")
+        if seconds is not None:
+            self.out(f"lead time from the change to releaseCandidate: {seconds:.2f}s "
+                     f"(boss trace lead-time {self.change_event} --level releaseCandidate)")
+        return {"artifacts": len(up["artifacts"]), "levels": levels, "lead_time": seconds,
+                "run_events": run_events}
 
     # -- tear-down --------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+from engine.trace import eiffel
 from participants.handler import Participant
 from participants.workitem import Workitem
 
@@ -31,6 +32,14 @@ class Build(Participant):
             raise RuntimeError(f"{host} is unreachable: cannot build {wi.params['project']}")
         wi.fields["binary"] = f"{wi.params['project']}-{wi.fields.get('change', '0')}.rpm"
         wi.msg.append(f"built on {host}")
+        # traceability: a baseline of the change, and the artifact built from it
+        change = wi.fields.get("change_event")
+        comp = wi.emit(eiffel.composition_defined(
+            f"{wi.params['project']}-{wi.fields.get('change', '0')}", [change] if change else []))
+        art = wi.emit(eiffel.artifact_created(
+            f"pkg:rpm/demo/{wi.params['project']}@{wi.fields.get('change', '0')}",
+            name=wi.fields["binary"], composition=comp["meta"]["id"]))
+        wi.fields["artifact"] = art["meta"]["id"]
 
 
 class RunTests(Participant):
@@ -39,6 +48,9 @@ class RunTests(Participant):
     def handle_wi(self, wi: Workitem) -> None:
         time.sleep(0.6)
         wi.msg.append(f"tests passed on {wi.params['target']}")
+        if wi.fields.get("artifact"):
+            wi.emit(eiffel.confidence_level_modified(f"tested-{wi.params['target']}", "SUCCESS",
+                                                     [wi.fields["artifact"]]))
 
 
 class ReleaseCandidate(Participant):
@@ -46,3 +58,6 @@ class ReleaseCandidate(Participant):
 
     def handle_wi(self, wi: Workitem) -> None:
         wi.fields["rc"] = wi.params["version"]
+        if wi.fields.get("artifact"):
+            wi.emit(eiffel.confidence_level_modified("releaseCandidate", "SUCCESS",
+                                                     [wi.fields["artifact"]]))

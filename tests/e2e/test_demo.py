@@ -40,6 +40,10 @@ def test_boss_demo_on_a_fresh_machine(tmp_path: Path) -> None:
         assert order == sorted(order), out
         assert sum("run_tests          started" in x for x in lines) == 2  # in parallel
         assert "release candidate hello-c0ffee is ready" in out
+        # the graph traced the change to the artifact and its confidence levels
+        assert ("trace: change c0ffee is in 1 artifact(s) with confidence levels "
+                "releaseCandidate, tested-aarch64, tested-x86_64") in out, out
+        assert "lead time from the change to releaseCandidate: " in out, out
         assert "stopped 7 processes and the embedded Valkey" in out
         # everything it started is gone, and the run stayed on disk
         assert not EmbeddedValkey(state).is_running()
