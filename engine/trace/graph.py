@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from importlib import resources
@@ -86,6 +87,7 @@ __all__ = [
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
 _loads = json.loads
+_LINK = re.compile(r"([^,=]+)=([^,]+)")  # one "TYPE=id" item of a links line
 
 #: the link types that make an event's chain parent, in order of preference
 CHAIN_LINKS = ("CONTEXT", "ACTIVITY_EXECUTION", "TEST_CASE_EXECUTION", "TEST_SUITE_EXECUTION")
@@ -263,7 +265,7 @@ class Graph:
                 if isinstance(value, str | int) and "\n" not in str(value):
                     keys.append(f"{etype}:{path}:{value}")
             index = "\n".join(keys)
-        args += (eid, etype, time, parent, ",".join(out), index, _dumps(body))
+        args += (eid, time, index, f"{etype}\n{parent}\n{','.join(out)}\n\n{_dumps(body)}")
 
     def _batches(self, events: Iterable[Mapping[str, Any]]) -> Iterator[list[Any]]:
         args: list[Any] = [self.prefix]
@@ -328,16 +330,20 @@ class Graph:
     # -- reading ----------------------------------------------------------
     def _decode(self, eid: str, value: bytes | str) -> dict[str, Any] | None:
         """The event in a node value (None for a placeholder)."""
-        text = _text(value)
-        etype, _parent, out, _in, body = text.split("\n", 4)
+        if isinstance(value, str):
+            value = value.encode()
+        etype, _parent, out, _in, body = value.split(b"\n", 4)
         if not etype:
             return None
         stored = _loads(body)
-        event: dict[str, Any] = {"meta": {"id": eid, "type": etype, **stored.pop("meta")}}
+        event: dict[str, Any] = {"meta": {"id": eid, "type": etype.decode(),
+                                          **stored.pop("meta")}}
         event["data"] = stored.pop("data", {})
         if "links" not in stored:
-            event["links"] = _parse_links(out)
-        event.update(stored)
+            event["links"] = [{"type": t, "target": target}
+                              for t, target in _LINK.findall(out.decode())]
+        if stored:
+            event.update(stored)
         return event
 
     def get(self, eid: str) -> dict[str, Any] | None:
@@ -512,16 +518,7 @@ class Graph:
 
 
 def _parse(line: str) -> list[tuple[str, str]]:
-    pairs = []
-    for item in line.split(","):
-        if item:
-            ltype, _, target = item.partition("=")
-            pairs.append((ltype, target))
-    return pairs
-
-
-def _parse_links(line: str) -> list[dict[str, str]]:
-    return [{"type": t, "target": target} for t, target in _parse(line)]
+    return _LINK.findall(line)
 
 
 def _filter(pairs: list[tuple[str, str]],

@@ -1,8 +1,9 @@
 -- Store a batch of Eiffel events in the traceability graph (engine/trace/graph.py).
 -- KEYS: none (every key is computed from the prefix; see graph.py for the layout)
--- ARGV[1] prefix, then 7 per event: id, type, time (ms), chain parent ("" = a root),
---   out links ("TYPE=target,..."), index keys ("\n"-separated), body JSON
+-- ARGV[1] prefix, then 4 per event: id, time (ms), index keys ("\n"-separated),
+--   the node with no in-links yet
 -- A node is one string:  type \n chain-parent \n out-links \n in-links \n json
+-- (out-links "TYPE=target,...", chain parent "" for a chain root)
 -- A placeholder (a link target not stored yet) has an empty type and json:
 -- "\n\n\n<in-links>\n". In-links are "TYPE=source," records.
 -- The nodes the batch touches are read with one MGET up front and written
@@ -26,13 +27,16 @@ local ph_new, ph_list = {}, {}        -- placeholders made in this batch
 -- read every node the batch names: the events and their link targets
 do
   local want, wanted = {}, {}
-  for i = 2, #ARGV, 7 do
+  for i = 2, #ARGV, 4 do
     local id = ARGV[i]
     if not wanted[id] then
       wanted[id] = true
       want[#want + 1] = id
     end
-    for target in gmatch(ARGV[i + 4], '[^,=]+=([^,]+)') do
+    local v = ARGV[i + 3]
+    local p = find(v, '\n', 1, true)
+    p = find(v, '\n', p + 1, true)
+    for target in gmatch(sub(v, p + 1, find(v, '\n', p + 1, true) - 1), '[^,=]+=([^,]+)') do
       if not wanted[target] then
         wanted[target] = true
         want[#want + 1] = target
@@ -117,23 +121,30 @@ local function chain_add(root, ids)
   end
 end
 
-for i = 2, #ARGV, 7 do
-  local id, etype, time, cp, out, idx, json =
-    ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+for i = 2, #ARGV, 4 do
+  local id, time, idx, value = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local p1 = find(value, '\n', 1, true)
+  local p2 = find(value, '\n', p1 + 1, true)
+  local p3 = find(value, '\n', p2 + 1, true)
+  local etype, cp, out = sub(value, 1, p1 - 1), sub(value, p1 + 1, p2 - 1), sub(value, p2 + 1, p3 - 1)
   local old = node(id)
   if old and byte(old, 1) ~= 10 then
     dups = dups + 1
   else
     local inrec = ''
     if old then
-      local p3, p4 = in_span(old)
-      inrec = sub(old, p3 + 1, p4 - 1)
+      local o3, o4 = in_span(old)
+      inrec = sub(old, o3 + 1, o4 - 1)
       if adds[id] then
         inrec = inrec .. table.concat(adds[id])
         adds[id] = nil
       end
     end
-    cache[id] = etype .. '\n' .. cp .. '\n' .. out .. '\n' .. inrec .. '\n' .. json
+    if inrec == '' then
+      cache[id] = value
+    else
+      cache[id] = sub(value, 1, p3) .. inrec .. sub(value, p3 + 1)
+    end
     mark(id)
     stored = stored + 1
     local tlist = by_type[etype]
