@@ -12,8 +12,8 @@ import pytest
 from engine.trace import cdevents as C
 from engine.trace import eiffel as E
 from engine.trace.validate import Validator
+from tests.trace.conformance import CONFORMANCE
 
-CONFORMANCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance"
 CDEVENTS = CONFORMANCE / "cdevents-0.5.1"
 EXAMPLES = sorted((CDEVENTS / "conformance").glob("*.json"))
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -11,8 +10,8 @@ from engine.trace import cdevents as C
 from engine.trace import eiffel as E
 from engine.trace.cloudevents import EnvelopeError, is_envelope, unwrap, wrap, wrap_eiffel
 from engine.trace.validate import validate
+from tests.trace.conformance import CONFORMANCE
 
-CONFORMANCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance"
 CDEVENTS = CONFORMANCE / "cdevents-0.5.1" / "conformance"
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from engine.trace import eiffel as E
 from engine.trace.linkrules import check_links, expanded_table, rules_for
+from tests.trace.conformance import CONFORMANCE
 
-CONFORMANCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance"
 DEFINITIONS = CONFORMANCE / "eiffel" / "definitions"
 
 needs_definitions = pytest.mark.skipif(

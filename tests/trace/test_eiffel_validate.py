@@ -14,8 +14,8 @@ import pytest
 from engine.trace import eiffel as E
 from engine.trace import validate as V
 from engine.trace.validate import InvalidEvent, Validator
+from tests.trace.conformance import CONFORMANCE
 
-CONFORMANCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance"
 EIFFEL = CONFORMANCE / "eiffel"
 DEFINITIONS = EIFFEL / "definitions"
 EXAMPLES = sorted((EIFFEL / "examples" / "events").glob("*/*.json"))

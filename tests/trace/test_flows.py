@@ -11,7 +11,6 @@ spells ``...eeeeeeeeeea8``, ``n("10")`` ``...eeeeeeeeee10``.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,11 +19,11 @@ import redis
 from engine.trace.graph import Graph, Hit, IngestResult
 from engine.trace.metrics import lead_time, lead_times
 from engine.trace.queries import find_by_data, find_source_change, trace_down, trace_up
+from tests.trace.conformance import CONFORMANCE
 
 pytestmark = pytest.mark.redis
 
-FLOWS = (Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "eiffel"
-         / "examples" / "flows")
+FLOWS = CONFORMANCE / "eiffel" / "examples" / "flows"
 
 
 def n(tail: str) -> str:

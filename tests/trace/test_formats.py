@@ -9,8 +9,8 @@ import pytest
 
 from engine.trace import eiffel as E
 from engine.trace.formats import EventFileError, read_events, read_file, write_json, write_jsonl
+from tests.trace.conformance import CONFORMANCE
 
-CONFORMANCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance"
 EIFFEL = CONFORMANCE / "eiffel" / "examples"
 
 
