@@ -85,8 +85,17 @@ __all__ = [
     "event_type",
 ]
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
-_loads = json.loads
+try:  # orjson: a third of the client's time per event in ingest and in walks
+    import orjson
+
+    def _dumps(obj: Any) -> str:
+        return orjson.dumps(obj).decode()
+
+    _loads = orjson.loads
+except ImportError:  # pragma: no cover - orjson is a dependency; this is a fallback
+    _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"),
+                              check_circular=False).encode
+    _loads = json.loads
 _LINK = re.compile(r"([^,=]+)=([^,]+)")  # one "TYPE=id" item of a links line
 
 #: the link types that make an event's chain parent, in order of preference
