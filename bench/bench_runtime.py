@@ -464,7 +464,8 @@ class Rig:
         keys = ("broker_url", "redis_url", "key_prefix", "engine_queue", "deadletter_queue",
                 "control_exchange", "process_dir")
         self.boss_section = "[boss]\n" + "".join(f"{k} = {getattr(self.config, k)}\n"
-                                                 for k in keys)
+                                                 for k in keys) + "".join(
+            f"{k} = {v}\n" for k, v in BOSS_SETTINGS.items())
         self.ini.write_text(self.boss_section)
         self.store = RedisStore(self.redis_url, prefix=self.config.key_prefix)
         self.engine = Engine(self.store)
@@ -1116,6 +1117,11 @@ def print_targets(rows: list[dict[str, Any]]) -> None:
 # -- main -------------------------------------------------------------------------------
 
 
+#: extra ``[boss]`` settings for the engine worker and participants
+#: (``--boss-setting events=false``: what traceability costs)
+BOSS_SETTINGS: dict[str, str] = {}
+
+
 def run_broker(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     rig = Rig(kind, tmp / kind)
     rig.tmp.mkdir(parents=True)
@@ -1174,6 +1180,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--keep", action="store_true",
                     help="keep the work directory (process logs, step records)")
     ap.add_argument("--celery-pool", choices=["prefork", "solo"], default="prefork")
+    ap.add_argument("--boss-setting", action="append", default=[], metavar="KEY=VALUE",
+                    help="an extra [boss] setting for BOSS's processes (repeatable), e.g. "
+                         "events=false trace_threads=0 dispatch_lease=0")
     ap.add_argument("--amqp-url", default=AMQP_URL, help="RabbitMQ (a vhost is added)")
     ap.add_argument("--redis-url", default=REDIS_URL, help="the store in RabbitMQ mode")
     # the baseline processes
@@ -1187,6 +1196,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
          "celery-worker": role_celery_worker,
          "whatif-participant": role_whatif_participant}[args.role](args)
         return {}
+    for setting in args.boss_setting:
+        key, _, value = setting.partition("=")
+        BOSS_SETTINGS[key.strip()] = value.strip()
     if args.quick:
         args.seconds, args.warmup = 2.0, 0.5
     args.steps = args.steps or (5 if args.quick else 20)

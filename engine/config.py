@@ -242,6 +242,8 @@ def _read_file(path: Path) -> dict[str, str]:
 
 
 _POSITIVE = frozenset({"lease", "heartbeat", "visibility_timeout"})
+#: integer keys for which 0 means "none" (no aggregator threads)
+_MAY_BE_ZERO = frozenset({"trace_threads"})
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -256,13 +258,13 @@ def _coerce(key: str, kind: Any, raw: Any) -> Any:
             value = float(raw)
             if key in _POSITIVE and value <= 0:
                 raise ValueError("must be more than 0 seconds")
-            if value < 0:
+            if value < 0 and key != "dispatch_lease":  # there, negative means "auto"
                 raise ValueError("must not be negative")
             return value
         if name == "int":
             value = int(raw)
-            if value < 1:
-                raise ValueError("must be at least 1")
+            if value < (0 if key in _MAY_BE_ZERO else 1):
+                raise ValueError("must be at least " + ("0" if key in _MAY_BE_ZERO else "1"))
             return value
     except ValueError as exc:
         raise ConfigError(f"{key} = {raw!r}: {exc}", key) from None

@@ -90,3 +90,14 @@ def test_embedded_urls(tmp_path: Path) -> None:
         from engine.embedded import shutdown_embedded
 
         shutdown_embedded(tmp_path / "s")
+
+
+def test_trace_keys_zero_threads_and_auto_dispatch_lease() -> None:
+    c = Config.load(None, environ={"BOSS_TRACE_THREADS": "0", "BOSS_DISPATCH_LEASE": "-1",
+                                   "BOSS_EVENTS": "no"})
+    assert (c.trace_threads, c.events) == (0, False)
+    assert c.resolved_dispatch_lease() == c.lease_after + c.lease  # embedded: Redis transport
+    with pytest.raises(ConfigError, match="engine_threads = '0': must be at least 1"):
+        Config.load(None, environ={"BOSS_ENGINE_THREADS": "0"})
+    with pytest.raises(ConfigError, match="lease_after = '-1': must not be negative"):
+        Config.load(None, environ={"BOSS_LEASE_AFTER": "-1"})
