@@ -283,7 +283,10 @@ def reinject_deadletter(config: Config, connection: kombu.Connection, letter_id:
             for message, record in taken:
                 if record.get("id") == letter_id:
                     data = body if body is not None else wire.deadletter_body(record)
-                    publisher.publish(data, queue=record["queue"])
+                    # with its headers: a source may need them (the OBS
+                    # launcher keeps the bus's routing key in x-routing-key)
+                    publisher.publish(data, queue=record["queue"],
+                                      headers=record.get("headers") or None)
                     message.ack()
                     return record
     finally:

@@ -52,11 +52,14 @@ class Demo:
     """One demo: start, launch, watch, replay, stop (see the module docstring)."""
 
     def __init__(self, config: Config, out: Callable[[str], None] = print,
-                 process: Path = DEMO_PROCESS, timeout: float = 120.0) -> None:
+                 process: Path = DEMO_PROCESS, timeout: float = 120.0,
+                 web: str | None = "127.0.0.1:8080") -> None:
         self.config = config
         self.out = out
         self.process = process
         self.timeout = timeout
+        self.web = web
+        self.web_server: Any = None
         self.procs: list[_Proc] = []
         self.started_embedded = False
         self.t0 = time.monotonic()
@@ -117,6 +120,13 @@ class Demo:
                 raise RuntimeError("the engine worker did not start within 60s: see "
                                    f"{logs / 'worker.log'}")
             time.sleep(0.05)
+        if self.web:
+            from webui.serve import serve_in_thread
+
+            web_config = self.config.replace(broker_url=broker, redis_url=store_url)
+            self.web_server, url = serve_in_thread(
+                web_config, self.web, users={"demo": ("demo-password", "admin")})
+            self.out(f"web UI: {url} (log in as demo / demo-password)")
 
     def _spawn(self, name: str, argv: list[str], log: Path) -> None:
         with log.open("ab") as fh:
@@ -231,6 +241,8 @@ class Demo:
     # -- tear-down --------------------------------------------------------------------
 
     def stop(self) -> None:
+        if self.web_server is not None:
+            self.web_server.shutdown()
         for p in self.procs:
             if p.popen.poll() is None:
                 os.killpg(p.popen.pid, signal.SIGTERM)
@@ -253,11 +265,22 @@ class Demo:
 
 
 def run_demo(config: Config | None = None, out: Callable[[str], None] = print,
-             process: Path = DEMO_PROCESS) -> dict[str, Any]:
-    """Run the demo; returns the run's status, fields and wfid."""
-    demo = Demo(config or Config.load(), out=out, process=process)
+             process: Path = DEMO_PROCESS, web: str | None = "127.0.0.1:8080",
+             serve: bool = False) -> dict[str, Any]:
+    """Run the demo; returns the run's status, fields and wfid. ``web``: where
+    the web UI serves while it runs (None: not at all); ``serve``: keep the
+    system and the UI running after the pipeline, until Ctrl-C."""
+    demo = Demo(config or Config.load(), out=out, process=process, web=web)
     try:
         demo.start()
-        return demo.run()
+        result = demo.run()
+        if serve:
+            out("serving the web UI and the demo system: Ctrl-C stops them")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+        return result
     finally:
         demo.stop()

@@ -17,6 +17,12 @@ anything else can run (``EngineWorker.run``).
 * **heartbeat**: ``engine_heartbeat`` every ``heartbeat`` seconds (alive for
   three of them). Other workers read it to decide whether a redelivered
   message's effects were carried out (``engine.engine``).
+* **aggregator**: with ``trace_threads`` > 0, a child process
+  (``boss aggregator``) that writes the traceability events into the graph,
+  restarted if it dies and stopped with the worker. A process, not threads:
+  in the worker's own interpreter its validation and encoding took the GIL
+  from the engine threads (p50 step latency at one run in flight 7 -> 12 ms
+  on the embedded broker; ``docs/benchmarks.md``).
 
 Workers share nothing but the broker and the store, so any number run on any
 hosts.
@@ -24,10 +30,14 @@ hosts.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -75,7 +85,7 @@ class EngineWorker:
         self.on_event = on_event
         self.stopping = threading.Event()
         self._consumers: list[_EngineConsumer] = []
-        self._aggregators: list[Any] = []
+        self._aggregator: subprocess.Popen | None = None
         self._threads: list[threading.Thread] = []
         self.started_at = time.time()
         self.broker_url = config.resolved_broker_url()
@@ -103,9 +113,8 @@ class EngineWorker:
             self._consumers.append(consumer)
             self._spawn(consumer.run, f"boss-engine-consumer-{k}")
         self._spawn(self._timers, "boss-engine-timers")
-        if self.config.trace_threads > 0 and hasattr(store, "client"):
-            for k in range(self.config.trace_threads):
-                self._spawn(self._aggregate, f"boss-trace-aggregator-{k}")
+        if self.config.trace_threads > 0:
+            self._spawn(self._aggregate, "boss-trace-aggregator")
         self._spawn(self._heartbeats, "boss-engine-heartbeat")
         log.info("engine worker %s: %d consumer thread(s) on %s, store %s", self.id,
                  self.threads, self.config.engine_queue, maybe_sanitize_url(self.redis_url))
@@ -128,7 +137,7 @@ class EngineWorker:
     def stop(self, timeout: float = 30.0) -> None:
         """Finish the message in hand, then stop every thread."""
         self.stopping.set()
-        for consumer in [*self._consumers, *self._aggregators]:
+        for consumer in self._consumers:
             consumer.should_stop = True
         deadline = time.monotonic() + timeout
         for t in self._threads:
@@ -195,24 +204,55 @@ class EngineWorker:
 
     # -- traceability ---------------------------------------------------------------------
 
-    def _aggregate(self) -> None:
-        """One aggregator thread: the trace queue into the graph."""
-        from engine.trace.aggregator import EventAggregator, graph_prefix
-        from engine.trace.graph import Graph
-        from engine.trace.triggers import TriggerStore
+    def aggregator_env(self) -> dict[str, str]:
+        """The environment of the aggregator process: this worker's whole
+        configuration as ``BOSS_*`` variables (it may come from overrides)."""
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("BOSS_") or k == "BOSS_STATE_DIR"}
+        for f in dataclasses.fields(Config):
+            if f.name == "source":
+                continue
+            value = getattr(self.config, f.name)
+            env["BOSS_" + f.name.upper()] = (str(value).lower() if isinstance(value, bool)
+                                             else str(value))
+        env["BOSS_BROKER_URL"] = self.broker_url
+        env["BOSS_REDIS_URL"] = self.redis_url
+        return env
 
-        client = self.store().client  # type: ignore[attr-defined]
-        prefix = self.config.key_prefix
-        aggregator = EventAggregator(self.config, Graph(client, prefix=graph_prefix(self.config)),
-                                     connection=connect(self.config, url=self.broker_url,
-                                                        heartbeat=30),
-                                     triggers=TriggerStore(client, prefix))
-        self._aggregators.append(aggregator)
-        try:
-            aggregator.run_forever()
-        finally:
-            self._aggregators.remove(aggregator)
-            aggregator.close()
+    def _aggregate(self) -> None:
+        """Keep one aggregator process running (restarted after 1 s if it
+        exits) until the worker stops; then stop it gracefully."""
+        argv = [sys.executable, "-m", "engine.cli", "aggregator",
+                "--threads", str(self.config.trace_threads), "--loglevel", "WARNING"]
+        env = self.aggregator_env()
+        while not self.stopping.is_set():
+            proc = self._aggregator = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                                                       preexec_fn=_die_with_parent)
+            log.info("trace aggregator started (pid %d, %d thread(s))", proc.pid,
+                     self.config.trace_threads)
+            while proc.poll() is None and not self.stopping.wait(0.5):
+                pass
+            if proc.poll() is None:  # the worker is stopping
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                return
+            log.warning("trace aggregator exited with %s; restarting it in 1s", proc.returncode)
+            self.stopping.wait(1.0)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the worker dies, even by
+    ``kill -9`` (Linux ``PR_SET_PDEATHSIG``; elsewhere the child outlives it)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 class _EngineConsumer(ConsumerMixin):

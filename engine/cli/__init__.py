@@ -12,6 +12,8 @@ do, each with a ``register(main)``:
 * ``events``: ``event publish|import``, ``aggregator``, ``triggers add|list|remove``
 * ``trace``: ``trace get|upstream|downstream|find|up|down|run|export|lead-time|dora|stats|
   deadletters``
+* ``launchers``: ``launcher obs|gerrit|serve|test``, ``enable-project``
+* ``web``: ``web``, ``web user add|passwd|list|remove``, ``stats``
 
 Configuration: ``--config FILE`` (or ``$BOSS_CONFIG``) plus ``BOSS_*``
 environment variables (``docs/configuration.md``). Every command that lists
@@ -22,7 +24,8 @@ from __future__ import annotations
 
 import click
 
-from engine.cli import admin, events, runs, trace
+from engine.cli import admin, events, launchers, runs, trace
+from engine.cli import web as web_cli
 from engine.cli.check import check
 from engine.cli.context import Context
 from engine.cli.demo import demo
@@ -47,3 +50,5 @@ runs.register(main)
 admin.register(main)
 events.register(main)
 trace.register(main)
+launchers.register(main)
+web_cli.register(main)

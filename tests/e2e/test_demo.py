@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,7 @@ def test_boss_demo_on_a_fresh_machine(tmp_path: Path) -> None:
         out = proc.stdout
         assert proc.returncode == 0, out + proc.stderr
         assert "store and broker: the embedded Valkey" in out
+        assert re.search(r"web UI: http://127\.0\.0\.1:\d+/ \(log in as demo", out), out
         lines = out.splitlines()
 
         def first(needle: str) -> int:

@@ -1,0 +1,165 @@
+"""The launcher's small interface: raw events in, normalised events out,
+launch items published.
+
+zuul's drivers are the model. A *source* has a connection (the OBS topic
+exchange consumer, the webhook endpoints, the Gerrit stream reader) that
+hands each raw delivery (:class:`RawEvent`) to its ``normalise``, which
+turns it into :class:`NormalisedEvent` s or raises :class:`MalformedEvent`.
+The :class:`engine.launchers.launcher.Launcher` maps normalised events to
+processes (the process store and/or the rules file) and publishes them.
+
+This module has no IO: it is what every source and the launcher share.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["MalformedEvent", "NormalisedEvent", "RawEvent", "Source", "delivery_digest",
+           "eiffel_id_for", "sanitise_wfid"]
+
+#: the launch item schema's pattern for a wfid
+WFID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_BAD = re.compile(r"[^A-Za-z0-9._:-]+")
+
+
+class MalformedEvent(ValueError):
+    """A raw event no source can make sense of; ``reason`` says why (it goes
+    into the dead letter)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class RawEvent:
+    """One delivery as it came: its bytes, the transport's headers (HTTP
+    headers, AMQP properties), and for AMQP the routing key."""
+
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    routing_key: str | None = None
+
+    def header(self, name: str) -> str | None:
+        """A header, case-insensitively."""
+        low = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == low:
+                return value
+        return None
+
+
+@dataclass(frozen=True)
+class NormalisedEvent:
+    """What a source event means to BOSS, whatever its source.
+
+    * ``source``: ``obs``, ``github``, ``gitlab``, ``gerrit``, ``eiffel``;
+    * ``label``: ``OBS_SRCSRV_REQUEST_CREATE``, ``GITHUB_PUSH``, ... (the
+      first part of a process store file's name);
+    * ``delivery``: the source's id of this delivery (same delivery, same
+      id: that is what makes a launch idempotent);
+    * ``project``: the OBS project (``Mer:Tools``) or the repository's path
+      (``org/repo``); ``targets``: the target projects of a request event
+      (one launch per target);
+    * ``branch``, ``repository`` (a clone URL), ``change`` (request, pull
+      or merge request, Gerrit change number), ``commit``, ``author``,
+      ``url``: what the Eiffel event and the rules use;
+    * ``payload``: the event's own fields (``fields.ev`` of the run);
+    * ``eiffel_id``: for an event that already is an Eiffel event (the
+      ``eiffel`` source): its id, published by nobody again.
+    """
+
+    source: str
+    label: str
+    delivery: str
+    project: str | None = None
+    targets: tuple[str, ...] = ()
+    branch: str | None = None
+    repository: str | None = None
+    change: str | None = None
+    commit: str | None = None
+    author: str | None = None
+    url: str | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    eiffel_id: str | None = None
+
+    @property
+    def projects(self) -> list[str | None]:
+        """The projects to look processes up for: each target, else the
+        project (None: an event without one; only rules can map it)."""
+        return list(self.targets) if self.targets else [self.project]
+
+    def ev(self, target: str | None = None) -> dict[str, Any]:
+        """``fields.ev`` of a run it launches: the payload, with the common
+        keys beside it (``target_project`` for a request event's target)."""
+        out = dict(self.payload)
+        for key in ("source", "label", "delivery", "project", "branch", "repository",
+                    "change", "commit", "author", "url"):
+            value = getattr(self, key)
+            if value is not None:
+                out.setdefault(key, value)
+        if self.targets:
+            out["targets"] = list(self.targets)
+        if target is not None:
+            out["target_project"] = target
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """A short description for logs and the dry run."""
+        return {k: v for k, v in (("source", self.source), ("label", self.label),
+                                  ("delivery", self.delivery), ("project", self.project),
+                                  ("targets", list(self.targets) or None),
+                                  ("branch", self.branch), ("repository", self.repository))
+                if v is not None}
+
+
+@runtime_checkable
+class Source(Protocol):
+    """An event source: ``name`` (``obs``, ``github``, ...), ``queue`` (the
+    name its dead letters carry as where they came from) and ``normalise``."""
+
+    name: str
+    queue: str
+
+    def normalise(self, raw: RawEvent) -> list[NormalisedEvent]:
+        """The events a raw delivery means (none: nothing BOSS cares about,
+        e.g. a GitHub ping). Raises :class:`MalformedEvent`."""
+        ...
+
+
+def delivery_digest(*parts: bytes | str | None) -> str:
+    """A delivery id for a source that gives none: a digest of what makes
+    the delivery what it is (24 hex digits)."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part if isinstance(part, bytes) else str(part or "").encode())
+        h.update(b"\0")
+    return h.hexdigest()[:24]
+
+
+def eiffel_id_for(source: str, delivery: str, label: str) -> str:
+    """The id of the Eiffel event a launcher publishes for a source event:
+    derived from the delivery, so the same delivery gives the same event
+    (a UUID v4 in form, as Eiffel requires)."""
+    digest = hashlib.sha256(f"boss-launcher\0{source}\0{delivery}\0{label}".encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
+
+
+def sanitise_wfid(*parts: str | None) -> str:
+    """``<source>-<delivery>-<process>[-<target>]`` made a valid wfid: other
+    characters become ``-``, and a too long one is cut and ends with a
+    digest of the whole (so two long ids stay distinct)."""
+    raw = "-".join(p for p in parts if p)
+    wfid = _BAD.sub("-", raw).strip("-._:") or "launch"
+    if not wfid[0].isalnum():
+        wfid = "x" + wfid
+    if len(wfid) > 128:
+        digest = hashlib.sha256(raw.encode()).hexdigest()[:16]
+        wfid = wfid[:111].rstrip("-._:") + "-" + digest
+    assert WFID_RE.match(wfid), wfid
+    return wfid

@@ -1,0 +1,249 @@
+"""The launcher: normalised events to launch items, published.
+
+For each normalised event, :meth:`Launcher.plan` finds what to launch:
+
+* the process store: every ``<LABEL>.<name>.yaml`` in the directory of the
+  event's project (of each target project, for a request event), fields
+  ``{**<.conf>, "ev": ...}``;
+* the rules file: every rule that matches, fields ``{**<extracted>, "ev": ...}``.
+
+:meth:`Launcher.launch` then publishes the source's Eiffel event (see
+``engine/launchers/traceability.py``) and one launch item per plan, with
+the event's id as ``cause`` and the wfid
+``<source>-<delivery>-<process>[-<target>]``: the same delivery again gives
+the same launch items, which the engine ignores. A launch item carries the
+definition's text (and its file name), so the engine needs no access to the
+store.
+
+:meth:`Launcher.handle` is what every source's connection calls with a raw
+delivery: normalise, plan, launch; a delivery that cannot be normalised or
+planned is dead-lettered with the reason (set aside, never dropped).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine import wire
+from engine.config import Config
+from engine.launchers.base import (
+    MalformedEvent,
+    NormalisedEvent,
+    RawEvent,
+    Source,
+    sanitise_wfid,
+)
+from engine.launchers.rules import RuleError, Rules
+from engine.launchers.settings import LauncherSettings
+from engine.launchers.store import ProcessStore, StoreError
+from engine.launchers.traceability import source_event
+from engine.service import resolve_process
+
+__all__ = ["LaunchError", "Launcher", "Outcome", "PlannedLaunch"]
+
+log = logging.getLogger("boss.launchers")
+
+
+class LaunchError(ValueError):
+    """An event that maps to a process that cannot be launched (missing,
+    unreadable .conf): its delivery is dead-lettered with this reason."""
+
+
+@dataclass(frozen=True)
+class PlannedLaunch:
+    """One run to launch for an event."""
+
+    process: str
+    path: Path
+    fields: dict[str, Any]
+    wfid: str
+    target: str | None = None
+    via: str = "store"
+
+    def item(self, cause: str | None) -> dict[str, Any]:
+        out: dict[str, Any] = {"definition": self.path.read_text(encoding="utf-8"),
+                               "filename": str(self.path), "fields": self.fields,
+                               "wfid": self.wfid}
+        if cause:
+            out["cause"] = [cause]
+        return out
+
+
+@dataclass
+class Outcome:
+    """What handling one raw delivery did."""
+
+    events: list[NormalisedEvent] = field(default_factory=list)
+    wfids: list[str] = field(default_factory=list)
+    eiffel_ids: list[str] = field(default_factory=list)
+    deadletter: str | None = None
+    reason: str | None = None
+
+
+class Launcher:
+    """Maps and launches (one per process; thread-safe: each thread gets
+    its own broker connection)."""
+
+    def __init__(self, config: Config, settings: LauncherSettings | None = None, *,
+                 rules: Rules | None = None, publisher: Any = None, bus: Any = None) -> None:
+        self.config = config
+        self.settings = settings if settings is not None else LauncherSettings.load(config)
+        self.store = ProcessStore(self.settings.store_dir(config))
+        if rules is None and self.settings.rules_file:
+            rules = Rules.load(self.settings.rules_file)
+        self.rules = rules
+        self.by = f"launcher {socket.gethostname()} {os.getpid()}"
+        #: one connection, used under ``_lock`` (a publish takes a millisecond;
+        #: the webhook server runs a thread per request, which must not each
+        #: open a connection)
+        self._lock = threading.RLock()
+        self._own = publisher is None
+        #: given ones (tests: fakes with ``send``/``deadletter`` and ``publish``)
+        self._publisher, self._bus = publisher, bus
+
+    # -- broker ------------------------------------------------------------------------
+
+    @property
+    def publisher(self) -> Any:
+        with self._lock:
+            if self._publisher is None:
+                from engine.broker import Publisher
+
+                self._publisher = Publisher(self.config)
+            return self._publisher
+
+    @property
+    def bus(self) -> Any:
+        with self._lock:
+            if self._bus is None:
+                from engine.trace.bus import EventBus
+
+                self._bus = EventBus(self.config, self.publisher)
+            return self._bus
+
+    def close(self) -> None:
+        with self._lock:
+            if self._own and self._publisher is not None:
+                self._publisher.close()
+                self._publisher = self._bus = None
+
+    # -- mapping -----------------------------------------------------------------------
+
+    def _resolve(self, name: str) -> Path:
+        roots = [self.store.root]
+        if self.config.process_dir and Path(self.config.process_dir) != self.store.root:
+            roots.append(Path(self.config.process_dir))
+        last: Exception | None = None
+        for root in roots:
+            try:
+                return resolve_process(self.config.replace(process_dir=str(root)), name)
+            except (FileNotFoundError, ValueError) as exc:
+                last = exc
+        raise LaunchError(str(last))
+
+    def plan(self, event: NormalisedEvent) -> list[PlannedLaunch]:
+        """What ``event`` launches (nothing is published). Raises
+        :class:`LaunchError` when a process it maps to cannot be read."""
+        plans: dict[str, PlannedLaunch] = {}
+        for target in event.projects:
+            tgt = target if event.targets else None
+            try:
+                entries = self.store.lookup(event.label, target)
+            except StoreError as exc:
+                raise LaunchError(str(exc)) from None
+            for entry in entries:
+                wfid = sanitise_wfid(event.source, event.delivery, entry.name, tgt)
+                plans.setdefault(wfid, PlannedLaunch(
+                    entry.name, entry.path, {**entry.conf, "ev": event.ev(tgt)}, wfid, tgt,
+                    "store"))
+            if self.rules is None:
+                continue
+            for rule in self.rules.matching(event, tgt):
+                wfid = sanitise_wfid(event.source, event.delivery, rule.process, tgt)
+                if wfid in plans:
+                    continue
+                try:
+                    extracted = rule.fields_for(event, tgt)
+                except KeyError as exc:
+                    raise LaunchError(f"{rule.where}: unknown name {exc}") from None
+                plans[wfid] = PlannedLaunch(rule.process, self._resolve(rule.process),
+                                            {**extracted, "ev": event.ev(tgt)}, wfid, tgt,
+                                            f"rules ({rule.where})")
+        return list(plans.values())
+
+    # -- publishing --------------------------------------------------------------------
+
+    def launch(self, event: NormalisedEvent, plans: list[PlannedLaunch] | None = None
+               ) -> tuple[list[str], str | None]:
+        """Publish the Eiffel event of ``event`` and its launch items;
+        returns the wfids and the Eiffel event's id (None: none published)."""
+        plans = self.plan(event) if plans is None else plans
+        if not plans:
+            log.info("%s %s %s: no process to launch", event.source, event.label,
+                     event.delivery)
+            return [], None
+        cause = event.eiffel_id
+        items = [plan.item(None) for plan in plans]
+        with self._lock:
+            if cause is None and self.settings.events:
+                eiffel_event = source_event(event)
+                self.bus.publish(eiffel_event)
+                cause = eiffel_event["meta"]["id"]
+            for item in items:
+                if cause:
+                    item["cause"] = [cause]
+                self.publisher.send(item)
+        for plan in plans:
+            log.info("%s %s %s: launched %s (%s) as %s", event.source, event.label,
+                     event.delivery, plan.process, plan.via, plan.wfid)
+        return [p.wfid for p in plans], cause
+
+    def deadletter(self, source: Source, raw: RawEvent, reason: str) -> str:
+        """Set a raw delivery aside with ``reason``; returns the letter's id."""
+        headers = dict(raw.headers)
+        if raw.routing_key is not None:
+            headers["x-routing-key"] = raw.routing_key
+        record = wire.deadletter(raw.body, f"{source.name} launcher: {reason}", source.queue,
+                                 by=self.by, content_type="application/json",
+                                 headers=headers)
+        with self._lock:
+            self.publisher.deadletter(record)
+        log.error("%s launcher: dead-lettered %s: %s", source.name, record["id"], reason)
+        return record["id"]
+
+    def handle(self, source: Source, raw: RawEvent) -> Outcome:
+        """Normalise, plan and launch one raw delivery (dead-lettered when
+        it cannot be normalised or planned)."""
+        outcome = Outcome()
+        try:
+            outcome.events = source.normalise(raw)
+            plans = [(ev, self.plan(ev)) for ev in outcome.events]
+        except (MalformedEvent, LaunchError, RuleError, StoreError) as exc:
+            reason = getattr(exc, "reason", None) or str(exc)
+            outcome.reason = reason
+            outcome.deadletter = self.deadletter(source, raw, reason)
+            return outcome
+        for ev, planned in plans:
+            wfids, cause = self.launch(ev, planned)
+            outcome.wfids.extend(wfids)
+            if cause:
+                outcome.eiffel_ids.append(cause)
+        return outcome
+
+    def dry_run(self, source: Source, raw: RawEvent) -> list[dict[str, Any]]:
+        """What handling ``raw`` would launch (raises MalformedEvent,
+        LaunchError): per event, its summary and the planned launches."""
+        out = []
+        for ev in source.normalise(raw):
+            out.append({"event": ev.summary(),
+                        "eiffel": None if ev.eiffel_id else source_event(ev)["meta"]["type"],
+                        "launches": [{"process": p.process, "file": str(p.path),
+                                      "wfid": p.wfid, "target": p.target, "via": p.via,
+                                      "fields": p.fields} for p in self.plan(ev)]})
+        return out

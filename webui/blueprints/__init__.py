@@ -1,0 +1,1 @@
+"""The web UI's blueprints: ``auth``, ``pages``, ``api`` (and template filters)."""

@@ -1,0 +1,201 @@
+"""The HTML pages and their forms. Every form posts the session's CSRF
+token; every action goes through ``webui.actions`` (the same checks, the
+same messages on the engine's queue, the same audit entries as the API)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+
+from engine import states
+from webui import actions, views
+from webui.access import Refused, current_user, require
+from webui.health import parse_since
+from webui.services import services
+
+pages = Blueprint("pages", __name__)
+
+
+def _remote() -> str:
+    return request.remote_addr or ""
+
+
+@pages.get("/")
+def index() -> Any:
+    return redirect(url_for("pages.runs"))
+
+
+@pages.get("/runs")
+def runs() -> Any:
+    svc = services()
+    data = views.runs_page(svc, request.args, current_user())
+    return render_template("runs.html", data=data, states=states.RUN_STATES,
+                           processes=actions.list_processes(svc),
+                           field_names=svc.index.field_names(),
+                           poll=svc.web.poll_interval)
+
+
+@pages.get("/runs/<wfid>")
+def run(wfid: str) -> Any:
+    svc = services()
+    if svc.store.load_run(wfid) is None and svc.index.owner(wfid) is not None:
+        # launched from here a moment ago: the engine has not stored it yet
+        return render_template("pending.html", wfid=wfid), 202
+    info = views.run_detail(svc, wfid)
+    timeline = views.run_timeline(svc, wfid)
+    return render_template("run.html", run=info, timeline=timeline,
+                           poll=svc.web.poll_interval)
+
+
+@pages.post("/runs/<wfid>/<action>")
+def run_action(wfid: str, action: str) -> Any:
+    data = {k: v for k, v in request.form.items() if k != "csrf_token"}
+    message = actions.act(services(), current_user(), wfid, action, data, _remote())
+    flash(message, "ok")
+    return redirect(url_for("pages.run", wfid=wfid))
+
+
+@pages.get("/errors")
+def errors() -> Any:
+    return render_template("errors.html", groups=views.error_groups(services()))
+
+
+@pages.post("/errors/replay")
+def errors_replay() -> Any:
+    items = []
+    for value in request.form.getlist("error"):
+        wfid, _, error_id = value.partition("/")
+        items.append((wfid, error_id or None))
+    if not items:
+        raise Refused("choose at least one error to replay", 400)
+    results = actions.bulk_replay(services(), current_user(), items,
+                                  request.form.get("fields"), _remote())
+    for r in results:
+        flash(r["message"], "ok" if r["ok"] else "error")
+    return redirect(url_for("pages.errors"))
+
+
+@pages.route("/launch", methods=["GET", "POST"])
+def launch() -> Any:
+    svc = services()
+    if request.method == "POST":
+        process = request.form.get("process", "")
+        fields = request.form.get("fields", "")
+        if request.form.get("do") == "validate":
+            result = actions.validate(svc, process, fields)
+            if result["ok"]:
+                flash(f"{process} is valid ({result['name']}) and the fields are a JSON "
+                      "object", "ok")
+            else:
+                for problem in result["problems"]:
+                    flash(problem, "error")
+            return _launch_page(process, fields)
+        wfid = actions.launch(svc, current_user(), process, fields, _remote())
+        _wait_stored(wfid)
+        flash(f"launched {process} as {wfid}", "ok")
+        return redirect(url_for("pages.run", wfid=wfid))
+    return _launch_page(request.args.get("process", ""), None)
+
+
+def _wait_stored(wfid: str, timeout: float = 3.0) -> None:
+    """Give the engine workers a moment to store a run just launched."""
+    import time
+
+    store = services().store
+    deadline = time.monotonic() + timeout
+    while store.load_run(wfid) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _launch_page(process: str, fields: str | None) -> Any:
+    svc = services()
+    source = None
+    if process:
+        _, source = actions.process_source(svc, process)
+    if fields is None and source is not None:
+        import json
+
+        import yaml
+
+        try:
+            declared = (yaml.safe_load(source) or {}).get("fields") or {}
+        except yaml.YAMLError:
+            declared = {}
+        fields = json.dumps(declared if isinstance(declared, dict) else {}, indent=2)
+    return render_template("launch.html", processes=actions.list_processes(svc),
+                           process=process, source=source, fields=fields or "{}")
+
+
+@pages.get("/participants")
+def participants() -> Any:
+    return render_template("participants.html", data=views.participants_view(services()))
+
+
+@pages.post("/participants/skynet")
+def skynet_action() -> Any:
+    from webui.skynet_client import SkynetError
+
+    svc = services()
+    user = require("admin")
+    action = request.form.get("action", "")
+    url, name = request.form.get("url", ""), request.form.get("name", "")
+    try:
+        if action in ("start", "stop"):
+            svc.skynet.set_running(url, name, action == "start")
+        elif action == "scale":
+            try:
+                n = int(request.form.get("instances", ""))
+            except ValueError:
+                raise Refused("scale needs a number of instances", 400) from None
+            svc.skynet.scale(url, name, n)
+        else:
+            raise Refused(f"unknown action {action!r}: start, stop or scale", 400)
+    except SkynetError as exc:
+        svc.audit.record(user, f"skynet {action}", f"{name}@{url}", ok=False, detail=str(exc),
+                         remote=_remote())
+        raise Refused(str(exc), exc.status if exc.status >= 400 else 502) from None
+    svc.audit.record(user, f"skynet {action}", f"{name}@{url}",
+                     detail=request.form.get("instances", ""), remote=_remote())
+    flash(f"{action} sent to {name} on {url}", "ok")
+    return redirect(url_for("pages.participants"))
+
+
+@pages.get("/trace")
+def trace() -> Any:
+    svc = services()
+    q = request.args.get("q", "")
+    found = views.trace_search(svc, q) if q else []
+    if len(found) == 1 and request.args.get("go") != "0":
+        return redirect(url_for("pages.trace_event", eid=found[0]["meta"]["id"]))
+    return render_template("trace.html", q=q, found=found,
+                           level=request.args.get("level", ""),
+                           since=request.args.get("since", "30d"))
+
+
+@pages.get("/trace/events/<eid>")
+def trace_event(eid: str) -> Any:
+    event = services().graph.get(eid)
+    if event is None:
+        raise Refused(f"no event {eid}", 404)
+    return render_template("trace_event.html", event=event)
+
+
+@pages.get("/health")
+def health() -> Any:
+    try:
+        since = parse_since(request.args.get("since"))
+    except ValueError as exc:
+        raise Refused(str(exc), 400) from None
+    report = services().health.report(since)
+    return render_template("health.html", report=report, since=request.args.get("since", "7d"))
+
+
+@pages.get("/audit")
+def audit() -> Any:
+    require("admin")
+    svc = services()
+    offset = max(0, int(request.args.get("offset", 0) or 0))
+    return render_template("audit.html", entries=svc.audit.entries(offset, 100),
+                           total=svc.audit.count(), offset=offset,
+                           users=svc.users.list())

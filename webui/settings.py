@@ -1,0 +1,174 @@
+"""The web UI's settings: the ``[web]`` section of the BOSS configuration
+file plus ``BOSS_WEB_*`` environment variables, in the style of
+``engine.config`` (and ``skynet.config`` for ``[skynet]``).
+
+Where a value comes from, first match wins: an explicit argument, the
+environment (``BOSS_WEB_BIND``, ``BOSS_WEB_ANONYMOUS``, ... one variable per
+key), the file's ``[web]`` section (the file ``boss`` reads), the defaults
+below. Nothing is required: ``boss web`` runs on the embedded default.
+
+::
+
+    [web]
+    bind = 127.0.0.1:8080
+    secret_key =                 ; empty: generated once, kept in <state_dir>/web-secret
+    anonymous = true             ; anonymous visitors may look (never act)
+    trusted_header = X-Remote-User
+    trusted_proxies = 127.0.0.1 ::1
+    proxy_admins = alice bob
+    skynet_urls = http://build1:8765 http://build2:8765
+    skynet_token = s3cret
+    index_fields = *             ; launch fields indexed for filtering (names, or *)
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import os
+import secrets
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from engine.config import Config, ConfigError, config_paths
+
+__all__ = ["WebConfig", "secret_key"]
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    #: where ``boss web`` listens: ``host:port``
+    bind: str = "127.0.0.1:8080"
+    #: the session cookie's signing key; empty: generated once and kept in
+    #: ``<state_dir>/web-secret`` (mode 0600)
+    secret_key: str = ""
+    #: anonymous visitors may see every page (never act); false: log in first
+    anonymous: bool = True
+    #: a reverse proxy's header naming the authenticated user (empty: off)
+    trusted_header: str = ""
+    #: the proxies whose ``trusted_header`` is believed (addresses, space separated)
+    trusted_proxies: str = "127.0.0.1 ::1"
+    #: users authenticated by the proxy who are admins (local users have a role)
+    proxy_admins: str = ""
+    #: SkyNET REST APIs to show and control, one per host (space separated)
+    skynet_urls: str = ""
+    #: the bearer token for SkyNET writes (start, stop, scale)
+    skynet_token: str = ""
+    #: seconds before a SkyNET host that does not answer is shown as down
+    skynet_timeout: float = 3.0
+    #: launch fields indexed for filtering the run list: names, or ``*`` for
+    #: every top-level scalar field (strings up to 200 characters)
+    index_fields: str = "*"
+    #: rows per page of the lists
+    page_size: int = 50
+    #: seconds between the live list's refreshes
+    poll_interval: float = 2.0
+    #: audit entries kept (the oldest are dropped)
+    audit_max: int = 100_000
+    #: the cookie is sent over HTTPS only (set behind a TLS proxy)
+    secure_cookies: bool = False
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None, *,
+             environ: dict[str, str] | None = None, **overrides: Any) -> WebConfig:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        if path is None:
+            path = next((p for p in config_paths(env) if p.is_file()), None)
+        if path is not None and Path(path).is_file():
+            parser = configparser.ConfigParser(interpolation=None)
+            parser.read(path, encoding="utf-8")
+            if parser.has_section("web"):
+                values.update(parser["web"])
+        for f in fields(cls):
+            var = "BOSS_WEB_" + f.name.upper()
+            if var in env:
+                values[f.name] = env[var]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> WebConfig:
+        known = {f.name: f for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, raw in values.items():
+            f = known.get(key)
+            if f is None:
+                raise ConfigError(f"[web]: unknown key {key!r}; known: "
+                                  + ", ".join(sorted(known)), key)
+            kwargs[key] = _coerce(key, f.type, raw)
+        return cls(**kwargs)
+
+    def replace(self, **changes: Any) -> WebConfig:
+        return dataclasses.replace(self, **changes)
+
+    # -- derived -------------------------------------------------------------
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.bind.rpartition(":")
+        try:
+            return host.strip("[]") or "127.0.0.1", int(port)
+        except ValueError:
+            raise ConfigError(f"[web] bind = {self.bind!r}: not host:port", "bind") from None
+
+    @property
+    def skynet_hosts(self) -> list[str]:
+        return [u.rstrip("/") for u in self.skynet_urls.replace(",", " ").split() if u]
+
+    @property
+    def proxies(self) -> set[str]:
+        return set(self.trusted_proxies.replace(",", " ").split())
+
+    @property
+    def admins_by_proxy(self) -> set[str]:
+        return set(self.proxy_admins.replace(",", " ").split())
+
+    @property
+    def indexed(self) -> set[str] | None:
+        """The launch fields to index; None: every scalar one."""
+        names = set(self.index_fields.replace(",", " ").split())
+        return None if "*" in names else names
+
+
+def _coerce(key: str, kind: Any, raw: Any) -> Any:
+    name = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+    if not isinstance(raw, str):
+        return raw
+    raw = raw.strip()
+    try:
+        if name == "float":
+            return float(raw)
+        if name == "int":
+            return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"[web] {key} = {raw!r}: {exc}", key) from None
+    if name == "bool":
+        if raw.lower() in _TRUE:
+            return True
+        if raw.lower() in _FALSE:
+            return False
+        raise ConfigError(f"[web] {key} = {raw!r}: not a boolean (true/false)", key)
+    return raw
+
+
+def secret_key(web: WebConfig, config: Config) -> str:
+    """``web.secret_key``, else the one kept under the state directory
+    (generated on first use, readable by its owner only)."""
+    if web.secret_key:
+        return web.secret_key
+    from engine.embedded import default_state_dir
+
+    state = Path(config.state_dir) if config.state_dir else default_state_dir()
+    state.mkdir(parents=True, exist_ok=True)
+    path = state / "web-secret"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        key = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        return key
