@@ -41,6 +41,7 @@ from typing import Any
 import yaml
 
 from engine.launchers.base import NormalisedEvent
+from engine.trace.triggers import values_at
 
 __all__ = ["Rule", "RuleError", "Rules", "extract"]
 
@@ -81,17 +82,6 @@ def _matches(patterns: list[str], values: list[Any]) -> bool:
             elif fnmatch.fnmatchcase(text, pattern):
                 return True
     return False
-
-
-def _values(obj: Any, path: list[str]) -> list[Any]:
-    """Every value at ``path`` (lists fan out)."""
-    if not path:
-        return obj if isinstance(obj, list) else [obj]
-    if isinstance(obj, list):
-        return [v for item in obj for v in _values(item, path)]
-    if isinstance(obj, dict) and path[0] in obj:
-        return _values(obj[path[0]], path[1:])
-    return []
 
 
 def _lookup(obj: Any, path: list[str]) -> Any:
@@ -176,7 +166,7 @@ class Rule:
     def matches(self, event: NormalisedEvent, target: str | None) -> bool:
         for key, patterns in self._compiled.items():
             if key.startswith("payload."):
-                got = _values(event.payload, key.split(".")[1:])
+                got = values_at(event.payload, key.split(".")[1:])
             elif key == "project":
                 got = [target] if target is not None else [event.project]
                 if target is not None and event.project is not None:

@@ -28,7 +28,7 @@ from typing import Any
 import redis
 
 __all__ = ["Trigger", "TriggerError", "TriggerStore", "launch_item", "matches",
-           "normalise_type"]
+           "normalise_type", "values_at"]
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -89,14 +89,15 @@ class Trigger:
         return asdict(self)
 
 
-def _values(obj: Any, path: list[str]) -> list[Any]:
-    """Every value at ``path`` (lists fan out)."""
+def values_at(obj: Any, path: list[str]) -> list[Any]:
+    """Every value at the dotted ``path`` (split) in ``obj``; lists fan out
+    (also used by the launchers' rules)."""
     if not path:
         return obj if isinstance(obj, list) else [obj]
     if isinstance(obj, list):
-        return [v for item in obj for v in _values(item, path)]
+        return [v for item in obj for v in values_at(item, path)]
     if isinstance(obj, dict) and path[0] in obj:
-        return _values(obj[path[0]], path[1:])
+        return values_at(obj[path[0]], path[1:])
     return []
 
 
@@ -116,7 +117,7 @@ def matches(trigger: Trigger, event: dict[str, Any]) -> bool:
         return False
     data = event.get("data") or {}
     for path, want in trigger.data.items():
-        if not _value_matches(want, _values(data, path.split("."))):
+        if not _value_matches(want, values_at(data, path.split("."))):
             return False
     links = event.get("links") or []
     for ltype, target in trigger.links.items():
