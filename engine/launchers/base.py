@@ -14,13 +14,22 @@ This module has no IO: it is what every source and the launcher share.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["MalformedEvent", "NormalisedEvent", "RawEvent", "Source", "delivery_digest",
-           "eiffel_id_for", "sanitise_wfid"]
+__all__ = [
+    "MalformedEvent",
+    "NormalisedEvent",
+    "RawEvent",
+    "Source",
+    "delivery_digest",
+    "eiffel_id_for",
+    "json_body",
+    "sanitise_wfid",
+]
 
 #: the launch item schema's pattern for a wfid
 WFID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -130,6 +139,18 @@ class Source(Protocol):
         """The events a raw delivery means (none: nothing BOSS cares about,
         e.g. a GitHub ping). Raises :class:`MalformedEvent`."""
         ...
+
+
+def json_body(raw: RawEvent, *, allow_list: bool = False) -> Any:
+    """The delivery's body as a JSON object (or, with ``allow_list``, an
+    array too); ``MalformedEvent`` naming what is wrong otherwise."""
+    try:
+        body = json.loads(raw.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedEvent(f"not JSON: {exc}") from None
+    if not isinstance(body, dict) and not (allow_list and isinstance(body, list)):
+        raise MalformedEvent(f"not a JSON object but {type(body).__name__}")
+    return body
 
 
 def delivery_digest(*parts: bytes | str | None) -> str:

@@ -18,11 +18,10 @@ launch items the triggers would make for an event.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
-from engine.launchers.base import MalformedEvent, NormalisedEvent, RawEvent
+from engine.launchers.base import MalformedEvent, NormalisedEvent, RawEvent, json_body
 from engine.trace.triggers import TriggerStore, launch_item
 
 __all__ = ["EiffelSource", "label_for", "trigger_launches"]
@@ -50,10 +49,7 @@ class EiffelSource:
         self.queue = queue
 
     def normalise(self, raw: RawEvent) -> list[NormalisedEvent]:
-        try:
-            body = json.loads(raw.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise MalformedEvent(f"not JSON: {exc}") from None
+        body = json_body(raw, allow_list=True)
         events = body if isinstance(body, list) else [body]
         out = []
         for ev in events:

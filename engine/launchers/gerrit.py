@@ -29,7 +29,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from engine.launchers.base import MalformedEvent, NormalisedEvent, RawEvent, delivery_digest
+from engine.launchers.base import (
+    MalformedEvent,
+    NormalisedEvent,
+    RawEvent,
+    delivery_digest,
+    json_body,
+)
 from engine.launchers.launcher import Launcher
 
 __all__ = ["GerritSource", "GerritStream"]
@@ -59,12 +65,7 @@ class GerritSource:
         return f"{self.url}/{project}" if self.url and project else None
 
     def normalise(self, raw: RawEvent) -> list[NormalisedEvent]:
-        try:
-            body = json.loads(raw.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise MalformedEvent(f"not JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise MalformedEvent(f"not a JSON object but {type(body).__name__}")
+        body = json_body(raw)
         kind = body.get("type")
         if not isinstance(kind, str) or not kind:
             raise MalformedEvent("no 'type'")

@@ -18,10 +18,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from typing import Any
 
-from engine.launchers.base import MalformedEvent, NormalisedEvent, RawEvent, delivery_digest
+from engine.launchers.base import (
+    MalformedEvent,
+    NormalisedEvent,
+    RawEvent,
+    delivery_digest,
+    json_body,
+)
 
 __all__ = ["GitHubSource", "sign", "verify_signature"]
 
@@ -37,16 +42,6 @@ def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
     if not secret or not header or not header.startswith("sha256="):
         return False
     return hmac.compare_digest(sign(secret, body), header.strip())
-
-
-def _object(raw: RawEvent) -> dict[str, Any]:
-    try:
-        body = json.loads(raw.body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedEvent(f"not JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise MalformedEvent(f"not a JSON object but {type(body).__name__}")
-    return body
 
 
 def _repo(body: dict[str, Any], what: str) -> dict[str, Any]:
@@ -68,7 +63,7 @@ class GitHubSource:
         kind = raw.header("X-GitHub-Event")
         if not kind:
             raise MalformedEvent("no X-GitHub-Event header")
-        body = _object(raw)
+        body = json_body(raw)
         delivery = raw.header("X-GitHub-Delivery") or delivery_digest(kind, raw.body)
         if kind == "ping":
             return []

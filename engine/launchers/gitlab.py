@@ -17,10 +17,15 @@ token (``gitlab_token``, compared in constant time). The delivery id is
 from __future__ import annotations
 
 import hmac
-import json
 from typing import Any
 
-from engine.launchers.base import MalformedEvent, NormalisedEvent, RawEvent, delivery_digest
+from engine.launchers.base import (
+    MalformedEvent,
+    NormalisedEvent,
+    RawEvent,
+    delivery_digest,
+    json_body,
+)
 
 __all__ = ["GitLabSource", "verify_token"]
 
@@ -45,12 +50,7 @@ class GitLabSource:
         self.queue = queue
 
     def normalise(self, raw: RawEvent) -> list[NormalisedEvent]:
-        try:
-            body = json.loads(raw.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise MalformedEvent(f"not JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise MalformedEvent(f"not a JSON object but {type(body).__name__}")
+        body = json_body(raw)
         hook = raw.header("X-Gitlab-Event") or ""
         kind = hook.removesuffix(" Hook").strip() if hook else \
             str(body.get("object_kind") or "").replace("_", " ")

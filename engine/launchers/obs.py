@@ -28,7 +28,6 @@ event's fields, plus (for requests, as BOSS's processes expect) ``id``
 
 from __future__ import annotations
 
-import json
 import logging
 import traceback
 from typing import Any
@@ -38,7 +37,13 @@ from kombu import Exchange, Queue
 from kombu.mixins import ConsumerMixin
 
 from engine.config import Config
-from engine.launchers.base import MalformedEvent, NormalisedEvent, RawEvent, delivery_digest
+from engine.launchers.base import (
+    MalformedEvent,
+    NormalisedEvent,
+    RawEvent,
+    delivery_digest,
+    json_body,
+)
 from engine.launchers.launcher import Launcher
 from engine.launchers.settings import LauncherSettings
 
@@ -113,12 +118,7 @@ class ObsSource:
         self.queue = queue
 
     def normalise(self, raw: RawEvent) -> list[NormalisedEvent]:
-        try:
-            body = json.loads(raw.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise MalformedEvent(f"not JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise MalformedEvent(f"not a JSON object but {type(body).__name__}")
+        body = json_body(raw)
         fields = body.get("fields")
         if isinstance(fields, dict) and "obsEvent" in fields:
             return [self._legacy(fields["obsEvent"], raw)]
