@@ -164,3 +164,13 @@ def broker_url(request: pytest.FixtureRequest) -> str:
     if request.param == "rabbitmq":
         return request.getfixturevalue("rabbitmq_url")
     return request.getfixturevalue("embedded_broker_url")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Iterator[pytest.TestReport]:
+    """``item.rep_setup``/``rep_call``/``rep_teardown``: fixtures print the
+    logs of the processes they started when the test failed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

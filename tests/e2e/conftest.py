@@ -301,27 +301,28 @@ def _delete_queues(system: System) -> None:
                 channel.exchange_delete(f"{system.prefix}.{name}")
 
 
-@pytest.fixture
-def system(broker_url: str, redis_url: str, tmp_path: Path,
-           request: pytest.FixtureRequest) -> Iterator[System]:
-    sys_ = System(tmp_path, broker_url, redis_url, f"e2e{uuid.uuid4().hex[:10]}")
+def running_system(tmp_path: Path, broker_url: str, redis_url: str, prefix: str,
+                   request: pytest.FixtureRequest) -> Iterator[System]:
+    """The body of a ``System`` fixture: its logs printed when the test
+    failed; at the end, every Eiffel event the engine and the participants
+    published passed the aggregator's validation (schema, link rules); then
+    everything it started is stopped and its keys and queues removed."""
+    sys_ = System(tmp_path, broker_url, redis_url, prefix)
     (tmp_path / "processes").mkdir()
     yield sys_
     failed = getattr(request.node, "rep_call", None)
     if failed is not None and failed.failed:
         print(sys_.logs())
     try:
-        # every Eiffel event the engine and the participants published in
-        # this test passed the aggregator's validation (schema, link rules)
         invalid = sys_.invalid_events()
         assert not invalid, f"invalid Eiffel events were dead-lettered: {invalid}"
     finally:
         sys_.cleanup()
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
-    rep = yield
-    if rep.when == "call":
-        item.rep_call = rep
-    return rep
+@pytest.fixture
+def system(broker_url: str, redis_url: str, tmp_path: Path,
+           request: pytest.FixtureRequest) -> Iterator[System]:
+    yield from running_system(tmp_path, broker_url, redis_url, f"e2e{uuid.uuid4().hex[:10]}",
+                              request)
+

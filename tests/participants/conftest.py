@@ -281,13 +281,6 @@ def spawn(request: pytest.FixtureRequest, tmp_path: Path
                              f"{proc.text()}\n")
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
-                              ) -> Iterator[None]:
-    report = yield
-    setattr(item, f"rep_{report.when}", report)
-    return report
-
 
 # -- one participant's set-up ------------------------------------------------------------
 

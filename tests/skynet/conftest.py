@@ -192,10 +192,3 @@ def make_host(tmp_path: Path, redis_url: str,
 def host(make_host: Callable[..., Host], embedded_broker_url: str) -> Host:
     return make_host(embedded_broker_url)
 
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
-    rep = yield
-    if rep.when == "call":
-        item.rep_call = rep
-    return rep

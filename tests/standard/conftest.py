@@ -34,14 +34,13 @@ def stopped(handler: Any) -> None:
 
 # -- end to end: the System harness of tests/e2e on the embedded broker only ------
 
-import contextlib  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from tests.e2e.conftest import System  # noqa: E402
+from tests.e2e.conftest import System, running_system  # noqa: E402
 
 HANDLERS = Path(__file__).with_name("handlers.py")
 
@@ -70,23 +69,6 @@ def standard_system(embedded_broker_url: str, redis_url: str, tmp_path: Path,
                     request: pytest.FixtureRequest) -> Iterator[System]:
     """A ``System`` (tests/e2e/conftest.py) on the embedded broker; at the
     end, every Eiffel event published passed the aggregator's validation."""
-    sys_ = System(tmp_path, embedded_broker_url, redis_url, f"std{uuid.uuid4().hex[:10]}")
-    (tmp_path / "processes").mkdir()
-    yield sys_
-    rep = getattr(request.node, "rep_call", None)
-    if rep is not None and rep.failed:
-        print(sys_.logs())
-    try:
-        invalid = sys_.invalid_events()
-        assert not invalid, f"invalid Eiffel events were dead-lettered: {invalid}"
-    finally:
-        with contextlib.suppress(Exception):
-            sys_.cleanup()
+    yield from running_system(tmp_path, embedded_broker_url, redis_url,
+                              f"std{uuid.uuid4().hex[:10]}", request)
 
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
-    rep = yield
-    if rep.when == "call":
-        item.rep_call = rep
-    return rep
