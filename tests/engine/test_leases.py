@@ -94,16 +94,22 @@ def test_started_for_a_step_that_is_done_is_ignored(h: ProcessHarness) -> None:
 #    delivery to a consumer killed while reading it) -------------------------
 
 
+def launched_with_dispatch_lease(h: ProcessHarness, seconds: float = 5.0):
+    """A run of ONE_STEP whose first step waits, under a dispatch lease."""
+    h.engine.dispatch_lease = seconds
+    h.register("build", reply=False)
+    h.register("after")
+    run = h.launch(ONE_STEP)
+    h.pump()
+    return run
+
+
 def builds(h: ProcessHarness) -> list:
     return [d for d in h.dispatched if d.participant_name == "build"]
 
 
 def test_a_dispatch_without_reply_or_started_is_sent_again(h: ProcessHarness) -> None:
-    h.engine.dispatch_lease = 5.0
-    h.register("build", reply=False)
-    h.register("after")
-    run = h.launch(ONE_STEP)
-    h.pump()
+    run = launched_with_dispatch_lease(h)
     assert len(lease_timers(h, run.wfid)) == 1
     h.advance(4)
     assert len(builds(h)) == 1
@@ -119,11 +125,7 @@ def test_a_dispatch_without_reply_or_started_is_sent_again(h: ProcessHarness) ->
 
 
 def test_a_started_step_is_watched_by_its_heartbeat_lease_instead(h: ProcessHarness) -> None:
-    h.engine.dispatch_lease = 5.0
-    h.register("build", reply=False)
-    h.register("after")
-    run = h.launch(ONE_STEP)
-    h.pump()
+    run = launched_with_dispatch_lease(h)
     (wi,) = h.pending_for("build")
     started(h, wi, lease=30)
     h.advance(20)  # past the dispatch lease: the heartbeat lease rules now
@@ -133,11 +135,7 @@ def test_a_started_step_is_watched_by_its_heartbeat_lease_instead(h: ProcessHarn
 
 
 def test_started_without_a_lease_ends_the_dispatch_lease(h: ProcessHarness) -> None:
-    h.engine.dispatch_lease = 5.0
-    h.register("build", reply=False)
-    h.register("after")
-    run = h.launch(ONE_STEP)
-    h.pump()
+    run = launched_with_dispatch_lease(h)
     (wi,) = h.pending_for("build")
     h.engine.deliver({"type": "started", "wfid": wi.wfid, "eid": wi.fei["subid"]})
     h.pump()
