@@ -154,7 +154,9 @@ def timeline(events: list[dict[str, Any]]) -> dict[str, Any]:
         s["duration_s"] = (s["finished"] - begin) if s["finished"] else None
         s["state"] = ("finished" if s["finished"] else "running" if s["started"]
                       else "queued")
-    return {"run": run, "steps": steps}
+    return {"run": run, "steps": steps, "events": len(events),
+            # the graph holds the run's end: nothing more will arrive for it
+            "settled": bool(run and run["finished"])}
 
 
 def _short(event: dict[str, Any]) -> str:

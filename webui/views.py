@@ -106,7 +106,8 @@ def run_timeline(svc: Services, wfid: str) -> dict[str, Any]:
     try:
         events = svc.graph.chain(activity_id(wfid, None, "triggered"))
     except Exception as exc:  # the graph is optional: say so, do not fail the page
-        return {"run": None, "steps": [], "error": f"traceability graph: {exc}"}
+        return {"run": None, "steps": [], "events": 0, "settled": True,
+                "error": f"traceability graph: {exc}"}
     return timeline(events)
 
 

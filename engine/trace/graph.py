@@ -98,6 +98,10 @@ except ImportError:  # pragma: no cover - orjson is a dependency; this is a fall
     _loads = json.loads
 _LINK = re.compile(r"([^,=]+)=([^,]+)")  # one "TYPE=id" item of a links line
 
+#: the order of an activity's own events at the same millisecond, in ``chain``
+_CHAIN_RANK = {"EiffelActivityTriggeredEvent": 0, "EiffelActivityStartedEvent": 1,
+               "EiffelActivityFinishedEvent": 3, "EiffelActivityCanceledEvent": 3}
+
 #: the link types that make an event's chain parent, in order of preference
 CHAIN_LINKS = ("CONTEXT", "ACTIVITY_EXECUTION", "TEST_CASE_EXECUTION", "TEST_SUITE_EXECUTION")
 
@@ -467,14 +471,16 @@ class Graph:
         """The events of ``eid``'s chain (its root activity and every event
         under it), by time."""
         flat = self._chain(args=[self.prefix, eid])
-        events = []
-        for i in range(0, len(flat), 2):
-            if flat[i + 1]:
-                event = self._decode(_text(flat[i]), flat[i + 1])
-                if event is not None:
-                    events.append(event)
-        events.sort(key=lambda e: (e["meta"]["time"], e["meta"]["id"]))
-        return events
+        decoded = [self._decode(_text(flat[i]), flat[i + 1]) if flat[i + 1] else None
+                   for i in range(0, len(flat), 2)]
+        root, members = (decoded[0], decoded[1:]) if decoded else (None, [])
+        # the root first whatever its time (an activity's triggered and started
+        # events often share a millisecond), then the members by time, an
+        # activity's own order breaking ties (triggered, started, ..., finished)
+        rest = sorted((e for e in members if e is not None),
+                      key=lambda e: (e["meta"]["time"], _CHAIN_RANK.get(e["meta"]["type"], 2),
+                                     e["meta"]["id"]))
+        return [root, *rest] if root is not None else rest
 
     # -- walks ------------------------------------------------------------
     def _walk_hits(self, eid: str, direction: str, link_types: str | Iterable[str] | None,

@@ -229,6 +229,21 @@ def test_chain_lists_a_runs_events(graph: Graph, order: str) -> None:
     assert graph.chain("outside") == []  # a placeholder has no events
 
 
+def test_a_chain_starts_at_its_root_when_events_share_a_millisecond(graph: Graph) -> None:
+    # the engine often records a run's triggered and started events, and a
+    # step's, in the same millisecond: the ids alone must not decide the order
+    events = [
+        ev("zz-run", "ActivityTriggered", 500, name="build"),
+        ev("aa-started", "ActivityStarted", 500, [("ACTIVITY_EXECUTION", "zz-run")]),
+        ev("yy-step-fin", "ActivityFinished", 500, [("ACTIVITY_EXECUTION", "bb-step")]),
+        ev("bb-step", "ActivityTriggered", 500, [("CONTEXT", "zz-run")], name="s"),
+        ev("cc-step-started", "ActivityStarted", 500, [("ACTIVITY_EXECUTION", "bb-step")]),
+    ]
+    graph.ingest(events)
+    assert [e["meta"]["id"] for e in graph.chain("yy-step-fin")] == [
+        "zz-run", "bb-step", "aa-started", "cc-step-started", "yy-step-fin"]
+
+
 def test_an_event_outside_any_run_is_its_own_chain(graph: Graph) -> None:
     graph.ingest([ev("s", "SourceChangeSubmitted", 1), ev("a", "ArtifactCreated", 2,
                                                            [("CAUSE", "s")])])

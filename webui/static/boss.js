@@ -67,7 +67,12 @@
     });
   }
 
-  function runPage(wfid, interval, status, nErrors, updated) {
+  var ENDED = ["finished", "cancelled", "killed"];
+  /* The page reloads when the run changes or when more of its trace events
+     reach the graph: the aggregator writes them a moment after the engine
+     stores the run, so a run can end before its timeline is complete. Once
+     the run has ended and the graph holds its end, nothing more will come. */
+  function runPage(wfid, interval, status, nErrors, updated, nEvents, settled) {
     var el = document.getElementById("defgraph"), cy = null;
     function graph() {
       return getJSON(el.dataset.url).then(function (d) {
@@ -76,12 +81,19 @@
       }).catch(function (e) { el.textContent = "cannot draw the definition: " + e.message; });
     }
     graph();
-    if (["finished", "cancelled", "killed"].indexOf(status) >= 0) return;
-    setInterval(function () {
+    var ended = ENDED.indexOf(status) >= 0;
+    if (ended && settled) return;
+    // an ended run whose graph never catches up (no aggregator) stops asking
+    var giveUp = ended ? Date.now() + 300000 : Infinity;
+    var timer = setInterval(function () {
       if (document.hidden) return;
-      getJSON("/api/runs/" + encodeURIComponent(wfid)).then(function (d) {
+      if (Date.now() > giveUp) { clearInterval(timer); return; }
+      var base = "/api/runs/" + encodeURIComponent(wfid);
+      Promise.all([getJSON(base), getJSON(base + "/timeline")]).then(function (r) {
+        var d = r[0], t = r[1];
         var editing = document.activeElement && document.activeElement.tagName === "TEXTAREA";
-        if ((d.status !== status || d.errors.length !== nErrors || d.updated_at !== updated) && !editing) {
+        if ((d.status !== status || d.errors.length !== nErrors || d.updated_at !== updated ||
+             t.events !== nEvents) && !editing) {
           window.location.reload();
         }
       }).catch(function () {});
