@@ -357,14 +357,15 @@ class PipelineGenerator:
         if not elements:
             return
         self._baseline_no[product] += 1
+        number = self._baseline_no[product]
         links = [("ELEMENT", a) for a in elements]
         if product in self._last_baseline:
             links.append(("PREVIOUS_VERSION", self._last_baseline[product]))
         self._tick(10, 600)
         baseline = self._event("EiffelCompositionDefinedEvent", "3.3.0", {
             "name": product,
-            "version": f"4.{self._baseline_no[product] // 100}.{self._baseline_no[product] % 100}",
-            "uri": f"https://repo.example.org/{product}/{self._baseline_no[product]}/",
+            "version": f"4.{number // 100}.{number % 100}",
+            "uri": f"https://repo.example.org/{product}/{number}/",
         }, links)
         self._last_baseline[product] = baseline["meta"]["id"]
         yield baseline
