@@ -127,8 +127,9 @@ def bench_engine(store: Any, runs: int) -> float:
     return steps / (time.perf_counter() - t0)
 
 
-def bench_redis_interleaved(store: Any, client: Any, prefix: str, runs: int,
-                            rounds: int = 10) -> tuple[float, float, int]:
+def bench_redis_interleaved(
+    store: Any, client: Any, prefix: str, runs: int, rounds: int = 10
+) -> tuple[float, float, int]:
     """Engine steps/s and raw steps/s, measured in alternating rounds so
     that both see the same server and network conditions (this machine's
     loopback latency changes mode from one second to the next)."""
@@ -249,8 +250,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(json.dumps(results, indent=2))
     else:
         print(f"{'core (no store)':<34}{results['core_steps_per_s']:>12,.0f} steps/s")
-        print(f"{'core + MemoryStore (load/CAS)':<34}"
-              f"{results['core_memory_steps_per_s']:>12,.0f} steps/s")
+        print(
+            f"{'core + MemoryStore (load/CAS)':<34}"
+            f"{results['core_memory_steps_per_s']:>12,.0f} steps/s"
+        )
         print(f"{'engine + MemoryStore':<34}{results['memory_steps_per_s']:>12,.0f} steps/s")
         print(f"{'engine + RedisStore':<34}{results['redis_steps_per_s']:>12,.0f} steps/s")
         print(f"{'raw Redis, same reads/writes':<34}{results['raw_steps_per_s']:>12,.0f} steps/s")

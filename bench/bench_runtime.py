@@ -95,8 +95,9 @@ class NoopRecorder:
             self.fh.close()
 
     def handle_wi(self, wi: Any) -> None:
-        self.fh.write(f"{wi.wfid} {wi.fei['subid']} {wi.to_dict()['dispatched_at']} "
-                      f"{time.time():.6f}\n")
+        self.fh.write(
+            f"{wi.wfid} {wi.fei['subid']} {wi.to_dict()['dispatched_at']} {time.time():.6f}\n"
+        )
 
 
 # -- the baseline processes (``--role``) ----------------------------------------------
@@ -119,8 +120,7 @@ def _kombu_connection(url: str, amqp_confirm: bool = True) -> Any:
 def _queue(name: str) -> Any:
     from kombu import Exchange, Queue
 
-    return Queue(name, exchange=Exchange(""), routing_key=name, durable=True,
-                 auto_delete=False)
+    return Queue(name, exchange=Exchange(""), routing_key=name, durable=True, auto_delete=False)
 
 
 def _iso(ts: float) -> str:
@@ -147,13 +147,24 @@ def role_kombu_participant(args: argparse.Namespace) -> None:
         data["started_at"] = _iso(time.time())
         data["instance"] = instance
         body = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
-        producer.publish(body, exchange="", routing_key=message.properties.get("reply_to")
-                         or args.reply, content_type="application/json",
-                         content_encoding="utf-8", delivery_mode=2, mandatory=True)
+        producer.publish(
+            body,
+            exchange="",
+            routing_key=message.properties.get("reply_to") or args.reply,
+            content_type="application/json",
+            content_encoding="utf-8",
+            delivery_mode=2,
+            mandatory=True,
+        )
         message.ack()
 
-    consumer = Consumer(conn.channel(), [_queue(args.queue)], on_message=on_message,
-                        prefetch_count=1, accept=["application/json"])
+    consumer = Consumer(
+        conn.channel(),
+        [_queue(args.queue)],
+        on_message=on_message,
+        prefetch_count=1,
+        accept=["application/json"],
+    )
     consumer.consume()
     print("consuming", flush=True)
     while not _stop_flag:
@@ -185,14 +196,29 @@ def role_kombu_engine(args: argparse.Namespace) -> None:
 
     def publish(i: int) -> None:
         seq[i] = n = seq.get(i, 0) + 1
-        wi = {"fei": {"wfid": f"kombu-{i:04d}", "expid": f"0_{n}", "subid": f"0_{n}-{n}",
-                      "engine_id": "bench"},
-              "fields": {"params": {}}, "participant_name": PARTICIPANT,
-              "wf_name": "bench-seq", "wf_revision": "", "dispatched_at": _iso(time.time())}
+        wi = {
+            "fei": {
+                "wfid": f"kombu-{i:04d}",
+                "expid": f"0_{n}",
+                "subid": f"0_{n}-{n}",
+                "engine_id": "bench",
+            },
+            "fields": {"params": {}},
+            "participant_name": PARTICIPANT,
+            "wf_name": "bench-seq",
+            "wf_revision": "",
+            "dispatched_at": _iso(time.time()),
+        }
         body = json.dumps(wi, separators=(",", ":"), ensure_ascii=False).encode()
-        producer.publish(body, exchange="", routing_key=args.queue, reply_to=args.reply,
-                         content_type="application/json", content_encoding="utf-8",
-                         delivery_mode=2)
+        producer.publish(
+            body,
+            exchange="",
+            routing_key=args.queue,
+            reply_to=args.reply,
+            content_type="application/json",
+            content_encoding="utf-8",
+            delivery_mode=2,
+        )
         last[i] = time.perf_counter()
 
     def on_message(message: Any) -> None:
@@ -208,8 +234,13 @@ def role_kombu_engine(args: argparse.Namespace) -> None:
             publish(i)
         message.ack()
 
-    consumer = Consumer(conn.channel(), [_queue(args.reply)], on_message=on_message,
-                        prefetch_count=16, accept=["application/json"])
+    consumer = Consumer(
+        conn.channel(),
+        [_queue(args.reply)],
+        on_message=on_message,
+        prefetch_count=16,
+        accept=["application/json"],
+    )
     consumer.consume()
     for i in range(args.inflight):
         publish(i)
@@ -231,9 +262,16 @@ def role_kombu_engine(args: argparse.Namespace) -> None:
     while state["outstanding"] > 0 and time.perf_counter() < deadline and not _stop_flag:
         with contextlib.suppress(TimeoutError):
             conn.drain_events(timeout=0.05)
-    Path(args.out).write_text(json.dumps({"round_trips": state["count"], "seconds": elapsed,
-                                          "latencies": lat, "drained":
-                                          state["outstanding"] <= 0}))
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "round_trips": state["count"],
+                "seconds": elapsed,
+                "latencies": lat,
+                "drained": state["outstanding"] <= 0,
+            }
+        )
+    )
     conn.release()
     pub.release()
 
@@ -245,8 +283,12 @@ def celery_app(broker: str, queue: str, record: str | None = None) -> Any:
 
     app = Celery("bench", broker=broker, set_as_current=False)
     app.conf.update(
-        task_serializer="json", accept_content=["json"], result_backend=None,
-        task_ignore_result=True, task_default_queue=queue, worker_hijack_root_logger=False,
+        task_serializer="json",
+        accept_content=["json"],
+        result_backend=None,
+        task_ignore_result=True,
+        task_default_queue=queue,
+        worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
     )
     fh: list[Any] = []
@@ -275,9 +317,16 @@ def role_whatif_participant(args: argparse.Namespace) -> None:
 
 def role_celery_worker(args: argparse.Namespace) -> None:
     app = celery_app(args.broker, args.queue, args.record)
-    argv = ["worker", f"--pool={args.pool}", "--loglevel=WARNING", "--without-gossip",
-            "--without-mingle", f"--hostname=bench-{uuid.uuid4().hex[:6]}@bench",
-            "--queues", args.queue]
+    argv = [
+        "worker",
+        f"--pool={args.pool}",
+        "--loglevel=WARNING",
+        "--without-gossip",
+        "--without-mingle",
+        f"--hostname=bench-{uuid.uuid4().hex[:6]}@bench",
+        "--queues",
+        args.queue,
+    ]
     if args.pool == "prefork":
         argv.append("--concurrency=1")
     app.worker_main(argv)
@@ -359,8 +408,10 @@ class CpuMeter:
         self.groups = groups
 
     def _read(self) -> dict[str, int]:
-        out = {name: sum(_proc_ticks(p) for root in pids for p in _tree(root))
-               for name, pids in self.groups.items()}
+        out = {
+            name: sum(_proc_ticks(p) for root in pids for p in _tree(root))
+            for name, pids in self.groups.items()
+        }
         out["_machine"] = _machine_ticks()
         return out
 
@@ -380,8 +431,9 @@ class CpuMeter:
 # -- one broker's rig -------------------------------------------------------------------
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
-             interval: float = 0.02) -> Any:
+def wait_for(
+    predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.02
+) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -446,8 +498,10 @@ class Rig:
             self.broker_url = "redis+socket://" + self.server.url.removeprefix("unix://")
         client = redis.Redis.from_url(self.redis_url)
         info = client.info("server")
-        self.versions["store"] = (f"{'Valkey' if 'valkey_version' in info else 'Redis'} "
-                                  f"{info.get('valkey_version') or info.get('redis_version')}")
+        self.versions["store"] = (
+            f"{'Valkey' if 'valkey_version' in info else 'Redis'} "
+            f"{info.get('valkey_version') or info.get('redis_version')}"
+        )
         client.close()
         from engine.broker import Publisher
         from engine.config import Config
@@ -456,16 +510,31 @@ class Rig:
 
         (self.tmp / "processes").mkdir(exist_ok=True)
         self.config = Config.load(
-            None, environ={}, broker_url=self.broker_url, redis_url=self.redis_url,
-            key_prefix=f"{self.prefix}:", engine_queue=f"{self.prefix}.engine",
+            None,
+            environ={},
+            broker_url=self.broker_url,
+            redis_url=self.redis_url,
+            key_prefix=f"{self.prefix}:",
+            engine_queue=f"{self.prefix}.engine",
             deadletter_queue=f"{self.prefix}.deadletter",
-            control_exchange=f"{self.prefix}.control", process_dir=str(self.tmp / "processes"))
+            control_exchange=f"{self.prefix}.control",
+            process_dir=str(self.tmp / "processes"),
+        )
         self.ini = self.tmp / "boss.ini"
-        keys = ("broker_url", "redis_url", "key_prefix", "engine_queue", "deadletter_queue",
-                "control_exchange", "process_dir")
-        self.boss_section = "[boss]\n" + "".join(f"{k} = {getattr(self.config, k)}\n"
-                                                 for k in keys) + "".join(
-            f"{k} = {v}\n" for k, v in BOSS_SETTINGS.items())
+        keys = (
+            "broker_url",
+            "redis_url",
+            "key_prefix",
+            "engine_queue",
+            "deadletter_queue",
+            "control_exchange",
+            "process_dir",
+        )
+        self.boss_section = (
+            "[boss]\n"
+            + "".join(f"{k} = {getattr(self.config, k)}\n" for k in keys)
+            + "".join(f"{k} = {v}\n" for k, v in BOSS_SETTINGS.items())
+        )
         self.ini.write_text(self.boss_section)
         self.store = RedisStore(self.redis_url, prefix=self.config.key_prefix)
         self.engine = Engine(self.store)
@@ -486,8 +555,15 @@ class Rig:
                 _delete_keys(client, f"{self.prefix}:")
                 client.close()
             if self.vhost is not None:
-                _run([shutil.which("rabbitmqctl") or "rabbitmqctl", "-q", "delete_vhost",
-                      self.vhost], check=False)
+                _run(
+                    [
+                        shutil.which("rabbitmqctl") or "rabbitmqctl",
+                        "-q",
+                        "delete_vhost",
+                        self.vhost,
+                    ],
+                    check=False,
+                )
         elif self.server is not None:
             with contextlib.suppress(Exception):
                 self.server.stop()
@@ -498,8 +574,9 @@ class Rig:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BOSS_")}
         env["PYTHONPATH"] = str(ROOT)
         with log.open("ab") as fh:
-            popen = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env=env,
-                                     cwd=ROOT, start_new_session=True)
+            popen = subprocess.Popen(
+                argv, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True
+            )
         proc = Proc(name, popen, log)
         self.procs.append(proc)
         return proc
@@ -577,13 +654,17 @@ def percentile(values: list[float], q: float) -> float | None:
     return s[k]
 
 
-def summary(steps: int, seconds: float, latencies_s: list[float],
-            **extra: Any) -> dict[str, Any]:
+def summary(steps: int, seconds: float, latencies_s: list[float], **extra: Any) -> dict[str, Any]:
     ms = [x * 1000 for x in latencies_s]
-    return {"steps": steps, "seconds": round(seconds, 3),
-            "steps_per_s": round(steps / seconds, 1) if seconds > 0 else None,
-            "p50_ms": _r(percentile(ms, 50)), "p99_ms": _r(percentile(ms, 99)),
-            "latency_samples": len(ms), **extra}
+    return {
+        "steps": steps,
+        "seconds": round(seconds, 3),
+        "steps_per_s": round(steps / seconds, 1) if seconds > 0 else None,
+        "p50_ms": _r(percentile(ms, 50)),
+        "p99_ms": _r(percentile(ms, 99)),
+        "latency_samples": len(ms),
+        **extra,
+    }
 
 
 def _r(x: float | None) -> float | None:
@@ -619,23 +700,55 @@ class BossSystem:
         rig = self.rig
         rig.engine.register(PARTICIPANT, self.queue, regex=False)
         before = {e["id"] for e in rig.store.engines()}
-        self.worker = rig.spawn("boss-worker", [
-            sys.executable, "-m", "engine.cli", "-c", str(rig.ini), "worker",
-            "--loglevel", "WARNING", "--hostname", f"bench-{uuid.uuid4().hex[:6]}@bench"])
-        wait_for(lambda: ({e["id"] for e in rig.store.engines()} - before)
-                 or rig.check_alive(self.worker), 60, "the engine worker's heartbeat")
+        self.worker = rig.spawn(
+            "boss-worker",
+            [
+                sys.executable,
+                "-m",
+                "engine.cli",
+                "-c",
+                str(rig.ini),
+                "worker",
+                "--loglevel",
+                "WARNING",
+                "--hostname",
+                f"bench-{uuid.uuid4().hex[:6]}@bench",
+            ],
+        )
+        wait_for(
+            lambda: (
+                ({e["id"] for e in rig.store.engines()} - before) or rig.check_alive(self.worker)
+            ),
+            60,
+            "the engine worker's heartbeat",
+        )
         ini = rig.tmp / f"{PARTICIPANT}.ini"
-        ini.write_text(f"[participant]\nname = {PARTICIPANT}\nqueue = {self.queue}\n"
-                       f"code = {Path(__file__).resolve()}\nclass = NoopRecorder\n\n"
-                       f"{rig.boss_section}\n[bench]\nrecord = {self.record}\n")
+        ini.write_text(
+            f"[participant]\nname = {PARTICIPANT}\nqueue = {self.queue}\n"
+            f"code = {Path(__file__).resolve()}\nclass = NoopRecorder\n\n"
+            f"{rig.boss_section}\n[bench]\nrecord = {self.record}\n"
+        )
         if self.poll is None:
             argv = [sys.executable, "-m", "participants.runtime", str(ini), "--log-level", "INFO"]
         else:
-            argv = [sys.executable, str(Path(__file__).resolve()), "--role",
-                    "whatif-participant", "--poll", str(self.poll), "--record", str(ini)]
+            argv = [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--role",
+                "whatif-participant",
+                "--poll",
+                str(self.poll),
+                "--record",
+                str(ini),
+            ]
         self.participant = rig.spawn("boss-participant", argv)
-        wait_for(lambda: "consuming" in self.participant.tail(100_000)
-                 or rig.check_alive(self.participant), 60, "the participant to consume")
+        wait_for(
+            lambda: (
+                "consuming" in self.participant.tail(100_000) or rig.check_alive(self.participant)
+            ),
+            60,
+            "the participant to consume",
+        )
         self.batch("warm", 10, 3)
 
     def _done(self) -> tuple[int, int]:
@@ -651,8 +764,9 @@ class BossSystem:
         progress = LineCounter(self.record)
         t0 = time.perf_counter()
         for i in range(runs):
-            rig.publisher.send({"definition": definition, "fields": {},
-                                "wfid": f"{self.ns}{tag}-{i:04d}"})
+            rig.publisher.send(
+                {"definition": definition, "fields": {}, "wfid": f"{self.ns}{tag}-{i:04d}"}
+            )
         deadline = time.monotonic() + timeout
         seen, stalled = 0, time.monotonic() + STALL
         while True:
@@ -660,16 +774,19 @@ class BossSystem:
             if finished - finished0 >= runs:
                 return time.perf_counter() - t0
             if bad > bad0:
-                raise RuntimeError(f"{bad - bad0} run(s) of {tag} ended badly:\n"
-                                   + self.worker.tail())
+                raise RuntimeError(
+                    f"{bad - bad0} run(s) of {tag} ended badly:\n" + self.worker.tail()
+                )
             rig.check_alive(self.worker, self.participant)
             now = time.monotonic()
             if progress.count() + finished > seen:
                 seen, stalled = progress.lines + finished, now + STALL
             if now > deadline or now > stalled:
-                raise RuntimeError(f"{tag}: {finished - finished0} of {runs} runs finished, "
-                                   f"{progress.lines} steps done; no progress for "
-                                   f"{STALL:.0f}s or out of time\n{self.worker.tail()}")
+                raise RuntimeError(
+                    f"{tag}: {finished - finished0} of {runs} runs finished, "
+                    f"{progress.lines} steps done; no progress for "
+                    f"{STALL:.0f}s or out of time\n{self.worker.tail()}"
+                )
             time.sleep(0.02)
 
     def sequential(self, tag: str, steps: int, seconds: float) -> tuple[float, int]:
@@ -716,8 +833,14 @@ class BossSystem:
         return steps, by_dispatch, by_receive
 
 
-def measure_boss(rig: Rig, inflight: int, steps: int, seconds: float,
-                 profile: Path | None, poll: float | None = None) -> dict[str, Any]:
+def measure_boss(
+    rig: Rig,
+    inflight: int,
+    steps: int,
+    seconds: float,
+    profile: Path | None,
+    poll: float | None = None,
+) -> dict[str, Any]:
     """BOSS with ``inflight`` runs, then with 1; keys ``boss_many``,
     ``boss_one`` (``boss_whatif_...`` for the what-if participant)."""
     system = BossSystem(rig, poll)
@@ -739,10 +862,17 @@ def measure_boss(rig: Rig, inflight: int, steps: int, seconds: float,
             n, by_dispatch, by_receive = n + k, by_dispatch + d, by_receive + r
         expected = batches * inflight * steps
         many = results[f"{key}_many"] = summary(
-            n, total, by_dispatch, inflight=inflight, steps_per_run=steps,
-            runs=batches * inflight, expected_steps=expected, cpu=cpu,
+            n,
+            total,
+            by_dispatch,
+            inflight=inflight,
+            steps_per_run=steps,
+            runs=batches * inflight,
+            expected_steps=expected,
+            cpu=cpu,
             p50_ms_by_receive=_r(percentile([x * 1000 for x in by_receive], 50)),
-            p99_ms_by_receive=_r(percentile([x * 1000 for x in by_receive], 99)))
+            p99_ms_by_receive=_r(percentile([x * 1000 for x in by_receive], 99)),
+        )
         if n != expected:
             many["warning"] = f"{n} steps recorded, {expected} expected"
         # 1 in flight: runs one after another
@@ -752,33 +882,56 @@ def measure_boss(rig: Rig, inflight: int, steps: int, seconds: float,
         cpu = meter.stop()
         n, by_dispatch, by_receive = system.latencies("oneseq")
         results[f"{key}_one"] = summary(
-            n, wall, by_dispatch, inflight=1, steps_per_run=steps, runs=runs, cpu=cpu,
+            n,
+            wall,
+            by_dispatch,
+            inflight=1,
+            steps_per_run=steps,
+            runs=runs,
+            cpu=cpu,
             p50_ms_by_receive=_r(percentile([x * 1000 for x in by_receive], 50)),
-            p99_ms_by_receive=_r(percentile([x * 1000 for x in by_receive], 99)))
+            p99_ms_by_receive=_r(percentile([x * 1000 for x in by_receive], 99)),
+        )
         if poll is not None:
             for r in (results[f"{key}_many"], results[f"{key}_one"]):
                 r["participant_poll_s"] = poll
         if profile is not None:
             # about ``seconds`` of samples, whatever the rate
             psteps = max(2, min(steps, round(many["steps_per_s"] * seconds / inflight)))
-            results[f"{key}_profiled"] = profile_boss(rig, system, inflight, psteps, seconds,
-                                                      profile, key)
+            results[f"{key}_profiled"] = profile_boss(
+                rig, system, inflight, psteps, seconds, profile, key
+            )
     finally:
         rig.stop(system.participant)
         rig.stop(system.worker)
     return results
 
 
-def measure_celery(rig: Rig, inflight: int, steps: int, seconds: float,
-                   pool: str) -> dict[str, Any]:
+def measure_celery(
+    rig: Rig, inflight: int, steps: int, seconds: float, pool: str
+) -> dict[str, Any]:
     from celery import chain
 
     record = rig.tmp / "celery-tasks.txt"
     record.touch()
     queue = f"{rig.prefix}.celery"
-    worker = rig.spawn("celery-worker", [
-        sys.executable, str(Path(__file__).resolve()), "--role", "celery-worker",
-        "--broker", rig.broker_url, "--queue", queue, "--record", str(record), "--pool", pool])
+    worker = rig.spawn(
+        "celery-worker",
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--role",
+            "celery-worker",
+            "--broker",
+            rig.broker_url,
+            "--queue",
+            queue,
+            "--record",
+            str(record),
+            "--pool",
+            pool,
+        ],
+    )
     app = celery_app(rig.broker_url, queue)
     noop = app.bench_noop
     results: dict[str, Any] = {}
@@ -787,8 +940,12 @@ def measure_celery(rig: Rig, inflight: int, steps: int, seconds: float,
         chain(*(noop.si(f"{tag}-{i:04d}", k) for k in range(steps))).apply_async()
 
     def wait_lines(counter: LineCounter, n: int, timeout: float) -> None:
-        wait_for(lambda: counter.count() >= n or rig.check_alive(worker), timeout,
-                 f"{n} Celery tasks", interval=0.005 if n <= steps else 0.02)
+        wait_for(
+            lambda: counter.count() >= n or rig.check_alive(worker),
+            timeout,
+            f"{n} Celery tasks",
+            interval=0.005 if n <= steps else 0.02,
+        )
 
     try:
         counter = LineCounter(record)
@@ -808,9 +965,15 @@ def measure_celery(rig: Rig, inflight: int, steps: int, seconds: float,
             batches += 1
         cpu = meter.stop()
         lat = _chain_latencies(record, "many")
-        results["celery_many"] = summary(batches * inflight * steps, total, lat,
-                                         inflight=inflight, steps_per_run=steps, pool=pool,
-                                         cpu=cpu)
+        results["celery_many"] = summary(
+            batches * inflight * steps,
+            total,
+            lat,
+            inflight=inflight,
+            steps_per_run=steps,
+            pool=pool,
+            cpu=cpu,
+        )
         meter = rig.meter(worker=worker)
         meter.start()
         t0 = time.perf_counter()
@@ -822,8 +985,15 @@ def measure_celery(rig: Rig, inflight: int, steps: int, seconds: float,
             n += 1
         wall = time.perf_counter() - t0
         cpu = meter.stop()
-        results["celery_one"] = summary(n * steps, wall, _chain_latencies(record, "one"),
-                                        inflight=1, steps_per_run=steps, pool=pool, cpu=cpu)
+        results["celery_one"] = summary(
+            n * steps,
+            wall,
+            _chain_latencies(record, "one"),
+            inflight=1,
+            steps_per_run=steps,
+            pool=pool,
+            cpu=cpu,
+        )
     finally:
         with contextlib.suppress(Exception):
             app.close()
@@ -844,37 +1014,76 @@ def _chain_latencies(record: Path, tag: str) -> list[float]:
     return out
 
 
-def measure_kombu(rig: Rig, inflights: list[int], seconds: float,
-                  warmup: float) -> dict[str, Any]:
+def measure_kombu(rig: Rig, inflights: list[int], seconds: float, warmup: float) -> dict[str, Any]:
     queue, reply = f"{rig.prefix}.bare.participant", f"{rig.prefix}.bare.engine"
     me = str(Path(__file__).resolve())
-    part = rig.spawn("kombu-participant", [sys.executable, me, "--role", "kombu-participant",
-                                           "--broker", rig.broker_url, "--queue", queue,
-                                           "--reply", reply])
+    part = rig.spawn(
+        "kombu-participant",
+        [
+            sys.executable,
+            me,
+            "--role",
+            "kombu-participant",
+            "--broker",
+            rig.broker_url,
+            "--queue",
+            queue,
+            "--reply",
+            reply,
+        ],
+    )
     results: dict[str, Any] = {}
     try:
-        wait_for(lambda: "consuming" in part.tail() or rig.check_alive(part), 60,
-                 "the bare participant")
+        wait_for(
+            lambda: "consuming" in part.tail() or rig.check_alive(part), 60, "the bare participant"
+        )
         for k in inflights:
             out = rig.tmp / f"kombu-{k}.json"
-            eng = rig.spawn(f"kombu-engine-{k}", [
-                sys.executable, me, "--role", "kombu-engine", "--broker", rig.broker_url,
-                "--queue", queue, "--reply", reply, "--inflight", str(k),
-                "--seconds", str(seconds), "--warmup", str(warmup), "--out", str(out)])
+            eng = rig.spawn(
+                f"kombu-engine-{k}",
+                [
+                    sys.executable,
+                    me,
+                    "--role",
+                    "kombu-engine",
+                    "--broker",
+                    rig.broker_url,
+                    "--queue",
+                    queue,
+                    "--reply",
+                    reply,
+                    "--inflight",
+                    str(k),
+                    "--seconds",
+                    str(seconds),
+                    "--warmup",
+                    str(warmup),
+                    "--out",
+                    str(out),
+                ],
+            )
             meter = rig.meter(engine=eng, participant=part)
             time.sleep(min(warmup, 1.0) / 2)
             meter.start()
             try:
-                wait_for(lambda eng=eng, out=out: out.exists() or rig.check_alive(eng),
-                         seconds + warmup + 60, "the bare kombu engine")
+                wait_for(
+                    lambda eng=eng, out=out: out.exists() or rig.check_alive(eng),
+                    seconds + warmup + 60,
+                    "the bare kombu engine",
+                )
                 cpu = meter.stop()
                 eng.popen.wait(60)
             finally:
                 rig.stop(eng)
             data = json.loads(out.read_text())
             results[f"kombu_{'one' if k == 1 else 'many'}"] = summary(
-                data["round_trips"], data["seconds"], data["latencies"], inflight=k,
-                drained=data["drained"], cpu=cpu)
+                data["round_trips"],
+                data["seconds"],
+                data["latencies"],
+                inflight=k,
+                drained=data["drained"],
+                cpu=cpu,
+            )
     finally:
         rig.stop(part)
     return results
@@ -883,8 +1092,9 @@ def measure_kombu(rig: Rig, inflights: list[int], seconds: float,
 # -- profiling --------------------------------------------------------------------------
 
 
-def profile_boss(rig: Rig, system: BossSystem, inflight: int, steps: int, seconds: float,
-                 outdir: Path, key: str) -> dict[str, Any]:
+def profile_boss(
+    rig: Rig, system: BossSystem, inflight: int, steps: int, seconds: float, outdir: Path, key: str
+) -> dict[str, Any]:
     """One more batch with ``py-spy record`` on the engine worker and the
     participant (raw folded stacks, with thread ids and idle samples, so a
     thread's samples are its wall time)."""
@@ -896,10 +1106,28 @@ def profile_boss(rig: Rig, system: BossSystem, inflight: int, steps: int, second
     spies = {}
     for name, proc in (("engine", system.worker), ("participant", system.participant)):
         path = outdir / f"{rig.kind}-{key}-{name}.txt"
-        spies[name] = (path, subprocess.Popen(
-            [spy, "record", "--pid", str(proc.pid), "--rate", str(rate), "--format", "raw",
-             "--threads", "--idle", "--output", str(path)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+        spies[name] = (
+            path,
+            subprocess.Popen(
+                [
+                    spy,
+                    "record",
+                    "--pid",
+                    str(proc.pid),
+                    "--rate",
+                    str(rate),
+                    "--format",
+                    "raw",
+                    "--threads",
+                    "--idle",
+                    "--output",
+                    str(path),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            ),
+        )
     time.sleep(1.0)  # py-spy attaches
     try:
         meter = rig.meter(engine=system.worker, participant=system.participant)
@@ -919,9 +1147,12 @@ def profile_boss(rig: Rig, system: BossSystem, inflight: int, steps: int, second
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
-    out: dict[str, Any] = {"steps_per_s_under_pyspy": round(batches * inflight * steps / total,
-                                                            1), "steps_per_run": steps,
-                           "cpu": cpu, "rate_hz": rate}
+    out: dict[str, Any] = {
+        "steps_per_s_under_pyspy": round(batches * inflight * steps / total, 1),
+        "steps_per_run": steps,
+        "cpu": cpu,
+        "rate_hz": rate,
+    }
     for name, (path, _p) in spies.items():
         marker = "on_message (" if name == "engine" else "_serve ("
         out[name] = summarise_profile(path, marker) if path.exists() else {"error": "no output"}
@@ -934,12 +1165,29 @@ BUCKETS = (
     ("jsonschema validation", ("jsonschema/", "referencing/", "rpds")),
     ("redis client (store round trips)", ("redis/", "hiredis", "engine/store/")),
     ("json encode/decode", ("json/",)),
-    ("interpreter (sans-IO core)", ("engine/interpreter.py", "engine/substitution.py",
-                                    "engine/conditions.py", "engine/merge.py",
-                                    "engine/lifecycle.py", "engine/loader.py",
-                                    "transitions/")),
-    ("engine adapter", ("engine/engine.py", "engine/service.py", "engine/worker.py",
-                        "engine/broker.py", "engine/effects.py", "engine/wire.py")),
+    (
+        "interpreter (sans-IO core)",
+        (
+            "engine/interpreter.py",
+            "engine/substitution.py",
+            "engine/conditions.py",
+            "engine/merge.py",
+            "engine/lifecycle.py",
+            "engine/loader.py",
+            "transitions/",
+        ),
+    ),
+    (
+        "engine adapter",
+        (
+            "engine/engine.py",
+            "engine/service.py",
+            "engine/worker.py",
+            "engine/broker.py",
+            "engine/effects.py",
+            "engine/wire.py",
+        ),
+    ),
     ("kombu / py-amqp (broker)", ("kombu/", "amqp/", "vine/")),
     ("participant runtime", ("participants/",)),
     ("threading / queue", ("threading.py", "queue.py")),
@@ -948,25 +1196,50 @@ BUCKETS = (
 
 #: leaf functions that block in a system call: the thread waits (for the
 #: broker, the store, a thread or a timeout), it does not compute
-WAITING_FUNCTIONS = frozenset({
-    "_read", "read", "recv", "recv_into", "read_from_socket", "_read_from_socket",
-    "readline", "wait", "select", "poll", "sleep", "_socket_can_read", "can_read",
-    "read_frame", "_wait_for", "retry_over_time", "accept", "brpop", "_brpop_read",
-})
+WAITING_FUNCTIONS = frozenset(
+    {
+        "_read",
+        "read",
+        "recv",
+        "recv_into",
+        "read_from_socket",
+        "_read_from_socket",
+        "readline",
+        "wait",
+        "select",
+        "poll",
+        "sleep",
+        "_socket_can_read",
+        "can_read",
+        "read_frame",
+        "_wait_for",
+        "retry_over_time",
+        "accept",
+        "brpop",
+        "_brpop_read",
+    }
+)
 
 
 #: why a waiting sample waits, by what its stack holds (first match wins)
 WAIT_REASONS = (
     ("a publisher confirm", ("basic_publish_confirm",)),
     ("a publish on kombu's Redis transport (LPUSH)", ("Channel._put (",)),
-    ("basic.cancel / basic.consume round trips", ("Channel.basic_cancel (",
-                                                  "Channel.basic_consume (",
-                                                  "BrokerLink.stop_consuming (",
-                                                  "BrokerLink.consume (")),
+    (
+        "basic.cancel / basic.consume round trips",
+        (
+            "Channel.basic_cancel (",
+            "Channel.basic_consume (",
+            "BrokerLink.stop_consuming (",
+            "BrokerLink.consume (",
+        ),
+    ),
     ("the run store (Redis round trips)", ("engine/store/",)),
     ("kombu's Redis transport: sleep between empty polls", ("virtual/base.py:1012",)),
-    ("the next message (drain_events with a timeout)", ("drain_events", "_epoll.poll",
-                                                        "create_loop")),
+    (
+        "the next message (drain_events with a timeout)",
+        ("drain_events", "_epoll.poll", "create_loop"),
+    ),
     ("the handler thread", ("threading.py",)),
 )
 
@@ -1012,39 +1285,56 @@ def summarise_profile(path: Path, marker: str) -> dict[str, Any]:
                 bucket = hit
                 break
         buckets[bucket] += n
-        if (_function(leaf) in WAITING_FUNCTIONS or " (socket.py" in leaf
-                or "virtual/base.py:1012" in leaf):
+        if (
+            _function(leaf) in WAITING_FUNCTIONS
+            or " (socket.py" in leaf
+            or "virtual/base.py:1012" in leaf
+        ):
             waiting[bucket] += n
             # the first reason any frame names: the generic "next message" is
             # last, as handlers (and confirm waits) run inside drain_events
             joined = ";".join(code)
-            why = next((w for w, keys in WAIT_REASONS if any(k in joined for k in keys)),
-                       "something else")
+            why = next(
+                (w for w, keys in WAIT_REASONS if any(k in joined for k in keys)), "something else"
+            )
             reasons[why] += n
 
     def pct(d: dict[str, int], top: int) -> list[tuple[str, float]]:
-        return [(k, round(100 * v / total, 1))
-                for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:top]]
+        return [
+            (k, round(100 * v / total, 1))
+            for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:top]
+        ]
 
-    return {"thread": thread, "samples": total, "buckets_pct": pct(buckets, 20),
-            "waiting_pct": pct(waiting, 20), "waiting_for_pct": pct(reasons, 10),
-            "top_self_pct": pct(leaves, 25),
-            "top_inclusive_pct": pct(inclusive, 60)}
+    return {
+        "thread": thread,
+        "samples": total,
+        "buckets_pct": pct(buckets, 20),
+        "waiting_pct": pct(waiting, 20),
+        "waiting_for_pct": pct(reasons, 10),
+        "top_self_pct": pct(leaves, 25),
+        "top_inclusive_pct": pct(inclusive, 60),
+    }
 
 
 # -- the report ---------------------------------------------------------------------------
 
 ROWS = (
-    ("boss_many", "BOSS end to end"), ("boss_one", "BOSS end to end"),
-    ("boss_whatif_many", "BOSS, what-if poll"), ("boss_whatif_one", "BOSS, what-if poll"),
-    ("celery_many", "Celery chain"), ("celery_one", "Celery chain"),
-    ("kombu_many", "bare kombu round trip"), ("kombu_one", "bare kombu round trip"),
+    ("boss_many", "BOSS end to end"),
+    ("boss_one", "BOSS end to end"),
+    ("boss_whatif_many", "BOSS, what-if poll"),
+    ("boss_whatif_one", "BOSS, what-if poll"),
+    ("celery_many", "Celery chain"),
+    ("celery_one", "Celery chain"),
+    ("kombu_many", "bare kombu round trip"),
+    ("kombu_one", "bare kombu round trip"),
 )
 
 
 def print_table(results: dict[str, Any]) -> None:
-    head = (f"{'broker':<9} {'what':<24} {'in flight':>9} {'steps/s':>9} {'p50 ms':>8} "
-            f"{'p99 ms':>8}  CPU % of a core")
+    head = (
+        f"{'broker':<9} {'what':<24} {'in flight':>9} {'steps/s':>9} {'p50 ms':>8} "
+        f"{'p99 ms':>8}  CPU % of a core"
+    )
     print(head)
     print("-" * len(head) + "-" * 30)
     for broker, res in results["brokers"].items():
@@ -1054,8 +1344,10 @@ def print_table(results: dict[str, Any]) -> None:
                 continue
             cpu = ", ".join(f"{k} {v:.0f}" for k, v in (r.get("cpu") or {}).items())
             what = label + (f" ({r['pool']})" if "pool" in r else "")
-            print(f"{broker:<9} {what:<24} {r['inflight']:>9} {r['steps_per_s']:>9,.0f} "
-                  f"{_f(r['p50_ms']):>8} {_f(r['p99_ms']):>8}  {cpu}")
+            print(
+                f"{broker:<9} {what:<24} {r['inflight']:>9} {r['steps_per_s']:>9,.0f} "
+                f"{_f(r['p50_ms']):>8} {_f(r['p99_ms']):>8}  {cpu}"
+            )
 
 
 def _f(x: float | None) -> str:
@@ -1068,12 +1360,20 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     BOSS as it is)."""
     out = []
 
-    def add(name: str, value: float | None, limit: float, higher_is_better: bool,
-            what_if: bool) -> None:
+    def add(
+        name: str, value: float | None, limit: float, higher_is_better: bool, what_if: bool
+    ) -> None:
         ok = value is not None and (value >= limit if higher_is_better else value <= limit)
-        out.append({"target": name, "value": None if value is None else round(value, 2),
-                    "limit": limit, "higher_is_better": higher_is_better, "pass": ok,
-                    "what_if": what_if})
+        out.append(
+            {
+                "target": name,
+                "value": None if value is None else round(value, 2),
+                "limit": limit,
+                "higher_is_better": higher_is_better,
+                "pass": ok,
+                "what_if": what_if,
+            }
+        )
 
     def ratio(a: float | None, b: float | None) -> float | None:
         return None if a is None or b is None or b == 0 else a / b
@@ -1087,15 +1387,35 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 continue
             km, ko = res.get("kombu_many", {}), res.get("kombu_one", {})
             cm = res.get("celery_many", {})
-            add(f"{broker}: {label} steps/s / bare kombu round trips/s (100 in flight)",
-                ratio(bm.get("steps_per_s"), km.get("steps_per_s")), 0.5, True, what_if)
+            add(
+                f"{broker}: {label} steps/s / bare kombu round trips/s (100 in flight)",
+                ratio(bm.get("steps_per_s"), km.get("steps_per_s")),
+                0.5,
+                True,
+                what_if,
+            )
             for load, b, k in (("1 in flight", bo, ko), ("100 in flight", bm, km)):
-                add(f"{broker}: {label} p50 step latency / bare round trip p50 ({load})",
-                    ratio(b.get("p50_ms"), k.get("p50_ms")), 3.0, False, what_if)
-                add(f"{broker}: {label} p99 step latency / bare round trip p99 ({load})",
-                    ratio(b.get("p99_ms"), k.get("p99_ms")), 20.0, False, what_if)
-            add(f"{broker}: {label} steps/s / Celery chain steps/s (100 in flight)",
-                ratio(bm.get("steps_per_s"), cm.get("steps_per_s")), 1.0, True, what_if)
+                add(
+                    f"{broker}: {label} p50 step latency / bare round trip p50 ({load})",
+                    ratio(b.get("p50_ms"), k.get("p50_ms")),
+                    3.0,
+                    False,
+                    what_if,
+                )
+                add(
+                    f"{broker}: {label} p99 step latency / bare round trip p99 ({load})",
+                    ratio(b.get("p99_ms"), k.get("p99_ms")),
+                    20.0,
+                    False,
+                    what_if,
+                )
+            add(
+                f"{broker}: {label} steps/s / Celery chain steps/s (100 in flight)",
+                ratio(bm.get("steps_per_s"), cm.get("steps_per_s")),
+                1.0,
+                True,
+                what_if,
+            )
     return out
 
 
@@ -1104,14 +1424,17 @@ def print_targets(rows: list[dict[str, Any]]) -> None:
     for what_if in (False, True):
         some = [r for r in rows if r["what_if"] == what_if]
         if what_if and some:
-            print("\nthe same with the what-if participant (not a verdict, an estimate of "
-                  "the fix):")
+            print(
+                "\nthe same with the what-if participant (not a verdict, an estimate of the fix):"
+            )
         for r in some:
             cmp = ">=" if r["higher_is_better"] else "<="
             value = _f(r["value"]) if r["value"] is None else f"{r['value']:.2f}"
             verdict = "PASS" if r["pass"] else "FAIL"
-            print(f"{r['target']:<{width}}  {value:>7}  (target {cmp} {r['limit']:g})  "
-                  f"{verdict if not what_if else '(' + verdict.lower() + ')'}")
+            print(
+                f"{r['target']:<{width}}  {value:>7}  (target {cmp} {r['limit']:g})  "
+                f"{verdict if not what_if else '(' + verdict.lower() + ')'}"
+            )
 
 
 # -- main -------------------------------------------------------------------------------
@@ -1132,23 +1455,29 @@ def run_broker(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]
         steps = args.steps
         results["steps_per_run"] = steps
         broker_pids = sorted(rig.broker_pids())
-        print(f"[{kind}] broker {rig.broker_url.split('@')[-1]}, store "
-              f"{rig.versions['store']}; runs of {steps} steps", file=sys.stderr, flush=True)
+        print(
+            f"[{kind}] broker {rig.broker_url.split('@')[-1]}, store "
+            f"{rig.versions['store']}; runs of {steps} steps",
+            file=sys.stderr,
+            flush=True,
+        )
         profile = Path(args.profile) if args.profile else None
         results.update(measure_boss(rig, args.inflight, steps, args.seconds, profile))
         print(f"[{kind}] BOSS done", file=sys.stderr, flush=True)
         if args.what_if is not None:
-            results.update(measure_boss(rig, args.inflight, steps, args.seconds, profile,
-                                        poll=args.what_if))
+            results.update(
+                measure_boss(rig, args.inflight, steps, args.seconds, profile, poll=args.what_if)
+            )
             print(f"[{kind}] BOSS what-if done", file=sys.stderr, flush=True)
-        results.update(measure_celery(rig, args.inflight, steps, args.seconds,
-                                      args.celery_pool))
+        results.update(measure_celery(rig, args.inflight, steps, args.seconds, args.celery_pool))
         print(f"[{kind}] Celery done", file=sys.stderr, flush=True)
         results.update(measure_kombu(rig, [args.inflight, 1], args.seconds, args.warmup))
         print(f"[{kind}] kombu done", file=sys.stderr, flush=True)
         if sorted(rig.broker_pids()) != broker_pids:
-            results["warning"] = ("the broker restarted during the measurements (another job "
-                                  "on this machine?): figures are suspect")
+            results["warning"] = (
+                "the broker restarted during the measurements (another job "
+                "on this machine?): figures are suspect"
+            )
             print(f"[{kind}] WARNING: {results['warning']}", file=sys.stderr)
     except BaseException:
         for p in rig.procs:
@@ -1161,40 +1490,67 @@ def run_broker(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true",
-                    help="a smoke run, about a minute per broker (figures meaningless)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run, about a minute per broker (figures meaningless)",
+    )
     ap.add_argument("--json", metavar="FILE", help="write the raw numbers here")
-    ap.add_argument("--profile", metavar="DIR",
-                    help="add a BOSS batch per broker under py-spy; folded stacks go here")
+    ap.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="add a BOSS batch per broker under py-spy; folded stacks go here",
+    )
     ap.add_argument("--brokers", default="rabbitmq,embedded")
     ap.add_argument("--inflight", type=int, default=100)
-    ap.add_argument("--steps", type=int, default=0,
-                    help="steps per run / tasks per chain (default 20; 5 with --quick)")
-    ap.add_argument("--what-if", type=float, metavar="POLL", nargs="?", const=0.001,
-                    help="also measure BOSS with the participant runtime's poll timeouts "
-                         "(its idle poll and kombu's Redis polling interval) patched to "
-                         "POLL seconds (default 0.001): an estimate, not a verdict")
-    ap.add_argument("--seconds", type=float, default=10.0,
-                    help="least length of each measurement")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=0,
+        help="steps per run / tasks per chain (default 20; 5 with --quick)",
+    )
+    ap.add_argument(
+        "--what-if",
+        type=float,
+        metavar="POLL",
+        nargs="?",
+        const=0.001,
+        help="also measure BOSS with the participant runtime's poll timeouts "
+        "(its idle poll and kombu's Redis polling interval) patched to "
+        "POLL seconds (default 0.001): an estimate, not a verdict",
+    )
+    ap.add_argument("--seconds", type=float, default=10.0, help="least length of each measurement")
     ap.add_argument("--warmup", type=float, default=2.0, help="bare kombu warm-up seconds")
-    ap.add_argument("--keep", action="store_true",
-                    help="keep the work directory (process logs, step records)")
+    ap.add_argument(
+        "--keep", action="store_true", help="keep the work directory (process logs, step records)"
+    )
     ap.add_argument("--celery-pool", choices=["prefork", "solo"], default="prefork")
-    ap.add_argument("--boss-setting", action="append", default=[], metavar="KEY=VALUE",
-                    help="an extra [boss] setting for BOSS's processes (repeatable), e.g. "
-                         "events=false trace_threads=0 dispatch_lease=0")
+    ap.add_argument(
+        "--boss-setting",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an extra [boss] setting for BOSS's processes (repeatable), e.g. "
+        "events=false trace_threads=0 dispatch_lease=0",
+    )
     ap.add_argument("--amqp-url", default=AMQP_URL, help="RabbitMQ (a vhost is added)")
     ap.add_argument("--redis-url", default=REDIS_URL, help="the store in RabbitMQ mode")
     # the baseline processes
-    ap.add_argument("--role", choices=["kombu-participant", "kombu-engine", "celery-worker",
-                                       "whatif-participant"], help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--role",
+        choices=["kombu-participant", "kombu-engine", "celery-worker", "whatif-participant"],
+        help=argparse.SUPPRESS,
+    )
     for opt in ("--broker", "--queue", "--reply", "--out", "--record", "--pool", "--poll"):
         ap.add_argument(opt, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.role:
-        {"kombu-participant": role_kombu_participant, "kombu-engine": role_kombu_engine,
-         "celery-worker": role_celery_worker,
-         "whatif-participant": role_whatif_participant}[args.role](args)
+        {
+            "kombu-participant": role_kombu_participant,
+            "kombu-engine": role_kombu_engine,
+            "celery-worker": role_celery_worker,
+            "whatif-participant": role_whatif_participant,
+        }[args.role](args)
         return {}
     for setting in args.boss_setting:
         key, _, value = setting.partition("=")
@@ -1211,10 +1567,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     signal.signal(signal.SIGINT, interrupted)
     sys.path.insert(0, str(ROOT))
     results: dict[str, Any] = {
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
-                    "kernel": platform.release()},
-        "settings": {k: getattr(args, k) for k in ("inflight", "seconds", "warmup",
-                                                   "celery_pool", "quick")},
+        "machine": {
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "kernel": platform.release(),
+        },
+        "settings": {
+            k: getattr(args, k) for k in ("inflight", "seconds", "warmup", "celery_pool", "quick")
+        },
         "brokers": {},
     }
     with _tempdir(keep=args.keep) as tmp:
@@ -1235,17 +1595,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 def print_profile(broker: str, prof: dict[str, Any]) -> None:
-    print(f"\n[{broker}] BOSS under py-spy ({prof.get('rate_hz')} Hz, idle samples kept): "
-          f"{prof.get('steps_per_s_under_pyspy')} steps/s; CPU % of a core: {prof.get('cpu')}")
+    print(
+        f"\n[{broker}] BOSS under py-spy ({prof.get('rate_hz')} Hz, idle samples kept): "
+        f"{prof.get('steps_per_s_under_pyspy')} steps/s; CPU % of a core: {prof.get('cpu')}"
+    )
     for name in ("engine", "participant"):
         p = prof.get(name) or {}
         if "thread" not in p:
             print(f"  {name}: {p}")
             continue
         waiting = dict(p["waiting_pct"])
-        print(f"  {name}: consumer thread {p['thread']}, {p['samples']} samples "
-              f"({sum(waiting.values()):.0f}% waiting in a blocking call); by component "
-              f"(of which waiting):")
+        print(
+            f"  {name}: consumer thread {p['thread']}, {p['samples']} samples "
+            f"({sum(waiting.values()):.0f}% waiting in a blocking call); by component "
+            f"(of which waiting):"
+        )
         for bucket, share in p["buckets_pct"]:
             print(f"    {share:5.1f}%  {bucket}  ({waiting.get(bucket, 0.0):.1f}%)")
         print("   waiting for:")

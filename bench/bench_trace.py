@@ -61,8 +61,11 @@ from engine.trace.synthetic import PipelineGenerator
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
 CHUNK = 20_000
 BATCH = 500
-ACTIVITY = ("EiffelActivityTriggeredEvent", "EiffelActivityStartedEvent",
-            "EiffelActivityFinishedEvent")
+ACTIVITY = (
+    "EiffelActivityTriggeredEvent",
+    "EiffelActivityStartedEvent",
+    "EiffelActivityFinishedEvent",
+)
 
 
 def parse_size(text: str) -> int:
@@ -97,7 +100,7 @@ def pct(values: list[float], q: float) -> float:
 def raw_write(client: redis.Redis, prefix: str, blobs: list[tuple[str, str | bytes]]) -> None:
     for i in range(0, len(blobs), BATCH):
         pipe = client.pipeline(transaction=False)
-        for key, blob in blobs[i:i + BATCH]:
+        for key, blob in blobs[i : i + BATCH]:
             pipe.set(prefix + key, blob)
         pipe.execute()
 
@@ -136,8 +139,12 @@ def latencies(fn: Any, starts: list[str]) -> dict[str, float]:
         out = fn(start)
         times.append((time.perf_counter() - t0) * 1000)
         results.append(len(out) if isinstance(out, list) else sum(map(len, out.values())))
-    return {"p50_ms": round(pct(times, 50), 3), "p99_ms": round(pct(times, 99), 3),
-            "mean_results": round(statistics.mean(results), 1), "n": len(times)}
+    return {
+        "p50_ms": round(pct(times, 50), 3),
+        "p99_ms": round(pct(times, 99), 3),
+        "mean_results": round(statistics.mean(results), 1),
+        "n": len(times),
+    }
 
 
 def bench_size(client: redis.Redis, base: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -169,7 +176,7 @@ def bench_size(client: redis.Redis, base: str, n: int, args: argparse.Namespace)
         t0 = time.perf_counter()
         for i in range(0, len(chunk), BATCH):
             pipe = client.pipeline(transaction=False)
-            for event in chunk[i:i + BATCH]:
+            for event in chunk[i : i + BATCH]:
                 pipe.set(raw_prefix + event["meta"]["id"], _dumps(event))
             pipe.execute()
         t_raw += time.perf_counter() - t0
@@ -191,15 +198,18 @@ def bench_size(client: redis.Redis, base: str, n: int, args: argparse.Namespace)
 
     # memory of the activity events: their nodes plus their share of the indexes
     index_bytes = 0
-    for key in itertools.chain(client.scan_iter(match=prefix + "t:*", count=1000),
-                               client.scan_iter(match=prefix + "c:*", count=5000)):
+    for key in itertools.chain(
+        client.scan_iter(match=prefix + "t:*", count=1000),
+        client.scan_iter(match=prefix + "c:*", count=5000),
+    ):
         index_bytes += client.memory_usage(key, samples=0) or 0
     node_sizes: dict[str, float] = {}
     for etype in ACTIVITY:
         ids = sampler.ids.get(etype, [])[:300]
         if ids:
             node_sizes[etype] = statistics.mean(
-                client.memory_usage(f"{prefix}e:{i}", samples=0) for i in ids)
+                client.memory_usage(f"{prefix}e:{i}", samples=0) for i in ids
+            )
     activity_node = statistics.mean(node_sizes.values())
 
     # (3) one at a time
@@ -264,22 +274,28 @@ def print_table(results: list[dict[str, Any]]) -> None:
     row("events", [f"{r['events']:,}" for r in results])
     row("mean event JSON (bytes)", [r["mean_event_json_bytes"] for r in results])
     row("ingest batched (ev/s)", [f"{r['ingest_batched_eps']:,}" for r in results])
-    row("raw pipelined SET, encoding incl. (ev/s)", [f"{r['raw_pipelined_eps']:,}"
-                                                     for r in results])
-    row("raw pipelined SET, pre-encoded (ev/s)", [f"{r['raw_preencoded_eps']:,}"
-                                                  for r in results])
+    row(
+        "raw pipelined SET, encoding incl. (ev/s)", [f"{r['raw_pipelined_eps']:,}" for r in results]
+    )
+    row("raw pipelined SET, pre-encoded (ev/s)", [f"{r['raw_preencoded_eps']:,}" for r in results])
     row("ingest / raw (target >= 0.5)", [r["ratio_vs_raw"] for r in results])
     row("ingest / raw pre-encoded", [r["ratio_vs_raw_preencoded"] for r in results])
     row("ingest one at a time (ev/s)", [f"{r['ingest_one_eps']:,}" for r in results])
     row("raw SET one at a time (ev/s)", [f"{r['raw_one_eps']:,}" for r in results])
     row("used_memory per event (bytes)", [r["memory_per_event_bytes"] for r in results])
     row("raw JSON SET per event (bytes)", [r["raw_memory_per_event_bytes"] for r in results])
-    row("activity event, node + index share (B)", [r["typical_activity_event_bytes"]
-                                                   for r in results])
+    row(
+        "activity event, node + index share (B)",
+        [r["typical_activity_event_bytes"] for r in results],
+    )
     for name in results[0]["queries"]:
-        row(f"{name} p50 / p99 (ms)", [
-            f"{r['queries'][name]['p50_ms']:.2f}/{r['queries'][name]['p99_ms']:.2f}"
-            for r in results])
+        row(
+            f"{name} p50 / p99 (ms)",
+            [
+                f"{r['queries'][name]['p50_ms']:.2f}/{r['queries'][name]['p99_ms']:.2f}"
+                for r in results
+            ],
+        )
         row(f"{name} mean results", [r["queries"][name]["mean_results"] for r in results])
 
 
@@ -287,8 +303,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10k,100k,1M")
     parser.add_argument("--redis-url", default=None)
-    parser.add_argument("--json", default=os.path.join(tempfile.gettempdir(),
-                                                       "bench_trace.json"))
+    parser.add_argument("--json", default=os.path.join(tempfile.gettempdir(), "bench_trace.json"))
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--aof", action="store_true", help="keep the embedded AOF on")
@@ -319,7 +334,7 @@ def main() -> None:
             server.stop()
     meta = {
         "server": f"{info.get('server_name', 'redis')} "
-                  f"{info.get('valkey_version') or info.get('redis_version')}",
+        f"{info.get('valkey_version') or info.get('redis_version')}",
         "url": url if args.redis_url else "embedded",
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
@@ -327,8 +342,10 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
     }
     Path(args.json).write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    print(f"\n{meta['server']} ({meta['url']}), Python {meta['python']}, "
-          f"{meta['cpus']} CPUs; JSON in {args.json}\n")
+    print(
+        f"\n{meta['server']} ({meta['url']}), Python {meta['python']}, "
+        f"{meta['cpus']} CPUs; JSON in {args.json}\n"
+    )
     print_table(results)
 
 

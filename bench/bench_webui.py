@@ -91,12 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     prefix = f"bench-webui:{uuid.uuid4().hex[:8]}:"
     try:
         store = RedisStore(server.url, prefix=prefix)
-        config = Config.load(None, environ={}, redis_url=server.url,
-                             broker_url="redis+socket://" + server.url.removeprefix("unix://"),
-                             key_prefix=prefix, state_dir=str(tmp),
-                             process_dir=str(tmp / "processes"))
-        app = create_app(config, web=WebConfig(secret_key="bench"), store=store,
-                         publisher=object())
+        config = Config.load(
+            None,
+            environ={},
+            redis_url=server.url,
+            broker_url="redis+socket://" + server.url.removeprefix("unix://"),
+            key_prefix=prefix,
+            state_dir=str(tmp),
+            process_dir=str(tmp / "processes"),
+        )
+        app = create_app(config, web=WebConfig(secret_key="bench"), store=store, publisher=object())
         svc = app.extensions["boss"]
         engine = Engine(store, dispatcher=_Drop())
         took = seed(engine, svc.index, args.runs)
@@ -109,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         with app.app_context():
             svc.users.add("user1", "bench-password", "user")
         token = login.get("/api/me").json["csrf_token"]
-        login.post("/login", data={"username": "user1", "password": "bench-password",
-                                   "csrf_token": token})
+        login.post(
+            "/login", data={"username": "user1", "password": "bench-password", "csrf_token": token}
+        )
         pages = [
             ("newest page", "/api/runs"),
             ("page 100 (offset 5,000)", "/api/runs?offset=5000&limit=50"),

@@ -43,16 +43,25 @@ __all__ = [
 ]
 
 #: retry forever, backing off to one attempt every 2 s (logged)
-RETRY_FOREVER = {"max_retries": None, "interval_start": 0.1, "interval_step": 0.5,
-                 "interval_max": 2.0}
+RETRY_FOREVER = {
+    "max_retries": None,
+    "interval_start": 0.1,
+    "interval_step": 0.5,
+    "interval_max": 2.0,
+}
 
 
 def is_redis(url: str) -> bool:
     return url.split("://", 1)[0].split("+", 1)[0] in ("redis", "rediss", "bossredis", "socket")
 
 
-def connect(config: Config, *, url: str | None = None, heartbeat: float | None = None,
-            confirm: bool | None = None) -> kombu.Connection:
+def connect(
+    config: Config,
+    *,
+    url: str | None = None,
+    heartbeat: float | None = None,
+    confirm: bool | None = None,
+) -> kombu.Connection:
     """A kombu connection to the configured broker (not yet connected)."""
     url = url or config.resolved_broker_url()
     options: dict[str, Any] = {}
@@ -63,12 +72,12 @@ def connect(config: Config, *, url: str | None = None, heartbeat: float | None =
         transport = redis_transport()
     else:
         options["confirm_publish"] = config.confirm_publish if confirm is None else confirm
-    return kombu_connection(url, heartbeat=heartbeat, transport_options=options,
-                            connect_timeout=5, transport=transport)
+    return kombu_connection(
+        url, heartbeat=heartbeat, transport_options=options, connect_timeout=5, transport=transport
+    )
 
 
-def kombu_connection(url: str, *, transport: type | None = None,
-                     **kwargs: Any) -> kombu.Connection:
+def kombu_connection(url: str, *, transport: type | None = None, **kwargs: Any) -> kombu.Connection:
     """``kombu.Connection(url)``, with our Redis ``transport`` used even for
     a ``redis+socket://`` URL (kombu takes the name before ``+`` as the
     transport and would ignore the class given): the URL's scheme becomes
@@ -90,8 +99,10 @@ def redis_transport_options(config: Config) -> dict[str, Any]:
     an unacknowledged delivery to another consumer, and how long the lock
     around that scan may outlive a process killed while holding it (kombu's
     default, 300 s, would hold every redelivery back for five minutes)."""
-    return {"visibility_timeout": config.visibility_timeout,
-            "unacked_mutex_expire": max(5, int(config.visibility_timeout))}
+    return {
+        "visibility_timeout": config.visibility_timeout,
+        "unacked_mutex_expire": max(5, int(config.visibility_timeout)),
+    }
 
 
 def redis_transport() -> type:
@@ -124,8 +135,7 @@ class Topology:
 
 def participant_queue(name: str) -> Queue:
     """A durable queue on the default exchange (routing key = its name)."""
-    return Queue(name, exchange=Exchange(""), routing_key=name, durable=True,
-                 auto_delete=False)
+    return Queue(name, exchange=Exchange(""), routing_key=name, durable=True, auto_delete=False)
 
 
 class Publisher:
@@ -138,8 +148,11 @@ class Publisher:
         self._producer: kombu.Producer | None = None
         self._declared: set[str] = set()
         #: what a retry can cure: a lost connection or channel
-        self._retryable = (*self.connection.recoverable_connection_errors,
-                           *self.connection.recoverable_channel_errors, OSError)
+        self._retryable = (
+            *self.connection.recoverable_connection_errors,
+            *self.connection.recoverable_channel_errors,
+            OSError,
+        )
 
     def close(self) -> None:
         if self._producer is not None:
@@ -159,9 +172,16 @@ class Publisher:
             self._producer = kombu.Producer(self.connection)
         return self._producer
 
-    def publish(self, body: dict[str, Any] | bytes, *, queue: str | None = None,
-                exchange: Exchange | None = None, routing_key: str | None = None,
-                reply_to: str | None = None, headers: dict[str, Any] | None = None) -> None:
+    def publish(
+        self,
+        body: dict[str, Any] | bytes,
+        *,
+        queue: str | None = None,
+        exchange: Exchange | None = None,
+        routing_key: str | None = None,
+        reply_to: str | None = None,
+        headers: dict[str, Any] | None = None,
+    ) -> None:
         """Publish ``body`` to ``queue`` (declared once per connection) or to
         ``exchange`` with ``routing_key``; persistent, retried forever."""
         declare: list[Any] = []
@@ -172,10 +192,16 @@ class Publisher:
         elif exchange is not None and exchange.name not in self._declared:
             declare.append(exchange)
         data = body if isinstance(body, bytes) else wire.dumps(body)
-        options = {"exchange": exchange if exchange is not None else "",
-                   "routing_key": routing_key, "declare": declare,
-                   "content_type": wire.CONTENT_TYPE, "content_encoding": "utf-8",
-                   "delivery_mode": 2, "reply_to": reply_to, "headers": headers}
+        options = {
+            "exchange": exchange if exchange is not None else "",
+            "routing_key": routing_key,
+            "declare": declare,
+            "content_type": wire.CONTENT_TYPE,
+            "content_encoding": "utf-8",
+            "delivery_mode": 2,
+            "reply_to": reply_to,
+            "headers": headers,
+        }
         producer = self.producer
         try:
             # the common case without kombu's retry wrapper (a tenth of a
@@ -183,9 +209,12 @@ class Publisher:
             producer.publish(data, retry=False, **options)
         except self._retryable as exc:
             self._on_error(exc, 0.0)
-            self.producer.publish(data, retry=True,
-                                  retry_policy={**RETRY_FOREVER, "errback": self._on_error},
-                                  **options)
+            self.producer.publish(
+                data,
+                retry=True,
+                retry_policy={**RETRY_FOREVER, "errback": self._on_error},
+                **options,
+            )
         if queue is not None:
             self._declared.add(queue)
         elif exchange is not None:
@@ -197,9 +226,16 @@ class Publisher:
         self.publish(effect.workitem, queue=effect.queue, reply_to=self.config.engine_queue)
 
     def cancel(self, effect: fx.CancelWorkitem) -> None:
-        self.publish({"type": "cancel", "flavour": effect.flavour, "fei": effect.fei,
-                      "participant_name": effect.participant},
-                     exchange=self.topology.control_exchange, routing_key=effect.queue)
+        self.publish(
+            {
+                "type": "cancel",
+                "flavour": effect.flavour,
+                "fei": effect.fei,
+                "participant_name": effect.participant,
+            },
+            exchange=self.topology.control_exchange,
+            routing_key=effect.queue,
+        )
 
     def send(self, msg: dict[str, Any]) -> None:
         """A message to the engine's queue (any worker takes it)."""
@@ -257,9 +293,13 @@ def _browse(config: Config, connection: kombu.Connection) -> Iterator[list[tuple
             try:
                 record = wire.decode(message.body)
             except wire.Malformed as exc:
-                record = {"id": f"raw-{len(taken)}", "reason": f"unreadable dead letter: {exc}",
-                          "queue": config.deadletter_queue, "body": repr(message.body)[:200],
-                          "at": ""}
+                record = {
+                    "id": f"raw-{len(taken)}",
+                    "reason": f"unreadable dead letter: {exc}",
+                    "queue": config.deadletter_queue,
+                    "body": repr(message.body)[:200],
+                    "at": "",
+                }
             taken.append((message, record))
         yield taken
     finally:
@@ -273,8 +313,9 @@ def list_deadletters(config: Config, connection: kombu.Connection) -> list[dict[
         return [record for _, record in taken]
 
 
-def reinject_deadletter(config: Config, connection: kombu.Connection, letter_id: str,
-                        body: bytes | None = None) -> dict[str, Any]:
+def reinject_deadletter(
+    config: Config, connection: kombu.Connection, letter_id: str, body: bytes | None = None
+) -> dict[str, Any]:
     """Publish a dead letter's body (or a corrected ``body``) back to the
     queue it came from and remove it from the dead-letter queue."""
     publisher = Publisher(config, connection.clone())
@@ -285,8 +326,9 @@ def reinject_deadletter(config: Config, connection: kombu.Connection, letter_id:
                     data = body if body is not None else wire.deadletter_body(record)
                     # with its headers: a source may need them (the OBS
                     # launcher keeps the bus's routing key in x-routing-key)
-                    publisher.publish(data, queue=record["queue"],
-                                      headers=record.get("headers") or None)
+                    publisher.publish(
+                        data, queue=record["queue"], headers=record.get("headers") or None
+                    )
                     message.ack()
                     return record
     finally:
@@ -294,8 +336,7 @@ def reinject_deadletter(config: Config, connection: kombu.Connection, letter_id:
     raise KeyError(letter_id)
 
 
-def drop_deadletter(config: Config, connection: kombu.Connection,
-                    letter_id: str) -> dict[str, Any]:
+def drop_deadletter(config: Config, connection: kombu.Connection, letter_id: str) -> dict[str, Any]:
     """Remove a dead letter for good."""
     with _browse(config, connection) as taken:
         for message, record in taken:

@@ -52,9 +52,7 @@ def configure(config: Config) -> Celery:
     url = config.resolved_broker_url()
     app.conf.broker_url = url
     app.conf.task_default_queue = config.engine_queue + ".tasks"
-    app.conf.broker_transport_options = (
-        redis_transport_options(config) if is_redis(url) else {}
-    )
+    app.conf.broker_transport_options = redis_transport_options(config) if is_redis(url) else {}
     app.boss_config = config  # type: ignore[attr-defined]
     return app
 
@@ -99,7 +97,8 @@ def apply(body: dict[str, Any] | str) -> str:
             config: Config = getattr(app, "boss_config", None) or Config.load()
             worker = _current["worker"] = EngineWorker(config)
         service = _local.service = worker.service(
-            Publisher(worker.config), f"task-{threading.get_ident()}")
+            Publisher(worker.config), f"task-{threading.get_ident()}"
+        )
     return service.handle(body if isinstance(body, str) else json.dumps(body))
 
 
@@ -116,6 +115,7 @@ def start_worker(config: Config, *, loglevel: str = "INFO", hostname: str | None
         "--without-mingle",
         f"--loglevel={loglevel}",
         f"--hostname={hostname or 'boss@' + socket.gethostname()}",
-        "--queues", app.conf.task_default_queue,
+        "--queues",
+        app.conf.task_default_queue,
     ]
     app.worker_main(argv)

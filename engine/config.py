@@ -107,8 +107,13 @@ class Config:
     # -- loading -------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str] | None = None, *,
-             environ: dict[str, str] | None = None, **overrides: Any) -> Config:
+    def load(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        environ: dict[str, str] | None = None,
+        **overrides: Any,
+    ) -> Config:
         """The configuration (see the module docstring for the order)."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -143,8 +148,11 @@ class Config:
         for key, raw in values.items():
             f = known.get(key)
             if f is None:
-                raise ConfigError(f"unknown configuration key {key!r}; known: "
-                                  + ", ".join(sorted(k for k in known if k != "source")), key)
+                raise ConfigError(
+                    f"unknown configuration key {key!r}; known: "
+                    + ", ".join(sorted(k for k in known if k != "source")),
+                    key,
+                )
             kwargs[key] = _coerce(key, f.type, raw)
         return cls(**kwargs)
 

@@ -119,9 +119,10 @@ PROCESS_ATTRIBUTES: frozenset[str] = frozenset(
 )
 
 #: the top-level keys of a definition file
-TOP_LEVEL_KEYS: frozenset[str] = frozenset(
-    {"name", "revision", "description", "fields", "variables", "subprocesses", "steps"}
-) | PROCESS_ATTRIBUTES
+TOP_LEVEL_KEYS: frozenset[str] = (
+    frozenset({"name", "revision", "description", "fields", "variables", "subprocesses", "steps"})
+    | PROCESS_ATTRIBUTES
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,9 +51,14 @@ class _Proc:
 class Demo:
     """One demo: start, launch, watch, replay, stop (see the module docstring)."""
 
-    def __init__(self, config: Config, out: Callable[[str], None] = print,
-                 process: Path = DEMO_PROCESS, timeout: float = 120.0,
-                 web: str | None = "127.0.0.1:8080") -> None:
+    def __init__(
+        self,
+        config: Config,
+        out: Callable[[str], None] = print,
+        process: Path = DEMO_PROCESS,
+        timeout: float = 120.0,
+        web: str | None = "127.0.0.1:8080",
+    ) -> None:
         self.config = config
         self.out = out
         self.process = process
@@ -80,17 +85,22 @@ class Demo:
         broker = self.config.resolved_broker_url()
         store_url = self.config.resolved_redis_url()
         # the children read this configuration from the environment
-        self.env = {**os.environ, "BOSS_BROKER_URL": broker, "BOSS_REDIS_URL": store_url,
-                    "BOSS_KEY_PREFIX": self.config.key_prefix,
-                    "BOSS_ENGINE_QUEUE": self.config.engine_queue,
-                    "BOSS_DEADLETTER_QUEUE": self.config.deadletter_queue,
-                    "BOSS_CONTROL_EXCHANGE": self.config.control_exchange}
+        self.env = {
+            **os.environ,
+            "BOSS_BROKER_URL": broker,
+            "BOSS_REDIS_URL": store_url,
+            "BOSS_KEY_PREFIX": self.config.key_prefix,
+            "BOSS_ENGINE_QUEUE": self.config.engine_queue,
+            "BOSS_DEADLETTER_QUEUE": self.config.deadletter_queue,
+            "BOSS_CONTROL_EXCHANGE": self.config.control_exchange,
+        }
         self.env.pop("BOSS_CONFIG", None)
         if self.config.embedded:
             self.out(f"store and broker: the embedded Valkey at {store_url}")
         else:
-            self.out(f"store: {maybe_sanitize_url(store_url)}  "
-                     f"broker: {maybe_sanitize_url(broker)}")
+            self.out(
+                f"store: {maybe_sanitize_url(store_url)}  broker: {maybe_sanitize_url(broker)}"
+            )
         from engine.engine import Engine
         from engine.store import open_store
 
@@ -99,39 +109,59 @@ class Demo:
         logs = self._state_dir() / "demo"
         logs.mkdir(parents=True, exist_ok=True)
         before = {e["id"] for e in self.store.engines()}
-        self._spawn("engine worker", [sys.executable, "-m", "engine.cli", "worker",
-                                      "--loglevel", "WARNING",
-                                      "--hostname", f"boss-demo-{os.getpid()}@localhost"],
-                    logs / "worker.log")
+        self._spawn(
+            "engine worker",
+            [
+                sys.executable,
+                "-m",
+                "engine.cli",
+                "worker",
+                "--loglevel",
+                "WARNING",
+                "--hostname",
+                f"boss-demo-{os.getpid()}@localhost",
+            ],
+            logs / "worker.log",
+        )
         for pattern, queue, cls, instances in PARTICIPANTS:
             self.engine.register(pattern, queue)
             ini = logs / f"{cls}.ini"
-            ini.write_text(f"[participant]\nname = {pattern}\nqueue = {queue}\n"
-                           f"code = participants.demo\nclass = {cls}\n")
+            ini.write_text(
+                f"[participant]\nname = {pattern}\nqueue = {queue}\n"
+                f"code = participants.demo\nclass = {cls}\n"
+            )
             for i in range(instances):
-                self._spawn(f"{cls} #{i + 1}", [sys.executable, "-m", "participants.runtime",
-                                                str(ini)], logs / f"{cls}-{i + 1}.log")
-        self.out(f"started an engine worker and {len(self.procs) - 1} participant processes "
-                 f"(logs in {logs})")
+                self._spawn(
+                    f"{cls} #{i + 1}",
+                    [sys.executable, "-m", "participants.runtime", str(ini)],
+                    logs / f"{cls}-{i + 1}.log",
+                )
+        self.out(
+            f"started an engine worker and {len(self.procs) - 1} participant processes "
+            f"(logs in {logs})"
+        )
         deadline = time.monotonic() + 60
         while not {e["id"] for e in self.store.engines()} - before:
             self._check_children()
             if time.monotonic() > deadline:
-                raise RuntimeError("the engine worker did not start within 60s: see "
-                                   f"{logs / 'worker.log'}")
+                raise RuntimeError(
+                    f"the engine worker did not start within 60s: see {logs / 'worker.log'}"
+                )
             time.sleep(0.05)
         if self.web:
             from webui.serve import serve_in_thread
 
             web_config = self.config.replace(broker_url=broker, redis_url=store_url)
             self.web_server, url = serve_in_thread(
-                web_config, self.web, users={"demo": ("demo-password", "admin")})
+                web_config, self.web, users={"demo": ("demo-password", "admin")}
+            )
             self.out(f"web UI: {url} (log in as demo / demo-password)")
 
     def _spawn(self, name: str, argv: list[str], log: Path) -> None:
         with log.open("ab") as fh:
-            popen = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env=self.env,
-                                     start_new_session=True)
+            popen = subprocess.Popen(
+                argv, stdout=fh, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+            )
         self.procs.append(_Proc(name, popen, log))
 
     def _check_children(self) -> None:
@@ -155,20 +185,34 @@ class Demo:
         publisher = Publisher(self.config.replace(broker_url=self.env["BOSS_BROKER_URL"]))
         # the change, as a VCS launcher would announce it on the trace bus
         commit = "c0ffee" + "0" * 34
-        scc = eiffel.source_change_created(commit=commit, repo_uri="https://git.example/hello.git",
-                                           repo_name="hello")
-        scs = eiffel.source_change_submitted(scc["meta"]["id"], commit=commit,
-                                             repo_uri="https://git.example/hello.git",
-                                             repo_name="hello")
+        scc = eiffel.source_change_created(
+            commit=commit, repo_uri="https://git.example/hello.git", repo_name="hello"
+        )
+        scs = eiffel.source_change_submitted(
+            scc["meta"]["id"],
+            commit=commit,
+            repo_uri="https://git.example/hello.git",
+            repo_name="hello",
+        )
         EventBus(self.config, publisher).publish([scc, scs])
         self.change_event = scs["meta"]["id"]
-        fields = {"project": "hello", "change": "c0ffee", "targets": ["x86_64", "aarch64"],
-                  "change_event": self.change_event}
+        fields = {
+            "project": "hello",
+            "change": "c0ffee",
+            "targets": ["x86_64", "aarch64"],
+            "change_event": self.change_event,
+        }
         self.out(f"launching {self.process.name} as {wfid}")
         self.t0 = time.monotonic()
-        publisher.send({"definition": self.process.read_text(encoding="utf-8"),
-                        "filename": str(self.process), "fields": fields, "wfid": wfid,
-                        "cause": [self.change_event]})
+        publisher.send(
+            {
+                "definition": self.process.read_text(encoding="utf-8"),
+                "filename": str(self.process),
+                "fields": fields,
+                "wfid": wfid,
+                "cause": [self.change_event],
+            }
+        )
         seen: dict[str, tuple[str, str]] = {}  # eid -> (state, step name)
         replayed = False
         deadline = time.monotonic() + self.timeout
@@ -195,8 +239,9 @@ class Demo:
                 del seen[eid]
             if status == states.ERROR and not replayed:
                 self.say("replaying the failed build on builder-2")
-                publisher.send({"type": "replay", "wfid": wfid,
-                                "fields": {"build_host": "builder-2"}})
+                publisher.send(
+                    {"type": "replay", "wfid": wfid, "fields": {"build_host": "builder-2"}}
+                )
                 replayed = True
             if status in states.ENDED_RUN_STATES:
                 break
@@ -229,14 +274,22 @@ class Demo:
         seconds = lead_time(graph, self.change_event, "releaseCandidate")
         levels = sorted(e["data"]["name"] for e in up["confidence_levels"])
         run_events = len(graph.chain(activity_id(wfid, None, "triggered")))
-        self.out(f"trace: change c0ffee is in {len(up['artifacts'])} artifact(s) with "
-                 f"confidence levels {', '.join(levels)}; the run recorded {run_events} "
-                 "events")
+        self.out(
+            f"trace: change c0ffee is in {len(up['artifacts'])} artifact(s) with "
+            f"confidence levels {', '.join(levels)}; the run recorded {run_events} "
+            "events"
+        )
         if seconds is not None:
-            self.out(f"lead time from the change to releaseCandidate: {seconds:.2f}s "
-                     f"(boss trace lead-time {self.change_event} --level releaseCandidate)")
-        return {"artifacts": len(up["artifacts"]), "levels": levels, "lead_time": seconds,
-                "run_events": run_events}
+            self.out(
+                f"lead time from the change to releaseCandidate: {seconds:.2f}s "
+                f"(boss trace lead-time {self.change_event} --level releaseCandidate)"
+            )
+        return {
+            "artifacts": len(up["artifacts"]),
+            "levels": levels,
+            "lead_time": seconds,
+            "run_events": run_events,
+        }
 
     # -- tear-down --------------------------------------------------------------------
 
@@ -259,14 +312,19 @@ class Demo:
             from engine.embedded import shutdown_embedded
 
             shutdown_embedded(self._state_dir())
-        self.out(f"stopped {len(self.procs)} processes"
-                 + (" and the embedded Valkey (the runs stay on disk)"
-                    if self.started_embedded else ""))
+        self.out(
+            f"stopped {len(self.procs)} processes"
+            + (" and the embedded Valkey (the runs stay on disk)" if self.started_embedded else "")
+        )
 
 
-def run_demo(config: Config | None = None, out: Callable[[str], None] = print,
-             process: Path = DEMO_PROCESS, web: str | None = "127.0.0.1:8080",
-             serve: bool = False) -> dict[str, Any]:
+def run_demo(
+    config: Config | None = None,
+    out: Callable[[str], None] = print,
+    process: Path = DEMO_PROCESS,
+    web: str | None = "127.0.0.1:8080",
+    serve: bool = False,
+) -> dict[str, Any]:
     """Run the demo; returns the run's status, fields and wfid. ``web``: where
     the web UI serves while it runs (None: not at all); ``serve``: keep the
     system and the UI running after the pipeline, until Ctrl-C."""

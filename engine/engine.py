@@ -190,8 +190,15 @@ class Engine:
             self._regs_at = now
         return self._regs
 
-    def register(self, pattern: str, queue: str | None = None, *, regex: bool | None = None,
-                 position: int | None = None, **options: Any) -> Registration:
+    def register(
+        self,
+        pattern: str,
+        queue: str | None = None,
+        *,
+        regex: bool | None = None,
+        position: int | None = None,
+        **options: Any,
+    ) -> Registration:
         """Register a participant name (or regular expression) and its queue."""
         if regex is None:
             regex = looks_like_regex(pattern)
@@ -230,20 +237,35 @@ class Engine:
         else:
             d = self.load(source, filename)
         wfid = wfid or new_wfid()
-        res = interpreter.launch(d, wfid, now=self.clock(), fields=fields, variables=variables,
-                                 registrations=self.registrations(), cause=cause,
-                                 dispatch_lease=self.dispatch_lease)
+        res = interpreter.launch(
+            d,
+            wfid,
+            now=self.clock(),
+            fields=fields,
+            variables=variables,
+            registrations=self.registrations(),
+            cause=cause,
+            dispatch_lease=self.dispatch_lease,
+        )
         if self.registrations_ttl > 0 and _unknown_participant(res.state, set()):
             self._regs = None  # cached for a second: look again, once
-            res = interpreter.launch(d, wfid, now=self.clock(), fields=fields,
-                                     variables=variables, registrations=self.registrations(),
-                                     cause=cause, dispatch_lease=self.dispatch_lease)
+            res = interpreter.launch(
+                d,
+                wfid,
+                now=self.clock(),
+                fields=fields,
+                variables=variables,
+                registrations=self.registrations(),
+                cause=cause,
+                dispatch_lease=self.dispatch_lease,
+            )
         mid = f"launch:{wfid}"
         # what this launch was, to tell the same launch again from another
         # launch that reuses the wfid
         what = [d.digest, fields, variables, *([cause] if cause else [])]
-        fingerprint = hashlib.sha256(json.dumps(
-            what, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        fingerprint = hashlib.sha256(
+            json.dumps(what, sort_keys=True, default=str).encode()
+        ).hexdigest()[:16]
         res.state["lfp"] = fingerprint
         self._outbox(res.state, mid, res.effects)
         try:
@@ -296,11 +318,19 @@ class Engine:
                     return reason
             d = self.definition(state["def"])
             known = {e["id"] for e in state["errors"]}
-            res = interpreter.handle(d, state, msg, now=self.clock(),
-                                     registrations=self.registrations(),
-                                     dispatch_lease=self.dispatch_lease)
-            if (not fresh_registrations and self.registrations_ttl > 0
-                    and _unknown_participant(res.state, known)):
+            res = interpreter.handle(
+                d,
+                state,
+                msg,
+                now=self.clock(),
+                registrations=self.registrations(),
+                dispatch_lease=self.dispatch_lease,
+            )
+            if (
+                not fresh_registrations
+                and self.registrations_ttl > 0
+                and _unknown_participant(res.state, known)
+            ):
                 # registrations are cached for a second: one registered
                 # since may be what this step needs; look again, once
                 self._regs = None
@@ -328,15 +358,17 @@ class Engine:
         # this engine's own older entries are done with: it carries out a
         # message's effects before it takes its next (one engine, one
         # thread); other engines' entries stay until they age out
-        kept = [x for x in state.get("outbox") or ()
-                if x[1] != self.id and now - x[2] < OUTBOX_MAX_AGE]
+        kept = [
+            x for x in state.get("outbox") or () if x[1] != self.id and now - x[2] < OUTBOX_MAX_AGE
+        ]
         durable = [fx.to_list(e) for e in effects if type(e) in _DURABLE]
         if mid is not None and durable:
             kept.append([mid, self.id, now, durable])
         state["outbox"] = kept[-OUTBOX_MAX_ENTRIES:] or None
 
-    def _redelivered(self, state: dict[str, Any], version: int, mid: str, msg: dict[str, Any],
-                     recheck: bool) -> str | None:
+    def _redelivered(
+        self, state: dict[str, Any], version: int, mid: str, msg: dict[str, Any], recheck: bool
+    ) -> str | None:
         """None when ``mid`` is not in the outbox; else a reason, after
         taking over the effects of a dead engine (see ``deliver``)."""
         entry = next((x for x in state["outbox"] if x[0] == mid), None)
@@ -352,8 +384,10 @@ class Engine:
             entry[1] = self.id  # take it over first, then carry it out
             self.store.save_run(state, version)
             self._carry_out(state["wfid"], [fx.from_list(x) for x in entry[3]])
-            reason = (f"{kind} {mid} was applied by engine {owner}, which is gone: "
-                      "its effects were sent again")
+            reason = (
+                f"{kind} {mid} was applied by engine {owner}, which is gone: "
+                "its effects were sent again"
+            )
         log.info(reason)
         return reason
 
@@ -364,8 +398,12 @@ class Engine:
             cached = self._listeners_cache = (version, self.store.listeners())
         return cached[1]
 
-    def _carry_out(self, wfid: str, effects: list[fx.Effect],
-                   listeners: list[tuple[str, dict[str, Any]]] | None = None) -> None:
+    def _carry_out(
+        self,
+        wfid: str,
+        effects: list[fx.Effect],
+        listeners: list[tuple[str, dict[str, Any]]] | None = None,
+    ) -> None:
         """Carry out effects in order. ``listeners`` is the listener list
         when the caller already fetched it (one fetch per message)."""
         store = self.store
@@ -411,8 +449,12 @@ class Engine:
             elif t is fx.Continue:
                 self.send({"type": "continue", "wfid": e.wfid})
             elif t is fx.Log:
-                log.log(logging.WARNING if e.level == "warning" else logging.INFO, "%s: %s",
-                        wfid, e.message)
+                log.log(
+                    logging.WARNING if e.level == "warning" else logging.INFO,
+                    "%s: %s",
+                    wfid,
+                    e.message,
+                )
             elif t is fx.RunEnded:
                 self.on_end(e.wfid, e.status)
 
@@ -426,8 +468,13 @@ class Engine:
             c = self._conditions[source] = parse_condition(source)
         return c
 
-    def _wake_listeners(self, listeners: list[tuple[str, dict[str, Any]]], upon: str, wfid: str,
-                        workitem: dict[str, Any]) -> None:
+    def _wake_listeners(
+        self,
+        listeners: list[tuple[str, dict[str, Any]]],
+        upon: str,
+        wfid: str,
+        workitem: dict[str, Any],
+    ) -> None:
         name = workitem.get("participant_name")
         if not name:
             return
@@ -448,8 +495,14 @@ class Engine:
                 if not self._condition(where).evaluate(scope):
                     continue
             if self.store.remove_listener(lid):
-                self.send({"type": "listen", "wfid": spec["wfid"], "eid": spec["eid"],
-                           "workitem": workitem})
+                self.send(
+                    {
+                        "type": "listen",
+                        "wfid": spec["wfid"],
+                        "eid": spec["eid"],
+                        "workitem": workitem,
+                    }
+                )
 
     def fire_due_timers(self, now: float | None = None, limit: int = 100) -> int:
         """Claim the timers due at ``now`` and deliver their messages."""
@@ -479,8 +532,9 @@ class Engine:
     def resume(self, wfid: str) -> None:
         self._op(wfid, {"type": "resume"})
 
-    def replay(self, wfid: str, error_id: str | None = None,
-               fields: dict[str, Any] | None = None) -> None:
+    def replay(
+        self, wfid: str, error_id: str | None = None, fields: dict[str, Any] | None = None
+    ) -> None:
         """Re-apply the failing step of an error (the first one when no id is
         given), with ``fields`` merged over its workitem."""
         info = self.run(wfid)
@@ -511,7 +565,8 @@ class Engine:
             name=st["name"],
             revision=st.get("revision"),
             status=st["status"],
-            fields=st["fields"] if st["status"] in states.ENDED_RUN_STATES
+            fields=st["fields"]
+            if st["status"] in states.ENDED_RUN_STATES
             else self._live_fields(st),
             launched_at=st["launched_at"],
             updated_at=st["updated_at"],
@@ -539,8 +594,9 @@ class Engine:
         on the main flow, else the launch fields."""
         best = None
         for e in st["exprs"].values():
-            if e["s"] in (states.WAITING, states.FAILED) and (best is None or e.get("at", 0) >=
-                                                               best.get("at", 0)):
+            if e["s"] in (states.WAITING, states.FAILED) and (
+                best is None or e.get("at", 0) >= best.get("at", 0)
+            ):
                 best = e
         return best["w"] if best else st["fields"]
 
@@ -590,16 +646,19 @@ class Engine:
         tree["detached"] = [build(x) for x in st["detached"] if x in exprs]
         return tree
 
-    def list_runs(self, status: str | None = None, name: str | None = None, offset: int = 0,
-                  limit: int = 100) -> list[RunSummary]:
+    def list_runs(
+        self, status: str | None = None, name: str | None = None, offset: int = 0, limit: int = 100
+    ) -> list[RunSummary]:
         return self.store.list_runs(status=status, name=name, offset=offset, limit=limit)
 
     def count_runs(self) -> dict[str, int]:
         return self.store.count_runs()
 
     def list_errors(self, offset: int = 0, limit: int = 100) -> list[dict[str, Any]]:
-        return [{k: v for k, v in e.items() if k != "fields"}
-                for e in self.store.list_errors(offset, limit)]
+        return [
+            {k: v for k, v in e.items() if k != "fields"}
+            for e in self.store.list_errors(offset, limit)
+        ]
 
 
 #: how long, and how many, outbox entries a run keeps: a redelivery comes
@@ -613,8 +672,7 @@ _DURABLE = frozenset(set(fx.EFFECT_TYPES.values()) - {fx.Echo, fx.Log})
 
 def _unknown_participant(state: dict[str, Any], known: set[str]) -> bool:
     """Whether ``state`` has a new error for a participant nobody registered."""
-    return any(e["class"] == "UnknownParticipant" and e["id"] not in known
-               for e in state["errors"])
+    return any(e["class"] == "UnknownParticipant" and e["id"] not in known for e in state["errors"])
 
 
 def message_id(msg: dict[str, Any]) -> str | None:

@@ -417,8 +417,9 @@ class Interpreter:
 
     # -- the work loop --------------------------------------------------------
 
-    def _push_apply(self, node_id: str, parent: str | None, fields: dict,
-                    extra: dict | None) -> None:
+    def _push_apply(
+        self, node_id: str, parent: str | None, fields: dict, extra: dict | None
+    ) -> None:
         self.work.append(["apply", node_id, parent, fields, extra])
 
     def _run(self) -> None:
@@ -461,17 +462,27 @@ class Interpreter:
     def _log(self, level: str, message: str) -> None:
         self.effects.append(Log(level, message))
 
-    def _record_run(self, trigger: str, outcome: str | None = None,
-                    data: dict | None = None) -> None:
+    def _record_run(
+        self, trigger: str, outcome: str | None = None, data: dict | None = None
+    ) -> None:
         st = self.state
         st["lc"] = lifecycle.advance(st["lc"], trigger)
         self.effects.append(
-            Record("run", st["wfid"], None, st["name"], lifecycle.EVENT_OF[trigger], self.now,
-                   outcome, data or {})
+            Record(
+                "run",
+                st["wfid"],
+                None,
+                st["name"],
+                lifecycle.EVENT_OF[trigger],
+                self.now,
+                outcome,
+                data or {},
+            )
         )
 
-    def _record_step(self, eid: str, e: dict, trigger: str, outcome: str | None = None,
-                     data: dict | None = None) -> None:
+    def _record_step(
+        self, eid: str, e: dict, trigger: str, outcome: str | None = None, data: dict | None = None
+    ) -> None:
         cur = e.get("lc", "new")
         nxt = lifecycle.TABLE.get((trigger, cur))
         if nxt is None:
@@ -494,8 +505,9 @@ class Interpreter:
                 data["original"] = e["o"]
         elif event == "finished":
             self.finished_now.append(eid)
-        self.effects.append(Record("step", self.state["wfid"], eid, name, event, self.now,
-                                   outcome, data))
+        self.effects.append(
+            Record("step", self.state["wfid"], eid, name, event, self.now, outcome, data)
+        )
 
     # -- scopes ---------------------------------------------------------------
 
@@ -608,8 +620,9 @@ class Interpreter:
             if timeout is not None:
                 try:
                     if isinstance(timeout, str):
-                        timeout = parse_duration(substitute(timeout, self.scope(eid, fields,
-                                                                                node_id)))
+                        timeout = parse_duration(
+                            substitute(timeout, self.scope(eid, fields, node_id))
+                        )
                 except DurationError as exc:
                     self._fail(eid, RunError(str(exc), "DurationError"))
                     return
@@ -617,9 +630,16 @@ class Interpreter:
                 e["t"] = tid
                 e["to"] = timeout
                 self.effects.append(
-                    ScheduleTimer(tid, self.now + float(timeout),
-                                  {"type": "timer", "wfid": self.state["wfid"], "eid": eid,
-                                   "timer": "timeout"})
+                    ScheduleTimer(
+                        tid,
+                        self.now + float(timeout),
+                        {
+                            "type": "timer",
+                            "wfid": self.state["wfid"],
+                            "eid": eid,
+                            "timer": "timeout",
+                        },
+                    )
                 )
         try:
             _APPLY[node.kind](self, eid, e, node)
@@ -684,8 +704,9 @@ class Interpreter:
             self._reply(eid, fields)
             return
         to = node.opts.get("to") or "i"
-        self._push_apply(f"{node.id}#body", eid, fields,
-                         {"v": {to: items[ii], "ii": ii}, "vk": "iter"})
+        self._push_apply(
+            f"{node.id}#body", eid, fields, {"v": {to: items[ii], "ii": ii}, "vk": "iter"}
+        )
 
     def _apply_concurrent_iterator(self, eid: str, e: dict, node: Node) -> None:
         items = self._iteration_items(eid, e, node)
@@ -696,8 +717,12 @@ class Interpreter:
         e["b"] = len(items)
         to = node.opts.get("to") or "i"
         for slot, item in enumerate(items):
-            self._push_apply(f"{node.id}#body", eid, e["w"],
-                             {"sl": slot, "v": {to: item, "ii": slot}, "vk": "iter"})
+            self._push_apply(
+                f"{node.id}#body",
+                eid,
+                e["w"],
+                {"sl": slot, "v": {to: item, "ii": slot}, "vk": "iter"},
+            )
 
     def _apply_participant(self, eid: str, e: dict, node: Node) -> None:
         sc = self.scope(eid, e["w"], node.id)
@@ -740,10 +765,20 @@ class Interpreter:
             tid = f"{st['wfid']}:{eid}:lease"
             e["ls"] = tid
             self.effects.append(
-                ScheduleTimer(tid, self.now + self.dispatch_lease,
-                              {"type": "timer", "wfid": st["wfid"], "eid": eid, "timer": "lease",
-                               "lease": self.dispatch_lease, "instance": None,
-                               "workitem": workitem}))
+                ScheduleTimer(
+                    tid,
+                    self.now + self.dispatch_lease,
+                    {
+                        "type": "timer",
+                        "wfid": st["wfid"],
+                        "eid": eid,
+                        "timer": "lease",
+                        "lease": self.dispatch_lease,
+                        "instance": None,
+                        "workitem": workitem,
+                    },
+                )
+            )
         if forget:
             self._record_step(eid, e, "finish", states.SUCCESSFUL)
             self._reply(eid, e["w"])
@@ -843,8 +878,9 @@ class Interpreter:
         e["s"] = states.WAITING
         e["wt"] = tid
         self.effects.append(
-            ScheduleTimer(tid, due, {"type": "timer", "wfid": self.state["wfid"], "eid": eid,
-                                     "timer": "wait"})
+            ScheduleTimer(
+                tid, due, {"type": "timer", "wfid": self.state["wfid"], "eid": eid, "timer": "wait"}
+            )
         )
 
     def _apply_listen(self, eid: str, e: dict, node: Node) -> None:
@@ -877,9 +913,11 @@ class Interpreter:
 
     def _apply_cancel(self, eid: str, e: dict, node: Node) -> None:
         tag = str(substitute(node.opts["tag"], self.scope(eid, e["w"], node.id)))
-        targets = [x for x, xe in list(self.exprs.items())
-                   if x != eid and self.node(xe["n"]).tag == tag
-                   and xe["s"] != states.CANCELLING]
+        targets = [
+            x
+            for x, xe in list(self.exprs.items())
+            if x != eid and self.node(xe["n"]).tag == tag and xe["s"] != states.CANCELLING
+        ]
         for x in targets:
             if x in self.exprs:
                 self._abort(x, ["reply"])
@@ -938,8 +976,14 @@ class Interpreter:
                 return
         self._notify_parent(e["p"], e.get("sl"), e["n"], fields, eid)
 
-    def _notify_parent(self, parent: str | None, slot: int | None, node_id: str, fields: dict,
-                       child: str | None = None) -> None:
+    def _notify_parent(
+        self,
+        parent: str | None,
+        slot: int | None,
+        node_id: str,
+        fields: dict,
+        child: str | None = None,
+    ) -> None:
         if parent is None:
             if child is not None and child == self.state.get("root"):
                 self._root_done(fields)
@@ -989,8 +1033,11 @@ class Interpreter:
             self._cursor_command(eid, e, node, cmd[0], cmd[1])
             return
         o = node.opts
-        if o.get("break_if") or o.get("break_unless") or o.get("rewind_if") or o.get(
-            "rewind_unless"
+        if (
+            o.get("break_if")
+            or o.get("break_unless")
+            or o.get("rewind_if")
+            or o.get("rewind_unless")
         ):
             sc = self.scope(eid, fields, node.id)
             c = o.get("break_if")
@@ -1045,8 +1092,11 @@ class Interpreter:
             count = o.get("count")
             wait_for = o.get("wait_for")
             if wait_for:
-                got = {node.children[s].tag for s, _, _ in replies
-                       if s is not None and s < len(node.children)}
+                got = {
+                    node.children[s].tag
+                    for s, _, _ in replies
+                    if s is not None and s < len(node.children)
+                }
                 over = all(t in got for t in wait_for)
             elif count is not None:
                 need = count if count > 0 else total + count
@@ -1091,8 +1141,15 @@ class Interpreter:
 
     # -- cursor commands -------------------------------------------------------
 
-    def _command(self, parent: str | None, child: str, cmd: str, fields: dict,
-                 slot: int | None, child_node: str) -> None:
+    def _command(
+        self,
+        parent: str | None,
+        child: str,
+        cmd: str,
+        fields: dict,
+        slot: int | None,
+        child_node: str,
+    ) -> None:
         """``child`` (already removed) gives ``cmd``: find the nearest
         enclosing cursor, loop or iterator and make it obey."""
         k_eid, k_done = child, True
@@ -1148,8 +1205,12 @@ class Interpreter:
         else:  # jump
             target = self._jump_target(node, arg, iterator, e)
             if target is None:
-                self._fail(eid, RunError(f"jump target {arg!r} not found in {node.kind} "
-                                         f"{node.id}", "CommandError"))
+                self._fail(
+                    eid,
+                    RunError(
+                        f"jump target {arg!r} not found in {node.kind} {node.id}", "CommandError"
+                    ),
+                )
                 return
         if iterator:
             e["ii"] = target
@@ -1197,8 +1258,10 @@ class Interpreter:
         if err:
             if not isinstance(err, dict):
                 err = {"message": str(err)}
-            exc = RunError(str(err.get("message", "participant error")),
-                           str(err.get("class", "ParticipantError")))
+            exc = RunError(
+                str(err.get("message", "participant error")),
+                str(err.get("class", "ParticipantError")),
+            )
             e["s"] = states.ACTIVE  # it answered: no cancel notice is owed to it
             self._record_step(eid, e, "finish", states.FAILED_OUTCOME)
             self._fail(eid, exc, fields=fields, traceback=err.get("traceback"))
@@ -1217,8 +1280,9 @@ class Interpreter:
         if e is None or "q" not in e or e["s"] != states.WAITING:
             return self._ignore(f"started for {eid} ignored: not a waiting step")
         if e.get("lc") == "triggered":
-            self._record_step(eid, e, "start",
-                              data={"instance": msg["instance"]} if msg.get("instance") else None)
+            self._record_step(
+                eid, e, "start", data={"instance": msg["instance"]} if msg.get("instance") else None
+            )
         lease = msg.get("lease")
         workitem = msg.get("workitem")
         if not (isinstance(lease, int | float) and lease > 0) and e.get("ls"):
@@ -1229,10 +1293,19 @@ class Interpreter:
             tid = f"{self.state['wfid']}:{eid}:lease"
             e["ls"] = tid
             self.effects.append(
-                ScheduleTimer(tid, self.now + float(lease),
-                              {"type": "timer", "wfid": self.state["wfid"], "eid": eid,
-                               "timer": "lease", "lease": float(lease),
-                               "instance": msg.get("instance"), "workitem": workitem})
+                ScheduleTimer(
+                    tid,
+                    self.now + float(lease),
+                    {
+                        "type": "timer",
+                        "wfid": self.state["wfid"],
+                        "eid": eid,
+                        "timer": "lease",
+                        "lease": float(lease),
+                        "instance": msg.get("instance"),
+                        "workitem": workitem,
+                    },
+                )
             )
         return None
 
@@ -1261,15 +1334,23 @@ class Interpreter:
             workitem = msg.get("workitem")
             if not isinstance(workitem, dict):
                 return self._ignore(f"lease timer for {eid} without its workitem")
-            self._log("warning", f"{e['pn']} ({eid}): no heartbeat from "
-                      f"{msg.get('instance') or 'its instance'} for {msg.get('lease')}s: "
-                      "dispatched again")
+            self._log(
+                "warning",
+                f"{e['pn']} ({eid}): no heartbeat from "
+                f"{msg.get('instance') or 'its instance'} for {msg.get('lease')}s: "
+                "dispatched again",
+            )
             self.effects.append(Dispatch(e["pn"], e["q"], workitem))
             if self.dispatch_lease > 0:
                 tid = f"{self.state['wfid']}:{eid}:lease"
                 e["ls"] = tid
-                self.effects.append(ScheduleTimer(tid, self.now + self.dispatch_lease, {
-                    **msg, "lease": self.dispatch_lease, "instance": None}))
+                self.effects.append(
+                    ScheduleTimer(
+                        tid,
+                        self.now + self.dispatch_lease,
+                        {**msg, "lease": self.dispatch_lease, "instance": None},
+                    )
+                )
             return None
         if kind == "timeout":
             if e.get("t") is None or e["s"] in (states.CANCELLING, states.FAILED):
@@ -1387,8 +1468,9 @@ class Interpreter:
 
     # -- errors -----------------------------------------------------------------
 
-    def _fail(self, eid: str, exc: RunError, fields: dict | None = None,
-              traceback: str | None = None) -> None:
+    def _fail(
+        self, eid: str, exc: RunError, fields: dict | None = None, traceback: str | None = None
+    ) -> None:
         """An error at ``eid``: retry, the nearest ``on_error``, or record it."""
         e = self.exprs[eid]
         node = self.node(e["n"])
@@ -1412,7 +1494,7 @@ class Interpreter:
             retry = attrs.get("retry") if attrs else None
             if retry is not None and ce.get("a", 0) < retry.times:
                 a = ce.get("a", 0)
-                delay = retry.delay * (retry.backoff ** a)
+                delay = retry.delay * (retry.backoff**a)
                 self._abort(cur, ["retry", ce["w"], a + 1, delay], "internal")
                 return
             h: Handler | None = attrs.get("on_error") if attrs else None
@@ -1452,8 +1534,9 @@ class Interpreter:
 
     # -- cancel, abort, kill -------------------------------------------------
 
-    def _abort(self, eid: str, then: list, flavour: str = "cancel",
-               children_only: bool = False) -> None:
+    def _abort(
+        self, eid: str, then: list, flavour: str = "cancel", children_only: bool = False
+    ) -> None:
         """Cancel ``eid``'s subtree, then carry out ``then``:
 
         * ``["reply"]`` / ``["reply", fields]``: reply to the parent (with the
@@ -1491,8 +1574,12 @@ class Interpreter:
             if tid:
                 self.effects.append(CancelTimer(tid))
         if was_waiting and "q" in e:
-            fei = {"wfid": self.state["wfid"], "expid": e["n"], "subid": eid,
-                   "engine_id": ENGINE_ID}
+            fei = {
+                "wfid": self.state["wfid"],
+                "expid": e["n"],
+                "subid": eid,
+                "engine_id": ENGINE_ID,
+            }
             self.effects.append(
                 CancelWorkitem(e["pn"], e["q"], fei, "kill" if flavour == "kill" else "cancel")
             )
@@ -1552,9 +1639,11 @@ class Interpreter:
                 e["wt"] = tid
                 e["a"] = attempt
                 self.effects.append(
-                    ScheduleTimer(tid, self.now + delay,
-                                  {"type": "timer", "wfid": self.state["wfid"], "eid": eid,
-                                   "timer": "retry"})
+                    ScheduleTimer(
+                        tid,
+                        self.now + delay,
+                        {"type": "timer", "wfid": self.state["wfid"], "eid": eid, "timer": "retry"},
+                    )
                 )
             else:
                 self._redo(eid, e, fields, attempt)
@@ -1663,8 +1752,9 @@ class Interpreter:
         self.exprs.clear()
         if lifecycle.can(st.get("lc", "new"), "finish"):
             # a started run always ends with ActivityFinished (Eiffel)
-            self._record_run("finish", states.SUCCESSFUL if status == states.FINISHED
-                             else states.ABORTED)
+            self._record_run(
+                "finish", states.SUCCESSFUL if status == states.FINISHED else states.ABORTED
+            )
         self.effects.append(RunEnded(st["wfid"], status))
 
 
@@ -1691,18 +1781,29 @@ def _virtual_node(d: Definition, node_id: str) -> Node:
     if "#" in node_id:
         base_id, _, _ = node_id.partition("#")
         base = d.nodes[base_id]
-        node = Node(id=node_id, kind="sequence", children=base.children, line=base.line,
-                    col=base.col)
+        node = Node(
+            id=node_id, kind="sequence", children=base.children, line=base.line, col=base.col
+        )
     elif "@" in node_id:
         base_id, _, attr = node_id.rpartition("@")
         base = d.nodes.get(base_id) or _virtual_node(d, base_id)
         h: Handler = base.attrs[attr]
         if h.action == "subprocess":
-            node = Node(id=node_id, kind="subprocess", opts={"ref": h.ref, "vars": {}},
-                        line=base.line, col=base.col)
+            node = Node(
+                id=node_id,
+                kind="subprocess",
+                opts={"ref": h.ref, "vars": {}},
+                line=base.line,
+                col=base.col,
+            )
         else:
-            node = Node(id=node_id, kind="participant", opts={"ref": h.ref, "params": {}},
-                        line=base.line, col=base.col)
+            node = Node(
+                id=node_id,
+                kind="participant",
+                opts={"ref": h.ref, "params": {}},
+                line=base.line,
+                col=base.col,
+            )
     else:
         raise KeyError(node_id)
     if len(_virtual_cache) > 100_000:
@@ -1758,8 +1859,9 @@ _ON_CHILD = {
 # the functional surface
 
 
-def new_state(definition: Definition, wfid: str, now: float,
-              fields: dict[str, Any] | None = None) -> dict[str, Any]:
+def new_state(
+    definition: Definition, wfid: str, now: float, fields: dict[str, Any] | None = None
+) -> dict[str, Any]:
     return {
         "wfid": wfid,
         "name": definition.name,
@@ -1795,8 +1897,9 @@ def launch(
     state = new_state(definition, wfid, now, fields)
     if cause:
         state["cause"] = list(cause)
-    interp = Interpreter(definition, state, now=now, registrations=registrations,
-                         dispatch_lease=dispatch_lease)
+    interp = Interpreter(
+        definition, state, now=now, registrations=registrations, dispatch_lease=dispatch_lease
+    )
     interp.launch(state["fields"], variables)
     return Result(state, interp.effects)
 
@@ -1812,8 +1915,9 @@ def handle(
 ) -> Result:
     """Apply one message to a run. ``state`` is taken over (mutated and
     returned): pass a copy you own."""
-    interp = Interpreter(definition, state, now=now, registrations=registrations,
-                         dispatch_lease=dispatch_lease)
+    interp = Interpreter(
+        definition, state, now=now, registrations=registrations, dispatch_lease=dispatch_lease
+    )
     if sys.getrecursionlimit() < _RECURSION_LIMIT:
         # cancelling a deep tree recurses once per level (replies do not)
         sys.setrecursionlimit(_RECURSION_LIMIT)

@@ -30,8 +30,9 @@ _TRANSITIONS = [
 ]
 
 #: the one machine (no model: it is only a definition)
-MACHINE = Machine(model=None, states=STATES, transitions=_TRANSITIONS, initial="new",
-                  auto_transitions=False)
+MACHINE = Machine(
+    model=None, states=STATES, transitions=_TRANSITIONS, initial="new", auto_transitions=False
+)
 
 
 def _table(machine: Machine) -> dict[tuple[str, str], str]:

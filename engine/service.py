@@ -44,8 +44,15 @@ __all__ = ["EngineService", "resolve_process"]
 class EngineService:
     """Handles engine-queue messages for one thread of a worker."""
 
-    def __init__(self, config: Config, store: RunStore, publisher: Any, *,
-                 engine_id: str, on_event: Any = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: RunStore,
+        publisher: Any,
+        *,
+        engine_id: str,
+        on_event: Any = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.publisher = publisher
@@ -76,8 +83,14 @@ class EngineService:
 
     # -- the one entry point --------------------------------------------------------
 
-    def handle(self, body: bytes | str, *, queue: str | None = None,
-               content_type: str | None = None, headers: dict[str, Any] | None = None) -> str:
+    def handle(
+        self,
+        body: bytes | str,
+        *,
+        queue: str | None = None,
+        content_type: str | None = None,
+        headers: dict[str, Any] | None = None,
+    ) -> str:
         """Apply one body; returns what happened (for logs and tests). The
         Eiffel events of what it did are published before it returns (also
         when it raises: what was carried out is recorded; the ids are
@@ -94,8 +107,14 @@ class EngineService:
         if self.bus is not None:
             self.bus.publish(events)
 
-    def _handle(self, body: bytes | str, *, queue: str | None,
-                content_type: str | None, headers: dict[str, Any] | None) -> str:
+    def _handle(
+        self,
+        body: bytes | str,
+        *,
+        queue: str | None,
+        content_type: str | None,
+        headers: dict[str, Any] | None,
+    ) -> str:
         queue = queue or self.config.engine_queue
         try:
             msg = wire.engine_message(body)
@@ -136,8 +155,9 @@ class EngineService:
 
     # -- kinds ------------------------------------------------------------------------
 
-    def _launch(self, item: dict[str, Any], body: bytes | str, queue: str,
-                recheck: bool = False) -> str:
+    def _launch(
+        self, item: dict[str, Any], body: bytes | str, queue: str, recheck: bool = False
+    ) -> str:
         try:
             if "definition" in item:
                 source: Any = item["definition"]
@@ -145,20 +165,29 @@ class EngineService:
             else:
                 path = resolve_process(self.config, item["process"])
                 source, filename = path.read_text(encoding="utf-8"), str(path)
-            wfid = self.engine.launch(source, item.get("fields"), item.get("variables"),
-                                      wfid=item.get("wfid"), filename=filename,
-                                      recheck=recheck, cause=item.get("cause"))
+            wfid = self.engine.launch(
+                source,
+                item.get("fields"),
+                item.get("variables"),
+                wfid=item.get("wfid"),
+                filename=filename,
+                recheck=recheck,
+                cause=item.get("cause"),
+            )
         except Undecided as exc:
-            return self._defer({"type": "launch", **{k: v for k, v in item.items()
-                                                     if k != "type"}}, exc)
+            return self._defer(
+                {"type": "launch", **{k: v for k, v in item.items() if k != "type"}}, exc
+            )
         except LoadError as exc:
-            return self._deadletter(body, f"launch item: the definition has problems:\n{exc}",
-                                    queue)
+            return self._deadletter(
+                body, f"launch item: the definition has problems:\n{exc}", queue
+            )
         except (FileNotFoundError, ValueError) as exc:
             return self._deadletter(body, f"launch item: {exc}", queue)
         except RunExists:
-            return self._deadletter(body, f"launch item: a different run already has wfid "
-                                    f"{item.get('wfid')}", queue)
+            return self._deadletter(
+                body, f"launch item: a different run already has wfid {item.get('wfid')}", queue
+            )
         return f"launched {wfid}"
 
     def _alive(self, msg: dict[str, Any]) -> str:
@@ -172,8 +201,9 @@ class EngineService:
         if msg["type"] == "unregister":
             gone = self.engine.unregister(msg["pattern"])
             return f"unregistered {msg['pattern']}" if gone else "nothing to unregister"
-        reg = self.engine.register(msg["pattern"], msg.get("queue"), regex=msg.get("regex"),
-                                   position=msg.get("position"))
+        reg = self.engine.register(
+            msg["pattern"], msg.get("queue"), regex=msg.get("regex"), position=msg.get("position")
+        )
         return f"registered {reg.pattern} -> {reg.queue}"
 
     def _defer(self, msg: dict[str, Any], exc: Undecided) -> str:
@@ -181,9 +211,11 @@ class EngineService:
         have run out (see ``Engine.deliver``)."""
         wait = 3 * self.config.heartbeat + 1.0
         mid = msg.get("id") or f"{msg.get('type')}:{time.time_ns()}"
-        self.store.schedule_timer(f"redeliver:{msg.get('wfid')}:{mid}", time.time() + wait,
-                                  {"type": "redeliver", "wfid": msg.get("wfid"),
-                                   "message": msg})
+        self.store.schedule_timer(
+            f"redeliver:{msg.get('wfid')}:{mid}",
+            time.time() + wait,
+            {"type": "redeliver", "wfid": msg.get("wfid"), "message": msg},
+        )
         return f"redelivery deferred {wait:.0f}s: {exc}"
 
     def _redeliver(self, payload: dict[str, Any]) -> str:
@@ -195,25 +227,49 @@ class EngineService:
 
     # -- bad input ----------------------------------------------------------------------
 
-    def _deadletter(self, body: bytes | str, reason: str, queue: str,
-                    content_type: str | None = None,
-                    headers: dict[str, Any] | None = None) -> str:
-        record = wire.deadletter(body if isinstance(body, bytes | str) else wire.dumps(body),
-                                 reason, queue, by=self.signature, content_type=content_type,
-                                 headers=headers)
+    def _deadletter(
+        self,
+        body: bytes | str,
+        reason: str,
+        queue: str,
+        content_type: str | None = None,
+        headers: dict[str, Any] | None = None,
+    ) -> str:
+        record = wire.deadletter(
+            body if isinstance(body, bytes | str) else wire.dumps(body),
+            reason,
+            queue,
+            by=self.signature,
+            content_type=content_type,
+            headers=headers,
+        )
         self.publisher.deadletter(record)
         log.error("dead-lettered %s: %s", record["id"], reason)
         return f"dead-lettered {record['id']}: {reason}"
 
-    def _malformed(self, body: bytes | str, exc: wire.Malformed, queue: str,
-                   content_type: str | None, headers: dict[str, Any] | None) -> str:
+    def _malformed(
+        self,
+        body: bytes | str,
+        exc: wire.Malformed,
+        queue: str,
+        content_type: str | None,
+        headers: dict[str, Any] | None,
+    ) -> str:
         outcome = self._deadletter(body, exc.reason, queue, content_type, headers)
         if exc.fei is not None:
             fei = exc.fei
-            msg = {"type": "reply", "wfid": fei["wfid"], "id": f"malformed:{fei['subid']}",
-                   "workitem": {"fei": fei, "error": {
-                       "message": f"malformed reply ({outcome.split(':')[0]}): {exc.reason}",
-                       "class": "MalformedMessage"}}}
+            msg = {
+                "type": "reply",
+                "wfid": fei["wfid"],
+                "id": f"malformed:{fei['subid']}",
+                "workitem": {
+                    "fei": fei,
+                    "error": {
+                        "message": f"malformed reply ({outcome.split(':')[0]}): {exc.reason}",
+                        "class": "MalformedMessage",
+                    },
+                },
+            }
             # Undecided: a redelivery of this same malformed reply, already failed
             with contextlib.suppress(Undecided):
                 self.engine.deliver(msg)

@@ -194,8 +194,10 @@ class ProcessHarness:
         try:
             validate(event, target_type=self._event_types.get)
         except InvalidEvent as exc:
-            raise AssertionError(f"the engine emitted an invalid Eiffel event for {record}: "
-                                 f"{exc.rule}: {exc}\n{event}") from None
+            raise AssertionError(
+                f"the engine emitted an invalid Eiffel event for {record}: "
+                f"{exc.rule}: {exc}\n{event}"
+            ) from None
         self.events.append(event)
 
     def __enter__(self) -> ProcessHarness:
@@ -208,8 +210,14 @@ class ProcessHarness:
         self._queue.clear()
 
     # -- participants --------------------------------------------------------------
-    def register(self, pattern: str, handler: Handler | None = None, *, reply: bool = True,
-                 regex: bool | None = None) -> None:
+    def register(
+        self,
+        pattern: str,
+        handler: Handler | None = None,
+        *,
+        reply: bool = True,
+        regex: bool | None = None,
+    ) -> None:
         """Register a participant name, or a regex (detected from its
         characters unless ``regex`` says), served by ``handler``."""
         if regex is None:
@@ -259,19 +267,26 @@ class ProcessHarness:
         if not effect.forget:
             self._send({"type": "reply", "wfid": wi.wfid, "workitem": wi.to_dict()})
 
-    def reply(self, wi: Workitem | dict[str, Any], *, error: str | BaseException | None = None,
-              pump: bool = True) -> None:
+    def reply(
+        self,
+        wi: Workitem | dict[str, Any],
+        *,
+        error: str | BaseException | None = None,
+        pump: bool = True,
+    ) -> None:
         """Reply for a held workitem (also usable to send a late or duplicate
         reply); ``error`` makes it an error reply."""
         data = wi.to_dict() if isinstance(wi, Workitem) else wi
         self.pending.pop(_key(data.get("fei") or {}), None)
         if error is not None:
             data = dict(data)
-            data["error"] = {"message": str(error),
-                             "class": type(error).__name__ if isinstance(error, BaseException)
-                             else "ParticipantError"}
-        self._send({"type": "reply", "wfid": (data.get("fei") or {}).get("wfid"),
-                    "workitem": data})
+            data["error"] = {
+                "message": str(error),
+                "class": type(error).__name__
+                if isinstance(error, BaseException)
+                else "ParticipantError",
+            }
+        self._send({"type": "reply", "wfid": (data.get("fei") or {}).get("wfid"), "workitem": data})
         if pump:
             self.pump()
 
@@ -279,8 +294,12 @@ class ProcessHarness:
         return [wi for wi in self.pending.values() if wi.participant_name == participant]
 
     # -- runs ----------------------------------------------------------------------
-    def launch(self, source: str | Path | dict[str, Any], fields: dict[str, Any] | None = None,
-               variables: dict[str, Any] | None = None) -> HarnessRun:
+    def launch(
+        self,
+        source: str | Path | dict[str, Any],
+        fields: dict[str, Any] | None = None,
+        variables: dict[str, Any] | None = None,
+    ) -> HarnessRun:
         """Launch a definition given as a path, YAML text or a dict."""
         if isinstance(source, str) and "\n" not in source and source.endswith((".yaml", ".yml")):
             source = Path(source)
@@ -305,8 +324,9 @@ class ProcessHarness:
                     return
                 continue
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the harness still had work after {timeout}s "
-                                   "(a loop that never waits?)")
+                raise TimeoutError(
+                    f"the harness still had work after {timeout}s (a loop that never waits?)"
+                )
             kind, item = q.popleft()
             if kind == "msg":
                 self.engine.deliver(item)

@@ -138,23 +138,29 @@ def engine_message(body: bytes | str | dict[str, Any]) -> dict[str, Any]:
     if "type" in obj:
         validate("message", obj)
         if obj["type"] == "reply":
-            return engine_message(obj["workitem"]) | {
-                k: v for k, v in obj.items() if k == "id"}
+            return engine_message(obj["workitem"]) | {k: v for k, v in obj.items() if k == "id"}
         return obj
     if "fei" in obj:
         fei = obj.get("fei")
         try:
             validate("workitem", obj)
         except Malformed as exc:
-            ok_fei = (isinstance(fei, dict) and isinstance(fei.get("wfid"), str)
-                      and isinstance(fei.get("subid"), str) and fei["wfid"] and fei["subid"])
+            ok_fei = (
+                isinstance(fei, dict)
+                and isinstance(fei.get("wfid"), str)
+                and isinstance(fei.get("subid"), str)
+                and fei["wfid"]
+                and fei["subid"]
+            )
             raise Malformed(exc.reason, fei if ok_fei else None) from None
         return {"type": "reply", "wfid": fei["wfid"], "workitem": obj}
     if "definition" in obj or "process" in obj:
         validate("launch", obj)
         return {"type": "launch", **obj}
-    raise Malformed("neither a reply (no 'fei'), a launch item (no 'definition' or "
-                    "'process') nor an engine message (no 'type')")
+    raise Malformed(
+        "neither a reply (no 'fei'), a launch item (no 'definition' or "
+        "'process') nor an engine message (no 'type')"
+    )
 
 
 def iso_now(now: float | None = None) -> str:
@@ -163,9 +169,15 @@ def iso_now(now: float | None = None) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
-def deadletter(body: bytes | str, reason: str, queue: str, *, by: str,
-               content_type: str | None = None,
-               headers: dict[str, Any] | None = None) -> dict[str, Any]:
+def deadletter(
+    body: bytes | str,
+    reason: str,
+    queue: str,
+    *,
+    by: str,
+    content_type: str | None = None,
+    headers: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The record kept on the dead-letter queue for a message that could not
     be handled (its body kept exactly, as text or base64)."""
     if isinstance(body, bytes):
@@ -182,8 +194,9 @@ def deadletter(body: bytes | str, reason: str, queue: str, *, by: str,
         "body": text,
         "encoding": encoding,
         "content_type": content_type,
-        "headers": {k: v for k, v in (headers or {}).items()
-                    if isinstance(v, str | int | float | bool)},
+        "headers": {
+            k: v for k, v in (headers or {}).items() if isinstance(v, str | int | float | bool)
+        },
         "at": iso_now(),
         "by": by,
     }

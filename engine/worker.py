@@ -68,16 +68,24 @@ TIMER_POLL = 0.25
 
 def _transient(exc: BaseException) -> bool:
     """A lost connection (broker or store): try the message again later."""
-    return isinstance(exc, redis.ConnectionError | redis.TimeoutError | OSError |
-                      kombu.exceptions.OperationalError)
+    return isinstance(
+        exc,
+        redis.ConnectionError | redis.TimeoutError | OSError | kombu.exceptions.OperationalError,
+    )
 
 
 class EngineWorker:
     """The threads of one engine worker (see the module docstring)."""
 
-    def __init__(self, config: Config, *, threads: int | None = None,
-                 store: RunStore | None = None, engine_id: str | None = None,
-                 on_event: Any = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        threads: int | None = None,
+        store: RunStore | None = None,
+        engine_id: str | None = None,
+        on_event: Any = None,
+    ) -> None:
         self.config = config
         self.id = engine_id or uuid.uuid4().hex[:16]
         self.threads = threads or config.engine_threads
@@ -100,8 +108,13 @@ class EngineWorker:
     def service(self, publisher: Publisher, role: str) -> EngineService:
         """The engine of one thread (``role``: what the thread does), with an
         engine id of its own under this worker's heartbeat."""
-        return EngineService(self.config, self.store(), publisher,
-                             engine_id=f"{self.id}.{role}", on_event=self.on_event)
+        return EngineService(
+            self.config,
+            self.store(),
+            publisher,
+            engine_id=f"{self.id}.{role}",
+            on_event=self.on_event,
+        )
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -116,8 +129,13 @@ class EngineWorker:
         if self.config.trace_threads > 0:
             self._spawn(self._aggregate, "boss-trace-aggregator")
         self._spawn(self._heartbeats, "boss-engine-heartbeat")
-        log.info("engine worker %s: %d consumer thread(s) on %s, store %s", self.id,
-                 self.threads, self.config.engine_queue, maybe_sanitize_url(self.redis_url))
+        log.info(
+            "engine worker %s: %d consumer thread(s) on %s, store %s",
+            self.id,
+            self.threads,
+            self.config.engine_queue,
+            maybe_sanitize_url(self.redis_url),
+        )
         return self
 
     def _spawn(self, target: Any, name: str) -> None:
@@ -157,11 +175,18 @@ class EngineWorker:
     # -- heartbeats ---------------------------------------------------------------------
 
     def _beat(self, store: RunStore) -> None:
-        store.engine_heartbeat(self.id, 3 * self.config.heartbeat, {
-            "host": socket.gethostname(), "pid": os.getpid(), "started_at": self.started_at,
-            "threads": self.threads, "queue": self.config.engine_queue,
-            "handled": sum(c.handled for c in self._consumers),
-        })
+        store.engine_heartbeat(
+            self.id,
+            3 * self.config.heartbeat,
+            {
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "started_at": self.started_at,
+                "threads": self.threads,
+                "queue": self.config.engine_queue,
+                "handled": sum(c.handled for c in self._consumers),
+            },
+        )
 
     def _heartbeats(self) -> None:
         store = self.store()
@@ -191,8 +216,9 @@ class EngineWorker:
                         store.ack_timer(timer_id, due)
                         log.debug("timer %s: %s", timer_id, outcome)
                     except Exception:
-                        log.exception("timer %s failed; it comes due again in %ss", timer_id,
-                                      TIMER_LEASE)
+                        log.exception(
+                            "timer %s failed; it comes due again in %ss", timer_id, TIMER_LEASE
+                        )
                 if len(leased) == 100:
                     continue
                 nxt = store.next_timer_due()
@@ -201,20 +227,23 @@ class EngineWorker:
         finally:
             publisher.close()
 
-
     # -- traceability ---------------------------------------------------------------------
 
     def aggregator_env(self) -> dict[str, str]:
         """The environment of the aggregator process: this worker's whole
         configuration as ``BOSS_*`` variables (it may come from overrides)."""
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("BOSS_") or k == "BOSS_STATE_DIR"}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("BOSS_") or k == "BOSS_STATE_DIR"
+        }
         for f in dataclasses.fields(Config):
             if f.name == "source":
                 continue
             value = getattr(self.config, f.name)
-            env["BOSS_" + f.name.upper()] = (str(value).lower() if isinstance(value, bool)
-                                             else str(value))
+            env["BOSS_" + f.name.upper()] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
+            )
         env["BOSS_BROKER_URL"] = self.broker_url
         env["BOSS_REDIS_URL"] = self.redis_url
         return env
@@ -222,14 +251,26 @@ class EngineWorker:
     def _aggregate(self) -> None:
         """Keep one aggregator process running (restarted after 1 s if it
         exits) until the worker stops; then stop it gracefully."""
-        argv = [sys.executable, "-m", "engine.cli", "aggregator",
-                "--threads", str(self.config.trace_threads), "--loglevel", "WARNING"]
+        argv = [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "aggregator",
+            "--threads",
+            str(self.config.trace_threads),
+            "--loglevel",
+            "WARNING",
+        ]
         env = self.aggregator_env()
         while not self.stopping.is_set():
-            proc = self._aggregator = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
-                                                       preexec_fn=_die_with_parent)
-            log.info("trace aggregator started (pid %d, %d thread(s))", proc.pid,
-                     self.config.trace_threads)
+            proc = self._aggregator = subprocess.Popen(
+                argv, env=env, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+            )
+            log.info(
+                "trace aggregator started (pid %d, %d thread(s))",
+                proc.pid,
+                self.config.trace_threads,
+            )
             while proc.poll() is None and not self.stopping.wait(0.5):
                 pass
             if proc.poll() is None:  # the worker is stopping
@@ -270,8 +311,14 @@ class _EngineConsumer(ConsumerMixin):
         self.connect_max_retries = None
 
     def get_consumers(self, Consumer: Any, channel: Any) -> list[Any]:
-        return [Consumer(queues=[self.topology.engine_queue], on_message=self.on_message,
-                         prefetch_count=16, accept=["application/json"])]
+        return [
+            Consumer(
+                queues=[self.topology.engine_queue],
+                on_message=self.on_message,
+                prefetch_count=16,
+                accept=["application/json"],
+            )
+        ]
 
     def on_connection_error(self, exc: BaseException, interval: float) -> None:
         log.warning("engine queue: broker unreachable (%s); retrying in %.1fs", exc, interval)
@@ -286,9 +333,9 @@ class _EngineConsumer(ConsumerMixin):
         body = message.body
         queue = self.worker.config.engine_queue
         try:
-            outcome = self.service.handle(body, queue=queue,
-                                          content_type=message.content_type,
-                                          headers=message.headers)
+            outcome = self.service.handle(
+                body, queue=queue, content_type=message.content_type, headers=message.headers
+            )
         except Exception as exc:
             if _transient(exc):
                 log.warning("message not handled (%s): it will come again", exc)

@@ -37,10 +37,20 @@ from engine.config import Config, ConfigError
 __all__ = ["KNOWN_KEYS", "ParticipantConfig", "ParticipantConfigError", "load_config"]
 
 #: the keys of ``[participant]`` this runtime reads
-KNOWN_KEYS = frozenset({
-    "name", "queue", "regexp", "code", "class", "register", "lease_after", "lease",
-    "debug_trace", "debug_dump",
-})
+KNOWN_KEYS = frozenset(
+    {
+        "name",
+        "queue",
+        "regexp",
+        "code",
+        "class",
+        "register",
+        "lease_after",
+        "lease",
+        "debug_trace",
+        "debug_dump",
+    }
+)
 
 
 class ParticipantConfigError(ValueError):
@@ -92,11 +102,13 @@ def _bool(path: str, section: configparser.SectionProxy, key: str, default: bool
         return section.getboolean(key, fallback=default)
     except ValueError:
         raise ParticipantConfigError(
-            f"{path}: [participant] {key} = {section[key]!r}: not a boolean (true/false)")
+            f"{path}: [participant] {key} = {section[key]!r}: not a boolean (true/false)"
+        )
 
 
-def _seconds(path: str, section: configparser.SectionProxy, key: str, *,
-             positive: bool) -> float | None:
+def _seconds(
+    path: str, section: configparser.SectionProxy, key: str, *, positive: bool
+) -> float | None:
     if key not in section:
         return None
     raw = section[key].strip()
@@ -150,13 +162,15 @@ def load_config(path: str | os.PathLike[str], *, need_code: bool = True) -> Part
     code = section.get("code", "").strip()
     if not code and need_code:
         raise ParticipantConfigError(
-            f"{path}: [participant] code is missing (a .py file or a module name)")
+            f"{path}: [participant] code is missing (a .py file or a module name)"
+        )
     if code:
         code = resolve_code(code, Path(path).resolve().parent)
     class_name = section.get("class", "").strip() or "ParticipantHandler"
     if not class_name.isidentifier():
         raise ParticipantConfigError(
-            f"{path}: [participant] class = {class_name!r}: not a Python class name")
+            f"{path}: [participant] class = {class_name!r}: not a Python class name"
+        )
     try:
         boss = Config.from_parser(parser, source=path)
     except ConfigError as exc:

@@ -88,7 +88,8 @@ def check_handler(obj: Any, where: str) -> None:
             continue
         if isinstance(fn, staticmethod | classmethod) or not callable(fn):
             raise ParticipantConfigError(
-                f"{where}: {label}.{method} must be a plain method {method}(self, arg)")
+                f"{where}: {label}.{method} must be a plain method {method}(self, arg)"
+            )
         try:
             signature = inspect.signature(fn)
         except (TypeError, ValueError):  # a builtin or C method: trust it
@@ -98,7 +99,8 @@ def check_handler(obj: Any, where: str) -> None:
         except TypeError:
             arg = "ctrl" if method == "handle_lifecycle_control" else "wi"
             raise ParticipantConfigError(
-                f"{where}: {label}.{method} must take (self, {arg}); it takes {signature}")
+                f"{where}: {label}.{method} must take (self, {arg}); it takes {signature}"
+            )
 
 
 def _one_line(exc: BaseException) -> str:
@@ -151,5 +153,6 @@ def load_handler(code: str, class_name: str, where: str) -> Any:
     try:
         return cls()
     except Exception as exc:
-        raise ParticipantConfigError(f"{where}: class = {class_name}: {class_name}() failed: "
-                                     f"{_one_line(exc)}")
+        raise ParticipantConfigError(
+            f"{where}: class = {class_name}: {class_name}() failed: {_one_line(exc)}"
+        )

@@ -38,9 +38,18 @@ def error_of(exc: BaseException) -> dict[str, Any]:
 class Job:
     """A workitem being handled, and what the runtime knows about it."""
 
-    def __init__(self, handler: Any, data: dict[str, Any], *, instance: str, reply_to: str,
-                 message: Any = None, generation: int = 0,
-                 trace: bool = False, dump: bool = False) -> None:
+    def __init__(
+        self,
+        handler: Any,
+        data: dict[str, Any],
+        *,
+        instance: str,
+        reply_to: str,
+        message: Any = None,
+        generation: int = 0,
+        trace: bool = False,
+        dump: bool = False,
+    ) -> None:
         self.handler = handler
         # the workitem as received is kept as its JSON text (the handler
         # changes ``wi`` in place): cheaper than a deep copy on every step,
@@ -96,8 +105,13 @@ class Job:
         except BaseException as exc:  # SystemExit from a handler is its failure too
             self.error = error_of(exc)
             if not self.cancelled:
-                log.warning("handler failed on %s %s: %s: %s", self.wfid, self.subid,
-                            type(exc).__name__, exc)
+                log.warning(
+                    "handler failed on %s %s: %s: %s",
+                    self.wfid,
+                    self.subid,
+                    type(exc).__name__,
+                    exc,
+                )
         finally:
             self.done.set()
 
@@ -139,7 +153,7 @@ class Job:
             reply = self.original
             reply["error"] = {
                 "message": f"the participant left a workitem that is not valid JSON for the "
-                           f"engine: {exc}",
+                f"engine: {exc}",
                 "class": "MalformedReply",
                 "traceback": None,
             }

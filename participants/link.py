@@ -52,9 +52,17 @@ class Fatal(RuntimeError):
 class BrokerLink:
     """The connection, its channels, consumers and producer."""
 
-    def __init__(self, url: str, boss: Config, queue: str, instance: str, *,
-                 on_workitem: Callable[[Any], None], on_control: Callable[[Any], None],
-                 max_backoff: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        boss: Config,
+        queue: str,
+        instance: str,
+        *,
+        on_workitem: Callable[[Any], None],
+        on_control: Callable[[Any], None],
+        max_backoff: float = 5.0,
+    ) -> None:
         self.url = url
         self.display_url = kombu.Connection(url).as_uri()
         self.boss = boss
@@ -87,12 +95,16 @@ class BrokerLink:
         declaration (a queue exists with other arguments, no permission)."""
         attempt = 0
         while not give_up():
-            conn = kombu_connection(self.url, heartbeat=HEARTBEAT, connect_timeout=5,
-                                    transport_options={
-                                        "confirm_publish": self.boss.confirm_publish,
-                                        **redis_transport_options(self.boss),
-                                    },
-                                    transport=redis_transport() if is_redis(self.url) else None)
+            conn = kombu_connection(
+                self.url,
+                heartbeat=HEARTBEAT,
+                connect_timeout=5,
+                transport_options={
+                    "confirm_publish": self.boss.confirm_publish,
+                    **redis_transport_options(self.boss),
+                },
+                transport=redis_transport() if is_redis(self.url) else None,
+            )
             try:
                 conn.ensure_connection(max_retries=0)
                 self.conn = conn
@@ -101,14 +113,20 @@ class BrokerLink:
                 if not isinstance(exc, (*conn.connection_errors, OSError, OperationalError)):
                     self.drop(exc)
                     if isinstance(exc, tuple(conn.channel_errors)):
-                        raise Fatal(f"the broker refused the set-up of queue {self.queue!r}: "
-                                    f"{exc}") from exc
+                        raise Fatal(
+                            f"the broker refused the set-up of queue {self.queue!r}: {exc}"
+                        ) from exc
                     raise
                 self.drop(exc)
                 attempt += 1
                 delay = min(self.max_backoff, 0.25 * 2 ** (attempt - 1))
-                log.warning("cannot reach the broker at %s (attempt %d: %s); retrying in %.1fs",
-                            self.display_url, attempt, exc, delay)
+                log.warning(
+                    "cannot reach the broker at %s (attempt %d: %s); retrying in %.1fs",
+                    self.display_url,
+                    attempt,
+                    exc,
+                    delay,
+                )
                 wakeup.wait(delay)
                 wakeup.clear()
                 continue
@@ -129,18 +147,27 @@ class BrokerLink:
         amqp = conn.transport.driver_type == "amqp"
         self._producer = Producer(conn.channel(), on_return=self._on_return if amqp else None)
         self.declare(self.boss.deadletter_queue)
-        self._consumer = Consumer(work, [Queue(self.queue, durable=True)],
-                                  on_message=self.on_workitem, prefetch_count=1)
+        self._consumer = Consumer(
+            work, [Queue(self.queue, durable=True)], on_message=self.on_workitem, prefetch_count=1
+        )
         exchange = Exchange(self.boss.control_exchange, "topic", durable=True)
         # AMQP: a fresh exclusive queue per connection (the broker may keep
         # the old one until it notices the old connection is gone)
         suffix = f".{self.generation}" if amqp else ""
-        self.control_queue = (f"{self.boss.control_exchange}.{self.queue}."
-                              f"{self.instance.replace(':', '.')}{suffix}")
+        self.control_queue = (
+            f"{self.boss.control_exchange}.{self.queue}.{self.instance.replace(':', '.')}{suffix}"
+        )
         # ``expires``: on kombu's Redis transport (no exclusive queues) the
         # control queue of an instance that died goes away by itself
-        queue = Queue(self.control_queue, exchange, routing_key=self.queue, durable=False,
-                      exclusive=True, auto_delete=True, expires=CONTROL_EXPIRES)
+        queue = Queue(
+            self.control_queue,
+            exchange,
+            routing_key=self.queue,
+            durable=False,
+            exclusive=True,
+            auto_delete=True,
+            expires=CONTROL_EXPIRES,
+        )
         self._control = Consumer(control, [queue], on_message=self.on_control, no_ack=True)
         self._control.consume()
 
@@ -155,8 +182,7 @@ class BrokerLink:
                 raise
             raise Fatal(f"the broker refused to declare queue {queue!r}: {exc}") from exc
 
-    def _on_return(self, exc: BaseException, exchange: str, routing_key: str,
-                   message: Any) -> None:
+    def _on_return(self, exc: BaseException, exchange: str, routing_key: str, message: Any) -> None:
         # RabbitMQ drops a message published to a queue that does not exist
         # unless it is ``mandatory``; then it comes back here: say so loudly
         log.error("the broker returned a message for %r: %s (no such queue?)", routing_key, exc)
@@ -199,9 +225,16 @@ class BrokerLink:
         when ``confirm_publish`` is on, so an ack after it is safe)."""
         assert self._producer is not None
         body = obj if isinstance(obj, bytes) else dumps(obj)
-        self._producer.publish(body, exchange="", routing_key=routing_key,
-                               content_type="application/json", content_encoding="utf-8",
-                               delivery_mode=2, mandatory=True, retry=False)
+        self._producer.publish(
+            body,
+            exchange="",
+            routing_key=routing_key,
+            content_type="application/json",
+            content_encoding="utf-8",
+            delivery_mode=2,
+            mandatory=True,
+            retry=False,
+        )
 
     def publish_events(self, events: list[dict[str, Any]]) -> None:
         """Eiffel events on the traceability bus (``engine.trace.bus``):
@@ -215,13 +248,24 @@ class BrokerLink:
             return
         topo = TraceTopology(self.boss)
         if len(events) == 1:
-            body, key = dumps(events[0]), routing_key(
-                str(events[0].get("meta", {}).get("type", "_")), self.boss.eiffel_domain)
+            body, key = (
+                dumps(events[0]),
+                routing_key(
+                    str(events[0].get("meta", {}).get("type", "_")), self.boss.eiffel_domain
+                ),
+            )
         else:
             body, key = dumps(events), routing_key("batch", self.boss.eiffel_domain)
-        self._producer.publish(body, exchange=topo.exchange, routing_key=key,
-                               declare=[topo.queue], content_type="application/json",
-                               content_encoding="utf-8", delivery_mode=2, retry=False)
+        self._producer.publish(
+            body,
+            exchange=topo.exchange,
+            routing_key=key,
+            declare=[topo.queue],
+            content_type="application/json",
+            content_encoding="utf-8",
+            delivery_mode=2,
+            retry=False,
+        )
 
     def drain(self, timeout: float) -> None:
         """Deliver what arrived within ``timeout`` seconds; keep heartbeats."""

@@ -78,8 +78,13 @@ class Runtime:
     or handler, before anything connects.
     """
 
-    def __init__(self, config: str | os.PathLike[str] | ParticipantConfig,
-                 handler: Any = None, *, max_backoff: float = 5.0) -> None:
+    def __init__(
+        self,
+        config: str | os.PathLike[str] | ParticipantConfig,
+        handler: Any = None,
+        *,
+        max_backoff: float = 5.0,
+    ) -> None:
         if not isinstance(config, ParticipantConfig):
             config = load_config(config, need_code=handler is None)
         self.config = config
@@ -117,34 +122,47 @@ class Runtime:
         if not self._lifecycle("start", config=self.config.parser, fatal=True):
             return 1
         if self.config.unknown_keys:
-            log.warning("%s: [participant] keys not used by this runtime: %s",
-                        self.config.path, ", ".join(self.config.unknown_keys))
+            log.warning(
+                "%s: [participant] keys not used by this runtime: %s",
+                self.config.path,
+                ", ".join(self.config.unknown_keys),
+            )
         boss = self.config.boss
         try:
             url = boss.resolved_broker_url()
             if url.startswith("redis") and boss.lease_after >= boss.visibility_timeout:
-                log.warning("lease_after (%gs) is not below visibility_timeout (%gs): the "
-                            "broker may give a workitem to another instance while this one "
-                            "still holds it", boss.lease_after, boss.visibility_timeout)
-            self.link = link = BrokerLink(url, boss, self.config.queue, self.instance,
-                                          on_workitem=self._on_workitem,
-                                          on_control=self._on_control,
-                                          max_backoff=self.max_backoff)
+                log.warning(
+                    "lease_after (%gs) is not below visibility_timeout (%gs): the "
+                    "broker may give a workitem to another instance while this one "
+                    "still holds it",
+                    boss.lease_after,
+                    boss.visibility_timeout,
+                )
+            self.link = link = BrokerLink(
+                url,
+                boss,
+                self.config.queue,
+                self.instance,
+                on_workitem=self._on_workitem,
+                on_control=self._on_control,
+                max_backoff=self.max_backoff,
+            )
             # asked to stop with nothing in hand: no need to reach the broker
-            while link.connect(lambda: self._stop.is_set() and self.job is None,
-                               self._wakeup):
+            while link.connect(lambda: self._stop.is_set() and self.job is None, self._wakeup):
                 try:
                     if self._serve(link):
                         break
                 except Exception as exc:
                     if isinstance(exc, Fatal) or not link.recoverable(exc):
                         raise
-                    log.warning("lost the broker connection (%s: %s); reconnecting",
-                                type(exc).__name__, exc)
+                    log.warning(
+                        "lost the broker connection (%s: %s); reconnecting", type(exc).__name__, exc
+                    )
                     link.drop(exc)
         except Exception as exc:
-            log.error("giving up: %s: %s", type(exc).__name__, exc,
-                      exc_info=not isinstance(exc, Fatal))
+            log.error(
+                "giving up: %s: %s", type(exc).__name__, exc, exc_info=not isinstance(exc, Fatal)
+            )
             if self.link is not None:
                 self.link.drop(exc)
             self._lifecycle("die", reason=f"{type(exc).__name__}: {exc}")
@@ -154,8 +172,9 @@ class Runtime:
         return 0
 
     # -- lifecycle ----------------------------------------------------------
-    def _lifecycle(self, message: str, *, config: Any = None, reason: str | None = None,
-                   fatal: bool = False) -> bool:
+    def _lifecycle(
+        self, message: str, *, config: Any = None, reason: str | None = None, fatal: bool = False
+    ) -> bool:
         method = getattr(self.handler, "handle_lifecycle_control", None)
         if method is None:
             return True
@@ -172,9 +191,15 @@ class Runtime:
         connection fails (raises)."""
         if self.config.register and not self._registered:
             link.declare(self.config.boss.engine_queue)
-            link.publish(self.config.boss.engine_queue, {
-                "type": "register", "pattern": self.config.pattern,
-                "queue": self.config.queue, "regex": self.config.regexp is not None})
+            link.publish(
+                self.config.boss.engine_queue,
+                {
+                    "type": "register",
+                    "pattern": self.config.pattern,
+                    "queue": self.config.queue,
+                    "regex": self.config.regexp is not None,
+                },
+            )
             self._registered = True
             log.info("registered %r for queue %s", self.config.pattern, self.config.queue)
         while True:
@@ -208,8 +233,9 @@ class Runtime:
             if not link.consuming:
                 link.consume()
                 if not self.ready.is_set() or log.isEnabledFor(logging.DEBUG):
-                    log.info("consuming %s (cancel items on %s)", self.config.queue,
-                             link.control_queue)
+                    log.info(
+                        "consuming %s (cancel items on %s)", self.config.queue, link.control_queue
+                    )
                 self.ready.set()
         elif job.leased or job.cancelled or job.generation != link.generation:
             link.stop_consuming()
@@ -218,9 +244,14 @@ class Runtime:
     def _deadletter(self, message: Any, reason: str, queue: str) -> None:
         assert self.link is not None
         log.warning("dead-lettering a message from %s: %s", queue, reason)
-        record = deadletter(message.body, reason, queue,
-                            by=f"participant {self.config.name} {self.instance}",
-                            content_type=message.content_type, headers=message.headers)
+        record = deadletter(
+            message.body,
+            reason,
+            queue,
+            by=f"participant {self.config.name} {self.instance}",
+            content_type=message.content_type,
+            headers=message.headers,
+        )
         self.link.publish(self.config.boss.deadletter_queue, record)
 
     def _on_workitem(self, message: Any) -> None:
@@ -241,8 +272,13 @@ class Runtime:
         trace = self.config.debug_trace or fields.get("debug_trace") is True
         dump = self.config.debug_dump or fields.get("debug_dump") is True
         if trace:
-            log.info("received %s %s (%s) for %s", fei["wfid"], subid, fei.get("expid"),
-                     data["participant_name"])
+            log.info(
+                "received %s %s (%s) for %s",
+                fei["wfid"],
+                subid,
+                fei.get("expid"),
+                data["participant_name"],
+            )
         if dump:
             log.info("received workitem %s", json.dumps(data, sort_keys=True))
         reply_to = message.properties.get("reply_to") or self.config.boss.engine_queue
@@ -259,13 +295,24 @@ class Runtime:
             body = self.replied.get(key)
             if body is not None:
                 link.publish(reply_to, body)
-            log.info("%s %s delivered again: %s, not run again", fei["wfid"], subid,
-                     "answered with the reply sent before" if body is not None
-                     else "it was done before")
+            log.info(
+                "%s %s delivered again: %s, not run again",
+                fei["wfid"],
+                subid,
+                "answered with the reply sent before" if body is not None else "it was done before",
+            )
             message.ack()
             return
-        job = Job(self.handler, data, instance=self.instance, reply_to=reply_to,
-                  message=message, generation=link.generation, trace=trace, dump=dump)
+        job = Job(
+            self.handler,
+            data,
+            instance=self.instance,
+            reply_to=reply_to,
+            message=message,
+            generation=link.generation,
+            trace=trace,
+            dump=dump,
+        )
         self.job = job
         job.start()
 
@@ -301,8 +348,13 @@ class Runtime:
             job.next_alive = time.monotonic() + self.config.boss.lease / 3
 
     def _lease_notice(self, kind: str, job: Job) -> dict[str, Any]:
-        notice: dict[str, Any] = {"type": kind, "wfid": job.wfid, "eid": job.subid,
-                                  "lease": self.config.boss.lease, "instance": self.instance}
+        notice: dict[str, Any] = {
+            "type": kind,
+            "wfid": job.wfid,
+            "eid": job.subid,
+            "lease": self.config.boss.lease,
+            "instance": self.instance,
+        }
         if kind == "started":
             notice["workitem"] = job.original
         return notice
@@ -328,8 +380,13 @@ class Runtime:
         self._release(link, job)
         job.leased = True
         job.next_alive = time.monotonic() + self.config.boss.lease / 3
-        log.info("took a lease on %s %s after %.1fs (lease %gs)", job.wfid, job.subid,
-                 job.elapsed, self.config.boss.lease)
+        log.info(
+            "took a lease on %s %s after %.1fs (lease %gs)",
+            job.wfid,
+            job.subid,
+            job.elapsed,
+            self.config.boss.lease,
+        )
 
     def _finish(self, link: BrokerLink, job: Job) -> None:
         if job.wi.events:
@@ -353,9 +410,15 @@ class Runtime:
                 self.replied.put(f"{job.wfid}/{job.subid}", body)
                 if job.trace:
                     err = reply.get("error")
-                    log.info("replied %s %s to %s%s", job.wfid, job.subid, job.reply_to,
-                             f" with error {err['class']}: {err['message']}"
-                             if isinstance(err, dict) else "")
+                    log.info(
+                        "replied %s %s to %s%s",
+                        job.wfid,
+                        job.subid,
+                        job.reply_to,
+                        f" with error {err['class']}: {err['message']}"
+                        if isinstance(err, dict)
+                        else "",
+                    )
                 if job.dump:
                     log.info("reply %s", json.dumps(reply, sort_keys=True))
             job.replied = True
@@ -387,8 +450,10 @@ def install_signal_handlers(runtime: Runtime) -> None:
             log.warning("second signal (%s): exiting at once", signal.Signals(signum).name)
             logging.shutdown()
             os._exit(128 + signum)
-        log.info("%s: stopping after the workitem in hand (again to exit at once)",
-                 signal.Signals(signum).name)
+        log.info(
+            "%s: stopping after the workitem in hand (again to exit at once)",
+            signal.Signals(signum).name,
+        )
         runtime.stop()
 
     signal.signal(signal.SIGTERM, handler)
@@ -397,9 +462,13 @@ def install_signal_handlers(runtime: Runtime) -> None:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("config", metavar="CONFIG.ini")
-@click.option("--log-level", default="INFO", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
-              help="Least severe level logged to stderr.")
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="Least severe level logged to stderr.",
+)
 def main(config: str, log_level: str) -> None:
     """Run one instance of the participant CONFIG.ini describes."""
     configure_logging(log_level)

@@ -105,8 +105,15 @@ class Workitem:
 
         return step_activity_id(fei)
 
-    def emit(self, event: str | dict[str, Any], data: dict[str, Any] | None = None,
-             links: Any = (), *, context: bool = True, **meta: Any) -> dict[str, Any]:
+    def emit(
+        self,
+        event: str | dict[str, Any],
+        data: dict[str, Any] | None = None,
+        links: Any = (),
+        *,
+        context: bool = True,
+        **meta: Any,
+    ) -> dict[str, Any]:
         """Record an Eiffel event this step produced; the runtime publishes
         it on the traceability bus just before the reply.
 
@@ -126,8 +133,11 @@ class Workitem:
             if "event_id" not in meta and act is not None:
                 meta["event_id"] = _derived_id(act, len(self._events))
             event = eiffel.new_event(event, data or {}, links, **meta)
-        if context and act is not None and not any(
-                link.get("type") == "CONTEXT" for link in event.get("links") or ()):
+        if (
+            context
+            and act is not None
+            and not any(link.get("type") == "CONTEXT" for link in event.get("links") or ())
+        ):
             event.setdefault("links", []).append({"type": "CONTEXT", "target": act})
         self._events.append(event)
         return event
@@ -176,9 +186,11 @@ class Workitem:
         for part in path.split("."):
             if isinstance(cur, dict) and part in cur:
                 cur = cur[part]
-            elif isinstance(cur, list) and part.lstrip("-").isdigit() and -len(cur) <= int(
-                part
-            ) < len(cur):
+            elif (
+                isinstance(cur, list)
+                and part.lstrip("-").isdigit()
+                and -len(cur) <= int(part) < len(cur)
+            ):
                 cur = cur[int(part)]
             else:
                 return default

@@ -79,8 +79,9 @@ def _authorised() -> None:
         raise NotPermitted("writes are disabled: no [skynet] token is configured on this host")
     given = request.headers.get("Authorization", "")
     scheme, _, value = given.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(),
-                                                             token.encode()):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        value.strip().encode(), token.encode()
+    ):
         raise _Unauthorised("a valid 'Authorization: Bearer <token>' header is needed to write")
 
 
@@ -99,11 +100,13 @@ def _body() -> dict[str, Any]:
     return data
 
 
-def _field(data: dict[str, Any], key: str, kind: type | tuple[type, ...],
-           default: Any = None) -> Any:
+def _field(
+    data: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any = None
+) -> Any:
     value = data.get(key, default)
-    if value is not None and (not isinstance(value, kind) or
-                              (kind is int and isinstance(value, bool))):
+    if value is not None and (
+        not isinstance(value, kind) or (kind is int and isinstance(value, bool))
+    ):
         names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
         raise Invalid(f"{key!r} must be {names}")
     return value
@@ -123,8 +126,11 @@ def pool_details(pools: Any, *entries: dict[str, Any]) -> Any:
         if isinstance(regs, dict):
             entry["registered"] = regs
         else:
-            entry["registered"] = [r for r in regs if r["queue"] == entry["queue"]
-                                   or r["pattern"] in (entry["name"], entry["regexp"])]
+            entry["registered"] = [
+                r
+                for r in regs
+                if r["queue"] == entry["queue"] or r["pattern"] in (entry["name"], entry["regexp"])
+            ]
     if len(entries) == 1:
         entry = entries[0]
         spec = pools.get(entry["name"])
@@ -213,13 +219,21 @@ def install_participant(name: str) -> Any:
     options = _field(data, "options", dict) or {}
     pools = _pools()
     try:
-        pools.install(code, name, queue=_field(data, "queue", str),
-                      regexp=_field(data, "regexp", str), user=_field(data, "user", str),
-                      instances=_field(data, "instances", int, 1),
-                      class_name=_field(data, "class", str, "ParticipantHandler"),
-                      sections={str(k): {str(a): str(b) for a, b in v.items()}
-                                for k, v in sections.items() if isinstance(v, dict)},
-                      options={str(k): str(v) for k, v in options.items()})
+        pools.install(
+            code,
+            name,
+            queue=_field(data, "queue", str),
+            regexp=_field(data, "regexp", str),
+            user=_field(data, "user", str),
+            instances=_field(data, "instances", int, 1),
+            class_name=_field(data, "class", str, "ParticipantHandler"),
+            sections={
+                str(k): {str(a): str(b) for a, b in v.items()}
+                for k, v in sections.items()
+                if isinstance(v, dict)
+            },
+            options={str(k): str(v) for k, v in options.items()},
+        )
         if _field(data, "register", bool, False):
             pools.register(name)
         response = jsonify(_one(pools, name))
@@ -270,7 +284,8 @@ def uninstall_participant(name: str) -> Any:
     pools = _pools()
     try:
         result = pools.uninstall(name)
-        return jsonify({"uninstalled": name, "host": _config().host_name,
-                        "removed": result.removed})
+        return jsonify(
+            {"uninstalled": name, "host": _config().host_name, "removed": result.removed}
+        )
     finally:
         pools.close()

@@ -76,8 +76,14 @@ all_option = click.option("--all", "all_", is_flag=True, help="Every installed p
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False),
-              envvar="BOSS_CONFIG", help="The BOSS configuration file ([skynet] and [boss]).")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="BOSS_CONFIG",
+    help="The BOSS configuration file ([skynet] and [boss]).",
+)
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None) -> None:
     """SkyNET: install and operate BOSS participant pools under supervisor."""
@@ -93,18 +99,41 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 @click.option("-q", "--queue", help="Its queue (default: the name).")
 @click.option("-r", "--regexp", help="Register this regular expression instead of the name.")
 @click.option("-u", "--user", help="Run the instances as this user (needs a root supervisord).")
-@click.option("-i", "--instances", type=int, default=1, show_default=True,
-              help="How many instances consume the queue.")
-@click.option("--class", "class_name", default="ParticipantHandler", show_default=True,
-              help="The handler class in CODE.py.")
-@click.option("--conf", "extra", type=click.Path(exists=True, dir_okay=False),
-              help="An INI file whose sections (and [participant] keys) are added.")
-@click.option("--register", "register_", is_flag=True,
-              help="Also register it with the engine.")
+@click.option(
+    "-i",
+    "--instances",
+    type=int,
+    default=1,
+    show_default=True,
+    help="How many instances consume the queue.",
+)
+@click.option(
+    "--class",
+    "class_name",
+    default="ParticipantHandler",
+    show_default=True,
+    help="The handler class in CODE.py.",
+)
+@click.option(
+    "--conf",
+    "extra",
+    type=click.Path(exists=True, dir_okay=False),
+    help="An INI file whose sections (and [participant] keys) are added.",
+)
+@click.option("--register", "register_", is_flag=True, help="Also register it with the engine.")
 @click.option("--no-apply", is_flag=True, help="Only write the program file.")
-def install(code: str, name: str | None, queue: str | None, regexp: str | None,
-            user: str | None, instances: int, class_name: str, extra: str | None,
-            register_: bool, no_apply: bool) -> None:
+def install(
+    code: str,
+    name: str | None,
+    queue: str | None,
+    regexp: str | None,
+    user: str | None,
+    instances: int,
+    class_name: str,
+    extra: str | None,
+    register_: bool,
+    no_apply: bool,
+) -> None:
     """Install a participant: check CODE.py, write its program file, start it."""
     sections: dict[str, dict[str, str]] = {}
     options: dict[str, str] = {}
@@ -119,16 +148,32 @@ def install(code: str, name: str | None, queue: str | None, regexp: str | None,
             raise click.BadParameter(f"{extra}: {exc}", param_hint="--conf") from None
         for section in parser.sections():
             if section == "participant":
-                options.update({k: v for k, v in parser[section].items()
-                                if k not in ("name", "queue", "code", "class", "regexp")})
+                options.update(
+                    {
+                        k: v
+                        for k, v in parser[section].items()
+                        if k not in ("name", "queue", "code", "class", "regexp")
+                    }
+                )
             else:
                 sections[section] = dict(parser[section])
     pools = _pools()
-    spec = pools.install(code, name, queue=queue, regexp=regexp, user=user,
-                         instances=instances, class_name=class_name, sections=sections,
-                         options=options, apply=not no_apply)
-    click.echo(f"installed {spec.name}: {spec.instances} instance(s) on queue {spec.queue} "
-               f"({spec.path}){'' if no_apply else ', running'}")
+    spec = pools.install(
+        code,
+        name,
+        queue=queue,
+        regexp=regexp,
+        user=user,
+        instances=instances,
+        class_name=class_name,
+        sections=sections,
+        options=options,
+        apply=not no_apply,
+    )
+    click.echo(
+        f"installed {spec.name}: {spec.instances} instance(s) on queue {spec.queue} "
+        f"({spec.path}){'' if no_apply else ', running'}"
+    )
     if register_:
         reg = pools.register(spec.name)
         click.echo(f"registered {reg['pattern']} -> {reg['queue']}")
@@ -162,8 +207,11 @@ def apply(names: tuple[str, ...]) -> None:
 def _report_apply(result: Any) -> None:
     if not result:
         click.echo("nothing changed")
-    for verb, groups in (("added", result.added), ("restarted", result.changed),
-                         ("removed", result.removed)):
+    for verb, groups in (
+        ("added", result.added),
+        ("restarted", result.changed),
+        ("removed", result.removed),
+    ):
         if groups:
             click.echo(f"{verb}: {' '.join(groups)}")
 
@@ -233,9 +281,11 @@ def reload(names: tuple[str, ...], all_: bool) -> None:
 def scale(name: str, instances: int) -> None:
     """Run INSTANCES instances; those that stay are not restarted."""
     result = _pools().scale(name, instances)
-    click.echo(f"{name}: {instances} instance(s)"
-               + (f", started {' '.join(result.added)}" if result.added else "")
-               + (f", stopped {' '.join(result.removed)}" if result.removed else ""))
+    click.echo(
+        f"{name}: {instances} instance(s)"
+        + (f", started {' '.join(result.added)}" if result.added else "")
+        + (f", stopped {' '.join(result.removed)}" if result.removed else "")
+    )
 
 
 # -- looking ------------------------------------------------------------------------------
@@ -250,9 +300,14 @@ def status(names: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         _emit_json(pools)
         return
-    _table([[p["name"], i["name"], i["state"], i["pid"], i.get("description")]
-            for p in pools for i in p["processes"]],
-           ["participant", "instance", "state", "pid", "description"])
+    _table(
+        [
+            [p["name"], i["name"], i["state"], i["pid"], i.get("description")]
+            for p in pools
+            for i in p["processes"]
+        ],
+        ["participant", "instance", "state", "pid", "description"],
+    )
 
 
 @main.command("list")
@@ -266,9 +321,20 @@ def list_(which: str | None, as_json: bool) -> None:
     if as_json:
         _emit_json(pools)
         return
-    _table([[p["name"], p["state"], f"{p['running']}/{p['instances']}", p["queue"],
-             "yes" if p["enabled"] else "no", p["user"]] for p in pools],
-           ["name", "state", "running", "queue", "enabled", "user"])
+    _table(
+        [
+            [
+                p["name"],
+                p["state"],
+                f"{p['running']}/{p['instances']}",
+                p["queue"],
+                "yes" if p["enabled"] else "no",
+                p["user"],
+            ]
+            for p in pools
+        ],
+        ["name", "state", "running", "queue", "enabled", "user"],
+    )
 
 
 @main.command()
@@ -286,15 +352,28 @@ def info(name: str, as_json: bool) -> None:
     depth = data.get("queue_depth") or {}
     regs = data.get("registered")
     lines = [
-        ("name", data["name"]), ("location", data["file"]), ("code", data["code"]),
-        ("class", data["class"]), ("queue", data["queue"]), ("regexp", data["regexp"]),
-        ("user", data["user"]), ("enabled", "yes" if data["enabled"] else "no"),
-        ("instances", data["instances"]), ("state", data["state"]),
+        ("name", data["name"]),
+        ("location", data["file"]),
+        ("code", data["code"]),
+        ("class", data["class"]),
+        ("queue", data["queue"]),
+        ("regexp", data["regexp"]),
+        ("user", data["user"]),
+        ("enabled", "yes" if data["enabled"] else "no"),
+        ("instances", data["instances"]),
+        ("state", data["state"]),
         ("states", ", ".join(f"{i['name']} {i['state']}" for i in data["processes"])),
-        ("queue depth", depth.get("error") or
-         f"{depth.get('messages')} waiting, {depth.get('consumers')} consumers"),
-        ("registered", regs.get("error") if isinstance(regs, dict) else
-         ", ".join(f"{r['pattern']} -> {r['queue']}" for r in regs) or "no"),
+        (
+            "queue depth",
+            depth.get("error")
+            or f"{depth.get('messages')} waiting, {depth.get('consumers')} consumers",
+        ),
+        (
+            "registered",
+            regs.get("error")
+            if isinstance(regs, dict)
+            else ", ".join(f"{r['pattern']} -> {r['queue']}" for r in regs) or "no",
+        ),
         ("sections", ", ".join(data["sections"]) or "-"),
         ("description", data["description"] or "-"),
     ]
@@ -304,8 +383,14 @@ def info(name: str, as_json: bool) -> None:
 
 @main.command()
 @click.argument("name")
-@click.option("-n", "--lines", type=int, default=20, show_default=True,
-              help="How many lines of each instance.")
+@click.option(
+    "-n",
+    "--lines",
+    type=int,
+    default=20,
+    show_default=True,
+    help="How many lines of each instance.",
+)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
 def log(name: str, lines: int, follow: bool) -> None:
     """The instances' log lines."""
@@ -340,8 +425,9 @@ def register(names: tuple[str, ...], all_: bool) -> None:
     """Register participants with the engine (regexp, else name -> queue)."""
     for name in _each(names, all_):
         reg = _pools().register(name)
-        click.echo(f"registered {reg['pattern']} ({'regex' if reg['regex'] else 'name'}) "
-                   f"-> {reg['queue']}")
+        click.echo(
+            f"registered {reg['pattern']} ({'regex' if reg['regex'] else 'name'}) -> {reg['queue']}"
+        )
 
 
 @main.command()
@@ -369,11 +455,12 @@ def daemon_start() -> None:
 
     config = click.get_current_context().find_object(_State).config
     if not config.private:
-        raise click.ClickException(f"supervisor_url is set ({config.supervisor_url}): "
-                                   "that supervisord is not skynet's to start")
+        raise click.ClickException(
+            f"supervisor_url is set ({config.supervisor_url}): "
+            "that supervisord is not skynet's to start"
+        )
     started = private.ensure_running(config)
-    click.echo(f"supervisord {'started' if started else 'already running'} "
-               f"({config.socket_path})")
+    click.echo(f"supervisord {'started' if started else 'already running'} ({config.socket_path})")
 
 
 @daemon.command("stop")
@@ -383,8 +470,9 @@ def daemon_stop() -> None:
 
     config = click.get_current_context().find_object(_State).config
     if not config.private:
-        raise click.ClickException("supervisor_url is set: stop that supervisord with its own "
-                                   "tools")
+        raise click.ClickException(
+            "supervisor_url is set: stop that supervisord with its own tools"
+        )
     click.echo("stopped" if private.stop(config) else "not running")
 
 
@@ -395,16 +483,19 @@ def daemon_status() -> None:
     from skynet.supervisor import Supervisor
 
     config = click.get_current_context().find_object(_State).config
-    client = Supervisor(config.server_url, config.supervisor_username,
-                        config.supervisor_password, timeout=5)
+    client = Supervisor(
+        config.server_url, config.supervisor_username, config.supervisor_password, timeout=5
+    )
     try:
         state = client.supervisor.getState()["statename"]
         pid = client.supervisor.getPID()
     except SupervisorUnavailable:
         if not config.private:
             raise
-        click.echo(f"the private supervisord is not running ({config.socket_path}); "
-                   "'skynet daemon start' (or any command that needs it) starts it")
+        click.echo(
+            f"the private supervisord is not running ({config.socket_path}); "
+            "'skynet daemon start' (or any command that needs it) starts it"
+        )
         sys.exit(3)
     finally:
         client.close()

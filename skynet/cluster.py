@@ -22,8 +22,7 @@ def fetch_peer(url: str, timeout: float) -> dict[str, Any]:
     """``{"url", "host", "ok": True, "participants": [...]}`` of one peer, or
     ``{"url", "ok": False, "error": ...}``."""
     try:
-        with urllib.request.urlopen(f"{url.rstrip('/')}/participants",
-                                    timeout=timeout) as resp:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/participants", timeout=timeout) as resp:
             data = json.loads(resp.read().decode("utf-8"))
         pools = data["participants"]
         host = data.get("host") or url
@@ -38,14 +37,22 @@ def fetch_peer(url: str, timeout: float) -> dict[str, Any]:
     return {"url": url, "host": host, "ok": True, "participants": pools}
 
 
-def merge(local_host: str, local_pools: list[dict[str, Any]], peers: tuple[str, ...],
-          timeout: float) -> dict[str, Any]:
+def merge(
+    local_host: str, local_pools: list[dict[str, Any]], peers: tuple[str, ...], timeout: float
+) -> dict[str, Any]:
     """The cluster view: ``{"hosts": [...], "participants": [...]}``, every
     pool with its ``host``; peers fetched in parallel."""
     for pool in local_pools:
         pool["host"] = local_host
-    hosts: list[dict[str, Any]] = [{"host": local_host, "url": None, "ok": True,
-                                    "local": True, "participants": len(local_pools)}]
+    hosts: list[dict[str, Any]] = [
+        {
+            "host": local_host,
+            "url": None,
+            "ok": True,
+            "local": True,
+            "participants": len(local_pools),
+        }
+    ]
     pools = list(local_pools)
     if peers:
         with ThreadPoolExecutor(max_workers=min(8, len(peers))) as pool:

@@ -90,8 +90,13 @@ class SkynetConfig:
     # -- loading ---------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str] | None = None, *,
-             environ: dict[str, str] | None = None, **overrides: Any) -> SkynetConfig:
+    def load(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        environ: dict[str, str] | None = None,
+        **overrides: Any,
+    ) -> SkynetConfig:
         """The settings (see the module docstring for the order)."""
         env = os.environ if environ is None else environ
         if path is None:
@@ -128,8 +133,11 @@ class SkynetConfig:
         kwargs: dict[str, Any] = {}
         for key, raw in values.items():
             if key not in known:
-                raise ConfigError(f"[skynet] unknown key {key!r}; known: "
-                                  + ", ".join(sorted(known - {"boss", "source"})), key)
+                raise ConfigError(
+                    f"[skynet] unknown key {key!r}; known: "
+                    + ", ".join(sorted(known - {"boss", "source"})),
+                    key,
+                )
             kwargs[key] = _coerce(key, raw)
         return cls(**kwargs)
 

@@ -46,8 +46,10 @@ def registrations(boss: Config) -> list[dict[str, Any]] | dict[str, str]:
     try:
         engine = open_engine(boss)
         try:
-            return [{"pattern": r.pattern, "regex": r.regex, "queue": r.queue}
-                    for r in engine.registrations()]
+            return [
+                {"pattern": r.pattern, "regex": r.regex, "queue": r.queue}
+                for r in engine.registrations()
+            ]
         finally:
             close = getattr(engine.store, "close", None)
             if close:

@@ -67,20 +67,25 @@ def check_run_as(run_as_uid: int, supervisord_uid: int | None) -> None:
     raise NotPermitted(
         f"root-only: supervisord runs as {user_name(supervisord_uid)!r}, so it can run "
         f"participants only as that user; running one as {user_name(run_as_uid)!r} needs "
-        "a supervisord running as root")
+        "a supervisord running as root"
+    )
 
 
-def check_manage(caller: Caller, run_as_uid: int, group: str = "skynet",
-                 what: str = "manage") -> None:
+def check_manage(
+    caller: Caller, run_as_uid: int, group: str = "skynet", what: str = "manage"
+) -> None:
     """May ``caller`` install or operate a participant that runs as
     ``run_as_uid``? (``NotPermitted`` saying why not.)"""
     if caller.root:
         return
     if run_as_uid == 0:
-        raise NotPermitted(f"root-only: participants that run as root may only be {what}d by "
-                           "root (install it with -u USER to run it as a user)")
+        raise NotPermitted(
+            f"root-only: participants that run as root may only be {what}d by "
+            "root (install it with -u USER to run it as a user)"
+        )
     if caller.uid == run_as_uid or group in caller.groups:
         return
     raise NotPermitted(
         f"not permitted to {what} a participant that runs as {user_name(run_as_uid)!r}: "
-        f"only root, that user and members of the {group!r} group may")
+        f"only root, that user and members of the {group!r} group may"
+    )

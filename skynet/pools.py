@@ -80,8 +80,11 @@ class Pools:
         if self._client is None:
             if self.config.private:
                 private.ensure_running(self.config)
-            self._client = Supervisor(self.config.server_url, self.config.supervisor_username,
-                                      self.config.supervisor_password)
+            self._client = Supervisor(
+                self.config.server_url,
+                self.config.supervisor_username,
+                self.config.supervisor_password,
+            )
         return self._client
 
     def close(self) -> None:
@@ -147,13 +150,20 @@ class Pools:
     def _template(self, **values: Any) -> ProgramSpec:
         boss = self.config.boss
         defaults = type(boss)()
-        section = {f: str(getattr(boss, f)) for f in boss.__dataclass_fields__
-                   if f != "source" and getattr(boss, f) != getattr(defaults, f)}
-        return ProgramSpec(boss=section, python=self.config.python,
-                           startsecs=self.config.startsecs,
-                           startretries=self.config.startretries,
-                           stopwaitsecs=self.config.stopwaitsecs,
-                           log_dir=str(self.config.log_path), **values)
+        section = {
+            f: str(getattr(boss, f))
+            for f in boss.__dataclass_fields__
+            if f != "source" and getattr(boss, f) != getattr(defaults, f)
+        }
+        return ProgramSpec(
+            boss=section,
+            python=self.config.python,
+            startsecs=self.config.startsecs,
+            startretries=self.config.startretries,
+            stopwaitsecs=self.config.stopwaitsecs,
+            log_dir=str(self.config.log_path),
+            **values,
+        )
 
     # -- permissions ------------------------------------------------------------
 
@@ -168,12 +178,21 @@ class Pools:
 
     # -- install / uninstall / rebuild ------------------------------------------
 
-    def install(self, code: str | os.PathLike[str], name: str | None = None, *,
-                queue: str | None = None, regexp: str | None = None, user: str | None = None,
-                instances: int = 1, class_name: str = "ParticipantHandler",
-                sections: dict[str, dict[str, str]] | None = None,
-                options: dict[str, str] | None = None, apply: bool = True,
-                wait: bool = True) -> ProgramSpec:
+    def install(
+        self,
+        code: str | os.PathLike[str],
+        name: str | None = None,
+        *,
+        queue: str | None = None,
+        regexp: str | None = None,
+        user: str | None = None,
+        instances: int = 1,
+        class_name: str = "ParticipantHandler",
+        sections: dict[str, dict[str, str]] | None = None,
+        options: dict[str, str] | None = None,
+        apply: bool = True,
+        wait: bool = True,
+    ) -> ProgramSpec:
         """Check everything, write the program file, then (``apply``) add its
         instances, which start (``wait``: until RUNNING). Nothing is written
         when a check fails; the file is removed again if supervisord refuses it."""
@@ -193,8 +212,10 @@ class Pools:
                 raise Invalid(f"[{section}]: a section skynet writes itself")
         path = self.path_of(name)
         if path.exists():
-            raise Conflict(f"participant {name!r} is already installed ({path}); "
-                           "uninstall it first, or use another -n NAME")
+            raise Conflict(
+                f"participant {name!r} is already installed ({path}); "
+                "uninstall it first, or use another -n NAME"
+            )
         run_as = self._run_as_uid(user)  # an unknown user: Invalid
         check_run_as(run_as, self.supervisord_uid())
         check_manage(self.caller, run_as, self.config.group, "install")
@@ -203,10 +224,18 @@ class Pools:
         clash = taken & set(programs.instance_names(name, instances))
         if clash:
             raise Conflict(f"supervisord already runs programs named {', '.join(sorted(clash))}")
-        spec = self._template(name=name, code=str(code_path), queue=queue or name,
-                              class_name=class_name, regexp=regexp or None, user=user or None,
-                              instances=instances, participant=dict(options or {}),
-                              sections=dict(sections or {}), path=str(path))
+        spec = self._template(
+            name=name,
+            code=str(code_path),
+            queue=queue or name,
+            class_name=class_name,
+            regexp=regexp or None,
+            user=user or None,
+            instances=instances,
+            participant=dict(options or {}),
+            sections=dict(sections or {}),
+            path=str(path),
+        )
         self._write(spec)
         if apply:
             try:
@@ -234,11 +263,19 @@ class Pools:
         for name in chosen:
             old = self.get(name)
             self._may(old)
-            spec = self._template(name=old.name, code=old.code, queue=old.queue,
-                                  class_name=old.class_name, regexp=old.regexp, user=old.user,
-                                  instances=old.instances, enabled=old.enabled,
-                                  participant=old.participant, sections=old.sections,
-                                  path=old.path)
+            spec = self._template(
+                name=old.name,
+                code=old.code,
+                queue=old.queue,
+                class_name=old.class_name,
+                regexp=old.regexp,
+                user=old.user,
+                instances=old.instances,
+                enabled=old.enabled,
+                participant=old.participant,
+                sections=old.sections,
+                path=old.path,
+            )
             self._write(spec)
         return self.apply(chosen)
 
@@ -252,8 +289,9 @@ class Pools:
             added, changed, removed = self.client.supervisor.reloadConfig()[0]
 
             def mine(groups: list[str]) -> list[str]:
-                return sorted(g for g in groups
-                              if only is None or programs.participant_of(g) in only)
+                return sorted(
+                    g for g in groups if only is None or programs.participant_of(g) in only
+                )
 
             result = ApplyResult(mine(added), mine(changed), mine(removed))
             going = result.removed + result.changed
@@ -299,8 +337,9 @@ class Pools:
                 continue
             path = Path(spec.path)
             if path.stem != name:
-                raise Invalid(f"{path}: [participant] name = {name}: the file must be "
-                              f"called {name}.conf")
+                raise Invalid(
+                    f"{path}: [participant] name = {name}: the file must be called {name}.conf"
+                )
             if path.read_text(encoding="utf-8") != programs.render(spec):
                 self._write(spec)
 
@@ -365,8 +404,11 @@ class Pools:
         return out
 
     def _info(self, progs: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
-        every = {p["name"]: p for p in self.client.supervisor.getAllProcessInfo()
-                 if p["group"] == p["name"]}
+        every = {
+            p["name"]: p
+            for p in self.client.supervisor.getAllProcessInfo()
+            if p["group"] == p["name"]
+        }
         if progs is None:
             return every
         return {p: every[p] for p in progs if p in every}
@@ -394,16 +436,24 @@ class Pools:
 
         self._wait(progs, started, timeout, "to start", failed=states.FAILED)
 
-    def _wait(self, progs: list[str], done: Callable[[str], bool], timeout: float, what: str,
-              failed: frozenset[str] = frozenset()) -> None:
+    def _wait(
+        self,
+        progs: list[str],
+        done: Callable[[str], bool],
+        timeout: float,
+        what: str,
+        failed: frozenset[str] = frozenset(),
+    ) -> None:
         deadline = time.monotonic() + timeout
         while True:
             info = self._info(progs)
             now = {p: info[p]["statename"] if p in info else "ABSENT" for p in progs}
             bad = {p: s for p, s in now.items() if s in failed}
             if bad:
-                raise StartFailed("FAILED: " + "; ".join(
-                    f"{p} is {s}{self._why(info[p])}" for p, s in sorted(bad.items())))
+                raise StartFailed(
+                    "FAILED: "
+                    + "; ".join(f"{p} is {s}{self._why(info[p])}" for p, s in sorted(bad.items()))
+                )
             if all(done(s) or s == "ABSENT" for s in now.values()):
                 return
             if time.monotonic() > deadline:
@@ -441,8 +491,9 @@ class Pools:
 
     # -- status -------------------------------------------------------------------
 
-    def status(self, names: Iterable[str] | None = None, *,
-               enabled: bool | None = None) -> list[dict[str, Any]]:
+    def status(
+        self, names: Iterable[str] | None = None, *, enabled: bool | None = None
+    ) -> list[dict[str, Any]]:
         """One entry per participant (see ``docs/skynet.md`` for the fields)."""
         specs = self.specs()
         if names is not None:
@@ -462,8 +513,7 @@ class Pools:
         """The last ``lines`` lines an instance wrote."""
         size = max(4096, lines * 400)
         try:
-            text, _offset, _overflow = self.client.supervisor.tailProcessStdoutLog(
-                program, 0, size)
+            text, _offset, _overflow = self.client.supervisor.tailProcessStdoutLog(program, 0, size)
         except SkynetError:
             return []
         return text.splitlines()[-lines:] if lines else []
@@ -487,7 +537,8 @@ class Pools:
             for prog in progs:
                 try:
                     text, offsets[prog], _ = self.client.supervisor.tailProcessStdoutLog(
-                        prog, offsets.get(prog, 0), 65536)
+                        prog, offsets.get(prog, 0), 65536
+                    )
                 except SkynetError:
                     continue
                 text = partial.pop(prog, "") + text
@@ -551,14 +602,27 @@ def pool_status(spec: ProgramSpec, info: dict[str, dict[str, Any]]) -> dict[str,
         if p is None:
             instances.append({"name": prog, "state": "UNLOADED", "pid": None})
             continue
-        instances.append({"name": prog, "state": p["statename"], "pid": p["pid"] or None,
-                          "description": p["description"], "exitstatus": p["exitstatus"],
-                          "spawnerr": p["spawnerr"] or None,
-                          "since": p["start"] if p["pid"] else p["stop"]})
+        instances.append(
+            {
+                "name": prog,
+                "state": p["statename"],
+                "pid": p["pid"] or None,
+                "description": p["description"],
+                "exitstatus": p["exitstatus"],
+                "spawnerr": p["spawnerr"] or None,
+                "since": p["start"] if p["pid"] else p["stop"],
+            }
+        )
     return {
-        "name": spec.name, "queue": spec.queue, "regexp": spec.regexp, "code": spec.code,
-        "class": spec.class_name, "user": spec.user, "enabled": spec.enabled,
-        "instances": spec.instances, "file": spec.path,
+        "name": spec.name,
+        "queue": spec.queue,
+        "regexp": spec.regexp,
+        "code": spec.code,
+        "class": spec.class_name,
+        "user": spec.user,
+        "enabled": spec.enabled,
+        "instances": spec.instances,
+        "file": spec.path,
         "state": aggregate([i["state"] for i in instances]),
         "running": sum(i["state"] == states.RUNNING for i in instances),
         "processes": instances,

@@ -75,7 +75,8 @@ def write_conf(config: SkynetConfig) -> Path:
     if len(str(config.socket_path)) > MAX_SOCKET_PATH:
         raise SupervisorUnavailable(
             f"state_dir {config.state_path} is too long for a unix socket path "
-            f"({len(str(config.socket_path))} > {MAX_SOCKET_PATH} bytes); set a shorter one")
+            f"({len(str(config.socket_path))} > {MAX_SOCKET_PATH} bytes); set a shorter one"
+        )
     for d in (config.state_path, config.include_path, config.log_path):
         d.mkdir(parents=True, exist_ok=True)
     os.chmod(config.state_path, 0o700)
@@ -139,19 +140,26 @@ def ensure_running(config: SkynetConfig, timeout: float = 20.0) -> bool:
                 config.socket_path.unlink()
         log = config.state_path / "supervisord.out"
         with log.open("ab") as out:
-            proc = subprocess.run([sys.executable, "-m", "supervisor.supervisord", "-c", str(path)],
-                                  stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                  cwd=config.state_path, timeout=timeout)
+            proc = subprocess.run(
+                [sys.executable, "-m", "supervisor.supervisord", "-c", str(path)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=config.state_path,
+                timeout=timeout,
+            )
         if proc.returncode != 0:
             raise SupervisorUnavailable(
                 f"could not start the private supervisord (exit {proc.returncode}); see {log}: "
-                + _tail(log))
+                + _tail(log)
+            )
         deadline = time.monotonic() + timeout
         while not is_running(config):
             if time.monotonic() > deadline:
                 raise SupervisorUnavailable(
                     f"the private supervisord did not answer on {config.socket_path} within "
-                    f"{timeout:g}s; see {config.state_path / 'supervisord.log'}")
+                    f"{timeout:g}s; see {config.state_path / 'supervisord.log'}"
+                )
             time.sleep(0.05)
         return True
 

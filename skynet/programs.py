@@ -135,8 +135,12 @@ def _ini(sections: list[tuple[str, dict[str, str]]]) -> str:
 
 
 def _render_sections(spec: ProgramSpec) -> str:
-    participant = {"name": spec.name, "queue": spec.queue, "code": spec.code,
-                   "class": spec.class_name}
+    participant = {
+        "name": spec.name,
+        "queue": spec.queue,
+        "code": spec.code,
+        "class": spec.class_name,
+    }
     if spec.regexp:
         participant["regexp"] = spec.regexp
     participant.update(spec.participant)
@@ -164,7 +168,7 @@ def _program(spec: ProgramSpec, index: int) -> dict[str, str]:
         "stdout_logfile_maxbytes": "10MB",
         "stdout_logfile_backups": "3",
         "environment": f'SKYNET_PARTICIPANT="{spec.name}",SKYNET_INSTANCE="{index:02d}",'
-                       f'SKYNET_CONFIG="{spec.digest()}",PYTHONUNBUFFERED="1"',
+        f'SKYNET_CONFIG="{spec.digest()}",PYTHONUNBUFFERED="1"',
     }
     if spec.user:
         values["user"] = spec.user
@@ -178,12 +182,15 @@ def render(spec: ProgramSpec) -> str:
     meta = {"instances": str(spec.instances), "enabled": "true" if spec.enabled else "false"}
     if spec.user:
         meta["user"] = spec.user
-    programs = [(f"program:{instance_name(spec.name, i)}", _program(spec, i))
-                for i in range(spec.instances)]
+    programs = [
+        (f"program:{instance_name(spec.name, i)}", _program(spec, i)) for i in range(spec.instances)
+    ]
     # '%' is literal here, but supervisor expands %(...)s in program values
     text = _render_sections(spec) + _ini([("skynet", meta), *programs])
-    return (f"; written by skynet for participant {spec.name}: change it with skynet "
-            "(scale, enable, disable, rebuild)\n" + text)
+    return (
+        f"; written by skynet for participant {spec.name}: change it with skynet "
+        "(scale, enable, disable, rebuild)\n" + text
+    )
 
 
 def parse(path: str | Path) -> ProgramSpec:
@@ -216,13 +223,17 @@ def parse(path: str | Path) -> ProgramSpec:
         enabled=meta.get("enabled", first.get("autostart", "true")).lower() == "true",
         participant=part,
         boss=dict(parser["boss"]) if parser.has_section("boss") else {},
-        sections={s: dict(parser[s]) for s in parser.sections()
-                  if s not in RESERVED and not s.startswith(("program:", "group:"))},
+        sections={
+            s: dict(parser[s])
+            for s in parser.sections()
+            if s not in RESERVED and not s.startswith(("program:", "group:"))
+        },
         python=command.split(" -m ", 1)[0] if " -m " in command else "python3",
         startsecs=int(first.get("startsecs", 1)),
         startretries=int(first.get("startretries", 3)),
         stopwaitsecs=int(first.get("stopwaitsecs", 60)),
-        log_dir=str(Path(first["stdout_logfile"]).parent) if "stdout_logfile" in first
+        log_dir=str(Path(first["stdout_logfile"]).parent)
+        if "stdout_logfile" in first
         else "/var/log/boss",
         path=str(path),
     )

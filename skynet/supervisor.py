@@ -59,8 +59,12 @@ def _fault(exc: xmlrpc.client.Fault, method: str, url: str) -> SkynetError:
     detail = text.split(":", 1)[1].strip() if ":" in text else text
     if code == Faults.BAD_NAME:
         return UnknownParticipant(detail)
-    if code in (Faults.SPAWN_ERROR, Faults.ABNORMAL_TERMINATION, Faults.NO_FILE,
-                Faults.NOT_EXECUTABLE):
+    if code in (
+        Faults.SPAWN_ERROR,
+        Faults.ABNORMAL_TERMINATION,
+        Faults.NO_FILE,
+        Faults.NOT_EXECUTABLE,
+    ):
         return StartFailed(f"{detail}: could not be started ({text})")
     if code == Faults.CANT_REREAD:
         return Invalid(f"supervisord cannot read its configuration: {detail}")
@@ -92,11 +96,12 @@ class _UnixConnection(http.client.HTTPConnection):
 class _Transport(SupervisorTransport):
     """supervisor's transport, with a timeout on every connection."""
 
-    def __init__(self, username: str | None, password: str | None, url: str,
-                 timeout: float | None) -> None:
+    def __init__(
+        self, username: str | None, password: str | None, url: str, timeout: float | None
+    ) -> None:
         super().__init__(username, password, url)
         if url.startswith("unix://"):
-            path = url[len("unix://"):]
+            path = url[len("unix://") :]
             self._get_connection = lambda: _UnixConnection(path, timeout)
         else:
             make = self._get_connection
@@ -130,13 +135,15 @@ class Supervisor:
 
     ``url`` is ``unix:///path`` or ``http://host:port``."""
 
-    def __init__(self, url: str, username: str = "", password: str = "",
-                 timeout: float | None = 60.0) -> None:
+    def __init__(
+        self, url: str, username: str = "", password: str = "", timeout: float | None = 60.0
+    ) -> None:
         self.url = url
         transport = _Transport(username or None, password or None, url, timeout)
         self._transport = transport
-        self._proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport,
-                                                allow_none=True)
+        self._proxy = xmlrpc.client.ServerProxy(
+            "http://127.0.0.1", transport=transport, allow_none=True
+        )
 
     @property
     def supervisor(self) -> _Namespace:
@@ -162,22 +169,34 @@ class Supervisor:
         except xmlrpc.client.ProtocolError as exc:
             self.close()
             if exc.errcode == 401:
-                raise NotPermitted(f"supervisord at {self.url} refused the credentials "
-                                   "(supervisor_username/supervisor_password)") from None
-            raise SupervisorUnavailable(f"supervisord at {self.url}: HTTP {exc.errcode} "
-                                        f"{exc.errmsg}") from None
+                raise NotPermitted(
+                    f"supervisord at {self.url} refused the credentials "
+                    "(supervisor_username/supervisor_password)"
+                ) from None
+            raise SupervisorUnavailable(
+                f"supervisord at {self.url}: HTTP {exc.errcode} {exc.errmsg}"
+            ) from None
         except PermissionError:
             self.close()
-            raise NotPermitted(f"not permitted to use {self.url}: ask an administrator to "
-                               "add you to the 'skynet' group (the socket is "
-                               "root:skynet 0770), or use sudo") from None
-        except (FileNotFoundError, ConnectionRefusedError, socket.gaierror, TimeoutError,
-                http.client.RemoteDisconnected, ConnectionResetError) as exc:
+            raise NotPermitted(
+                f"not permitted to use {self.url}: ask an administrator to "
+                "add you to the 'skynet' group (the socket is "
+                "root:skynet 0770), or use sudo"
+            ) from None
+        except (
+            FileNotFoundError,
+            ConnectionRefusedError,
+            socket.gaierror,
+            TimeoutError,
+            http.client.RemoteDisconnected,
+            ConnectionResetError,
+        ) as exc:
             self.close()
             raise SupervisorUnavailable(
                 f"supervisord is not running (nothing answers at {self.url}: "
                 f"{exc.strerror or type(exc).__name__}); start it, or leave "
-                "supervisor_url empty to let skynet run its own") from None
+                "supervisor_url empty to let skynet run its own"
+            ) from None
         except OSError as exc:
             self.close()
             if exc.errno in (errno.EACCES, errno.EPERM):

@@ -68,13 +68,20 @@ def check_name(name: str) -> str:
     """A participant name: letters, digits, ``_ . -`` (it names a file,
     supervisor programs and, by default, a queue)."""
     if not NAME_RE.match(name or ""):
-        raise Invalid(f"invalid participant name {name!r}: use letters, digits, '_', '.' "
-                      "and '-' (not starting with '.' or '-')")
+        raise Invalid(
+            f"invalid participant name {name!r}: use letters, digits, '_', '.' "
+            "and '-' (not starting with '.' or '-')"
+        )
     return name
 
 
-def check_code(code: str | os.PathLike[str], class_name: str = "ParticipantHandler", *,
-               python: str, timeout: float = 60.0) -> Path:
+def check_code(
+    code: str | os.PathLike[str],
+    class_name: str = "ParticipantHandler",
+    *,
+    python: str,
+    timeout: float = 60.0,
+) -> Path:
     """The code file, made absolute, once it imports and its ``class_name``
     has ``handle_wi(self, wi)``."""
     path = Path(code).expanduser()
@@ -96,9 +103,14 @@ def check_code(code: str | os.PathLike[str], class_name: str = "ParticipantHandl
     except (OSError, UnicodeDecodeError) as exc:
         raise Invalid(f"code file {path}: cannot read: {exc}") from None
     try:
-        proc = subprocess.run([python, "-c", _CHECK, str(path), class_name], capture_output=True,
-                              text=True, timeout=timeout, cwd=path.parent,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [python, "-c", _CHECK, str(path), class_name],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=path.parent,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
         raise Invalid(f"code file {path}: importing it took more than {timeout:g}s") from None
     except OSError as exc:

@@ -123,8 +123,10 @@ MACHINE_AMQP_URL = os.environ.get("BOSS_TEST_AMQP_URL", "amqp://guest:guest@127.
 def _rabbitmq_unavailable(reason: str) -> None:
     if os.environ.get("BOSS_REQUIRE_RABBITMQ") == "1":
         pytest.fail(f"RabbitMQ is required (BOSS_REQUIRE_RABBITMQ=1) but {reason}")
-    pytest.skip(f"no RabbitMQ: {reason} (set BOSS_TEST_AMQP_URL, or BOSS_REQUIRE_RABBITMQ=1 "
-                "to fail instead)")
+    pytest.skip(
+        f"no RabbitMQ: {reason} (set BOSS_TEST_AMQP_URL, or BOSS_REQUIRE_RABBITMQ=1 "
+        "to fail instead)"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -148,8 +150,11 @@ def rabbitmq_url() -> Iterator[str]:
     parts = urlsplit(MACHINE_AMQP_URL)
     user = parts.username or "guest"
     subprocess.run([ctl, "-q", "add_vhost", vhost], check=True, capture_output=True)
-    subprocess.run([ctl, "-q", "set_permissions", "-p", vhost, user, ".*", ".*", ".*"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [ctl, "-q", "set_permissions", "-p", vhost, user, ".*", ".*", ".*"],
+        check=True,
+        capture_output=True,
+    )
     yield urlunsplit((parts.scheme, parts.netloc, "/" + vhost, "", ""))
     subprocess.run([ctl, "-q", "delete_vhost", vhost], capture_output=True)
 
@@ -167,8 +172,9 @@ def broker_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
-                              ) -> Iterator[pytest.TestReport]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[pytest.TestReport]:
     """``item.rep_setup``/``rep_call``/``rep_teardown``: fixtures print the
     logs of the processes they started when the test failed."""
     report = yield

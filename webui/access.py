@@ -40,8 +40,7 @@ from flask import g, request, session
 
 from webui.users import ANONYMOUS, User
 
-__all__ = ["Refused", "can_act_on_run", "check_csrf", "csrf_token", "current_user",
-           "require"]
+__all__ = ["Refused", "can_act_on_run", "check_csrf", "csrf_token", "current_user", "require"]
 
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -69,8 +68,10 @@ def check_csrf() -> None:
     expected = session.get("csrf")
     given = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token") or ""
     if not expected:
-        raise Refused("refused: no CSRF token in this session (load the page again; "
-                      "are cookies enabled?)", 400)
+        raise Refused(
+            "refused: no CSRF token in this session (load the page again; are cookies enabled?)",
+            400,
+        )
     if not given:
         raise Refused("refused: the request carries no CSRF token (a forged form?)", 400)
     if not hmac.compare_digest(given.encode(), expected.encode()):
@@ -120,15 +121,20 @@ def can_act_on_run(user: User, owner: str | None, wfid: str, action: str) -> Non
     if user.admin:
         return
     if owner is None:
-        raise Refused(f"refused: {user.name} cannot {action} run {wfid}: it was not launched "
-                      "from the web UI (only admins act on such runs)")
+        raise Refused(
+            f"refused: {user.name} cannot {action} run {wfid}: it was not launched "
+            "from the web UI (only admins act on such runs)"
+        )
     if owner != user.name:
         raise Refused(f"refused: {user.name} cannot {action} run {wfid}: it belongs to {owner}")
 
 
 def _verb(action: str) -> str:
-    return {"act": "act on runs", "launch": "launch processes",
-            "admin": "do this (participant control, the audit log)"}.get(action, action)
+    return {
+        "act": "act on runs",
+        "launch": "launch processes",
+        "admin": "do this (participant control, the audit log)",
+    }.get(action, action)
 
 
 def template_globals() -> dict[str, Any]:

@@ -20,8 +20,16 @@ from webui.access import Refused, can_act_on_run, require
 from webui.services import Services
 from webui.users import User
 
-__all__ = ["ACTIONS", "act", "bulk_replay", "launch", "list_processes", "parse_fields",
-           "process_source", "validate"]
+__all__ = [
+    "ACTIONS",
+    "act",
+    "bulk_replay",
+    "launch",
+    "list_processes",
+    "parse_fields",
+    "process_source",
+    "validate",
+]
 
 #: the operations on a run, and the run states they make sense in
 ACTIONS = {
@@ -78,8 +86,7 @@ def process_source(svc: Services, name: str) -> tuple[Path, str]:
     return path, path.read_text(encoding="utf-8")
 
 
-def validate(svc: Services, name: str, fields_text: str | dict[str, Any] | None
-             ) -> dict[str, Any]:
+def validate(svc: Services, name: str, fields_text: str | dict[str, Any] | None) -> dict[str, Any]:
     """Check a process and the fields: ``{"ok", "problems", "name", ...}``."""
     from engine.loader import LoadError, load_definition
 
@@ -94,12 +101,18 @@ def validate(svc: Services, name: str, fields_text: str | dict[str, Any] | None
         parse_fields(fields_text)
     except Refused as exc:
         problems.append(exc.reason)
-    return {"ok": not problems, "problems": problems, "process": name,
-            "name": d.name if d else None, "digest": d.digest if d else None}
+    return {
+        "ok": not problems,
+        "problems": problems,
+        "process": name,
+        "name": d.name if d else None,
+        "digest": d.digest if d else None,
+    }
 
 
-def launch(svc: Services, user: User, name: str, fields_text: str | dict[str, Any] | None,
-           remote: str = "") -> str:
+def launch(
+    svc: Services, user: User, name: str, fields_text: str | dict[str, Any] | None, remote: str = ""
+) -> str:
     """Launch process ``name`` with the fields; returns the wfid."""
     require("launch", user)
     fields = parse_fields(fields_text)
@@ -109,18 +122,26 @@ def launch(svc: Services, user: User, name: str, fields_text: str | dict[str, An
     path, source = process_source(svc, name)
     wfid = new_wfid()
     svc.index.set_owner(wfid, user.name)  # before the engine can have it
-    svc.publisher.send({"definition": source, "filename": str(path), "fields": fields,
-                        "wfid": wfid})
-    svc.audit.record(user, "launch", wfid, detail=f"{name} {json.dumps(fields)[:500]}",
-                     remote=remote)
+    svc.publisher.send(
+        {"definition": source, "filename": str(path), "fields": fields, "wfid": wfid}
+    )
+    svc.audit.record(
+        user, "launch", wfid, detail=f"{name} {json.dumps(fields)[:500]}", remote=remote
+    )
     return wfid
 
 
 # -- operations -------------------------------------------------------------------------
 
 
-def act(svc: Services, user: User, wfid: str, action: str, data: dict[str, Any] | None = None,
-        remote: str = "") -> str:
+def act(
+    svc: Services,
+    user: User,
+    wfid: str,
+    action: str,
+    data: dict[str, Any] | None = None,
+    remote: str = "",
+) -> str:
     """Send ``action`` for run ``wfid``; returns what was done, in words."""
     data = data or {}
     if action not in ACTIONS:
@@ -146,8 +167,9 @@ def act(svc: Services, user: User, wfid: str, action: str, data: dict[str, Any] 
         if not errors:
             raise Refused(f"run {wfid} has no error to replay", 409)
         error_id = data.get("error_id") or None
-        if error_id and not any(error_id in (e["id"], e.get("eid"), e.get("expid"))
-                                for e in errors):
+        if error_id and not any(
+            error_id in (e["id"], e.get("eid"), e.get("expid")) for e in errors
+        ):
             raise Refused(f"run {wfid} has no error {error_id}", 404)
         msg["error_id"] = error_id
         msg["fields"] = parse_fields(data.get("fields")) or None
@@ -166,20 +188,22 @@ def act(svc: Services, user: User, wfid: str, action: str, data: dict[str, Any] 
     return f"{action} sent to {wfid}" + (f" (step {msg['eid']})" if msg.get("eid") else "")
 
 
-def bulk_replay(svc: Services, user: User, items: list[tuple[str, str | None]],
-                fields_text: str | dict[str, Any] | None = None,
-                remote: str = "") -> list[dict[str, Any]]:
+def bulk_replay(
+    svc: Services,
+    user: User,
+    items: list[tuple[str, str | None]],
+    fields_text: str | dict[str, Any] | None = None,
+    remote: str = "",
+) -> list[dict[str, Any]]:
     """Replay many errors; one result per item (``ok`` and the message)."""
     require("act", user)
     fields = parse_fields(fields_text)
     out = []
     for wfid, error_id in items:
         try:
-            done = act(svc, user, wfid, "replay", {"error_id": error_id, "fields": fields},
-                       remote)
+            done = act(svc, user, wfid, "replay", {"error_id": error_id, "fields": fields}, remote)
             out.append({"wfid": wfid, "error_id": error_id, "ok": True, "message": done})
         except Refused as exc:
             svc.audit.record(user, "replay", wfid, ok=False, detail=exc.reason, remote=remote)
-            out.append({"wfid": wfid, "error_id": error_id, "ok": False,
-                        "message": exc.reason})
+            out.append({"wfid": wfid, "error_id": error_id, "ok": False, "message": exc.reason})
     return out

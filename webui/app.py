@@ -24,14 +24,24 @@ _OPEN = {"auth.login", "auth.logout", "static", "metrics.metrics", "api.me"}
 
 
 def wants_json() -> bool:
-    return (request.path.startswith("/api/") or request.is_json
-            or request.accept_mimetypes.best == "application/json")
+    return (
+        request.path.startswith("/api/")
+        or request.is_json
+        or request.accept_mimetypes.best == "application/json"
+    )
 
 
-def create_app(config: Config | None = None, *, web: WebConfig | None = None,
-               users: dict[str, tuple[str, str]] | None = None, store: Any = None,
-               publisher: Any = None, graph: Any = None, skynet: Any = None,
-               testing: bool = False) -> Flask:
+def create_app(
+    config: Config | None = None,
+    *,
+    web: WebConfig | None = None,
+    users: dict[str, tuple[str, str]] | None = None,
+    store: Any = None,
+    publisher: Any = None,
+    graph: Any = None,
+    skynet: Any = None,
+    testing: bool = False,
+) -> Flask:
     """The web UI. ``config``/``web``: the ``[boss]`` and ``[web]``
     settings (default: loaded as every ``boss`` command does). ``users``:
     ``{name: (password, role)}`` created if missing (tests, demos).
@@ -73,9 +83,10 @@ def create_app(config: Config | None = None, *, web: WebConfig | None = None,
             return f"refused: only admins can {action} events; {user.name} is a {user.role}"
         return None
 
-    app.register_blueprint(trace_blueprint(config, graph=lambda: svc.graph,
-                                           authorize=authorize_trace),
-                           url_prefix="/api/trace")
+    app.register_blueprint(
+        trace_blueprint(config, graph=lambda: svc.graph, authorize=authorize_trace),
+        url_prefix="/api/trace",
+    )
     app.context_processor(template_globals)
     app.jinja_env.globals["web"] = web
     from webui.blueprints import filters
@@ -95,13 +106,17 @@ def create_app(config: Config | None = None, *, web: WebConfig | None = None,
     def refused(exc: Refused) -> Any:
         if request.method not in ("GET", "HEAD"):
             user = current_user()
-            svc.audit.record(user, request.endpoint or request.path,
-                             request.view_args.get("wfid", "") if request.view_args else "",
-                             ok=False, detail=exc.reason, remote=request.remote_addr or "")
+            svc.audit.record(
+                user,
+                request.endpoint or request.path,
+                request.view_args.get("wfid", "") if request.view_args else "",
+                ok=False,
+                detail=exc.reason,
+                remote=request.remote_addr or "",
+            )
         if wants_json():
             return jsonify({"error": exc.reason, "status": exc.status}), exc.status
-        return render_template("refused.html", reason=exc.reason,
-                               back=request.referrer), exc.status
+        return render_template("refused.html", reason=exc.reason, back=request.referrer), exc.status
 
     @app.after_request
     def headers(resp: Response) -> Response:

@@ -45,8 +45,9 @@ def definition_graph(d: Definition, marks: dict[str, str] | None = None) -> dict
     edges: list[dict[str, Any]] = []
 
     def add(node_id: str, label: str, kind: str) -> str:
-        nodes.append({"data": {"id": node_id, "label": label, "kind": kind,
-                               "state": marks.get(node_id, "")}})
+        nodes.append(
+            {"data": {"id": node_id, "label": label, "kind": kind, "state": marks.get(node_id, "")}}
+        )
         return node_id
 
     def link(a: str, b: str, label: str = "") -> None:
@@ -56,8 +57,7 @@ def definition_graph(d: Definition, marks: dict[str, str] | None = None) -> dict
         """Draw ``node``; its entry and exit node ids."""
         kind = node.kind
         if kind in _SERIAL or kind in _PARALLEL or kind == "if":
-            if kind == "sequence" and node.children and node.id != "0" \
-                    and node.id not in marks:
+            if kind == "sequence" and node.children and node.id != "0" and node.id not in marks:
                 head = None  # a plain sequence needs no box of its own
             else:
                 head = add(node.id, _label(node), kind)
@@ -123,15 +123,22 @@ def timeline(events: list[dict[str, Any]]) -> dict[str, Any]:
         if meta["type"] == "EiffelActivityTriggeredEvent":
             eid = _custom(ev, "step")
             by_trigger[meta["id"]] = {
-                "eid": eid, "expid": eid.rsplit("-", 1)[0] if eid else None,
-                "name": ev["data"].get("name"), "participant": _custom(ev, "participant"),
-                "triggered": meta["time"] / 1000, "started": None, "finished": None,
-                "outcome": None, "run": eid is None}
+                "eid": eid,
+                "expid": eid.rsplit("-", 1)[0] if eid else None,
+                "name": ev["data"].get("name"),
+                "participant": _custom(ev, "participant"),
+                "triggered": meta["time"] / 1000,
+                "started": None,
+                "finished": None,
+                "outcome": None,
+                "run": eid is None,
+            }
         else:
             later.append(ev)
     for ev in later:
-        target = next((x["target"] for x in ev.get("links", ())
-                       if x["type"] == "ACTIVITY_EXECUTION"), None)
+        target = next(
+            (x["target"] for x in ev.get("links", ()) if x["type"] == "ACTIVITY_EXECUTION"), None
+        )
         step = by_trigger.get(target or "")
         if step is None:
             continue
@@ -146,32 +153,37 @@ def timeline(events: list[dict[str, Any]]) -> dict[str, Any]:
             step["finished"] = t
             step["outcome"] = "CANCELED"
     run = next((s for s in by_trigger.values() if s["run"]), None)
-    steps = sorted((s for s in by_trigger.values() if not s["run"]),
-                   key=lambda s: s["triggered"])
+    steps = sorted((s for s in by_trigger.values() if not s["run"]), key=lambda s: s["triggered"])
     for s in [*steps, *([run] if run else [])]:
         begin = s["started"] or s["triggered"]
         s["queued_s"] = (s["started"] - s["triggered"]) if s["started"] else None
         s["duration_s"] = (s["finished"] - begin) if s["finished"] else None
-        s["state"] = ("finished" if s["finished"] else "running" if s["started"]
-                      else "queued")
-    return {"run": run, "steps": steps, "events": len(events),
-            # the graph holds the run's end: nothing more will arrive for it
-            "settled": bool(run and run["finished"])}
+        s["state"] = "finished" if s["finished"] else "running" if s["started"] else "queued"
+    return {
+        "run": run,
+        "steps": steps,
+        "events": len(events),
+        # the graph holds the run's end: nothing more will arrive for it
+        "settled": bool(run and run["finished"]),
+    }
 
 
 def _short(event: dict[str, Any]) -> str:
     etype = event["meta"]["type"].removeprefix("Eiffel").removesuffix("Event")
     data = event.get("data") or {}
-    name = (data.get("name") or data.get("identity")
-            or (data.get("gitIdentifier") or {}).get("commitId", "")[:10]
-            or (data.get("outcome") or {}).get("conclusion") or "")
+    name = (
+        data.get("name")
+        or data.get("identity")
+        or (data.get("gitIdentifier") or {}).get("commitId", "")[:10]
+        or (data.get("outcome") or {}).get("conclusion")
+        or ""
+    )
     if etype == "ConfidenceLevelModified":
         name = f"{data.get('name')}={data.get('value')}"
     return f"{etype}\n{name}" if name else etype
 
 
-def trace_elements(center: dict[str, Any], ups: list[Any], downs: list[Any]
-                   ) -> dict[str, Any]:
+def trace_elements(center: dict[str, Any], ups: list[Any], downs: list[Any]) -> dict[str, Any]:
     """Nodes and typed edges around ``center`` (``Hit`` lists from
     ``Graph.upstream``/``downstream``)."""
     events: dict[str, dict[str, Any]] = {center["meta"]["id"]: center}
@@ -182,14 +194,30 @@ def trace_elements(center: dict[str, Any], ups: list[Any], downs: list[Any]
     seen: set[tuple[str, str, str]] = set()
     for eid, ev in events.items():
         etype = ev["meta"]["type"].removeprefix("Eiffel").removesuffix("Event")
-        nodes.append({"data": {"id": eid, "label": _short(ev), "type": etype,
-                               "center": eid == center["meta"]["id"],
-                               "time": ev["meta"]["time"]}})
+        nodes.append(
+            {
+                "data": {
+                    "id": eid,
+                    "label": _short(ev),
+                    "type": etype,
+                    "center": eid == center["meta"]["id"],
+                    "time": ev["meta"]["time"],
+                }
+            }
+        )
         for link in ev.get("links") or ():
             key = (eid, link["target"], link["type"])
             if link["target"] in events and key not in seen:
                 seen.add(key)
-                edges.append({"data": {"id": "|".join(key), "source": eid,
-                                       "target": link["target"], "label": link["type"],
-                                       "linkType": link["type"]}})
+                edges.append(
+                    {
+                        "data": {
+                            "id": "|".join(key),
+                            "source": eid,
+                            "target": link["target"],
+                            "label": link["type"],
+                            "linkType": link["type"],
+                        }
+                    }
+                )
     return {"elements": {"nodes": nodes, "edges": edges}}

@@ -115,8 +115,12 @@ class Health:
         fresh = [ev for ev, seen in zip(finished, pipe.execute(), strict=True) if not seen]
         if not fresh:
             return 0
-        trig_ids = [next((x["target"] for x in ev.get("links", ())
-                          if x["type"] == "ACTIVITY_EXECUTION"), "") for ev in fresh]
+        trig_ids = [
+            next(
+                (x["target"] for x in ev.get("links", ()) if x["type"] == "ACTIVITY_EXECUTION"), ""
+            )
+            for ev in fresh
+        ]
         triggers = self.graph.get_many(trig_ids)
         started_ids = []
         for trig in triggers:
@@ -125,8 +129,7 @@ class Health:
             started_ids.append(activity_id(wfid, eid, "started") if wfid and eid else "")
         starts = self.graph.get_many([s or "none" for s in started_ids])
         # in time order, so the streaks follow the outcomes as they came
-        rows = sorted(zip(fresh, triggers, starts, strict=True),
-                      key=lambda r: r[0]["meta"]["time"])
+        rows = sorted(zip(fresh, triggers, starts, strict=True), key=lambda r: r[0]["meta"]["time"])
         pipe = self.client.pipeline(transaction=False)
         streak_keys = []
         for ev, trig, start in rows:
@@ -150,13 +153,15 @@ class Health:
             dh = self.k + "day:" + day
             pipe.sadd(self.k + "names", name)
             pipe.hincrby(dh, f"{name}|n", 1)
-            outcome = ("ok" if conclusion == "SUCCESSFUL" else "fail" if conclusion in _FAIL
-                       else "aborted")
+            outcome = (
+                "ok" if conclusion == "SUCCESSFUL" else "fail" if conclusion in _FAIL else "aborted"
+            )
             pipe.hincrby(dh, f"{name}|{outcome}", 1)
             pipe.hincrby(self.k + "total", "runs" if run else "steps", 1)
             if outcome != "aborted":
-                pipe.rpush(f"{self.k}dur:{day}:{name}",
-                           round((t_end - (t_start or t_trig)) / 1000, 3))
+                pipe.rpush(
+                    f"{self.k}dur:{day}:{name}", round((t_end - (t_start or t_trig)) / 1000, 3)
+                )
             if t_start is not None:
                 pipe.rpush(f"{self.k}wait:{day}:{name}", round((t_start - t_trig) / 1000, 3))
             streak_keys.append((name, outcome, dh))
@@ -203,8 +208,13 @@ class Health:
                 pipe.lrange(f"{self.k}wait:{day}:{name}", 0, -1)
         lists = pipe.execute()
         streaks = {_s(k): int(v) for k, v in self.client.hgetall(self.k + "streak").items()}
-        out: dict[str, Any] = {"since": now - since_s, "until": now, "days": days,
-                               "participants": {}, "processes": {}}
+        out: dict[str, Any] = {
+            "since": now - since_s,
+            "until": now,
+            "days": days,
+            "participants": {},
+            "processes": {},
+        }
         i = 0
         for name in names:
             kind, _, label = name.partition("|")
@@ -226,15 +236,28 @@ class Health:
                 totals["max_streak"] = max(totals["max_streak"], mx)
                 all_dur += dur
                 all_wait += wait
-                per_day.append({"day": day, "runs": n, "ok": ok, "failed": fail,
-                                "success_rate": _rate(ok, fail),
-                                "duration_p50": percentile(dur, 50),
-                                "queue_wait_p50": percentile(wait, 50), "max_streak": mx})
+                per_day.append(
+                    {
+                        "day": day,
+                        "runs": n,
+                        "ok": ok,
+                        "failed": fail,
+                        "success_rate": _rate(ok, fail),
+                        "duration_p50": percentile(dur, 50),
+                        "queue_wait_p50": percentile(wait, 50),
+                        "max_streak": mx,
+                    }
+                )
             if not totals["runs"]:
                 continue
-            entry = {**totals, "success_rate": _rate(totals["ok"], totals["failed"]),
-                     "duration": _pcts(all_dur), "queue_wait": _pcts(all_wait),
-                     "streak": streaks.get(name, 0), "days": per_day}
+            entry = {
+                **totals,
+                "success_rate": _rate(totals["ok"], totals["failed"]),
+                "duration": _pcts(all_dur),
+                "queue_wait": _pcts(all_wait),
+                "streak": streaks.get(name, 0),
+                "days": per_day,
+            }
             out["participants" if kind == "participant" else "processes"][label] = entry
         return out
 
@@ -247,5 +270,9 @@ def _rate(ok: int, fail: int) -> float | None:
 
 
 def _pcts(values: list[float]) -> dict[str, float | None]:
-    return {"p50": percentile(values, 50), "p90": percentile(values, 90),
-            "p99": percentile(values, 99), "max": max(values) if values else None}
+    return {
+        "p50": percentile(values, 50),
+        "p90": percentile(values, 90),
+        "p99": percentile(values, 99),
+        "max": max(values) if values else None,
+    }

@@ -35,8 +35,12 @@ from webui.services import Services
 
 __all__ = ["BossCollector", "metrics_blueprint"]
 
-_ACTIVITY = ("EiffelActivityTriggeredEvent", "EiffelActivityStartedEvent",
-             "EiffelActivityFinishedEvent", "EiffelActivityCanceledEvent")
+_ACTIVITY = (
+    "EiffelActivityTriggeredEvent",
+    "EiffelActivityStartedEvent",
+    "EiffelActivityFinishedEvent",
+    "EiffelActivityCanceledEvent",
+)
 
 
 class BossCollector:
@@ -52,22 +56,27 @@ class BossCollector:
                 runs.add_metric([status], n)
             yield runs
             errors = svc.client.zcard(f"{svc.config.key_prefix}runs:errors")
-            yield GaugeMetricFamily("boss_runs_with_errors", "Runs with unresolved errors",
-                                    value=errors)
-            yield GaugeMetricFamily("boss_engine_workers", "Engine workers alive",
-                                    value=len(svc.store.engines()))
+            yield GaugeMetricFamily(
+                "boss_runs_with_errors", "Runs with unresolved errors", value=errors
+            )
+            yield GaugeMetricFamily(
+                "boss_engine_workers", "Engine workers alive", value=len(svc.store.engines())
+            )
             up.add_metric(["store"], 1)
         except Exception:
             up.add_metric(["store"], 0)
         try:
             svc.health.update()
             totals = svc.health.totals()
-            yield CounterMetricFamily("boss_steps_finished", "Participant steps finished",
-                                      value=totals.get("steps", 0))
-            yield CounterMetricFamily("boss_runs_finished", "Runs finished",
-                                      value=totals.get("runs", 0))
-            events = CounterMetricFamily("boss_activity_events", "Activity events stored",
-                                         labels=["type"])
+            yield CounterMetricFamily(
+                "boss_steps_finished", "Participant steps finished", value=totals.get("steps", 0)
+            )
+            yield CounterMetricFamily(
+                "boss_runs_finished", "Runs finished", value=totals.get("runs", 0)
+            )
+            events = CounterMetricFamily(
+                "boss_activity_events", "Activity events stored", labels=["type"]
+            )
             for etype in _ACTIVITY:
                 events.add_metric([etype], svc.graph.count(etype))
             yield events
@@ -76,10 +85,10 @@ class BossCollector:
             up.add_metric(["graph"], 0)
         try:
             depths = queue_depths(svc)
-            messages = GaugeMetricFamily("boss_queue_messages", "Messages waiting",
-                                         labels=["queue"])
-            consumers = GaugeMetricFamily("boss_queue_consumers", "Consumers",
-                                          labels=["queue"])
+            messages = GaugeMetricFamily(
+                "boss_queue_messages", "Messages waiting", labels=["queue"]
+            )
+            consumers = GaugeMetricFamily("boss_queue_consumers", "Consumers", labels=["queue"])
             broker_ok = 1
             for queue, info in depths.items():
                 if "error" in info:
@@ -101,8 +110,7 @@ def queue_depths(svc: Services) -> dict[str, dict[str, Any]]:
     """The engine's and every registered participant's queue."""
     from skynet.engine_view import queue_depths as depths
 
-    queues = [svc.config.engine_queue, *dict.fromkeys(r.queue for r in
-                                                      svc.engine.registrations())]
+    queues = [svc.config.engine_queue, *dict.fromkeys(r.queue for r in svc.engine.registrations())]
     return depths(svc.config, queues)
 
 
@@ -113,7 +121,8 @@ def metrics_blueprint(svc: Services) -> Blueprint:
 
     @bp.get("/metrics")
     def metrics() -> Response:
-        return Response(generate_latest(registry),
-                        mimetype="text/plain; version=0.0.4; charset=utf-8")
+        return Response(
+            generate_latest(registry), mimetype="text/plain; version=0.0.4; charset=utf-8"
+        )
 
     return bp

@@ -89,8 +89,14 @@ class Page:
 class RunIndex:
     """Ownership and field indexes (see the module docstring)."""
 
-    def __init__(self, client: redis.Redis, prefix: str, *, indexed: set[str] | None = None,
-                 scan_limit: int = 5000) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str,
+        *,
+        indexed: set[str] | None = None,
+        scan_limit: int = 5000,
+    ) -> None:
         self.client = client
         self.prefix = prefix
         self.indexed = indexed
@@ -136,7 +142,7 @@ class RunIndex:
         seen = set(seen_raw)
         fresh = [(_s(w), at) for w, at in rows if w not in seen]
         for i in range(0, len(fresh), batch):
-            self._index(fresh[i:i + batch])
+            self._index(fresh[i : i + batch])
         if rows:
             top = max(cursor, rows[-1][1])
             pipe = self.client.pipeline(transaction=False)
@@ -182,9 +188,16 @@ class RunIndex:
         return "." not in name and (self.indexed is None or name in self.indexed)
 
     # -- listing -------------------------------------------------------------------
-    def page(self, store: Any, *, status: str | None = None, name: str | None = None,
-             filters: dict[str, str] | None = None, offset: int = 0,
-             limit: int = 50) -> Page:
+    def page(
+        self,
+        store: Any,
+        *,
+        status: str | None = None,
+        name: str | None = None,
+        filters: dict[str, str] | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> Page:
         """A page of runs, newest first, with the counts per status."""
         filters = {k: v for k, v in (filters or {}).items() if k and v is not None}
         if not filters and name is None:
@@ -201,31 +214,34 @@ class RunIndex:
             keys.append(f"{self.prefix}runs:name:{name}")
         if scanned:
             return self._scan(keys or [f"{self.prefix}runs"], status, scanned, offset, limit)
-        flat_counts, rows = self._filter(keys=keys, args=[f"{self.prefix}run:", status or "",
-                                                          max(0, offset), limit])
+        flat_counts, rows = self._filter(
+            keys=keys, args=[f"{self.prefix}run:", status or "", max(0, offset), limit]
+        )
         counts = dict.fromkeys(RUN_STATES, 0)
         for i in range(0, len(flat_counts), 2):
             counts[_s(flat_counts[i])] = int(flat_counts[i + 1])
-        runs = [RunSummary(_s(rows[i]), _s(rows[i + 1]), _s(rows[i + 2]), float(rows[i + 3]))
-                for i in range(0, len(rows), 4)]
+        runs = [
+            RunSummary(_s(rows[i]), _s(rows[i + 1]), _s(rows[i + 2]), float(rows[i + 3]))
+            for i in range(0, len(rows), 4)
+        ]
         total = counts.get(status, 0) if status else sum(counts.values())
         return Page(runs, total, counts)
 
-    def _scan(self, keys: list[str], status: str | None, wanted: dict[str, str], offset: int,
-              limit: int) -> Page:
+    def _scan(
+        self, keys: list[str], status: str | None, wanted: dict[str, str], offset: int, limit: int
+    ) -> Page:
         """Bounded scan for filters on fields that are not indexed."""
         # the candidates: the indexed filters first (one index, or their
         # intersection through the script with no page), newest first
         if len(keys) == 1:
             ids = [_s(x) for x in self.client.zrevrange(keys[0], 0, self.scan_limit - 1)]
         else:
-            _, rows = self._filter(keys=keys, args=[f"{self.prefix}run:", "", 0,
-                                                    self.scan_limit])
+            _, rows = self._filter(keys=keys, args=[f"{self.prefix}run:", "", 0, self.scan_limit])
             ids = [_s(rows[i]) for i in range(0, len(rows), 4)]
         counts = dict.fromkeys(RUN_STATES, 0)
         matched: list[RunSummary] = []
         for i in range(0, len(ids), 200):
-            chunk = ids[i:i + 200]
+            chunk = ids[i : i + 200]
             pipe = self.client.pipeline(transaction=False)
             for wfid in chunk:
                 pipe.hget(f"{self.prefix}run:{wfid}", "state")
@@ -237,13 +253,22 @@ class RunIndex:
                 if all(_text(lookup(fields, k)) == v for k, v in wanted.items()):
                     counts[st["status"]] = counts.get(st["status"], 0) + 1
                     if status is None or st["status"] == status:
-                        matched.append(RunSummary(wfid, st["name"], st["status"],
-                                                  float(st["launched_at"])))
+                        matched.append(
+                            RunSummary(wfid, st["name"], st["status"], float(st["launched_at"]))
+                        )
         total = len(matched)
-        note = (f"{', '.join(wanted)} {'is' if len(wanted) == 1 else 'are'} not indexed: "
-                f"looked at the newest {len(ids)} runs only")
-        return Page(matched[offset:offset + limit], total, counts,
-                    partial=len(ids) >= self.scan_limit, scanned=len(ids), notes=[note])
+        note = (
+            f"{', '.join(wanted)} {'is' if len(wanted) == 1 else 'are'} not indexed: "
+            f"looked at the newest {len(ids)} runs only"
+        )
+        return Page(
+            matched[offset : offset + limit],
+            total,
+            counts,
+            partial=len(ids) >= self.scan_limit,
+            scanned=len(ids),
+            notes=[note],
+        )
 
 
 def _text(value: Any) -> str | None:

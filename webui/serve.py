@@ -11,9 +11,13 @@ from engine.config import Config
 __all__ = ["serve_in_thread"]
 
 
-def serve_in_thread(config: Config, bind: str = "127.0.0.1:8080", *,
-                    users: dict[str, tuple[str, str]] | None = None,
-                    tries: int = 20) -> tuple[Any, str]:
+def serve_in_thread(
+    config: Config,
+    bind: str = "127.0.0.1:8080",
+    *,
+    users: dict[str, tuple[str, str]] | None = None,
+    tries: int = 20,
+) -> tuple[Any, str]:
     """``(server, url)``; stop it with ``server.shutdown()``."""
     from werkzeug.serving import make_server
 

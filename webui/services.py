@@ -45,8 +45,16 @@ class LockedPublisher:
 
 
 class Services:
-    def __init__(self, config: Config, web: WebConfig, *, store: Any = None,
-                 publisher: Any = None, graph: Any = None, skynet: Any = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        web: WebConfig,
+        *,
+        store: Any = None,
+        publisher: Any = None,
+        graph: Any = None,
+        skynet: Any = None,
+    ) -> None:
         self.config = config
         self.web = web
         self._store = store
@@ -118,8 +126,7 @@ class Services:
             return self._skynet
         from webui.skynet_client import SkynetClient
 
-        return SkynetClient(self.web.skynet_hosts, self.web.skynet_token,
-                            self.web.skynet_timeout)
+        return SkynetClient(self.web.skynet_hosts, self.web.skynet_token, self.web.skynet_timeout)
 
     def close(self) -> None:
         pub = self.__dict__.get("publisher")

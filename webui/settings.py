@@ -73,8 +73,13 @@ class WebConfig:
     secure_cookies: bool = False
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str] | None = None, *,
-             environ: dict[str, str] | None = None, **overrides: Any) -> WebConfig:
+    def load(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        environ: dict[str, str] | None = None,
+        **overrides: Any,
+    ) -> WebConfig:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         if path is None:
@@ -98,8 +103,9 @@ class WebConfig:
         for key, raw in values.items():
             f = known.get(key)
             if f is None:
-                raise ConfigError(f"[web]: unknown key {key!r}; known: "
-                                  + ", ".join(sorted(known)), key)
+                raise ConfigError(
+                    f"[web]: unknown key {key!r}; known: " + ", ".join(sorted(known)), key
+                )
             kwargs[key] = _coerce(key, f.type, raw)
         return cls(**kwargs)
 

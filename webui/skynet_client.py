@@ -56,8 +56,13 @@ class SkynetClient:
         for url in self.urls:
             try:
                 body = self._call("GET", f"{url}/participants")
-                out.append({"url": url, "host": body.get("host"),
-                            "participants": body.get("participants", [])})
+                out.append(
+                    {
+                        "url": url,
+                        "host": body.get("host"),
+                        "participants": body.get("participants", []),
+                    }
+                )
             except SkynetError as exc:
                 out.append({"url": url, "error": str(exc)})
         return out
@@ -69,9 +74,11 @@ class SkynetClient:
         return url
 
     def set_running(self, url: str, name: str, running: bool) -> Any:
-        return self._call("POST", f"{self._url(url)}/participants/{name}/running",
-                          {"running": running})
+        return self._call(
+            "POST", f"{self._url(url)}/participants/{name}/running", {"running": running}
+        )
 
     def scale(self, url: str, name: str, instances: int) -> Any:
-        return self._call("POST", f"{self._url(url)}/participants/{name}/scale",
-                          {"instances": instances})
+        return self._call(
+            "POST", f"{self._url(url)}/participants/{name}/scale", {"instances": instances}
+        )

@@ -71,8 +71,12 @@ class Users:
             raise UserError(f"role {role!r}: one of {', '.join(ROLES)}")
         if len(password) < 8:
             raise UserError("a password needs at least 8 characters")
-        record = {"name": name, "role": role, "hash": generate_password_hash(password),
-                  "created": time.time()}
+        record = {
+            "name": name,
+            "role": role,
+            "hash": generate_password_hash(password),
+            "created": time.time(),
+        }
         if not self.client.hsetnx(self.key, name, json.dumps(record)):
             raise UserError(f"user {name!r} exists (use passwd)")
 
@@ -128,10 +132,26 @@ class AuditLog:
         self.key = f"{prefix}web:audit"
         self.keep = keep
 
-    def record(self, user: User, action: str, target: str = "", *, ok: bool = True,
-               detail: str = "", remote: str = "") -> None:
-        entry = {"at": time.time(), "user": user.name, "role": user.role, "action": action,
-                 "target": target, "ok": ok, "detail": detail, "remote": remote}
+    def record(
+        self,
+        user: User,
+        action: str,
+        target: str = "",
+        *,
+        ok: bool = True,
+        detail: str = "",
+        remote: str = "",
+    ) -> None:
+        entry = {
+            "at": time.time(),
+            "user": user.name,
+            "role": user.role,
+            "action": action,
+            "target": target,
+            "ok": ok,
+            "detail": detail,
+            "remote": remote,
+        }
         pipe = self.client.pipeline(transaction=True)
         pipe.lpush(self.key, json.dumps(entry))
         pipe.ltrim(self.key, 0, self.keep - 1)

@@ -64,8 +64,12 @@ def _integrity(data: bytes) -> str:
 
 def fetch(package: str, version: str, integrity: str, tmp: Path) -> Path:
     """``npm pack package@version`` into ``tmp``; checked against ``integrity``."""
-    subprocess.run(["npm", "pack", f"{package}@{version}", "--silent"], cwd=tmp, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["npm", "pack", f"{package}@{version}", "--silent"],
+        cwd=tmp,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     tarball = next(tmp.glob(f"{package.replace('/', '-').lstrip('@')}-{version}.tgz"))
     got = _integrity(tarball.read_bytes())
     if got != integrity:

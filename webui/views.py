@@ -15,8 +15,16 @@ from webui.access import Refused
 from webui.services import Services
 from webui.users import User
 
-__all__ = ["error_groups", "participants_view", "run_detail", "run_graph", "run_timeline",
-           "runs_page", "trace_graph", "trace_search"]
+__all__ = [
+    "error_groups",
+    "participants_view",
+    "run_detail",
+    "run_graph",
+    "run_timeline",
+    "runs_page",
+    "trace_graph",
+    "trace_search",
+]
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
@@ -56,15 +64,33 @@ def runs_page(svc: Services, args: Any, user: User | None = None) -> dict[str, A
         f["fields"]["launched_by"] = user.name
     limit = _int(args, "limit", svc.web.page_size, 1, 500)
     offset = _int(args, "offset", 0, 0, 10_000_000)
-    page = svc.index.page(svc.store, status=f["status"], name=f["name"], filters=f["fields"],
-                          offset=offset, limit=limit)
+    page = svc.index.page(
+        svc.store,
+        status=f["status"],
+        name=f["name"],
+        filters=f["fields"],
+        offset=offset,
+        limit=limit,
+    )
     owners = svc.index.owners([r.wfid for r in page.runs])
     return {
-        "runs": [{"wfid": r.wfid, "name": r.name, "status": r.status,
-                  "launched_at": r.launched_at, "owner": owners.get(r.wfid)}
-                 for r in page.runs],
-        "total": page.total, "counts": page.counts, "offset": offset, "limit": limit,
-        "filters": f, "partial": page.partial, "notes": page.notes,
+        "runs": [
+            {
+                "wfid": r.wfid,
+                "name": r.name,
+                "status": r.status,
+                "launched_at": r.launched_at,
+                "owner": owners.get(r.wfid),
+            }
+            for r in page.runs
+        ],
+        "total": page.total,
+        "counts": page.counts,
+        "offset": offset,
+        "limit": limit,
+        "filters": f,
+        "partial": page.partial,
+        "notes": page.notes,
         "server_ms": round((time.perf_counter() - t0) * 1000, 2),
     }
 
@@ -87,14 +113,29 @@ def run_detail(svc: Services, wfid: str) -> dict[str, Any]:
     for e in info.errors:
         errors.append({**e, "fields": full_errors.get(e["id"], {}).get("fields")})
     return {
-        "wfid": info.wfid, "name": info.name, "revision": info.revision,
-        "status": info.status, "launched_at": info.launched_at,
-        "updated_at": info.updated_at, "ended_at": info.ended_at,
-        "fields": info.fields, "errors": errors, "owner": svc.index.owner(wfid),
+        "wfid": info.wfid,
+        "name": info.name,
+        "revision": info.revision,
+        "status": info.status,
+        "launched_at": info.launched_at,
+        "updated_at": info.updated_at,
+        "ended_at": info.ended_at,
+        "fields": info.fields,
+        "errors": errors,
+        "owner": svc.index.owner(wfid),
         "live": info.status not in states.ENDED_RUN_STATES,
-        "positions": [{"eid": p.eid, "expid": p.expid, "name": p.name, "kind": p.kind,
-                       "state": p.state, "since": p.since, "participant": p.participant}
-                      for p in info.positions],
+        "positions": [
+            {
+                "eid": p.eid,
+                "expid": p.expid,
+                "name": p.name,
+                "kind": p.kind,
+                "state": p.state,
+                "since": p.since,
+                "participant": p.participant,
+            }
+            for p in info.positions
+        ],
         "definition": info.definition,
     }
 
@@ -106,8 +147,13 @@ def run_timeline(svc: Services, wfid: str) -> dict[str, Any]:
     try:
         events = svc.graph.chain(activity_id(wfid, None, "triggered"))
     except Exception as exc:  # the graph is optional: say so, do not fail the page
-        return {"run": None, "steps": [], "events": 0, "settled": True,
-                "error": f"traceability graph: {exc}"}
+        return {
+            "run": None,
+            "steps": [],
+            "events": 0,
+            "settled": True,
+            "error": f"traceability graph: {exc}",
+        }
     return timeline(events)
 
 
@@ -119,8 +165,9 @@ def run_graph(svc: Services, wfid: str) -> dict[str, Any]:
     marks: dict[str, str] = {}
     for step in run_timeline(svc, wfid)["steps"]:
         if step["expid"] and step["state"] == "finished":
-            marks[step["expid"]] = "failed" if step["outcome"] in (
-                "FAILED", "UNSUCCESSFUL", "TIMED_OUT") else "done"
+            marks[step["expid"]] = (
+                "failed" if step["outcome"] in ("FAILED", "UNSUCCESSFUL", "TIMED_OUT") else "done"
+            )
     for e in st["exprs"].values():
         if e["s"] in (states.WAITING, states.FAILED):
             marks[e["n"]] = e["s"]
@@ -140,11 +187,13 @@ def error_groups(svc: Services, limit: int = 2000) -> list[dict[str, Any]]:
     for e in svc.engine.list_errors(0, limit):
         who = e.get("participant") or e.get("name") or e.get("expid") or "?"
         message = f"{e.get('class')}: {e.get('message')}"
-        g = groups.setdefault((who, message), {"participant": who, "message": message,
-                                               "count": 0, "errors": []})
+        g = groups.setdefault(
+            (who, message), {"participant": who, "message": message, "count": 0, "errors": []}
+        )
         g["count"] += 1
-        g["errors"].append({"wfid": e["wfid"], "error_id": e["id"], "expid": e.get("expid"),
-                            "at": e.get("at")})
+        g["errors"].append(
+            {"wfid": e["wfid"], "error_id": e["id"], "expid": e.get("expid"), "at": e.get("at")}
+        )
     return sorted(groups.values(), key=lambda g: -g["count"])
 
 
@@ -154,13 +203,18 @@ def error_groups(svc: Services, limit: int = 2000) -> list[dict[str, Any]]:
 def participants_view(svc: Services, with_skynet: bool = True) -> dict[str, Any]:
     from webui.metrics import queue_depths
 
-    regs = [{"pattern": r.pattern, "queue": r.queue, "regex": r.regex}
-            for r in svc.engine.registrations()]
+    regs = [
+        {"pattern": r.pattern, "queue": r.queue, "regex": r.regex}
+        for r in svc.engine.registrations()
+    ]
     depths = queue_depths(svc)
-    return {"registrations": regs, "queues": depths,
-            "engines": svc.store.engines(),
-            "skynet": svc.skynet.hosts() if with_skynet else [],
-            "skynet_configured": bool(svc.web.skynet_hosts)}
+    return {
+        "registrations": regs,
+        "queues": depths,
+        "engines": svc.store.engines(),
+        "skynet": svc.skynet.hosts() if with_skynet else [],
+        "skynet_configured": bool(svc.web.skynet_hosts),
+    }
 
 
 # -- traceability ---------------------------------------------------------------------
@@ -182,9 +236,11 @@ def trace_search(svc: Services, q: str) -> list[dict[str, Any]]:
             found[q] = ev
     for ev in find_source_change(g, q):
         found[ev["meta"]["id"]] = ev
-    for etype, path in (("EiffelArtifactCreatedEvent", "identity"),
-                        ("EiffelCompositionDefinedEvent", "name"),
-                        ("EiffelConfidenceLevelModifiedEvent", "name")):
+    for etype, path in (
+        ("EiffelArtifactCreatedEvent", "identity"),
+        ("EiffelCompositionDefinedEvent", "name"),
+        ("EiffelConfidenceLevelModifiedEvent", "name"),
+    ):
         with contextlib.suppress(KeyError):
             for ev in g.find(etype, path, q, 200):
                 found[ev["meta"]["id"]] = ev
@@ -208,8 +264,9 @@ def trace_graph(svc: Services, eid: str, args: Any) -> dict[str, Any]:
     return out
 
 
-def leadtime_series(svc: Services, level: str, since_s: int, value: str = "SUCCESS"
-                    ) -> dict[str, Any]:
+def leadtime_series(
+    svc: Services, level: str, since_s: int, value: str = "SUCCESS"
+) -> dict[str, Any]:
     """Lead time per change made in the window, for a chart over time."""
     from engine.trace import metrics
 
@@ -221,8 +278,13 @@ def leadtime_series(svc: Services, level: str, since_s: int, value: str = "SUCCE
         if ev is None:
             continue
         seconds = result["per_change"][ev["meta"]["id"]]
-        points.append({"change": ev["meta"]["id"], "time": ev["meta"]["time"] / 1000,
-                       "seconds": seconds})
+        points.append(
+            {"change": ev["meta"]["id"], "time": ev["meta"]["time"] / 1000, "seconds": seconds}
+        )
     points.sort(key=lambda p: p["time"])
-    return {"level": level, "value": value, "points": points,
-            **{k: result[k] for k in ("count", "pending", "p50", "p90", "p99")}}
+    return {
+        "level": level,
+        "value": value,
+        "points": points,
+        **{k: result[k] for k in ("count", "pending", "p50", "p90", "p99")},
+    }

@@ -34,9 +34,14 @@ __all__ = ["main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False),
-              help="Configuration file (default: $BOSS_CONFIG, ./boss.ini, "
-                   "~/.config/boss/boss.ini, /etc/boss/boss.ini).")
+@click.option(
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Configuration file (default: $BOSS_CONFIG, ./boss.ini, "
+    "~/.config/boss/boss.ini, /etc/boss/boss.ini).",
+)
 @click.version_option(package_name="boss-ci")
 @click.pass_context
 def main(cctx: click.Context, config_path: str | None) -> None:

@@ -17,8 +17,12 @@ def register(main: click.Group) -> None:
 
 
 @click.command()
-@click.option("--threads", type=int, default=None,
-              help="Consumer threads of the engine queue (default: engine_threads).")
+@click.option(
+    "--threads",
+    type=int,
+    default=None,
+    help="Consumer threads of the engine queue (default: engine_threads).",
+)
 @click.option("--loglevel", default="INFO", show_default=True)
 @click.option("--hostname", default=None, help="Celery node name (default boss@HOST).")
 @pass_context
@@ -30,8 +34,9 @@ def worker(ctx: Context, threads: int | None, loglevel: str, hostname: str | Non
 
     from engine.celery_app import start_worker
 
-    logging.basicConfig(level=loglevel.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     config = ctx.config if threads is None else ctx.config.replace(engine_threads=threads)
     start_worker(config, loglevel=loglevel, hostname=hostname)
 
@@ -45,8 +50,10 @@ def workers(ctx: Context, as_json: bool) -> None:
     if as_json:
         emit_json(live)
         return
-    table([[w["id"], w.get("host"), w.get("pid"), w.get("threads"), w.get("handled")]
-           for w in live], ["id", "host", "pid", "threads", "handled"])
+    table(
+        [[w["id"], w.get("host"), w.get("pid"), w.get("threads"), w.get("handled")] for w in live],
+        ["id", "host", "pid", "threads", "handled"],
+    )
 
 
 @click.command()
@@ -69,27 +76,55 @@ def participants(ctx: Context, no_queues: bool, as_json: bool) -> None:
             click.echo(f"boss: cannot read queue depths ({exc})", err=True)
     for i, r in enumerate(regs):
         info = infos.get(r.queue)
-        rows.append({"position": i, "pattern": r.pattern, "regex": r.regex, "queue": r.queue,
-                     "messages": info.messages if info else None,
-                     "consumers": info.consumers if info else None, "options": r.options})
+        rows.append(
+            {
+                "position": i,
+                "pattern": r.pattern,
+                "regex": r.regex,
+                "queue": r.queue,
+                "messages": info.messages if info else None,
+                "consumers": info.consumers if info else None,
+                "options": r.options,
+            }
+        )
     if as_json:
         emit_json(rows)
         return
-    table([[r["position"], r["pattern"], "regex" if r["regex"] else "name", r["queue"],
-            r["messages"], r["consumers"]] for r in rows],
-          ["#", "pattern", "kind", "queue", "waiting", "consumers"])
+    table(
+        [
+            [
+                r["position"],
+                r["pattern"],
+                "regex" if r["regex"] else "name",
+                r["queue"],
+                r["messages"],
+                r["consumers"],
+            ]
+            for r in rows
+        ],
+        ["#", "pattern", "kind", "queue", "waiting", "consumers"],
+    )
 
 
 @click.command("register")
 @click.argument("pattern")
 @click.option("--queue", "-q", help="Its queue (default: the pattern).")
-@click.option("--regex/--name", "regex", default=None,
-              help="Whether PATTERN is a regular expression (default: guessed from it).")
-@click.option("--position", type=int, default=None,
-              help="Insert at this position in the match order (default: the end).")
+@click.option(
+    "--regex/--name",
+    "regex",
+    default=None,
+    help="Whether PATTERN is a regular expression (default: guessed from it).",
+)
+@click.option(
+    "--position",
+    type=int,
+    default=None,
+    help="Insert at this position in the match order (default: the end).",
+)
 @pass_context
-def register_cmd(ctx: Context, pattern: str, queue: str | None, regex: bool | None,
-                 position: int | None) -> None:
+def register_cmd(
+    ctx: Context, pattern: str, queue: str | None, regex: bool | None, position: int | None
+) -> None:
     """Register a participant name or regular expression and its queue."""
     import re
 
@@ -149,8 +184,12 @@ def deadletters(cctx: click.Context, as_json: bool) -> None:
 
 @deadletters.command("reinject")
 @click.argument("letter_id")
-@click.option("--body", "body_file", type=click.Path(exists=True, dir_okay=False),
-              help="Send this (corrected) body instead of the original.")
+@click.option(
+    "--body",
+    "body_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Send this (corrected) body instead of the original.",
+)
 @pass_context
 def deadletters_reinject(ctx: Context, letter_id: str, body_file: str | None) -> None:
     """Send a dead letter (or a corrected body) back to its queue."""

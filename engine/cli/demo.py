@@ -8,11 +8,19 @@ from engine.cli.context import Context, pass_context
 
 
 @click.command()
-@click.option("--web", "web_bind", default="127.0.0.1:8080", show_default=True,
-              help="Serve the web UI here while the demo runs ('' for none; the next free "
-                   "port is taken when this one is busy).")
-@click.option("--serve", is_flag=True, help="Keep the system and the web UI running after "
-                                            "the pipeline, until Ctrl-C.")
+@click.option(
+    "--web",
+    "web_bind",
+    default="127.0.0.1:8080",
+    show_default=True,
+    help="Serve the web UI here while the demo runs ('' for none; the next free "
+    "port is taken when this one is busy).",
+)
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Keep the system and the web UI running after the pipeline, until Ctrl-C.",
+)
 @pass_context
 def demo(ctx: Context, web_bind: str, serve: bool) -> None:
     """Run a demo CI pipeline: an embedded Valkey as store and broker, an

@@ -39,15 +39,20 @@ def _check(ctx: Context, events: list[dict[str, Any]], where: str) -> None:
     from engine.trace.validate import InvalidEvent
 
     validator = _validator(ctx)
-    known = {e.get("meta", {}).get("id"): e.get("meta", {}).get("type") for e in events
-             if isinstance(e, dict) and isinstance(e.get("meta"), dict)}
+    known = {
+        e.get("meta", {}).get("id"): e.get("meta", {}).get("type")
+        for e in events
+        if isinstance(e, dict) and isinstance(e.get("meta"), dict)
+    }
     for i, ev in enumerate(events):
         try:
             validator.validate(ev, target_type=known.get)
         except InvalidEvent as exc:
-            fail(f"{where}: event {i + 1}"
-                 f" ({(ev.get('meta') or {}).get('id', '?') if isinstance(ev, dict) else '?'})"
-                 f": {exc.rule}: {exc}")
+            fail(
+                f"{where}: event {i + 1}"
+                f" ({(ev.get('meta') or {}).get('id', '?') if isinstance(ev, dict) else '?'})"
+                f": {exc.rule}: {exc}"
+            )
 
 
 def _links(pairs: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -67,16 +72,35 @@ def event() -> None:
 
 @event.command("publish")
 @click.argument("event_type")
-@click.option("--data", "-d", "data_pairs", multiple=True, metavar="KEY=VALUE",
-              help="A data member (dotted keys nest; values are YAML scalars). Repeatable.")
+@click.option(
+    "--data",
+    "-d",
+    "data_pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A data member (dotted keys nest; values are YAML scalars). Repeatable.",
+)
 @click.option("--data-json", help="The whole data object as JSON.")
-@click.option("--link", "-l", "links", multiple=True, metavar="TYPE=ID",
-              help="A link (CAUSE=<id>, CONTEXT=<id>, ...). Repeatable.")
+@click.option(
+    "--link",
+    "-l",
+    "links",
+    multiple=True,
+    metavar="TYPE=ID",
+    help="A link (CAUSE=<id>, CONTEXT=<id>, ...). Repeatable.",
+)
 @click.option("--version", "version", default=None, help="meta.version (default: ours).")
 @click.option("--dry-run", is_flag=True, help="Print the event, do not publish it.")
 @pass_context
-def publish(ctx: Context, event_type: str, data_pairs: tuple[str, ...], data_json: str | None,
-            links: tuple[str, ...], version: str | None, dry_run: bool) -> None:
+def publish(
+    ctx: Context,
+    event_type: str,
+    data_pairs: tuple[str, ...],
+    data_json: str | None,
+    links: tuple[str, ...],
+    version: str | None,
+    dry_run: bool,
+) -> None:
     """Publish one event: TYPE is e.g. SourceChangeCreated or
     EiffelArtifactCreatedEvent. Prints the event's id."""
     from engine.trace.eiffel import new_event
@@ -90,8 +114,13 @@ def publish(ctx: Context, event_type: str, data_pairs: tuple[str, ...], data_jso
         if not isinstance(data, dict):
             raise click.BadParameter("not a JSON object", param_hint="--data-json")
     data.update(parse_fields(data_pairs))
-    ev = new_event(event_type, data, _links(links), version=version,
-                   source={"name": "boss event", "domainId": ctx.config.eiffel_domain})
+    ev = new_event(
+        event_type,
+        data,
+        _links(links),
+        version=version,
+        source={"name": "boss event", "domainId": ctx.config.eiffel_domain},
+    )
     _check(ctx, [ev], "boss event publish")
     if dry_run:
         emit_json(ev)
@@ -102,9 +131,14 @@ def publish(ctx: Context, event_type: str, data_pairs: tuple[str, ...], data_jso
 
 @event.command("import")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["auto", "eiffel", "cdevents"]),
-              default="auto", show_default=True,
-              help="auto: Eiffel, CDEvents and CloudEvents envelopes are told apart.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "eiffel", "cdevents"]),
+    default="auto",
+    show_default=True,
+    help="auto: Eiffel, CDEvents and CloudEvents envelopes are told apart.",
+)
 @click.option("--batch", type=int, default=500, show_default=True)
 @pass_context
 def import_(ctx: Context, files: tuple[str, ...], fmt: str, batch: int) -> None:
@@ -123,7 +157,7 @@ def import_(ctx: Context, files: tuple[str, ...], fmt: str, batch: int) -> None:
             fail(f"{name}: {exc}")
         _check(ctx, events, name)
         for i in range(0, len(events), batch):
-            bus.publish(events[i:i + batch])
+            bus.publish(events[i : i + batch])
         total += len(events)
         click.echo(f"{name}: {len(events)} events published")
     if len(files) > 1:
@@ -140,13 +174,17 @@ def _eiffel_events(path: Path, fmt: str) -> list[dict[str, Any]]:
         try:
             if cloudevents.is_envelope(item):
                 item = cloudevents.unwrap(item)
-            if fmt == "cdevents" or (fmt == "auto" and isinstance(item, dict)
-                                     and "context" in item and "subject" in item):
+            if fmt == "cdevents" or (
+                fmt == "auto" and isinstance(item, dict) and "context" in item and "subject" in item
+            ):
                 converted = cdevents.from_cdevent(item)
                 if converted is None:
-                    click.echo(f"{path}: event {i}: CDEvent type "
-                               f"{item['context'].get('type')} has no Eiffel counterpart: "
-                               "skipped", err=True)
+                    click.echo(
+                        f"{path}: event {i}: CDEvent type "
+                        f"{item['context'].get('type')} has no Eiffel counterpart: "
+                        "skipped",
+                        err=True,
+                    )
                     continue
                 item = converted
         except (cloudevents.EnvelopeError, cdevents.UnmappedEvent) as exc:
@@ -156,10 +194,20 @@ def _eiffel_events(path: Path, fmt: str) -> list[dict[str, Any]]:
 
 
 @click.command()
-@click.option("--threads", type=int, default=1, show_default=True,
-              help="Consumers in this process (each with its own connection).")
-@click.option("--batch", type=int, default=500, show_default=True,
-              help="Events written to the graph per batch at most.")
+@click.option(
+    "--threads",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Consumers in this process (each with its own connection).",
+)
+@click.option(
+    "--batch",
+    type=int,
+    default=500,
+    show_default=True,
+    help="Events written to the graph per batch at most.",
+)
 @click.option("--loglevel", default="INFO", show_default=True)
 @pass_context
 def aggregator(ctx: Context, threads: int, batch: int, loglevel: str) -> None:
@@ -173,14 +221,21 @@ def aggregator(ctx: Context, threads: int, batch: int, loglevel: str) -> None:
     from engine.trace.graph import Graph
     from engine.trace.triggers import TriggerStore
 
-    logging.basicConfig(level=loglevel.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     config = ctx.config
     client = ctx.store.client
-    aggregators = [EventAggregator(config, Graph(client, prefix=graph_prefix(config)),
-                                   connection=connect(config, heartbeat=30),
-                                   triggers=TriggerStore(client, config.key_prefix),
-                                   batch_size=batch) for _ in range(threads)]
+    aggregators = [
+        EventAggregator(
+            config,
+            Graph(client, prefix=graph_prefix(config)),
+            connection=connect(config, heartbeat=30),
+            triggers=TriggerStore(client, config.key_prefix),
+            batch_size=batch,
+        )
+        for _ in range(threads)
+    ]
 
     def stop(*_: Any) -> None:
         for a in aggregators:
@@ -188,8 +243,10 @@ def aggregator(ctx: Context, threads: int, batch: int, loglevel: str) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    runners = [threading.Thread(target=a.run_forever, name=f"aggregator-{i}", daemon=True)
-               for i, a in enumerate(aggregators)]
+    runners = [
+        threading.Thread(target=a.run_forever, name=f"aggregator-{i}", daemon=True)
+        for i, a in enumerate(aggregators)
+    ]
     for t in runners:
         t.start()
     click.echo(f"aggregating {config.trace_queue} with {threads} consumer(s)", err=True)
@@ -199,9 +256,12 @@ def aggregator(ctx: Context, threads: int, batch: int, loglevel: str) -> None:
     for a in aggregators:
         a.close()
     stats = [a.stats for a in aggregators]
-    click.echo(f"stopped: {sum(s.stored for s in stats)} stored, "
-               f"{sum(s.duplicates for s in stats)} duplicates, "
-               f"{sum(s.invalid for s in stats)} dead-lettered", err=True)
+    click.echo(
+        f"stopped: {sum(s.stored for s in stats)} stored, "
+        f"{sum(s.duplicates for s in stats)} duplicates, "
+        f"{sum(s.invalid for s in stats)} dead-lettered",
+        err=True,
+    )
 
 
 @click.group()
@@ -219,16 +279,40 @@ def _trigger_store(ctx: Context) -> Any:
 @click.argument("trigger_id")
 @click.option("--process", "-p", required=True, help="The process (store name) to launch.")
 @click.option("--type", "-t", "types", multiple=True, help="Event type(s) to match.")
-@click.option("--data", "-d", "data_pairs", multiple=True, metavar="PATH=VALUE",
-              help="data.PATH must equal VALUE (~REGEX: must match). Repeatable.")
-@click.option("--link", "-l", "links", multiple=True, metavar="TYPE=ID",
-              help="A link of TYPE to ID (* for any). Repeatable.")
-@click.option("--field", "-f", "fields", multiple=True, metavar="KEY=VALUE",
-              help="A launch field. Repeatable.")
+@click.option(
+    "--data",
+    "-d",
+    "data_pairs",
+    multiple=True,
+    metavar="PATH=VALUE",
+    help="data.PATH must equal VALUE (~REGEX: must match). Repeatable.",
+)
+@click.option(
+    "--link",
+    "-l",
+    "links",
+    multiple=True,
+    metavar="TYPE=ID",
+    help="A link of TYPE to ID (* for any). Repeatable.",
+)
+@click.option(
+    "--field",
+    "-f",
+    "fields",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A launch field. Repeatable.",
+)
 @pass_context
-def trigger_add(ctx: Context, trigger_id: str, process: str, types: tuple[str, ...],
-                data_pairs: tuple[str, ...], links: tuple[str, ...],
-                fields: tuple[str, ...]) -> None:
+def trigger_add(
+    ctx: Context,
+    trigger_id: str,
+    process: str,
+    types: tuple[str, ...],
+    data_pairs: tuple[str, ...],
+    links: tuple[str, ...],
+    fields: tuple[str, ...],
+) -> None:
     """Add (or replace) a trigger."""
     from engine.trace.triggers import Trigger, TriggerError
 
@@ -239,8 +323,9 @@ def trigger_add(ctx: Context, trigger_id: str, process: str, types: tuple[str, .
             raise click.BadParameter(f"{pair!r} is not PATH=VALUE", param_hint="--data")
         data[path] = value
     try:
-        trig = Trigger(trigger_id, process, list(types), data, dict(_links(links)),
-                       parse_fields(fields))
+        trig = Trigger(
+            trigger_id, process, list(types), data, dict(_links(links)), parse_fields(fields)
+        )
     except TriggerError as exc:
         fail(str(exc))
     _trigger_store(ctx).put(trig)
@@ -256,10 +341,19 @@ def trigger_list(ctx: Context, as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
-    print_table([[r["id"], r["process"], ",".join(r["type"]) or "*",
-                  json.dumps(r["data"]) if r["data"] else "", json.dumps(r["links"])
-                  if r["links"] else ""] for r in rows],
-                ["id", "process", "types", "data", "links"])
+    print_table(
+        [
+            [
+                r["id"],
+                r["process"],
+                ",".join(r["type"]) or "*",
+                json.dumps(r["data"]) if r["data"] else "",
+                json.dumps(r["links"]) if r["links"] else "",
+            ]
+            for r in rows
+        ],
+        ["id", "process", "types", "data", "links"],
+    )
 
 
 @triggers.command("remove")

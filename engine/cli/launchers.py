@@ -46,16 +46,24 @@ def _launcher(ctx: Context, settings: Any) -> Any:
 
 
 def _logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 loglevel_option = click.option("--loglevel", default="INFO", show_default=True)
-rules_option = click.option("--rules", "rules_file", type=click.Path(dir_okay=False),
-                            help="A rules file (default: [launchers] rules_file).")
-store_option = click.option("--store", "process_store", type=click.Path(file_okay=False),
-                            help="The process store (default: [launchers] process_store, "
-                                 "else [boss] process_dir).")
+rules_option = click.option(
+    "--rules",
+    "rules_file",
+    type=click.Path(dir_okay=False),
+    help="A rules file (default: [launchers] rules_file).",
+)
+store_option = click.option(
+    "--store",
+    "process_store",
+    type=click.Path(file_okay=False),
+    help="The process store (default: [launchers] process_store, else [boss] process_dir).",
+)
 
 
 @click.group()
@@ -66,20 +74,34 @@ def launcher() -> None:
 @launcher.command("obs")
 @click.option("--exchange", help="The OBS topic exchange (default: [launchers] obs_exchange).")
 @click.option("--namespace", help="The routing-key namespace (default: obs_namespace).")
-@click.option("--url", "obs_url", help="The OBS message bus (default: obs_url, else BOSS's "
-                                       "broker).")
+@click.option(
+    "--url", "obs_url", help="The OBS message bus (default: obs_url, else BOSS's broker)."
+)
 @rules_option
 @store_option
 @loglevel_option
 @pass_context
-def obs(ctx: Context, exchange: str | None, namespace: str | None, obs_url: str | None,
-        rules_file: str | None, process_store: str | None, loglevel: str) -> None:
+def obs(
+    ctx: Context,
+    exchange: str | None,
+    namespace: str | None,
+    obs_url: str | None,
+    rules_file: str | None,
+    process_store: str | None,
+    loglevel: str,
+) -> None:
     """Consume the OBS message bus and launch what its events map to."""
     from engine.launchers.obs import ObsConsumer
 
     _logging(loglevel)
-    settings = _settings(ctx, obs_exchange=exchange, obs_namespace=namespace, obs_url=obs_url,
-                         rules_file=rules_file, process_store=process_store)
+    settings = _settings(
+        ctx,
+        obs_exchange=exchange,
+        obs_namespace=namespace,
+        obs_url=obs_url,
+        rules_file=rules_file,
+        process_store=process_store,
+    )
     the_launcher = _launcher(ctx, settings)
     consumer = ObsConsumer(ctx.config, settings, the_launcher)
 
@@ -88,8 +110,11 @@ def obs(ctx: Context, exchange: str | None, namespace: str | None, obs_url: str 
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    click.echo(f"consuming {settings.obs_queue} on exchange {settings.obs_exchange} "
-               f"({', '.join(settings.bindings())})", err=True)
+    click.echo(
+        f"consuming {settings.obs_queue} on exchange {settings.obs_exchange} "
+        f"({', '.join(settings.bindings())})",
+        err=True,
+    )
     try:
         consumer.run()
     finally:
@@ -97,16 +122,30 @@ def obs(ctx: Context, exchange: str | None, namespace: str | None, obs_url: str 
 
 
 @launcher.command("gerrit")
-@click.option("--command", "command", help='The stream, e.g. "ssh -p 29418 boss@review '
-                                           'gerrit stream-events" (default: gerrit_command).')
-@click.option("--file", "file", type=click.Path(dir_okay=False, exists=True),
-              help="Read the JSON lines of a file instead (default: gerrit_file).")
+@click.option(
+    "--command",
+    "command",
+    help='The stream, e.g. "ssh -p 29418 boss@review '
+    'gerrit stream-events" (default: gerrit_command).',
+)
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Read the JSON lines of a file instead (default: gerrit_file).",
+)
 @rules_option
 @store_option
 @loglevel_option
 @pass_context
-def gerrit(ctx: Context, command: str | None, file: str | None, rules_file: str | None,
-           process_store: str | None, loglevel: str) -> None:
+def gerrit(
+    ctx: Context,
+    command: str | None,
+    file: str | None,
+    rules_file: str | None,
+    process_store: str | None,
+    loglevel: str,
+) -> None:
     """Read Gerrit stream-events lines and launch what they map to."""
     from engine.launchers.gerrit import GerritSource, GerritStream
 
@@ -117,9 +156,12 @@ def gerrit(ctx: Context, command: str | None, file: str | None, rules_file: str 
     if bool(settings.gerrit_command) == bool(settings.gerrit_file):
         fail("give --command or --file (or gerrit_command / gerrit_file), one of them")
     the_launcher = _launcher(ctx, settings)
-    stream = GerritStream(the_launcher, GerritSource(url=settings.gerrit_url),
-                          command=settings.gerrit_command or None,
-                          file=settings.gerrit_file or None)
+    stream = GerritStream(
+        the_launcher,
+        GerritSource(url=settings.gerrit_url),
+        command=settings.gerrit_command or None,
+        file=settings.gerrit_file or None,
+    )
 
     def stop(*_: Any) -> None:
         stream.stop()
@@ -139,8 +181,9 @@ def gerrit(ctx: Context, command: str | None, file: str | None, rules_file: str 
 @store_option
 @loglevel_option
 @pass_context
-def serve(ctx: Context, bind: str | None, rules_file: str | None, process_store: str | None,
-          loglevel: str) -> None:
+def serve(
+    ctx: Context, bind: str | None, rules_file: str | None, process_store: str | None, loglevel: str
+) -> None:
     """Serve the webhooks: POST /hooks/github, POST /hooks/gitlab."""
     from werkzeug.serving import make_server
 
@@ -161,13 +204,13 @@ def serve(ctx: Context, bind: str | None, rules_file: str | None, process_store:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    click.echo(f"serving webhooks on http://{host or '127.0.0.1'}:{server.server_port}/hooks/",
-               err=True)
+    click.echo(
+        f"serving webhooks on http://{host or '127.0.0.1'}:{server.server_port}/hooks/", err=True
+    )
     server.serve_forever()
 
 
-def load_recorded(path: str, source: str, headers: tuple[str, ...],
-                  routing_key: str | None) -> Any:
+def load_recorded(path: str, source: str, headers: tuple[str, ...], routing_key: str | None) -> Any:
     """A raw event from a file: a recorded delivery (``{"headers": {...},
     "body": ..., "routing_key": ...}``), or a bare body (headers from
     ``--header``; a Gerrit file: its first line)."""
@@ -180,8 +223,11 @@ def load_recorded(path: str, source: str, headers: tuple[str, ...],
         loaded = json.loads(text)
     except ValueError:
         loaded = None
-    if isinstance(loaded, dict) and "body" in loaded and set(loaded) <= {
-            "headers", "body", "routing_key"}:
+    if (
+        isinstance(loaded, dict)
+        and "body" in loaded
+        and set(loaded) <= {"headers", "body", "routing_key"}
+    ):
         hdrs.update({str(k): str(v) for k, v in (loaded.get("headers") or {}).items()})
         raw_body = loaded["body"]
         body = raw_body.encode() if isinstance(raw_body, str) else json.dumps(raw_body).encode()
@@ -213,16 +259,29 @@ def make_source(name: str, settings: Any) -> Any:
 @launcher.command("test")
 @click.argument("event_file", type=click.Path(dir_okay=False, exists=True))
 @click.option("--source", "source_name", type=click.Choice(SOURCES), required=True)
-@click.option("--header", "-H", "headers", multiple=True, metavar="NAME=VALUE",
-              help="A header of the delivery (X-GitHub-Event=push, ...). Repeatable.")
+@click.option(
+    "--header",
+    "-H",
+    "headers",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A header of the delivery (X-GitHub-Event=push, ...). Repeatable.",
+)
 @click.option("--routing-key", help="OBS: the message's routing key.")
 @rules_option
 @store_option
 @json_option
 @pass_context
-def test_event(ctx: Context, event_file: str, source_name: str, headers: tuple[str, ...],
-               routing_key: str | None, rules_file: str | None, process_store: str | None,
-               as_json: bool) -> None:
+def test_event(
+    ctx: Context,
+    event_file: str,
+    source_name: str,
+    headers: tuple[str, ...],
+    routing_key: str | None,
+    rules_file: str | None,
+    process_store: str | None,
+    as_json: bool,
+) -> None:
     """Dry run: which processes EVENT_FILE would launch, with which fields
     (nothing is published). EVENT_FILE: a recorded delivery ({"headers",
     "body", "routing_key"}) or a bare body."""
@@ -235,8 +294,9 @@ def test_event(ctx: Context, event_file: str, source_name: str, headers: tuple[s
     try:
         result = the_launcher.dry_run(make_source(source_name, settings), raw)
     except MalformedEvent as exc:
-        fail(f"{event_file}: malformed {source_name} event (it would be dead-lettered): "
-             f"{exc.reason}")
+        fail(
+            f"{event_file}: malformed {source_name} event (it would be dead-lettered): {exc.reason}"
+        )
     except LaunchError as exc:
         fail(f"{event_file}: {exc}")
     if as_json:
@@ -246,17 +306,21 @@ def test_event(ctx: Context, event_file: str, source_name: str, headers: tuple[s
         click.echo("no event (nothing to launch)")
     for item in result:
         ev = item["event"]
-        click.echo(f"{ev['source']} {ev['label']} delivery {ev['delivery']}"
-                   + (f" project {ev['project']}" if ev.get("project") else "")
-                   + (f" targets {','.join(ev['targets'])}" if ev.get("targets") else "")
-                   + (f" branch {ev['branch']}" if ev.get("branch") else ""))
+        click.echo(
+            f"{ev['source']} {ev['label']} delivery {ev['delivery']}"
+            + (f" project {ev['project']}" if ev.get("project") else "")
+            + (f" targets {','.join(ev['targets'])}" if ev.get("targets") else "")
+            + (f" branch {ev['branch']}" if ev.get("branch") else "")
+        )
         if item["eiffel"]:
             click.echo(f"  eiffel: {item['eiffel']}")
         if not item["launches"]:
             click.echo("  nothing to launch")
         for launch in item["launches"]:
-            click.echo(f"  launch {launch['process']} as {launch['wfid']} ({launch['via']}: "
-                       f"{launch['file']})")
+            click.echo(
+                f"  launch {launch['process']} as {launch['wfid']} ({launch['via']}: "
+                f"{launch['file']})"
+            )
             fields = {k: v for k, v in launch["fields"].items() if k != "ev"}
             click.echo(f"    fields: {json.dumps(fields, sort_keys=True, default=str)}")
             click.echo(f"    ev: {json.dumps(launch['fields']['ev'], sort_keys=True)[:300]}")
@@ -265,13 +329,26 @@ def test_event(ctx: Context, event_file: str, source_name: str, headers: tuple[s
 @click.command("enable-project")
 @click.argument("project")
 @store_option
-@click.option("--standard", "standard_dir", type=click.Path(file_okay=False),
-              help="The standard processes (default: [launchers] standard_dir).")
-@click.option("--label", "labels", multiple=True,
-              help="Link for this label instead of each process's own. Repeatable.")
+@click.option(
+    "--standard",
+    "standard_dir",
+    type=click.Path(file_okay=False),
+    help="The standard processes (default: [launchers] standard_dir).",
+)
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    help="Link for this label instead of each process's own. Repeatable.",
+)
 @pass_context
-def enable_project_cmd(ctx: Context, project: str, process_store: str | None,
-                       standard_dir: str | None, labels: tuple[str, ...]) -> None:
+def enable_project_cmd(
+    ctx: Context,
+    project: str,
+    process_store: str | None,
+    standard_dir: str | None,
+    labels: tuple[str, ...],
+) -> None:
     """Enable PROJECT (Mer:Tools, org/repo) for the standard workflow: link
     the standard processes into its directory of the process store."""
     from engine.launchers.store import StoreError, enable_project, project_dir

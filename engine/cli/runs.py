@@ -28,11 +28,20 @@ from engine.cli.context import (
 from engine.engine import UnknownRun, new_wfid
 from engine.loader import LoadError, load_file
 
-field_option = click.option("--field", "-f", "fields", multiple=True, metavar="KEY=VALUE",
-                            help="A launch field (repeatable; VALUE read as YAML: n=3 is a "
-                                 "number; a.b=x nests).")
-fields_json_option = click.option("--fields", "fields_json", metavar="FILE.json",
-                                  help="Fields from a JSON object file (--field wins).")
+field_option = click.option(
+    "--field",
+    "-f",
+    "fields",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A launch field (repeatable; VALUE read as YAML: n=3 is a number; a.b=x nests).",
+)
+fields_json_option = click.option(
+    "--fields",
+    "fields_json",
+    metavar="FILE.json",
+    help="Fields from a JSON object file (--field wins).",
+)
 
 
 def _when(t: float | None) -> str:
@@ -55,14 +64,30 @@ def register(main: click.Group) -> None:
 @field_option
 @fields_json_option
 @click.option("--wfid", help="Use this run id (a launch with a taken id is refused).")
-@click.option("--wait", is_flag=True, help="Wait until the run ends (or stops on an error) "
-                                           "and exit 0 only if it finished.")
-@click.option("--timeout", type=float, default=None, metavar="SECONDS",
-              help="With --wait: give up after this long (exit 3).")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Wait until the run ends (or stops on an error) and exit 0 only if it finished.",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="With --wait: give up after this long (exit 3).",
+)
 @json_option
 @pass_context
-def launch(ctx: Context, process: str, fields: tuple[str, ...], fields_json: str | None,
-           wfid: str | None, wait: bool, timeout: float | None, as_json: bool) -> None:
+def launch(
+    ctx: Context,
+    process: str,
+    fields: tuple[str, ...],
+    fields_json: str | None,
+    wfid: str | None,
+    wait: bool,
+    timeout: float | None,
+    as_json: bool,
+) -> None:
     """Launch PROCESS: a definition file, or a process name in the process store.
 
     The definition is checked here first, so a mistake is reported with its
@@ -121,8 +146,7 @@ def _wait(ctx: Context, wfid: str, timeout: float | None, quiet: bool) -> str | 
                     key = f"{pos.eid}:{pos.state}"
                     if key not in seen:
                         seen.add(key)
-                        click.echo(f"  {pos.name or pos.expid} ({pos.expid}) {pos.state}",
-                                   err=True)
+                        click.echo(f"  {pos.name or pos.expid} ({pos.expid}) {pos.state}", err=True)
             if st["status"] in states.ENDED_RUN_STATES or st["status"] == states.ERROR:
                 return st["status"]
         time.sleep(delay)
@@ -139,13 +163,27 @@ def _info(ctx: Context, wfid: str) -> dict[str, Any]:
     except UnknownRun:
         fail(f"no run {wfid}")
     return {
-        "wfid": info.wfid, "name": info.name, "revision": info.revision,
-        "status": info.status, "launched_at": info.launched_at,
-        "updated_at": info.updated_at, "ended_at": info.ended_at,
-        "fields": info.fields, "errors": info.errors,
-        "positions": [{"eid": p.eid, "expid": p.expid, "name": p.name, "kind": p.kind,
-                       "state": p.state, "since": p.since, "participant": p.participant}
-                      for p in info.positions],
+        "wfid": info.wfid,
+        "name": info.name,
+        "revision": info.revision,
+        "status": info.status,
+        "launched_at": info.launched_at,
+        "updated_at": info.updated_at,
+        "ended_at": info.ended_at,
+        "fields": info.fields,
+        "errors": info.errors,
+        "positions": [
+            {
+                "eid": p.eid,
+                "expid": p.expid,
+                "name": p.name,
+                "kind": p.kind,
+                "state": p.state,
+                "since": p.since,
+                "participant": p.participant,
+            }
+            for p in info.positions
+        ],
     }
 
 
@@ -156,18 +194,32 @@ def _info(ctx: Context, wfid: str) -> dict[str, Any]:
 @click.option("--offset", type=int, default=0)
 @json_option
 @pass_context
-def ps(ctx: Context, status: str | None, name: str | None, limit: int, offset: int,
-       as_json: bool) -> None:
+def ps(
+    ctx: Context, status: str | None, name: str | None, limit: int, offset: int, as_json: bool
+) -> None:
     """List runs, newest first, with counts per status."""
     runs = ctx.engine.list_runs(status=status, name=name, offset=offset, limit=limit)
     counts = ctx.engine.count_runs()
     if as_json:
-        emit_json({"counts": counts, "runs": [
-            {"wfid": r.wfid, "name": r.name, "status": r.status, "launched_at": r.launched_at}
-            for r in runs]})
+        emit_json(
+            {
+                "counts": counts,
+                "runs": [
+                    {
+                        "wfid": r.wfid,
+                        "name": r.name,
+                        "status": r.status,
+                        "launched_at": r.launched_at,
+                    }
+                    for r in runs
+                ],
+            }
+        )
         return
-    table([[r.wfid, r.name, r.status, _when(r.launched_at)] for r in runs],
-          ["wfid", "process", "status", "launched (UTC)"])
+    table(
+        [[r.wfid, r.name, r.status, _when(r.launched_at)] for r in runs],
+        ["wfid", "process", "status", "launched (UTC)"],
+    )
     click.echo("  ".join(f"{k}: {v}" for k, v in counts.items() if v) or "no runs")
 
 
@@ -179,21 +231,27 @@ def show(ctx: Context, wfid: str, as_json: bool) -> None:
     """Show one run: status, where it is, errors and fields."""
     info = _info(ctx, wfid)
     if as_json:
-        info["tree"] = ctx.engine.tree(wfid) if info["status"] not in states.ENDED_RUN_STATES \
-            else None
+        info["tree"] = (
+            ctx.engine.tree(wfid) if info["status"] not in states.ENDED_RUN_STATES else None
+        )
         emit_json(info)
         return
     click.echo(f"run      {info['wfid']}")
-    click.echo(f"process  {info['name']}" + (f" (rev {info['revision']})"
-                                             if info["revision"] else ""))
+    click.echo(
+        f"process  {info['name']}" + (f" (rev {info['revision']})" if info["revision"] else "")
+    )
     click.echo(f"status   {info['status']}")
-    click.echo(f"launched {_when(info['launched_at'])}  updated {_when(info['updated_at'])}"
-               + (f"  ended {_when(info['ended_at'])}" if info["ended_at"] else ""))
+    click.echo(
+        f"launched {_when(info['launched_at'])}  updated {_when(info['updated_at'])}"
+        + (f"  ended {_when(info['ended_at'])}" if info["ended_at"] else "")
+    )
     if info["positions"]:
         click.echo("at:")
         for p in info["positions"]:
-            click.echo(f"  {p['expid']:<10} {p['kind']:<12} {p['name'] or '':<24} {p['state']}"
-                       f"  since {_when(p['since'])}")
+            click.echo(
+                f"  {p['expid']:<10} {p['kind']:<12} {p['name'] or '':<24} {p['state']}"
+                f"  since {_when(p['since'])}"
+            )
     if info["errors"]:
         click.echo("errors:")
         for e in info["errors"]:
@@ -204,8 +262,16 @@ def show(ctx: Context, wfid: str, as_json: bool) -> None:
     import yaml
 
     click.echo("fields:")
-    click.echo("  " + (yaml.safe_dump(info["fields"], sort_keys=True, allow_unicode=True)
-                       .rstrip().replace("\n", "\n  ") if info["fields"] else "{}"))
+    click.echo(
+        "  "
+        + (
+            yaml.safe_dump(info["fields"], sort_keys=True, allow_unicode=True)
+            .rstrip()
+            .replace("\n", "\n  ")
+            if info["fields"]
+            else "{}"
+        )
+    )
 
 
 @click.command()
@@ -219,9 +285,19 @@ def errors(ctx: Context, limit: int, offset: int, as_json: bool) -> None:
     if as_json:
         emit_json(errs)
         return
-    table([[e["wfid"], e["id"], e.get("expid"), e.get("participant") or e.get("name"),
-            f"{e.get('class')}: {e.get('message')}"] for e in errs],
-          ["wfid", "error", "step", "participant", "message"])
+    table(
+        [
+            [
+                e["wfid"],
+                e["id"],
+                e.get("expid"),
+                e.get("participant") or e.get("name"),
+                f"{e.get('class')}: {e.get('message')}",
+            ]
+            for e in errs
+        ],
+        ["wfid", "error", "step", "participant", "message"],
+    )
 
 
 # -- operations ---------------------------------------------------------------------------
@@ -240,8 +316,12 @@ def _op(ctx: Context, wfid: str, msg: dict[str, Any], done: str) -> None:
 @pass_context
 def cancel(ctx: Context, wfid: str, step: str | None) -> None:
     """Cancel a run (its on_cancel handlers run), or one step of it."""
-    _op(ctx, wfid, {"type": "cancel", **({"eid": step} if step else {})},
-        f"cancel sent to {wfid}" + (f" (step {step})" if step else ""))
+    _op(
+        ctx,
+        wfid,
+        {"type": "cancel", **({"eid": step} if step else {})},
+        f"cancel sent to {wfid}" + (f" (step {step})" if step else ""),
+    )
 
 
 @click.command()
@@ -274,8 +354,9 @@ def resume(ctx: Context, wfid: str) -> None:
 @field_option
 @fields_json_option
 @pass_context
-def replay(ctx: Context, wfid: str, error_id: str | None, fields: tuple[str, ...],
-           fields_json: str | None) -> None:
+def replay(
+    ctx: Context, wfid: str, error_id: str | None, fields: tuple[str, ...], fields_json: str | None
+) -> None:
     """Replay a failed step, with fields merged over its workitem."""
     try:
         info = ctx.engine.run(wfid)
@@ -283,8 +364,10 @@ def replay(ctx: Context, wfid: str, error_id: str | None, fields: tuple[str, ...
         fail(f"no run {wfid}")
     if not info.errors:
         fail(f"run {wfid} has no error to replay")
-    if error_id and not any(e["id"] == error_id or e["eid"] == error_id
-                            or e.get("expid") == error_id for e in info.errors):
+    if error_id and not any(
+        e["id"] == error_id or e["eid"] == error_id or e.get("expid") == error_id
+        for e in info.errors
+    ):
         fail(f"run {wfid} has no error {error_id}")
     merged = parse_fields(fields, fields_json) or None
     ctx.send({"type": "replay", "wfid": wfid, "error_id": error_id, "fields": merged})
@@ -297,9 +380,13 @@ def replay(ctx: Context, wfid: str, error_id: str | None, fields: tuple[str, ...
 @field_option
 @fields_json_option
 @pass_context
-def reapply(ctx: Context, wfid: str, step: str, fields: tuple[str, ...],
-            fields_json: str | None) -> None:
+def reapply(
+    ctx: Context, wfid: str, step: str, fields: tuple[str, ...], fields_json: str | None
+) -> None:
     """Run a live step of a run again (by eid or expid)."""
-    _op(ctx, wfid, {"type": "re_apply", "eid": step,
-                    "fields": parse_fields(fields, fields_json) or None},
-        f"re-apply of {step} sent to {wfid}")
+    _op(
+        ctx,
+        wfid,
+        {"type": "re_apply", "eid": step, "fields": parse_fields(fields, fields_json) or None},
+        f"re-apply of {step} sent to {wfid}",
+    )

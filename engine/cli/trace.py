@@ -59,12 +59,22 @@ def _short(etype: str) -> str:
 
 def _print_events(rows: list[tuple[dict[str, Any], Any, Any]], as_json: bool) -> None:
     if as_json:
-        emit_json([{"event": e, "depth": d, "via": v} if d is not None else e
-                   for e, d, v in rows])
+        emit_json([{"event": e, "depth": d, "via": v} if d is not None else e for e, d, v in rows])
         return
-    table([[e["meta"]["id"], _short(e["meta"]["type"]), _when(e["meta"]["time"]),
-            "" if d is None else d, v or "", _summary(e)] for e, d, v in rows],
-          ["id", "type", "time (utc)", "depth", "via", "about"])
+    table(
+        [
+            [
+                e["meta"]["id"],
+                _short(e["meta"]["type"]),
+                _when(e["meta"]["time"]),
+                "" if d is None else d,
+                v or "",
+                _summary(e),
+            ]
+            for e, d, v in rows
+        ],
+        ["id", "type", "time (utc)", "depth", "via", "about"],
+    )
 
 
 def _window(since: str | None, until: str | None) -> tuple[int, int]:
@@ -77,15 +87,20 @@ def _window(since: str | None, until: str | None) -> tuple[int, int]:
         if not value:
             return default
         try:
-            return int(datetime.fromisoformat(value).replace(
-                tzinfo=datetime.fromisoformat(value).tzinfo or UTC).timestamp() * 1000)
+            return int(
+                datetime.fromisoformat(value)
+                .replace(tzinfo=datetime.fromisoformat(value).tzinfo or UTC)
+                .timestamp()
+                * 1000
+            )
         except ValueError:
             pass
         try:
             return now - int(parse_duration(value) * 1000)
         except Exception:
-            raise click.BadParameter(f"{value!r}: a date (2026-11-20T10:00) or an age "
-                                     "(7d, 12h)") from None
+            raise click.BadParameter(
+                f"{value!r}: a date (2026-11-20T10:00) or an age (7d, 12h)"
+            ) from None
 
     return point(since, now - 30 * 86_400_000), point(until, now)
 
@@ -108,29 +123,51 @@ def get(ctx: Context, event_id: str) -> None:
 
 def _walk_command(direction: str) -> Any:
     @click.argument("event_id")
-    @click.option("--link-type", "-l", "link_types", multiple=True,
-                  help="Follow only links of this type (repeatable).")
-    @click.option("--event-type", "-t", "event_types", multiple=True,
-                  help="Show only events of this type (repeatable; the walk passes through "
-                       "others).")
+    @click.option(
+        "--link-type",
+        "-l",
+        "link_types",
+        multiple=True,
+        help="Follow only links of this type (repeatable).",
+    )
+    @click.option(
+        "--event-type",
+        "-t",
+        "event_types",
+        multiple=True,
+        help="Show only events of this type (repeatable; the walk passes through others).",
+    )
     @click.option("--depth", "--levels", default=10, show_default=True)
     @click.option("--limit", default=100, show_default=True)
     @json_option
     @pass_context
-    def command(ctx: Context, event_id: str, link_types: tuple[str, ...],
-                event_types: tuple[str, ...], depth: int, limit: int, as_json: bool) -> None:
+    def command(
+        ctx: Context,
+        event_id: str,
+        link_types: tuple[str, ...],
+        event_types: tuple[str, ...],
+        depth: int,
+        limit: int,
+        as_json: bool,
+    ) -> None:
         graph = _graph(ctx)
         if graph.get(event_id) is None and not graph.links_in(event_id):
             fail(f"no event {event_id} in the graph")
         walk = graph.upstream if direction == "up" else graph.downstream
-        hits = walk(event_id, [t.upper() for t in link_types] or None, depth, limit,
-                    event_types=list(event_types) or None)
+        hits = walk(
+            event_id,
+            [t.upper() for t in link_types] or None,
+            depth,
+            limit,
+            event_types=list(event_types) or None,
+        )
         _print_events([(h.event, h.depth, h.via) for h in hits], as_json)
 
     command.__doc__ = (
         "What EVENT_ID links to, transitively (its causes, what it was made from)."
-        if direction == "up" else
-        "What links to EVENT_ID, transitively (what was made from it, what judged it).")
+        if direction == "up"
+        else "What links to EVENT_ID, transitively (what was made from it, what judged it)."
+    )
     return command
 
 
@@ -193,8 +230,9 @@ def down(ctx: Context, subject: str, as_json: bool) -> None:
     graph = _graph(ctx)
     sid = subject
     if graph.get(subject) is None:
-        found = (graph.find("ArtifactCreated", "identity", subject)
-                 or graph.find("CompositionDefined", "name", subject))
+        found = graph.find("ArtifactCreated", "identity", subject) or graph.find(
+            "CompositionDefined", "name", subject
+        )
         if not found:
             fail(f"{subject}: no such event, artifact identity or baseline name")
         sid = found[-1]["meta"]["id"]
@@ -212,8 +250,10 @@ def _print_grouped(result: Any, as_json: bool) -> None:
         click.echo(f"{name} ({len(events)}):")
         for e in events:
             if isinstance(e, dict) and "meta" in e:
-                click.echo(f"  {e['meta']['id']}  {_short(e['meta']['type'])}  "
-                           f"{_when(e['meta']['time'])}  {_summary(e)}")
+                click.echo(
+                    f"  {e['meta']['id']}  {_short(e['meta']['type'])}  "
+                    f"{_when(e['meta']['time'])}  {_summary(e)}"
+                )
             else:
                 click.echo(f"  {e}")
 
@@ -234,16 +274,31 @@ def run(ctx: Context, wfid: str, as_json: bool) -> None:
 
 @trace.command()
 @click.option("--run", "wfid", help="A run's events.")
-@click.option("--event", "event_id", help="An event and what is downstream of it "
-                                          "(a change: everything it went into).")
-@click.option("--format", "fmt", type=click.Choice(["eiffel", "jsonl", "cdevents"]),
-              default="eiffel", show_default=True)
+@click.option(
+    "--event",
+    "event_id",
+    help="An event and what is downstream of it (a change: everything it went into).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["eiffel", "jsonl", "cdevents"]),
+    default="eiffel",
+    show_default=True,
+)
 @click.option("--cloudevents", is_flag=True, help="Wrap each event in a CloudEvents envelope.")
 @click.option("--limit", default=10_000, show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to a file.")
 @pass_context
-def export(ctx: Context, wfid: str | None, event_id: str | None, fmt: str, cloudevents: bool,
-           limit: int, output: str | None) -> None:
+def export(
+    ctx: Context,
+    wfid: str | None,
+    event_id: str | None,
+    fmt: str,
+    cloudevents: bool,
+    limit: int,
+    output: str | None,
+) -> None:
     """Export a run's or a change's subgraph."""
     from engine.trace import cdevents as cde
     from engine.trace import cloudevents as ce
@@ -289,8 +344,15 @@ def export(ctx: Context, wfid: str | None, event_id: str | None, fmt: str, cloud
 @click.option("--until", help="Window end (default: now).")
 @json_option
 @pass_context
-def lead_time(ctx: Context, change: str | None, level: str, value: str, since: str | None,
-              until: str | None, as_json: bool) -> None:
+def lead_time(
+    ctx: Context,
+    change: str | None,
+    level: str,
+    value: str,
+    since: str | None,
+    until: str | None,
+    as_json: bool,
+) -> None:
     """From a source change to its first confidence level LEVEL=VALUE: for
     one CHANGE, or percentiles over every change in a window."""
     from engine.trace import metrics
@@ -307,27 +369,33 @@ def lead_time(ctx: Context, change: str | None, level: str, value: str, since: s
         return
     lo, hi = _window(since, until)
     result = metrics.lead_times(graph, lo, hi, level, value)
-    emit_json(result if isinstance(result, dict) else result.as_dict()) if as_json else \
-        _print_summary(result)
+    emit_json(
+        result if isinstance(result, dict) else result.as_dict()
+    ) if as_json else _print_summary(result)
 
 
 @trace.command()
 @click.option("--since", help="Window start (default: 30 days ago).")
 @click.option("--until", help="Window end (default: now).")
-@click.option("--deploy-level", default=None,
-              help="The confidence level that counts as a deployment (see docs).")
+@click.option(
+    "--deploy-level",
+    default=None,
+    help="The confidence level that counts as a deployment (see docs).",
+)
 @json_option
 @pass_context
-def dora(ctx: Context, since: str | None, until: str | None, deploy_level: str | None,
-         as_json: bool) -> None:
+def dora(
+    ctx: Context, since: str | None, until: str | None, deploy_level: str | None, as_json: bool
+) -> None:
     """The four DORA metrics over a window."""
     from engine.trace import metrics
 
     lo, hi = _window(since, until)
     kwargs = {"deploy_level": deploy_level} if deploy_level else {}
     result = metrics.dora(_graph(ctx), lo, hi, **kwargs)
-    emit_json(result if isinstance(result, dict) else result.as_dict()) if as_json else \
-        _print_summary(result)
+    emit_json(
+        result if isinstance(result, dict) else result.as_dict()
+    ) if as_json else _print_summary(result)
 
 
 def _print_summary(result: Any) -> None:
@@ -369,8 +437,10 @@ def deadletters(ctx: Context, action: str, letter_id: str | None, as_json: bool)
             if as_json:
                 emit_json(letters)
             else:
-                table([[x["id"], x.get("at"), x["reason"].splitlines()[0][:100]]
-                       for x in letters], ["id", "at", "reason"])
+                table(
+                    [[x["id"], x.get("at"), x["reason"].splitlines()[0][:100]] for x in letters],
+                    ["id", "at", "reason"],
+                )
             return
         if not letter_id:
             fail(f"{action}: which dead letter? (an id from `boss trace deadletters`)")

@@ -49,13 +49,17 @@ def _password(prompt: str) -> str:
 
 @click.group(invoke_without_command=True)
 @click.option("--bind", help="host:port to listen on (default: [web] bind, 127.0.0.1:8080).")
-@click.option("--create-admin", metavar="NAME",
-              help="Create this admin first (password from $BOSS_WEB_PASSWORD, else asked).")
+@click.option(
+    "--create-admin",
+    metavar="NAME",
+    help="Create this admin first (password from $BOSS_WEB_PASSWORD, else asked).",
+)
 @click.option("--debug", is_flag=True, help="Flask's debugger and reloader (never in production).")
 @pass_context
 @click.pass_context
-def web(cctx: click.Context, ctx: Context, bind: str | None, create_admin: str | None,
-        debug: bool) -> None:
+def web(
+    cctx: click.Context, ctx: Context, bind: str | None, create_admin: str | None, debug: bool
+) -> None:
     """Serve the web UI (runs, errors, launch, participants, trace, health)."""
     if cctx.invoked_subcommand is not None:
         return
@@ -75,12 +79,16 @@ def web(cctx: click.Context, ctx: Context, bind: str | None, create_admin: str |
         except UserError as exc:
             fail(str(exc))
     app = create_app(ctx.config, web=settings)
-    click.echo(f"BOSS web UI on http://{host}:{port}/ (store: "
-               f"{'embedded Valkey' if not ctx.config.redis_url else 'configured Redis'})")
+    click.echo(
+        f"BOSS web UI on http://{host}:{port}/ (store: "
+        f"{'embedded Valkey' if not ctx.config.redis_url else 'configured Redis'})"
+    )
     if not _users(ctx).list():
-        click.echo("no users yet: `boss web --create-admin NAME` or `boss web user add NAME "
-                   "--role admin` to act; anonymous visitors can look"
-                   + ("" if settings.anonymous else " (anonymous access is off)"))
+        click.echo(
+            "no users yet: `boss web --create-admin NAME` or `boss web user add NAME "
+            "--role admin` to act; anonymous visitors can look"
+            + ("" if settings.anonymous else " (anonymous access is off)")
+        )
     app.run(host=host, port=port, threaded=True, debug=debug, use_reloader=debug)
 
 
@@ -130,8 +138,10 @@ def user_list(ctx: Context, as_json: bool) -> None:
     if as_json:
         emit_json(users)
         return
-    table([[u["name"], u["role"], _when(u.get("created"))] for u in users],
-          ["name", "role", "created (UTC)"])
+    table(
+        [[u["name"], u["role"], _when(u.get("created"))] for u in users],
+        ["name", "role", "created (UTC)"],
+    )
 
 
 @user.command("remove")
@@ -159,8 +169,11 @@ def stats(ctx: Context, since: str, as_json: bool) -> None:
         seconds = parse_since(since)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
-    health = Health(ctx.store.client, ctx.config.key_prefix,
-                    Graph(ctx.store.client, prefix=graph_prefix(ctx.config)))
+    health = Health(
+        ctx.store.client,
+        ctx.config.key_prefix,
+        Graph(ctx.store.client, prefix=graph_prefix(ctx.config)),
+    )
     health.update(force=True)
     report = health.report(seconds)
     if as_json:
@@ -172,12 +185,34 @@ def stats(ctx: Context, since: str, as_json: bool) -> None:
 
     for title, key in (("participants", "participants"), ("processes", "processes")):
         click.echo(f"{title} (last {since}):")
-        rows = [[name, h["runs"], "-" if h["success_rate"] is None else
-                 f"{h['success_rate'] * 100:.1f}%", h["failed"], fmt(h["duration"]["p50"]),
-                 fmt(h["duration"]["p90"]), fmt(h["queue_wait"]["p50"]), h["streak"],
-                 h["max_streak"]] for name, h in report[key].items()]
+        rows = [
+            [
+                name,
+                h["runs"],
+                "-" if h["success_rate"] is None else f"{h['success_rate'] * 100:.1f}%",
+                h["failed"],
+                fmt(h["duration"]["p50"]),
+                fmt(h["duration"]["p90"]),
+                fmt(h["queue_wait"]["p50"]),
+                h["streak"],
+                h["max_streak"],
+            ]
+            for name, h in report[key].items()
+        ]
         if rows:
-            table(rows, ["name", "runs", "success", "failed", "p50", "p90", "wait p50",
-                         "streak", "max streak"])
+            table(
+                rows,
+                [
+                    "name",
+                    "runs",
+                    "success",
+                    "failed",
+                    "p50",
+                    "p90",
+                    "wait p50",
+                    "streak",
+                    "max streak",
+                ],
+            )
         else:
             click.echo("  nothing finished in this window")

@@ -107,8 +107,18 @@ class NormalisedEvent:
         """``fields.ev`` of a run it launches: the payload, with the common
         keys beside it (``target_project`` for a request event's target)."""
         out = dict(self.payload)
-        for key in ("source", "label", "delivery", "project", "branch", "repository",
-                    "change", "commit", "author", "url"):
+        for key in (
+            "source",
+            "label",
+            "delivery",
+            "project",
+            "branch",
+            "repository",
+            "change",
+            "commit",
+            "author",
+            "url",
+        ):
             value = getattr(self, key)
             if value is not None:
                 out.setdefault(key, value)
@@ -120,11 +130,19 @@ class NormalisedEvent:
 
     def summary(self) -> dict[str, Any]:
         """A short description for logs and the dry run."""
-        return {k: v for k, v in (("source", self.source), ("label", self.label),
-                                  ("delivery", self.delivery), ("project", self.project),
-                                  ("targets", list(self.targets) or None),
-                                  ("branch", self.branch), ("repository", self.repository))
-                if v is not None}
+        return {
+            k: v
+            for k, v in (
+                ("source", self.source),
+                ("label", self.label),
+                ("delivery", self.delivery),
+                ("project", self.project),
+                ("targets", list(self.targets) or None),
+                ("branch", self.branch),
+                ("repository", self.repository),
+            )
+            if v is not None
+        }
 
 
 @runtime_checkable

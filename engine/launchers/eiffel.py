@@ -57,13 +57,20 @@ class EiffelSource:
             if not isinstance(meta, dict) or not meta.get("id") or not meta.get("type"):
                 raise MalformedEvent("not an Eiffel event (no meta.id or meta.type)")
             data = ev.get("data") if isinstance(ev.get("data"), dict) else {}
-            git = data.get("gitIdentifier") if isinstance(data.get("gitIdentifier"), dict) \
-                else {}
-            out.append(NormalisedEvent(
-                "eiffel", label_for(meta["type"]), meta["id"],
-                project=git.get("repoName") or _custom(data, "project"),
-                branch=git.get("branch"), repository=git.get("repoUri"),
-                commit=git.get("commitId"), payload=ev, eiffel_id=meta["id"]))
+            git = data.get("gitIdentifier") if isinstance(data.get("gitIdentifier"), dict) else {}
+            out.append(
+                NormalisedEvent(
+                    "eiffel",
+                    label_for(meta["type"]),
+                    meta["id"],
+                    project=git.get("repoName") or _custom(data, "project"),
+                    branch=git.get("branch"),
+                    repository=git.get("repoUri"),
+                    commit=git.get("commitId"),
+                    payload=ev,
+                    eiffel_id=meta["id"],
+                )
+            )
         return out
 
 

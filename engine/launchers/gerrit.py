@@ -78,33 +78,62 @@ class GerritSource:
             project, name, rev = ref.get("project"), ref.get("refName"), ref.get("newRev")
             if not project or not isinstance(name, str) or not rev:
                 raise MalformedEvent("ref-updated: no refUpdate.project, refName or newRev")
-            return [NormalisedEvent("gerrit", label, delivery, project=project,
-                                    branch=name.removeprefix("refs/heads/"),
-                                    repository=self._repository(project), commit=rev,
-                                    author=_who(body.get("submitter")), payload=body)]
+            return [
+                NormalisedEvent(
+                    "gerrit",
+                    label,
+                    delivery,
+                    project=project,
+                    branch=name.removeprefix("refs/heads/"),
+                    repository=self._repository(project),
+                    commit=rev,
+                    author=_who(body.get("submitter")),
+                    payload=body,
+                )
+            ]
         if kind in ("patchset-created", "change-merged"):
             project, number = change.get("project"), change.get("number")
-            commit = (body.get("newRev") if kind == "change-merged" else None) \
-                or patchset.get("revision")
+            commit = (body.get("newRev") if kind == "change-merged" else None) or patchset.get(
+                "revision"
+            )
             if not project or number is None or not commit:
                 raise MalformedEvent(f"{kind}: no change.project, change.number or revision")
-            who = _who(body.get("submitter") if kind == "change-merged" else
-                       body.get("uploader") or patchset.get("uploader"))
-            return [NormalisedEvent("gerrit", label, delivery, project=project,
-                                    branch=change.get("branch"),
-                                    repository=self._repository(project), change=str(number),
-                                    commit=commit, author=who, url=change.get("url"),
-                                    payload=body)]
+            who = _who(
+                body.get("submitter")
+                if kind == "change-merged"
+                else body.get("uploader") or patchset.get("uploader")
+            )
+            return [
+                NormalisedEvent(
+                    "gerrit",
+                    label,
+                    delivery,
+                    project=project,
+                    branch=change.get("branch"),
+                    repository=self._repository(project),
+                    change=str(number),
+                    commit=commit,
+                    author=who,
+                    url=change.get("url"),
+                    payload=body,
+                )
+            ]
         project = change.get("project") or body.get("project")
-        return [NormalisedEvent("gerrit", label, delivery,
-                                project=project if isinstance(project, str) else None,
-                                branch=change.get("branch"),
-                                repository=self._repository(project if isinstance(project, str)
-                                                            else None),
-                                change=str(change["number"]) if "number" in change else None,
-                                commit=patchset.get("revision"),
-                                author=_who(body.get("author")), url=change.get("url"),
-                                payload=body)]
+        return [
+            NormalisedEvent(
+                "gerrit",
+                label,
+                delivery,
+                project=project if isinstance(project, str) else None,
+                branch=change.get("branch"),
+                repository=self._repository(project if isinstance(project, str) else None),
+                change=str(change["number"]) if "number" in change else None,
+                commit=patchset.get("revision"),
+                author=_who(body.get("author")),
+                url=change.get("url"),
+                payload=body,
+            )
+        ]
 
 
 class GerritStream:
@@ -113,8 +142,15 @@ class GerritStream:
     whenever it ends; the back-off resets once it ran a minute) or from a
     file (read once)."""
 
-    def __init__(self, launcher: Launcher, source: GerritSource, *, command: str | None = None,
-                 file: str | None = None, max_backoff: float = 60.0) -> None:
+    def __init__(
+        self,
+        launcher: Launcher,
+        source: GerritSource,
+        *,
+        command: str | None = None,
+        file: str | None = None,
+        max_backoff: float = 60.0,
+    ) -> None:
         if bool(command) == bool(file):
             raise ValueError("give a command or a file (one of them)")
         self.launcher = launcher
@@ -153,8 +189,9 @@ class GerritStream:
             self.starts += 1
             log.info("gerrit launcher: starting %s", self.command)
             try:
-                self._proc = subprocess.Popen(shlex.split(self.command or ""),
-                                              stdout=subprocess.PIPE)
+                self._proc = subprocess.Popen(
+                    shlex.split(self.command or ""), stdout=subprocess.PIPE
+                )
             except OSError as exc:
                 log.error("gerrit launcher: cannot start %s: %s", self.command, exc)
             else:

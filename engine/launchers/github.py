@@ -73,10 +73,18 @@ class GitHubSource:
             return [self._pull_request(body, delivery)]
         repo = body.get("repository") if isinstance(body.get("repository"), dict) else {}
         sender = body.get("sender") if isinstance(body.get("sender"), dict) else {}
-        return [NormalisedEvent("github", "GITHUB_" + kind.upper().replace("-", "_"), delivery,
-                                project=repo.get("full_name"),
-                                repository=repo.get("clone_url"), author=sender.get("login"),
-                                url=repo.get("html_url"), payload=body)]
+        return [
+            NormalisedEvent(
+                "github",
+                "GITHUB_" + kind.upper().replace("-", "_"),
+                delivery,
+                project=repo.get("full_name"),
+                repository=repo.get("clone_url"),
+                author=sender.get("login"),
+                url=repo.get("html_url"),
+                payload=body,
+            )
+        ]
 
     def _push(self, body: dict[str, Any], delivery: str) -> NormalisedEvent:
         repo = _repo(body, "push")
@@ -91,11 +99,18 @@ class GitHubSource:
             payload["tag"] = ref.removeprefix("refs/tags/")
         else:
             label, branch = "GITHUB_PUSH", ref.removeprefix("refs/heads/")
-        return NormalisedEvent("github", label, delivery, project=repo["full_name"],
-                               branch=branch, repository=repo.get("clone_url"), commit=after,
-                               author=pusher.get("name"),
-                               url=body.get("compare") or repo.get("html_url"),
-                               payload=payload)
+        return NormalisedEvent(
+            "github",
+            label,
+            delivery,
+            project=repo["full_name"],
+            branch=branch,
+            repository=repo.get("clone_url"),
+            commit=after,
+            author=pusher.get("name"),
+            url=body.get("compare") or repo.get("html_url"),
+            payload=payload,
+        )
 
     def _pull_request(self, body: dict[str, Any], delivery: str) -> NormalisedEvent:
         repo = _repo(body, "pull_request")
@@ -109,8 +124,16 @@ class GitHubSource:
         if number is None or not head.get("sha"):
             raise MalformedEvent("pull_request: no number or head.sha")
         head_repo = head.get("repo") if isinstance(head.get("repo"), dict) else {}
-        return NormalisedEvent("github", "GITHUB_PULL_REQUEST", delivery,
-                               project=repo["full_name"], branch=base.get("ref"),
-                               repository=head_repo.get("clone_url") or repo.get("clone_url"),
-                               change=str(number), commit=head["sha"], author=user.get("login"),
-                               url=pr.get("html_url"), payload=body)
+        return NormalisedEvent(
+            "github",
+            "GITHUB_PULL_REQUEST",
+            delivery,
+            project=repo["full_name"],
+            branch=base.get("ref"),
+            repository=head_repo.get("clone_url") or repo.get("clone_url"),
+            change=str(number),
+            commit=head["sha"],
+            author=user.get("login"),
+            url=pr.get("html_url"),
+            payload=body,
+        )

@@ -52,17 +52,24 @@ class GitLabSource:
     def normalise(self, raw: RawEvent) -> list[NormalisedEvent]:
         body = json_body(raw)
         hook = raw.header("X-Gitlab-Event") or ""
-        kind = hook.removesuffix(" Hook").strip() if hook else \
-            str(body.get("object_kind") or "").replace("_", " ")
+        kind = (
+            hook.removesuffix(" Hook").strip()
+            if hook
+            else str(body.get("object_kind") or "").replace("_", " ")
+        )
         if not kind:
             raise MalformedEvent("no X-Gitlab-Event header and no object_kind")
         label = "GITLAB_" + kind.upper().replace(" ", "_")
-        delivery = (raw.header("Idempotency-Key") or raw.header("X-Gitlab-Event-UUID")
-                    or delivery_digest(hook, raw.body))
+        delivery = (
+            raw.header("Idempotency-Key")
+            or raw.header("X-Gitlab-Event-UUID")
+            or delivery_digest(hook, raw.body)
+        )
         project = _dict(body.get("project"))
         path = project.get("path_with_namespace")
-        if label in ("GITLAB_PUSH", "GITLAB_TAG_PUSH", "GITLAB_MERGE_REQUEST") and \
-                not isinstance(path, str):
+        if label in ("GITLAB_PUSH", "GITLAB_TAG_PUSH", "GITLAB_MERGE_REQUEST") and not isinstance(
+            path, str
+        ):
             raise MalformedEvent(f"{label}: no project.path_with_namespace")
         if label in ("GITLAB_PUSH", "GITLAB_TAG_PUSH"):
             ref = body.get("ref")
@@ -75,26 +82,53 @@ class GitLabSource:
                 payload["tag"] = ref.removeprefix("refs/tags/")
             else:
                 branch = ref.removeprefix("refs/heads/")
-            return [NormalisedEvent("gitlab", label, delivery, project=path, branch=branch,
-                                    repository=project.get("git_http_url"), commit=commit,
-                                    author=body.get("user_username") or body.get("user_name"),
-                                    url=project.get("web_url"), payload=payload)]
+            return [
+                NormalisedEvent(
+                    "gitlab",
+                    label,
+                    delivery,
+                    project=path,
+                    branch=branch,
+                    repository=project.get("git_http_url"),
+                    commit=commit,
+                    author=body.get("user_username") or body.get("user_name"),
+                    url=project.get("web_url"),
+                    payload=payload,
+                )
+            ]
         if label == "GITLAB_MERGE_REQUEST":
             attrs = _dict(body.get("object_attributes"))
             iid = attrs.get("iid")
             commit = _dict(attrs.get("last_commit")).get("id")
             if iid is None or not commit:
-                raise MalformedEvent("GITLAB_MERGE_REQUEST: no object_attributes.iid or "
-                                     "last_commit.id")
+                raise MalformedEvent(
+                    "GITLAB_MERGE_REQUEST: no object_attributes.iid or last_commit.id"
+                )
             source = _dict(attrs.get("source"))
-            return [NormalisedEvent("gitlab", label, delivery, project=path,
-                                    branch=attrs.get("target_branch"),
-                                    repository=source.get("git_http_url")
-                                    or project.get("git_http_url"),
-                                    change=str(iid), commit=commit,
-                                    author=_dict(body.get("user")).get("username"),
-                                    url=attrs.get("url"), payload=body)]
-        return [NormalisedEvent("gitlab", label, delivery, project=path if isinstance(path, str)
-                                else None, repository=project.get("git_http_url"),
-                                author=_dict(body.get("user")).get("username"),
-                                url=project.get("web_url"), payload=body)]
+            return [
+                NormalisedEvent(
+                    "gitlab",
+                    label,
+                    delivery,
+                    project=path,
+                    branch=attrs.get("target_branch"),
+                    repository=source.get("git_http_url") or project.get("git_http_url"),
+                    change=str(iid),
+                    commit=commit,
+                    author=_dict(body.get("user")).get("username"),
+                    url=attrs.get("url"),
+                    payload=body,
+                )
+            ]
+        return [
+            NormalisedEvent(
+                "gitlab",
+                label,
+                delivery,
+                project=path if isinstance(path, str) else None,
+                repository=project.get("git_http_url"),
+                author=_dict(body.get("user")).get("username"),
+                url=project.get("web_url"),
+                payload=body,
+            )
+        ]

@@ -54,14 +54,24 @@ class HookState:
     gitlab: GitLabSource
 
     @classmethod
-    def create(cls, config: Config, settings: LauncherSettings,
-               launcher: Launcher | None = None, redis_client: Any = None) -> HookState:
+    def create(
+        cls,
+        config: Config,
+        settings: LauncherSettings,
+        launcher: Launcher | None = None,
+        redis_client: Any = None,
+    ) -> HookState:
         if redis_client is None:
             import redis
 
             redis_client = redis.Redis.from_url(config.resolved_redis_url())
-        return cls(launcher if launcher is not None else Launcher(config, settings), settings,
-                   redis_client, GitHubSource(), GitLabSource())
+        return cls(
+            launcher if launcher is not None else Launcher(config, settings),
+            settings,
+            redis_client,
+            GitHubSource(),
+            GitLabSource(),
+        )
 
     def delivery_key(self, source: str, delivery: str) -> str:
         return f"{self.launcher.config.key_prefix}launchers:delivery:{source}:{delivery}"
@@ -75,29 +85,43 @@ def _headers() -> dict[str, str]:
     return {k: v for k, v in request.headers.items()}
 
 
-def _handle(state: HookState, source: Source, raw: RawEvent, delivery: str | None
-            ) -> tuple[Any, int]:
+def _handle(
+    state: HookState, source: Source, raw: RawEvent, delivery: str | None
+) -> tuple[Any, int]:
     key = state.delivery_key(source.name, delivery) if delivery else None
     if key is not None:
         seen = state.redis.get(key)
         if seen is not None:
             log.info("%s webhook: delivery %s already launched", source.name, delivery)
-            return jsonify({"status": "already launched", "delivery": delivery,
-                            "wfids": json.loads(seen)}), 200
+            return jsonify(
+                {"status": "already launched", "delivery": delivery, "wfids": json.loads(seen)}
+            ), 200
     outcome = state.launcher.handle(source, raw)
     if outcome.deadletter is not None:
         return jsonify({"error": outcome.reason, "deadletter": outcome.deadletter}), 400
     if key is not None:
-        state.redis.set(key, json.dumps(outcome.wfids), ex=int(state.settings.delivery_ttl),
-                        nx=True)
-    return jsonify({"status": "launched", "delivery": delivery, "wfids": outcome.wfids,
-                    "events": [e.label for e in outcome.events],
-                    "eiffel": outcome.eiffel_ids}), 202
+        state.redis.set(
+            key, json.dumps(outcome.wfids), ex=int(state.settings.delivery_ttl), nx=True
+        )
+    return jsonify(
+        {
+            "status": "launched",
+            "delivery": delivery,
+            "wfids": outcome.wfids,
+            "events": [e.label for e in outcome.events],
+            "eiffel": outcome.eiffel_ids,
+        }
+    ), 202
 
 
 def _refuse(source: str, why: str, delivery: str | None, code: int) -> tuple[Any, int]:
-    log.warning("%s webhook: refused delivery %s from %s: %s", source, delivery or "-",
-                request.remote_addr, why)
+    log.warning(
+        "%s webhook: refused delivery %s from %s: %s",
+        source,
+        delivery or "-",
+        request.remote_addr,
+        why,
+    )
     return jsonify({"error": why}), code
 
 
@@ -108,8 +132,9 @@ def github_hook() -> tuple[Any, int]:
     delivery = request.headers.get("X-GitHub-Delivery")
     if not state.settings.github_secret:
         return _refuse("github", "no github_secret configured", delivery, 503)
-    if not verify_signature(state.settings.github_secret, body,
-                            request.headers.get("X-Hub-Signature-256")):
+    if not verify_signature(
+        state.settings.github_secret, body, request.headers.get("X-Hub-Signature-256")
+    ):
         return _refuse("github", "bad signature (X-Hub-Signature-256)", delivery, 401)
     return _handle(state, state.github, RawEvent(body, _headers()), delivery)
 
@@ -118,8 +143,7 @@ def github_hook() -> tuple[Any, int]:
 def gitlab_hook() -> tuple[Any, int]:
     state = _state()
     body = request.get_data(cache=False)
-    delivery = (request.headers.get("Idempotency-Key")
-                or request.headers.get("X-Gitlab-Event-UUID"))
+    delivery = request.headers.get("Idempotency-Key") or request.headers.get("X-Gitlab-Event-UUID")
     if not state.settings.gitlab_token:
         return _refuse("gitlab", "no gitlab_token configured", delivery, 503)
     if not verify_token(state.settings.gitlab_token, request.headers.get("X-Gitlab-Token")):
@@ -132,12 +156,16 @@ def health() -> tuple[Any, int]:
     return jsonify({"status": "ok"}), 200
 
 
-def create_app(config: Config, settings: LauncherSettings | None = None, *,
-               launcher: Launcher | None = None, redis_client: Any = None) -> Flask:
+def create_app(
+    config: Config,
+    settings: LauncherSettings | None = None,
+    *,
+    launcher: Launcher | None = None,
+    redis_client: Any = None,
+) -> Flask:
     """A Flask app serving the webhooks."""
     settings = settings if settings is not None else LauncherSettings.load(config)
     app = Flask("boss.launchers")
-    app.extensions["boss_launchers"] = HookState.create(config, settings, launcher,
-                                                        redis_client)
+    app.extensions["boss_launchers"] = HookState.create(config, settings, launcher, redis_client)
     app.register_blueprint(launchers_http)
     return app

@@ -67,9 +67,12 @@ class PlannedLaunch:
     via: str = "store"
 
     def item(self, cause: str | None) -> dict[str, Any]:
-        out: dict[str, Any] = {"definition": self.path.read_text(encoding="utf-8"),
-                               "filename": str(self.path), "fields": self.fields,
-                               "wfid": self.wfid}
+        out: dict[str, Any] = {
+            "definition": self.path.read_text(encoding="utf-8"),
+            "filename": str(self.path),
+            "fields": self.fields,
+            "wfid": self.wfid,
+        }
         if cause:
             out["cause"] = [cause]
         return out
@@ -90,8 +93,15 @@ class Launcher:
     """Maps and launches (one per process; thread-safe: each thread gets
     its own broker connection)."""
 
-    def __init__(self, config: Config, settings: LauncherSettings | None = None, *,
-                 rules: Rules | None = None, publisher: Any = None, bus: Any = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        settings: LauncherSettings | None = None,
+        *,
+        rules: Rules | None = None,
+        publisher: Any = None,
+        bus: Any = None,
+    ) -> None:
         self.config = config
         self.settings = settings if settings is not None else LauncherSettings.load(config)
         self.store = ProcessStore(self.settings.store_dir(config))
@@ -159,9 +169,17 @@ class Launcher:
                 raise LaunchError(str(exc)) from None
             for entry in entries:
                 wfid = sanitise_wfid(event.source, event.delivery, entry.name, tgt)
-                plans.setdefault(wfid, PlannedLaunch(
-                    entry.name, entry.path, {**entry.conf, "ev": event.ev(tgt)}, wfid, tgt,
-                    "store"))
+                plans.setdefault(
+                    wfid,
+                    PlannedLaunch(
+                        entry.name,
+                        entry.path,
+                        {**entry.conf, "ev": event.ev(tgt)},
+                        wfid,
+                        tgt,
+                        "store",
+                    ),
+                )
             if self.rules is None:
                 continue
             for rule in self.rules.matching(event, tgt):
@@ -172,21 +190,26 @@ class Launcher:
                     extracted = rule.fields_for(event, tgt)
                 except KeyError as exc:
                     raise LaunchError(f"{rule.where}: unknown name {exc}") from None
-                plans[wfid] = PlannedLaunch(rule.process, self._resolve(rule.process),
-                                            {**extracted, "ev": event.ev(tgt)}, wfid, tgt,
-                                            f"rules ({rule.where})")
+                plans[wfid] = PlannedLaunch(
+                    rule.process,
+                    self._resolve(rule.process),
+                    {**extracted, "ev": event.ev(tgt)},
+                    wfid,
+                    tgt,
+                    f"rules ({rule.where})",
+                )
         return list(plans.values())
 
     # -- publishing --------------------------------------------------------------------
 
-    def launch(self, event: NormalisedEvent, plans: list[PlannedLaunch] | None = None
-               ) -> tuple[list[str], str | None]:
+    def launch(
+        self, event: NormalisedEvent, plans: list[PlannedLaunch] | None = None
+    ) -> tuple[list[str], str | None]:
         """Publish the Eiffel event of ``event`` and its launch items;
         returns the wfids and the Eiffel event's id (None: none published)."""
         plans = self.plan(event) if plans is None else plans
         if not plans:
-            log.info("%s %s %s: no process to launch", event.source, event.label,
-                     event.delivery)
+            log.info("%s %s %s: no process to launch", event.source, event.label, event.delivery)
             return [], None
         cause = event.eiffel_id
         items = [plan.item(None) for plan in plans]
@@ -200,8 +223,15 @@ class Launcher:
                     item["cause"] = [cause]
                 self.publisher.send(item)
         for plan in plans:
-            log.info("%s %s %s: launched %s (%s) as %s", event.source, event.label,
-                     event.delivery, plan.process, plan.via, plan.wfid)
+            log.info(
+                "%s %s %s: launched %s (%s) as %s",
+                event.source,
+                event.label,
+                event.delivery,
+                plan.process,
+                plan.via,
+                plan.wfid,
+            )
         return [p.wfid for p in plans], cause
 
     def deadletter(self, source: Source, raw: RawEvent, reason: str) -> str:
@@ -209,9 +239,14 @@ class Launcher:
         headers = dict(raw.headers)
         if raw.routing_key is not None:
             headers["x-routing-key"] = raw.routing_key
-        record = wire.deadletter(raw.body, f"{source.name} launcher: {reason}", source.queue,
-                                 by=self.by, content_type="application/json",
-                                 headers=headers)
+        record = wire.deadletter(
+            raw.body,
+            f"{source.name} launcher: {reason}",
+            source.queue,
+            by=self.by,
+            content_type="application/json",
+            headers=headers,
+        )
         with self._lock:
             self.publisher.deadletter(record)
         log.error("%s launcher: dead-lettered %s: %s", source.name, record["id"], reason)
@@ -241,9 +276,21 @@ class Launcher:
         LaunchError): per event, its summary and the planned launches."""
         out = []
         for ev in source.normalise(raw):
-            out.append({"event": ev.summary(),
-                        "eiffel": None if ev.eiffel_id else source_event(ev)["meta"]["type"],
-                        "launches": [{"process": p.process, "file": str(p.path),
-                                      "wfid": p.wfid, "target": p.target, "via": p.via,
-                                      "fields": p.fields} for p in self.plan(ev)]})
+            out.append(
+                {
+                    "event": ev.summary(),
+                    "eiffel": None if ev.eiffel_id else source_event(ev)["meta"]["type"],
+                    "launches": [
+                        {
+                            "process": p.process,
+                            "file": str(p.path),
+                            "wfid": p.wfid,
+                            "target": p.target,
+                            "via": p.via,
+                            "fields": p.fields,
+                        }
+                        for p in self.plan(ev)
+                    ],
+                }
+            )
         return out

@@ -92,18 +92,34 @@ def _label_for(kind_event: str) -> str:
 def _request_fields(p: dict[str, Any], number: Any) -> dict[str, Any]:
     actions = p.get("actions")
     if actions is None and p.get("targetproject"):  # a flat, one-action request (old BOSS)
-        actions = [{k: p[k] for k in ("type", "sourceproject", "sourcepackage",
-                                      "sourcerevision", "targetproject", "targetpackage")
-                    if k in p}]
+        actions = [
+            {
+                k: p[k]
+                for k in (
+                    "type",
+                    "sourceproject",
+                    "sourcepackage",
+                    "sourcerevision",
+                    "targetproject",
+                    "targetpackage",
+                )
+                if k in p
+            }
+        ]
     if not isinstance(actions, list) or not all(isinstance(a, dict) for a in actions):
         raise MalformedEvent(f"request {number}: 'actions' is not a list of objects")
-    targets = list(dict.fromkeys(str(a["targetproject"]) for a in actions
-                                 if a.get("targetproject")))
+    targets = list(
+        dict.fromkeys(str(a["targetproject"]) for a in actions if a.get("targetproject"))
+    )
     if not targets:
         raise MalformedEvent(f"request {number}: no action names a targetproject")
     who = p.get("who") or p.get("author") or p.get("sender")
-    ev = {**p, "id": str(number), "actions": actions,
-          "type": p.get("type") or (actions[0].get("type") if actions else None)}
+    ev = {
+        **p,
+        "id": str(number),
+        "actions": actions,
+        "type": p.get("type") or (actions[0].get("type") if actions else None),
+    }
     if who is not None:
         ev["who"] = who
     return {"ev": ev, "targets": tuple(targets), "who": who}
@@ -128,34 +144,54 @@ class ObsSource:
             key = raw.header("x-routing-key") or ""
         parts = key.split(".")
         if len(parts) < 3 or not all(parts[-2:]):
-            raise MalformedEvent(f"routing key {key!r} is not <namespace>.<kind>.<event>, "
-                                 "and the body has no fields.obsEvent")
+            raise MalformedEvent(
+                f"routing key {key!r} is not <namespace>.<kind>.<event>, "
+                "and the body has no fields.obsEvent"
+            )
         kind_event = ".".join(parts[-2:])
         namespace = ".".join(parts[:-2])
         delivery = raw.header("message_id") or delivery_digest(key, raw.body)
-        return [self._event(_label_for(kind_event), parts[-2], body, delivery,
-                            {"namespace": namespace, "routing_key": key})]
+        return [
+            self._event(
+                _label_for(kind_event),
+                parts[-2],
+                body,
+                delivery,
+                {"namespace": namespace, "routing_key": key},
+            )
+        ]
 
-    def _event(self, label: str, kind: str, p: dict[str, Any], delivery: str,
-               extra: dict[str, Any]) -> NormalisedEvent:
+    def _event(
+        self, label: str, kind: str, p: dict[str, Any], delivery: str, extra: dict[str, Any]
+    ) -> NormalisedEvent:
         if kind == "request":
             number = p.get("number", p.get("id"))
             if number in (None, ""):
                 raise MalformedEvent(f"{label}: a request event without 'number'")
             req = _request_fields(p, number)
             return NormalisedEvent(
-                "obs", label, delivery, targets=req["targets"],
-                change=str(number), author=req["who"], payload={**req["ev"], **extra,
-                                                                 "label": label})
+                "obs",
+                label,
+                delivery,
+                targets=req["targets"],
+                change=str(number),
+                author=req["who"],
+                payload={**req["ev"], **extra, "label": label},
+            )
         project = p.get("project")
         if not isinstance(project, str) or not project:
             raise MalformedEvent(f"{label}: no 'project'")
         rev = p.get("rev") if kind == "package" else None
         return NormalisedEvent(
-            "obs", label, delivery, project=project, repository=None,
+            "obs",
+            label,
+            delivery,
+            project=project,
+            repository=None,
             commit=str(rev) if rev is not None else None,
             author=p.get("sender") or p.get("user") or p.get("who"),
-            payload={**p, **extra, "label": label})
+            payload={**p, **extra, "label": label},
+        )
 
     def _legacy(self, obs_event: Any, raw: RawEvent) -> NormalisedEvent:
         if not isinstance(obs_event, dict):
@@ -168,24 +204,32 @@ class ObsSource:
         kind = "request" if "REQUEST" in label else "package"
         p = {k: v for k, v in obs_event.items() if k not in ("label", "namespace")}
         delivery = raw.header("message_id") or delivery_digest("legacy", raw.body)
-        return self._event(full, kind, p, delivery,
-                           {"namespace": namespace, "format": obs_event.get("format")})
+        return self._event(
+            full, kind, p, delivery, {"namespace": namespace, "format": obs_event.get("format")}
+        )
 
 
 class ObsConsumer(ConsumerMixin):
     """Consumes BOSS's durable queue on the OBS topic exchange and hands each
     message to the launcher (acknowledged once launched or dead-lettered)."""
 
-    def __init__(self, config: Config, settings: LauncherSettings, launcher: Launcher, *,
-                 connection: kombu.Connection | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        settings: LauncherSettings,
+        launcher: Launcher,
+        *,
+        connection: kombu.Connection | None = None,
+    ) -> None:
         from engine.broker import connect
 
         self.config = config
         self.settings = settings
         self.launcher = launcher
         self.source = ObsSource(settings.obs_queue)
-        self.connection = connection if connection is not None else \
-            connect(config, url=settings.obs_url or None)
+        self.connection = (
+            connection if connection is not None else connect(config, url=settings.obs_url or None)
+        )
         self.handled = 0
 
     @property
@@ -193,32 +237,40 @@ class ObsConsumer(ConsumerMixin):
         exchange = Exchange(self.settings.obs_exchange, type="topic", durable=True)
         from kombu import binding
 
-        return Queue(self.settings.obs_queue, durable=True, auto_delete=False,
-                     bindings=[binding(exchange, routing_key=k)
-                               for k in self.settings.bindings()])
+        return Queue(
+            self.settings.obs_queue,
+            durable=True,
+            auto_delete=False,
+            bindings=[binding(exchange, routing_key=k) for k in self.settings.bindings()],
+        )
 
-    def get_consumers(self, consumer: type[kombu.Consumer], channel: Any
-                      ) -> list[kombu.Consumer]:
+    def get_consumers(self, consumer: type[kombu.Consumer], channel: Any) -> list[kombu.Consumer]:
         return [consumer(queues=[self.queue], on_message=self._on_message, prefetch_count=16)]
 
-    def on_consume_ready(self, connection: Any, channel: Any, consumers: Any,
-                         **kwargs: Any) -> None:
-        log.info("obs launcher: consuming %s (exchange %s, bindings %s)",
-                 self.settings.obs_queue, self.settings.obs_exchange,
-                 ", ".join(self.settings.bindings()))
+    def on_consume_ready(
+        self, connection: Any, channel: Any, consumers: Any, **kwargs: Any
+    ) -> None:
+        log.info(
+            "obs launcher: consuming %s (exchange %s, bindings %s)",
+            self.settings.obs_queue,
+            self.settings.obs_exchange,
+            ", ".join(self.settings.bindings()),
+        )
 
     def _on_message(self, message: kombu.Message) -> None:
         headers = {k: str(v) for k, v in (message.headers or {}).items()}
         mid = message.properties.get("message_id")
         if mid:
             headers["message_id"] = str(mid)
-        body = message.body if isinstance(message.body, bytes) else \
-            str(message.body).encode("utf-8")
+        body = (
+            message.body if isinstance(message.body, bytes) else str(message.body).encode("utf-8")
+        )
         raw = RawEvent(body, headers, message.delivery_info.get("routing_key"))
         try:
             self.launcher.handle(self.source, raw)
         except Exception as exc:  # a bug: set the message aside rather than loop on it
-            self.launcher.deadletter(self.source, raw, "handling failed: " + "".join(
-                traceback.format_exception(exc)))
+            self.launcher.deadletter(
+                self.source, raw, "handling failed: " + "".join(traceback.format_exception(exc))
+            )
         message.ack()
         self.handled += 1

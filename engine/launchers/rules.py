@@ -74,8 +74,13 @@ def _matches(patterns: list[str], values: list[Any]) -> bool:
         for value in values:
             if value is None:
                 continue
-            text = value if isinstance(value, str) else str(value).lower() \
-                if isinstance(value, bool) else str(value)
+            text = (
+                value
+                if isinstance(value, str)
+                else str(value).lower()
+                if isinstance(value, bool)
+                else str(value)
+            )
             if pattern.startswith("~"):
                 if re.search(pattern[1:], text):
                     return True
@@ -103,8 +108,18 @@ def _name(event: NormalisedEvent, target: str | None, ref: str) -> Any:
         raise KeyError(ref)
     if head == "target":
         return target
-    if head in ("source", "label", "delivery", "project", "branch", "repository", "change",
-                "commit", "author", "url"):
+    if head in (
+        "source",
+        "label",
+        "delivery",
+        "project",
+        "branch",
+        "repository",
+        "change",
+        "commit",
+        "author",
+        "url",
+    ):
         return getattr(event, head)
     raise KeyError(ref)
 
@@ -142,8 +157,9 @@ class Rule:
             raise RuleError(f"{self.where}: match is not a mapping")
         unknown = set(self.match) - _KEYS
         if unknown:
-            raise RuleError(f"{self.where}: unknown match keys {sorted(unknown)}; known: "
-                            f"{sorted(_KEYS)}")
+            raise RuleError(
+                f"{self.where}: unknown match keys {sorted(unknown)}; known: {sorted(_KEYS)}"
+            )
         if not isinstance(self.fields, dict):
             raise RuleError(f"{self.where}: fields is not a mapping")
         self._compiled: dict[str, list[str]] = {}
@@ -153,10 +169,12 @@ class Rule:
                     raise RuleError(f"{self.where}: match.payload is not a mapping")
                 for path, want in value.items():
                     self._compiled[f"payload.{path}"] = _patterns(
-                        f"{self.where}: match.payload.{path}", want)
+                        f"{self.where}: match.payload.{path}", want
+                    )
             else:
                 self._compiled["label" if key == "type" else key] = _patterns(
-                    f"{self.where}: match.{key}", value)
+                    f"{self.where}: match.{key}", value
+                )
         try:  # every ${...} names something
             probe = NormalisedEvent("x", "X", "x")
             extract(self.fields, probe)
@@ -214,10 +232,12 @@ class Rules:
                 raise RuleError(f"{where}: not a mapping")
             unknown = set(item) - {"match", "process", "fields", "name"}
             if unknown:
-                raise RuleError(f"{where}: unknown keys {sorted(unknown)}; known: "
-                                "match, process, fields, name")
-            rules.append(Rule(item.get("process"), item.get("match") or {},
-                              item.get("fields") or {}, where))
+                raise RuleError(
+                    f"{where}: unknown keys {sorted(unknown)}; known: match, process, fields, name"
+                )
+            rules.append(
+                Rule(item.get("process"), item.get("match") or {}, item.get("fields") or {}, where)
+            )
         return cls(rules, path)
 
     def matching(self, event: NormalisedEvent, target: str | None) -> list[Rule]:

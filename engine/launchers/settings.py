@@ -63,8 +63,14 @@ class LauncherSettings:
     events: bool = True
 
     @classmethod
-    def load(cls, config: Config | None = None, path: str | os.PathLike[str] | None = None, *,
-             environ: dict[str, str] | None = None, **overrides: Any) -> LauncherSettings:
+    def load(
+        cls,
+        config: Config | None = None,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        environ: dict[str, str] | None = None,
+        **overrides: Any,
+    ) -> LauncherSettings:
         """The settings (see the module docstring for the order)."""
         env = os.environ if environ is None else environ
         if path is None and config is not None and config.source:
@@ -88,15 +94,17 @@ class LauncherSettings:
         return cls.from_mapping(values, where=str(path or "configuration"))
 
     @classmethod
-    def from_mapping(cls, values: dict[str, Any], where: str = "configuration"
-                     ) -> LauncherSettings:
+    def from_mapping(cls, values: dict[str, Any], where: str = "configuration") -> LauncherSettings:
         known = {f.name: f for f in fields(cls)}
         kwargs: dict[str, Any] = {}
         for key, raw in values.items():
             f = known.get(key)
             if f is None:
-                raise ConfigError(f"{where}: [launchers]: unknown key {key!r}; known: "
-                                  + ", ".join(sorted(known)), key)
+                raise ConfigError(
+                    f"{where}: [launchers]: unknown key {key!r}; known: "
+                    + ", ".join(sorted(known)),
+                    key,
+                )
             kwargs[key] = _coerce(where, key, f.type, raw)
         return cls(**kwargs)
 

@@ -28,8 +28,14 @@ from typing import Any
 
 import yaml
 
-__all__ = ["STANDARD_LABELS", "ProcessEntry", "ProcessStore", "StoreError", "enable_project",
-           "project_dir"]
+__all__ = [
+    "STANDARD_LABELS",
+    "ProcessEntry",
+    "ProcessStore",
+    "StoreError",
+    "enable_project",
+    "project_dir",
+]
 
 #: labels each standard process is launched for, by its file's stem, for
 #: standard processes whose file name does not say it (``<LABEL>.<name>.yaml``)
@@ -101,7 +107,7 @@ class ProcessStore:
             return []
         out = []
         for path in sorted(where.glob(f"{glob_escape(label)}.*.y*ml")):
-            stem = path.name[len(label) + 1:].rsplit(".", 1)[0]
+            stem = path.name[len(label) + 1 :].rsplit(".", 1)[0]
             if not stem or path.suffix not in (".yaml", ".yml") or not path.is_file():
                 continue
             conf_path = path.with_suffix(".conf")
@@ -136,9 +142,12 @@ def standard_labels(path: Path) -> tuple[list[str], str]:
     return list(STANDARD_LABELS.get(stem, [])), stem
 
 
-def enable_project(store: str | os.PathLike[str], project: str,
-                   standard_dir: str | os.PathLike[str],
-                   labels: list[str] | None = None) -> list[Path]:
+def enable_project(
+    store: str | os.PathLike[str],
+    project: str,
+    standard_dir: str | os.PathLike[str],
+    labels: list[str] | None = None,
+) -> list[Path]:
     """Link the standard processes (and their .conf files) into
     ``project``'s directory of ``store``. Each lands as
     ``<LABEL>.<name>.yaml``, a symbolic link to the standard file, so an

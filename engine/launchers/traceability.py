@@ -31,10 +31,25 @@ from engine.trace import eiffel
 
 __all__ = ["ARTIFACT", "CREATED", "SUBMITTED", "event_type_for", "source_event"]
 
-SUBMITTED = frozenset({"GITHUB_PUSH", "GITHUB_TAG_PUSH", "GITLAB_PUSH", "GITLAB_TAG_PUSH",
-                       "GERRIT_CHANGE_MERGED", "GERRIT_REF_UPDATED", "OBS_SRCSRV_COMMIT"})
-CREATED = frozenset({"GITHUB_PULL_REQUEST", "GITLAB_MERGE_REQUEST", "GERRIT_PATCHSET_CREATED",
-                     "OBS_SRCSRV_REQUEST_CREATE"})
+SUBMITTED = frozenset(
+    {
+        "GITHUB_PUSH",
+        "GITHUB_TAG_PUSH",
+        "GITLAB_PUSH",
+        "GITLAB_TAG_PUSH",
+        "GERRIT_CHANGE_MERGED",
+        "GERRIT_REF_UPDATED",
+        "OBS_SRCSRV_COMMIT",
+    }
+)
+CREATED = frozenset(
+    {
+        "GITHUB_PULL_REQUEST",
+        "GITLAB_MERGE_REQUEST",
+        "GERRIT_PATCHSET_CREATED",
+        "OBS_SRCSRV_REQUEST_CREATE",
+    }
+)
 ARTIFACT = frozenset({"OBS_BUILD_SUCCESS", "OBS_REPO_PUBLISHED"})
 
 _TRACKERS = {"github": "GitHub", "gitlab": "GitLab", "gerrit": "Gerrit", "obs": "OBS"}
@@ -62,48 +77,78 @@ def _purl(event: NormalisedEvent) -> str:
     if event.label == "OBS_REPO_PUBLISHED":
         repo = quote(str(p.get("repo") or p.get("repository") or "unknown"), safe="")
         version = p.get("buildid")
-        return f"pkg:generic/{project}/{repo}" + (f"@{quote(str(version), safe='')}"
-                                                  if version else "")
+        return f"pkg:generic/{project}/{repo}" + (
+            f"@{quote(str(version), safe='')}" if version else ""
+        )
     package = quote(str(p.get("package") or "unknown"), safe="")
     version = p.get("versrel") or p.get("srcmd5")
-    qualifiers = [f"{k}={quote(str(p[key]), safe='')}"
-                  for k, key in (("arch", "arch"), ("repository", "repository")) if p.get(key)]
-    return (f"pkg:rpm/{project}/{package}"
-            + (f"@{quote(str(version), safe='')}" if version else "")
-            + ("?" + "&".join(qualifiers) if qualifiers else ""))
+    qualifiers = [
+        f"{k}={quote(str(p[key]), safe='')}"
+        for k, key in (("arch", "arch"), ("repository", "repository"))
+        if p.get(key)
+    ]
+    return (
+        f"pkg:rpm/{project}/{package}"
+        + (f"@{quote(str(version), safe='')}" if version else "")
+        + ("?" + "&".join(qualifiers) if qualifiers else "")
+    )
 
 
 def source_event(event: NormalisedEvent) -> dict[str, Any]:
     """The Eiffel event for ``event`` (see the module docstring)."""
     etype = event_type_for(event.label)
-    custom = {k: v for k, v in (("source", event.source), ("label", event.label),
-                                ("delivery", event.delivery), ("project", event.project))
-              if v is not None}
+    custom = {
+        k: v
+        for k, v in (
+            ("source", event.source),
+            ("label", event.label),
+            ("delivery", event.delivery),
+            ("project", event.project),
+        )
+        if v is not None
+    }
     if event.targets:
         custom["targets"] = list(event.targets)
-    meta = {"event_id": eiffel_id_for(event.source, event.delivery, event.label),
-            "source": _meta_source()}
+    meta = {
+        "event_id": eiffel_id_for(event.source, event.delivery, event.label),
+        "source": _meta_source(),
+    }
     git = event.commit and event.repository and event.source != "obs"
     repo_name = event.project if event.source != "obs" else None
     if etype == eiffel.SOURCE_CHANGE_SUBMITTED:
         return eiffel.source_change_submitted(
-            commit=event.commit if git else None, repo_uri=event.repository if git else None,
-            branch=event.branch if git else None, repo_name=repo_name if git else None,
+            commit=event.commit if git else None,
+            repo_uri=event.repository if git else None,
+            branch=event.branch if git else None,
+            repo_name=repo_name if git else None,
             submitter={"name": event.author} if event.author else None,
-            custom_data=custom, **meta)
+            custom_data=custom,
+            **meta,
+        )
     if etype == eiffel.SOURCE_CHANGE_CREATED:
         return eiffel.source_change_created(
-            commit=event.commit if git else None, repo_uri=event.repository if git else None,
-            branch=event.branch if git else None, repo_name=repo_name if git else None,
-            change_id=event.change, tracker=_TRACKERS.get(event.source, event.source),
-            details=event.url, author={"name": event.author} if event.author else None,
-            custom_data=custom, **meta)
+            commit=event.commit if git else None,
+            repo_uri=event.repository if git else None,
+            branch=event.branch if git else None,
+            repo_name=repo_name if git else None,
+            change_id=event.change,
+            tracker=_TRACKERS.get(event.source, event.source),
+            details=event.url,
+            author={"name": event.author} if event.author else None,
+            custom_data=custom,
+            **meta,
+        )
     if etype == eiffel.ARTIFACT_CREATED:
-        return eiffel.artifact_created(_purl(event), name=event.payload.get("package"),
-                                       custom_data=custom, **meta)
+        return eiffel.artifact_created(
+            _purl(event), name=event.payload.get("package"), custom_data=custom, **meta
+        )
     body = ", ".join(f"{k}={v}" for k, v in event.summary().items() if k != "label")
-    data: dict[str, Any] = {"heading": event.label, "body": body, "severity": "MINOR",
-                            "customData": [{"key": k, "value": v} for k, v in custom.items()]}
+    data: dict[str, Any] = {
+        "heading": event.label,
+        "body": body,
+        "severity": "MINOR",
+        "customData": [{"key": k, "value": v} for k, v in custom.items()],
+    }
     if event.url:
         data["uri"] = event.url
     return eiffel.new_event(eiffel.ANNOUNCEMENT_PUBLISHED, data, **meta)

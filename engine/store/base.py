@@ -131,8 +131,9 @@ class RunStore(ABC):
         to exactly one of them."""
 
     @abstractmethod
-    def lease_due_timers(self, now: float, lease: float,
-                         limit: int = 100) -> list[tuple[str, float, dict[str, Any]]]:
+    def lease_due_timers(
+        self, now: float, lease: float, limit: int = 100
+    ) -> list[tuple[str, float, dict[str, Any]]]:
         """Like ``claim_due_timers``, but a claimed timer is not removed: it
         is moved to ``now + lease`` and returned as ``(id, leased due,
         payload)``. The caller removes it with ``ack_timer`` once its message
@@ -189,9 +190,7 @@ class RunStore(ABC):
         """A counter that changes whenever a listener is added or removed
         (so an engine can cache ``listeners()``)."""
 
-    def load_run_and_listeners_version(
-        self, wfid: str
-    ) -> tuple[dict[str, Any], int, int] | None:
+    def load_run_and_listeners_version(self, wfid: str) -> tuple[dict[str, Any], int, int] | None:
         """``load_run`` plus ``listeners_version`` (one round trip where the
         store can pipeline them)."""
         loaded = self.load_run(wfid)

@@ -309,8 +309,9 @@ class MemoryStore(RunStore):
                 claimed.append((tid, timers.pop(tid)[2]))
         return [(tid, _loads(blob)) for tid, blob in claimed]
 
-    def lease_due_timers(self, now: float, lease: float,
-                         limit: int = 100) -> list[tuple[str, float, dict[str, Any]]]:
+    def lease_due_timers(
+        self, now: float, lease: float, limit: int = 100
+    ) -> list[tuple[str, float, dict[str, Any]]]:
         due = float(now) + float(lease)
         claimed = self.claim_due_timers(now, limit)
         with self._lock:
@@ -403,9 +404,7 @@ class MemoryStore(RunStore):
     def listeners_version(self) -> int:
         return self._listeners_v
 
-    def load_run_and_listeners_version(
-        self, wfid: str
-    ) -> tuple[dict[str, Any], int, int] | None:
+    def load_run_and_listeners_version(self, wfid: str) -> tuple[dict[str, Any], int, int] | None:
         with self._lock:
             run = self._runs.get(wfid)
             if run is None:

@@ -268,21 +268,26 @@ class RedisStore(RunStore):
             for i in range(0, len(flat), 2)
         ]
 
-    def lease_due_timers(self, now: float, lease: float,
-                         limit: int = 100) -> list[tuple[str, float, dict[str, Any]]]:
+    def lease_due_timers(
+        self, now: float, lease: float, limit: int = 100
+    ) -> list[tuple[str, float, dict[str, Any]]]:
         if limit <= 0:
             return []
         due = float(now) + float(lease)
-        flat = self._lease(keys=[self._k_timers, self._k_payloads],
-                           args=[repr(float(now)), repr(due), limit])
+        flat = self._lease(
+            keys=[self._k_timers, self._k_payloads], args=[repr(float(now)), repr(due), limit]
+        )
         return [
             (_str(flat[i]), due, {} if flat[i + 1] is None else _loads(flat[i + 1]))
             for i in range(0, len(flat), 2)
         ]
 
     def ack_timer(self, timer_id: str, leased_due: float) -> bool:
-        return bool(self._ack(keys=[self._k_timers, self._k_payloads],
-                              args=[timer_id, repr(float(leased_due))]))
+        return bool(
+            self._ack(
+                keys=[self._k_timers, self._k_payloads], args=[timer_id, repr(float(leased_due))]
+            )
+        )
 
     def reschedule_timer(self, timer_id: str, due: float) -> bool:
         pipe = self._redis.pipeline(transaction=True)
@@ -357,9 +362,7 @@ class RedisStore(RunStore):
     def listeners_version(self) -> int:
         return int(self._redis.get(self._k_listeners + ":v") or 0)
 
-    def load_run_and_listeners_version(
-        self, wfid: str
-    ) -> tuple[dict[str, Any], int, int] | None:
+    def load_run_and_listeners_version(self, wfid: str) -> tuple[dict[str, Any], int, int] | None:
         p = self._redis.pipeline(transaction=False)
         p.hmget(self._k_run + wfid, "state", "v")
         p.get(self._k_listeners + ":v")
@@ -400,8 +403,11 @@ class RedisStore(RunStore):
         import time
 
         pipe = self._redis.pipeline(transaction=True)
-        pipe.set(self._k_engine + engine_id, _dumps({**info, "id": engine_id}),
-                 px=max(1, int(ttl * 1000)))
+        pipe.set(
+            self._k_engine + engine_id,
+            _dumps({**info, "id": engine_id}),
+            px=max(1, int(ttl * 1000)),
+        )
         pipe.zadd(self._k_engines, {engine_id: time.time()})
         pipe.execute()
 

@@ -98,19 +98,28 @@ def record_event(record: Record, *, domain: str = "boss") -> dict[str, Any]:
         if eid is None:
             data["categories"] = ["boss.run"]
             causes = rdata.get("cause") or []
-            data["triggers"] = ([{"type": "EIFFEL_EVENT"}] if causes else
-                                [{"type": "OTHER", "description": "boss launch"}])
+            data["triggers"] = (
+                [{"type": "EIFFEL_EVENT"}]
+                if causes
+                else [{"type": "OTHER", "description": "boss launch"}]
+            )
             links.extend({"type": "CAUSE", "target": c} for c in causes)
         else:
             custom.append({"key": "step", "value": eid})
             data["categories"] = ["boss.step"]
             data["triggers"] = [{"type": "OTHER", "description": "the run reached the step"}]
             links.append({"type": "CONTEXT", "target": activity_id(wfid, None, "triggered")})
-            links.extend({"type": "PRECURSOR", "target": activity_id(wfid, p, "triggered")}
-                         for p in rdata.get("precursors") or ())
+            links.extend(
+                {"type": "PRECURSOR", "target": activity_id(wfid, p, "triggered")}
+                for p in rdata.get("precursors") or ()
+            )
             if rdata.get("original"):
-                links.append({"type": "ORIGINAL_TRIGGER",
-                              "target": activity_id(wfid, rdata["original"], "triggered")})
+                links.append(
+                    {
+                        "type": "ORIGINAL_TRIGGER",
+                        "target": activity_id(wfid, rdata["original"], "triggered"),
+                    }
+                )
             for key in ("participant", "queue", "subprocess"):
                 if rdata.get(key):
                     custom.append({"key": key, "value": str(rdata[key])})

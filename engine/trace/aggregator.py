@@ -40,8 +40,14 @@ from engine.trace.bus import TraceTopology
 from engine.trace.triggers import TriggerStore, launch_item
 from engine.trace.validate import InvalidEvent, Validator
 
-__all__ = ["AggregatorStats", "EventAggregator", "graph_prefix", "ingest_bodies",
-           "stored_types", "validator_for"]
+__all__ = [
+    "AggregatorStats",
+    "EventAggregator",
+    "graph_prefix",
+    "ingest_bodies",
+    "stored_types",
+    "validator_for",
+]
 
 log = logging.getLogger("boss.trace")
 
@@ -83,11 +89,16 @@ def stored_types(graph: Any, ids: list[str]) -> dict[str, str]:
     return {i: ev["meta"]["type"] for i, ev in zip(ids, graph.get_many(ids), strict=True) if ev}
 
 
-def ingest_bodies(bodies: list[bytes | str], *, graph: Any, validator: Validator,
-                  deadletter: Callable[[bytes | str, str], None],
-                  triggers: TriggerStore | None = None,
-                  launch: Callable[[dict[str, Any]], None] | None = None,
-                  stats: AggregatorStats | None = None) -> AggregatorStats:
+def ingest_bodies(
+    bodies: list[bytes | str],
+    *,
+    graph: Any,
+    validator: Validator,
+    deadletter: Callable[[bytes | str, str], None],
+    triggers: TriggerStore | None = None,
+    launch: Callable[[dict[str, Any]], None] | None = None,
+    stats: AggregatorStats | None = None,
+) -> AggregatorStats:
     """One batch: parse, validate, store, dead-letter, trigger (see the
     module docstring). Raises only when the graph cannot be written."""
     stats = stats if stats is not None else AggregatorStats()
@@ -105,8 +116,13 @@ def ingest_bodies(bodies: list[bytes | str], *, graph: Any, validator: Validator
         meta = ev.get("meta") if isinstance(ev, dict) else None
         if isinstance(meta, dict) and isinstance(meta.get("id"), str):
             in_batch[meta["id"]] = meta.get("type")
-    targets = {link.get("target") for ev in candidates if isinstance(ev, dict)
-               for link in (ev.get("links") or ()) if isinstance(link, dict)}
+    targets = {
+        link.get("target")
+        for ev in candidates
+        if isinstance(ev, dict)
+        for link in (ev.get("links") or ())
+        if isinstance(link, dict)
+    }
     unknown = [t for t in targets if isinstance(t, str) and t not in in_batch]
     known_types = stored_types(graph, unknown) if unknown else {}
 
@@ -138,9 +154,17 @@ def ingest_bodies(bodies: list[bytes | str], *, graph: Any, validator: Validator
 class EventAggregator(ConsumerMixin):
     """One aggregator: a kombu consumer of the trace queue."""
 
-    def __init__(self, config: Config, graph: Any, *, connection: kombu.Connection | None = None,
-                 validator: Validator | None = None, triggers: TriggerStore | None = None,
-                 batch_size: int = 500, linger: float = 0.05) -> None:
+    def __init__(
+        self,
+        config: Config,
+        graph: Any,
+        *,
+        connection: kombu.Connection | None = None,
+        validator: Validator | None = None,
+        triggers: TriggerStore | None = None,
+        batch_size: int = 500,
+        linger: float = 0.05,
+    ) -> None:
         self.config = config
         self.graph = graph
         self.connection = connection if connection is not None else connect(config)
@@ -157,8 +181,13 @@ class EventAggregator(ConsumerMixin):
 
     # -- kombu ---------------------------------------------------------------------
     def get_consumers(self, consumer: type[Consumer], channel: Any) -> list[Consumer]:
-        return [consumer(queues=[self.topology.queue], on_message=self._on_message,
-                         prefetch_count=self.batch_size * 2)]
+        return [
+            consumer(
+                queues=[self.topology.queue],
+                on_message=self._on_message,
+                prefetch_count=self.batch_size * 2,
+            )
+        ]
 
     def on_connection_revived(self) -> None:
         self._pending.clear()  # their delivery tags died with the old channel
@@ -168,8 +197,9 @@ class EventAggregator(ConsumerMixin):
         self.run(safety_interval=self.linger)
 
     def on_iteration(self) -> None:
-        if self._pending and (len(self._pending) >= self.batch_size
-                              or time.monotonic() - self._first >= self.linger):
+        if self._pending and (
+            len(self._pending) >= self.batch_size or time.monotonic() - self._first >= self.linger
+        ):
             self.flush()
 
     def _on_message(self, message: kombu.Message) -> None:
@@ -184,9 +214,15 @@ class EventAggregator(ConsumerMixin):
         if self._letters is None:
             self._letters = Publisher(self.topology.deadletter_config)
         log.warning("trace: dead-lettered an event: %s", reason.splitlines()[0])
-        self._letters.deadletter(wire.deadletter(
-            body, reason, self.config.trace_queue, by=f"aggregator on {self.connection.hostname}",
-            content_type="application/json"))
+        self._letters.deadletter(
+            wire.deadletter(
+                body,
+                reason,
+                self.config.trace_queue,
+                by=f"aggregator on {self.connection.hostname}",
+                content_type="application/json",
+            )
+        )
 
     def _launch(self, item: dict[str, Any]) -> None:
         if self._publisher is None:
@@ -199,14 +235,22 @@ class EventAggregator(ConsumerMixin):
         if not pending:
             return
         try:
-            ingest_bodies([m.body for m in pending], graph=self.graph, validator=self.validator,
-                          deadletter=self._deadletter, triggers=self.triggers,
-                          launch=self._launch, stats=self.stats)
+            ingest_bodies(
+                [m.body for m in pending],
+                graph=self.graph,
+                validator=self.validator,
+                deadletter=self._deadletter,
+                triggers=self.triggers,
+                launch=self._launch,
+                stats=self.stats,
+            )
         except Exception as exc:
             self.stats.retries += 1
             self.stats.errors = [*self.stats.errors[-9:], repr(exc)]
-            log.exception("trace: could not store a batch of %d messages; they go back to "
-                          "the queue", len(pending))
+            log.exception(
+                "trace: could not store a batch of %d messages; they go back to the queue",
+                len(pending),
+            )
             for m in pending:
                 m.requeue()
             time.sleep(min(5.0, 0.2 * self.stats.retries))

@@ -42,8 +42,13 @@ class TraceTopology:
 
     @property
     def queue(self) -> Queue:
-        return Queue(self.config.trace_queue, exchange=self.exchange, routing_key="eiffel.#",
-                     durable=True, auto_delete=False)
+        return Queue(
+            self.config.trace_queue,
+            exchange=self.exchange,
+            routing_key="eiffel.#",
+            durable=True,
+            auto_delete=False,
+        )
 
     @property
     def deadletter_config(self) -> Config:
@@ -87,8 +92,9 @@ class EventBus:
         else:
             body, key = events, routing_key("batch", domain)
         try:
-            self.publisher.publish(wire.dumps(body), exchange=self.topology.exchange,
-                                   routing_key=key)
+            self.publisher.publish(
+                wire.dumps(body), exchange=self.topology.exchange, routing_key=key
+            )
         except Exception:
             self._bound = False  # a new connection may need the binding again
             raise

@@ -143,24 +143,48 @@ _CONTENT: dict[str, frozenset[str]] = {
     CHANGE_MERGED: frozenset({"repository"}),
     TESTCASERUN_QUEUED: frozenset({"trigger", "environment", "testSuiteRun", "testCase"}),
     TESTCASERUN_STARTED: frozenset({"trigger", "environment", "testSuiteRun", "testCase"}),
-    TESTCASERUN_FINISHED: frozenset({"outcome", "severity", "reason", "environment",
-                                     "testSuiteRun", "testCase"}),
+    TESTCASERUN_FINISHED: frozenset(
+        {"outcome", "severity", "reason", "environment", "testSuiteRun", "testCase"}
+    ),
     TESTCASERUN_SKIPPED: frozenset({"reason", "environment", "testSuiteRun", "testCase"}),
     TESTSUITERUN_STARTED: frozenset({"trigger", "environment", "testSuite"}),
-    TESTSUITERUN_FINISHED: frozenset({"environment", "testSuite", "outcome", "severity",
-                                      "reason"}),
+    TESTSUITERUN_FINISHED: frozenset({"environment", "testSuite", "outcome", "severity", "reason"}),
 }
 
-_ACT_OUT = {"SUCCESSFUL": "success", "UNSUCCESSFUL": "failure", "FAILED": "error",
-            "ABORTED": "cancel", "TIMED_OUT": "error", "INCONCLUSIVE": "error"}
-_ACT_IN = {"success": "SUCCESSFUL", "failure": "UNSUCCESSFUL", "error": "FAILED",
-           "cancel": "ABORTED"}
-_TEST_IN = {"success": ("PASSED", "SUCCESSFUL"), "failure": ("FAILED", "SUCCESSFUL"),
-            "error": ("INCONCLUSIVE", "FAILED"), "cancel": ("INCONCLUSIVE", "ABORTED")}
-_TRIGGER_OUT = {"MANUAL": "manual", "TIMER": "schedule", "EIFFEL_EVENT": "event",
-                "SOURCE_CHANGE": "event", "OTHER": "other"}
-_TRIGGER_IN = {"manual": "MANUAL", "schedule": "TIMER", "event": "EIFFEL_EVENT",
-               "pipeline": "EIFFEL_EVENT", "other": "OTHER"}
+_ACT_OUT = {
+    "SUCCESSFUL": "success",
+    "UNSUCCESSFUL": "failure",
+    "FAILED": "error",
+    "ABORTED": "cancel",
+    "TIMED_OUT": "error",
+    "INCONCLUSIVE": "error",
+}
+_ACT_IN = {
+    "success": "SUCCESSFUL",
+    "failure": "UNSUCCESSFUL",
+    "error": "FAILED",
+    "cancel": "ABORTED",
+}
+_TEST_IN = {
+    "success": ("PASSED", "SUCCESSFUL"),
+    "failure": ("FAILED", "SUCCESSFUL"),
+    "error": ("INCONCLUSIVE", "FAILED"),
+    "cancel": ("INCONCLUSIVE", "ABORTED"),
+}
+_TRIGGER_OUT = {
+    "MANUAL": "manual",
+    "TIMER": "schedule",
+    "EIFFEL_EVENT": "event",
+    "SOURCE_CHANGE": "event",
+    "OTHER": "other",
+}
+_TRIGGER_IN = {
+    "manual": "MANUAL",
+    "schedule": "TIMER",
+    "event": "EIFFEL_EVENT",
+    "pipeline": "EIFFEL_EVENT",
+    "other": "OTHER",
+}
 _PREFIX = "cdevents."
 _UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
@@ -224,7 +248,7 @@ def _custom(event: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     for item in (event.get("data") or {}).get("customData") or ():
         key = item.get("key")
         if isinstance(key, str) and key.startswith(_PREFIX):
-            extras[key[len(_PREFIX):]] = item.get("value")
+            extras[key[len(_PREFIX) :]] = item.get("value")
         elif isinstance(key, str):
             rest[key] = item.get("value")
     return extras, rest
@@ -281,8 +305,7 @@ def _activity(ex: _Export) -> tuple[str, str, dict[str, Any]] | None:
         ctype = PIPELINERUN_QUEUED
     elif etype == E.ACTIVITY_STARTED:
         ctype = TASKRUN_STARTED if step else PIPELINERUN_STARTED
-        content["uri"] = ex.data.get("executionUri") or ex.extras.get("uri") or \
-            f"urn:uuid:{handle}"
+        content["uri"] = ex.data.get("executionUri") or ex.extras.get("uri") or f"urn:uuid:{handle}"
     else:
         ctype = TASKRUN_FINISHED if step else PIPELINERUN_FINISHED
         if etype == E.ACTIVITY_CANCELED:
@@ -326,8 +349,9 @@ def _test_case(ex: _Export) -> tuple[str, str, dict[str, Any]]:
     tdata = (triggered.get("data") or {}) if triggered else {}
     if tdata.get("testCase"):
         tc = tdata["testCase"]
-        content["testCase"] = _drop_none({"id": tc.get("id"), "version": tc.get("version"),
-                                          "uri": tc.get("uri")})
+        content["testCase"] = _drop_none(
+            {"id": tc.get("id"), "version": tc.get("version"), "uri": tc.get("uri")}
+        )
     suite = _link(triggered or ex.event, E.CONTEXT)
     if suite:
         content["testSuiteRun"] = {"id": suite}
@@ -379,8 +403,7 @@ def _repository(data: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def _change_id(event: Mapping[str, Any]) -> str | None:
     data = event.get("data") or {}
-    return ((data.get("change") or {}).get("id")
-            or (data.get("gitIdentifier") or {}).get("commitId"))
+    return (data.get("change") or {}).get("id") or (data.get("gitIdentifier") or {}).get("commitId")
 
 
 def _change(ex: _Export) -> tuple[str, str, dict[str, Any]]:
@@ -402,8 +425,12 @@ def _merged_change(ex: _Export, submitted: Mapping[str, Any]) -> str:
     change id (or commit), else the CHANGE target, else its own commit/id."""
     created_id = _link(submitted, E.CHANGE)
     created = ex.get(created_id)
-    return ((_change_id(created) if created else None) or created_id
-            or _change_id(submitted) or submitted["meta"]["id"])
+    return (
+        (_change_id(created) if created else None)
+        or created_id
+        or _change_id(submitted)
+        or submitted["meta"]["id"]
+    )
 
 
 def _artifact(ex: _Export) -> tuple[str, str, dict[str, Any]]:
@@ -427,19 +454,31 @@ def _artifact(ex: _Export) -> tuple[str, str, dict[str, Any]]:
 
 
 _EXPORTERS: dict[str, Callable[[_Export], tuple[str, str, dict[str, Any]] | None]] = {
-    E.ACTIVITY_TRIGGERED: _activity, E.ACTIVITY_STARTED: _activity,
-    E.ACTIVITY_FINISHED: _activity, E.ACTIVITY_CANCELED: _activity,
-    E.TEST_CASE_TRIGGERED: _test_case, E.TEST_CASE_STARTED: _test_case,
-    E.TEST_CASE_FINISHED: _test_case, E.TEST_CASE_CANCELED: _test_case,
-    E.TEST_SUITE_STARTED: _test_suite, E.TEST_SUITE_FINISHED: _test_suite,
-    E.SOURCE_CHANGE_CREATED: _change, E.SOURCE_CHANGE_SUBMITTED: _change,
-    E.ARTIFACT_CREATED: _artifact, E.ARTIFACT_PUBLISHED: _artifact,
+    E.ACTIVITY_TRIGGERED: _activity,
+    E.ACTIVITY_STARTED: _activity,
+    E.ACTIVITY_FINISHED: _activity,
+    E.ACTIVITY_CANCELED: _activity,
+    E.TEST_CASE_TRIGGERED: _test_case,
+    E.TEST_CASE_STARTED: _test_case,
+    E.TEST_CASE_FINISHED: _test_case,
+    E.TEST_CASE_CANCELED: _test_case,
+    E.TEST_SUITE_STARTED: _test_suite,
+    E.TEST_SUITE_FINISHED: _test_suite,
+    E.SOURCE_CHANGE_CREATED: _change,
+    E.SOURCE_CHANGE_SUBMITTED: _change,
+    E.ARTIFACT_CREATED: _artifact,
+    E.ARTIFACT_PUBLISHED: _artifact,
 }
 
 
-def to_cdevent(event: Mapping[str, Any], *, resolve: Resolve | None = None,
-               source: str | None = None, keep_eiffel: bool = False,
-               schemas: Schemas | None = None) -> dict[str, Any] | None:
+def to_cdevent(
+    event: Mapping[str, Any],
+    *,
+    resolve: Resolve | None = None,
+    source: str | None = None,
+    keep_eiffel: bool = False,
+    schemas: Schemas | None = None,
+) -> dict[str, Any] | None:
     """The CDEvent for Eiffel ``event``, or None when it has no counterpart.
 
     ``resolve(id)`` gives another Eiffel event by id (or None): the
@@ -474,8 +513,9 @@ def to_cdevent(event: Mapping[str, Any], *, resolve: Resolve | None = None,
     links = []
     for link in event.get("links") or ():
         kind = "TRIGGER" if link["type"] == E.CAUSE else link["type"]
-        links.append({"linkType": "RELATION", "linkKind": kind,
-                      "target": {"contextId": link["target"]}})
+        links.append(
+            {"linkType": "RELATION", "linkKind": kind, "target": {"contextId": link["target"]}}
+        )
     if links:
         context["links"] = links
     subject: dict[str, Any] = {"id": subject_id, "content": content}
@@ -495,9 +535,14 @@ def to_cdevent(event: Mapping[str, Any], *, resolve: Resolve | None = None,
     return out
 
 
-def to_cdevents(events: Iterable[Mapping[str, Any]], *, resolve: Resolve | None = None,
-                source: str | None = None, keep_eiffel: bool = False,
-                schemas: Schemas | None = None) -> list[dict[str, Any]]:
+def to_cdevents(
+    events: Iterable[Mapping[str, Any]],
+    *,
+    resolve: Resolve | None = None,
+    source: str | None = None,
+    keep_eiffel: bool = False,
+    schemas: Schemas | None = None,
+) -> list[dict[str, Any]]:
     """Export a batch: events are resolved among the batch first, then with
     ``resolve``; events with no counterpart are left out."""
     events = list(events)
@@ -509,8 +554,7 @@ def to_cdevents(events: Iterable[Mapping[str, Any]], *, resolve: Resolve | None 
 
     out = []
     for e in events:
-        ce = to_cdevent(e, resolve=lookup, source=source, keep_eiffel=keep_eiffel,
-                        schemas=schemas)
+        ce = to_cdevent(e, resolve=lookup, source=source, keep_eiffel=keep_eiffel, schemas=schemas)
         if ce is not None:
             out.append(ce)
     return out
@@ -532,8 +576,11 @@ def from_cdevent(cdevent: Mapping[str, Any]) -> dict[str, Any] | None:
     read; the result uses the Eiffel versions BOSS emits."""
     context = cdevent.get("context")
     subject = cdevent.get("subject")
-    if not isinstance(context, Mapping) or not isinstance(subject, Mapping) \
-            or not isinstance(context.get("type"), str):
+    if (
+        not isinstance(context, Mapping)
+        or not isinstance(subject, Mapping)
+        or not isinstance(context.get("type"), str)
+    ):
         raise UnmappedEvent("not a CDEvent: needs context.type and subject")
     custom = cdevent.get("customData")
     if isinstance(custom, Mapping) and isinstance(custom.get("eiffel"), Mapping):
@@ -594,9 +641,12 @@ def from_cdevent(cdevent: Mapping[str, Any]) -> dict[str, Any] | None:
             else:
                 outcome = take("outcome")
                 errors = take("errors")
-                data["outcome"] = _drop_none({
-                    "conclusion": _ACT_IN.get(outcome or "", "INCONCLUSIVE"),
-                    "description": errors})
+                data["outcome"] = _drop_none(
+                    {
+                        "conclusion": _ACT_IN.get(outcome or "", "INCONCLUSIVE"),
+                        "description": errors,
+                    }
+                )
     elif kind == "artifact.packaged":
         data["identity"] = sid if sid.startswith("pkg:") else f"pkg:generic/{quote(sid, safe='')}"
     elif kind == "artifact.published":
@@ -609,8 +659,9 @@ def from_cdevent(cdevent: Mapping[str, Any]) -> dict[str, Any] | None:
     elif kind.startswith("testcaserun."):
         tc = content.get("testCase") or {}
         if kind == "testcaserun.queued":
-            data["testCase"] = _drop_none({"id": tc.get("id") or sid,
-                                           "version": tc.get("version"), "uri": tc.get("uri")})
+            data["testCase"] = _drop_none(
+                {"id": tc.get("id") or sid, "version": tc.get("version"), "uri": tc.get("uri")}
+            )
             trigger = (content.get("trigger") or {}).get("type")
             if trigger:
                 data["triggers"] = [{"type": _TRIGGER_IN.get(trigger, "OTHER")}]
@@ -620,10 +671,12 @@ def from_cdevent(cdevent: Mapping[str, Any]) -> dict[str, Any] | None:
         if kind == "testcaserun.queued":  # a test case run's context: on its handle
             need(E.CONTEXT, (content.get("testSuiteRun") or {}).get("id"))
         if kind == "testcaserun.finished":
-            verdict, conclusion = _TEST_IN.get(take("outcome") or "",
-                                               ("INCONCLUSIVE", "INCONCLUSIVE"))
-            data["outcome"] = _drop_none({"verdict": verdict, "conclusion": conclusion,
-                                          "description": take("reason")})
+            verdict, conclusion = _TEST_IN.get(
+                take("outcome") or "", ("INCONCLUSIVE", "INCONCLUSIVE")
+            )
+            data["outcome"] = _drop_none(
+                {"verdict": verdict, "conclusion": conclusion, "description": take("reason")}
+            )
         elif kind == "testcaserun.skipped":
             reason = take("reason")
             if reason:
@@ -637,8 +690,9 @@ def from_cdevent(cdevent: Mapping[str, Any]) -> dict[str, Any] | None:
             outcome = take("outcome")
             if outcome:
                 verdict, conclusion = _TEST_IN.get(outcome, ("INCONCLUSIVE", "INCONCLUSIVE"))
-                data["outcome"] = _drop_none({"verdict": verdict, "conclusion": conclusion,
-                                              "description": take("reason")})
+                data["outcome"] = _drop_none(
+                    {"verdict": verdict, "conclusion": conclusion, "description": take("reason")}
+                )
     for key, value in content.items():
         extras[key] = value
     items = [{"key": _PREFIX + k, "value": v} for k, v in extras.items() if v is not None]
@@ -649,9 +703,14 @@ def from_cdevent(cdevent: Mapping[str, Any]) -> dict[str, Any] | None:
     if items:
         data["customData"] = items
     src = context.get("source")
-    return E.new_event(etype, data, links, event_id=event_id,
-                       time_ms=time_ms,
-                       source={"uri": str(src)} if src else {"name": "cdevents"})
+    return E.new_event(
+        etype,
+        data,
+        links,
+        event_id=event_id,
+        time_ms=time_ms,
+        source={"uri": str(src)} if src else {"name": "cdevents"},
+    )
 
 
 def from_cdevents(cdevents: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -101,8 +101,11 @@ def wrap(event: Mapping[str, Any]) -> dict[str, Any]:
 
 def is_envelope(obj: Any) -> bool:
     """Whether ``obj`` looks like a CloudEvents 1.0 structured envelope."""
-    return isinstance(obj, Mapping) and obj.get("specversion") == SPECVERSION \
+    return (
+        isinstance(obj, Mapping)
+        and obj.get("specversion") == SPECVERSION
         and all(k in obj for k in _REQUIRED)
+    )
 
 
 def unwrap(envelope: Mapping[str, Any] | str | bytes) -> dict[str, Any]:
@@ -137,8 +140,7 @@ def unwrap(envelope: Mapping[str, Any] | str | bytes) -> dict[str, Any]:
     etype = str(envelope["type"])
     if etype.startswith(EIFFEL_TYPE_PREFIX):
         meta = data.get("meta") or {}
-        if meta.get("id") != envelope["id"] or \
-                EIFFEL_TYPE_PREFIX + str(meta.get("type")) != etype:
+        if meta.get("id") != envelope["id"] or EIFFEL_TYPE_PREFIX + str(meta.get("type")) != etype:
             raise EnvelopeError("envelope id/type disagree with the Eiffel event's meta")
     elif "context" in data:
         context = data["context"] or {}

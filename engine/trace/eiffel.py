@@ -163,20 +163,48 @@ TEST_SUITE_EXECUTION = "TEST_SUITE_EXECUTION"
 VERIFICATION_BASIS = "VERIFICATION_BASIS"
 
 #: Every link type any version of the protocol defines.
-LINK_TYPES: frozenset[str] = frozenset({
-    ACTIVITY_EXECUTION, ARTIFACT, BASE, CAUSE, CHANGE, COMPOSITION, CONFIDENCE_BASIS,
-    CONFIGURATION, CONTEXT, DERESOLVED_ISSUE, ELEMENT, ENVIRONMENT, FAILED_ISSUE,
-    FLOW_CONTEXT, INCONCLUSIVE_ISSUE, IUT, MODIFIED_ANNOUNCEMENT, ORIGINAL_TRIGGER,
-    PARTIALLY_RESOLVED_ISSUE, PRECURSOR, PREVIOUS_ACTIVITY_EXECUTION, PREVIOUS_VERSION,
-    RESOLVED_ISSUE, REUSED_ARTIFACT, RUNTIME_ENVIRONMENT, SUBJECT, SUB_CONFIDENCE_LEVEL,
-    SUCCESSFUL_ISSUE, TERC, TEST_CASE_EXECUTION, TEST_SUITE_EXECUTION, VERIFICATION_BASIS,
-})
+LINK_TYPES: frozenset[str] = frozenset(
+    {
+        ACTIVITY_EXECUTION,
+        ARTIFACT,
+        BASE,
+        CAUSE,
+        CHANGE,
+        COMPOSITION,
+        CONFIDENCE_BASIS,
+        CONFIGURATION,
+        CONTEXT,
+        DERESOLVED_ISSUE,
+        ELEMENT,
+        ENVIRONMENT,
+        FAILED_ISSUE,
+        FLOW_CONTEXT,
+        INCONCLUSIVE_ISSUE,
+        IUT,
+        MODIFIED_ANNOUNCEMENT,
+        ORIGINAL_TRIGGER,
+        PARTIALLY_RESOLVED_ISSUE,
+        PRECURSOR,
+        PREVIOUS_ACTIVITY_EXECUTION,
+        PREVIOUS_VERSION,
+        RESOLVED_ISSUE,
+        REUSED_ARTIFACT,
+        RUNTIME_ENVIRONMENT,
+        SUBJECT,
+        SUB_CONFIDENCE_LEVEL,
+        SUCCESSFUL_ISSUE,
+        TERC,
+        TEST_CASE_EXECUTION,
+        TEST_SUITE_EXECUTION,
+        VERIFICATION_BASIS,
+    }
+)
 
 #: Links as given to the constructors: ``(type, target)`` pairs or link dicts
 #: (``{"type", "target"[, "domainId"]}``).
 Links = Iterable[tuple[str, str] | Mapping[str, str]]
 
-_SHORT = {t[len("Eiffel"):-len("Event")]: t for t in DEFAULT_VERSIONS}
+_SHORT = {t[len("Eiffel") : -len("Event")]: t for t in DEFAULT_VERSIONS}
 
 
 def event_type(name: str) -> str:
@@ -210,10 +238,17 @@ def _links(links: Links) -> list[dict[str, str]]:
     return out
 
 
-def new_event(type: str, data: Mapping[str, Any], links: Links = (), *,
-              source: Mapping[str, str] | None = None, time_ms: int | None = None,
-              event_id: str | None = None, version: str | None = None,
-              tags: Sequence[str] | None = None) -> dict[str, Any]:
+def new_event(
+    type: str,
+    data: Mapping[str, Any],
+    links: Links = (),
+    *,
+    source: Mapping[str, str] | None = None,
+    time_ms: int | None = None,
+    event_id: str | None = None,
+    version: str | None = None,
+    tags: Sequence[str] | None = None,
+) -> dict[str, Any]:
     """A complete Eiffel event of ``type`` (full or short name).
 
     ``meta.id`` is ``event_id`` or a fresh lowercase UUID v4, ``meta.time``
@@ -241,10 +276,14 @@ def new_event(type: str, data: Mapping[str, Any], links: Links = (), *,
 # (source, time_ms, event_id, version, tags).
 
 
-def _common(links: list[tuple[str, str]], *, context: str | None = None,
-            cause: str | Iterable[str] | None = None,
-            flow_context: str | Iterable[str] | None = None,
-            extra: Links = ()) -> list[dict[str, str]]:
+def _common(
+    links: list[tuple[str, str]],
+    *,
+    context: str | None = None,
+    cause: str | Iterable[str] | None = None,
+    flow_context: str | Iterable[str] | None = None,
+    extra: Links = (),
+) -> list[dict[str, str]]:
     if context:
         links.append((CONTEXT, context))
     for ltype, value in ((CAUSE, cause), (FLOW_CONTEXT, flow_context)):
@@ -255,8 +294,9 @@ def _common(links: list[tuple[str, str]], *, context: str | None = None,
     return _links(links) + _links(extra)
 
 
-def _put(data: dict[str, Any], custom_data: Mapping[str, Any] | None = None,
-         **members: Any) -> dict[str, Any]:
+def _put(
+    data: dict[str, Any], custom_data: Mapping[str, Any] | None = None, **members: Any
+) -> dict[str, Any]:
     for key, value in members.items():
         if value is not None:
             data[key] = value
@@ -265,317 +305,556 @@ def _put(data: dict[str, Any], custom_data: Mapping[str, Any] | None = None,
     return data
 
 
-def activity_triggered(name: str, *, categories: Sequence[str] | None = None,
-                       triggers: Sequence[Mapping[str, str]] | None = None,
-                       execution_type: str | None = "AUTOMATED",
-                       context: str | None = None, cause: str | Iterable[str] | None = None,
-                       flow_context: str | Iterable[str] | None = None, links: Links = (),
-                       custom_data: Mapping[str, Any] | None = None,
-                       **meta: Any) -> dict[str, Any]:
+def activity_triggered(
+    name: str,
+    *,
+    categories: Sequence[str] | None = None,
+    triggers: Sequence[Mapping[str, str]] | None = None,
+    execution_type: str | None = "AUTOMATED",
+    context: str | None = None,
+    cause: str | Iterable[str] | None = None,
+    flow_context: str | Iterable[str] | None = None,
+    links: Links = (),
+    custom_data: Mapping[str, Any] | None = None,
+    **meta: Any,
+) -> dict[str, Any]:
     """EiffelActivityTriggeredEvent: a run or a step was asked for. Its id is
     the handle of the activity execution; ``context`` is the enclosing
     activity (a step's run). ``triggers``: ``[{"type": "SOURCE_CHANGE" |
     "EIFFEL_EVENT" | "MANUAL" | "TIMER" | "OTHER", "description": ...}]``."""
-    data = _put({"name": name}, custom_data, categories=list(categories) if categories else None,
-                triggers=[dict(t) for t in triggers] if triggers else None,
-                executionType=execution_type)
-    return new_event(ACTIVITY_TRIGGERED, data,
-                     _common([], context=context, cause=cause, flow_context=flow_context,
-                             extra=links), **meta)
+    data = _put(
+        {"name": name},
+        custom_data,
+        categories=list(categories) if categories else None,
+        triggers=[dict(t) for t in triggers] if triggers else None,
+        executionType=execution_type,
+    )
+    return new_event(
+        ACTIVITY_TRIGGERED,
+        data,
+        _common([], context=context, cause=cause, flow_context=flow_context, extra=links),
+        **meta,
+    )
 
 
-def activity_started(activity: str, *, execution_uri: str | None = None,
-                     live_logs: Sequence[Mapping[str, Any]] | None = None,
-                     previous: str | None = None, context: str | None = None,
-                     flow_context: str | Iterable[str] | None = None, links: Links = (),
-                     custom_data: Mapping[str, Any] | None = None,
-                     **meta: Any) -> dict[str, Any]:
+def activity_started(
+    activity: str,
+    *,
+    execution_uri: str | None = None,
+    live_logs: Sequence[Mapping[str, Any]] | None = None,
+    previous: str | None = None,
+    context: str | None = None,
+    flow_context: str | Iterable[str] | None = None,
+    links: Links = (),
+    custom_data: Mapping[str, Any] | None = None,
+    **meta: Any,
+) -> dict[str, Any]:
     """EiffelActivityStartedEvent of the activity triggered by event
     ``activity``; ``previous``: the ActivityTriggered of a previous attempt."""
     own = [(ACTIVITY_EXECUTION, activity)]
     if previous:
         own.append((PREVIOUS_ACTIVITY_EXECUTION, previous))
-    data = _put({}, custom_data, executionUri=execution_uri,
-                liveLogs=[dict(x) for x in live_logs] if live_logs else None)
-    return new_event(ACTIVITY_STARTED, data,
-                     _common(own, context=context, flow_context=flow_context, extra=links),
-                     **meta)
+    data = _put(
+        {},
+        custom_data,
+        executionUri=execution_uri,
+        liveLogs=[dict(x) for x in live_logs] if live_logs else None,
+    )
+    return new_event(
+        ACTIVITY_STARTED,
+        data,
+        _common(own, context=context, flow_context=flow_context, extra=links),
+        **meta,
+    )
 
 
-def activity_finished(activity: str, conclusion: str, *, description: str | None = None,
-                      persistent_logs: Sequence[Mapping[str, Any]] | None = None,
-                      context: str | None = None,
-                      flow_context: str | Iterable[str] | None = None, links: Links = (),
-                      custom_data: Mapping[str, Any] | None = None,
-                      **meta: Any) -> dict[str, Any]:
+def activity_finished(
+    activity: str,
+    conclusion: str,
+    *,
+    description: str | None = None,
+    persistent_logs: Sequence[Mapping[str, Any]] | None = None,
+    context: str | None = None,
+    flow_context: str | Iterable[str] | None = None,
+    links: Links = (),
+    custom_data: Mapping[str, Any] | None = None,
+    **meta: Any,
+) -> dict[str, Any]:
     """EiffelActivityFinishedEvent: ``conclusion`` is SUCCESSFUL,
     UNSUCCESSFUL, FAILED, ABORTED, TIMED_OUT or INCONCLUSIVE."""
     outcome = _put({"conclusion": conclusion}, description=description)
-    data = _put({"outcome": outcome}, custom_data,
-                persistentLogs=[dict(x) for x in persistent_logs] if persistent_logs else None)
-    return new_event(ACTIVITY_FINISHED, data,
-                     _common([(ACTIVITY_EXECUTION, activity)], context=context,
-                             flow_context=flow_context, extra=links), **meta)
+    data = _put(
+        {"outcome": outcome},
+        custom_data,
+        persistentLogs=[dict(x) for x in persistent_logs] if persistent_logs else None,
+    )
+    return new_event(
+        ACTIVITY_FINISHED,
+        data,
+        _common(
+            [(ACTIVITY_EXECUTION, activity)],
+            context=context,
+            flow_context=flow_context,
+            extra=links,
+        ),
+        **meta,
+    )
 
 
-def activity_canceled(activity: str, *, reason: str | None = None,
-                      cause: str | Iterable[str] | None = None, context: str | None = None,
-                      flow_context: str | Iterable[str] | None = None, links: Links = (),
-                      custom_data: Mapping[str, Any] | None = None,
-                      **meta: Any) -> dict[str, Any]:
+def activity_canceled(
+    activity: str,
+    *,
+    reason: str | None = None,
+    cause: str | Iterable[str] | None = None,
+    context: str | None = None,
+    flow_context: str | Iterable[str] | None = None,
+    links: Links = (),
+    custom_data: Mapping[str, Any] | None = None,
+    **meta: Any,
+) -> dict[str, Any]:
     """EiffelActivityCanceledEvent: the activity will not run (to the end)."""
-    return new_event(ACTIVITY_CANCELED, _put({}, custom_data, reason=reason),
-                     _common([(ACTIVITY_EXECUTION, activity)], context=context, cause=cause,
-                             flow_context=flow_context, extra=links), **meta)
+    return new_event(
+        ACTIVITY_CANCELED,
+        _put({}, custom_data, reason=reason),
+        _common(
+            [(ACTIVITY_EXECUTION, activity)],
+            context=context,
+            cause=cause,
+            flow_context=flow_context,
+            extra=links,
+        ),
+        **meta,
+    )
 
 
-def _repo_identifier(commit: str, repo_uri: str, branch: str | None,
-                     repo_name: str | None) -> dict[str, str]:
+def _repo_identifier(
+    commit: str, repo_uri: str, branch: str | None, repo_name: str | None
+) -> dict[str, str]:
     return _put({"commitId": commit, "repoUri": repo_uri}, branch=branch, repoName=repo_name)
 
 
-def source_change_created(*, commit: str | None = None, repo_uri: str | None = None,
-                          branch: str | None = None, repo_name: str | None = None,
-                          change_id: str | None = None, tracker: str | None = None,
-                          details: str | None = None,
-                          author: Mapping[str, str] | None = None, base: str | None = None,
-                          previous: str | None = None, links: Links = (),
-                          flow_context: str | Iterable[str] | None = None,
-                          custom_data: Mapping[str, Any] | None = None,
-                          **meta: Any) -> dict[str, Any]:
+def source_change_created(
+    *,
+    commit: str | None = None,
+    repo_uri: str | None = None,
+    branch: str | None = None,
+    repo_name: str | None = None,
+    change_id: str | None = None,
+    tracker: str | None = None,
+    details: str | None = None,
+    author: Mapping[str, str] | None = None,
+    base: str | None = None,
+    previous: str | None = None,
+    links: Links = (),
+    flow_context: str | Iterable[str] | None = None,
+    custom_data: Mapping[str, Any] | None = None,
+    **meta: Any,
+) -> dict[str, Any]:
     """EiffelSourceChangeCreatedEvent: a change (commit, pull request) was
     proposed. ``commit`` with ``repo_uri`` give ``gitIdentifier``;
     ``change_id``/``tracker``/``details`` give ``change``; ``base``: the
     SourceChangeSubmitted it is based on."""
     change = _put({}, id=change_id, tracker=tracker, details=details)
-    data = _put({}, custom_data, author=dict(author) if author else None,
-                change=change or None,
-                gitIdentifier=_repo_identifier(commit, repo_uri, branch, repo_name)
-                if commit and repo_uri else None)
+    data = _put(
+        {},
+        custom_data,
+        author=dict(author) if author else None,
+        change=change or None,
+        gitIdentifier=_repo_identifier(commit, repo_uri, branch, repo_name)
+        if commit and repo_uri
+        else None,
+    )
     own = []
     if base:
         own.append((BASE, base))
     if previous:
         own.append((PREVIOUS_VERSION, previous))
-    return new_event(SOURCE_CHANGE_CREATED, data,
-                     _common(own, flow_context=flow_context, extra=links), **meta)
+    return new_event(
+        SOURCE_CHANGE_CREATED, data, _common(own, flow_context=flow_context, extra=links), **meta
+    )
 
 
-def source_change_submitted(change: str | None = None, *, commit: str | None = None,
-                            repo_uri: str | None = None, branch: str | None = None,
-                            repo_name: str | None = None,
-                            submitter: Mapping[str, str] | None = None,
-                            previous: str | None = None, links: Links = (),
-                            flow_context: str | Iterable[str] | None = None,
-                            custom_data: Mapping[str, Any] | None = None,
-                            **meta: Any) -> dict[str, Any]:
+def source_change_submitted(
+    change: str | None = None,
+    *,
+    commit: str | None = None,
+    repo_uri: str | None = None,
+    branch: str | None = None,
+    repo_name: str | None = None,
+    submitter: Mapping[str, str] | None = None,
+    previous: str | None = None,
+    links: Links = (),
+    flow_context: str | Iterable[str] | None = None,
+    custom_data: Mapping[str, Any] | None = None,
+    **meta: Any,
+) -> dict[str, Any]:
     """EiffelSourceChangeSubmittedEvent: a change was merged; ``change``: its
     SourceChangeCreated, ``previous``: the SourceChangeSubmitted before it."""
-    data = _put({}, custom_data, submitter=dict(submitter) if submitter else None,
-                gitIdentifier=_repo_identifier(commit, repo_uri, branch, repo_name)
-                if commit and repo_uri else None)
+    data = _put(
+        {},
+        custom_data,
+        submitter=dict(submitter) if submitter else None,
+        gitIdentifier=_repo_identifier(commit, repo_uri, branch, repo_name)
+        if commit and repo_uri
+        else None,
+    )
     own = []
     if change:
         own.append((CHANGE, change))
     if previous:
         own.append((PREVIOUS_VERSION, previous))
-    return new_event(SOURCE_CHANGE_SUBMITTED, data,
-                     _common(own, flow_context=flow_context, extra=links), **meta)
+    return new_event(
+        SOURCE_CHANGE_SUBMITTED, data, _common(own, flow_context=flow_context, extra=links), **meta
+    )
 
 
-def composition_defined(name: str, elements: Iterable[str] = (), *, version: str | None = None,
-                        previous: str | None = None, context: str | None = None,
-                        cause: str | Iterable[str] | None = None, links: Links = (),
-                        flow_context: str | Iterable[str] | None = None,
-                        custom_data: Mapping[str, Any] | None = None,
-                        **meta: Any) -> dict[str, Any]:
+def composition_defined(
+    name: str,
+    elements: Iterable[str] = (),
+    *,
+    version: str | None = None,
+    previous: str | None = None,
+    context: str | None = None,
+    cause: str | Iterable[str] | None = None,
+    links: Links = (),
+    flow_context: str | Iterable[str] | None = None,
+    custom_data: Mapping[str, Any] | None = None,
+    **meta: Any,
+) -> dict[str, Any]:
     """EiffelCompositionDefinedEvent: ``elements`` are the ids of what it is
     made of (compositions, artifacts, source changes)."""
     own = [(ELEMENT, e) for e in elements]
     if previous:
         own.append((PREVIOUS_VERSION, previous))
-    return new_event(COMPOSITION_DEFINED, _put({"name": name}, custom_data, version=version),
-                     _common(own, context=context, cause=cause, flow_context=flow_context,
-                             extra=links), **meta)
+    return new_event(
+        COMPOSITION_DEFINED,
+        _put({"name": name}, custom_data, version=version),
+        _common(own, context=context, cause=cause, flow_context=flow_context, extra=links),
+        **meta,
+    )
 
 
-def artifact_created(identity: str, *, name: str | None = None,
-                     file_information: Sequence[Mapping[str, Any]] | None = None,
-                     build_command: str | None = None, composition: str | None = None,
-                     environment: str | None = None, previous: str | None = None,
-                     context: str | None = None, cause: str | Iterable[str] | None = None,
-                     flow_context: str | Iterable[str] | None = None, links: Links = (),
-                     custom_data: Mapping[str, Any] | None = None,
-                     **meta: Any) -> dict[str, Any]:
+def artifact_created(
+    identity: str,
+    *,
+    name: str | None = None,
+    file_information: Sequence[Mapping[str, Any]] | None = None,
+    build_command: str | None = None,
+    composition: str | None = None,
+    environment: str | None = None,
+    previous: str | None = None,
+    context: str | None = None,
+    cause: str | Iterable[str] | None = None,
+    flow_context: str | Iterable[str] | None = None,
+    links: Links = (),
+    custom_data: Mapping[str, Any] | None = None,
+    **meta: Any,
+) -> dict[str, Any]:
     """EiffelArtifactCreatedEvent: ``identity`` is a purl (``pkg:...``)."""
-    data = _put({"identity": identity}, custom_data, name=name, buildCommand=build_command,
-                fileInformation=[dict(f) for f in file_information] if file_information
-                else None)
+    data = _put(
+        {"identity": identity},
+        custom_data,
+        name=name,
+        buildCommand=build_command,
+        fileInformation=[dict(f) for f in file_information] if file_information else None,
+    )
     own = []
-    for ltype, target in ((COMPOSITION, composition), (ENVIRONMENT, environment),
-                          (PREVIOUS_VERSION, previous)):
+    for ltype, target in (
+        (COMPOSITION, composition),
+        (ENVIRONMENT, environment),
+        (PREVIOUS_VERSION, previous),
+    ):
         if target:
             own.append((ltype, target))
-    return new_event(ARTIFACT_CREATED, data,
-                     _common(own, context=context, cause=cause, flow_context=flow_context,
-                             extra=links), **meta)
+    return new_event(
+        ARTIFACT_CREATED,
+        data,
+        _common(own, context=context, cause=cause, flow_context=flow_context, extra=links),
+        **meta,
+    )
 
 
-def artifact_published(artifact: str, locations: Sequence[Mapping[str, str]], *,
-                       context: str | None = None, cause: str | Iterable[str] | None = None,
-                       flow_context: str | Iterable[str] | None = None, links: Links = (),
-                       custom_data: Mapping[str, Any] | None = None,
-                       **meta: Any) -> dict[str, Any]:
+def artifact_published(
+    artifact: str,
+    locations: Sequence[Mapping[str, str]],
+    *,
+    context: str | None = None,
+    cause: str | Iterable[str] | None = None,
+    flow_context: str | Iterable[str] | None = None,
+    links: Links = (),
+    custom_data: Mapping[str, Any] | None = None,
+    **meta: Any,
+) -> dict[str, Any]:
     """EiffelArtifactPublishedEvent of the ArtifactCreated ``artifact``;
     ``locations``: ``[{"type": "PLAIN" | "ARTIFACTORY" | "NEXUS" | "OTHER",
     "uri": ..., "name": ...}]``."""
     data = _put({"locations": [dict(x) for x in locations]}, custom_data)
-    return new_event(ARTIFACT_PUBLISHED, data,
-                     _common([(ARTIFACT, artifact)], context=context, cause=cause,
-                             flow_context=flow_context, extra=links), **meta)
+    return new_event(
+        ARTIFACT_PUBLISHED,
+        data,
+        _common(
+            [(ARTIFACT, artifact)],
+            context=context,
+            cause=cause,
+            flow_context=flow_context,
+            extra=links,
+        ),
+        **meta,
+    )
 
 
-def confidence_level_modified(name: str, value: str, subjects: Iterable[str], *,
-                              issuer: Mapping[str, str] | None = None,
-                              sub_levels: Iterable[str] = (), context: str | None = None,
-                              cause: str | Iterable[str] | None = None,
-                              flow_context: str | Iterable[str] | None = None,
-                              links: Links = (), custom_data: Mapping[str, Any] | None = None,
-                              **meta: Any) -> dict[str, Any]:
+def confidence_level_modified(
+    name: str,
+    value: str,
+    subjects: Iterable[str],
+    *,
+    issuer: Mapping[str, str] | None = None,
+    sub_levels: Iterable[str] = (),
+    context: str | None = None,
+    cause: str | Iterable[str] | None = None,
+    flow_context: str | Iterable[str] | None = None,
+    links: Links = (),
+    custom_data: Mapping[str, Any] | None = None,
+    **meta: Any,
+) -> dict[str, Any]:
     """EiffelConfidenceLevelModifiedEvent: ``value`` is SUCCESS, FAILURE or
     INCONCLUSIVE; ``subjects`` (at least one) the ids it is about."""
     own = [(SUBJECT, s) for s in subjects] + [(SUB_CONFIDENCE_LEVEL, s) for s in sub_levels]
-    data = _put({"name": name, "value": value}, custom_data,
-                issuer=dict(issuer) if issuer else None)
-    return new_event(CONFIDENCE_LEVEL_MODIFIED, data,
-                     _common(own, context=context, cause=cause, flow_context=flow_context,
-                             extra=links), **meta)
+    data = _put(
+        {"name": name, "value": value}, custom_data, issuer=dict(issuer) if issuer else None
+    )
+    return new_event(
+        CONFIDENCE_LEVEL_MODIFIED,
+        data,
+        _common(own, context=context, cause=cause, flow_context=flow_context, extra=links),
+        **meta,
+    )
 
 
-def test_case_triggered(test_case_id: str, iut: str, *, tracker: str | None = None,
-                        uri: str | None = None, test_case_version: str | None = None,
-                        parameters: Mapping[str, str] | None = None,
-                        triggers: Sequence[Mapping[str, str]] | None = None,
-                        execution_type: str | None = "AUTOMATED",
-                        context: str | None = None, cause: str | Iterable[str] | None = None,
-                        flow_context: str | Iterable[str] | None = None, links: Links = (),
-                        custom_data: Mapping[str, Any] | None = None,
-                        **meta: Any) -> dict[str, Any]:
+def test_case_triggered(
+    test_case_id: str,
+    iut: str,
+    *,
+    tracker: str | None = None,
+    uri: str | None = None,
+    test_case_version: str | None = None,
+    parameters: Mapping[str, str] | None = None,
+    triggers: Sequence[Mapping[str, str]] | None = None,
+    execution_type: str | None = "AUTOMATED",
+    context: str | None = None,
+    cause: str | Iterable[str] | None = None,
+    flow_context: str | Iterable[str] | None = None,
+    links: Links = (),
+    custom_data: Mapping[str, Any] | None = None,
+    **meta: Any,
+) -> dict[str, Any]:
     """EiffelTestCaseTriggeredEvent of test case ``test_case_id`` on the item
     under test ``iut`` (an ArtifactCreated or CompositionDefined id); its
     id is the handle of the test case execution."""
     test_case = _put({"id": test_case_id}, tracker=tracker, uri=uri, version=test_case_version)
-    data = _put({"testCase": test_case}, custom_data, executionType=execution_type,
-                triggers=[dict(t) for t in triggers] if triggers else None,
-                parameters=[{"name": k, "value": v} for k, v in parameters.items()]
-                if parameters else None)
-    return new_event(TEST_CASE_TRIGGERED, data,
-                     _common([(IUT, iut)], context=context, cause=cause,
-                             flow_context=flow_context, extra=links), **meta)
+    data = _put(
+        {"testCase": test_case},
+        custom_data,
+        executionType=execution_type,
+        triggers=[dict(t) for t in triggers] if triggers else None,
+        parameters=[{"name": k, "value": v} for k, v in parameters.items()] if parameters else None,
+    )
+    return new_event(
+        TEST_CASE_TRIGGERED,
+        data,
+        _common([(IUT, iut)], context=context, cause=cause, flow_context=flow_context, extra=links),
+        **meta,
+    )
 
 
 test_case_triggered.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 
 
-def test_case_started(test_case: str, *, executor: str | None = None,
-                      environment: str | None = None, context: str | None = None,
-                      flow_context: str | Iterable[str] | None = None, links: Links = (),
-                      custom_data: Mapping[str, Any] | None = None,
-                      **meta: Any) -> dict[str, Any]:
+def test_case_started(
+    test_case: str,
+    *,
+    executor: str | None = None,
+    environment: str | None = None,
+    context: str | None = None,
+    flow_context: str | Iterable[str] | None = None,
+    links: Links = (),
+    custom_data: Mapping[str, Any] | None = None,
+    **meta: Any,
+) -> dict[str, Any]:
     """EiffelTestCaseStartedEvent of the TestCaseTriggered ``test_case``."""
     own = [(TEST_CASE_EXECUTION, test_case)]
     if environment:
         own.append((ENVIRONMENT, environment))
-    return new_event(TEST_CASE_STARTED, _put({}, custom_data, executor=executor),
-                     _common(own, context=context, flow_context=flow_context, extra=links),
-                     **meta)
+    return new_event(
+        TEST_CASE_STARTED,
+        _put({}, custom_data, executor=executor),
+        _common(own, context=context, flow_context=flow_context, extra=links),
+        **meta,
+    )
 
 
 test_case_started.__test__ = False  # type: ignore[attr-defined]
 
 
-def test_case_finished(test_case: str, verdict: str, conclusion: str = "SUCCESSFUL", *,
-                       description: str | None = None,
-                       persistent_logs: Sequence[Mapping[str, Any]] | None = None,
-                       context: str | None = None,
-                       flow_context: str | Iterable[str] | None = None, links: Links = (),
-                       custom_data: Mapping[str, Any] | None = None,
-                       **meta: Any) -> dict[str, Any]:
+def test_case_finished(
+    test_case: str,
+    verdict: str,
+    conclusion: str = "SUCCESSFUL",
+    *,
+    description: str | None = None,
+    persistent_logs: Sequence[Mapping[str, Any]] | None = None,
+    context: str | None = None,
+    flow_context: str | Iterable[str] | None = None,
+    links: Links = (),
+    custom_data: Mapping[str, Any] | None = None,
+    **meta: Any,
+) -> dict[str, Any]:
     """EiffelTestCaseFinishedEvent: ``verdict`` PASSED, FAILED or
     INCONCLUSIVE; ``conclusion`` SUCCESSFUL, FAILED, ABORTED, TIMED_OUT or
     INCONCLUSIVE (whether the test could be run at all)."""
     outcome = _put({"verdict": verdict, "conclusion": conclusion}, description=description)
-    data = _put({"outcome": outcome}, custom_data,
-                persistentLogs=[dict(x) for x in persistent_logs] if persistent_logs else None)
-    return new_event(TEST_CASE_FINISHED, data,
-                     _common([(TEST_CASE_EXECUTION, test_case)], context=context,
-                             flow_context=flow_context, extra=links), **meta)
+    data = _put(
+        {"outcome": outcome},
+        custom_data,
+        persistentLogs=[dict(x) for x in persistent_logs] if persistent_logs else None,
+    )
+    return new_event(
+        TEST_CASE_FINISHED,
+        data,
+        _common(
+            [(TEST_CASE_EXECUTION, test_case)],
+            context=context,
+            flow_context=flow_context,
+            extra=links,
+        ),
+        **meta,
+    )
 
 
 test_case_finished.__test__ = False  # type: ignore[attr-defined]
 
 
-def test_case_canceled(test_case: str, *, reason: str | None = None,
-                       cause: str | Iterable[str] | None = None, context: str | None = None,
-                       flow_context: str | Iterable[str] | None = None, links: Links = (),
-                       custom_data: Mapping[str, Any] | None = None,
-                       **meta: Any) -> dict[str, Any]:
+def test_case_canceled(
+    test_case: str,
+    *,
+    reason: str | None = None,
+    cause: str | Iterable[str] | None = None,
+    context: str | None = None,
+    flow_context: str | Iterable[str] | None = None,
+    links: Links = (),
+    custom_data: Mapping[str, Any] | None = None,
+    **meta: Any,
+) -> dict[str, Any]:
     """EiffelTestCaseCanceledEvent of the TestCaseTriggered ``test_case``."""
-    return new_event(TEST_CASE_CANCELED, _put({}, custom_data, reason=reason),
-                     _common([(TEST_CASE_EXECUTION, test_case)], context=context, cause=cause,
-                             flow_context=flow_context, extra=links), **meta)
+    return new_event(
+        TEST_CASE_CANCELED,
+        _put({}, custom_data, reason=reason),
+        _common(
+            [(TEST_CASE_EXECUTION, test_case)],
+            context=context,
+            cause=cause,
+            flow_context=flow_context,
+            extra=links,
+        ),
+        **meta,
+    )
 
 
 test_case_canceled.__test__ = False  # type: ignore[attr-defined]
 
 
-def test_suite_started(name: str, *, categories: Sequence[str] | None = None,
-                       types: Sequence[str] | None = None, context: str | None = None,
-                       cause: str | Iterable[str] | None = None,
-                       flow_context: str | Iterable[str] | None = None, links: Links = (),
-                       custom_data: Mapping[str, Any] | None = None,
-                       **meta: Any) -> dict[str, Any]:
+def test_suite_started(
+    name: str,
+    *,
+    categories: Sequence[str] | None = None,
+    types: Sequence[str] | None = None,
+    context: str | None = None,
+    cause: str | Iterable[str] | None = None,
+    flow_context: str | Iterable[str] | None = None,
+    links: Links = (),
+    custom_data: Mapping[str, Any] | None = None,
+    **meta: Any,
+) -> dict[str, Any]:
     """EiffelTestSuiteStartedEvent; its id is the handle of the suite's
     execution (``types``: FUNCTIONAL, PERFORMANCE, SECURITY, ...)."""
-    data = _put({"name": name}, custom_data, categories=list(categories) if categories else None,
-                types=list(types) if types else None)
-    return new_event(TEST_SUITE_STARTED, data,
-                     _common([], context=context, cause=cause, flow_context=flow_context,
-                             extra=links), **meta)
+    data = _put(
+        {"name": name},
+        custom_data,
+        categories=list(categories) if categories else None,
+        types=list(types) if types else None,
+    )
+    return new_event(
+        TEST_SUITE_STARTED,
+        data,
+        _common([], context=context, cause=cause, flow_context=flow_context, extra=links),
+        **meta,
+    )
 
 
 test_suite_started.__test__ = False  # type: ignore[attr-defined]
 
 
-def test_suite_finished(test_suite: str, verdict: str | None = None,
-                        conclusion: str | None = None, *, description: str | None = None,
-                        persistent_logs: Sequence[Mapping[str, Any]] | None = None,
-                        context: str | None = None,
-                        flow_context: str | Iterable[str] | None = None, links: Links = (),
-                        custom_data: Mapping[str, Any] | None = None,
-                        **meta: Any) -> dict[str, Any]:
+def test_suite_finished(
+    test_suite: str,
+    verdict: str | None = None,
+    conclusion: str | None = None,
+    *,
+    description: str | None = None,
+    persistent_logs: Sequence[Mapping[str, Any]] | None = None,
+    context: str | None = None,
+    flow_context: str | Iterable[str] | None = None,
+    links: Links = (),
+    custom_data: Mapping[str, Any] | None = None,
+    **meta: Any,
+) -> dict[str, Any]:
     """EiffelTestSuiteFinishedEvent of the TestSuiteStarted ``test_suite``."""
     outcome = _put({}, verdict=verdict, conclusion=conclusion, description=description)
-    data = _put({}, custom_data, outcome=outcome or None,
-                persistentLogs=[dict(x) for x in persistent_logs] if persistent_logs else None)
-    return new_event(TEST_SUITE_FINISHED, data,
-                     _common([(TEST_SUITE_EXECUTION, test_suite)], context=context,
-                             flow_context=flow_context, extra=links), **meta)
+    data = _put(
+        {},
+        custom_data,
+        outcome=outcome or None,
+        persistentLogs=[dict(x) for x in persistent_logs] if persistent_logs else None,
+    )
+    return new_event(
+        TEST_SUITE_FINISHED,
+        data,
+        _common(
+            [(TEST_SUITE_EXECUTION, test_suite)],
+            context=context,
+            flow_context=flow_context,
+            extra=links,
+        ),
+        **meta,
+    )
 
 
 test_suite_finished.__test__ = False  # type: ignore[attr-defined]
 
 
-def issue_defined(issue_type: str, tracker: str, issue_id: str, uri: str, *,
-                  title: str | None = None, context: str | None = None,
-                  cause: str | Iterable[str] | None = None,
-                  flow_context: str | Iterable[str] | None = None, links: Links = (),
-                  custom_data: Mapping[str, Any] | None = None,
-                  **meta: Any) -> dict[str, Any]:
+def issue_defined(
+    issue_type: str,
+    tracker: str,
+    issue_id: str,
+    uri: str,
+    *,
+    title: str | None = None,
+    context: str | None = None,
+    cause: str | Iterable[str] | None = None,
+    flow_context: str | Iterable[str] | None = None,
+    links: Links = (),
+    custom_data: Mapping[str, Any] | None = None,
+    **meta: Any,
+) -> dict[str, Any]:
     """EiffelIssueDefinedEvent: ``issue_type`` BUG, IMPROVEMENT, FEATURE,
     WORK_ITEM, REQUIREMENT or OTHER."""
-    data = _put({"type": issue_type, "tracker": tracker, "id": issue_id, "uri": uri},
-                custom_data, title=title)
-    return new_event(ISSUE_DEFINED, data,
-                     _common([], context=context, cause=cause, flow_context=flow_context,
-                             extra=links), **meta)
+    data = _put(
+        {"type": issue_type, "tracker": tracker, "id": issue_id, "uri": uri},
+        custom_data,
+        title=title,
+    )
+    return new_event(
+        ISSUE_DEFINED,
+        data,
+        _common([], context=context, cause=cause, flow_context=flow_context, extra=links),
+        **meta,
+    )

@@ -52,8 +52,9 @@ def _jsonl(text: str, name: str) -> list[dict[str, Any]]:
         except json.JSONDecodeError as exc:
             raise EventFileError(name, lineno, exc.colno, f"not JSON: {exc.msg}") from None
         if not isinstance(obj, dict):
-            raise EventFileError(name, lineno, None,
-                                 f"not an event (a JSON object) but {type(obj).__name__}")
+            raise EventFileError(
+                name, lineno, None, f"not an event (a JSON object) but {type(obj).__name__}"
+            )
         events.append(obj)
     return events
 
@@ -74,8 +75,9 @@ def read_events(text: str | bytes, *, name: str = "<text>") -> list[dict[str, An
         offset = len(text) - len(stripped)
         line = _line_of(text, offset)
         col = offset - (text.rfind("\n", 0, offset) + 1) + 1
-        raise EventFileError(name, line, col,
-                             "not JSON events: expected an object, an array or JSON lines")
+        raise EventFileError(
+            name, line, col, "not JSON events: expected an object, an array or JSON lines"
+        )
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -87,8 +89,12 @@ def read_events(text: str | bytes, *, name: str = "<text>") -> list[dict[str, An
     events = []
     for i, obj in enumerate(doc):
         if not isinstance(obj, dict):
-            raise EventFileError(name, None, None, f"item {i} of the array is not an event "
-                                 f"(a JSON object) but {type(obj).__name__}")
+            raise EventFileError(
+                name,
+                None,
+                None,
+                f"item {i} of the array is not an event (a JSON object) but {type(obj).__name__}",
+            )
         events.append(obj)
     return events
 
@@ -109,8 +115,9 @@ def _write(text: str, path: Path | str | None) -> str:
     return text
 
 
-def write_json(events: Iterable[Mapping[str, Any]], path: Path | str | None = None, *,
-               indent: int | None = 2) -> str:
+def write_json(
+    events: Iterable[Mapping[str, Any]], path: Path | str | None = None, *, indent: int | None = 2
+) -> str:
     """The events as a JSON array (written to ``path`` too when given)."""
     return _write(json.dumps(list(events), indent=indent, ensure_ascii=False) + "\n", path)
 

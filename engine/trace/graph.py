@@ -93,14 +93,19 @@ try:  # orjson: a third of the client's time per event in ingest and in walks
 
     _loads = orjson.loads
 except ImportError:  # pragma: no cover - orjson is a dependency; this is a fallback
-    _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"),
-                              check_circular=False).encode
+    _dumps = json.JSONEncoder(
+        ensure_ascii=False, separators=(",", ":"), check_circular=False
+    ).encode
     _loads = json.loads
 _LINK = re.compile(r"([^,=]+)=([^,]+)")  # one "TYPE=id" item of a links line
 
 #: the order of an activity's own events at the same millisecond, in ``chain``
-_CHAIN_RANK = {"EiffelActivityTriggeredEvent": 0, "EiffelActivityStartedEvent": 1,
-               "EiffelActivityFinishedEvent": 3, "EiffelActivityCanceledEvent": 3}
+_CHAIN_RANK = {
+    "EiffelActivityTriggeredEvent": 0,
+    "EiffelActivityStartedEvent": 1,
+    "EiffelActivityFinishedEvent": 3,
+    "EiffelActivityCanceledEvent": 3,
+}
 
 #: the link types that make an event's chain parent, in order of preference
 CHAIN_LINKS = ("CONTEXT", "ACTIVITY_EXECUTION", "TEST_CASE_EXECUTION", "TEST_SUITE_EXECUTION")
@@ -243,7 +248,8 @@ class Graph:
             time = int(meta["time"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(
-                f"not an Eiffel event (meta.id, meta.type, meta.time): {exc}") from None
+                f"not an Eiffel event (meta.id, meta.type, meta.time): {exc}"
+            ) from None
         if not eid or any(c in eid for c in ",=\n") or "\n" in etype or not etype:
             raise ValueError(f"unusable event id or type: {eid!r} {etype!r}")
         links = event.get("links") or ()
@@ -253,9 +259,7 @@ class Graph:
         keep_links = False
         for link in links:
             ltype, target = link["type"], link["target"]
-            if target == eid or any(c in target for c in ",=\n") or any(
-                c in ltype for c in ",=\n"
-            ):
+            if target == eid or any(c in target for c in ",=\n") or any(c in ltype for c in ",=\n"):
                 raise ValueError(f"unusable link {link!r} in event {eid}")
             out.append(f"{ltype}={target}")
             if ltype in CHAIN_LINKS and CHAIN_LINKS.index(ltype) < rank:
@@ -263,8 +267,9 @@ class Graph:
                 parent = target
             if len(link) > 2:  # domainId or another extra: keep the links as given
                 keep_links = True
-        body: dict[str, Any] = {"meta": {k: v for k, v in meta.items()
-                                         if k != "id" and k != "type"}}
+        body: dict[str, Any] = {
+            "meta": {k: v for k, v in meta.items() if k != "id" and k != "type"}
+        }
         for key, value in event.items():
             if key != "meta" and (key != "links" or keep_links):
                 body[key] = value
@@ -349,12 +354,12 @@ class Graph:
         if not etype:
             return None
         stored = _loads(body)
-        event: dict[str, Any] = {"meta": {"id": eid, "type": etype.decode(),
-                                          **stored.pop("meta")}}
+        event: dict[str, Any] = {"meta": {"id": eid, "type": etype.decode(), **stored.pop("meta")}}
         event["data"] = stored.pop("data", {})
         if "links" not in stored:
-            event["links"] = [{"type": t, "target": target}
-                              for t, target in _LINK.findall(out.decode())]
+            event["links"] = [
+                {"type": t, "target": target} for t, target in _LINK.findall(out.decode())
+            ]
         if stored:
             event.update(stored)
         return event
@@ -370,8 +375,7 @@ class Graph:
         if not ids:
             return []
         values = self._redis.mget([self._k_event + i for i in ids])
-        return [None if v is None else self._decode(i, v)
-                for i, v in zip(ids, values, strict=True)]
+        return [None if v is None else self._decode(i, v) for i, v in zip(ids, values, strict=True)]
 
     def exists(self, eid: str) -> bool:
         """True when the event is stored (a placeholder is not)."""
@@ -382,8 +386,9 @@ class Graph:
         value = self._redis.get(self._k_event + eid)
         return None if value is None else _text(value).split("\n", 4)
 
-    def links_out(self, eid: str, types: str | Iterable[str] | None = None) -> list[
-            tuple[str, str]]:
+    def links_out(
+        self, eid: str, types: str | Iterable[str] | None = None
+    ) -> list[tuple[str, str]]:
         """The links of ``eid`` as (link type, target), in the event's order,
         only of ``types`` when given."""
         node = self._node(eid)
@@ -391,8 +396,7 @@ class Graph:
             return []
         return _filter(_parse(node[2]), types)
 
-    def links_in(self, eid: str, types: str | Iterable[str] | None = None) -> list[
-            tuple[str, str]]:
+    def links_in(self, eid: str, types: str | Iterable[str] | None = None) -> list[tuple[str, str]]:
         """The links to ``eid`` as (link type, source), in arrival order,
         only of ``types`` when given (works on placeholders too)."""
         node = self._node(eid)
@@ -400,15 +404,29 @@ class Graph:
             return []
         return _filter(_parse(node[3]), types)
 
-    def by_type(self, etype: str, since_ms: int | None = None, until_ms: int | None = None,
-                limit: int = 1000, *, newest_first: bool = False) -> list[dict[str, Any]]:
+    def by_type(
+        self,
+        etype: str,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        limit: int = 1000,
+        *,
+        newest_first: bool = False,
+    ) -> list[dict[str, Any]]:
         """Events of one type with ``since_ms <= meta.time <= until_ms``,
         oldest first (newest first with ``newest_first``), at most ``limit``."""
         ids = self.ids_by_type(etype, since_ms, until_ms, limit, newest_first=newest_first)
         return [e for e in self.get_many(ids) if e is not None]
 
-    def ids_by_type(self, etype: str, since_ms: int | None = None, until_ms: int | None = None,
-                    limit: int = 1000, *, newest_first: bool = False) -> list[str]:
+    def ids_by_type(
+        self,
+        etype: str,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        limit: int = 1000,
+        *,
+        newest_first: bool = False,
+    ) -> list[str]:
         """The ids ``by_type`` would return."""
         lo = "-inf" if since_ms is None else int(since_ms)
         hi = "+inf" if until_ms is None else int(until_ms)
@@ -425,8 +443,16 @@ class Graph:
             return int(self._redis.zcard(self._k_type + event_type(etype)))
         return int(self._redis.hget(self._k_stats, "events") or 0)
 
-    def find(self, etype: str, field: str, value: str | int, limit: int = 1000, *,
-             since_ms: int | None = None, until_ms: int | None = None) -> list[dict[str, Any]]:
+    def find(
+        self,
+        etype: str,
+        field: str,
+        value: str | int,
+        limit: int = 1000,
+        *,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+    ) -> list[dict[str, Any]]:
         """Events of ``etype`` whose ``data.<field>`` (a dotted path listed in
         ``index_fields``) equals ``value``, oldest first, at most ``limit``,
         only those with ``since_ms <= meta.time <= until_ms`` when given."""
@@ -435,8 +461,9 @@ class Graph:
             raise KeyError(f"{etype} data.{field} is not indexed (see INDEX_FIELDS)")
         lo = "-inf" if since_ms is None else int(since_ms)
         hi = "+inf" if until_ms is None else int(until_ms)
-        ids = self._redis.zrangebyscore(f"{self._k_index}{etype}:{field}:{value}", lo, hi,
-                                        start=0, num=limit)
+        ids = self._redis.zrangebyscore(
+            f"{self._k_index}{etype}:{field}:{value}", lo, hi, start=0, num=limit
+        )
         return [e for e in self.get_many(_text(i) for i in ids) if e is not None]
 
     # -- placeholders -----------------------------------------------------
@@ -459,8 +486,11 @@ class Graph:
         pipe.hlen(self._k_waiting)
         pipe.scard(self._k_placeholders)
         events, waiting, placeholders = pipe.execute()
-        return {"events": int(events or 0), "waiting": int(waiting),
-                "placeholders": int(placeholders)}
+        return {
+            "events": int(events or 0),
+            "waiting": int(waiting),
+            "placeholders": int(placeholders),
+        }
 
     # -- chains -----------------------------------------------------------
     def chain_root(self, eid: str) -> str:
@@ -471,27 +501,49 @@ class Graph:
         """The events of ``eid``'s chain (its root activity and every event
         under it), by time."""
         flat = self._chain(args=[self.prefix, eid])
-        decoded = [self._decode(_text(flat[i]), flat[i + 1]) if flat[i + 1] else None
-                   for i in range(0, len(flat), 2)]
+        decoded = [
+            self._decode(_text(flat[i]), flat[i + 1]) if flat[i + 1] else None
+            for i in range(0, len(flat), 2)
+        ]
         root, members = (decoded[0], decoded[1:]) if decoded else (None, [])
         # the root first whatever its time (an activity's triggered and started
         # events often share a millisecond), then the members by time, an
         # activity's own order breaking ties (triggered, started, ..., finished)
-        rest = sorted((e for e in members if e is not None),
-                      key=lambda e: (e["meta"]["time"], _CHAIN_RANK.get(e["meta"]["type"], 2),
-                                     e["meta"]["id"]))
+        rest = sorted(
+            (e for e in members if e is not None),
+            key=lambda e: (
+                e["meta"]["time"],
+                _CHAIN_RANK.get(e["meta"]["type"], 2),
+                e["meta"]["id"],
+            ),
+        )
         return [root, *rest] if root is not None else rest
 
     # -- walks ------------------------------------------------------------
-    def _walk_hits(self, eid: str, direction: str, link_types: str | Iterable[str] | None,
-                   depth: int, limit: int, event_types: str | Iterable[str] | None,
-                   max_visits: int) -> list[Hit]:
+    def _walk_hits(
+        self,
+        eid: str,
+        direction: str,
+        link_types: str | Iterable[str] | None,
+        depth: int,
+        limit: int,
+        event_types: str | Iterable[str] | None,
+        max_visits: int,
+    ) -> list[Hit]:
         if depth <= 0 or limit <= 0:
             return []
-        flat = self._walk(args=[
-            self.prefix, eid, direction, int(depth), int(limit), _types_arg(link_types),
-            _types_arg(event_types, normalise=True), int(max_visits),
-        ])
+        flat = self._walk(
+            args=[
+                self.prefix,
+                eid,
+                direction,
+                int(depth),
+                int(limit),
+                _types_arg(link_types),
+                _types_arg(event_types, normalise=True),
+                int(max_visits),
+            ]
+        )
         hits = []
         for i in range(0, len(flat), 4):
             event = self._decode(_text(flat[i]), flat[i + 3])
@@ -536,8 +588,9 @@ def _parse(line: str) -> list[tuple[str, str]]:
     return _LINK.findall(line)
 
 
-def _filter(pairs: list[tuple[str, str]],
-            types: str | Iterable[str] | None) -> list[tuple[str, str]]:
+def _filter(
+    pairs: list[tuple[str, str]], types: str | Iterable[str] | None
+) -> list[tuple[str, str]]:
     if types is None:
         return pairs
     wanted = {types} if isinstance(types, str) else set(types)

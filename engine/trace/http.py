@@ -68,9 +68,13 @@ class _Bad(ValueError):
         self.status = status
 
 
-def trace_blueprint(config: Config, *, graph: Callable[[], Any] | None = None,
-                    bus: Callable[[], Any] | None = None,
-                    authorize: Callable[[str], str | None] | None = None) -> Blueprint:
+def trace_blueprint(
+    config: Config,
+    *,
+    graph: Callable[[], Any] | None = None,
+    bus: Callable[[], Any] | None = None,
+    authorize: Callable[[str], str | None] | None = None,
+) -> Blueprint:
     """The blueprint. ``graph``/``bus`` make the graph and the event bus
     (default: from ``config``); ``authorize(action)`` returns why an action
     (``"publish"``) is refused, or None (default: allowed)."""
@@ -145,11 +149,19 @@ def trace_blueprint(config: Config, *, graph: Callable[[], Any] | None = None,
                 except cloudevents.EnvelopeError as exc:
                     raise _Bad(str(exc), rule="envelope") from None
             out.append(ev)
-        known = {e.get("meta", {}).get("id"): e.get("meta", {}).get("type") for e in out
-                 if isinstance(e, dict) and isinstance(e.get("meta"), dict)}
+        known = {
+            e.get("meta", {}).get("id"): e.get("meta", {}).get("type")
+            for e in out
+            if isinstance(e, dict) and isinstance(e.get("meta"), dict)
+        }
         stored_types: dict[str, str] = {}
-        targets = [x.get("target") for e in out if isinstance(e, dict)
-                   for x in e.get("links") or () if isinstance(x, dict)]
+        targets = [
+            x.get("target")
+            for e in out
+            if isinstance(e, dict)
+            for x in e.get("links") or ()
+            if isinstance(x, dict)
+        ]
         unknown = [t for t in targets if isinstance(t, str) and t not in known]
         if unknown:
             from engine.trace.aggregator import stored_types as lookup
@@ -157,8 +169,7 @@ def trace_blueprint(config: Config, *, graph: Callable[[], Any] | None = None,
             stored_types = lookup(get_graph(), unknown)
         for i, ev in enumerate(out):
             try:
-                validator().validate(ev, target_type=lambda t: known.get(t)
-                                     or stored_types.get(t))
+                validator().validate(ev, target_type=lambda t: known.get(t) or stored_types.get(t))
             except InvalidEvent as exc:
                 raise _Bad(f"event {i + 1}: {exc}", rule=exc.rule) from None
         try:
@@ -177,8 +188,13 @@ def trace_blueprint(config: Config, *, graph: Callable[[], Any] | None = None,
         if g.get(eid) is None and not g.links_in(eid):
             raise _Bad(f"no event {eid}", status=404)
         fn = g.upstream if direction == "up" else g.downstream
-        found = fn(eid, _list("linkTypes"), _int("levels", 10, 1, 100),
-                   _int("limit", 100, 1, 10_000), event_types=_list("eventTypes"))
+        found = fn(
+            eid,
+            _list("linkTypes"),
+            _int("levels", 10, 1, 100),
+            _int("limit", 100, 1, 10_000),
+            event_types=_list("eventTypes"),
+        )
         return jsonify({"id": eid, "direction": direction, "hits": hits(found)})
 
     @bp.get("/events/<eid>/upstream")
@@ -196,9 +212,13 @@ def trace_blueprint(config: Config, *, graph: Callable[[], Any] | None = None,
             raise _Bad("type= is required (e.g. ArtifactCreated)")
         since = request.args.get("since")
         until = request.args.get("until")
-        found = get_graph().by_type(etype, int(since) if since else None,
-                                    int(until) if until else None,
-                                    _int("limit", 100, 1, 10_000), newest_first=True)
+        found = get_graph().by_type(
+            etype,
+            int(since) if since else None,
+            int(until) if until else None,
+            _int("limit", 100, 1, 10_000),
+            newest_first=True,
+        )
         return jsonify({"type": etype, "events": found})
 
     @bp.get("/find")
@@ -208,8 +228,9 @@ def trace_blueprint(config: Config, *, graph: Callable[[], Any] | None = None,
         if missing:
             raise _Bad(f"missing {', '.join(missing)}")
         try:
-            found = get_graph().find(args["type"], args["field"], args["value"],
-                                     _int("limit", 100, 1, 10_000))
+            found = get_graph().find(
+                args["type"], args["field"], args["value"], _int("limit", 100, 1, 10_000)
+            )
         except KeyError as exc:
             raise _Bad(str(exc.args[0])) from None
         return jsonify({"events": found})
@@ -251,8 +272,13 @@ def trace_blueprint(config: Config, *, graph: Callable[[], Any] | None = None,
         if wfid:
             events = g.chain(activity_id(wfid, None, "triggered"))
         else:
-            events = [event_or_404(eid), *[h.event for h in g.downstream(
-                eid, depth=50, limit=_int("limit", 10_000, 1, 100_000))]]
+            events = [
+                event_or_404(eid),
+                *[
+                    h.event
+                    for h in g.downstream(eid, depth=50, limit=_int("limit", 10_000, 1, 100_000))
+                ],
+            ]
         fmt = request.args.get("format", "eiffel")
         if fmt == "cdevents":
             by_id = {e["meta"]["id"]: e for e in events}
@@ -280,8 +306,14 @@ def trace_blueprint(config: Config, *, graph: Callable[[], Any] | None = None,
         change = request.args.get("change")
         if change:
             event_or_404(change)
-            return jsonify({"change": change, "level": level, "value": value,
-                            "seconds": metrics.lead_time(get_graph(), change, level, value)})
+            return jsonify(
+                {
+                    "change": change,
+                    "level": level,
+                    "value": value,
+                    "seconds": metrics.lead_time(get_graph(), change, level, value),
+                }
+            )
         lo, hi = window()
         result = metrics.lead_times(get_graph(), lo, hi, level, value)
         return jsonify(result if isinstance(result, dict) else result.as_dict())

@@ -95,7 +95,9 @@ def _table() -> dict[str, dict[str, dict[str, LinkRule]]]:
             rules = {
                 link: LinkRule(
                     None if spec["targets"] == "any" else frozenset(spec["targets"]),
-                    spec["required"], spec["multiple"])
+                    spec["required"],
+                    spec["multiple"],
+                )
                 for link, spec in group["links"].items()
             }
             for version in group["versions"]:
@@ -111,8 +113,11 @@ def expanded_table() -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
     return {
         etype: {
             version: {
-                link: {"targets": "any" if r.targets is None else sorted(r.targets),
-                       "required": r.required, "multiple": r.multiple}
+                link: {
+                    "targets": "any" if r.targets is None else sorted(r.targets),
+                    "required": r.required,
+                    "multiple": r.multiple,
+                }
                 for link, r in rules.items()
             }
             for version, rules in versions.items()
@@ -149,8 +154,7 @@ def link_types(event_type: str, version: str) -> frozenset[str]:
     return frozenset(rules_for(event_type, version) or ())
 
 
-def check_links(event: Mapping[str, Any], target_type: TargetType | None = None
-                ) -> list[Violation]:
+def check_links(event: Mapping[str, Any], target_type: TargetType | None = None) -> list[Violation]:
     """Every link rule ``event`` breaks (empty when none). ``target_type``
     maps an event id to its type, or None when unknown; without it, target
     types are not checked. An event of a type or version without rules, or
@@ -176,25 +180,40 @@ def check_links(event: Mapping[str, Any], target_type: TargetType | None = None
             continue
         rule = rules.get(ltype)
         if rule is None:
-            out.append(Violation(
-                "link-unknown-type", ltype,
-                f"{etype} {version} defines no link type {ltype} "
-                f"(it has {', '.join(sorted(rules))})", target, i))
+            out.append(
+                Violation(
+                    "link-unknown-type",
+                    ltype,
+                    f"{etype} {version} defines no link type {ltype} "
+                    f"(it has {', '.join(sorted(rules))})",
+                    target,
+                    i,
+                )
+            )
             continue
         seen[ltype] = seen.get(ltype, 0) + 1
         if seen[ltype] == 2 and not rule.multiple:
-            out.append(Violation(
-                "link-single", ltype,
-                f"{etype} may have at most one {ltype} link", target, i))
+            out.append(
+                Violation(
+                    "link-single", ltype, f"{etype} may have at most one {ltype} link", target, i
+                )
+            )
         if target_type is not None and rule.targets is not None and isinstance(target, str):
             ttype = target_type(target)
             if ttype is not None and ttype not in rule.targets:
-                out.append(Violation(
-                    "link-target-type", ltype,
-                    f"{ltype} of {etype} may point at {', '.join(sorted(rule.targets))}, "
-                    f"not at {ttype} {target}", target, i))
+                out.append(
+                    Violation(
+                        "link-target-type",
+                        ltype,
+                        f"{ltype} of {etype} may point at {', '.join(sorted(rule.targets))}, "
+                        f"not at {ttype} {target}",
+                        target,
+                        i,
+                    )
+                )
     for ltype, rule in rules.items():
         if rule.required and ltype not in seen:
-            out.append(Violation(
-                "link-required", ltype, f"{etype} {version} requires a {ltype} link"))
+            out.append(
+                Violation("link-required", ltype, f"{etype} {version} requires a {ltype} link")
+            )
     return out

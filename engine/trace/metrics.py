@@ -66,11 +66,16 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def _first_downstream(graph: Graph, start: str, event_types: Iterable[str],
-                      match: Callable[[dict[str, Any]], bool],
-                      link_types: Iterable[str] = TRACE_UP_LINKS) -> dict[str, Any] | None:
-    hits = graph.downstream(start, tuple(link_types), _WALK_DEPTH, _WALK_LIMIT,
-                            event_types=tuple(event_types))
+def _first_downstream(
+    graph: Graph,
+    start: str,
+    event_types: Iterable[str],
+    match: Callable[[dict[str, Any]], bool],
+    link_types: Iterable[str] = TRACE_UP_LINKS,
+) -> dict[str, Any] | None:
+    hits = graph.downstream(
+        start, tuple(link_types), _WALK_DEPTH, _WALK_LIMIT, event_types=tuple(event_types)
+    )
     found = [h.event for h in hits if match(h.event)]
     return min(found, key=lambda e: e["meta"]["time"], default=None)
 
@@ -79,11 +84,13 @@ def _is_level(name: str, value: str) -> Callable[[dict[str, Any]], bool]:
     def match(event: dict[str, Any]) -> bool:
         data = event.get("data") or {}
         return data.get("name") == name and data.get("value") == value
+
     return match
 
 
-def lead_time(graph: Graph, change_id: str, level_name: str,
-              value: str = "SUCCESS") -> float | None:
+def lead_time(
+    graph: Graph, change_id: str, level_name: str, value: str = "SUCCESS"
+) -> float | None:
     """Seconds from the change to the first confidence level ``level_name``
     = ``value`` downstream of it; None when it has none (or the change is not
     stored)."""
@@ -96,10 +103,16 @@ def lead_time(graph: Graph, change_id: str, level_name: str,
     return (first["meta"]["time"] - change["meta"]["time"]) / 1000.0
 
 
-def lead_times(graph: Graph, since_ms: int | None, until_ms: int | None, level_name: str,
-               value: str = "SUCCESS", *,
-               change_type: str = "SourceChangeCreated",
-               limit: int = 100_000) -> dict[str, Any]:
+def lead_times(
+    graph: Graph,
+    since_ms: int | None,
+    until_ms: int | None,
+    level_name: str,
+    value: str = "SUCCESS",
+    *,
+    change_type: str = "SourceChangeCreated",
+    limit: int = 100_000,
+) -> dict[str, Any]:
     """``lead_time`` for every change of ``change_type`` made in the window:
     ``{"per_change": {id: seconds or None}, "count": changes that reached the
     level, "pending": those that did not, "p50", "p90", "p99"}`` (seconds,
@@ -119,12 +132,18 @@ def lead_times(graph: Graph, since_ms: int | None, until_ms: int | None, level_n
 
 
 # -- DORA ----------------------------------------------------------------
-def _deployments(graph: Graph, since_ms: int | None, until_ms: int | None,
-                 deploy_level: str | None, deploy_types: Iterable[str]) -> list[dict[str, Any]]:
+def _deployments(
+    graph: Graph,
+    since_ms: int | None,
+    until_ms: int | None,
+    deploy_level: str | None,
+    deploy_types: Iterable[str],
+) -> list[dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     if deploy_level is not None:
-        for event in graph.find(_CLM, "name", deploy_level, _WALK_LIMIT * 10,
-                                since_ms=since_ms, until_ms=until_ms):
+        for event in graph.find(
+            _CLM, "name", deploy_level, _WALK_LIMIT * 10, since_ms=since_ms, until_ms=until_ms
+        ):
             if event["data"].get("value") == "SUCCESS":
                 found[event["meta"]["id"]] = event
     for etype in deploy_types:
@@ -138,21 +157,28 @@ def _subjects(event: dict[str, Any]) -> list[str]:
     return [link["target"] for link in event.get("links", ()) if link["type"] == wanted]
 
 
-def _is_deployment(deploy_level: str | None, deploy_types: Iterable[str]
-                   ) -> Callable[[dict[str, Any]], bool]:
+def _is_deployment(
+    deploy_level: str | None, deploy_types: Iterable[str]
+) -> Callable[[dict[str, Any]], bool]:
     types = set(deploy_types)
 
     def match(event: dict[str, Any]) -> bool:
         if event["meta"]["type"] in types:
             return True
         data = event.get("data") or {}
-        return (event["meta"]["type"] == _CLM and deploy_level is not None
-                and data.get("name") == deploy_level and data.get("value") == "SUCCESS")
+        return (
+            event["meta"]["type"] == _CLM
+            and deploy_level is not None
+            and data.get("name") == deploy_level
+            and data.get("value") == "SUCCESS"
+        )
+
     return match
 
 
-def _failure_time(graph: Graph, deployment: dict[str, Any], deploy_level: str | None,
-                  failure_value: str) -> int | None:
+def _failure_time(
+    graph: Graph, deployment: dict[str, Any], deploy_level: str | None, failure_value: str
+) -> int | None:
     """When the deployment was found to have failed (None: it did not)."""
     at = deployment["meta"]["time"]
     times = []
@@ -160,17 +186,22 @@ def _failure_time(graph: Graph, deployment: dict[str, Any], deploy_level: str | 
         for subject in _subjects(deployment):
             for _, source in graph.links_in(subject, "SUBJECT"):
                 event = graph.get(source)
-                if (event is not None and event["meta"]["type"] == _CLM
-                        and event["meta"]["time"] >= at
-                        and event["data"].get("name") == deploy_level
-                        and event["data"].get("value") == failure_value):
+                if (
+                    event is not None
+                    and event["meta"]["type"] == _CLM
+                    and event["meta"]["time"] >= at
+                    and event["data"].get("name") == deploy_level
+                    and event["data"].get("value") == failure_value
+                ):
                     times.append(event["meta"]["time"])
     for _, trigger in graph.links_in(deployment["meta"]["id"], "CAUSE"):
         for _, source in graph.links_in(trigger, "ACTIVITY_EXECUTION"):
             event = graph.get(source)
-            if (event is not None and event["meta"]["type"] == "EiffelActivityFinishedEvent"
-                    and (event["data"].get("outcome") or {}).get("conclusion")
-                    != "SUCCESSFUL"):
+            if (
+                event is not None
+                and event["meta"]["type"] == "EiffelActivityFinishedEvent"
+                and (event["data"].get("outcome") or {}).get("conclusion") != "SUCCESSFUL"
+            ):
                 times.append(event["meta"]["time"])
     return min(times, default=None)
 
@@ -204,15 +235,21 @@ def dora(
     lead: list[float] = []
     seen: set[str] = set()
     for deployment in deployments:
-        hits = graph.upstream(deployment["meta"]["id"], TRACE_DOWN_LINKS, _WALK_DEPTH,
-                              _WALK_LIMIT, event_types=(change_type,))
+        hits = graph.upstream(
+            deployment["meta"]["id"],
+            TRACE_DOWN_LINKS,
+            _WALK_DEPTH,
+            _WALK_LIMIT,
+            event_types=(change_type,),
+        )
         for hit in hits:
             change = hit.event
             if change["meta"]["id"] in seen:
                 continue
             seen.add(change["meta"]["id"])
-            first = _first_downstream(graph, change["meta"]["id"],
-                                      (*deploy_types, _CLM), is_deployment)
+            first = _first_downstream(
+                graph, change["meta"]["id"], (*deploy_types, _CLM), is_deployment
+            )
             if first is not None and since_ms <= first["meta"]["time"] <= until_ms:
                 lead.append((first["meta"]["time"] - change["meta"]["time"]) / 1000.0)
 
@@ -232,10 +269,16 @@ def dora(
         "window": {"since_ms": since_ms, "until_ms": until_ms, "days": days},
         "deployments": len(deployments),
         "deployment_frequency_per_day": len(deployments) / days,
-        "lead_time_for_changes": {"median_s": percentile(lead, 50),
-                                  "p90_s": percentile(lead, 90), "count": len(lead)},
+        "lead_time_for_changes": {
+            "median_s": percentile(lead, 50),
+            "p90_s": percentile(lead, 90),
+            "count": len(lead),
+        },
         "failed_deployments": len(failed),
         "change_failure_rate": len(failed) / len(deployments) if deployments else None,
-        "time_to_restore": {"median_s": percentile(restores, 50), "count": len(restores),
-                            "unrestored": unrestored},
+        "time_to_restore": {
+            "median_s": percentile(restores, 50),
+            "count": len(restores),
+            "unrestored": unrestored,
+        },
     }

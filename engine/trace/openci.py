@@ -78,9 +78,10 @@ def _need(event: dict[str, Any], key: str) -> Any:
 
 
 def _meta(event: dict[str, Any], suffix: str = "") -> dict[str, Any]:
-    meta: dict[str, Any] = {"event_id": openci_id(str(_need(event, "id")) + suffix),
-                            "source": {"name": "openci", "domainId": str(event.get("origin")
-                                                                          or "openci")}}
+    meta: dict[str, Any] = {
+        "event_id": openci_id(str(_need(event, "id")) + suffix),
+        "source": {"name": "openci", "domainId": str(event.get("origin") or "openci")},
+    }
     t = _time_ms(event.get("time"))
     if t is not None:
         meta["time_ms"] = t
@@ -95,17 +96,23 @@ def from_openci(event: dict[str, Any]) -> list[dict[str, Any]]:
         url = str(_need(event, "artifactUrl"))
         name = str(event.get("name") or urlsplit(url).path.rsplit("/", 1)[-1] or "artifact")
         version = str(event.get("version") or "unknown")
-        identity = (f"pkg:generic/{quote(name, safe='')}@{quote(version, safe='')}"
-                    f"?download_url={quote(url, safe='')}")
+        identity = (
+            f"pkg:generic/{quote(name, safe='')}@{quote(version, safe='')}"
+            f"?download_url={quote(url, safe='')}"
+        )
         custom = {"branch": str(_need(event, "branch"))}
         if origin:
             custom["origin"] = origin
-        created = eiffel.artifact_created(identity, name=name,
-                                          file_information=[{"name": name}],
-                                          custom_data=custom, **_meta(event))
+        created = eiffel.artifact_created(
+            identity,
+            name=name,
+            file_information=[{"name": name}],
+            custom_data=custom,
+            **_meta(event),
+        )
         published = eiffel.artifact_published(
-            created["meta"]["id"], [{"type": "PLAIN", "uri": url}],
-            **_meta(event, "/published"))
+            created["meta"]["id"], [{"type": "PLAIN", "uri": url}], **_meta(event, "/published")
+        )
         return [created, published]
     if kind == "BaselineDefined":
         parts = event.get("consistsOf") or []
@@ -114,18 +121,30 @@ def from_openci(event: dict[str, Any]) -> list[dict[str, Any]]:
         custom = {"url": str(event["url"])} if event.get("url") else {}
         if origin:
             custom["origin"] = origin
-        return [eiffel.composition_defined(str(_need(event, "name")),
-                                           [openci_id(str(p)) for p in parts],
-                                           version=event.get("version"),
-                                           custom_data=custom or None, **_meta(event))]
+        return [
+            eiffel.composition_defined(
+                str(_need(event, "name")),
+                [openci_id(str(p)) for p in parts],
+                version=event.get("version"),
+                custom_data=custom or None,
+                **_meta(event),
+            )
+        ]
     if kind == "ConfidenceLevelModified":
         value = str(_need(event, "value")).upper()
         if value not in _VALUES:
-            raise OpenCIError(f"ConfidenceLevelModified: value {value!r}: one of "
-                              f"{sorted(_VALUES)}")
+            raise OpenCIError(f"ConfidenceLevelModified: value {value!r}: one of {sorted(_VALUES)}")
         issuer = {"name": origin} if origin else None
-        return [eiffel.confidence_level_modified(
-            str(_need(event, "level")), value, [openci_id(str(_need(event, "subject")))],
-            issuer=issuer, **_meta(event))]
-    raise OpenCIError(f"unknown OpenCI event type {kind!r}: ArtifactCreated, "
-                      "BaselineDefined or ConfidenceLevelModified")
+        return [
+            eiffel.confidence_level_modified(
+                str(_need(event, "level")),
+                value,
+                [openci_id(str(_need(event, "subject")))],
+                issuer=issuer,
+                **_meta(event),
+            )
+        ]
+    raise OpenCIError(
+        f"unknown OpenCI event type {kind!r}: ArtifactCreated, "
+        "BaselineDefined or ConfidenceLevelModified"
+    )

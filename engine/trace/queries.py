@@ -49,12 +49,29 @@ __all__ = [
 ]
 
 TRACE_UP_LINKS = (
-    "CHANGE", "BASE", "ELEMENT", "COMPOSITION", "CAUSE", "CONTEXT", "ARTIFACT",
-    "SUBJECT", "SUB_CONFIDENCE_LEVEL", "REUSED_ARTIFACT",
+    "CHANGE",
+    "BASE",
+    "ELEMENT",
+    "COMPOSITION",
+    "CAUSE",
+    "CONTEXT",
+    "ARTIFACT",
+    "SUBJECT",
+    "SUB_CONFIDENCE_LEVEL",
+    "REUSED_ARTIFACT",
 )
 TRACE_DOWN_LINKS = (
-    "CHANGE", "ELEMENT", "COMPOSITION", "CAUSE", "CONTEXT", "ARTIFACT", "SUBJECT",
-    "SUB_CONFIDENCE_LEVEL", "REUSED_ARTIFACT", "RESOLVED_ISSUE", "PARTIALLY_RESOLVED_ISSUE",
+    "CHANGE",
+    "ELEMENT",
+    "COMPOSITION",
+    "CAUSE",
+    "CONTEXT",
+    "ARTIFACT",
+    "SUBJECT",
+    "SUB_CONFIDENCE_LEVEL",
+    "REUSED_ARTIFACT",
+    "RESOLVED_ISSUE",
+    "PARTIALLY_RESOLVED_ISSUE",
     "ENVIRONMENT",
 )
 
@@ -78,8 +95,7 @@ _DOWN_CATEGORIES = {
 
 
 def _grouped(hits: Iterable[Any], categories: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {name: [] for name in dict.fromkeys(
-        categories.values())}
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in dict.fromkeys(categories.values())}
     for hit in hits:
         out[categories[hit.event["meta"]["type"]]].append(hit.event)
     for events in out.values():
@@ -99,8 +115,9 @@ def trace_up(
     "compositions", "artifacts", "publications", "deployments",
     "confidence_levels"}``, each a list of events by time. ``limit`` counts
     the events returned, over all the lists."""
-    hits = graph.downstream(source_change_id, tuple(link_types), depth, limit,
-                            event_types=tuple(_UP_CATEGORIES))
+    hits = graph.downstream(
+        source_change_id, tuple(link_types), depth, limit, event_types=tuple(_UP_CATEGORIES)
+    )
     return _grouped(hits, _UP_CATEGORIES)
 
 
@@ -119,13 +136,19 @@ def trace_down(
     follows BASE (the branch history under every change)."""
     if link_types is None:
         link_types = TRACE_DOWN_LINKS + (("BASE",) if history else ())
-    hits = graph.upstream(artifact_or_baseline_id, tuple(link_types), depth, limit,
-                          event_types=tuple(_DOWN_CATEGORIES))
+    hits = graph.upstream(
+        artifact_or_baseline_id,
+        tuple(link_types),
+        depth,
+        limit,
+        event_types=tuple(_DOWN_CATEGORIES),
+    )
     return _grouped(hits, _DOWN_CATEGORIES)
 
 
-def find_by_data(graph: Graph, etype: str, field: str, value: str | int,
-                 limit: int = 1000) -> list[dict[str, Any]]:
+def find_by_data(
+    graph: Graph, etype: str, field: str, value: str | int, limit: int = 1000
+) -> list[dict[str, Any]]:
     """Events of type ``etype`` (``"ArtifactCreated"`` or the full name)
     whose ``data.<field>`` equals ``value``, oldest first. Indexed at ingest
     (``engine.trace.graph.INDEX_FIELDS``): SourceChange events by

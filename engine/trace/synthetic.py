@@ -50,15 +50,46 @@ __all__ = ["DEFAULT_START_MS", "PipelineGenerator", "generate"]
 DEFAULT_START_MS = 1_700_000_000_000
 
 _WORDS = (
-    "kernel", "connman", "ofono", "pulseaudio", "qtbase", "qtdeclarative", "systemd",
-    "glibc", "dbus", "bluez", "gstreamer", "mesa", "wayland", "lipstick", "sailfish-browser",
-    "rpm", "zypper", "busybox", "openssl", "curl", "sqlite", "libxml2", "nemo-qml",
-    "mce", "dsme", "usb-moded", "timed", "buteo-sync", "tracker", "messaging-ui",
+    "kernel",
+    "connman",
+    "ofono",
+    "pulseaudio",
+    "qtbase",
+    "qtdeclarative",
+    "systemd",
+    "glibc",
+    "dbus",
+    "bluez",
+    "gstreamer",
+    "mesa",
+    "wayland",
+    "lipstick",
+    "sailfish-browser",
+    "rpm",
+    "zypper",
+    "busybox",
+    "openssl",
+    "curl",
+    "sqlite",
+    "libxml2",
+    "nemo-qml",
+    "mce",
+    "dsme",
+    "usb-moded",
+    "timed",
+    "buteo-sync",
+    "tracker",
+    "messaging-ui",
 )
 _PEOPLE = (
-    ("Jane Doe", "jane.doe"), ("John Smith", "john.smith"), ("Ada Lovelace", "ada"),
-    ("Linus Nilsson", "linus.n"), ("Maria Garcia", "mgarcia"), ("Wei Zhang", "wzhang"),
-    ("Aino Virtanen", "aino.v"), ("Pekka Korhonen", "pkorhonen"),
+    ("Jane Doe", "jane.doe"),
+    ("John Smith", "john.smith"),
+    ("Ada Lovelace", "ada"),
+    ("Linus Nilsson", "linus.n"),
+    ("Maria Garcia", "mgarcia"),
+    ("Wei Zhang", "wzhang"),
+    ("Aino Virtanen", "aino.v"),
+    ("Pekka Korhonen", "pkorhonen"),
 )
 _ARCHES = ("armv7hl", "aarch64", "i486", "x86_64")
 _TESTS = ("boot", "install", "upgrade", "unit", "api", "smoke", "perf", "i18n", "a11y")
@@ -84,10 +115,14 @@ class PipelineGenerator:
         self.rng = random.Random(seed)
         self.now = start_ms
         self.domain = domain
-        self.components = [_WORDS[i % len(_WORDS)] + ("" if i < len(_WORDS) else f"-{i}")
-                           for i in range(components)]
-        self.products = [f"sailfish-{_ARCHES[i % len(_ARCHES)]}"
-                         + ("" if i < len(_ARCHES) else f"-{i}") for i in range(products)]
+        self.components = [
+            _WORDS[i % len(_WORDS)] + ("" if i < len(_WORDS) else f"-{i}")
+            for i in range(components)
+        ]
+        self.products = [
+            f"sailfish-{_ARCHES[i % len(_ARCHES)]}" + ("" if i < len(_ARCHES) else f"-{i}")
+            for i in range(products)
+        ]
         self.baseline_every = baseline_every
         self.test_cases = test_cases
         self.failure_rate = failure_rate
@@ -119,9 +154,16 @@ class PipelineGenerator:
         self.now += int(self.rng.uniform(lo_s, hi_s) * 1000)
         return self.now
 
-    def _event(self, etype: str, version: str, data: dict[str, Any],
-               links: list[tuple[str, str]], *, run: str | None = None,
-               time: int | None = None) -> dict[str, Any]:
+    def _event(
+        self,
+        etype: str,
+        version: str,
+        data: dict[str, Any],
+        links: list[tuple[str, str]],
+        *,
+        run: str | None = None,
+        time: int | None = None,
+    ) -> dict[str, Any]:
         self.counts[etype] = self.counts.get(etype, 0) + 1
         host = f"boss-worker-{self.rng.randrange(1, 9)}.{self.domain}"
         source: dict[str, Any] = {
@@ -151,55 +193,96 @@ class PipelineGenerator:
 
     def _person(self) -> dict[str, str]:
         name, login = self.rng.choice(_PEOPLE)
-        return {"name": name, "email": f"{login}@example.org", "id": login,
-                "group": "sailfish-core"}
+        return {
+            "name": name,
+            "email": f"{login}@example.org",
+            "id": login,
+            "group": "sailfish-core",
+        }
 
     # -- activities -------------------------------------------------------
-    def _activity(self, name: str, category: str, links: list[tuple[str, str]],
-                  trigger: str) -> tuple[dict[str, Any], str]:
+    def _activity(
+        self, name: str, category: str, links: list[tuple[str, str]], trigger: str
+    ) -> tuple[dict[str, Any], str]:
         self._run_no += 1
         wfid = f"{self._run_no:08d}-{self.rng.getrandbits(32):08x}"
-        event = self._event("EiffelActivityTriggeredEvent", "4.3.0", {
-            "name": name,
-            "categories": ["boss.run", category],
-            "triggers": [{"type": trigger, "description": f"{trigger.lower()} for {name}"}],
-            "executionType": "AUTOMATED",
-            "customData": [{"key": "wfid", "value": wfid},
-                           {"key": "process", "value": f"processes/{category}.yaml"}],
-        }, links, run=wfid)
+        event = self._event(
+            "EiffelActivityTriggeredEvent",
+            "4.3.0",
+            {
+                "name": name,
+                "categories": ["boss.run", category],
+                "triggers": [{"type": trigger, "description": f"{trigger.lower()} for {name}"}],
+                "executionType": "AUTOMATED",
+                "customData": [
+                    {"key": "wfid", "value": wfid},
+                    {"key": "process", "value": f"processes/{category}.yaml"},
+                ],
+            },
+            links,
+            run=wfid,
+        )
         return event, wfid
 
     def _started(self, trig: dict[str, Any], wfid: str) -> dict[str, Any]:
-        return self._event("EiffelActivityStartedEvent", "4.3.0", {
-            "executionUri": f"https://{self.domain}/runs/{wfid}",
-            "liveLogs": [{"name": "console",
-                          "uri": f"https://logs.{self.domain}/live/{wfid}/console.log"}],
-            "customData": [{"key": "instance", "value": f"engine@boss-{self.rng.randrange(4)}"}],
-        }, [("ACTIVITY_EXECUTION", trig["meta"]["id"])], run=wfid)
+        return self._event(
+            "EiffelActivityStartedEvent",
+            "4.3.0",
+            {
+                "executionUri": f"https://{self.domain}/runs/{wfid}",
+                "liveLogs": [
+                    {
+                        "name": "console",
+                        "uri": f"https://logs.{self.domain}/live/{wfid}/console.log",
+                    }
+                ],
+                "customData": [
+                    {"key": "instance", "value": f"engine@boss-{self.rng.randrange(4)}"}
+                ],
+            },
+            [("ACTIVITY_EXECUTION", trig["meta"]["id"])],
+            run=wfid,
+        )
 
     def _finished(self, trig: dict[str, Any], wfid: str, ok: bool) -> dict[str, Any]:
         outcome: dict[str, Any] = {"conclusion": "SUCCESSFUL" if ok else "FAILED"}
         if not ok:
             outcome["description"] = "step exited with status 1 (see the console log)"
-        return self._event("EiffelActivityFinishedEvent", "3.3.0", {
-            "outcome": outcome,
-            "persistentLogs": [
-                {"name": "console", "uri": f"https://logs.{self.domain}/{wfid}/console.log"},
-                {"name": "summary", "uri": f"https://logs.{self.domain}/{wfid}/summary.json"},
-            ],
-        }, [("ACTIVITY_EXECUTION", trig["meta"]["id"])], run=wfid)
+        return self._event(
+            "EiffelActivityFinishedEvent",
+            "3.3.0",
+            {
+                "outcome": outcome,
+                "persistentLogs": [
+                    {"name": "console", "uri": f"https://logs.{self.domain}/{wfid}/console.log"},
+                    {"name": "summary", "uri": f"https://logs.{self.domain}/{wfid}/summary.json"},
+                ],
+            },
+            [("ACTIVITY_EXECUTION", trig["meta"]["id"])],
+            run=wfid,
+        )
 
-    def _step(self, run: dict[str, Any], wfid: str, name: str, participant: str,
-              ok: bool) -> list[dict[str, Any]]:
-        trig = self._event("EiffelActivityTriggeredEvent", "4.3.0", {
-            "name": name,
-            "categories": ["boss.step"],
-            "triggers": [{"type": "OTHER", "description": "the run reached the step"}],
-            "executionType": "AUTOMATED",
-            "customData": [{"key": "wfid", "value": wfid}, {"key": "step", "value": name},
-                           {"key": "participant", "value": participant},
-                           {"key": "queue", "value": f"boss.participant.{participant}"}],
-        }, [("CONTEXT", run["meta"]["id"])], run=wfid)
+    def _step(
+        self, run: dict[str, Any], wfid: str, name: str, participant: str, ok: bool
+    ) -> list[dict[str, Any]]:
+        trig = self._event(
+            "EiffelActivityTriggeredEvent",
+            "4.3.0",
+            {
+                "name": name,
+                "categories": ["boss.step"],
+                "triggers": [{"type": "OTHER", "description": "the run reached the step"}],
+                "executionType": "AUTOMATED",
+                "customData": [
+                    {"key": "wfid", "value": wfid},
+                    {"key": "step", "value": name},
+                    {"key": "participant", "value": participant},
+                    {"key": "queue", "value": f"boss.participant.{participant}"},
+                ],
+            },
+            [("CONTEXT", run["meta"]["id"])],
+            run=wfid,
+        )
         return [trig, self._started(trig, wfid), self._finished(trig, wfid, ok)]
 
     # -- pipelines --------------------------------------------------------
@@ -209,20 +292,29 @@ class PipelineGenerator:
         self._tick(60, 1200)
         if rng.random() < 0.2:
             self._issue_no += 1
-            issue = self._event("EiffelIssueDefinedEvent", "3.2.0", {
-                "type": rng.choice(("BUG", "IMPROVEMENT", "FEATURE")),
-                "tracker": "JIRA",
-                "id": f"JB#{self._issue_no}",
-                "uri": f"https://bugs.example.org/browse/JB-{self._issue_no}",
-                "title": f"{repo}: {rng.choice(('crash', 'leak', 'regression', 'feature'))} "
-                         f"in {rng.choice(_WORDS)} handling",
-            }, [])
+            issue = self._event(
+                "EiffelIssueDefinedEvent",
+                "3.2.0",
+                {
+                    "type": rng.choice(("BUG", "IMPROVEMENT", "FEATURE")),
+                    "tracker": "JIRA",
+                    "id": f"JB#{self._issue_no}",
+                    "uri": f"https://bugs.example.org/browse/JB-{self._issue_no}",
+                    "title": f"{repo}: {rng.choice(('crash', 'leak', 'regression', 'feature'))} "
+                    f"in {rng.choice(_WORDS)} handling",
+                },
+                [],
+            )
             self._issues.append(issue["meta"]["id"])
             del self._issues[:-50]
             yield issue
         sha = self._sha()
-        git = {"commitId": sha, "branch": "master", "repoName": repo,
-               "repoUri": f"https://git.example.org/mer-core/{repo}.git"}
+        git = {
+            "commitId": sha,
+            "branch": "master",
+            "repoName": repo,
+            "repoUri": f"https://git.example.org/mer-core/{repo}.git",
+        }
         base = self._last_scs.get(repo)
         links: list[tuple[str, str]] = [("BASE", base)] if base else []
         if self._issues and rng.random() < 0.3:
@@ -230,27 +322,38 @@ class PipelineGenerator:
         change_data = {
             "gitIdentifier": git,
             "author": self._person(),
-            "change": {"tracker": "Gerrit", "id": f"I{self._sha()}",
-                       "insertions": rng.randrange(1, 400), "deletions": rng.randrange(0, 200),
-                       "files": f"https://review.example.org/changes/{repo}/files",
-                       "details": f"https://review.example.org/c/mer-core/{repo}/+/"
-                                  f"{rng.randrange(10000, 99999)}"},
+            "change": {
+                "tracker": "Gerrit",
+                "id": f"I{self._sha()}",
+                "insertions": rng.randrange(1, 400),
+                "deletions": rng.randrange(0, 200),
+                "files": f"https://review.example.org/changes/{repo}/files",
+                "details": f"https://review.example.org/c/mer-core/{repo}/+/"
+                f"{rng.randrange(10000, 99999)}",
+            },
         }
         scc = self._event("EiffelSourceChangeCreatedEvent", "4.2.0", change_data, links)
         yield scc
         if rng.random() < 0.2:  # reworked: a second patchset
             self._tick(600, 7200)
             git = dict(git, commitId=self._sha())
-            scc = self._event("EiffelSourceChangeCreatedEvent", "4.2.0",
-                              dict(change_data, gitIdentifier=git),
-                              [*links, ("PREVIOUS_VERSION", scc["meta"]["id"])])
+            scc = self._event(
+                "EiffelSourceChangeCreatedEvent",
+                "4.2.0",
+                dict(change_data, gitIdentifier=git),
+                [*links, ("PREVIOUS_VERSION", scc["meta"]["id"])],
+            )
             yield scc
         self._tick(300, 14400)
         links = [("CHANGE", scc["meta"]["id"])]
         if base:
             links.append(("PREVIOUS_VERSION", base))
-        scs = self._event("EiffelSourceChangeSubmittedEvent", "3.2.0",
-                          {"gitIdentifier": git, "submitter": self._person()}, links)
+        scs = self._event(
+            "EiffelSourceChangeSubmittedEvent",
+            "3.2.0",
+            {"gitIdentifier": git, "submitter": self._person()},
+            links,
+        )
         self._last_scs[repo] = scs["meta"]["id"]
         yield scs
         yield from self._build(repo, scs)
@@ -259,8 +362,7 @@ class PipelineGenerator:
         rng = self.rng
         scs_id = scs["meta"]["id"]
         self._tick(2, 30)
-        run, wfid = self._activity(f"build-{repo}", "build", [("CAUSE", scs_id)],
-                                   "SOURCE_CHANGE")
+        run, wfid = self._activity(f"build-{repo}", "build", [("CAUSE", scs_id)], "SOURCE_CHANGE")
         yield run
         yield self._started(run, wfid)
         ok = rng.random() > self.failure_rate
@@ -272,20 +374,36 @@ class PipelineGenerator:
             version[2] += 1
             ver = ".".join(map(str, version))
             arch = rng.choice(_ARCHES)
-            artifact = self._event("EiffelArtifactCreatedEvent", "3.3.0", {
-                "identity": f"pkg:rpm/mer/{repo}@{ver}-1?arch={arch}",
-                "name": repo,
-                "fileInformation": [{"name": f"{repo}-{ver}-1.{arch}.rpm", "tags": ["rpm"]},
-                                    {"name": f"{repo}-devel-{ver}-1.{arch}.rpm",
-                                     "tags": ["rpm", "devel"]}],
-                "buildCommand": f"osc build --arch={arch} mer-core {repo}",
-            }, [("CONTEXT", run["meta"]["id"]), ("CAUSE", scs_id)], run=wfid)
+            artifact = self._event(
+                "EiffelArtifactCreatedEvent",
+                "3.3.0",
+                {
+                    "identity": f"pkg:rpm/mer/{repo}@{ver}-1?arch={arch}",
+                    "name": repo,
+                    "fileInformation": [
+                        {"name": f"{repo}-{ver}-1.{arch}.rpm", "tags": ["rpm"]},
+                        {"name": f"{repo}-devel-{ver}-1.{arch}.rpm", "tags": ["rpm", "devel"]},
+                    ],
+                    "buildCommand": f"osc build --arch={arch} mer-core {repo}",
+                },
+                [("CONTEXT", run["meta"]["id"]), ("CAUSE", scs_id)],
+                run=wfid,
+            )
             yield artifact
-            yield self._event("EiffelArtifactPublishedEvent", "3.2.0", {
-                "locations": [{"type": "PLAIN", "uri":
-                               f"https://repo.example.org/mer-core/{arch}/{repo}-{ver}-1.rpm"}],
-            }, [("ARTIFACT", artifact["meta"]["id"]), ("CONTEXT", run["meta"]["id"])],
-                run=wfid)
+            yield self._event(
+                "EiffelArtifactPublishedEvent",
+                "3.2.0",
+                {
+                    "locations": [
+                        {
+                            "type": "PLAIN",
+                            "uri": f"https://repo.example.org/mer-core/{arch}/{repo}-{ver}-1.rpm",
+                        }
+                    ],
+                },
+                [("ARTIFACT", artifact["meta"]["id"]), ("CONTEXT", run["meta"]["id"])],
+                run=wfid,
+            )
         yield self._finished(run, wfid, ok)
         if ok:
             yield from self._test(artifact, "unit-tested", f"test-{repo}")
@@ -298,58 +416,117 @@ class PipelineGenerator:
         run, wfid = self._activity(name, "test", [("CAUSE", subject_id)], "EIFFEL_EVENT")
         yield run
         yield self._started(run, wfid)
-        suite = self._event("EiffelTestSuiteStartedEvent", "3.2.0", {
-            "name": f"{name}-suite", "categories": ["functional"],
-            "types": ["FUNCTIONAL"], "liveLogs": [{"name": "tests", "uri":
-                                                  f"https://logs.{self.domain}/{wfid}/tests"}],
-        }, [("CONTEXT", run["meta"]["id"])], run=wfid)
+        suite = self._event(
+            "EiffelTestSuiteStartedEvent",
+            "3.2.0",
+            {
+                "name": f"{name}-suite",
+                "categories": ["functional"],
+                "types": ["FUNCTIONAL"],
+                "liveLogs": [{"name": "tests", "uri": f"https://logs.{self.domain}/{wfid}/tests"}],
+            },
+            [("CONTEXT", run["meta"]["id"])],
+            run=wfid,
+        )
         yield suite
         all_ok = True
         for case in rng.sample(_TESTS, min(self.test_cases, len(_TESTS))):
-            trig = self._event("EiffelTestCaseTriggeredEvent", "3.2.0", {
-                "testCase": {"tracker": "Testlink", "id": f"TC-{case}",
-                             "uri": f"https://tests.example.org/cases/{case}"},
-                "executionType": "AUTOMATED",
-            }, [("IUT", subject_id), ("CONTEXT", run["meta"]["id"])], run=wfid)
+            trig = self._event(
+                "EiffelTestCaseTriggeredEvent",
+                "3.2.0",
+                {
+                    "testCase": {
+                        "tracker": "Testlink",
+                        "id": f"TC-{case}",
+                        "uri": f"https://tests.example.org/cases/{case}",
+                    },
+                    "executionType": "AUTOMATED",
+                },
+                [("IUT", subject_id), ("CONTEXT", run["meta"]["id"])],
+                run=wfid,
+            )
             yield trig
-            yield self._event("EiffelTestCaseStartedEvent", "3.2.0", {
-                "executor": "tests.example.org/runner",
-                "liveLogs": [{"name": "log", "uri": f"https://logs.{self.domain}/{wfid}/{case}"}],
-            }, [("TEST_CASE_EXECUTION", trig["meta"]["id"])], run=wfid)
+            yield self._event(
+                "EiffelTestCaseStartedEvent",
+                "3.2.0",
+                {
+                    "executor": "tests.example.org/runner",
+                    "liveLogs": [
+                        {"name": "log", "uri": f"https://logs.{self.domain}/{wfid}/{case}"}
+                    ],
+                },
+                [("TEST_CASE_EXECUTION", trig["meta"]["id"])],
+                run=wfid,
+            )
             passed = rng.random() > self.failure_rate / 2
             all_ok = all_ok and passed
             self._tick(5, 300)
-            yield self._event("EiffelTestCaseFinishedEvent", "3.3.0", {
-                "outcome": {"verdict": "PASSED" if passed else "FAILED",
-                            "conclusion": "SUCCESSFUL",
-                            "metrics": [{"name": "duration_ms",
-                                         "value": rng.randrange(100, 90000)}]},
-                "persistentLogs": [{"name": "junit", "uri":
-                                    f"https://logs.{self.domain}/{wfid}/{case}.xml"}],
-            }, [("TEST_CASE_EXECUTION", trig["meta"]["id"])], run=wfid)
-        finished = self._event("EiffelTestSuiteFinishedEvent", "3.3.0", {
-            "outcome": {"verdict": "PASSED" if all_ok else "FAILED",
-                        "conclusion": "SUCCESSFUL"},
-            "persistentLogs": [{"name": "report", "uri":
-                                f"https://logs.{self.domain}/{wfid}/report.html"}],
-        }, [("TEST_SUITE_EXECUTION", suite["meta"]["id"])], run=wfid)
+            yield self._event(
+                "EiffelTestCaseFinishedEvent",
+                "3.3.0",
+                {
+                    "outcome": {
+                        "verdict": "PASSED" if passed else "FAILED",
+                        "conclusion": "SUCCESSFUL",
+                        "metrics": [{"name": "duration_ms", "value": rng.randrange(100, 90000)}],
+                    },
+                    "persistentLogs": [
+                        {"name": "junit", "uri": f"https://logs.{self.domain}/{wfid}/{case}.xml"}
+                    ],
+                },
+                [("TEST_CASE_EXECUTION", trig["meta"]["id"])],
+                run=wfid,
+            )
+        finished = self._event(
+            "EiffelTestSuiteFinishedEvent",
+            "3.3.0",
+            {
+                "outcome": {
+                    "verdict": "PASSED" if all_ok else "FAILED",
+                    "conclusion": "SUCCESSFUL",
+                },
+                "persistentLogs": [
+                    {"name": "report", "uri": f"https://logs.{self.domain}/{wfid}/report.html"}
+                ],
+            },
+            [("TEST_SUITE_EXECUTION", suite["meta"]["id"])],
+            run=wfid,
+        )
         yield finished
         yield self._finished(run, wfid, all_ok)
-        yield self._clm(level, all_ok, subject_id, run, wfid,
-                        extra=[("CAUSE", finished["meta"]["id"])])
+        yield self._clm(
+            level, all_ok, subject_id, run, wfid, extra=[("CAUSE", finished["meta"]["id"])]
+        )
 
-    def _clm(self, name: str, ok: bool, subject_id: str, run: dict[str, Any] | None,
-             wfid: str | None, extra: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+    def _clm(
+        self,
+        name: str,
+        ok: bool,
+        subject_id: str,
+        run: dict[str, Any] | None,
+        wfid: str | None,
+        extra: Sequence[tuple[str, str]] = (),
+    ) -> dict[str, Any]:
         links = [("SUBJECT", subject_id)]
         if run is not None:
             links.append(("CONTEXT", run["meta"]["id"]))
         links.extend(extra)
-        return self._event("EiffelConfidenceLevelModifiedEvent", "3.2.0", {
-            "name": name,
-            "value": "SUCCESS" if ok else "FAILURE",
-            "issuer": {"name": "BOSS", "email": f"boss@{self.domain}", "id": "boss",
-                       "group": "release-engineering"},
-        }, links, run=wfid)
+        return self._event(
+            "EiffelConfidenceLevelModifiedEvent",
+            "3.2.0",
+            {
+                "name": name,
+                "value": "SUCCESS" if ok else "FAILURE",
+                "issuer": {
+                    "name": "BOSS",
+                    "email": f"boss@{self.domain}",
+                    "id": "boss",
+                    "group": "release-engineering",
+                },
+            },
+            links,
+            run=wfid,
+        )
 
     def _baseline(self, product: str) -> Iterator[dict[str, Any]]:
         rng = self.rng
@@ -362,11 +539,16 @@ class PipelineGenerator:
         if product in self._last_baseline:
             links.append(("PREVIOUS_VERSION", self._last_baseline[product]))
         self._tick(10, 600)
-        baseline = self._event("EiffelCompositionDefinedEvent", "3.3.0", {
-            "name": product,
-            "version": f"4.{number // 100}.{number % 100}",
-            "uri": f"https://repo.example.org/{product}/{number}/",
-        }, links)
+        baseline = self._event(
+            "EiffelCompositionDefinedEvent",
+            "3.3.0",
+            {
+                "name": product,
+                "version": f"4.{number // 100}.{number % 100}",
+                "uri": f"https://repo.example.org/{product}/{number}/",
+            },
+            links,
+        )
         self._last_baseline[product] = baseline["meta"]["id"]
         yield baseline
         events = list(self._test(baseline, "integration-tested", f"integrate-{product}"))
@@ -394,8 +576,9 @@ class PipelineGenerator:
             yield from self._change()
             n += 1
             if n % self.baseline_every == 0:
-                yield from self._baseline(self.products[(n // self.baseline_every)
-                                                        % len(self.products)])
+                yield from self._baseline(
+                    self.products[(n // self.baseline_every) % len(self.products)]
+                )
 
     def _shuffle(self, stream: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         held: deque[tuple[int, dict[str, Any]]] = deque()

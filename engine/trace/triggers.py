@@ -27,8 +27,15 @@ from typing import Any
 
 import redis
 
-__all__ = ["Trigger", "TriggerError", "TriggerStore", "launch_item", "matches",
-           "normalise_type", "values_at"]
+__all__ = [
+    "Trigger",
+    "TriggerError",
+    "TriggerStore",
+    "launch_item",
+    "matches",
+    "normalise_type",
+    "values_at",
+]
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -58,8 +65,9 @@ class Trigger:
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not _ID.match(self.id):
-            raise TriggerError(f"trigger id {self.id!r}: letters, digits, '.', '_', '-' "
-                               "(at most 64)")
+            raise TriggerError(
+                f"trigger id {self.id!r}: letters, digits, '.', '_', '-' (at most 64)"
+            )
         if not isinstance(self.process, str) or not self.process:
             raise TriggerError(f"trigger {self.id}: no process to launch")
         if isinstance(self.type, str):
@@ -70,16 +78,16 @@ class Trigger:
                 try:
                     re.compile(want[1:])
                 except re.error as exc:
-                    raise TriggerError(f"trigger {self.id}: data.{path}: bad regular "
-                                       f"expression: {exc}") from None
+                    raise TriggerError(
+                        f"trigger {self.id}: data.{path}: bad regular expression: {exc}"
+                    ) from None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Trigger:
         known = {"id", "process", "type", "data", "links", "fields", "enabled"}
         unknown = set(d) - known
         if unknown:
-            raise TriggerError(f"trigger: unknown keys {sorted(unknown)}; known: "
-                               f"{sorted(known)}")
+            raise TriggerError(f"trigger: unknown keys {sorted(unknown)}; known: {sorted(known)}")
         try:
             return cls(**d)
         except TypeError as exc:
@@ -121,8 +129,10 @@ def matches(trigger: Trigger, event: dict[str, Any]) -> bool:
             return False
     links = event.get("links") or []
     for ltype, target in trigger.links.items():
-        if not any(link.get("type") == ltype and (target == "*" or link.get("target") == target)
-                   for link in links):
+        if not any(
+            link.get("type") == ltype and (target == "*" or link.get("target") == target)
+            for link in links
+        ):
             return False
     return True
 

@@ -115,8 +115,11 @@ class _Schema:
     def slow(self) -> jsonschema.protocols.Validator:
         if self._slow is None:
             declared = str(self.schema.get("$schema", ""))
-            cls: Any = (jsonschema.Draft4Validator if "draft-04" in declared
-                        else jsonschema.Draft202012Validator)
+            cls: Any = (
+                jsonschema.Draft4Validator
+                if "draft-04" in declared
+                else jsonschema.Draft202012Validator
+            )
             self._slow = cls(self.schema)
         return self._slow
 
@@ -132,7 +135,8 @@ class _Schema:
             return
         where = _path(error.absolute_path)
         raise InvalidEvent(
-            "schema", f"at {where}: {error.message} (keyword {error.validator})", where)
+            "schema", f"at {where}: {error.message} (keyword {error.validator})", where
+        )
 
 
 def _load_definition(path: Path, cache: dict[Path, Any]) -> Any:
@@ -149,9 +153,13 @@ def _load_definition(path: Path, cache: dict[Path, Any]) -> Any:
 
     def walk(node: Any, nested: bool) -> Any:
         if isinstance(node, dict):
-            out = {k: walk(v, True) for k, v in node.items()
-                   if not (isinstance(k, str) and k.startswith("_"))
-                   and not (k == "$schema" and nested) and k != "$ref"}
+            out = {
+                k: walk(v, True)
+                for k, v in node.items()
+                if not (isinstance(k, str) and k.startswith("_"))
+                and not (k == "$schema" and nested)
+                and k != "$ref"
+            }
             ref = node.get("$ref")
             if isinstance(ref, str) and not ref.startswith("#") and "://" not in ref:
                 target = dict(_load_definition(path.parent / ref, cache))
@@ -175,8 +183,9 @@ class Validator:
     protocol's link rules. Schemas are loaded and compiled on first use and
     kept; one validator may be shared by threads."""
 
-    def __init__(self, definitions_dirs: Sequence[Path | str] = (), *,
-                 require_uuid4: bool = False) -> None:
+    def __init__(
+        self, definitions_dirs: Sequence[Path | str] = (), *, require_uuid4: bool = False
+    ) -> None:
         self.definitions_dirs = [Path(d) for d in definitions_dirs]
         self._id = _UUID4 if require_uuid4 else _UUID
         self._index: dict[str, dict[str, Any]] | None = None
@@ -224,16 +233,21 @@ class Validator:
             raise InvalidEvent(
                 "schema-unknown",
                 f"unknown event type {etype!r}; known types: {', '.join(sorted(sources))}",
-                "meta.type")
+                "meta.type",
+            )
         source = versions.get(version)
         if source is None:
             known = ", ".join(sorted(versions, key=_version_key))
             raise InvalidEvent(
                 "schema-unknown",
                 f"no schema for {etype} version {version!r}; known versions: {known}"
-                + ("" if self.definitions_dirs else
-                   " (eiffellib only: configure eiffel_definitions for newer ones)"),
-                "meta.version")
+                + (
+                    ""
+                    if self.definitions_dirs
+                    else " (eiffellib only: configure eiffel_definitions for newer ones)"
+                ),
+                "meta.version",
+            )
         with self._lock:
             found = self._schemas.get(key)
             if found is None:
@@ -259,30 +273,39 @@ class Validator:
             raise InvalidEvent("json", f"not a JSON object but {type(event).__name__}")
         meta = event.get("meta")
         if not isinstance(meta, dict):
-            raise InvalidEvent("schema", "at (top): 'meta' is a required object "
-                               "(keyword required)", "meta")
+            raise InvalidEvent(
+                "schema", "at (top): 'meta' is a required object (keyword required)", "meta"
+            )
         etype, version = meta.get("type"), meta.get("version")
         for name, value in (("type", etype), ("version", version)):
             if not isinstance(value, str):
-                raise InvalidEvent("schema", f"at meta: meta.{name} must be a string "
-                                   "(keyword required)", f"meta.{name}")
+                raise InvalidEvent(
+                    "schema",
+                    f"at meta: meta.{name} must be a string (keyword required)",
+                    f"meta.{name}",
+                )
         eid = meta.get("id")
         if not isinstance(eid, str) or not self._id.match(eid):
             kind = "UUID v4" if self._id is _UUID4 else "UUID"
-            raise InvalidEvent("id-format", f"meta.id {eid!r} is not a lowercase {kind}",
-                               "meta.id")
+            raise InvalidEvent("id-format", f"meta.id {eid!r} is not a lowercase {kind}", "meta.id")
         t = meta.get("time")
         if type(t) is not int or t < 0:
-            raise InvalidEvent("time-format", f"meta.time {t!r} is not an integer count "
-                               "of milliseconds since the epoch", "meta.time")
+            raise InvalidEvent(
+                "time-format",
+                f"meta.time {t!r} is not an integer count of milliseconds since the epoch",
+                "meta.time",
+            )
         links = event.get("links")
         if isinstance(links, list):
             for i, link in enumerate(links):
                 if isinstance(link, dict) and "target" in link:
                     target = link["target"]
                     if not isinstance(target, str) or not _UUID.match(target):
-                        raise InvalidEvent("id-format", f"link target {target!r} is not a "
-                                           "lowercase UUID", f"links[{i}].target")
+                        raise InvalidEvent(
+                            "id-format",
+                            f"link target {target!r} is not a lowercase UUID",
+                            f"links[{i}].target",
+                        )
         self._schema(etype, version).check(event)
         violations = check_links(event, target_type)
         if violations:
@@ -290,8 +313,9 @@ class Validator:
             extra = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
             raise InvalidEvent(v.rule, v.message + extra, v.path)
 
-    def validate_many(self, events: Iterable[Any], *, target_type: TargetType | None = None
-                      ) -> list[tuple[int, InvalidEvent]]:
+    def validate_many(
+        self, events: Iterable[Any], *, target_type: TargetType | None = None
+    ) -> list[tuple[int, InvalidEvent]]:
         """Validate a batch; returns ``(index, error)`` for every invalid
         event (empty when all are valid). Link targets are looked up among
         the batch's own events first, then with ``target_type``."""
@@ -299,8 +323,11 @@ class Validator:
         types: dict[str, str] = {}
         for e in events:
             meta = e.get("meta") if isinstance(e, dict) else None
-            if isinstance(meta, dict) and isinstance(meta.get("id"), str) \
-                    and isinstance(meta.get("type"), str):
+            if (
+                isinstance(meta, dict)
+                and isinstance(meta.get("id"), str)
+                and isinstance(meta.get("type"), str)
+            ):
                 types[meta["id"]] = meta["type"]
 
         def lookup(target: str) -> str | None:
@@ -330,8 +357,9 @@ def default_validator() -> Validator:
     return _default
 
 
-def configure(definitions_dirs: Sequence[Path | str] = (), *,
-              require_uuid4: bool = False) -> Validator:
+def configure(
+    definitions_dirs: Sequence[Path | str] = (), *, require_uuid4: bool = False
+) -> Validator:
     """Replace the shared validator (from the ``eiffel_definitions``
     setting) and return it."""
     global _default
@@ -344,7 +372,8 @@ def validate(event: Any, *, target_type: TargetType | None = None) -> None:
     default_validator().validate(event, target_type=target_type)
 
 
-def validate_many(events: Iterable[Any], *, target_type: TargetType | None = None
-                  ) -> list[tuple[int, InvalidEvent]]:
+def validate_many(
+    events: Iterable[Any], *, target_type: TargetType | None = None
+) -> list[tuple[int, InvalidEvent]]:
     """:meth:`Validator.validate_many` with the shared validator."""
     return default_validator().validate_many(events, target_type=target_type)

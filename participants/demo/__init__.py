@@ -34,11 +34,18 @@ class Build(Participant):
         wi.msg.append(f"built on {host}")
         # traceability: a baseline of the change, and the artifact built from it
         change = wi.fields.get("change_event")
-        comp = wi.emit(eiffel.composition_defined(
-            f"{wi.params['project']}-{wi.fields.get('change', '0')}", [change] if change else []))
-        art = wi.emit(eiffel.artifact_created(
-            f"pkg:rpm/demo/{wi.params['project']}@{wi.fields.get('change', '0')}",
-            name=wi.fields["binary"], composition=comp["meta"]["id"]))
+        comp = wi.emit(
+            eiffel.composition_defined(
+                f"{wi.params['project']}-{wi.fields.get('change', '0')}", [change] if change else []
+            )
+        )
+        art = wi.emit(
+            eiffel.artifact_created(
+                f"pkg:rpm/demo/{wi.params['project']}@{wi.fields.get('change', '0')}",
+                name=wi.fields["binary"],
+                composition=comp["meta"]["id"],
+            )
+        )
         wi.fields["artifact"] = art["meta"]["id"]
 
 
@@ -49,8 +56,11 @@ class RunTests(Participant):
         time.sleep(0.6)
         wi.msg.append(f"tests passed on {wi.params['target']}")
         if wi.fields.get("artifact"):
-            wi.emit(eiffel.confidence_level_modified(f"tested-{wi.params['target']}", "SUCCESS",
-                                                     [wi.fields["artifact"]]))
+            wi.emit(
+                eiffel.confidence_level_modified(
+                    f"tested-{wi.params['target']}", "SUCCESS", [wi.fields["artifact"]]
+                )
+            )
 
 
 class ReleaseCandidate(Participant):
@@ -59,5 +69,8 @@ class ReleaseCandidate(Participant):
     def handle_wi(self, wi: Workitem) -> None:
         wi.fields["rc"] = wi.params["version"]
         if wi.fields.get("artifact"):
-            wi.emit(eiffel.confidence_level_modified("releaseCandidate", "SUCCESS",
-                                                     [wi.fields["artifact"]]))
+            wi.emit(
+                eiffel.confidence_level_modified(
+                    "releaseCandidate", "SUCCESS", [wi.fields["artifact"]]
+                )
+            )

@@ -61,11 +61,21 @@ from participants.handler import LifecycleControl, Participant
 from participants.standard.config import Section
 from participants.workitem import Workitem
 
-__all__ = ["ArtifactCreated", "ArtifactPublished", "BaselineDefined", "CompositionDefined",
-           "ConfidenceLevelModified", "EiffelPublish"]
+__all__ = [
+    "ArtifactCreated",
+    "ArtifactPublished",
+    "BaselineDefined",
+    "CompositionDefined",
+    "ConfidenceLevelModified",
+    "EiffelPublish",
+]
 
-_VALUES = {"SUCCESS": "SUCCESS", "FAILURE": "FAILURE", "ERROR": "FAILURE",
-           "INCONCLUSIVE": "INCONCLUSIVE"}
+_VALUES = {
+    "SUCCESS": "SUCCESS",
+    "FAILURE": "FAILURE",
+    "ERROR": "FAILURE",
+    "INCONCLUSIVE": "INCONCLUSIVE",
+}
 
 
 def _ids(value: Any) -> list[str]:
@@ -117,11 +127,16 @@ class ArtifactCreated(_Publisher):
         identity = self.required(wi, "identity")
         files = wi.params.get("file")
         composition = self.ids(wi, "composition", default_field="composition")
-        event = wi.emit(eiffel.artifact_created(
-            identity, name=wi.params.get("name"),
-            file_information=[{"name": f} for f in _ids(files)] or None,
-            composition=composition[0] if composition else None,
-            cause=self.ids(wi, "cause") or None, custom_data=self.custom(wi)))
+        event = wi.emit(
+            eiffel.artifact_created(
+                identity,
+                name=wi.params.get("name"),
+                file_information=[{"name": f} for f in _ids(files)] or None,
+                composition=composition[0] if composition else None,
+                cause=self.ids(wi, "cause") or None,
+                custom_data=self.custom(wi),
+            )
+        )
         wi.fields[self.into(wi, "artifact")] = event["meta"]["id"]
         wi.fields["artifact_identity"] = identity
         wi.result = True
@@ -133,15 +148,21 @@ class ArtifactPublished(_Publisher):
 
         artifact = self.ids(wi, "artifact", default_field="artifact")
         if not artifact:
-            raise ValueError(f"{wi.participant_name}: no artifact (params.artifact or the "
-                             "artifact field)")
+            raise ValueError(
+                f"{wi.participant_name}: no artifact (params.artifact or the artifact field)"
+            )
         locations = wi.params.get("locations")
         if not locations:
             uri = self.required(wi, "uri")
             locations = [{"type": str(wi.params.get("type") or "PLAIN"), "uri": uri}]
-        event = wi.emit(eiffel.artifact_published(
-            artifact[0], locations, cause=self.ids(wi, "cause") or None,
-            custom_data=self.custom(wi)))
+        event = wi.emit(
+            eiffel.artifact_published(
+                artifact[0],
+                locations,
+                cause=self.ids(wi, "cause") or None,
+                custom_data=self.custom(wi),
+            )
+        )
         wi.fields[self.into(wi, "publication")] = event["meta"]["id"]
         wi.result = True
 
@@ -156,10 +177,16 @@ class CompositionDefined(_Publisher):
         elements = self.ids(wi, "elements", "element", default_field="artifact")
         previous = self.ids(wi, "previous")
         version = wi.params.get("version")
-        event = wi.emit(eiffel.composition_defined(
-            name, elements, version=str(version) if version not in (None, "") else None,
-            previous=previous[0] if previous else None, cause=self.ids(wi, "cause") or None,
-            custom_data=self.custom(wi)))
+        event = wi.emit(
+            eiffel.composition_defined(
+                name,
+                elements,
+                version=str(version) if version not in (None, "") else None,
+                previous=previous[0] if previous else None,
+                cause=self.ids(wi, "cause") or None,
+                custom_data=self.custom(wi),
+            )
+        )
         wi.fields[self.into(wi, self.field)] = event["meta"]["id"]
         wi.result = True
 
@@ -175,19 +202,28 @@ class ConfidenceLevelModified(_Publisher):
         name = self.required(wi, "name", "level")
         subjects = self.ids(wi, "subjects", "subject", default_field="artifact")
         if not subjects:
-            raise ValueError(f"{wi.participant_name}: no subject (params.subjects or the "
-                             "artifact field)")
+            raise ValueError(
+                f"{wi.participant_name}: no subject (params.subjects or the artifact field)"
+            )
         raw = wi.params.get("value")
         if raw in (None, ""):
             raw = _VALUES.get(str(wi.fields.get("status") or "SUCCESS").upper(), "SUCCESS")
         value = str(raw).upper()
         if value not in ("SUCCESS", "FAILURE", "INCONCLUSIVE"):
-            raise ValueError(f"{wi.participant_name}: value {raw!r} is not SUCCESS, FAILURE "
-                             "or INCONCLUSIVE")
+            raise ValueError(
+                f"{wi.participant_name}: value {raw!r} is not SUCCESS, FAILURE or INCONCLUSIVE"
+            )
         issuer = wi.params.get("issuer") or self.issuer
-        event = wi.emit(eiffel.confidence_level_modified(
-            name, value, subjects, issuer={"name": str(issuer)} if issuer else None,
-            cause=self.ids(wi, "cause") or None, custom_data=self.custom(wi)))
+        event = wi.emit(
+            eiffel.confidence_level_modified(
+                name,
+                value,
+                subjects,
+                issuer={"name": str(issuer)} if issuer else None,
+                cause=self.ids(wi, "cause") or None,
+                custom_data=self.custom(wi),
+            )
+        )
         eid = event["meta"]["id"]
         wi.fields[self.into(wi, "confidence_level")] = eid
         levels = wi.fields.get("confidence_levels")
@@ -202,15 +238,19 @@ class EiffelPublish(_Publisher):
     the one the workitem's participant name says."""
 
     BY_NAME: dict[str, type[_Publisher]] = {
-        "artifact_created": ArtifactCreated, "artifact_published": ArtifactPublished,
-        "composition_defined": CompositionDefined, "baseline_defined": BaselineDefined,
-        "confidence_level_modified": ConfidenceLevelModified}
+        "artifact_created": ArtifactCreated,
+        "artifact_published": ArtifactPublished,
+        "composition_defined": CompositionDefined,
+        "baseline_defined": BaselineDefined,
+        "confidence_level_modified": ConfidenceLevelModified,
+    }
 
     def handle_wi(self, wi: Workitem) -> None:
         cls = self.BY_NAME.get(str(wi.participant_name))
         if cls is None:
-            raise ValueError(f"no Eiffel publisher {wi.participant_name!r}; known: "
-                             f"{', '.join(self.BY_NAME)}")
+            raise ValueError(
+                f"no Eiffel publisher {wi.participant_name!r}; known: {', '.join(self.BY_NAME)}"
+            )
         one = cls()
         one.issuer = self.issuer
         one.handle_wi(wi)

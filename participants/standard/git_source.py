@@ -83,13 +83,22 @@ class _GitBase(Participant):
     def run(self, *args: str, cwd: Path | str | None = None) -> str:
         env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
         try:
-            proc = subprocess.run([self.git, *args], cwd=cwd, capture_output=True, text=True,
-                                  timeout=self.timeout, env=env, check=False)
+            proc = subprocess.run(
+                [self.git, *args],
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+                env=env,
+                check=False,
+            )
         except FileNotFoundError:
             raise GitError(f"no git command ({self.git!r}) on this host") from None
         if proc.returncode != 0:
-            raise GitError(f"git {' '.join(args)}: {proc.stderr.strip() or proc.stdout.strip()}"
-                           f" (exit {proc.returncode})")
+            raise GitError(
+                f"git {' '.join(args)}: {proc.stderr.strip() or proc.stdout.strip()}"
+                f" (exit {proc.returncode})"
+            )
         return proc.stdout
 
     def clone(self, wi: Workitem) -> dict[str, Any]:
@@ -130,17 +139,31 @@ class _GitBase(Participant):
         start = str(wi.params.get("from") or "")
         end = str(wi.params.get("to") or "HEAD")
         spec = f"{start}..{end}" if start else end
-        out = self.run("log", "--reverse", "--topo-order", "--format=%H%x1f%P%x1f%an%x1f%ae"
-                       "%x1f%ct%x1f%s%x1e", spec, "--", cwd=cwd)
+        out = self.run(
+            "log",
+            "--reverse",
+            "--topo-order",
+            "--format=%H%x1f%P%x1f%an%x1f%ae%x1f%ct%x1f%s%x1e",
+            spec,
+            "--",
+            cwd=cwd,
+        )
         commits = []
         for record in out.split("\x1e"):
             record = record.strip("\n")
             if not record:
                 continue
             sha, parents, author, email, ctime, subject = record.split("\x1f")
-            commits.append({"sha": sha, "parent": parents.split(" ")[0] if parents else None,
-                            "author": author, "email": email, "time": int(ctime),
-                            "subject": subject})
+            commits.append(
+                {
+                    "sha": sha,
+                    "parent": parents.split(" ")[0] if parents else None,
+                    "author": author,
+                    "email": email,
+                    "time": int(ctime),
+                    "subject": subject,
+                }
+            )
         return commits
 
 
@@ -164,8 +187,9 @@ class GitSourceChange(_GitBase):
         if not isinstance(commits, list) or not commits:
             commits = self.commits(wi)
             wi.fields["commits"] = commits
-        repo_uri = str(wi.params.get("repo_uri") or wi.lookup("git.repo")
-                       or wi.fields.get("repo") or "")
+        repo_uri = str(
+            wi.params.get("repo_uri") or wi.lookup("git.repo") or wi.fields.get("repo") or ""
+        )
         if not repo_uri:
             raise ValueError("git_source_change: no params.repo_uri (nor git.repo)")
         branch = wi.params.get("branch") or wi.lookup("git.branch")
@@ -174,13 +198,27 @@ class GitSourceChange(_GitBase):
         submitted: list[str] = []
         for commit in commits:
             author = {"name": commit.get("author") or "", "email": commit.get("email") or ""}
-            created = wi.emit(eiffel.source_change_created(
-                commit=commit["sha"], repo_uri=repo_uri, branch=branch, repo_name=repo_name,
-                change_id=commit["sha"], details=commit.get("subject") or None,
-                author={k: v for k, v in author.items() if v} or None))
-            sub = wi.emit(eiffel.source_change_submitted(
-                created["meta"]["id"], commit=commit["sha"], repo_uri=repo_uri, branch=branch,
-                repo_name=repo_name, previous=previous))
+            created = wi.emit(
+                eiffel.source_change_created(
+                    commit=commit["sha"],
+                    repo_uri=repo_uri,
+                    branch=branch,
+                    repo_name=repo_name,
+                    change_id=commit["sha"],
+                    details=commit.get("subject") or None,
+                    author={k: v for k, v in author.items() if v} or None,
+                )
+            )
+            sub = wi.emit(
+                eiffel.source_change_submitted(
+                    created["meta"]["id"],
+                    commit=commit["sha"],
+                    repo_uri=repo_uri,
+                    branch=branch,
+                    repo_name=repo_name,
+                    previous=previous,
+                )
+            )
             previous = sub["meta"]["id"]
             commit["created"], commit["submitted"] = created["meta"]["id"], previous
             submitted.append(previous)
@@ -195,14 +233,18 @@ class Git(_GitBase):
     ``git_(clone|commits|source_change)``): runs the one the workitem's
     participant name says."""
 
-    _BY_NAME = {"git_clone": GitClone, "git_commits": GitCommits,
-                "git_source_change": GitSourceChange}
+    _BY_NAME = {
+        "git_clone": GitClone,
+        "git_commits": GitCommits,
+        "git_source_change": GitSourceChange,
+    }
 
     def handle_wi(self, wi: Workitem) -> None:
         cls = self._BY_NAME.get(str(wi.participant_name))
         if cls is None:
-            raise ValueError(f"no git participant {wi.participant_name!r}; known: "
-                             f"{', '.join(self._BY_NAME)}")
+            raise ValueError(
+                f"no git participant {wi.participant_name!r}; known: {', '.join(self._BY_NAME)}"
+            )
         one = cls()
         one.workdir, one.git, one.timeout = self.workdir, self.git, self.timeout
         one.handle_wi(wi)

@@ -54,8 +54,10 @@ __all__ = ["BuiltNotice", "Notice", "RequestNotice"]
 class Notice(Participant):
     def handle_wi(self, wi: Workitem) -> None:
         wi.fields["notice"] = {
-            "name": wi.participant_name, "wfid": wi.wfid,
-            "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+            "name": wi.participant_name,
+            "wfid": wi.wfid,
+            "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        }
         self.shape(wi, wi.fields.get("ev") if isinstance(wi.fields.get("ev"), dict) else {})
         wi.result = True
 
@@ -68,12 +70,13 @@ class RequestNotice(Notice):
         if isinstance(wi.fields.get("review"), dict):
             return
         state = ev.get("reviewstate") or ev.get("newstate") or ev.get("state")
-        wi.fields["review"] = {"state": str(state or "").lower(),
-                               "by": ev.get("by_user") or ev.get("who") or ev.get("author"),
-                               "comment": ev.get("comment") or ""}
+        wi.fields["review"] = {
+            "state": str(state or "").lower(),
+            "by": ev.get("by_user") or ev.get("who") or ev.get("author"),
+            "comment": ev.get("comment") or "",
+        }
 
 
 class BuiltNotice(Notice):
     def shape(self, wi: Workitem, ev: dict[str, Any]) -> None:
-        wi.fields["built"] = {k: ev.get(k) for k in ("project", "repository", "arch",
-                                                       "package")}
+        wi.fields["built"] = {k: ev.get(k) for k in ("project", "repository", "arch", "package")}

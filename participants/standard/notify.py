@@ -80,29 +80,36 @@ BUILTIN_TEMPLATES: dict[str, str] = {
     "default": "Subject: [BOSS] ${wf_name} ${status}\n\n${msg}\n",
     "SR_SUCCESS": (
         "Subject: [BOSS] request ${ev.id} accepted\n\n"
-        "Submit request ${ev.id} by ${ev.who} was accepted.\n\n${msg}\n"),
+        "Submit request ${ev.id} by ${ev.who} was accepted.\n\n${msg}\n"
+    ),
     "SR_FAILURE": (
         "Subject: [BOSS] request ${ev.id} rejected\n\n"
-        "Submit request ${ev.id} by ${ev.who} was rejected:\n\n${msg}\n"),
+        "Submit request ${ev.id} by ${ev.who} was rejected:\n\n${msg}\n"
+    ),
     "SR_ERROR": (
         "Subject: [BOSS] request ${ev.id}: error\n\n"
-        "Handling submit request ${ev.id} failed; an administrator was told.\n\n${msg}\n"),
+        "Handling submit request ${ev.id} failed; an administrator was told.\n\n${msg}\n"
+    ),
     "ADMIN": (
         "Subject: [BOSS] ${wf_name} needs attention\n\n"
         "Run ${wfid} (${wf_name}) needs attention.\n\n"
         "Error: ${error.message} (${error.class} in ${error.participant} at ${error.at})\n\n"
-        "${msg}\n"),
+        "${msg}\n"
+    ),
     "COMMIT_FAILURE": (
         "Subject: [BOSS] ${ev.project}/${ev.package}: commit ${ev.rev} fails its checks\n\n"
         "The commit ${ev.rev} by ${ev.user} to ${ev.project}/${ev.package} "
-        "fails its checks:\n\n${msg}\n"),
+        "fails its checks:\n\n${msg}\n"
+    ),
     "PROMOTION_REMINDER": (
         "Subject: [BOSS] reminder: ${artifact_identity} awaits promotion\n\n"
         "${artifact_identity} has been a release candidate since ${rc_since} and is not "
-        "promoted yet (reminder ${reminder} of ${reminders}).\n\n${msg}\n"),
+        "promoted yet (reminder ${reminder} of ${reminders}).\n\n${msg}\n"
+    ),
     "BUILD_SUCCESS": (
         "Subject: [BOSS] ${ev.project}/${ev.package} built on ${ev.repository}/${ev.arch}\n\n"
-        "${msg}\n"),
+        "${msg}\n"
+    ),
 }
 
 _PLACEHOLDER = re.compile(r"\$(?:\$|\{([^{}]+)\})")
@@ -113,8 +120,11 @@ def _lookup(data: Any, path: str) -> Any:
     for part in path.split("."):
         if isinstance(cur, dict) and part in cur:
             cur = cur[part]
-        elif isinstance(cur, list) and part.lstrip("-").isdigit() and \
-                -len(cur) <= int(part) < len(cur):
+        elif (
+            isinstance(cur, list)
+            and part.lstrip("-").isdigit()
+            and -len(cur) <= int(part) < len(cur)
+        ):
             cur = cur[int(part)]
         else:
             return None
@@ -136,7 +146,8 @@ def render(template: str, context: dict[str, Any]) -> tuple[dict[str, str], str]
     ``context``."""
     text = _PLACEHOLDER.sub(
         lambda m: "$" if m.group(0) == "$$" else _text(_lookup(context, m.group(1).strip())),
-        template)
+        template,
+    )
     head, sep, body = text.partition("\n\n")
     if not sep:
         raise ValueError("a template starts with headers (Subject: ...), then a blank line")
@@ -179,8 +190,10 @@ class Notify(Participant):
                     return path.read_text(encoding="utf-8")
         if name in BUILTIN_TEMPLATES:
             return BUILTIN_TEMPLATES[name]
-        raise ValueError(f"no mail template {name!r} (in {self.template_dir or 'no template_dir'} "
-                         f"nor built in: {', '.join(sorted(BUILTIN_TEMPLATES))})")
+        raise ValueError(
+            f"no mail template {name!r} (in {self.template_dir or 'no template_dir'} "
+            f"nor built in: {', '.join(sorted(BUILTIN_TEMPLATES))})"
+        )
 
     def recipients(self, wi: Workitem) -> list[str]:
         return as_list(wi.params.get("mail_to") or wi.params.get("to"))
@@ -213,8 +226,7 @@ class Notify(Participant):
         mail["X-BOSS-Run"] = str(wi.wfid or "")
         mail.set_content(body)
         self.send(mail, to + cc)
-        wi.fields["mail_sent"] = {"to": to + cc, "subject": str(mail["Subject"]),
-                                  "template": name}
+        wi.fields["mail_sent"] = {"to": to + cc, "subject": str(mail["Subject"]), "template": name}
 
     def send(self, mail: EmailMessage, rcpt: list[str]) -> None:
         last: BaseException | None = None
@@ -228,21 +240,27 @@ class Notify(Participant):
                         smtp.login(self.user, self.password)
                     refused = smtp.send_message(mail, to_addrs=rcpt)
                 if refused:
-                    raise RuntimeError(f"SMTP server {self.host}:{self.port} refused "
-                                       f"{sorted(refused)}")
+                    raise RuntimeError(
+                        f"SMTP server {self.host}:{self.port} refused {sorted(refused)}"
+                    )
                 return
             except smtplib.SMTPResponseException as exc:  # the server answered: no retry
-                raise RuntimeError(f"SMTP server {self.host}:{self.port} refused the mail: "
-                                   f"{exc.smtp_code} {exc.smtp_error!r}") from exc
+                raise RuntimeError(
+                    f"SMTP server {self.host}:{self.port} refused the mail: "
+                    f"{exc.smtp_code} {exc.smtp_error!r}"
+                ) from exc
             except smtplib.SMTPRecipientsRefused as exc:
-                raise RuntimeError(f"SMTP server {self.host}:{self.port} refused every "
-                                   f"recipient: {exc.recipients}") from exc
+                raise RuntimeError(
+                    f"SMTP server {self.host}:{self.port} refused every recipient: {exc.recipients}"
+                ) from exc
             except (OSError, smtplib.SMTPException) as exc:
                 last = exc
                 if attempt < self.retries:
                     time.sleep(self.retry_delay)
-        raise RuntimeError(f"cannot send mail through {self.host}:{self.port} after "
-                           f"{self.retries} attempts: {last}")
+        raise RuntimeError(
+            f"cannot send mail through {self.host}:{self.port} after "
+            f"{self.retries} attempts: {last}"
+        )
 
 
 class NotifyAdmin(Notify):
@@ -253,8 +271,9 @@ class NotifyAdmin(Notify):
     default_template = "ADMIN"
 
     def recipients(self, wi: Workitem) -> list[str]:
-        return (super().recipients(wi) or as_list(wi.fields.get("admin_email"))
-                or as_list(self.admin))
+        return (
+            super().recipients(wi) or as_list(wi.fields.get("admin_email")) or as_list(self.admin)
+        )
 
 
 ParticipantHandler = Notify

@@ -75,8 +75,14 @@ from participants.handler import LifecycleControl, Participant
 from participants.standard.config import Section, as_lines
 from participants.workitem import Workitem
 
-__all__ = ["IrcClient", "IrcUnavailable", "NotifyIrc", "ParticipantHandler", "TokenBucket",
-           "split_line"]
+__all__ = [
+    "IrcClient",
+    "IrcUnavailable",
+    "NotifyIrc",
+    "ParticipantHandler",
+    "TokenBucket",
+    "split_line",
+]
 
 log = logging.getLogger("notify_irc")
 
@@ -90,8 +96,14 @@ class TokenBucket:
     blocks until a token is there. ``clock``/``sleep`` are injectable for
     tests."""
 
-    def __init__(self, rate: float, burst: int, *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("rate must be > 0 and burst >= 1")
         self.rate = rate
@@ -137,20 +149,36 @@ class IrcClient:
     participant process. Thread-safe: ``post`` may be called from any
     thread; a daemon thread runs the reactor."""
 
-    def __init__(self, host: str, port: int, nick: str, *, realname: str = "BOSS CI",
-                 password: str | None = None, use_ssl: bool = False, retries: int = 5,
-                 retry_delay: float = 1.0, max_delay: float = 30.0, timeout: float = 10.0,
-                 rate: float = 1.0, burst: int = 4, max_line: int = 400) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        nick: str,
+        *,
+        realname: str = "BOSS CI",
+        password: str | None = None,
+        use_ssl: bool = False,
+        retries: int = 5,
+        retry_delay: float = 1.0,
+        max_delay: float = 30.0,
+        timeout: float = 10.0,
+        rate: float = 1.0,
+        burst: int = 4,
+        max_line: int = 400,
+    ) -> None:
         self.host, self.port, self.nick = host, port, nick
         self.realname, self.password, self.use_ssl = realname, password, use_ssl
         self.retries, self.retry_delay, self.max_delay = max(1, retries), retry_delay, max_delay
         self.timeout, self.max_line = timeout, max_line
         self.bucket = TokenBucket(rate, burst)
         self.reactor = irc.client.Reactor()
-        for event, handler in (("welcome", self._on_welcome), ("join", self._on_join),
-                               ("disconnect", self._on_disconnect),
-                               ("nicknameinuse", self._on_nick_in_use),
-                               ("erroneusnickname", self._on_nick_in_use)):
+        for event, handler in (
+            ("welcome", self._on_welcome),
+            ("join", self._on_join),
+            ("disconnect", self._on_disconnect),
+            ("nicknameinuse", self._on_nick_in_use),
+            ("erroneusnickname", self._on_nick_in_use),
+        ):
             self.reactor.add_global_handler(event, handler)
         self.connection: irc.client.ServerConnection | None = None
         self.attempts = 0  # connection attempts made, in all (for logs and tests)
@@ -206,8 +234,9 @@ class IrcClient:
             while not predicate():
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise IrcUnavailable(f"IRC server {self.host}:{self.port}: no {what} "
-                                         f"within {self.timeout:g}s")
+                    raise IrcUnavailable(
+                        f"IRC server {self.host}:{self.port}: no {what} within {self.timeout:g}s"
+                    )
                 self._cond.wait(min(left, 0.5))
 
     def connected(self) -> bool:
@@ -225,21 +254,32 @@ class IrcClient:
             self.attempts += 1
             try:
                 self._connect_once()
-                log.info("connected to IRC server %s:%s as %s", self.host, self.port,
-                         self.connection.get_nickname() if self.connection else self.nick)
+                log.info(
+                    "connected to IRC server %s:%s as %s",
+                    self.host,
+                    self.port,
+                    self.connection.get_nickname() if self.connection else self.nick,
+                )
                 return
             except (irc.client.ServerConnectionError, IrcUnavailable, OSError) as exc:
                 last = exc
-                log.warning("IRC server %s:%s, attempt %d of %d: %s", self.host, self.port,
-                            attempt, self.retries, exc)
+                log.warning(
+                    "IRC server %s:%s, attempt %d of %d: %s",
+                    self.host,
+                    self.port,
+                    attempt,
+                    self.retries,
+                    exc,
+                )
                 if self.connection is not None:
                     with contextlib.suppress(Exception):
                         self.connection.disconnect("retrying")
             if attempt < self.retries:
                 time.sleep(delay)
                 delay = min(delay * 2, self.max_delay)
-        raise IrcUnavailable(f"cannot reach IRC server {self.host}:{self.port} after "
-                             f"{self.retries} attempts: {last}")
+        raise IrcUnavailable(
+            f"cannot reach IRC server {self.host}:{self.port} after {self.retries} attempts: {last}"
+        )
 
     def _connect_once(self) -> None:
         with self._cond:
@@ -247,8 +287,14 @@ class IrcClient:
             self._joined.clear()
         if self.connection is None:
             self.connection = self.reactor.server()
-        self.connection.connect(self.host, self.port, self.nick, password=self.password,
-                                ircname=self.realname, connect_factory=self._factory)
+        self.connection.connect(
+            self.host,
+            self.port,
+            self.nick,
+            password=self.password,
+            ircname=self.realname,
+            connect_factory=self._factory,
+        )
         self._wait(lambda: self._welcomed, "welcome")
 
     def join(self, channel: str) -> None:
@@ -256,11 +302,13 @@ class IrcClient:
             return
         assert self.connection is not None
         self.connection.join(channel)
-        self._wait(lambda: _lower(channel) in self._joined or not self._welcomed,
-                   f"join of {channel}")
+        self._wait(
+            lambda: _lower(channel) in self._joined or not self._welcomed, f"join of {channel}"
+        )
         if _lower(channel) not in self._joined:
-            raise IrcUnavailable(f"IRC server {self.host}:{self.port} dropped us while "
-                                 f"joining {channel}")
+            raise IrcUnavailable(
+                f"IRC server {self.host}:{self.port} dropped us while joining {channel}"
+            )
 
     # -- posting -------------------------------------------------------------------
     def post(self, channel: str, lines: list[str]) -> int:
@@ -311,12 +359,20 @@ class NotifyIrc(Participant):
                 host, port = port, "6667"
             self.default_channel = cfg.get("channel")
             self.client = IrcClient(
-                host, int(port), cfg.get("nick", "boss"), realname=cfg.get("realname", "BOSS CI"),
-                password=cfg.get("password") or None, use_ssl=cfg.bool("ssl", False),
-                retries=cfg.int("retries", 5), retry_delay=cfg.float("retry_delay", 1.0),
-                max_delay=cfg.float("max_delay", 30.0), timeout=cfg.float("timeout", 10.0),
-                rate=cfg.float("rate", 1.0), burst=cfg.int("burst", 4),
-                max_line=cfg.int("max_line", 400))
+                host,
+                int(port),
+                cfg.get("nick", "boss"),
+                realname=cfg.get("realname", "BOSS CI"),
+                password=cfg.get("password") or None,
+                use_ssl=cfg.bool("ssl", False),
+                retries=cfg.int("retries", 5),
+                retry_delay=cfg.float("retry_delay", 1.0),
+                max_delay=cfg.float("max_delay", 30.0),
+                timeout=cfg.float("timeout", 10.0),
+                rate=cfg.float("rate", 1.0),
+                burst=cfg.int("burst", 4),
+                max_line=cfg.int("max_line", 400),
+            )
         elif ctrl.message in ("stop", "die") and self.client is not None:
             self.client.close()
 
@@ -324,11 +380,14 @@ class NotifyIrc(Participant):
         if self.client is None:
             raise RuntimeError("notify_irc was not started (no lifecycle start)")
         params = wi.params
-        channel = str(params.get("channel") or params.get("irc_channel")
-                      or self.default_channel or "")
+        channel = str(
+            params.get("channel") or params.get("irc_channel") or self.default_channel or ""
+        )
         if not channel:
-            raise ValueError("notify_irc: no channel (params.channel, params.irc_channel or "
-                             "[notify_irc] channel)")
+            raise ValueError(
+                "notify_irc: no channel (params.channel, params.irc_channel or "
+                "[notify_irc] channel)"
+            )
         lines = as_lines(params["msg"] if "msg" in params else wi.fields.get("msg"))
         prefix = str(params.get("prefix") or "")
         lines = [prefix + line for line in lines]

@@ -42,10 +42,14 @@ class ObsParticipant(Participant):
             apiurl = cfg.get("apiurl")
             if not apiurl:
                 raise ConfigError("[obs] apiurl is missing")
-            self.obs = ObsClient(apiurl, cfg.get("user"), cfg.get("password"),
-                                 retries=cfg.int("retries", 3),
-                                 retry_delay=cfg.float("retry_delay", 1.0),
-                                 timeout=cfg.float("timeout", 60.0))
+            self.obs = ObsClient(
+                apiurl,
+                cfg.get("user"),
+                cfg.get("password"),
+                retries=cfg.int("retries", 3),
+                retry_delay=cfg.float("retry_delay", 1.0),
+                timeout=cfg.float("timeout", 60.0),
+            )
 
     @property
     def client(self) -> ObsClient:

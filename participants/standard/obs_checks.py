@@ -102,8 +102,7 @@ class CheckMultipleDestinations(ObsCheck):
 
 
 def _builds_against(meta: dict[str, Any], target: str) -> list[str]:
-    return [r["name"] for r in meta["repositories"]
-            if any(prj == target for prj, _ in r["paths"])]
+    return [r["name"] for r in meta["repositories"] if any(prj == target for prj, _ in r["paths"])]
 
 
 class CheckHasValidRepo(ObsCheck):
@@ -120,11 +119,13 @@ class CheckPackageBuiltAtSource(ObsCheck):
     name = "check_package_built_at_source"
 
     def problems(self, wi: Workitem, action: dict[str, Any]) -> list[str]:
-        src, pkg, tgt = (str(action.get(k)) for k in
-                         ("sourceproject", "sourcepackage", "targetproject"))
+        src, pkg, tgt = (
+            str(action.get(k)) for k in ("sourceproject", "sourcepackage", "targetproject")
+        )
         repos = set(_builds_against(self.client.project_meta(src), tgt))
-        results = [r for r in self.client.build_results(src, pkg)
-                   if not repos or r["repository"] in repos]
+        results = [
+            r for r in self.client.build_results(src, pkg) if not repos or r["repository"] in repos
+        ]
         out, built = [], 0
         for r in results:
             code = r["packages"].get(pkg)
@@ -143,16 +144,20 @@ class CheckSpec(ObsCheck):
     name = "check_spec"
 
     def problems(self, wi: Workitem, action: dict[str, Any]) -> list[str]:
-        src, pkg, rev = (action.get(k) for k in ("sourceproject", "sourcepackage",
-                                                 "sourcerevision"))
+        src, pkg, rev = (
+            action.get(k) for k in ("sourceproject", "sourcepackage", "sourcerevision")
+        )
         listing = self.client.source(str(src), str(pkg), rev)
         specs = [e["name"] for e in listing["entries"] if str(e["name"]).endswith(".spec")]
         if not specs:
             return [f"{src}/{pkg} has no .spec file"]
         preferred = f"{pkg}.spec" if f"{pkg}.spec" in specs else specs[0]
         text = self.client.file(str(src), str(pkg), preferred, rev)
-        missing = [tag for tag in ("Name", "Version")
-                   if not re.search(rf"^{tag}\s*:\s*\S", text, re.MULTILINE | re.IGNORECASE)]
+        missing = [
+            tag
+            for tag in ("Name", "Version")
+            if not re.search(rf"^{tag}\s*:\s*\S", text, re.MULTILINE | re.IGNORECASE)
+        ]
         if missing:
             return [f"{src}/{pkg}: {preferred} has no {' and no '.join(missing)} tag"]
         return []
@@ -162,12 +167,15 @@ class CheckNoChanges(ObsCheck):
     name = "check_no_changes"
 
     def problems(self, wi: Workitem, action: dict[str, Any]) -> list[str]:
-        source = self.client.source(str(action.get("sourceproject")),
-                                    str(action.get("sourcepackage")),
-                                    action.get("sourcerevision"))
+        source = self.client.source(
+            str(action.get("sourceproject")),
+            str(action.get("sourcepackage")),
+            action.get("sourcerevision"),
+        )
         try:
-            target = self.client.source(str(action.get("targetproject")),
-                                        str(action.get("targetpackage")))
+            target = self.client.source(
+                str(action.get("targetproject")), str(action.get("targetpackage"))
+            )
         except ObsError as exc:
             if exc.status == 404:  # a new package: everything is a change
                 return []
@@ -185,8 +193,9 @@ class CheckSubmitterMaintainer(ObsCheck):
         if not who:
             return ["the request names no submitter (ev.who, req.creator)"]
         tgt = str(action.get("targetproject"))
-        maintainers = {uid for uid, role in self.client.project_meta(tgt)["persons"]
-                       if role == "maintainer"}
+        maintainers = {
+            uid for uid, role in self.client.project_meta(tgt)["persons"] if role == "maintainer"
+        }
         if who not in maintainers:
             return [f"{who} is not a maintainer of {tgt}"]
         return []
@@ -198,16 +207,31 @@ class CheckAlreadyTesting(ObsCheck):
     def problems(self, wi: Workitem, action: dict[str, Any]) -> list[str]:
         own = str(wi.lookup("req.id") or wi.lookup("ev.id") or "")
         tgt, pkg = str(action.get("targetproject")), action.get("targetpackage")
-        others = [r for r in self.client.requests(tgt, pkg) if str(r["id"]) != own and any(
-            a.get("targetproject") == tgt and a.get("targetpackage") == pkg
-            for a in r["actions"])]
+        others = [
+            r
+            for r in self.client.requests(tgt, pkg)
+            if str(r["id"]) != own
+            and any(
+                a.get("targetproject") == tgt and a.get("targetpackage") == pkg
+                for a in r["actions"]
+            )
+        ]
         return [f"{tgt}/{pkg} is already being tested in request {r['id']}" for r in others]
 
 
 #: every check by its participant name
-CHECKS: dict[str, type[ObsCheck]] = {cls.name: cls for cls in (
-    CheckMultipleDestinations, CheckHasValidRepo, CheckPackageBuiltAtSource, CheckSpec,
-    CheckNoChanges, CheckSubmitterMaintainer, CheckAlreadyTesting)}
+CHECKS: dict[str, type[ObsCheck]] = {
+    cls.name: cls
+    for cls in (
+        CheckMultipleDestinations,
+        CheckHasValidRepo,
+        CheckPackageBuiltAtSource,
+        CheckSpec,
+        CheckNoChanges,
+        CheckSubmitterMaintainer,
+        CheckAlreadyTesting,
+    )
+}
 
 
 class Checks(ObsParticipant):
@@ -218,8 +242,9 @@ class Checks(ObsParticipant):
     def handle_wi(self, wi: Workitem) -> None:
         cls = CHECKS.get(str(wi.participant_name))
         if cls is None:
-            raise ValueError(f"no check named {wi.participant_name!r}; known: "
-                             f"{', '.join(sorted(CHECKS))}")
+            raise ValueError(
+                f"no check named {wi.participant_name!r}; known: {', '.join(sorted(CHECKS))}"
+            )
         check = cls()
         check.obs = self.client
         check.handle_wi(wi)

@@ -54,8 +54,16 @@ class ObsError(RuntimeError):
 
 
 class ObsClient:
-    def __init__(self, apiurl: str, user: str = "", password: str = "", *, retries: int = 3,
-                 retry_delay: float = 1.0, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        apiurl: str,
+        user: str = "",
+        password: str = "",
+        *,
+        retries: int = 3,
+        retry_delay: float = 1.0,
+        timeout: float = 60.0,
+    ) -> None:
         self.apiurl = apiurl.rstrip("/")
         self.retries = max(0, retries)
         self.retry_delay = retry_delay
@@ -66,8 +74,9 @@ class ObsClient:
             self._auth = f"Basic {token}"
 
     # -- HTTP -----------------------------------------------------------------------
-    def call(self, method: str, path: str, query: dict[str, Any] | None = None,
-             body: bytes | None = None) -> bytes:
+    def call(
+        self, method: str, path: str, query: dict[str, Any] | None = None, body: bytes | None = None
+    ) -> bytes:
         """The body of ``method path?query``; see the module for errors."""
         quoted = "/".join(urllib.parse.quote(part, safe=":") for part in path.split("/"))
         url = self.apiurl + quoted
@@ -87,7 +96,8 @@ class ObsClient:
             except urllib.error.HTTPError as exc:
                 summary = _summary(exc.read())
                 message = f"OBS {method} {path}: HTTP {exc.code}" + (
-                    f": {summary}" if summary else "")
+                    f": {summary}" if summary else ""
+                )
                 if exc.code < 500 or attempt == self.retries:
                     raise ObsError(message, exc.code) from None
                 log.warning("%s (attempt %d of %d)", message, attempt + 1, self.retries + 1)
@@ -108,38 +118,56 @@ class ObsClient:
     def request(self, request_id: str | int) -> dict[str, Any]:
         return parse_request(self.xml(f"/request/{request_id}"))
 
-    def requests(self, project: str, package: str | None = None,
-                 states: str = "new,review") -> list[dict[str, Any]]:
-        root = self.xml("/request", {"view": "collection", "project": project,
-                                     "package": package, "states": states})
+    def requests(
+        self, project: str, package: str | None = None, states: str = "new,review"
+    ) -> list[dict[str, Any]]:
+        root = self.xml(
+            "/request",
+            {"view": "collection", "project": project, "package": package, "states": states},
+        )
         return [parse_request(r) for r in root.findall("request")]
 
-    def change_request_state(self, request_id: str | int, newstate: str,
-                             comment: str = "") -> None:
-        self.call("POST", f"/request/{request_id}",
-                  {"cmd": "changestate", "newstate": newstate, "comment": comment})
+    def change_request_state(self, request_id: str | int, newstate: str, comment: str = "") -> None:
+        self.call(
+            "POST",
+            f"/request/{request_id}",
+            {"cmd": "changestate", "newstate": newstate, "comment": comment},
+        )
 
     # -- sources and builds ----------------------------------------------------------
-    def source(self, project: str, package: str | None = None,
-               rev: str | None = None) -> dict[str, Any]:
+    def source(
+        self, project: str, package: str | None = None, rev: str | None = None
+    ) -> dict[str, Any]:
         path = f"/source/{project}" + (f"/{package}" if package else "")
         root = self.xml(path, {"rev": rev} if rev else None)
-        return {"name": root.get("name"), "rev": root.get("rev"), "srcmd5": root.get("srcmd5"),
-                "entries": [{"name": e.get("name"), "md5": e.get("md5"), "size": e.get("size")}
-                            for e in root.findall("entry")]}
+        return {
+            "name": root.get("name"),
+            "rev": root.get("rev"),
+            "srcmd5": root.get("srcmd5"),
+            "entries": [
+                {"name": e.get("name"), "md5": e.get("md5"), "size": e.get("size")}
+                for e in root.findall("entry")
+            ],
+        }
 
     def file(self, project: str, package: str, name: str, rev: str | None = None) -> str:
-        return self.call("GET", f"/source/{project}/{package}/{name}",
-                         {"rev": rev} if rev else None).decode("utf-8", errors="replace")
+        return self.call(
+            "GET", f"/source/{project}/{package}/{name}", {"rev": rev} if rev else None
+        ).decode("utf-8", errors="replace")
 
     def project_meta(self, project: str) -> dict[str, Any]:
         root = self.xml(f"/source/{project}/_meta")
         repos = []
         for repo in root.findall("repository"):
-            repos.append({"name": repo.get("name"),
-                          "paths": [(p.get("project"), p.get("repository"))
-                                    for p in repo.findall("path")],
-                          "arches": [a.text for a in repo.findall("arch")]})
+            repos.append(
+                {
+                    "name": repo.get("name"),
+                    "paths": [
+                        (p.get("project"), p.get("repository")) for p in repo.findall("path")
+                    ],
+                    "arches": [a.text for a in repo.findall("arch")],
+                }
+            )
         persons = [(p.get("userid"), p.get("role")) for p in root.findall("person")]
         return {"name": root.get("name"), "repositories": repos, "persons": persons}
 
@@ -147,10 +175,14 @@ class ObsClient:
         root = self.xml(f"/build/{project}/_result", {"package": package} if package else None)
         out = []
         for result in root.findall("result"):
-            out.append({"repository": result.get("repository"), "arch": result.get("arch"),
-                        "state": result.get("state") or result.get("code"),
-                        "packages": {s.get("package"): s.get("code")
-                                     for s in result.findall("status")}})
+            out.append(
+                {
+                    "repository": result.get("repository"),
+                    "arch": result.get("arch"),
+                    "state": result.get("state") or result.get("code"),
+                    "packages": {s.get("package"): s.get("code") for s in result.findall("status")},
+                }
+            )
         return out
 
 
@@ -162,18 +194,24 @@ def parse_request(root: ET.Element) -> dict[str, Any]:
         item: dict[str, Any] = {"type": action.get("type")}
         src = action.find("source")
         if src is not None:
-            item.update(sourceproject=src.get("project"), sourcepackage=src.get("package"),
-                        sourcerevision=src.get("rev"))
+            item.update(
+                sourceproject=src.get("project"),
+                sourcepackage=src.get("package"),
+                sourcerevision=src.get("rev"),
+            )
         tgt = action.find("target")
         if tgt is not None:
             item.update(targetproject=tgt.get("project"), targetpackage=tgt.get("package"))
         actions.append(item)
     creator = root.get("creator") or (state.get("who") if state is not None else None)
-    return {"id": root.get("id"), "creator": creator,
-            "who": state.get("who") if state is not None else None,
-            "state": state.get("name") if state is not None else None,
-            "description": (root.findtext("description") or "").strip(),
-            "actions": actions}
+    return {
+        "id": root.get("id"),
+        "creator": creator,
+        "who": state.get("who") if state is not None else None,
+        "state": state.get("name") if state is not None else None,
+        "description": (root.findtext("description") or "").strip(),
+        "actions": actions,
+    }
 
 
 def _summary(body: bytes) -> str:

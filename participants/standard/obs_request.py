@@ -36,9 +36,15 @@ from participants.workitem import Workitem
 __all__ = ["NEW_STATES", "ChangeRequestState", "GetRequest"]
 
 #: change_request_state's actions and the OBS states they set
-NEW_STATES = {"accept": "accepted", "reject": "declined", "decline": "declined",
-              "revoke": "revoked", "supersede": "superseded", "review": "review",
-              "new": "new"}
+NEW_STATES = {
+    "accept": "accepted",
+    "reject": "declined",
+    "decline": "declined",
+    "revoke": "revoked",
+    "supersede": "superseded",
+    "review": "review",
+    "new": "new",
+}
 
 
 class GetRequest(ObsParticipant):
@@ -58,8 +64,10 @@ class ChangeRequestState(ObsParticipant):
         if not state:
             action = str(params.get("action") or "")
             if action not in NEW_STATES:
-                raise ValueError(f"change_request_state: action {action!r} is not one of "
-                                 f"{', '.join(NEW_STATES)} (or give params.state)")
+                raise ValueError(
+                    f"change_request_state: action {action!r} is not one of "
+                    f"{', '.join(NEW_STATES)} (or give params.state)"
+                )
             state = NEW_STATES[action]
         rid = request_id(wi)
         comment = "\n".join(as_lines(params.get("comment")))

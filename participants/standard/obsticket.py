@@ -150,8 +150,10 @@ class ObsTicket(Participant):
                     return
                 if deadline is not None and time.monotonic() >= deadline:
                     held = self.holder(project) or {}
-                    raise LockTimeout(f"obsticket: {project} still held by run "
-                                      f"{held.get('holder')} after {wait:g}s")
+                    raise LockTimeout(
+                        f"obsticket: {project} still held by run "
+                        f"{held.get('holder')} after {wait:g}s"
+                    )
                 time.sleep(self.poll)
             wi.fields["obsticket"] = {"project": project, "holder": wfid}
             wi.result = True
@@ -165,8 +167,10 @@ class ObsTicket(Participant):
         elif action == "require":
             held = self.holder(project)
             if not held or held.get("holder") != wfid:
-                raise RuntimeError(f"obsticket: run {wfid} does not hold the lock of {project}"
-                                   f" (held by {held.get('holder') if held else 'nobody'})")
+                raise RuntimeError(
+                    f"obsticket: run {wfid} does not hold the lock of {project}"
+                    f" (held by {held.get('holder') if held else 'nobody'})"
+                )
             wi.result = True
         elif action == "release":
             done = self.client.eval(_RELEASE, 1, self.key(project), wfid)
@@ -175,8 +179,7 @@ class ObsTicket(Participant):
             wi.fields.pop("obsticket", None)
             wi.result = True
         else:
-            raise ValueError(f"obsticket: action {action!r} is not get, try, require or "
-                             "release")
+            raise ValueError(f"obsticket: action {action!r} is not get, try, require or release")
 
 
 ParticipantHandler = ObsTicket

@@ -63,13 +63,20 @@ class System:
         self.config = Config.load(
             None,
             environ={},
-            broker_url=self.broker_url, redis_url=self.redis_url,
-            key_prefix=f"{self.prefix}:", engine_queue=f"{self.prefix}.engine",
+            broker_url=self.broker_url,
+            redis_url=self.redis_url,
+            key_prefix=f"{self.prefix}:",
+            engine_queue=f"{self.prefix}.engine",
             deadletter_queue=f"{self.prefix}.deadletter",
-            control_exchange=f"{self.prefix}.control", process_dir=str(self.tmp / "processes"),
-            event_exchange=f"{self.prefix}.eiffel", trace_queue=f"{self.prefix}.trace",
+            control_exchange=f"{self.prefix}.control",
+            process_dir=str(self.tmp / "processes"),
+            event_exchange=f"{self.prefix}.eiffel",
+            trace_queue=f"{self.prefix}.trace",
             trace_deadletter_queue=f"{self.prefix}.trace.deadletter",
-            heartbeat=0.5, lease_after=1.0, lease=3.0, visibility_timeout=4.0,
+            heartbeat=0.5,
+            lease_after=1.0,
+            lease=3.0,
+            visibility_timeout=4.0,
             engine_threads=2,  # two consumer threads per worker: races inside one too
             **self.settings,
         )
@@ -81,10 +88,23 @@ class System:
         self.report = self.tmp / "report.jsonl"
 
     def _boss_section(self) -> str:
-        keys = ("broker_url", "redis_url", "key_prefix", "engine_queue", "deadletter_queue",
-                "control_exchange", "process_dir", "heartbeat", "lease_after", "lease",
-                "visibility_timeout", "engine_threads", "event_exchange", "trace_queue",
-                "trace_deadletter_queue")
+        keys = (
+            "broker_url",
+            "redis_url",
+            "key_prefix",
+            "engine_queue",
+            "deadletter_queue",
+            "control_exchange",
+            "process_dir",
+            "heartbeat",
+            "lease_after",
+            "lease",
+            "visibility_timeout",
+            "engine_threads",
+            "event_exchange",
+            "trace_queue",
+            "trace_deadletter_queue",
+        )
         return "[boss]\n" + "".join(f"{k} = {getattr(self.config, k)}\n" for k in keys)
 
     # -- processes -------------------------------------------------------------------
@@ -103,19 +123,42 @@ class System:
     def worker(self, name: str = "worker") -> Proc:
         """An engine worker; returns once its heartbeat is in the store."""
         before = {e["id"] for e in self.store.engines()}
-        proc = self._spawn(name, [sys.executable, "-m", "engine.cli", "-c", str(self.ini),
-                                  "worker", "--loglevel", "INFO",
-                                  "--hostname", f"{name}-{uuid.uuid4().hex[:6]}@test"])
-        wait_for(lambda: {e["id"] for e in self.store.engines()} - before or
-                 _dead(proc), 30, f"engine worker {name} to start")
+        proc = self._spawn(
+            name,
+            [
+                sys.executable,
+                "-m",
+                "engine.cli",
+                "-c",
+                str(self.ini),
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--hostname",
+                f"{name}-{uuid.uuid4().hex[:6]}@test",
+            ],
+        )
+        wait_for(
+            lambda: {e["id"] for e in self.store.engines()} - before or _dead(proc),
+            30,
+            f"engine worker {name} to start",
+        )
         assert proc.alive(), self.logs()
         return proc
 
     def engine_id(self, proc: Proc) -> str:
         return next(e["id"] for e in self.store.engines() if e["pid"] == proc.popen.pid)
 
-    def participant(self, name: str, cls: str, *, instances: int = 1, preregister: bool = True,
-                    queue: str | None = None, **options: Any) -> list[Proc]:
+    def participant(
+        self,
+        name: str,
+        cls: str,
+        *,
+        instances: int = 1,
+        preregister: bool = True,
+        queue: str | None = None,
+        **options: Any,
+    ) -> list[Proc]:
         """A pool of ``instances`` participant processes on one queue
         (registered by the test unless ``preregister`` is false; ``options``
         are further ``[participant]`` keys)."""
@@ -124,13 +167,16 @@ class System:
         extra = "".join(f"{k} = {v}\n" for k, v in options.items())
         ini.write_text(
             f"[participant]\nname = {name}\nqueue = {queue}\ncode = {HANDLERS}\n"
-            f"class = {cls}\n{extra}\n" + self._boss_section()
+            f"class = {cls}\n{extra}\n"
+            + self._boss_section()
             + f"\n[report]\npath = {self.report}\n"
         )
         if preregister:
             self.engine.register(name, queue, regex=False)
-        procs = [self._spawn(f"{name}-{i}", [sys.executable, "-m", "participants.runtime",
-                                               str(ini)]) for i in range(instances)]
+        procs = [
+            self._spawn(f"{name}-{i}", [sys.executable, "-m", "participants.runtime", str(ini)])
+            for i in range(instances)
+        ]
         self.wait_consumers(queue, instances)
         return procs
 
@@ -141,13 +187,21 @@ class System:
 
         if is_redis(self.broker_url):
             procs = [p for p in self.procs if p.name.rsplit("-", 1)[0] == queue.split(".", 1)[1]]
-            wait_for(lambda: all("consuming" in p.log.read_text(errors="replace")
-                                 for p in procs) or any(_dead(p) for p in procs),
-                     30, f"{n} consumers on {queue}")
+            wait_for(
+                lambda: (
+                    all("consuming" in p.log.read_text(errors="replace") for p in procs)
+                    or any(_dead(p) for p in procs)
+                ),
+                30,
+                f"{n} consumers on {queue}",
+            )
             return
         with self.publisher.connection.clone() as conn:
-            wait_for(lambda: (queue_info(conn, queue).consumers or 0) >= n, 30,
-                     f"{n} consumers on {queue}")
+            wait_for(
+                lambda: (queue_info(conn, queue).consumers or 0) >= n,
+                30,
+                f"{n} consumers on {queue}",
+            )
 
     def stop(self) -> None:
         for p in self.procs:
@@ -170,8 +224,9 @@ class System:
 
     # -- runs -------------------------------------------------------------------------
 
-    def launch(self, definition: str, fields: dict[str, Any] | None = None,
-               wfid: str | None = None) -> str:
+    def launch(
+        self, definition: str, fields: dict[str, Any] | None = None, wfid: str | None = None
+    ) -> str:
         wfid = wfid or f"{self.prefix}-{uuid.uuid4().hex[:8]}"
         self.publisher.send({"definition": definition, "fields": fields or {}, "wfid": wfid})
         return wfid
@@ -183,18 +238,23 @@ class System:
     def wait_status(self, wfid: str, *wanted: str, timeout: float = 60) -> str:
         wanted = wanted or (states.FINISHED,)
         try:
-            return wait_for(lambda: self.status(wfid) in wanted and self.status(wfid), timeout,
-                            f"run {wfid} to be {'/'.join(wanted)}")
+            return wait_for(
+                lambda: self.status(wfid) in wanted and self.status(wfid),
+                timeout,
+                f"run {wfid} to be {'/'.join(wanted)}",
+            )
         except AssertionError:
             st = self.store.load_run(wfid)
-            where = [(p.expid, p.name, p.state) for p in self.engine.positions(wfid)] \
-                if st else None
+            where = (
+                [(p.expid, p.name, p.state) for p in self.engine.positions(wfid)] if st else None
+            )
             outbox = [(x[0], x[1]) for x in (st[0].get("outbox") or [])] if st else None
-            raise AssertionError(f"run {wfid} is {self.status(wfid)}, not {wanted}; "
-                                 f"errors: {st[0]['errors'] if st else None}; at {where}; "
-                                 f"outbox {outbox}; timers {self.store.timers(wfid)}; "
-                                 f"engines {self.store.engines()}\n"
-                                 + self.broker_state() + self.logs()) from None
+            raise AssertionError(
+                f"run {wfid} is {self.status(wfid)}, not {wanted}; "
+                f"errors: {st[0]['errors'] if st else None}; at {where}; "
+                f"outbox {outbox}; timers {self.store.timers(wfid)}; "
+                f"engines {self.store.engines()}\n" + self.broker_state() + self.logs()
+            ) from None
 
     def broker_state(self) -> str:
         """On the Redis transport: kombu's unacknowledged-message bookkeeping
@@ -205,8 +265,11 @@ class System:
         if not is_redis(self.broker_url):
             return ""
         sock = self.broker_url.split("://", 1)[1]
-        r = redis.Redis(unix_socket_path=sock) if sock.startswith("/") else \
-            redis.Redis.from_url(self.broker_url)
+        r = (
+            redis.Redis(unix_socket_path=sock)
+            if sock.startswith("/")
+            else redis.Redis.from_url(self.broker_url)
+        )
         now = time.time()
         index = r.zrange("unacked_index", 0, -1, withscores=True)
         mine = []
@@ -214,9 +277,11 @@ class System:
             raw = r.hget("unacked", tag)
             rk = json.loads(raw)[2] if raw else None
             mine.append((tag.decode(), round(now - score, 1), rk))
-        return (f"broker: engine queue length {r.llen(self.config.engine_queue)}; "
-                f"unacked_mutex ttl {r.pttl('unacked_mutex')} ms; "
-                f"{len(index)} unacked: {mine[-40:]}\n")
+        return (
+            f"broker: engine queue length {r.llen(self.config.engine_queue)}; "
+            f"unacked_mutex ttl {r.pttl('unacked_mutex')} ms; "
+            f"{len(index)} unacked: {mine[-40:]}\n"
+        )
 
     def events(self, event: str | None = None) -> list[dict[str, Any]]:
         if not self.report.exists():
@@ -228,11 +293,18 @@ class System:
         """Run the ``boss`` CLI against this system."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("BOSS_")}
         env["PYTHONPATH"] = str(ROOT)
-        proc = subprocess.run([sys.executable, "-m", "engine.cli", "-c", str(self.ini), *args],
-                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-m", "engine.cli", "-c", str(self.ini), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=60,
+        )
         if check and proc.returncode != 0:
-            raise AssertionError(f"boss {' '.join(args)} exited {proc.returncode}:\n"
-                                 f"{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"boss {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
 
     def invalid_events(self) -> list[str]:
@@ -252,8 +324,11 @@ class System:
             bus.publish(sentinel)
             graph = Graph(self.store.client, prefix=graph_prefix(self.config))
             with contextlib.suppress(AssertionError):
-                wait_for(lambda: graph.exists(sentinel["meta"]["id"]), 15,
-                         "the sentinel event in the graph")
+                wait_for(
+                    lambda: graph.exists(sentinel["meta"]["id"]),
+                    15,
+                    "the sentinel event in the graph",
+                )
         with self.publisher.connection.clone() as conn:
             letters = list_deadletters(TraceTopology(self.config).deadletter_config, conn)
         return [x["reason"] for x in letters]
@@ -279,8 +354,11 @@ def _delete_queues(system: System) -> None:
 
     if is_redis(system.broker_url):
         path = system.broker_url.split("://", 1)[1]
-        client = redis.Redis(unix_socket_path=path) if path.startswith("/") else \
-            redis.Redis.from_url(system.broker_url)
+        client = (
+            redis.Redis(unix_socket_path=path)
+            if path.startswith("/")
+            else redis.Redis.from_url(system.broker_url)
+        )
         delete_keys(client, system.prefix)
         for key in client.scan_iter(match="_kombu.binding.*"):
             for member in client.smembers(key):
@@ -292,8 +370,13 @@ def _delete_queues(system: System) -> None:
 
     with kombu.Connection(system.broker_url) as conn:
         channel = conn.channel()
-        for name in ("engine", "deadletter", "trace", "trace.deadletter",
-                     *{p.name.rsplit("-", 1)[0] for p in system.procs}):
+        for name in (
+            "engine",
+            "deadletter",
+            "trace",
+            "trace.deadletter",
+            *{p.name.rsplit("-", 1)[0] for p in system.procs},
+        ):
             with contextlib.suppress(Exception):
                 channel.queue_delete(f"{system.prefix}.{name}")
         for name in ("control", "eiffel"):
@@ -301,8 +384,9 @@ def _delete_queues(system: System) -> None:
                 channel.exchange_delete(f"{system.prefix}.{name}")
 
 
-def running_system(tmp_path: Path, broker_url: str, redis_url: str, prefix: str,
-                   request: pytest.FixtureRequest) -> Iterator[System]:
+def running_system(
+    tmp_path: Path, broker_url: str, redis_url: str, prefix: str, request: pytest.FixtureRequest
+) -> Iterator[System]:
     """The body of a ``System`` fixture: its logs printed when the test
     failed; at the end, every Eiffel event the engine and the participants
     published passed the aggregator's validation (schema, link rules); then
@@ -321,8 +405,9 @@ def running_system(tmp_path: Path, broker_url: str, redis_url: str, prefix: str,
 
 
 @pytest.fixture
-def system(broker_url: str, redis_url: str, tmp_path: Path,
-           request: pytest.FixtureRequest) -> Iterator[System]:
-    yield from running_system(tmp_path, broker_url, redis_url, f"e2e{uuid.uuid4().hex[:10]}",
-                              request)
-
+def system(
+    broker_url: str, redis_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[System]:
+    yield from running_system(
+        tmp_path, broker_url, redis_url, f"e2e{uuid.uuid4().hex[:10]}", request
+    )

@@ -18,8 +18,14 @@ class _Reporting:
             self.report = Path(ctrl.config.get("report", "path"))
 
     def note(self, event: str, wi: Any, **extra: Any) -> None:
-        line = {"event": event, "pid": os.getpid(), "wfid": wi.wfid,
-                "subid": wi.fei.get("subid"), "participant": wi.participant_name, **extra}
+        line = {
+            "event": event,
+            "pid": os.getpid(),
+            "wfid": wi.wfid,
+            "subid": wi.fei.get("subid"),
+            "participant": wi.participant_name,
+            **extra,
+        }
         with self.report.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(line) + "\n")
 
@@ -83,10 +89,12 @@ class Build(_Reporting):
         from engine.trace import eiffel
 
         self.note("call", wi)
-        comp = wi.emit(eiffel.composition_defined(f"{wi.wf_name}-{wi.wfid}",
-                                                  [wi.fields["change"]]))
-        art = wi.emit(eiffel.artifact_created(f"pkg:generic/{wi.wf_name}@{wi.wfid}",
-                                              composition=comp["meta"]["id"]))
+        comp = wi.emit(eiffel.composition_defined(f"{wi.wf_name}-{wi.wfid}", [wi.fields["change"]]))
+        art = wi.emit(
+            eiffel.artifact_created(
+                f"pkg:generic/{wi.wf_name}@{wi.wfid}", composition=comp["meta"]["id"]
+            )
+        )
         wi.fields["artifact"] = art["meta"]["id"]
 
 

@@ -25,8 +25,19 @@ def running(system: System) -> System:
 def test_launch_wait_fields_and_show(running: System, tmp_path: Path) -> None:
     path = tmp_path / "three.yaml"
     path.write_text(THREE.replace("  - bump\n", "  - bump: {sleep: 0.5}\n", 1))
-    out = running.boss("launch", str(path), "--wait", "--timeout", "60",
-                       "-f", "n=10", "-f", "change.sha=c0ffee", "-f", "tags=[a, b]")
+    out = running.boss(
+        "launch",
+        str(path),
+        "--wait",
+        "--timeout",
+        "60",
+        "-f",
+        "n=10",
+        "-f",
+        "change.sha=c0ffee",
+        "-f",
+        "tags=[a, b]",
+    )
     wfid, status = out.stdout.strip().rsplit(": ", 1)
     assert status == "finished"
     assert "bump (0_0) waiting" in out.stderr  # it follows the run as it goes
@@ -49,8 +60,9 @@ def test_launch_json_and_a_process_from_the_store(running: System) -> None:
     assert running.engine.run(wfid).name == "three"
 
 
-def test_launch_refuses_a_bad_definition_before_sending_anything(running: System,
-                                                                 tmp_path: Path) -> None:
+def test_launch_refuses_a_bad_definition_before_sending_anything(
+    running: System, tmp_path: Path
+) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: b\nsteps:\n  - concurence:\n      - bump\n")
     out = running.boss("launch", str(bad), check=False)
@@ -98,8 +110,9 @@ def test_pause_resume_kill_and_cancel_one_step(running: System) -> None:
     running.boss("pause", wfid)
     running.wait_status(wfid, states.PAUSED)
     # the sleeper's reply comes while paused: held, not applied
-    wait_for(lambda: running.store.load_run(wfid)[0].get("held"), 20,
-             "the reply, held by the paused run")
+    wait_for(
+        lambda: running.store.load_run(wfid)[0].get("held"), 20, "the reply, held by the paused run"
+    )
     assert running.status(wfid) == states.PAUSED
     running.boss("resume", wfid)
     running.wait_status(wfid)
@@ -111,8 +124,14 @@ def test_pause_resume_kill_and_cancel_one_step(running: System) -> None:
     running.wait_status(victim, states.KILLED)
 
     one = running.launch("name: s\nsteps:\n  - sleeper: {seconds: 60}\n  - bump\n")
-    wait_for(lambda: running.status(one) == states.RUNNING and
-             running.engine.positions(one)[0].name == "sleeper", 20, "the sleeper step")
+    wait_for(
+        lambda: (
+            running.status(one) == states.RUNNING
+            and running.engine.positions(one)[0].name == "sleeper"
+        ),
+        20,
+        "the sleeper step",
+    )
     running.boss("cancel", one, "--step", "0_0")
     running.wait_status(one)
     assert running.engine.run(one).fields["n"] == 1
@@ -146,8 +165,9 @@ def test_register_participants_unregister(running: System) -> None:
 
 def test_deadletters_reinject_a_corrected_body(running: System, tmp_path: Path) -> None:
     running.publisher.publish(b'{"process": ', queue=running.config.engine_queue)
-    (letter,) = wait_for(lambda: json.loads(running.boss("deadletters", "--json").stdout),
-                         20, "the dead letter")
+    (letter,) = wait_for(
+        lambda: json.loads(running.boss("deadletters", "--json").stdout), 20, "the dead letter"
+    )
     assert letter["reason"].startswith("not JSON") and letter["body"] == '{"process": '
     human = running.boss("deadletters").stdout
     assert letter["id"] in human and "not JSON" in human

@@ -23,8 +23,14 @@ def test_boss_demo_on_a_fresh_machine(tmp_path: Path) -> None:
     env["BOSS_STATE_DIR"] = str(state)
     env["PYTHONPATH"] = str(ROOT)
     try:
-        proc = subprocess.run([sys.executable, "-m", "engine.cli", "demo"], env=env,
-                              capture_output=True, text=True, timeout=180, cwd=tmp_path)
+        proc = subprocess.run(
+            [sys.executable, "-m", "engine.cli", "demo"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            cwd=tmp_path,
+        )
         out = proc.stdout
         assert proc.returncode == 0, out + proc.stderr
         assert "store and broker: the embedded Valkey" in out
@@ -36,15 +42,24 @@ def test_boss_demo_on_a_fresh_machine(tmp_path: Path) -> None:
             assert found, f"{needle!r} not in the demo's output:\n{out}"
             return found[0]
 
-        order = [first(needle) for needle in (
-            "check_spec         started", "build              FAILED: RuntimeError: builder-1",
-            "replaying the failed build", "run_tests          started", " finished")]
+        order = [
+            first(needle)
+            for needle in (
+                "check_spec         started",
+                "build              FAILED: RuntimeError: builder-1",
+                "replaying the failed build",
+                "run_tests          started",
+                " finished",
+            )
+        ]
         assert order == sorted(order), out
         assert sum("run_tests          started" in x for x in lines) == 2  # in parallel
         assert "release candidate hello-c0ffee is ready" in out
         # the graph traced the change to the artifact and its confidence levels
-        assert ("trace: change c0ffee is in 1 artifact(s) with confidence levels "
-                "releaseCandidate, tested-aarch64, tested-x86_64") in out, out
+        assert (
+            "trace: change c0ffee is in 1 artifact(s) with confidence levels "
+            "releaseCandidate, tested-aarch64, tested-x86_64"
+        ) in out, out
         assert "lead time from the change to releaseCandidate: " in out, out
         assert "stopped 7 processes and the embedded Valkey" in out
         # everything it started is gone, and the run stayed on disk

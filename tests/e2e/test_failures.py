@@ -20,7 +20,8 @@ from tests.waiting import wait_for
 
 def steps(n: int, sleep: float = 0.0) -> str:
     return "name: seq\nsteps:\n" + "".join(
-        f"  - bump: {{tag: s{i}, sleep: {sleep}}}\n" for i in range(n))
+        f"  - bump: {{tag: s{i}, sleep: {sleep}}}\n" for i in range(n)
+    )
 
 
 def assert_each_step_once(system: System, wfid: str, n: int) -> None:
@@ -84,13 +85,12 @@ def _restart_broker(system: System, server: EmbeddedValkey | None) -> None:
         time.sleep(0.5)  # a real outage, not a blink
         server.start()
         return
-    subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True, capture_output=True,
-                   timeout=60)
+    subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True, capture_output=True, timeout=60)
     time.sleep(0.5)
-    subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True, capture_output=True,
-                   timeout=120)
-    subprocess.run(["rabbitmqctl", "-q", "await_startup"], check=True, capture_output=True,
-                   timeout=120)
+    subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "await_startup"], check=True, capture_output=True, timeout=120
+    )
 
 
 @pytest.fixture(params=["rabbitmq", "embedded"])

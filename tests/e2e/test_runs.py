@@ -12,8 +12,7 @@ from tests.waiting import wait_for
 
 
 def steps(n: int, participant: str = "bump") -> str:
-    return "name: seq\nsteps:\n" + "".join(
-        f"  - {participant}: {{tag: s{i}}}\n" for i in range(n))
+    return "name: seq\nsteps:\n" + "".join(f"  - {participant}: {{tag: s{i}}}\n" for i in range(n))
 
 
 def test_a_ten_step_process(system: System) -> None:
@@ -32,8 +31,10 @@ def test_a_twenty_branch_concurrence(system: System) -> None:
     system.worker()
     system.participant("bump", "Bump", instances=2)
     branches = "".join(f"        - bump: {{tag: b{i}}}\n" for i in range(20))
-    wfid = system.launch(f"name: fan\nsteps:\n  - concurrence:\n      merge_type: union\n"
-                         f"      branches:\n{branches}  - bump: {{tag: after}}\n")
+    wfid = system.launch(
+        f"name: fan\nsteps:\n  - concurrence:\n      merge_type: union\n"
+        f"      branches:\n{branches}  - bump: {{tag: after}}\n"
+    )
     system.wait_status(wfid)
     fields = system.engine.run(wfid).fields
     assert sorted(fields["trail"][:-1]) == sorted(f"b{i}" for i in range(20))
@@ -48,8 +49,9 @@ def test_a_timeout_cancels_the_step_at_the_participant(system: System) -> None:
     system.worker()
     system.participant("sleeper", "Sleeper")
     system.participant("bump", "Bump")
-    wfid = system.launch("name: slow\nsteps:\n  - sleeper: {seconds: 60}\n"
-                         "    timeout: 1.5s\n  - bump\n")
+    wfid = system.launch(
+        "name: slow\nsteps:\n  - sleeper: {seconds: 60}\n    timeout: 1.5s\n  - bump\n"
+    )
     system.wait_status(wfid, timeout=30)
     fields = system.engine.run(wfid).fields
     assert fields["n"] == 1 and "slept" not in fields
@@ -101,7 +103,8 @@ def test_an_unknown_participant_leaves_a_replayable_error(system: System) -> Non
 
 
 def test_malformed_messages_are_dead_lettered_and_a_malformed_reply_fails_its_step(
-        system: System) -> None:
+    system: System,
+) -> None:
     system.worker()
     queue = f"{system.prefix}.holder"
     system.engine.register("holder", queue)  # nobody consumes: the test answers
@@ -121,9 +124,14 @@ def test_malformed_messages_are_dead_lettered_and_a_malformed_reply_fails_its_st
         bad = dict(wi, fields="not an object")
         system.publisher.publish(bad, queue=system.config.engine_queue)
 
-    letters = wait_for(lambda: len(json.loads(system.boss("deadletters", "--json").stdout)) == 2
-                       and json.loads(system.boss("deadletters", "--json").stdout), 20,
-                       "two dead letters")
+    letters = wait_for(
+        lambda: (
+            len(json.loads(system.boss("deadletters", "--json").stdout)) == 2
+            and json.loads(system.boss("deadletters", "--json").stdout)
+        ),
+        20,
+        "two dead letters",
+    )
     reasons = sorted(d["reason"] for d in letters)
     assert reasons[0].startswith("invalid workitem: at fields")
     assert reasons[1].startswith("not UTF-8") or reasons[1].startswith("not JSON")
@@ -144,10 +152,12 @@ def test_malformed_messages_are_dead_lettered_and_a_malformed_reply_fails_its_st
 
 def test_a_participant_registers_itself_at_start_up(system: System) -> None:
     system.worker()
-    system.participant("selfreg", "Bump", preregister=False, register="true",
-                       regexp="self_.*")
-    regs = wait_for(lambda: [r for r in system.store.participants() if r.pattern == "self_.*"],
-                    20, "the registration")
+    system.participant("selfreg", "Bump", preregister=False, register="true", regexp="self_.*")
+    regs = wait_for(
+        lambda: [r for r in system.store.participants() if r.pattern == "self_.*"],
+        20,
+        "the registration",
+    )
     assert regs[0].regex and regs[0].queue == f"{system.prefix}.selfreg"
     wfid = system.launch("name: s\nsteps:\n  - self_a\n  - self_b\n")
     system.wait_status(wfid)
@@ -163,8 +173,11 @@ def test_the_celery_task_takes_the_same_json(system: System) -> None:
     system.participant("bump", "Bump")
     app = Celery("client", broker=system.broker_url, set_as_current=False)
     wfid = f"{system.prefix}-celery"
-    result = app.send_task("boss.apply", args=[{"definition": steps(2), "wfid": wfid}],
-                           queue=system.config.engine_queue + ".tasks")
+    result = app.send_task(
+        "boss.apply",
+        args=[{"definition": steps(2), "wfid": wfid}],
+        queue=system.config.engine_queue + ".tasks",
+    )
     assert result.id
     system.wait_status(wfid)
     assert system.engine.run(wfid).fields["n"] == 2
@@ -172,8 +185,7 @@ def test_the_celery_task_takes_the_same_json(system: System) -> None:
         conn.default_channel.queue_delete(system.config.engine_queue + ".tasks")
 
 
-def test_a_message_that_keeps_failing_is_dead_lettered_with_its_traceback(
-        system: System) -> None:
+def test_a_message_that_keeps_failing_is_dead_lettered_with_its_traceback(system: System) -> None:
     """Not a malformed body: one whose handling raises every time (here a
     run state corrupted in the store). It is tried five times, then set
     aside with the traceback, and the worker goes on."""
@@ -195,8 +207,9 @@ def test_a_message_that_keeps_failing_is_dead_lettered_with_its_traceback(
     client.hset(f"{system.config.key_prefix}run:{wfid}", "state", "{not json")
     client.close()
     system.publisher.publish(wi, queue=system.config.engine_queue)
-    (letter,) = wait_for(lambda: json.loads(system.boss("deadletters", "--json").stdout), 60,
-                         "the dead letter")
+    (letter,) = wait_for(
+        lambda: json.loads(system.boss("deadletters", "--json").stdout), 60, "the dead letter"
+    )
     assert letter["reason"].startswith("handling failed repeatedly")
     assert "Traceback" in letter["reason"] and "JSONDecodeError" in letter["reason"]
     assert json.loads(letter["body"])["fei"] == wi["fei"]

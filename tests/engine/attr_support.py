@@ -36,10 +36,17 @@ class Calls:
     for the calls listed in ``fail_on`` (1-based), or always with
     ``always_fail``."""
 
-    def __init__(self, name: str, trace: list[Any] | None = None, *, fail_on: tuple[int, ...] = (),
-                 always_fail: bool = False, message: str = "boom",
-                 change: dict[str, Any] | None = None,
-                 exc: type[Exception] = RuntimeError) -> None:
+    def __init__(
+        self,
+        name: str,
+        trace: list[Any] | None = None,
+        *,
+        fail_on: tuple[int, ...] = (),
+        always_fail: bool = False,
+        message: str = "boom",
+        change: dict[str, Any] | None = None,
+        exc: type[Exception] = RuntimeError,
+    ) -> None:
         self.name = name
         self.trace = trace
         self.fail_on = set(fail_on)
@@ -72,6 +79,7 @@ def register_calls(h: ProcessHarness, name: str, **kw: Any) -> Calls:
 def tracer(h: ProcessHarness, name: str) -> Callable[[Workitem], None]:
     def f(wi: Workitem) -> None:
         h.trace.append(name)
+
     return f
 
 
@@ -80,14 +88,16 @@ def register_tracers(h: ProcessHarness, *names: str) -> None:
         h.register(n, tracer(h, n))
 
 
-def step_records(h: ProcessHarness, run: HarnessRun | str | None = None,
-                 name: str | None = None) -> list[tuple[str, str, str, str | None]]:
+def step_records(
+    h: ProcessHarness, run: HarnessRun | str | None = None, name: str | None = None
+) -> list[tuple[str, str, str, str | None]]:
     """(eid, name, event, outcome) of step records, in order."""
     wfid = run if isinstance(run, str) or run is None else run.wfid
     return [
         (r.eid, r.name, r.event, r.outcome)
         for r in h.records
-        if r.entity == "step" and (wfid is None or r.wfid == wfid)
+        if r.entity == "step"
+        and (wfid is None or r.wfid == wfid)
         and (name is None or r.name == name)
     ]
 
@@ -98,8 +108,11 @@ def run_records(h: ProcessHarness, run: HarnessRun | str) -> list[tuple[str, str
 
 
 def dispatched_to(h: ProcessHarness, name: str, run: HarnessRun | None = None) -> list[Workitem]:
-    return [wi for wi in h.dispatched if wi.participant_name == name
-            and (run is None or wi.wfid == run.wfid)]
+    return [
+        wi
+        for wi in h.dispatched
+        if wi.participant_name == name and (run is None or wi.wfid == run.wfid)
+    ]
 
 
 def cancelled_subids(h: ProcessHarness) -> list[str]:

@@ -29,8 +29,11 @@ def proc(steps: str, *, subprocesses: str | None = None, head: str = "") -> str:
     if head:
         text += textwrap.dedent(head).strip("\n") + "\n"
     if subprocesses:
-        text += "subprocesses:\n" + textwrap.indent(textwrap.dedent(subprocesses).strip("\n"),
-                                                     "  ") + "\n"
+        text += (
+            "subprocesses:\n"
+            + textwrap.indent(textwrap.dedent(subprocesses).strip("\n"), "  ")
+            + "\n"
+        )
     text += "steps:\n" + textwrap.indent(textwrap.dedent(steps).strip("\n"), "  ") + "\n"
     return text
 
@@ -55,8 +58,9 @@ def standard(h: ProcessHarness, holders: Iterable[str] = ()) -> ProcessHarness:
     return h
 
 
-def run_proc(h: ProcessHarness, steps: str, fields: dict[str, Any] | None = None,
-             **kw: Any) -> HarnessRun:
+def run_proc(
+    h: ProcessHarness, steps: str, fields: dict[str, Any] | None = None, **kw: Any
+) -> HarnessRun:
     """Launch ``proc(steps, **kw)`` and wait for it."""
     run = h.launch(proc(steps, **kw), fields=fields)
     return run.wait()
@@ -89,8 +93,11 @@ def clean(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if not (k.startswith("__") and k.endswith("__"))}
 
 
-def make(holders: Iterable[str] = ("hold", "hold_a", "hold_b", "hold_c", "hold_d"),
-         *, registered: bool = True) -> ProcessHarness:
+def make(
+    holders: Iterable[str] = ("hold", "hold_a", "hold_b", "hold_c", "hold_d"),
+    *,
+    registered: bool = True,
+) -> ProcessHarness:
     """A harness on the virtual clock; with ``registered`` it has the
     tracers (alpha, bravo, ...), ``tick`` and the ``holders``."""
     h = ProcessHarness(start=START)

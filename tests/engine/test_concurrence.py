@@ -60,8 +60,11 @@ def test_branches_are_applied_in_parallel(h: ProcessHarness) -> None:
 
 @pytest.mark.parametrize(
     "order",
-    [("hold_a", "hold_b", "hold_c"), ("hold_c", "hold_b", "hold_a"), ("hold_b", "hold_c",
-                                                                       "hold_a")],
+    [
+        ("hold_a", "hold_b", "hold_c"),
+        ("hold_c", "hold_b", "hold_a"),
+        ("hold_b", "hold_c", "hold_a"),
+    ],
 )
 def test_concurrence_ends_when_all_branches_replied(h: ProcessHarness, order) -> None:
     run = run_proc(h, ABC)
@@ -215,10 +218,15 @@ def test_some_branches_skipped(h: ProcessHarness, merge: str, result: dict) -> N
 
 def test_two_hundred_branches(h: ProcessHarness) -> None:
     branches = [{"hold": {"item": i}} for i in range(200)]
-    run = h.launch({"name": "wide", "steps": [
-        {"concurrence": {"merge_type": "isolate", "branches": branches}},
-        "alpha",
-    ]}).wait()
+    run = h.launch(
+        {
+            "name": "wide",
+            "steps": [
+                {"concurrence": {"merge_type": "isolate", "branches": branches}},
+                "alpha",
+            ],
+        }
+    ).wait()
     assert len(h.pending) == 200
     for i in reversed(range(200)):
         answer_item(h, "hold", i, n=i)
@@ -338,8 +346,9 @@ TAGGED = """
         pytest.param("[ta, tb]", ["hold_a", "hold_b"], ["hold_c"], id="two-tags-early"),
     ],
 )
-def test_wait_for_tags(h: ProcessHarness, wait_for: str, replies: list[str],
-                       cancelled: list[str]) -> None:
+def test_wait_for_tags(
+    h: ProcessHarness, wait_for: str, replies: list[str], cancelled: list[str]
+) -> None:
     run = run_proc(h, TAGGED.format(wait_for=wait_for))
     for name in replies:
         assert h.trace == []
@@ -380,22 +389,42 @@ OVER = """
 @pytest.mark.parametrize(
     ("cond", "replies", "cancelled"),
     [
-        pytest.param('over_if: "${f:done} == true"',
-                     [("hold_a", {"done": False}), ("hold_b", {"done": True})],
-                     ["hold_c"], id="over_if"),
-        pytest.param('over_if: "${f:done}"', [("hold_c", {"done": True})],
-                     ["hold_a", "hold_b"], id="over_if-bare"),
-        pytest.param('over_if: "${f:done}"',
-                     [("hold_a", {}), ("hold_b", {"done": 0}), ("hold_c", {"done": ""})],
-                     [], id="over_if-never"),
-        pytest.param('over_unless: "${f:ok}"',
-                     [("hold_b", {"ok": True}), ("hold_a", {"ok": False})],
-                     ["hold_c"], id="over_unless"),
-        pytest.param('over_unless: "${f:n} < 10"', [("hold_a", {"n": "12"})],
-                     ["hold_b", "hold_c"], id="over_unless-numeric-string"),
-        pytest.param('over_if: "${f:score} >= 3"',
-                     [("hold_b", {"score": 2}), ("hold_c", {"score": 3})],
-                     ["hold_a"], id="over_if-typed"),
+        pytest.param(
+            'over_if: "${f:done} == true"',
+            [("hold_a", {"done": False}), ("hold_b", {"done": True})],
+            ["hold_c"],
+            id="over_if",
+        ),
+        pytest.param(
+            'over_if: "${f:done}"',
+            [("hold_c", {"done": True})],
+            ["hold_a", "hold_b"],
+            id="over_if-bare",
+        ),
+        pytest.param(
+            'over_if: "${f:done}"',
+            [("hold_a", {}), ("hold_b", {"done": 0}), ("hold_c", {"done": ""})],
+            [],
+            id="over_if-never",
+        ),
+        pytest.param(
+            'over_unless: "${f:ok}"',
+            [("hold_b", {"ok": True}), ("hold_a", {"ok": False})],
+            ["hold_c"],
+            id="over_unless",
+        ),
+        pytest.param(
+            'over_unless: "${f:n} < 10"',
+            [("hold_a", {"n": "12"})],
+            ["hold_b", "hold_c"],
+            id="over_unless-numeric-string",
+        ),
+        pytest.param(
+            'over_if: "${f:score} >= 3"',
+            [("hold_b", {"score": 2}), ("hold_c", {"score": 3})],
+            ["hold_a"],
+            id="over_if-typed",
+        ),
     ],
 )
 def test_over_if_over_unless(h: ProcessHarness, cond: str, replies, cancelled) -> None:
@@ -514,8 +543,7 @@ def test_remaining_forget_branch_ending_first(h: ProcessHarness) -> None:
     assert run.fields == {"c": 1}
 
 
-def test_forgotten_branch_keeps_its_variables_after_the_main_flow_ended(
-        h: ProcessHarness) -> None:
+def test_forgotten_branch_keeps_its_variables_after_the_main_flow_ended(h: ProcessHarness) -> None:
     # BUG-103
     run = run_proc(
         h,
@@ -536,8 +564,7 @@ def test_forgotten_branch_keeps_its_variables_after_the_main_flow_ended(
     assert h.trace == ["alpha", "late x=X"]
 
 
-def test_forgotten_branch_sees_the_variables_while_the_main_flow_runs(
-        h: ProcessHarness) -> None:
+def test_forgotten_branch_sees_the_variables_while_the_main_flow_runs(h: ProcessHarness) -> None:
     run = run_proc(
         h,
         """
@@ -671,8 +698,7 @@ def expected(merge: str, merge_type: str) -> dict[str, Any]:
 MERGE_CASES = [
     pytest.param(merge, merge_type, id=f"{merge}-{merge_type}")
     for merge in ("first", "last", "highest", "lowest")
-    for merge_type in ("override", "mix", "isolate", "stack", "union", "concat", "deep",
-                       "ignore")
+    for merge_type in ("override", "mix", "isolate", "stack", "union", "concat", "deep", "ignore")
 ]
 
 
@@ -698,7 +724,8 @@ def test_merge_matrix(h: ProcessHarness, merge: str, merge_type: str) -> None:
     assert run.status == "running"
     after = held(h, "hold_d")
     assert clean({k: v for k, v in after.fields.items() if k != "params"}) == expected(
-        merge, merge_type)
+        merge, merge_type
+    )
 
 
 def test_default_merge_is_first_override(h: ProcessHarness) -> None:
@@ -808,7 +835,10 @@ def test_concurrent_iterator_branch_per_item(h: ProcessHarness) -> None:
     )
     assert run.status == "running"
     assert sorted((wi.params["item"], wi.params["index"]) for wi in h.pending.values()) == [
-        ("x", "0"), ("y", "1"), ("z", "2")]
+        ("x", "0"),
+        ("y", "1"),
+        ("z", "2"),
+    ]
     for item in ("z", "x", "y"):
         answer_item(h, "hold", item, got=item)
     run.wait()
@@ -886,8 +916,9 @@ def test_concurrent_iterator_count(h: ProcessHarness) -> None:
         pytest.param("last", "override", {"v": "b"}, id="last"),
         pytest.param("highest", "override", {"v": "a"}, id="highest"),
         pytest.param("lowest", "override", {"v": "c"}, id="lowest"),
-        pytest.param("highest", "stack", {"stack": [{"v": "a"}, {"v": "b"}, {"v": "c"}]},
-                     id="highest-stack"),
+        pytest.param(
+            "highest", "stack", {"stack": [{"v": "a"}, {"v": "b"}, {"v": "c"}]}, id="highest-stack"
+        ),
         pytest.param("first", "mix", {"v": "c", "a": 1, "b": 1, "c": 1}, id="first-mix"),
     ],
 )

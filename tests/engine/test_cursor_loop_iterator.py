@@ -21,8 +21,13 @@ def h() -> ProcessHarness:
     return make()
 
 
-def check(h: ProcessHarness, steps: str, trace: list, fields: dict | None = None,
-          launch: dict | None = None) -> None:
+def check(
+    h: ProcessHarness,
+    steps: str,
+    trace: list,
+    fields: dict | None = None,
+    launch: dict | None = None,
+) -> None:
     run = run_proc(h, steps, fields=launch)
     assert run.status == "finished", run.errors
     assert h.trace == trace
@@ -33,29 +38,54 @@ def check(h: ProcessHarness, steps: str, trace: list, fields: dict | None = None
 # -- cursor ---------------------------------------------------------------------------
 
 CURSOR = [
-    pytest.param("- cursor: [alpha, bravo]\n- charlie", ["alpha", "bravo", "charlie"], {},
-                 id="plain-list"),
-    pytest.param("- cursor:\n    steps: [alpha, bravo]\n- charlie",
-                 ["alpha", "bravo", "charlie"], {}, id="steps-mapping"),
+    pytest.param(
+        "- cursor: [alpha, bravo]\n- charlie", ["alpha", "bravo", "charlie"], {}, id="plain-list"
+    ),
+    pytest.param(
+        "- cursor:\n    steps: [alpha, bravo]\n- charlie",
+        ["alpha", "bravo", "charlie"],
+        {},
+        id="steps-mapping",
+    ),
     pytest.param("- cursor: []\n- charlie", ["charlie"], {}, id="empty"),
     # break
-    pytest.param("- cursor: [alpha, break, bravo]\n- charlie", ["alpha", "charlie"], {},
-                 id="break"),
-    pytest.param("- cursor:\n  - alpha\n  - break:\n    if: '${f:stop}'\n  - bravo",
-                 ["alpha", "bravo"], {}, id="break-if-false"),
-    pytest.param("- set: {stop: true}\n- cursor:\n  - alpha\n  - break:\n    if: '${f:stop}'"
-                 "\n  - bravo", ["alpha"], {}, id="break-if-true"),
+    pytest.param(
+        "- cursor: [alpha, break, bravo]\n- charlie", ["alpha", "charlie"], {}, id="break"
+    ),
+    pytest.param(
+        "- cursor:\n  - alpha\n  - break:\n    if: '${f:stop}'\n  - bravo",
+        ["alpha", "bravo"],
+        {},
+        id="break-if-false",
+    ),
+    pytest.param(
+        "- set: {stop: true}\n- cursor:\n  - alpha\n  - break:\n    if: '${f:stop}'\n  - bravo",
+        ["alpha"],
+        {},
+        id="break-if-true",
+    ),
     # skip
-    pytest.param("- cursor: [alpha, skip, bravo, charlie]", ["alpha", "charlie"], {},
-                 id="skip-alone-is-1"),
-    pytest.param("- cursor: [alpha, {skip: 1}, bravo, charlie]", ["alpha", "charlie"], {},
-                 id="skip-1"),
-    pytest.param("- cursor: [alpha, {skip: 2}, bravo, charlie, delta]", ["alpha", "delta"], {},
-                 id="skip-2"),
-    pytest.param("- cursor: [alpha, {skip: 5}, bravo]\n- charlie", ["alpha", "charlie"], {},
-                 id="skip-past-the-end"),
-    pytest.param("- set: {n: 2}\n- cursor: [alpha, {skip: '${f:n}'}, bravo, charlie, delta]",
-                 ["alpha", "delta"], {}, id="skip-substituted"),
+    pytest.param(
+        "- cursor: [alpha, skip, bravo, charlie]", ["alpha", "charlie"], {}, id="skip-alone-is-1"
+    ),
+    pytest.param(
+        "- cursor: [alpha, {skip: 1}, bravo, charlie]", ["alpha", "charlie"], {}, id="skip-1"
+    ),
+    pytest.param(
+        "- cursor: [alpha, {skip: 2}, bravo, charlie, delta]", ["alpha", "delta"], {}, id="skip-2"
+    ),
+    pytest.param(
+        "- cursor: [alpha, {skip: 5}, bravo]\n- charlie",
+        ["alpha", "charlie"],
+        {},
+        id="skip-past-the-end",
+    ),
+    pytest.param(
+        "- set: {n: 2}\n- cursor: [alpha, {skip: '${f:n}'}, bravo, charlie, delta]",
+        ["alpha", "delta"],
+        {},
+        id="skip-substituted",
+    ),
     # back
     pytest.param(
         """
@@ -67,7 +97,9 @@ CURSOR = [
             if: "${f:ticks} < 3"
           - bravo
         """,
-        ["alpha", "t1", "t2", "t3", "bravo"], {"ticks": 3}, id="back-2",
+        ["alpha", "t1", "t2", "t3", "bravo"],
+        {"ticks": 3},
+        id="back-2",
     ),
     pytest.param(
         """
@@ -77,7 +109,9 @@ CURSOR = [
           - back:
             if: "${f:ticks} < 2"
         """,
-        ["alpha", "t1", "t2"], {"ticks": 2}, id="back-alone-is-1",
+        ["alpha", "t1", "t2"],
+        {"ticks": 2},
+        id="back-alone-is-1",
     ),
     pytest.param(
         """
@@ -87,7 +121,9 @@ CURSOR = [
           - back: 9
             if: "${f:ticks} < 2"
         """,
-        ["alpha", "alpha"], {"ticks": 2}, id="back-past-the-start-goes-to-the-first",
+        ["alpha", "alpha"],
+        {"ticks": 2},
+        id="back-past-the-start-goes-to-the-first",
     ),
     # jump
     pytest.param(
@@ -100,10 +136,16 @@ CURSOR = [
             tag: fin
           - charlie
         """,
-        ["alpha", "fin", "charlie"], {}, id="jump-to-tag",
+        ["alpha", "fin", "charlie"],
+        {},
+        id="jump-to-tag",
     ),
-    pytest.param("- cursor: [alpha, {jump: charlie}, bravo, charlie, delta]",
-                 ["alpha", "charlie", "delta"], {}, id="jump-to-participant-name"),
+    pytest.param(
+        "- cursor: [alpha, {jump: charlie}, bravo, charlie, delta]",
+        ["alpha", "charlie", "delta"],
+        {},
+        id="jump-to-participant-name",
+    ),
     pytest.param(
         """
         - cursor:
@@ -112,13 +154,20 @@ CURSOR = [
           - participant: {ref: bravo}
           - charlie
         """,
-        ["alpha", "bravo", "charlie"], {}, id="jump-to-participant-ref",
+        ["alpha", "bravo", "charlie"],
+        {},
+        id="jump-to-participant-ref",
     ),
-    pytest.param("- cursor: [alpha, {jump: 3}, bravo, charlie]", ["alpha", "charlie"], {},
-                 id="jump-to-index"),
-    pytest.param("- set: {to: pub}\n- cursor:\n  - alpha\n  - jump: '${f:to}'\n  - bravo\n"
-                 "  - echo: published\n    tag: pub",
-                 ["alpha", "published"], {}, id="jump-substituted"),
+    pytest.param(
+        "- cursor: [alpha, {jump: 3}, bravo, charlie]", ["alpha", "charlie"], {}, id="jump-to-index"
+    ),
+    pytest.param(
+        "- set: {to: pub}\n- cursor:\n  - alpha\n  - jump: '${f:to}'\n  - bravo\n"
+        "  - echo: published\n    tag: pub",
+        ["alpha", "published"],
+        {},
+        id="jump-substituted",
+    ),
     pytest.param(
         """
         - cursor:
@@ -129,7 +178,9 @@ CURSOR = [
             if: "${f:ticks} < 3"
           - alpha
         """,
-        ["start", "start", "start", "alpha"], {"ticks": 3}, id="jump-backwards",
+        ["start", "start", "start", "alpha"],
+        {"ticks": 3},
+        id="jump-backwards",
     ),
     # rewind
     pytest.param(
@@ -141,7 +192,9 @@ CURSOR = [
             if: "${f:ticks} < 3"
           - alpha
         """,
-        ["t1", "t2", "t3", "alpha"], {"ticks": 3}, id="rewind",
+        ["t1", "t2", "t3", "alpha"],
+        {"ticks": 3},
+        id="rewind",
     ),
     pytest.param(
         """
@@ -150,7 +203,9 @@ CURSOR = [
           - rewind:
             unless: "${f:ticks} >= 2"
         """,
-        [], {"ticks": 2}, id="rewind-unless",
+        [],
+        {"ticks": 2},
+        id="rewind-unless",
     ),
     # break_if & co: checked after each child
     pytest.param(
@@ -160,7 +215,9 @@ CURSOR = [
             steps: [tick, tick, tick, alpha]
         - bravo
         """,
-        ["bravo"], {"ticks": 2}, id="break_if",
+        ["bravo"],
+        {"ticks": 2},
+        id="break_if",
     ),
     pytest.param(
         """
@@ -170,7 +227,9 @@ CURSOR = [
             steps: [alpha, {set: {go: false}}, bravo]
         - charlie
         """,
-        ["alpha", "charlie"], {"go": False}, id="break_unless",
+        ["alpha", "charlie"],
+        {"go": False},
+        id="break_unless",
     ),
     pytest.param(
         """
@@ -178,7 +237,9 @@ CURSOR = [
             rewind_if: "${f:ticks} < 3"
             steps: [tick, {echo: "t${f:ticks}"}]
         """,
-        ["t3"], {"ticks": 3}, id="rewind_if",
+        ["t3"],
+        {"ticks": 3},
+        id="rewind_if",
     ),
     pytest.param(
         """
@@ -186,7 +247,9 @@ CURSOR = [
             rewind_unless: "${f:ticks} >= 2"
             steps: [tick, {echo: "t${f:ticks}"}]
         """,
-        ["t2"], {"ticks": 2}, id="rewind_unless",
+        ["t2"],
+        {"ticks": 2},
+        id="rewind_unless",
     ),
     pytest.param(
         """
@@ -195,7 +258,9 @@ CURSOR = [
             rewind_if: "${f:ticks} < 5"
             steps: [tick, alpha]
         """,
-        [], {"ticks": 2}, id="break_if-before-rewind_if",
+        [],
+        {"ticks": 2},
+        id="break_if-before-rewind_if",
     ),
 ]
 
@@ -206,8 +271,9 @@ def test_cursor(h: ProcessHarness, steps: str, trace: list, fields: dict) -> Non
 
 
 def test_break_if_checked_after_the_first_child(h: ProcessHarness) -> None:
-    run = run_proc(h, "- cursor:\n    break_if: '${f:stop}'\n    steps: [alpha, bravo]",
-                   fields={"stop": True})
+    run = run_proc(
+        h, "- cursor:\n    break_if: '${f:stop}'\n    steps: [alpha, bravo]", fields={"stop": True}
+    )
     assert h.trace == ["alpha"]
     assert run.status == "finished"
 
@@ -266,7 +332,9 @@ LOOPS = [
             if: "${f:ticks} >= 3"
         - alpha
         """,
-        ["t1", "t2", "t3", "alpha"], {"ticks": 3}, id="break-at-the-end",
+        ["t1", "t2", "t3", "alpha"],
+        {"ticks": 3},
+        id="break-at-the-end",
     ),
     pytest.param(
         """
@@ -277,7 +345,9 @@ LOOPS = [
                 if: "${f:ticks} == 2"
               - echo: "t${f:ticks}"
         """,
-        ["t1"], {"ticks": 2}, id="steps-mapping-break-in-the-middle",
+        ["t1"],
+        {"ticks": 2},
+        id="steps-mapping-break-in-the-middle",
     ),
     pytest.param(
         """
@@ -289,7 +359,9 @@ LOOPS = [
           - break:
             if: "${f:ticks} >= 2"
         """,
-        ["t2"], {"ticks": 2}, id="skip-in-a-loop",
+        ["t2"],
+        {"ticks": 2},
+        id="skip-in-a-loop",
     ),
     pytest.param(
         """
@@ -301,7 +373,9 @@ LOOPS = [
             if: "${f:ticks} == 2"
           - echo: "t${f:ticks}"
         """,
-        [], {"ticks": 2}, id="skip-past-the-end-of-a-loop-wraps",
+        [],
+        {"ticks": 2},
+        id="skip-past-the-end-of-a-loop-wraps",
     ),
     pytest.param(
         """
@@ -313,7 +387,9 @@ LOOPS = [
           - break:
             tag: out
         """,
-        [], {"ticks": 3}, id="jump-to-a-break",
+        [],
+        {"ticks": 3},
+        id="jump-to-a-break",
     ),
 ]
 
@@ -412,7 +488,8 @@ NESTED = [
           - cursor: [bravo, break, charlie]
           - delta
         """,
-        ["alpha", "bravo", "delta"], id="inner-break",
+        ["alpha", "bravo", "delta"],
+        id="inner-break",
     ),
     pytest.param(
         """
@@ -425,7 +502,8 @@ NESTED = [
               if: "${f:ticks} < 2"
           - bravo
         """,
-        ["alpha", "t1", "t2", "bravo"], id="inner-rewind",
+        ["alpha", "t1", "t2", "bravo"],
+        id="inner-rewind",
     ),
     pytest.param(
         """
@@ -434,7 +512,8 @@ NESTED = [
           - cursor: [bravo, skip, charlie, delta]
           - foxtrot
         """,
-        ["alpha", "bravo", "delta", "foxtrot"], id="inner-skip",
+        ["alpha", "bravo", "delta", "foxtrot"],
+        id="inner-skip",
     ),
     pytest.param(
         """
@@ -449,7 +528,8 @@ NESTED = [
           - echo: outer end
             tag: end
         """,
-        ["alpha", "bravo", "inner end", "outer end"], id="jump-to-a-tag-in-the-inner",
+        ["alpha", "bravo", "inner end", "outer end"],
+        id="jump-to-a-tag-in-the-inner",
     ),
     pytest.param(
         """
@@ -461,7 +541,8 @@ NESTED = [
             tag: inner
           - foxtrot
         """,
-        ["alpha", "charlie", "last", "foxtrot"], id="outer-jump-to-the-tagged-inner",
+        ["alpha", "charlie", "last", "foxtrot"],
+        id="outer-jump-to-the-tagged-inner",
     ),
     pytest.param(
         """
@@ -474,7 +555,8 @@ NESTED = [
             if: "${f:ticks} < 2"
           - alpha
         """,
-        ["in1", "in2", "alpha"], id="outer-rewind-around-inner-break",
+        ["in1", "in2", "alpha"],
+        id="outer-rewind-around-inner-break",
     ),
     pytest.param(
         """
@@ -487,7 +569,8 @@ NESTED = [
             if: "${f:ticks} == 2"
         - alpha
         """,
-        ["inner1", "inner2", "alpha"], id="nested-loops",
+        ["inner1", "inner2", "alpha"],
+        id="nested-loops",
     ),
     pytest.param(
         """
@@ -501,7 +584,8 @@ NESTED = [
                   if: "${v:i} == b"
           - bravo
         """,
-        ["alpha", "a", "b", "bravo"], id="break-in-iterator-in-cursor",
+        ["alpha", "a", "b", "bravo"],
+        id="break-in-iterator-in-cursor",
     ),
     pytest.param(
         """
@@ -514,7 +598,8 @@ NESTED = [
                 - echo: never
               - echo: "${v:i}2"
         """,
-        ["a1", "a2", "b1", "b2"], id="break-in-cursor-in-iterator",
+        ["a1", "a2", "b1", "b2"],
+        id="break-in-cursor-in-iterator",
     ),
 ]
 
@@ -548,8 +633,11 @@ def test_command_from_deep_inside_nested_sequences(h: ProcessHarness) -> None:
 
 
 def test_command_from_a_subprocess_acts_on_the_callers_cursor(h: ProcessHarness) -> None:
-    run = h.launch(proc("- cursor: [alpha, sub, bravo]\n- charlie",
-                        subprocesses="sub: [delta, break, foxtrot]")).wait()
+    run = h.launch(
+        proc(
+            "- cursor: [alpha, sub, bravo]\n- charlie", subprocesses="sub: [delta, break, foxtrot]"
+        )
+    ).wait()
     assert run.status == "finished"
     assert h.trace == ["alpha", "delta", "charlie"]
 
@@ -612,8 +700,9 @@ def test_command_from_a_concurrence_branch_cancels_the_siblings(h: ProcessHarnes
 
 
 def test_command_from_a_concurrence_branch_cancels_a_sibling_wait(h: ProcessHarness) -> None:
-    run = run_proc(h, "- loop:\n  - concurrence:\n    - wait: 1h\n    - sequence: [alpha, break]"
-                      "\n- bravo")
+    run = run_proc(
+        h, "- loop:\n  - concurrence:\n    - wait: 1h\n    - sequence: [alpha, break]\n- bravo"
+    )
     assert run.status == "finished"
     assert h.trace == ["alpha", "bravo"]
     assert h.next_timer() is None
@@ -720,8 +809,7 @@ def test_cursor_command_in_a_concurrence_outside_a_cursor_is_ignored(h: ProcessH
 
 
 def test_skipped_command_does_nothing(h: ProcessHarness) -> None:
-    check(h, "- cursor:\n  - alpha\n  - break:\n    unless: 'true'\n  - bravo",
-          ["alpha", "bravo"])
+    check(h, "- cursor:\n  - alpha\n  - break:\n    unless: 'true'\n  - bravo", ["alpha", "bravo"])
 
 
 @pytest.mark.parametrize(
@@ -732,8 +820,9 @@ def test_skipped_command_does_nothing(h: ProcessHarness) -> None:
         pytest.param("jump fin", ["alpha", "fin", "after"], id="jump"),
     ],
 )
-def test_on_error_command_acts_on_the_enclosing_cursor(h: ProcessHarness, handler: str,
-                                                        trace: list) -> None:
+def test_on_error_command_acts_on_the_enclosing_cursor(
+    h: ProcessHarness, handler: str, trace: list
+) -> None:
     check(
         h,
         f"""
@@ -830,13 +919,18 @@ def test_iterator_items_keep_their_types(h: ProcessHarness) -> None:
 
 
 def test_iterator_passes_fields_between_iterations(h: ProcessHarness) -> None:
-    check(h, "- iterator:\n    on: [a, b, c]\n    steps: [tick, {echo: '${v:i}${f:ticks}'}]",
-          ["a1", "b2", "c3"], {"ticks": 3})
+    check(
+        h,
+        "- iterator:\n    on: [a, b, c]\n    steps: [tick, {echo: '${v:i}${f:ticks}'}]",
+        ["a1", "b2", "c3"],
+        {"ticks": 3},
+    )
 
 
 def test_iterator_waits_for_each_iteration(h: ProcessHarness) -> None:
-    run = run_proc(h, "- iterator:\n    on: [a, b]\n    steps:\n      - hold: {item: '${v:i}'}"
-                      "\n- alpha")
+    run = run_proc(
+        h, "- iterator:\n    on: [a, b]\n    steps:\n      - hold: {item: '${v:i}'}\n- alpha"
+    )
     assert held(h, "hold").params == {"item": "a"}
     answer(h, "hold", got_a=1)
     assert held(h, "hold").params == {"item": "b"}
@@ -859,20 +953,24 @@ ITER_COMMANDS = [
     pytest.param("back", "${v:i} == c and ${f:ticks} < 4", "abcd", "abcbcd", id="back"),
     pytest.param("back: 2", "${v:i} == c and ${f:ticks} < 4", "abcd", "abcabcd", id="back-2"),
     pytest.param("jump: 3", "${v:i} == a", "abcd", "ad", id="jump-forward"),
-    pytest.param("jump: 0", "${v:i} == c and ${f:ticks} < 4", "abcd", "abcabcd",
-                 id="jump-back-to-0"),
-    pytest.param("jump: 1", "${v:i} == d and ${f:ticks} < 5", "abcd", "abcdbcd",
-                 id="jump-back-to-1"),
+    pytest.param(
+        "jump: 0", "${v:i} == c and ${f:ticks} < 4", "abcd", "abcabcd", id="jump-back-to-0"
+    ),
+    pytest.param(
+        "jump: 1", "${v:i} == d and ${f:ticks} < 5", "abcd", "abcdbcd", id="jump-back-to-1"
+    ),
     pytest.param("break", "${v:i} == b", "abcd", "ab", id="break"),
 ]
 
 
 @pytest.mark.parametrize(("command", "cond", "items", "trace"), ITER_COMMANDS)
-def test_iterator_commands(h: ProcessHarness, command: str, cond: str, items: str,
-                           trace: str) -> None:
+def test_iterator_commands(
+    h: ProcessHarness, command: str, cond: str, items: str, trace: str
+) -> None:
     cmd = command if ":" in command else command + ":"
-    steps = textwrap.dedent(
-        """
+    steps = (
+        textwrap.dedent(
+            """
         - iterator:
             on: $f:items
             steps:
@@ -883,7 +981,10 @@ def test_iterator_commands(h: ProcessHarness, command: str, cond: str, items: st
               - noop
         - echo: end
         """
-    ).replace("CMD", cmd).replace("COND", cond)
+        )
+        .replace("CMD", cmd)
+        .replace("COND", cond)
+    )
     check(h, steps, [*trace, "end"], launch={"items": list(items)})
 
 
@@ -893,8 +994,12 @@ def test_iterator_command_from_a_participant(h: ProcessHarness) -> None:
             wi.command = "break"
 
     h.register("adjust", adjust)
-    check(h, "- iterator:\n    on: [a, b, c]\n    steps:\n      - echo: '${v:i}'\n"
-             "      - adjust: {item: '${v:i}'}\n- echo: end", ["a", "b", "end"])
+    check(
+        h,
+        "- iterator:\n    on: [a, b, c]\n    steps:\n      - echo: '${v:i}'\n"
+        "      - adjust: {item: '${v:i}'}\n- echo: end",
+        ["a", "b", "end"],
+    )
 
 
 def test_iterator_command_from_a_nested_sequence(h: ProcessHarness) -> None:

@@ -15,8 +15,16 @@ steps:
 
 
 def started(h: ProcessHarness, wi, lease: float = 30.0) -> None:
-    h.engine.deliver({"type": "started", "wfid": wi.wfid, "eid": wi.fei["subid"],
-                      "lease": lease, "instance": "host:1:a", "workitem": wi.to_dict()})
+    h.engine.deliver(
+        {
+            "type": "started",
+            "wfid": wi.wfid,
+            "eid": wi.fei["subid"],
+            "lease": lease,
+            "instance": "host:1:a",
+            "workitem": wi.to_dict(),
+        }
+    )
 
 
 def lease_timers(h: ProcessHarness, wfid: str) -> list[str]:
@@ -148,9 +156,12 @@ def test_no_dispatch_lease_by_default_on_rabbitmq() -> None:
     from engine.config import Config
 
     amqp = Config.load(None, environ={}, broker_url="amqp://guest:guest@h:5672/")
-    redis_ = Config.load(None, environ={}, broker_url="redis://h:6379/0", lease_after=2,
-                         lease=60)
+    redis_ = Config.load(None, environ={}, broker_url="redis://h:6379/0", lease_after=2, lease=60)
     assert amqp.resolved_dispatch_lease() == 0.0
     assert redis_.resolved_dispatch_lease() == 62.0
-    assert Config.load(None, environ={}, broker_url="redis://h/0",
-                       dispatch_lease=7).resolved_dispatch_lease() == 7.0
+    assert (
+        Config.load(
+            None, environ={}, broker_url="redis://h/0", dispatch_lease=7
+        ).resolved_dispatch_lease()
+        == 7.0
+    )

@@ -175,11 +175,14 @@ def test_listen_merge_false_keeps_its_own_fields(h):
 def test_listen_does_not_merge_the_other_steps_params(h):
     h.register("beta", reply=False)
     a = h.launch(listener("{to: beta}")).wait()
-    h.launch(y("""
+    h.launch(
+        y("""
         name: producer
         steps:
           - beta: {flag: on}
-    """), fields={"x": 1}).wait()
+    """),
+        fields={"x": 1},
+    ).wait()
     a.wait()
     assert a.fields == {"x": 1}
 
@@ -187,7 +190,8 @@ def test_listen_does_not_merge_the_other_steps_params(h):
 def test_listen_wfid_true_restricts_to_its_own_run(hx):
     h = hx
     h.register("beta", reply=False)
-    a = h.launch(y("""
+    a = h.launch(
+        y("""
         name: listener
         steps:
           - concurrence:
@@ -197,7 +201,9 @@ def test_listen_wfid_true_restricts_to_its_own_run(hx):
               - sequence:
                   - wait: 10s
                   - beta
-    """), fields={"who": "a"}).wait()
+    """),
+        fields={"who": "a"},
+    ).wait()
     h.launch(producer(), fields={"who": "b"}).wait()
     assert h.trace == []
     h.advance(10)
@@ -252,13 +258,15 @@ def test_kill_of_a_listening_run_removes_the_listener(h):
 
 def test_listen_with_a_timeout(h):
     h.register("beta", reply=False)
-    a = h.launch(y("""
+    a = h.launch(
+        y("""
         name: listener
         steps:
           - listen: {to: beta}
             timeout: 30s
           - echo: gave up
-    """)).wait()
+    """)
+    ).wait()
     h.advance(30)
     assert a.wait().status == "finished"
     assert h.trace == ["gave up"]
@@ -291,7 +299,8 @@ def test_one_event_wakes_every_matching_listener(h):
 
 def test_listen_in_a_loop_listens_again_each_iteration(h):
     h.register("beta", reply=False)
-    a = h.launch(y("""
+    a = h.launch(
+        y("""
         name: listener
         steps:
           - iterator:
@@ -299,7 +308,8 @@ def test_listen_in_a_loop_listens_again_each_iteration(h):
               steps:
                 - listen: {to: beta}
                 - echo: "heard ${v:i}"
-    """)).wait()
+    """)
+    ).wait()
     for n in range(1, 4):
         h.launch(producer()).wait()
         assert h.trace[-1] == f"heard {n}"
@@ -308,7 +318,8 @@ def test_listen_in_a_loop_listens_again_each_iteration(h):
 
 def test_listen_to_a_participant_of_the_same_run_upon_reply(h):
     h.register("beta", reply=False)
-    a = h.launch(y("""
+    a = h.launch(
+        y("""
         name: self
         steps:
           - concurrence:
@@ -316,7 +327,8 @@ def test_listen_to_a_participant_of_the_same_run_upon_reply(h):
                   - listen: {to: beta, upon: reply, wfid: true}
                   - echo: heard
               - beta
-    """)).wait()
+    """)
+    ).wait()
     assert h.trace == []
     h.reply(only(h.pending_for("beta")))
     assert a.wait().status == "finished"
@@ -453,7 +465,8 @@ def test_harness_pending_holds_the_same_step_of_two_runs(h):
 def test_two_branches_of_one_run_share_the_mutex(h):
     h.register("a", reply=False)
     h.register("b", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - concurrence:
@@ -463,7 +476,8 @@ def test_two_branches_of_one_run_share_the_mutex(h):
               - reserve:
                   mutex: m
                   steps: [b]
-    """)).wait()
+    """)
+    ).wait()
     assert [wi.participant_name for wi in h.pending.values()] == ["a"]
     h.reply(only(h.pending_for("a")))
     assert [wi.participant_name for wi in h.pending.values()] == ["b"]
@@ -535,7 +549,8 @@ def test_timeout_while_waiting_for_the_mutex_leaves_the_queue(h):
     h.register("inside", reply=False)
     register_tracers(h, "after")
     a = h.launch(MUTEX).wait()
-    b = h.launch(y("""
+    b = h.launch(
+        y("""
         name: impatient
         steps:
           - reserve:
@@ -544,7 +559,8 @@ def test_timeout_while_waiting_for_the_mutex_leaves_the_queue(h):
                 - inside
             timeout: 5s
           - after
-    """)).wait()
+    """)
+    ).wait()
     c = h.launch(MUTEX).wait()
     h.advance(5)
     assert b.wait().status == "finished"
@@ -578,12 +594,14 @@ def test_listen_upon_reply_waits_for_the_reply_to_be_applied_after_resume(h):
 def test_listen_upon_reply_is_not_woken_by_a_held_reply_that_turns_out_stale(h):
     h.register("beta", reply=False)
     a = h.launch(listener("{to: beta, upon: reply}")).wait()
-    b = h.launch(y("""
+    b = h.launch(
+        y("""
         name: producer
         steps:
           - participant: beta
             timeout: 5s
-    """)).wait()
+    """)
+    ).wait()
     b.pause()
     h.advance(6)  # the timeout is held
     late = only(h.pending_for("beta"))

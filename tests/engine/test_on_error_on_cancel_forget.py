@@ -973,8 +973,9 @@ def test_error_in_a_forgotten_branch_is_a_run_error(h):
     assert flaky.count == 2
 
 
-@pytest.mark.parametrize("form", ["- alpha: {forget: true}",
-                                  "- participant: {ref: alpha, forget: true}"])
+@pytest.mark.parametrize(
+    "form", ["- alpha: {forget: true}", "- participant: {ref: alpha, forget: true}"]
+)
 def test_forget_param_no_reply_awaited(hx, form):
     h = hx
     h.register("alpha", reply=False)
@@ -1034,8 +1035,9 @@ def test_forget_param_substituted(h):
 # a participant that answered with an error is not told to cancel
 
 
-@pytest.mark.parametrize("attr", ["on_error: pass", "on_error: cancel", "on_error: handler",
-                                  "retry: 1"])
+@pytest.mark.parametrize(
+    "attr", ["on_error: pass", "on_error: cancel", "on_error: handler", "retry: 1"]
+)
 def test_no_cancel_notice_for_a_step_that_already_replied_with_an_error(h, attr):
     register_calls(h, "bad", fail_on=(1,))
     register_calls(h, "handler")

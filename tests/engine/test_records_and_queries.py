@@ -53,13 +53,18 @@ def assert_clean_records(h, run):
 def test_a_run_emits_triggered_started_finished(hx):
     h = hx
     register_tracers(h, "alpha")
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: recorded
         steps:
           - alpha
-    """)).wait()
-    assert run_records(h, run) == [("triggered", None), ("started", None),
-                                   ("finished", "SUCCESSFUL")]
+    """)
+    ).wait()
+    assert run_records(h, run) == [
+        ("triggered", None),
+        ("started", None),
+        ("finished", "SUCCESSFUL"),
+    ]
     recs = [r for r in h.records if r.entity == "run"]
     assert {r.name for r in recs} == {"recorded"}
     assert {r.eid for r in recs} == {None}
@@ -68,36 +73,41 @@ def test_a_run_emits_triggered_started_finished(hx):
 @pytest.mark.parametrize(("end", "outcome"), [("cancel", "ABORTED"), ("kill", "ABORTED")])
 def test_run_ended_by_an_operator(h, end, outcome):
     h.register("alpha", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - alpha
-    """)).wait()
+    """)
+    ).wait()
     getattr(run, end)()
-    assert run_records(h, run) == [("triggered", None), ("started", None),
-                                   ("finished", outcome)]
+    assert run_records(h, run) == [("triggered", None), ("started", None), ("finished", outcome)]
     assert step_records(h, run, "alpha")[-1][2:] == ("canceled", None)
     assert_clean_records(h, run)
 
 
 def test_a_run_in_error_has_no_finished_record_until_it_ends(h):
     register_calls(h, "alpha", fail_on=(1,))
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - alpha
-    """)).wait()
+    """)
+    ).wait()
     assert run_records(h, run) == [("triggered", None), ("started", None)]
     run.replay()
     assert run_records(h, run)[-1] == ("finished", "SUCCESSFUL")
 
 
 def test_cancel_process_expression_records_an_aborted_run(h):
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - cancel_process
-    """)).wait()
+    """)
+    ).wait()
     assert run.status == "cancelled"
     assert run_records(h, run)[-1] == ("finished", "ABORTED")
 
@@ -109,12 +119,14 @@ def test_cancel_process_expression_records_an_aborted_run(h):
 def test_participant_step_triggered_then_finished_successful(hx):
     h = hx
     register_tracers(h, "alpha", "beta")
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - alpha
           - beta
-    """)).wait()
+    """)
+    ).wait()
     recs = step_records(h, run)
     assert [(n, ev, out) for _, n, ev, out in recs] == [
         ("alpha", "triggered", None),
@@ -127,19 +139,22 @@ def test_participant_step_triggered_then_finished_successful(hx):
     assert trig.eid == dispatched_to(h, "alpha")[0].fei["subid"]
 
 
-@pytest.mark.parametrize(("result", "outcome"), [(True, "SUCCESSFUL"), (False, "UNSUCCESSFUL"),
-                                                 (None, "SUCCESSFUL")])
+@pytest.mark.parametrize(
+    ("result", "outcome"), [(True, "SUCCESSFUL"), (False, "UNSUCCESSFUL"), (None, "SUCCESSFUL")]
+)
 def test_business_result_sets_the_outcome(h, result, outcome):
     def alpha(wi):
         if result is not None:
             wi.result = result
 
     h.register("alpha", alpha)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - alpha
-    """)).wait()
+    """)
+    ).wait()
     assert step_records(h, run, "alpha")[-1][2:] == ("finished", outcome)
     assert run_records(h, run)[-1] == ("finished", "SUCCESSFUL")
 
@@ -147,41 +162,53 @@ def test_business_result_sets_the_outcome(h, result, outcome):
 def test_failed_step_has_one_failed_record(hx):
     h = hx
     register_calls(h, "alpha", always_fail=True)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - alpha
-    """)).wait()
+    """)
+    ).wait()
     assert [(ev, out) for _, _, ev, out in step_records(h, run, "alpha")] == [
-        ("triggered", None), ("finished", "FAILED")]
+        ("triggered", None),
+        ("finished", "FAILED"),
+    ]
     run.cancel()
     # cancelling the failed step adds nothing: it already finished
     assert [(ev, out) for _, _, ev, out in step_records(h, run, "alpha")] == [
-        ("triggered", None), ("finished", "FAILED")]
+        ("triggered", None),
+        ("finished", "FAILED"),
+    ]
 
 
 def test_failed_error_reply_then_on_error_pass(h):
     h.register("alpha", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - participant: alpha
             on_error: pass
-    """)).wait()
+    """)
+    ).wait()
     h.reply(only(h.pending_for("alpha")), error="x")
     assert [(ev, out) for _, _, ev, out in step_records(h, run, "alpha")] == [
-        ("triggered", None), ("finished", "FAILED")]
+        ("triggered", None),
+        ("finished", "FAILED"),
+    ]
     assert_clean_records(h, run)
 
 
 def test_timed_out_step(h):
     h.register("alpha", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - participant: alpha
             timeout: 1m
-    """)).wait()
+    """)
+    ).wait()
     h.advance(60)
     run.wait()
     recs = [r for r in h.records if r.entity == "step" and r.name == "alpha"]
@@ -193,139 +220,180 @@ def test_timed_out_step(h):
 def test_cancelled_step(h):
     h.register("alpha", reply=False)
     register_tracers(h, "beta")
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - alpha
           - beta
-    """)).wait()
+    """)
+    ).wait()
     run.cancel("0_0")
     run.wait()
     assert [(ev, out) for _, _, ev, out in step_records(h, run, "alpha")] == [
-        ("triggered", None), ("canceled", None)]
+        ("triggered", None),
+        ("canceled", None),
+    ]
     assert_clean_records(h, run)
 
 
 def test_started_step_then_finished(hx):
     h = hx
     h.register("alpha", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - alpha
-    """)).wait()
+    """)
+    ).wait()
     wi = only(h.pending_for("alpha"))
     h.engine.deliver({"type": "started", "wfid": run.wfid, "eid": wi.fei["subid"]})
     h.engine.deliver({"type": "started", "wfid": run.wfid, "eid": wi.fei["subid"]})
     h.reply(wi)
     assert [(ev, out) for _, _, ev, out in step_records(h, run, "alpha")] == [
-        ("triggered", None), ("started", None), ("finished", "SUCCESSFUL")]
+        ("triggered", None),
+        ("started", None),
+        ("finished", "SUCCESSFUL"),
+    ]
 
 
 def test_started_step_then_cancelled_is_finished_aborted(h):
     h.register("alpha", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - alpha
-    """)).wait()
+    """)
+    ).wait()
     wi = only(h.pending_for("alpha"))
     h.engine.deliver({"type": "started", "wfid": run.wfid, "eid": wi.fei["subid"]})
     run.cancel()
     assert [(ev, out) for _, _, ev, out in step_records(h, run, "alpha")] == [
-        ("triggered", None), ("started", None), ("finished", "ABORTED")]
+        ("triggered", None),
+        ("started", None),
+        ("finished", "ABORTED"),
+    ]
     assert_clean_records(h, run)
 
 
 def test_forget_param_step_finishes_at_once(h):
     h.register("alpha", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - alpha: {forget: true}
-    """)).wait()
+    """)
+    ).wait()
     assert [(ev, out) for _, _, ev, out in step_records(h, run, "alpha")] == [
-        ("triggered", None), ("finished", "SUCCESSFUL")]
+        ("triggered", None),
+        ("finished", "SUCCESSFUL"),
+    ]
     assert_clean_records(h, run)
 
 
 def test_subprocess_step_records(h):
     register_tracers(h, "alpha")
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         subprocesses:
           sub:
             - alpha
         steps:
           - sub
-    """)).wait()
+    """)
+    ).wait()
     assert [(n, ev) for _, n, ev, _ in step_records(h, run)] == [
-        ("sub", "triggered"), ("sub", "started"),
-        ("alpha", "triggered"), ("alpha", "finished"),
-        ("sub", "finished")]
+        ("sub", "triggered"),
+        ("sub", "started"),
+        ("alpha", "triggered"),
+        ("alpha", "finished"),
+        ("sub", "finished"),
+    ]
     assert_clean_records(h, run)
 
 
 def test_replayed_step_records(h):
     register_calls(h, "alpha", fail_on=(1,))
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - alpha
-    """)).wait()
+    """)
+    ).wait()
     run.replay()
     recs = step_records(h, run, "alpha")
     eids = list(dict.fromkeys(r[0] for r in recs))
     assert len(eids) == 2
     assert [(ev, out) for e, _, ev, out in recs if e == eids[0]] == [
-        ("triggered", None), ("finished", "FAILED")]
+        ("triggered", None),
+        ("finished", "FAILED"),
+    ]
     assert [(ev, out) for e, _, ev, out in recs if e == eids[1]] == [
-        ("triggered", None), ("finished", "SUCCESSFUL")]
+        ("triggered", None),
+        ("finished", "SUCCESSFUL"),
+    ]
 
 
 def test_re_applied_step_records(h):
     h.register("alpha", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - alpha
-    """)).wait()
+    """)
+    ).wait()
     run.re_apply("0_0")
     h.reply(only(h.pending_for("alpha")))
     recs = step_records(h, run, "alpha")
     eids = list(dict.fromkeys(r[0] for r in recs))
     assert [(ev, out) for e, _, ev, out in recs if e == eids[0]] == [
-        ("triggered", None), ("canceled", None)]
+        ("triggered", None),
+        ("canceled", None),
+    ]
     assert [(ev, out) for e, _, ev, out in recs if e == eids[1]] == [
-        ("triggered", None), ("finished", "SUCCESSFUL")]
+        ("triggered", None),
+        ("finished", "SUCCESSFUL"),
+    ]
 
 
 def test_duplicate_reply_records_once(hx):
     h = hx
     h.register("alpha", reply=False)
     h.register("beta", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - alpha
           - beta
-    """)).wait()
+    """)
+    ).wait()
     wi = only(h.pending_for("alpha"))
     h.reply(wi)
     h.reply(wi)
     h.reply(wi, error="late failure")
     assert [(ev, out) for _, _, ev, out in step_records(h, run, "alpha")] == [
-        ("triggered", None), ("finished", "SUCCESSFUL")]
+        ("triggered", None),
+        ("finished", "SUCCESSFUL"),
+    ]
     assert [ev for _, _, ev, _ in step_records(h, run, "beta")] == ["triggered"]
 
 
 def test_record_times_follow_the_virtual_clock(h):
     h.register("alpha", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - alpha
-    """)).wait()
+    """)
+    ).wait()
     h.advance(42)
     h.reply(only(h.pending_for("alpha")))
     recs = [r for r in h.records if r.wfid == run.wfid]
@@ -337,13 +405,15 @@ def test_record_times_follow_the_virtual_clock(h):
 
 def _scenario_timeout_redo(h):
     h.register("alpha", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - participant: alpha
             timeout: 5s
             on_timeout: redo
-    """)).wait()
+    """)
+    ).wait()
     h.advance(5)
     h.advance(5)
     h.reply(only(h.pending_for("alpha")))
@@ -352,13 +422,15 @@ def _scenario_timeout_redo(h):
 
 def _scenario_timeout_error_replay(h):
     h.register("alpha", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - participant: alpha
             timeout: 5s
             on_timeout: error
-    """)).wait()
+    """)
+    ).wait()
     h.advance(5)
     run.replay()
     h.reply(only(h.pending_for("alpha")))
@@ -367,12 +439,14 @@ def _scenario_timeout_error_replay(h):
 
 def _scenario_retry(h):
     register_calls(h, "alpha", always_fail=True)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - participant: alpha
             retry: {times: 3, delay: 1s}
-    """)).wait()
+    """)
+    ).wait()
     for _ in range(3):
         h.advance(1)
     return run
@@ -382,7 +456,8 @@ def _scenario_concurrence_cancel(h):
     register_calls(h, "bad", always_fail=True)
     h.register("slow", reply=False)
     h.register("handler", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - concurrence:
@@ -391,7 +466,8 @@ def _scenario_concurrence_cancel(h):
               - participant: slow
                 on_cancel: handler
             on_error: handler
-    """)).wait()
+    """)
+    ).wait()
     for wi in list(h.pending.values()):
         h.reply(wi)
     return run
@@ -400,14 +476,16 @@ def _scenario_concurrence_cancel(h):
 def _scenario_cancel_with_on_cancel(h):
     h.register("alpha", reply=False)
     register_tracers(h, "cleanup")
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - sequence:
               - participant: alpha
                 on_cancel: cleanup
             on_cancel: cleanup
-    """)).wait()
+    """)
+    ).wait()
     run.cancel()
     return run
 
@@ -415,7 +493,8 @@ def _scenario_cancel_with_on_cancel(h):
 def _scenario_kill_concurrence(h):
     h.register("a", reply=False)
     h.register("b", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         subprocesses:
           sub:
@@ -424,7 +503,8 @@ def _scenario_kill_concurrence(h):
           - concurrence:
               - a
               - sub
-    """)).wait()
+    """)
+    ).wait()
     run.kill()
     return run
 
@@ -432,13 +512,15 @@ def _scenario_kill_concurrence(h):
 def _scenario_forget(h):
     h.register("a", reply=False)
     register_tracers(h, "b")
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - participant: a
             forget: true
           - b
-    """)).wait()
+    """)
+    ).wait()
     h.reply(only(h.pending_for("a")))
     return run
 
@@ -446,7 +528,8 @@ def _scenario_forget(h):
 def _scenario_count_one(h):
     register_tracers(h, "fast")
     h.register("slow", reply=False)
-    return h.launch(y("""
+    return h.launch(
+        y("""
         name: t
         steps:
           - concurrence:
@@ -455,18 +538,21 @@ def _scenario_count_one(h):
                 - fast
                 - slow
                 - slow
-    """)).wait()
+    """)
+    ).wait()
 
 
 def _scenario_pause_resume(h):
     h.register("a", reply=False)
     register_tracers(h, "b")
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - a
           - b
-    """)).wait()
+    """)
+    ).wait()
     run.pause()
     wi = only(h.pending_for("a"))
     h.reply(wi)
@@ -478,7 +564,8 @@ def _scenario_pause_resume(h):
 def _scenario_cursor_on_error(h):
     register_calls(h, "bad", fail_on=(1,))
     register_tracers(h, "a", "c")
-    return h.launch(y("""
+    return h.launch(
+        y("""
         name: t
         steps:
           - cursor:
@@ -486,7 +573,8 @@ def _scenario_cursor_on_error(h):
               - participant: bad
                 on_error: rewind
               - c
-    """)).wait()
+    """)
+    ).wait()
 
 
 SCENARIOS = {
@@ -523,7 +611,8 @@ def test_positions_of_waiting_steps(hx):
     h = hx
     h.register("a", reply=False)
     h.register("b", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - concurrence:
@@ -531,7 +620,8 @@ def test_positions_of_waiting_steps(hx):
               - sequence:
                   - wait: 1h
                   - b
-    """)).wait()
+    """)
+    ).wait()
     pos = sorted(run.positions, key=lambda p: p.expid)
     assert [(p.expid, p.name, p.kind, p.state, p.participant) for p in pos] == [
         ("0_0_0", "a", "participant", "waiting", "a"),
@@ -542,20 +632,24 @@ def test_positions_of_waiting_steps(hx):
     assert pos[0].since == T0
     h.advance(3600)
     pos = sorted(run.positions, key=lambda p: p.expid)
-    assert [(p.expid, p.name, p.since) for p in pos] == [("0_0_0", "a", T0),
-                                                          ("0_0_1_1", "b", T0 + 3600)]
+    assert [(p.expid, p.name, p.since) for p in pos] == [
+        ("0_0_0", "a", T0),
+        ("0_0_1_1", "b", T0 + 3600),
+    ]
 
 
 def test_positions_include_failed_steps(h):
     register_calls(h, "bad", always_fail=True)
     h.register("slow", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - concurrence:
               - bad
               - slow
-    """)).wait()
+    """)
+    ).wait()
     states = sorted((p.name, p.state) for p in run.positions)
     assert states == [("bad", "failed"), ("slow", "waiting")]
     failed = next(p for p in run.positions if p.state == "failed")
@@ -581,25 +675,29 @@ def test_positions_of_listen_and_reserve(h):
 
 def test_positions_of_an_ended_run_are_empty(h):
     register_tracers(h, "a")
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - a
-    """)).wait()
+    """)
+    ).wait()
     assert run.positions == []
     assert run.info.positions == []
 
 
 def test_positions_of_a_subprocess_step(h):
     h.register("a", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         subprocesses:
           sub:
             - a
         steps:
           - sub
-    """)).wait()
+    """)
+    ).wait()
     assert [(p.expid, p.name) for p in run.positions] == [("sub/0_0", "a")]
 
 
@@ -611,26 +709,45 @@ def test_tree_of_a_live_run(hx):
     h = hx
     h.register("a", reply=False)
     h.register("b", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - concurrence:
               - a
               - b
           - c
-    """)).wait()
+    """)
+    ).wait()
     tree = run.tree
 
     def shape(node):
-        return (node["expid"], node["kind"], node["name"], node["state"],
-                [shape(k) for k in node["children"]])
+        return (
+            node["expid"],
+            node["kind"],
+            node["name"],
+            node["state"],
+            [shape(k) for k in node["children"]],
+        )
 
-    assert shape(tree) == ("0", "sequence", "sequence", "active", [
-        ("0_0", "concurrence", "concurrence", "active", [
-            ("0_0_0", "participant", "a", "waiting", []),
-            ("0_0_1", "participant", "b", "waiting", []),
-        ]),
-    ])
+    assert shape(tree) == (
+        "0",
+        "sequence",
+        "sequence",
+        "active",
+        [
+            (
+                "0_0",
+                "concurrence",
+                "concurrence",
+                "active",
+                [
+                    ("0_0_0", "participant", "a", "waiting", []),
+                    ("0_0_1", "participant", "b", "waiting", []),
+                ],
+            ),
+        ],
+    )
     assert tree["detached"] == []
     a = only(h.pending_for("a"))
     assert tree["children"][0]["children"][0]["eid"] == a.fei["subid"]
@@ -638,11 +755,13 @@ def test_tree_of_a_live_run(hx):
 
 def test_tree_shows_a_failed_step(h):
     register_calls(h, "bad", always_fail=True)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - bad
-    """)).wait()
+    """)
+    ).wait()
     child = only(run.tree["children"])
     assert (child["name"], child["state"]) == ("bad", "failed")
 
@@ -650,13 +769,15 @@ def test_tree_shows_a_failed_step(h):
 def test_tree_shows_forgotten_branches_as_detached(h):
     h.register("a", reply=False)
     h.register("b", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - participant: a
             forget: true
           - b
-    """)).wait()
+    """)
+    ).wait()
     tree = run.tree
     assert [c["name"] for c in tree["children"]] == ["b"]
     assert [(d["name"], d["state"]) for d in tree["detached"]] == [("a", "waiting")]
@@ -664,11 +785,13 @@ def test_tree_shows_forgotten_branches_as_detached(h):
 
 def test_tree_of_an_ended_run_is_none(h):
     register_tracers(h, "a")
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - a
-    """)).wait()
+    """)
+    ).wait()
     assert run.tree is None
 
 
@@ -706,7 +829,9 @@ def test_list_runs_by_status(hx):
     h = hx
     runs = _launch_zoo(h)
     assert [r.wfid for r in h.engine.list_runs(status="finished")] == [
-        runs["finished2"].wfid, runs["finished"].wfid]
+        runs["finished2"].wfid,
+        runs["finished"].wfid,
+    ]
     for status in ("running", "error", "cancelled", "killed"):
         listed = h.engine.list_runs(status=status)
         assert [r.wfid for r in listed] == [runs[status].wfid], status
@@ -727,8 +852,9 @@ def test_list_runs_by_name(hx):
 
 def test_list_runs_newest_first_with_paging(h):
     runs = _launch_zoo(h)
-    order = [runs[k].wfid for k in
-             ("finished2", "killed", "cancelled", "error", "running", "finished")]
+    order = [
+        runs[k].wfid for k in ("finished2", "killed", "cancelled", "error", "running", "finished")
+    ]
     assert [r.wfid for r in h.engine.list_runs()] == order
     assert [r.wfid for r in h.engine.list_runs(offset=2, limit=2)] == order[2:4]
     assert h.engine.list_runs()[0].launched_at == T0 + 5
@@ -739,16 +865,23 @@ def test_count_runs(hx):
     _launch_zoo(h)
     counts = h.engine.count_runs()
     assert {k: v for k, v in counts.items() if v} == {
-        "finished": 2, "running": 1, "error": 1, "cancelled": 1, "killed": 1}
+        "finished": 2,
+        "running": 1,
+        "error": 1,
+        "cancelled": 1,
+        "killed": 1,
+    }
 
 
 def test_count_runs_follows_status_changes(h):
     register_calls(h, "bad", fail_on=(1,))
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - bad
-    """)).wait()
+    """)
+    ).wait()
     assert h.engine.count_runs()["error"] == 1
     run.replay()
     counts = h.engine.count_runs()
@@ -766,14 +899,18 @@ def test_list_errors_across_runs(hx):
     """)
     r1 = h.launch(src).wait()
     h.advance(1)
-    r2 = h.launch(y("""
+    r2 = h.launch(
+        y("""
         name: u
         steps:
           - error: "custom ${n}"
-    """), fields={"n": 2}).wait()
+    """),
+        fields={"n": 2},
+    ).wait()
     errors = h.engine.list_errors()
     assert sorted((e["wfid"], e["message"]) for e in errors) == sorted(
-        [(r1.wfid, "broken"), (r2.wfid, "custom 2")])
+        [(r1.wfid, "broken"), (r2.wfid, "custom 2")]
+    )
     for e in errors:
         assert "fields" not in e
         assert {"id", "eid", "message", "class", "expid", "at"} <= set(e)
@@ -786,13 +923,15 @@ def test_list_errors_across_runs(hx):
 def test_list_errors_lists_every_error_of_a_run(h):
     register_calls(h, "bad1", always_fail=True)
     register_calls(h, "bad2", always_fail=True)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - concurrence:
               - bad1
               - bad2
-    """)).wait()
+    """)
+    ).wait()
     errors = h.engine.list_errors()
     assert sorted(e["participant"] for e in errors) == ["bad1", "bad2"]
     assert {e["wfid"] for e in errors} == {run.wfid}
@@ -800,12 +939,15 @@ def test_list_errors_lists_every_error_of_a_run(h):
 
 def test_run_info(h):
     h.register("a", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: info
         revision: "7"
         steps:
           - a
-    """), fields={"x": 1}).wait()
+    """),
+        fields={"x": 1},
+    ).wait()
     info = run.info
     assert (info.name, info.revision, info.status) == ("info", "7", "running")
     assert info.launched_at == T0
@@ -825,12 +967,15 @@ def test_run_info(h):
 def test_live_fields_are_those_of_the_latest_waiting_step(h):
     h.register("a", reply=False)
     h.register("b", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - a
           - b
-    """), fields={"x": 1}).wait()
+    """),
+        fields={"x": 1},
+    ).wait()
     assert run.fields == {"x": 1}
     wi = only(h.pending_for("a"))
     wi.fields["from_a"] = True

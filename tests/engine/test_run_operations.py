@@ -83,12 +83,14 @@ def test_error_entry_of_a_raising_participant(hx):
         raise ValueError("bad input 42")
 
     h.register("bad", exploding_participant)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - noop
           - bad
-    """)).wait()
+    """)
+    ).wait()
     err = only(run.errors)
     assert err["message"] == "bad input 42"
     assert err["class"] == "ValueError"
@@ -103,11 +105,14 @@ def test_error_entry_of_a_raising_participant(hx):
 
 
 def test_error_entry_of_an_error_expression(h):
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - error: "no ${what}"
-    """), fields={"what": "luck"}).wait()
+    """),
+        fields={"what": "luck"},
+    ).wait()
     err = only(run.errors)
     assert err["message"] == "no luck"
     assert err["class"] == "ProcessError"
@@ -130,13 +135,15 @@ def test_error_entry_of_an_error_reply(h):
 def test_two_branches_in_error_give_two_errors(h):
     register_calls(h, "bad1", always_fail=True)
     register_calls(h, "bad2", always_fail=True)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - concurrence:
               - bad1
               - bad2
-    """)).wait()
+    """)
+    ).wait()
     assert run.status == "error"
     assert sorted(e["participant"] for e in run.errors) == ["bad1", "bad2"]
     assert len({e["id"] for e in run.errors}) == 2
@@ -150,12 +157,15 @@ def test_replay_reapplies_the_failing_step_with_fields_merged(hx):
     h = hx
     bad = register_calls(h, "bad", fail_on=(1,))
     register_tracers(h, "after")
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - bad
           - after
-    """), fields={"x": 1, "y": 1}).wait()
+    """),
+        fields={"x": 1, "y": 1},
+    ).wait()
     run.replay(fields={"y": 2, "fix": True})
     assert run.wait().status == "finished"
     assert run.errors == []
@@ -173,12 +183,14 @@ def test_replay_after_fixing_fields(h):
 
     h.register("picky", picky)
     register_tracers(h, "after")
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - picky
           - after
-    """)).wait()
+    """)
+    ).wait()
     assert run.status == "error"
     run.replay()  # nothing fixed: fails again
     assert run.status == "error"
@@ -201,13 +213,15 @@ def test_replay_removes_the_error_before_the_step_runs(h):
 
 def test_replaying_an_error_step_goes_on_past_it(hx):
     h = hx
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - echo: before
           - error: stop here
           - echo: "after ${note}"
-    """)).wait()
+    """)
+    ).wait()
     assert run.status == "error"
     run.replay(fields={"note": "replayed"})
     assert run.wait().status == "finished"
@@ -218,13 +232,15 @@ def test_replaying_an_error_step_goes_on_past_it(hx):
 def test_replay_one_error_by_id(h):
     b1 = register_calls(h, "bad1", fail_on=(1,))
     b2 = register_calls(h, "bad2", fail_on=(1,))
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - concurrence:
               - bad1
               - bad2
-    """)).wait()
+    """)
+    ).wait()
     second = next(e for e in run.errors if e["participant"] == "bad2")
     run.replay(error_id=second["id"])
     assert (b1.count, b2.count) == (1, 2)
@@ -238,13 +254,15 @@ def test_replay_one_error_by_id(h):
 def test_replay_one_error_by_eid(h):
     b1 = register_calls(h, "bad1", fail_on=(1,))
     b2 = register_calls(h, "bad2", fail_on=(1,))
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - concurrence:
               - bad1
               - bad2
-    """)).wait()
+    """)
+    ).wait()
     first = next(e for e in run.errors if e["participant"] == "bad1")
     run.replay(error_id=first["eid"])
     assert (b1.count, b2.count) == (2, 1)
@@ -332,13 +350,15 @@ def test_re_apply_a_failed_step_clears_its_error(h):
 def test_re_apply_a_container_restarts_it(h):
     register_tracers(h, "a")
     h.register("b", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - sequence:
               - a
               - b
-    """)).wait()
+    """)
+    ).wait()
     run.re_apply("0_0")
     assert h.trace == ["a", "a"]
     assert len(h.cancelled) == 1
@@ -384,11 +404,14 @@ def test_unknown_participant_is_a_run_error_then_register_and_replay(hx):
 
 
 def test_unknown_participant_from_a_substitution(h):
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - participant: "${who}"
-    """), fields={"who": "nobody"}).wait()
+    """),
+        fields={"who": "nobody"},
+    ).wait()
     assert run.status == "error"
     assert "nobody" in only(run.errors)["message"]
     register_tracers(h, "somebody")
@@ -419,13 +442,15 @@ def test_unknown_dynamic_subprocess_is_a_run_error(h):
 
 def test_unknown_participant_in_a_branch_lets_the_others_go_on(h):
     h.register("slow", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - concurrence:
               - ghost
               - slow
-    """)).wait()
+    """)
+    ).wait()
     assert run.status == "error"
     assert len(h.pending_for("slow")) == 1
 
@@ -486,14 +511,16 @@ def test_cancel_of_a_concurrence_branch(h):
     h.register("a", reply=False)
     h.register("b", reply=False)
     register_tracers(h, "after")
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - concurrence:
               - a
               - b
           - after
-    """)).wait()
+    """)
+    ).wait()
     run.cancel("0_0_0")
     assert run.status == "running"
     assert [c.participant for c in h.cancelled] == ["a"]
@@ -526,13 +553,15 @@ def test_kill_while_waiting(hx):
     h = hx
     h.register("alpha", reply=False)
     register_tracers(h, "beta")
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - participant: alpha
             timeout: 1h
           - beta
-    """)).wait()
+    """)
+    ).wait()
     run.kill()
     assert run.status == "killed"
     assert only(h.cancelled).flavour == "kill"
@@ -546,12 +575,14 @@ def test_kill_a_cancelling_run(h):
     # cancel waits for the on_cancel handler; kill ends it at once
     h.register("alpha", reply=False)
     h.register("cleanup", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - participant: alpha
             on_cancel: cleanup
-    """)).wait()
+    """)
+    ).wait()
     run.cancel()
     assert len(h.pending_for("cleanup")) == 1
     run.kill()
@@ -585,12 +616,14 @@ def test_pause_holds_a_reply_until_resume(hx):
 
 def test_pause_holds_timers_until_resume(h):
     register_tracers(h, "beta")
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - wait: 10s
           - beta
-    """)).wait()
+    """)
+    ).wait()
     run.pause()
     h.advance(20)
     assert h.trace == []
@@ -602,12 +635,14 @@ def test_pause_holds_timers_until_resume(h):
 
 def test_pause_holds_a_timeout(h):
     h.register("alpha", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - participant: alpha
             timeout: 5s
-    """)).wait()
+    """)
+    ).wait()
     run.pause()
     h.advance(10)
     assert h.cancelled == []
@@ -621,7 +656,8 @@ def test_pause_holds_a_timeout(h):
 def test_replies_held_while_paused_keep_their_order(h):
     h.register("a", reply=False)
     h.register("b", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - concurrence:
@@ -629,7 +665,8 @@ def test_replies_held_while_paused_keep_their_order(h):
               branches:
                 - a
                 - b
-    """)).wait()
+    """)
+    ).wait()
     run.pause()
     b = only(h.pending_for("b"))
     b.fields["who"] = "b"
@@ -790,13 +827,15 @@ def test_stale_reply_for_a_cancelled_run(h):
 def test_stale_reply_for_a_timed_out_step(h):
     h.register("alpha", reply=False)
     h.register("beta", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - participant: alpha
             timeout: 1s
           - beta
-    """)).wait()
+    """)
+    ).wait()
     alpha = only(h.pending_for("alpha"))
     h.advance(1)
     reason = deliver_reply(h, alpha)
@@ -833,13 +872,15 @@ def test_duplicate_reply_is_applied_once(hx):
     h.register("alpha", reply=False)
     beta = register_calls(h, "beta", change={"n": 1})
     h.register("gamma", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - alpha
           - beta
           - gamma
-    """)).wait()
+    """)
+    ).wait()
     alpha = only(h.pending_for("alpha"))
     h.reply(alpha)
     reason = deliver_reply(h, alpha)
@@ -859,14 +900,16 @@ def test_duplicate_reply_of_a_branch_does_not_count_twice(hx):
     h.register("a", reply=False)
     h.register("b", reply=False)
     after = register_calls(h, "after")
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - concurrence:
               - a
               - b
           - after
-    """)).wait()
+    """)
+    ).wait()
     a = only(h.pending_for("a"))
     h.reply(a)
     h.reply(a)
@@ -880,14 +923,16 @@ def test_duplicate_reply_of_a_branch_does_not_count_twice(hx):
 
 def test_duplicate_reply_in_a_loop_does_not_advance_twice(h):
     h.register("step", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - iterator:
               on: [1, 2, 3]
               steps:
                 - step
-    """)).wait()
+    """)
+    ).wait()
     first = only(h.pending_for("step"))
     h.reply(first)
     h.reply(first)
@@ -899,9 +944,13 @@ def test_duplicate_reply_in_a_loop_does_not_advance_twice(h):
 
 
 def test_reply_for_an_unknown_run_is_ignored(h):
-    reason = h.engine.deliver({"type": "reply", "wfid": "20991231-ffffffffffff",
-                               "workitem": {"fei": {"wfid": "20991231-ffffffffffff",
-                                                    "subid": "0_0-1"}}})
+    reason = h.engine.deliver(
+        {
+            "type": "reply",
+            "wfid": "20991231-ffffffffffff",
+            "workitem": {"fei": {"wfid": "20991231-ffffffffffff", "subid": "0_0-1"}},
+        }
+    )
     assert reason is not None and "unknown run" in reason
 
 
@@ -931,14 +980,16 @@ def test_cancel_of_a_failed_step_resolves_the_error_and_goes_on(h):
 def test_stale_reply_for_a_redone_step(h):
     h.register("alpha", reply=False)
     h.register("beta", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - participant: alpha
             timeout: 5s
             on_timeout: redo
           - beta
-    """)).wait()
+    """)
+    ).wait()
     first = only(h.pending_for("alpha"))
     h.advance(5)
     assert deliver_reply(h, first) is not None
@@ -951,14 +1002,15 @@ def test_stale_reply_for_a_redone_step(h):
 def test_kill_ends_forgotten_branches_too(h):
     h.register("a", reply=False)
     h.register("b", reply=False)
-    run = h.launch(y("""
+    run = h.launch(
+        y("""
         name: t
         steps:
           - participant: a
             forget: true
           - b
-    """)).wait()
+    """)
+    ).wait()
     run.kill()
     assert run.status == "killed"
-    assert sorted((c.participant, c.flavour) for c in h.cancelled) == [
-        ("a", "kill"), ("b", "kill")]
+    assert sorted((c.participant, c.flavour) for c in h.cancelled) == [("a", "kill"), ("b", "kill")]

@@ -38,13 +38,16 @@ def bare() -> ProcessHarness:
 
 SEQUENCES = [
     pytest.param("- alpha\n- bravo\n- charlie", ["alpha", "bravo", "charlie"], id="strings"),
-    pytest.param("- sequence: [alpha, bravo]\n- charlie", ["alpha", "bravo", "charlie"],
-                 id="sequence-list"),
-    pytest.param("- sequence:\n    steps: [alpha, bravo]\n- charlie",
-                 ["alpha", "bravo", "charlie"], id="sequence-steps-mapping"),
+    pytest.param(
+        "- sequence: [alpha, bravo]\n- charlie", ["alpha", "bravo", "charlie"], id="sequence-list"
+    ),
+    pytest.param(
+        "- sequence:\n    steps: [alpha, bravo]\n- charlie",
+        ["alpha", "bravo", "charlie"],
+        id="sequence-steps-mapping",
+    ),
     pytest.param("- sequence: []\n- echo: after", ["after"], id="empty-sequence"),
-    pytest.param("- sequence:\n    steps: []\n- echo: after", ["after"],
-                 id="empty-sequence-steps"),
+    pytest.param("- sequence:\n    steps: []\n- echo: after", ["after"], id="empty-sequence-steps"),
     pytest.param(
         """
         - sequence:
@@ -58,10 +61,16 @@ SEQUENCES = [
         ["alpha", "bravo", "charlie", "delta", "foxtrot"],
         id="nested",
     ),
-    pytest.param("- participant: alpha\n- participant: {ref: bravo}\n- charlie: {x: 1}",
-                 ["alpha", "bravo", "charlie"], id="participant-forms"),
-    pytest.param("- echo: one\n- alpha\n- echo: two\n- noop\n- bravo",
-                 ["one", "alpha", "two", "bravo"], id="mixed-with-echo-noop"),
+    pytest.param(
+        "- participant: alpha\n- participant: {ref: bravo}\n- charlie: {x: 1}",
+        ["alpha", "bravo", "charlie"],
+        id="participant-forms",
+    ),
+    pytest.param(
+        "- echo: one\n- alpha\n- echo: two\n- noop\n- bravo",
+        ["one", "alpha", "two", "bravo"],
+        id="mixed-with-echo-noop",
+    ),
 ]
 
 
@@ -161,22 +170,37 @@ PARAMS = [
     pytest.param("- hold", {}, {}, id="bare-name"),
     pytest.param("- participant: hold", {}, {}, id="participant-name"),
     pytest.param("- hold: {x: 1, y: [a, b]}", {}, {"x": 1, "y": ["a", "b"]}, id="short-form"),
-    pytest.param("- participant: {ref: hold, x: 1, flag: true}", {}, {"x": 1, "flag": True},
-                 id="ref-form"),
-    pytest.param("- hold: {msg: 'build ${f:project} ok'}", {"project": "p1"},
-                 {"msg": "build p1 ok"}, id="substituted"),
-    pytest.param("- hold: {msg: 'build ${project} ok'}", {"project": "p1"},
-                 {"msg": "build p1 ok"}, id="substituted-bare-field"),
+    pytest.param(
+        "- participant: {ref: hold, x: 1, flag: true}", {}, {"x": 1, "flag": True}, id="ref-form"
+    ),
+    pytest.param(
+        "- hold: {msg: 'build ${f:project} ok'}",
+        {"project": "p1"},
+        {"msg": "build p1 ok"},
+        id="substituted",
+    ),
+    pytest.param(
+        "- hold: {msg: 'build ${project} ok'}",
+        {"project": "p1"},
+        {"msg": "build p1 ok"},
+        id="substituted-bare-field",
+    ),
     pytest.param("- hold: {n: '${f:n}'}", {"n": 5}, {"n": "5"}, id="single-ref-is-text"),
-    pytest.param("- hold: {items: $f:lst}", {"lst": [1, {"a": 2}]}, {"items": [1, {"a": 2}]},
-                 id="raw-list"),
+    pytest.param(
+        "- hold: {items: $f:lst}", {"lst": [1, {"a": 2}]}, {"items": [1, {"a": 2}]}, id="raw-list"
+    ),
     pytest.param("- hold: {n: $f:n}", {"n": 5}, {"n": 5}, id="raw-number"),
     pytest.param("- hold: {m: '[${f:nope}]'}", {}, {"m": "[]"}, id="missing-is-empty"),
-    pytest.param("- hold: {cfg: {a: '${f:x}', b: ['${f:x}', 2]}}", {"x": "X"},
-                 {"cfg": {"a": "X", "b": ["X", 2]}}, id="nested-substitution"),
+    pytest.param(
+        "- hold: {cfg: {a: '${f:x}', b: ['${f:x}', 2]}}",
+        {"x": "X"},
+        {"cfg": {"a": "X", "b": ["X", 2]}},
+        id="nested-substitution",
+    ),
     pytest.param("- hold: {w: '${wfid}'}", {}, "WFID", id="wfid"),
-    pytest.param("- set: {'v:who': vv}\n- hold: {who: '${v:who}'}", {}, {"who": "vv"},
-                 id="variable"),
+    pytest.param(
+        "- set: {'v:who': vv}\n- hold: {who: '${v:who}'}", {}, {"who": "vv"}, id="variable"
+    ),
 ]
 
 
@@ -234,8 +258,9 @@ def test_participant_changes_fields(h: ProcessHarness) -> None:
         del wi.fields["drop_me"]
 
     h.register("builder", builder)
-    run = run_proc(h, "- builder\n- echo: '${built} ${deep.er}'",
-                   fields={"project": "p", "drop_me": 1})
+    run = run_proc(
+        h, "- builder\n- echo: '${built} ${deep.er}'", fields={"project": "p", "drop_me": 1}
+    )
     assert h.trace == ["p-1.0 true"]
     assert run.fields == {"project": "p", "built": "p-1.0", "deep": {"er": True}}
 
@@ -337,23 +362,31 @@ def test_first_registered_wins(bare: ProcessHarness, order, winner) -> None:
 
 REGISTRATIONS = [
     # registrations in order, name -> which registration serves it (None: unknown)
-    pytest.param(["x_.*", "x_a", ".*"], {"x_a": "x_.*", "x_b": "x_.*", "y": ".*"},
-                 id="regex-exact-catchall"),
-    pytest.param(["x_a", "x_.*", ".*"], {"x_a": "x_a", "x_b": "x_.*", "y": ".*"},
-                 id="exact-regex-catchall"),
+    pytest.param(
+        ["x_.*", "x_a", ".*"], {"x_a": "x_.*", "x_b": "x_.*", "y": ".*"}, id="regex-exact-catchall"
+    ),
+    pytest.param(
+        ["x_a", "x_.*", ".*"], {"x_a": "x_a", "x_b": "x_.*", "y": ".*"}, id="exact-regex-catchall"
+    ),
     pytest.param([".*", "x_a"], {"x_a": ".*", "y": ".*"}, id="catchall-first"),
-    pytest.param(["a|b", "c"], {"a": "a|b", "b": "a|b", "c": "c", "ab": None},
-                 id="alternation-is-anchored"),
-    pytest.param(["pkg.build"], {"pkg.build": "pkg.build", "pkgXbuild": None},
-                 id="lone-dot-is-a-plain-name"),
-    pytest.param(["build_[0-9]+"], {"build_12": "build_[0-9]+", "build_": None,
-                                    "build_1x": None}, id="character-class"),
+    pytest.param(
+        ["a|b", "c"], {"a": "a|b", "b": "a|b", "c": "c", "ab": None}, id="alternation-is-anchored"
+    ),
+    pytest.param(
+        ["pkg.build"], {"pkg.build": "pkg.build", "pkgXbuild": None}, id="lone-dot-is-a-plain-name"
+    ),
+    pytest.param(
+        ["build_[0-9]+"],
+        {"build_12": "build_[0-9]+", "build_": None, "build_1x": None},
+        id="character-class",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("patterns", "served"), REGISTRATIONS)
-def test_registration_matching(bare: ProcessHarness, patterns: list[str],
-                               served: dict[str, str | None]) -> None:
+def test_registration_matching(
+    bare: ProcessHarness, patterns: list[str], served: dict[str, str | None]
+) -> None:
     h = bare
     for pattern in patterns:
         h.register(pattern, (lambda p: lambda wi: h.trace.append(p))(pattern))

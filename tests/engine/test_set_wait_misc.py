@@ -29,32 +29,54 @@ def h() -> ProcessHarness:
 # -- set ----------------------------------------------------------------------------------
 
 SETS = [
-    pytest.param("{'f:status': FAILED}", {"status": "SUCCESS"}, {"status": "FAILED"},
-                 id="f-prefix"),
+    pytest.param(
+        "{'f:status': FAILED}", {"status": "SUCCESS"}, {"status": "FAILED"}, id="f-prefix"
+    ),
     pytest.param("{plain: x}", {}, {"plain": "x"}, id="no-prefix"),
     pytest.param("{a.b.c: 1}", {}, {"a": {"b": {"c": 1}}}, id="dotted-creates"),
-    pytest.param("{'f:a.b': 2}", {"a": {"b": 1, "c": 3}}, {"a": {"b": 2, "c": 3}},
-                 id="dotted-keeps-siblings"),
+    pytest.param(
+        "{'f:a.b': 2}", {"a": {"b": 1, "c": 3}}, {"a": {"b": 2, "c": 3}}, id="dotted-keeps-siblings"
+    ),
     pytest.param("{a.b: 1}", {"a": "scalar"}, {"a": {"b": 1}}, id="dotted-through-a-scalar"),
-    pytest.param("{n: 5, fl: 1.5, t: true, l: [1, two], m: {k: v}, z: null}", {},
-                 {"n": 5, "fl": 1.5, "t": True, "l": [1, "two"], "m": {"k": "v"}, "z": None},
-                 id="typed-values"),
+    pytest.param(
+        "{n: 5, fl: 1.5, t: true, l: [1, two], m: {k: v}, z: null}",
+        {},
+        {"n": 5, "fl": 1.5, "t": True, "l": [1, "two"], "m": {"k": "v"}, "z": None},
+        id="typed-values",
+    ),
     pytest.param("{on: yes, off: no}", {}, {"on": "yes", "off": "no"}, id="yaml-1.2-strings"),
-    pytest.param("{'f:${f:name}': x}", {"name": "target"}, {"name": "target", "target": "x"},
-                 id="substituted-key"),
-    pytest.param("{'${f:name}.sub': x}", {"name": "target"},
-                 {"name": "target", "target": {"sub": "x"}}, id="substituted-dotted-key"),
+    pytest.param(
+        "{'f:${f:name}': x}",
+        {"name": "target"},
+        {"name": "target", "target": "x"},
+        id="substituted-key",
+    ),
+    pytest.param(
+        "{'${f:name}.sub': x}",
+        {"name": "target"},
+        {"name": "target", "target": {"sub": "x"}},
+        id="substituted-dotted-key",
+    ),
     pytest.param("{v: '${f:a}-x'}", {"a": "A"}, {"a": "A", "v": "A-x"}, id="substituted-value"),
     pytest.param("{v: '${f:n}'}", {"n": 3}, {"n": 3, "v": "3"}, id="substituted-value-is-text"),
-    pytest.param("{copy: $f:lst}", {"lst": [1, {"k": 2}]},
-                 {"lst": [1, {"k": 2}], "copy": [1, {"k": 2}]}, id="raw-copy-list"),
+    pytest.param(
+        "{copy: $f:lst}",
+        {"lst": [1, {"k": 2}]},
+        {"lst": [1, {"k": 2}], "copy": [1, {"k": 2}]},
+        id="raw-copy-list",
+    ),
     pytest.param("{copy: $f:n}", {"n": 3}, {"n": 3, "copy": 3}, id="raw-copy-number"),
     pytest.param("{copy: $f:nope}", {}, {"copy": None}, id="raw-copy-of-missing-is-null"),
-    pytest.param("{copy: $f:m.k}", {"m": {"k": [1]}}, {"m": {"k": [1]}, "copy": [1]},
-                 id="raw-copy-dotted"),
+    pytest.param(
+        "{copy: $f:m.k}", {"m": {"k": [1]}}, {"m": {"k": [1]}, "copy": [1]}, id="raw-copy-dotted"
+    ),
     pytest.param("{v: '[${f:nope}]'}", {}, {"v": "[]"}, id="missing-is-empty"),
-    pytest.param("{cfg: {a: '${f:x}', l: ['${f:x}']}}", {"x": "X"},
-                 {"x": "X", "cfg": {"a": "X", "l": ["X"]}}, id="nested-values-substituted"),
+    pytest.param(
+        "{cfg: {a: '${f:x}', l: ['${f:x}']}}",
+        {"x": "X"},
+        {"x": "X", "cfg": {"a": "X", "l": ["X"]}},
+        id="nested-values-substituted",
+    ),
     pytest.param("{a: 1, b: '${f:a}'}", {}, {"a": 1, "b": "1"}, id="keys-in-order"),
     pytest.param("{'v:x': 1}", {"k": 0}, {"k": 0}, id="variable-is-not-a-field"),
 ]
@@ -79,8 +101,9 @@ VAR_SETS = [
 
 @pytest.mark.parametrize(("values", "echo", "text"), VAR_SETS)
 def test_set_variables(h: ProcessHarness, values: str, echo: str, text: str) -> None:
-    run = run_proc(h, f"- set: {values}\n- echo: '{echo}'",
-                   fields={"name": "target", "lst": ["a", "b"]})
+    run = run_proc(
+        h, f"- set: {values}\n- echo: '{echo}'", fields={"name": "target", "lst": ["a", "b"]}
+    )
     assert h.trace == [text]
     assert run.fields == {"name": "target", "lst": ["a", "b"]}
 
@@ -91,10 +114,15 @@ def test_set_raw_copy_is_a_copy(h: ProcessHarness) -> None:
         wi.fields["copy_m"]["k"] = "changed"
 
     h.register("grow", grow)
-    run = run_proc(h, "- set: {copy: $f:lst, copy_m: $f:m}\n- grow",
-                   fields={"lst": ["a"], "m": {"k": "v"}})
-    assert run.fields == {"lst": ["a"], "m": {"k": "v"}, "copy": ["a", "new"],
-                          "copy_m": {"k": "changed"}}
+    run = run_proc(
+        h, "- set: {copy: $f:lst, copy_m: $f:m}\n- grow", fields={"lst": ["a"], "m": {"k": "v"}}
+    )
+    assert run.fields == {
+        "lst": ["a"],
+        "m": {"k": "v"},
+        "copy": ["a", "new"],
+        "copy_m": {"k": "changed"},
+    }
 
 
 def test_set_variable_raw_copy_from_variable(h: ProcessHarness) -> None:
@@ -109,12 +137,15 @@ def test_set_variable_raw_copy_from_variable(h: ProcessHarness) -> None:
     ("key", "fields", "result"),
     [
         pytest.param("lst.0", {"lst": ["a", "b"]}, {"lst": ["x", "b"]}, id="list-item"),
-        pytest.param("lst.1.k", {"lst": [{"k": 1}, {"k": 2}]},
-                     {"lst": [{"k": 1}, {"k": "x"}]}, id="mapping-in-a-list"),
+        pytest.param(
+            "lst.1.k",
+            {"lst": [{"k": 1}, {"k": 2}]},
+            {"lst": [{"k": 1}, {"k": "x"}]},
+            id="mapping-in-a-list",
+        ),
     ],
 )
-def test_set_through_a_list_index(h: ProcessHarness, key: str, fields: dict,
-                                  result: dict) -> None:
+def test_set_through_a_list_index(h: ProcessHarness, key: str, fields: dict, result: dict) -> None:
     run = run_proc(h, f"- set: {{'{key}': x}}\n- echo: '${{{key}}}'", fields=fields)
     assert run.status == "finished"
     assert run.fields == result
@@ -145,14 +176,17 @@ def test_unset(h: ProcessHarness, names: str, fields: dict, result: dict) -> Non
 @pytest.mark.parametrize(
     ("names", "text"),
     [
-        pytest.param("v:x", "[] [2] [{\"k\":1,\"l\":2}]", id="variable"),
-        pytest.param("[v:x, v:y]", "[] [] [{\"k\":1,\"l\":2}]", id="variables"),
-        pytest.param("v:m.k", "[1] [2] [{\"l\":2}]", id="variable-dotted"),
+        pytest.param("v:x", '[] [2] [{"k":1,"l":2}]', id="variable"),
+        pytest.param("[v:x, v:y]", '[] [] [{"k":1,"l":2}]', id="variables"),
+        pytest.param("v:m.k", '[1] [2] [{"l":2}]', id="variable-dotted"),
     ],
 )
 def test_unset_variables(h: ProcessHarness, names: str, text: str) -> None:
-    run_proc(h, f"- set: {{'v:x': 1, 'v:y': 2, 'v:m': {{k: 1, l: 2}}}}\n- unset: {names}\n"
-                "- echo: '[${v:x}] [${v:y}] [${v:m}]'")
+    run_proc(
+        h,
+        f"- set: {{'v:x': 1, 'v:y': 2, 'v:m': {{k: 1, l: 2}}}}\n- unset: {names}\n"
+        "- echo: '[${v:x}] [${v:y}] [${v:m}]'",
+    )
     assert h.trace == [text]
 
 
@@ -161,12 +195,17 @@ def test_unset_variables(h: ProcessHarness, names: str, text: str) -> None:
     ("name", "fields", "result"),
     [
         pytest.param("lst.0", {"lst": ["a", "b"]}, {"lst": ["b"]}, id="list-item"),
-        pytest.param("lst.1.k", {"lst": [{"k": 1}, {"k": 2, "j": 3}]},
-                     {"lst": [{"k": 1}, {"j": 3}]}, id="mapping-in-a-list"),
+        pytest.param(
+            "lst.1.k",
+            {"lst": [{"k": 1}, {"k": 2, "j": 3}]},
+            {"lst": [{"k": 1}, {"j": 3}]},
+            id="mapping-in-a-list",
+        ),
     ],
 )
-def test_unset_through_a_list_index(h: ProcessHarness, name: str, fields: dict,
-                                    result: dict) -> None:
+def test_unset_through_a_list_index(
+    h: ProcessHarness, name: str, fields: dict, result: dict
+) -> None:
     run = run_proc(h, f"- unset: {name}\n- alpha", fields=fields)
     assert run.status == "finished"
     assert run.fields == result
@@ -197,8 +236,11 @@ WAITS = [
 
 @pytest.mark.parametrize(("arg", "seconds"), WAITS)
 def test_wait(h: ProcessHarness, arg: str, seconds: float) -> None:
-    run = run_proc(h, f"- alpha\n- wait: {arg}\n- bravo",
-                   fields={"delay": "3s", "when": "2027-01-15T08:00:20Z"})
+    run = run_proc(
+        h,
+        f"- alpha\n- wait: {arg}\n- bravo",
+        fields={"delay": "3s", "when": "2027-01-15T08:00:20Z"},
+    )
     assert run.status == "running"
     assert h.trace == ["alpha"]
     assert h.next_timer() == pytest.approx(seconds)
@@ -234,8 +276,9 @@ def test_wait_that_is_already_over(h: ProcessHarness, arg: str) -> None:
         pytest.param("{until: '${f:w}'}", "invalid time", id="until"),
     ],
 )
-def test_wait_with_a_bad_substituted_value_is_a_run_error(h: ProcessHarness, arg: str,
-                                                         message: str) -> None:
+def test_wait_with_a_bad_substituted_value_is_a_run_error(
+    h: ProcessHarness, arg: str, message: str
+) -> None:
     run = run_proc(h, f"- wait: {arg}\n- alpha", fields={"w": "garbage"})
     assert run.status == "error"
     assert message in run.errors[0]["message"]
@@ -337,8 +380,11 @@ def test_waits_in_sequence_add_up(h: ProcessHarness) -> None:
 
 
 def test_parallel_waits(h: ProcessHarness) -> None:
-    run = run_proc(h, "- concurrence:\n  - sequence: [{wait: 3s}, {echo: three}]\n"
-                      "  - sequence: [{wait: 1s}, {echo: one}]\n- echo: both")
+    run = run_proc(
+        h,
+        "- concurrence:\n  - sequence: [{wait: 3s}, {echo: three}]\n"
+        "  - sequence: [{wait: 1s}, {echo: one}]\n- echo: both",
+    )
     h.advance(1)
     assert h.trace == ["one"]
     h.advance(2)
@@ -405,8 +451,7 @@ def test_error_in_a_branch_other_branches_go_on(h: ProcessHarness) -> None:
 
 
 def test_error_in_a_branch_cancelled_by_count_is_resolved(h: ProcessHarness) -> None:
-    run = run_proc(h, "- concurrence:\n    count: 1\n    branches: [{error: bad}, hold]\n"
-                      "- alpha")
+    run = run_proc(h, "- concurrence:\n    count: 1\n    branches: [{error: bad}, hold]\n- alpha")
     assert run.status == "error"
     answer(h, "hold")
     run.wait()
@@ -464,8 +509,12 @@ def test_cancel_process_also_ends_forgotten_branches(h: ProcessHarness) -> None:
 
 
 def test_cancel_process_runs_on_cancel(h: ProcessHarness) -> None:
-    run = h.launch(proc("- concurrence:\n  - sequence: [hold, alpha]\n    on_cancel: bravo\n"
-                        "  - sequence: [charlie, cancel_process]")).wait()
+    run = h.launch(
+        proc(
+            "- concurrence:\n  - sequence: [hold, alpha]\n    on_cancel: bravo\n"
+            "  - sequence: [charlie, cancel_process]"
+        )
+    ).wait()
     assert run.status == "cancelled"
     assert h.trace == ["charlie", "bravo"]
 
@@ -487,8 +536,11 @@ def test_cancel_by_tag(h: ProcessHarness) -> None:
 
 
 def test_cancel_by_substituted_tag(h: ProcessHarness) -> None:
-    run = run_proc(h, "- concurrence:\n  - hold_a:\n    tag: x\n  - cancel: '${f:t}'\n- alpha",
-                   fields={"t": "x"})
+    run = run_proc(
+        h,
+        "- concurrence:\n  - hold_a:\n    tag: x\n  - cancel: '${f:t}'\n- alpha",
+        fields={"t": "x"},
+    )
     assert run.status == "finished"
     assert h.trace == ["alpha"]
     assert cancelled_names(h) == ["hold_a"]
@@ -548,15 +600,21 @@ def test_cancelled_step_keeps_the_applied_workitem(h: ProcessHarness) -> None:
 IFS = [
     pytest.param("{test: 'true', then: [alpha]}", ["alpha", "end"], id="then"),
     pytest.param("{test: 'false', then: [alpha]}", ["end"], id="false-without-else"),
-    pytest.param("{test: 'false', then: [alpha], else: [bravo, charlie]}",
-                 ["bravo", "charlie", "end"], id="else"),
-    pytest.param("{test: '${f:go}', then: [alpha], else: [bravo]}", ["alpha", "end"],
-                 id="field"),
-    pytest.param("{test: '${f:nope}', then: [alpha], else: [bravo]}", ["bravo", "end"],
-                 id="missing-is-false"),
+    pytest.param(
+        "{test: 'false', then: [alpha], else: [bravo, charlie]}",
+        ["bravo", "charlie", "end"],
+        id="else",
+    ),
+    pytest.param("{test: '${f:go}', then: [alpha], else: [bravo]}", ["alpha", "end"], id="field"),
+    pytest.param(
+        "{test: '${f:nope}', then: [alpha], else: [bravo]}", ["bravo", "end"], id="missing-is-false"
+    ),
     pytest.param("{test: 'true', then: []}", ["end"], id="empty-then"),
-    pytest.param("{test: 'true', then: [{if: {test: 'false', then: [alpha], else: [bravo]}}]}",
-                 ["bravo", "end"], id="nested"),
+    pytest.param(
+        "{test: 'true', then: [{if: {test: 'false', then: [alpha], else: [bravo]}}]}",
+        ["bravo", "end"],
+        id="nested",
+    ),
 ]
 
 
@@ -630,10 +688,18 @@ CONDITIONS = [
     pytest.param("${f:a} and ${f:b}", {"a": True, "b": False}, False, id="and"),
     pytest.param("${f:a} or ${f:b}", {"a": True, "b": False}, True, id="or"),
     pytest.param("not ${f:b}", {"b": False}, True, id="not"),
-    pytest.param("(${f:a} or ${f:b}) and not ${f:c}", {"a": False, "b": True, "c": False},
-                 True, id="parentheses"),
-    pytest.param("${f:a} or ${f:b} and ${f:c}", {"a": True, "b": False, "c": False},
-                 True, id="and-binds-tighter"),
+    pytest.param(
+        "(${f:a} or ${f:b}) and not ${f:c}",
+        {"a": False, "b": True, "c": False},
+        True,
+        id="parentheses",
+    ),
+    pytest.param(
+        "${f:a} or ${f:b} and ${f:c}",
+        {"a": True, "b": False, "c": False},
+        True,
+        id="and-binds-tighter",
+    ),
     pytest.param("${f:a.b} == 1", {"a": {"b": 1}}, True, id="dotted-field"),
     pytest.param("${f:lst.0} == x", {"lst": ["x"]}, True, id="list-index"),
     pytest.param("${v:x} == 1", {}, True, id="variable-typed"),
@@ -643,8 +709,12 @@ CONDITIONS = [
     pytest.param("${f:n} == true", {"n": 1}, False, id="number-is-not-a-bool"),
     pytest.param("${f:b} > 0", {"b": True}, False, id="bool-does-not-order-with-numbers"),
     pytest.param("${f:n} == 1.0", {"n": "1"}, True, id="numeric-string-equals-float"),
-    pytest.param("${f:a} == ${f:b}", {"a": [1, {"k": 2}], "b": [1, {"k": 2}]}, True,
-                 id="lists-compare-as-they-are"),
+    pytest.param(
+        "${f:a} == ${f:b}",
+        {"a": [1, {"k": 2}], "b": [1, {"k": 2}]},
+        True,
+        id="lists-compare-as-they-are",
+    ),
     pytest.param("${f:a} < ${f:b}", {"a": "abc", "b": "abd"}, True, id="strings-order"),
     pytest.param("${f:a} < 5", {"a": "abc"}, False, id="string-vs-number-does-not-order"),
     # spec silent: the engine reads the strings "true"/"false" as booleans (ruote)
@@ -656,8 +726,9 @@ CONDITIONS = [
 
 
 @pytest.mark.parametrize(("cond", "fields", "truth"), CONDITIONS)
-def test_conditions_with_typed_operands(h: ProcessHarness, cond: str, fields: dict,
-                                        truth: bool) -> None:
+def test_conditions_with_typed_operands(
+    h: ProcessHarness, cond: str, fields: dict, truth: bool
+) -> None:
     steps = textwrap.dedent(
         """
         - set: {"v:x": 1, "v:key": k2}
@@ -682,83 +753,173 @@ SUBS = "sub:\n  - echo: in sub"
 
 KINDS = [
     # step (ATTR is the attribute), applied: (status, trace), skipped: (status, trace)
-    pytest.param("- alpha:\n  ATTR", ("finished", ["alpha", "end"]), ("finished", ["end"]),
-                 id="participant-string"),
-    pytest.param("- participant: alpha\n  ATTR", ("finished", ["alpha", "end"]),
-                 ("finished", ["end"]), id="participant"),
-    pytest.param("- alpha: {x: 1}\n  ATTR", ("finished", ["alpha", "end"]),
-                 ("finished", ["end"]), id="participant-params"),
-    pytest.param("- hold:\n  ATTR", ("running", []), ("finished", ["end"]),
-                 id="held-participant"),
-    pytest.param("- sequence: [alpha, bravo]\n  ATTR", ("finished", ["alpha", "bravo", "end"]),
-                 ("finished", ["end"]), id="sequence"),
-    pytest.param("- concurrence: [alpha, bravo]\n  ATTR",
-                 ("finished", ["alpha", "bravo", "end"]), ("finished", ["end"]),
-                 id="concurrence"),
-    pytest.param("- cursor: [alpha, break, bravo]\n  ATTR", ("finished", ["alpha", "end"]),
-                 ("finished", ["end"]), id="cursor"),
-    pytest.param("- loop: [alpha, break]\n  ATTR", ("finished", ["alpha", "end"]),
-                 ("finished", ["end"]), id="loop"),
-    pytest.param("- iterator: {on: [a, b], steps: [{echo: '${v:i}'}]}\n  ATTR",
-                 ("finished", ["a", "b", "end"]), ("finished", ["end"]), id="iterator"),
-    pytest.param("- concurrent_iterator: {on: [a, b], steps: [{echo: '${v:i}'}]}\n  ATTR",
-                 ("finished", ["a", "b", "end"]), ("finished", ["end"]),
-                 id="concurrent_iterator"),
-    pytest.param("- sub:\n  ATTR", ("finished", ["in sub", "end"]), ("finished", ["end"]),
-                 id="subprocess-short"),
-    pytest.param("- subprocess: sub\n  ATTR", ("finished", ["in sub", "end"]),
-                 ("finished", ["end"]), id="subprocess"),
-    pytest.param("- if: {test: 'true', then: [alpha]}\n  UNLESS",
-                 ("finished", ["alpha", "end"]), ("finished", ["end"]), id="if-expression"),
-    pytest.param("- set: {s: 1}\n  ATTR\n- echo: 's=${s}'", ("finished", ["s=1", "end"]),
-                 ("finished", ["s=", "end"]), id="set"),
-    pytest.param("- unset: u\n  ATTR\n- echo: 'u=${u}'", ("finished", ["u=", "end"]),
-                 ("finished", ["u=1", "end"]), id="unset"),
+    pytest.param(
+        "- alpha:\n  ATTR",
+        ("finished", ["alpha", "end"]),
+        ("finished", ["end"]),
+        id="participant-string",
+    ),
+    pytest.param(
+        "- participant: alpha\n  ATTR",
+        ("finished", ["alpha", "end"]),
+        ("finished", ["end"]),
+        id="participant",
+    ),
+    pytest.param(
+        "- alpha: {x: 1}\n  ATTR",
+        ("finished", ["alpha", "end"]),
+        ("finished", ["end"]),
+        id="participant-params",
+    ),
+    pytest.param("- hold:\n  ATTR", ("running", []), ("finished", ["end"]), id="held-participant"),
+    pytest.param(
+        "- sequence: [alpha, bravo]\n  ATTR",
+        ("finished", ["alpha", "bravo", "end"]),
+        ("finished", ["end"]),
+        id="sequence",
+    ),
+    pytest.param(
+        "- concurrence: [alpha, bravo]\n  ATTR",
+        ("finished", ["alpha", "bravo", "end"]),
+        ("finished", ["end"]),
+        id="concurrence",
+    ),
+    pytest.param(
+        "- cursor: [alpha, break, bravo]\n  ATTR",
+        ("finished", ["alpha", "end"]),
+        ("finished", ["end"]),
+        id="cursor",
+    ),
+    pytest.param(
+        "- loop: [alpha, break]\n  ATTR",
+        ("finished", ["alpha", "end"]),
+        ("finished", ["end"]),
+        id="loop",
+    ),
+    pytest.param(
+        "- iterator: {on: [a, b], steps: [{echo: '${v:i}'}]}\n  ATTR",
+        ("finished", ["a", "b", "end"]),
+        ("finished", ["end"]),
+        id="iterator",
+    ),
+    pytest.param(
+        "- concurrent_iterator: {on: [a, b], steps: [{echo: '${v:i}'}]}\n  ATTR",
+        ("finished", ["a", "b", "end"]),
+        ("finished", ["end"]),
+        id="concurrent_iterator",
+    ),
+    pytest.param(
+        "- sub:\n  ATTR",
+        ("finished", ["in sub", "end"]),
+        ("finished", ["end"]),
+        id="subprocess-short",
+    ),
+    pytest.param(
+        "- subprocess: sub\n  ATTR",
+        ("finished", ["in sub", "end"]),
+        ("finished", ["end"]),
+        id="subprocess",
+    ),
+    pytest.param(
+        "- if: {test: 'true', then: [alpha]}\n  UNLESS",
+        ("finished", ["alpha", "end"]),
+        ("finished", ["end"]),
+        id="if-expression",
+    ),
+    pytest.param(
+        "- set: {s: 1}\n  ATTR\n- echo: 's=${s}'",
+        ("finished", ["s=1", "end"]),
+        ("finished", ["s=", "end"]),
+        id="set",
+    ),
+    pytest.param(
+        "- unset: u\n  ATTR\n- echo: 'u=${u}'",
+        ("finished", ["u=", "end"]),
+        ("finished", ["u=1", "end"]),
+        id="unset",
+    ),
     pytest.param("- wait: 10s\n  ATTR", ("running", []), ("finished", ["end"]), id="wait"),
-    pytest.param("- reserve: {mutex: m, steps: [alpha]}\n  ATTR", ("finished", ["alpha", "end"]),
-                 ("finished", ["end"]), id="reserve"),
-    pytest.param("- listen: {to: nobody_calls_this}\n  ATTR", ("running", []),
-                 ("finished", ["end"]), id="listen"),
-    pytest.param("- echo: hi\n  ATTR", ("finished", ["hi", "end"]), ("finished", ["end"]),
-                 id="echo"),
+    pytest.param(
+        "- reserve: {mutex: m, steps: [alpha]}\n  ATTR",
+        ("finished", ["alpha", "end"]),
+        ("finished", ["end"]),
+        id="reserve",
+    ),
+    pytest.param(
+        "- listen: {to: nobody_calls_this}\n  ATTR",
+        ("running", []),
+        ("finished", ["end"]),
+        id="listen",
+    ),
+    pytest.param(
+        "- echo: hi\n  ATTR", ("finished", ["hi", "end"]), ("finished", ["end"]), id="echo"
+    ),
     pytest.param("- error: boom\n  ATTR", ("error", []), ("finished", ["end"]), id="error"),
-    pytest.param("- cancel_process:\n  ATTR", ("cancelled", []), ("finished", ["end"]),
-                 id="cancel_process"),
-    pytest.param("- terminate:\n  ATTR", ("cancelled", []), ("finished", ["end"]),
-                 id="terminate"),
-    pytest.param("- concurrence:\n  - hold_a:\n    tag: x\n  - cancel: x\n    ATTR",
-                 ("finished", ["end"]), ("running", []), id="cancel"),
-    pytest.param("- cursor:\n  - break:\n    ATTR\n  - alpha", ("finished", ["end"]),
-                 ("finished", ["alpha", "end"]), id="break"),
-    pytest.param("- cursor:\n  - skip:\n    ATTR\n  - alpha\n  - bravo",
-                 ("finished", ["bravo", "end"]), ("finished", ["alpha", "bravo", "end"]),
-                 id="skip"),
-    pytest.param("- cursor:\n  - jump: j\n    ATTR\n  - alpha\n  - echo: j\n    tag: j",
-                 ("finished", ["j", "end"]), ("finished", ["alpha", "j", "end"]), id="jump"),
+    pytest.param(
+        "- cancel_process:\n  ATTR", ("cancelled", []), ("finished", ["end"]), id="cancel_process"
+    ),
+    pytest.param("- terminate:\n  ATTR", ("cancelled", []), ("finished", ["end"]), id="terminate"),
+    pytest.param(
+        "- concurrence:\n  - hold_a:\n    tag: x\n  - cancel: x\n    ATTR",
+        ("finished", ["end"]),
+        ("running", []),
+        id="cancel",
+    ),
+    pytest.param(
+        "- cursor:\n  - break:\n    ATTR\n  - alpha",
+        ("finished", ["end"]),
+        ("finished", ["alpha", "end"]),
+        id="break",
+    ),
+    pytest.param(
+        "- cursor:\n  - skip:\n    ATTR\n  - alpha\n  - bravo",
+        ("finished", ["bravo", "end"]),
+        ("finished", ["alpha", "bravo", "end"]),
+        id="skip",
+    ),
+    pytest.param(
+        "- cursor:\n  - jump: j\n    ATTR\n  - alpha\n  - echo: j\n    tag: j",
+        ("finished", ["j", "end"]),
+        ("finished", ["alpha", "j", "end"]),
+        id="jump",
+    ),
 ]
 
 
-ATTR_CASES = [("if", True, True), ("if", False, False), ("unless", True, False),
-              ("unless", False, True)]
+ATTR_CASES = [
+    ("if", True, True),
+    ("if", False, False),
+    ("unless", True, False),
+    ("unless", False, True),
+]
 
 #: every kind crossed with if/unless true/false ('if' as an expression takes 'unless' only)
 KIND_CASES = [
-    pytest.param(kind.values[0], kind.values[1], kind.values[2], attr, value, applied,
-                 id=f"{kind.id}-{attr}-{str(value).lower()}")
+    pytest.param(
+        kind.values[0],
+        kind.values[1],
+        kind.values[2],
+        attr,
+        value,
+        applied,
+        id=f"{kind.id}-{attr}-{str(value).lower()}",
+    )
     for kind in KINDS
     for attr, value, applied in ATTR_CASES
     if not ("UNLESS" in kind.values[0] and attr == "if")
 ]
 
 
-@pytest.mark.parametrize(("step", "when_applied", "when_skipped", "attr", "value", "applied"),
-                         KIND_CASES)
-def test_if_unless_on_every_kind_of_step(h: ProcessHarness, step: str, when_applied,
-                                        when_skipped, attr: str, value: bool,
-                                        applied: bool) -> None:
+@pytest.mark.parametrize(
+    ("step", "when_applied", "when_skipped", "attr", "value", "applied"), KIND_CASES
+)
+def test_if_unless_on_every_kind_of_step(
+    h: ProcessHarness, step: str, when_applied, when_skipped, attr: str, value: bool, applied: bool
+) -> None:
     step = step.replace("UNLESS", "unless: '${f:c}'").replace("ATTR", f"{attr}: '${{f:c}}'")
-    run = h.launch(proc(step + "\n- echo: end", subprocesses=SUBS),
-                   fields={"c": value, "u": 1}).wait()
+    run = h.launch(
+        proc(step + "\n- echo: end", subprocesses=SUBS), fields={"c": value, "u": 1}
+    ).wait()
     status, trace = when_applied if applied else when_skipped
     assert run.status == status
     assert h.trace == trace
@@ -805,37 +966,63 @@ def test_substitution(h: ProcessHarness, template: str, text: str) -> None:
     run = run_proc(
         h,
         f"- set: {{'v:x': V, 'v:key': x, 'v:vx': x}}\n- echo: '{template}'",
-        fields={"x": "X", "wfid": "field-wfid", "vkey": "x", "kk": "key",
-                "a": {"b": "AB"}, "lst": ["first", "second"], "inj": "${f:x}"},
+        fields={
+            "x": "X",
+            "wfid": "field-wfid",
+            "vkey": "x",
+            "kk": "key",
+            "a": {"b": "AB"},
+            "lst": ["first", "second"],
+            "inj": "${f:x}",
+        },
     )
     assert h.trace == [text.replace("WFID", run.wfid)]
 
 
 SUBSTITUTION_PLACES = [
-    pytest.param("- hold: {p: '${f:x}'}", lambda h, run: held(h, "hold").params == {"p": "X"},
-                 id="participant-params"),
-    pytest.param("- participant: {ref: hold, p: '${v:x}'}",
-                 lambda h, run: held(h, "hold").params == {"p": "V"}, id="participant-ref-params"),
+    pytest.param(
+        "- hold: {p: '${f:x}'}",
+        lambda h, run: held(h, "hold").params == {"p": "X"},
+        id="participant-params",
+    ),
+    pytest.param(
+        "- participant: {ref: hold, p: '${v:x}'}",
+        lambda h, run: held(h, "hold").params == {"p": "V"},
+        id="participant-ref-params",
+    ),
     pytest.param("- '${f:who}'", lambda h, run: h.trace == ["bravo"], id="participant-name"),
-    pytest.param("- sub: {p: '${f:x}${v:x}'}", lambda h, run: h.trace == ["p=XV"],
-                 id="subprocess-vars"),
-    pytest.param("- error: 'e ${f:x}'", lambda h, run: run.errors[0]["message"] == "e X",
-                 id="error-message"),
-    pytest.param("- set: {'${f:x}': '${v:x}'}", lambda h, run: run.fields["X"] == "V",
-                 id="set-key-and-value"),
-    pytest.param("- iterator: {on: '${f:csv}', steps: [{echo: '${v:i}'}]}",
-                 lambda h, run: h.trace == ["a", "b"], id="iterator-on"),
-    pytest.param("- cursor: [{jump: '${f:target}'}, alpha, {echo: t, tag: T}]",
-                 lambda h, run: h.trace == ["t"], id="jump-target"),
+    pytest.param(
+        "- sub: {p: '${f:x}${v:x}'}", lambda h, run: h.trace == ["p=XV"], id="subprocess-vars"
+    ),
+    pytest.param(
+        "- error: 'e ${f:x}'", lambda h, run: run.errors[0]["message"] == "e X", id="error-message"
+    ),
+    pytest.param(
+        "- set: {'${f:x}': '${v:x}'}", lambda h, run: run.fields["X"] == "V", id="set-key-and-value"
+    ),
+    pytest.param(
+        "- iterator: {on: '${f:csv}', steps: [{echo: '${v:i}'}]}",
+        lambda h, run: h.trace == ["a", "b"],
+        id="iterator-on",
+    ),
+    pytest.param(
+        "- cursor: [{jump: '${f:target}'}, alpha, {echo: t, tag: T}]",
+        lambda h, run: h.trace == ["t"],
+        id="jump-target",
+    ),
     pytest.param("- wait: '${f:delay}'", lambda h, run: h.next_timer() == 7, id="wait"),
-    pytest.param("- echo: '${f:x}'\n  if: \"${v:x} == V\"", lambda h, run: h.trace == ["X"],
-                 id="if-attribute"),
+    pytest.param(
+        "- echo: '${f:x}'\n  if: \"${v:x} == V\"",
+        lambda h, run: h.trace == ["X"],
+        id="if-attribute",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("step", "ok"), SUBSTITUTION_PLACES)
 def test_substitution_everywhere(h: ProcessHarness, step: str, ok) -> None:
-    run = h.launch(proc("- set: {'v:x': V}\n" + step, subprocesses="sub: [{echo: 'p=${v:p}'}]"),
-                   fields={"x": "X", "who": "bravo", "csv": "a,b", "target": "T",
-                           "delay": "7s"}).wait()
+    run = h.launch(
+        proc("- set: {'v:x': V}\n" + step, subprocesses="sub: [{echo: 'p=${v:p}'}]"),
+        fields={"x": "X", "who": "bravo", "csv": "a,b", "target": "T", "delay": "7s"},
+    ).wait()
     assert ok(h, run)

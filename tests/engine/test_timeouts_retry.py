@@ -609,8 +609,7 @@ def test_timed_out_step_has_one_timed_out_record(h):
     h.advance(5)
     run.wait()
     recs = step_records(h, run, "alpha")
-    assert [(ev, out) for _, _, ev, out in recs] == [("triggered", None),
-                                                    ("finished", "TIMED_OUT")]
+    assert [(ev, out) for _, _, ev, out in recs] == [("triggered", None), ("finished", "TIMED_OUT")]
 
 
 # ---------------------------------------------------------------------------
@@ -939,7 +938,9 @@ def test_each_retry_attempt_has_its_own_records(h):
     assert len(eids) == 3
     for eid, outcome in zip(eids, ["FAILED", "FAILED", "SUCCESSFUL"], strict=True):
         assert [(ev, out) for e, _, ev, out in recs if e == eid] == [
-            ("triggered", None), ("finished", outcome)]
+            ("triggered", None),
+            ("finished", outcome),
+        ]
 
 
 def test_retry_in_a_concurrence_branch(h):

@@ -42,8 +42,12 @@ def _process() -> dict[str, Any]:
     return {
         "name": "hammer",
         "steps": [
-            {"concurrence": {"merge_type": "mix",
-                             "branches": [{f"worker{i}": {"n": i}} for i in range(BRANCHES)]}},
+            {
+                "concurrence": {
+                    "merge_type": "mix",
+                    "branches": [{f"worker{i}": {"n": i}} for i in range(BRANCHES)],
+                }
+            },
             "final",
         ],
     }
@@ -142,8 +146,9 @@ def test_timers_fire_once_across_workers(store: RunStore, workers: int) -> None:
         eng.clock = lambda: now[0]
         engines.append(eng)
     engines[0].register("after", "q.after")
-    wfids = [engines[0].launch({"name": "w", "steps": [{"wait": "5s"}, "after"]})
-             for _ in range(50)]
+    wfids = [
+        engines[0].launch({"name": "w", "steps": [{"wait": "5s"}, "after"]}) for _ in range(50)
+    ]
     now[0] += 5
     barrier = threading.Barrier(workers)
 

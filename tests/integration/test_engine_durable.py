@@ -135,7 +135,8 @@ steps:
 
 
 def test_a_crash_is_recovered_after_another_engine_applied_the_next_message(
-        store: RunStore) -> None:
+    store: RunStore,
+) -> None:
     """Engine A stores a reply and dies before dispatching; engine B applies
     another reply to the same run before A's is redelivered. The run's
     outbox still holds A's entry, so B carries it out when it comes."""

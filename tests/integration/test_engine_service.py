@@ -123,15 +123,22 @@ def test_launches_are_idempotent_on_their_wfid(store: RedisStore) -> None:
 
 def test_heartbeats_push_a_lease_and_registrations_are_stored(store: RedisStore) -> None:
     s = service(store, Recorder(), "w.c0")
-    assert s.handle(wire.dumps({"type": "register", "pattern": "build_.*", "queue": "q.b",
-                                "regex": True})) == "registered build_.* -> q.b"
-    assert [(r.pattern, r.queue, r.regex) for r in store.participants()] == \
-        [("build_.*", "q.b", True)]
+    assert (
+        s.handle(
+            wire.dumps({"type": "register", "pattern": "build_.*", "queue": "q.b", "regex": True})
+        )
+        == "registered build_.* -> q.b"
+    )
+    assert [(r.pattern, r.queue, r.regex) for r in store.participants()] == [
+        ("build_.*", "q.b", True)
+    ]
     store.schedule_timer("w9:e1:lease", 1.0, {"type": "timer"})
     out = s.handle(wire.dumps({"type": "alive", "wfid": "w9", "eid": "e1", "lease": 60}))
     assert out == "lease of w9/e1 renewed"
     assert store.timers()[0][1] > 1000
     out = s.handle(wire.dumps({"type": "alive", "wfid": "w9", "eid": "nope", "lease": 60}))
     assert "ignored: no lease" in out
-    assert s.handle(wire.dumps({"type": "unregister", "pattern": "build_.*"})) == \
-        "unregistered build_.*"
+    assert (
+        s.handle(wire.dumps({"type": "unregister", "pattern": "build_.*"}))
+        == "unregistered build_.*"
+    )

@@ -16,20 +16,25 @@ FIXTURES = Path(__file__).with_name("fixtures")
 def recorded(name: str) -> RawEvent:
     """A recorded delivery: ``{"headers", "body", "routing_key"}``."""
     data = json.loads((FIXTURES / name).read_text())
-    return RawEvent(json.dumps(data["body"]).encode(), dict(data.get("headers") or {}),
-                    data.get("routing_key"))
+    return RawEvent(
+        json.dumps(data["body"]).encode(), dict(data.get("headers") or {}), data.get("routing_key")
+    )
 
 
 def gerrit_lines() -> list[RawEvent]:
-    return [RawEvent(line.encode()) for line in
-            (FIXTURES / "gerrit_stream.jsonl").read_text().splitlines() if line.strip()]
+    return [
+        RawEvent(line.encode())
+        for line in (FIXTURES / "gerrit_stream.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
 
 
 STEP = "name: {name}\nsteps:\n  - report\n"
 
 
-def write_process(store: Path, project_path: str, filename: str, name: str = "p",
-                  conf: str | None = None) -> Path:
+def write_process(
+    store: Path, project_path: str, filename: str, name: str = "p", conf: str | None = None
+) -> Path:
     where = store / project_path
     where.mkdir(parents=True, exist_ok=True)
     path = where / filename

@@ -43,27 +43,36 @@ TOKEN = "t0ken"
 
 
 @pytest.fixture(scope="module")
-def system(rabbitmq_url: str, redis_url: str,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+def system(
+    rabbitmq_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[System]:
     tmp = tmp_path_factory.mktemp("launchers")
     (tmp / "processes").mkdir()
     sys_ = System(tmp, rabbitmq_url, redis_url, f"lau{uuid.uuid4().hex[:10]}")
     store = tmp / "store"
     sys_.settings["launchers"] = LauncherSettings(
-        process_store=str(store), github_secret=SECRET, gitlab_token=TOKEN,
-        obs_exchange=f"{sys_.prefix}.obs", obs_namespace="opensuse.obs",
-        obs_queue=f"{sys_.prefix}.obs-launcher")
+        process_store=str(store),
+        github_secret=SECRET,
+        gitlab_token=TOKEN,
+        obs_exchange=f"{sys_.prefix}.obs",
+        obs_namespace="opensuse.obs",
+        obs_queue=f"{sys_.prefix}.obs-launcher",
+    )
     s = sys_.settings["launchers"]
     with sys_.ini.open("a") as fh:
-        fh.write(f"\n[launchers]\nprocess_store = {store}\nobs_exchange = {s.obs_exchange}\n"
-                 f"obs_queue = {s.obs_queue}\nobs_namespace = {s.obs_namespace}\n")
+        fh.write(
+            f"\n[launchers]\nprocess_store = {store}\nobs_exchange = {s.obs_exchange}\n"
+            f"obs_queue = {s.obs_queue}\nobs_namespace = {s.obs_namespace}\n"
+        )
     conf = "flavour: standard\nirc_channel: '#mer-boss'\n"
     for project in ("Mer/Tools", "Mer/Tools/Testing"):
-        write_process(store, project, "OBS_SRCSRV_REQUEST_CREATE.handle_sr.yaml", "handle_sr",
-                      conf=conf)
+        write_process(
+            store, project, "OBS_SRCSRV_REQUEST_CREATE.handle_sr.yaml", "handle_sr", conf=conf
+        )
     write_process(store, "Mer/Tools/Testing", "OBS_BUILD_SUCCESS.built.yaml", "built")
-    write_process(store, "sailfishos/boss-demo", "GITHUB_PUSH.build.yaml", "build",
-                  conf="builder: obs\n")
+    write_process(
+        store, "sailfishos/boss-demo", "GITHUB_PUSH.build.yaml", "build", conf="builder: obs\n"
+    )
     write_process(store, "sailfishos/boss-demo", "GITHUB_PULL_REQUEST.verify.yaml", "verify")
     write_process(store, "mer/boss-demo", "GITLAB_PUSH.build.yaml", "gl-build")
     write_process(store, "mer/boss-demo", "GITLAB_MERGE_REQUEST.verify.yaml", "gl-verify")
@@ -93,8 +102,11 @@ def assert_caused_by(system: System, wfid: str, cause: str) -> None:
     in the graph."""
     graph = Graph(system.store.client, prefix=graph_prefix(system.config))
     act = activity_id(wfid, None, "triggered")
-    wait_for(lambda: graph.exists(act) and graph.exists(cause), 20,
-             f"{wfid}'s activity and its cause in the graph")
+    wait_for(
+        lambda: graph.exists(act) and graph.exists(cause),
+        20,
+        f"{wfid}'s activity and its cause in the graph",
+    )
     assert ("CAUSE", cause) in graph.links_out(act)
 
 
@@ -104,8 +116,11 @@ def deadletters(system: System) -> list[dict[str, Any]]:
 
 
 def wait_deadletter(system: System, text: str) -> dict[str, Any]:
-    return wait_for(lambda: next((x for x in deadletters(system) if text in x["reason"]), None),
-                    20, f"a dead letter saying {text!r}")
+    return wait_for(
+        lambda: next((x for x in deadletters(system) if text in x["reason"]), None),
+        20,
+        f"a dead letter saying {text!r}",
+    )
 
 
 # -- OBS ----------------------------------------------------------------------------------
@@ -113,8 +128,7 @@ def wait_deadletter(system: System, text: str) -> dict[str, Any]:
 
 def test_obs_events_on_a_rabbitmq_topic_exchange(system: System):
     s: LauncherSettings = system.settings["launchers"]
-    proc = system._spawn("obs-launcher", [
-        *_boss(system), "launcher", "obs", "--loglevel", "INFO"])
+    proc = system._spawn("obs-launcher", [*_boss(system), "launcher", "obs", "--loglevel", "INFO"])
     system.wait_consumers(s.obs_queue, 1)
     exchange = kombu.Exchange(s.obs_exchange, type="topic", durable=True)
 
@@ -123,9 +137,14 @@ def test_obs_events_on_a_rabbitmq_topic_exchange(system: System):
             data = json.loads((FIXTURES / fixture).read_text())
             body, key = json.dumps(data["body"]).encode(), data["routing_key"]
         with kombu.Connection(system.broker_url) as conn:
-            conn.Producer().publish(body, exchange=exchange, routing_key=key,
-                                    declare=[exchange], content_type="application/json",
-                                    content_encoding="utf-8")
+            conn.Producer().publish(
+                body,
+                exchange=exchange,
+                routing_key=key,
+                declare=[exchange],
+                content_type="application/json",
+                content_encoding="utf-8",
+            )
         return RawEvent(body, routing_key=key)
 
     # a request to two target projects: one run per target, with the .conf
@@ -149,8 +168,11 @@ def test_obs_events_on_a_rabbitmq_topic_exchange(system: System):
     system.wait_status(built_wfid)
     assert system.engine.fields(built_wfid)["ev"]["package"] == "boss-demo"
     assert_caused_by(system, built_wfid, eiffel_id_for("obs", built.delivery, built.label))
-    wait_for(lambda: proc.log.read_text().count(f"as {wfids[0]}\n") == 2, 20,
-             "the repeated request to be handled")
+    wait_for(
+        lambda: proc.log.read_text().count(f"as {wfids[0]}\n") == 2,
+        20,
+        "the repeated request to be handled",
+    )
     assert [calls(system, w) for w in wfids] == [1, 1]
 
     # a malformed message is dead-lettered with its reason (and the launcher goes on)
@@ -172,8 +194,7 @@ def _boss(system: System) -> list[str]:
 
 @pytest.fixture(scope="module")
 def client(system: System) -> Iterator[Any]:
-    app = create_app(system.config, system.settings["launchers"],
-                     redis_client=system.store.client)
+    app = create_app(system.config, system.settings["launchers"], redis_client=system.store.client)
     yield app.test_client()
     app.extensions["boss_launchers"].launcher.close()
 
@@ -202,8 +223,7 @@ def test_signed_github_webhook(system: System, client: Any, caplog: pytest.LogCa
     # the same delivery again: 200, already launched, nothing published
     again = client.post("/hooks/github", data=body, headers=headers)
     assert again.status_code == 200
-    assert again.get_json() == {"status": "already launched", "delivery": delivery,
-                                "wfids": [wfid]}
+    assert again.get_json() == {"status": "already launched", "delivery": delivery, "wfids": [wfid]}
     assert calls(system, wfid) == 1
 
     # a bad signature: 401, logged, nothing launched
@@ -211,11 +231,15 @@ def test_signed_github_webhook(system: System, client: Any, caplog: pytest.LogCa
     with caplog.at_level(logging.WARNING, logger="boss.launchers.http"):
         bad = client.post("/hooks/github", data=body2, headers=headers2)
     assert bad.status_code == 401
-    assert any("bad signature" in r.getMessage() and headers2["X-GitHub-Delivery"]
-               in r.getMessage() for r in caplog.records)
-    unsigned = client.post("/hooks/github", data=body2,
-                           headers={k: v for k, v in headers2.items()
-                                    if k != "X-Hub-Signature-256"})
+    assert any(
+        "bad signature" in r.getMessage() and headers2["X-GitHub-Delivery"] in r.getMessage()
+        for r in caplog.records
+    )
+    unsigned = client.post(
+        "/hooks/github",
+        data=body2,
+        headers={k: v for k, v in headers2.items() if k != "X-Hub-Signature-256"},
+    )
     assert unsigned.status_code == 401
     assert system.status(f"github-{headers2['X-GitHub-Delivery']}-verify") is None
 
@@ -229,9 +253,16 @@ def test_signed_github_webhook(system: System, client: Any, caplog: pytest.LogCa
 
     # signed but malformed: dead-lettered with the reason, 400
     junk = b'{"ref": "refs/heads/main"'
-    r = client.post("/hooks/github", data=junk, headers={
-        "X-GitHub-Event": "push", "X-GitHub-Delivery": str(uuid.uuid4()),
-        "X-Hub-Signature-256": sign(SECRET, junk), "Content-Type": "application/json"})
+    r = client.post(
+        "/hooks/github",
+        data=junk,
+        headers={
+            "X-GitHub-Event": "push",
+            "X-GitHub-Delivery": str(uuid.uuid4()),
+            "X-Hub-Signature-256": sign(SECRET, junk),
+            "Content-Type": "application/json",
+        },
+    )
     assert r.status_code == 400
     letter = wait_deadletter(system, "github launcher: not JSON")
     assert letter["id"] == r.get_json()["deadletter"]
@@ -260,8 +291,11 @@ def test_gitlab_webhook(system: System, client: Any, caplog: pytest.LogCaptureFi
     assert system.engine.fields(wfids[1][0])["ev"]["object_attributes"]["iid"] == 1
     assert_caused_by(system, push_wfid, eiffel_id_for("gitlab", push_key, "GITLAB_PUSH"))
     with caplog.at_level(logging.WARNING, logger="boss.launchers.http"):
-        bad = client.post("/hooks/gitlab", data=b"{}", headers={
-            "X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": "nope"})
+        bad = client.post(
+            "/hooks/gitlab",
+            data=b"{}",
+            headers={"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": "nope"},
+        )
     assert bad.status_code == 401
     assert any("bad token" in r.getMessage() for r in caplog.records)
 

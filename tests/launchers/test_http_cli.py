@@ -41,33 +41,50 @@ def app_for(tmp_path: Path, fake: FakePublisher, **settings: str):
 
 def test_endpoints_without_a_secret_refuse_everything(tmp_path, fake):
     client = app_for(tmp_path, fake)
-    assert client.post("/hooks/github", data=b"{}",
-                       headers={"X-Hub-Signature-256": sign("", b"{}")}).status_code == 503
-    assert client.post("/hooks/gitlab", data=b"{}",
-                       headers={"X-Gitlab-Token": ""}).status_code == 503
+    assert (
+        client.post(
+            "/hooks/github", data=b"{}", headers={"X-Hub-Signature-256": sign("", b"{}")}
+        ).status_code
+        == 503
+    )
+    assert (
+        client.post("/hooks/gitlab", data=b"{}", headers={"X-Gitlab-Token": ""}).status_code == 503
+    )
     assert client.get("/hooks/health").get_json() == {"status": "ok"}
 
 
 def test_bad_signature_and_token_are_refused_and_logged(tmp_path, fake, caplog):
     client = app_for(tmp_path, fake, github_secret="a", gitlab_token="b")
     with caplog.at_level(logging.WARNING, logger="boss.launchers.http"):
-        r = client.post("/hooks/github", data=b"{}", headers={
-            "X-GitHub-Event": "push", "X-GitHub-Delivery": "d-1",
-            "X-Hub-Signature-256": sign("not-a", b"{}")})
+        r = client.post(
+            "/hooks/github",
+            data=b"{}",
+            headers={
+                "X-GitHub-Event": "push",
+                "X-GitHub-Delivery": "d-1",
+                "X-Hub-Signature-256": sign("not-a", b"{}"),
+            },
+        )
         assert r.status_code == 401
-        assert client.post("/hooks/gitlab", data=b"{}",
-                           headers={"X-Gitlab-Token": "c"}).status_code == 401
+        assert (
+            client.post("/hooks/gitlab", data=b"{}", headers={"X-Gitlab-Token": "c"}).status_code
+            == 401
+        )
     messages = [r.getMessage() for r in caplog.records]
-    assert any("github webhook: refused delivery d-1" in m and "bad signature" in m
-               for m in messages)
+    assert any(
+        "github webhook: refused delivery d-1" in m and "bad signature" in m for m in messages
+    )
     assert any("gitlab webhook" in m and "bad token" in m for m in messages)
     assert fake.sent == fake.letters == fake.events == []
 
 
 def test_ping_and_repeat_with_the_fake_store(tmp_path, fake):
     client = app_for(tmp_path, fake, github_secret="a")
-    headers = {"X-GitHub-Event": "ping", "X-GitHub-Delivery": "p-1",
-               "X-Hub-Signature-256": sign("a", b'{"zen": "z"}')}
+    headers = {
+        "X-GitHub-Event": "ping",
+        "X-GitHub-Delivery": "p-1",
+        "X-Hub-Signature-256": sign("a", b'{"zen": "z"}'),
+    }
     r = client.post("/hooks/github", data=b'{"zen": "z"}', headers=headers)
     assert r.status_code == 202 and r.get_json()["wfids"] == []
     again = client.post("/hooks/github", data=b'{"zen": "z"}', headers=headers)
@@ -81,8 +98,10 @@ def _run(*args: str, ini: Path) -> object:
 @pytest.fixture
 def ini(tmp_path: Path) -> Path:
     path = tmp_path / "boss.ini"
-    path.write_text(f"[boss]\nprocess_dir = {tmp_path / 'store'}\n[launchers]\n"
-                    f"standard_dir = {ROOT / 'processes' / 'StandardWorkflow'}\n")
+    path.write_text(
+        f"[boss]\nprocess_dir = {tmp_path / 'store'}\n[launchers]\n"
+        f"standard_dir = {ROOT / 'processes' / 'StandardWorkflow'}\n"
+    )
     return path
 
 
@@ -91,13 +110,21 @@ def test_enable_project_and_dry_run(ini, tmp_path):
     assert r.exit_code == 0, r.output
     assert "OBS_SRCSRV_REQUEST_CREATE.BOSS_handle_SR.yaml" in r.output
     assert "already enabled" in _run("enable-project", "Mer:Tools", ini=ini).output
-    r = _run("launcher", "test", str(FIXTURES / "obs_request_create.json"), "--source", "obs",
-             ini=ini)
+    r = _run(
+        "launcher", "test", str(FIXTURES / "obs_request_create.json"), "--source", "obs", ini=ini
+    )
     assert r.exit_code == 0, r.output
     assert "launch BOSS_handle_SR as obs-" in r.output and "-BOSS_handle_SR-Mer:Tools " in r.output
     assert "EiffelSourceChangeCreatedEvent" in r.output
-    r = _run("launcher", "test", str(FIXTURES / "obs_request_create.json"), "--source", "obs",
-             "--json", ini=ini)
+    r = _run(
+        "launcher",
+        "test",
+        str(FIXTURES / "obs_request_create.json"),
+        "--source",
+        "obs",
+        "--json",
+        ini=ini,
+    )
     [result] = json.loads(r.output)
     assert result["launches"][0]["fields"]["ev"]["target_project"] == "Mer:Tools"
 
@@ -106,19 +133,43 @@ def test_dry_run_with_headers_rules_and_malformed(ini, tmp_path):
     (tmp_path / "store" / "ci").mkdir(parents=True)
     (tmp_path / "store" / "ci" / "build.yaml").write_text("name: build\nsteps: [report]\n")
     rules = tmp_path / "rules.yaml"
-    rules.write_text("- match: {label: GITHUB_PUSH}\n  process: ci/build\n"
-                     "  fields: {sha: '${commit}'}\n")
+    rules.write_text(
+        "- match: {label: GITHUB_PUSH}\n  process: ci/build\n  fields: {sha: '${commit}'}\n"
+    )
     body = tmp_path / "push.json"
     body.write_text(json.dumps(json.loads((FIXTURES / "github_push.json").read_text())["body"]))
-    r = _run("launcher", "test", str(body), "--source", "github", "-H", "X-GitHub-Event=push",
-             "-H", "X-GitHub-Delivery=abc", "--rules", str(rules), ini=ini)
+    r = _run(
+        "launcher",
+        "test",
+        str(body),
+        "--source",
+        "github",
+        "-H",
+        "X-GitHub-Event=push",
+        "-H",
+        "X-GitHub-Delivery=abc",
+        "--rules",
+        str(rules),
+        ini=ini,
+    )
     assert r.exit_code == 0, r.output
     assert "as github-abc-" in r.output and '"sha": "6dcb09b5' in r.output
     bad = tmp_path / "bad.json"
     bad.write_text("{")
-    r = CliRunner().invoke(main, ["-c", str(ini), "launcher", "test", str(bad), "--source",
-                                  "gitlab"])
+    r = CliRunner().invoke(
+        main, ["-c", str(ini), "launcher", "test", str(bad), "--source", "gitlab"]
+    )
     assert r.exit_code == 1 and "would be dead-lettered" in r.output
-    r = CliRunner().invoke(main, ["-c", str(ini), "launcher", "test", str(
-        FIXTURES / "gerrit_stream.jsonl"), "--source", "gerrit"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "-c",
+            str(ini),
+            "launcher",
+            "test",
+            str(FIXTURES / "gerrit_stream.jsonl"),
+            "--source",
+            "gerrit",
+        ],
+    )
     assert "GERRIT_PATCHSET_CREATED" in r.output and "nothing to launch" in r.output

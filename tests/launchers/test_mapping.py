@@ -30,11 +30,11 @@ ROOT = Path(__file__).resolve().parents[2]
 STANDARD = ROOT / "processes" / "StandardWorkflow"
 
 
-def launcher_for(store: Path, fake: FakePublisher, rules: Rules | None = None,
-                 **settings: object) -> Launcher:
+def launcher_for(
+    store: Path, fake: FakePublisher, rules: Rules | None = None, **settings: object
+) -> Launcher:
     config = Config(process_dir=str(store))
-    return Launcher(config, LauncherSettings(**settings), rules=rules, publisher=fake,
-                    bus=fake)
+    return Launcher(config, LauncherSettings(**settings), rules=rules, publisher=fake, bus=fake)
 
 
 # -- the store --------------------------------------------------------------------------
@@ -50,14 +50,20 @@ def test_project_names_map_to_paths(tmp_path):
 
 
 def test_lookup_by_label_and_conf(store_dir):
-    write_process(store_dir, "Mer/Tools", "OBS_BUILD_SUCCESS.notify.yaml",
-                  conf="irc_channel: '#mer'\nretries: 3\n")
+    write_process(
+        store_dir,
+        "Mer/Tools",
+        "OBS_BUILD_SUCCESS.notify.yaml",
+        conf="irc_channel: '#mer'\nretries: 3\n",
+    )
     write_process(store_dir, "Mer/Tools", "OBS_BUILD_SUCCESS.test.yaml")
     write_process(store_dir, "Mer/Tools", "OBS_BUILD_FAIL.notify.yaml")
     write_process(store_dir, "Mer", "OBS_BUILD_SUCCESS.parent.yaml")
     found = ProcessStore(store_dir).lookup("OBS_BUILD_SUCCESS", "Mer:Tools")
     assert [(e.name, e.conf) for e in found] == [
-        ("notify", {"irc_channel": "#mer", "retries": 3}), ("test", {})]
+        ("notify", {"irc_channel": "#mer", "retries": 3}),
+        ("test", {}),
+    ]
     assert ProcessStore(store_dir).lookup("OBS_BUILD", "Mer:Tools") == []
     assert ProcessStore(store_dir).lookup("OBS_BUILD_SUCCESS", "Other") == []
     assert ProcessStore(store_dir).projects() == ["Mer", "Mer:Tools"]
@@ -66,8 +72,10 @@ def test_lookup_by_label_and_conf(store_dir):
 def test_bad_conf_is_refused(store_dir, fake):
     write_process(store_dir, "Mer/Tools", "OBS_BUILD_SUCCESS.x.yaml", conf="- a list\n")
     launcher = launcher_for(store_dir, fake)
-    out = launcher.handle(ObsSource(), RawEvent(b'{"project": "Mer:Tools"}', routing_key=(
-        "opensuse.obs.package.build_success")))
+    out = launcher.handle(
+        ObsSource(),
+        RawEvent(b'{"project": "Mer:Tools"}', routing_key=("opensuse.obs.package.build_success")),
+    )
     assert out.wfids == [] and "not a YAML mapping" in out.reason
     assert fake.letters[0]["reason"].startswith("obs launcher: ")
 
@@ -75,11 +83,14 @@ def test_bad_conf_is_refused(store_dir, fake):
 def test_enable_project_links_the_standard_processes(store_dir):
     made = enable_project(store_dir, "Mer:Tools", STANDARD)
     where = store_dir / "Mer" / "Tools"
-    assert {"OBS_SRCSRV_REQUEST_CREATE.BOSS_handle_SR.conf",
-            "OBS_SRCSRV_REQUEST_CREATE.BOSS_handle_SR.yaml"} <= {p.name for p in made}
+    assert {
+        "OBS_SRCSRV_REQUEST_CREATE.BOSS_handle_SR.conf",
+        "OBS_SRCSRV_REQUEST_CREATE.BOSS_handle_SR.yaml",
+    } <= {p.name for p in made}
     assert all(p.is_symlink() for p in made)
-    assert (where / "OBS_SRCSRV_REQUEST_CREATE.BOSS_handle_SR.yaml").resolve() == \
-        (STANDARD / "BOSS_handle_SR.yaml").resolve()
+    assert (where / "OBS_SRCSRV_REQUEST_CREATE.BOSS_handle_SR.yaml").resolve() == (
+        STANDARD / "BOSS_handle_SR.yaml"
+    ).resolve()
     assert enable_project(store_dir, "Mer:Tools", STANDARD) == []  # again: nothing to do
     [entry] = ProcessStore(store_dir).lookup("OBS_SRCSRV_REQUEST_CREATE", "Mer:Tools")
     assert entry.conf["prechecks"][0] == "check_already_testing"
@@ -89,12 +100,16 @@ def test_enable_project_labels_from_name_comment_or_option(tmp_path, store_dir):
     std = tmp_path / "std"
     std.mkdir()
     (std / "GITHUB_PUSH.build.yaml").write_text("name: build\nsteps: [report]\n")
-    (std / "notify.yaml").write_text("# launch-on: OBS_BUILD_FAIL, OBS_BUILD_SUCCESS\n"
-                                     "name: notify\nsteps: [report]\n")
+    (std / "notify.yaml").write_text(
+        "# launch-on: OBS_BUILD_FAIL, OBS_BUILD_SUCCESS\nname: notify\nsteps: [report]\n"
+    )
     (std / "unknown.yaml").write_text("name: unknown\nsteps: [report]\n")
     made = sorted(p.name for p in enable_project(store_dir, "a/b", std))
-    assert made == ["GITHUB_PUSH.build.yaml", "OBS_BUILD_FAIL.notify.yaml",
-                    "OBS_BUILD_SUCCESS.notify.yaml"]
+    assert made == [
+        "GITHUB_PUSH.build.yaml",
+        "OBS_BUILD_FAIL.notify.yaml",
+        "OBS_BUILD_SUCCESS.notify.yaml",
+    ]
     # a project's own file of the same name is never replaced
     own = write_process(store_dir, "c", "X.unknown.yaml")
     own_text = own.read_text()
@@ -112,8 +127,10 @@ def test_request_launches_once_per_target_with_conf_and_cause(store_dir, fake):
     launcher = launcher_for(store_dir, fake)
     out = launcher.handle(ObsSource(), recorded("obs_request_create.json"))
     [ev] = out.events
-    assert out.wfids == [f"obs-{ev.delivery}-BOSS_handle_SR-Mer:Tools",
-                         f"obs-{ev.delivery}-BOSS_handle_SR-Mer:Tools:Testing"]
+    assert out.wfids == [
+        f"obs-{ev.delivery}-BOSS_handle_SR-Mer:Tools",
+        f"obs-{ev.delivery}-BOSS_handle_SR-Mer:Tools:Testing",
+    ]
     # the Eiffel event first, then the launches naming it as their cause
     [event] = fake.events
     assert event["meta"]["type"] == "EiffelSourceChangeCreatedEvent"
@@ -239,28 +256,35 @@ def test_rules_and_store_together(rules_store, fake):
     rules = Rules.from_data(__import__("yaml").safe_load(RULES))
     launcher = launcher_for(rules_store, fake, rules=rules)
     plans = launcher.plan(GitHubSource().normalise(recorded("github_push.json"))[0])
-    assert [(p.process, p.via.split(" ")[0]) for p in plans] == [("build", "store"),
-                                                                 ("ci/build", "rules")]
+    assert [(p.process, p.via.split(" ")[0]) for p in plans] == [
+        ("build", "store"),
+        ("ci/build", "rules"),
+    ]
 
 
 def test_rule_naming_a_missing_process_deadletters(store_dir, fake):
     rules = Rules.from_data([{"match": {"source": "github"}, "process": "nope"}])
-    out = launcher_for(store_dir, fake, rules=rules).handle(GitHubSource(),
-                                                            recorded("github_push.json"))
+    out = launcher_for(store_dir, fake, rules=rules).handle(
+        GitHubSource(), recorded("github_push.json")
+    )
     assert "no process 'nope'" in out.reason and fake.sent == []
     with pytest.raises(LaunchError):
         launcher_for(store_dir, fake, rules=rules).plan(
-            NormalisedEvent("github", "GITHUB_PUSH", "d"))
+            NormalisedEvent("github", "GITHUB_PUSH", "d")
+        )
 
 
-@pytest.mark.parametrize(("data", "reason"), [
-    ({"x": 1}, "not a list"),
-    ([{"match": {"colour": "red"}, "process": "p"}], "unknown match keys"),
-    ([{"match": {}, "process": ""}], "no process"),
-    ([{"match": {"project": "~(("}, "process": "p"}], "bad regular expression"),
-    ([{"process": "p", "fields": {"a": "${nope}"}}], "unknown name"),
-    ([{"process": "p", "when": 1}], "unknown keys"),
-])
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        ({"x": 1}, "not a list"),
+        ([{"match": {"colour": "red"}, "process": "p"}], "unknown match keys"),
+        ([{"match": {}, "process": ""}], "no process"),
+        ([{"match": {"project": "~(("}, "process": "p"}], "bad regular expression"),
+        ([{"process": "p", "fields": {"a": "${nope}"}}], "unknown name"),
+        ([{"process": "p", "when": 1}], "unknown keys"),
+    ],
+)
 def test_bad_rules_are_refused(data, reason):
     with pytest.raises(RuleError, match=reason):
         Rules.from_data(data)
@@ -271,8 +295,7 @@ def test_rules_file_and_extract(tmp_path):
     path.write_text("rules:\n  - process: p\n    match: {source: gerrit}\n")
     assert Rules.load(path).rules[0].process == "p"
     ev = NormalisedEvent("obs", "L", "d", payload={"a": {"b": [1, 2]}, "n": 3})
-    assert extract({"x": ["${payload.a.b}", "n=${payload.n}"]}, ev) == \
-        {"x": [[1, 2], "n=3"]}
+    assert extract({"x": ["${payload.a.b}", "n=${payload.n}"]}, ev) == {"x": [[1, 2], "n=3"]}
 
 
 # -- settings ---------------------------------------------------------------------------
@@ -280,12 +303,18 @@ def test_rules_file_and_extract(tmp_path):
 
 def test_settings_from_the_ini_and_environment(tmp_path):
     ini = tmp_path / "boss.ini"
-    ini.write_text("[boss]\nprocess_dir = /p\n[launchers]\ngithub_secret = a\n"
-                   "obs_namespace = mer.obs\ndelivery_ttl = 60\nevents = no\n")
+    ini.write_text(
+        "[boss]\nprocess_dir = /p\n[launchers]\ngithub_secret = a\n"
+        "obs_namespace = mer.obs\ndelivery_ttl = 60\nevents = no\n"
+    )
     config = Config.load(ini, environ={})
     s = LauncherSettings.load(config, environ={"BOSS_LAUNCHERS_GITHUB_SECRET": "b"})
-    assert (s.github_secret, s.obs_namespace, s.delivery_ttl, s.events) == \
-        ("b", "mer.obs", 60.0, False)
+    assert (s.github_secret, s.obs_namespace, s.delivery_ttl, s.events) == (
+        "b",
+        "mer.obs",
+        60.0,
+        False,
+    )
     assert s.bindings() == ["mer.obs.#"]
     assert s.store_dir(config) == Path("/p")
     ini.write_text("[boss]\n[launchers]\ncolour = red\n")

@@ -47,15 +47,21 @@ def test_every_source_is_a_source():
 
 def test_obs_build_success():
     ev = one(ObsSource(), recorded("obs_build_success.json"))
-    assert (ev.source, ev.label, ev.project, ev.targets) == \
-        ("obs", "OBS_BUILD_SUCCESS", "Mer:Tools:Testing", ())
+    assert (ev.source, ev.label, ev.project, ev.targets) == (
+        "obs",
+        "OBS_BUILD_SUCCESS",
+        "Mer:Tools:Testing",
+        (),
+    )
     assert ev.payload["package"] == "boss-demo" and ev.payload["arch"] == "x86_64"
     assert ev.payload["namespace"] == "opensuse.obs"
     assert ev.projects == ["Mer:Tools:Testing"]
     e = source_event(ev)
     assert e["meta"]["type"] == eiffel.ARTIFACT_CREATED
-    assert e["data"]["identity"] == \
-        "pkg:rpm/Mer%3ATools%3ATesting/boss-demo@1.0.3-1?arch=x86_64&repository=latest_x86_64"
+    assert (
+        e["data"]["identity"]
+        == "pkg:rpm/Mer%3ATools%3ATesting/boss-demo@1.0.3-1?arch=x86_64&repository=latest_x86_64"
+    )
 
 
 def test_obs_request_create_has_one_target_per_project():
@@ -71,13 +77,19 @@ def test_obs_request_create_has_one_target_per_project():
     assert source_event(ev)["meta"]["type"] == eiffel.SOURCE_CHANGE_CREATED
 
 
-@pytest.mark.parametrize(("fixture", "label", "etype"), [
-    ("obs_build_fail.json", "OBS_BUILD_FAIL", eiffel.ANNOUNCEMENT_PUBLISHED),
-    ("obs_package_commit.json", "OBS_SRCSRV_COMMIT", eiffel.SOURCE_CHANGE_SUBMITTED),
-    ("obs_repo_published.json", "OBS_REPO_PUBLISHED", eiffel.ARTIFACT_CREATED),
-    ("obs_request_state_change.json", "OBS_SRCSRV_REQUEST_STATECHANGE",
-     eiffel.ANNOUNCEMENT_PUBLISHED),
-])
+@pytest.mark.parametrize(
+    ("fixture", "label", "etype"),
+    [
+        ("obs_build_fail.json", "OBS_BUILD_FAIL", eiffel.ANNOUNCEMENT_PUBLISHED),
+        ("obs_package_commit.json", "OBS_SRCSRV_COMMIT", eiffel.SOURCE_CHANGE_SUBMITTED),
+        ("obs_repo_published.json", "OBS_REPO_PUBLISHED", eiffel.ARTIFACT_CREATED),
+        (
+            "obs_request_state_change.json",
+            "OBS_SRCSRV_REQUEST_STATECHANGE",
+            eiffel.ANNOUNCEMENT_PUBLISHED,
+        ),
+    ],
+)
 def test_obs_labels_keep_boss_vocabulary(fixture, label, etype):
     ev = one(ObsSource(), recorded(fixture))
     assert ev.label == label
@@ -91,12 +103,24 @@ def test_obs_unknown_event_gets_a_generic_label():
 
 def test_obs_legacy_item():
     ev = one(ObsSource(), recorded("obs_legacy_request_create.json"))
-    assert (ev.label, ev.targets, ev.change) == ("OBS_SRCSRV_REQUEST_CREATE", ("Mer:Tools",),
-                                                "4712")
+    assert (ev.label, ev.targets, ev.change) == (
+        "OBS_SRCSRV_REQUEST_CREATE",
+        ("Mer:Tools",),
+        "4712",
+    )
     assert ev.payload["namespace"] == "OBS" and ev.payload["format"] == 1
-    legacy_build = {"fields": {"obsEvent": {"label": "BUILD_SUCCESS", "namespace": "OBS",
-                                            "project": "Mer:Core", "package": "bash",
-                                            "repository": "standard", "arch": "i586"}}}
+    legacy_build = {
+        "fields": {
+            "obsEvent": {
+                "label": "BUILD_SUCCESS",
+                "namespace": "OBS",
+                "project": "Mer:Core",
+                "package": "bash",
+                "repository": "standard",
+                "arch": "i586",
+            }
+        }
+    }
     ev = ObsSource().normalise(RawEvent(json.dumps(legacy_build).encode(), routing_key="x"))[0]
     assert (ev.label, ev.project) == ("OBS_BUILD_SUCCESS", "Mer:Core")
 
@@ -111,16 +135,22 @@ def test_obs_delivery_is_the_message_id_else_a_digest():
     assert ObsSource().normalise(with_id)[0].delivery == "m-1"
 
 
-@pytest.mark.parametrize(("body", "key", "reason"), [
-    (b"{not json", "opensuse.obs.package.build_success", "not JSON"),
-    (b"[1, 2]", "opensuse.obs.package.build_success", "not a JSON object"),
-    (b'{"package": "x"}', "opensuse.obs.package.build_success", "no 'project'"),
-    (b'{"project": "x"}', "build_success", "routing key"),
-    (b'{"number": 1, "actions": [{"type": "delete"}]}', "opensuse.obs.request.create",
-     "no action names a targetproject"),
-    (b'{"actions": []}', "opensuse.obs.request.create", "without 'number'"),
-    (b'{"fields": {"obsEvent": {"namespace": "OBS"}}}', "x", "no 'label'"),
-])
+@pytest.mark.parametrize(
+    ("body", "key", "reason"),
+    [
+        (b"{not json", "opensuse.obs.package.build_success", "not JSON"),
+        (b"[1, 2]", "opensuse.obs.package.build_success", "not a JSON object"),
+        (b'{"package": "x"}', "opensuse.obs.package.build_success", "no 'project'"),
+        (b'{"project": "x"}', "build_success", "routing key"),
+        (
+            b'{"number": 1, "actions": [{"type": "delete"}]}',
+            "opensuse.obs.request.create",
+            "no action names a targetproject",
+        ),
+        (b'{"actions": []}', "opensuse.obs.request.create", "without 'number'"),
+        (b'{"fields": {"obsEvent": {"namespace": "OBS"}}}', "x", "no 'label'"),
+    ],
+)
 def test_obs_malformed(body, key, reason):
     with pytest.raises(MalformedEvent, match=reason):
         ObsSource().normalise(RawEvent(body, routing_key=key))
@@ -150,32 +180,48 @@ def test_github_tag_push():
 
 def test_github_pull_request():
     ev = one(GitHubSource(), recorded("github_pull_request.json"))
-    assert (ev.label, ev.project, ev.branch, ev.change) == \
-        ("GITHUB_PULL_REQUEST", "sailfishos/boss-demo", "main", "42")
+    assert (ev.label, ev.project, ev.branch, ev.change) == (
+        "GITHUB_PULL_REQUEST",
+        "sailfishos/boss-demo",
+        "main",
+        "42",
+    )
     assert ev.commit == "c0ffee0000000000000000000000000000c0ffee"
     assert ev.repository == "https://github.com/contributor/boss-demo.git"
     assert ev.payload["action"] == "opened"
     e = source_event(ev)
     assert e["meta"]["type"] == eiffel.SOURCE_CHANGE_CREATED
-    assert e["data"]["change"] == {"id": "42", "tracker": "GitHub",
-                                   "details": "https://github.com/sailfishos/boss-demo/pull/42"}
+    assert e["data"]["change"] == {
+        "id": "42",
+        "tracker": "GitHub",
+        "details": "https://github.com/sailfishos/boss-demo/pull/42",
+    }
 
 
 def test_github_ping_and_other_events():
     assert GitHubSource().normalise(RawEvent(b'{"zen": "x"}', {"X-GitHub-Event": "ping"})) == []
-    ev = GitHubSource().normalise(RawEvent(
-        b'{"action": "published", "repository": {"full_name": "a/b"}}',
-        {"X-GitHub-Event": "release", "X-GitHub-Delivery": "d1"}))[0]
+    ev = GitHubSource().normalise(
+        RawEvent(
+            b'{"action": "published", "repository": {"full_name": "a/b"}}',
+            {"X-GitHub-Event": "release", "X-GitHub-Delivery": "d1"},
+        )
+    )[0]
     assert (ev.label, ev.project, ev.delivery) == ("GITHUB_RELEASE", "a/b", "d1")
 
 
-@pytest.mark.parametrize(("headers", "body", "reason"), [
-    ({}, b"{}", "no X-GitHub-Event"),
-    ({"X-GitHub-Event": "push"}, b"{", "not JSON"),
-    ({"X-GitHub-Event": "push"}, b'{"ref": "refs/heads/x", "after": "1"}', "repository"),
-    ({"X-GitHub-Event": "pull_request"}, b'{"repository": {"full_name": "a/b"}}',
-     "pull_request"),
-])
+@pytest.mark.parametrize(
+    ("headers", "body", "reason"),
+    [
+        ({}, b"{}", "no X-GitHub-Event"),
+        ({"X-GitHub-Event": "push"}, b"{", "not JSON"),
+        ({"X-GitHub-Event": "push"}, b'{"ref": "refs/heads/x", "after": "1"}', "repository"),
+        (
+            {"X-GitHub-Event": "pull_request"},
+            b'{"repository": {"full_name": "a/b"}}',
+            "pull_request",
+        ),
+    ],
+)
 def test_github_malformed(headers, body, reason):
     with pytest.raises(MalformedEvent, match=reason):
         GitHubSource().normalise(RawEvent(body, headers))
@@ -197,8 +243,12 @@ def test_github_signature():
 
 def test_gitlab_push():
     ev = one(GitLabSource(), recorded("gitlab_push.json"))
-    assert (ev.label, ev.project, ev.branch, ev.author) == \
-        ("GITLAB_PUSH", "mer/boss-demo", "master", "jsmith")
+    assert (ev.label, ev.project, ev.branch, ev.author) == (
+        "GITLAB_PUSH",
+        "mer/boss-demo",
+        "master",
+        "jsmith",
+    )
     assert ev.delivery == "f5e5f430-f57b-4e6e-9fac-d9128cd7232f"  # Idempotency-Key first
     assert ev.commit == "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"
     assert source_event(ev)["meta"]["type"] == eiffel.SOURCE_CHANGE_SUBMITTED
@@ -206,8 +256,12 @@ def test_gitlab_push():
 
 def test_gitlab_merge_request():
     ev = one(GitLabSource(), recorded("gitlab_merge_request.json"))
-    assert (ev.label, ev.project, ev.branch, ev.change) == \
-        ("GITLAB_MERGE_REQUEST", "mer/boss-demo", "master", "1")
+    assert (ev.label, ev.project, ev.branch, ev.change) == (
+        "GITLAB_MERGE_REQUEST",
+        "mer/boss-demo",
+        "master",
+        "1",
+    )
     assert ev.delivery == "8c1e7f44-7d0b-4a1e-9c55-3f3e3a0d9b77"
     assert ev.repository == "https://gitlab.example.com/awesome/boss-demo.git"
     assert ev.payload["object_attributes"]["action"] == "open"
@@ -215,12 +269,14 @@ def test_gitlab_merge_request():
 
 
 def test_gitlab_other_hooks_and_malformed():
-    ev = GitLabSource().normalise(RawEvent(b'{"object_kind": "note"}',
-                                           {"X-Gitlab-Event": "Note Hook"}))[0]
+    ev = GitLabSource().normalise(
+        RawEvent(b'{"object_kind": "note"}', {"X-Gitlab-Event": "Note Hook"})
+    )[0]
     assert ev.label == "GITLAB_NOTE"
     with pytest.raises(MalformedEvent, match="path_with_namespace"):
-        GitLabSource().normalise(RawEvent(b'{"ref": "refs/heads/a"}',
-                                          {"X-Gitlab-Event": "Push Hook"}))
+        GitLabSource().normalise(
+            RawEvent(b'{"ref": "refs/heads/a"}', {"X-Gitlab-Event": "Push Hook"})
+        )
     with pytest.raises(MalformedEvent, match="no X-Gitlab-Event"):
         GitLabSource().normalise(RawEvent(b"{}"))
     assert verify_token("t", "t") and not verify_token("t", "u")
@@ -233,30 +289,44 @@ def test_gitlab_other_hooks_and_malformed():
 def test_gerrit_stream_lines():
     source = GerritSource(url="https://review.example.org/")
     events = [one(source, raw) for raw in gerrit_lines()]
-    assert [e.label for e in events] == ["GERRIT_PATCHSET_CREATED", "GERRIT_COMMENT_ADDED",
-                                         "GERRIT_CHANGE_MERGED", "GERRIT_REF_UPDATED"]
+    assert [e.label for e in events] == [
+        "GERRIT_PATCHSET_CREATED",
+        "GERRIT_COMMENT_ADDED",
+        "GERRIT_CHANGE_MERGED",
+        "GERRIT_REF_UPDATED",
+    ]
     created, _, merged, updated = events
-    assert (created.project, created.branch, created.change, created.author) == \
-        ("mer/boss-demo", "master", "1234", "jane")
+    assert (created.project, created.branch, created.change, created.author) == (
+        "mer/boss-demo",
+        "master",
+        "1234",
+        "jane",
+    )
     assert created.commit == "b4a6f7ac5a4d7cf1d9a1e8b6f0c3d2e1a0b9c8d7"
     assert created.repository == "https://review.example.org/mer/boss-demo"
     assert merged.commit == "e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4"
     assert merged.author == "bob"
     assert (updated.project, updated.branch) == ("mer/boss-demo", "master")
     assert [source_event(e)["meta"]["type"] for e in events] == [
-        eiffel.SOURCE_CHANGE_CREATED, eiffel.ANNOUNCEMENT_PUBLISHED,
-        eiffel.SOURCE_CHANGE_SUBMITTED, eiffel.SOURCE_CHANGE_SUBMITTED]
+        eiffel.SOURCE_CHANGE_CREATED,
+        eiffel.ANNOUNCEMENT_PUBLISHED,
+        eiffel.SOURCE_CHANGE_SUBMITTED,
+        eiffel.SOURCE_CHANGE_SUBMITTED,
+    ]
     # no id in Gerrit's events: a digest of the event; the same line, the same delivery
     assert len({e.delivery for e in events}) == 4
     assert source.normalise(gerrit_lines()[0])[0].delivery == created.delivery
 
 
-@pytest.mark.parametrize(("line", "reason"), [
-    (b"not json", "not JSON"),
-    (b'{"change": {}}', "no 'type'"),
-    (b'{"type": "patchset-created", "change": {"project": "p"}}', "patchset-created"),
-    (b'{"type": "ref-updated", "refUpdate": {}}', "ref-updated"),
-])
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b"not json", "not JSON"),
+        (b'{"change": {}}', "no 'type'"),
+        (b'{"type": "patchset-created", "change": {"project": "p"}}', "patchset-created"),
+        (b'{"type": "ref-updated", "refUpdate": {}}', "ref-updated"),
+    ],
+)
 def test_gerrit_malformed(line, reason):
     with pytest.raises(MalformedEvent, match=reason):
         GerritSource().normalise(RawEvent(line))
@@ -268,8 +338,11 @@ def test_gerrit_malformed(line, reason):
 def test_eiffel_adapter_keeps_the_event_as_cause():
     art = eiffel.artifact_created("pkg:generic/x@1")
     ev = EiffelSource().normalise(RawEvent(json.dumps(art).encode()))[0]
-    assert (ev.source, ev.label, ev.eiffel_id) == ("eiffel", "EIFFEL_ARTIFACT_CREATED",
-                                                   art["meta"]["id"])
+    assert (ev.source, ev.label, ev.eiffel_id) == (
+        "eiffel",
+        "EIFFEL_ARTIFACT_CREATED",
+        art["meta"]["id"],
+    )
     assert label_for("EiffelSourceChangeSubmittedEvent") == "EIFFEL_SOURCE_CHANGE_SUBMITTED"
     with pytest.raises(MalformedEvent):
         EiffelSource().normalise(RawEvent(b'{"data": {}}'))
@@ -279,8 +352,10 @@ def test_eiffel_adapter_keeps_the_event_as_cause():
 
 
 def test_wfids_are_sanitised_and_bounded():
-    assert sanitise_wfid("obs", "abc", "BOSS_handle_SR", "Mer:Tools") == \
-        "obs-abc-BOSS_handle_SR-Mer:Tools"
+    assert (
+        sanitise_wfid("obs", "abc", "BOSS_handle_SR", "Mer:Tools")
+        == "obs-abc-BOSS_handle_SR-Mer:Tools"
+    )
     assert sanitise_wfid("github", "x y/z", "ci/build") == "github-x-y-z-ci-build"
     long = sanitise_wfid("gerrit", "d" * 100, "p" * 100)
     assert len(long) == 128
@@ -299,6 +374,5 @@ def test_obs_dead_letter_put_back_keeps_the_bus_routing_key():
     """`boss deadletters reinject` publishes the body to our own queue with
     its headers: the bus's routing key comes from x-routing-key."""
     first = recorded("obs_build_success.json")
-    again = RawEvent(first.body, {"x-routing-key": first.routing_key or ""},
-                     "boss.launchers.obs")
+    again = RawEvent(first.body, {"x-routing-key": first.routing_key or ""}, "boss.launchers.obs")
     assert one(ObsSource(), again).label == one(ObsSource(), first).label == "OBS_BUILD_SUCCESS"

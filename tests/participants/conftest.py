@@ -44,6 +44,7 @@ T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 HANDLERS = Path(__file__).parent / "fixtures" / "handlers.py"
 
+
 def lines(path: Path) -> list[str]:
     """The lines of a report file (none when it does not exist yet)."""
     try:
@@ -97,20 +98,43 @@ class Peer:
         self.declared.add(name)
         return name
 
-    def publish(self, queue: str, body: dict[str, Any] | bytes, *, reply_to: str | None = None,
-                content_type: str = "application/json") -> None:
+    def publish(
+        self,
+        queue: str,
+        body: dict[str, Any] | bytes,
+        *,
+        reply_to: str | None = None,
+        content_type: str = "application/json",
+    ) -> None:
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
         props: dict[str, Any] = {"reply_to": reply_to} if reply_to else {}
-        self._retry(lambda ch: Producer(ch).publish(
-            raw, exchange="", routing_key=queue, content_type=content_type,
-            content_encoding="utf-8", delivery_mode=2, retry=False, **props))
+        self._retry(
+            lambda ch: Producer(ch).publish(
+                raw,
+                exchange="",
+                routing_key=queue,
+                content_type=content_type,
+                content_encoding="utf-8",
+                delivery_mode=2,
+                retry=False,
+                **props,
+            )
+        )
 
     def publish_topic(self, exchange: str, routing_key: str, body: dict[str, Any]) -> None:
         ex = Exchange(exchange, "topic", durable=True)
-        self._retry(lambda ch: Producer(ch).publish(
-            json.dumps(body).encode(), exchange=ex, routing_key=routing_key, declare=[ex],
-            content_type="application/json", content_encoding="utf-8", delivery_mode=2,
-            retry=False))
+        self._retry(
+            lambda ch: Producer(ch).publish(
+                json.dumps(body).encode(),
+                exchange=ex,
+                routing_key=routing_key,
+                declare=[ex],
+                content_type="application/json",
+                content_encoding="utf-8",
+                delivery_mode=2,
+                retry=False,
+            )
+        )
 
     def get(self, queue: str) -> dict[str, Any] | None:
         """One message from ``queue`` (acknowledged), parsed, or None."""
@@ -125,8 +149,13 @@ class Peer:
 
         return self._retry(op)
 
-    def collect(self, queue: str, count: int = 1, timeout: float = 15.0,
-                into: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    def collect(
+        self,
+        queue: str,
+        count: int = 1,
+        timeout: float = 15.0,
+        into: list[dict[str, Any]] | None = None,
+    ) -> list[dict[str, Any]]:
         """Messages from ``queue`` until ``count`` have come (appended to
         ``into`` when given, so a caller can keep collecting)."""
         got = [] if into is None else into
@@ -139,9 +168,14 @@ class Peer:
         wait_for(enough, timeout, f"{count} message(s) on {queue} (got {got})")
         return got
 
-    def collect_until(self, queue: str, done: Callable[[list[dict[str, Any]]], bool],
-                      timeout: float = 15.0, what: str = "",
-                      into: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    def collect_until(
+        self,
+        queue: str,
+        done: Callable[[list[dict[str, Any]]], bool],
+        timeout: float = 15.0,
+        what: str = "",
+        into: list[dict[str, Any]] | None = None,
+    ) -> list[dict[str, Any]]:
         """Messages from ``queue`` until ``done(messages)`` holds."""
         got = [] if into is None else into
 
@@ -181,9 +215,22 @@ def unacked(broker_url: str, queue: str) -> int:
     if broker_url.startswith("amqp"):
         vhost = unquote(urlsplit(broker_url).path[1:]) or "/"
         out = subprocess.run(
-            ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name",
-             "messages_unacknowledged", "--formatter", "json"],
-            capture_output=True, text=True, check=True, timeout=30).stdout
+            [
+                "rabbitmqctl",
+                "-q",
+                "list_queues",
+                "-p",
+                vhost,
+                "name",
+                "messages_unacknowledged",
+                "--formatter",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout
         rows = {row["name"]: row["messages_unacknowledged"] for row in json.loads(out or "[]")}
         return int(rows.get(queue, 0))
     client = redis.Redis(unix_socket_path=urlsplit(broker_url).path)
@@ -213,10 +260,20 @@ class ParticipantProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BOSS_")}
         with log.open("ab") as fh:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "participants.runtime", str(config),
-                 "--log-level", "DEBUG" if os.environ.get("BOSS_TEST_DEBUG") else "INFO"],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=fh,
-                cwd=ROOT, env=env)
+                [
+                    sys.executable,
+                    "-m",
+                    "participants.runtime",
+                    str(config),
+                    "--log-level",
+                    "DEBUG" if os.environ.get("BOSS_TEST_DEBUG") else "INFO",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=fh,
+                cwd=ROOT,
+                env=env,
+            )
 
     @property
     def pid(self) -> int:
@@ -231,8 +288,10 @@ class ParticipantProcess:
     def wait_log(self, needle: str, timeout: float = 15.0, count: int = 1) -> None:
         def seen() -> bool:
             if self.proc.poll() is not None and self.text().count(needle) < count:
-                raise AssertionError(f"participant exited ({self.proc.returncode}) before "
-                                     f"logging {needle!r}:\n{self.text()}")
+                raise AssertionError(
+                    f"participant exited ({self.proc.returncode}) before "
+                    f"logging {needle!r}:\n{self.text()}"
+                )
             return self.text().count(needle) >= count
 
         wait_for(seen, timeout, f"{needle!r} in the participant's log")
@@ -262,8 +321,9 @@ class ParticipantProcess:
 
 
 @pytest.fixture
-def spawn(request: pytest.FixtureRequest, tmp_path: Path
-          ) -> Iterator[Callable[[Path], ParticipantProcess]]:
+def spawn(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[[Path], ParticipantProcess]]:
     started: list[ParticipantProcess] = []
 
     def start(config: Path) -> ParticipantProcess:
@@ -277,9 +337,9 @@ def spawn(request: pytest.FixtureRequest, tmp_path: Path
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
         for proc in started:
-            sys.stderr.write(f"--- {proc.log.name} (exit {proc.proc.returncode}) ---\n"
-                             f"{proc.text()}\n")
-
+            sys.stderr.write(
+                f"--- {proc.log.name} (exit {proc.proc.returncode}) ---\n{proc.text()}\n"
+            )
 
 
 # -- one participant's set-up ------------------------------------------------------------
@@ -315,17 +375,33 @@ class Setup:
     def runs(self) -> list[str]:
         return lines(self.report("runs"))
 
-    def ini(self, name: str = "p.ini", *, participant: dict[str, Any] | None = None,
-            boss: dict[str, Any] | None = None, greeting: str = "hello",
-            queue: str | None = None) -> Path:
+    def ini(
+        self,
+        name: str = "p.ini",
+        *,
+        participant: dict[str, Any] | None = None,
+        boss: dict[str, Any] | None = None,
+        greeting: str = "hello",
+        queue: str | None = None,
+    ) -> Path:
         """An INI file for the fixture handler on this test's queues."""
         (self.tmp / "report").mkdir(exist_ok=True)
-        part = {"name": "tester", "queue": queue or self.queue, "code": str(HANDLERS),
-                "lease_after": 5, "lease": 60, "debug_trace": "true"}
+        part = {
+            "name": "tester",
+            "queue": queue or self.queue,
+            "code": str(HANDLERS),
+            "lease_after": 5,
+            "lease": 60,
+            "debug_trace": "true",
+        }
         part.update(participant or {})
-        bos = {"broker_url": self.broker_url, "engine_queue": self.engine,
-               "deadletter_queue": self.deadletters, "control_exchange": self.control,
-               "visibility_timeout": 30}
+        bos = {
+            "broker_url": self.broker_url,
+            "engine_queue": self.engine,
+            "deadletter_queue": self.deadletters,
+            "control_exchange": self.control,
+            "visibility_timeout": 30,
+        }
         bos.update(boss or {})
         text = "[participant]\n" + "".join(f"{k} = {v}\n" for k, v in part.items())
         text += "\n[boss]\n" + "".join(f"{k} = {v}\n" for k, v in bos.items())
@@ -334,15 +410,21 @@ class Setup:
         path.write_text(text, encoding="utf-8")
         return path
 
-    def workitem(self, subid: str | None = None, *, params: dict[str, Any] | None = None,
-                 **top: Any) -> dict[str, Any]:
+    def workitem(
+        self, subid: str | None = None, *, params: dict[str, Any] | None = None, **top: Any
+    ) -> dict[str, Any]:
         subid = subid or f"0_1-{uuid.uuid4().hex[:8]}"
         fields = {"project": "Mer:Tools", "ev": {"id": 42}, "params": params or {}}
         fields.update(top.pop("fields", {}))
-        return {"fei": {"wfid": f"wf-{self.tag}", "expid": "0_1", "subid": subid,
-                        "engine_id": "boss"},
-                "fields": fields, "participant_name": "tester", "wf_name": "test",
-                "wf_revision": "1", "dispatched_at": "2026-11-22T10:00:00.000Z", **top}
+        return {
+            "fei": {"wfid": f"wf-{self.tag}", "expid": "0_1", "subid": subid, "engine_id": "boss"},
+            "fields": fields,
+            "participant_name": "tester",
+            "wf_name": "test",
+            "wf_revision": "1",
+            "dispatched_at": "2026-11-22T10:00:00.000Z",
+            **top,
+        }
 
 
 @pytest.fixture

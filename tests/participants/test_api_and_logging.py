@@ -57,8 +57,7 @@ def test_runtime_in_process(setup: Setup, peer: Peer) -> None:
 
 def test_debug_trace_and_dump_from_the_workitem(setup: Setup, peer: Peer, spawn) -> None:
     proc = spawn(setup.ini(participant={"debug_trace": "false"}))
-    quiet, loud = setup.workitem(), setup.workitem(fields={"debug_trace": True,
-                                                          "debug_dump": True})
+    quiet, loud = setup.workitem(), setup.workitem(fields={"debug_trace": True, "debug_dump": True})
     peer.publish(setup.queue, quiet, reply_to=setup.engine)
     peer.publish(setup.queue, loud, reply_to=setup.engine)
     peer.collect(setup.engine, 2)
@@ -66,11 +65,15 @@ def test_debug_trace_and_dump_from_the_workitem(setup: Setup, peer: Peer, spawn)
     text = proc.text()
     assert quiet["fei"]["subid"] not in text
     assert f"received {loud['fei']['wfid']} {loud['fei']['subid']} (0_1) for tester" in text
-    dumped = [line.split("received workitem ", 1)[1] for line in text.splitlines()
-              if "received workitem " in line]
+    dumped = [
+        line.split("received workitem ", 1)[1]
+        for line in text.splitlines()
+        if "received workitem " in line
+    ]
     assert [json.loads(d) for d in dumped] == [loud]
-    replies = [json.loads(line.split(" reply ", 1)[1]) for line in text.splitlines()
-               if " reply {" in line]
+    replies = [
+        json.loads(line.split(" reply ", 1)[1]) for line in text.splitlines() if " reply {" in line
+    ]
     assert [r["fei"] for r in replies] == [loud["fei"]]
     # timestamps on every line
     assert all(line[:4].isdigit() and line[10] == " " for line in text.splitlines())
@@ -101,11 +104,17 @@ def write(path: Path, text: str) -> Path:
 def test_config_amqp_section_and_overrides(tmp_path: Path, monkeypatch: Any) -> None:
     for var in ("BOSS_BROKER_URL", "BOSS_LEASE", "BOSS_LEASE_AFTER"):
         monkeypatch.delenv(var, raising=False)
-    cfg = load_config(write(tmp_path / "p.ini", (
-        "[participant]\nname = build\nregexp = ^build_.*$\ncode = sub/h.py\nlease = 90\n"
-        "lease_after = 0\nregister = yes\nworkers = 3\n"
-        "[amqp]\nhost = rabbit.example\nuser = boss\npwd = s3cr/t\nvhost = ci\n"
-        "[build]\nkey = value\n")))
+    cfg = load_config(
+        write(
+            tmp_path / "p.ini",
+            (
+                "[participant]\nname = build\nregexp = ^build_.*$\ncode = sub/h.py\nlease = 90\n"
+                "lease_after = 0\nregister = yes\nworkers = 3\n"
+                "[amqp]\nhost = rabbit.example\nuser = boss\npwd = s3cr/t\nvhost = ci\n"
+                "[build]\nkey = value\n"
+            ),
+        )
+    )
     assert cfg.queue == "build" and cfg.pattern == "^build_.*$" and cfg.register
     assert cfg.code == str(tmp_path / "sub" / "h.py")
     assert cfg.class_name == "ParticipantHandler"
@@ -118,9 +127,15 @@ def test_config_amqp_section_and_overrides(tmp_path: Path, monkeypatch: Any) -> 
 def test_config_inline_comments_are_not_part_of_values(tmp_path: Path) -> None:
     # as the module documents (and as supervisor reads the same file
     # when SkyNET runs the participant)
-    cfg = load_config(write(tmp_path / "p.ini", (
-        "[participant]\nname = build    ; required\ncode = h.py ; the handler\n"
-        "[boss]\nbroker_url = amqp://u:p#w@h:5672/v\n")))
+    cfg = load_config(
+        write(
+            tmp_path / "p.ini",
+            (
+                "[participant]\nname = build    ; required\ncode = h.py ; the handler\n"
+                "[boss]\nbroker_url = amqp://u:p#w@h:5672/v\n"
+            ),
+        )
+    )
     assert (cfg.name, cfg.queue) == ("build", "build")
     assert cfg.code == str(tmp_path / "h.py")
     assert cfg.boss.broker_url == "amqp://u:p#w@h:5672/v"  # '#' is not a comment

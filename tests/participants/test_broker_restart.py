@@ -28,25 +28,42 @@ def replies_for(messages: list[dict[str, Any]], wi: dict[str, Any]) -> list[dict
 
 def restart_mid_step(setup: Setup, peer: Peer, spawn, restart: Callable[[], None]) -> None:
     held_queue = peer.declare(f"held-{setup.tag}")
-    leaser = spawn(setup.ini("leased.ini", participant={"lease_after": 0.3, "lease": 3},
-                             boss={"visibility_timeout": 3}))
-    holder = spawn(setup.ini("held.ini", participant={"lease_after": 60}, queue=held_queue,
-                             boss={"visibility_timeout": 3}))
+    leaser = spawn(
+        setup.ini(
+            "leased.ini",
+            participant={"lease_after": 0.3, "lease": 3},
+            boss={"visibility_timeout": 3},
+        )
+    )
+    holder = spawn(
+        setup.ini(
+            "held.ini",
+            participant={"lease_after": 60},
+            queue=held_queue,
+            boss={"visibility_timeout": 3},
+        )
+    )
     leased, held = setup.workitem(params={"sleep": 3}), setup.workitem(params={"sleep": 3})
     peer.publish(setup.queue, leased, reply_to=setup.engine)
     peer.publish(held_queue, held, reply_to=setup.engine)
     for wi in (leased, held):
         wait_for(setup.report(f"running-{wi['fei']['subid']}").exists, 15, "the handlers")
-    got = peer.collect_until(setup.engine, lambda ms: any(m.get("type") == "started"
-                                                          for m in ms), 5, "started")
+    got = peer.collect_until(
+        setup.engine, lambda ms: any(m.get("type") == "started" for m in ms), 5, "started"
+    )
     peer.close()
 
     restart()
 
     # the leased step: one reply, done once; the held one: its reply, then
     # the same reply again for the redelivery, still done once
-    peer.collect_until(setup.engine, lambda ms: len(replies_for(ms, leased)) >= 1
-                       and len(replies_for(ms, held)) >= 2, 40, "the replies", into=got)
+    peer.collect_until(
+        setup.engine,
+        lambda ms: len(replies_for(ms, leased)) >= 1 and len(replies_for(ms, held)) >= 2,
+        40,
+        "the replies",
+        into=got,
+    )
     assert len(replies_for(got, leased)) == 1
     first, again = replies_for(got, held)
     assert first == again and "error" not in first
@@ -59,8 +76,13 @@ def restart_mid_step(setup: Setup, peer: Peer, spawn, restart: Callable[[], None
     for queue in (setup.queue, held_queue):
         wi = setup.workitem()
         peer.publish(queue, wi, reply_to=setup.engine)
-        peer.collect_until(setup.engine, lambda ms, wi=wi: bool(replies_for(ms, wi)), 10,
-                           "a reply after the restart", into=got)
+        peer.collect_until(
+            setup.engine,
+            lambda ms, wi=wi: bool(replies_for(ms, wi)),
+            10,
+            "a reply after the restart",
+            into=got,
+        )
     assert leaser.alive() and holder.alive()
 
 
@@ -69,8 +91,9 @@ def restart_mid_step(setup: Setup, peer: Peer, spawn, restart: Callable[[], None
 def test_rabbitmq_restart_mid_step(setup: Setup, peer: Peer, spawn) -> None:
     def restart() -> None:
         for command in ("stop_app", "start_app", "await_startup"):
-            subprocess.run(["rabbitmqctl", "-q", command], check=True, capture_output=True,
-                           timeout=60)
+            subprocess.run(
+                ["rabbitmqctl", "-q", command], check=True, capture_output=True, timeout=60
+            )
 
     restart_mid_step(setup, peer, spawn, restart)
 

@@ -30,8 +30,14 @@ def test_lease_started_alive_then_reply(setup: Setup, peer: Peer, spawn) -> None
     got = peer.collect(setup.engine)
     started = got[0]
     assert engine_message(started) == started
-    assert started == {"type": "started", "wfid": wi["fei"]["wfid"], "eid": subid,
-                       "lease": 1.5, "instance": started["instance"], "workitem": wi}
+    assert started == {
+        "type": "started",
+        "wfid": wi["fei"]["wfid"],
+        "eid": subid,
+        "lease": 1.5,
+        "instance": started["instance"],
+        "workitem": wi,
+    }
     # the delivery is acknowledged while the handler still runs
     wait_for(lambda: unacked(setup.broker_url, setup.queue) == 0, 2.0, "the ack")
     assert peer.count(setup.queue) == 0
@@ -42,8 +48,13 @@ def test_lease_started_alive_then_reply(setup: Setup, peer: Peer, spawn) -> None
     assert kinds[0] == "started" and kinds[-1] == "reply"
     assert set(kinds[1:-1]) == {"alive"}, kinds  # every lease / 3 = 0.5 s
     for alive in got[1:-1]:
-        assert engine_message(alive) == {"type": "alive", "wfid": wi["fei"]["wfid"], "eid": subid,
-                                         "lease": 1.5, "instance": started["instance"]}
+        assert engine_message(alive) == {
+            "type": "alive",
+            "wfid": wi["fei"]["wfid"],
+            "eid": subid,
+            "lease": 1.5,
+            "instance": started["instance"],
+        }
     assert got[-1]["fei"] == wi["fei"] and got[-1]["fields"]["__result__"] is True
     assert setup.runs() == [subid]
 
@@ -59,17 +70,24 @@ def test_lease_started_alive_then_reply(setup: Setup, peer: Peer, spawn) -> None
 
 
 def _rabbit_env(key: str) -> str | None:
-    out = subprocess.run(["rabbitmqctl", "-q", "eval", f"application:get_env(rabbit, {key})."],
-                         capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+    out = subprocess.run(
+        ["rabbitmqctl", "-q", "eval", f"application:get_env(rabbit, {key})."],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout.strip()
     match = re.fullmatch(r"\{ok,(.*)\}", out, re.S)
     return match.group(1) if match else None
 
 
 def _set_rabbit_env(key: str, value: str | None) -> None:
-    expr = (f"application:unset_env(rabbit, {key})." if value is None
-            else f"application:set_env(rabbit, {key}, {value}).")
-    subprocess.run(["rabbitmqctl", "-q", "eval", expr], capture_output=True, check=True,
-                   timeout=30)
+    expr = (
+        f"application:unset_env(rabbit, {key})."
+        if value is None
+        else f"application:set_env(rabbit, {key}, {value})."
+    )
+    subprocess.run(["rabbitmqctl", "-q", "eval", expr], capture_output=True, check=True, timeout=30)
 
 
 @pytest.fixture
@@ -101,8 +119,13 @@ def test_lease_outlives_the_consumer_timeout(setup: Setup, peer: Peer, spawn) ->
     assert proc.alive()
     second = setup.workitem()
     peer.publish(setup.queue, second, reply_to=setup.engine)
-    peer.collect_until(setup.engine, lambda ms: any(m.get("fei") == second["fei"] for m in ms),
-                       10, "the second reply", into=got)
+    peer.collect_until(
+        setup.engine,
+        lambda ms: any(m.get("fei") == second["fei"] for m in ms),
+        10,
+        "the second reply",
+        into=got,
+    )
     assert [kind(m) for m in got].count("reply") == 2
     assert peer.get(setup.engine) is None
 
@@ -110,8 +133,7 @@ def test_lease_outlives_the_consumer_timeout(setup: Setup, peer: Peer, spawn) ->
 @pytest.mark.usefixtures("consumer_timeout_3s")
 @pytest.mark.parametrize("broker_url", ["rabbitmq"], indirect=True)
 @pytest.mark.rabbitmq
-def test_held_delivery_timed_out_is_answered_not_redone(setup: Setup, peer: Peer,
-                                                        spawn) -> None:
+def test_held_delivery_timed_out_is_answered_not_redone(setup: Setup, peer: Peer, spawn) -> None:
     """Without a lease the broker closes the channel after 3 s and gives the
     workitem again; the runtime reconnects, replies, and answers the
     redelivery from its memory of replies instead of running it twice."""
@@ -132,8 +154,12 @@ def test_held_delivery_timed_out_is_answered_not_redone(setup: Setup, peer: Peer
 
 def cancel_item(wi: dict[str, Any]) -> dict[str, Any]:
     fei = {k: wi["fei"][k] for k in ("wfid", "expid", "subid")}
-    return {"type": "cancel", "flavour": "cancel", "fei": fei,
-            "participant_name": wi["participant_name"]}
+    return {
+        "type": "cancel",
+        "flavour": "cancel",
+        "fei": fei,
+        "participant_name": wi["participant_name"],
+    }
 
 
 @pytest.mark.parametrize("lease_after", [30, 0.3], ids=["held", "leased"])

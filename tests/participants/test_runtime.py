@@ -64,8 +64,7 @@ def test_handler_error_becomes_the_replys_error(setup: Setup, peer: Peer, spawn)
 
 
 def test_plain_handler_class_from_a_module(setup: Setup, peer: Peer, spawn) -> None:
-    spawn(setup.ini(participant={"code": "tests.participants.fixtures.handlers",
-                                 "class": "Plain"}))
+    spawn(setup.ini(participant={"code": "tests.participants.fixtures.handlers", "class": "Plain"}))
     wi = setup.workitem()
     peer.publish(setup.queue, wi, reply_to=setup.engine)
     [reply] = peer.collect(setup.engine)
@@ -100,8 +99,12 @@ def test_malformed_workitems_are_dead_lettered(setup: Setup, peer: Peer, spawn) 
 def test_register_at_start_up(setup: Setup, peer: Peer, spawn) -> None:
     spawn(setup.ini(participant={"register": "true", "regexp": "^test(er|ing)$"}))
     [notice] = peer.collect(setup.engine)
-    assert notice == {"type": "register", "pattern": "^test(er|ing)$", "queue": setup.queue,
-                      "regex": True}
+    assert notice == {
+        "type": "register",
+        "pattern": "^test(er|ing)$",
+        "queue": setup.queue,
+        "regex": True,
+    }
     assert engine_message(notice)["type"] == "register"
 
 
@@ -137,42 +140,91 @@ def test_second_signal_exits_at_once(setup: Setup, peer: Peer, spawn) -> None:
 GOOD_CODE = "class ParticipantHandler:\n    def handle_wi(self, wi):\n        pass\n"
 
 
-@pytest.mark.parametrize(("ini", "code", "expected"), [
-    ("[boss]\n", None, "no [participant] section"),
-    ("[participant]\nqueue = q\n", None, "[participant] name is missing"),
-    ("[participant]\nname = p\n", None, "[participant] code is missing"),
-    ("[participant]\nname = p\ncode = nowhere.py\n", None, "code = {tmp}/nowhere.py: no such file"),
-    ("[participant]\nname = p\ncode = no.such.module\n", None,
-     "code = no.such.module: no such file or module"),
-    ("[participant]\nname = p\ncode = h.py\n", "class Other:\n    pass\n",
-     "class = ParticipantHandler: {tmp}/h.py has no such class"),
-    ("[participant]\nname = p\ncode = h.py\nclass = Other\n",
-     "class Other:\n    def handle(self, wi):\n        pass\n",
-     "Other has no handle_wi(self, wi) method"),
-    ("[participant]\nname = p\ncode = h.py\n",
-     "class ParticipantHandler:\n    def handle_wi(self):\n        pass\n",
-     "ParticipantHandler.handle_wi must take (self, wi); it takes (self)"),
-    ("[participant]\nname = p\ncode = h.py\n",
-     GOOD_CODE + "    def handle_cancel(self, wi, why):\n        pass\n",
-     "ParticipantHandler.handle_cancel must take (self, wi); it takes (self, wi, why)"),
-    ("[participant]\nname = p\ncode = h.py\n", "def broken(:\n",
-     "code = {tmp}/h.py: cannot load: SyntaxError"),
-    ("[participant]\nname = p\ncode = h.py\nregister = maybe\n", GOOD_CODE,
-     "[participant] register = 'maybe': not a boolean"),
-    ("[participant]\nname = p\ncode = h.py\nlease = 0\n", GOOD_CODE,
-     "[participant] lease = '0': must be greater than 0"),
-    ("[participant]\nname = p\ncode = h.py\n[boss]\nbroker = amqp://x\n", GOOD_CODE,
-     "[boss] unknown configuration key 'broker'"),
-], ids=["no-participant", "no-name", "no-code", "code-file-missing", "module-missing",
-        "class-missing", "no-handle_wi", "handle_wi-signature", "handle_cancel-signature",
-        "syntax-error", "bad-bool", "bad-lease", "bad-boss-key"])
+@pytest.mark.parametrize(
+    ("ini", "code", "expected"),
+    [
+        ("[boss]\n", None, "no [participant] section"),
+        ("[participant]\nqueue = q\n", None, "[participant] name is missing"),
+        ("[participant]\nname = p\n", None, "[participant] code is missing"),
+        (
+            "[participant]\nname = p\ncode = nowhere.py\n",
+            None,
+            "code = {tmp}/nowhere.py: no such file",
+        ),
+        (
+            "[participant]\nname = p\ncode = no.such.module\n",
+            None,
+            "code = no.such.module: no such file or module",
+        ),
+        (
+            "[participant]\nname = p\ncode = h.py\n",
+            "class Other:\n    pass\n",
+            "class = ParticipantHandler: {tmp}/h.py has no such class",
+        ),
+        (
+            "[participant]\nname = p\ncode = h.py\nclass = Other\n",
+            "class Other:\n    def handle(self, wi):\n        pass\n",
+            "Other has no handle_wi(self, wi) method",
+        ),
+        (
+            "[participant]\nname = p\ncode = h.py\n",
+            "class ParticipantHandler:\n    def handle_wi(self):\n        pass\n",
+            "ParticipantHandler.handle_wi must take (self, wi); it takes (self)",
+        ),
+        (
+            "[participant]\nname = p\ncode = h.py\n",
+            GOOD_CODE + "    def handle_cancel(self, wi, why):\n        pass\n",
+            "ParticipantHandler.handle_cancel must take (self, wi); it takes (self, wi, why)",
+        ),
+        (
+            "[participant]\nname = p\ncode = h.py\n",
+            "def broken(:\n",
+            "code = {tmp}/h.py: cannot load: SyntaxError",
+        ),
+        (
+            "[participant]\nname = p\ncode = h.py\nregister = maybe\n",
+            GOOD_CODE,
+            "[participant] register = 'maybe': not a boolean",
+        ),
+        (
+            "[participant]\nname = p\ncode = h.py\nlease = 0\n",
+            GOOD_CODE,
+            "[participant] lease = '0': must be greater than 0",
+        ),
+        (
+            "[participant]\nname = p\ncode = h.py\n[boss]\nbroker = amqp://x\n",
+            GOOD_CODE,
+            "[boss] unknown configuration key 'broker'",
+        ),
+    ],
+    ids=[
+        "no-participant",
+        "no-name",
+        "no-code",
+        "code-file-missing",
+        "module-missing",
+        "class-missing",
+        "no-handle_wi",
+        "handle_wi-signature",
+        "handle_cancel-signature",
+        "syntax-error",
+        "bad-bool",
+        "bad-lease",
+        "bad-boss-key",
+    ],
+)
 def test_config_errors(tmp_path: Path, ini: str, code: str | None, expected: str) -> None:
     cfg = tmp_path / "p.ini"
     cfg.write_text(ini, encoding="utf-8")
     if code is not None:
         (tmp_path / "h.py").write_text(code, encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", "participants.runtime", str(cfg)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=30)
+    done = subprocess.run(
+        [sys.executable, "-m", "participants.runtime", str(cfg)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=30,
+    )
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith(f"boss-participant: {cfg}: "), done.stderr
@@ -180,9 +232,13 @@ def test_config_errors(tmp_path: Path, ini: str, code: str | None, expected: str
 
 
 def test_missing_config_file(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "participants.runtime",
-                           str(tmp_path / "absent.ini")],
-                          capture_output=True, text=True, cwd=ROOT, timeout=30)
+    done = subprocess.run(
+        [sys.executable, "-m", "participants.runtime", str(tmp_path / "absent.ini")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=30,
+    )
     assert done.returncode == 2
     absent = tmp_path / "absent.ini"
     assert done.stderr == f"boss-participant: {absent}: no such configuration file\n"
@@ -195,8 +251,13 @@ def test_echo_example(setup: Setup, peer: Peer, spawn, tmp_path: Path) -> None:
     parser.read(ROOT / "participants" / "examples" / "echo.ini", encoding="utf-8")
     parser["participant"]["code"] = str(ROOT / "participants" / "examples" / "echo.py")
     parser["participant"]["queue"] = setup.queue
-    parser["boss"].update({"broker_url": setup.broker_url, "engine_queue": setup.engine,
-                           "deadletter_queue": setup.deadletters})
+    parser["boss"].update(
+        {
+            "broker_url": setup.broker_url,
+            "engine_queue": setup.engine,
+            "deadletter_queue": setup.deadletters,
+        }
+    )
     cfg = tmp_path / "echo.ini"
     with cfg.open("w", encoding="utf-8") as fh:
         parser.write(fh)
@@ -205,8 +266,12 @@ def test_echo_example(setup: Setup, peer: Peer, spawn, tmp_path: Path) -> None:
     proc = subprocess.Popen([str(command), str(cfg)], stderr=log, cwd=tmp_path)
     try:
         [registered] = peer.collect(setup.engine)
-        assert registered == {"type": "register", "pattern": "echo", "queue": setup.queue,
-                              "regex": False}
+        assert registered == {
+            "type": "register",
+            "pattern": "echo",
+            "queue": setup.queue,
+            "regex": False,
+        }
         wi = setup.workitem(params={"message": "hi there"})
         plain = setup.workitem()
         peer.publish(setup.queue, wi, reply_to=setup.engine)

@@ -20,10 +20,12 @@ def test_the_spec_example_runs_as_written(monkeypatch) -> None:
 
     with ProcessHarness() as h:
         h.register("alpha", lambda wi: h.trace.append("alpha"))
-        h.register("build_.*", builder)            # a regex registration
-        run = h.launch("processes/hello.yaml",     # a path, YAML text or a dict
-                       fields={"who": "world"})
-        run.wait(timeout=10)                       # until it ends or stalls
+        h.register("build_.*", builder)  # a regex registration
+        run = h.launch(
+            "processes/hello.yaml",  # a path, YAML text or a dict
+            fields={"who": "world"},
+        )
+        run.wait(timeout=10)  # until it ends or stalls
         assert run.status == "finished"
         assert h.trace == ["hello world", "alpha"]  # echo lines and what participants appended
         assert run.fields["status"] == "SUCCESS"

@@ -54,21 +54,35 @@ class Host:
         self.state = Path(tempfile.mkdtemp(prefix="sk-", dir="/tmp"))
         self.report = self.tmp / "report.jsonl"
         self.boss = {
-            "broker_url": self.broker_url, "redis_url": self.redis_url,
-            "key_prefix": f"{self.prefix}:", "engine_queue": f"{self.prefix}.engine",
+            "broker_url": self.broker_url,
+            "redis_url": self.redis_url,
+            "key_prefix": f"{self.prefix}:",
+            "engine_queue": f"{self.prefix}.engine",
             "deadletter_queue": f"{self.prefix}.deadletter",
             "control_exchange": f"{self.prefix}.control",
             "process_dir": str(self.tmp / "processes"),
-            "heartbeat": 0.5, "lease_after": 1.0, "lease": 3.0, "visibility_timeout": 4.0,
+            "heartbeat": 0.5,
+            "lease_after": 1.0,
+            "lease": 3.0,
+            "visibility_timeout": 4.0,
             "engine_threads": 2,
         }
-        settings = {"state_dir": str(self.state), "startsecs": 1, "stopwaitsecs": 3,
-                    "wait_timeout": 20, "token": "t0ken", "peer_timeout": 2,
-                    **self.skynet}
+        settings = {
+            "state_dir": str(self.state),
+            "startsecs": 1,
+            "stopwaitsecs": 3,
+            "wait_timeout": 20,
+            "token": "t0ken",
+            "peer_timeout": 2,
+            **self.skynet,
+        }
         self.ini = self.tmp / f"boss-{self.prefix}.ini"
         self.ini.write_text(
-            "[boss]\n" + "".join(f"{k} = {v}\n" for k, v in self.boss.items())
-            + "\n[skynet]\n" + "".join(f"{k} = {v}\n" for k, v in settings.items()))
+            "[boss]\n"
+            + "".join(f"{k} = {v}\n" for k, v in self.boss.items())
+            + "\n[skynet]\n"
+            + "".join(f"{k} = {v}\n" for k, v in settings.items())
+        )
         self.extra = self.tmp / "report.ini"
         self.extra.write_text(f"[report]\npath = {self.report}\n")
         self.config = SkynetConfig.load(self.ini, environ={})
@@ -79,19 +93,22 @@ class Host:
     def queue(self, name: str) -> str:
         return f"{self.prefix}.{name}"
 
-    def install(self, name: str, cls: str = "ParticipantHandler", code: Path = HANDLERS,
-                **kwargs: Any) -> Any:
+    def install(
+        self, name: str, cls: str = "ParticipantHandler", code: Path = HANDLERS, **kwargs: Any
+    ) -> Any:
         kwargs.setdefault("queue", self.queue(name))
-        return self.pools.install(code, name, class_name=cls,
-                                  sections={"report": {"path": str(self.report)}}, **kwargs)
+        return self.pools.install(
+            code, name, class_name=cls, sections={"report": {"path": str(self.report)}}, **kwargs
+        )
 
     def cli(self, *args: str, code: int | None = 0) -> Result:
         """Run ``skynet -c <ini> ARGS`` in-process; check the exit status."""
         result = CliRunner().invoke(skynet_main, ["-c", str(self.ini), *args])
         if code is not None and result.exit_code != code:
-            raise AssertionError(f"skynet {' '.join(args)} exited {result.exit_code}, not "
-                                 f"{code}:\n{result.output}\n{result.exception!r}\n"
-                                 + self.logs())
+            raise AssertionError(
+                f"skynet {' '.join(args)} exited {result.exit_code}, not "
+                f"{code}:\n{result.output}\n{result.exception!r}\n" + self.logs()
+            )
         return result
 
     def processes(self) -> dict[str, dict[str, Any]]:
@@ -99,24 +116,27 @@ class Host:
         return {p["name"]: p for p in self.pools.client.supervisor.getAllProcessInfo()}
 
     def pids(self, name: str) -> dict[str, int]:
-        return {p: info["pid"] for p, info in self.processes().items()
-                if p.startswith(f"{name}@")}
+        return {p: info["pid"] for p, info in self.processes().items() if p.startswith(f"{name}@")}
 
     def states(self, name: str) -> dict[str, str]:
-        return {p: info["statename"] for p, info in self.processes().items()
-                if p.startswith(f"{name}@")}
+        return {
+            p: info["statename"] for p, info in self.processes().items() if p.startswith(f"{name}@")
+        }
 
     def events(self, event: str | None = None, **match: Any) -> list[dict[str, Any]]:
         if not self.report.exists():
             return []
         out = [json.loads(x) for x in self.report.read_text().splitlines() if x.strip()]
-        return [e for e in out if (event is None or e["event"] == event)
-                and all(e.get(k) == v for k, v in match.items())]
+        return [
+            e
+            for e in out
+            if (event is None or e["event"] == event)
+            and all(e.get(k) == v for k, v in match.items())
+        ]
 
     def include_files(self) -> list[str]:
         d = self.config.include_path
-        return sorted(p.name for p in d.iterdir() if p.name != ".skynet.lock") \
-            if d.is_dir() else []
+        return sorted(p.name for p in d.iterdir() if p.name != ".skynet.lock") if d.is_dir() else []
 
     def logs(self) -> str:
         out = []
@@ -146,8 +166,11 @@ class Host:
 
         urls = [self.redis_url]
         if is_redis(self.broker_url):
-            urls.append("unix://" + self.broker_url.split("://", 1)[1]
-                        if self.broker_url.startswith("redis+socket://") else self.broker_url)
+            urls.append(
+                "unix://" + self.broker_url.split("://", 1)[1]
+                if self.broker_url.startswith("redis+socket://")
+                else self.broker_url
+            )
         for url in urls:
             with contextlib.suppress(Exception):
                 client = redis.Redis.from_url(url)
@@ -168,8 +191,9 @@ def _no_boss_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def make_host(tmp_path: Path, redis_url: str,
-              request: pytest.FixtureRequest) -> Iterator[Callable[..., Host]]:
+def make_host(
+    tmp_path: Path, redis_url: str, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Host]]:
     made: list[Host] = []
 
     def make(broker_url: str, **skynet: Any) -> Host:
@@ -191,4 +215,3 @@ def make_host(tmp_path: Path, redis_url: str,
 @pytest.fixture
 def host(make_host: Callable[..., Host], embedded_broker_url: str) -> Host:
     return make_host(embedded_broker_url)
-

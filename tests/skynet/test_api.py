@@ -54,28 +54,40 @@ def test_bad_installs_are_clear_errors_and_write_nothing(host: Host) -> None:
     status, error = put("p", code=str(FIXTURES / "bad_signature.py"))
     assert status == 400 and "handle_wi must take (self, wi); it takes (self)" in error
     status, error = put("p", code=str(HANDLERS), user="no-such-user-here")
-    assert (status, error) == (400, "no such user 'no-such-user-here' on this host "
-                                    "(run-as user)")
+    assert (status, error) == (400, "no such user 'no-such-user-here' on this host (run-as user)")
     assert put("p", code=str(HANDLERS), instances="two")[0] == 400
     assert put("bad name", code=str(HANDLERS))[0] == 400
-    r = client.put("/participants/p", data="{not json", headers={
-        **AUTH, "Content-Type": "application/json"})
+    r = client.put(
+        "/participants/p", data="{not json", headers={**AUTH, "Content-Type": "application/json"}
+    )
     assert r.status_code == 400 and r.get_json()["code"] == 400
     assert host.include_files() == [] and host.processes() == {}
     # unknown participant
     r = client.get("/participants/ghost")
     assert r.status_code == 404 and r.get_json() == {
-        "error": "no participant 'ghost' is installed (see 'skynet list')", "code": 404}
-    assert client.post("/participants/ghost/running", json={"running": True},
-                       headers=AUTH).status_code == 404
+        "error": "no participant 'ghost' is installed (see 'skynet list')",
+        "code": 404,
+    }
+    assert (
+        client.post("/participants/ghost/running", json={"running": True}, headers=AUTH).status_code
+        == 404
+    )
 
 
 def test_install_stop_queue_depth_scale_uninstall(host: Host) -> None:
     client = create_app(host.config).test_client()
     queue = host.queue("api")
-    r = client.put("/participants/api", headers=AUTH, json={
-        "code": str(HANDLERS), "queue": queue, "instances": 2, "register": True,
-        "sections": {"report": {"path": str(host.report)}}})
+    r = client.put(
+        "/participants/api",
+        headers=AUTH,
+        json={
+            "code": str(HANDLERS),
+            "queue": queue,
+            "instances": 2,
+            "register": True,
+            "sections": {"report": {"path": str(host.report)}},
+        },
+    )
     assert r.status_code == 201, r.get_json()
     pool = r.get_json()
     assert pool["state"] == "RUNNING" and pool["running"] == 2
@@ -108,8 +120,10 @@ def test_install_stop_queue_depth_scale_uninstall(host: Host) -> None:
     assert r.status_code == 200
     assert r.get_json()["applied"] == {"added": ["api@02"], "changed": [], "removed": []}
     assert {k: v for k, v in host.pids("api").items() if k != "api@02"} == restarted
-    assert client.post("/participants/api/scale", json={"instances": 0},
-                       headers=AUTH).status_code == 400
+    assert (
+        client.post("/participants/api/scale", json={"instances": 0}, headers=AUTH).status_code
+        == 400
+    )
 
     r = client.delete("/participants/api", headers=AUTH)
     assert r.status_code == 200
@@ -135,8 +149,7 @@ def _get(url: str) -> dict[str, Any]:
         return json.loads(resp.read())
 
 
-def test_one_view_over_two_hosts(make_host: Callable[..., Host],
-                                 embedded_broker_url: str) -> None:
+def test_one_view_over_two_hosts(make_host: Callable[..., Host], embedded_broker_url: str) -> None:
     b = make_host(embedded_broker_url, host_name="host-b")
     b.install("beta", apply=False)
     with _serving(create_app(b.config)) as b_url:
@@ -146,7 +159,8 @@ def test_one_view_over_two_hosts(make_host: Callable[..., Host],
         with _serving(create_app(a.config)) as a_url:
             view = _get(f"{a_url}/participants?cluster=1")
             assert view == _get(f"{a_url}/cluster/participants") | {
-                "participants": view["participants"]}
+                "participants": view["participants"]
+            }
             by_host = {(p["host"], p["name"]): p for p in view["participants"]}
             assert set(by_host) == {("host-a", "alpha"), ("host-b", "beta")}
             assert by_host["host-a", "alpha"]["state"] == "RUNNING"
@@ -158,7 +172,9 @@ def test_one_view_over_two_hosts(make_host: Callable[..., Host],
             assert not hosts[dead]["ok"] and hosts[dead]["error"].startswith("unreachable")
             listed = _get(f"{a_url}/hosts")["hosts"]
             assert [(h["host"] if h["ok"] else None, h["url"]) for h in listed] == [
-                ("host-a", None), ("host-b", b_url), (None, dead)]
+                ("host-a", None),
+                ("host-b", b_url),
+                (None, dead),
+            ]
             # without ?cluster, only the host's own pools
-            assert [p["name"] for p in _get(f"{a_url}/participants")["participants"]] == [
-                "alpha"]
+            assert [p["name"] for p in _get(f"{a_url}/participants")["participants"]] == ["alpha"]

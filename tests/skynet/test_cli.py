@@ -18,21 +18,30 @@ from tests.skynet.conftest import FIXTURES, HANDLERS, Host
 from tests.waiting import wait_for
 
 
-def test_bad_input_is_a_clear_message_and_nothing_is_installed(host: Host,
-                                                               tmp_path: Path) -> None:
+def test_bad_input_is_a_clear_message_and_nothing_is_installed(host: Host, tmp_path: Path) -> None:
     cases = [
-        (["install", str(FIXTURES / "missing.py")],
-         f"skynet: code file {FIXTURES / 'missing.py'}: no such file"),
-        (["install", str(FIXTURES / "bad_signature.py")],
-         "ParticipantHandler.handle_wi must take (self, wi); it takes (self)"),
+        (
+            ["install", str(FIXTURES / "missing.py")],
+            f"skynet: code file {FIXTURES / 'missing.py'}: no such file",
+        ),
+        (
+            ["install", str(FIXTURES / "bad_signature.py")],
+            "ParticipantHandler.handle_wi must take (self, wi); it takes (self)",
+        ),
         (["install", str(FIXTURES / "no_handler.py")], "it has no class ParticipantHandler"),
-        (["install", str(FIXTURES / "broken_import.py")],
-         "cannot import it: ModuleNotFoundError: No module named 'a_module_that_does_not_exist'"),
-        (["install", str(HANDLERS), "--class", "Nope"],
-         "it has no class Nope (handler classes in it: CrashOnce, ParticipantHandler; "
-         "use --class)"),
-        (["install", str(HANDLERS), "-u", "no-such-user-here"],
-         "skynet: no such user 'no-such-user-here' on this host (run-as user)"),
+        (
+            ["install", str(FIXTURES / "broken_import.py")],
+            "cannot import it: ModuleNotFoundError: No module named 'a_module_that_does_not_exist'",
+        ),
+        (
+            ["install", str(HANDLERS), "--class", "Nope"],
+            "it has no class Nope (handler classes in it: CrashOnce, ParticipantHandler; "
+            "use --class)",
+        ),
+        (
+            ["install", str(HANDLERS), "-u", "no-such-user-here"],
+            "skynet: no such user 'no-such-user-here' on this host (run-as user)",
+        ),
         (["install", str(HANDLERS), "-n", "a b"], "invalid participant name 'a b'"),
         (["install", str(HANDLERS), "-i", "0"], "instances = 0: must be 1 to 100"),
         (["install", str(HANDLERS), "-r", "(unclosed"], "not a regular expression"),
@@ -46,8 +55,9 @@ def test_bad_input_is_a_clear_message_and_nothing_is_installed(host: Host,
     # a duplicate name: the first stays as it was
     host.cli("install", str(HANDLERS), "-n", "dup", "--no-apply")
     before = (host.config.include_path / "dup.conf").read_text()
-    result = host.cli("install", str(FIXTURES / "misbehaving.py"), "-n", "dup", "--class",
-                      "Spews", code=2)
+    result = host.cli(
+        "install", str(FIXTURES / "misbehaving.py"), "-n", "dup", "--class", "Spews", code=2
+    )
     assert "participant 'dup' is already installed" in result.output
     assert (host.config.include_path / "dup.conf").read_text() == before
     assert host.include_files() == ["dup.conf"] and host.processes() == {}
@@ -57,28 +67,32 @@ def test_unknown_participants_and_no_supervisord(host: Host, tmp_path: Path) -> 
     for verb in ("start", "stop", "info", "scale", "uninstall", "log", "register"):
         args = [verb, "ghost"] + (["2"] if verb == "scale" else [])
         result = host.cli(*args, code=1)
-        assert result.output.strip() == ("skynet: no participant 'ghost' is installed "
-                                         "(see 'skynet list')"), verb
+        assert result.output.strip() == (
+            "skynet: no participant 'ghost' is installed (see 'skynet list')"
+        ), verb
     assert "name a participant, or give --all" in host.cli("start", code=2).output
     # a system supervisord that is not running
     ini = tmp_path / "system.ini"
-    ini.write_text(f"[skynet]\nsupervisor_url = unix://{tmp_path}/none.sock\n"
-                   f"include_dir = {tmp_path}/conf.d\n")
+    ini.write_text(
+        f"[skynet]\nsupervisor_url = unix://{tmp_path}/none.sock\ninclude_dir = {tmp_path}/conf.d\n"
+    )
     from click.testing import CliRunner
 
     from skynet.cli import main
 
     result = CliRunner().invoke(main, ["-c", str(ini), "list"])
     assert result.exit_code == 1
-    assert result.output.startswith(f"skynet: supervisord is not running (nothing answers at "
-                                    f"unix://{tmp_path}/none.sock")
+    assert result.output.startswith(
+        f"skynet: supervisord is not running (nothing answers at unix://{tmp_path}/none.sock"
+    )
     result = CliRunner().invoke(main, ["-c", str(ini), "install", str(HANDLERS)])
     assert result.exit_code == 1 and "supervisord is not running" in result.output
     assert not (tmp_path / "conf.d").exists() or not list((tmp_path / "conf.d").iterdir())
 
 
-def test_a_socket_the_caller_may_not_open_says_so(monkeypatch: pytest.MonkeyPatch,
-                                                  tmp_path: Path) -> None:
+def test_a_socket_the_caller_may_not_open_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from skynet.errors import NotPermitted
 
     client = Supervisor(f"unix://{tmp_path}/s.sock")
@@ -118,25 +132,39 @@ def test_info_status_list_log_enable_and_manual(host: Host) -> None:
     host.install("bump", instances=2, regexp="bump_.*")
     host.cli("register", "bump")
     info = host.cli("info", "bump").output
-    for line in ("name:        bump", f"location:    {host.config.include_path}/bump.conf",
-                 f"code:        {HANDLERS}", "class:       ParticipantHandler",
-                 f"queue:       {host.queue('bump')}", "regexp:      bump_.*",
-                 "instances:   2", "state:       RUNNING",
-                 "states:      bump@00 RUNNING, bump@01 RUNNING",
-                 f"registered:  bump_.* -> {host.queue('bump')}", "sections:    report",
-                 "description: Bumps ``n``; sleeps ``params.sleep`` seconds first."):
+    for line in (
+        "name:        bump",
+        f"location:    {host.config.include_path}/bump.conf",
+        f"code:        {HANDLERS}",
+        "class:       ParticipantHandler",
+        f"queue:       {host.queue('bump')}",
+        "regexp:      bump_.*",
+        "instances:   2",
+        "state:       RUNNING",
+        "states:      bump@00 RUNNING, bump@01 RUNNING",
+        f"registered:  bump_.* -> {host.queue('bump')}",
+        "sections:    report",
+        "description: Bumps ``n``; sleeps ``params.sleep`` seconds first.",
+    ):
         assert line in info, (line, info)
     assert "queue depth: 0 waiting" in info
     status = host.cli("status", "bump").output.splitlines()
     assert status[0].split() == ["PARTICIPANT", "INSTANCE", "STATE", "PID", "DESCRIPTION"]
-    assert [r.split()[:3] for r in status[1:]] == [["bump", "bump@00", "RUNNING"],
-                                                   ["bump", "bump@01", "RUNNING"]]
+    assert [r.split()[:3] for r in status[1:]] == [
+        ["bump", "bump@00", "RUNNING"],
+        ["bump", "bump@01", "RUNNING"],
+    ]
     listing = host.cli("list").output.splitlines()
     assert listing[1].split()[:5] == ["bump", "RUNNING", "2/2", host.queue("bump"), "yes"]
     wait_for(lambda: len(host.events("start")) == 2, 20, "both handlers to start")
     # each instance's last log line, once each has logged one
-    log = wait_for(lambda: (lambda out: len(out) == 2 and out)(
-        host.cli("log", "bump", "-n", "1").output.splitlines()), 20, "a log line each")
+    log = wait_for(
+        lambda: (lambda out: len(out) == 2 and out)(
+            host.cli("log", "bump", "-n", "1").output.splitlines()
+        ),
+        20,
+        "a log line each",
+    )
     assert [x.split(":")[0] for x in log] == ["bump@00", "bump@01"]
     assert "unregistered bump" in host.cli("unregister", "bump").output
 
@@ -151,9 +179,13 @@ def test_info_status_list_log_enable_and_manual(host: Host) -> None:
 
     # manual: one instance in the foreground, stopped with Ctrl-C
     host.cli("stop", "bump")
-    proc = subprocess.Popen([sys.executable, "-m", "skynet.cli", "-c", str(host.ini), "manual",
-                             "bump"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "skynet.cli", "-c", str(host.ini), "manual", "bump"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         lines: list[str] = []
         assert proc.stdout is not None
@@ -170,8 +202,7 @@ def test_info_status_list_log_enable_and_manual(host: Host) -> None:
             proc.wait()
 
 
-def test_run_as_and_permissions(make_host: Callable[..., Host],
-                                embedded_broker_url: str) -> None:
+def test_run_as_and_permissions(make_host: Callable[..., Host], embedded_broker_url: str) -> None:
     from skynet.errors import NotPermitted
     from skynet.permissions import Caller
     from skynet.pools import Pools
@@ -187,8 +218,9 @@ def test_run_as_and_permissions(make_host: Callable[..., Host],
         # a member of 'skynet' manages user-owned participants, and the user its own
         member.rebuild(["mine"])
         nobody.rebuild(["mine"])
-        with pytest.raises(NotPermitted, match="only root, that user and members of the "
-                                               "'skynet' group may"):
+        with pytest.raises(
+            NotPermitted, match="only root, that user and members of the 'skynet' group may"
+        ):
             outsider.uninstall("mine")
         # participants that run as root are root's
         for pools in (member, nobody):

@@ -32,23 +32,35 @@ def _alive(pid: int) -> bool:
 
 
 def test_install_register_run_scale_crash_disable_uninstall(
-        make_host: Callable[..., Host], broker_url: str) -> None:
+    make_host: Callable[..., Host], broker_url: str
+) -> None:
     host = make_host(broker_url)
     system = _engine(host)
     try:
         # install: one program file, one RUNNING instance consuming the queue
-        out = host.cli("install", str(HANDLERS), "-n", "pool", "-q", host.queue("pool"),
-                       "--conf", str(host.extra)).output
+        out = host.cli(
+            "install",
+            str(HANDLERS),
+            "-n",
+            "pool",
+            "-q",
+            host.queue("pool"),
+            "--conf",
+            str(host.extra),
+        ).output
         assert "installed pool: 1 instance(s)" in out
         assert host.include_files() == ["pool.conf"]
         assert host.states("pool") == {"pool@00": "RUNNING"}
         wait_for(lambda: host.events("start"), 20, "the instance to start its handler")
 
         # register with the engine, and a process that uses the participant
-        assert "registered pool (name) -> " + host.queue("pool") in host.cli(
-            "register", "pool").output
-        assert any(r.pattern == "pool" and r.queue == host.queue("pool")
-                   for r in system.store.participants())
+        assert (
+            "registered pool (name) -> " + host.queue("pool") in host.cli("register", "pool").output
+        )
+        assert any(
+            r.pattern == "pool" and r.queue == host.queue("pool")
+            for r in system.store.participants()
+        )
         first = system.launch("name: one\nsteps:\n  - pool\n  - pool\n")
         system.wait_status(first, timeout=30)
         assert system.engine.run(first).fields["n"] == 2
@@ -78,8 +90,19 @@ def test_install_register_run_scale_crash_disable_uninstall(
         assert [e["pid"] for e in host.events("done", wfid=slow)] == [p0]
 
         # an instance crashes mid-step: supervisor restarts it, the step is done
-        host.cli("install", str(HANDLERS), "-n", "crash", "--class", "CrashOnce",
-                 "-q", host.queue("crash"), "--conf", str(host.extra), "--register")
+        host.cli(
+            "install",
+            str(HANDLERS),
+            "-n",
+            "crash",
+            "--class",
+            "CrashOnce",
+            "-q",
+            host.queue("crash"),
+            "--conf",
+            str(host.extra),
+            "--register",
+        )
         (c0,) = host.pids("crash").values()
         wfid = system.launch("name: crash\nsteps:\n  - crash: {after: 0.3}\n")
         system.wait_status(wfid, timeout=40)
@@ -87,11 +110,15 @@ def test_install_register_run_scale_crash_disable_uninstall(
         (crashed,) = host.events("crash", wfid=wfid)
         (done,) = host.events("done", wfid=wfid)
         assert crashed["pid"] == c0 and done["pid"] != c0
-        wait_for(lambda: host.states("crash") == {"crash@00": "RUNNING"}, 20,
-                 "the crashed instance to be RUNNING again")
+        wait_for(
+            lambda: host.states("crash") == {"crash@00": "RUNNING"},
+            20,
+            "the crashed instance to be RUNNING again",
+        )
         assert host.pids("crash")["crash@00"] == done["pid"]
-        assert re.search(r"exited: crash@00 \(exit status 17",
-                         (host.state / "supervisord.log").read_text())
+        assert re.search(
+            r"exited: crash@00 \(exit status 17", (host.state / "supervisord.log").read_text()
+        )
 
         # disable: stopped, not started again with supervisord, listed as disabled
         assert "disabled pool: STOPPED" in host.cli("disable", "pool").output

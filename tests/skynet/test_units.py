@@ -22,8 +22,10 @@ from skynet.supervisor import Supervisor
 
 def test_settings_come_from_arguments_then_environment_then_the_file(tmp_path: Path) -> None:
     ini = tmp_path / "boss.ini"
-    ini.write_text("[boss]\nbroker_url = amqp://h//\n\n[skynet]\ntoken = from-file\n"
-                   "hosts = http://a:1/, http://b:2\nstopwaitsecs = 7\n")
+    ini.write_text(
+        "[boss]\nbroker_url = amqp://h//\n\n[skynet]\ntoken = from-file\n"
+        "hosts = http://a:1/, http://b:2\nstopwaitsecs = 7\n"
+    )
     config = SkynetConfig.load(ini, environ={"SKYNET_TOKEN": "from-env"})
     assert config.token == "from-env"
     assert config.hosts == ("http://a:1", "http://b:2")
@@ -37,8 +39,10 @@ def test_settings_come_from_arguments_then_environment_then_the_file(tmp_path: P
     # no [boss] section in the file: the environment's
     only = tmp_path / "only.ini"
     only.write_text("[skynet]\nstate_dir = /tmp/x\n")
-    assert SkynetConfig.load(only, environ={"BOSS_BROKER_URL": "amqp://e//"}).boss.broker_url \
+    assert (
+        SkynetConfig.load(only, environ={"BOSS_BROKER_URL": "amqp://e//"}).boss.broker_url
         == "amqp://e//"
+    )
     assert SkynetConfig.load(only, environ={}).state_path == Path("/tmp/x")
     ini.write_text("[skynet]\nstopwait = 3\n")
     with pytest.raises(ConfigError, match="unknown key 'stopwait'"):
@@ -50,11 +54,20 @@ def test_settings_come_from_arguments_then_environment_then_the_file(tmp_path: P
 
 def _spec(tmp_path: Path, **kw: object) -> ProgramSpec:
     values: dict[str, object] = {
-        "name": "build", "code": "/usr/share/boss/build.py", "queue": "q.build",
-        "regexp": "build_.*", "user": "nobody", "instances": 3,
-        "participant": {"lease": "90"}, "boss": {"broker_url": "amqp://u:p%2F@h/v"},
-        "sections": {"build": {"worker_dir": "/srv/build"}}, "python": "/usr/bin/python3",
-        "stopwaitsecs": 5, "log_dir": "/var/log/boss", "path": str(tmp_path / "build.conf")}
+        "name": "build",
+        "code": "/usr/share/boss/build.py",
+        "queue": "q.build",
+        "regexp": "build_.*",
+        "user": "nobody",
+        "instances": 3,
+        "participant": {"lease": "90"},
+        "boss": {"broker_url": "amqp://u:p%2F@h/v"},
+        "sections": {"build": {"worker_dir": "/srv/build"}},
+        "python": "/usr/bin/python3",
+        "stopwaitsecs": 5,
+        "log_dir": "/var/log/boss",
+        "path": str(tmp_path / "build.conf"),
+    }
     values.update(kw)
     return ProgramSpec(**values)  # type: ignore[arg-type]
 
@@ -66,7 +79,11 @@ def test_the_program_file_is_supervisor_config_and_participant_config(tmp_path: 
     # the participant runtime reads it as its INI file
     loaded = load_config(spec.path)
     assert (loaded.name, loaded.queue, loaded.regexp, loaded.code) == (
-        "build", "q.build", "build_.*", "/usr/share/boss/build.py")
+        "build",
+        "q.build",
+        "build_.*",
+        "/usr/share/boss/build.py",
+    )
     assert loaded.boss.broker_url == "amqp://u:p%2F@h/v" and loaded.boss.lease == 90
     assert loaded.section("build") == {"worker_dir": "/srv/build"}
     # supervisor's view: one program per instance, each running this file
@@ -90,8 +107,10 @@ def test_the_config_digest_changes_with_the_config_not_the_count(tmp_path: Path)
     assert spec.digest() != spec.replace(user="root").digest()
     # so the kept instances' program sections are identical after a scale
     three, five = programs.render(spec), programs.render(spec.replace(instances=5))
-    assert three.split("[program:build@03]")[0].replace("instances = 3", "instances = 5") \
+    assert (
+        three.split("[program:build@03]")[0].replace("instances = 3", "instances = 5")
         == five.split("[program:build@03]")[0]
+    )
 
 
 def test_permission_rules() -> None:
@@ -153,12 +172,20 @@ def test_the_openapi_file_documents_every_route() -> None:
 
     from skynet.api import create_app
 
-    doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "docs" /
-                          "skynet-openapi.yaml").read_text())
+    doc = yaml.safe_load(
+        (Path(__file__).resolve().parents[2] / "docs" / "skynet-openapi.yaml").read_text()
+    )
     app = create_app(SkynetConfig())
-    routes = {(str(r.rule).replace("<name>", "{name}"), m.lower())
-              for r in app.url_map.iter_rules() if r.endpoint.startswith("skynet_api.")
-              for m in r.methods - {"HEAD", "OPTIONS"}}
-    documented = {(path, method) for path, ops in doc["paths"].items()
-                  for method in ops if method != "parameters"}
+    routes = {
+        (str(r.rule).replace("<name>", "{name}"), m.lower())
+        for r in app.url_map.iter_rules()
+        if r.endpoint.startswith("skynet_api.")
+        for m in r.methods - {"HEAD", "OPTIONS"}
+    }
+    documented = {
+        (path, method)
+        for path, ops in doc["paths"].items()
+        for method in ops
+        if method != "parameters"
+    }
     assert routes == documented

@@ -16,9 +16,9 @@ from tests.webui.conftest import csrf, make_env
 from webui.settings import WebConfig
 
 
-def test_the_web_ui_shows_and_controls_a_skynet_pool(make_host: Callable[..., Host],
-                                                     embedded_broker_url: str, redis_url: str,
-                                                     tmp_path: Path) -> None:
+def test_the_web_ui_shows_and_controls_a_skynet_pool(
+    make_host: Callable[..., Host], embedded_broker_url: str, redis_url: str, tmp_path: Path
+) -> None:
     from skynet.api import create_app as skynet_app
 
     host = make_host(embedded_broker_url, host_name="build-1")
@@ -36,9 +36,10 @@ def test_the_web_ui_shows_and_controls_a_skynet_pool(make_host: Callable[..., Ho
             assert "RUNNING" in page
 
             def act(client, **form):
-                return client.post("/participants/skynet",
-                                   data={"csrf_token": csrf(client), "url": url,
-                                         "name": "alpha", **form})
+                return client.post(
+                    "/participants/skynet",
+                    data={"csrf_token": csrf(client), "url": url, "name": "alpha", **form},
+                )
 
             # a normal user may look, not act
             alice = env.client("alice")
@@ -49,13 +50,16 @@ def test_the_web_ui_shows_and_controls_a_skynet_pool(make_host: Callable[..., Ho
             # the admin scales the pool through SkyNET: the instance that was there stays
             before = host.pids("alpha")["alpha@00"]
             assert act(admin, action="scale", instances="2").status_code == 302
-            wait_for(lambda: host.states("alpha") == {"alpha@00": "RUNNING",
-                                                       "alpha@01": "RUNNING"}, 30,
-                     "two RUNNING instances")
+            wait_for(
+                lambda: host.states("alpha") == {"alpha@00": "RUNNING", "alpha@01": "RUNNING"},
+                30,
+                "two RUNNING instances",
+            )
             assert host.pids("alpha")["alpha@00"] == before
             assert act(admin, action="stop").status_code == 302
-            wait_for(lambda: set(host.states("alpha").values()) == {"STOPPED"}, 30,
-                     "the pool stopped")
+            wait_for(
+                lambda: set(host.states("alpha").values()) == {"STOPPED"}, 30, "the pool stopped"
+            )
             # and each action is in the audit log, with who did it
             audit = admin.get("/audit").get_data(as_text=True)
             assert "skynet scale" in audit and "skynet stop" in audit and "root" in audit

@@ -11,12 +11,24 @@ from participants.handler import LifecycleControl
 from participants.workitem import Workitem
 
 
-def workitem(fields: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
-             name: str = "step", wfid: str | None = None) -> Workitem:
-    data = {"fei": {"wfid": wfid or f"t-{uuid.uuid4().hex[:8]}", "expid": "0_1",
-                    "subid": uuid.uuid4().hex, "engine_id": "engine"},
-            "fields": {**(fields or {}), "params": params or {}},
-            "participant_name": name, "wf_name": "test", "wf_revision": "1"}
+def workitem(
+    fields: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+    name: str = "step",
+    wfid: str | None = None,
+) -> Workitem:
+    data = {
+        "fei": {
+            "wfid": wfid or f"t-{uuid.uuid4().hex[:8]}",
+            "expid": "0_1",
+            "subid": uuid.uuid4().hex,
+            "engine_id": "engine",
+        },
+        "fields": {**(fields or {}), "params": params or {}},
+        "participant_name": name,
+        "wf_name": "test",
+        "wf_revision": "1",
+    }
     return Workitem(data)
 
 
@@ -45,9 +57,15 @@ from tests.e2e.conftest import System, running_system  # noqa: E402
 HANDLERS = Path(__file__).with_name("handlers.py")
 
 
-def standard_participant(system: System, name: str, code: str, cls: str, *,
-                         regexp: str | None = None,
-                         sections: dict[str, dict[str, Any]] | None = None) -> None:
+def standard_participant(
+    system: System,
+    name: str,
+    code: str,
+    cls: str,
+    *,
+    regexp: str | None = None,
+    sections: dict[str, dict[str, Any]] | None = None,
+) -> None:
     """One ``boss-participant`` process running a standard participant (or
     a stand-in from handlers.py), registered by name or by ``regexp``."""
     queue = f"{system.prefix}.{name}"
@@ -65,10 +83,11 @@ def standard_participant(system: System, name: str, code: str, cls: str, *,
 
 
 @pytest.fixture
-def standard_system(embedded_broker_url: str, redis_url: str, tmp_path: Path,
-                    request: pytest.FixtureRequest) -> Iterator[System]:
+def standard_system(
+    embedded_broker_url: str, redis_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[System]:
     """A ``System`` (tests/e2e/conftest.py) on the embedded broker; at the
     end, every Eiffel event published passed the aggregator's validation."""
-    yield from running_system(tmp_path, embedded_broker_url, redis_url,
-                              f"std{uuid.uuid4().hex[:10]}", request)
-
+    yield from running_system(
+        tmp_path, embedded_broker_url, redis_url, f"std{uuid.uuid4().hex[:10]}", request
+    )

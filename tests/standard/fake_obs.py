@@ -21,8 +21,11 @@ USER, PASSWORD = "boss", "s3cret"
 
 
 def _status(code: int, summary: str) -> Response:
-    return Response(f'<status code="{code}">\n  <summary>{escape(summary)}</summary>\n'
-                    "</status>\n", status=code, content_type="application/xml")
+    return Response(
+        f'<status code="{code}">\n  <summary>{escape(summary)}</summary>\n</status>\n',
+        status=code,
+        content_type="application/xml",
+    )
 
 
 @dataclass
@@ -37,10 +40,21 @@ class FakeObs:
     url: str = ""
 
     # -- state -------------------------------------------------------------------------
-    def add_request(self, rid: str, actions: list[dict[str, str]], *, who: str = "alice",
-                    state: str = "new", description: str = "") -> None:
-        self.requests[rid] = {"actions": actions, "who": who, "state": state,
-                              "description": description}
+    def add_request(
+        self,
+        rid: str,
+        actions: list[dict[str, str]],
+        *,
+        who: str = "alice",
+        state: str = "new",
+        description: str = "",
+    ) -> None:
+        self.requests[rid] = {
+            "actions": actions,
+            "who": who,
+            "state": state,
+            "description": description,
+        }
 
     def add_package(self, project: str, package: str, files: dict[str, str]) -> None:
         self.sources[(project, package)] = dict(files)
@@ -50,21 +64,26 @@ class FakeObs:
         r = self.requests[rid]
         acts = ""
         for a in r["actions"]:
-            acts += (f'  <action type="{a.get("type", "submit")}">\n'
-                     f'    <source project={quoteattr(a["sourceproject"])} '
-                     f'package={quoteattr(a["sourcepackage"])} '
-                     f'rev={quoteattr(a.get("sourcerevision", "1"))}/>\n'
-                     f'    <target project={quoteattr(a["targetproject"])} '
-                     f'package={quoteattr(a["targetpackage"])}/>\n  </action>\n')
-        return (f'<request id="{rid}" creator={quoteattr(r["who"])}>\n{acts}'
-                f'  <state name="{r["state"]}" who={quoteattr(r["who"])} '
-                f'when="2026-11-21T10:00:00"><comment/></state>\n'
-                f'  <description>{escape(r["description"])}</description>\n</request>\n')
+            acts += (
+                f'  <action type="{a.get("type", "submit")}">\n'
+                f"    <source project={quoteattr(a['sourceproject'])} "
+                f"package={quoteattr(a['sourcepackage'])} "
+                f"rev={quoteattr(a.get('sourcerevision', '1'))}/>\n"
+                f"    <target project={quoteattr(a['targetproject'])} "
+                f"package={quoteattr(a['targetpackage'])}/>\n  </action>\n"
+            )
+        return (
+            f'<request id="{rid}" creator={quoteattr(r["who"])}>\n{acts}'
+            f'  <state name="{r["state"]}" who={quoteattr(r["who"])} '
+            f'when="2026-11-21T10:00:00"><comment/></state>\n'
+            f"  <description>{escape(r['description'])}</description>\n</request>\n"
+        )
 
     def srcmd5(self, project: str, package: str) -> str:
         files = self.sources[(project, package)]
-        return hashlib.md5("".join(f"{k}={v}" for k, v in sorted(files.items())).encode()
-                           ).hexdigest()
+        return hashlib.md5(
+            "".join(f"{k}={v}" for k, v in sorted(files.items())).encode()
+        ).hexdigest()
 
     # -- the app ----------------------------------------------------------------------------
     def app(self, environ: dict[str, Any], start_response: Any) -> Any:
@@ -74,9 +93,12 @@ class FakeObs:
         self.calls.append(f"{req.method} {req.full_path.rstrip('?')}")
         expected = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
         if req.headers.get("Authorization") != expected:
-            return Response("<status code=\"authentication_required\"><summary>Authentication"
-                            " required</summary></status>", status=401,
-                            headers={"WWW-Authenticate": 'Basic realm="Use your password"'})
+            return Response(
+                '<status code="authentication_required"><summary>Authentication'
+                " required</summary></status>",
+                status=401,
+                headers={"WWW-Authenticate": 'Basic realm="Use your password"'},
+            )
         if self.fail_next > 0:
             self.fail_next -= 1
             return _status(503, "the backend is down for maintenance")
@@ -85,11 +107,20 @@ class FakeObs:
         if parts[:1] == ["request"] and len(parts) == 1:
             prj, pkg = req.args.get("project"), req.args.get("package")
             states = (req.args.get("states") or "new,review").split(",")
-            hits = [rid for rid, r in self.requests.items() if r["state"] in states and any(
-                a["targetproject"] == prj and (pkg is None or a["targetpackage"] == pkg)
-                for a in r["actions"])]
-            body = f'<collection matches="{len(hits)}">\n' + "".join(
-                self.request_xml(rid) for rid in hits) + "</collection>\n"
+            hits = [
+                rid
+                for rid, r in self.requests.items()
+                if r["state"] in states
+                and any(
+                    a["targetproject"] == prj and (pkg is None or a["targetpackage"] == pkg)
+                    for a in r["actions"]
+                )
+            ]
+            body = (
+                f'<collection matches="{len(hits)}">\n'
+                + "".join(self.request_xml(rid) for rid in hits)
+                + "</collection>\n"
+            )
             return Response(body, content_type=xml)
         if parts[:1] == ["request"] and len(parts) == 2:
             rid = parts[1]
@@ -99,12 +130,14 @@ class FakeObs:
                 if req.args.get("cmd") != "changestate":
                     return _status(400, "unknown command")
                 if self.requests[rid]["state"] not in ("new", "review"):
-                    return _status(403, f"change state from {self.requests[rid]['state']}: "
-                                        "not allowed")
+                    return _status(
+                        403, f"change state from {self.requests[rid]['state']}: not allowed"
+                    )
                 newstate = req.args["newstate"]
                 self.requests[rid]["state"] = newstate
-                self.changes.append({"id": rid, "newstate": newstate,
-                                     "comment": req.args.get("comment", "")})
+                self.changes.append(
+                    {"id": rid, "newstate": newstate, "comment": req.args.get("comment", "")}
+                )
                 return _status(200, "Ok")
             return Response(self.request_xml(rid), content_type=xml)
         if parts[:1] == ["source"] and len(parts) == 3 and parts[2] == "_meta":
@@ -112,14 +145,20 @@ class FakeObs:
             if meta is None:
                 return _status(404, f"unknown project '{parts[1]}'")
             repos = "".join(
-                f'  <repository name="{r["name"]}">\n' + "".join(
-                    f'    <path project="{p}" repository="{rr}"/>\n' for p, rr in r["paths"])
+                f'  <repository name="{r["name"]}">\n'
+                + "".join(f'    <path project="{p}" repository="{rr}"/>\n' for p, rr in r["paths"])
                 + "".join(f"    <arch>{a}</arch>\n" for a in r.get("arches", ["i586"]))
-                + "  </repository>\n" for r in meta.get("repositories", []))
-            persons = "".join(f'  <person userid="{u}" role="{role}"/>\n'
-                              for u, role in meta.get("persons", []))
-            return Response(f'<project name="{parts[1]}">\n  <title/>\n  <description/>\n'
-                            f"{persons}{repos}</project>\n", content_type=xml)
+                + "  </repository>\n"
+                for r in meta.get("repositories", [])
+            )
+            persons = "".join(
+                f'  <person userid="{u}" role="{role}"/>\n' for u, role in meta.get("persons", [])
+            )
+            return Response(
+                f'<project name="{parts[1]}">\n  <title/>\n  <description/>\n'
+                f"{persons}{repos}</project>\n",
+                content_type=xml,
+            )
         if parts[:1] == ["source"] and len(parts) == 3:
             key = (parts[1], parts[2])
             if key not in self.sources:
@@ -127,10 +166,13 @@ class FakeObs:
             entries = "".join(
                 f'  <entry name={quoteattr(n)} md5="{hashlib.md5(c.encode()).hexdigest()}" '
                 f'size="{len(c)}" mtime="1700000000"/>\n'
-                for n, c in sorted(self.sources[key].items()))
-            return Response(f'<directory name="{parts[2]}" rev="3" vrev="3" '
-                            f'srcmd5="{self.srcmd5(*key)}">\n{entries}</directory>\n',
-                            content_type=xml)
+                for n, c in sorted(self.sources[key].items())
+            )
+            return Response(
+                f'<directory name="{parts[2]}" rev="3" vrev="3" '
+                f'srcmd5="{self.srcmd5(*key)}">\n{entries}</directory>\n',
+                content_type=xml,
+            )
         if parts[:1] == ["source"] and len(parts) == 4:
             files = self.sources.get((parts[1], parts[2]), {})
             if parts[3] not in files:
@@ -140,13 +182,17 @@ class FakeObs:
             pkg = req.args.get("package")
             body = ""
             for r in self.results.get(parts[1], []):
-                statuses = "".join(f'    <status package="{p}" code="{c}"/>\n'
-                                   for p, c in r["packages"].items() if pkg in (None, p))
-                body += (f'  <result project="{parts[1]}" repository="{r["repository"]}" '
-                         f'arch="{r["arch"]}" code="published" state="published">\n'
-                         f"{statuses}  </result>\n")
-            return Response(f'<resultlist state="c0ffee">\n{body}</resultlist>\n',
-                            content_type=xml)
+                statuses = "".join(
+                    f'    <status package="{p}" code="{c}"/>\n'
+                    for p, c in r["packages"].items()
+                    if pkg in (None, p)
+                )
+                body += (
+                    f'  <result project="{parts[1]}" repository="{r["repository"]}" '
+                    f'arch="{r["arch"]}" code="published" state="published">\n'
+                    f"{statuses}  </result>\n"
+                )
+            return Response(f'<resultlist state="c0ffee">\n{body}</resultlist>\n', content_type=xml)
         return _status(404, f"no route {req.path}")
 
 
@@ -155,8 +201,9 @@ def fake_obs() -> Iterator[FakeObs]:
     obs = FakeObs()
     server = make_server("127.0.0.1", 0, obs.app, threaded=True)
     obs.url = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield obs

@@ -11,8 +11,10 @@ class Build:
     """Records what it built in ``built``."""
 
     def handle_wi(self, wi: Any) -> None:
-        wi.fields["built"] = {"project": wi.params.get("project"),
-                              "revision": wi.params.get("revision")}
+        wi.fields["built"] = {
+            "project": wi.params.get("project"),
+            "revision": wi.params.get("revision"),
+        }
 
 
 class Test:
@@ -20,5 +22,6 @@ class Test:
 
     def handle_wi(self, wi: Any) -> None:
         wi.result = not wi.fields.get("break_tests")
-        wi.msg.append(f"tests of {wi.params.get('artifact')}: "
-                      f"{'passed' if wi.result else 'FAILED'}")
+        wi.msg.append(
+            f"tests of {wi.params.get('artifact')}: {'passed' if wi.result else 'FAILED'}"
+        )

@@ -19,8 +19,9 @@ from tests.waiting import wait_for
 def irc_server() -> Iterator[tuple[str, int]]:
     server = irc.server.IRCServer(("127.0.0.1", 0), irc.server.IRCClient)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield server.server_address[0], server.server_address[1]
@@ -54,8 +55,9 @@ class Watcher:
             self.joined.set()
 
     def _on_pubmsg(self, conn: Any, event: Any) -> None:
-        self.lines.append((irc.client.NickMask(event.source).nick, event.target,
-                           event.arguments[0]))
+        self.lines.append(
+            (irc.client.NickMask(event.source).nick, event.target, event.arguments[0])
+        )
 
     def texts(self) -> list[str]:
         return [text for _, _, text in self.lines]
@@ -72,8 +74,9 @@ def irc_server_on(port: int) -> Iterator[tuple[str, int]]:
     irc.server.IRCServer.allow_reuse_address = True
     server = irc.server.IRCServer(("127.0.0.1", port), irc.server.IRCClient)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield "127.0.0.1", port

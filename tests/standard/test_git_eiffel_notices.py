@@ -42,8 +42,12 @@ def test_clone_commit_range_and_source_change_events(git, tmp_path):
     assert types == ["EiffelSourceChangeCreatedEvent", "EiffelSourceChangeSubmittedEvent"] * 2
     validate.validate_many(wi.events)
     scc, scs = wi.events[0], wi.events[1]
-    assert scc["data"]["gitIdentifier"] == {"commitId": shas[1], "repoUri": str(bare),
-                                            "branch": "main", "repoName": "app.git"}
+    assert scc["data"]["gitIdentifier"] == {
+        "commitId": shas[1],
+        "repoUri": str(bare),
+        "branch": "main",
+        "repoName": "app.git",
+    }
     assert {"type": "CHANGE", "target": scc["meta"]["id"]} in scs["links"]
     assert {"type": "PREVIOUS_VERSION", "target": scs["meta"]["id"]} in wi.events[3]["links"]
     assert all({"type": "CONTEXT", "target": wi.activity_id} in e["links"] for e in wi.events)
@@ -67,9 +71,11 @@ def test_commits_without_a_clone_step_and_errors(git, tmp_path):
 
 def test_eiffel_publishers_chain_by_fields():
     pub = started(EiffelPublish(), {"eiffel_publish": {"issuer": "community-b"}})
-    wi = workitem({"change": "0" * 8 + "-0000-4000-8000-" + "0" * 12, "status": "SUCCESS"},
-                  {"name": "src", "elements": ["11111111-1111-4111-8111-111111111111"]},
-                  name="composition_defined")
+    wi = workitem(
+        {"change": "0" * 8 + "-0000-4000-8000-" + "0" * 12, "status": "SUCCESS"},
+        {"name": "src", "elements": ["11111111-1111-4111-8111-111111111111"]},
+        name="composition_defined",
+    )
     pub.handle_wi(wi)
     comp = wi.fields["composition"]
 
@@ -83,17 +89,21 @@ def test_eiffel_publishers_chain_by_fields():
     step("artifact_published", uri="https://dl.example.org/app-1.0.tar.gz")
     step("baseline_defined", name="rc", version="1.0")
     assert {"type": "ELEMENT", "target": wi.fields["artifact"]} in wi.events[-1]["links"]
-    step("confidence_level_modified", level="tested",
-         subjects=[wi.fields["artifact"], wi.fields["baseline"]])
+    step(
+        "confidence_level_modified",
+        level="tested",
+        subjects=[wi.fields["artifact"], wi.fields["baseline"]],
+    )
     wi.fields["status"] = "FAILURE"
     step("confidence_level_modified", name="smoke")
     validate.validate_many(wi.events)
     clm = wi.events[-2]
-    assert clm["data"] == {"name": "tested", "value": "SUCCESS",
-                           "issuer": {"name": "community-b"}}
+    assert clm["data"] == {"name": "tested", "value": "SUCCESS", "issuer": {"name": "community-b"}}
     assert [x["type"] for x in clm["links"]] == ["SUBJECT", "SUBJECT", "CONTEXT"]
     assert [(c["name"], c["value"]) for c in wi.fields["confidence_levels"]] == [
-        ("tested", "SUCCESS"), ("smoke", "FAILURE")]
+        ("tested", "SUCCESS"),
+        ("smoke", "FAILURE"),
+    ]
     assert wi.result is False  # a FAILURE level
     assert wi.fields["artifact_identity"] == "pkg:generic/app@1.0"
     assert wi.fields["publication"] == wi.events[2]["meta"]["id"]
@@ -104,21 +114,38 @@ def test_eiffel_publishers_chain_by_fields():
 
 
 def test_notices_shape_what_the_listener_gets():
-    wi = workitem({"ev": {"id": "42", "newstate": "Declined", "who": "bob",
-                          "comment": "no"}}, name="request_notice_42", wfid="notice-run")
+    wi = workitem(
+        {"ev": {"id": "42", "newstate": "Declined", "who": "bob", "comment": "no"}},
+        name="request_notice_42",
+        wfid="notice-run",
+    )
     RequestNotice().handle_wi(wi)
     assert wi.fields["review"] == {"state": "declined", "by": "bob", "comment": "no"}
     assert wi.fields["notice"]["name"] == "request_notice_42"
     assert wi.fields["notice"]["wfid"] == "notice-run"
-    given = workitem({"review": {"state": "accepted", "by": "x", "comment": ""}},
-                     name="request_notice_7")
+    given = workitem(
+        {"review": {"state": "accepted", "by": "x", "comment": ""}}, name="request_notice_7"
+    )
     RequestNotice().handle_wi(given)
     assert given.fields["review"]["state"] == "accepted"
-    built = workitem({"ev": {"project": "Mer:Tools", "repository": "standard", "arch": "i586",
-                             "package": "bash"}}, name="built_notice_Mer:Tools")
+    built = workitem(
+        {
+            "ev": {
+                "project": "Mer:Tools",
+                "repository": "standard",
+                "arch": "i586",
+                "package": "bash",
+            }
+        },
+        name="built_notice_Mer:Tools",
+    )
     BuiltNotice().handle_wi(built)
-    assert built.fields["built"] == {"project": "Mer:Tools", "repository": "standard",
-                                     "arch": "i586", "package": "bash"}
+    assert built.fields["built"] == {
+        "project": "Mer:Tools",
+        "repository": "standard",
+        "arch": "i586",
+        "package": "bash",
+    }
     plain = workitem({}, name="promoted_notice_x")
     Notice().handle_wi(plain)
     assert plain.result is True and plain.fields["notice"]["name"] == "promoted_notice_x"

@@ -19,8 +19,9 @@ class Inbox:
     def __init__(self) -> None:
         self.mails: list[tuple[list[str], email.message.EmailMessage]] = []
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          rcpt_options: Any) -> str:
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
+    ) -> str:
         if address.endswith("@nowhere.invalid"):
             return "550 no such user here"
         envelope.rcpt_tos.append(address)
@@ -47,9 +48,18 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
 
 
 def _notify(port: int, cls: type = Notify, **extra: Any) -> Any:
-    return started(cls(), {"notify": {"smtp_host": "127.0.0.1", "smtp_port": port,
-                                      "from": "boss@example.org", "retry_delay": 0.05,
-                                      **extra}})
+    return started(
+        cls(),
+        {
+            "notify": {
+                "smtp_host": "127.0.0.1",
+                "smtp_port": port,
+                "from": "boss@example.org",
+                "retry_delay": 0.05,
+                **extra,
+            }
+        },
+    )
 
 
 EV = {"id": "42", "who": "alice", "target_project": "Mer:Tools"}
@@ -57,8 +67,10 @@ EV = {"id": "42", "who": "alice", "target_project": "Mer:Tools"}
 
 def test_sr_template_mail_arrives(smtp):
     inbox, port = smtp
-    wi = workitem({"ev": EV, "status": "FAILURE", "msg": ["check_spec: no spec file"]},
-                  {"template": "SR_FAILURE", "mail_to": ["rel@example.org", "qa@example.org"]})
+    wi = workitem(
+        {"ev": EV, "status": "FAILURE", "msg": ["check_spec: no spec file"]},
+        {"template": "SR_FAILURE", "mail_to": ["rel@example.org", "qa@example.org"]},
+    )
     _notify(port).handle_wi(wi)
     assert len(inbox.mails) == 1
     rcpt, mail = inbox.mails[0]
@@ -75,23 +87,29 @@ def test_site_template_dir_dotted_paths_and_subject_override(smtp, tmp_path):
     inbox, port = smtp
     (tmp_path / "custom.txt").write_text(
         "Subject: ignored\nX-Project: ${ev.target_project}\n\n"
-        "first action to ${ev.actions.0.targetproject}; cost $$5; missing '${nope}'\n${msg}\n")
+        "first action to ${ev.actions.0.targetproject}; cost $$5; missing '${nope}'\n${msg}\n"
+    )
     ev = {**EV, "actions": [{"targetproject": "Mer:Core"}]}
-    _notify(port, template_dir=tmp_path).handle_wi(workitem(
-        {"ev": ev, "msg": ["a", "b"]}, {"template": "custom", "to": "x@example.org",
-                                         "subject": "hello"}))
+    _notify(port, template_dir=tmp_path).handle_wi(
+        workitem(
+            {"ev": ev, "msg": ["a", "b"]},
+            {"template": "custom", "to": "x@example.org", "subject": "hello"},
+        )
+    )
     _, mail = inbox.mails[0]
     assert mail["Subject"] == "hello" and mail["X-Project"] == "Mer:Tools"
-    assert mail.get_content().replace("\r\n", "\n") == \
-        "first action to Mer:Core; cost $5; missing ''\na\nb\n"
+    assert (
+        mail.get_content().replace("\r\n", "\n")
+        == "first action to Mer:Core; cost $5; missing ''\na\nb\n"
+    )
 
 
 def test_notify_admin_goes_to_admin_email_with_the_error(smtp):
     inbox, port = smtp
-    error = {"message": "boom", "class": "RuntimeError", "participant": "check_spec",
-             "at": "now"}
-    _notify(port, NotifyAdmin).handle_wi(workitem(
-        {"admin_email": "admin@example.org", "msg": []}, {"error": error}))
+    error = {"message": "boom", "class": "RuntimeError", "participant": "check_spec", "at": "now"}
+    _notify(port, NotifyAdmin).handle_wi(
+        workitem({"admin_email": "admin@example.org", "msg": []}, {"error": error})
+    )
     rcpt, mail = inbox.mails[0]
     assert rcpt == ["admin@example.org"]
     assert "Error: boom (RuntimeError in check_spec at now)" in mail.get_content()
@@ -114,13 +132,18 @@ def test_server_down_is_retried_then_a_clear_error():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     bot = _notify(port, retries=2)
-    with pytest.raises(RuntimeError, match=rf"cannot send mail through 127.0.0.1:{port} "
-                                           "after 2 attempts"):
+    with pytest.raises(
+        RuntimeError,
+        match=rf"cannot send mail through 127.0.0.1:{port} "
+        "after 2 attempts",
+    ):
         bot.handle_wi(workitem({}, {"mail_to": "a@example.org"}))
 
 
 def test_render_needs_headers():
     assert render("Subject: ${a}\n\nbody ${b.c}", {"a": 1, "b": {"c": [1, 2]}}) == (
-        {"Subject": "1"}, "body 1\n2")
+        {"Subject": "1"},
+        "body 1\n2",
+    )
     with pytest.raises(ValueError, match="starts with headers"):
         render("no headers here", {})

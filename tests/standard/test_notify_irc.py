@@ -17,9 +17,21 @@ CHANNEL = "#boss_ci"
 
 
 def _notifier(port: int, **extra: object) -> NotifyIrc:
-    return started(NotifyIrc(), {"notify_irc": {
-        "server": f"127.0.0.1:{port}", "nick": "bossbot", "rate": 50, "burst": 4,
-        "retries": 3, "retry_delay": 0.05, "timeout": 5, **extra}})
+    return started(
+        NotifyIrc(),
+        {
+            "notify_irc": {
+                "server": f"127.0.0.1:{port}",
+                "nick": "bossbot",
+                "rate": 50,
+                "burst": 4,
+                "retries": 3,
+                "retry_delay": 0.05,
+                "timeout": 5,
+                **extra,
+            }
+        },
+    )
 
 
 def test_posts_lines_to_the_channel_a_second_client_sees_them():
@@ -27,12 +39,16 @@ def test_posts_lines_to_the_channel_a_second_client_sees_them():
         watcher = Watcher(host, port, CHANNEL)
         bot = _notifier(port)
         try:
-            wi = workitem({"msg": ["build of Mer:Tools ok", "3 packages"]},
-                          {"irc_channel": CHANNEL, "prefix": "[BOSS] "})
+            wi = workitem(
+                {"msg": ["build of Mer:Tools ok", "3 packages"]},
+                {"irc_channel": CHANNEL, "prefix": "[BOSS] "},
+            )
             bot.handle_wi(wi)
             wait_for(lambda: len(watcher.lines) >= 2, 10, "two lines in the channel")
-            assert watcher.lines == [("bossbot", CHANNEL, "[BOSS] build of Mer:Tools ok"),
-                                     ("bossbot", CHANNEL, "[BOSS] 3 packages")]
+            assert watcher.lines == [
+                ("bossbot", CHANNEL, "[BOSS] build of Mer:Tools ok"),
+                ("bossbot", CHANNEL, "[BOSS] 3 packages"),
+            ]
             assert wi.fields["irc_posted"] == {"channel": CHANNEL, "lines": 2}
             # the same connection serves the next step (one connection per process)
             bot.handle_wi(workitem({}, {"channel": CHANNEL, "msg": "second\nstep"}))
@@ -88,8 +104,9 @@ def test_server_down_retries_then_fails_the_step_with_a_clear_error(caplog):
         port = s.getsockname()[1]
     bot = _notifier(port, retries=3, retry_delay=0.05)
     try:
-        with pytest.raises(IrcUnavailable,
-                           match=rf"cannot reach IRC server 127.0.0.1:{port} after 3 attempts"):
+        with pytest.raises(
+            IrcUnavailable, match=rf"cannot reach IRC server 127.0.0.1:{port} after 3 attempts"
+        ):
             bot.handle_wi(workitem({}, {"channel": CHANNEL, "msg": "hello"}))
         assert bot.client is not None and bot.client.attempts == 3
         assert "attempt 2 of 3" in caplog.text
@@ -118,8 +135,7 @@ def test_a_server_that_comes_up_during_the_retries_gets_the_message():
     t = threading.Thread(target=post)
     t.start()
     try:
-        wait_for(lambda: bot.client is not None and bot.client.attempts >= 2, 10,
-                 "a retry")
+        wait_for(lambda: bot.client is not None and bot.client.attempts >= 2, 10, "a retry")
         with irc_server_on(port):
             t.join(20)
             assert result == [None]

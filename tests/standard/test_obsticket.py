@@ -15,8 +15,10 @@ from tests.waiting import wait_for
 
 @pytest.fixture
 def ticket(redis_url: str, key_prefix: str) -> Iterator[ObsTicket]:
-    handler = started(ObsTicket(), {"boss": {"redis_url": redis_url, "key_prefix": key_prefix},
-                                    "obsticket": {"poll": 0.02}})
+    handler = started(
+        ObsTicket(),
+        {"boss": {"redis_url": redis_url, "key_prefix": key_prefix}, "obsticket": {"poll": 0.02}},
+    )
     yield handler
     assert handler.client is not None
     delete_keys(handler.client, key_prefix)
@@ -24,8 +26,9 @@ def ticket(redis_url: str, key_prefix: str) -> Iterator[ObsTicket]:
 
 
 def _step(action: str, wfid: str, **params: object):
-    return workitem({"msg": []}, {"action": action, "lock_project": "Mer:Tools", **params},
-                    wfid=wfid)
+    return workitem(
+        {"msg": []}, {"action": action, "lock_project": "Mer:Tools", **params}, wfid=wfid
+    )
 
 
 def test_two_runs_contend_the_second_waits_for_the_release(ticket):
@@ -43,8 +46,11 @@ def test_two_runs_contend_the_second_waits_for_the_release(ticket):
     tried = _step("try", "run-b")
     ticket.handle_wi(tried)
     assert tried.result is False and tried.msg == ["Mer:Tools is locked by run run-a"]
-    with pytest.raises(RuntimeError, match="run run-b does not hold the lock of Mer:Tools "
-                                           r"\(held by run-a\)"):
+    with pytest.raises(
+        RuntimeError,
+        match="run run-b does not hold the lock of Mer:Tools "
+        r"\(held by run-a\)",
+    ):
         ticket.handle_wi(_step("require", "run-b"))
     ticket.handle_wi(_step("require", "run-a"))
     ticket.handle_wi(_step("release", "run-a"))

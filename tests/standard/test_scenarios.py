@@ -31,15 +31,28 @@ ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = ROOT / "processes"
 CHANNEL = "#boss_ci"
 GIT = "git_(clone|commits|source_change)"
-EIFFEL = ("artifact_created|artifact_published|composition_defined|baseline_defined|"
-          "confidence_level_modified")
+EIFFEL = (
+    "artifact_created|artifact_published|composition_defined|baseline_defined|"
+    "confidence_level_modified"
+)
 
 
 def _common(system: System, tmp: Path) -> None:
-    standard_participant(system, "git", "participants.standard.git_source", "Git",
-                         regexp=GIT, sections={"git": {"workdir": tmp / "clones"}})
-    standard_participant(system, "eiffel_publish", "participants.standard.eiffel_publish",
-                         "EiffelPublish", regexp=EIFFEL)
+    standard_participant(
+        system,
+        "git",
+        "participants.standard.git_source",
+        "Git",
+        regexp=GIT,
+        sections={"git": {"workdir": tmp / "clones"}},
+    )
+    standard_participant(
+        system,
+        "eiffel_publish",
+        "participants.standard.eiffel_publish",
+        "EiffelPublish",
+        regexp=EIFFEL,
+    )
     standard_participant(system, "build", str(HANDLERS), "Build")
     standard_participant(system, "test", str(HANDLERS), "Test")
 
@@ -54,8 +67,9 @@ def _trace(system: System, *args: str) -> Any:
     return json.loads(system.boss("trace", *args, "--json").stdout)
 
 
-def test_change_to_release_candidate_pipeline_and_its_lead_time(standard_system: System,
-                                                                tmp_path: Path):
+def test_change_to_release_candidate_pipeline_and_its_lead_time(
+    standard_system: System, tmp_path: Path
+):
     system = standard_system
     bare, shas = make_repo(tmp_path, 3)
     with irc_server() as (host, port):
@@ -63,23 +77,35 @@ def test_change_to_release_candidate_pipeline_and_its_lead_time(standard_system:
         try:
             system.worker()
             _common(system, tmp_path)
-            irc = {"nick": "bossbot", "rate": 20, "retries": 2, "retry_delay": 0.1,
-                   "timeout": 5}
-            standard_participant(system, "notify_irc", "participants.standard.notify_irc",
-                                 "NotifyIrc", sections={"notify_irc": {
-                                     **irc, "server": f"{host}:{port}"}})
-            standard_participant(system, "notify_irc_down", "participants.standard.notify_irc",
-                                 "NotifyIrc", sections={"notify_irc": {
-                                     **irc, "server": "127.0.0.1:9"}})
-            wfid = system.launch((PROCESSES / "pipelines" / "change_to_rc.yaml").read_text(),
-                                 {"repo": str(bare), "from": shas[0], "project": "app",
-                                  "irc_channel": CHANNEL})
-            down = system.launch("name: irc_down\nsteps:\n"
-                                 f"  - notify_irc_down: {{channel: '{CHANNEL}', msg: hi}}\n")
+            irc = {"nick": "bossbot", "rate": 20, "retries": 2, "retry_delay": 0.1, "timeout": 5}
+            standard_participant(
+                system,
+                "notify_irc",
+                "participants.standard.notify_irc",
+                "NotifyIrc",
+                sections={"notify_irc": {**irc, "server": f"{host}:{port}"}},
+            )
+            standard_participant(
+                system,
+                "notify_irc_down",
+                "participants.standard.notify_irc",
+                "NotifyIrc",
+                sections={"notify_irc": {**irc, "server": "127.0.0.1:9"}},
+            )
+            wfid = system.launch(
+                (PROCESSES / "pipelines" / "change_to_rc.yaml").read_text(),
+                {"repo": str(bare), "from": shas[0], "project": "app", "irc_channel": CHANNEL},
+            )
+            down = system.launch(
+                f"name: irc_down\nsteps:\n  - notify_irc_down: {{channel: '{CHANNEL}', msg: hi}}\n"
+            )
             system.wait_status(wfid, timeout=90)
             # the release candidate was announced on IRC, seen by another client
-            wait_for(lambda: any("release candidate app-rc" in t for t in watcher.texts()),
-                     10, "the announcement in the channel")
+            wait_for(
+                lambda: any("release candidate app-rc" in t for t in watcher.texts()),
+                10,
+                "the announcement in the channel",
+            )
             assert watcher.lines[-1][0] == "bossbot"
             assert shas[-1] in watcher.texts()[-1]
             # the server that is down: retried, then a clear error of the run
@@ -93,7 +119,9 @@ def test_change_to_release_candidate_pipeline_and_its_lead_time(standard_system:
     assert [c["sha"] for c in fields["commits"]] == shas[1:]
     assert fields["status"] == "SUCCESS"
     assert [(c["name"], c["value"]) for c in fields["confidence_levels"]] == [
-        ("tested", "SUCCESS"), ("releaseCandidate", "SUCCESS")]
+        ("tested", "SUCCESS"),
+        ("releaseCandidate", "SUCCESS"),
+    ]
     # the graph: wait until the aggregator stored the release candidate level
     graph = Graph(system.store.client, prefix=graph_prefix(system.config))
     wait_for(lambda: graph.exists(fields["confidence_level"]), 20, "the RC level in the graph")
@@ -103,45 +131,82 @@ def test_change_to_release_candidate_pipeline_and_its_lead_time(standard_system:
     assert [e["data"]["identity"] for e in up["artifacts"]] == [f"pkg:generic/app@{shas[-1]}"]
     assert sorted(e["data"]["name"] for e in up["compositions"]) == ["app-rc", "app-sources"]
     assert sorted((e["data"]["name"], e["data"]["value"]) for e in up["confidence_levels"]) == [
-        ("releaseCandidate", "SUCCESS"), ("tested", "SUCCESS")]
+        ("releaseCandidate", "SUCCESS"),
+        ("tested", "SUCCESS"),
+    ]
     text = system.boss("trace", "up", shas[1]).stdout
     assert "artifacts (1):" in text and "confidence_levels (2):" in text
     # trace down from the RC baseline: back to the pushed commits
     down_groups = _trace(system, "down", "app-rc")
-    assert sorted(e["data"]["gitIdentifier"]["commitId"] for e in down_groups["source_changes"]
-                  if e["meta"]["type"] == "EiffelSourceChangeSubmittedEvent") == sorted(shas[1:])
+    assert sorted(
+        e["data"]["gitIdentifier"]["commitId"]
+        for e in down_groups["source_changes"]
+        if e["meta"]["type"] == "EiffelSourceChangeSubmittedEvent"
+    ) == sorted(shas[1:])
 
     # lead time from the change to the release candidate, as the graph says
     change = fields["commits"][0]["submitted"]
     answer = _trace(system, "lead-time", shas[1], "--level", "releaseCandidate")
     expected = lead_time(graph, change, "releaseCandidate")
     assert expected is not None and expected > 0
-    assert answer == {"change": shas[1], "level": "releaseCandidate", "value": "SUCCESS",
-                      "seconds": expected}
+    assert answer == {
+        "change": shas[1],
+        "level": "releaseCandidate",
+        "value": "SUCCESS",
+        "seconds": expected,
+    }
     plain = system.boss("trace", "lead-time", change, "--level", "releaseCandidate").stdout
     assert plain.startswith(f"{expected:.1f}s") and "to releaseCandidate=SUCCESS" in plain
 
 
-def test_openci_artifact_becomes_a_baseline_elsewhere_and_is_promoted(standard_system: System,
-                                                                     tmp_path: Path):
+def test_openci_artifact_becomes_a_baseline_elsewhere_and_is_promoted(
+    standard_system: System, tmp_path: Path
+):
     system = standard_system
     bare, shas = make_repo(tmp_path, 2)
     store = system.tmp / "processes" / "openci"
     shutil.copytree(PROCESSES / "openci", store)
     system.worker()
     _common(system, tmp_path)
-    standard_participant(system, "promoted_notice", "participants.standard.notices", "Notice",
-                         regexp="promoted_notice_.*")
+    standard_participant(
+        system,
+        "promoted_notice",
+        "participants.standard.notices",
+        "Notice",
+        regexp="promoted_notice_.*",
+    )
     # the triggers, as processes/openci/README.md gives them
-    system.boss("triggers", "add", "openci-b-baseline", "--process",
-                "openci/community_b_baseline", "--type", "ArtifactCreated",
-                "--data", "identity=~^pkg:generic/", "--data", "customData.value=community-a")
-    system.boss("triggers", "add", "openci-a-promote", "--process", "openci/community_a_promote",
-                "--type", "ConfidenceLevelModified", "--data", "name=community-b-tested",
-                "--data", "value=SUCCESS")
+    system.boss(
+        "triggers",
+        "add",
+        "openci-b-baseline",
+        "--process",
+        "openci/community_b_baseline",
+        "--type",
+        "ArtifactCreated",
+        "--data",
+        "identity=~^pkg:generic/",
+        "--data",
+        "customData.value=community-a",
+    )
+    system.boss(
+        "triggers",
+        "add",
+        "openci-a-promote",
+        "--process",
+        "openci/community_a_promote",
+        "--type",
+        "ConfidenceLevelModified",
+        "--data",
+        "name=community-b-tested",
+        "--data",
+        "value=SUCCESS",
+    )
 
-    a_build = system.launch((store / "community_a_build.yaml").read_text(),
-                            {"repo": str(bare), "project": "libfoo", "version": "2.0"})
+    a_build = system.launch(
+        (store / "community_a_build.yaml").read_text(),
+        {"repo": str(bare), "project": "libfoo", "version": "2.0"},
+    )
     system.wait_status(a_build, timeout=60)
     artifact = _fields(system, a_build)["artifact"]
     # B's run, launched by the trigger on A's ArtifactCreated
@@ -165,14 +230,22 @@ def test_openci_artifact_becomes_a_baseline_elsewhere_and_is_promoted(standard_s
     identity = up["artifacts"][0]["data"]["identity"]
     assert identity == f"pkg:generic/libfoo@2.0?vcs_revision={shas[-1]}"
     assert sorted(e["data"]["name"] for e in up["compositions"]) == [
-        "community-a/libfoo-sources", "community-b/integration"]
+        "community-a/libfoo-sources",
+        "community-b/integration",
+    ]
     assert sorted((e["data"]["name"], e["data"]["value"]) for e in up["confidence_levels"]) == [
-        ("community-b-tested", "SUCCESS"), ("promoted", "SUCCESS")]
+        ("community-b-tested", "SUCCESS"),
+        ("promoted", "SUCCESS"),
+    ]
     assert len(up["publications"]) == 1
     # downstream of A's artifact: B's baseline and level, A's promotion
     downstream = system.boss("trace", "downstream", artifact, "--json").stdout
-    for expected in ("community-b/integration", "community-b-tested", "promoted",
-                     "EiffelArtifactPublishedEvent"):
+    for expected in (
+        "community-b/integration",
+        "community-b-tested",
+        "promoted",
+        "EiffelArtifactPublishedEvent",
+    ):
         assert expected in downstream
     promotion = graph.get(promoted)
     assert {"type": "CAUSE", "target": b_level} in promotion["links"]

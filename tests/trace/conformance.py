@@ -28,4 +28,3 @@ def _find() -> Path:
 
 #: the conformance directory (it may not exist: the tests that need it skip)
 CONFORMANCE: Path = _find()
-

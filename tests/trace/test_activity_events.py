@@ -58,8 +58,9 @@ def test_a_run_and_its_steps_are_linked_context_precursor_and_execution(h):
     assert links(triggered[3], "PRECURSOR") == [triggered[2]["meta"]["id"]]
     finished = by_type(ev, "ActivityFinished")
     assert len(finished) == 4
-    assert {links(f, "ACTIVITY_EXECUTION")[0] for f in finished} == \
-        {t["meta"]["id"] for t in triggered}
+    assert {links(f, "ACTIVITY_EXECUTION")[0] for f in finished} == {
+        t["meta"]["id"] for t in triggered
+    }
     assert all(f["data"]["outcome"]["conclusion"] == "SUCCESSFUL" for f in finished)
     # the run's end comes last, its start right after its trigger
     assert ev[-1]["meta"]["type"] == "EiffelActivityFinishedEvent"
@@ -77,8 +78,10 @@ def test_ids_are_derived_so_a_participant_can_name_its_step_activity(h):
         assert step_activity_id(wi.fei) == step_acts[wi.participant_name]
     assert len(set(step_acts.values())) == 4
     # and the same transition again has the same id (a redone effect is stored once)
-    assert activity_id(run.wfid, None, "finished") == \
-        by_type(h.events, "ActivityFinished")[-1]["meta"]["id"]
+    assert (
+        activity_id(run.wfid, None, "finished")
+        == by_type(h.events, "ActivityFinished")[-1]["meta"]["id"]
+    )
 
 
 def test_a_replayed_step_links_its_first_attempt_as_original_trigger(h):
@@ -107,8 +110,9 @@ def test_cancel_before_start_is_canceled_after_start_is_finished_aborted():
     run = h.launch("name: two\nsteps:\n  - concurrence: [alpha, beta]\n")
     h.pump()
     alpha = h.pending_for("alpha")[0]
-    h.engine.deliver({"type": "started", "wfid": run.wfid, "eid": alpha.fei["subid"],
-                      "instance": "host:1"})
+    h.engine.deliver(
+        {"type": "started", "wfid": run.wfid, "eid": alpha.fei["subid"], "instance": "host:1"}
+    )
     h.pump()
     run.cancel()
     run.wait()
@@ -118,8 +122,11 @@ def test_cancel_before_start_is_canceled_after_start_is_finished_aborted():
     assert [links(c, "ACTIVITY_EXECUTION") for c in canceled] == [[by_step["beta"]]]
     started = by_type(h.events, "ActivityStarted")
     assert {"key": "instance", "value": "host:1"} in started[-1]["data"]["customData"]
-    aborted = [f for f in by_type(h.events, "ActivityFinished")
-               if f["data"]["outcome"]["conclusion"] == "ABORTED"]
+    aborted = [
+        f
+        for f in by_type(h.events, "ActivityFinished")
+        if f["data"]["outcome"]["conclusion"] == "ABORTED"
+    ]
     executions = {links(f, "ACTIVITY_EXECUTION")[0] for f in aborted}
     assert by_step["alpha"] in executions  # the started step
     assert by_step["two"] in executions  # and the run

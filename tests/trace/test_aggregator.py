@@ -29,10 +29,18 @@ from tests.waiting import wait_for
 @pytest.fixture
 def config(broker_url: str, redis_url: str) -> Iterator[Config]:
     p = f"agg{uuid.uuid4().hex[:8]}"
-    cfg = Config.load(None, environ={}, broker_url=broker_url, redis_url=redis_url,
-                      key_prefix=f"{p}:", engine_queue=f"{p}.engine",
-                      deadletter_queue=f"{p}.deadletter", event_exchange=f"{p}.eiffel",
-                      trace_queue=f"{p}.trace", trace_deadletter_queue=f"{p}.trace.dead")
+    cfg = Config.load(
+        None,
+        environ={},
+        broker_url=broker_url,
+        redis_url=redis_url,
+        key_prefix=f"{p}:",
+        engine_queue=f"{p}.engine",
+        deadletter_queue=f"{p}.deadletter",
+        event_exchange=f"{p}.eiffel",
+        trace_queue=f"{p}.trace",
+        trace_deadletter_queue=f"{p}.trace.dead",
+    )
     yield cfg
     client = redis.Redis.from_url(redis_url)
     delete_keys(client, cfg.key_prefix)
@@ -60,8 +68,9 @@ def graph(config: Config, client: redis.Redis) -> Graph:
 
 @pytest.fixture
 def running(config: Config, graph: Graph, client: redis.Redis) -> Iterator[EventAggregator]:
-    agg = EventAggregator(config, graph, triggers=TriggerStore(client, config.key_prefix),
-                          batch_size=50, linger=0.02)
+    agg = EventAggregator(
+        config, graph, triggers=TriggerStore(client, config.key_prefix), batch_size=50, linger=0.02
+    )
     t = threading.Thread(target=agg.run_forever, daemon=True)
     t.start()
     yield agg
@@ -72,8 +81,9 @@ def running(config: Config, graph: Graph, client: redis.Redis) -> Iterator[Event
 
 def a_change() -> list[dict[str, Any]]:
     scc = eiffel.source_change_created(commit="0" * 40, repo_uri="https://git.example/a.git")
-    scs = eiffel.source_change_submitted(scc["meta"]["id"], commit="0" * 40,
-                                         repo_uri="https://git.example/a.git")
+    scs = eiffel.source_change_submitted(
+        scc["meta"]["id"], commit="0" * 40, repo_uri="https://git.example/a.git"
+    )
     return [scc, scs]
 
 
@@ -95,8 +105,13 @@ def test_events_reach_the_graph_once_and_bad_ones_are_set_aside(config, graph, r
         wait_for(lambda: all(graph.exists(i) for i in ids), 20, "the valid events stored")
         topo = TraceTopology(config)
         with kombu.Connection(config.broker_url) as conn:
-            letters = wait_for(lambda: (lambda x: len(x) >= 3 and x)(
-                list_deadletters(topo.deadletter_config, conn)), 20, "three dead letters")
+            letters = wait_for(
+                lambda: (lambda x: len(x) >= 3 and x)(
+                    list_deadletters(topo.deadletter_config, conn)
+                ),
+                20,
+                "three dead letters",
+            )
         reasons = sorted(x["reason"].split(":", 1)[0] for x in letters)
         assert reasons == ["id-format", "json", "link-required"]
         wait_for(lambda: running.stats.duplicates >= 1, 10, "the duplicate counted")
@@ -111,9 +126,15 @@ def test_events_reach_the_graph_once_and_bad_ones_are_set_aside(config, graph, r
 
 
 def test_a_matching_event_launches_the_triggers_process_once(config, client, running):
-    TriggerStore(client, config.key_prefix).put(Trigger(
-        "rpm-built", "test-rpm", ["ArtifactCreated"], {"identity": "~^pkg:rpm/"},
-        fields={"suite": "smoke"}))
+    TriggerStore(client, config.key_prefix).put(
+        Trigger(
+            "rpm-built",
+            "test-rpm",
+            ["ArtifactCreated"],
+            {"identity": "~^pkg:rpm/"},
+            fields={"suite": "smoke"},
+        )
+    )
     bus = EventBus(config)
     try:
         rpm = eiffel.artifact_created("pkg:rpm/mer/bash@5.2")
@@ -146,6 +167,7 @@ def test_a_matching_event_launches_the_triggers_process_once(config, client, run
 def test_the_graph_down_puts_the_batch_back_and_it_is_stored_later(config, client):
     """A batch the graph could not take goes back to the queue (nothing is
     acknowledged before it is stored)."""
+
     class Flaky(Graph):
         fail = True
 
@@ -163,8 +185,11 @@ def test_the_graph_down_puts_the_batch_back_and_it_is_stored_later(config, clien
     try:
         events = a_change()
         bus.publish(events)
-        wait_for(lambda: all(graph.exists(e["meta"]["id"]) for e in events), 20,
-                 "the batch stored on the second try")
+        wait_for(
+            lambda: all(graph.exists(e["meta"]["id"]) for e in events),
+            20,
+            "the batch stored on the second try",
+        )
         assert agg.stats.retries == 1
     finally:
         agg.should_stop = True
@@ -184,8 +209,11 @@ def test_publisher_declares_the_queue_so_events_wait_for_an_aggregator(config, g
     t = threading.Thread(target=agg.run_forever, daemon=True)
     t.start()
     try:
-        wait_for(lambda: all(graph.exists(e["meta"]["id"]) for e in events), 20,
-                 "the events that waited on the queue")
+        wait_for(
+            lambda: all(graph.exists(e["meta"]["id"]) for e in events),
+            20,
+            "the events that waited on the queue",
+        )
     finally:
         agg.should_stop = True
         t.join(10)

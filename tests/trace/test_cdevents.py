@@ -19,7 +19,8 @@ EXAMPLES = sorted((CDEVENTS / "conformance").glob("*.json"))
 
 pytestmark = pytest.mark.skipif(
     not CDEVENTS.is_dir(),
-    reason=f"CDEvents 0.5.1 data not found at {CDEVENTS} (shared conformance data)")
+    reason=f"CDEvents 0.5.1 data not found at {CDEVENTS} (shared conformance data)",
+)
 
 STRICT = Validator(require_uuid4=True)
 
@@ -30,31 +31,39 @@ def schemas() -> C.Schemas:
 
 
 def _flow() -> list[dict[str, Any]]:
-    run = E.activity_triggered("build", triggers=[{"type": "MANUAL"}],
-                               custom_data={"process": "build"})
+    run = E.activity_triggered(
+        "build", triggers=[{"type": "MANUAL"}], custom_data={"process": "build"}
+    )
     rid = run["meta"]["id"]
     step = E.activity_triggered("compile", context=rid)
     sid = step["meta"]["id"]
-    scc = E.source_change_created(commit="abc", repo_uri="https://git.example/x",
-                                  repo_name="x", change_id="42")
-    scs = E.source_change_submitted(scc["meta"]["id"], commit="abc",
-                                    repo_uri="https://git.example/x")
+    scc = E.source_change_created(
+        commit="abc", repo_uri="https://git.example/x", repo_name="x", change_id="42"
+    )
+    scs = E.source_change_submitted(
+        scc["meta"]["id"], commit="abc", repo_uri="https://git.example/x"
+    )
     art = E.artifact_created("pkg:rpm/x@1", cause=scs["meta"]["id"])
     suite = E.test_suite_started("smoke", context=rid)
-    tct = E.test_case_triggered("tc1", art["meta"]["id"], context=suite["meta"]["id"],
-                                triggers=None)
+    tct = E.test_case_triggered(
+        "tc1", art["meta"]["id"], context=suite["meta"]["id"], triggers=None
+    )
     tcid = tct["meta"]["id"]
     return [
-        run, step,
+        run,
+        step,
         E.activity_started(rid, execution_uri="https://boss.example/run/1"),
         E.activity_started(sid, context=rid),
         E.activity_finished(sid, "UNSUCCESSFUL", description="1 error", context=rid),
         E.activity_canceled(sid, reason="stop", context=rid),
         E.activity_finished(rid, "SUCCESSFUL"),
         E.activity_canceled(rid, reason="stop"),
-        scc, scs, art,
+        scc,
+        scs,
+        art,
         E.artifact_published(art["meta"]["id"], [{"type": "PLAIN", "uri": "https://d/x"}]),
-        suite, tct,
+        suite,
+        tct,
         E.test_case_started(tcid, environment="aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeee0"),
         E.test_case_finished(tcid, "FAILED", description="assertion"),
         E.test_case_canceled(tcid, reason="no time"),
@@ -76,16 +85,31 @@ def test_exports_validate_against_the_schemas(schemas: C.Schemas) -> None:
     out = C.to_cdevents(flow, schemas=schemas)
     types = [ce["context"]["type"] for ce in out]
     assert types == [
-        C.PIPELINERUN_QUEUED, C.PIPELINERUN_STARTED, C.TASKRUN_STARTED, C.TASKRUN_FINISHED,
-        C.TASKRUN_FINISHED, C.PIPELINERUN_FINISHED, C.PIPELINERUN_FINISHED,
-        C.CHANGE_CREATED, C.CHANGE_MERGED, C.ARTIFACT_PACKAGED, C.ARTIFACT_PUBLISHED,
-        C.TESTSUITERUN_STARTED, C.TESTCASERUN_QUEUED, C.TESTCASERUN_STARTED,
-        C.TESTCASERUN_FINISHED, C.TESTCASERUN_SKIPPED, C.TESTSUITERUN_FINISHED,
+        C.PIPELINERUN_QUEUED,
+        C.PIPELINERUN_STARTED,
+        C.TASKRUN_STARTED,
+        C.TASKRUN_FINISHED,
+        C.TASKRUN_FINISHED,
+        C.PIPELINERUN_FINISHED,
+        C.PIPELINERUN_FINISHED,
+        C.CHANGE_CREATED,
+        C.CHANGE_MERGED,
+        C.ARTIFACT_PACKAGED,
+        C.ARTIFACT_PUBLISHED,
+        C.TESTSUITERUN_STARTED,
+        C.TESTCASERUN_QUEUED,
+        C.TESTCASERUN_STARTED,
+        C.TESTCASERUN_FINISHED,
+        C.TESTCASERUN_SKIPPED,
+        C.TESTSUITERUN_FINISHED,
     ]
     for ce in out:
         schemas.validate(ce)
-        schemas.validate(C.to_cdevent(ce["customData"]["eiffel"], keep_eiffel=True)
-                         if "eiffel" in ce.get("customData", {}) else ce)
+        schemas.validate(
+            C.to_cdevent(ce["customData"]["eiffel"], keep_eiffel=True)
+            if "eiffel" in ce.get("customData", {})
+            else ce
+        )
 
 
 def test_export_content(schemas: C.Schemas) -> None:
@@ -98,12 +122,18 @@ def test_export_content(schemas: C.Schemas) -> None:
     assert queued["subject"]["content"] == {"pipelineName": "build"}
     assert queued["customData"] == {"process": "build"}
     started = out[flow[2]["meta"]["id"]]
-    assert started["subject"] == {"id": run["meta"]["id"], "source": started["context"]["source"],
-                                  "content": {"pipelineName": "build",
-                                              "uri": "https://boss.example/run/1"}}
+    assert started["subject"] == {
+        "id": run["meta"]["id"],
+        "source": started["context"]["source"],
+        "content": {"pipelineName": "build", "uri": "https://boss.example/run/1"},
+    }
     task_finished = out[flow[4]["meta"]["id"]]["subject"]["content"]
-    assert task_finished == {"taskName": "compile", "pipelineRun": {"id": run["meta"]["id"]},
-                             "outcome": "failure", "errors": "1 error"}
+    assert task_finished == {
+        "taskName": "compile",
+        "pipelineRun": {"id": run["meta"]["id"]},
+        "outcome": "failure",
+        "errors": "1 error",
+    }
     assert step["meta"]["id"] not in out  # a step's ActivityTriggered: no taskrun.queued
     packaged = out[flow[10]["meta"]["id"]]
     assert packaged["subject"]["id"] == "pkg:rpm/x@1"
@@ -115,8 +145,13 @@ def test_export_content(schemas: C.Schemas) -> None:
     assert tc_finished["outcome"] == "failure" and tc_finished["testCase"] == {"id": "tc1"}
     assert tc_finished["testSuiteRun"] == {"id": flow[12]["meta"]["id"]}
     links = out[flow[2]["meta"]["id"]]["context"]["links"]
-    assert links == [{"linkType": "RELATION", "linkKind": "ACTIVITY_EXECUTION",
-                      "target": {"contextId": run["meta"]["id"]}}]
+    assert links == [
+        {
+            "linkType": "RELATION",
+            "linkKind": "ACTIVITY_EXECUTION",
+            "target": {"contextId": run["meta"]["id"]},
+        }
+    ]
     assert by_id  # resolution among the batch was used above
 
 
@@ -157,15 +192,18 @@ def test_import_conformance_examples(schemas: C.Schemas, path: Path) -> None:
     for key in ("id", "type", "source", "chainId", "schemaUri", "specversion"):
         assert back["context"].get(key) == ce["context"].get(key), key
     assert C.rfc3339_to_ms(back["context"]["timestamp"]) == ev["meta"]["time"]
-    relations = [link for link in ce["context"].get("links", ())
-                 if link["linkType"] == "RELATION"]
-    assert [link["linkKind"] for link in back["context"].get("links", ())
-            if link["linkKind"] == "TRIGGER"] == [r["linkKind"] for r in relations]
+    relations = [link for link in ce["context"].get("links", ()) if link["linkType"] == "RELATION"]
+    assert [
+        link["linkKind"]
+        for link in back["context"].get("links", ())
+        if link["linkKind"] == "TRIGGER"
+    ] == [r["linkKind"] for r in relations]
 
 
 def test_every_mapped_kind_has_a_conformance_example() -> None:
-    kinds = {".".join(json.loads(p.read_text())["context"]["type"].split(".")[2:4])
-             for p in EXAMPLES}
+    kinds = {
+        ".".join(json.loads(p.read_text())["context"]["type"].split(".")[2:4]) for p in EXAMPLES
+    }
     assert set(C.IMPORTS) <= kinds
 
 
@@ -180,31 +218,42 @@ def test_eiffel_round_trip_native() -> None:
         assert back["meta"]["id"] == orig["meta"]["id"]
         assert back["meta"]["time"] == orig["meta"]["time"]
         expected_type = {E.ACTIVITY_CANCELED: E.ACTIVITY_FINISHED}.get(
-            orig["meta"]["type"], orig["meta"]["type"])
+            orig["meta"]["type"], orig["meta"]["type"]
+        )
         assert back["meta"]["type"] == expected_type
-        assert [(link["type"], link["target"]) for link in back["links"]] == \
-            [(link["type"], link["target"]) for link in orig["links"]]
+        assert [(link["type"], link["target"]) for link in back["links"]] == [
+            (link["type"], link["target"]) for link in orig["links"]
+        ]
 
 
 def test_eiffel_round_trip_kept_is_exact() -> None:
     flow = _flow()
     out = C.to_cdevents(flow, keep_eiffel=True)
     back = C.from_cdevents(out)
-    assert back == [e for e in flow if C.to_cdevent(e, resolve={
-        x["meta"]["id"]: x for x in flow}.get) is not None]
+    assert back == [
+        e
+        for e in flow
+        if C.to_cdevent(e, resolve={x["meta"]["id"]: x for x in flow}.get) is not None
+    ]
 
 
 def test_outcomes() -> None:
     t = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeee0"
-    for conclusion, outcome in [("SUCCESSFUL", "success"), ("UNSUCCESSFUL", "failure"),
-                                ("FAILED", "error"), ("ABORTED", "cancel"),
-                                ("TIMED_OUT", "error"), ("INCONCLUSIVE", "error")]:
+    for conclusion, outcome in [
+        ("SUCCESSFUL", "success"),
+        ("UNSUCCESSFUL", "failure"),
+        ("FAILED", "error"),
+        ("ABORTED", "cancel"),
+        ("TIMED_OUT", "error"),
+        ("INCONCLUSIVE", "error"),
+    ]:
         ce = C.to_cdevent(E.activity_finished(t, conclusion))
         assert ce["subject"]["content"]["outcome"] == outcome
 
 
 def test_uuid_of_is_deterministic_v4() -> None:
     import re
+
     v4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
     assert C.uuid_of("mySubject123") == C.uuid_of("mySubject123")
     assert v4.match(C.uuid_of("mySubject123"))
@@ -224,8 +273,12 @@ def test_import_rejects_non_cdevents() -> None:
     with pytest.raises(C.UnmappedEvent):
         C.from_cdevent({"context": {"type": "com.example.x"}, "subject": {}})
     with pytest.raises(C.UnmappedEvent):
-        C.from_cdevent({"context": {"type": C.PIPELINERUN_QUEUED, "timestamp": "soon"},
-                        "subject": {"id": "x", "content": {}}})
+        C.from_cdevent(
+            {
+                "context": {"type": C.PIPELINERUN_QUEUED, "timestamp": "soon"},
+                "subject": {"id": "x", "content": {}},
+            }
+        )
 
 
 def test_schema_failure_is_named(schemas: C.Schemas) -> None:

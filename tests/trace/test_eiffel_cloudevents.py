@@ -16,13 +16,22 @@ CDEVENTS = CONFORMANCE / "cdevents-0.5.1" / "conformance"
 
 
 def test_eiffel_envelope() -> None:
-    ev = E.activity_finished("aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeee0", "SUCCESSFUL",
-                             time_ms=1679322425315, source={"name": "boss", "host": "ci1"})
+    ev = E.activity_finished(
+        "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeee0",
+        "SUCCESSFUL",
+        time_ms=1679322425315,
+        source={"name": "boss", "host": "ci1"},
+    )
     env = wrap(ev)
     assert env == {
-        "specversion": "1.0", "id": ev["meta"]["id"], "source": "/boss/ci1",
-        "type": "eiffel.EiffelActivityFinishedEvent", "time": "2023-03-20T14:27:05.315Z",
-        "datacontenttype": "application/json", "eiffelversion": "3.3.0", "data": ev,
+        "specversion": "1.0",
+        "id": ev["meta"]["id"],
+        "source": "/boss/ci1",
+        "type": "eiffel.EiffelActivityFinishedEvent",
+        "time": "2023-03-20T14:27:05.315Z",
+        "datacontenttype": "application/json",
+        "eiffelversion": "3.3.0",
+        "data": ev,
     }
     assert is_envelope(env)
     assert wrap_eiffel(ev, source="https://boss.example")["source"] == "https://boss.example"
@@ -50,7 +59,11 @@ def test_cdevent_round_trip() -> None:
         env = wrap(ce)
         ctx = ce["context"]
         assert (env["id"], env["source"], env["type"], env["time"]) == (
-            ctx["id"], ctx["source"], ctx["type"], ctx["timestamp"])
+            ctx["id"],
+            ctx["source"],
+            ctx["type"],
+            ctx["timestamp"],
+        )
         assert env["dataschema"] == ctx["schemaUri"]
         assert unwrap(json.dumps(env)) == ce
 
@@ -61,21 +74,38 @@ def test_exported_cdevent_envelope() -> None:
     assert "dataschema" not in wrap(ce)
 
 
-@pytest.mark.parametrize("bad, match", [
-    ("not json", "not JSON"),
-    ([1], "not a JSON object"),
-    ({"specversion": "1.0", "id": "1", "source": "s"}, "missing type"),
-    ({"specversion": "0.3", "id": "1", "source": "s", "type": "t", "data": {}},
-     "specversion"),
-    ({"specversion": "1.0", "id": "1", "source": "s", "type": "t",
-      "datacontenttype": "text/plain", "data": "x"}, "not JSON"),
-    ({"specversion": "1.0", "id": "1", "source": "s", "type": "t", "data_base64": "eA=="},
-     "binary"),
-    ({"specversion": "1.0", "id": "1", "source": "s", "type": "t", "data": "{"},
-     "data is not JSON"),
-    ({"specversion": "1.0", "id": "1", "source": "s", "type": "t", "data": [1]},
-     "not a JSON object"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ("not json", "not JSON"),
+        ([1], "not a JSON object"),
+        ({"specversion": "1.0", "id": "1", "source": "s"}, "missing type"),
+        ({"specversion": "0.3", "id": "1", "source": "s", "type": "t", "data": {}}, "specversion"),
+        (
+            {
+                "specversion": "1.0",
+                "id": "1",
+                "source": "s",
+                "type": "t",
+                "datacontenttype": "text/plain",
+                "data": "x",
+            },
+            "not JSON",
+        ),
+        (
+            {"specversion": "1.0", "id": "1", "source": "s", "type": "t", "data_base64": "eA=="},
+            "binary",
+        ),
+        (
+            {"specversion": "1.0", "id": "1", "source": "s", "type": "t", "data": "{"},
+            "data is not JSON",
+        ),
+        (
+            {"specversion": "1.0", "id": "1", "source": "s", "type": "t", "data": [1]},
+            "not a JSON object",
+        ),
+    ],
+)
 def test_unwrap_rejects(bad: object, match: str) -> None:
     with pytest.raises(EnvelopeError, match=match):
         unwrap(bad)  # type: ignore[arg-type]

@@ -45,13 +45,26 @@ def test_new_event_is_complete() -> None:
 
 def test_new_event_takes_overrides_and_both_link_shapes() -> None:
     t = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeee0"
-    ev = E.new_event(E.ACTIVITY_STARTED, {}, [("ACTIVITY_EXECUTION", t),
-                                              {"type": "CAUSE", "target": t}],
-                     source={"name": "me"}, time_ms=5, event_id=t, version="4.0.0")
-    assert ev["meta"] == {"id": t, "type": E.ACTIVITY_STARTED, "version": "4.0.0",
-                          "time": 5, "source": {"name": "me"}}
-    assert ev["links"] == [{"type": "ACTIVITY_EXECUTION", "target": t},
-                           {"type": "CAUSE", "target": t}]
+    ev = E.new_event(
+        E.ACTIVITY_STARTED,
+        {},
+        [("ACTIVITY_EXECUTION", t), {"type": "CAUSE", "target": t}],
+        source={"name": "me"},
+        time_ms=5,
+        event_id=t,
+        version="4.0.0",
+    )
+    assert ev["meta"] == {
+        "id": t,
+        "type": E.ACTIVITY_STARTED,
+        "version": "4.0.0",
+        "time": 5,
+        "source": {"name": "me"},
+    }
+    assert ev["links"] == [
+        {"type": "ACTIVITY_EXECUTION", "target": t},
+        {"type": "CAUSE", "target": t},
+    ]
 
 
 def test_source_is_not_shared_between_events() -> None:
@@ -61,38 +74,66 @@ def test_source_is_not_shared_between_events() -> None:
 
 
 def _flow() -> list[dict[str, Any]]:
-    run = E.activity_triggered("build", categories=["boss"],
-                               triggers=[{"type": "SOURCE_CHANGE"}],
-                               custom_data={"process": "build.yaml"})
+    run = E.activity_triggered(
+        "build",
+        categories=["boss"],
+        triggers=[{"type": "SOURCE_CHANGE"}],
+        custom_data={"process": "build.yaml"},
+    )
     rid = run["meta"]["id"]
     step = E.activity_triggered("compile", context=rid)
     sid = step["meta"]["id"]
-    scc = E.source_change_created(commit="abc", repo_uri="https://git/x", branch="main",
-                                  change_id="42", tracker="gerrit",
-                                  author={"name": "A"})
-    scs = E.source_change_submitted(scc["meta"]["id"], commit="abc",
-                                    repo_uri="https://git/x", submitter={"name": "B"})
+    scc = E.source_change_created(
+        commit="abc",
+        repo_uri="https://git/x",
+        branch="main",
+        change_id="42",
+        tracker="gerrit",
+        author={"name": "A"},
+    )
+    scs = E.source_change_submitted(
+        scc["meta"]["id"], commit="abc", repo_uri="https://git/x", submitter={"name": "B"}
+    )
     comp = E.composition_defined("release", [scs["meta"]["id"]], version="1")
-    art = E.artifact_created("pkg:rpm/x@1", name="x", composition=comp["meta"]["id"],
-                             cause=scs["meta"]["id"], context=rid,
-                             file_information=[{"name": "x.rpm"}])
-    tct = E.test_case_triggered("tc1", art["meta"]["id"], tracker="t",
-                                parameters={"a": "b"}, context=rid)
+    art = E.artifact_created(
+        "pkg:rpm/x@1",
+        name="x",
+        composition=comp["meta"]["id"],
+        cause=scs["meta"]["id"],
+        context=rid,
+        file_information=[{"name": "x.rpm"}],
+    )
+    tct = E.test_case_triggered(
+        "tc1", art["meta"]["id"], tracker="t", parameters={"a": "b"}, context=rid
+    )
     tcid = tct["meta"]["id"]
     suite = E.test_suite_started("smoke", types=["FUNCTIONAL"], context=rid)
     return [
-        run, step,
-        E.activity_started(rid, execution_uri="https://boss/run/1",
-                           live_logs=[{"name": "log", "uri": "https://boss/log"}]),
+        run,
+        step,
+        E.activity_started(
+            rid,
+            execution_uri="https://boss/run/1",
+            live_logs=[{"name": "log", "uri": "https://boss/log"}],
+        ),
         E.activity_started(sid, context=rid),
-        E.activity_finished(sid, "SUCCESSFUL", description="ok", context=rid,
-                            persistent_logs=[{"name": "log", "uri": "https://boss/log"}]),
+        E.activity_finished(
+            sid,
+            "SUCCESSFUL",
+            description="ok",
+            context=rid,
+            persistent_logs=[{"name": "log", "uri": "https://boss/log"}],
+        ),
         E.activity_canceled(rid, reason="cancelled by user"),
         E.activity_finished(rid, "ABORTED"),
-        scc, scs, comp, art,
+        scc,
+        scs,
+        comp,
+        art,
         E.artifact_published(art["meta"]["id"], [{"type": "PLAIN", "uri": "https://d/x.rpm"}]),
-        E.confidence_level_modified("stable", "SUCCESS", [art["meta"]["id"]],
-                                    issuer={"name": "boss"}),
+        E.confidence_level_modified(
+            "stable", "SUCCESS", [art["meta"]["id"]], issuer={"name": "boss"}
+        ),
         tct,
         E.test_case_started(tcid, executor="boss", context=suite["meta"]["id"]),
         E.test_case_finished(tcid, "PASSED", description="fine"),
@@ -117,7 +158,11 @@ def test_helpers_link_what_they_are_given() -> None:
     t = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeee0"
     ev = E.activity_finished(t, "FAILED", context=t, flow_context=[t, t])
     assert [(link["type"], link["target"]) for link in ev["links"]] == [
-        ("ACTIVITY_EXECUTION", t), ("CONTEXT", t), ("FLOW_CONTEXT", t), ("FLOW_CONTEXT", t)]
+        ("ACTIVITY_EXECUTION", t),
+        ("CONTEXT", t),
+        ("FLOW_CONTEXT", t),
+        ("FLOW_CONTEXT", t),
+    ]
     assert ev["data"] == {"outcome": {"conclusion": "FAILED"}}
 
 

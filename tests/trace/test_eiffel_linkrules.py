@@ -16,7 +16,8 @@ DEFINITIONS = CONFORMANCE / "eiffel" / "definitions"
 
 needs_definitions = pytest.mark.skipif(
     not DEFINITIONS.is_dir(),
-    reason=f"Eiffel definitions not found at {DEFINITIONS} (shared conformance data)")
+    reason=f"Eiffel definitions not found at {DEFINITIONS} (shared conformance data)",
+)
 
 TRIGGERED = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeee0"
 OTHER = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeee1"
@@ -48,12 +49,18 @@ def test_generator_main(tmp_path: Path) -> None:
     (tmp_path / "defs" / "EiffelFooEvent").mkdir(parents=True)
     (tmp_path / "defs" / "EiffelFooEvent" / "1.0.0.yml").write_text(
         "_version: 1.0.0\n_links:\n  CAUSE:\n    required: false\n    multiple: true\n"
-        "    targets:\n      any_type: true\n      types: []\n")
+        "    targets:\n      any_type: true\n      types: []\n"
+    )
     out = tmp_path / "links.json"
     assert main([str(tmp_path / "defs"), str(out)]) == 0
-    assert json.loads(out.read_text())["types"] == {"EiffelFooEvent": [
-        {"versions": ["1.0.0"], "links": {"CAUSE": {
-            "targets": "any", "required": False, "multiple": True}}}]}
+    assert json.loads(out.read_text())["types"] == {
+        "EiffelFooEvent": [
+            {
+                "versions": ["1.0.0"],
+                "links": {"CAUSE": {"targets": "any", "required": False, "multiple": True}},
+            }
+        ]
+    }
     assert main([]) == 2
 
 
@@ -80,8 +87,7 @@ def test_confidence_level_without_subject() -> None:
 
 
 def test_repeated_single_link() -> None:
-    ev = E.activity_finished(TRIGGERED, "SUCCESSFUL",
-                             links=[("ACTIVITY_EXECUTION", OTHER)])
+    ev = E.activity_finished(TRIGGERED, "SUCCESSFUL", links=[("ACTIVITY_EXECUTION", OTHER)])
     [v] = check_links(ev)
     assert (v.rule, v.index, v.target, v.path) == ("link-single", 1, OTHER, "links[1]")
 

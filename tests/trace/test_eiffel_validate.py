@@ -23,7 +23,8 @@ FLOWS = sorted((EIFFEL / "examples" / "flows").glob("*/events.json"))
 
 needs_conformance = pytest.mark.skipif(
     not EIFFEL.is_dir(),
-    reason=f"Eiffel conformance data not found at {EIFFEL} (shared conformance data)")
+    reason=f"Eiffel conformance data not found at {EIFFEL} (shared conformance data)",
+)
 
 TRIGGERED = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeee0"
 OTHER = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeee1"
@@ -77,8 +78,7 @@ def test_newer_examples_need_the_definitions(plain: Validator) -> None:
 
 @needs_conformance
 @pytest.mark.parametrize("path", FLOWS, ids=lambda p: p.parent.name)
-def test_flow_events_validate_with_eiffellib_schemas_alone(plain: Validator, path: Path
-                                                          ) -> None:
+def test_flow_events_validate_with_eiffellib_schemas_alone(plain: Validator, path: Path) -> None:
     events = _load(path)
     assert {e["meta"]["version"] for e in events} <= {"3.0.0", "4.0.0"}
     for event in events:
@@ -230,8 +230,7 @@ def test_unknown_type_and_version(plain: Validator) -> None:
 
 
 @needs_conformance
-def test_definitions_extend_known_versions(with_definitions: Validator, plain: Validator
-                                           ) -> None:
+def test_definitions_extend_known_versions(with_definitions: Validator, plain: Validator) -> None:
     assert "4.1.1" in with_definitions.known()[E.ACTIVITY_FINISHED]
     assert "4.1.1" not in plain.known()[E.ACTIVITY_FINISHED]
 
@@ -252,8 +251,7 @@ def test_definition_schema_rejects_with_path(with_definitions: Validator) -> Non
 
 
 @needs_conformance
-def test_definition_required_link_enforced_by_schema_too(with_definitions: Validator
-                                                         ) -> None:
+def test_definition_required_link_enforced_by_schema_too(with_definitions: Validator) -> None:
     # the 4.x definitions say "contains ACTIVITY_EXECUTION" in the schema itself
     ev = _finished()
     ev["meta"]["version"] = "4.1.1"

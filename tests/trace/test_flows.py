@@ -79,19 +79,27 @@ def idset(events: list[dict[str, Any]]) -> set[str]:
 
 
 # -- every event imports ----------------------------------------------------
-@pytest.mark.parametrize("flow,count,waiting", [
-    ("build-avoidance", 16, 1),            # event 12 links to 13, 14, 15, listed after it
-    ("confidence-level-joining", 23, 0),
-    ("delivery-interface", 22, 3),         # events 1, 2 and 4 link to the issues at the end
-])
-def test_every_event_imports(redis_client: redis.Redis, key_prefix: str, flow: str,
-                             count: int, waiting: int) -> None:
+@pytest.mark.parametrize(
+    "flow,count,waiting",
+    [
+        ("build-avoidance", 16, 1),  # event 12 links to 13, 14, 15, listed after it
+        ("confidence-level-joining", 23, 0),
+        ("delivery-interface", 22, 3),  # events 1, 2 and 4 link to the issues at the end
+    ],
+)
+def test_every_event_imports(
+    redis_client: redis.Redis, key_prefix: str, flow: str, count: int, waiting: int
+) -> None:
     events = load(flow)
     assert len(events) == count
     graph = Graph(redis_client, key_prefix)
     result = graph.ingest(events)
     assert (result.stored, result.duplicates, result.waiting, result.resolved) == (
-        count, 0, waiting, waiting)
+        count,
+        0,
+        waiting,
+        waiting,
+    )
     for event in events:
         assert graph.get(event["meta"]["id"]) == event
     assert graph.ingest(events) == IngestResult(duplicates=count)
@@ -99,37 +107,70 @@ def test_every_event_imports(redis_client: redis.Redis, key_prefix: str, flow: s
 
 
 def test_all_three_flows_hold_61_events() -> None:
-    assert sum(len(load(f)) for f in ("build-avoidance", "confidence-level-joining",
-                                      "delivery-interface")) == 61
+    assert (
+        sum(
+            len(load(f))
+            for f in ("build-avoidance", "confidence-level-joining", "delivery-interface")
+        )
+        == 61
+    )
 
 
 # -- delivery-interface -----------------------------------------------------
 def test_delivery_upstream_of_the_last_confidence_level(delivery: Graph) -> None:
     hits = delivery.upstream(n("16"))
     assert depths(hits) == {
-        n("10"): 1, n("8"): 2, n("5"): 3, n("7"): 3, n("4"): 4, n("3"): 4, n("6"): 4,
-        n("19"): 5, n("2"): 5, n("0"): 5, n("1"): 6, n("17"): 6, n("18"): 6,
+        n("10"): 1,
+        n("8"): 2,
+        n("5"): 3,
+        n("7"): 3,
+        n("4"): 4,
+        n("3"): 4,
+        n("6"): 4,
+        n("19"): 5,
+        n("2"): 5,
+        n("0"): 5,
+        n("1"): 6,
+        n("17"): 6,
+        n("18"): 6,
     }
     assert hits[0].via == "SUBJECT" and hits[1].via == "COMPOSITION"
     assert set(depths(delivery.upstream(n("16"), depth=3))) == ns("10", "8", "5", "7")
     assert [h.event["meta"]["id"] for h in delivery.upstream(n("16"), limit=5)] == [
-        n("10"), n("8"), n("5"), n("7"), n("4")]
+        n("10"),
+        n("8"),
+        n("5"),
+        n("7"),
+        n("4"),
+    ]
     only = ["SUBJECT", "COMPOSITION", "ELEMENT", "CHANGE", "RESOLVED_ISSUE"]
     assert set(depths(delivery.upstream(n("16"), only))) == ns("10", "8", "5", "4", "19")
 
 
 def test_delivery_downstream_of_the_first_submission(delivery: Graph) -> None:
     assert depths(delivery.downstream(n("0"))) == {
-        n("1"): 1, n("2"): 1, n("3"): 1, n("6"): 1,
-        n("4"): 2, n("5"): 2, n("7"): 2, n("9"): 2,
-        n("8"): 3, n("a11"): 3, n("15"): 3,
-        n("10"): 4, n("11"): 4,
-        n("a12"): 5, n("16"): 5, n("13"): 5,
+        n("1"): 1,
+        n("2"): 1,
+        n("3"): 1,
+        n("6"): 1,
+        n("4"): 2,
+        n("5"): 2,
+        n("7"): 2,
+        n("9"): 2,
+        n("8"): 3,
+        n("a11"): 3,
+        n("15"): 3,
+        n("10"): 4,
+        n("11"): 4,
+        n("a12"): 5,
+        n("16"): 5,
+        n("13"): 5,
         n("12"): 6,
         n("14"): 7,
     }
     assert set(depths(delivery.downstream(n("17")))) == ns(
-        "1", "2", "3", "4", "5", "7", "8", "10", "a12", "12", "14", "16")
+        "1", "2", "3", "4", "5", "7", "8", "10", "a12", "12", "14", "16"
+    )
     assert set(depths(delivery.downstream(n("17"), ["RESOLVED_ISSUE"]))) == ns("2")
 
 
@@ -172,12 +213,12 @@ def test_delivery_trace_down_from_an_artifact(delivery: Graph) -> None:
 def test_delivery_lead_times(delivery: Graph) -> None:
     level = "approvedForSystemIntegration"
     # change -> first SUCCESS of the level downstream (times in ms from the file)
-    assert lead_time(delivery, n("0"), level) == 5.0      # 1000 -> CLM 15 at 6000
-    assert lead_time(delivery, n("2"), level) == 105.0    # 102000 -> CLM 16 at 207000
-    assert lead_time(delivery, n("3"), level) == 104.0    # 103000 -> 207000
-    assert lead_time(delivery, n("4"), level) == 6.0      # 201000 -> 207000
-    assert lead_time(delivery, n("5"), level) == 5.0      # 202000 -> 207000
-    assert lead_time(delivery, n("1"), level) is None     # superseded patchset
+    assert lead_time(delivery, n("0"), level) == 5.0  # 1000 -> CLM 15 at 6000
+    assert lead_time(delivery, n("2"), level) == 105.0  # 102000 -> CLM 16 at 207000
+    assert lead_time(delivery, n("3"), level) == 104.0  # 103000 -> 207000
+    assert lead_time(delivery, n("4"), level) == 6.0  # 201000 -> 207000
+    assert lead_time(delivery, n("5"), level) == 5.0  # 202000 -> 207000
+    assert lead_time(delivery, n("1"), level) is None  # superseded patchset
     assert lead_time(delivery, n("2"), level, "FAILURE") is None
     assert lead_time(delivery, n("2"), "noSuchLevel") is None
     assert lead_time(delivery, "not-there", level) is None
@@ -185,14 +226,14 @@ def test_delivery_lead_times(delivery: Graph) -> None:
     created = lead_times(delivery, None, None, level)
     assert created["per_change"] == {n("1"): None, n("2"): 105.0, n("4"): 6.0}
     assert (created["count"], created["pending"]) == (2, 1)
-    assert created["p50"] == pytest.approx(55.5)          # between 6 and 105
+    assert created["p50"] == pytest.approx(55.5)  # between 6 and 105
     assert created["p90"] == pytest.approx(95.1)
     assert created["p99"] == pytest.approx(104.01)
 
     submitted = lead_times(delivery, None, None, level, change_type="SourceChangeSubmitted")
     assert submitted["per_change"] == {n("0"): 5.0, n("3"): 104.0, n("5"): 5.0}
     assert submitted["p50"] == 5.0
-    assert submitted["p90"] == pytest.approx(84.2)        # 5 + 0.8 * 99
+    assert submitted["p90"] == pytest.approx(84.2)  # 5 + 0.8 * 99
 
     window = lead_times(delivery, 150_000, 300_000, level)
     assert window["per_change"] == {n("4"): 6.0} and window["p99"] == 6.0
@@ -201,24 +242,43 @@ def test_delivery_lead_times(delivery: Graph) -> None:
 
 def test_delivery_lookups(delivery: Graph) -> None:
     sha = "fd090b60a4aedc5161da9c035a49b14a319829b4"
-    assert [e["meta"]["id"] for e in find_by_data(
-        delivery, "SourceChangeCreated", "gitIdentifier.commitId", sha)] == [n("1"), n("2")]
+    assert [
+        e["meta"]["id"]
+        for e in find_by_data(delivery, "SourceChangeCreated", "gitIdentifier.commitId", sha)
+    ] == [n("1"), n("2")]
     assert [e["meta"]["id"] for e in find_source_change(delivery, "f7744f53cf94")] == [n("3")]
-    assert [e["meta"]["id"] for e in find_by_data(
-        delivery, "CompositionDefined", "name", "My composition")] == [n("6"), n("7"), n("8")]
-    assert [e["meta"]["id"] for e in find_by_data(
-        delivery, "ConfidenceLevelModified", "name", "approvedForSystemIntegration")] == [
-        n("15"), n("16")]
-    assert [e["meta"]["id"] for e in find_by_data(
-        delivery, "IssueDefined", "id", "JIRA-1236")] == [n("19")]
+    assert [
+        e["meta"]["id"]
+        for e in find_by_data(delivery, "CompositionDefined", "name", "My composition")
+    ] == [n("6"), n("7"), n("8")]
+    assert [
+        e["meta"]["id"]
+        for e in find_by_data(
+            delivery, "ConfidenceLevelModified", "name", "approvedForSystemIntegration"
+        )
+    ] == [n("15"), n("16")]
+    assert [e["meta"]["id"] for e in find_by_data(delivery, "IssueDefined", "id", "JIRA-1236")] == [
+        n("19")
+    ]
 
 
 # -- build-avoidance --------------------------------------------------------
 def test_avoidance_downstream_reaches_everything(avoidance: Graph) -> None:
     assert depths(avoidance.downstream(n("0"))) == {
-        n("1"): 1, n("2"): 1,
-        n("3"): 2, n("4"): 2, n("5"): 2, n("6"): 2, n("7"): 2, n("8"): 2,
-        n("9"): 3, n("10"): 3, n("11"): 3, n("13"): 3, n("14"): 3, n("15"): 3,
+        n("1"): 1,
+        n("2"): 1,
+        n("3"): 2,
+        n("4"): 2,
+        n("5"): 2,
+        n("6"): 2,
+        n("7"): 2,
+        n("8"): 2,
+        n("9"): 3,
+        n("10"): 3,
+        n("11"): 3,
+        n("13"): 3,
+        n("14"): 3,
+        n("15"): 3,
         n("12"): 4,
     }
 
@@ -242,18 +302,33 @@ def test_avoidance_trace_down_of_the_baselines(avoidance: Graph) -> None:
     assert idset(down["artifacts"]) == ns("4", "5", "6", "7", "8")
     assert idset(down["compositions"]) == ns("2")
     assert idset(down["source_changes"]) == ns("0")
-    assert [e["meta"]["id"] for e in find_by_data(
-        avoidance, "ArtifactCreated", "identity",
-        "pkg:maven/com.mycompany.myproduct/component-a@1.0.1")] == [n("9")]
+    assert [
+        e["meta"]["id"]
+        for e in find_by_data(
+            avoidance,
+            "ArtifactCreated",
+            "identity",
+            "pkg:maven/com.mycompany.myproduct/component-a@1.0.1",
+        )
+    ] == [n("9")]
 
 
 # -- confidence-level-joining -----------------------------------------------
 def test_joining_upstream_of_the_joined_level(joining: Graph) -> None:
     hits = joining.upstream(n("18"))
     assert depths(hits) == {
-        n("13"): 1, n("14"): 1, n("15"): 1, n("16"): 1, n("2"): 1,
-        n("a9"): 2, n("a10"): 2, n("4"): 2, n("1"): 2, n("0"): 2,
-        n("5"): 3, n("3"): 3,
+        n("13"): 1,
+        n("14"): 1,
+        n("15"): 1,
+        n("16"): 1,
+        n("2"): 1,
+        n("a9"): 2,
+        n("a10"): 2,
+        n("4"): 2,
+        n("1"): 2,
+        n("0"): 2,
+        n("5"): 3,
+        n("3"): 3,
     }
     via = {h.event["meta"]["id"]: h.via for h in hits}
     assert via[n("2")] == "SUBJECT" and via[n("0")] == "ENVIRONMENT"
@@ -262,10 +337,26 @@ def test_joining_upstream_of_the_joined_level(joining: Graph) -> None:
 
 def test_joining_downstream_of_the_artifact(joining: Graph) -> None:
     assert depths(joining.downstream(n("2"))) == {
-        n("3"): 1, n("a8"): 1, n("a9"): 1, n("a10"): 1, n("a11"): 1, n("18"): 1,
-        n("4"): 2, n("5"): 2, n("8"): 2, n("12"): 2, n("9"): 2, n("13"): 2, n("10"): 2,
-        n("14"): 2, n("15"): 2, n("11"): 2,
-        n("6"): 3, n("16"): 3, n("7"): 3, n("17"): 3,
+        n("3"): 1,
+        n("a8"): 1,
+        n("a9"): 1,
+        n("a10"): 1,
+        n("a11"): 1,
+        n("18"): 1,
+        n("4"): 2,
+        n("5"): 2,
+        n("8"): 2,
+        n("12"): 2,
+        n("9"): 2,
+        n("13"): 2,
+        n("10"): 2,
+        n("14"): 2,
+        n("15"): 2,
+        n("11"): 2,
+        n("6"): 3,
+        n("16"): 3,
+        n("7"): 3,
+        n("17"): 3,
     }
     assert set(depths(joining.downstream(n("2"), "IUT"))) == ns("a8", "a9", "a10", "a11")
 

@@ -13,11 +13,17 @@ from engine.trace.graph import Graph, Hit, IngestResult, event_type
 pytestmark = pytest.mark.redis
 
 
-def ev(eid: str, etype: str, time: int, links: list[tuple[str, str]] = (),
-       **data: Any) -> dict[str, Any]:
+def ev(
+    eid: str, etype: str, time: int, links: list[tuple[str, str]] = (), **data: Any
+) -> dict[str, Any]:
     return {
-        "meta": {"id": eid, "type": event_type(etype), "version": "4.0.0", "time": time,
-                 "source": {"domainId": "test"}},
+        "meta": {
+            "id": eid,
+            "type": event_type(etype),
+            "version": "4.0.0",
+            "time": time,
+            "source": {"domainId": "test"},
+        },
         "data": data,
         "links": [{"type": t, "target": target} for t, target in links],
     }
@@ -37,8 +43,10 @@ def test_events_come_back_as_given(graph: Graph) -> None:
     events = [
         ev("a", "SourceChangeSubmitted", 1000, gitIdentifier={"commitId": "abc"}),
         ev("b", "CompositionDefined", 2000, [("ELEMENT", "a")], name="distro", version="1"),
-        {**ev("c", "ArtifactCreated", 3000, [("COMPOSITION", "b")], identity="pkg:rpm/x@1"),
-         "extra": {"kept": True}},
+        {
+            **ev("c", "ArtifactCreated", 3000, [("COMPOSITION", "b")], identity="pkg:rpm/x@1"),
+            "extra": {"kept": True},
+        },
     ]
     events[2]["links"].append({"type": "CAUSE", "target": "b", "domainId": "other.example"})
     assert graph.ingest(events) == IngestResult(stored=3)
@@ -50,8 +58,9 @@ def test_events_come_back_as_given(graph: Graph) -> None:
     assert graph.count() == 3 and graph.count("ArtifactCreated") == 1
 
 
-def test_the_same_event_twice_is_stored_once(graph: Graph, redis_client: redis.Redis,
-                                             key_prefix: str) -> None:
+def test_the_same_event_twice_is_stored_once(
+    graph: Graph, redis_client: redis.Redis, key_prefix: str
+) -> None:
     a = ev("a", "SourceChangeSubmitted", 1000)
     b = ev("b", "CompositionDefined", 2000, [("ELEMENT", "a")])
     assert graph.ingest([a, b, a, b, a]) == IngestResult(stored=2, duplicates=3)
@@ -63,8 +72,10 @@ def test_the_same_event_twice_is_stored_once(graph: Graph, redis_client: redis.R
 
 
 def test_ingest_one_and_batches_of_any_size(redis_client: redis.Redis, key_prefix: str) -> None:
-    events = [ev(f"e{i}", "ActivityStarted", i, [("ACTIVITY_EXECUTION", f"e{i - 1}")] if i else [])
-              for i in range(12)]
+    events = [
+        ev(f"e{i}", "ActivityStarted", i, [("ACTIVITY_EXECUTION", f"e{i - 1}")] if i else [])
+        for i in range(12)
+    ]
     for size in (1, 5, 500):
         prefix = f"{key_prefix}{size}:"
         graph = Graph(redis_client, prefix, batch_size=size)
@@ -73,8 +84,7 @@ def test_ingest_one_and_batches_of_any_size(redis_client: redis.Redis, key_prefi
     graph = Graph(redis_client, f"{key_prefix}one:")
     for event in events:
         assert graph.ingest_one(event).stored == 1
-    assert graph.downstream("e0", depth=3, limit=10)[-1] == Hit(events[3], 3,
-                                                                "ACTIVITY_EXECUTION")
+    assert graph.downstream("e0", depth=3, limit=10)[-1] == Hit(events[3], 3, "ACTIVITY_EXECUTION")
 
 
 def test_malformed_events_are_refused(graph: Graph) -> None:
@@ -103,8 +113,14 @@ def test_targets_that_come_later_are_placeholders_until_they_arrive(graph: Graph
     a = ev("a", "SourceChangeSubmitted", 1000)
     b = ev("b", "CompositionDefined", 2000, [("ELEMENT", "a")])
     c = ev("c", "ArtifactCreated", 3000, [("COMPOSITION", "b"), ("CAUSE", "b")])
-    d = ev("d", "ConfidenceLevelModified", 4000, [("SUBJECT", "c"), ("CAUSE", "a")],
-           name="ok", value="SUCCESS")
+    d = ev(
+        "d",
+        "ConfidenceLevelModified",
+        4000,
+        [("SUBJECT", "c"), ("CAUSE", "a")],
+        name="ok",
+        value="SUCCESS",
+    )
 
     assert graph.ingest_one(d) == IngestResult(stored=1, waiting=1, placeholders=2)
     assert graph.waiting() == 1 and graph.waiting_ids() == {"d": 2}
@@ -129,9 +145,11 @@ def test_targets_that_come_later_are_placeholders_until_they_arrive(graph: Graph
 
 
 def test_placeholders_made_and_resolved_in_one_batch(graph: Graph) -> None:
-    events = [ev("c", "ArtifactCreated", 3, [("COMPOSITION", "b")]),
-              ev("b", "CompositionDefined", 2, [("ELEMENT", "a")]),
-              ev("a", "SourceChangeSubmitted", 1)]
+    events = [
+        ev("c", "ArtifactCreated", 3, [("COMPOSITION", "b")]),
+        ev("b", "CompositionDefined", 2, [("ELEMENT", "a")]),
+        ev("a", "SourceChangeSubmitted", 1),
+    ]
     graph.batch_size = 10
     assert graph.ingest(events) == IngestResult(stored=3, waiting=2, placeholders=2, resolved=2)
     assert graph.stats() == {"events": 3, "waiting": 0, "placeholders": 0}
@@ -149,11 +167,13 @@ def test_a_target_that_never_comes_stays_waiting(graph: Graph) -> None:
 
 # -- links and indexes ----------------------------------------------------
 def test_links_by_type(graph: Graph) -> None:
-    graph.ingest([
-        ev("s", "SourceChangeSubmitted", 1),
-        ev("t", "ActivityTriggered", 2, [("CAUSE", "s")]),
-        ev("a", "ArtifactCreated", 3, [("CONTEXT", "t"), ("CAUSE", "s")]),
-    ])
+    graph.ingest(
+        [
+            ev("s", "SourceChangeSubmitted", 1),
+            ev("t", "ActivityTriggered", 2, [("CAUSE", "s")]),
+            ev("a", "ArtifactCreated", 3, [("CONTEXT", "t"), ("CAUSE", "s")]),
+        ]
+    )
     assert graph.links_out("a") == [("CONTEXT", "t"), ("CAUSE", "s")]
     assert graph.links_out("a", "CAUSE") == [("CAUSE", "s")]
     assert graph.links_out("a", ["CONTEXT", "ELEMENT"]) == [("CONTEXT", "t")]
@@ -163,8 +183,10 @@ def test_links_by_type(graph: Graph) -> None:
 
 
 def test_time_index_per_type(graph: Graph) -> None:
-    graph.ingest([ev(f"a{i}", "ActivityStarted", 1000 * i) for i in range(10)]
-                 + [ev("x", "ActivityFinished", 5000)])
+    graph.ingest(
+        [ev(f"a{i}", "ActivityStarted", 1000 * i) for i in range(10)]
+        + [ev("x", "ActivityFinished", 5000)]
+    )
     got = [e["meta"]["id"] for e in graph.by_type("ActivityStarted", 2000, 5000)]
     assert got == ["a2", "a3", "a4", "a5"]
     assert graph.ids_by_type("EiffelActivityStartedEvent", since_ms=7000) == ["a7", "a8", "a9"]
@@ -175,22 +197,34 @@ def test_time_index_per_type(graph: Graph) -> None:
 
 
 def test_lookup_index(graph: Graph) -> None:
-    graph.ingest([
-        ev("c1", "SourceChangeCreated", 1, gitIdentifier={"commitId": "f00d"}),
-        ev("c2", "SourceChangeSubmitted", 2, [("CHANGE", "c1")],
-           gitIdentifier={"commitId": "f00d"}),
-        ev("a1", "ArtifactCreated", 3, identity="pkg:rpm/mer/x@1.0"),
-        ev("l1", "ConfidenceLevelModified", 4, name="tested", value="SUCCESS"),
-        ev("l2", "ConfidenceLevelModified", 5, name="tested", value="FAILURE"),
-    ])
-    assert [e["meta"]["id"] for e in graph.find("SourceChangeCreated",
-                                                "gitIdentifier.commitId", "f00d")] == ["c1"]
-    assert [e["meta"]["id"] for e in graph.find("ArtifactCreated", "identity",
-                                                "pkg:rpm/mer/x@1.0")] == ["a1"]
-    assert [e["meta"]["id"] for e in graph.find("ConfidenceLevelModified", "name",
-                                                "tested")] == ["l1", "l2"]
-    assert [e["meta"]["id"] for e in graph.find("ConfidenceLevelModified", "name", "tested",
-                                                since_ms=5)] == ["l2"]
+    graph.ingest(
+        [
+            ev("c1", "SourceChangeCreated", 1, gitIdentifier={"commitId": "f00d"}),
+            ev(
+                "c2",
+                "SourceChangeSubmitted",
+                2,
+                [("CHANGE", "c1")],
+                gitIdentifier={"commitId": "f00d"},
+            ),
+            ev("a1", "ArtifactCreated", 3, identity="pkg:rpm/mer/x@1.0"),
+            ev("l1", "ConfidenceLevelModified", 4, name="tested", value="SUCCESS"),
+            ev("l2", "ConfidenceLevelModified", 5, name="tested", value="FAILURE"),
+        ]
+    )
+    assert [
+        e["meta"]["id"] for e in graph.find("SourceChangeCreated", "gitIdentifier.commitId", "f00d")
+    ] == ["c1"]
+    assert [
+        e["meta"]["id"] for e in graph.find("ArtifactCreated", "identity", "pkg:rpm/mer/x@1.0")
+    ] == ["a1"]
+    assert [e["meta"]["id"] for e in graph.find("ConfidenceLevelModified", "name", "tested")] == [
+        "l1",
+        "l2",
+    ]
+    assert [
+        e["meta"]["id"] for e in graph.find("ConfidenceLevelModified", "name", "tested", since_ms=5)
+    ] == ["l2"]
     assert graph.find("ArtifactCreated", "identity", "pkg:rpm/none") == []
     with pytest.raises(KeyError):
         graph.find("ArtifactCreated", "buildCommand", "make")
@@ -203,11 +237,19 @@ def _run(prefix: str, t0: int) -> list[dict[str, Any]]:
         ev(run, "ActivityTriggered", t0, [("CAUSE", "outside")], name="build"),
         ev(f"{prefix}-started", "ActivityStarted", t0 + 1, [("ACTIVITY_EXECUTION", run)]),
         ev(f"{prefix}-step", "ActivityTriggered", t0 + 2, [("CONTEXT", run)], name="s"),
-        ev(f"{prefix}-step-fin", "ActivityFinished", t0 + 3,
-           [("ACTIVITY_EXECUTION", f"{prefix}-step")]),
+        ev(
+            f"{prefix}-step-fin",
+            "ActivityFinished",
+            t0 + 3,
+            [("ACTIVITY_EXECUTION", f"{prefix}-step")],
+        ),
         ev(f"{prefix}-case", "TestCaseTriggered", t0 + 4, [("CONTEXT", f"{prefix}-step")]),
-        ev(f"{prefix}-case-fin", "TestCaseFinished", t0 + 5,
-           [("TEST_CASE_EXECUTION", f"{prefix}-case")]),
+        ev(
+            f"{prefix}-case-fin",
+            "TestCaseFinished",
+            t0 + 5,
+            [("TEST_CASE_EXECUTION", f"{prefix}-case")],
+        ),
         ev(f"{prefix}-fin", "ActivityFinished", t0 + 6, [("ACTIVITY_EXECUTION", run)]),
     ]
 
@@ -241,12 +283,18 @@ def test_a_chain_starts_at_its_root_when_events_share_a_millisecond(graph: Graph
     ]
     graph.ingest(events)
     assert [e["meta"]["id"] for e in graph.chain("yy-step-fin")] == [
-        "zz-run", "bb-step", "aa-started", "cc-step-started", "yy-step-fin"]
+        "zz-run",
+        "bb-step",
+        "aa-started",
+        "cc-step-started",
+        "yy-step-fin",
+    ]
 
 
 def test_an_event_outside_any_run_is_its_own_chain(graph: Graph) -> None:
-    graph.ingest([ev("s", "SourceChangeSubmitted", 1), ev("a", "ArtifactCreated", 2,
-                                                           [("CAUSE", "s")])])
+    graph.ingest(
+        [ev("s", "SourceChangeSubmitted", 1), ev("a", "ArtifactCreated", 2, [("CAUSE", "s")])]
+    )
     assert [e["meta"]["id"] for e in graph.chain("a")] == ["a"]
     assert graph.chain_root("a") == "a"
 
@@ -256,22 +304,26 @@ def test_an_event_outside_any_run_is_its_own_chain(graph: Graph) -> None:
 def diamond(graph: Graph) -> Graph:
     """s0 <- s1 <- s2 <- s3 (PREVIOUS_VERSION); c1 -ELEMENT-> s1, s2;
     a1 -COMPOSITION-> c1; l1 -SUBJECT-> a1, -CAUSE-> s3."""
-    graph.ingest([
-        ev("s0", "SourceChangeSubmitted", 0),
-        ev("s1", "SourceChangeSubmitted", 1, [("PREVIOUS_VERSION", "s0")]),
-        ev("s2", "SourceChangeSubmitted", 2, [("PREVIOUS_VERSION", "s1")]),
-        ev("s3", "SourceChangeSubmitted", 3, [("PREVIOUS_VERSION", "s2")]),
-        ev("c1", "CompositionDefined", 4, [("ELEMENT", "s1"), ("ELEMENT", "s2")]),
-        ev("a1", "ArtifactCreated", 5, [("COMPOSITION", "c1")]),
-        ev("l1", "ConfidenceLevelModified", 6, [("SUBJECT", "a1"), ("CAUSE", "s3")]),
-    ])
+    graph.ingest(
+        [
+            ev("s0", "SourceChangeSubmitted", 0),
+            ev("s1", "SourceChangeSubmitted", 1, [("PREVIOUS_VERSION", "s0")]),
+            ev("s2", "SourceChangeSubmitted", 2, [("PREVIOUS_VERSION", "s1")]),
+            ev("s3", "SourceChangeSubmitted", 3, [("PREVIOUS_VERSION", "s2")]),
+            ev("c1", "CompositionDefined", 4, [("ELEMENT", "s1"), ("ELEMENT", "s2")]),
+            ev("a1", "ArtifactCreated", 5, [("COMPOSITION", "c1")]),
+            ev("l1", "ConfidenceLevelModified", 6, [("SUBJECT", "a1"), ("CAUSE", "s3")]),
+        ]
+    )
     return graph
 
 
 def test_upstream_breadth_first_each_event_once(diamond: Graph) -> None:
     assert ids(diamond.upstream("l1")) == [
-        ("a1", 1, "SUBJECT"), ("s3", 1, "CAUSE"),
-        ("c1", 2, "COMPOSITION"), ("s2", 2, "PREVIOUS_VERSION"),
+        ("a1", 1, "SUBJECT"),
+        ("s3", 1, "CAUSE"),
+        ("c1", 2, "COMPOSITION"),
+        ("s2", 2, "PREVIOUS_VERSION"),
         ("s1", 3, "ELEMENT"),
         ("s0", 4, "PREVIOUS_VERSION"),
     ]
@@ -280,35 +332,51 @@ def test_upstream_breadth_first_each_event_once(diamond: Graph) -> None:
 def test_downstream_follows_reverse_links(diamond: Graph) -> None:
     assert ids(diamond.downstream("s0")) == [
         ("s1", 1, "PREVIOUS_VERSION"),
-        ("s2", 2, "PREVIOUS_VERSION"), ("c1", 2, "ELEMENT"),
-        ("s3", 3, "PREVIOUS_VERSION"), ("a1", 3, "COMPOSITION"),
+        ("s2", 2, "PREVIOUS_VERSION"),
+        ("c1", 2, "ELEMENT"),
+        ("s3", 3, "PREVIOUS_VERSION"),
+        ("a1", 3, "COMPOSITION"),
         ("l1", 4, "CAUSE"),
     ]
 
 
 def test_walks_with_link_types_depth_and_limit(diamond: Graph) -> None:
     assert ids(diamond.upstream("l1", ["SUBJECT", "COMPOSITION", "ELEMENT"])) == [
-        ("a1", 1, "SUBJECT"), ("c1", 2, "COMPOSITION"), ("s1", 3, "ELEMENT"),
-        ("s2", 3, "ELEMENT")]
+        ("a1", 1, "SUBJECT"),
+        ("c1", 2, "COMPOSITION"),
+        ("s1", 3, "ELEMENT"),
+        ("s2", 3, "ELEMENT"),
+    ]
     assert ids(diamond.upstream("l1", "CAUSE")) == [("s3", 1, "CAUSE")]
     assert ids(diamond.upstream("l1", [])) == []
     assert ids(diamond.upstream("l1", depth=1)) == [("a1", 1, "SUBJECT"), ("s3", 1, "CAUSE")]
     assert ids(diamond.upstream("l1", depth=0)) == []
     assert ids(diamond.upstream("l1", limit=3)) == [
-        ("a1", 1, "SUBJECT"), ("s3", 1, "CAUSE"), ("c1", 2, "COMPOSITION")]
+        ("a1", 1, "SUBJECT"),
+        ("s3", 1, "CAUSE"),
+        ("c1", 2, "COMPOSITION"),
+    ]
     assert ids(diamond.downstream("s0", "PREVIOUS_VERSION", depth=2)) == [
-        ("s1", 1, "PREVIOUS_VERSION"), ("s2", 2, "PREVIOUS_VERSION")]
+        ("s1", 1, "PREVIOUS_VERSION"),
+        ("s2", 2, "PREVIOUS_VERSION"),
+    ]
     assert diamond.upstream("unknown") == [] and diamond.downstream("unknown") == []
 
 
 def test_walks_with_event_types(diamond: Graph) -> None:
     # the walk passes through the other events; only these count as hits
     assert ids(diamond.downstream("s0", event_types=["ConfidenceLevelModified"])) == [
-        ("l1", 4, "CAUSE")]
-    assert ids(diamond.downstream("s0", event_types="EiffelArtifactCreatedEvent",
-                                  limit=1)) == [("a1", 3, "COMPOSITION")]
+        ("l1", 4, "CAUSE")
+    ]
+    assert ids(diamond.downstream("s0", event_types="EiffelArtifactCreatedEvent", limit=1)) == [
+        ("a1", 3, "COMPOSITION")
+    ]
     assert ids(diamond.upstream("l1", event_types=["SourceChangeSubmitted"], limit=2)) == [
-        ("s3", 1, "CAUSE"), ("s2", 2, "PREVIOUS_VERSION")]
+        ("s3", 1, "CAUSE"),
+        ("s2", 2, "PREVIOUS_VERSION"),
+    ]
     # max_visits bounds the work, whatever is found
     assert ids(diamond.downstream("s0", max_visits=2)) == [
-        ("s1", 1, "PREVIOUS_VERSION"), ("s2", 2, "PREVIOUS_VERSION")]
+        ("s1", 1, "PREVIOUS_VERSION"),
+        ("s2", 2, "PREVIOUS_VERSION"),
+    ]

@@ -26,9 +26,16 @@ from tests.conftest import delete_keys
 @pytest.fixture
 def config(embedded_broker_url: str, redis_url: str) -> Iterator[Config]:
     p = f"http{uuid.uuid4().hex[:8]}"
-    cfg = Config.load(None, environ={}, broker_url=embedded_broker_url, redis_url=redis_url,
-                      key_prefix=f"{p}:", event_exchange=f"{p}.eiffel",
-                      trace_queue=f"{p}.trace", trace_deadletter_queue=f"{p}.trace.dead")
+    cfg = Config.load(
+        None,
+        environ={},
+        broker_url=embedded_broker_url,
+        redis_url=redis_url,
+        key_prefix=f"{p}:",
+        event_exchange=f"{p}.eiffel",
+        trace_queue=f"{p}.trace",
+        trace_deadletter_queue=f"{p}.trace.dead",
+    )
     yield cfg
     client = redis.Redis.from_url(redis_url)
     delete_keys(client, cfg.key_prefix)
@@ -52,8 +59,9 @@ def http(config: Config, graph: Graph):
 @pytest.fixture
 def flow(graph: Graph) -> dict[str, dict]:
     scc = eiffel.source_change_created(commit="a" * 40, repo_uri="https://git.example/x.git")
-    scs = eiffel.source_change_submitted(scc["meta"]["id"], commit="a" * 40,
-                                         repo_uri="https://git.example/x.git")
+    scs = eiffel.source_change_submitted(
+        scc["meta"]["id"], commit="a" * 40, repo_uri="https://git.example/x.git"
+    )
     comp = eiffel.composition_defined("rc-1", [scs["meta"]["id"]])
     art = eiffel.artifact_created("pkg:generic/x@1", composition=comp["meta"]["id"])
     clm = eiffel.confidence_level_modified("released", "SUCCESS", [art["meta"]["id"]])
@@ -74,8 +82,12 @@ def test_upstream_and_downstream_with_link_type_filter_levels_and_limit(http, fl
     ids = {k: v["meta"]["id"] for k, v in flow.items()}
     r = http.get(f"/api/trace/events/{ids['clm']}/upstream")
     got = {(h["event"]["meta"]["id"], h["depth"], h["via"]) for h in r.get_json()["hits"]}
-    assert got == {(ids["art"], 1, "SUBJECT"), (ids["comp"], 2, "COMPOSITION"),
-                   (ids["scs"], 3, "ELEMENT"), (ids["scc"], 4, "CHANGE")}
+    assert got == {
+        (ids["art"], 1, "SUBJECT"),
+        (ids["comp"], 2, "COMPOSITION"),
+        (ids["scs"], 3, "ELEMENT"),
+        (ids["scc"], 4, "CHANGE"),
+    }
     r = http.get(f"/api/trace/events/{ids['clm']}/upstream?levels=2")
     assert {h["event"]["meta"]["id"] for h in r.get_json()["hits"]} == {ids["art"], ids["comp"]}
     r = http.get(f"/api/trace/events/{ids['clm']}/upstream?linkTypes=SUBJECT")
@@ -118,8 +130,7 @@ def test_post_validates_then_publishes_on_the_bus(http, config, flow):
         bodies = []
         while (m := q.get(no_ack=True)) is not None:
             bodies.append(wire.decode(m.body) if m.body.startswith(b"{") else m.body)
-    assert [b["meta"]["id"] for b in bodies] == [good["meta"]["id"],
-                                                 wrapped["id"]]
+    assert [b["meta"]["id"] for b in bodies] == [good["meta"]["id"], wrapped["id"]]
 
 
 def test_export_a_run_as_eiffel_and_cdevents_in_envelopes(http, graph):
@@ -127,11 +138,13 @@ def test_export_a_run_as_eiffel_and_cdevents_in_envelopes(http, graph):
     from engine.trace.activity import record_event
 
     wfid = "w-export"
-    recs = [Record("run", wfid, None, "p", "triggered", 1.0),
-            Record("run", wfid, None, "p", "started", 1.0),
-            Record("step", wfid, "0_0-1", "build", "triggered", 1.1, None, {}),
-            Record("step", wfid, "0_0-1", "build", "finished", 2.0, "SUCCESSFUL", {}),
-            Record("run", wfid, None, "p", "finished", 2.1, "SUCCESSFUL")]
+    recs = [
+        Record("run", wfid, None, "p", "triggered", 1.0),
+        Record("run", wfid, None, "p", "started", 1.0),
+        Record("step", wfid, "0_0-1", "build", "triggered", 1.1, None, {}),
+        Record("step", wfid, "0_0-1", "build", "finished", 2.0, "SUCCESSFUL", {}),
+        Record("run", wfid, None, "p", "finished", 2.1, "SUCCESSFUL"),
+    ]
     graph.ingest([record_event(r) for r in recs])
     events = http.get(f"/api/trace/runs/{wfid}/events").get_json()["events"]
     assert events[0]["meta"]["id"] == activity_id(wfid, None, "triggered")
@@ -141,7 +154,8 @@ def test_export_a_run_as_eiffel_and_cdevents_in_envelopes(http, graph):
     cde = http.get(f"/api/trace/export?run={wfid}&format=cdevents&envelope=cloudevents")
     types = [e["type"] for e in cde.get_json()]
     assert "dev.cdevents.pipelinerun.queued.0.2.0" in types or any(
-        t.startswith("dev.cdevents.pipelinerun.queued") for t in types)
+        t.startswith("dev.cdevents.pipelinerun.queued") for t in types
+    )
     assert any(t.startswith("dev.cdevents.pipelinerun.finished") for t in types)
     assert any(t.startswith("dev.cdevents.taskrun.finished") for t in types)
     assert http.get("/api/trace/export").status_code == 400

@@ -8,14 +8,34 @@ import pytest
 from engine.trace.openci import OpenCIError, from_openci, openci_id
 from engine.trace.validate import validate_many
 
-ARTIFACT = {"type": "ArtifactCreated", "id": "cmty-a-art-42", "time": "2026-11-20T10:00:00Z",
-            "origin": "community-a", "artifactUrl": "https://ci.a.example/out/app-1.2.tar.gz",
-            "branch": "main", "name": "app", "version": "1.2"}
-BASELINE = {"type": "BaselineDefined", "id": "cmty-b-bl-7", "time": 1_795_000_000_000,
-            "origin": "community-b", "name": "b-integration-7", "version": "7",
-            "url": "https://ci.b.example/baselines/7", "consistsOf": ["cmty-a-art-42"]}
-LEVEL = {"type": "ConfidenceLevelModified", "id": "cmty-b-cl-1", "origin": "community-b",
-         "level": "integrationTested", "value": "success", "subject": "cmty-b-bl-7"}
+ARTIFACT = {
+    "type": "ArtifactCreated",
+    "id": "cmty-a-art-42",
+    "time": "2026-11-20T10:00:00Z",
+    "origin": "community-a",
+    "artifactUrl": "https://ci.a.example/out/app-1.2.tar.gz",
+    "branch": "main",
+    "name": "app",
+    "version": "1.2",
+}
+BASELINE = {
+    "type": "BaselineDefined",
+    "id": "cmty-b-bl-7",
+    "time": 1_795_000_000_000,
+    "origin": "community-b",
+    "name": "b-integration-7",
+    "version": "7",
+    "url": "https://ci.b.example/baselines/7",
+    "consistsOf": ["cmty-a-art-42"],
+}
+LEVEL = {
+    "type": "ConfidenceLevelModified",
+    "id": "cmty-b-cl-1",
+    "origin": "community-b",
+    "level": "integrationTested",
+    "value": "success",
+    "subject": "cmty-b-bl-7",
+}
 
 
 def test_the_three_events_map_to_valid_linked_eiffel_events():
@@ -31,8 +51,11 @@ def test_the_three_events_map_to_valid_linked_eiffel_events():
     assert pub["data"]["locations"] == [{"type": "PLAIN", "uri": ARTIFACT["artifactUrl"]}]
     assert bl["data"]["name"] == "b-integration-7"
     assert bl["links"] == [{"type": "ELEMENT", "target": art["meta"]["id"]}]
-    assert cl["data"] == {"name": "integrationTested", "value": "SUCCESS",
-                          "issuer": {"name": "community-b"}}
+    assert cl["data"] == {
+        "name": "integrationTested",
+        "value": "SUCCESS",
+        "issuer": {"name": "community-b"},
+    }
     assert cl["links"] == [{"type": "SUBJECT", "target": bl["meta"]["id"]}]
 
 
@@ -43,13 +66,16 @@ def test_ids_are_stable_so_the_same_event_twice_is_one_event():
     assert openci_id(uid) == uid
 
 
-@pytest.mark.parametrize(("event", "message"), [
-    ({**ARTIFACT, "branch": ""}, "branch is required"),
-    ({**LEVEL, "value": "maybe"}, "value 'MAYBE'"),
-    ({**BASELINE, "consistsOf": "x"}, "consistsOf is a list"),
-    ({"type": "Whatever", "id": "1"}, "unknown OpenCI event type"),
-    ({**ARTIFACT, "time": 1.5}, "time 1.5"),
-])
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ({**ARTIFACT, "branch": ""}, "branch is required"),
+        ({**LEVEL, "value": "maybe"}, "value 'MAYBE'"),
+        ({**BASELINE, "consistsOf": "x"}, "consistsOf is a list"),
+        ({"type": "Whatever", "id": "1"}, "unknown OpenCI event type"),
+        ({**ARTIFACT, "time": 1.5}, "time 1.5"),
+    ],
+)
 def test_bad_openci_events_are_refused_with_a_reason(event, message):
     with pytest.raises(OpenCIError, match=message):
         from_openci(event)

@@ -24,8 +24,11 @@ def test_defaults_need_nothing() -> None:
 
 
 def test_file_then_environment_then_arguments(tmp_path: Path) -> None:
-    path = write(tmp_path, "[boss]\nbroker_url = amqp://u:p@mq:5672/ci\n"
-                           "redis_url = redis://db:6379/1\nlease = 90\nconfirm_publish = no\n")
+    path = write(
+        tmp_path,
+        "[boss]\nbroker_url = amqp://u:p@mq:5672/ci\n"
+        "redis_url = redis://db:6379/1\nlease = 90\nconfirm_publish = no\n",
+    )
     c = Config.load(path, environ={"BOSS_REDIS_URL": "redis://other:6379/2"})
     assert c.broker_url == "amqp://u:p@mq:5672/ci"
     assert c.redis_url == "redis://other:6379/2"  # the environment wins over the file
@@ -43,25 +46,30 @@ def test_boss_config_names_the_file(tmp_path: Path) -> None:
 
 
 def test_bosss_old_amqp_section(tmp_path: Path) -> None:
-    path = write(tmp_path, "[amqp]\nhost = mq.example.org\nuser = boss\npwd = s3cr/t\n"
-                           "vhost = boss\n")
-    assert Config.load(path, environ={}).broker_url == \
-        "amqp://boss:s3cr%2Ft@mq.example.org:5672/boss"
+    path = write(
+        tmp_path, "[amqp]\nhost = mq.example.org\nuser = boss\npwd = s3cr/t\nvhost = boss\n"
+    )
+    assert (
+        Config.load(path, environ={}).broker_url == "amqp://boss:s3cr%2Ft@mq.example.org:5672/boss"
+    )
     parser = configparser.ConfigParser()
     parser.read_string("[participant]\nname = x\n[amqp]\nhost = h:5673\n")
     assert Config.from_parser(parser).broker_url == "amqp://guest:guest@h:5673/%2F"
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("[boss]\nlease = soon\n", "lease = 'soon': could not convert string to float"),
-    ("[boss]\nlease_after = -1\n", "lease_after = '-1': must not be negative"),
-    ("[boss]\nlease = 0\n", "lease = '0': must be more than 0 seconds"),
-    ("[boss]\nengine_threads = 0\n", "engine_threads = '0': must be at least 1"),
-    ("[boss]\nconfirm_publish = maybe\n", "not a boolean"),
-    ("[boss]\nbroker = amqp://\n", "unknown configuration key 'broker'"),
-    ("[engine]\nx = 1\n", "no [boss] section"),
-    ("[boss\n", "File contains no section headers" ),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[boss]\nlease = soon\n", "lease = 'soon': could not convert string to float"),
+        ("[boss]\nlease_after = -1\n", "lease_after = '-1': must not be negative"),
+        ("[boss]\nlease = 0\n", "lease = '0': must be more than 0 seconds"),
+        ("[boss]\nengine_threads = 0\n", "engine_threads = '0': must be at least 1"),
+        ("[boss]\nconfirm_publish = maybe\n", "not a boolean"),
+        ("[boss]\nbroker = amqp://\n", "unknown configuration key 'broker'"),
+        ("[engine]\nx = 1\n", "no [boss] section"),
+        ("[boss\n", "File contains no section headers"),
+    ],
+)
 def test_bad_files_say_what_is_wrong(tmp_path: Path, text: str, message: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as exc:
@@ -93,8 +101,9 @@ def test_embedded_urls(tmp_path: Path) -> None:
 
 
 def test_trace_keys_zero_threads_and_auto_dispatch_lease() -> None:
-    c = Config.load(None, environ={"BOSS_TRACE_THREADS": "0", "BOSS_DISPATCH_LEASE": "-1",
-                                   "BOSS_EVENTS": "no"})
+    c = Config.load(
+        None, environ={"BOSS_TRACE_THREADS": "0", "BOSS_DISPATCH_LEASE": "-1", "BOSS_EVENTS": "no"}
+    )
     assert (c.trace_threads, c.events) == (0, False)
     assert c.resolved_dispatch_lease() == c.lease_after + c.lease  # embedded: Redis transport
     with pytest.raises(ConfigError, match="engine_threads = '0': must be at least 1"):

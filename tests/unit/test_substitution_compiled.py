@@ -10,8 +10,15 @@ import pytest
 from engine.substitution import DictScope, substitute, substitute_node_value
 
 SCOPE = DictScope(
-    fields={"project": "home:x", "n": 3, "lst": [1, 2], "ev": {"id": 7, "tags": ["a"]},
-            "key": "project", "flag": True, "none": None},
+    fields={
+        "project": "home:x",
+        "n": 3,
+        "lst": [1, 2],
+        "ev": {"id": 7, "tags": ["a"]},
+        "key": "project",
+        "flag": True,
+        "none": None,
+    },
     variables={"repo": "r1", "k": "n"},
     specials={"wfid": "W1", "expid": "0_1"},
 )

@@ -8,14 +8,22 @@ import pytest
 
 from engine import wire
 
-WI = {"fei": {"wfid": "w-1", "expid": "0_1", "subid": "0_1-3", "engine_id": "boss"},
-      "fields": {"a": 1, "params": {"x": 1}}, "participant_name": "build",
-      "wf_name": "p", "wf_revision": None, "dispatched_at": "2026-11-22T10:00:00.000Z"}
+WI = {
+    "fei": {"wfid": "w-1", "expid": "0_1", "subid": "0_1-3", "engine_id": "boss"},
+    "fields": {"a": 1, "params": {"x": 1}},
+    "participant_name": "build",
+    "wf_name": "p",
+    "wf_revision": None,
+    "dispatched_at": "2026-11-22T10:00:00.000Z",
+}
 
 
 def test_a_reply_a_launch_and_an_operation_are_told_apart() -> None:
     assert wire.engine_message(json.dumps(WI).encode()) == {
-        "type": "reply", "wfid": "w-1", "workitem": WI}
+        "type": "reply",
+        "wfid": "w-1",
+        "workitem": WI,
+    }
     launch = wire.engine_message(b'{"process": "ci/build", "fields": {"p": 1}}')
     assert launch == {"type": "launch", "process": "ci/build", "fields": {"p": 1}}
     assert wire.engine_message({"type": "cancel", "wfid": "w-1"})["type"] == "cancel"
@@ -23,18 +31,23 @@ def test_a_reply_a_launch_and_an_operation_are_told_apart() -> None:
     assert wrapped["type"] == "reply" and wrapped["id"] == "m1"
 
 
-@pytest.mark.parametrize(("body", "reason"), [
-    (b"\xff\xfe", "not UTF-8 text"),
-    (b"{", "not JSON: Expecting property name"),
-    (b"[1, 2]", "not a JSON object but list"),
-    (b'{"hello": 1}', "neither a reply (no 'fei'), a launch item"),
-    (b'{"type": "cancel"}', "invalid message: at (top): 'wfid' is a required property"),
-    (b'{"type": "explode", "wfid": "w"}', "invalid message: at type: 'explode' is not one of"),
-    (b'{"type": "alive", "wfid": "w", "eid": "e", "lease": 0}',
-     "invalid message: at lease: 0 is less than or equal to the minimum of 0"),
-    (b'{"definition": "x", "process": "y"}', "invalid launch: at (top)"),
-    (b'{"process": "p", "wfid": "../etc"}', "invalid launch: at wfid: '../etc' does not match"),
-])
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"\xff\xfe", "not UTF-8 text"),
+        (b"{", "not JSON: Expecting property name"),
+        (b"[1, 2]", "not a JSON object but list"),
+        (b'{"hello": 1}', "neither a reply (no 'fei'), a launch item"),
+        (b'{"type": "cancel"}', "invalid message: at (top): 'wfid' is a required property"),
+        (b'{"type": "explode", "wfid": "w"}', "invalid message: at type: 'explode' is not one of"),
+        (
+            b'{"type": "alive", "wfid": "w", "eid": "e", "lease": 0}',
+            "invalid message: at lease: 0 is less than or equal to the minimum of 0",
+        ),
+        (b'{"definition": "x", "process": "y"}', "invalid launch: at (top)"),
+        (b'{"process": "p", "wfid": "../etc"}', "invalid launch: at wfid: '../etc' does not match"),
+    ],
+)
 def test_malformed_bodies_say_why(body: bytes, reason: str) -> None:
     with pytest.raises(wire.Malformed) as exc:
         wire.engine_message(body)
@@ -98,8 +111,13 @@ def test_the_compiled_and_the_walking_validator_agree(kind: str, obj: dict, ok: 
 
 
 def test_dead_letters_keep_the_body_exactly() -> None:
-    text = wire.deadletter('{"a": "é"}', "bad", "boss.engine", by="engine x",
-                           headers={"n": 1, "nested": {"dropped": True}})
+    text = wire.deadletter(
+        '{"a": "é"}',
+        "bad",
+        "boss.engine",
+        by="engine x",
+        headers={"n": 1, "nested": {"dropped": True}},
+    )
     wire.validate("deadletter", text)
     assert text["encoding"] == "text" and wire.deadletter_body(text) == '{"a": "é"}'.encode()
     assert text["headers"] == {"n": 1}

@@ -30,8 +30,11 @@ from webui.app import create_app
 from webui.settings import WebConfig
 
 PASSWORDS = {"alice": "alice-secret", "bob": "bob-secret", "root": "root-secret"}
-USERS = {"alice": (PASSWORDS["alice"], "user"), "bob": (PASSWORDS["bob"], "user"),
-         "root": (PASSWORDS["root"], "admin")}
+USERS = {
+    "alice": (PASSWORDS["alice"], "user"),
+    "bob": (PASSWORDS["bob"], "user"),
+    "root": (PASSWORDS["root"], "admin"),
+}
 
 HELLO = "name: hello\nsteps:\n  - alpha\n  - beta\n"
 BROKEN = "name: broken\nsteps:\n  - error: the build host is down\n"
@@ -70,13 +73,15 @@ class WebEnv:
         c = self.app.test_client()
         if user is not None:
             token = csrf(c)
-            r = c.post("/login", data={"username": user, "password": PASSWORDS[user],
-                                       "csrf_token": token})
+            r = c.post(
+                "/login", data={"username": user, "password": PASSWORDS[user], "csrf_token": token}
+            )
             assert r.status_code == 302, r.data
         return c
 
-    def launch_as(self, user: str, definition: str = HELLO,
-                  fields: dict[str, Any] | None = None) -> str:
+    def launch_as(
+        self, user: str, definition: str = HELLO, fields: dict[str, Any] | None = None
+    ) -> str:
         """A run made in-process, recorded as launched by ``user`` from the UI."""
         wfid = self.engine.launch(definition, fields or {})
         self.app.extensions["boss"].index.set_owner(wfid, user)
@@ -87,23 +92,37 @@ def csrf(client: FlaskClient) -> str:
     return client.get("/api/me").json["csrf_token"]
 
 
-def make_env(tmp: Path, redis_url: str, broker_url: str, prefix: str,
-             web: WebConfig | None = None) -> WebEnv:
+def make_env(
+    tmp: Path, redis_url: str, broker_url: str, prefix: str, web: WebConfig | None = None
+) -> WebEnv:
     procs = tmp / "processes"
     procs.mkdir(exist_ok=True)
     (procs / "hello.yaml").write_text(HELLO)
     (procs / "broken.yaml").write_text(BROKEN)
     (procs / "invalid.yaml").write_text("name: invalid\nsteps:\n  - sequnce: []\n")
-    config = Config.load(None, environ={}, redis_url=redis_url, broker_url=broker_url,
-                         key_prefix=prefix, process_dir=str(procs), state_dir=str(tmp),
-                         engine_queue=f"{prefix}engine")
+    config = Config.load(
+        None,
+        environ={},
+        redis_url=redis_url,
+        broker_url=broker_url,
+        key_prefix=prefix,
+        process_dir=str(procs),
+        state_dir=str(tmp),
+        engine_queue=f"{prefix}engine",
+    )
     store = RedisStore(redis_url, prefix=prefix)
     engine = Engine(store, dispatcher=_Drop())
     engine.register("alpha")
     engine.register("beta")
     publisher = RecordingPublisher()
-    app = create_app(config, web=web or WebConfig(secret_key="test-secret"), users=USERS,
-                     store=store, publisher=publisher, testing=True)
+    app = create_app(
+        config,
+        web=web or WebConfig(secret_key="test-secret"),
+        users=USERS,
+        store=store,
+        publisher=publisher,
+        testing=True,
+    )
     return WebEnv(app, store, engine, publisher, config, tmp)
 
 

@@ -17,8 +17,18 @@ ACTIONS = ["cancel", "kill", "pause", "resume", "replay", "reapply"]
 def test_anonymous_can_look_but_not_act(web: WebEnv) -> None:
     wfid = web.launch_as("alice")
     anon = web.client()
-    for page in ("/runs", f"/runs/{wfid}", "/errors", "/launch", "/participants", "/trace",
-                 "/health", "/api/runs", f"/api/runs/{wfid}", "/metrics"):
+    for page in (
+        "/runs",
+        f"/runs/{wfid}",
+        "/errors",
+        "/launch",
+        "/participants",
+        "/trace",
+        "/health",
+        "/api/runs",
+        f"/api/runs/{wfid}",
+        "/metrics",
+    ):
         assert anon.get(page).status_code == 200, page
     token = csrf(anon)
     for action in ACTIONS:
@@ -33,10 +43,16 @@ def test_anonymous_can_look_but_not_act(web: WebEnv) -> None:
     assert web.publisher.sent == []
 
 
-def test_anonymous_access_can_be_turned_off(tmp_path, redis_url, embedded_broker_url,
-                                            key_prefix) -> None:
-    env = make_env(tmp_path, redis_url, embedded_broker_url, key_prefix,
-                   WebConfig(secret_key="s", anonymous=False))
+def test_anonymous_access_can_be_turned_off(
+    tmp_path, redis_url, embedded_broker_url, key_prefix
+) -> None:
+    env = make_env(
+        tmp_path,
+        redis_url,
+        embedded_broker_url,
+        key_prefix,
+        WebConfig(secret_key="s", anonymous=False),
+    )
     try:
         anon = env.app.test_client()
         r = anon.get("/runs")
@@ -119,8 +135,7 @@ def test_refusals_are_audited_and_audit_is_admin_only(web: WebEnv) -> None:
 
 def test_wrong_password_and_removed_user(web: WebEnv) -> None:
     c = web.app.test_client()
-    r = c.post("/login", data={"username": "alice", "password": "nope",
-                               "csrf_token": csrf(c)})
+    r = c.post("/login", data={"username": "alice", "password": "nope", "csrf_token": csrf(c)})
     assert r.status_code == 401 and b"unknown user or wrong password" in r.data
     alice = web.client("alice")
     assert alice.get("/api/me").json["user"] == "alice"
@@ -134,9 +149,18 @@ def test_passwords_are_hashed(web: WebEnv) -> None:
 
 
 def test_trusted_proxy_header(tmp_path, redis_url, embedded_broker_url, key_prefix) -> None:
-    env = make_env(tmp_path, redis_url, embedded_broker_url, key_prefix,
-                   WebConfig(secret_key="s", trusted_header="X-Remote-User",
-                             trusted_proxies="127.0.0.1", proxy_admins="carol"))
+    env = make_env(
+        tmp_path,
+        redis_url,
+        embedded_broker_url,
+        key_prefix,
+        WebConfig(
+            secret_key="s",
+            trusted_header="X-Remote-User",
+            trusted_proxies="127.0.0.1",
+            proxy_admins="carol",
+        ),
+    )
     try:
         c = env.app.test_client()
         me = c.get("/api/me", headers={"X-Remote-User": "carol"}).json
@@ -144,8 +168,9 @@ def test_trusted_proxy_header(tmp_path, redis_url, embedded_broker_url, key_pref
         me = c.get("/api/me", headers={"X-Remote-User": "dave"}).json
         assert (me["user"], me["role"]) == ("dave", "user")
         # not from a trusted proxy: the header is ignored
-        me = c.get("/api/me", headers={"X-Remote-User": "carol"},
-                   environ_base={"REMOTE_ADDR": "10.1.2.3"}).json
+        me = c.get(
+            "/api/me", headers={"X-Remote-User": "carol"}, environ_base={"REMOTE_ADDR": "10.1.2.3"}
+        ).json
         assert me["user"] == "anonymous"
     finally:
         from tests.conftest import delete_keys
@@ -156,12 +181,18 @@ def test_trusted_proxy_header(tmp_path, redis_url, embedded_broker_url, key_pref
 
 def test_participant_control_is_for_admins(web: WebEnv) -> None:
     alice = web.client("alice")
-    r = alice.post("/api/skynet/start", json={"url": "http://x", "name": "p"},
-                   headers={"X-CSRF-Token": csrf(alice)})
+    r = alice.post(
+        "/api/skynet/start",
+        json={"url": "http://x", "name": "p"},
+        headers={"X-CSRF-Token": csrf(alice)},
+    )
     assert r.status_code == 403 and "only admins" in r.json["error"]
     root = web.client("root")
-    r = root.post("/api/skynet/start", json={"url": "http://x", "name": "p"},
-                  headers={"X-CSRF-Token": csrf(root)})
+    r = root.post(
+        "/api/skynet/start",
+        json={"url": "http://x", "name": "p"},
+        headers={"X-CSRF-Token": csrf(root)},
+    )
     assert r.status_code == 400 and "not a configured SkyNET host" in r.json["error"]
 
 

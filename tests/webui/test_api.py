@@ -19,10 +19,11 @@ pytestmark = pytest.mark.redis
 
 
 def test_run_list_pagination_counts_and_filters(web: WebEnv) -> None:
-    wfids = [web.launch_as("alice", fields={"project": "kernel" if i % 3 else "glibc",
-                                            "n": i}) for i in range(25)]
-    broken = web.launch_as("bob", "name: broken\nsteps:\n  - error: boom\n",
-                           {"project": "glibc"})
+    wfids = [
+        web.launch_as("alice", fields={"project": "kernel" if i % 3 else "glibc", "n": i})
+        for i in range(25)
+    ]
+    broken = web.launch_as("bob", "name: broken\nsteps:\n  - error: boom\n", {"project": "glibc"})
     c = web.client()
     page = c.get("/api/runs?limit=10").json
     assert page["total"] == 26 and len(page["runs"]) == 10
@@ -62,8 +63,10 @@ def test_run_detail_graph_and_errors(web: WebEnv) -> None:
     g = c.get(f"/api/runs/{wfid}/graph").json
     nodes = {n["data"]["id"]: n["data"] for n in g["elements"]["nodes"]}
     assert nodes["0_0"]["label"] == "alpha" and nodes["0_0"]["state"] == "waiting"
-    assert {e["data"]["source"] + ">" + e["data"]["target"] for e in g["elements"]["edges"]} \
-        >= {"0_0>0_1", "0_1>end"}
+    assert {e["data"]["source"] + ">" + e["data"]["target"] for e in g["elements"]["edges"]} >= {
+        "0_0>0_1",
+        "0_1>end",
+    }
     page = c.get(f"/runs/{wfid}").data
     assert b"defgraph" in page and b"deep" in page
     broken = web.launch_as("alice", "name: broken\nsteps:\n  - error: the host is down\n")
@@ -80,8 +83,12 @@ def test_actions_send_the_cli_messages(web: WebEnv) -> None:
     h = {"X-CSRF-Token": csrf(alice)}
     r = alice.post(f"/api/runs/{broken}/replay", json={"fields": {"fixed": True}}, headers=h)
     assert r.status_code == 202
-    assert web.publisher.sent[-1] == {"type": "replay", "wfid": broken, "error_id": None,
-                                      "fields": {"fixed": True}}
+    assert web.publisher.sent[-1] == {
+        "type": "replay",
+        "wfid": broken,
+        "error_id": None,
+        "fields": {"fixed": True},
+    }
     r = alice.post(f"/api/runs/{broken}/replay", json={"fields": "[1]"}, headers=h)
     assert r.status_code == 400 and "JSON object" in r.json["error"]
     r = alice.post(f"/api/runs/{broken}/resume", json={}, headers=h)
@@ -91,8 +98,12 @@ def test_actions_send_the_cli_messages(web: WebEnv) -> None:
     assert r.status_code == 409 and "no error to replay" in r.json["error"]
     r = alice.post(f"/api/runs/{live}/reapply", json={"step": "0_0"}, headers=h)
     assert r.status_code == 202
-    assert web.publisher.sent[-1] == {"type": "re_apply", "wfid": live, "eid": "0_0",
-                                      "fields": None}
+    assert web.publisher.sent[-1] == {
+        "type": "re_apply",
+        "wfid": live,
+        "eid": "0_0",
+        "fields": None,
+    }
     r = alice.post(f"/api/runs/{live}/frobnicate", json={}, headers=h)
     assert r.status_code == 400 and "unknown action" in r.json["error"]
 
@@ -105,8 +116,11 @@ def test_errors_grouped_and_bulk_replay(web: WebEnv) -> None:
     groups = c.get("/api/errors").json["groups"]
     assert groups[0]["count"] == 4 and "disk full" in groups[0]["message"]
     items = [{"wfid": e["wfid"], "error_id": e["error_id"]} for e in groups[0]["errors"]]
-    r = c.post("/api/errors/replay", json={"items": items, "fields": {"x": 1}},
-               headers={"X-CSRF-Token": csrf(c)})
+    r = c.post(
+        "/api/errors/replay",
+        json={"items": items, "fields": {"x": 1}},
+        headers={"X-CSRF-Token": csrf(c)},
+    )
     results = {x["wfid"]: x for x in r.json["results"]}
     assert all(results[w]["ok"] for w in a)
     assert not results[b]["ok"] and "belongs to bob" in results[b]["message"]
@@ -137,11 +151,13 @@ def test_launch_validate_and_processes(web: WebEnv) -> None:
     assert b"alpha" in page and b"fields-editor" in page
     # the form: validate says so, launch redirects to the run
     token = csrf(c)
-    r = c.post("/launch", data={"csrf_token": token, "process": "hello", "fields": "{}",
-                                "do": "validate"})
+    r = c.post(
+        "/launch", data={"csrf_token": token, "process": "hello", "fields": "{}", "do": "validate"}
+    )
     assert r.status_code == 200 and b"is valid" in r.data
-    r = c.post("/launch", data={"csrf_token": token, "process": "hello", "fields": "{}",
-                                "do": "launch"})
+    r = c.post(
+        "/launch", data={"csrf_token": token, "process": "hello", "fields": "{}", "do": "launch"}
+    )
     assert r.status_code == 302 and "/runs/" in r.headers["Location"]
 
 
@@ -158,8 +174,9 @@ def _run_with_trace(web: WebEnv) -> tuple[Graph, list[str]]:
         def cancel(self, effect: Any) -> None:
             pass
 
-    eng = Engine(web.store, dispatcher=Capture(),
-                 on_record=lambda r: events.append(record_event(r)))
+    eng = Engine(
+        web.store, dispatcher=Capture(), on_record=lambda r: events.append(record_event(r))
+    )
     wfids = []
     for fail in (False, True):
         wfid = eng.launch(HELLO, {"project": "kernel"})
@@ -193,8 +210,9 @@ def test_health_timeline_and_trace(web: WebEnv) -> None:
     g = c.get(f"/api/runs/{ok}/graph").json
     states_ = {n["data"]["id"]: n["data"]["state"] for n in g["elements"]["nodes"]}
     assert states_["0_0"] == "done" and states_["0_1"] == "done" and states_["end"] == "done"
-    run_event = graph.chain(__import__("engine.trace.activity", fromlist=["x"])
-                            .activity_id(ok, None, "triggered"))[0]["meta"]["id"]
+    run_event = graph.chain(
+        __import__("engine.trace.activity", fromlist=["x"]).activity_id(ok, None, "triggered")
+    )[0]["meta"]["id"]
     tg = c.get(f"/api/trace-graph/{run_event}").json
     assert len(tg["elements"]["nodes"]) > 3
     assert {e["data"]["linkType"] for e in tg["elements"]["edges"]} >= {"CONTEXT"}
@@ -226,21 +244,27 @@ def test_boss_stats_and_users_cli(web: WebEnv, tmp_path) -> None:
 
     _run_with_trace(web)
     ini = tmp_path / "boss.ini"
-    ini.write_text(f"[boss]\nredis_url = {web.config.redis_url}\n"
-                   f"broker_url = {web.config.broker_url}\n"
-                   f"key_prefix = {web.config.key_prefix}\n")
+    ini.write_text(
+        f"[boss]\nredis_url = {web.config.redis_url}\n"
+        f"broker_url = {web.config.broker_url}\n"
+        f"key_prefix = {web.config.key_prefix}\n"
+    )
     runner = CliRunner()
     r = runner.invoke(main, ["-c", str(ini), "stats", "--json", "--since", "1d"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["participants"]["beta"]["failed"] == 1
     r = runner.invoke(main, ["-c", str(ini), "stats"])
     assert r.exit_code == 0 and "alpha" in r.output and "100.0%" in r.output
-    r = runner.invoke(main, ["-c", str(ini), "web", "user", "add", "erin", "--role", "admin"],
-                      env={"BOSS_WEB_PASSWORD": "erin-secret"})
+    r = runner.invoke(
+        main,
+        ["-c", str(ini), "web", "user", "add", "erin", "--role", "admin"],
+        env={"BOSS_WEB_PASSWORD": "erin-secret"},
+    )
     assert r.exit_code == 0, r.output
     r = runner.invoke(main, ["-c", str(ini), "web", "user", "list", "--json"])
     assert {"name": "erin", "role": "admin"}.items() <= next(
-        u for u in json.loads(r.output) if u["name"] == "erin").items()
+        u for u in json.loads(r.output) if u["name"] == "erin"
+    ).items()
     r = runner.invoke(main, ["-c", str(ini), "web", "user", "remove", "erin"])
     assert r.exit_code == 0
     r = runner.invoke(main, ["-c", str(ini), "web", "user", "remove", "erin"])

@@ -51,15 +51,26 @@ def chromium_path() -> str:
         if found:
             return found
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        _unavailable("chromium is not installed and this is not root with apt-get "
-                     "(apt-get install chromium)")
+        _unavailable(
+            "chromium is not installed and this is not root with apt-get (apt-get install chromium)"
+        )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    run = subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], env=env,
-                         capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        ["apt-get", "install", "-y", "-q", "chromium"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if run.returncode != 0:  # the package lists may be missing: update once
         subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=600)
-        run = subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], env=env,
-                             capture_output=True, text=True, timeout=600)
+        run = subprocess.run(
+            ["apt-get", "install", "-y", "-q", "chromium"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     found = shutil.which("chromium")
     if found is None:
         _unavailable(f"apt-get install chromium failed: {run.stderr[-500:]}")
@@ -92,8 +103,9 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, embedded_url: str,
-          embedded_broker_url: str) -> Iterator[Stack]:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, embedded_url: str, embedded_broker_url: str
+) -> Iterator[Stack]:
     executable = chromium_path()
     try:
         from playwright.sync_api import sync_playwright
@@ -116,13 +128,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory, embedded_url: str,
         system.participant("bump", "Bump", instances=2)
         system.participant("builder", "Raise")
         system.participant("sleeper", "Sleeper")
-        app = create_app(system.config, web=WebConfig(secret_key="browser", poll_interval=0.5),
-                         users=USERS)
+        app = create_app(
+            system.config, web=WebConfig(secret_key="browser", poll_interval=0.5), users=USERS
+        )
         server = make_server("127.0.0.1", 0, app, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         pw = sync_playwright().start()
-        browser = pw.chromium.launch(executable_path=executable,
-                                     args=["--no-sandbox", "--disable-dev-shm-usage"])
+        browser = pw.chromium.launch(
+            executable_path=executable, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
         yield Stack(system, f"http://127.0.0.1:{server.server_port}", browser)
         browser.close()
     finally:
@@ -221,8 +235,11 @@ def test_trace_graph_and_main_pages(stack: Stack) -> None:
     expect(page.locator("#run-status")).to_have_text("finished", timeout=60_000)
     root_event = activity_id(wfid, None, "triggered")
     graph = stack.system.store.client
-    wait_for(lambda: graph.exists(f"{stack.system.config.key_prefix}g:e:{root_event}"), 15,
-             "the run's events in the graph")
+    wait_for(
+        lambda: graph.exists(f"{stack.system.config.key_prefix}g:e:{root_event}"),
+        15,
+        "the run's events in the graph",
+    )
     page.goto(f"{stack.url}/trace?q={root_event}")
     page.wait_for_url(f"**/trace/events/{root_event}")
     expect(page.locator('#tracegraph[data-ready="1"]')).to_have_count(1)

@@ -33,8 +33,9 @@ def _remote() -> str:
 @api.get("/me")
 def me() -> Any:
     user = current_user()
-    return jsonify({"user": user.name, "role": user.role, "via": user.via,
-                    "csrf_token": csrf_token()})
+    return jsonify(
+        {"user": user.name, "role": user.role, "via": user.via, "csrf_token": csrf_token()}
+    )
 
 
 @api.get("/runs")
@@ -71,12 +72,14 @@ def errors() -> Any:
 @api.post("/errors/replay")
 def errors_replay() -> Any:
     body = _body()
-    items = [(str(i["wfid"]), i.get("error_id")) for i in body.get("items") or ()
-             if isinstance(i, dict) and i.get("wfid")]
+    items = [
+        (str(i["wfid"]), i.get("error_id"))
+        for i in body.get("items") or ()
+        if isinstance(i, dict) and i.get("wfid")
+    ]
     if not items:
         raise Refused("give items: [{wfid, error_id}, ...]", 400)
-    results = actions.bulk_replay(services(), current_user(), items, body.get("fields"),
-                                  _remote())
+    results = actions.bulk_replay(services(), current_user(), items, body.get("fields"), _remote())
     return jsonify({"results": results}), 202
 
 
@@ -94,22 +97,21 @@ def process(name: str) -> Any:
 @api.post("/validate")
 def validate() -> Any:
     body = _body()
-    return jsonify(actions.validate(services(), str(body.get("process", "")),
-                                    body.get("fields")))
+    return jsonify(actions.validate(services(), str(body.get("process", "")), body.get("fields")))
 
 
 @api.post("/launch")
 def launch() -> Any:
     body = _body()
-    wfid = actions.launch(services(), current_user(), str(body.get("process", "")),
-                          body.get("fields"), _remote())
+    wfid = actions.launch(
+        services(), current_user(), str(body.get("process", "")), body.get("fields"), _remote()
+    )
     return jsonify({"wfid": wfid}), 202
 
 
 @api.get("/participants")
 def participants() -> Any:
-    return jsonify(views.participants_view(services(),
-                                           request.args.get("skynet", "1") != "0"))
+    return jsonify(views.participants_view(services(), request.args.get("skynet", "1") != "0"))
 
 
 @api.post("/skynet/<action>")
@@ -132,11 +134,17 @@ def skynet(action: str) -> Any:
         else:
             raise Refused(f"unknown action {action!r}: start, stop or scale", 400)
     except SkynetError as exc:
-        svc.audit.record(user, f"skynet {action}", f"{name}@{url}", ok=False, detail=str(exc),
-                         remote=_remote())
+        svc.audit.record(
+            user, f"skynet {action}", f"{name}@{url}", ok=False, detail=str(exc), remote=_remote()
+        )
         raise Refused(str(exc), exc.status if exc.status >= 400 else 502) from None
-    svc.audit.record(user, f"skynet {action}", f"{name}@{url}",
-                     detail=str(body.get("instances", "")), remote=_remote())
+    svc.audit.record(
+        user,
+        f"skynet {action}",
+        f"{name}@{url}",
+        detail=str(body.get("instances", "")),
+        remote=_remote(),
+    )
     return jsonify(result)
 
 
@@ -177,5 +185,6 @@ def leadtime_series() -> Any:
         since = parse_since(request.args.get("since"), 30)
     except ValueError as exc:
         raise Refused(str(exc), 400) from None
-    return jsonify(views.leadtime_series(services(), level, since,
-                                         request.args.get("value", "SUCCESS")))
+    return jsonify(
+        views.leadtime_series(services(), level, since, request.args.get("value", "SUCCESS"))
+    )

@@ -29,8 +29,14 @@ def login() -> Any:
             error = "unknown user or wrong password"
             from webui.users import User
 
-            svc.audit.record(User(name or "?", "anonymous", "anonymous"), "login", name,
-                             ok=False, detail=error, remote=request.remote_addr or "")
+            svc.audit.record(
+                User(name or "?", "anonymous", "anonymous"),
+                "login",
+                name,
+                ok=False,
+                detail=error,
+                remote=request.remote_addr or "",
+            )
         else:
             csrf = session.get("csrf")
             session.clear()  # a new session on log in (no fixation)
@@ -40,8 +46,9 @@ def login() -> Any:
             session.permanent = True
             svc.audit.record(user, "login", user.name, remote=request.remote_addr or "")
             return redirect(_safe_next(request.form.get("next")))
-    return render_template("login.html", error=error, next=request.args.get("next", "")), \
-        (401 if error else 200)
+    return render_template("login.html", error=error, next=request.args.get("next", "")), (
+        401 if error else 200
+    )
 
 
 @auth.post("/logout")

@@ -30,10 +30,14 @@ def index() -> Any:
 def runs() -> Any:
     svc = services()
     data = views.runs_page(svc, request.args, current_user())
-    return render_template("runs.html", data=data, states=states.RUN_STATES,
-                           processes=actions.list_processes(svc),
-                           field_names=svc.index.field_names(),
-                           poll=svc.web.poll_interval)
+    return render_template(
+        "runs.html",
+        data=data,
+        states=states.RUN_STATES,
+        processes=actions.list_processes(svc),
+        field_names=svc.index.field_names(),
+        poll=svc.web.poll_interval,
+    )
 
 
 @pages.get("/runs/<wfid>")
@@ -44,8 +48,7 @@ def run(wfid: str) -> Any:
         return render_template("pending.html", wfid=wfid), 202
     info = views.run_detail(svc, wfid)
     timeline = views.run_timeline(svc, wfid)
-    return render_template("run.html", run=info, timeline=timeline,
-                           poll=svc.web.poll_interval)
+    return render_template("run.html", run=info, timeline=timeline, poll=svc.web.poll_interval)
 
 
 @pages.post("/runs/<wfid>/<action>")
@@ -69,8 +72,9 @@ def errors_replay() -> Any:
         items.append((wfid, error_id or None))
     if not items:
         raise Refused("choose at least one error to replay", 400)
-    results = actions.bulk_replay(services(), current_user(), items,
-                                  request.form.get("fields"), _remote())
+    results = actions.bulk_replay(
+        services(), current_user(), items, request.form.get("fields"), _remote()
+    )
     for r in results:
         flash(r["message"], "ok" if r["ok"] else "error")
     return redirect(url_for("pages.errors"))
@@ -85,8 +89,9 @@ def launch() -> Any:
         if request.form.get("do") == "validate":
             result = actions.validate(svc, process, fields)
             if result["ok"]:
-                flash(f"{process} is valid ({result['name']}) and the fields are a JSON "
-                      "object", "ok")
+                flash(
+                    f"{process} is valid ({result['name']}) and the fields are a JSON object", "ok"
+                )
             else:
                 for problem in result["problems"]:
                     flash(problem, "error")
@@ -123,8 +128,13 @@ def _launch_page(process: str, fields: str | None) -> Any:
         except yaml.YAMLError:
             declared = {}
         fields = json.dumps(declared if isinstance(declared, dict) else {}, indent=2)
-    return render_template("launch.html", processes=actions.list_processes(svc),
-                           process=process, source=source, fields=fields or "{}")
+    return render_template(
+        "launch.html",
+        processes=actions.list_processes(svc),
+        process=process,
+        source=source,
+        fields=fields or "{}",
+    )
 
 
 @pages.get("/participants")
@@ -152,11 +162,17 @@ def skynet_action() -> Any:
         else:
             raise Refused(f"unknown action {action!r}: start, stop or scale", 400)
     except SkynetError as exc:
-        svc.audit.record(user, f"skynet {action}", f"{name}@{url}", ok=False, detail=str(exc),
-                         remote=_remote())
+        svc.audit.record(
+            user, f"skynet {action}", f"{name}@{url}", ok=False, detail=str(exc), remote=_remote()
+        )
         raise Refused(str(exc), exc.status if exc.status >= 400 else 502) from None
-    svc.audit.record(user, f"skynet {action}", f"{name}@{url}",
-                     detail=request.form.get("instances", ""), remote=_remote())
+    svc.audit.record(
+        user,
+        f"skynet {action}",
+        f"{name}@{url}",
+        detail=request.form.get("instances", ""),
+        remote=_remote(),
+    )
     flash(f"{action} sent to {name} on {url}", "ok")
     return redirect(url_for("pages.participants"))
 
@@ -168,9 +184,13 @@ def trace() -> Any:
     found = views.trace_search(svc, q) if q else []
     if len(found) == 1 and request.args.get("go") != "0":
         return redirect(url_for("pages.trace_event", eid=found[0]["meta"]["id"]))
-    return render_template("trace.html", q=q, found=found,
-                           level=request.args.get("level", ""),
-                           since=request.args.get("since", "30d"))
+    return render_template(
+        "trace.html",
+        q=q,
+        found=found,
+        level=request.args.get("level", ""),
+        since=request.args.get("since", "30d"),
+    )
 
 
 @pages.get("/trace/events/<eid>")
@@ -196,6 +216,10 @@ def audit() -> Any:
     require("admin")
     svc = services()
     offset = max(0, int(request.args.get("offset", 0) or 0))
-    return render_template("audit.html", entries=svc.audit.entries(offset, 100),
-                           total=svc.audit.count(), offset=offset,
-                           users=svc.users.list())
+    return render_template(
+        "audit.html",
+        entries=svc.audit.entries(offset, 100),
+        total=svc.audit.count(),
+        offset=offset,
+        users=svc.users.list(),
+    )
