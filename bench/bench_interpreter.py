@@ -33,10 +33,10 @@ import time
 import uuid
 from typing import Any
 
-from engine import effects as fx
-from engine import interpreter
+from engine.core import effects as fx
+from engine.core import interpreter
+from engine.core.loader import load_definition
 from engine.engine import Engine
-from engine.loader import load_definition
 from engine.store import MemoryStore, RedisStore
 from engine.store.base import Registration
 

@@ -25,9 +25,9 @@ from typing import Any
 import kombu
 from kombu import Exchange, Queue
 
-from engine import effects as fx
 from engine import wire
 from engine.config import Config
+from engine.core import effects as fx
 
 log = logging.getLogger("boss.broker")
 

@@ -27,8 +27,8 @@ from typing import Any
 
 from kombu.utils.url import maybe_sanitize_url
 
-from engine import states
 from engine.config import Config
+from engine.core import states
 
 DEMO_PROCESS = Path(__file__).resolve().parent.parent / "processes" / "demo" / "pipeline.yaml"
 

@@ -2,7 +2,7 @@
 
 ``Engine`` is the one adapter every front end uses (the harness, the CLI,
 the Celery workers of the distributed runtime). For each message it loads
-the run, applies the message with ``engine.interpreter``, stores the new
+the run, applies the message with ``engine.core.interpreter``, stores the new
 state with a compare-and-set (retrying on a lost race, so concurrent
 messages for one run are serialised without a lock), and only then carries
 out the effects.
@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
 import threading
 import time
 import uuid
@@ -36,13 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from engine import effects as fx
-from engine import interpreter, states
-from engine.conditions import Condition, parse_condition
-from engine.definition import Definition
-from engine.loader import load_definition
-from engine.store.base import ConflictError, Registration, RunExists, RunStore, RunSummary
-from engine.substitution import DictScope
+from engine.core import effects as fx
+from engine.core import interpreter, states
+from engine.core.definition import Definition
+from engine.core.listeners import woken
+from engine.core.loader import load_definition
+from engine.core.registrations import Registration, Registrations, looks_like_regex
+from engine.store.base import ConflictError, RunExists, RunStore, RunSummary
 
 log = logging.getLogger("boss.engine")
 
@@ -146,12 +147,15 @@ class Engine:
         self.max_conflict_retries = max_conflict_retries
         self._defs: OrderedDict[str, Definition] = OrderedDict()
         self._defs_lock = threading.Lock()
-        self._regs: list[Registration] | None = None
+        self._regs: Registrations | None = None
         self._regs_at = 0.0
-        self._conditions: dict[str, Condition] = {}
         self._listeners_cache: tuple[int, list[tuple[str, dict[str, Any]]]] | None = None
         #: how many compare-and-set races were lost and retried (a metric)
         self.conflicts = 0
+        if sys.getrecursionlimit() < interpreter.RECURSION_LIMIT:
+            # the process that runs the core needs it (cancelling a deep tree
+            # recurses once per level); the core itself sets nothing
+            sys.setrecursionlimit(interpreter.RECURSION_LIMIT)
 
     # -- definitions ------------------------------------------------------------
 
@@ -183,10 +187,10 @@ class Engine:
 
     # -- registrations ------------------------------------------------------------
 
-    def registrations(self) -> list[Registration]:
+    def registrations(self) -> Registrations:
         now = time.monotonic()
         if self._regs is None or now - self._regs_at > self.registrations_ttl:
-            self._regs = self.store.participants()
+            self._regs = Registrations(self.store.participants())
             self._regs_at = now
         return self._regs
 
@@ -462,12 +466,6 @@ class Engine:
         wfid, _, eid = holder.partition("/")
         self.send({"type": "mutex", "wfid": wfid, "eid": eid, "mutex": mutex})
 
-    def _condition(self, source: str) -> Condition:
-        c = self._conditions.get(source)
-        if c is None:
-            c = self._conditions[source] = parse_condition(source)
-        return c
-
     def _wake_listeners(
         self,
         listeners: list[tuple[str, dict[str, Any]]],
@@ -475,26 +473,8 @@ class Engine:
         wfid: str,
         workitem: dict[str, Any],
     ) -> None:
-        name = workitem.get("participant_name")
-        if not name:
-            return
-        for lid, spec in listeners:
-            if spec.get("upon", "apply") != upon:
-                continue
-            if spec.get("only_wfid") and spec.get("wfid") != wfid:
-                continue
-            to = spec.get("to", "")
-            if to != name:
-                rx = interpreter._regex(to)
-                if rx is None or not rx.fullmatch(name):
-                    continue
-            where = spec.get("where")
-            if where:
-                fields = workitem.get("fields") or {}
-                scope = DictScope(fields, {}, {"wfid": wfid})
-                if not self._condition(where).evaluate(scope):
-                    continue
-            if self.store.remove_listener(lid):
+        for lid, spec in woken(listeners, upon, wfid, workitem):
+            if self.store.remove_listener(lid):  # claimed: no other engine wakes it
                 self.send(
                     {
                         "type": "listen",
@@ -609,7 +589,7 @@ class Engine:
             if d is None:
                 d = self.definition(st["def"])
             try:
-                node = d.nodes.get(e["n"]) or interpreter._virtual_node(d, e["n"])
+                node = d.node(e["n"])
                 kind, name = node.kind, e.get("pn") or node.name
             except KeyError:
                 kind, name = "?", e["n"]
@@ -626,7 +606,7 @@ class Engine:
         def build(eid: str) -> dict[str, Any]:
             e = exprs[eid]
             try:
-                node = d.nodes.get(e["n"]) or interpreter._virtual_node(d, e["n"])
+                node = d.node(e["n"])
                 kind, name = node.kind, e.get("pn") or node.name
             except KeyError:
                 kind, name = "?", e["n"]
@@ -694,11 +674,3 @@ def message_id(msg: dict[str, Any]) -> str | None:
 def new_wfid() -> str:
     """A run id: time-ordered prefix plus randomness (``20261121-abcd1234ef``)."""
     return time.strftime("%Y%m%d-", time.gmtime()) + uuid.uuid4().hex[:12]
-
-
-_REGEX_CHARS = set("*+?[](){}|^$\\")  # a lone "." is allowed in plain names
-
-
-def looks_like_regex(pattern: str) -> bool:
-    """``build_.*`` is a regex registration, ``alpha`` a name."""
-    return any(c in _REGEX_CHARS for c in pattern)

@@ -30,8 +30,8 @@ from typing import Any
 
 from engine import wire
 from engine.config import Config
+from engine.core.loader import LoadError
 from engine.engine import Engine, Undecided
-from engine.loader import LoadError
 from engine.store.base import RunExists, RunStore
 from engine.trace.activity import record_event
 from engine.trace.bus import EventBus

@@ -36,9 +36,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine import effects as fx
-from engine import states
-from engine.engine import Engine, Position, looks_like_regex
+from engine.core import effects as fx
+from engine.core import states
+from engine.core.registrations import looks_like_regex
+from engine.engine import Engine, Position
 from engine.store.base import RunStore
 from engine.store.memory import MemoryStore
 from participants.workitem import Workitem
@@ -155,7 +156,7 @@ class ProcessHarness:
         self.store = store if store is not None else MemoryStore()
         #: echo lines and whatever participants append, in order
         self.trace: list[Any] = []
-        #: traceability records (``engine.effects.Record``) in order
+        #: traceability records (``engine.core.effects.Record``) in order
         self.records: list[fx.Record] = []
         #: the Eiffel event of each record (``engine.trace.activity``), each
         #: validated against its schema and the protocol's link rules as it

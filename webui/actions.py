@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from engine import states
+from engine.core import states
 from engine.engine import new_wfid
 from webui.access import Refused, can_act_on_run, require
 from webui.services import Services
@@ -88,7 +88,7 @@ def process_source(svc: Services, name: str) -> tuple[Path, str]:
 
 def validate(svc: Services, name: str, fields_text: str | dict[str, Any] | None) -> dict[str, Any]:
     """Check a process and the fields: ``{"ok", "problems", "name", ...}``."""
-    from engine.loader import LoadError, load_definition
+    from engine.core.loader import LoadError, load_definition
 
     problems: list[str] = []
     path, source = process_source(svc, name)

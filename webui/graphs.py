@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.definition import Definition, Node
+from engine.core.definition import Definition, Node
 
 __all__ = ["definition_graph", "timeline", "trace_elements"]
 

@@ -9,7 +9,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from engine import states
+from engine.core import states
 from engine.engine import UnknownRun
 from webui.access import Refused
 from webui.services import Services

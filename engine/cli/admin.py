@@ -128,7 +128,7 @@ def register_cmd(
     """Register a participant name or regular expression and its queue."""
     import re
 
-    from engine.engine import looks_like_regex
+    from engine.core.registrations import looks_like_regex
 
     is_regex = looks_like_regex(pattern) if regex is None else regex
     if is_regex:

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from engine.loader import LoadError, Problem, load_file
+from engine.core.loader import LoadError, Problem, load_file
 
 
 def _check_one(path: str) -> tuple[str | None, list[Problem]]:

@@ -15,7 +15,6 @@ from typing import Any
 
 import click
 
-from engine import states
 from engine.cli.context import (
     Context,
     emit_json,
@@ -25,8 +24,9 @@ from engine.cli.context import (
     pass_context,
     table,
 )
+from engine.core import states
+from engine.core.loader import LoadError, load_file
 from engine.engine import UnknownRun, new_wfid
-from engine.loader import LoadError, load_file
 
 field_option = click.option(
     "--field",

@@ -79,7 +79,7 @@ def _print_events(rows: list[tuple[dict[str, Any], Any, Any]], as_json: bool) ->
 
 def _window(since: str | None, until: str | None) -> tuple[int, int]:
     """``--since 7d``/``--until 2026-11-20``: a window in epoch ms."""
-    from engine.durations import parse_duration
+    from engine.core.durations import parse_duration
 
     now = int(time.time() * 1000)
 

@@ -15,6 +15,8 @@ None, ``embedded://`` or ``embedded:///state/dir``  ``RedisStore`` on the embedd
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from engine.store.base import (
     ConflictError,
     Registration,
@@ -24,7 +26,9 @@ from engine.store.base import (
     StoreError,
 )
 from engine.store.memory import MemoryStore
-from engine.store.redis_store import RedisStore
+
+if TYPE_CHECKING:
+    from engine.store.redis_store import RedisStore
 
 __all__ = [
     "ConflictError",
@@ -41,6 +45,16 @@ __all__ = [
 _REDIS_SCHEMES = ("redis", "rediss", "unix", "valkey", "valkeys", "valkey+unix")
 
 
+def __getattr__(name: str) -> Any:
+    # the Redis store (and redis itself) loads when first asked for, so that
+    # what needs only the interface or the memory store does not pay for it
+    if name == "RedisStore":
+        from engine.store.redis_store import RedisStore
+
+        return RedisStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def open_store(url: str | None, prefix: str = "boss:") -> RunStore:
     """The store a URL names (see the module docstring)."""
     scheme, sep, rest = (url or "embedded://").partition("://")
@@ -49,6 +63,8 @@ def open_store(url: str | None, prefix: str = "boss:") -> RunStore:
     scheme = scheme.lower()
     if scheme == "memory":
         return MemoryStore()
+    from engine.store.redis_store import RedisStore
+
     if scheme in _REDIS_SCHEMES:
         return RedisStore(url, prefix=prefix)
     if scheme == "embedded":

@@ -22,8 +22,10 @@ each with at least ``id``).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from engine.core.registrations import Registration
 
 
 class StoreError(Exception):
@@ -36,18 +38,6 @@ class ConflictError(StoreError):
 
 class RunExists(StoreError):
     """``create_run`` for a wfid that is already stored."""
-
-
-@dataclass(frozen=True, slots=True)
-class Registration:
-    """A participant registration: a name or a regular expression (matched
-    against the whole participant name) and the queue its workitems go to.
-    ``options`` carries what the runtime may need later (e.g. ``forget``)."""
-
-    pattern: str
-    queue: str
-    regex: bool = False
-    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +98,7 @@ class RunStore(ABC):
 
     @abstractmethod
     def count_runs(self) -> dict[str, int]:
-        """How many runs per status (every status of ``engine.states``)."""
+        """How many runs per status (every status of ``engine.core.states``)."""
 
     @abstractmethod
     def list_errors(self, offset: int = 0, limit: int = 100) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ from bisect import bisect_left, insort
 from collections import deque
 from typing import Any
 
-from engine.states import RUN_STATES
+from engine.core.states import RUN_STATES
 from engine.store.base import (
     ConflictError,
     Registration,

@@ -42,7 +42,7 @@ from typing import Any
 
 import redis
 
-from engine.states import RUN_STATES
+from engine.core.states import RUN_STATES
 from engine.store.base import (
     ConflictError,
     Registration,

@@ -1,6 +1,6 @@
 """The engine's transitions as Eiffel activity events.
 
-Every lifecycle ``Record`` the interpreter emits (``engine/lifecycle.py``:
+Every lifecycle ``Record`` the interpreter emits (``engine/core/lifecycle.py``:
 exactly one per transition of a run or a step) becomes one Eiffel event:
 
 =========  =============================  ==========================================
@@ -31,8 +31,8 @@ import socket
 import uuid
 from typing import Any
 
-from engine import states
-from engine.effects import Record
+from engine.core import states
+from engine.core.effects import Record
 
 __all__ = ["VERSIONS", "activity_id", "record_event", "step_activity_id"]
 

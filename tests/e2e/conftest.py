@@ -28,9 +28,9 @@ from typing import Any
 import pytest
 import redis
 
-from engine import states
 from engine.broker import Publisher
 from engine.config import Config
+from engine.core import states
 from engine.engine import Engine
 from engine.store import RedisStore
 from tests.conftest import delete_keys

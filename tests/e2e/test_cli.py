@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import states
+from engine.core import states
 from tests.e2e.conftest import System
 from tests.waiting import wait_for
 

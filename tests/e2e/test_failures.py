@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from engine import states
+from engine.core import states
 from engine.embedded import EmbeddedValkey
 from tests.e2e.conftest import System
 from tests.waiting import wait_for

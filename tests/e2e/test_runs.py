@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from engine import states
+from engine.core import states
 from tests.e2e.conftest import System
 from tests.waiting import wait_for
 

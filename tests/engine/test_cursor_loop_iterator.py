@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from engine import interpreter
+from engine.core import interpreter
 from engine.testing import ProcessHarness
 from tests.engine.support import answer, cancelled_names, held, make, proc, run_proc
 

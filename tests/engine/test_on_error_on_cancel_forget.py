@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.interpreter import iso
+from engine.core.interpreter import iso
 from tests.engine.attr_support import (
     T0,
     cancelled_subids,

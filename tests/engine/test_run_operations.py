@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from engine.core.interpreter import iso
 from engine.engine import EngineError, UnknownRun
-from engine.interpreter import iso
 from tests.engine.attr_support import (
     T0,
     cancelled_subids,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.loader import LoadError
+from engine.core.loader import LoadError
 from engine.testing import ProcessHarness
 from tests.engine.support import answer, held, make, proc
 

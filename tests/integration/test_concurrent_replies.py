@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from engine import effects as fx
+from engine.core import effects as fx
 from engine.engine import Engine, Undecided
 from engine.store import RedisStore, RunStore
 

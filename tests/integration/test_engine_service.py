@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from engine import effects as fx
 from engine import wire
 from engine.config import Config
+from engine.core import effects as fx
 from engine.service import EngineService
 from engine.store import RedisStore
 from tests.conftest import delete_keys

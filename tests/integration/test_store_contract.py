@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from engine import states
+from engine.core import states
 from engine.store import (
     ConflictError,
     MemoryStore,

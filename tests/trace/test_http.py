@@ -134,7 +134,7 @@ def test_post_validates_then_publishes_on_the_bus(http, config, flow):
 
 
 def test_export_a_run_as_eiffel_and_cdevents_in_envelopes(http, graph):
-    from engine.effects import Record
+    from engine.core.effects import Record
     from engine.trace.activity import record_event
 
     wfid = "w-export"

@@ -1,4 +1,4 @@
-"""engine.conditions: the safe condition evaluator (section 5)."""
+"""engine.core.conditions: the safe condition evaluator (section 5)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-import engine.conditions
-from engine.conditions import Condition, ConditionError, parse_condition
-from engine.substitution import MISSING, DictScope
+import engine.core.conditions
+from engine.core.conditions import Condition, ConditionError, parse_condition
+from engine.core.substitution import MISSING, DictScope
 
 FIELDS: dict[str, Any] = {
     "status": "SUCCESS",
@@ -508,7 +508,7 @@ def test_condition_is_immutable() -> None:
 
 
 def test_no_python_eval_anywhere() -> None:
-    source = Path(engine.conditions.__file__).read_text()
+    source = Path(engine.core.conditions.__file__).read_text()
     for forbidden in ("eval(", "exec(", "literal_eval", "compile(source"):
         assert forbidden not in source
 

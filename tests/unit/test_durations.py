@@ -1,4 +1,4 @@
-"""engine.durations: durations (section 4) and ISO 8601 times."""
+"""engine.core.durations: durations (section 4) and ISO 8601 times."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from engine.durations import DurationError, parse_duration, parse_time
+from engine.core.durations import DurationError, parse_duration, parse_time
 
 
 @pytest.mark.parametrize(

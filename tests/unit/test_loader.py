@@ -1,4 +1,4 @@
-"""The definition loader (engine.loader): process-language.md sections 1, 2 and 4.
+"""The definition loader (engine.core.loader): process-language.md sections 1, 2 and 4.
 
 Table-driven: each table row is a YAML snippet and what it must load to, or
 the exact ``line:col`` and message of the problem it must report.
@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine.conditions import Condition, parse_condition
-from engine.definition import BUILTIN_EXPRESSIONS, Definition, Handler, Node, Retry
-from engine.loader import (
+from engine.core.conditions import Condition, parse_condition
+from engine.core.definition import BUILTIN_EXPRESSIONS, Definition, Handler, Node, Retry
+from engine.core.loader import (
     LoadError,
     Problem,
     Yaml12Loader,

@@ -1,4 +1,4 @@
-"""engine.substitution: ``${...}`` references (section 5)."""
+"""engine.core.substitution: ``${...}`` references (section 5)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from engine.substitution import (
+from engine.core.substitution import (
     MISSING,
     SPECIAL_NAMES,
     DictScope,

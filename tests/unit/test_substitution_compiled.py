@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from engine.substitution import DictScope, substitute, substitute_node_value
+from engine.core.substitution import DictScope, substitute, substitute_node_value
 
 SCOPE = DictScope(
     fields={

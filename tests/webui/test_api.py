@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine import states
+from engine.core import states
 from engine.engine import Engine
 from engine.trace.activity import record_event
 from engine.trace.aggregator import graph_prefix

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from engine import states
+from engine.core import states
 from webui import actions, views
 from webui.access import Refused, current_user, require
 from webui.health import parse_since

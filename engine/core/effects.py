@@ -1,6 +1,6 @@
 """What the interpreter asks its adapters to do.
 
-The sans-IO core (``engine.interpreter``) never touches Redis, a broker or a
+The sans-IO core (``engine.core.interpreter``) never touches Redis, a broker or a
 clock: it returns a list of these effects and the adapter (``engine.engine``)
 carries them out *after* the new run state is stored. Every effect is plain
 data (``to_dict``/``from_dict`` round-trip through JSON) so it can sit in a

@@ -3,7 +3,7 @@ and the effects to carry out, out.
 
 Nothing here does IO, reads a clock or draws a random number: the adapter
 passes ``now``, the participant registrations and the definition, and
-carries out the returned effects (``engine.effects``) after storing the
+carries out the returned effects (``engine.core.effects``) after storing the
 state. That makes the core deterministic, fast, and safe to run on any
 number of workers (the store's compare-and-set serialises messages per run).
 
@@ -21,7 +21,7 @@ waiting run small in Redis:
     n   node id in the definition (``0_1``, ``sub/0_2``, ``0_1@on_error``,
         ``0_3#body``)
     p   parent eid, or None for the root and detached branches
-    s   state (``engine.states``: active, waiting, cancelling, failed)
+    s   state (``engine.core.states``: active, waiting, cancelling, failed)
     w   the workitem fields it was applied with
     k   live children eids (containers)
     v   variables, for expressions that open a scope; vk its kind
@@ -37,17 +37,16 @@ continue.
 
 from __future__ import annotations
 
-import re
-import sys
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from engine import lifecycle, merge, states
-from engine.definition import CURSOR_COMMANDS, Definition, Handler, Node
-from engine.durations import DurationError, parse_duration, parse_time
-from engine.effects import (
+from engine.core import lifecycle, merge, states
+from engine.core.definition import CURSOR_COMMANDS, Definition, Handler, Node
+from engine.core.durations import DurationError, parse_duration, parse_time
+from engine.core.effects import (
     AcquireMutex,
     AddListener,
     CancelTimer,
@@ -64,8 +63,8 @@ from engine.effects import (
     RunEnded,
     ScheduleTimer,
 )
-from engine.store.base import Registration
-from engine.substitution import MISSING, substitute, substitute_node_value
+from engine.core.registrations import Registration, Registrations
+from engine.core.substitution import MISSING, substitute, substitute_node_value
 
 #: instantaneous operations one message may run before the core yields
 OPERATION_BUDGET = 20_000
@@ -92,61 +91,6 @@ def iso(ts: float) -> str:
         head = _iso_seconds[sec] = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     ms = min(int((ts - sec) * 1000), 999)
     return f"{head}.{ms:03d}Z"
-
-
-_regex_cache: dict[str, re.Pattern[str]] = {}
-
-
-def _regex(pattern: str) -> re.Pattern[str] | None:
-    rx = _regex_cache.get(pattern)
-    if rx is None:
-        try:
-            rx = re.compile(pattern)
-        except re.error:
-            return None
-        if len(_regex_cache) > 4096:
-            _regex_cache.clear()
-        _regex_cache[pattern] = rx
-    return rx
-
-
-_reg_index: dict[int, tuple[Any, dict[str, int], list[tuple[int, re.Pattern[str]]]]] = {}
-
-
-def _index_of(registrations: Any) -> tuple[dict[str, int], list[tuple[int, re.Pattern[str]]]]:
-    """Exact names by position, and the regexes in order, for one
-    registration list (cached by identity: engines pass the same list
-    object until registrations change)."""
-    hit = _reg_index.get(id(registrations))
-    if hit is not None and hit[0] is registrations:
-        return hit[1], hit[2]
-    exact: dict[str, int] = {}
-    regexes: list[tuple[int, re.Pattern[str]]] = []
-    for pos, reg in enumerate(registrations):
-        if reg.regex:
-            rx = _regex(reg.pattern)
-            if rx is not None:
-                regexes.append((pos, rx))
-        else:
-            exact.setdefault(reg.pattern, pos)
-    if len(_reg_index) > 64:
-        _reg_index.clear()
-    _reg_index[id(registrations)] = (registrations, exact, regexes)
-    return exact, regexes
-
-
-def match_registration(name: str, registrations: Any) -> Registration | None:
-    """The first registration whose name equals, or whose regex fully
-    matches, ``name`` (the first registered wins)."""
-    exact, regexes = _index_of(registrations)
-    best = exact.get(name)
-    for pos, rx in regexes:
-        if best is not None and pos > best:
-            break
-        if rx.fullmatch(name):
-            best = pos
-            break
-    return None if best is None else registrations[best]
 
 
 def _get_path(data: Any, path: str) -> Any:
@@ -321,7 +265,7 @@ class Interpreter:
         state: dict[str, Any],
         *,
         now: float,
-        registrations: list[Registration] | tuple[Registration, ...] = (),
+        registrations: Sequence[Registration] = (),
         dispatch_lease: float = 0.0,
     ) -> None:
         self.d = definition
@@ -333,7 +277,11 @@ class Interpreter:
         self.state = state
         self.exprs: dict[str, dict[str, Any]] = state["exprs"]
         self.now = now
-        self.regs = registrations
+        self.regs = (
+            registrations
+            if isinstance(registrations, Registrations)
+            else Registrations(registrations)
+        )
         self.effects: list[Effect] = []
         self.work: deque[list[Any]] = deque(state.pop("pending", None) or ())
         self.ops = 0
@@ -344,10 +292,7 @@ class Interpreter:
     # -- node lookup (virtual nodes for bodies and handlers) ---------------
 
     def node(self, node_id: str) -> Node:
-        node = self.d.nodes.get(node_id)
-        if node is not None:
-            return node
-        return _virtual_node(self.d, node_id)
+        return self.d.node(node_id)
 
     # -- entry points -------------------------------------------------------
 
@@ -739,7 +684,7 @@ class Interpreter:
         self._dispatch(eid, e, name, params, forget=bool(params.get("forget")))
 
     def _dispatch(self, eid: str, e: dict, name: str, params: dict, forget: bool = False) -> None:
-        reg = match_registration(name, self.regs)
+        reg = self.regs.match(name)
         e["pn"] = name
         if reg is None:
             raise RunError(f"no participant registered for '{name}'", "UnknownParticipant")
@@ -1765,53 +1710,6 @@ def _outcome(fields: dict) -> str:
     return states.SUCCESSFUL
 
 
-# ---------------------------------------------------------------------------
-# virtual nodes: ``<id>#body`` (the steps of an iterator or reserve, as a
-# sequence) and ``<id>@on_error`` / ``@on_timeout`` / ``@on_cancel`` (the
-# handler named by an attribute, as a participant or subprocess step)
-
-_virtual_cache: dict[tuple[str, str], Node] = {}
-
-
-def _virtual_node(d: Definition, node_id: str) -> Node:
-    key = (d.digest, node_id)
-    node = _virtual_cache.get(key)
-    if node is not None:
-        return node
-    if "#" in node_id:
-        base_id, _, _ = node_id.partition("#")
-        base = d.nodes[base_id]
-        node = Node(
-            id=node_id, kind="sequence", children=base.children, line=base.line, col=base.col
-        )
-    elif "@" in node_id:
-        base_id, _, attr = node_id.rpartition("@")
-        base = d.nodes.get(base_id) or _virtual_node(d, base_id)
-        h: Handler = base.attrs[attr]
-        if h.action == "subprocess":
-            node = Node(
-                id=node_id,
-                kind="subprocess",
-                opts={"ref": h.ref, "vars": {}},
-                line=base.line,
-                col=base.col,
-            )
-        else:
-            node = Node(
-                id=node_id,
-                kind="participant",
-                opts={"ref": h.ref, "params": {}},
-                line=base.line,
-                col=base.col,
-            )
-    else:
-        raise KeyError(node_id)
-    if len(_virtual_cache) > 100_000:
-        _virtual_cache.clear()
-    _virtual_cache[key] = node
-    return node
-
-
 _APPLY = {
     "sequence": Interpreter._apply_sequence,
     "cursor": Interpreter._apply_sequence,
@@ -1888,7 +1786,7 @@ def launch(
     now: float,
     fields: dict[str, Any] | None = None,
     variables: dict[str, Any] | None = None,
-    registrations: list[Registration] | tuple[Registration, ...] = (),
+    registrations: Sequence[Registration] = (),
     cause: list[str] | None = None,
     dispatch_lease: float = 0.0,
 ) -> Result:
@@ -1910,7 +1808,7 @@ def handle(
     message: dict[str, Any],
     *,
     now: float,
-    registrations: list[Registration] | tuple[Registration, ...] = (),
+    registrations: Sequence[Registration] = (),
     dispatch_lease: float = 0.0,
 ) -> Result:
     """Apply one message to a run. ``state`` is taken over (mutated and
@@ -1918,11 +1816,12 @@ def handle(
     interp = Interpreter(
         definition, state, now=now, registrations=registrations, dispatch_lease=dispatch_lease
     )
-    if sys.getrecursionlimit() < _RECURSION_LIMIT:
-        # cancelling a deep tree recurses once per level (replies do not)
-        sys.setrecursionlimit(_RECURSION_LIMIT)
     reason = interp.handle(message)
     return Result(state, interp.effects, reason)
 
 
-_RECURSION_LIMIT = 20_000
+#: the recursion limit the process that runs the core needs: cancelling a
+#: deep tree recurses once per level (replies do not). The core sets no
+#: process-wide setting; the adapters that own a process raise the limit
+#: (``engine.engine.Engine`` on construction).
+RECURSION_LIMIT = 20_000

@@ -59,7 +59,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from engine.substitution import (
+from engine.core.substitution import (
     MISSING,
     Scope,
     find_close,

@@ -1,7 +1,7 @@
 """The loaded form of a process definition: a tree of immutable nodes.
 
-The loader (``engine.loader``) turns YAML into these objects; the interpreter
-(``engine.interpreter``) only ever reads them. A definition is identified by
+The loader (``engine.core.loader``) turns YAML into these objects; the interpreter
+(``engine.core.interpreter``) only ever reads them. A definition is identified by
 the SHA-256 of its source text (``Definition.digest``): a run stores that
 digest, so editing a file never changes a run in flight.
 
@@ -198,6 +198,34 @@ class Definition:
     source: str = ""
     digest: str = ""
     filename: str | None = None
+    #: virtual nodes made on demand (see ``node``), kept with the definition
+    _virtual: dict[str, Node] = field(default_factory=dict, repr=False, compare=False)
 
     def node(self, node_id: str) -> Node:
-        return self.nodes[node_id]
+        """The node ``node_id``: a node of the definition, or a virtual one:
+        ``<id>#body`` (the steps of an iterator or reserve, as a sequence)
+        and ``<id>@on_error`` / ``@on_timeout`` / ``@on_cancel`` (the handler
+        an attribute names, as a participant or subprocess step). Raises
+        ``KeyError`` for an unknown id."""
+        node = self.nodes.get(node_id) or self._virtual.get(node_id)
+        if node is None:
+            node = self._virtual[node_id] = self._make_virtual(node_id)
+        return node
+
+    def _make_virtual(self, node_id: str) -> Node:
+        if "#" in node_id:
+            base = self.nodes[node_id.partition("#")[0]]
+            return Node(
+                id=node_id, kind="sequence", children=base.children, line=base.line, col=base.col
+            )
+        if "@" in node_id:
+            base_id, _, attr = node_id.rpartition("@")
+            base = self.node(base_id)
+            h: Handler = base.attrs[attr]
+            kind, opts = (
+                ("subprocess", {"ref": h.ref, "vars": {}})
+                if h.action == "subprocess"
+                else ("participant", {"ref": h.ref, "params": {}})
+            )
+            return Node(id=node_id, kind=kind, opts=opts, line=base.line, col=base.col)
+        raise KeyError(node_id)

@@ -1,4 +1,4 @@
-"""Load a process definition (YAML) into an ``engine.definition.Definition``.
+"""Load a process definition (YAML) into an ``engine.core.definition.Definition``.
 
 The contract is ``process-language.md``; the choices made where it is silent
 are in ``docs/process-language-notes.md``.
@@ -28,8 +28,8 @@ import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from yaml.nodes import Node as YamlNode
 
-from engine.conditions import ConditionError, parse_condition
-from engine.definition import (
+from engine.core.conditions import ConditionError, parse_condition
+from engine.core.definition import (
     BUILTIN_EXPRESSIONS,
     COMMON_ATTRIBUTES,
     CURSOR_COMMANDS,
@@ -40,8 +40,8 @@ from engine.definition import (
     Node,
     Retry,
 )
-from engine.durations import DurationError, parse_duration, parse_time
-from engine.substitution import has_substitution
+from engine.core.durations import DurationError, parse_duration, parse_time
+from engine.core.substitution import has_substitution
 
 __all__ = ["LoadError", "Problem", "check_files", "load_definition", "load_file"]
 
