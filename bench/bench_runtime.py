@@ -705,7 +705,7 @@ class BossSystem:
             [
                 sys.executable,
                 "-m",
-                "engine.cli",
+                "boss.cli",
                 "-c",
                 str(rig.ini),
                 "worker",

@@ -344,3 +344,20 @@ def drop_deadletter(config: Config, connection: kombu.Connection, letter_id: str
                 message.ack()
                 return record
     raise KeyError(letter_id)
+
+
+def queue_depths(boss: Config, queues: list[str]) -> dict[str, dict[str, Any]]:
+    """``{queue: {"messages": n, "consumers": n|None}}`` (``None`` where the
+    transport cannot tell; ``{"error": ...}`` when the broker is away)."""
+    if not queues:
+        return {}
+    try:
+        with connect(boss) as conn:
+            out: dict[str, dict[str, Any]] = {}
+            for q in dict.fromkeys(queues):
+                info = queue_info(conn, q)
+                out[q] = {"messages": info.messages, "consumers": info.consumers}
+            return out
+    except Exception as exc:
+        error = {"error": f"broker: {type(exc).__name__}: {exc}"}
+        return {q: dict(error) for q in queues}

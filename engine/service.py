@@ -25,20 +25,20 @@ import os
 import socket
 import time
 import traceback
-from pathlib import Path
 from typing import Any
 
 from engine import wire
 from engine.config import Config
 from engine.core.loader import LoadError
 from engine.engine import Engine, Undecided
+from engine.process_store import resolve_process
 from engine.store.base import RunExists, RunStore
 from engine.trace.activity import record_event
 from engine.trace.bus import EventBus
 
 log = logging.getLogger("boss.worker")
 
-__all__ = ["EngineService", "resolve_process"]
+__all__ = ["EngineService"]
 
 
 class EngineService:
@@ -163,7 +163,7 @@ class EngineService:
                 source: Any = item["definition"]
                 filename = item.get("filename") or "<launch item>"
             else:
-                path = resolve_process(self.config, item["process"])
+                path = resolve_process(self.config.process_dir, item["process"])
                 source, filename = path.read_text(encoding="utf-8"), str(path)
             wfid = self.engine.launch(
                 source,
@@ -280,17 +280,3 @@ class EngineService:
         traceback rather than loop on it for ever."""
         tb = "".join(traceback.format_exception(exc))
         return self._deadletter(body, f"handling failed repeatedly: {exc}\n{tb}", queue)
-
-
-def resolve_process(config: Config, name: str) -> Path:
-    """The file of a process in the process store (``process_dir``):
-    ``demo/ci_pipeline`` is ``<process_dir>/demo/ci_pipeline.yaml``. A name
-    that climbs out of the store is refused."""
-    root = Path(config.process_dir or "processes").resolve()
-    for suffix in ("", ".yaml", ".yml"):
-        candidate = (root / (name + suffix)).resolve()
-        if not candidate.is_relative_to(root):
-            raise ValueError(f"process {name!r} is outside the process store {root}")
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"no process {name!r} in the process store {root}")

@@ -254,8 +254,7 @@ class EngineWorker:
         argv = [
             sys.executable,
             "-m",
-            "engine.cli",
-            "aggregator",
+            "engine.trace",
             "--threads",
             str(self.config.trace_threads),
             "--loglevel",

@@ -9,28 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.broker import queue_depths
 from engine.config import Config
 
 __all__ = ["open_engine", "queue_depths", "registrations"]
-
-
-def queue_depths(boss: Config, queues: list[str]) -> dict[str, dict[str, Any]]:
-    """``{queue: {"messages": n, "consumers": n|None}}`` (``None`` where the
-    transport cannot tell; ``{"error": ...}`` when the broker is away)."""
-    if not queues:
-        return {}
-    from engine.broker import connect, queue_info
-
-    try:
-        with connect(boss) as conn:
-            out: dict[str, dict[str, Any]] = {}
-            for q in dict.fromkeys(queues):
-                info = queue_info(conn, q)
-                out[q] = {"messages": info.messages, "consumers": info.consumers}
-            return out
-    except Exception as exc:
-        error = {"error": f"broker: {type(exc).__name__}: {exc}"}
-        return {q: dict(error) for q in queues}
 
 
 def open_engine(boss: Config) -> Any:

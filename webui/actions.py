@@ -1,7 +1,7 @@
 """What the UI does to runs, shared by the pages (forms) and the JSON API.
 
 Everything that changes a run is a message on the engine's queue, exactly
-as ``boss launch``/``cancel``/``replay``/... send it (``engine.cli.runs``):
+as ``boss launch``/``cancel``/``replay``/... send it (``boss.cli.runs``):
 the engine workers apply it, so the UI never races a worker for a run's
 state. Each function checks who may (``webui.access``), checks what can be
 known here (the run exists, has an error to replay, is not over), sends,
@@ -77,10 +77,10 @@ def list_processes(svc: Services) -> list[str]:
 
 
 def process_source(svc: Services, name: str) -> tuple[Path, str]:
-    from engine.service import resolve_process
+    from engine.process_store import resolve_process
 
     try:
-        path = resolve_process(svc.config.replace(process_dir=str(_root(svc))), name)
+        path = resolve_process(_root(svc), name)
     except (FileNotFoundError, ValueError) as exc:
         raise Refused(str(exc), 404) from None
     return path, path.read_text(encoding="utf-8")

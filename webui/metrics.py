@@ -108,7 +108,7 @@ class BossCollector:
 
 def queue_depths(svc: Services) -> dict[str, dict[str, Any]]:
     """The engine's and every registered participant's queue."""
-    from skynet.engine_view import queue_depths as depths
+    from engine.broker import queue_depths as depths
 
     queues = [svc.config.engine_queue, *dict.fromkeys(r.queue for r in svc.engine.registrations())]
     return depths(svc.config, queues)

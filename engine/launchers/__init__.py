@@ -4,8 +4,9 @@
   ``MalformedEvent``), wfid and Eiffel id derivation;
 * ``launcher``: normalised events to launch items (process store, rules),
   published with the source's Eiffel event as their cause;
-* ``store`` (``<store>/<Project/Path>/<LABEL>.<name>.yaml`` + ``.conf``,
-  ``enable_project``), ``rules`` (the rules file);
+* ``rules`` (the rules file); the process store they read
+  (``<store>/<Project/Path>/<LABEL>.<name>.yaml`` + ``.conf``,
+  ``enable_project``) is ``engine.process_store``;
 * the sources: ``obs`` (the OBS message bus, legacy BOSS items), ``github``,
   ``gitlab`` (webhooks, served by ``http``), ``gerrit`` (stream-events),
   ``eiffel`` (an adapter over ``engine.trace.triggers``);

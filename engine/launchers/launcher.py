@@ -41,9 +41,8 @@ from engine.launchers.base import (
 )
 from engine.launchers.rules import RuleError, Rules
 from engine.launchers.settings import LauncherSettings
-from engine.launchers.store import ProcessStore, StoreError
 from engine.launchers.traceability import source_event
-from engine.service import resolve_process
+from engine.process_store import ProcessStore, StoreError, resolve_process
 
 __all__ = ["LaunchError", "Launcher", "Outcome", "PlannedLaunch"]
 
@@ -152,7 +151,7 @@ class Launcher:
         last: Exception | None = None
         for root in roots:
             try:
-                return resolve_process(self.config.replace(process_dir=str(root)), name)
+                return resolve_process(root, name)
             except (FileNotFoundError, ValueError) as exc:
                 last = exc
         raise LaunchError(str(last))

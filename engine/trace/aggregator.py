@@ -263,3 +263,46 @@ class EventAggregator(ConsumerMixin):
             if p is not None:
                 p.close()
         self.connection.release()
+
+
+def run_aggregators(
+    config: Config, client: Any, *, threads: int = 1, batch: int = 500
+) -> list[AggregatorStats]:
+    """Run ``threads`` aggregators (each with its own broker connection) in
+    this process until SIGTERM or SIGINT; their stats when they stopped.
+    ``boss aggregator`` and the engine worker's aggregator child process
+    (``python -m engine.trace``) run this."""
+    import signal
+    import threading
+
+    from engine.trace.graph import Graph
+
+    aggregators = [
+        EventAggregator(
+            config,
+            Graph(client, prefix=graph_prefix(config)),
+            connection=connect(config, heartbeat=30),
+            triggers=TriggerStore(client, config.key_prefix),
+            batch_size=batch,
+        )
+        for _ in range(threads)
+    ]
+
+    def stop(*_: Any) -> None:
+        for a in aggregators:
+            a.should_stop = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    runners = [
+        threading.Thread(target=a.run_forever, name=f"aggregator-{i}", daemon=True)
+        for i, a in enumerate(aggregators)
+    ]
+    for t in runners:
+        t.start()
+    for t in runners:
+        while t.is_alive():
+            t.join(0.5)
+    for a in aggregators:
+        a.close()
+    return [a.stats for a in aggregators]

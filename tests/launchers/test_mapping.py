@@ -17,7 +17,7 @@ from engine.launchers.launcher import Launcher, LaunchError
 from engine.launchers.obs import ObsSource
 from engine.launchers.rules import RuleError, Rules, extract
 from engine.launchers.settings import LauncherSettings
-from engine.launchers.store import (
+from engine.process_store import (
     ProcessStore,
     StoreError,
     enable_project,
@@ -340,7 +340,7 @@ def test_enable_project_links_every_standard_process_for_its_label(tmp_path):
     launches it, so `boss enable-project` links all of them."""
     from pathlib import Path
 
-    from engine.launchers.store import enable_project
+    from engine.process_store import enable_project
 
     std = Path(__file__).resolve().parents[2] / "processes" / "StandardWorkflow"
     links = enable_project(tmp_path, "Mer:Tools", std)

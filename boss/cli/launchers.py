@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from engine.cli.context import Context, emit_json, fail, json_option, pass_context
+from engine.commandline import Context, emit_json, fail, json_option, pass_context
 
 __all__ = ["register"]
 
@@ -351,7 +351,7 @@ def enable_project_cmd(
 ) -> None:
     """Enable PROJECT (Mer:Tools, org/repo) for the standard workflow: link
     the standard processes into its directory of the process store."""
-    from engine.launchers.store import StoreError, enable_project, project_dir
+    from engine.process_store import StoreError, enable_project, project_dir
 
     settings = _settings(ctx, process_store=process_store, standard_dir=standard_dir)
     store = settings.store_dir(ctx.config)

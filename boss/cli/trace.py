@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from engine.cli.context import Context, emit_json, fail, json_option, pass_context, table
+from engine.commandline import Context, emit_json, fail, json_option, pass_context, table
 
 __all__ = ["register"]
 

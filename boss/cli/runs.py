@@ -9,13 +9,12 @@ never races a worker for a run's state).
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from engine.cli.context import (
+from engine.commandline import (
     Context,
     emit_json,
     fail,
@@ -23,6 +22,7 @@ from engine.cli.context import (
     parse_fields,
     pass_context,
     table,
+    when,
 )
 from engine.core import states
 from engine.core.loader import LoadError, load_file
@@ -42,12 +42,6 @@ fields_json_option = click.option(
     metavar="FILE.json",
     help="Fields from a JSON object file (--field wins).",
 )
-
-
-def _when(t: float | None) -> str:
-    if t is None:
-        return "-"
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def register(main: click.Group) -> None:
@@ -103,10 +97,10 @@ def launch(
         item["definition"] = definition.source
         item["filename"] = str(path)
     else:
-        from engine.service import resolve_process
+        from engine.process_store import resolve_process
 
         try:
-            resolved = resolve_process(ctx.config, process)
+            resolved = resolve_process(ctx.config.process_dir, process)
             load_file(resolved)
         except (FileNotFoundError, ValueError) as exc:
             fail(f"{process}: not a file, and {exc}", 2)
@@ -217,7 +211,7 @@ def ps(
         )
         return
     table(
-        [[r.wfid, r.name, r.status, _when(r.launched_at)] for r in runs],
+        [[r.wfid, r.name, r.status, when(r.launched_at)] for r in runs],
         ["wfid", "process", "status", "launched (UTC)"],
     )
     click.echo("  ".join(f"{k}: {v}" for k, v in counts.items() if v) or "no runs")
@@ -242,15 +236,15 @@ def show(ctx: Context, wfid: str, as_json: bool) -> None:
     )
     click.echo(f"status   {info['status']}")
     click.echo(
-        f"launched {_when(info['launched_at'])}  updated {_when(info['updated_at'])}"
-        + (f"  ended {_when(info['ended_at'])}" if info["ended_at"] else "")
+        f"launched {when(info['launched_at'])}  updated {when(info['updated_at'])}"
+        + (f"  ended {when(info['ended_at'])}" if info["ended_at"] else "")
     )
     if info["positions"]:
         click.echo("at:")
         for p in info["positions"]:
             click.echo(
                 f"  {p['expid']:<10} {p['kind']:<12} {p['name'] or '':<24} {p['state']}"
-                f"  since {_when(p['since'])}"
+                f"  since {when(p['since'])}"
             )
     if info["errors"]:
         click.echo("errors:")

@@ -1,5 +1,6 @@
-"""The process store (BOSS's robogrator layout): which processes an event
-launches, found by the event's project and label.
+"""The process store: a process by name (``resolve_process``, for ``boss
+launch``, the web UI and launch items) and BOSS's robogrator layout, which
+processes an event launches, found by the event's project and label.
 
 ::
 
@@ -35,6 +36,7 @@ __all__ = [
     "StoreError",
     "enable_project",
     "project_dir",
+    "resolve_process",
 ]
 
 #: labels each standard process is launched for, by its file's stem, for
@@ -176,3 +178,18 @@ def enable_project(
                 link.symlink_to(src)
                 made.append(link)
     return made
+
+
+def resolve_process(process_dir: str | os.PathLike[str] | None, name: str) -> Path:
+    """The file of a process in the process store (``process_dir``, the
+    current directory's ``processes`` when none):
+    ``demo/ci_pipeline`` is ``<process_dir>/demo/ci_pipeline.yaml``. A name
+    that climbs out of the store is refused."""
+    root = Path(process_dir or "processes").resolve()
+    for suffix in ("", ".yaml", ".yml"):
+        candidate = (root / (name + suffix)).resolve()
+        if not candidate.is_relative_to(root):
+            raise ValueError(f"process {name!r} is outside the process store {root}")
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"no process {name!r} in the process store {root}")

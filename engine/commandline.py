@@ -1,12 +1,15 @@
-"""What every ``boss`` sub-command shares: the configuration, lazily opened
-store, engine and publisher, and output helpers (human text by default,
-``--json`` for scripts)."""
+"""What every ``boss`` sub-command shares, wherever it is defined (``boss.cli``
+or a package that contributes commands through the ``boss.commands`` entry
+point, like ``webui.cli``): the configuration, lazily opened store, engine
+and publisher, and output helpers (human text by default, ``--json`` for
+scripts)."""
 
 from __future__ import annotations
 
 import json
 import sys
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
@@ -118,3 +121,10 @@ def table(rows: list[list[Any]], headers: list[str]) -> None:
 def fail(message: str, code: int = 1) -> None:
     click.echo(f"boss: {message}", err=True)
     sys.exit(code)
+
+
+def when(t: float | None) -> str:
+    """Epoch seconds as a UTC time for a table, ``-`` for none."""
+    if t is None:
+        return "-"
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from engine.cli.context import Context, pass_context
+from engine.commandline import Context, pass_context
 
 
 @click.command()
@@ -26,7 +26,7 @@ def demo(ctx: Context, web_bind: str, serve: bool) -> None:
     """Run a demo CI pipeline: an embedded Valkey as store and broker, an
     engine worker and participant processes, a failure that is replayed,
     the change traced to its release candidate; the web UI serves meanwhile."""
-    from engine.demo import run_demo
+    from boss.demo import run_demo
 
     result = run_demo(ctx.config, out=click.echo, web=web_bind or None, serve=serve)
     if result["status"] != "finished":

@@ -13,7 +13,9 @@ do, each with a ``register(main)``:
 * ``trace``: ``trace get|upstream|downstream|find|up|down|run|export|lead-time|dora|stats|
   deadletters``
 * ``launchers``: ``launcher obs|gerrit|serve|test``, ``enable-project``
-* ``web``: ``web``, ``web user add|passwd|list|remove``, ``stats``
+* contributed by other packages through the ``boss.commands`` entry point
+  group (``pyproject.toml``): ``web``, ``web user add|passwd|list|remove``
+  and ``stats`` from ``webui.cli``
 
 Configuration: ``--config FILE`` (or ``$BOSS_CONFIG``) plus ``BOSS_*``
 environment variables (``docs/configuration.md``). Every command that lists
@@ -22,13 +24,14 @@ or shows takes ``--json``.
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
+
 import click
 
-from engine.cli import admin, events, launchers, runs, trace
-from engine.cli import web as web_cli
-from engine.cli.check import check
-from engine.cli.context import Context
-from engine.cli.demo import demo
+from boss.cli import admin, events, launchers, runs, trace
+from boss.cli.check import check
+from boss.cli.demo import demo
+from engine.commandline import Context
 
 __all__ = ["main"]
 
@@ -56,4 +59,14 @@ admin.register(main)
 events.register(main)
 trace.register(main)
 launchers.register(main)
-web_cli.register(main)
+
+
+def _contributed(group: click.Group) -> None:
+    """Commands other installed packages add (``boss.commands`` entry points:
+    each names a click command)."""
+    for ep in entry_points(group="boss.commands"):
+        if ep.name not in group.commands:
+            group.add_command(ep.load(), ep.name)
+
+
+_contributed(main)

@@ -114,7 +114,7 @@ class Demo:
             [
                 sys.executable,
                 "-m",
-                "engine.cli",
+                "boss.cli",
                 "worker",
                 "--loglevel",
                 "WARNING",

@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 from typing import Any
 
 import click
 
-from engine.cli.context import Context, emit_json, fail, json_option, parse_fields, pass_context
-from engine.cli.context import table as print_table
+from engine.commandline import Context, emit_json, fail, json_option, parse_fields, pass_context
+from engine.commandline import table as print_table
 
 __all__ = ["register"]
 
@@ -214,48 +213,15 @@ def aggregator(ctx: Context, threads: int, batch: int, loglevel: str) -> None:
     """Consume the trace queue into the traceability graph (run as many as
     you like, anywhere; engine workers also run ``trace_threads`` of them)."""
     import logging
-    import threading
 
-    from engine.broker import connect
-    from engine.trace.aggregator import EventAggregator, graph_prefix
-    from engine.trace.graph import Graph
-    from engine.trace.triggers import TriggerStore
+    from engine.trace.aggregator import run_aggregators
 
     logging.basicConfig(
         level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = ctx.config
-    client = ctx.store.client
-    aggregators = [
-        EventAggregator(
-            config,
-            Graph(client, prefix=graph_prefix(config)),
-            connection=connect(config, heartbeat=30),
-            triggers=TriggerStore(client, config.key_prefix),
-            batch_size=batch,
-        )
-        for _ in range(threads)
-    ]
-
-    def stop(*_: Any) -> None:
-        for a in aggregators:
-            a.should_stop = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    runners = [
-        threading.Thread(target=a.run_forever, name=f"aggregator-{i}", daemon=True)
-        for i, a in enumerate(aggregators)
-    ]
-    for t in runners:
-        t.start()
     click.echo(f"aggregating {config.trace_queue} with {threads} consumer(s)", err=True)
-    for t in runners:
-        while t.is_alive():
-            t.join(0.5)
-    for a in aggregators:
-        a.close()
-    stats = [a.stats for a in aggregators]
+    stats = run_aggregators(config, ctx.store.client, threads=threads, batch=batch)
     click.echo(
         f"stopped: {sum(s.stored for s in stats)} stored, "
         f"{sum(s.duplicates for s in stats)} duplicates, "

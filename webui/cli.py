@@ -1,5 +1,8 @@
-"""``boss web`` (serve the web UI; ``boss web user add|passwd|list|remove``)
-and ``boss stats`` (the CI health figures of the web UI's health page).
+"""The web UI's commands, which ``boss`` finds through the ``boss.commands``
+entry point (``pyproject.toml``), so that the engine and the ``boss``
+command never import the web UI: ``boss web`` (serve the web UI; ``boss
+web user add|passwd|list|remove``) and ``boss stats`` (the CI health
+figures of the web UI's health page).
 
 ``boss web`` needs no configuration: on the embedded default it serves the
 runs of the embedded Valkey at http://127.0.0.1:8080. The ``[web]``
@@ -13,15 +16,17 @@ from typing import Any
 
 import click
 
-from engine.cli.context import Context, emit_json, fail, json_option, pass_context, table
+from engine.commandline import (
+    Context,
+    emit_json,
+    fail,
+    json_option,
+    pass_context,
+    table,
+    when,
+)
 
-__all__ = ["register"]
-
-
-def register(main: click.Group) -> None:
-    """Add ``web`` and ``stats`` to the ``boss`` group."""
-    main.add_command(web)
-    main.add_command(stats)
+__all__ = ["stats", "web"]
 
 
 def _web_config(ctx: Context, **overrides: Any) -> Any:
@@ -132,14 +137,13 @@ def user_passwd(ctx: Context, name: str, role: str | None) -> None:
 @pass_context
 def user_list(ctx: Context, as_json: bool) -> None:
     """List the users."""
-    from engine.cli.runs import _when
 
     users = _users(ctx).list()
     if as_json:
         emit_json(users)
         return
     table(
-        [[u["name"], u["role"], _when(u.get("created"))] for u in users],
+        [[u["name"], u["role"], when(u.get("created"))] for u in users],
         ["name", "role", "created (UTC)"],
     )
 

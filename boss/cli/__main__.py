@@ -1,0 +1,3 @@
+from boss.cli import main
+
+main()
