@@ -36,16 +36,16 @@ from typing import Any
 from engine.core import effects as fx
 from engine.core import interpreter
 from engine.core.loader import load_definition
+from engine.core.registrations import Registration, Registrations
 from engine.engine import Engine
 from engine.store import MemoryStore, RedisStore
-from engine.store.base import Registration
 
 PROCESS = {
     "name": "bench10",
     "fields": {"project": "home:bench", "status": "SUCCESS", "msg": []},
     "steps": [{f"step{i}": {"target": "${project}", "n": i}} for i in range(10)],
 }
-REGS = [Registration(f"step{i}", f"q.step{i}") for i in range(10)]
+REGS = Registrations(Registration(f"step{i}", f"q.step{i}") for i in range(10))
 
 
 class Collect:
