@@ -25,26 +25,31 @@ turned into a broker URL.
 from __future__ import annotations
 
 import configparser
-import dataclasses
-import os
-from dataclasses import dataclass, fields
-from pathlib import Path
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar
 from urllib.parse import quote
+
+from engine.settings import (
+    ConfigError,
+    Section,
+    at_least,
+    config_paths,
+    not_negative,
+    positive,
+    setting,
+)
 
 __all__ = ["Config", "ConfigError", "amqp_section_url", "config_paths"]
 
 
-class ConfigError(ValueError):
-    """A configuration value is missing or malformed (``key`` names it)."""
-
-    def __init__(self, message: str, key: str | None = None) -> None:
-        super().__init__(message)
-        self.key = key
-
-
 @dataclass(frozen=True, slots=True)
-class Config:
+class Config(Section):
+    SECTION: ClassVar[str] = "boss"
+    ENV_PREFIX: ClassVar[str] = "BOSS_"
+    UNKNOWN: ClassVar[str] = "unknown configuration key"
+    NEEDS_SECTION: ClassVar[bool] = True
+
     #: the message broker: ``amqp://user:pass@host:5672/vhost`` (RabbitMQ) or
     #: ``redis://...``/``redis+socket:///path`` (kombu's Redis transport);
     #: empty = the embedded Valkey
@@ -65,10 +70,10 @@ class Config:
     state_dir: str = ""
     #: seconds a participant may hold a delivery before it takes a lease
     #: instead (acknowledges it, tells the engine, and sends heartbeats)
-    lease_after: float = 2.0
+    lease_after: float = setting(2.0, check=not_negative())
     #: seconds without a heartbeat after which the engine dispatches a
     #: leased workitem again (the instance that had it is presumed dead)
-    lease: float = 60.0
+    lease: float = setting(60.0, check=positive("seconds"))
     #: seconds after a dispatch with neither a reply nor a ``started``
     #: notice before the workitem is dispatched again; -1 (the default):
     #: ``lease_after + lease`` on kombu's Redis transport, which can lose a
@@ -76,13 +81,13 @@ class Config:
     dispatch_lease: float = -1.0
     #: kombu Redis transport: seconds before an unacknowledged delivery is
     #: given to another consumer (must exceed ``lease_after``)
-    visibility_timeout: float = 30.0
+    visibility_timeout: float = setting(30.0, check=positive("seconds"))
     #: seconds between an engine worker's heartbeats (liveness in Redis)
-    heartbeat: float = 2.0
+    heartbeat: float = setting(2.0, check=positive("seconds"))
     #: wait for the broker to confirm each publish (RabbitMQ)
     confirm_publish: bool = True
     #: consumer threads per engine worker
-    engine_threads: int = 1
+    engine_threads: int = setting(1, check=at_least(1))
     #: traceability: the topic exchange Eiffel events are published on
     #: (routing key ``eiffel._.<EventType>._.<domain>``; the engine's
     #: activity events of one message go as one batch, ``eiffel._.batch._._``)
@@ -95,85 +100,30 @@ class Config:
     events: bool = True
     #: aggregator threads per engine worker (``boss aggregator`` runs more
     #: anywhere); 0: this worker does not write the traceability graph
-    trace_threads: int = 1
+    trace_threads: int = setting(1, check=at_least(0))
     #: the Eiffel ``meta.source.domainId`` and routing-key domain
     eiffel_domain: str = "boss"
     #: extra Eiffel protocol definition directories (``:``-separated), for
     #: event versions newer than the schemas eiffellib ships
     eiffel_definitions: str = ""
     #: the file this was read from, if any
-    source: str = ""
+    source: str = setting("", internal=True)
 
-    # -- loading -------------------------------------------------------------
-
-    @classmethod
-    def load(
-        cls,
-        path: str | os.PathLike[str] | None = None,
-        *,
-        environ: dict[str, str] | None = None,
-        **overrides: Any,
-    ) -> Config:
-        """The configuration (see the module docstring for the order)."""
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        origin: dict[str, str] = {}
-        source = ""
-        if path is None:
-            path = next((p for p in config_paths(env) if p.is_file()), None)
-        elif not Path(path).is_file():
-            raise ConfigError(f"{path}: no such configuration file")
-        if path is not None:
-            from_file = _read_file(Path(path))
-            values.update(from_file)
-            source = str(path)
-            origin.update(dict.fromkeys(from_file, f"{path}: [boss]"))
-        for f in fields(cls):
-            var = "BOSS_" + f.name.upper()
-            if var in env and f.name != "source":
-                values[f.name] = env[var]
-                origin[f.name] = f"environment {var}"
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        values["source"] = source
-        try:
-            return cls.from_mapping(values)
-        except ConfigError as exc:
-            where = origin.get(exc.key or "", source or "configuration")
-            raise ConfigError(f"{where}: {exc}", exc.key) from None
+    # -- loading (``engine.settings.Section``: file, environment, overrides) --
 
     @classmethod
-    def from_mapping(cls, values: dict[str, Any]) -> Config:
-        known = {f.name: f for f in fields(cls)}
-        kwargs: dict[str, Any] = {}
-        for key, raw in values.items():
-            f = known.get(key)
-            if f is None:
-                raise ConfigError(
-                    f"unknown configuration key {key!r}; known: "
-                    + ", ".join(sorted(k for k in known if k != "source")),
-                    key,
-                )
-            kwargs[key] = _coerce(key, f.type, raw)
-        return cls(**kwargs)
+    def has_section(cls, parser: configparser.ConfigParser) -> bool:
+        return parser.has_section("boss") or parser.has_section("amqp")
 
     @classmethod
-    def from_parser(cls, parser: configparser.ConfigParser, source: str = "") -> Config:
-        """From an already-read INI (a participant's): ``[boss]`` or ``[amqp]``."""
-        values: dict[str, Any] = {}
+    def file_values(cls, parser: configparser.ConfigParser) -> dict[str, str]:
+        """``[boss]``, or BOSS's old ``[amqp]`` section as ``broker_url``."""
+        values: dict[str, str] = {}
         if parser.has_section("amqp"):
             values["broker_url"] = amqp_section_url(parser["amqp"])
         if parser.has_section("boss"):
             values.update(parser["boss"])
-        env = os.environ
-        for f in fields(cls):
-            var = "BOSS_" + f.name.upper()
-            if var in env and f.name != "source":
-                values[f.name] = env[var]
-        values["source"] = source
-        return cls.from_mapping(values)
-
-    def replace(self, **changes: Any) -> Config:
-        return dataclasses.replace(self, **changes)
+        return values
 
     # -- derived -------------------------------------------------------------
 
@@ -207,19 +157,7 @@ class Config:
         return "redis+socket://" + url.removeprefix("unix://")
 
 
-def config_paths(environ: dict[str, str] | os._Environ[str] | None = None) -> list[Path]:
-    """Where the configuration file is looked for, in order."""
-    env = os.environ if environ is None else environ
-    if env.get("BOSS_CONFIG"):
-        return [Path(env["BOSS_CONFIG"])]
-    return [
-        Path("boss.ini"),
-        Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "boss" / "boss.ini",
-        Path("/etc/boss/boss.ini"),
-    ]
-
-
-def amqp_section_url(section: configparser.SectionProxy | dict[str, str]) -> str:
+def amqp_section_url(section: configparser.SectionProxy | Mapping[str, str]) -> str:
     """BOSS's ``[amqp]`` section (host, user, pwd, vhost) as a broker URL."""
     host = section.get("host", "127.0.0.1")
     user = quote(section.get("user", "guest"), safe="")
@@ -228,58 +166,3 @@ def amqp_section_url(section: configparser.SectionProxy | dict[str, str]) -> str
     if ":" not in host:
         host += ":5672"
     return f"amqp://{user}:{pwd}@{host}/{vhost}"
-
-
-def _read_file(path: Path) -> dict[str, str]:
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        with path.open(encoding="utf-8") as fh:
-            parser.read_file(fh)
-    except configparser.Error as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
-    values: dict[str, str] = {}
-    if parser.has_section("amqp"):
-        values["broker_url"] = amqp_section_url(parser["amqp"])
-    if parser.has_section("boss"):
-        values.update(parser["boss"])
-    elif not parser.has_section("amqp"):
-        raise ConfigError(f"{path}: no [boss] section")
-    return values
-
-
-_POSITIVE = frozenset({"lease", "heartbeat", "visibility_timeout"})
-#: integer keys for which 0 means "none" (no aggregator threads)
-_MAY_BE_ZERO = frozenset({"trace_threads"})
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def _coerce(key: str, kind: Any, raw: Any) -> Any:
-    name = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
-    if not isinstance(raw, str):
-        return raw
-    raw = raw.strip()
-    try:
-        if name == "float":
-            value = float(raw)
-            if key in _POSITIVE and value <= 0:
-                raise ValueError("must be more than 0 seconds")
-            if value < 0 and key != "dispatch_lease":  # there, negative means "auto"
-                raise ValueError("must not be negative")
-            return value
-        if name == "int":
-            value = int(raw)
-            if value < (0 if key in _MAY_BE_ZERO else 1):
-                raise ValueError("must be at least " + ("0" if key in _MAY_BE_ZERO else "1"))
-            return value
-    except ValueError as exc:
-        raise ConfigError(f"{key} = {raw!r}: {exc}", key) from None
-    if name == "bool":
-        if raw.lower() in _TRUE:
-            return True
-        if raw.lower() in _FALSE:
-            return False
-        raise ConfigError(f"{key} = {raw!r}: not a boolean (true/false)", key)
-    return raw

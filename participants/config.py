@@ -31,30 +31,38 @@ import configparser
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
-from engine.config import Config, ConfigError
+from engine.config import Config
+from engine.settings import ConfigError, Section, checked, read_ini, setting
 
 __all__ = ["KNOWN_KEYS", "ParticipantConfig", "ParticipantConfigError", "load_config"]
 
-#: the keys of ``[participant]`` this runtime reads
-KNOWN_KEYS = frozenset(
-    {
-        "name",
-        "queue",
-        "regexp",
-        "code",
-        "class",
-        "register",
-        "lease_after",
-        "lease",
-        "debug_trace",
-        "debug_dump",
-    }
-)
 
-
-class ParticipantConfigError(ValueError):
+class ParticipantConfigError(ConfigError):
     """The participant's configuration (or its handler code) is unusable."""
+
+
+@dataclass(frozen=True)
+class ParticipantSection(Section):
+    """The ``[participant]`` section as written (no environment variables)."""
+
+    SECTION: ClassVar[str] = "participant"
+
+    name: str = ""
+    queue: str = ""
+    regexp: str = ""
+    code: str = ""
+    class_name: str = setting("", key="class")
+    register: bool = False
+    lease_after: float | None = setting(None, check=checked(lambda v: v >= 0, "must be 0 or more"))
+    lease: float | None = setting(None, check=checked(lambda v: v > 0, "must be greater than 0"))
+    debug_trace: bool = False
+    debug_dump: bool = False
+
+
+#: the keys of ``[participant]`` this runtime reads
+KNOWN_KEYS = frozenset(ParticipantSection.known_keys())
 
 
 @dataclass(frozen=True)
@@ -97,31 +105,6 @@ class ParticipantConfig:
         return dict(self.parser[name])
 
 
-def _bool(path: str, section: configparser.SectionProxy, key: str, default: bool) -> bool:
-    try:
-        return section.getboolean(key, fallback=default)
-    except ValueError:
-        raise ParticipantConfigError(
-            f"{path}: [participant] {key} = {section[key]!r}: not a boolean (true/false)"
-        )
-
-
-def _seconds(
-    path: str, section: configparser.SectionProxy, key: str, *, positive: bool
-) -> float | None:
-    if key not in section:
-        return None
-    raw = section[key].strip()
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ParticipantConfigError(f"{path}: [participant] {key} = {raw!r}: not a number")
-    if value < 0 or (positive and value == 0):
-        need = "greater than 0" if positive else "0 or more"
-        raise ParticipantConfigError(f"{path}: [participant] {key} = {raw!r}: must be {need}")
-    return value
-
-
 def resolve_code(code: str, base_dir: Path) -> str:
     """A ``.py`` path made absolute (relative to the INI file's directory),
     or a dotted module name as is. A value is a path when it ends in ``.py``
@@ -141,59 +124,47 @@ def load_config(path: str | os.PathLike[str], *, need_code: bool = True) -> Part
     handler object is given and ``code`` may be absent.
     """
     path = str(path)
-    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",))
     try:
-        with open(path, encoding="utf-8") as fh:
-            parser.read_file(fh)
-    except FileNotFoundError:
-        raise ParticipantConfigError(f"{path}: no such configuration file")
-    except OSError as exc:
-        raise ParticipantConfigError(f"{path}: cannot read: {exc.strerror or exc}")
-    except configparser.Error as exc:
-        raise ParticipantConfigError(f"{path}: {' '.join(str(exc).split())}")
-    if not parser.has_section("participant"):
-        raise ParticipantConfigError(f"{path}: no [participant] section")
-    section = parser["participant"]
-    name = section.get("name", "").strip()
+        parser = read_ini(path)
+        if not parser.has_section("participant"):
+            raise ConfigError(f"{path}: no [participant] section")
+        values, origin = ParticipantSection.collect(parser, path)
+        section = ParticipantSection.from_mapping(
+            {k: v for k, v in values.items() if k in KNOWN_KEYS}, origin
+        )
+        boss = Config.from_parser(parser, source=path)
+    except ConfigError as exc:
+        raise ParticipantConfigError(str(exc)) from None
+    name = section.name
     if not name:
         raise ParticipantConfigError(f"{path}: [participant] name is missing")
-    queue = section.get("queue", "").strip() or name
-    regexp = section.get("regexp", "").strip() or None
-    code = section.get("code", "").strip()
+    code = section.code
     if not code and need_code:
         raise ParticipantConfigError(
             f"{path}: [participant] code is missing (a .py file or a module name)"
         )
     if code:
         code = resolve_code(code, Path(path).resolve().parent)
-    class_name = section.get("class", "").strip() or "ParticipantHandler"
+    class_name = section.class_name or "ParticipantHandler"
     if not class_name.isidentifier():
         raise ParticipantConfigError(
             f"{path}: [participant] class = {class_name!r}: not a Python class name"
         )
-    try:
-        boss = Config.from_parser(parser, source=path)
-    except ConfigError as exc:
-        raise ParticipantConfigError(f"{path}: [boss] {exc}")
-    lease_after = _seconds(path, section, "lease_after", positive=False)
-    lease = _seconds(path, section, "lease", positive=True)
-    if lease_after is not None:
-        boss = boss.replace(lease_after=lease_after)
-    if lease is not None:
-        boss = boss.replace(lease=lease)
-    if boss.lease <= 0:
-        raise ParticipantConfigError(f"{path}: [boss] lease = {boss.lease}: must be greater than 0")
+    if section.lease_after is not None:
+        boss = boss.replace(lease_after=section.lease_after)
+    if section.lease is not None:
+        boss = boss.replace(lease=section.lease)
     return ParticipantConfig(
         name=name,
-        queue=queue,
+        queue=section.queue or name,
         code=code,
         class_name=class_name,
-        regexp=regexp,
-        register=_bool(path, section, "register", False),
-        debug_trace=_bool(path, section, "debug_trace", False),
-        debug_dump=_bool(path, section, "debug_dump", False),
+        regexp=section.regexp or None,
+        register=section.register,
+        debug_trace=section.debug_trace,
+        debug_dump=section.debug_dump,
         boss=boss,
         parser=parser,
         path=path,
-        unknown_keys=tuple(sorted(set(section) - KNOWN_KEYS)),
+        unknown_keys=tuple(sorted(set(values) - KNOWN_KEYS)),
     )

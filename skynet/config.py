@@ -1,5 +1,5 @@
 """SkyNET's settings: the ``[skynet]`` section of the BOSS configuration file
-plus ``SKYNET_*`` environment variables, in the style of ``engine.config``.
+plus ``SKYNET_*`` environment variables, read by ``engine.settings``.
 
 Where a value comes from, first match wins: an explicit argument, the
 environment (``SKYNET_SUPERVISOR_URL``, ``SKYNET_TOKEN``, ... one variable per
@@ -22,20 +22,18 @@ given: their broker, engine queue, leases.
 from __future__ import annotations
 
 import configparser
-import dataclasses
 import os
 import socket
 import sys
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from engine.config import Config, ConfigError, config_paths
+from engine.config import Config
+from engine.settings import Section, not_negative, positive, setting, to_urls
 
 __all__ = ["SkynetConfig", "default_state_dir"]
-
-_INTS = {"startsecs", "startretries", "stopwaitsecs"}
-_FLOATS = {"wait_timeout", "peer_timeout"}
 
 
 def default_state_dir(environ: dict[str, str] | os._Environ[str] | None = None) -> Path:
@@ -46,7 +44,10 @@ def default_state_dir(environ: dict[str, str] | os._Environ[str] | None = None) 
 
 
 @dataclass(frozen=True)
-class SkynetConfig:
+class SkynetConfig(Section):
+    SECTION: ClassVar[str] = "skynet"
+    ENV_PREFIX: ClassVar[str] = "SKYNET_"
+
     #: supervisord's XML-RPC endpoint: ``unix:///path/to/supervisor.sock`` or
     #: ``http://host:9001``; empty = the private supervisord under ``state_dir``
     supervisor_url: str = ""
@@ -65,7 +66,7 @@ class SkynetConfig:
     #: bearer token of the REST API's writes; empty = writes are refused
     token: str = ""
     #: cluster peers: base URLs of other SkyNET APIs (space or comma separated)
-    hosts: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = setting((), coerce=to_urls)
     #: this host's name in cluster views
     host_name: str = field(default_factory=socket.gethostname)
     #: the unix group whose members may manage participants run as users
@@ -73,76 +74,36 @@ class SkynetConfig:
     #: the interpreter instances run under
     python: str = sys.executable
     #: supervisor program settings written into new program files
-    startsecs: int = 1
-    startretries: int = 3
-    stopwaitsecs: int = 60
+    startsecs: int = setting(1, check=not_negative())
+    startretries: int = setting(3, check=not_negative())
+    stopwaitsecs: int = setting(60, check=not_negative())
     #: seconds ``start``/``stop`` wait for RUNNING/STOPPED beyond supervisor's own delays
-    wait_timeout: float = 30.0
+    wait_timeout: float = setting(30.0, check=positive())
     #: seconds a cluster view waits for each peer
-    peer_timeout: float = 3.0
+    peer_timeout: float = setting(3.0, check=positive())
     #: where ``skynet serve`` listens
     api_bind: str = "127.0.0.1:8765"
     #: the ``[boss]`` settings handed to participants
-    boss: Config = field(default_factory=Config)
+    boss: Config = field(default_factory=Config, metadata={"internal": True})
     #: the file this was read from, if any
-    source: str = ""
+    source: str = setting("", internal=True)
 
-    # -- loading ---------------------------------------------------------------
+    # -- loading (``engine.settings.Section``: file, environment, overrides) ----
 
     @classmethod
-    def load(
+    def loaded_values(
         cls,
-        path: str | os.PathLike[str] | None = None,
-        *,
-        environ: dict[str, str] | None = None,
-        **overrides: Any,
-    ) -> SkynetConfig:
-        """The settings (see the module docstring for the order)."""
-        env = os.environ if environ is None else environ
-        if path is None:
-            path = next((p for p in config_paths(env) if p.is_file()), None)
-        elif not Path(path).is_file():
-            raise ConfigError(f"{path}: no such configuration file")
-        values: dict[str, Any] = {}
-        boss: Config | None = None
-        if path is not None:
-            parser = configparser.ConfigParser(interpolation=None)
-            try:
-                with open(path, encoding="utf-8") as fh:
-                    parser.read_file(fh)
-            except (OSError, configparser.Error) as exc:
-                raise ConfigError(f"{path}: {exc}") from None
-            if parser.has_section("skynet"):
-                values.update(parser["skynet"])
-            if parser.has_section("boss") or parser.has_section("amqp"):
-                boss = Config.load(path, environ=dict(env))
-        if boss is None:  # no [boss] in the file: the environment and defaults
-            boss = Config.load(None, environ={**env, "BOSS_CONFIG": os.devnull + "/none"})
-        for f in fields(cls):
-            var = "SKYNET_" + f.name.upper()
-            if var in env and f.name not in ("boss", "source"):
-                values[f.name] = env[var]
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        values.setdefault("boss", boss)
-        values["source"] = str(path or "")
-        return cls.from_mapping(values)
-
-    @classmethod
-    def from_mapping(cls, values: dict[str, Any]) -> SkynetConfig:
-        known = {f.name for f in fields(cls)}
-        kwargs: dict[str, Any] = {}
-        for key, raw in values.items():
-            if key not in known:
-                raise ConfigError(
-                    f"[skynet] unknown key {key!r}; known: "
-                    + ", ".join(sorted(known - {"boss", "source"})),
-                    key,
-                )
-            kwargs[key] = _coerce(key, raw)
-        return cls(**kwargs)
-
-    def replace(self, **changes: Any) -> SkynetConfig:
-        return dataclasses.replace(self, **{k: _coerce(k, v) for k, v in changes.items()})
+        parser: configparser.ConfigParser | None,
+        source: str,
+        environ: Mapping[str, str] | None,
+    ) -> dict[str, Any]:
+        """``source``, and the same file's ``[boss]`` (else the
+        environment's) as ``boss``."""
+        if parser is not None and Config.has_section(parser):
+            boss = Config.from_parser(parser, source, environ=environ)
+        else:  # no [boss] in the file: the environment and defaults
+            boss = Config.from_parser(None, environ=environ)
+        return {"source": source, "boss": boss}
 
     # -- derived -----------------------------------------------------------------
 
@@ -180,25 +141,3 @@ class SkynetConfig:
         if self.private:
             return self.state_path / "logs"
         return Path("/var/log/boss")
-
-
-def _coerce(key: str, raw: Any) -> Any:
-    if not isinstance(raw, str):
-        return tuple(raw) if key == "hosts" and isinstance(raw, list) else raw
-    raw = raw.strip()
-    if key == "hosts":
-        return tuple(h.rstrip("/") for h in raw.replace(",", " ").split() if h)
-    try:
-        if key in _INTS:
-            value = int(raw)
-            if value < 0:
-                raise ValueError("must not be negative")
-            return value
-        if key in _FLOATS:
-            value = float(raw)
-            if value <= 0:
-                raise ValueError("must be more than 0")
-            return value
-    except ValueError as exc:
-        raise ConfigError(f"[skynet] {key} = {raw!r}: {exc}", key) from None
-    return raw

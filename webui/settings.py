@@ -1,6 +1,6 @@
 """The web UI's settings: the ``[web]`` section of the BOSS configuration
-file plus ``BOSS_WEB_*`` environment variables, in the style of
-``engine.config`` (and ``skynet.config`` for ``[skynet]``).
+file plus ``BOSS_WEB_*`` environment variables, read by ``engine.settings``
+(the one loader of ``[boss]``, ``[skynet]``, ``[launchers]``, ...).
 
 Where a value comes from, first match wins: an explicit argument, the
 environment (``BOSS_WEB_BIND``, ``BOSS_WEB_ANONYMOUS``, ... one variable per
@@ -23,24 +23,27 @@ below. Nothing is required: ``boss web`` runs on the embedded default.
 
 from __future__ import annotations
 
-import configparser
-import dataclasses
 import os
 import secrets
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
-from engine.config import Config, ConfigError, config_paths
+from engine.config import Config, ConfigError
+from engine.settings import Section
 
 __all__ = ["WebConfig", "secret_key"]
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
 
 @dataclass(frozen=True)
-class WebConfig:
+class WebConfig(Section):
+    """``WebConfig.load(path, environ=None, **overrides)`` (``engine.settings.Section``)."""
+
+    SECTION: ClassVar[str] = "web"
+    ENV_PREFIX: ClassVar[str] = "BOSS_WEB_"
+    #: ``load(path)`` of a path that is not a file: the environment and defaults
+    MISSING_OK: ClassVar[bool] = True
+
     #: where ``boss web`` listens: ``host:port``
     bind: str = "127.0.0.1:8080"
     #: the session cookie's signing key; empty: generated once and kept in
@@ -72,46 +75,6 @@ class WebConfig:
     #: the cookie is sent over HTTPS only (set behind a TLS proxy)
     secure_cookies: bool = False
 
-    @classmethod
-    def load(
-        cls,
-        path: str | os.PathLike[str] | None = None,
-        *,
-        environ: dict[str, str] | None = None,
-        **overrides: Any,
-    ) -> WebConfig:
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        if path is None:
-            path = next((p for p in config_paths(env) if p.is_file()), None)
-        if path is not None and Path(path).is_file():
-            parser = configparser.ConfigParser(interpolation=None)
-            parser.read(path, encoding="utf-8")
-            if parser.has_section("web"):
-                values.update(parser["web"])
-        for f in fields(cls):
-            var = "BOSS_WEB_" + f.name.upper()
-            if var in env:
-                values[f.name] = env[var]
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.from_mapping(values)
-
-    @classmethod
-    def from_mapping(cls, values: dict[str, Any]) -> WebConfig:
-        known = {f.name: f for f in fields(cls)}
-        kwargs: dict[str, Any] = {}
-        for key, raw in values.items():
-            f = known.get(key)
-            if f is None:
-                raise ConfigError(
-                    f"[web]: unknown key {key!r}; known: " + ", ".join(sorted(known)), key
-                )
-            kwargs[key] = _coerce(key, f.type, raw)
-        return cls(**kwargs)
-
-    def replace(self, **changes: Any) -> WebConfig:
-        return dataclasses.replace(self, **changes)
-
     # -- derived -------------------------------------------------------------
     def host_port(self) -> tuple[str, int]:
         host, _, port = self.bind.rpartition(":")
@@ -137,27 +100,6 @@ class WebConfig:
         """The launch fields to index; None: every scalar one."""
         names = set(self.index_fields.replace(",", " ").split())
         return None if "*" in names else names
-
-
-def _coerce(key: str, kind: Any, raw: Any) -> Any:
-    name = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
-    if not isinstance(raw, str):
-        return raw
-    raw = raw.strip()
-    try:
-        if name == "float":
-            return float(raw)
-        if name == "int":
-            return int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"[web] {key} = {raw!r}: {exc}", key) from None
-    if name == "bool":
-        if raw.lower() in _TRUE:
-            return True
-        if raw.lower() in _FALSE:
-            return False
-        raise ConfigError(f"[web] {key} = {raw!r}: not a boolean (true/false)", key)
-    return raw
 
 
 def secret_key(web: WebConfig, config: Config) -> str:

@@ -10,23 +10,25 @@ lists the keys.
 
 from __future__ import annotations
 
-import configparser
-import dataclasses
 import os
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from engine.config import Config, ConfigError, config_paths
+from engine.config import Config
+from engine.settings import Section, positive, setting
 
 __all__ = ["LauncherSettings"]
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
 
 @dataclass(frozen=True, slots=True)
-class LauncherSettings:
+class LauncherSettings(Section):
+    SECTION: ClassVar[str] = "launchers"
+    ENV_PREFIX: ClassVar[str] = "BOSS_LAUNCHERS_"
+    #: ``load(path=...)`` of a path that is not a file: the environment and defaults
+    MISSING_OK: ClassVar[bool] = True
+
     #: the GitHub webhook's secret (HMAC-SHA256 of the body); empty: the
     #: GitHub endpoint refuses every delivery
     github_secret: str = ""
@@ -37,7 +39,7 @@ class LauncherSettings:
     bind: str = "127.0.0.1:8081"
     #: seconds a webhook delivery id is remembered (a repeat within it is
     #: answered "already launched")
-    delivery_ttl: float = 7 * 24 * 3600.0
+    delivery_ttl: float = setting(7 * 24 * 3600.0, check=positive())
     #: the OBS message bus: broker URL (empty: BOSS's own broker), topic
     #: exchange, routing-key namespace, and BOSS's durable queue on it
     obs_url: str = ""
@@ -68,48 +70,13 @@ class LauncherSettings:
         config: Config | None = None,
         path: str | os.PathLike[str] | None = None,
         *,
-        environ: dict[str, str] | None = None,
+        environ: Mapping[str, str] | None = None,
         **overrides: Any,
     ) -> LauncherSettings:
         """The settings (see the module docstring for the order)."""
-        env = os.environ if environ is None else environ
         if path is None and config is not None and config.source:
             path = config.source
-        if path is None:
-            path = next((p for p in config_paths(env) if p.is_file()), None)
-        values: dict[str, Any] = {}
-        if path is not None and Path(path).is_file():
-            parser = configparser.ConfigParser(interpolation=None)
-            try:
-                parser.read(path, encoding="utf-8")
-            except configparser.Error as exc:
-                raise ConfigError(f"{path}: {exc}") from None
-            if parser.has_section("launchers"):
-                values.update(parser["launchers"])
-        for f in fields(cls):
-            var = "BOSS_LAUNCHERS_" + f.name.upper()
-            if var in env:
-                values[f.name] = env[var]
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.from_mapping(values, where=str(path or "configuration"))
-
-    @classmethod
-    def from_mapping(cls, values: dict[str, Any], where: str = "configuration") -> LauncherSettings:
-        known = {f.name: f for f in fields(cls)}
-        kwargs: dict[str, Any] = {}
-        for key, raw in values.items():
-            f = known.get(key)
-            if f is None:
-                raise ConfigError(
-                    f"{where}: [launchers]: unknown key {key!r}; known: "
-                    + ", ".join(sorted(known)),
-                    key,
-                )
-            kwargs[key] = _coerce(where, key, f.type, raw)
-        return cls(**kwargs)
-
-    def replace(self, **changes: Any) -> LauncherSettings:
-        return dataclasses.replace(self, **changes)
+        return cls.from_file(path, environ=environ, **overrides)
 
     def store_dir(self, config: Config) -> Path:
         """The process store's root."""
@@ -118,25 +85,3 @@ class LauncherSettings:
     def bindings(self) -> list[str]:
         keys = [k.strip() for k in self.obs_bindings.split(",") if k.strip()]
         return keys or [f"{self.obs_namespace}.#"]
-
-
-def _coerce(where: str, key: str, kind: Any, raw: Any) -> Any:
-    if not isinstance(raw, str):
-        return raw
-    raw = raw.strip()
-    name = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
-    if name == "float":
-        try:
-            value = float(raw)
-        except ValueError as exc:
-            raise ConfigError(f"{where}: [launchers]: {key} = {raw!r}: {exc}", key) from None
-        if value <= 0:
-            raise ConfigError(f"{where}: [launchers]: {key} = {raw!r}: must be more than 0", key)
-        return value
-    if name == "bool":
-        if raw.lower() in _TRUE:
-            return True
-        if raw.lower() in _FALSE:
-            return False
-        raise ConfigError(f"{where}: [launchers]: {key} = {raw!r}: not a boolean", key)
-    return raw

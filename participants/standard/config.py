@@ -11,10 +11,12 @@ from __future__ import annotations
 import configparser
 from typing import Any
 
+from engine import settings
+
 __all__ = ["ConfigError", "Section", "as_lines", "as_list"]
 
 
-class ConfigError(ValueError):
+class ConfigError(settings.ConfigError):
     """A bad value in a participant's INI section."""
 
 
@@ -32,26 +34,21 @@ class Section:
         return default if value is None or value.strip() == "" else value.strip()
 
     def int(self, key: str, default: int) -> int:
-        raw = self.get(key, str(default))
-        try:
-            return int(raw)
-        except ValueError:
-            raise ConfigError(f"[{self.name}] {key} = {raw}: not an integer") from None
+        return self._convert("int", key, default)
 
     def float(self, key: str, default: float) -> float:
-        raw = self.get(key, str(default))
-        try:
-            return float(raw)
-        except ValueError:
-            raise ConfigError(f"[{self.name}] {key} = {raw}: not a number") from None
+        return self._convert("float", key, default)
 
     def bool(self, key: str, default: bool) -> bool:
-        raw = self.get(key, "true" if default else "false").lower()
-        if raw in ("1", "true", "yes", "on"):
-            return True
-        if raw in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"[{self.name}] {key} = {raw}: not a boolean")
+        return self._convert("bool", key, str(default).lower())
+
+    def _convert(self, kind: str, key: str, default: Any) -> Any:
+        """The shared coercions of ``engine.settings``."""
+        raw = self.get(key, str(default))
+        try:
+            return settings.convert(kind, raw)
+        except ValueError as exc:
+            raise ConfigError(f"[{self.name}] {key} = {raw!r}: {exc}", key) from None
 
 
 def as_list(value: Any) -> list[str]:
