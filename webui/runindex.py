@@ -38,6 +38,7 @@ from typing import Any
 
 import redis
 
+from engine.core import runstate
 from engine.core.states import RUN_STATES
 from engine.store.base import RunSummary
 
@@ -162,7 +163,7 @@ class RunIndex:
         for (wfid, at), blob, owner in zip(runs, states, owners, strict=True):
             if blob is None:
                 continue
-            fields = json.loads(blob).get("fields") or {}
+            fields = runstate.stored_fields(json.loads(blob))
             for name, value in fields.items():
                 if self.indexed is not None and name not in self.indexed:
                     continue
@@ -249,12 +250,13 @@ class RunIndex:
                 if blob is None:
                     continue
                 st = json.loads(blob)
-                fields = st.get("fields") or {}
+                fields = runstate.stored_fields(st)
                 if all(_text(lookup(fields, k)) == v for k, v in wanted.items()):
-                    counts[st["status"]] = counts.get(st["status"], 0) + 1
-                    if status is None or st["status"] == status:
+                    run_status = runstate.status(st)
+                    counts[run_status] = counts.get(run_status, 0) + 1
+                    if status is None or run_status == status:
                         matched.append(
-                            RunSummary(wfid, st["name"], st["status"], float(st["launched_at"]))
+                            RunSummary(wfid, st["name"], run_status, float(st["launched_at"]))
                         )
         total = len(matched)
         note = (

@@ -9,7 +9,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from engine.core import states
+from engine.core import runstate, states
 from engine.engine import UnknownRun
 from webui.access import Refused
 from webui.services import Services
@@ -108,7 +108,7 @@ def run_detail(svc: Services, wfid: str) -> dict[str, Any]:
     except UnknownRun:
         raise Refused(f"no run {wfid}", 404) from None
     st = _state(svc, wfid)
-    full_errors = {e["id"]: e for e in st.get("errors") or ()}
+    full_errors = {e["id"]: e for e in runstate.errors(st)}
     errors = []
     for e in info.errors:
         errors.append({**e, "fields": full_errors.get(e["id"], {}).get("fields")})
@@ -141,7 +141,7 @@ def run_detail(svc: Services, wfid: str) -> dict[str, Any]:
 
 
 def run_timeline(svc: Services, wfid: str) -> dict[str, Any]:
-    from engine.trace.activity import activity_id
+    from engine.trace import activity_id
     from webui.graphs import timeline
 
     try:
@@ -161,20 +161,20 @@ def run_graph(svc: Services, wfid: str) -> dict[str, Any]:
     from webui.graphs import definition_graph
 
     st = _state(svc, wfid)
-    d = svc.engine.definition(st["def"])
+    d = svc.engine.definition(runstate.definition_digest(st))
     marks: dict[str, str] = {}
     for step in run_timeline(svc, wfid)["steps"]:
         if step["expid"] and step["state"] == "finished":
             marks[step["expid"]] = (
                 "failed" if step["outcome"] in ("FAILED", "UNSUCCESSFUL", "TIMED_OUT") else "done"
             )
-    for e in st["exprs"].values():
-        if e["s"] in (states.WAITING, states.FAILED):
-            marks[e["n"]] = e["s"]
-    if st["status"] == states.FINISHED:
+    for x in runstate.positions(st):
+        marks[x.node_id] = x.state
+    status = runstate.status(st)
+    if status == states.FINISHED:
         marks["end"] = "done"
     graph = definition_graph(d, marks)
-    graph["status"] = st["status"]
+    graph["status"] = status
     return graph
 
 
@@ -223,7 +223,7 @@ def participants_view(svc: Services, with_skynet: bool = True) -> dict[str, Any]
 def trace_search(svc: Services, q: str) -> list[dict[str, Any]]:
     """Events by id, commit sha, artifact identity or baseline / confidence
     level name."""
-    from engine.trace.queries import find_source_change
+    from engine.trace import find_source_change
 
     q = q.strip()
     if not q:
