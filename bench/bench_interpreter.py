@@ -34,7 +34,7 @@ import uuid
 from typing import Any
 
 from engine.core import effects as fx
-from engine.core import interpreter
+from engine.core import interpreter, messages, runstate
 from engine.core.loader import load_definition
 from engine.core.registrations import Registration, Registrations
 from engine.engine import Engine
@@ -62,7 +62,7 @@ class Collect:
 
 
 def _reply(wi: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "reply", "wfid": wi["fei"]["wfid"], "workitem": wi}
+    return messages.reply(wi, wi["fei"]["wfid"])
 
 
 def bench_core(runs: int) -> float:
@@ -99,6 +99,7 @@ def bench_core_store(store: Any, runs: int) -> float:
         nxt = []
         for wi in pending:
             state, version = store.load_run(wi["fei"]["wfid"])
+            state = runstate.upgrade(state)
             res = interpreter.handle(d, state, _reply(wi), now=time.time(), registrations=REGS)
             store.save_run(res.state, version)
             steps += 1

@@ -28,6 +28,7 @@ from kombu import Exchange, Queue
 from engine import wire
 from engine.config import Config
 from engine.core import effects as fx
+from engine.core import messages
 
 log = logging.getLogger("boss.broker")
 
@@ -227,12 +228,7 @@ class Publisher:
 
     def cancel(self, effect: fx.CancelWorkitem) -> None:
         self.publish(
-            {
-                "type": "cancel",
-                "flavour": effect.flavour,
-                "fei": effect.fei,
-                "participant_name": effect.participant,
-            },
+            messages.cancel_item(effect.fei, effect.participant, effect.flavour),
             exchange=self.topology.control_exchange,
             routing_key=effect.queue,
         )

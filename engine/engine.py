@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from engine.core import effects as fx
-from engine.core import interpreter, states
+from engine.core import interpreter, messages, runstate
 from engine.core.definition import Definition
 from engine.core.listeners import woken
 from engine.core.loader import load_definition
@@ -281,7 +281,9 @@ class Engine:
             # the same launch again: a redelivery (carry out what a dead
             # engine owed, if its entry is still there) or a client's retry
             if loaded[0].get("outbox"):
-                self._redelivered(loaded[0], loaded[1], mid, {"type": "launch"}, recheck)
+                state = runstate.upgrade(loaded[0])
+                launch = messages.as_launch_message({"wfid": wfid})
+                self._redelivered(state, loaded[1], mid, launch, recheck)
             log.info("launch of %s again: already launched", wfid)
             return wfid
         self._carry_out(wfid, res.effects)
@@ -312,6 +314,7 @@ class Engine:
                 log.info(reason)
                 return reason
             state, version, listeners_version = loaded
+            state = runstate.upgrade(state)
             if mid is not None and state.get("outbox"):
                 try:
                     reason = self._redelivered(state, version, mid, msg, recheck)
@@ -320,8 +323,8 @@ class Engine:
                     continue
                 if reason is not None:
                     return reason
-            d = self.definition(state["def"])
-            known = {e["id"] for e in state["errors"]}
+            d = self.definition(runstate.definition_digest(state))
+            known = {e["id"] for e in runstate.errors(state)}
             res = interpreter.handle(
                 d,
                 state,
@@ -410,61 +413,95 @@ class Engine:
     ) -> None:
         """Carry out effects in order. ``listeners`` is the listener list
         when the caller already fetched it (one fetch per message)."""
-        store = self.store
+        table = _CARRY_OUT
         for e in effects:
-            t = type(e)
-            if t is fx.Dispatch:
-                if self.dispatcher is None:
-                    raise EngineError("no dispatcher configured")
-                self.dispatcher.dispatch(e)
-                if listeners is None:
-                    listeners = store.listeners()
-                if listeners:
-                    self._wake_listeners(listeners, "apply", wfid, e.workitem)
-            elif t is fx.AddListener or t is fx.RemoveListener:
-                listeners = None  # changed: fetch again when next needed
-                if t is fx.AddListener:
-                    store.add_listener(e.listener_id, e.spec)
-                else:
-                    store.remove_listener(e.listener_id)
-            elif t is fx.Record:
-                self.on_record(e)
-            elif t is fx.ReplyApplied:
-                if listeners is None:
-                    listeners = store.listeners()
-                if listeners:
-                    self._wake_listeners(listeners, "reply", wfid, e.workitem)
-            elif t is fx.ScheduleTimer:
-                store.schedule_timer(e.timer_id, e.due, e.message)
-            elif t is fx.CancelTimer:
-                store.cancel_timer(e.timer_id)
-            elif t is fx.CancelWorkitem:
-                if self.dispatcher is not None:
-                    self.dispatcher.cancel(e)
-            elif t is fx.Echo:
-                self.on_echo(wfid, e.text)
-            elif t is fx.AcquireMutex:
-                if store.acquire_mutex(e.name, e.holder):
-                    self._grant(e.name, e.holder)
-            elif t is fx.ReleaseMutex:
-                nxt = store.release_mutex(e.name, e.holder)
-                if nxt is not None:
-                    self._grant(e.name, nxt)
-            elif t is fx.Continue:
-                self.send({"type": "continue", "wfid": e.wfid})
-            elif t is fx.Log:
-                log.log(
-                    logging.WARNING if e.level == "warning" else logging.INFO,
-                    "%s: %s",
-                    wfid,
-                    e.message,
-                )
-            elif t is fx.RunEnded:
-                self.on_end(e.wfid, e.status)
+            # each returns the listener list, fetched at most once per
+            # message and dropped when an effect changes the listeners
+            listeners = table[type(e)](self, wfid, e, listeners)
+
+    # One method per effect type (``_CARRY_OUT``): ``(wfid, effect,
+    # listeners) -> listeners``.
+
+    def _do_dispatch(self, wfid: str, e: fx.Dispatch, listeners: _Listeners) -> _Listeners:
+        if self.dispatcher is None:
+            raise EngineError("no dispatcher configured")
+        self.dispatcher.dispatch(e)
+        if listeners is None:
+            listeners = self.store.listeners()
+        if listeners:
+            self._wake_listeners(listeners, "apply", wfid, e.workitem)
+        return listeners
+
+    def _do_reply_applied(self, wfid: str, e: fx.ReplyApplied, listeners: _Listeners) -> _Listeners:
+        if listeners is None:
+            listeners = self.store.listeners()
+        if listeners:
+            self._wake_listeners(listeners, "reply", wfid, e.workitem)
+        return listeners
+
+    def _do_add_listener(self, wfid: str, e: fx.AddListener, listeners: _Listeners) -> _Listeners:
+        self.store.add_listener(e.listener_id, e.spec)
+        return None  # changed: fetch again when next needed
+
+    def _do_remove_listener(
+        self, wfid: str, e: fx.RemoveListener, listeners: _Listeners
+    ) -> _Listeners:
+        self.store.remove_listener(e.listener_id)
+        return None  # changed: fetch again when next needed
+
+    def _do_record(self, wfid: str, e: fx.Record, listeners: _Listeners) -> _Listeners:
+        self.on_record(e)
+        return listeners
+
+    def _do_schedule_timer(
+        self, wfid: str, e: fx.ScheduleTimer, listeners: _Listeners
+    ) -> _Listeners:
+        self.store.schedule_timer(e.timer_id, e.due, e.message)
+        return listeners
+
+    def _do_cancel_timer(self, wfid: str, e: fx.CancelTimer, listeners: _Listeners) -> _Listeners:
+        self.store.cancel_timer(e.timer_id)
+        return listeners
+
+    def _do_cancel_workitem(
+        self, wfid: str, e: fx.CancelWorkitem, listeners: _Listeners
+    ) -> _Listeners:
+        if self.dispatcher is not None:
+            self.dispatcher.cancel(e)
+        return listeners
+
+    def _do_echo(self, wfid: str, e: fx.Echo, listeners: _Listeners) -> _Listeners:
+        self.on_echo(wfid, e.text)
+        return listeners
+
+    def _do_acquire_mutex(self, wfid: str, e: fx.AcquireMutex, listeners: _Listeners) -> _Listeners:
+        if self.store.acquire_mutex(e.name, e.holder):
+            self._grant(e.name, e.holder)
+        return listeners
+
+    def _do_release_mutex(self, wfid: str, e: fx.ReleaseMutex, listeners: _Listeners) -> _Listeners:
+        nxt = self.store.release_mutex(e.name, e.holder)
+        if nxt is not None:
+            self._grant(e.name, nxt)
+        return listeners
+
+    def _do_continue(self, wfid: str, e: fx.Continue, listeners: _Listeners) -> _Listeners:
+        self.send(messages.continue_(e.wfid))
+        return listeners
+
+    def _do_log(self, wfid: str, e: fx.Log, listeners: _Listeners) -> _Listeners:
+        log.log(
+            logging.WARNING if e.level == "warning" else logging.INFO, "%s: %s", wfid, e.message
+        )
+        return listeners
+
+    def _do_run_ended(self, wfid: str, e: fx.RunEnded, listeners: _Listeners) -> _Listeners:
+        self.on_end(e.wfid, e.status)
+        return listeners
 
     def _grant(self, mutex: str, holder: str) -> None:
         wfid, _, eid = holder.partition("/")
-        self.send({"type": "mutex", "wfid": wfid, "eid": eid, "mutex": mutex})
+        self.send(messages.mutex(wfid, eid, mutex))
 
     def _wake_listeners(
         self,
@@ -475,14 +512,7 @@ class Engine:
     ) -> None:
         for lid, spec in woken(listeners, upon, wfid, workitem):
             if self.store.remove_listener(lid):  # claimed: no other engine wakes it
-                self.send(
-                    {
-                        "type": "listen",
-                        "wfid": spec["wfid"],
-                        "eid": spec["eid"],
-                        "workitem": workitem,
-                    }
-                )
+                self.send(messages.listen(spec["wfid"], spec["eid"], workitem))
 
     def fire_due_timers(self, now: float | None = None, limit: int = 100) -> int:
         """Claim the timers due at ``now`` and deliver their messages."""
@@ -493,24 +523,27 @@ class Engine:
 
     # -- operations (section 6) ------------------------------------------------------
 
-    def _op(self, wfid: str, msg: dict[str, Any]) -> None:
+    def _op(self, msg: messages.Message) -> None:
+        """Send an operation's message (``engine.core.messages.operation``)
+        to an existing run."""
+        wfid = msg["wfid"]
         if self.store.load_run(wfid) is None:
             raise UnknownRun(f"no run {wfid}")
-        self.send({**msg, "wfid": wfid})
+        self.send(msg)
 
     def cancel(self, wfid: str, expid: str | None = None) -> None:
         """Cancel the run (``on_cancel`` handlers run), or one step of it."""
-        self._op(wfid, {"type": "cancel", **({"eid": expid} if expid else {})})
+        self._op(messages.operation("cancel", wfid, eid=expid))
 
     def kill(self, wfid: str) -> None:
         """End the run at once, without ``on_cancel`` handlers."""
-        self._op(wfid, {"type": "kill"})
+        self._op(messages.operation("kill", wfid))
 
     def pause(self, wfid: str) -> None:
-        self._op(wfid, {"type": "pause"})
+        self._op(messages.operation("pause", wfid))
 
     def resume(self, wfid: str) -> None:
-        self._op(wfid, {"type": "resume"})
+        self._op(messages.operation("resume", wfid))
 
     def replay(
         self, wfid: str, error_id: str | None = None, fields: dict[str, Any] | None = None
@@ -524,19 +557,21 @@ class Engine:
             e["id"] == error_id or e["eid"] == error_id for e in info.errors
         ):
             raise EngineError(f"run {wfid} has no error {error_id}")
-        self.send({"type": "replay", "wfid": wfid, "error_id": error_id, "fields": fields})
+        self.send(messages.operation("replay", wfid, error_id=error_id, fields=fields))
 
     def re_apply(self, wfid: str, expid: str, fields: dict[str, Any] | None = None) -> None:
         """Re-run a step of a live run (by eid or expid)."""
-        self._op(wfid, {"type": "re_apply", "eid": expid, "fields": fields})
+        self._op(messages.operation("reapply", wfid, eid=expid, fields=fields))
 
     # -- queries ---------------------------------------------------------------------
 
     def state(self, wfid: str) -> dict[str, Any]:
+        """The run's state, in the current format (``engine.core.runstate``:
+        read it through that module's accessors)."""
         loaded = self.store.load_run(wfid)
         if loaded is None:
             raise UnknownRun(f"no run {wfid}")
-        return loaded[0]
+        return runstate.upgrade(loaded[0])
 
     def run(self, wfid: str) -> RunInfo:
         st = self.state(wfid)
@@ -544,20 +579,18 @@ class Engine:
             wfid=st["wfid"],
             name=st["name"],
             revision=st.get("revision"),
-            status=st["status"],
-            fields=st["fields"]
-            if st["status"] in states.ENDED_RUN_STATES
-            else self._live_fields(st),
+            status=runstate.status(st),
+            fields=runstate.fields(st),
             launched_at=st["launched_at"],
             updated_at=st["updated_at"],
             ended_at=st.get("ended_at"),
-            errors=[{k: v for k, v in e.items() if k != "fields"} for e in st["errors"]],
+            errors=[{k: v for k, v in e.items() if k != "fields"} for e in runstate.errors(st)],
             positions=self._positions(st),
-            definition=st["def"],
+            definition=runstate.definition_digest(st),
         )
 
     def status(self, wfid: str) -> str:
-        return self.state(wfid)["status"]
+        return runstate.status(self.state(wfid))
 
     def fields(self, wfid: str) -> dict[str, Any]:
         return self.run(wfid).fields
@@ -568,63 +601,21 @@ class Engine:
     def positions(self, wfid: str) -> list[Position]:
         return self._positions(self.state(wfid))
 
-    @staticmethod
-    def _live_fields(st: dict[str, Any]) -> dict[str, Any]:
-        """The fields of a live run: those of its most recent waiting step
-        on the main flow, else the launch fields."""
-        best = None
-        for e in st["exprs"].values():
-            if e["s"] in (states.WAITING, states.FAILED) and (
-                best is None or e.get("at", 0) >= best.get("at", 0)
-            ):
-                best = e
-        return best["w"] if best else st["fields"]
-
     def _positions(self, st: dict[str, Any]) -> list[Position]:
         out = []
         d = None
-        for eid, e in st["exprs"].items():
-            if e["s"] not in (states.WAITING, states.FAILED):
-                continue
+        for x in runstate.positions(st):
             if d is None:
-                d = self.definition(st["def"])
-            try:
-                node = d.node(e["n"])
-                kind, name = node.kind, e.get("pn") or node.name
-            except KeyError:
-                kind, name = "?", e["n"]
-            out.append(Position(eid, e["n"], name, kind, e["s"], e.get("at"), e.get("pn")))
+                d = self.definition(runstate.definition_digest(st))
+            kind, name = x.describe(d)
+            out.append(Position(x.eid, x.node_id, name, kind, x.state, x.since, x.participant))
         return out
 
     def tree(self, wfid: str) -> dict[str, Any] | None:
         """The live expression tree: nested ``{eid, expid, kind, name,
         state, children}`` from the root (None when the run has ended)."""
         st = self.state(wfid)
-        d = self.definition(st["def"])
-        exprs = st["exprs"]
-
-        def build(eid: str) -> dict[str, Any]:
-            e = exprs[eid]
-            try:
-                node = d.node(e["n"])
-                kind, name = node.kind, e.get("pn") or node.name
-            except KeyError:
-                kind, name = "?", e["n"]
-            return {
-                "eid": eid,
-                "expid": e["n"],
-                "kind": kind,
-                "name": name,
-                "state": e["s"],
-                "children": [build(k) for k in e.get("k") or () if k in exprs],
-            }
-
-        root = st.get("root")
-        if root is None or root not in exprs:
-            return None
-        tree = build(root)
-        tree["detached"] = [build(x) for x in st["detached"] if x in exprs]
-        return tree
+        return runstate.tree(st, self.definition(runstate.definition_digest(st)))
 
     def list_runs(
         self, status: str | None = None, name: str | None = None, offset: int = 0, limit: int = 100
@@ -652,23 +643,34 @@ _DURABLE = frozenset(set(fx.EFFECT_TYPES.values()) - {fx.Echo, fx.Log})
 
 def _unknown_participant(state: dict[str, Any], known: set[str]) -> bool:
     """Whether ``state`` has a new error for a participant nobody registered."""
-    return any(e["class"] == "UnknownParticipant" and e["id"] not in known for e in state["errors"])
+    return any(
+        e["class"] == "UnknownParticipant" and e["id"] not in known for e in runstate.errors(state)
+    )
 
 
-def message_id(msg: dict[str, Any]) -> str | None:
-    """The identity of a message, for spotting a redelivery: its ``id``,
-    else one derived from what it answers (a reply from the step's unique
-    ``subid``, a timer from its step and kind)."""
-    mid = msg.get("id")
-    if mid is not None:
-        return str(mid)
-    kind = msg.get("type")
-    if kind == "reply":
-        subid = ((msg.get("workitem") or {}).get("fei") or {}).get("subid")
-        return f"reply:{subid}" if subid else None
-    if kind == "timer":
-        return f"timer:{msg.get('eid')}:{msg.get('timer')}"
-    return None
+#: the listener list a message's effects share (None: not fetched yet)
+_Listeners = list[tuple[str, dict[str, Any]]] | None
+
+#: how each effect type is carried out (``Engine._carry_out``)
+_CARRY_OUT: dict[type, Callable[[Engine, str, Any, _Listeners], _Listeners]] = {
+    fx.Dispatch: Engine._do_dispatch,
+    fx.ReplyApplied: Engine._do_reply_applied,
+    fx.CancelWorkitem: Engine._do_cancel_workitem,
+    fx.ScheduleTimer: Engine._do_schedule_timer,
+    fx.CancelTimer: Engine._do_cancel_timer,
+    fx.AddListener: Engine._do_add_listener,
+    fx.RemoveListener: Engine._do_remove_listener,
+    fx.AcquireMutex: Engine._do_acquire_mutex,
+    fx.ReleaseMutex: Engine._do_release_mutex,
+    fx.Echo: Engine._do_echo,
+    fx.Record: Engine._do_record,
+    fx.Log: Engine._do_log,
+    fx.Continue: Engine._do_continue,
+    fx.RunEnded: Engine._do_run_ended,
+}
+
+#: the identity of a message, for spotting a redelivery (``deliver``)
+message_id = messages.message_id
 
 
 def new_wfid() -> str:

@@ -25,20 +25,21 @@ import os
 import socket
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from engine import wire
 from engine.config import Config
+from engine.core import messages
 from engine.core.loader import LoadError
 from engine.engine import Engine, Undecided
 from engine.process_store import resolve_process
 from engine.store.base import RunExists, RunStore
-from engine.trace.activity import record_event
-from engine.trace.bus import EventBus
+from engine.trace import EventBus, record_event
 
 log = logging.getLogger("boss.worker")
 
-__all__ = ["EngineService"]
+__all__ = ["HANDLERS", "EngineService"]
 
 
 class EngineService:
@@ -121,20 +122,9 @@ class EngineService:
         except wire.Malformed as exc:
             return self._malformed(body, exc, queue, content_type, headers)
         self.handled += 1
-        kind = msg["type"]
-        if kind == "launch":
-            return self._launch(msg, body, queue)
-        if kind == "alive":
-            return self._alive(msg)
-        if kind in ("register", "unregister"):
-            return self._registration(msg)
-        try:
-            reason = self.engine.deliver(msg)
-        except Undecided as exc:
-            return self._defer(msg, exc)
-        # anything else raises: the message is not acknowledged, comes again,
-        # and is dead-lettered with its traceback if it keeps failing
-        return reason or f"{kind} applied"
+        # the schema admits only the types of ``engine.core.messages``, and
+        # ``HANDLERS`` has one for each (tests/unit/test_messages.py)
+        return HANDLERS[msg["type"]](self, msg, body, queue)
 
     def handle_timer(self, payload: dict[str, Any]) -> str:
         """A fired timer's message (a step's timer, or a deferred redelivery)."""
@@ -153,7 +143,26 @@ class EngineService:
             return self._defer(payload, exc)
         return reason or "timer applied"
 
-    # -- kinds ------------------------------------------------------------------------
+    # -- kinds: ``HANDLERS`` maps each message type to one of these -------------------
+
+    def _on_launch(self, msg: dict[str, Any], body: bytes | str, queue: str) -> str:
+        return self._launch(messages.as_launch_item(msg), body, queue)
+
+    def _on_alive(self, msg: dict[str, Any], body: bytes | str, queue: str) -> str:
+        return self._alive(msg)
+
+    def _on_registration(self, msg: dict[str, Any], body: bytes | str, queue: str) -> str:
+        return self._registration(msg)
+
+    def _on_run_message(self, msg: dict[str, Any], body: bytes | str, queue: str) -> str:
+        """A reply, an operation or a notice for one run: ``Engine.deliver``."""
+        try:
+            reason = self.engine.deliver(msg)
+        except Undecided as exc:
+            return self._defer(msg, exc)
+        # anything else raises: the message is not acknowledged, comes again,
+        # and is dead-lettered with its traceback if it keeps failing
+        return reason or f"{msg['type']} applied"
 
     def _launch(
         self, item: dict[str, Any], body: bytes | str, queue: str, recheck: bool = False
@@ -175,9 +184,7 @@ class EngineService:
                 cause=item.get("cause"),
             )
         except Undecided as exc:
-            return self._defer(
-                {"type": "launch", **{k: v for k, v in item.items() if k != "type"}}, exc
-            )
+            return self._defer(messages.as_launch_message(item), exc)
         except LoadError as exc:
             return self._deadletter(
                 body, f"launch item: the definition has problems:\n{exc}", queue
@@ -214,14 +221,14 @@ class EngineService:
         self.store.schedule_timer(
             f"redeliver:{msg.get('wfid')}:{mid}",
             time.time() + wait,
-            {"type": "redeliver", "wfid": msg.get("wfid"), "message": msg},
+            messages.redeliver(msg),
         )
         return f"redelivery deferred {wait:.0f}s: {exc}"
 
     def _redeliver(self, payload: dict[str, Any]) -> str:
         msg = payload["message"]
         if msg.get("type") == "launch":
-            item = {k: v for k, v in msg.items() if k != "type"}
+            item = messages.as_launch_item(msg)
             return self._launch(item, wire.dumps(item), self.config.engine_queue, recheck=True)
         return self.engine.deliver(msg, recheck=True) or f"{msg.get('type')} applied"
 
@@ -258,18 +265,17 @@ class EngineService:
         outcome = self._deadletter(body, exc.reason, queue, content_type, headers)
         if exc.fei is not None:
             fei = exc.fei
-            msg = {
-                "type": "reply",
-                "wfid": fei["wfid"],
-                "id": f"malformed:{fei['subid']}",
-                "workitem": {
+            msg = messages.reply(
+                {
                     "fei": fei,
                     "error": {
                         "message": f"malformed reply ({outcome.split(':')[0]}): {exc.reason}",
                         "class": "MalformedMessage",
                     },
                 },
-            }
+                fei["wfid"],
+                id=f"malformed:{fei['subid']}",
+            )
             # Undecided: a redelivery of this same malformed reply, already failed
             with contextlib.suppress(Undecided):
                 self.engine.deliver(msg)
@@ -280,3 +286,17 @@ class EngineService:
         traceback rather than loop on it for ever."""
         tb = "".join(traceback.format_exception(exc))
         return self._deadletter(body, f"handling failed repeatedly: {exc}\n{tb}", queue)
+
+
+#: what the service does with each message type it accepts (every one of
+#: ``engine.core.messages.MESSAGE_TYPES``): a launch item starts a run, a
+#: heartbeat pushes a lease timer on, a registration is stored, and the
+#: rest is applied to its run by ``Engine.deliver``
+HANDLERS: dict[str, Callable[[EngineService, dict[str, Any], bytes | str, str], str]] = {
+    kind: EngineService._on_run_message for kind in messages.ENGINE_TYPES
+} | {
+    "launch": EngineService._on_launch,
+    "alive": EngineService._on_alive,
+    "register": EngineService._on_registration,
+    "unregister": EngineService._on_registration,
+}

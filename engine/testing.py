@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.core import effects as fx
-from engine.core import states
+from engine.core import messages, states
 from engine.core.registrations import looks_like_regex
 from engine.engine import Engine, Position
 from engine.store.base import RunStore
@@ -187,8 +187,8 @@ class ProcessHarness:
         self.records.append(record)
         if not self._validate_events:
             return
-        from engine.trace.activity import record_event
-        from engine.trace.validate import InvalidEvent, validate
+        from engine.trace import InvalidEvent, record_event
+        from engine.trace import validate_event as validate
 
         event = record_event(record)
         self._event_types[event["meta"]["id"]] = event["meta"]["type"]
@@ -263,10 +263,10 @@ class ProcessHarness:
                 "class": type(exc).__name__,
                 "traceback": traceback.format_exc(),
             }
-            self._send({"type": "reply", "wfid": wi.wfid, "workitem": data})
+            self._send(messages.reply(data, wi.wfid))
             return
         if not effect.forget:
-            self._send({"type": "reply", "wfid": wi.wfid, "workitem": wi.to_dict()})
+            self._send(messages.reply(wi.to_dict(), wi.wfid))
 
     def reply(
         self,
@@ -287,7 +287,7 @@ class ProcessHarness:
                 if isinstance(error, BaseException)
                 else "ParticipantError",
             }
-        self._send({"type": "reply", "wfid": (data.get("fei") or {}).get("wfid"), "workitem": data})
+        self._send(messages.reply(data))
         if pump:
             self.pump()
 

@@ -26,6 +26,8 @@ from typing import Any
 
 import jsonschema
 
+from engine.core import messages
+
 __all__ = [
     "Malformed",
     "deadletter",
@@ -153,10 +155,10 @@ def engine_message(body: bytes | str | dict[str, Any]) -> dict[str, Any]:
                 and fei["subid"]
             )
             raise Malformed(exc.reason, fei if ok_fei else None) from None
-        return {"type": "reply", "wfid": fei["wfid"], "workitem": obj}
+        return messages.reply(obj, fei["wfid"])
     if "definition" in obj or "process" in obj:
         validate("launch", obj)
-        return {"type": "launch", **obj}
+        return messages.as_launch_message(obj)
     raise Malformed(
         "neither a reply (no 'fei'), a launch item (no 'definition' or "
         "'process') nor an engine message (no 'type')"

@@ -18,6 +18,7 @@ import time
 import traceback
 from typing import Any
 
+from engine.core import messages
 from engine.wire import Malformed, dumps, iso_now, validate
 from participants.workitem import Workitem
 
@@ -136,13 +137,14 @@ class Job:
         """The reply and its JSON body, encoded once: the workitem as the
         handler left it, with ``error``, ``started_at`` and ``instance``;
         ``fei`` and ``participant_name`` are always the ones received."""
-        reply = dict(self.wi.to_dict())
-        reply["fei"] = dict(self.fei)
-        reply["participant_name"] = self._participant_name
-        if self.error is not None:
-            reply["error"] = self.error
-        reply["started_at"] = self.started_at
-        reply["instance"] = self.instance
+        reply = messages.workitem_reply(
+            self.wi.to_dict(),
+            fei=self.fei,
+            participant_name=self._participant_name,
+            error=self.error,
+            started_at=self.started_at,
+            instance=self.instance,
+        )
         try:
             body = dumps(reply)
             if not isinstance(reply.get("fields"), dict):
@@ -150,14 +152,18 @@ class Job:
             validate("workitem", reply)
         except (Malformed, TypeError, ValueError) as exc:
             log.error("handler left an invalid workitem for %s %s: %s", self.wfid, self.subid, exc)
-            reply = self.original
-            reply["error"] = {
-                "message": f"the participant left a workitem that is not valid JSON for the "
-                f"engine: {exc}",
-                "class": "MalformedReply",
-                "traceback": None,
-            }
-            reply["started_at"] = self.started_at
-            reply["instance"] = self.instance
+            reply = messages.workitem_reply(
+                self.original,
+                fei=self.fei,
+                participant_name=self._participant_name,
+                error={
+                    "message": f"the participant left a workitem that is not valid JSON for "
+                    f"the engine: {exc}",
+                    "class": "MalformedReply",
+                    "traceback": None,
+                },
+                started_at=self.started_at,
+                instance=self.instance,
+            )
             body = dumps(reply)
         return reply, body

@@ -41,6 +41,7 @@ from typing import Any
 
 import click
 
+from engine.core import messages
 from engine.wire import Malformed, deadletter, decode, validate
 from participants.config import ParticipantConfig, ParticipantConfigError, load_config
 from participants.handler import LifecycleControl, check_handler, load_handler
@@ -193,12 +194,11 @@ class Runtime:
             link.declare(self.config.boss.engine_queue)
             link.publish(
                 self.config.boss.engine_queue,
-                {
-                    "type": "register",
-                    "pattern": self.config.pattern,
-                    "queue": self.config.queue,
-                    "regex": self.config.regexp is not None,
-                },
+                messages.register(
+                    self.config.pattern,
+                    self.config.queue,
+                    regex=self.config.regexp is not None,
+                ),
             )
             self._registered = True
             log.info("registered %r for queue %s", self.config.pattern, self.config.queue)
@@ -348,16 +348,14 @@ class Runtime:
             job.next_alive = time.monotonic() + self.config.boss.lease / 3
 
     def _lease_notice(self, kind: str, job: Job) -> dict[str, Any]:
-        notice: dict[str, Any] = {
-            "type": kind,
-            "wfid": job.wfid,
-            "eid": job.subid,
-            "lease": self.config.boss.lease,
-            "instance": self.instance,
-        }
+        """``started`` (with the workitem as received, to dispatch again if
+        the lease runs out) or ``alive``, for the job in hand."""
+        lease = self.config.boss.lease
         if kind == "started":
-            notice["workitem"] = job.original
-        return notice
+            return messages.started(
+                job.wfid, job.subid, lease=lease, instance=self.instance, workitem=job.original
+            )
+        return messages.alive(job.wfid, job.subid, lease=lease, instance=self.instance)
 
     def _release(self, link: BrokerLink, job: Job, *, stop: bool = True) -> None:
         """Acknowledge the delivery in hand. While the job goes on (a lease,

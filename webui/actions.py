@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from engine.core import states
+from engine.core import messages, runstate, states
 from engine.engine import new_wfid
 from webui.access import Refused, can_act_on_run, require
 from webui.services import Services
@@ -31,15 +31,9 @@ __all__ = [
     "validate",
 ]
 
-#: the operations on a run, and the run states they make sense in
-ACTIONS = {
-    "cancel": "cancel",
-    "kill": "kill",
-    "pause": "pause",
-    "resume": "resume",
-    "replay": "replay",
-    "reapply": "re_apply",
-}
+#: the operations on a run -> the message type each sends (the table the
+#: CLI and ``Engine`` share: ``engine.core.messages``)
+ACTIONS = messages.OPERATION_TYPES
 
 
 def parse_fields(text: str | dict[str, Any] | None) -> dict[str, Any]:
@@ -123,7 +117,7 @@ def launch(
     wfid = new_wfid()
     svc.index.set_owner(wfid, user.name)  # before the engine can have it
     svc.publisher.send(
-        {"definition": source, "filename": str(path), "fields": fields, "wfid": wfid}
+        messages.launch_item(definition=source, filename=str(path), fields=fields, wfid=wfid)
     )
     svc.audit.record(
         user, "launch", wfid, detail=f"{name} {json.dumps(fields)[:500]}", remote=remote
@@ -150,20 +144,20 @@ def act(
     loaded = svc.store.load_run(wfid)
     if loaded is None:
         raise Refused(f"no run {wfid}", 404)
-    st = loaded[0]
+    st = runstate.upgrade(loaded[0])
     can_act_on_run(user, svc.index.owner(wfid), wfid, action)
-    status = st["status"]
+    status = runstate.status(st)
     if status in states.ENDED_RUN_STATES:
         raise Refused(f"run {wfid} has ended ({status}): nothing to {action}", 409)
-    msg: dict[str, Any] = {"type": ACTIONS[action], "wfid": wfid}
+    options: dict[str, Any] = {}  # for messages.operation
     if action == "pause" and status == states.PAUSED:
         raise Refused(f"run {wfid} is paused already", 409)
     if action == "resume" and status != states.PAUSED:
         raise Refused(f"run {wfid} is {status}, not paused: nothing to resume", 409)
     if action == "cancel" and data.get("step"):
-        msg["eid"] = str(data["step"])
+        options["eid"] = str(data["step"])
     if action == "replay":
-        errors = st.get("errors") or []
+        errors = runstate.errors(st)
         if not errors:
             raise Refused(f"run {wfid} has no error to replay", 409)
         error_id = data.get("error_id") or None
@@ -171,17 +165,17 @@ def act(
             error_id in (e["id"], e.get("eid"), e.get("expid")) for e in errors
         ):
             raise Refused(f"run {wfid} has no error {error_id}", 404)
-        msg["error_id"] = error_id
-        msg["fields"] = parse_fields(data.get("fields")) or None
+        options["error_id"] = error_id
+        options["fields"] = parse_fields(data.get("fields")) or None
     if action == "reapply":
         step = data.get("step")
         if not step:
             raise Refused("re-apply needs the step (its eid or expid)", 400)
-        exprs = st.get("exprs") or {}
-        if step not in exprs and not any(e.get("n") == step for e in exprs.values()):
+        if not runstate.has_step(st, step):
             raise Refused(f"run {wfid} has no live step {step}", 404)
-        msg["eid"] = str(step)
-        msg["fields"] = parse_fields(data.get("fields")) or None
+        options["eid"] = str(step)
+        options["fields"] = parse_fields(data.get("fields")) or None
+    msg = messages.operation(action, wfid, **options)
     svc.publisher.send(msg)
     detail = {k: v for k, v in msg.items() if k not in ("type", "wfid") and v is not None}
     svc.audit.record(user, action, wfid, detail=json.dumps(detail)[:500], remote=remote)

@@ -24,7 +24,7 @@ from engine.commandline import (
     table,
     when,
 )
-from engine.core import states
+from engine.core import messages, runstate, states
 from engine.core.loader import LoadError, load_file
 from engine.engine import UnknownRun, new_wfid
 
@@ -87,15 +87,16 @@ def launch(
     The definition is checked here first, so a mistake is reported with its
     file, line and column before anything is sent."""
     launch_fields = parse_fields(fields, fields_json)
-    item: dict[str, Any] = {"fields": launch_fields, "wfid": wfid or new_wfid()}
+    wfid = wfid or new_wfid()
     path = Path(process)
     if path.is_file():
         try:
             definition = load_file(path)
         except LoadError as exc:
             fail(f"{path} has problems:\n{exc}", 2)
-        item["definition"] = definition.source
-        item["filename"] = str(path)
+        item = messages.launch_item(
+            definition=definition.source, filename=str(path), fields=launch_fields, wfid=wfid
+        )
     else:
         from engine.process_store import resolve_process
 
@@ -106,9 +107,8 @@ def launch(
             fail(f"{process}: not a file, and {exc}", 2)
         except LoadError as exc:
             fail(f"{process} has problems:\n{exc}", 2)
-        item["process"] = process
+        item = messages.launch_item(process=process, fields=launch_fields, wfid=wfid)
     ctx.send(item)
-    wfid = item["wfid"]
     if not wait:
         if as_json:
             emit_json({"wfid": wfid})
@@ -134,15 +134,16 @@ def _wait(ctx: Context, wfid: str, timeout: float | None, quiet: bool) -> str | 
     while deadline is None or time.monotonic() < deadline:
         loaded = ctx.store.load_run(wfid)
         if loaded is not None:
-            st = loaded[0]
+            st = runstate.upgrade(loaded[0])
             if not quiet:
                 for pos in ctx.engine.positions(wfid):
                     key = f"{pos.eid}:{pos.state}"
                     if key not in seen:
                         seen.add(key)
                         click.echo(f"  {pos.name or pos.expid} ({pos.expid}) {pos.state}", err=True)
-            if st["status"] in states.ENDED_RUN_STATES or st["status"] == states.ERROR:
-                return st["status"]
+            status = runstate.status(st)
+            if status in states.ENDED_RUN_STATES or status == states.ERROR:
+                return status
         time.sleep(delay)
         delay = min(delay * 1.5, 0.5)
     return None
@@ -297,10 +298,13 @@ def errors(ctx: Context, limit: int, offset: int, as_json: bool) -> None:
 # -- operations ---------------------------------------------------------------------------
 
 
-def _op(ctx: Context, wfid: str, msg: dict[str, Any], done: str) -> None:
+def _op(ctx: Context, msg: messages.Message, done: str) -> None:
+    """Send an operation's message (``engine.core.messages.operation``) to
+    an existing run."""
+    wfid = msg["wfid"]
     if ctx.store.load_run(wfid) is None:
         fail(f"no run {wfid}")
-    ctx.send({**msg, "wfid": wfid})
+    ctx.send(msg)
     click.echo(done)
 
 
@@ -312,8 +316,7 @@ def cancel(ctx: Context, wfid: str, step: str | None) -> None:
     """Cancel a run (its on_cancel handlers run), or one step of it."""
     _op(
         ctx,
-        wfid,
-        {"type": "cancel", **({"eid": step} if step else {})},
+        messages.operation("cancel", wfid, eid=step),
         f"cancel sent to {wfid}" + (f" (step {step})" if step else ""),
     )
 
@@ -323,7 +326,7 @@ def cancel(ctx: Context, wfid: str, step: str | None) -> None:
 @pass_context
 def kill(ctx: Context, wfid: str) -> None:
     """End a run at once, without on_cancel handlers."""
-    _op(ctx, wfid, {"type": "kill"}, f"kill sent to {wfid}")
+    _op(ctx, messages.operation("kill", wfid), f"kill sent to {wfid}")
 
 
 @click.command()
@@ -331,7 +334,7 @@ def kill(ctx: Context, wfid: str) -> None:
 @pass_context
 def pause(ctx: Context, wfid: str) -> None:
     """Hold a run: replies are kept until it is resumed."""
-    _op(ctx, wfid, {"type": "pause"}, f"pause sent to {wfid}")
+    _op(ctx, messages.operation("pause", wfid), f"pause sent to {wfid}")
 
 
 @click.command()
@@ -339,7 +342,7 @@ def pause(ctx: Context, wfid: str) -> None:
 @pass_context
 def resume(ctx: Context, wfid: str) -> None:
     """Resume a paused run."""
-    _op(ctx, wfid, {"type": "resume"}, f"resume sent to {wfid}")
+    _op(ctx, messages.operation("resume", wfid), f"resume sent to {wfid}")
 
 
 @click.command()
@@ -364,7 +367,7 @@ def replay(
     ):
         fail(f"run {wfid} has no error {error_id}")
     merged = parse_fields(fields, fields_json) or None
-    ctx.send({"type": "replay", "wfid": wfid, "error_id": error_id, "fields": merged})
+    ctx.send(messages.operation("replay", wfid, error_id=error_id, fields=merged))
     click.echo(f"replay sent to {wfid}")
 
 
@@ -380,7 +383,8 @@ def reapply(
     """Run a live step of a run again (by eid or expid)."""
     _op(
         ctx,
-        wfid,
-        {"type": "re_apply", "eid": step, "fields": parse_fields(fields, fields_json) or None},
+        messages.operation(
+            "reapply", wfid, eid=step, fields=parse_fields(fields, fields_json) or None
+        ),
         f"re-apply of {step} sent to {wfid}",
     )

@@ -13,7 +13,9 @@ The run state is a JSON-compatible dict::
     updated_at, ended_at, fields (launch fields, then the final ones),
     root (eid of the root expression), seq (id counter), exprs {eid: expr},
     errors [..], detached [eids], paused, held [messages], pending [work],
-    ending (status to end with), lc (run lifecycle state)
+    ending (status to end with), lc (run lifecycle state), sv (the format
+    version, ``engine.core.runstate``: whoever loads a state upgrades it
+    there, and reads it outside the core only through its accessors)
 
 An expression instance (``expr``) is a small dict with short keys, to keep a
 waiting run small in Redis:
@@ -30,9 +32,10 @@ waiting run small in Redis:
     a   retry attempt; t timeout timer id; wt wait/retry timer id
     then  what to do once a cancel has finished (see ``_abort``)
 
-Messages are dicts with a ``type``: launch (via ``launch``), reply, timer,
-cancel, kill, pause, resume, replay, re_apply, listen, mutex, started,
-continue.
+Messages are dicts with a ``type``, built by ``engine.core.messages``:
+launch (via ``launch``), reply, timer, cancel, kill, pause, resume, replay,
+re_apply, listen, mutex, started, continue; ``handle`` looks each up in
+``_CONTROLS`` or ``_ON_MESSAGE``.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.core import lifecycle, merge, states
+from engine.core import lifecycle, merge, messages, runstate, states
 from engine.core.definition import CURSOR_COMMANDS, Definition, Handler, Node
 from engine.core.durations import DurationError, parse_duration, parse_time
 from engine.core.effects import (
@@ -306,31 +309,17 @@ class Interpreter:
         self._run()
 
     def handle(self, msg: dict[str, Any]) -> str | None:
-        """Apply one message; returns a reason when it was ignored."""
+        """Apply one message; returns a reason when it was ignored. The run
+        controls (``_CONTROLS``: pause, resume, kill) act at once; a paused
+        run holds any other message except those in ``_NOT_HELD``."""
         st = self.state
         kind = msg.get("type")
         if st["status"] in states.ENDED_RUN_STATES:
             return self._ignore(f"run {st['wfid']} is {st['status']}: {kind} ignored")
-        if kind == "pause":
-            st["paused"] = True
-            self._update_status()
-            return None
-        if kind == "resume":
-            if not st.get("paused"):
-                return self._ignore("resume of a run that is not paused")
-            st["paused"] = False
-            held = st.pop("held", None) or []
-            for m in held:  # in the order they came, each carried through
-                reason = self._handle_one(m)
-                if reason:
-                    self._log("info", reason)
-                self._run()
-            self._run()  # nothing held: still brings the status back
-            return None
-        if kind == "kill":
-            self._kill()
-            return None
-        if st.get("paused") and kind not in ("cancel", "started"):
+        control = _CONTROLS.get(kind)
+        if control is not None:
+            return control(self, msg)
+        if st.get("paused") and kind not in _NOT_HELD:
             st.setdefault("held", []).append(msg)
             self._update_status()
             return None
@@ -340,25 +329,38 @@ class Interpreter:
 
     def _handle_one(self, msg: dict[str, Any]) -> str | None:
         kind = msg.get("type")
-        if kind == "reply":
-            return self._on_reply(msg)
-        if kind == "timer":
-            return self._on_timer(msg)
-        if kind == "cancel":
-            return self._on_cancel(msg)
-        if kind == "replay":
-            return self._on_replay(msg)
-        if kind == "re_apply":
-            return self._on_re_apply(msg)
-        if kind == "listen":
-            return self._on_listen(msg)
-        if kind == "mutex":
-            return self._on_mutex(msg)
-        if kind == "started":
-            return self._on_started(msg)
-        if kind == "continue":
-            return None
-        return self._ignore(f"unknown message type {kind!r}")
+        on = _ON_MESSAGE.get(kind)
+        if on is None:
+            return self._ignore(f"unknown message type {kind!r}")
+        return on(self, msg)
+
+    # -- run controls -----------------------------------------------------------
+
+    def _on_pause(self, msg: dict[str, Any]) -> str | None:
+        self.state["paused"] = True
+        self._update_status()
+        return None
+
+    def _on_resume(self, msg: dict[str, Any]) -> str | None:
+        st = self.state
+        if not st.get("paused"):
+            return self._ignore("resume of a run that is not paused")
+        st["paused"] = False
+        held = st.pop("held", None) or []
+        for m in held:  # in the order they came, each carried through
+            reason = self._handle_one(m)
+            if reason:
+                self._log("info", reason)
+            self._run()
+        self._run()  # nothing held: still brings the status back
+        return None
+
+    def _on_kill(self, msg: dict[str, Any]) -> str | None:
+        self._kill()
+        return None
+
+    def _on_continue(self, msg: dict[str, Any]) -> str | None:
+        return None  # the saved work runs after the handler (``handle``)
 
     # -- the work loop --------------------------------------------------------
 
@@ -578,12 +580,7 @@ class Interpreter:
                     ScheduleTimer(
                         tid,
                         self.now + float(timeout),
-                        {
-                            "type": "timer",
-                            "wfid": self.state["wfid"],
-                            "eid": eid,
-                            "timer": "timeout",
-                        },
+                        messages.timer(self.state["wfid"], eid, "timeout"),
                     )
                 )
         try:
@@ -713,15 +710,13 @@ class Interpreter:
                 ScheduleTimer(
                     tid,
                     self.now + self.dispatch_lease,
-                    {
-                        "type": "timer",
-                        "wfid": st["wfid"],
-                        "eid": eid,
-                        "timer": "lease",
-                        "lease": self.dispatch_lease,
-                        "instance": None,
-                        "workitem": workitem,
-                    },
+                    messages.lease_timer(
+                        st["wfid"],
+                        eid,
+                        lease=self.dispatch_lease,
+                        instance=None,
+                        workitem=workitem,
+                    ),
                 )
             )
         if forget:
@@ -823,9 +818,7 @@ class Interpreter:
         e["s"] = states.WAITING
         e["wt"] = tid
         self.effects.append(
-            ScheduleTimer(
-                tid, due, {"type": "timer", "wfid": self.state["wfid"], "eid": eid, "timer": "wait"}
-            )
+            ScheduleTimer(tid, due, messages.timer(self.state["wfid"], eid, "wait"))
         )
 
     def _apply_listen(self, eid: str, e: dict, node: Node) -> None:
@@ -1241,15 +1234,13 @@ class Interpreter:
                 ScheduleTimer(
                     tid,
                     self.now + float(lease),
-                    {
-                        "type": "timer",
-                        "wfid": self.state["wfid"],
-                        "eid": eid,
-                        "timer": "lease",
-                        "lease": float(lease),
-                        "instance": msg.get("instance"),
-                        "workitem": workitem,
-                    },
+                    messages.lease_timer(
+                        self.state["wfid"],
+                        eid,
+                        lease=float(lease),
+                        instance=msg.get("instance"),
+                        workitem=workitem,
+                    ),
                 )
             )
         return None
@@ -1587,7 +1578,7 @@ class Interpreter:
                     ScheduleTimer(
                         tid,
                         self.now + delay,
-                        {"type": "timer", "wfid": self.state["wfid"], "eid": eid, "timer": "retry"},
+                        messages.timer(self.state["wfid"], eid, "retry"),
                     )
                 )
             else:
@@ -1739,6 +1730,33 @@ _APPLY = {
     "jump": Interpreter._apply_command,
 }
 
+#: messages that act on the run as it is, paused or not
+_CONTROLS = {
+    "pause": Interpreter._on_pause,
+    "resume": Interpreter._on_resume,
+    "kill": Interpreter._on_kill,
+}
+
+#: what a paused run still hears (the rest is held until it is resumed)
+_NOT_HELD = frozenset({"cancel", "started"})
+
+#: the other messages a run handles, by ``type`` (``engine.core.messages``)
+_ON_MESSAGE = {
+    "reply": Interpreter._on_reply,
+    "timer": Interpreter._on_timer,
+    "cancel": Interpreter._on_cancel,
+    "replay": Interpreter._on_replay,
+    "re_apply": Interpreter._on_re_apply,
+    "listen": Interpreter._on_listen,
+    "mutex": Interpreter._on_mutex,
+    "started": Interpreter._on_started,
+    "continue": Interpreter._on_continue,
+}
+
+#: every message type ``handle`` acts on (the engine service handles the
+#: rest of ``engine.core.messages.MESSAGE_TYPES`` itself)
+HANDLED_TYPES = frozenset(_CONTROLS) | frozenset(_ON_MESSAGE)
+
 _ON_CHILD = {
     "sequence": Interpreter._child_sequence,
     "cursor": Interpreter._child_cursor,
@@ -1761,6 +1779,7 @@ def new_state(
     definition: Definition, wfid: str, now: float, fields: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     return {
+        runstate.VERSION_KEY: runstate.STATE_VERSION,
         "wfid": wfid,
         "name": definition.name,
         "revision": definition.revision,

@@ -32,6 +32,7 @@ from typing import Any
 
 from engine import wire
 from engine.config import Config
+from engine.core import messages
 from engine.launchers.base import (
     MalformedEvent,
     NormalisedEvent,
@@ -65,16 +66,16 @@ class PlannedLaunch:
     target: str | None = None
     via: str = "store"
 
-    def item(self, cause: str | None) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "definition": self.path.read_text(encoding="utf-8"),
-            "filename": str(self.path),
-            "fields": self.fields,
-            "wfid": self.wfid,
-        }
-        if cause:
-            out["cause"] = [cause]
-        return out
+    def item(self, cause: str | None, definition: str | None = None) -> dict[str, Any]:
+        """The launch item (``engine.core.messages.launch_item``); the
+        definition's text is read from ``path`` unless given."""
+        return messages.launch_item(
+            definition=self.path.read_text(encoding="utf-8") if definition is None else definition,
+            filename=str(self.path),
+            fields=self.fields,
+            wfid=self.wfid,
+            cause=[cause] if cause else None,
+        )
 
 
 @dataclass
@@ -211,16 +212,15 @@ class Launcher:
             log.info("%s %s %s: no process to launch", event.source, event.label, event.delivery)
             return [], None
         cause = event.eiffel_id
-        items = [plan.item(None) for plan in plans]
+        # read every definition before anything is published
+        sources = [plan.path.read_text(encoding="utf-8") for plan in plans]
         with self._lock:
             if cause is None and self.settings.events:
                 eiffel_event = source_event(event)
                 self.bus.publish(eiffel_event)
                 cause = eiffel_event["meta"]["id"]
-            for item in items:
-                if cause:
-                    item["cause"] = [cause]
-                self.publisher.send(item)
+            for plan, source in zip(plans, sources, strict=True):
+                self.publisher.send(plan.item(cause, source))
         for plan in plans:
             log.info(
                 "%s %s %s: launched %s (%s) as %s",

@@ -27,6 +27,8 @@ from typing import Any
 
 import redis
 
+from engine.core import messages
+
 __all__ = [
     "Trigger",
     "TriggerError",
@@ -140,12 +142,12 @@ def matches(trigger: Trigger, event: dict[str, Any]) -> bool:
 def launch_item(trigger: Trigger, event: dict[str, Any]) -> dict[str, Any]:
     """The launch item for ``trigger``'s process, caused by ``event``."""
     event_id = event["meta"]["id"]
-    return {
-        "process": trigger.process,
-        "fields": {**trigger.fields, "event": event},
-        "wfid": f"{trigger.id}-{event_id}",
-        "cause": [event_id],
-    }
+    return messages.launch_item(
+        process=trigger.process,
+        fields={**trigger.fields, "event": event},
+        wfid=f"{trigger.id}-{event_id}",
+        cause=[event_id],
+    )
 
 
 class TriggerStore:

@@ -37,7 +37,7 @@ def test_the_import_contracts_hold() -> None:
 
 _PROBE = """
 import json, sys
-from engine.core import interpreter, listeners, loader
+from engine.core import interpreter, listeners, loader, messages, runstate
 d = loader.load_definition("name: probe\\nsteps:\\n  - alpha\\n  - beta\\n")
 res = interpreter.launch(d, "w1", now=1.0, fields={"x": 1})
 print(json.dumps({"modules": sorted(sys.modules), "effects": len(res.effects),
