@@ -54,9 +54,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.embedded import EmbeddedValkey
-from engine.trace.graph import Graph
-from engine.trace.queries import trace_down, trace_up
-from engine.trace.synthetic import PipelineGenerator
+from engine.trace import Graph, PipelineGenerator, trace_down, trace_up
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
 CHUNK = 20_000

@@ -241,7 +241,7 @@ class BrokerLink:
         one message, a JSON array when there are several. The trace queue
         and its binding are declared with it, so nothing is dropped before
         an aggregator first ran."""
-        from engine.trace.bus import TraceTopology, routing_key
+        from engine.trace import TraceTopology, routing_key
 
         assert self._producer is not None
         if not events:

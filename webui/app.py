@@ -75,7 +75,7 @@ def create_app(
     app.register_blueprint(api, url_prefix="/api")
     app.register_blueprint(metrics_blueprint(svc))
 
-    from engine.trace.http import trace_blueprint
+    from engine.trace import trace_blueprint
 
     def authorize_trace(action: str) -> str | None:
         user = current_user()

@@ -36,8 +36,7 @@ from typing import Any
 
 import redis
 
-from engine.trace.activity import activity_id
-from engine.trace.metrics import percentile
+from engine.trace import activity_id, percentile
 
 __all__ = ["Health", "parse_since"]
 

@@ -27,8 +27,7 @@ def register(main: click.Group) -> None:
 
 
 def _graph(ctx: Context) -> Any:
-    from engine.trace.aggregator import graph_prefix
-    from engine.trace.graph import Graph
+    from engine.trace import Graph, graph_prefix
 
     return Graph(ctx.store.client, prefix=graph_prefix(ctx.config))
 
@@ -212,7 +211,7 @@ def _change_id(ctx: Context, ident: str) -> str:
 def up(ctx: Context, change: str, as_json: bool) -> None:
     """Which artifacts, baselines and confidence levels contain CHANGE (a
     source change's event id, or its commit sha)."""
-    from engine.trace.queries import trace_up
+    from engine.trace import trace_up
 
     result = trace_up(_graph(ctx), _change_id(ctx, change))
     _print_grouped(result, as_json)
@@ -225,7 +224,7 @@ def up(ctx: Context, change: str, as_json: bool) -> None:
 def down(ctx: Context, subject: str, as_json: bool) -> None:
     """Which source changes, issues and components went into SUBJECT (an
     artifact or baseline event id, an artifact identity, or a baseline name)."""
-    from engine.trace.queries import trace_down
+    from engine.trace import trace_down
 
     graph = _graph(ctx)
     sid = subject
@@ -264,7 +263,7 @@ def _print_grouped(result: Any, as_json: bool) -> None:
 @pass_context
 def run(ctx: Context, wfid: str, as_json: bool) -> None:
     """A run's events (its activity and every step's), by time."""
-    from engine.trace.activity import activity_id
+    from engine.trace import activity_id
 
     events = _graph(ctx).chain(activity_id(wfid, None, "triggered"))
     if not events:
@@ -300,10 +299,9 @@ def export(
     output: str | None,
 ) -> None:
     """Export a run's or a change's subgraph."""
+    from engine.trace import activity_id, write_json, write_jsonl
     from engine.trace import cdevents as cde
     from engine.trace import cloudevents as ce
-    from engine.trace.activity import activity_id
-    from engine.trace.formats import write_json, write_jsonl
 
     if bool(wfid) == bool(event_id):
         fail("give exactly one of --run and --event")
@@ -428,7 +426,7 @@ def deadletters(ctx: Context, action: str, letter_id: str | None, as_json: bool)
     """The events the aggregators set aside (with the broken rule), and
     putting one back on the trace queue or dropping it."""
     from engine.broker import drop_deadletter, list_deadletters, reinject_deadletter
-    from engine.trace.bus import TraceTopology
+    from engine.trace import TraceTopology
 
     config = TraceTopology(ctx.config).deadletter_config
     with ctx.connection.clone() as conn:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.engine.attr_support import (
+from tests.engine.support import (
+    definition,
     dispatched_to,
     only,
     register_tracers,
-    y,
 )
 
 
 def listener(opts: str, after: str = "- echo: woke") -> str:
-    return y(f"""
+    return definition(f"""
         name: listener
         steps:
           - listen: {opts}
@@ -22,7 +22,7 @@ def listener(opts: str, after: str = "- echo: woke") -> str:
 
 
 def producer(name: str = "beta") -> str:
-    return y(f"""
+    return definition(f"""
         name: producer
         steps:
           - {name}
@@ -176,7 +176,7 @@ def test_listen_does_not_merge_the_other_steps_params(h):
     h.register("beta", reply=False)
     a = h.launch(listener("{to: beta}")).wait()
     h.launch(
-        y("""
+        definition("""
         name: producer
         steps:
           - beta: {flag: on}
@@ -191,7 +191,7 @@ def test_listen_wfid_true_restricts_to_its_own_run(hx):
     h = hx
     h.register("beta", reply=False)
     a = h.launch(
-        y("""
+        definition("""
         name: listener
         steps:
           - concurrence:
@@ -259,7 +259,7 @@ def test_kill_of_a_listening_run_removes_the_listener(h):
 def test_listen_with_a_timeout(h):
     h.register("beta", reply=False)
     a = h.launch(
-        y("""
+        definition("""
         name: listener
         steps:
           - listen: {to: beta}
@@ -300,7 +300,7 @@ def test_one_event_wakes_every_matching_listener(h):
 def test_listen_in_a_loop_listens_again_each_iteration(h):
     h.register("beta", reply=False)
     a = h.launch(
-        y("""
+        definition("""
         name: listener
         steps:
           - iterator:
@@ -319,7 +319,7 @@ def test_listen_in_a_loop_listens_again_each_iteration(h):
 def test_listen_to_a_participant_of_the_same_run_upon_reply(h):
     h.register("beta", reply=False)
     a = h.launch(
-        y("""
+        definition("""
         name: self
         steps:
           - concurrence:
@@ -339,7 +339,7 @@ def test_listen_to_a_participant_of_the_same_run_upon_reply(h):
 # reserve
 
 
-MUTEX = y("""
+MUTEX = definition("""
     name: mutex
     steps:
       - reserve:
@@ -436,7 +436,7 @@ def test_kill_of_a_waiting_run_leaves_the_queue(h):
 def test_different_mutexes_do_not_block_each_other(h):
     h.register("inside", reply=False)
     register_tracers(h, "after")
-    src = y("""
+    src = definition("""
         name: mutex
         steps:
           - reserve:
@@ -466,7 +466,7 @@ def test_two_branches_of_one_run_share_the_mutex(h):
     h.register("a", reply=False)
     h.register("b", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - concurrence:
@@ -488,7 +488,7 @@ def test_two_branches_of_one_run_share_the_mutex(h):
 def test_the_mutex_is_held_across_several_steps(h):
     h.register("one", reply=False)
     h.register("two", reply=False)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - reserve:
@@ -550,7 +550,7 @@ def test_timeout_while_waiting_for_the_mutex_leaves_the_queue(h):
     register_tracers(h, "after")
     a = h.launch(MUTEX).wait()
     b = h.launch(
-        y("""
+        definition("""
         name: impatient
         steps:
           - reserve:
@@ -595,7 +595,7 @@ def test_listen_upon_reply_is_not_woken_by_a_held_reply_that_turns_out_stale(h):
     h.register("beta", reply=False)
     a = h.launch(listener("{to: beta, upon: reply}")).wait()
     b = h.launch(
-        y("""
+        definition("""
         name: producer
         steps:
           - participant: beta
@@ -617,7 +617,7 @@ def test_listen_upon_reply_is_not_woken_by_a_held_reply_that_turns_out_stale(h):
 def test_a_waiting_reserve_cancelled_by_its_concurrence_leaves_the_queue(h):
     h.register("inside", reply=False)
     register_tracers(h, "fast")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - concurrence:
@@ -649,7 +649,7 @@ def test_an_error_handled_on_the_reserve_releases_the_mutex(hx):
         raise RuntimeError("inside failed")
 
     h.register("inside", inside)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - reserve:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from engine.core.interpreter import iso
-from tests.engine.attr_support import (
-    T0,
+from tests.engine.support import (
+    START,
     cancelled_subids,
+    definition,
     dispatched_to,
     only,
     register_calls,
     register_tracers,
-    y,
 )
 
 # ---------------------------------------------------------------------------
@@ -23,7 +23,7 @@ def test_on_error_pass_keeps_the_error_in_fields(hx):
     h = hx
     register_calls(h, "bad", always_fail=True, message="disk full", exc=OSError)
     register_tracers(h, "beta")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: bad
@@ -38,14 +38,14 @@ def test_on_error_pass_keeps_the_error_in_fields(hx):
         "class": "OSError",
         "expid": "0_0",
         "participant": "bad",
-        "at": iso(T0),
+        "at": iso(START),
     }
     assert h.trace == ["bad", "beta"]
     assert only(dispatched_to(h, "beta")).fields["__error__"]["message"] == "disk full"
 
 
 def test_on_error_pass_on_an_error_expression(h):
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - error: "cannot build ${project}"
@@ -64,7 +64,7 @@ def test_on_error_pass_on_an_error_expression(h):
 
 def test_on_error_pass_on_an_error_reply(h):
     h.register("alpha", reply=False)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: alpha
@@ -77,13 +77,13 @@ def test_on_error_pass_on_an_error_reply(h):
     err = run.fields["__error__"]
     assert err["message"] == "remote failure"
     assert err["participant"] == "alpha"
-    assert err["at"] == iso(T0 + 30)
+    assert err["at"] == iso(START + 30)
 
 
 def test_on_error_pass_on_a_container_skips_the_rest_of_it(h):
     register_calls(h, "bad", always_fail=True)
     register_tracers(h, "skipped", "beta")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - sequence:
@@ -105,7 +105,7 @@ def test_on_error_pass_on_a_container_skips_the_rest_of_it(h):
 def test_on_error_redo(h):
     flaky = register_calls(h, "flaky", fail_on=(1, 2))
     register_tracers(h, "beta")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: flaky
@@ -124,7 +124,7 @@ def test_on_error_redo(h):
 def test_on_error_redo_on_a_container(h):
     a = register_calls(h, "a")
     b = register_calls(h, "b", fail_on=(1,))
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - sequence:
@@ -140,7 +140,7 @@ def test_on_error_redo_on_a_container(h):
 def test_on_error_cancel_drops_the_step_and_goes_on(h):
     bad = register_calls(h, "bad", always_fail=True, change={"never": 1})
     register_tracers(h, "beta")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: bad
@@ -158,7 +158,7 @@ def test_on_error_cancel_on_a_concurrence_cancels_the_other_branches(h):
     register_calls(h, "bad", always_fail=True)
     h.register("slow", reply=False)
     register_tracers(h, "beta")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - concurrence:
@@ -178,7 +178,7 @@ def test_on_error_raise_hands_the_error_to_the_enclosing_handler(h):
     register_calls(h, "bad", always_fail=True)
     outer = register_calls(h, "outer")
     register_tracers(h, "skipped", "beta")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - sequence:
@@ -198,7 +198,7 @@ def test_on_error_raise_hands_the_error_to_the_enclosing_handler(h):
 def test_on_error_raise_without_an_enclosing_handler_is_a_run_error(h):
     register_calls(h, "bad", always_fail=True)
     register_tracers(h, "beta")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: bad
@@ -219,7 +219,7 @@ def test_on_error_rewind(hx):
     h = hx
     register_tracers(h, "a", "c")
     register_calls(h, "flaky", fail_on=(1,))
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - cursor:
@@ -246,7 +246,7 @@ ON_ERROR_COMMANDS = [
 def test_on_error_cursor_command(h, command, trace):
     register_tracers(h, "a", "c", "d", "after")
     register_calls(h, "bad", always_fail=True)
-    src = y(f"""
+    src = definition(f"""
         name: t
         steps:
           - cursor:
@@ -265,7 +265,7 @@ def test_on_error_cursor_command(h, command, trace):
 def test_on_error_jump_to_a_tag_sees_the_error(h):
     register_calls(h, "bad", always_fail=True, message="compile error")
     register_tracers(h, "c")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - cursor:
@@ -283,7 +283,7 @@ def test_on_error_jump_to_a_tag_sees_the_error(h):
 def test_on_error_command_in_a_nested_step_acts_on_the_nearest_cursor(h):
     register_tracers(h, "a", "c", "d")
     register_calls(h, "bad", always_fail=True)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - cursor:
@@ -309,7 +309,7 @@ def test_on_error_break_in_an_iterator(h):
             raise RuntimeError("two")
 
     h.register("item", item)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - iterator:
@@ -335,7 +335,7 @@ def test_on_error_participant_runs_in_place_and_sees_the_error(hx):
     register_calls(h, "bad", always_fail=True, message="it broke")
     handler = register_calls(h, "fixer", change={"fixed": True})
     register_tracers(h, "beta")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: bad
@@ -358,7 +358,7 @@ def test_on_error_participant_runs_in_place_and_sees_the_error(hx):
 def test_on_error_subprocess_runs_in_place_and_sees_the_error(h):
     register_calls(h, "bad", always_fail=True, message="it broke")
     register_tracers(h, "beta")
-    src = y("""
+    src = definition("""
         name: t
         subprocesses:
           recover:
@@ -379,7 +379,7 @@ def test_nearest_enclosing_handler_wins(h):
     register_calls(h, "bad", always_fail=True)
     inner = register_calls(h, "inner")
     outer = register_calls(h, "outer")
-    src = y("""
+    src = definition("""
         name: t
         on_error: outer
         steps:
@@ -398,7 +398,7 @@ def test_step_handler_beats_the_container_handler(h):
     register_calls(h, "bad", always_fail=True)
     register_tracers(h, "c")
     outer = register_calls(h, "outer")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - sequence:
@@ -418,7 +418,7 @@ def test_process_level_on_error(hx):
     register_calls(h, "bad", always_fail=True, message="nope")
     admin = register_calls(h, "notify_admin")
     register_tracers(h, "a", "skipped")
-    src = y("""
+    src = definition("""
         name: t
         on_error: notify_admin
         steps:
@@ -435,7 +435,7 @@ def test_process_level_on_error(hx):
 
 
 def test_process_level_on_error_pass(h):
-    src = y("""
+    src = definition("""
         name: t
         on_error: pass
         steps:
@@ -451,7 +451,7 @@ def test_process_level_on_error_pass(h):
 def test_on_error_inside_a_subprocess(h):
     register_calls(h, "bad", always_fail=True)
     register_tracers(h, "in_sub", "beta")
-    src = y("""
+    src = definition("""
         name: t
         subprocesses:
           sub:
@@ -472,7 +472,7 @@ def test_on_error_on_the_subprocess_call(h):
     register_calls(h, "bad", always_fail=True)
     register_tracers(h, "in_sub", "beta")
     handler = register_calls(h, "handler")
-    src = y("""
+    src = definition("""
         name: t
         subprocesses:
           sub:
@@ -491,7 +491,7 @@ def test_on_error_on_the_subprocess_call(h):
 
 def test_on_error_on_the_short_form_subprocess_call(h):
     register_calls(h, "bad", always_fail=True)
-    src = y("""
+    src = definition("""
         name: t
         subprocesses:
           sub:
@@ -510,7 +510,7 @@ def test_an_error_in_the_handler_goes_further_up(h):
     register_calls(h, "bad", always_fail=True, message="first")
     register_calls(h, "bad_handler", always_fail=True, message="second")
     outer = register_calls(h, "outer")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - sequence:
@@ -529,7 +529,7 @@ def test_an_error_in_the_handler_goes_further_up(h):
 def test_an_error_in_the_handler_without_enclosing_handler_is_a_run_error(h):
     register_calls(h, "bad", always_fail=True, message="first")
     register_calls(h, "bad_handler", always_fail=True, message="second")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: bad
@@ -544,7 +544,7 @@ def test_an_error_in_the_handler_without_enclosing_handler_is_a_run_error(h):
 
 def test_an_unregistered_handler_is_a_run_error(h):
     register_calls(h, "bad", always_fail=True)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: bad
@@ -563,7 +563,7 @@ def test_error_in_a_concurrence_branch_with_on_error_on_the_concurrence(hx):
     h.register("slow1", reply=False)
     h.register("slow2", reply=False)
     handler = register_calls(h, "handler")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - concurrence:
@@ -585,7 +585,7 @@ def test_error_in_a_concurrence_branch_with_on_error_on_the_concurrence(hx):
 def test_on_error_on_one_branch_leaves_the_concurrence_going(h):
     register_calls(h, "bad", always_fail=True)
     h.register("slow", reply=False)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - concurrence:
@@ -605,7 +605,7 @@ def test_handler_substituted_name(h):
     # a handler name with ${...} is a participant resolved at run time
     register_calls(h, "bad", always_fail=True)
     handler = register_calls(h, "handler_x")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: bad
@@ -621,7 +621,7 @@ def test_handler_substituted_name(h):
 
 
 def _on_cancel_def() -> str:
-    return y("""
+    return definition("""
         name: t
         steps:
           - participant: alpha
@@ -695,7 +695,7 @@ def test_on_cancel_does_not_run_on_timeout(h):
     # on_timeout applies)
     h.register("alpha", reply=False)
     cleanup = register_calls(h, "cleanup")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: alpha
@@ -711,7 +711,7 @@ def test_on_cancel_does_not_run_on_timeout(h):
 def test_on_cancel_on_a_container(h):
     h.register("alpha", reply=False)
     cleanup = register_calls(h, "cleanup")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - sequence:
@@ -728,7 +728,7 @@ def test_on_cancel_on_a_container(h):
 def test_nested_on_cancel_handlers_run_inner_first(h):
     h.register("alpha", reply=False)
     register_tracers(h, "inner_cleanup", "outer_cleanup")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - sequence:
@@ -744,7 +744,7 @@ def test_nested_on_cancel_handlers_run_inner_first(h):
 
 def test_on_cancel_subprocess(h):
     h.register("alpha", reply=False)
-    src = y("""
+    src = definition("""
         name: t
         subprocesses:
           undo:
@@ -762,7 +762,7 @@ def test_on_cancel_subprocess(h):
 def test_process_level_on_cancel(h):
     h.register("alpha", reply=False)
     cleanup = register_calls(h, "cleanup")
-    src = y("""
+    src = definition("""
         name: t
         on_cancel: cleanup
         steps:
@@ -778,7 +778,7 @@ def test_cancel_process_expression_runs_on_cancel_handlers(h):
     h.register("alpha", reply=False)
     cleanup = register_calls(h, "cleanup")
     register_tracers(h, "never")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - concurrence:
@@ -798,7 +798,7 @@ def test_cancel_process_expression_runs_on_cancel_handlers(h):
 def test_terminate_kills_nothing_but_cancels(h):
     h.register("alpha", reply=False)
     cleanup = register_calls(h, "cleanup")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - concurrence:
@@ -818,7 +818,7 @@ def test_on_cancel_of_a_branch_cancelled_by_its_concurrence(h):
     register_tracers(h, "fast")
     h.register("slow", reply=False)
     cleanup = register_calls(h, "cleanup")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - concurrence:
@@ -836,7 +836,7 @@ def test_on_cancel_of_a_branch_cancelled_by_its_concurrence(h):
 def test_cancel_tag_expression_runs_on_cancel(h):
     h.register("alpha", reply=False)
     cleanup = register_calls(h, "cleanup")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - concurrence:
@@ -860,7 +860,7 @@ def test_forget_attribute_parent_goes_on_at_once(hx):
     h = hx
     h.register("alpha", reply=False)
     h.register("beta", reply=False)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: alpha
@@ -885,7 +885,7 @@ def test_forget_attribute_parent_goes_on_at_once(hx):
 def test_forgotten_branch_ending_first_then_main_flow(h):
     h.register("alpha", reply=False)
     h.register("beta", reply=False)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: alpha
@@ -902,7 +902,7 @@ def test_forgotten_branch_ending_first_then_main_flow(h):
 def test_forget_on_a_container(h):
     h.register("a", reply=False)
     register_tracers(h, "b", "main")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - sequence:
@@ -922,7 +922,7 @@ def test_forget_on_a_container(h):
 def test_forget_in_a_concurrence_branch(h):
     h.register("a", reply=False)
     register_tracers(h, "b", "after")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - concurrence:
@@ -941,7 +941,7 @@ def test_forget_in_a_concurrence_branch(h):
 def test_cancel_of_a_run_cancels_its_forgotten_branches(h):
     h.register("alpha", reply=False)
     h.register("beta", reply=False)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: alpha
@@ -957,7 +957,7 @@ def test_cancel_of_a_run_cancels_its_forgotten_branches(h):
 def test_error_in_a_forgotten_branch_is_a_run_error(h):
     flaky = register_calls(h, "flaky", fail_on=(1,))
     register_tracers(h, "main")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: flaky
@@ -980,7 +980,7 @@ def test_forget_param_no_reply_awaited(hx, form):
     h = hx
     h.register("alpha", reply=False)
     register_tracers(h, "beta")
-    src = y(f"""
+    src = definition(f"""
         name: t
         steps:
           {form}
@@ -998,7 +998,7 @@ def test_forget_param_no_reply_awaited(hx, form):
 def test_forget_param_a_reply_that_comes_anyway_is_ignored(h):
     h.register("alpha", reply=False)
     h.register("beta", reply=False)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - alpha: {forget: true}
@@ -1020,7 +1020,7 @@ def test_forget_param_a_reply_that_comes_anyway_is_ignored(h):
 def test_forget_param_substituted(h):
     h.register("alpha", reply=False)
     register_tracers(h, "beta")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - alpha: {forget: "$f:fire_and_forget"}
@@ -1041,7 +1041,7 @@ def test_forget_param_substituted(h):
 def test_no_cancel_notice_for_a_step_that_already_replied_with_an_error(h, attr):
     register_calls(h, "bad", fail_on=(1,))
     register_calls(h, "handler")
-    src = y(f"""
+    src = definition(f"""
         name: t
         steps:
           - participant: bad
@@ -1059,7 +1059,7 @@ def test_no_cancel_notice_for_a_step_that_already_replied_with_an_error(h, attr)
 def test_an_error_in_the_process_level_handler_is_a_run_error(h):
     register_calls(h, "bad", always_fail=True)
     register_calls(h, "admin", always_fail=True, message="admin down")
-    src = y("""
+    src = definition("""
         name: t
         on_error: admin
         steps:
@@ -1075,7 +1075,7 @@ def test_an_error_in_the_process_level_handler_is_a_run_error(h):
 def test_cancel_while_the_on_error_handler_runs(h):
     register_calls(h, "bad", always_fail=True)
     h.register("handler", reply=False)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: bad
@@ -1096,7 +1096,7 @@ def test_an_error_in_the_on_cancel_handler_then_replay(h):
     # replaying the handler ends the cancel, kill ends the run
     h.register("alpha", reply=False)
     cleanup = register_calls(h, "cleanup", fail_on=(1,))
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: alpha
@@ -1118,7 +1118,7 @@ def test_an_error_in_the_on_cancel_handler_then_replay(h):
 def test_an_error_in_the_on_cancel_handler_then_kill(h):
     h.register("alpha", reply=False)
     register_calls(h, "cleanup", always_fail=True)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: alpha
@@ -1136,7 +1136,7 @@ def test_on_error_inside_a_forgotten_branch(h):
     register_calls(h, "bad", always_fail=True)
     handler = register_calls(h, "handler")
     register_tracers(h, "main")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: bad
@@ -1153,7 +1153,7 @@ def test_on_error_inside_a_forgotten_branch(h):
 def test_forget_on_the_last_step_main_fields_are_kept(h):
     register_calls(h, "a", change={"from_a": 1})
     h.register("b", reply=False)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - a
@@ -1172,7 +1172,7 @@ def test_forget_on_the_last_step_main_fields_are_kept(h):
 def test_cancel_of_a_run_whose_forgotten_branch_failed(h):
     register_calls(h, "bad", always_fail=True)
     register_tracers(h, "main")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: bad

@@ -7,15 +7,15 @@ from collections import Counter
 
 import pytest
 
-from tests.engine.attr_support import (
-    T0,
+from tests.engine.support import (
+    START,
+    definition,
     dispatched_to,
     only,
     register_calls,
     register_tracers,
     run_records,
     step_records,
-    y,
 )
 
 
@@ -54,7 +54,7 @@ def test_a_run_emits_triggered_started_finished(hx):
     h = hx
     register_tracers(h, "alpha")
     run = h.launch(
-        y("""
+        definition("""
         name: recorded
         steps:
           - alpha
@@ -74,7 +74,7 @@ def test_a_run_emits_triggered_started_finished(hx):
 def test_run_ended_by_an_operator(h, end, outcome):
     h.register("alpha", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - alpha
@@ -89,7 +89,7 @@ def test_run_ended_by_an_operator(h, end, outcome):
 def test_a_run_in_error_has_no_finished_record_until_it_ends(h):
     register_calls(h, "alpha", fail_on=(1,))
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - alpha
@@ -102,7 +102,7 @@ def test_a_run_in_error_has_no_finished_record_until_it_ends(h):
 
 def test_cancel_process_expression_records_an_aborted_run(h):
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - cancel_process
@@ -120,7 +120,7 @@ def test_participant_step_triggered_then_finished_successful(hx):
     h = hx
     register_tracers(h, "alpha", "beta")
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - alpha
@@ -149,7 +149,7 @@ def test_business_result_sets_the_outcome(h, result, outcome):
 
     h.register("alpha", alpha)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - alpha
@@ -163,7 +163,7 @@ def test_failed_step_has_one_failed_record(hx):
     h = hx
     register_calls(h, "alpha", always_fail=True)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - alpha
@@ -184,7 +184,7 @@ def test_failed_step_has_one_failed_record(hx):
 def test_failed_error_reply_then_on_error_pass(h):
     h.register("alpha", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - participant: alpha
@@ -202,7 +202,7 @@ def test_failed_error_reply_then_on_error_pass(h):
 def test_timed_out_step(h):
     h.register("alpha", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - participant: alpha
@@ -213,15 +213,15 @@ def test_timed_out_step(h):
     run.wait()
     recs = [r for r in h.records if r.entity == "step" and r.name == "alpha"]
     assert [(r.event, r.outcome) for r in recs] == [("triggered", None), ("finished", "TIMED_OUT")]
-    assert recs[0].at == T0
-    assert recs[1].at == T0 + 60
+    assert recs[0].at == START
+    assert recs[1].at == START + 60
 
 
 def test_cancelled_step(h):
     h.register("alpha", reply=False)
     register_tracers(h, "beta")
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - alpha
@@ -241,7 +241,7 @@ def test_started_step_then_finished(hx):
     h = hx
     h.register("alpha", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - alpha
@@ -261,7 +261,7 @@ def test_started_step_then_finished(hx):
 def test_started_step_then_cancelled_is_finished_aborted(h):
     h.register("alpha", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - alpha
@@ -281,7 +281,7 @@ def test_started_step_then_cancelled_is_finished_aborted(h):
 def test_forget_param_step_finishes_at_once(h):
     h.register("alpha", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - alpha: {forget: true}
@@ -297,7 +297,7 @@ def test_forget_param_step_finishes_at_once(h):
 def test_subprocess_step_records(h):
     register_tracers(h, "alpha")
     run = h.launch(
-        y("""
+        definition("""
         name: t
         subprocesses:
           sub:
@@ -319,7 +319,7 @@ def test_subprocess_step_records(h):
 def test_replayed_step_records(h):
     register_calls(h, "alpha", fail_on=(1,))
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - alpha
@@ -342,7 +342,7 @@ def test_replayed_step_records(h):
 def test_re_applied_step_records(h):
     h.register("alpha", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - alpha
@@ -367,7 +367,7 @@ def test_duplicate_reply_records_once(hx):
     h.register("alpha", reply=False)
     h.register("beta", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - alpha
@@ -388,7 +388,7 @@ def test_duplicate_reply_records_once(hx):
 def test_record_times_follow_the_virtual_clock(h):
     h.register("alpha", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - alpha
@@ -397,7 +397,7 @@ def test_record_times_follow_the_virtual_clock(h):
     h.advance(42)
     h.reply(only(h.pending_for("alpha")))
     recs = [r for r in h.records if r.wfid == run.wfid]
-    assert [r.at for r in recs] == [T0, T0, T0, T0 + 42, T0 + 42]
+    assert [r.at for r in recs] == [START, START, START, START + 42, START + 42]
 
 
 # -- one record per transition, whatever happened ----------------------------
@@ -406,7 +406,7 @@ def test_record_times_follow_the_virtual_clock(h):
 def _scenario_timeout_redo(h):
     h.register("alpha", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - participant: alpha
@@ -423,7 +423,7 @@ def _scenario_timeout_redo(h):
 def _scenario_timeout_error_replay(h):
     h.register("alpha", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - participant: alpha
@@ -440,7 +440,7 @@ def _scenario_timeout_error_replay(h):
 def _scenario_retry(h):
     register_calls(h, "alpha", always_fail=True)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - participant: alpha
@@ -457,7 +457,7 @@ def _scenario_concurrence_cancel(h):
     h.register("slow", reply=False)
     h.register("handler", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - concurrence:
@@ -477,7 +477,7 @@ def _scenario_cancel_with_on_cancel(h):
     h.register("alpha", reply=False)
     register_tracers(h, "cleanup")
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - sequence:
@@ -494,7 +494,7 @@ def _scenario_kill_concurrence(h):
     h.register("a", reply=False)
     h.register("b", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         subprocesses:
           sub:
@@ -513,7 +513,7 @@ def _scenario_forget(h):
     h.register("a", reply=False)
     register_tracers(h, "b")
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - participant: a
@@ -529,7 +529,7 @@ def _scenario_count_one(h):
     register_tracers(h, "fast")
     h.register("slow", reply=False)
     return h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - concurrence:
@@ -546,7 +546,7 @@ def _scenario_pause_resume(h):
     h.register("a", reply=False)
     register_tracers(h, "b")
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - a
@@ -565,7 +565,7 @@ def _scenario_cursor_on_error(h):
     register_calls(h, "bad", fail_on=(1,))
     register_tracers(h, "a", "c")
     return h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - cursor:
@@ -612,7 +612,7 @@ def test_positions_of_waiting_steps(hx):
     h.register("a", reply=False)
     h.register("b", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - concurrence:
@@ -629,12 +629,12 @@ def test_positions_of_waiting_steps(hx):
     ]
     a = only(h.pending_for("a"))
     assert pos[0].eid == a.fei["subid"]
-    assert pos[0].since == T0
+    assert pos[0].since == START
     h.advance(3600)
     pos = sorted(run.positions, key=lambda p: p.expid)
     assert [(p.expid, p.name, p.since) for p in pos] == [
-        ("0_0_0", "a", T0),
-        ("0_0_1_1", "b", T0 + 3600),
+        ("0_0_0", "a", START),
+        ("0_0_1_1", "b", START + 3600),
     ]
 
 
@@ -642,7 +642,7 @@ def test_positions_include_failed_steps(h):
     register_calls(h, "bad", always_fail=True)
     h.register("slow", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - concurrence:
@@ -658,7 +658,7 @@ def test_positions_include_failed_steps(h):
 
 def test_positions_of_listen_and_reserve(h):
     h.register("inside", reply=False)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - concurrence:
@@ -676,7 +676,7 @@ def test_positions_of_listen_and_reserve(h):
 def test_positions_of_an_ended_run_are_empty(h):
     register_tracers(h, "a")
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - a
@@ -689,7 +689,7 @@ def test_positions_of_an_ended_run_are_empty(h):
 def test_positions_of_a_subprocess_step(h):
     h.register("a", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         subprocesses:
           sub:
@@ -710,7 +710,7 @@ def test_tree_of_a_live_run(hx):
     h.register("a", reply=False)
     h.register("b", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - concurrence:
@@ -756,7 +756,7 @@ def test_tree_of_a_live_run(hx):
 def test_tree_shows_a_failed_step(h):
     register_calls(h, "bad", always_fail=True)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - bad
@@ -770,7 +770,7 @@ def test_tree_shows_forgotten_branches_as_detached(h):
     h.register("a", reply=False)
     h.register("b", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - participant: a
@@ -786,7 +786,7 @@ def test_tree_shows_forgotten_branches_as_detached(h):
 def test_tree_of_an_ended_run_is_none(h):
     register_tracers(h, "a")
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - a
@@ -804,7 +804,7 @@ def _launch_zoo(h):
     h.register("held", reply=False)
     register_calls(h, "bad", always_fail=True)
     register_tracers(h, "ok")
-    one = y("""
+    one = definition("""
         name: {name}
         steps:
           - {step}
@@ -857,7 +857,7 @@ def test_list_runs_newest_first_with_paging(h):
     ]
     assert [r.wfid for r in h.engine.list_runs()] == order
     assert [r.wfid for r in h.engine.list_runs(offset=2, limit=2)] == order[2:4]
-    assert h.engine.list_runs()[0].launched_at == T0 + 5
+    assert h.engine.list_runs()[0].launched_at == START + 5
 
 
 def test_count_runs(hx):
@@ -876,7 +876,7 @@ def test_count_runs(hx):
 def test_count_runs_follows_status_changes(h):
     register_calls(h, "bad", fail_on=(1,))
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - bad
@@ -892,7 +892,7 @@ def test_count_runs_follows_status_changes(h):
 def test_list_errors_across_runs(hx):
     h = hx
     register_calls(h, "bad", always_fail=True, message="broken")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - bad
@@ -900,7 +900,7 @@ def test_list_errors_across_runs(hx):
     r1 = h.launch(src).wait()
     h.advance(1)
     r2 = h.launch(
-        y("""
+        definition("""
         name: u
         steps:
           - error: "custom ${n}"
@@ -924,7 +924,7 @@ def test_list_errors_lists_every_error_of_a_run(h):
     register_calls(h, "bad1", always_fail=True)
     register_calls(h, "bad2", always_fail=True)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - concurrence:
@@ -940,7 +940,7 @@ def test_list_errors_lists_every_error_of_a_run(h):
 def test_run_info(h):
     h.register("a", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: info
         revision: "7"
         steps:
@@ -950,7 +950,7 @@ def test_run_info(h):
     ).wait()
     info = run.info
     assert (info.name, info.revision, info.status) == ("info", "7", "running")
-    assert info.launched_at == T0
+    assert info.launched_at == START
     assert info.ended_at is None
     assert info.fields == {"x": 1}
     h.advance(5)
@@ -958,8 +958,8 @@ def test_run_info(h):
     wi.fields["y"] = 2
     h.reply(wi)
     info = run.info
-    assert info.ended_at == T0 + 5
-    assert info.updated_at == T0 + 5
+    assert info.ended_at == START + 5
+    assert info.updated_at == START + 5
     assert info.fields == {"x": 1, "y": 2}
     assert only(dispatched_to(h, "a")).wf_revision == "7"
 
@@ -968,7 +968,7 @@ def test_live_fields_are_those_of_the_latest_waiting_step(h):
     h.register("a", reply=False)
     h.register("b", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - a

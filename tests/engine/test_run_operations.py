@@ -7,18 +7,18 @@ import pytest
 
 from engine.core.interpreter import iso
 from engine.engine import EngineError, UnknownRun
-from tests.engine.attr_support import (
-    T0,
+from tests.engine.support import (
+    START,
     cancelled_subids,
+    definition,
     dispatched_to,
     only,
     register_calls,
     register_tracers,
     step_records,
-    y,
 )
 
-ALPHA_BETA = y("""
+ALPHA_BETA = definition("""
     name: ab
     steps:
       - alpha
@@ -40,7 +40,7 @@ def test_uncaught_error_status_error_while_other_branches_go_on(hx):
     bad = register_calls(h, "bad", fail_on=(1,))
     h.register("slow", reply=False)
     register_tracers(h, "after")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - concurrence:
@@ -64,7 +64,7 @@ def test_uncaught_error_status_error_while_other_branches_go_on(hx):
 def test_uncaught_error_stops_the_branch(h):
     register_calls(h, "bad", always_fail=True)
     register_tracers(h, "after")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - bad
@@ -84,7 +84,7 @@ def test_error_entry_of_a_raising_participant(hx):
 
     h.register("bad", exploding_participant)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - noop
@@ -96,7 +96,7 @@ def test_error_entry_of_a_raising_participant(hx):
     assert err["class"] == "ValueError"
     assert err["expid"] == "0_1"
     assert err["participant"] == "bad"
-    assert err["at"] == iso(T0)
+    assert err["at"] == iso(START)
     assert "Traceback" in err["traceback"]
     assert "exploding_participant" in err["traceback"]
     assert "ValueError: bad input 42" in err["traceback"]
@@ -106,7 +106,7 @@ def test_error_entry_of_a_raising_participant(hx):
 
 def test_error_entry_of_an_error_expression(h):
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - error: "no ${what}"
@@ -129,14 +129,14 @@ def test_error_entry_of_an_error_reply(h):
     assert err["message"] == "remote said no"
     assert err["class"] == "ParticipantError"
     assert err["participant"] == "alpha"
-    assert err["at"] == iso(T0 + 12)
+    assert err["at"] == iso(START + 12)
 
 
 def test_two_branches_in_error_give_two_errors(h):
     register_calls(h, "bad1", always_fail=True)
     register_calls(h, "bad2", always_fail=True)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - concurrence:
@@ -158,7 +158,7 @@ def test_replay_reapplies_the_failing_step_with_fields_merged(hx):
     bad = register_calls(h, "bad", fail_on=(1,))
     register_tracers(h, "after")
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - bad
@@ -184,7 +184,7 @@ def test_replay_after_fixing_fields(h):
     h.register("picky", picky)
     register_tracers(h, "after")
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - picky
@@ -214,7 +214,7 @@ def test_replay_removes_the_error_before_the_step_runs(h):
 def test_replaying_an_error_step_goes_on_past_it(hx):
     h = hx
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - echo: before
@@ -233,7 +233,7 @@ def test_replay_one_error_by_id(h):
     b1 = register_calls(h, "bad1", fail_on=(1,))
     b2 = register_calls(h, "bad2", fail_on=(1,))
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - concurrence:
@@ -255,7 +255,7 @@ def test_replay_one_error_by_eid(h):
     b1 = register_calls(h, "bad1", fail_on=(1,))
     b2 = register_calls(h, "bad2", fail_on=(1,))
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - concurrence:
@@ -351,7 +351,7 @@ def test_re_apply_a_container_restarts_it(h):
     register_tracers(h, "a")
     h.register("b", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - sequence:
@@ -383,7 +383,7 @@ def test_re_apply_of_a_step_that_is_not_live_is_ignored(h):
 def test_unknown_participant_is_a_run_error_then_register_and_replay(hx):
     h = hx
     register_tracers(h, "alpha")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - alpha
@@ -405,7 +405,7 @@ def test_unknown_participant_is_a_run_error_then_register_and_replay(hx):
 
 def test_unknown_participant_from_a_substitution(h):
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - participant: "${who}"
@@ -421,7 +421,7 @@ def test_unknown_participant_from_a_substitution(h):
 
 
 def test_unknown_dynamic_subprocess_is_a_run_error(h):
-    src = y("""
+    src = definition("""
         name: t
         subprocesses:
           real:
@@ -443,7 +443,7 @@ def test_unknown_dynamic_subprocess_is_a_run_error(h):
 def test_unknown_participant_in_a_branch_lets_the_others_go_on(h):
     h.register("slow", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - concurrence:
@@ -473,7 +473,7 @@ def test_cancel_while_waiting(hx):
     assert notice.fei["wfid"] == run.wfid
     assert notice.flavour == "cancel"
     assert h.trace == []
-    assert run.info.ended_at == T0 + 3
+    assert run.info.ended_at == START + 3
     assert run.positions == []
 
 
@@ -512,7 +512,7 @@ def test_cancel_of_a_concurrence_branch(h):
     h.register("b", reply=False)
     register_tracers(h, "after")
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - concurrence:
@@ -554,7 +554,7 @@ def test_kill_while_waiting(hx):
     h.register("alpha", reply=False)
     register_tracers(h, "beta")
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - participant: alpha
@@ -576,7 +576,7 @@ def test_kill_a_cancelling_run(h):
     h.register("alpha", reply=False)
     h.register("cleanup", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - participant: alpha
@@ -617,7 +617,7 @@ def test_pause_holds_a_reply_until_resume(hx):
 def test_pause_holds_timers_until_resume(h):
     register_tracers(h, "beta")
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - wait: 10s
@@ -636,7 +636,7 @@ def test_pause_holds_timers_until_resume(h):
 def test_pause_holds_a_timeout(h):
     h.register("alpha", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - participant: alpha
@@ -657,7 +657,7 @@ def test_replies_held_while_paused_keep_their_order(h):
     h.register("a", reply=False)
     h.register("b", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - concurrence:
@@ -828,7 +828,7 @@ def test_stale_reply_for_a_timed_out_step(h):
     h.register("alpha", reply=False)
     h.register("beta", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - participant: alpha
@@ -873,7 +873,7 @@ def test_duplicate_reply_is_applied_once(hx):
     beta = register_calls(h, "beta", change={"n": 1})
     h.register("gamma", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - alpha
@@ -901,7 +901,7 @@ def test_duplicate_reply_of_a_branch_does_not_count_twice(hx):
     h.register("b", reply=False)
     after = register_calls(h, "after")
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - concurrence:
@@ -924,7 +924,7 @@ def test_duplicate_reply_of_a_branch_does_not_count_twice(hx):
 def test_duplicate_reply_in_a_loop_does_not_advance_twice(h):
     h.register("step", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - iterator:
@@ -981,7 +981,7 @@ def test_stale_reply_for_a_redone_step(h):
     h.register("alpha", reply=False)
     h.register("beta", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - participant: alpha
@@ -1003,7 +1003,7 @@ def test_kill_ends_forgotten_branches_too(h):
     h.register("a", reply=False)
     h.register("b", reply=False)
     run = h.launch(
-        y("""
+        definition("""
         name: t
         steps:
           - participant: a

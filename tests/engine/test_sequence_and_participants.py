@@ -17,8 +17,8 @@ from tests.engine.support import (
     held,
     make,
     proc,
+    register_tracers,
     run_proc,
-    tracer,
 )
 
 
@@ -402,7 +402,7 @@ def test_registration_matching(
 
 
 def test_unregistered_participant_is_unknown_again(h: ProcessHarness) -> None:
-    tracer(h, "temp")
+    register_tracers(h, "temp")
     assert run_proc(h, "- temp").status == "finished"
     h.unregister("temp")
     run = run_proc(h, "- temp")
@@ -432,7 +432,7 @@ def test_unknown_participant_is_a_run_error_at_dispatch(h: ProcessHarness) -> No
 def test_unknown_participant_registered_later_then_replayed(h: ProcessHarness) -> None:
     run = run_proc(h, "- late_comer\n- alpha")
     assert run.status == "error"
-    tracer(h, "late_comer")
+    register_tracers(h, "late_comer")
     run.replay()
     run.wait()
     assert run.status == "finished"

@@ -5,20 +5,20 @@ from __future__ import annotations
 import pytest
 
 from engine.core.interpreter import iso
-from tests.engine.attr_support import (
-    T0,
+from tests.engine.support import (
+    START,
     cancelled_subids,
+    definition,
     dispatched_to,
     only,
     register_calls,
     register_tracers,
     step_records,
-    y,
 )
 
 
 def held_then_beta(timeout: str, extra: str = "") -> str:
-    return y(f"""
+    return definition(f"""
         name: t
         steps:
           - participant: alpha
@@ -85,7 +85,7 @@ def test_timeout_fires_exactly_after_the_duration(h, text, seconds):
 def test_timeout_is_substituted(h, expr, fields, seconds):
     h.register("alpha", reply=False)
     register_tracers(h, "beta")
-    src = y(f"""
+    src = definition(f"""
         name: t
         variables:
           limit: 30s
@@ -130,7 +130,7 @@ def test_default_on_timeout_cancels_marks_and_goes_on(hx, on_timeout):
     run.wait()
     assert run.status == "finished"
     assert h.trace == ["beta"]
-    assert run.fields["__timed_out__"] == {"expid": "0_0", "timeout": 5.0, "at": iso(T0 + 5)}
+    assert run.fields["__timed_out__"] == {"expid": "0_0", "timeout": 5.0, "at": iso(START + 5)}
     notice = only(h.cancelled)
     assert notice.participant == "alpha"
     assert notice.fei["subid"] == held.fei["subid"]
@@ -144,7 +144,7 @@ def test_late_reply_after_timeout_is_ignored(hx):
     h = hx
     h.register("alpha", reply=False)
     h.register("gamma", reply=False)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: alpha
@@ -181,7 +181,7 @@ def test_reply_before_the_timeout_cancels_the_timer(h):
 def test_timeout_clock_starts_when_the_step_is_applied(h):
     h.register("alpha", reply=False)
     h.register("beta", reply=False)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - alpha
@@ -198,12 +198,12 @@ def test_timeout_clock_starts_when_the_step_is_applied(h):
     h.advance(0.2)
     assert run.wait().status == "finished"
     assert run.fields["__timed_out__"]["at"] == iso(h.clock.now)
-    assert h.clock.now == pytest.approx(T0 + 105.1)
+    assert h.clock.now == pytest.approx(START + 105.1)
 
 
 def test_timeout_on_a_wait_step(h):
     register_tracers(h, "beta")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - wait: 1h
@@ -245,7 +245,7 @@ def test_on_timeout_error_is_a_replayable_run_error(hx):
     assert "timed out" in err["message"]
     assert err["expid"] == "0_0"
     assert err["participant"] == "alpha"
-    assert err["at"] == iso(T0 + 5)
+    assert err["at"] == iso(START + 5)
     assert only(h.cancelled).fei["subid"] == first.fei["subid"]
     assert h.trace == []
     # the old workitem answering now changes nothing
@@ -264,7 +264,7 @@ def test_on_timeout_error_is_a_replayable_run_error(hx):
 def test_on_timeout_error_is_caught_by_an_enclosing_on_error(h):
     h.register("alpha", reply=False)
     register_tracers(h, "beta")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - sequence:
@@ -303,7 +303,7 @@ def test_on_timeout_redo_reapplies_the_step(h, times_out):
 def test_timeout_error_and_retry(h):
     # engine choice: `on_timeout: error` makes the step fail, so `retry` applies
     h.register("alpha", reply=False)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: alpha
@@ -337,7 +337,7 @@ CURSOR_ON_TIMEOUT = [
 def test_on_timeout_cursor_command(h, command, trace):
     register_tracers(h, "a", "c", "d", "after")
     h.register("slow", reply=False)
-    src = y(f"""
+    src = definition(f"""
         name: t
         steps:
           - cursor:
@@ -359,7 +359,7 @@ def test_on_timeout_cursor_command(h, command, trace):
 def test_on_timeout_rewind(h):
     register_tracers(h, "a", "c")
     h.register("slow", reply=False)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - cursor:
@@ -400,7 +400,7 @@ def test_on_timeout_participant_runs_instead(hx):
 def test_on_timeout_subprocess_runs_instead(h):
     h.register("alpha", reply=False)
     register_tracers(h, "beta")
-    src = y("""
+    src = definition("""
         name: t
         subprocesses:
           recover:
@@ -427,7 +427,7 @@ def test_timeout_on_a_sequence_cancels_its_waiting_child(hx):
     h = hx
     h.register("a", reply=False)
     register_tracers(h, "b", "beta")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - sequence:
@@ -449,7 +449,7 @@ def test_timeout_on_a_concurrence_cancels_every_branch(h):
     h.register("a", reply=False)
     h.register("b", reply=False)
     register_tracers(h, "beta")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - concurrence:
@@ -473,7 +473,7 @@ def test_timeout_on_one_concurrence_branch(hx):
     h.register("a", reply=False)
     h.register("b", reply=False)
     register_tracers(h, "beta")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - concurrence:
@@ -498,7 +498,7 @@ def test_timeout_on_one_concurrence_branch(hx):
 def test_timeouts_of_different_branches_fire_independently(h):
     h.register("a", reply=False)
     h.register("b", reply=False)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - concurrence:
@@ -520,7 +520,7 @@ def test_timeouts_of_different_branches_fire_independently(h):
 def test_a_branch_timeout_with_on_timeout_error_stops_only_that_branch(h):
     h.register("a", reply=False)
     h.register("b", reply=False)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - concurrence:
@@ -547,7 +547,7 @@ def test_process_level_timeout(h):
     # cancels the body and the run ends as finished with __timed_out__
     h.register("alpha", reply=False)
     register_tracers(h, "beta")
-    src = y("""
+    src = definition("""
         name: t
         timeout: 1m
         steps:
@@ -565,7 +565,7 @@ def test_process_level_timeout(h):
 def test_timeout_inside_a_subprocess(h):
     h.register("alpha", reply=False)
     register_tracers(h, "beta")
-    src = y("""
+    src = definition("""
         name: t
         subprocesses:
           sub:
@@ -584,7 +584,7 @@ def test_timeout_inside_a_subprocess(h):
 
 def test_timeout_in_a_loop_is_armed_per_iteration(h):
     h.register("slow", reply=False)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - iterator:
@@ -620,7 +620,7 @@ def test_timed_out_step_has_one_timed_out_record(h):
 def test_retry_count_gives_times_plus_one_attempts(h, times):
     flaky = register_calls(h, "flaky", always_fail=True)
     register_tracers(h, "beta")
-    src = y(f"""
+    src = definition(f"""
         name: t
         steps:
           - participant: flaky
@@ -639,7 +639,7 @@ def test_retry_succeeds_on_the_kth_attempt(hx, k):
     h = hx
     flaky = register_calls(h, "flaky", fail_on=tuple(range(1, k)))
     register_tracers(h, "beta")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: flaky
@@ -656,7 +656,7 @@ def test_retry_succeeds_on_the_kth_attempt(hx, k):
 
 def test_retry_mapping_without_delay(h):
     flaky = register_calls(h, "flaky", always_fail=True)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: flaky
@@ -683,7 +683,7 @@ def test_retry_delays_between_attempts(hx, delay, backoff, waits):
     h = hx
     flaky = register_calls(h, "flaky", always_fail=True)
     backoff_s = f", backoff: {backoff}" if backoff is not None else ""
-    src = y(f"""
+    src = definition(f"""
         name: t
         steps:
           - participant: flaky
@@ -706,7 +706,7 @@ def test_retry_delays_between_attempts(hx, delay, backoff, waits):
 def test_retry_exhaustion_then_on_error_pass(h):
     flaky = register_calls(h, "flaky", always_fail=True, message="still broken")
     register_tracers(h, "beta")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: flaky
@@ -724,7 +724,7 @@ def test_retry_exhaustion_then_on_error_pass(h):
 def test_retry_exhaustion_then_on_error_handler(h):
     register_calls(h, "flaky", always_fail=True)
     handler = register_calls(h, "handler")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: flaky
@@ -742,7 +742,7 @@ def test_retry_exhaustion_then_on_error_handler(h):
 def test_retry_exhaustion_then_enclosing_on_error(h):
     flaky = register_calls(h, "flaky", always_fail=True)
     register_tracers(h, "skipped", "beta")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - sequence:
@@ -762,7 +762,7 @@ def test_retry_exhaustion_then_enclosing_on_error(h):
 def test_retry_success_before_exhaustion_skips_on_error(h):
     flaky = register_calls(h, "flaky", fail_on=(1,))
     handler = register_calls(h, "handler")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: flaky
@@ -780,7 +780,7 @@ def test_retry_on_a_container_reapplies_the_whole_container(hx):
     a = register_calls(h, "a")
     b = register_calls(h, "b", fail_on=(1, 2))
     register_tracers(h, "after")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - sequence:
@@ -799,7 +799,7 @@ def test_retry_on_a_container_reapplies_the_whole_container(hx):
 def test_retry_on_a_container_exhausted(h):
     a = register_calls(h, "a")
     b = register_calls(h, "b", always_fail=True)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - sequence:
@@ -815,7 +815,7 @@ def test_retry_on_a_container_exhausted(h):
 
 def test_inner_and_outer_retry_multiply(h):
     b = register_calls(h, "b", always_fail=True)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - sequence:
@@ -831,7 +831,7 @@ def test_inner_and_outer_retry_multiply(h):
 def test_retry_on_a_container_with_delay(h):
     a = register_calls(h, "a")
     register_calls(h, "b", fail_on=(1,))
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - sequence:
@@ -850,7 +850,7 @@ def test_retry_on_a_container_with_delay(h):
 def test_retry_of_an_error_reply_redispatches_a_new_workitem(h):
     h.register("alpha", reply=False)
     register_tracers(h, "beta")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: alpha
@@ -878,7 +878,7 @@ def test_retry_reapplies_with_the_original_workitem(h):
             raise RuntimeError("fail")
 
     h.register("dirty", dirty)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: dirty
@@ -893,7 +893,7 @@ def test_retry_reapplies_with_the_original_workitem(h):
 
 
 def test_retry_of_an_error_expression(h):
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - sequence:
@@ -909,7 +909,7 @@ def test_retry_of_an_error_expression(h):
 
 def test_cancel_during_a_retry_delay(h):
     flaky = register_calls(h, "flaky", always_fail=True)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: flaky
@@ -926,7 +926,7 @@ def test_cancel_during_a_retry_delay(h):
 
 def test_each_retry_attempt_has_its_own_records(h):
     register_calls(h, "flaky", fail_on=(1, 2))
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: flaky
@@ -946,7 +946,7 @@ def test_each_retry_attempt_has_its_own_records(h):
 def test_retry_in_a_concurrence_branch(h):
     flaky = register_calls(h, "flaky", fail_on=(1, 2))
     steady = register_calls(h, "steady")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - concurrence:
@@ -962,7 +962,7 @@ def test_retry_in_a_concurrence_branch(h):
 def test_on_timeout_error_handled_by_the_steps_own_on_error(h):
     h.register("alpha", reply=False)
     register_tracers(h, "beta")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: alpha
@@ -982,7 +982,7 @@ def test_on_timeout_error_handled_by_the_steps_own_on_error(h):
 def test_on_timeout_error_on_a_container_then_replay_restarts_it(h):
     h.register("alpha", reply=False)
     register_tracers(h, "a0", "beta")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - sequence:
@@ -1010,7 +1010,7 @@ def test_on_timeout_error_on_a_container_then_replay_restarts_it(h):
 
 def test_a_failed_step_keeps_no_timeout_and_replay_rearms_it(h):
     h.register("alpha", reply=False)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: alpha
@@ -1041,14 +1041,14 @@ def test_timeout_fired_while_paused_beats_a_reply_held_after_it(h):
     run.resume()
     assert run.wait().status == "finished"
     assert "late" not in run.fields
-    assert run.fields["__timed_out__"]["at"] == iso(T0 + 6)
+    assert run.fields["__timed_out__"]["at"] == iso(START + 6)
     assert h.trace == ["beta"]
 
 
 def test_replay_after_retries_ran_out_retries_again(h):
     # engine choice: replay re-applies the step afresh, with its retries
     flaky = register_calls(h, "flaky", always_fail=True)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: flaky
@@ -1064,7 +1064,7 @@ def test_replay_after_retries_ran_out_retries_again(h):
 
 def test_the_error_after_retries_is_dated_at_the_last_attempt(h):
     register_calls(h, "flaky", always_fail=True)
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: flaky
@@ -1074,13 +1074,13 @@ def test_the_error_after_retries_is_dated_at_the_last_attempt(h):
     h.advance(10)
     h.advance(10)
     assert run.status == "error"
-    assert only(run.errors)["at"] == iso(T0 + 20)
+    assert only(run.errors)["at"] == iso(START + 20)
 
 
 def test_a_skipped_step_arms_no_timeout(h):
     h.register("alpha", reply=False)
     register_tracers(h, "beta")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - participant: alpha
@@ -1097,7 +1097,7 @@ def test_a_skipped_step_arms_no_timeout(h):
 def test_on_timeout_redo_in_a_concurrence_branch(h):
     h.register("a", reply=False)
     register_tracers(h, "b")
-    src = y("""
+    src = definition("""
         name: t
         steps:
           - concurrence:
