@@ -21,14 +21,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kombu.utils.url import maybe_sanitize_url
 
 from engine.config import Config
-from engine.core import states
+from engine.core import messages, runstate, states
 
 DEMO_PROCESS = Path(__file__).resolve().parent.parent / "processes" / "demo" / "pipeline.yaml"
 
@@ -48,26 +48,19 @@ class _Proc:
     log: Path
 
 
+@dataclass(eq=False)
 class Demo:
     """One demo: start, launch, watch, replay, stop (see the module docstring)."""
 
-    def __init__(
-        self,
-        config: Config,
-        out: Callable[[str], None] = print,
-        process: Path = DEMO_PROCESS,
-        timeout: float = 120.0,
-        web: str | None = "127.0.0.1:8080",
-    ) -> None:
-        self.config = config
-        self.out = out
-        self.process = process
-        self.timeout = timeout
-        self.web = web
-        self.web_server: Any = None
-        self.procs: list[_Proc] = []
-        self.started_embedded = False
-        self.t0 = time.monotonic()
+    config: Config
+    out: Callable[[str], None] = print
+    process: Path = DEMO_PROCESS
+    timeout: float = 120.0
+    web: str | None = "127.0.0.1:8080"
+    web_server: Any = field(default=None, init=False)
+    procs: list[_Proc] = field(default_factory=list, init=False)
+    started_embedded: bool = field(default=False, init=False)
+    t0: float = field(default_factory=time.monotonic, init=False)
 
     # -- set-up ---------------------------------------------------------------------
 
@@ -178,8 +171,7 @@ class Demo:
     def run(self) -> dict[str, Any]:
         from engine.broker import Publisher
         from engine.engine import new_wfid
-        from engine.trace import eiffel
-        from engine.trace.bus import EventBus
+        from engine.trace import EventBus, eiffel
 
         wfid = new_wfid()
         publisher = Publisher(self.config.replace(broker_url=self.env["BOSS_BROKER_URL"]))
@@ -222,7 +214,8 @@ class Demo:
             if loaded is None:
                 time.sleep(0.02)
                 continue
-            status = loaded[0]["status"]
+            st = runstate.upgrade(loaded[0])
+            status = runstate.status(st)
             now = {p.eid: p for p in self.engine.positions(wfid)}
             for eid, p in now.items():
                 label = f"{p.name:<18}"
@@ -230,7 +223,7 @@ class Demo:
                     if p.state == states.WAITING:
                         self.say(f"{label} started")
                     elif p.state == states.FAILED:
-                        err = next((e for e in loaded[0]["errors"] if e["eid"] == eid), {})
+                        err = next((e for e in runstate.errors(st) if e["eid"] == eid), {})
                         self.say(f"{label} FAILED: {err.get('class')}: {err.get('message')}")
                     seen[eid] = (p.state, p.name)
             for eid in [e for e in seen if e not in now]:
@@ -239,9 +232,7 @@ class Demo:
                 del seen[eid]
             if status == states.ERROR and not replayed:
                 self.say("replaying the failed build on builder-2")
-                publisher.send(
-                    {"type": "replay", "wfid": wfid, "fields": {"build_host": "builder-2"}}
-                )
+                publisher.send(messages.replay(wfid, fields={"build_host": "builder-2"}))
                 replayed = True
             if status in states.ENDED_RUN_STATES:
                 break
@@ -259,11 +250,7 @@ class Demo:
 
     def trace(self, wfid: str) -> dict[str, Any]:
         """What the traceability graph says about the change afterwards."""
-        from engine.trace.activity import activity_id
-        from engine.trace.aggregator import graph_prefix
-        from engine.trace.graph import Graph
-        from engine.trace.metrics import lead_time
-        from engine.trace.queries import trace_up
+        from engine.trace import Graph, activity_id, graph_prefix, lead_time, trace_up
 
         graph = Graph(self.store.client, prefix=graph_prefix(self.config))
         end = activity_id(wfid, None, "finished")

@@ -67,6 +67,12 @@ pass_context = click.make_pass_decorator(Context)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
+def pairs_option(*decls: str, metavar: str, help: str) -> Any:
+    """A repeatable ``KEY=VALUE`` option (``multiple=True``): its values
+    come as a tuple of strings."""
+    return click.option(*decls, multiple=True, metavar=metavar, help=help)
+
+
 def emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, default=str, sort_keys=False))
 

@@ -28,6 +28,28 @@ _MISSING = object()
 _OWN = frozenset({"_data", "_cancelled", "_events"})
 
 
+def lookup_path(data: Any, path: str, default: Any = None) -> Any:
+    """The value at the dotted ``path`` in ``data``, or ``default``.
+
+    A part names a mapping key, or a list index (negative counts from the
+    end). The one reading of a dotted path, shared by :meth:`Workitem.lookup`
+    and the placeholders of notification templates, so that a path means the
+    same in a participant's code and in a template."""
+    cur = data
+    for part in path.split("."):
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        elif (
+            isinstance(cur, list)
+            and part.lstrip("-").isdigit()
+            and -len(cur) <= int(part) < len(cur)
+        ):
+            cur = cur[int(part)]
+        else:
+            return default
+    return cur
+
+
 class Workitem:
     """A participant's view of one workitem."""
 
@@ -101,7 +123,7 @@ class Workitem:
         fei = self.fei
         if not fei.get("wfid") or not fei.get("subid"):
             return None
-        from engine.trace.activity import step_activity_id
+        from engine.trace import step_activity_id
 
         return step_activity_id(fei)
 
@@ -182,19 +204,8 @@ class Workitem:
 
     # -- dotted paths ---------------------------------------------------------
     def lookup(self, path: str, default: Any = None) -> Any:
-        cur: Any = self.fields
-        for part in path.split("."):
-            if isinstance(cur, dict) and part in cur:
-                cur = cur[part]
-            elif (
-                isinstance(cur, list)
-                and part.lstrip("-").isdigit()
-                and -len(cur) <= int(part) < len(cur)
-            ):
-                cur = cur[int(part)]
-            else:
-                return default
-        return cur
+        """The field at the dotted ``path`` (see :func:`lookup_path`)."""
+        return lookup_path(self.fields, path, default)
 
     def set_field(self, path: str, value: Any) -> None:
         parts = path.split(".")

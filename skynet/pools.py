@@ -373,15 +373,12 @@ class Pools:
         """Start every instance; ``wait`` until all are RUNNING (``StartFailed``
         as soon as one is in BACKOFF or FATAL)."""
         progs = self._programs_of(names)
-        info = self._info(progs)
-        for prog in progs:
-            if info.get(prog, {}).get("statename") in (states.RUNNING, states.STARTING):
-                continue
-            try:
-                self.client.supervisor.startProcess(f"{prog}:{prog}", False)
-            except Fault as exc:
-                if exc.code != _ALREADY_STARTED:
-                    raise
+        self._ask_each(
+            progs,
+            lambda state: state in (states.RUNNING, states.STARTING),
+            self.client.supervisor.startProcess,
+            _ALREADY_STARTED,
+        )
         if wait:
             self.wait_started(progs)
 
@@ -413,16 +410,35 @@ class Pools:
             return every
         return {p: every[p] for p in progs if p in every}
 
-    def _stop_programs(self, progs: list[str], *, wait: bool = True) -> None:
+    def _ask_each(
+        self,
+        progs: list[str],
+        there: Callable[[str | None], bool],
+        ask: Callable[[str, bool], Any],
+        raced: int,
+    ) -> None:
+        """Ask supervisord (``startProcess``, ``stopProcess``, not waiting)
+        for each program whose state (None: supervisord has no such program)
+        is not ``there`` yet. Starting and stopping differ only in these
+        three arguments: the fault ``raced`` (already started, not running)
+        means the program got there in the meantime, which is no error."""
         info = self._info(progs)
         for prog in progs:
-            if prog not in info or info[prog]["statename"] in states.DOWN:
+            if there(info.get(prog, {}).get("statename")):
                 continue
             try:
-                self.client.supervisor.stopProcess(f"{prog}:{prog}", False)
+                ask(f"{prog}:{prog}", False)
             except Fault as exc:
-                if exc.code != _NOT_RUNNING:
+                if exc.code != raced:
                     raise
+
+    def _stop_programs(self, progs: list[str], *, wait: bool = True) -> None:
+        self._ask_each(
+            progs,
+            lambda state: state is None or state in states.DOWN,
+            self.client.supervisor.stopProcess,
+            _NOT_RUNNING,
+        )
         if wait:
             timeout = self.config.stopwaitsecs + self.config.wait_timeout
             self._wait(progs, lambda s: s in states.DOWN, timeout, "to stop")

@@ -165,8 +165,7 @@ def user_remove(ctx: Context, name: str) -> None:
 def stats(ctx: Context, since: str, as_json: bool) -> None:
     """CI health per participant and per process: success rate, duration and
     queue-wait percentiles, failure streaks (the web UI's health page)."""
-    from engine.trace.aggregator import graph_prefix
-    from engine.trace.graph import Graph
+    from engine.trace import Graph, graph_prefix
     from webui.health import Health, parse_since
 
     try:

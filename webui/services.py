@@ -91,8 +91,7 @@ class Services:
     def graph(self) -> Any:
         if self._graph is not None:
             return self._graph
-        from engine.trace.aggregator import graph_prefix
-        from engine.trace.graph import Graph
+        from engine.trace import Graph, graph_prefix
 
         return Graph(self.client, prefix=graph_prefix(self.config))
 

@@ -9,7 +9,15 @@ from typing import Any
 
 import click
 
-from engine.commandline import Context, emit_json, fail, json_option, parse_fields, pass_context
+from engine.commandline import (
+    Context,
+    emit_json,
+    fail,
+    json_option,
+    pairs_option,
+    parse_fields,
+    pass_context,
+)
 from engine.commandline import table as print_table
 
 __all__ = ["register"]
@@ -21,13 +29,13 @@ def register(main: click.Group) -> None:
 
 
 def _bus(ctx: Context) -> Any:
-    from engine.trace.bus import EventBus
+    from engine.trace import EventBus
 
     return EventBus(ctx.config, ctx.publisher)
 
 
 def _validator(ctx: Context) -> Any:
-    from engine.trace.aggregator import validator_for
+    from engine.trace import validator_for
 
     return validator_for(ctx.config)
 
@@ -35,7 +43,7 @@ def _validator(ctx: Context) -> Any:
 def _check(ctx: Context, events: list[dict[str, Any]], where: str) -> None:
     """Validate before publishing (the aggregator checks again: this is so
     the user hears about a mistake at once). Link targets are not looked up."""
-    from engine.trace.validate import InvalidEvent
+    from engine.trace import InvalidEvent
 
     validator = _validator(ctx)
     known = {
@@ -71,20 +79,18 @@ def event() -> None:
 
 @event.command("publish")
 @click.argument("event_type")
-@click.option(
+@pairs_option(
     "--data",
     "-d",
     "data_pairs",
-    multiple=True,
     metavar="KEY=VALUE",
     help="A data member (dotted keys nest; values are YAML scalars). Repeatable.",
 )
 @click.option("--data-json", help="The whole data object as JSON.")
-@click.option(
+@pairs_option(
     "--link",
     "-l",
     "links",
-    multiple=True,
     metavar="TYPE=ID",
     help="A link (CAUSE=<id>, CONTEXT=<id>, ...). Repeatable.",
 )
@@ -102,7 +108,7 @@ def publish(
 ) -> None:
     """Publish one event: TYPE is e.g. SourceChangeCreated or
     EiffelArtifactCreatedEvent. Prints the event's id."""
-    from engine.trace.eiffel import new_event
+    from engine.trace import new_event
 
     data: dict[str, Any] = {}
     if data_json:
@@ -145,7 +151,7 @@ def import_(ctx: Context, files: tuple[str, ...], fmt: str, batch: int) -> None:
     lines; Eiffel, CDEvents v0.5.1 or either in a CloudEvents envelope.
     Every event is validated first: one bad event stops the import, naming
     the file and the event, and nothing of that file is published."""
-    from engine.trace.formats import EventFileError
+    from engine.trace import EventFileError
 
     bus = _bus(ctx)
     total = 0
@@ -165,8 +171,7 @@ def import_(ctx: Context, files: tuple[str, ...], fmt: str, batch: int) -> None:
 
 def _eiffel_events(path: Path, fmt: str) -> list[dict[str, Any]]:
     """The file's events as Eiffel events (converted where they are not)."""
-    from engine.trace import cdevents, cloudevents
-    from engine.trace.formats import read_file
+    from engine.trace import cdevents, cloudevents, read_file
 
     out = []
     for i, item in enumerate(read_file(path), 1):
@@ -214,7 +219,7 @@ def aggregator(ctx: Context, threads: int, batch: int, loglevel: str) -> None:
     you like, anywhere; engine workers also run ``trace_threads`` of them)."""
     import logging
 
-    from engine.trace.aggregator import run_aggregators
+    from engine.trace import run_aggregators
 
     logging.basicConfig(
         level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -236,7 +241,7 @@ def triggers() -> None:
 
 
 def _trigger_store(ctx: Context) -> Any:
-    from engine.trace.triggers import TriggerStore
+    from engine.trace import TriggerStore
 
     return TriggerStore(ctx.store.client, ctx.config.key_prefix)
 
@@ -245,27 +250,24 @@ def _trigger_store(ctx: Context) -> Any:
 @click.argument("trigger_id")
 @click.option("--process", "-p", required=True, help="The process (store name) to launch.")
 @click.option("--type", "-t", "types", multiple=True, help="Event type(s) to match.")
-@click.option(
+@pairs_option(
     "--data",
     "-d",
     "data_pairs",
-    multiple=True,
     metavar="PATH=VALUE",
     help="data.PATH must equal VALUE (~REGEX: must match). Repeatable.",
 )
-@click.option(
+@pairs_option(
     "--link",
     "-l",
     "links",
-    multiple=True,
     metavar="TYPE=ID",
     help="A link of TYPE to ID (* for any). Repeatable.",
 )
-@click.option(
+@pairs_option(
     "--field",
     "-f",
     "fields",
-    multiple=True,
     metavar="KEY=VALUE",
     help="A launch field. Repeatable.",
 )
@@ -280,7 +282,7 @@ def trigger_add(
     fields: tuple[str, ...],
 ) -> None:
     """Add (or replace) a trigger."""
-    from engine.trace.triggers import Trigger, TriggerError
+    from engine.trace import Trigger, TriggerError
 
     data = {}
     for pair in data_pairs:

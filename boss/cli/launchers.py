@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from engine.commandline import Context, emit_json, fail, json_option, pass_context
+from engine.commandline import Context, emit_json, fail, json_option, pairs_option, pass_context
 
 __all__ = ["register"]
 
@@ -27,7 +27,7 @@ def register(main: click.Group) -> None:
 
 def _settings(ctx: Context, **overrides: Any) -> Any:
     from engine.config import ConfigError
-    from engine.launchers.settings import LauncherSettings
+    from engine.launchers import LauncherSettings
 
     try:
         return LauncherSettings.load(ctx.config, **overrides)
@@ -36,8 +36,7 @@ def _settings(ctx: Context, **overrides: Any) -> Any:
 
 
 def _launcher(ctx: Context, settings: Any) -> Any:
-    from engine.launchers.launcher import Launcher
-    from engine.launchers.rules import RuleError
+    from engine.launchers import Launcher, RuleError
 
     try:
         return Launcher(ctx.config, settings)
@@ -91,7 +90,7 @@ def obs(
     loglevel: str,
 ) -> None:
     """Consume the OBS message bus and launch what its events map to."""
-    from engine.launchers.obs import ObsConsumer
+    from engine.launchers import ObsConsumer
 
     _logging(loglevel)
     settings = _settings(
@@ -147,7 +146,7 @@ def gerrit(
     loglevel: str,
 ) -> None:
     """Read Gerrit stream-events lines and launch what they map to."""
-    from engine.launchers.gerrit import GerritSource, GerritStream
+    from engine.launchers import GerritSource, GerritStream
 
     _logging(loglevel)
     settings = _settings(ctx, rules_file=rules_file, process_store=process_store)
@@ -187,7 +186,7 @@ def serve(
     """Serve the webhooks: POST /hooks/github, POST /hooks/gitlab."""
     from werkzeug.serving import make_server
 
-    from engine.launchers.http import create_app
+    from engine.launchers import create_app
 
     _logging(loglevel)
     settings = _settings(ctx, bind=bind, rules_file=rules_file, process_store=process_store)
@@ -214,7 +213,7 @@ def load_recorded(path: str, source: str, headers: tuple[str, ...], routing_key:
     """A raw event from a file: a recorded delivery (``{"headers": {...},
     "body": ..., "routing_key": ...}``), or a bare body (headers from
     ``--header``; a Gerrit file: its first line)."""
-    from engine.launchers.base import RawEvent
+    from engine.launchers import RawEvent
 
     text = Path(path).read_bytes()
     hdrs: dict[str, str] = {}
@@ -243,11 +242,7 @@ def load_recorded(path: str, source: str, headers: tuple[str, ...], routing_key:
 
 
 def make_source(name: str, settings: Any) -> Any:
-    from engine.launchers.eiffel import EiffelSource
-    from engine.launchers.gerrit import GerritSource
-    from engine.launchers.github import GitHubSource
-    from engine.launchers.gitlab import GitLabSource
-    from engine.launchers.obs import ObsSource
+    from engine.launchers import EiffelSource, GerritSource, GitHubSource, GitLabSource, ObsSource
 
     if name == "obs":
         return ObsSource(settings.obs_queue)
@@ -259,11 +254,10 @@ def make_source(name: str, settings: Any) -> Any:
 @launcher.command("test")
 @click.argument("event_file", type=click.Path(dir_okay=False, exists=True))
 @click.option("--source", "source_name", type=click.Choice(SOURCES), required=True)
-@click.option(
+@pairs_option(
     "--header",
     "-H",
     "headers",
-    multiple=True,
     metavar="NAME=VALUE",
     help="A header of the delivery (X-GitHub-Event=push, ...). Repeatable.",
 )
@@ -285,8 +279,7 @@ def test_event(
     """Dry run: which processes EVENT_FILE would launch, with which fields
     (nothing is published). EVENT_FILE: a recorded delivery ({"headers",
     "body", "routing_key"}) or a bare body."""
-    from engine.launchers.base import MalformedEvent
-    from engine.launchers.launcher import LaunchError
+    from engine.launchers import LaunchError, MalformedEvent
 
     settings = _settings(ctx, rules_file=rules_file, process_store=process_store)
     the_launcher = _launcher(ctx, settings)

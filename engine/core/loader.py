@@ -808,6 +808,20 @@ class _Loader:
     def _bad(self, kind: str, arg: YamlNode, expected: str) -> None:
         self.problem(arg, f"'{kind}' takes {expected}, got {_what(arg)}")
 
+    def _is_mapping(self, kind: str, knode: YamlNode, arg: YamlNode | None, keys: str) -> bool:
+        """Whether the argument of a built-in that takes a mapping is one.
+
+        If not, the problem is reported the same way for every such built-in
+        (``keys`` reads like ``"{mutex, steps}"``): a missing argument as
+        needed, anything else as the wrong kind of node."""
+        if isinstance(arg, MappingNode):
+            return True
+        if arg is None:
+            self._needs(kind, knode, keys)
+        else:
+            self._bad(kind, arg, f"a mapping {keys}")
+        return False
+
     def _no_arg(self, kind, knode, arg, node_id, attrs, where, *, real_kind=None) -> Node | None:
         if arg is not None:
             self.problem(arg, f"'{kind}' takes no argument, got {_what(arg)}")
@@ -1017,11 +1031,7 @@ class _Loader:
         )
 
     def _iterator(self, kind, knode, arg, node_id, attrs, where, allowed):
-        if not isinstance(arg, MappingNode):
-            if arg is None:
-                self._needs(kind, knode, "{on, to, steps}")
-            else:
-                self._bad(kind, arg, "a mapping {on, to, steps}")
+        if not self._is_mapping(kind, knode, arg, "{on, to, steps}"):
             return None
         found = self.options(arg, kind, allowed)
         opts: dict[str, Any] = {"on": None, "to": "i"}
@@ -1146,11 +1156,7 @@ class _Loader:
         return self.make(node_id, kind, where, opts=opts, attrs=attrs)
 
     def x_listen(self, kind, knode, arg, node_id, attrs, where):
-        if not isinstance(arg, MappingNode):
-            if arg is None:
-                self._needs(kind, knode, "{to, upon, where, merge, wfid}")
-            else:
-                self._bad(kind, arg, "a mapping {to, upon, where, merge, wfid}")
+        if not self._is_mapping(kind, knode, arg, "{to, upon, where, merge, wfid}"):
             return None
         found = self.options(arg, kind, ("to", "upon", "where", "merge", "wfid"))
         opts: dict[str, Any] = {
@@ -1187,11 +1193,7 @@ class _Loader:
         return self.make(node_id, kind, where, opts=opts, attrs=attrs)
 
     def x_reserve(self, kind, knode, arg, node_id, attrs, where):
-        if not isinstance(arg, MappingNode):
-            if arg is None:
-                self._needs(kind, knode, "{mutex, steps}")
-            else:
-                self._bad(kind, arg, "a mapping {mutex, steps}")
+        if not self._is_mapping(kind, knode, arg, "{mutex, steps}"):
             return None
         found = self.options(arg, kind, ("mutex", "steps"))
         mutex = None

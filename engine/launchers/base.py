@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
+    "EVENT_FIELDS",
     "MalformedEvent",
     "NormalisedEvent",
     "RawEvent",
@@ -30,6 +31,20 @@ __all__ = [
     "json_body",
     "sanitise_wfid",
 ]
+
+#: the common fields of a ``NormalisedEvent``, beside its payload
+EVENT_FIELDS = (
+    "source",
+    "label",
+    "delivery",
+    "project",
+    "branch",
+    "repository",
+    "change",
+    "commit",
+    "author",
+    "url",
+)
 
 #: the launch item schema's pattern for a wfid
 WFID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -107,18 +122,7 @@ class NormalisedEvent:
         """``fields.ev`` of a run it launches: the payload, with the common
         keys beside it (``target_project`` for a request event's target)."""
         out = dict(self.payload)
-        for key in (
-            "source",
-            "label",
-            "delivery",
-            "project",
-            "branch",
-            "repository",
-            "change",
-            "commit",
-            "author",
-            "url",
-        ):
+        for key in EVENT_FIELDS:
             value = getattr(self, key)
             if value is not None:
                 out.setdefault(key, value)

@@ -73,24 +73,32 @@ class GerritSource:
         delivery = delivery_digest(json.dumps(body, sort_keys=True, separators=(",", ":")))
         change = _dict(body.get("change"))
         patchset = _dict(body.get("patchSet"))
-        if kind == "ref-updated":
-            ref = _dict(body.get("refUpdate"))
-            project, name, rev = ref.get("project"), ref.get("refName"), ref.get("newRev")
-            if not project or not isinstance(name, str) or not rev:
-                raise MalformedEvent("ref-updated: no refUpdate.project, refName or newRev")
+
+        def event(project: str | None, **facts: Any) -> list[NormalisedEvent]:
+            """The one event of this delivery, in ``project``."""
             return [
                 NormalisedEvent(
                     "gerrit",
                     label,
                     delivery,
                     project=project,
-                    branch=name.removeprefix("refs/heads/"),
                     repository=self._repository(project),
-                    commit=rev,
-                    author=_who(body.get("submitter")),
                     payload=body,
+                    **facts,
                 )
             ]
+
+        if kind == "ref-updated":
+            ref = _dict(body.get("refUpdate"))
+            project, name, rev = ref.get("project"), ref.get("refName"), ref.get("newRev")
+            if not project or not isinstance(name, str) or not rev:
+                raise MalformedEvent("ref-updated: no refUpdate.project, refName or newRev")
+            return event(
+                project,
+                branch=name.removeprefix("refs/heads/"),
+                commit=rev,
+                author=_who(body.get("submitter")),
+            )
         if kind in ("patchset-created", "change-merged"):
             project, number = change.get("project"), change.get("number")
             commit = (body.get("newRev") if kind == "change-merged" else None) or patchset.get(
@@ -103,37 +111,23 @@ class GerritSource:
                 if kind == "change-merged"
                 else body.get("uploader") or patchset.get("uploader")
             )
-            return [
-                NormalisedEvent(
-                    "gerrit",
-                    label,
-                    delivery,
-                    project=project,
-                    branch=change.get("branch"),
-                    repository=self._repository(project),
-                    change=str(number),
-                    commit=commit,
-                    author=who,
-                    url=change.get("url"),
-                    payload=body,
-                )
-            ]
-        project = change.get("project") or body.get("project")
-        return [
-            NormalisedEvent(
-                "gerrit",
-                label,
-                delivery,
-                project=project if isinstance(project, str) else None,
+            return event(
+                project,
                 branch=change.get("branch"),
-                repository=self._repository(project if isinstance(project, str) else None),
-                change=str(change["number"]) if "number" in change else None,
-                commit=patchset.get("revision"),
-                author=_who(body.get("author")),
+                change=str(number),
+                commit=commit,
+                author=who,
                 url=change.get("url"),
-                payload=body,
             )
-        ]
+        project = change.get("project") or body.get("project")
+        return event(
+            project if isinstance(project, str) else None,
+            branch=change.get("branch"),
+            change=str(change["number"]) if "number" in change else None,
+            commit=patchset.get("revision"),
+            author=_who(body.get("author")),
+            url=change.get("url"),
+        )
 
 
 class GerritStream:

@@ -40,7 +40,7 @@ from typing import Any
 
 import yaml
 
-from engine.launchers.base import NormalisedEvent
+from engine.launchers.base import EVENT_FIELDS, NormalisedEvent
 from engine.trace.triggers import values_at
 
 __all__ = ["Rule", "RuleError", "Rules", "extract"]
@@ -108,18 +108,7 @@ def _name(event: NormalisedEvent, target: str | None, ref: str) -> Any:
         raise KeyError(ref)
     if head == "target":
         return target
-    if head in (
-        "source",
-        "label",
-        "delivery",
-        "project",
-        "branch",
-        "repository",
-        "change",
-        "commit",
-        "author",
-        "url",
-    ):
+    if head in EVENT_FIELDS:
         return getattr(event, head)
     raise KeyError(ref)
 

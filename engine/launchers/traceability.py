@@ -115,22 +115,22 @@ def source_event(event: NormalisedEvent) -> dict[str, Any]:
     }
     git = event.commit and event.repository and event.source != "obs"
     repo_name = event.project if event.source != "obs" else None
+    source = {
+        "commit": event.commit if git else None,
+        "repo_uri": event.repository if git else None,
+        "branch": event.branch if git else None,
+        "repo_name": repo_name if git else None,
+    }
     if etype == eiffel.SOURCE_CHANGE_SUBMITTED:
         return eiffel.source_change_submitted(
-            commit=event.commit if git else None,
-            repo_uri=event.repository if git else None,
-            branch=event.branch if git else None,
-            repo_name=repo_name if git else None,
+            **source,
             submitter={"name": event.author} if event.author else None,
             custom_data=custom,
             **meta,
         )
     if etype == eiffel.SOURCE_CHANGE_CREATED:
         return eiffel.source_change_created(
-            commit=event.commit if git else None,
-            repo_uri=event.repository if git else None,
-            branch=event.branch if git else None,
-            repo_name=repo_name if git else None,
+            **source,
             change_id=event.change,
             tracker=_TRACKERS.get(event.source, event.source),
             details=event.url,

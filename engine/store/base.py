@@ -40,6 +40,23 @@ class RunExists(StoreError):
     """``create_run`` for a wfid that is already stored."""
 
 
+def index_fields(state: dict[str, Any]) -> tuple[str, str, str, float, Any]:
+    """``(wfid, status, name, launched_at, errors)``: the keys of a run state
+    a store reads to keep its indexes (see the module docstring), read here
+    once for every store, each of which then encodes them its own way.
+    ``errors`` is None when the run has none; a missing key is a StoreError."""
+    try:
+        return (
+            state["wfid"],
+            state["status"],
+            state["name"],
+            float(state["launched_at"]),
+            state.get("errors") or None,
+        )
+    except KeyError as exc:
+        raise StoreError(f"run state has no {exc.args[0]!r} key") from None
+
+
 @dataclass(frozen=True, slots=True)
 class RunSummary:
     """One row of a run listing."""
@@ -85,7 +102,6 @@ class RunStore(ABC):
     def delete_run(self, wfid: str) -> None:
         """Forget a run and its index entries (no error if absent)."""
 
-    @abstractmethod
     def list_runs(
         self,
         status: str | None = None,
@@ -94,16 +110,36 @@ class RunStore(ABC):
         limit: int = 100,
     ) -> list[RunSummary]:
         """Runs, newest launch first, filtered by status and/or name;
-        served from indexes (never a scan of all runs)."""
+        served from indexes (never a scan of all runs).
+
+        The paging arguments are normalised here, once for every store: a
+        ``limit`` of zero or less is an empty page, a negative ``offset``
+        counts as 0. The store's :meth:`_list_runs` serves the page."""
+        if limit <= 0:
+            return []
+        return self._list_runs(status, name, max(0, offset), limit)
+
+    @abstractmethod
+    def _list_runs(
+        self, status: str | None, name: str | None, offset: int, limit: int
+    ) -> list[RunSummary]:
+        """:meth:`list_runs` with ``offset >= 0`` and ``limit > 0``."""
 
     @abstractmethod
     def count_runs(self) -> dict[str, int]:
         """How many runs per status (every status of ``engine.core.states``)."""
 
-    @abstractmethod
     def list_errors(self, offset: int = 0, limit: int = 100) -> list[dict[str, Any]]:
         """Unresolved errors across runs, newest run first; each error
-        mapping gets a ``wfid`` key added."""
+        mapping gets a ``wfid`` key added. Paged as :meth:`list_runs` is (the
+        same normalisation); the store's :meth:`_list_errors` serves it."""
+        if limit <= 0:
+            return []
+        return self._list_errors(max(0, offset), limit)
+
+    @abstractmethod
+    def _list_errors(self, offset: int, limit: int) -> list[dict[str, Any]]:
+        """:meth:`list_errors` with ``offset >= 0`` and ``limit > 0``."""
 
     # -- timers -----------------------------------------------------------
     @abstractmethod

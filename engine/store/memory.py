@@ -26,17 +26,12 @@ import threading
 import time
 from bisect import bisect_left, insort
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
+from engine.core.registrations import Registration
 from engine.core.states import RUN_STATES
-from engine.store.base import (
-    ConflictError,
-    Registration,
-    RunExists,
-    RunStore,
-    RunSummary,
-    StoreError,
-)
+from engine.store.base import ConflictError, RunExists, RunStore, RunSummary, index_fields
 
 __all__ = ["MemoryStore"]
 
@@ -52,18 +47,14 @@ def _dumps(value: Any) -> bytes:
 _loads = marshal.loads
 
 
+@dataclass(slots=True, eq=False)
 class _Run:
-    __slots__ = ("at", "blob", "errors", "name", "status", "version")
-
-    def __init__(
-        self, blob: bytes, version: int, status: str, name: str, at: float, errors: bytes | None
-    ) -> None:
-        self.blob = blob
-        self.version = version
-        self.status = status
-        self.name = name
-        self.at = at
-        self.errors = errors
+    blob: bytes
+    version: int
+    status: str
+    name: str
+    at: float
+    errors: bytes | None
 
 
 class _Index:
@@ -97,17 +88,8 @@ class _Index:
 
 
 def _index_fields(state: dict[str, Any]) -> tuple[str, str, str, float, bytes | None]:
-    try:
-        errors = state.get("errors")
-        return (
-            state["wfid"],
-            state["status"],
-            state["name"],
-            float(state["launched_at"]),
-            _dumps(errors) if errors else None,
-        )
-    except KeyError as exc:
-        raise StoreError(f"run state has no {exc.args[0]!r} key") from None
+    wfid, status, name, at, errors = index_fields(state)
+    return wfid, status, name, at, None if errors is None else _dumps(errors)
 
 
 class MemoryStore(RunStore):
@@ -210,16 +192,9 @@ class MemoryStore(RunStore):
             if run is not None:
                 self._unindex(wfid, run)
 
-    def list_runs(
-        self,
-        status: str | None = None,
-        name: str | None = None,
-        offset: int = 0,
-        limit: int = 100,
+    def _list_runs(
+        self, status: str | None, name: str | None, offset: int, limit: int
     ) -> list[RunSummary]:
-        if limit <= 0:
-            return []
-        offset = max(0, offset)
         empty = _Index()
         with self._lock:
             runs = self._runs
@@ -251,10 +226,7 @@ class MemoryStore(RunStore):
         with self._lock:
             return {s: len(self._by_status[s]) if s in self._by_status else 0 for s in RUN_STATES}
 
-    def list_errors(self, offset: int = 0, limit: int = 100) -> list[dict[str, Any]]:
-        if limit <= 0:
-            return []
-        offset = max(0, offset)
+    def _list_errors(self, offset: int, limit: int) -> list[dict[str, Any]]:
         want = offset + limit
         with self._lock:
             blobs = []

@@ -42,15 +42,9 @@ from typing import Any
 
 import redis
 
+from engine.core.registrations import Registration
 from engine.core.states import RUN_STATES
-from engine.store.base import (
-    ConflictError,
-    Registration,
-    RunExists,
-    RunStore,
-    RunSummary,
-    StoreError,
-)
+from engine.store.base import ConflictError, RunExists, RunStore, RunSummary, index_fields
 
 __all__ = ["RedisStore", "normalise_url"]
 
@@ -89,17 +83,8 @@ def _str(value: bytes | str) -> str:
 def _index_fields(state: dict[str, Any]) -> tuple[str, str, str, str, str]:
     """wfid, status, name, launched_at (as the exact text Redis parses back
     to the same double) and errors JSON ("" when there are none)."""
-    try:
-        errors = state.get("errors")
-        return (
-            state["wfid"],
-            state["status"],
-            state["name"],
-            repr(float(state["launched_at"])),
-            _dumps(errors) if errors else "",
-        )
-    except KeyError as exc:
-        raise StoreError(f"run state has no {exc.args[0]!r} key") from None
+    wfid, status, name, at, errors = index_fields(state)
+    return wfid, status, name, repr(at), "" if errors is None else _dumps(errors)
 
 
 class RedisStore(RunStore):
@@ -136,8 +121,7 @@ class RedisStore(RunStore):
         self._save = reg(_script("run_save"))
         self._delete = reg(_script("run_delete"))
         self._list = reg(_script("run_list"))
-        self._claim = reg(_script("timer_claim"))
-        self._lease = reg(_script("timer_lease"))
+        self._take = reg(_script("timer_take"))  # claims and leases
         self._ack = reg(_script("timer_ack"))
         self._k_engine = f"{prefix}engine:"
         self._k_engines = f"{prefix}engines"
@@ -196,21 +180,15 @@ class RedisStore(RunStore):
     def delete_run(self, wfid: str) -> None:
         self._delete(keys=[self._k_run + wfid], args=[self.prefix, wfid])
 
-    def list_runs(
-        self,
-        status: str | None = None,
-        name: str | None = None,
-        offset: int = 0,
-        limit: int = 100,
+    def _list_runs(
+        self, status: str | None, name: str | None, offset: int, limit: int
     ) -> list[RunSummary]:
-        if limit <= 0:
-            return []
         keys = []
         if status is not None:
             keys.append(self._k_status + status)
         if name is not None:
             keys.append(self._k_name + name)
-        flat = self._list(keys=keys or [self._k_runs], args=[self._k_run, max(0, offset), limit])
+        flat = self._list(keys=keys or [self._k_runs], args=[self._k_run, offset, limit])
         return [
             RunSummary(_str(flat[i]), _str(flat[i + 1]), _str(flat[i + 2]), float(flat[i + 3]))
             for i in range(0, len(flat), 4)
@@ -222,10 +200,7 @@ class RedisStore(RunStore):
             pipe.zcard(self._k_status + status)
         return dict(zip(RUN_STATES, pipe.execute(), strict=True))
 
-    def list_errors(self, offset: int = 0, limit: int = 100) -> list[dict[str, Any]]:
-        if limit <= 0:
-            return []
-        offset = max(0, offset)
+    def _list_errors(self, offset: int, limit: int) -> list[dict[str, Any]]:
         # every run in the index has at least one error, so the first
         # offset + limit runs hold the page
         wfids = self._redis.zrevrange(self._k_errors, 0, offset + limit - 1)
@@ -262,7 +237,9 @@ class RedisStore(RunStore):
     def claim_due_timers(self, now: float, limit: int = 100) -> list[tuple[str, dict[str, Any]]]:
         if limit <= 0:
             return []
-        flat = self._claim(keys=[self._k_timers, self._k_payloads], args=[repr(float(now)), limit])
+        flat = self._take(
+            keys=[self._k_timers, self._k_payloads], args=[repr(float(now)), "", limit]
+        )
         return [
             (_str(flat[i]), {} if flat[i + 1] is None else _loads(flat[i + 1]))
             for i in range(0, len(flat), 2)
@@ -274,7 +251,7 @@ class RedisStore(RunStore):
         if limit <= 0:
             return []
         due = float(now) + float(lease)
-        flat = self._lease(
+        flat = self._take(
             keys=[self._k_timers, self._k_payloads], args=[repr(float(now)), repr(due), limit]
         )
         return [

@@ -28,22 +28,20 @@ else
   end
 end
 
-if cur[2] ~= status then
-  if cur[2] then
-    redis.call('ZREM', prefix .. 'runs:status:' .. cur[2], wfid)
+-- The status and the name index work alike: a changed value moves the run
+-- from the old value's index to the new one's, a new launch time re-scores it.
+local function reindex(index, old, new)
+  if old ~= new then
+    if old then
+      redis.call('ZREM', prefix .. index .. old, wfid)
+    end
+    redis.call('ZADD', prefix .. index .. new, at, wfid)
+  elseif moved then
+    redis.call('ZADD', prefix .. index .. new, at, wfid)
   end
-  redis.call('ZADD', prefix .. 'runs:status:' .. status, at, wfid)
-elseif moved then
-  redis.call('ZADD', prefix .. 'runs:status:' .. status, at, wfid)
 end
-if cur[3] ~= name then
-  if cur[3] then
-    redis.call('ZREM', prefix .. 'runs:name:' .. cur[3], wfid)
-  end
-  redis.call('ZADD', prefix .. 'runs:name:' .. name, at, wfid)
-elseif moved then
-  redis.call('ZADD', prefix .. 'runs:name:' .. name, at, wfid)
-end
+reindex('runs:status:', cur[2], status)
+reindex('runs:name:', cur[3], name)
 if moved then
   redis.call('ZADD', prefix .. 'runs', at, wfid)
 end

@@ -274,6 +274,17 @@ class _Export:
             return {}
         return self.resolve(event_id) or {}
 
+    def execution(self, triggered_type: str, link_type: str) -> tuple[str, Mapping[str, Any]]:
+        """``(handle, triggered event)`` of the execution this event is part
+        of. An execution (an activity's, a test case's) is named by its
+        ``*Triggered`` event: that is this event, or the one it links to with
+        ``link_type`` (looked up with :meth:`get`; this event's own id serves
+        as the handle when the link is missing)."""
+        if self.meta["type"] == triggered_type:
+            return self.meta["id"], self.event
+        handle = _link(self.event, link_type) or self.meta["id"]
+        return handle, self.get(handle)
+
     def environment(self) -> dict[str, Any]:
         env = self.extras.get("environment")
         if isinstance(env, dict):
@@ -291,11 +302,7 @@ def _is_step(ex: _Export, triggered: Mapping[str, Any]) -> bool:
 
 def _activity(ex: _Export) -> tuple[str, str, dict[str, Any]] | None:
     etype = ex.meta["type"]
-    if etype == E.ACTIVITY_TRIGGERED:
-        handle, triggered = ex.meta["id"], ex.event
-    else:
-        handle = _link(ex.event, E.ACTIVITY_EXECUTION) or ex.meta["id"]
-        triggered = ex.get(handle)
+    handle, triggered = ex.execution(E.ACTIVITY_TRIGGERED, E.ACTIVITY_EXECUTION)
     step = _is_step(ex, triggered)
     name = (triggered.get("data") or {}).get("name") if triggered else None
     content: dict[str, Any] = {}
@@ -340,11 +347,7 @@ def _outcome_of_test(outcome: Mapping[str, Any]) -> str:
 
 def _test_case(ex: _Export) -> tuple[str, str, dict[str, Any]]:
     etype = ex.meta["type"]
-    if etype == E.TEST_CASE_TRIGGERED:
-        handle, triggered = ex.meta["id"], ex.event
-    else:
-        handle = _link(ex.event, E.TEST_CASE_EXECUTION) or ex.meta["id"]
-        triggered = ex.get(handle)
+    handle, triggered = ex.execution(E.TEST_CASE_TRIGGERED, E.TEST_CASE_EXECUTION)
     content: dict[str, Any] = {"environment": ex.environment()}
     tdata = (triggered.get("data") or {}) if triggered else {}
     if tdata.get("testCase"):

@@ -108,17 +108,25 @@ def is_envelope(obj: Any) -> bool:
     )
 
 
+def _json_object(value: Any, what: str) -> Mapping[str, Any]:
+    """``value`` as a JSON object, parsed if it is JSON text. The envelope and
+    the data it carries may each come as either; ``what`` starts the
+    :class:`EnvelopeError` that says which of them is not an object."""
+    if isinstance(value, (str, bytes)):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise EnvelopeError(f"{what}not JSON: {exc}") from None
+    if not isinstance(value, Mapping):
+        raise EnvelopeError(f"{what}not a JSON object")
+    return value
+
+
 def unwrap(envelope: Mapping[str, Any] | str | bytes) -> dict[str, Any]:
     """The Eiffel event or CDEvent carried by ``envelope`` (a dict or its
     JSON text). :class:`EnvelopeError` when it is not an envelope, its data
     is not JSON, or its ``id``/``type`` disagree with the event's."""
-    if isinstance(envelope, (str, bytes)):
-        try:
-            envelope = json.loads(envelope)
-        except ValueError as exc:
-            raise EnvelopeError(f"not JSON: {exc}") from None
-    if not isinstance(envelope, Mapping):
-        raise EnvelopeError("not a JSON object")
+    envelope = _json_object(envelope, "")
     missing = [k for k in _REQUIRED if k not in envelope]
     if missing:
         raise EnvelopeError(f"not a CloudEvents envelope: missing {', '.join(missing)}")
@@ -130,13 +138,7 @@ def unwrap(envelope: Mapping[str, Any] | str | bytes) -> dict[str, Any]:
     data = envelope.get("data")
     if data is None and "data_base64" in envelope:
         raise EnvelopeError("binary data (data_base64) is not an event")
-    if isinstance(data, (str, bytes)):
-        try:
-            data = json.loads(data)
-        except ValueError as exc:
-            raise EnvelopeError(f"data is not JSON: {exc}") from None
-    if not isinstance(data, Mapping):
-        raise EnvelopeError("data is not a JSON object")
+    data = _json_object(data, "data is ")
     etype = str(envelope["type"])
     if etype.startswith(EIFFEL_TYPE_PREFIX):
         meta = data.get("meta") or {}

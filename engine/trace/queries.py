@@ -48,9 +48,9 @@ __all__ = [
     "trace_up",
 ]
 
-TRACE_UP_LINKS = (
-    "CHANGE",
-    "BASE",
+# The links followed both ways (see the module docstring), CHANGE aside: it
+# leads both tuples, so that each keeps the order it has always had.
+_BOTH_WAYS = (
     "ELEMENT",
     "COMPOSITION",
     "CAUSE",
@@ -60,16 +60,10 @@ TRACE_UP_LINKS = (
     "SUB_CONFIDENCE_LEVEL",
     "REUSED_ARTIFACT",
 )
+TRACE_UP_LINKS = ("CHANGE", "BASE", *_BOTH_WAYS)
 TRACE_DOWN_LINKS = (
     "CHANGE",
-    "ELEMENT",
-    "COMPOSITION",
-    "CAUSE",
-    "CONTEXT",
-    "ARTIFACT",
-    "SUBJECT",
-    "SUB_CONFIDENCE_LEVEL",
-    "REUSED_ARTIFACT",
+    *_BOTH_WAYS,
     "RESOLVED_ISSUE",
     "PARTIALLY_RESOLVED_ISSUE",
     "ENVIRONMENT",

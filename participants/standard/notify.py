@@ -72,7 +72,7 @@ from typing import Any
 
 from participants.handler import LifecycleControl, Participant
 from participants.standard.config import Section, as_lines, as_list
-from participants.workitem import Workitem
+from participants.workitem import Workitem, lookup_path
 
 __all__ = ["BUILTIN_TEMPLATES", "Notify", "NotifyAdmin", "ParticipantHandler", "render"]
 
@@ -115,22 +115,6 @@ BUILTIN_TEMPLATES: dict[str, str] = {
 _PLACEHOLDER = re.compile(r"\$(?:\$|\{([^{}]+)\})")
 
 
-def _lookup(data: Any, path: str) -> Any:
-    cur = data
-    for part in path.split("."):
-        if isinstance(cur, dict) and part in cur:
-            cur = cur[part]
-        elif (
-            isinstance(cur, list)
-            and part.lstrip("-").isdigit()
-            and -len(cur) <= int(part) < len(cur)
-        ):
-            cur = cur[int(part)]
-        else:
-            return None
-    return cur
-
-
 def _text(value: Any) -> str:
     if value is None:
         return ""
@@ -145,7 +129,7 @@ def render(template: str, context: dict[str, Any]) -> tuple[dict[str, str], str]
     """(headers, body) of ``template`` with ``${...}`` substituted from
     ``context``."""
     text = _PLACEHOLDER.sub(
-        lambda m: "$" if m.group(0) == "$$" else _text(_lookup(context, m.group(1).strip())),
+        lambda m: "$" if m.group(0) == "$$" else _text(lookup_path(context, m.group(1).strip())),
         template,
     )
     head, sep, body = text.partition("\n\n")

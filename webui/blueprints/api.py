@@ -11,7 +11,8 @@ from flask import Blueprint, jsonify, request
 
 from webui import actions, views
 from webui.access import Refused, csrf_token, current_user, require
-from webui.health import parse_since
+from webui.blueprints import common
+from webui.blueprints.common import remote as _remote
 from webui.services import services
 
 api = Blueprint("api", __name__)
@@ -24,10 +25,6 @@ def _body() -> dict[str, Any]:
     if not isinstance(data, dict):
         raise Refused("the request body must be a JSON object", 400)
     return data
-
-
-def _remote() -> str:
-    return request.remote_addr or ""
 
 
 @api.get("/me")
@@ -116,45 +113,17 @@ def participants() -> Any:
 
 @api.post("/skynet/<action>")
 def skynet(action: str) -> Any:
-    from webui.skynet_client import SkynetError
-
-    svc = services()
     user = require("admin")
     body = _body()
     url, name = str(body.get("url", "")), str(body.get("name", ""))
-    try:
-        if action in ("start", "stop"):
-            result = svc.skynet.set_running(url, name, action == "start")
-        elif action == "scale":
-            try:
-                instances = int(body.get("instances", ""))
-            except ValueError:
-                raise Refused("scale needs instances (a number)", 400) from None
-            result = svc.skynet.scale(url, name, instances)
-        else:
-            raise Refused(f"unknown action {action!r}: start, stop or scale", 400)
-    except SkynetError as exc:
-        svc.audit.record(
-            user, f"skynet {action}", f"{name}@{url}", ok=False, detail=str(exc), remote=_remote()
-        )
-        raise Refused(str(exc), exc.status if exc.status >= 400 else 502) from None
-    svc.audit.record(
-        user,
-        f"skynet {action}",
-        f"{name}@{url}",
-        detail=str(body.get("instances", "")),
-        remote=_remote(),
+    return jsonify(
+        common.skynet_action(services(), user, action, url, name, body.get("instances", ""))
     )
-    return jsonify(result)
 
 
 @api.get("/health")
 def health() -> Any:
-    try:
-        since = parse_since(request.args.get("since"))
-    except ValueError as exc:
-        raise Refused(str(exc), 400) from None
-    return jsonify(services().health.report(since))
+    return jsonify(services().health.report(common.since_arg()))
 
 
 @api.get("/audit")
@@ -181,10 +150,7 @@ def leadtime_series() -> Any:
     level = request.args.get("level")
     if not level:
         raise Refused("level= is required (a confidence level's name)", 400)
-    try:
-        since = parse_since(request.args.get("since"), 30)
-    except ValueError as exc:
-        raise Refused(str(exc), 400) from None
+    since = common.since_arg(30)
     return jsonify(
         views.leadtime_series(services(), level, since, request.args.get("value", "SUCCESS"))
     )

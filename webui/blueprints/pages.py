@@ -11,14 +11,11 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from engine.core import states
 from webui import actions, views
 from webui.access import Refused, current_user, require
-from webui.health import parse_since
+from webui.blueprints import common
+from webui.blueprints.common import remote as _remote
 from webui.services import services
 
 pages = Blueprint("pages", __name__)
-
-
-def _remote() -> str:
-    return request.remote_addr or ""
 
 
 @pages.get("/")
@@ -144,35 +141,10 @@ def participants() -> Any:
 
 @pages.post("/participants/skynet")
 def skynet_action() -> Any:
-    from webui.skynet_client import SkynetError
-
-    svc = services()
     user = require("admin")
     action = request.form.get("action", "")
     url, name = request.form.get("url", ""), request.form.get("name", "")
-    try:
-        if action in ("start", "stop"):
-            svc.skynet.set_running(url, name, action == "start")
-        elif action == "scale":
-            try:
-                n = int(request.form.get("instances", ""))
-            except ValueError:
-                raise Refused("scale needs a number of instances", 400) from None
-            svc.skynet.scale(url, name, n)
-        else:
-            raise Refused(f"unknown action {action!r}: start, stop or scale", 400)
-    except SkynetError as exc:
-        svc.audit.record(
-            user, f"skynet {action}", f"{name}@{url}", ok=False, detail=str(exc), remote=_remote()
-        )
-        raise Refused(str(exc), exc.status if exc.status >= 400 else 502) from None
-    svc.audit.record(
-        user,
-        f"skynet {action}",
-        f"{name}@{url}",
-        detail=request.form.get("instances", ""),
-        remote=_remote(),
-    )
+    common.skynet_action(services(), user, action, url, name, request.form.get("instances", ""))
     flash(f"{action} sent to {name} on {url}", "ok")
     return redirect(url_for("pages.participants"))
 
@@ -203,11 +175,7 @@ def trace_event(eid: str) -> Any:
 
 @pages.get("/health")
 def health() -> Any:
-    try:
-        since = parse_since(request.args.get("since"))
-    except ValueError as exc:
-        raise Refused(str(exc), 400) from None
-    report = services().health.report(since)
+    report = services().health.report(common.since_arg())
     return render_template("health.html", report=report, since=request.args.get("since", "7d"))
 
 
