@@ -758,15 +758,16 @@ class BossSystem:
     def batch(self, tag: str, runs: int, steps: int, timeout: float = 900) -> float:
         """Launch ``runs`` runs of ``steps`` steps at once; seconds until all
         finished."""
+        from engine.core import messages
+
         rig = self.rig
         definition = sequence(steps)
         finished0, bad0 = self._done()
         progress = LineCounter(self.record)
         t0 = time.perf_counter()
         for i in range(runs):
-            rig.publisher.send(
-                {"definition": definition, "fields": {}, "wfid": f"{self.ns}{tag}-{i:04d}"}
-            )
+            wfid = f"{self.ns}{tag}-{i:04d}"
+            rig.publisher.send(messages.launch_item(definition=definition, fields={}, wfid=wfid))
         deadline = time.monotonic() + timeout
         seen, stalled = 0, time.monotonic() + STALL
         while True:
@@ -800,11 +801,14 @@ class BossSystem:
 
     def batch_one(self, wfid: str, steps: int) -> None:
         rig = self.rig
-        rig.publisher.send({"definition": sequence(steps), "fields": {}, "wfid": wfid})
+        from engine.core import messages, runstate
+
+        rig.publisher.send(messages.launch_item(definition=sequence(steps), fields={}, wfid=wfid))
+
         deadline = time.monotonic() + 120
         while True:
             loaded = rig.store.load_run(wfid)
-            status = loaded[0]["status"] if loaded else None
+            status = runstate.status(runstate.upgrade(loaded[0])) if loaded else None
             if status == "finished":
                 return
             if status in ("error", "cancelled", "killed"):
