@@ -33,7 +33,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -101,6 +101,14 @@ class RunInfo:
     errors: list[dict[str, Any]]
     positions: list[Position] = field(default_factory=list)
     definition: str = ""
+
+    def as_dict(self, *, definition: bool = False) -> dict[str, Any]:
+        """The JSON form ``boss show --json`` and the web UI's API give
+        (the definition's source only when asked: it can be long)."""
+        out = asdict(self)
+        if not definition:
+            del out["definition"]
+        return out
 
 
 def _noop(*_: Any) -> None:

@@ -113,30 +113,10 @@ def run_detail(svc: Services, wfid: str) -> dict[str, Any]:
     for e in info.errors:
         errors.append({**e, "fields": full_errors.get(e["id"], {}).get("fields")})
     return {
-        "wfid": info.wfid,
-        "name": info.name,
-        "revision": info.revision,
-        "status": info.status,
-        "launched_at": info.launched_at,
-        "updated_at": info.updated_at,
-        "ended_at": info.ended_at,
-        "fields": info.fields,
+        **info.as_dict(definition=True),
         "errors": errors,
         "owner": svc.index.owner(wfid),
         "live": info.status not in states.ENDED_RUN_STATES,
-        "positions": [
-            {
-                "eid": p.eid,
-                "expid": p.expid,
-                "name": p.name,
-                "kind": p.kind,
-                "state": p.state,
-                "since": p.since,
-                "participant": p.participant,
-            }
-            for p in info.positions
-        ],
-        "definition": info.definition,
     }
 
 

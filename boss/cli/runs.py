@@ -157,29 +157,7 @@ def _info(ctx: Context, wfid: str) -> dict[str, Any]:
         info = ctx.engine.run(wfid)
     except UnknownRun:
         fail(f"no run {wfid}")
-    return {
-        "wfid": info.wfid,
-        "name": info.name,
-        "revision": info.revision,
-        "status": info.status,
-        "launched_at": info.launched_at,
-        "updated_at": info.updated_at,
-        "ended_at": info.ended_at,
-        "fields": info.fields,
-        "errors": info.errors,
-        "positions": [
-            {
-                "eid": p.eid,
-                "expid": p.expid,
-                "name": p.name,
-                "kind": p.kind,
-                "state": p.state,
-                "since": p.since,
-                "participant": p.participant,
-            }
-            for p in info.positions
-        ],
-    }
+    return info.as_dict()
 
 
 @click.command()
