@@ -705,7 +705,7 @@ class BossSystem:
             [
                 sys.executable,
                 "-m",
-                "boss.cli",
+                "bossapp.cli",
                 "-c",
                 str(rig.ini),
                 "worker",

@@ -1,4 +1,4 @@
-"""What every ``boss`` sub-command shares, wherever it is defined (``boss.cli``
+"""What every ``boss`` sub-command shares, wherever it is defined (``bossapp.cli``
 or a package that contributes commands through the ``boss.commands`` entry
 point, like ``webui.cli``): the configuration, lazily opened store, engine
 and publisher, and output helpers (human text by default, ``--json`` for

@@ -1,7 +1,7 @@
 """What the UI does to runs, shared by the pages (forms) and the JSON API.
 
 Everything that changes a run is a message on the engine's queue, exactly
-as ``boss launch``/``cancel``/``replay``/... send it (``boss.cli.runs``):
+as ``boss launch``/``cancel``/``replay``/... send it (``bossapp.cli.runs``):
 the engine workers apply it, so the UI never races a worker for a run's
 state. Each function checks who may (``webui.access``), checks what can be
 known here (the run exists, has an error to replay, is not over), sends,

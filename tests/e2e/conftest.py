@@ -128,7 +128,7 @@ class System:
             [
                 sys.executable,
                 "-m",
-                "boss.cli",
+                "bossapp.cli",
                 "-c",
                 str(self.ini),
                 "worker",
@@ -294,7 +294,7 @@ class System:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BOSS_")}
         env["PYTHONPATH"] = str(ROOT)
         proc = subprocess.run(
-            [sys.executable, "-m", "boss.cli", "-c", str(self.ini), *args],
+            [sys.executable, "-m", "bossapp.cli", "-c", str(self.ini), *args],
             capture_output=True,
             text=True,
             env=env,

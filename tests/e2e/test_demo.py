@@ -24,7 +24,7 @@ def test_boss_demo_on_a_fresh_machine(tmp_path: Path) -> None:
     env["PYTHONPATH"] = str(ROOT)
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "boss.cli", "demo"],
+            [sys.executable, "-m", "bossapp.cli", "demo"],
             env=env,
             capture_output=True,
             text=True,

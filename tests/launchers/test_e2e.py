@@ -186,7 +186,7 @@ def test_obs_events_on_a_rabbitmq_topic_exchange(system: System):
 def _boss(system: System) -> list[str]:
     import sys
 
-    return [sys.executable, "-m", "boss.cli", "-c", str(system.ini)]
+    return [sys.executable, "-m", "bossapp.cli", "-c", str(system.ini)]
 
 
 # -- webhooks -----------------------------------------------------------------------------

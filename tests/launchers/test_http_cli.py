@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from boss.cli import main
+from bossapp.cli import main
 from engine.config import Config
 from engine.launchers.github import sign
 from engine.launchers.http import create_app

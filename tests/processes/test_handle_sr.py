@@ -35,7 +35,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from boss.cli import main as boss
+from bossapp.cli import main as boss
 from engine.store.base import RunStore
 from engine.testing import HarnessRun, ProcessHarness
 from participants.workitem import Workitem
@@ -225,7 +225,7 @@ def test_boss_check_accepts_the_definition_clirunner() -> None:
 
 def test_boss_check_accepts_the_definition_subprocess() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "boss.cli", "check", "--json", str(PROCESS)],
+        [sys.executable, "-m", "bossapp.cli", "check", "--json", str(PROCESS)],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -83,3 +83,16 @@ def test_the_engine_raises_the_recursion_limit_the_core_needs() -> None:
         text=True,
     )
     assert r.stdout.strip() == "True", r.stderr
+
+
+def test_the_product_leaves_the_name_boss_to_boss_sites(tmp_path: Path) -> None:
+    # the real BOSS standard workflow's participants import their own
+    # package named boss (boss.obs, boss.bz, boss.rpm ...): ours must not
+    # shadow it (the applications are bossapp)
+    r = subprocess.run(
+        [sys.executable, "-c", "import importlib.util; print(importlib.util.find_spec('boss'))"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert r.stdout.strip() == "None", r.stdout + r.stderr

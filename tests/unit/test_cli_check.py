@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from boss.cli import main
+from bossapp.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -119,7 +119,7 @@ def test_check_undecodable_file(tmp_path):
 def test_python_m_engine_cli(files):
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run(
-        [sys.executable, "-m", "boss.cli", "check", files["good.yaml"], files["bad.yaml"]],
+        [sys.executable, "-m", "bossapp.cli", "check", files["good.yaml"], files["bad.yaml"]],
         capture_output=True,
         text=True,
         cwd=ROOT,

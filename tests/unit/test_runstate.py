@@ -240,7 +240,7 @@ def test_engine_state_hands_out_the_current_format(v1) -> None:
 #: the short keys of live expressions (``interpreter``'s module docstring)
 #: that mean nothing else anywhere in the code
 _SHORT_KEYS = frozenset({"n", "s", "pn", "k", "sl", "vk", "wt", "ii"})
-_OUTSIDE = ("engine", "webui", "boss", "skynet")
+_OUTSIDE = ("engine", "webui", "bossapp", "skynet")
 
 
 def _short_key_reads(path: Path) -> list[str]:

@@ -240,7 +240,7 @@ def test_metrics(web: WebEnv) -> None:
 def test_boss_stats_and_users_cli(web: WebEnv, tmp_path) -> None:
     from click.testing import CliRunner
 
-    from boss.cli import main
+    from bossapp.cli import main
 
     _run_with_trace(web)
     ini = tmp_path / "boss.ini"

@@ -107,7 +107,7 @@ class Demo:
             [
                 sys.executable,
                 "-m",
-                "boss.cli",
+                "bossapp.cli",
                 "worker",
                 "--loglevel",
                 "WARNING",

@@ -26,7 +26,7 @@ def demo(ctx: Context, web_bind: str, serve: bool) -> None:
     """Run a demo CI pipeline: an embedded Valkey as store and broker, an
     engine worker and participant processes, a failure that is replayed,
     the change traced to its release candidate; the web UI serves meanwhile."""
-    from boss.demo import run_demo
+    from bossapp.demo import run_demo
 
     result = run_demo(ctx.config, out=click.echo, web=web_bind or None, serve=serve)
     if result["status"] != "finished":

@@ -28,9 +28,9 @@ from importlib.metadata import entry_points
 
 import click
 
-from boss.cli import admin, events, launchers, runs, trace
-from boss.cli.check import check
-from boss.cli.demo import demo
+from bossapp.cli import admin, events, launchers, runs, trace
+from bossapp.cli.check import check
+from bossapp.cli.demo import demo
 from engine.commandline import Context
 
 __all__ = ["main"]

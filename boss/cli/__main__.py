@@ -1,3 +1,0 @@
-from boss.cli import main
-
-main()

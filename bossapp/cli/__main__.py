@@ -1,0 +1,3 @@
+from bossapp.cli import main
+
+main()
