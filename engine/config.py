@@ -15,9 +15,10 @@ wins:
    both run store and broker (kombu's Redis transport), so a fresh machine
    needs nothing.
 
-A participant's INI file may carry the same ``[boss]`` section, or BOSS's
-old ``[amqp]`` section (``host``, ``user``, ``pwd``, ``vhost``), which is
-turned into a broker URL.
+A participant's INI file may carry the same ``[boss]`` section, or name the
+broker as SkyNET's configuration did (``[boss]`` ``amqp_host``,
+``amqp_user``, ``amqp_pwd``, ``amqp_vhost``), or with an ``[amqp]`` section
+(``host``, ``user``, ``pwd``, ``vhost``); both are turned into a broker URL.
 
 ``docs/configuration.md`` lists every key.
 """
@@ -40,7 +41,10 @@ from engine.settings import (
     setting,
 )
 
-__all__ = ["Config", "ConfigError", "amqp_section_url", "config_paths"]
+__all__ = ["SKYNET_AMQP_KEYS", "Config", "ConfigError", "amqp_section_url", "config_paths"]
+
+#: SkyNET's ``[boss]`` keys naming the broker (``skynet.conf``)
+SKYNET_AMQP_KEYS = ("amqp_host", "amqp_user", "amqp_pwd", "amqp_vhost")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,12 +121,19 @@ class Config(Section):
 
     @classmethod
     def file_values(cls, parser: configparser.ConfigParser) -> dict[str, str]:
-        """``[boss]``, or BOSS's old ``[amqp]`` section as ``broker_url``."""
+        """``[boss]``; SkyNET's ``[boss]`` ``amqp_host``, ``amqp_user``,
+        ``amqp_pwd``, ``amqp_vhost`` (or an ``[amqp]`` section with ``host``,
+        ``user``, ``pwd``, ``vhost``) as ``broker_url``, unless it is given."""
         values: dict[str, str] = {}
         if parser.has_section("amqp"):
             values["broker_url"] = amqp_section_url(parser["amqp"])
         if parser.has_section("boss"):
             values.update(parser["boss"])
+            skynet = {k: values.pop(k) for k in SKYNET_AMQP_KEYS if k in values}
+            if skynet and "broker_url" not in parser["boss"]:
+                values["broker_url"] = amqp_section_url(
+                    {k.removeprefix("amqp_"): v for k, v in skynet.items()}
+                )
         return values
 
     # -- derived -------------------------------------------------------------
@@ -158,7 +169,8 @@ class Config(Section):
 
 
 def amqp_section_url(section: configparser.SectionProxy | Mapping[str, str]) -> str:
-    """BOSS's ``[amqp]`` section (host, user, pwd, vhost) as a broker URL."""
+    """``host``, ``user``, ``pwd``, ``vhost`` (an ``[amqp]`` section, or
+    SkyNET's ``[boss]`` ``amqp_*`` keys without the prefix) as a broker URL."""
     host = section.get("host", "127.0.0.1")
     user = quote(section.get("user", "guest"), safe="")
     pwd = quote(section.get("pwd", section.get("password", "guest")), safe="")

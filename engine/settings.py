@@ -365,10 +365,14 @@ def locate(
     raise ConfigError(f"{path}: no such configuration file")
 
 
-def read_ini(path: str | os.PathLike[str]) -> configparser.ConfigParser:
+def read_ini(
+    path: str | os.PathLike[str], into: configparser.ConfigParser | None = None
+) -> configparser.ConfigParser:
     """The INI file at ``path`` (``;`` after a blank starts a comment);
-    every problem is a one-line ``ConfigError`` naming the file."""
-    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",))
+    every problem is a one-line ``ConfigError`` naming the file. ``into``:
+    read it over an existing parser (a later file's keys win), else a new
+    one without interpolation."""
+    parser = into or configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",))
     try:
         with open(path, encoding="utf-8") as fh:
             parser.read_file(fh)

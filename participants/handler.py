@@ -20,6 +20,7 @@ import configparser
 import importlib
 import importlib.util
 import inspect
+import logging
 import re
 import sys
 from dataclasses import dataclass
@@ -52,9 +53,15 @@ class Participant:
     It keeps the INI file given at start as ``self.config`` (so
     ``self.config["mysection"]["key"]`` reads the participant's own
     settings) and ignores cancels. Subclasses write ``handle_wi``.
+
+    The runtime gives every handler (this class or not) what SkyNET's Exo
+    gave it: ``self.log``, a logger named for the participant, and
+    ``self.send_to_engine(wi)``, which replies a workitem held earlier
+    (``wi.forget = True``) from any thread.
     """
 
     config: configparser.ConfigParser | None = None
+    log: logging.Logger
 
     def handle_lifecycle_control(self, ctrl: LifecycleControl) -> None:
         """Keep the configuration on "start"; override to do more."""

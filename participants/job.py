@@ -94,7 +94,10 @@ class Job:
 
     @property
     def forget(self) -> bool:
-        return self._forget
+        """Whether to reply: ``forget`` as received, or as the handler left
+        it (``wi.forget = True``: it holds the workitem and replies later
+        with ``send_to_engine``)."""
+        return self._forget or bool(getattr(self.wi, "forget", False))
 
     @property
     def elapsed(self) -> float:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import secrets
 import signal
 import socket
@@ -42,7 +43,7 @@ from typing import Any
 import click
 
 from engine.core import messages
-from engine.wire import Malformed, deadletter, decode, validate
+from engine.wire import Malformed, deadletter, decode, dumps, iso_now, validate
 from participants.config import ParticipantConfig, ParticipantConfigError, load_config
 from participants.handler import LifecycleControl, check_handler, load_handler
 from participants.job import Job
@@ -63,6 +64,14 @@ MEMORY = 10_000
 #: how many replies are remembered (a redelivery comes within minutes; a
 #: reply may be large, so fewer than cancels)
 REPLIES = 1_000
+
+
+def flag(value: Any) -> bool:
+    """A workitem's ``debug_trace``/``debug_dump``: true, or the string
+    ``'True'`` (``'yes'``, ``'1'``, ``'on'``) as BOSS processes set it."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "yes", "1", "on")
+    return value is True
 
 
 def instance_id() -> str:
@@ -97,12 +106,17 @@ class Runtime:
         else:
             check_handler(handler, where)
         self.handler = handler
+        self._attach(handler)
         self.instance = instance_id()
         self.max_backoff = max_backoff
         #: "wfid/subid" -> the reply's body (None: done without a reply, ``forget``)
         self.replied: LRU[str, bytes | None] = LRU(REPLIES)
         self.cancels: LRU[str, bool] = LRU(MEMORY)
         self.job: Job | None = None
+        #: "wfid/subid" -> the reply_to of its delivery (for ``send_to_engine``)
+        self.reply_tos: LRU[str, str] = LRU(REPLIES)
+        #: (key, reply_to, body) from ``send_to_engine``, published by the main thread
+        self._outbox: queue.SimpleQueue[tuple[str, str, bytes]] = queue.SimpleQueue()
         #: set once the instance consumes its queue (for in-process callers)
         self.ready = threading.Event()
         self.link: BrokerLink | None = None
@@ -149,7 +163,10 @@ class Runtime:
                 max_backoff=self.max_backoff,
             )
             # asked to stop with nothing in hand: no need to reach the broker
-            while link.connect(lambda: self._stop.is_set() and self.job is None, self._wakeup):
+            while link.connect(
+                lambda: self._stop.is_set() and self.job is None and self._outbox.empty(),
+                self._wakeup,
+            ):
                 try:
                     if self._serve(link):
                         break
@@ -171,6 +188,68 @@ class Runtime:
         self._lifecycle("stop")
         log.info("stopped")
         return 0
+
+    def send_to_engine(self, wi: Any) -> None:
+        """Reply a workitem the handler held (``forget``) earlier, as
+        SkyNET's ``send_to_engine``: from any thread, over this runtime's
+        connection, to the queue its delivery named (else the engine queue).
+        ``wi`` is a workitem object (``to_dict()``/``to_h()``) or its dict;
+        one the engine could not read raises ``ValueError`` here."""
+        if isinstance(wi, dict):
+            data = wi
+        else:
+            to_dict = getattr(wi, "to_dict", None) or getattr(wi, "to_h", None)
+            if to_dict is None:
+                raise TypeError(f"send_to_engine: not a workitem: {type(wi).__name__}")
+            data = to_dict()
+        data = {k: v for k, v in data.items() if k != "forget"}
+        fei = data.get("fei")
+        if not isinstance(fei, dict) or "wfid" not in fei or "subid" not in fei:
+            raise ValueError("send_to_engine: the workitem has no fei with wfid and subid")
+        reply = messages.workitem_reply(
+            data,
+            fei=fei,
+            participant_name=str(data.get("participant_name") or self.config.name),
+            started_at=started if isinstance(started := data.get("started_at"), str) else iso_now(),
+            instance=self.instance,
+        )
+        try:
+            body = dumps(reply)
+            validate("workitem", reply)
+        except (Malformed, TypeError, ValueError) as exc:
+            raise ValueError(f"send_to_engine: not a valid workitem: {exc}") from None
+        key = f"{fei['wfid']}/{fei['subid']}"
+        reply_to = self.reply_tos.get(key) or self.config.boss.engine_queue
+        self._outbox.put((key, reply_to, body))
+        log.info("%s %s sent to the engine by the handler", fei["wfid"], fei["subid"])
+
+    def _flush_outbox(self, link: BrokerLink) -> None:
+        """Publish what ``send_to_engine`` queued (main thread). A message is
+        taken off only once published: a lost connection keeps it."""
+        while True:
+            try:
+                key, reply_to, body = self._outbox.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                link.publish(reply_to, body)
+            except Exception:
+                self._outbox.put((key, reply_to, body))  # again after reconnecting
+                raise
+            self.replied.put(key, body)
+
+    def _attach(self, handler: Any) -> None:
+        """What SkyNET's Exo gave every handler: ``self.log`` (a logger named
+        for the participant) and ``self.send_to_engine(wi)``."""
+        logger = logging.getLogger(f"boss.participant.{self.config.name}")
+        if self.config.log_level:
+            try:
+                logger.setLevel(self.config.log_level)
+            except (ValueError, TypeError):
+                log.warning("[skynet] log_level = %r: not a log level", self.config.log_level)
+        if not isinstance(getattr(handler, "log", None), logging.Logger):
+            handler.log = logger
+        handler.send_to_engine = self.send_to_engine
 
     # -- lifecycle ----------------------------------------------------------
     def _lifecycle(
@@ -203,6 +282,7 @@ class Runtime:
             self._registered = True
             log.info("registered %r for queue %s", self.config.pattern, self.config.queue)
         while True:
+            self._flush_outbox(link)
             if self._stop.is_set() and not self._stopping:
                 self._stopping = True
                 log.info("stopping%s", f": finishing {self.job.subid} first" if self.job else "")
@@ -269,8 +349,13 @@ class Runtime:
             return
         fei, fields = data["fei"], data["fields"]
         subid = fei["subid"]
-        trace = self.config.debug_trace or fields.get("debug_trace") is True
-        dump = self.config.debug_dump or fields.get("debug_dump") is True
+        params = fields.get("params") if isinstance(fields.get("params"), dict) else {}
+        trace = self.config.debug_trace or flag(fields.get("debug_trace"))
+        dump = (
+            self.config.debug_dump
+            or flag(fields.get("debug_dump"))
+            or flag(params.get("debug_dump"))
+        )
         if trace:
             log.info(
                 "received %s %s (%s) for %s",
@@ -287,6 +372,7 @@ class Runtime:
             message.reject(requeue=True)
             return
         key = f"{fei['wfid']}/{subid}"  # subids repeat across runs: key on both
+        self.reply_tos.put(key, reply_to)
         if key in self.cancels:
             log.info("dropping %s %s: cancelled before it was taken", fei["wfid"], subid)
             message.ack()
@@ -397,6 +483,9 @@ class Runtime:
             log.info("%s %s ended after its cancel: no reply", job.wfid, job.subid)
             self.job = None
             return
+        key = f"{job.wfid}/{job.subid}"
+        if not job.replied and self.replied.get(key) is not None:
+            job.replied = True  # the handler sent it itself (send_to_engine)
         if not job.replied:
             if job.forget:
                 self.replied.put(f"{job.wfid}/{job.subid}", None)

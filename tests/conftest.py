@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -180,3 +181,28 @@ def pytest_runtest_makereport(
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+def _compat_dir() -> Path:
+    """``$BOSS_COMPAT_DIR`` if set; else ``shared/compat`` beside the checkout
+    or any directory above it; else the workplace's ``/work/shared/compat``
+    (read in place, never copied)."""
+    env = os.environ.get("BOSS_COMPAT_DIR")
+    if env:
+        return Path(env)
+    root = Path(__file__).resolve().parents[1]
+    for base in (root, *root.parents):
+        candidate = base / "shared" / "compat"
+        if candidate.is_dir():
+            return candidate
+    return Path("/work/shared/compat")
+
+
+@pytest.fixture(scope="session")
+def compat_dir() -> Path:
+    """The real BOSS code for compatibility tests (``shared/compat``); the
+    tests that use it skip, naming where it was looked for, when absent."""
+    path = _compat_dir()
+    if not (path / "boss-standard-workflow").is_dir():
+        pytest.skip(f"no BOSS compat data at {path} (set BOSS_COMPAT_DIR)")
+    return path
