@@ -11,6 +11,12 @@ What arrives on the engine's queue is told apart by its keys:
 * ``type``: an engine message (``cancel``, ``pause``, ``started``, ...),
 * ``fei``: a participant's reply (the workitem it was sent, changed),
 * ``definition`` or ``process``: a launch item.
+
+What legacy BOSS clients send (python-ruote-amqp's ``Launcher`` and
+``Participant``, ruote-amqp's ``Receiver`` keys, ruote 2.1 feis) is
+normalised here, before validation, so the engine's core only ever sees
+the current shapes (see ``normalise_launch`` and ``normalise_reply``, and
+*Legacy BOSS clients* in ``docs/wire-protocol.md``).
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ __all__ = [
     "dumps",
     "engine_message",
     "iso_now",
+    "normalise_launch",
+    "normalise_reply",
     "validate",
 ]
 
@@ -129,13 +137,90 @@ def validate(kind: str, obj: dict[str, Any]) -> None:
         raise Malformed(f"invalid {kind}: at {where}: {err.message}")
 
 
+#: the launch keys of ruote-amqp's ``Receiver`` (and so BOSS::Receiver) -> ours
+LEGACY_LAUNCH_KEYS = {
+    "process_definition": "definition",
+    "workitem_fields": "fields",
+    "process_variables": "variables",
+}
+
+
+def normalise_launch(obj: dict[str, Any]) -> dict[str, Any]:
+    """A launch item in our shape from what a legacy client sends:
+
+    * a key whose value is null is absent (python-ruote-amqp's ``Launcher``
+      sends ``"fields": null, "variables": null`` when it is given none);
+    * ruote-amqp's ``process_definition``, ``workitem_fields`` and
+      ``process_variables`` are ``definition``, ``fields`` and ``variables``
+      (both spellings with different values is ``Malformed``).
+
+    ``obj`` is left as it is; what is not a legacy shape is left for the
+    schema to judge."""
+    item = {k: v for k, v in obj.items() if v is not None}
+    for old, new in LEGACY_LAUNCH_KEYS.items():
+        if old not in item:
+            continue
+        value = item.pop(old)
+        if new in item and item[new] != value:
+            raise Malformed(f"invalid launch: both {old!r} and {new!r}, with different values")
+        item[new] = value
+    return item
+
+
+def _legacy_fei(fei: Any) -> Any:
+    """Our fei from a ruote 2.1 one (``wfid``, ``expid``, ``sub_wfid``,
+    ``engine_id``): ``sub_wfid`` is our ``subid`` (kept only when ``subid``
+    is not there)."""
+    if not isinstance(fei, dict) or "sub_wfid" not in fei:
+        return fei
+    out = {k: v for k, v in fei.items() if k != "sub_wfid"}
+    if out.get("subid") is None and fei["sub_wfid"] is not None:
+        out["subid"] = fei["sub_wfid"]
+    return out
+
+
+def _trace_text(trace: Any) -> Any:
+    """A traceback as text from python-ruote-amqp's ``trace`` (a list of
+    ruby-style backtrace lines); anything else is returned as it is."""
+    if isinstance(trace, list):
+        return "\n".join(str(line) for line in trace)
+    return trace
+
+
+def normalise_reply(obj: dict[str, Any]) -> dict[str, Any]:
+    """A reply in our shape from what a legacy participant sends:
+
+    * a ruote 2.1 fei (``sub_wfid`` for ``subid``) becomes ours;
+    * python-ruote-amqp's error ``{"class", "message", "trace": [lines]}``
+      (or a top-level ``trace`` beside an ``error``) gets the lines as its
+      ``traceback``.
+
+    ``obj`` is left as it is (a copy is returned when something changed)."""
+    wi = obj
+    fei = _legacy_fei(obj.get("fei"))
+    if fei is not obj.get("fei"):
+        wi = dict(wi, fei=fei)
+    err = wi.get("error")
+    if err and ("trace" in wi or (isinstance(err, dict) and "trace" in err)):
+        wi = dict(wi)
+        trace = wi.pop("trace", None)
+        err = dict(err) if isinstance(err, dict) else {"message": str(err)}
+        trace = err.pop("trace", trace)
+        if err.get("traceback") is None and trace is not None:
+            err["traceback"] = _trace_text(trace)
+        wi["error"] = err
+    return wi
+
+
 def engine_message(body: bytes | str | dict[str, Any]) -> dict[str, Any]:
     """An engine message from a body on the engine's queue (see the module
     docstring), normalised to ``{"type": ..., "wfid": ...}``:
 
     * a reply becomes ``{"type": "reply", "wfid", "workitem"}``;
     * a launch item becomes ``{"type": "launch", **item}``.
-    """
+
+    Legacy shapes are normalised first (``normalise_reply``,
+    ``normalise_launch``)."""
     obj = decode(body)
     if "type" in obj:
         validate("message", obj)
@@ -143,6 +228,7 @@ def engine_message(body: bytes | str | dict[str, Any]) -> dict[str, Any]:
             return engine_message(obj["workitem"]) | {k: v for k, v in obj.items() if k == "id"}
         return obj
     if "fei" in obj:
+        obj = normalise_reply(obj)
         fei = obj.get("fei")
         try:
             validate("workitem", obj)
@@ -156,12 +242,15 @@ def engine_message(body: bytes | str | dict[str, Any]) -> dict[str, Any]:
             )
             raise Malformed(exc.reason, fei if ok_fei else None) from None
         return messages.reply(obj, fei["wfid"])
+    if any(obj.get(k) is not None for k in ("definition", "process", "process_definition")):
+        item = normalise_launch(obj)
+        validate("launch", item)
+        return messages.as_launch_message(item)
     if "definition" in obj or "process" in obj:
-        validate("launch", obj)
-        return messages.as_launch_message(obj)
+        validate("launch", obj)  # a null definition or process: say so
     raise Malformed(
-        "neither a reply (no 'fei'), a launch item (no 'definition' or "
-        "'process') nor an engine message (no 'type')"
+        "neither a reply (no 'fei'), a launch item (no 'definition', "
+        "'process_definition' or 'process') nor an engine message (no 'type')"
     )
 
 
