@@ -126,6 +126,13 @@ class Topology:
         return participant_queue(self.config.engine_queue)
 
     @property
+    def legacy_reply_queue(self) -> Queue | None:
+        """``legacy_reply_queue`` (python-ruote-amqp participants reply
+        there), or None when it is not set."""
+        name = self.config.legacy_reply_queue
+        return participant_queue(name) if name else None
+
+    @property
     def deadletter_queue(self) -> Queue:
         return participant_queue(self.config.deadletter_queue)
 

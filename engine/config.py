@@ -64,6 +64,11 @@ class Config(Section):
     key_prefix: str = "boss:"
     #: the engine's queue: replies, launch items and operations
     engine_queue: str = "boss.engine"
+    #: a second queue the engine workers consume exactly as ``engine_queue``
+    #: (durable, default exchange), for legacy participants written against
+    #: python-ruote-amqp, which reply to ``ruote_workitems`` whatever the
+    #: workitem's ``reply_to`` says; empty (the default): none
+    legacy_reply_queue: str = ""
     #: malformed messages are moved here (never dropped)
     deadletter_queue: str = "boss.deadletter"
     #: topic exchange for cancel items (routing key: the participant's queue)

@@ -3,8 +3,10 @@
 anything else can run (``EngineWorker.run``).
 
 * **consumers** (``engine_threads``, default 1): each with its own broker
-  connection, consuming the engine's queue (prefetch 16) and handing each
-  raw body to an ``EngineService``. A message is acknowledged only after
+  connection, consuming the engine's queue (prefetch 16), and also
+  ``legacy_reply_queue`` when it is set (python-ruote-amqp participants
+  reply to ``ruote_workitems``), and handing each raw body to an
+  ``EngineService``. A message is acknowledged only after
   ``handle`` returned, that is after its effect is stored and its own
   effects (dispatches, ...) were published. An exception leaves it
   unacknowledged: the broker gives it again. A message that keeps failing
@@ -60,6 +62,10 @@ __all__ = ["EngineWorker"]
 
 #: tries before a message that keeps raising is dead-lettered
 POISON_ATTEMPTS = 5
+#: content types taken from the engine's queues (the body is always read as
+#: JSON by ``engine.wire``): python-ruote-amqp's ``Participant`` publishes
+#: its replies as ``text/plain``
+ACCEPT = ["application/json", "text/plain"]
 #: seconds a fired timer stays leased to the worker that fired it
 TIMER_LEASE = 30.0
 #: longest sleep of the timer thread between looks at the store
@@ -133,7 +139,7 @@ class EngineWorker:
             "engine worker %s: %d consumer thread(s) on %s, store %s",
             self.id,
             self.threads,
-            self.config.engine_queue,
+            ", ".join(filter(None, (self.config.engine_queue, self.config.legacy_reply_queue))),
             maybe_sanitize_url(self.redis_url),
         )
         return self
@@ -310,14 +316,25 @@ class _EngineConsumer(ConsumerMixin):
         self.connect_max_retries = None
 
     def get_consumers(self, Consumer: Any, channel: Any) -> list[Any]:
-        return [
+        consumers = [
             Consumer(
                 queues=[self.topology.engine_queue],
                 on_message=self.on_message,
                 prefetch_count=16,
-                accept=["application/json"],
+                accept=ACCEPT,
             )
         ]
+        legacy = self.topology.legacy_reply_queue
+        if legacy is not None and legacy.name != self.worker.config.engine_queue:
+            consumers.append(
+                Consumer(
+                    queues=[legacy],
+                    on_message=lambda message: self.on_message(message, queue=legacy.name),
+                    prefetch_count=16,
+                    accept=ACCEPT,
+                )
+            )
+        return consumers
 
     def on_connection_error(self, exc: BaseException, interval: float) -> None:
         log.warning("engine queue: broker unreachable (%s); retrying in %.1fs", exc, interval)
@@ -328,9 +345,11 @@ class _EngineConsumer(ConsumerMixin):
         finally:
             self.publisher.close()
 
-    def on_message(self, message: Any) -> None:
+    def on_message(self, message: Any, queue: str | None = None) -> None:
+        """Hand one body to the service (``queue``: the queue it came from,
+        named by its dead letter; the engine's queue by default)."""
         body = message.body
-        queue = self.worker.config.engine_queue
+        queue = queue or self.worker.config.engine_queue
         try:
             outcome = self.service.handle(
                 body, queue=queue, content_type=message.content_type, headers=message.headers
