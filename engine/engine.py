@@ -249,19 +249,9 @@ class Engine:
         else:
             d = self.load(source, filename)
         wfid = wfid or new_wfid()
-        res = interpreter.launch(
-            d,
-            wfid,
-            now=self.clock(),
-            fields=fields,
-            variables=variables,
-            registrations=self.registrations(),
-            cause=cause,
-            dispatch_lease=self.dispatch_lease,
-        )
-        if self.registrations_ttl > 0 and _unknown_participant(res.state, set()):
-            self._regs = None  # cached for a second: look again, once
-            res = interpreter.launch(
+
+        def attempt() -> interpreter.Result:
+            return interpreter.launch(
                 d,
                 wfid,
                 now=self.clock(),
@@ -271,6 +261,11 @@ class Engine:
                 cause=cause,
                 dispatch_lease=self.dispatch_lease,
             )
+
+        res = attempt()
+        if self.registrations_ttl > 0 and _unknown_participant(res.state, set()):
+            self._regs = None  # cached for a second: look again, once
+            res = attempt()
         mid = f"launch:{wfid}"
         # what this launch was, to tell the same launch again from another
         # launch that reuses the wfid
@@ -434,17 +429,19 @@ class Engine:
         if self.dispatcher is None:
             raise EngineError("no dispatcher configured")
         self.dispatcher.dispatch(e)
-        if listeners is None:
-            listeners = self.store.listeners()
-        if listeners:
-            self._wake_listeners(listeners, "apply", wfid, e.workitem)
-        return listeners
+        return self._wake(listeners, "apply", wfid, e.workitem)
 
     def _do_reply_applied(self, wfid: str, e: fx.ReplyApplied, listeners: _Listeners) -> _Listeners:
+        return self._wake(listeners, "reply", wfid, e.workitem)
+
+    def _wake(
+        self, listeners: _Listeners, upon: str, wfid: str, workitem: dict[str, Any]
+    ) -> _Listeners:
+        """Wake the listeners ``workitem`` matches (the list fetched once)."""
         if listeners is None:
             listeners = self.store.listeners()
         if listeners:
-            self._wake_listeners(listeners, "reply", wfid, e.workitem)
+            self._wake_listeners(listeners, upon, wfid, workitem)
         return listeners
 
     def _do_add_listener(self, wfid: str, e: fx.AddListener, listeners: _Listeners) -> _Listeners:
