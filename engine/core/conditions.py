@@ -14,8 +14,11 @@ Grammar (lowest precedence first; keywords are case-insensitive)::
                           | "is" ["not"] ("set" | "empty") ]
     OP         := "==" | "!=" | "<" | ">" | "<=" | ">=" | "=~"
     primary    := "(" or ")" | "[" [primary ("," primary)*] "]" | operand
-    operand    := number | "true" | "false" | "null" | 'quoted' | "quoted"
+    operand    := number | "true" | "false" | "null" | "{}" | 'quoted' | "quoted"
                 | ${ref} | $f:path | $v:path | bare-word
+
+* ``{}`` is the empty mapping (ruote processes test ``${f:x} != {}``); ``[]``
+  the empty list.
 
 * An operand that is exactly one ``${...}`` (or ``$f:x`` / ``$v:x``) is the
   *typed* value it names (string, number, boolean, list, mapping, or
@@ -344,6 +347,8 @@ def _classify(word: str, pos: int, text: str) -> _Token:
         return _Token("ref", word, pos, word[1:])
     if "${" in word:
         return _Token("template", word, pos, word)
+    if word == "{}":  # the empty mapping (ruote's `!= {}`)
+        return _Token("value", word, pos, {})
     lower = word.lower()
     if lower in _KEYWORDS:
         return _Token("kw", word, pos, lower)

@@ -30,20 +30,29 @@ concurrence            children = the branches; opts: count (int|None),
                        (Condition|None), wait_for (list[str]|None)
 participant            opts: ref (str: the participant name), params (dict)
 subprocess             opts: ref (str), vars (dict); ``dynamic`` True when
-                       ref holds ``${...}`` (resolved at run time)
+                       ref holds ``${...}`` (resolved at run time);
+                       children = the block given with ``steps`` (run by
+                       ``apply`` inside the subprocess)
 if                     opts: test (Condition); children = [then, else?]
                        where each is a synthetic ``sequence`` node
                        (ids ``<id>_0`` then, ``<id>_1`` else)
-iterator               opts: on (list|str), to (str, default "i");
+iterator               opts: on (list|str), to (str, default "i": the
+                       variable), to_field (str|None: bind the item to
+                       this field instead, ``to: "f:x"``);
                        children = the steps
 concurrent_iterator    as iterator, plus count, merge, merge_type
 cursor, loop           children = the steps; opts: break_if, break_unless,
                        rewind_if, rewind_unless (Condition|None)
 set                    opts: values (dict: key -> value, keys as written)
+inc, push              opts: values (as set): add to a number or append to
+                       a list (inc), append (push)
+apply                  (none): run the block of the enclosing subprocess call
 unset                  opts: names (list[str])
 wait                   opts: for (str|float|None: duration), until (str|None)
 listen                 opts: to (str), upon ("apply"|"reply"), where
-                       (Condition|None), merge (bool), wfid (bool)
+                       (Condition|None), merge (bool), wfid (bool),
+                       errors (bool: ``to: errors``, the run's own uncaught
+                       errors), cls (str|None: ``class``, the error class)
 reserve                opts: mutex (str); children = the steps
 echo                   opts: text (str)
 noop                   (none)
@@ -63,6 +72,8 @@ Common attributes (``Node.attrs``, section 4), normalised:
 * ``on_timeout``, ``on_error``, ``on_cancel``: Handler
 * ``retry``: Retry
 * ``forget``: bool
+* ``flank``: bool (the step runs beside its parent, which goes on at once,
+  and is cancelled when the parent replies)
 
 The process-level attributes of a definition (``on_error: notify_admin`` at
 the top of the file) are the ``attrs`` of the body node ``"0"``.
@@ -102,6 +113,9 @@ BUILTIN_EXPRESSIONS: frozenset[str] = frozenset(
         "back",
         "jump",
         "reset",
+        "apply",
+        "inc",
+        "push",
     }
 )
 
@@ -110,8 +124,71 @@ CURSOR_COMMANDS: frozenset[str] = frozenset({"break", "rewind", "skip", "back", 
 
 #: the common attributes (section 4)
 COMMON_ATTRIBUTES: frozenset[str] = frozenset(
-    {"if", "unless", "tag", "timeout", "on_timeout", "retry", "on_error", "on_cancel", "forget"}
+    {
+        "if",
+        "unless",
+        "tag",
+        "timeout",
+        "on_timeout",
+        "retry",
+        "on_error",
+        "on_cancel",
+        "forget",
+        "flank",
+    }
 )
+
+#: ruote expressions the language does not have under that name, with what
+#: to write instead (``None``: no equivalent). A bare step with one of these
+#: names is a load error rather than a participant that fails at dispatch.
+RUOTE_EXPRESSIONS: dict[str, str | None] = {
+    "_if": "if: {test, then, else}",
+    "_unless": "if: {test: not (...), then}",
+    "unless": "if: {test: not (...), then}",
+    "_break": "break",
+    "stop": "break",
+    "repeat": "loop",
+    "_loop": "loop",
+    "sleep": "wait",
+    "_sleep": "wait",
+    "receive": "listen",
+    "intercept": "listen",
+    "define": "a subprocess under 'subprocesses:'",
+    "process_definition": "a definition file",
+    "workflow_definition": "a definition file",
+    "kill_process": "cancel_process (kill a run with 'boss kill')",
+    "_error": "error",
+    "_echo": "echo",
+    "_set": "set",
+    "_unset": "unset",
+    "_cancel": "cancel",
+    "_redo": "the on_error: redo attribute",
+    "redo": "the on_error: redo attribute",
+    "undo": "cancel",
+    "restart": "reset",
+    "dec": "inc with a negative value",
+    "_apply": "apply",
+    "equals": None,
+    "filter": None,
+    "given": None,
+    "that": None,
+    "of": None,
+    "once": None,
+    "when": None,
+    "as_soon_as": None,
+    "every": None,
+    "cron": None,
+    "lose": None,
+    "add_branches": None,
+    "add_branch": None,
+    "await": None,
+    "command": None,
+    "let": None,
+    "save": None,
+    "restore": None,
+    "registerp": None,
+    "unregisterp": None,
+}
 
 #: the process-level attributes allowed at the top of a definition
 PROCESS_ATTRIBUTES: frozenset[str] = frozenset(

@@ -554,7 +554,12 @@ class Interpreter:
                 if cond.evaluate(sc):
                     self._reply(eid, fields, skipped=True)
                     return
-            if attrs.get("forget") and parent is not None:
+            if attrs.get("flank") and parent is not None:
+                # ruote's flank: the parent goes on at once; the step stays
+                # its child (scope, cancel) and is cancelled when it replies
+                e["fk"] = 1
+                self._notify_parent(parent, e.get("sl"), node_id, fields)
+            elif attrs.get("forget") and parent is not None:
                 # detach: the parent goes on at once, the step runs alone
                 pe = exprs[parent]
                 pe["k"].remove(eid)
@@ -645,10 +650,13 @@ class Interpreter:
         if ii >= len(items) or not node.children:
             self._reply(eid, fields)
             return
-        to = node.opts.get("to") or "i"
-        self._push_apply(
-            f"{node.id}#body", eid, fields, {"v": {to: items[ii], "ii": ii}, "vk": "iter"}
-        )
+        to_field = node.opts.get("to_field")
+        if to_field:
+            fields = _set_path(fields, to_field, items[ii])
+            scope: dict[str, Any] = {"ii": ii}
+        else:
+            scope = {node.opts.get("to") or "i": items[ii], "ii": ii}
+        self._push_apply(f"{node.id}#body", eid, fields, {"v": scope, "vk": "iter"})
 
     def _apply_concurrent_iterator(self, eid: str, e: dict, node: Node) -> None:
         items = self._iteration_items(eid, e, node)
@@ -658,13 +666,13 @@ class Interpreter:
         e["r"] = []
         e["b"] = len(items)
         to = node.opts.get("to") or "i"
+        to_field = node.opts.get("to_field")
         for slot, item in enumerate(items):
-            self._push_apply(
-                f"{node.id}#body",
-                eid,
-                e["w"],
-                {"sl": slot, "v": {to: item, "ii": slot}, "vk": "iter"},
-            )
+            if to_field:
+                fields, scope = _set_path(e["w"], to_field, item), {"ii": slot}
+            else:
+                fields, scope = e["w"], {to: item, "ii": slot}
+            self._push_apply(f"{node.id}#body", eid, fields, {"sl": slot, "v": scope, "vk": "iter"})
 
     def _apply_participant(self, eid: str, e: dict, node: Node) -> None:
         sc = self.scope(eid, e["w"], node.id)
@@ -750,23 +758,82 @@ class Interpreter:
         fields = e["w"]
         for key, value in node.opts["values"].items():
             key = substitute(key, sc) if "$" in key else key
+            fields = self._assign(e, sc, fields, key, substitute(value, sc))
+        self._reply(eid, fields)
+
+    def _assign(self, e: dict, sc: _Scope, fields: dict, key: str, value: Any) -> dict:
+        """``set`` one field (``f:x``, ``x``, dotted) or variable (``v:x``);
+        returns the fields (a copy when a field changed)."""
+        if key.startswith("v:"):
+            name, _, rest = key[2:].partition(".")
+            scope = self._write_scope(e["p"], name)
+            if scope is None:
+                return fields
+            if rest:
+                base = scope.get(name)
+                scope[name] = _set_path(base if isinstance(base, dict) else {}, rest, value)
+            else:
+                scope[name] = value
+            return fields
+        if key.startswith("f:"):
+            key = key[2:]
+        fields = _set_path(fields, key, value)
+        sc.fields = fields
+        return fields
+
+    def _apply_inc(self, eid: str, e: dict, node: Node) -> None:
+        """``inc`` adds to a number and appends to a list (a missing target
+        becomes the number, or a one-item list); ``push`` always appends."""
+        sc = self.scope(eid, e["w"], node.id)
+        fields = e["w"]
+        push = node.kind == "push"
+        for key, value in node.opts["values"].items():
+            key = substitute(key, sc) if "$" in key else key
             value = substitute(value, sc)
             if key.startswith("v:"):
-                name, _, rest = key[2:].partition(".")
-                scope = self._write_scope(e["p"], name)
-                if scope is None:
-                    continue
-                if rest:
-                    base = scope.get(name)
-                    scope[name] = _set_path(base if isinstance(base, dict) else {}, rest, value)
-                else:
-                    scope[name] = value
+                current = sc.variable(key[2:])
             else:
-                if key.startswith("f:"):
-                    key = key[2:]
-                fields = _set_path(fields, key, value)
-                sc.fields = fields
+                current = sc.field(key[2:] if key.startswith("f:") else key)
+                current = MISSING if current is None else current
+            if isinstance(current, list):
+                new: Any = [*current, value]
+            elif current is MISSING:
+                new = [value] if push or not _is_number(value) else value
+            elif push:
+                new = [current, value]
+            elif _is_number(current) and _is_number(value):
+                new = current + value
+            else:
+                raise RunError(
+                    f"inc {key}: cannot add {value!r} to {current!r} "
+                    "(inc adds numbers or appends to a list)",
+                    "TypeError",
+                )
+            fields = self._assign(e, sc, fields, key, new)
         self._reply(eid, fields)
+
+    def _apply_apply(self, eid: str, e: dict, node: Node) -> None:
+        """Run the block given to the nearest enclosing subprocess call
+        (ruote's block parameters: ``with_ticket: {steps: [...]}``)."""
+        cur = e["p"]
+        inside = 0  # blocks we are in: their code belongs to the caller's caller
+        while cur is not None:
+            ce = self.exprs.get(cur)
+            if ce is None:
+                break
+            if self.node(ce["n"]).kind == "apply":
+                inside += 1
+            elif ce.get("vk") == "sub" and "pn" in ce:
+                if inside:
+                    inside -= 1
+                else:
+                    call = self.node(ce["n"])
+                    if call.children:
+                        self._push_apply(f"{call.id}#body", eid, e["w"], None)
+                        return
+                    break
+            cur = ce["p"]
+        self._reply(eid, e["w"])
 
     def _apply_unset(self, eid: str, e: dict, node: Node) -> None:
         sc = self.scope(eid, e["w"], node.id)
@@ -822,8 +889,13 @@ class Interpreter:
         )
 
     def _apply_listen(self, eid: str, e: dict, node: Node) -> None:
-        sc = self.scope(eid, e["w"], node.id)
         o = node.opts
+        if o.get("errors"):
+            # this run's uncaught errors wake it (``_wake_error_listeners``)
+            e["s"] = states.WAITING
+            e["le"] = 1
+            return
+        sc = self.scope(eid, e["w"], node.id)
         to = substitute(o["to"], sc)
         where = o.get("where")
         spec = {
@@ -899,8 +971,13 @@ class Interpreter:
     def _reply(self, eid: str, fields: dict, skipped: bool = False) -> None:
         """Expression ``eid`` is done with ``fields``: remove it and tell
         its parent."""
+        live = self.exprs.get(eid)
+        if live is not None and live.get("k"):
+            self._unflank(eid, live)
         e = self._remove(eid)
         if e is None:
+            return
+        if "fk" in e and self._flank_ends_alone(e):
             return
         if "lc" in e:
             self._record_step(eid, e, "finish", _outcome(fields))
@@ -913,6 +990,24 @@ class Interpreter:
                 self._command(e["p"], eid, str(cmd), fields, e.get("sl"), e["n"])
                 return
         self._notify_parent(e["p"], e.get("sl"), e["n"], fields, eid)
+
+    def _unflank(self, eid: str, e: dict) -> None:
+        """``eid`` replies: cancel the steps flanking it (they go on
+        detached until their cancel is done)."""
+        for k in [k for k in e["k"] if "fk" in self.exprs.get(k, ())]:
+            ke = self.exprs[k]
+            e["k"].remove(k)
+            ke["p"] = None
+            del ke["fk"]
+            self._detach_scope(ke, eid)
+            self.state["detached"].append(k)
+            self._abort(k, ["drop"])
+
+    def _flank_ends_alone(self, e: dict) -> bool:
+        """A flanking step that ends (or is cancelled) while its parent
+        goes on: the parent already had its reply, so it hears nothing."""
+        pe = self.exprs.get(e["p"]) if e["p"] is not None else None
+        return pe is not None and pe["s"] != states.CANCELLING
 
     def _notify_parent(
         self,
@@ -932,6 +1027,9 @@ class Interpreter:
         if pe is None:
             return
         if pe["s"] == states.CANCELLING:
+            # as ruote, a cancelled container replies with the workitem its
+            # last cancelled child replied with (what the branch had done)
+            pe["cw"] = fields
             if pe.get("rw") is not None and slot is not None:  # remaining: wait
                 pe["rw"].append([slot, len(pe["r"]) + len(pe["rw"]), fields])
             if not pe.get("k"):
@@ -1453,6 +1551,24 @@ class Interpreter:
             tid = e.pop(key, None)
             if tid:
                 self.effects.append(CancelTimer(tid))
+        self._wake_error_listeners(err_fields)
+
+    def _wake_error_listeners(self, err_fields: dict) -> None:
+        """``listen: {to: errors}``: every listener of this run waiting for
+        errors hears an uncaught one (with ``__error__`` merged in)."""
+        info = err_fields["__error__"]
+        for x, xe in list(self.exprs.items()):
+            if not xe.get("le") or xe["s"] != states.WAITING:
+                continue
+            o = self.node(xe["n"]).opts
+            if o.get("cls") and o["cls"] != info.get("class"):
+                continue
+            where = o.get("where")
+            if where is not None and not where.evaluate(self.scope(x, err_fields, xe["n"])):
+                continue
+            xe.pop("le")
+            fields = {**xe["w"], **err_fields} if o.get("merge", True) else xe["w"]
+            self._reply(x, fields)
 
     def _handle_error(self, eid: str, e: dict, h: Handler, err_fields: dict) -> None:
         action = h.action
@@ -1461,7 +1577,9 @@ class Interpreter:
         elif action == "redo":
             then = ["redo", e["w"]]
         elif action == "cancel":
-            then = ["reply"]
+            # as ruote: the step is cancelled, so its on_cancel runs
+            self._abort(eid, ["reply"], "cancel")
+            return
         elif action == "command":
             then = ["command", h.command, err_fields]
         else:  # participant / subprocess in its place
@@ -1555,11 +1673,11 @@ class Interpreter:
                 self._replace(eid, e, f"{e['n']}@on_cancel", e["w"], {"occ": True})
                 return
         if op in ("reply", "drop"):
-            fields = then[1] if len(then) > 1 else e["w"]
+            fields = then[1] if len(then) > 1 else e.get("cw", e["w"])
             if "lc" in e and e["lc"] in ("triggered", "started"):
                 self._record_step(eid, e, "cancel")
             self._remove(eid)
-            if op == "reply":
+            if op == "reply" and not ("fk" in e and self._flank_ends_alone(e)):
                 self._notify_parent(parent, slot, e["n"], fields, eid)
             else:
                 self._check_end()
@@ -1694,6 +1812,10 @@ class Interpreter:
         self.effects.append(RunEnded(st["wfid"], status))
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _outcome(fields: dict) -> str:
     r = fields.get("__result__", True)
     if r is False or (isinstance(r, str) and r.lower() == "false"):
@@ -1712,6 +1834,9 @@ _APPLY = {
     "iterator": Interpreter._apply_iterator,
     "concurrent_iterator": Interpreter._apply_concurrent_iterator,
     "set": Interpreter._apply_set,
+    "inc": Interpreter._apply_inc,
+    "push": Interpreter._apply_inc,
+    "apply": Interpreter._apply_apply,
     "unset": Interpreter._apply_unset,
     "wait": Interpreter._apply_wait,
     "listen": Interpreter._apply_listen,
@@ -1768,6 +1893,7 @@ _ON_CHILD = {
     "if": Interpreter._child_passthrough,
     "iterator": Interpreter._child_iterator,
     "reserve": Interpreter._child_passthrough,
+    "apply": Interpreter._child_passthrough,
 }
 
 

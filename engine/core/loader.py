@@ -34,6 +34,7 @@ from engine.core.definition import (
     COMMON_ATTRIBUTES,
     CURSOR_COMMANDS,
     PROCESS_ATTRIBUTES,
+    RUOTE_EXPRESSIONS,
     TOP_LEVEL_KEYS,
     Definition,
     Handler,
@@ -508,8 +509,8 @@ class _Loader:
                 value = self.duration(vnode, "'timeout'")
             elif key == "retry":
                 value = self.retry(vnode)
-            elif key == "forget":
-                value = self.boolean(vnode, "'forget'")
+            elif key in ("forget", "flank"):
+                value = self.boolean(vnode, f"'{key}'")
             elif key in ("on_error", "on_timeout", "on_cancel"):
                 value = self.handler(vnode, key)
             else:  # pragma: no cover -- callers only pass COMMON_ATTRIBUTES
@@ -769,18 +770,33 @@ class _Loader:
             build = getattr(self, "x_" + key)
             return build(key, knode, None if _is_null(arg) else arg, node_id, attrs, where)
         if key in self.subprocess_names:
+            block: tuple[Node, ...] = ()
             if _is_null(arg):
                 vars_: dict = {}
             elif isinstance(arg, MappingNode):
-                vars_ = self.value(arg)
+                vars_, block = self.call_vars(arg, node_id)
             else:
                 self.problem(
                     knode, f"subprocess '{key}' takes a mapping of variables, got {_what(arg)}"
                 )
                 return None
             return self.make(
-                node_id, "subprocess", where, opts={"ref": key, "vars": vars_}, attrs=attrs
+                node_id,
+                "subprocess",
+                where,
+                opts={"ref": key, "vars": vars_},
+                children=block,
+                attrs=attrs,
             )
+        if key in RUOTE_EXPRESSIONS:
+            hint = RUOTE_EXPRESSIONS[key]
+            instead = f"; write {hint}" if hint else "; the language has no equivalent"
+            self.problem(
+                knode,
+                f"'{key}' is a ruote expression, not a participant{instead} "
+                f"(for a participant named '{key}', write participant: {{ref: {key}}})",
+            )
+            return None
         if _is_null(arg):
             params: dict = {}
         elif isinstance(arg, MappingNode):
@@ -798,6 +814,19 @@ class _Loader:
         return self.make(
             node_id, "participant", where, opts={"ref": key, "params": params}, attrs=attrs
         )
+
+    def call_vars(self, arg: MappingNode, node_id: str) -> tuple[dict, tuple[Node, ...]]:
+        """A subprocess call's mapping: its variables, and the block given
+        under ``steps`` (ruote's block parameter, run by ``apply``)."""
+        vars_: dict = {}
+        block: tuple[Node, ...] = ()
+        for k, _kn, v in self.pairs(arg):
+            if k == "steps":
+                seq = self.step_list(v, "a subprocess call's 'steps' (its block)")
+                block = self.steps(seq, node_id)
+            else:
+                vars_[k] = self.value(v)
+        return vars_, block
 
     # -- built-in expressions (x_<name>) ----------------------------------------
     # each takes (kind, key node, argument node or None, id, attrs, where)
@@ -939,7 +968,11 @@ class _Loader:
         )
 
     def x_subprocess(self, kind, knode, arg, node_id, attrs, where):
+        block: tuple[Node, ...] = ()
+        if isinstance(arg, MappingNode) and any(k == "steps" for k, _, _ in self.pairs(arg)):
+            _vars, block = self.call_vars(arg, node_id)
         ref, rest = self.ref_form(kind, knode, arg, "variables")
+        rest.pop("steps", None)
         if ref is None:
             return None
         dynamic = has_substitution(ref)
@@ -963,6 +996,7 @@ class _Loader:
             "subprocess",
             where,
             opts={"ref": ref, "vars": rest},
+            children=block,
             attrs=attrs,
             dynamic=dynamic,
         )
@@ -1056,11 +1090,30 @@ class _Loader:
                 )
                 ok = False
         if "to" in found:
-            to = self.text(found["to"][1], f"'{kind}.to'")
+            tnode = found["to"][1]
+            to = self.text(tnode, f"'{kind}.to'")
             if to is None:
                 ok = False
             else:
-                opts["to"] = to
+                prefix, sep, rest = to.partition(":")
+                if sep and prefix in ("v", "f"):
+                    # ruote's `:to => 'v:action'` / `:to_f => 'pair'`
+                    if not rest:
+                        self.problem(tnode, f"'{kind}.to' {to!r} names no variable or field")
+                        ok = False
+                    elif prefix == "f":
+                        opts["to_field"] = rest
+                    else:
+                        opts["to"] = rest
+                else:
+                    opts["to"] = to
+                if "." in opts["to"]:
+                    self.problem(
+                        tnode,
+                        f"'{kind}.to' {to!r}: a variable name has no dots "
+                        "(write 'f:a.b' to bind the item to a field)",
+                    )
+                    ok = False
         if kind == "concurrent_iterator":
             for name in ("count", "merge", "merge_type"):
                 opts[name] = _CONCURRENCE_DEFAULTS[name]
@@ -1099,6 +1152,35 @@ class _Loader:
                 continue
             values[k] = self.value(v)
         return self.make(node_id, kind, where, opts={"values": values}, attrs=attrs)
+
+    def x_inc(self, kind, knode, arg, node_id, attrs, where):
+        """``inc: "v:n"`` (add 1), ``inc: {"v:n": 2, "f:list": x}`` (add to a
+        number, append to a list); ``push: {"v:list": x}`` (append)."""
+        if kind == "inc" and _is_str(arg):
+            name = arg.value
+            if name in ("", "f:", "v:"):
+                self.problem(arg, f"'inc' {name!r} names no field or variable")
+                return None
+            return self.make(node_id, kind, where, opts={"values": {name: 1}}, attrs=attrs)
+        example = 'a mapping {"v:list": value}' if kind == "push" else '"v:count" or {"v:count": 2}'
+        if not isinstance(arg, MappingNode):
+            if arg is None:
+                self._needs(kind, knode, example)
+            else:
+                self._bad(kind, arg, example)
+            return None
+        values = {}
+        for k, kn, v in self.pairs(arg):
+            if k in ("", "f:", "v:"):
+                self.problem(kn, f"'{kind}' key {k!r} names no field or variable")
+                continue
+            values[k] = self.value(v)
+        return self.make(node_id, kind, where, opts={"values": values}, attrs=attrs)
+
+    x_push = x_inc
+
+    def x_apply(self, kind, knode, arg, node_id, attrs, where):
+        return self._no_arg(kind, knode, arg, node_id, attrs, where)
 
     def x_unset(self, kind, knode, arg, node_id, attrs, where):
         if arg is None:
@@ -1158,7 +1240,7 @@ class _Loader:
     def x_listen(self, kind, knode, arg, node_id, attrs, where):
         if not self._is_mapping(kind, knode, arg, "{to, upon, where, merge, wfid}"):
             return None
-        found = self.options(arg, kind, ("to", "upon", "where", "merge", "wfid"))
+        found = self.options(arg, kind, ("to", "upon", "where", "merge", "wfid", "class"))
         opts: dict[str, Any] = {
             "to": None,
             "upon": "apply",
@@ -1188,6 +1270,18 @@ class _Loader:
             if name in found:
                 opts[name] = self.boolean(found[name][1], f"'listen.{name}'")
                 ok = ok and opts[name] is not None
+        if opts["to"] in ("errors", ":errors"):
+            # ruote's `listen :to => :errors`: this run's uncaught errors
+            opts["errors"] = True
+            if "upon" in found:
+                self.problem(found["upon"][1], "'listen' to errors takes no 'upon'")
+                ok = False
+            if "class" in found:
+                opts["cls"] = self.text(found["class"][1], "'listen.class'")
+                ok = ok and opts["cls"] is not None
+        elif "class" in found:
+            self.problem(found["class"][0], "'listen.class' is only for 'to: errors'")
+            ok = False
         if not ok:
             return None
         return self.make(node_id, kind, where, opts=opts, attrs=attrs)
