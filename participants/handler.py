@@ -5,6 +5,8 @@ A handler is any class with::
     def handle_wi(self, wi): ...                    # required: do the step
     def handle_lifecycle_control(self, ctrl): ...   # optional: start/stop/die
     def handle_cancel(self, wi): ...                # optional: the step was cancelled
+    def handle_wi_control(self, ctrl): ...          # SkyNET's spelling of the cancel:
+                                                    # ctrl.message == "cancel"
 
 ``Participant`` is a small base class with the optional two already
 written; subclassing it is a convenience, not a requirement, so handlers
@@ -45,6 +47,16 @@ class LifecycleControl:
     message: str
     config: configparser.ConfigParser | None = None
     reason: str | None = None
+
+    # SkyNET's WorkItemCtrl spelling, which BOSS handlers test
+    def start(self) -> bool:
+        return self.message == "start"
+
+    def stop(self) -> bool:
+        return self.message == "stop"
+
+    def die(self) -> bool:
+        return self.message == "die"
 
 
 class Participant:

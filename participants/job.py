@@ -20,6 +20,7 @@ from typing import Any
 
 from engine.core import messages
 from engine.wire import Malformed, dumps, iso_now, validate
+from participants.handler import LifecycleControl
 from participants.workitem import Workitem
 
 __all__ = ["Job", "error_of"]
@@ -125,14 +126,20 @@ class Job:
         self.cancelled = True
         self.wi.cancelled = True
         handle_cancel = getattr(self.handler, "handle_cancel", None)
-        if handle_cancel is None:
-            return
+        if handle_cancel is not None:
+            name, arg = "handle_cancel", self.wi
+        else:
+            # a SkyNET handler: its Exo called handle_wi_control(WorkItemCtrl("cancel"))
+            handle_cancel = getattr(self.handler, "handle_wi_control", None)
+            if handle_cancel is None:
+                return
+            name, arg = "handle_wi_control", LifecycleControl("cancel")
 
         def call() -> None:
             try:
-                handle_cancel(self.wi)
+                handle_cancel(arg)
             except Exception:
-                log.exception("handle_cancel failed on %s %s", self.wfid, self.subid)
+                log.exception("%s failed on %s %s", name, self.wfid, self.subid)
 
         threading.Thread(target=call, name=f"cancel-{self.subid}", daemon=True).start()
 

@@ -310,3 +310,42 @@ def test_real_obsticket_holds_and_releases(
         assert by_subid[second["fei"]["subid"]]["fei"] == second["fei"]
         assert by_subid[second["fei"]["subid"]]["fields"]["__result__"] is True
         assert by_subid[release["fei"]["subid"]]["fields"]["__result__"] is True
+
+
+# -- handle_wi_control ---------------------------------------------------------------
+
+
+class _SkyNetHandler:
+    """A SkyNET-era handler: no handle_cancel, only handle_wi_control."""
+
+    def __init__(self) -> None:
+        self.controls: list[Any] = []
+        self.cancelled = threading.Event()
+
+    def handle_wi_control(self, ctrl: Any) -> None:
+        self.controls.append(ctrl)
+        self.cancelled.set()
+
+    def handle_wi(self, wi: Workitem) -> None:
+        # a long step that stops when SkyNET's cancel control arrives
+        assert self.cancelled.wait(10), "handle_wi_control('cancel') never came"
+
+
+def test_a_cancel_reaches_handle_wi_control_as_skynet_did() -> None:
+    from participants.testing import ParticipantTester, make_workitem
+
+    handler = _SkyNetHandler()
+    with ParticipantTester(handler) as tester:
+        out = tester.handle(make_workitem("build", {"x": 1}), cancel=True)
+    assert out.cancelled and not out.replied
+    [ctrl] = handler.controls
+    assert ctrl.message == "cancel"
+    assert not ctrl.start() and not ctrl.stop() and not ctrl.die()
+
+
+def test_lifecycle_control_answers_skynets_start_stop_die() -> None:
+    from participants.handler import LifecycleControl
+
+    assert LifecycleControl("start").start()
+    assert LifecycleControl("stop").stop()
+    assert LifecycleControl("die", reason="broker gone").die()
