@@ -16,7 +16,7 @@ receives them (they are merged into the listening run); one with the default
 ``upon: apply`` is woken as the notice is dispatched, before the catch
 participant runs, and gets the notice run's fields as they were (so
 BOSS_request_statechange sets ``review`` itself before reaching
-``request_notice_<id>``, for BOSS_handle_SR's ``upon: apply`` listen):
+``request_notice_<id>``, for BOSS_check_SR's ``upon: apply`` listen):
 
 * ``request_notice_<id>`` (``RequestNotice``): ``review: {state, by,
   comment}`` from the OBS event (``ev.state`` / ``ev.newstate`` /

@@ -5,7 +5,7 @@ Every check looks at each submit action of the request (``req.actions`` or
 fails: ``result = False`` and one line per problem appended to ``msg``
 (``check_spec: Mer:Tools/bash has no .spec file``). A check never raises
 for a failed check; it raises (an error of the step) only when it cannot
-decide: OBS unreachable, no actions in the workitem. BOSS_handle_SR sets
+decide: OBS unreachable, no actions in the workitem. BOSS_check_SR sets
 ``status: FAILURE`` on ``result == false``.
 
 * ``check_multiple_destinations``: the actions go to more than one target

@@ -1,6 +1,6 @@
 """obsticket: a lock on an OBS project, held by one run at a time.
 
-BOSS_handle_SR takes the lock of the request's target project before its
+BOSS_check_SR takes the lock of the request's target project before its
 checks and releases it at the end, so two requests for one project are never
 decided at once. The lock lives in the run store's Redis (the ``[boss]``
 section of the participant's INI names it, as for every BOSS process), under

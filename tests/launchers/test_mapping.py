@@ -93,7 +93,7 @@ def test_enable_project_links_the_standard_processes(store_dir):
     ).resolve()
     assert enable_project(store_dir, "Mer:Tools", STANDARD) == []  # again: nothing to do
     [entry] = ProcessStore(store_dir).lookup("OBS_SRCSRV_REQUEST_CREATE", "Mer:Tools")
-    assert entry.conf["prechecks"][0] == "check_already_testing"
+    assert entry.conf["prechecks"][0] == "check_multiple_destinations"
 
 
 def test_enable_project_labels_from_name_comment_or_option(tmp_path, store_dir):
@@ -141,7 +141,7 @@ def test_request_launches_once_per_target_with_conf_and_cause(store_dir, fake):
         assert item["definition"].startswith("# BOSS_handle_SR")
         assert item["fields"]["ev"]["target_project"] == target
         assert item["fields"]["ev"]["id"] == "4711"
-        assert item["fields"]["irc_channel"] == "#mer-boss"  # from the .conf
+        assert item["fields"]["pname"] == "BOSS"  # from the .conf
     # the same delivery again: the same items (the engine ignores them)
     first = list(fake.sent)
     launcher.handle(ObsSource(), recorded("obs_request_create.json"))
@@ -350,6 +350,7 @@ def test_enable_project_links_every_standard_process_for_its_label(tmp_path):
         "OBS_SRCSRV_COMMIT.BOSS_commit_failure.yaml",
         "OBS_SRCSRV_REQUEST_CREATE.BOSS_handle_SR.yaml",
         "OBS_SRCSRV_REQUEST_REVIEWCHANGED.BOSS_request_statechange.yaml",
+        "OBS_SRCSRV_REQUEST_STATECHANGE.BOSS_req_change_monitor.yaml",
         "OBS_SRCSRV_REQUEST_STATECHANGE.BOSS_request_statechange.yaml",
     ]
     assert all(p.parent == tmp_path / "Mer" / "Tools" for p in links)

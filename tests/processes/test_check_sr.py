@@ -1,8 +1,8 @@
-"""processes/StandardWorkflow/BOSS_handle_SR.yaml, run in the ProcessHarness.
+"""processes/StandardWorkflow/BOSS_check_SR.yaml, run in the ProcessHarness.
 
 Every participant is a stub that records one line into ``h.trace`` (so the
 exact call order is asserted) and, when told to, fails its check, raises, or
-raises once. BOSS_handle_SR.conf is merged into the launch fields, as the
+raises once. BOSS_check_SR.conf is merged into the launch fields, as the
 launcher does. The paths covered:
 
 * accepted: every precheck passes (with and without waiting for a review;
@@ -41,8 +41,8 @@ from engine.testing import HarnessRun, ProcessHarness
 from participants.workitem import Workitem
 
 ROOT = Path(__file__).resolve().parents[2]
-PROCESS = ROOT / "processes" / "StandardWorkflow" / "BOSS_handle_SR.yaml"
-CONF = ROOT / "processes" / "StandardWorkflow" / "BOSS_handle_SR.conf"
+PROCESS = ROOT / "processes" / "StandardWorkflow" / "BOSS_check_SR.yaml"
+CONF = ROOT / "processes" / "StandardWorkflow" / "BOSS_check_SR.conf"
 
 PROJECT = "Mer:Tools"
 CHECKS = [
@@ -220,7 +220,7 @@ def h() -> Iterator[ProcessHarness]:
 def test_boss_check_accepts_the_definition_clirunner() -> None:
     result = CliRunner().invoke(boss, ["check", str(PROCESS)])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith(f"{PROCESS}: ok (BOSS_handle_SR, ")
+    assert result.output.startswith(f"{PROCESS}: ok (BOSS_check_SR, ")
 
 
 def test_boss_check_accepts_the_definition_subprocess() -> None:
@@ -596,7 +596,7 @@ def test_precheck_error_is_handled_by_on_error(h: ProcessHarness) -> None:
     assert err["participant"] == "check_spec"
     assert err["class"] == "RuntimeError"
     [admin] = params_of(h, "notify_admin")
-    assert admin["subject"] == "[BOSS] BOSS_handle_SR failed for request 42"
+    assert admin["subject"] == "[BOSS] BOSS_check_SR failed for request 42"
     assert admin["error"]["message"] == "check_spec: OBS API unreachable"
     assert admin["msg"] == run.fields["msg"]
     assert params_of(h, "change_request_state") == []
@@ -627,7 +627,7 @@ def test_cancel_while_waiting_for_review_releases_the_lock(h: ProcessHarness) ->
     assert run.status == "cancelled"
     assert h.trace == [GET, *CHECKS, "notify_admin", RELEASE]
     [admin] = params_of(h, "notify_admin")
-    assert admin["subject"] == "[BOSS] BOSS_handle_SR cancelled for request 42"
+    assert admin["subject"] == "[BOSS] BOSS_check_SR cancelled for request 42"
     assert lock_calls(h) == [GET, RELEASE]
     assert h.next_timer() is None  # the review timeout went with the listen
     launch_notice(h, 42, "accepted")  # nothing listens any more
@@ -664,7 +664,7 @@ def test_cancel_a_run_in_error_releases_the_lock(h: ProcessHarness) -> None:
 
 # -- BUG-201: process-level handlers lose the process variables --------------------
 
-#: the first design of BOSS_handle_SR's cancel path: a process-level handler
+#: the first design of BOSS_check_SR's cancel path: a process-level handler
 #: that releases the lock only when v:lock_held says it was taken
 LOCK_HELD = """\
 name: lock_held

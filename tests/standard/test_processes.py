@@ -84,7 +84,7 @@ def test_handle_sr_with_the_real_participants_and_the_statechange_companion(
             h.register("notify_admin", Recorder())
             ev = {"id": "42", "who": "alice", "target_project": "Mer:Tools", "actions": [ACTION]}
             fields = {
-                **conf("BOSS_handle_SR"),
+                **conf("BOSS_check_SR"),
                 "ev": ev,
                 "wait_for_review": True,
                 "prechecks": [
@@ -93,7 +93,7 @@ def test_handle_sr_with_the_real_participants_and_the_statechange_companion(
                     "check_package_built_at_source",
                 ],
             }
-            run = h.launch(SW / "BOSS_handle_SR.yaml", fields).wait()
+            run = h.launch(SW / "BOSS_check_SR.yaml", fields).wait()
             assert run.status == "running"  # listening for the review
             assert ticket.holder("Mer:Tools")["holder"] == run.wfid
             # the companion, launched for OBS_SRCSRV_REQUEST_STATECHANGE
@@ -134,9 +134,9 @@ def test_handle_sr_rejects_when_a_real_check_fails(obs, redis_url, key_prefix):
             for name in ("notify_irc", "notify", "notify_admin"):
                 h.register(name, Recorder())
             run = h.launch(
-                SW / "BOSS_handle_SR.yaml",
+                SW / "BOSS_check_SR.yaml",
                 {
-                    **conf("BOSS_handle_SR"),
+                    **conf("BOSS_check_SR"),
                     "prechecks": ["check_spec", "check_package_built_at_source"],
                     "ev": {"id": "42", "target_project": "Mer:Tools", "actions": [ACTION]},
                 },
