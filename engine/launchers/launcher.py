@@ -4,7 +4,9 @@ For each normalised event, :meth:`Launcher.plan` finds what to launch:
 
 * the process store: every ``<LABEL>.<name>.yaml`` in the directory of the
   event's project (of each target project, for a request event), fields
-  ``{**<.conf>, "ev": ...}``;
+  ``{"project": <that project>, **<.conf>, "ev": ...}`` (BOSS's robogrator
+  gave its processes ``project`` too: the real BOSS_handle_SR locks
+  ``${project}``);
 * the rules file: every rule that matches, fields ``{**<extracted>, "ev": ...}``.
 
 :meth:`Launcher.launch` then publishes the source's Eiffel event (see
@@ -87,6 +89,13 @@ class Outcome:
     eiffel_ids: list[str] = field(default_factory=list)
     deadletter: str | None = None
     reason: str | None = None
+
+
+def _store_fields(project: str | None, conf: dict[str, Any], ev: dict[str, Any]) -> dict[str, Any]:
+    """A store launch's fields: the project the process was found for (as
+    robogrator did), the .conf's keys over it, the event over both."""
+    fields: dict[str, Any] = {"project": project} if project else {}
+    return {**fields, **conf, "ev": ev}
 
 
 class Launcher:
@@ -174,7 +183,7 @@ class Launcher:
                     PlannedLaunch(
                         entry.name,
                         entry.path,
-                        {**entry.conf, "ev": event.ev(tgt)},
+                        _store_fields(target, entry.conf, event.ev(tgt)),
                         wfid,
                         tgt,
                         "store",

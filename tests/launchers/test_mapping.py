@@ -142,6 +142,9 @@ def test_request_launches_once_per_target_with_conf_and_cause(store_dir, fake):
         assert item["fields"]["ev"]["target_project"] == target
         assert item["fields"]["ev"]["id"] == "4711"
         assert item["fields"]["pname"] == "BOSS"  # from the .conf
+        # the project it was launched for, as BOSS's robogrator gave it
+        # (BOSS_handle_SR locks ${project} and asks it for reviews)
+        assert item["fields"]["project"] == target
     # the same delivery again: the same items (the engine ignores them)
     first = list(fake.sent)
     launcher.handle(ObsSource(), recorded("obs_request_create.json"))
