@@ -30,6 +30,7 @@ import click
 
 from bossapp.cli import admin, events, launchers, runs, trace
 from bossapp.cli.check import check
+from bossapp.cli.convert import convert
 from bossapp.cli.demo import demo
 from engine.commandline import Context
 
@@ -53,6 +54,7 @@ def main(cctx: click.Context, config_path: str | None) -> None:
 
 
 main.add_command(check)
+main.add_command(convert)
 main.add_command(demo)
 runs.register(main)
 admin.register(main)
