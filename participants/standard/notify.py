@@ -47,6 +47,28 @@ Configuration (``[notify]``)
 | ``retries`` | 3 | attempts when the server cannot be reached |
 | ``retry_delay`` | 2 | seconds between attempts |
 
+BOSS's notify participant
+-------------------------
+
+``notify`` is the successor of the BOSS standard workflow's ``notify.py``,
+which does not run on Python 3 (its ``fixup_utf8`` calls ``str.decode``). A
+site replaces the program file's ``code`` and keeps its ``notify.conf`` and
+templates:
+
+* ``smtp_server`` (``host[:port]``), ``email_store`` and
+  ``default_sender`` are read as ``smtp_host``/``smtp_port``,
+  ``template_dir`` and ``from``;
+* ``template_syntax = cheetah`` (the default when ``email_store`` is given):
+  templates are BOSS's Cheetah templates (the body only; needs Cheetah3,
+  ``pip install CT3``), rendered with ``$f`` the fields and ``$req`` the
+  ``req`` field, where a missing key reads as empty; the subject is
+  ``params.subject`` or ``fields.subject`` (required), the sender
+  ``mail_from``;
+* recipients are ``fields.mail_to`` + ``params.mail_to`` (Cc ``mail_cc``,
+  both) as BOSS merged them, and the fields' lists are emptied once read; no
+  recipient at all sends nothing, adds a line to ``msg`` and is not an
+  error; ``__result__`` is true once the mail is sent.
+
 Example INI::
 
     [participant]
@@ -160,7 +182,22 @@ class Notify(Participant):
             self.use_ssl = cfg.bool("ssl", False)
             self.user = cfg.get("user")
             self.password = cfg.get("password")
-            self.template_dir = cfg.get("template_dir")
+            # BOSS notify.conf's keys (smtp_server, email_store, default_sender)
+            server = cfg.get("smtp_server")
+            if server and not cfg.get("smtp_host"):
+                host, _, port = server.strip().partition(":")
+                self.host = host
+                self.port = int(port) if port else self.port
+            self.sender = cfg.get("from") or cfg.get("default_sender") or self.sender
+            self.template_dir = cfg.get("template_dir") or cfg.get("email_store")
+            syntax = cfg.get("template_syntax") or ("cheetah" if cfg.get("email_store") else "boss")
+            if syntax not in ("boss", "cheetah"):
+                raise ValueError(
+                    f"[notify] template_syntax must be boss or cheetah, got {syntax!r}"
+                )
+            self.syntax = syntax
+            if syntax == "cheetah":
+                _cheetah()  # fail at start, not on the first mail
             self.admin = cfg.get("admin")
             self.timeout = cfg.float("timeout", 30.0)
             self.retries = max(1, cfg.int("retries", 3))
@@ -190,6 +227,9 @@ class Notify(Participant):
         return ctx
 
     def handle_wi(self, wi: Workitem) -> None:
+        if getattr(self, "syntax", "boss") == "cheetah":
+            self.handle_boss_notification(wi)
+            return
         name = str(wi.params.get("template") or self.default_template)
         to = self.recipients(wi)
         cc = as_list(wi.params.get("cc"))
@@ -211,6 +251,54 @@ class Notify(Participant):
         mail.set_content(body)
         self.send(mail, to + cc)
         wi.fields["mail_sent"] = {"to": to + cc, "subject": str(mail["Subject"]), "template": name}
+
+    def handle_boss_notification(self, wi: Workitem) -> None:
+        """What BOSS's notify.py did with a workitem (see the module's
+        docstring), with its Cheetah templates."""
+        wi.result = False
+        if not wi.fields.get("msg"):
+            wi.fields["msg"] = []
+        params, fields = wi.params, wi.fields
+        subject = params.get("subject") or fields.get("subject")
+        body = params.get("template_body") or fields.get("template_body")
+        name = params.get("template") or fields.get("template")
+        sender = params.get("mail_from") or fields.get("mail_from") or self.sender
+        to = as_list(fields.get("mail_to")) + as_list(params.get("mail_to"))
+        cc = as_list(fields.get("mail_cc")) + as_list(params.get("mail_cc"))
+        fields["mail_to"] = []
+        fields["mail_cc"] = []
+        if params.get("extra_msg"):
+            fields["msg"].append(params["extra_msg"])
+        if not subject:
+            raise ValueError("Missing mandatory field or param 'subject'")
+        if bool(body) == bool(name):
+            raise ValueError("give one of 'template_body' and 'template' (field or param)")
+        to = list(dict.fromkeys(to))
+        cc = [a for a in dict.fromkeys(cc) if a not in to]
+        if not to and not cc:
+            fields["msg"].append("No recipients listed; not sending mail.")
+            wi.result = True
+            return
+        if name:
+            body = self.template(str(name))
+        plain = wi.to_dict()["fields"]
+        search = {"f": _Forgiving.of(plain)}
+        search["req"] = search["f"]["req"] or _Forgiving()
+        text = str(_cheetah()(body, searchList=[search]))
+        mail = EmailMessage()
+        mail["From"] = sender
+        if to:
+            mail["To"] = ", ".join(to)
+        if cc:
+            mail["Cc"] = ", ".join(cc)
+        mail["Subject"] = str(subject)
+        mail["Date"] = formatdate(localtime=True)
+        mail["Message-ID"] = make_msgid(domain=str(sender).rpartition("@")[2] or None)
+        mail["X-BOSS-Run"] = str(wi.wfid or "")
+        mail.set_content(text)
+        self.send(mail, to + cc)
+        fields["mail_sent"] = {"to": to + cc, "subject": str(subject), "template": name}
+        wi.result = True
 
     def send(self, mail: EmailMessage, rcpt: list[str]) -> None:
         last: BaseException | None = None
@@ -245,6 +333,37 @@ class Notify(Participant):
             f"cannot send mail through {self.host}:{self.port} after "
             f"{self.retries} attempts: {last}"
         )
+
+
+def _cheetah() -> Any:
+    """Cheetah's Template class (BOSS's templates need it)."""
+    try:
+        from Cheetah.Template import Template
+    except ImportError as exc:  # pragma: no cover -- depends on the install
+        raise RuntimeError(
+            "[notify] template_syntax = cheetah needs Cheetah3: pip install CT3"
+        ) from exc
+    return Template
+
+
+class _Forgiving(dict):
+    """BOSS's ForgivingDict: an unknown key reads as an empty one of these,
+    which prints as the empty string and iterates as nothing, so a template
+    never fails on a missing field."""
+
+    def __missing__(self, key: Any) -> _Forgiving:
+        return _Forgiving()
+
+    def __str__(self) -> str:
+        return dict.__str__(self) if self else ""
+
+    @classmethod
+    def of(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return cls({k: cls.of(v) for k, v in value.items()})
+        if isinstance(value, list):
+            return [cls.of(v) for v in value]
+        return value
 
 
 class NotifyAdmin(Notify):

@@ -1,7 +1,15 @@
 """A fake OBS API at the HTTP boundary: a small werkzeug app on a real port,
 answering with XML shaped like OBS's, behind Basic auth. The test sets up
 its state (requests, sources, project metas, build results) and reads what
-the participants did (``changes``: the changestate POSTs)."""
+the participants did (``changes``: the changestate POSTs).
+
+Also served, for the real BOSS participants over osc (tests/compat): the
+project list (``GET /source``), a project's package list (``GET
+/source/<project>``), persons (``GET /person/<login>``, set with
+``add_person``), groups (``GET /group/<title>``, ``add_group``), reviews
+(``POST /request/<id>?cmd=addreview|changereviewstate``, recorded in
+``reviews`` and shown in the request's XML) and ``withfullhistory``. Request
+XML carries ``<review>`` and ``<history>`` elements as OBS does."""
 
 from __future__ import annotations
 
@@ -35,6 +43,10 @@ class FakeObs:
     metas: dict[str, dict[str, Any]] = field(default_factory=dict)
     results: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     changes: list[dict[str, str]] = field(default_factory=list)
+    persons: dict[str, dict[str, str]] = field(default_factory=dict)
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    reviews: list[dict[str, str]] = field(default_factory=list)
+    review_changes: list[dict[str, str]] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     fail_next: int = 0  # answer 503 to this many calls first
     url: str = ""
@@ -59,6 +71,12 @@ class FakeObs:
     def add_package(self, project: str, package: str, files: dict[str, str]) -> None:
         self.sources[(project, package)] = dict(files)
 
+    def add_person(self, login: str, email: str, realname: str = "") -> None:
+        self.persons[login] = {"email": email, "realname": realname or login}
+
+    def add_group(self, title: str, members: list[str]) -> None:
+        self.groups[title] = list(members)
+
     # -- XML ------------------------------------------------------------------------------
     def request_xml(self, rid: str) -> str:
         r = self.requests[rid]
@@ -72,10 +90,17 @@ class FakeObs:
                 f"    <target project={quoteattr(a['targetproject'])} "
                 f"package={quoteattr(a['targetpackage'])}/>\n  </action>\n"
             )
+        reviews = "".join(
+            f'  <review state="{v["state"]}" {v["by"]}={quoteattr(v["name"])} '
+            f'who={quoteattr(v["who"])} when="2026-11-21T10:00:01">'
+            f"<comment>{escape(v['comment'])}</comment></review>\n"
+            for v in self.reviews
+            if v["id"] == rid
+        )
         return (
             f'<request id="{rid}" creator={quoteattr(r["who"])}>\n{acts}'
             f'  <state name="{r["state"]}" who={quoteattr(r["who"])} '
-            f'when="2026-11-21T10:00:00"><comment/></state>\n'
+            f'when="2026-11-21T10:00:00"><comment/></state>\n{reviews}'
             f"  <description>{escape(r['description'])}</description>\n</request>\n"
         )
 
@@ -126,6 +151,8 @@ class FakeObs:
             rid = parts[1]
             if rid not in self.requests:
                 return _status(404, f"Couldn't find request with id '{rid}'")
+            if req.method == "POST" and req.args.get("cmd") in ("addreview", "changereviewstate"):
+                return self._review(rid, req)
             if req.method == "POST":
                 if req.args.get("cmd") != "changestate":
                     return _status(400, "unknown command")
@@ -136,10 +163,43 @@ class FakeObs:
                 newstate = req.args["newstate"]
                 self.requests[rid]["state"] = newstate
                 self.changes.append(
-                    {"id": rid, "newstate": newstate, "comment": req.args.get("comment", "")}
+                    {
+                        "id": rid,
+                        "newstate": newstate,
+                        # osc sends the comment as the body, older clients as a query
+                        "comment": req.args.get("comment") or req.get_data(as_text=True),
+                    }
                 )
-                return _status(200, "Ok")
+                return _ok()
             return Response(self.request_xml(rid), content_type=xml)
+        if parts == ["source"]:
+            projects = sorted({*self.metas, *(p for p, _ in self.sources)})
+            return Response(_directory(projects), content_type=xml)
+        if parts[:1] == ["source"] and len(parts) == 2:
+            packages = sorted(k for p, k in self.sources if p == parts[1])
+            if not packages and parts[1] not in self.metas:
+                return _status(404, f"unknown project '{parts[1]}'")
+            return Response(_directory(packages), content_type=xml)
+        if parts[:1] == ["person"] and len(parts) == 2:
+            person = self.persons.get(parts[1])
+            if person is None:
+                return _status(404, f"Couldn't find User with login = {parts[1]}")
+            return Response(
+                f"<person>\n  <login>{escape(parts[1])}</login>\n"
+                f"  <email>{escape(person['email'])}</email>\n"
+                f"  <realname>{escape(person['realname'])}</realname>\n</person>\n",
+                content_type=xml,
+            )
+        if parts[:1] == ["group"] and len(parts) == 2:
+            members = self.groups.get(parts[1])
+            if members is None:
+                return _status(404, f"Couldn't find Group '{parts[1]}'")
+            people = "".join(f'    <person userid="{u}"/>\n' for u in members)
+            return Response(
+                f"<group>\n  <title>{escape(parts[1])}</title>\n"
+                f"  <person>\n{people}  </person>\n</group>\n",
+                content_type=xml,
+            )
         if parts[:1] == ["source"] and len(parts) == 3 and parts[2] == "_meta":
             meta = self.metas.get(parts[1])
             if meta is None:
@@ -194,6 +254,59 @@ class FakeObs:
                 )
             return Response(f'<resultlist state="c0ffee">\n{body}</resultlist>\n', content_type=xml)
         return _status(404, f"no route {req.path}")
+
+    def _review(self, rid: str, req: Request) -> Response:
+        """``addreview`` / ``changereviewstate``: ``reviews`` holds each review
+        as it stands now, ``review_changes`` every command in order."""
+        by = next(
+            (k for k in ("by_user", "by_group", "by_project", "by_package") if req.args.get(k)),
+            None,
+        )
+        if by is None:
+            return _status(400, "review_not_specified")
+        cmd, name = req.args["cmd"], req.args[by]
+        comment = req.get_data(as_text=True) or req.args.get("comment", "")
+        newstate = "new" if cmd == "addreview" else req.args.get("newstate", "")
+        if cmd == "addreview":
+            self.reviews.append(
+                {"id": rid, "by": by, "name": name, "state": "new", "who": USER, "comment": comment}
+            )
+        else:
+            mine = [
+                v for v in self.reviews if v["id"] == rid and (v["by"], v["name"]) == (by, name)
+            ]
+            if not mine:
+                return _status(404, f"request {rid} has no review {by}={name}")
+            for v in mine:
+                v.update(state=newstate, comment=comment, who=USER)
+        self.review_changes.append(
+            {
+                "id": rid,
+                "cmd": cmd,
+                "by": by,
+                "name": name,
+                "newstate": newstate,
+                "comment": comment,
+            }
+        )
+        state = self.requests[rid]["state"]
+        pending = any(v["id"] == rid and v["state"] == "new" for v in self.reviews)
+        if state in ("new", "review"):
+            self.requests[rid]["state"] = "review" if pending else "new"
+        return _ok()
+
+
+def _ok() -> Response:
+    """What OBS answers a successful command (osc reads ``code``)."""
+    return Response(
+        '<status code="ok">\n  <summary>Ok</summary>\n</status>\n',
+        content_type="application/xml",
+    )
+
+
+def _directory(names: list[str]) -> str:
+    entries = "".join(f"  <entry name={quoteattr(n)}/>\n" for n in names)
+    return f'<directory count="{len(names)}">\n{entries}</directory>\n'
 
 
 @contextmanager

@@ -147,3 +147,71 @@ def test_render_needs_headers():
     )
     with pytest.raises(ValueError, match="starts with headers"):
         render("no headers here", {})
+
+
+# -- the successor of BOSS's notify.py: its notify.conf and Cheetah templates -----------
+
+
+def _boss_notify(port: int, templates: Any) -> Any:
+    """Started with the keys of the real conf/notify.conf (BOSS's names)."""
+    return started(
+        Notify(),
+        {
+            "notify": {
+                "smtp_server": f"127.0.0.1:{port}",
+                "email_store": str(templates),
+                "default_sender": "boss_no_reply@example.org",
+                "allowed_attachment_dirs": "/tmp",
+                "retry_delay": 0.05,
+            }
+        },
+    )
+
+
+def test_boss_notify_conf_and_the_real_accept_template(smtp, compat_dir):
+    inbox, port = smtp
+    templates = compat_dir / "boss-standard-workflow" / "templates"
+    wi = workitem(
+        {
+            "ev": {"id": "42"},
+            "obsurl": "https://build.example.org",
+            "author": {"realname": "Jane Doe"},
+            "msg": ["check_spec ok"],
+            # get_notify_recipients_obs's fields, merged with the param
+            "mail_to": ["jdoe@example.org"],
+            "mail_cc": ["maint@example.org"],
+            "req": {"actions": [{"target": {"project": "Mer:Core", "package": "bash"}}]},
+        },
+        {
+            "template": "accept-notice",
+            "mail_to": ["release@example.org"],
+            "subject": "[BOSS] SR#42 Accepted promotion request",
+        },
+    )
+    _boss_notify(port, templates).handle_wi(wi)
+    [(rcpt, mail)] = inbox.mails
+    assert rcpt == ["jdoe@example.org", "release@example.org", "maint@example.org"]
+    assert mail["Subject"] == "[BOSS] SR#42 Accepted promotion request"
+    assert mail["From"] == "boss_no_reply@example.org"
+    assert mail["Cc"] == "maint@example.org"
+    body = mail.get_content()
+    assert "Thanks for your contribution Jane Doe" in body
+    assert "Mer:Core / bash" in body
+    assert "https://build.example.org/request/show/42" in body
+    assert "     check_spec ok" in body
+    # BOSS's notify consumed the recipient fields and said it was done
+    assert wi.fields["mail_to"] == [] and wi.fields["mail_cc"] == []
+    assert wi.result is True
+
+
+def test_boss_notify_without_recipients_sends_nothing_and_says_so(smtp, compat_dir):
+    inbox, port = smtp
+    templates = compat_dir / "boss-standard-workflow" / "templates"
+    wi = workitem({"ev": {"id": "1"}}, {"template": "reject-notice", "subject": "s"})
+    _boss_notify(port, templates).handle_wi(wi)
+    assert inbox.mails == []
+    assert wi.fields["msg"] == ["No recipients listed; not sending mail."]
+    assert wi.result is True
+    no_subject = workitem({"mail_to": ["a@example.org"]}, {"template": "reject-notice"})
+    with pytest.raises(ValueError, match="'subject'"):
+        _boss_notify(port, templates).handle_wi(no_subject)
