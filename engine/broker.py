@@ -228,6 +228,28 @@ class Publisher:
         elif exchange is not None:
             self._declared.add(exchange.name)
 
+    # -- where a workitem is ------------------------------------------------------
+
+    @property
+    def can_locate(self) -> bool:
+        """Whether ``locate`` can tell (kombu's Redis transport: the broker's
+        bookkeeping is readable; RabbitMQ's is not, and needs no reading: it
+        requeues a delivery exactly when its consumer's connection is lost)."""
+        return self.connection.transport.driver_type == "redis"
+
+    def locate(self, queue: str | None, wfid: str, subid: str) -> str | None:
+        """Where the workitem of step ``subid`` of run ``wfid`` is: ``"held"``
+        by a consumer (or its reply by an engine worker), ``"queued"`` on
+        ``queue``, ``"replied"`` (its reply waits on the engine's queue), or
+        None (nowhere: done, or lost). Only when ``can_locate``."""
+        from engine.redis_transport import locate
+
+        replies = [self.config.engine_queue]
+        if self.config.legacy_reply_queue:
+            replies.append(self.config.legacy_reply_queue)
+        channel = self.producer.channel
+        return locate(channel, wfid, subid, queues=[queue] if queue else [], reply_queues=replies)
+
     # -- the engine's Dispatcher protocol and send ------------------------------
 
     def dispatch(self, effect: fx.Dispatch) -> None:

@@ -83,14 +83,24 @@ class Config(Section):
     #: seconds without a heartbeat after which the engine dispatches a
     #: leased workitem again (the instance that had it is presumed dead)
     lease: float = setting(60.0, check=positive("seconds"))
-    #: seconds after a dispatch with neither a reply nor a ``started``
-    #: notice before the workitem is dispatched again; -1 (the default):
-    #: ``lease_after + lease`` on kombu's Redis transport, which can lose a
-    #: delivery to a consumer killed mid-read, and 0 (never) on RabbitMQ
+    #: kombu's Redis transport: seconds after a dispatch with neither a
+    #: reply nor a ``started`` notice before the engine looks for the
+    #: workitem in the broker's bookkeeping, and dispatches it again only if
+    #: it is on no queue and held by no consumer (lost with a consumer killed
+    #: as it took it), found nowhere twice; -1 (the default): ``lease_after
+    #: + lease``. Always 0 (never) on RabbitMQ, which loses no delivery
     dispatch_lease: float = -1.0
-    #: kombu Redis transport: seconds before an unacknowledged delivery is
-    #: given to another consumer (must exceed ``lease_after``)
+    #: kombu Redis transport: seconds after which a delivery whose holder
+    #: stopped keeping it alive (its process died) goes to another consumer
     visibility_timeout: float = setting(30.0, check=positive("seconds"))
+    #: seconds the longest step of a participant that sends no heartbeats
+    #: may take (0: not said); on RabbitMQ, workers and participants warn at
+    #: start when it exceeds ``consumer_timeout``
+    max_step_time: float = setting(0.0, check=not_negative())
+    #: RabbitMQ: the broker's ``consumer_timeout`` in seconds, as set in its
+    #: rabbitmq.conf (RabbitMQ's default: 1800; 0: the timeout is off). A
+    #: client cannot read it; it is compared with ``max_step_time``
+    consumer_timeout: float = setting(1800.0, check=not_negative())
     #: seconds between an engine worker's heartbeats (liveness in Redis)
     heartbeat: float = setting(2.0, check=positive("seconds"))
     #: wait for the broker to confirm each publish (RabbitMQ)
@@ -156,12 +166,47 @@ class Config(Section):
 
         return ensure_embedded(self.state_dir or None)
 
+    @property
+    def redis_broker(self) -> bool:
+        """Whether the broker is kombu's Redis transport (the embedded
+        Valkey, ``redis://``, ``redis+socket://``); else RabbitMQ."""
+        return not self.broker_url or self.broker_url.startswith(("redis", "bossredis"))
+
     def resolved_dispatch_lease(self) -> float:
-        """``dispatch_lease`` with -1 resolved for the configured broker."""
+        """``dispatch_lease`` with -1 resolved for the configured broker; 0
+        on RabbitMQ whatever is set (it requeues a delivery exactly when its
+        consumer's connection is lost: nothing to recover, and the engine
+        cannot see whether a consumer still holds a workitem there)."""
+        if not self.redis_broker:
+            return 0.0
         if self.dispatch_lease >= 0:
             return self.dispatch_lease
-        redis_broker = not self.broker_url or self.broker_url.startswith(("redis", "bossredis"))
-        return self.lease_after + self.lease if redis_broker else 0.0
+        return self.lease_after + self.lease
+
+    def broker_warnings(self) -> list[str]:
+        """What in this configuration lets the broker give a step that a
+        participant without heartbeats is working on to another instance
+        (logged by engine workers and participants at start)."""
+        out: list[str] = []
+        if self.redis_broker:
+            return out
+        if self.dispatch_lease > 0:
+            out.append(
+                f"dispatch_lease = {self.dispatch_lease:g} is ignored on RabbitMQ (it "
+                "loses no delivery; a workitem is dispatched again only when its lease "
+                "runs out without heartbeats)"
+            )
+        if self.consumer_timeout > 0 and self.max_step_time > self.consumer_timeout:
+            out.append(
+                f"max_step_time ({self.max_step_time:g}s) exceeds RabbitMQ's "
+                f"consumer_timeout ({self.consumer_timeout:g}s, as configured here): "
+                "RabbitMQ closes the channel of a participant that holds a workitem "
+                "that long without sending heartbeats and gives the workitem to another "
+                "instance. Raise consumer_timeout in rabbitmq.conf (RabbitMQ 3.10, 3.11: "
+                "node-wide, in milliseconds; 3.12 and later also per queue with a "
+                "'consumer-timeout' policy) and set consumer_timeout here to match"
+            )
+        return out
 
     def resolved_broker_url(self) -> str:
         """The broker's URL, starting the embedded Valkey if needed."""

@@ -1,31 +1,232 @@
-"""kombu's Redis transport, with one client object per channel.
+"""kombu's Redis transport, with one client object per channel, deliveries
+kept alive while their holder lives, and a way to find a workitem in the
+broker's bookkeeping.
 
-kombu's Redis channel builds a new ``redis.Redis`` client object for every
-publish, acknowledgement and bookkeeping write (``conn_or_acquire``), each
-building its response-callback tables again; in the engine and participant
-profiles that was an eighth of all the work done per message on the
-embedded broker (``Redis.__init__``, ``CaseInsensitiveDict``). The client
-object is only a front to the channel's connection pool, so one per channel
-serves them all; this transport keeps it. Everything else is kombu's.
+**One client per channel.** kombu's Redis channel builds a new
+``redis.Redis`` client object for every publish, acknowledgement and
+bookkeeping write (``conn_or_acquire``), each building its
+response-callback tables again; in the engine and participant profiles that
+was an eighth of all the work done per message on the embedded broker
+(``Redis.__init__``, ``CaseInsensitiveDict``). The client object is only a
+front to the channel's connection pool, so one per channel serves them all;
+this transport keeps it.
 
-``engine.broker.connect`` and the participant runtime use it for
-``redis://`` and ``redis+socket://`` broker URLs.
+**Held deliveries are kept alive.** kombu emulates acknowledgements: a
+delivery is recorded in the ``unacked`` hash and, with the time it was
+delivered, in the ``unacked_index`` sorted set; *any* consumer's channel on
+the database, now and then (``QoS.restore_visible``), puts back on its queue
+every delivery older than ``visibility_timeout``, whether or not its holder
+is still working on it. Here a background thread (one per process,
+``KeepAlive``) writes the current time into ``unacked_index`` for every
+delivery a live channel of this process holds, every ``visibility_timeout /
+4`` seconds. So a delivery is restored only when the process holding it is
+gone (killed, frozen, cut off from the server for longer than
+``visibility_timeout``), as RabbitMQ requeues only on a lost connection,
+however long the step takes. Our sweep also looks at a delivery's time
+again inside the transaction that restores it (``WATCH`` on the index), so
+a keep-alive that lands between the scan and the restore wins.
+
+**Finding a workitem** (``locate``): whether a workitem (``wfid``,
+``subid``) waits on its queue, is held by a consumer, or has been replied
+(the reply waits on the engine's queue or is being handled), read from the
+same keys. The engine asks this before it dispatches a workitem again
+(``engine.service``): a consumer killed between ``BRPOP`` and recording the
+delivery loses it, and only then is it dispatched again.
+
+Everything else is kombu's. ``engine.broker.connect`` and the participant
+runtime use it for ``redis://`` and ``redis+socket://`` broker URLs; any
+kombu client gets it with the ``bossredis://`` (``bossredis+socket://``)
+scheme once this module is imported.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Iterable
+from time import time
 from typing import Any
 
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import redis as kombu_redis
 
-__all__ = ["SCHEME", "Channel", "Transport"]
+__all__ = ["SCHEME", "Channel", "KeepAlive", "QoS", "Transport", "locate"]
+
+log = logging.getLogger("boss.broker")
 
 #: the short name it is registered under (``bossredis+socket:///path``)
 SCHEME = "bossredis"
+#: a held delivery's time is written again every ``visibility_timeout`` / this
+KEEPALIVE_FRACTION = 4.0
+#: how many hash fields ``locate`` reads per round trip
+_CHUNK = 500
+
+
+class QoS(kombu_redis.QoS):
+    """kombu's ack emulation, with held deliveries kept alive (``KeepAlive``)
+    and a sweep that restores only deliveries nobody keeps alive."""
+
+    def append(self, message: Any, delivery_tag: Any) -> None:
+        super().append(message, delivery_tag)
+        KEEPALIVE.add(self)
+
+    def held_tags(self) -> list[str]:
+        """The delivery tags this channel holds and has not acknowledged."""
+        for _ in range(5):  # the consumer's thread may change them meanwhile
+            try:
+                dirty = set(self._dirty)
+                return [tag for tag in list(self._delivered) if tag not in dirty]
+            except RuntimeError:
+                continue
+        return []
+
+    def keep_alive(self, now: float | None = None) -> int:
+        """Write ``now`` as the delivery time of every held delivery (only
+        those still recorded: ``XX``); how many there were."""
+        tags = self.held_tags()
+        if not tags:
+            return 0
+        stamp = time() if now is None else now
+        client = self.channel.Client(connection_pool=self.channel.pool)
+        client.zadd(self.unacked_index_key, dict.fromkeys(tags, stamp), xx=True)
+        return len(tags)
+
+    @property
+    def keepalive_interval(self) -> float:
+        return max(0.05, float(self.visibility_timeout) / KEEPALIVE_FRACTION)
+
+    @property
+    def live(self) -> bool:
+        channel = self.channel
+        return not getattr(channel, "closed", False) and not getattr(channel, "_closing", False)
+
+    def restore_visible(self, start: int = 0, num: int = 10, interval: int = 10) -> None:
+        self._vrestore_count += 1
+        if (self._vrestore_count - 1) % (interval or 1):
+            return
+        with self.channel.conn_or_acquire() as client:
+            ceil = time() - self.visibility_timeout
+            try:
+                with kombu_redis.Mutex(client, self.unacked_mutex_key, self.unacked_mutex_expire):
+                    visible = client.zrange(
+                        self.unacked_index_key,
+                        ceil,
+                        0,
+                        desc=True,
+                        byscore=True,
+                        offset=num and start,
+                        num=num,
+                        withscores=True,
+                    )
+                    for tag, _score in visible or []:
+                        self.restore_if_stale(tag, ceil, client)
+            except kombu_redis.MutexHeld:
+                pass
+
+    def restore_if_stale(self, tag: Any, ceil: float, client: Any) -> bool:
+        """Put a delivery back on its queue if its time is still at or before
+        ``ceil`` (nobody kept it alive since the scan); True if restored."""
+        restored = False
+
+        def transaction(pipe: Any) -> None:
+            nonlocal restored
+            restored = False
+            score = pipe.zscore(self.unacked_index_key, tag)
+            if score is None or float(score) > ceil:
+                return  # acknowledged, restored by another, or kept alive
+            payload = pipe.hget(self.unacked_key, tag)
+            pipe.multi()
+            self._remove_from_indices(tag, pipe)
+            if payload:
+                message, exchange, routing_key = json.loads(kombu_redis.bytes_to_str(payload))
+                self.channel._do_restore_message(message, exchange, routing_key, pipe, False)
+            restored = True
+
+        client.transaction(transaction, self.unacked_key, self.unacked_index_key)
+        if restored:
+            log.warning("restored delivery %s: its holder stopped keeping it alive", tag)
+        return restored
+
+
+class KeepAlive:
+    """One daemon thread per process writing the time of every delivery the
+    process's live channels hold into ``unacked_index`` (see the module
+    docstring). Channels register themselves when they get a delivery and
+    are forgotten when closed or garbage."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._qos: weakref.WeakSet[QoS] = weakref.WeakSet()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+        #: rounds done (for tests)
+        self.rounds = 0
+
+    def add(self, qos: QoS) -> None:
+        thread = self._thread
+        if qos in self._qos and thread is not None and thread.is_alive():
+            return  # the common case, once per delivery: no lock
+        with self._lock:
+            if self._pid != os.getpid():  # forked: the thread stayed behind
+                self._pid, self._thread, self._qos = os.getpid(), None, weakref.WeakSet()
+            self._qos.add(qos)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="boss-redis-keepalive", daemon=True
+                )
+                self._thread.start()
+
+    def _channels(self) -> list[QoS]:
+        with self._lock:
+            items = list(self._qos)
+            for qos in items:
+                if not qos.live:
+                    self._qos.discard(qos)
+            return [qos for qos in items if qos.live]
+
+    def beat(self) -> float:
+        """One round; the seconds until the next."""
+        channels = self._channels()
+        interval = min((qos.keepalive_interval for qos in channels), default=1.0)
+        for qos in channels:
+            try:
+                qos.keep_alive()
+            except Exception as exc:  # the server is away: next round
+                log.debug("keep-alive of held deliveries failed: %s", exc)
+                interval = min(interval, 0.5)
+        self.rounds += 1
+        return interval
+
+    def _run(self) -> None:
+        while True:
+            try:
+                interval = self.beat()
+            except Exception:  # never let the thread die
+                log.exception("keep-alive round failed")
+                interval = 0.5
+            self._wake.wait(interval)
+            self._wake.clear()
+
+
+KEEPALIVE = KeepAlive()
+
+
+def _reset_after_fork() -> None:
+    KEEPALIVE.__init__()  # type: ignore[misc]
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 class Channel(kombu_redis.Channel):
+    QoS = QoS
     _sync_client: Any = None
 
     def _create_client(self, asynchronous: bool = False) -> Any:
@@ -42,3 +243,94 @@ class Transport(kombu_redis.Transport):
 
 
 TRANSPORT_ALIASES.setdefault(SCHEME, f"{__name__}:Transport")
+
+
+# -- finding a workitem in the bookkeeping -------------------------------------------
+
+
+def _body(payload: Any) -> bytes | None:
+    """The message body of one kombu Redis payload (a JSON object)."""
+    if not isinstance(payload, dict):
+        return None
+    body = payload.get("body")
+    if not isinstance(body, str | bytes):
+        return None
+    raw = body.encode() if isinstance(body, str) else body
+    props = payload.get("properties")
+    if isinstance(props, dict) and props.get("body_encoding") == "base64":
+        try:
+            return base64.b64decode(raw)
+        except (binascii.Error, ValueError):
+            return None
+    return raw
+
+
+def _names(body: bytes | None, wfid: bytes, subid: bytes) -> bool:
+    """Whether ``body`` is a workitem (or its reply) of step ``subid`` of run
+    ``wfid``; a reply of a ruote 2.1 participant names it ``sub_wfid``."""
+    if body is None or wfid not in body or subid not in body:
+        return False
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return False
+    fei = data.get("fei") if isinstance(data, dict) else None
+    if not isinstance(fei, dict):
+        return False
+    step = fei.get("subid") if fei.get("subid") is not None else fei.get("sub_wfid")
+    return fei.get("wfid") == wfid.decode() and step == subid.decode()
+
+
+def _matches(raw: bytes | str, wfid: bytes, subid: bytes, unacked: bool) -> bool:
+    data = raw.encode() if isinstance(raw, str) else raw
+    # the body is base64 in the payload: parse only what may be it
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        return False
+    if unacked:  # [payload, exchange, routing key]
+        payload = payload[0] if isinstance(payload, list) and payload else None
+    return _names(_body(payload), wfid, subid)
+
+
+def locate(
+    channel: Any,
+    wfid: str,
+    subid: str,
+    *,
+    queues: Iterable[str] = (),
+    reply_queues: Iterable[str] = (),
+) -> str | None:
+    """Where the workitem of step ``subid`` of run ``wfid`` is on the broker
+    of kombu Redis ``channel``: ``"held"`` (a consumer has it and has not
+    acknowledged it, or the engine is handling its reply), ``"queued"`` (on
+    one of ``queues``), ``"replied"`` (its reply is on one of
+    ``reply_queues``), or None: nowhere, done or lost.
+
+    The common answer (held: a participant works on it) comes from a scan
+    of the unacknowledged deliveries. Only when that finds nothing are the
+    queues and the unacknowledged deliveries read again, in one ``MULTI``
+    transaction: a snapshot, so a delivery moving between a queue and the
+    bookkeeping meanwhile is not missed."""
+    w, s = wfid.encode(), subid.encode()
+    with channel.conn_or_acquire() as client:
+        for _tag, raw in client.hscan_iter(channel.unacked_key, count=_CHUNK):
+            if _matches(raw, w, s, unacked=True):
+                return "held"
+        lists = [
+            (where, channel._q_for_pri(name, pri))
+            for where, names in (("queued", queues), ("replied", reply_queues))
+            for name in dict.fromkeys(names)
+            for pri in channel.priority_steps
+        ]
+        pipe = client.pipeline(transaction=True)
+        pipe.hvals(channel.unacked_key)
+        for _where, key in lists:
+            pipe.lrange(key, 0, -1)
+        held, *contents = pipe.execute()
+    if any(_matches(raw, w, s, unacked=True) for raw in held):
+        return "held"
+    for (where, _key), items in zip(lists, contents, strict=True):
+        if any(_matches(raw, w, s, unacked=False) for raw in items):
+            return where
+    return None

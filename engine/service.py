@@ -30,7 +30,7 @@ from typing import Any
 
 from engine import wire
 from engine.config import Config
-from engine.core import messages
+from engine.core import messages, runstate
 from engine.core.loader import LoadError
 from engine.engine import Engine, Undecided
 from engine.process_store import resolve_process
@@ -39,7 +39,13 @@ from engine.trace import EventBus, record_event
 
 log = logging.getLogger("boss.worker")
 
-__all__ = ["HANDLERS", "EngineService"]
+__all__ = ["HANDLERS", "LOOK_AGAIN", "EngineService"]
+
+#: seconds between the two looks that must both find a workitem nowhere on
+#: the broker before a lease timer dispatches it again (``_lease_check``)
+LOOK_AGAIN = 3.0
+#: the key a lease timer's payload carries once a look found it nowhere
+MISSING_SINCE = "missing_since"
 
 
 class EngineService:
@@ -137,6 +143,11 @@ class EngineService:
     def _handle_timer(self, payload: dict[str, Any]) -> str:
         if payload.get("type") == "redeliver":
             return self._redeliver(payload)
+        if payload.get("timer") == "lease":
+            held = self._lease_check(payload)
+            if held is not None:
+                return held
+            payload = {k: v for k, v in payload.items() if k != MISSING_SINCE}
         try:
             reason = self.engine.deliver(payload)
         except Undecided as exc:
@@ -196,6 +207,60 @@ class EngineService:
                 body, f"launch item: a different run already has wfid {item.get('wfid')}", queue
             )
         return f"launched {wfid}"
+
+    def _lease_check(self, payload: dict[str, Any]) -> str | None:
+        """A lease timer came due (a dispatch lease: neither a reply nor a
+        ``started`` notice since the dispatch; or a lease whose heartbeats
+        stopped). Before the engine dispatches the workitem again, look for
+        it in the broker's bookkeeping (kombu's Redis transport,
+        ``engine.redis_transport.locate``): still on its queue, held by a
+        live consumer (which keeps it alive there) or its reply waiting for
+        the engine, it is not lost, and the timer is set again; found
+        nowhere twice, ``LOOK_AGAIN`` seconds apart (a consumer between
+        ``BRPOP`` and recording the delivery has it in neither place for a
+        moment), it was lost with a killed consumer: None, the timer is
+        applied and the workitem dispatched again. On RabbitMQ (nothing to
+        read) None at once: only leases with heartbeats have timers there."""
+        if not self.publisher_can_locate:
+            return None
+        wfid, eid = payload.get("wfid"), payload.get("eid")
+        if not isinstance(wfid, str) or not isinstance(eid, str):
+            return None
+        queue = self._step_queue(wfid, eid)
+        if queue is None:
+            return None  # the step is gone or done: the engine ignores the timer
+        where = self.publisher.locate(queue, wfid, eid)
+        tid = f"{wfid}:{eid}:lease"
+        now = time.time()
+        if where is not None:
+            again = float(payload.get("lease") or 0) or self.config.lease
+            fresh = {k: v for k, v in payload.items() if k != MISSING_SINCE}
+            self.store.schedule_timer(tid, now + again, fresh)
+            return f"lease of {wfid}/{eid}: the workitem is {where}, not lost (again in {again:g}s)"
+        if not isinstance(payload.get(MISSING_SINCE), int | float):
+            self.store.schedule_timer(tid, now + LOOK_AGAIN, {**payload, MISSING_SINCE: now})
+            return f"lease of {wfid}/{eid}: the workitem is nowhere (again in {LOOK_AGAIN:g}s)"
+        log.warning(
+            "%s/%s: the workitem is on no queue and held by no consumer (lost with a "
+            "consumer killed as it took it, or its lease holder died): dispatched again",
+            wfid,
+            eid,
+        )
+        return None
+
+    @property
+    def publisher_can_locate(self) -> bool:
+        return bool(getattr(self.publisher, "can_locate", False))
+
+    def _step_queue(self, wfid: str, eid: str) -> str | None:
+        """The queue a waiting participant step was dispatched to (read from
+        the run's state: the expression's ``q``), else None."""
+        try:
+            state = self.engine.state(wfid)
+        except Exception:  # unknown run
+            return None
+        expr = runstate.expression(state, eid)
+        return expr.queue if expr is not None else None
 
     def _alive(self, msg: dict[str, Any]) -> str:
         lease = float(msg.get("lease") or self.config.lease)

@@ -125,6 +125,8 @@ class EngineWorker:
     # -- lifecycle --------------------------------------------------------------------
 
     def start(self) -> EngineWorker:
+        for warning in self.config.broker_warnings():
+            log.warning("%s", warning)
         store = self.store()
         self._beat(store)
         for k in range(self.threads):

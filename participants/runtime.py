@@ -145,14 +145,10 @@ class Runtime:
         boss = self.config.boss
         try:
             url = boss.resolved_broker_url()
-            if url.startswith("redis") and boss.lease_after >= boss.visibility_timeout:
-                log.warning(
-                    "lease_after (%gs) is not below visibility_timeout (%gs): the "
-                    "broker may give a workitem to another instance while this one "
-                    "still holds it",
-                    boss.lease_after,
-                    boss.visibility_timeout,
-                )
+            # (on kombu's Redis transport a held delivery is kept alive while
+            # this process lives: engine.redis_transport; nothing to check)
+            for warning in boss.broker_warnings():
+                log.warning("%s", warning)
             self.link = link = BrokerLink(
                 url,
                 boss,

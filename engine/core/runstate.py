@@ -155,6 +155,11 @@ class Expression:
         return self._e.get("pn")
 
     @property
+    def queue(self) -> str | None:
+        """The queue its workitem was dispatched to (participant steps)."""
+        return self._e.get("q")
+
+    @property
     def since(self) -> float | None:
         """When it started waiting (participant steps), epoch seconds."""
         return self._e.get("at")

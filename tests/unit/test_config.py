@@ -20,7 +20,8 @@ def test_defaults_need_nothing() -> None:
     c = Config.load(None, environ={"HOME": "/nonexistent", "XDG_CONFIG_HOME": "/nonexistent"})
     assert c.broker_url == "" and c.redis_url == "" and c.embedded
     assert c.engine_queue == "boss.engine" and c.key_prefix == "boss:"
-    assert c.lease_after < c.visibility_timeout  # a held delivery is never redelivered
+    # a participant takes its lease long before a dead holder's delivery is restored
+    assert c.lease_after < c.visibility_timeout
 
 
 def test_file_then_environment_then_arguments(tmp_path: Path) -> None:
