@@ -262,6 +262,11 @@ class Publisher:
             routing_key=effect.queue,
         )
 
+    def cancel_ruote(self, effect: fx.CancelWorkitem) -> None:
+        """ruote's cancel item on the participant's own queue, for a
+        participant registered with ``ruote`` (python-ruote-amqp)."""
+        self.publish(messages.ruote_cancel_item(effect.fei, effect.flavour), queue=effect.queue)
+
     def send(self, msg: dict[str, Any]) -> None:
         """A message to the engine's queue (any worker takes it)."""
         self.publish(msg, queue=self.config.engine_queue)

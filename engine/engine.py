@@ -473,6 +473,12 @@ class Engine:
     ) -> _Listeners:
         if self.dispatcher is not None:
             self.dispatcher.cancel(e)
+            reg = self.registrations().match(e.participant)
+            if reg is not None and reg.options.get("ruote"):
+                # a python-ruote-amqp client reads only its work queue
+                send = getattr(self.dispatcher, "cancel_ruote", None)
+                if send is not None:
+                    send(e)
         return listeners
 
     def _do_echo(self, wfid: str, e: fx.Echo, listeners: _Listeners) -> _Listeners:

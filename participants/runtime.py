@@ -338,6 +338,12 @@ class Runtime:
             return
         try:
             data = decode(message.body)
+            if _is_ruote_cancel(data):
+                # ruote's cancel item on the work queue (a registration with
+                # ``ruote``): the same as our cancel on the control exchange
+                self._cancel(messages.cancel_item(data["fei"], "", data.get("flavour") or "cancel"))
+                message.ack()
+                return
             validate("workitem", data)
         except Malformed as exc:
             self._deadletter(message, exc.reason, self.config.queue)
@@ -406,6 +412,10 @@ class Runtime:
             assert self.link is not None
             self._deadletter(message, exc.reason, self.link.control_queue)
             return
+        self._cancel(item)
+
+    def _cancel(self, item: dict[str, Any]) -> None:
+        """A cancel item (validated): cancel the job in hand, or remember it."""
         subid = item["fei"]["subid"]
         key = f"{item['fei']['wfid']}/{subid}"
         job = self.job
@@ -541,6 +551,17 @@ def install_signal_handlers(runtime: Runtime) -> None:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+
+
+def _is_ruote_cancel(data: Any) -> bool:
+    """ruote's ``{"cancel": true, "fei": {...wfid, subid}, "flavour"}``."""
+    fei = data.get("cancel") is True and data.get("fei") if isinstance(data, dict) else None
+    return (
+        isinstance(fei, dict)
+        and isinstance(fei.get("wfid"), str)
+        and isinstance(fei.get("subid"), str)
+        and "fields" not in data
+    )
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

@@ -121,9 +121,20 @@ def participants(ctx: Context, no_queues: bool, as_json: bool) -> None:
     default=None,
     help="Insert at this position in the match order (default: the end).",
 )
+@click.option(
+    "--ruote",
+    is_flag=True,
+    help="A python-ruote-amqp client: also send cancels as ruote cancel items "
+    "to its queue (it reads no control exchange).",
+)
 @pass_context
 def register_cmd(
-    ctx: Context, pattern: str, queue: str | None, regex: bool | None, position: int | None
+    ctx: Context,
+    pattern: str,
+    queue: str | None,
+    regex: bool | None,
+    position: int | None,
+    ruote: bool,
 ) -> None:
     """Register a participant name or regular expression and its queue."""
     import re
@@ -140,8 +151,13 @@ def register_cmd(
         queue = pattern
     if queue is None:
         fail("a regular expression needs --queue", 2)
-    reg = ctx.engine.register(pattern, queue, regex=is_regex, position=position)
-    click.echo(f"registered {reg.pattern} ({'regex' if reg.regex else 'name'}) -> {reg.queue}")
+    options = {"ruote": True} if ruote else {}
+    reg = ctx.engine.register(pattern, queue, regex=is_regex, position=position, **options)
+    kind = "regex" if reg.regex else "name"
+    click.echo(
+        f"registered {reg.pattern} ({kind}) -> {reg.queue}"
+        + (" (ruote cancel items)" if ruote else "")
+    )
 
 
 @click.command()

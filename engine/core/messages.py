@@ -313,6 +313,14 @@ def cancel_item(fei: dict[str, Any], participant_name: str, flavour: str = "canc
     }
 
 
+def ruote_cancel_item(fei: dict[str, Any], flavour: str = "cancel") -> Message:
+    """ruote-amqp's cancel item, ``{"cancel": true, "fei", "flavour"}``,
+    published on a python-ruote-amqp participant's own work queue (it reads
+    no control exchange): its ``Participant`` calls ``cancel(workitem)``
+    (SkyNET: ``handle_wi_control``) for it and sends no reply."""
+    return {"cancel": True, "fei": fei, "flavour": flavour}
+
+
 # -- tables ------------------------------------------------------------------------------
 
 #: every type of message on the engine's queue -> its constructor (``launch``

@@ -125,3 +125,47 @@ def test_a_malformed_legacy_reply_is_dead_lettered_naming_its_queue(
     (letter,) = wait_for(letters, 10, "a dead letter")
     assert letter["queue"] == LEGACY and letter["body"] == "not json"
     assert letter["reason"].startswith("not JSON")
+
+
+def test_a_ruote_registration_gets_ruote_cancel_items_on_its_queue(
+    worker: EngineWorker,
+) -> None:
+    """python-ruote-amqp's Participant reads only its work queue: a step
+    registered with ``ruote`` (``boss register --ruote``) that is cancelled
+    gets ruote's ``{"cancel": true, "fei", "flavour"}`` there (its
+    ``cancel(workitem)``, SkyNET's ``handle_wi_control``), and still our
+    cancel on the control exchange; one registered without gets nothing on
+    its queue."""
+    config = worker.config
+    engine = Engine(worker.store())
+    suffix = config.engine_queue.rsplit(".", 1)[1]
+    engine.register("legacy_build", f"q.build.{suffix}", ruote=True)
+    engine.register("legacy_test", f"q.test.{suffix}")
+    publisher = Publisher(config)
+    try:
+        for name in ("a", "b"):
+            publisher.send(
+                messages.launch_item(
+                    definition=TWO if name == "a" else "name: b\nsteps:\n  - legacy_test\n",
+                    wfid=f"ruote-{name}-{suffix}",
+                )
+            )
+    finally:
+        publisher.close()
+    wi = wire.decode(_take(config, f"q.build.{suffix}").body)
+    other = wire.decode(_take(config, f"q.test.{suffix}").body)
+    publisher = Publisher(config)  # through the worker, whose publisher sends them
+    try:
+        publisher.send(messages.cancel(f"ruote-a-{suffix}"))
+        publisher.send(messages.cancel(f"ruote-b-{suffix}"))
+    finally:
+        publisher.close()
+    wait_for(lambda: engine.status(f"ruote-a-{suffix}") == "cancelled", 10, "run a cancelled")
+    wait_for(lambda: engine.status(f"ruote-b-{suffix}") == "cancelled", 10, "run b cancelled")
+
+    item = wire.decode(_take(config, f"q.build.{suffix}").body)
+    assert item == {"cancel": True, "fei": wi["fei"], "flavour": "cancel"}
+    with connect(config) as conn, conn.channel() as channel:
+        q = participant_queue(f"q.test.{suffix}")(channel)
+        assert q.get(no_ack=True) is None, "no ruote cancel item for a plain registration"
+    assert other["fei"]["wfid"] == f"ruote-b-{suffix}"

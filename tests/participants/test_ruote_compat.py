@@ -340,3 +340,25 @@ def test_real_check_multiple_destinations(compat_dir: Path) -> None:
     reply = run_participant(handler(), make_workitem("check_multiple_destinations", {"ev": {}}))
     assert reply.error is not None and reply.error["class"] == "RuntimeError"
     assert "ev.actions" in reply.error["message"]
+
+
+def test_a_ruote_cancel_item_on_the_work_queue_drops_the_workitem() -> None:
+    """A registration with ``ruote`` also gets ruote's cancel item on its
+    queue; the runtime takes it as our cancel: the workitem that comes
+    after it is dropped, with no reply and no dead letter."""
+    from participants.testing import ParticipantTester
+
+    calls: list[str] = []
+
+    class Handler:
+        def handle_wi(self, wi: Workitem) -> None:
+            calls.append(wi.fei.subid)
+
+    data = make_workitem("build", {"x": 1})
+    cancel = {"cancel": True, "fei": data["fei"], "flavour": "cancel"}
+    with ParticipantTester(Handler()) as tester:
+        first = tester.handle(json.dumps(cancel).encode())
+        assert not first.replied and not first.deadlettered
+        second = tester.handle(data)
+    assert calls == []
+    assert not second.replied and not second.deadlettered
