@@ -15,6 +15,7 @@ from typing import Any
 
 from bossapp.pdef.tree import Block, Comment, Stmt, Value
 from bossapp.pdef.ytree import Before, Entry, Item, Note, YMap, YSeq
+from engine.core.definition import BUILTIN_EXPRESSIONS, PROCESS_ATTRIBUTES
 
 __all__ = ["Finding", "translate"]
 
@@ -47,7 +48,7 @@ UNTRANSLATED_ATTRIBUTES = {
     "ruby_eval": "Ruby code is not translated",
 }
 #: the process-level attributes our definition files take
-PROCESS_ATTRIBUTES = ("tag", "timeout", "on_timeout", "on_error", "on_cancel")
+
 
 #: ruote expressions the language has no equivalent for, and why
 UNTRANSLATED = {
@@ -110,41 +111,7 @@ _COMMANDS = {
 }
 #: names that are built-in expressions of the language (a participant call
 #: with such a name must be written ``participant: {ref: ...}``)
-OUR_BUILTINS = frozenset(
-    {
-        "sequence",
-        "concurrence",
-        "participant",
-        "subprocess",
-        "if",
-        "iterator",
-        "concurrent_iterator",
-        "cursor",
-        "loop",
-        "set",
-        "unset",
-        "wait",
-        "listen",
-        "reserve",
-        "echo",
-        "noop",
-        "error",
-        "cancel_process",
-        "terminate",
-        "cancel",
-        "break",
-        "rewind",
-        "skip",
-        "back",
-        "jump",
-        "reset",
-        "apply",
-        "inc",
-        "push",
-        "steps",
-    }
-    | set(ATTRIBUTES)
-)
+OUR_BUILTINS = BUILTIN_EXPRESSIONS | {"steps"} | set(ATTRIBUTES)
 
 
 @dataclass

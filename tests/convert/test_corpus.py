@@ -29,14 +29,6 @@ PDEFS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def processes(compat_dir: Path) -> Path:
-    path = compat_dir / "boss-standard-workflow" / "processes"
-    if not path.is_dir():
-        pytest.skip(f"no processes directory in {compat_dir / 'boss-standard-workflow'}")
-    return path
-
-
 def converted(processes: Path, stem: str) -> tuple[str, str]:
     path = processes / f"{stem}.pdef"
     text = path.read_text(encoding="utf-8")

@@ -14,15 +14,7 @@ import yaml
 
 from bossapp.pdef import convert
 from engine.testing import HarnessRun, ProcessHarness
-from tests.processes.boss_participants import Site
-
-
-@pytest.fixture(scope="module")
-def processes(compat_dir: Path) -> Path:
-    path = compat_dir / "boss-standard-workflow" / "processes"
-    if not path.is_dir():
-        pytest.skip(f"no processes directory in {compat_dir / 'boss-standard-workflow'}")
-    return path
+from tests.processes.boss_participants import Site, harness
 
 
 @pytest.fixture
@@ -32,9 +24,7 @@ def site() -> Site:
 
 @pytest.fixture
 def h(site: Site) -> ProcessHarness:
-    harness = ProcessHarness()
-    site.register(harness)
-    return harness
+    return harness(site)
 
 
 def launch(h: ProcessHarness, processes: Path, stem: str, fields: dict[str, Any]) -> HarnessRun:

@@ -222,3 +222,10 @@ class Site:
         h.register("req_changed_.*", self.request_notice)
         for name in RESULT_ONLY:
             h.register(name, self.result_only(name))
+
+
+def harness(site: Site) -> ProcessHarness:
+    """A ProcessHarness (virtual clock) with ``site``'s participants."""
+    h = ProcessHarness()
+    site.register(h)
+    return h

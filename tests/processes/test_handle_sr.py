@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from engine.testing import HarnessRun, ProcessHarness
-from tests.processes.boss_participants import Site
+from tests.processes.boss_participants import Site, harness
 
 ROOT = Path(__file__).resolve().parents[2]
 SW = ROOT / "processes" / "StandardWorkflow"
@@ -67,9 +67,7 @@ def site() -> Site:
 
 @pytest.fixture
 def h(site: Site) -> ProcessHarness:
-    harness = ProcessHarness()
-    site.register(harness)
-    return harness
+    return harness(site)
 
 
 def actions(site: Site) -> list[str]:
