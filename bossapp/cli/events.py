@@ -40,9 +40,14 @@ def _validator(ctx: Context) -> Any:
     return validator_for(ctx.config)
 
 
-def _check(ctx: Context, events: list[dict[str, Any]], where: str) -> None:
+def _check(
+    ctx: Context, events: list[dict[str, Any]], where: str, links: str = "strict"
+) -> list[tuple[int, Any]]:
     """Validate before publishing (the aggregator checks again: this is so
-    the user hears about a mistake at once). Link targets are not looked up."""
+    the user hears about a mistake at once); link targets are looked up
+    among ``events`` only. A broken rule fails, naming it; with
+    ``links="warn"`` broken link rules are returned as ``(index, warning)``
+    instead."""
     from engine.trace import InvalidEvent
 
     validator = _validator(ctx)
@@ -51,15 +56,18 @@ def _check(ctx: Context, events: list[dict[str, Any]], where: str) -> None:
         for e in events
         if isinstance(e, dict) and isinstance(e.get("meta"), dict)
     }
+    warnings = []
     for i, ev in enumerate(events):
         try:
-            validator.validate(ev, target_type=known.get)
+            warnings += [(i, w) for w in validator.validate(ev, target_type=known.get, links=links)]
         except InvalidEvent as exc:
-            fail(
-                f"{where}: event {i + 1}"
-                f" ({(ev.get('meta') or {}).get('id', '?') if isinstance(ev, dict) else '?'})"
-                f": {exc.rule}: {exc}"
-            )
+            fail(f"{where}: event {i + 1} ({_event_id(ev)}): {exc}")  # "<rule>: <message>"
+    return warnings
+
+
+def _event_id(ev: Any) -> str:
+    meta = ev.get("meta") if isinstance(ev, dict) else None
+    return str(meta.get("id", "?")) if isinstance(meta, dict) else "?"
 
 
 def _links(pairs: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -145,28 +153,51 @@ def publish(
     help="auto: Eiffel, CDEvents and CloudEvents envelopes are told apart.",
 )
 @click.option("--batch", type=int, default=500, show_default=True)
+@click.option(
+    "--links",
+    type=click.Choice(["strict", "warn"]),
+    default="warn",
+    show_default=True,
+    help="The protocol's link rules (required links, legal target types, ...): "
+    "warn stores an event that breaks one and records the broken rule in the "
+    "graph (boss trace warnings, boss trace show ID); strict refuses it.",
+)
 @pass_context
-def import_(ctx: Context, files: tuple[str, ...], fmt: str, batch: int) -> None:
+def import_(ctx: Context, files: tuple[str, ...], fmt: str, batch: int, links: str) -> None:
     """Import events from files: a single JSON event, a JSON array, or JSON
     lines; Eiffel, CDEvents v0.5.1 or either in a CloudEvents envelope.
     Every event is validated first: one bad event stops the import, naming
-    the file and the event, and nothing of that file is published."""
+    the file, the event and the broken rule, and nothing of that file is
+    published. A broken link rule is only a warning unless ``--links
+    strict``: the event is stored and the rule recorded beside it."""
     from engine.trace import EventFileError
 
     bus = _bus(ctx)
-    total = 0
+    total = warned = 0
     for name in files:
         try:
             events = _eiffel_events(Path(name), fmt)
         except (EventFileError, ValueError) as exc:
             fail(f"{name}: {exc}")
-        _check(ctx, events, name)
+        warnings = _check(ctx, events, name, links)
+        for i, w in warnings:
+            click.echo(
+                f"{name}: event {i + 1} ({_event_id(events[i])}): warning: {w.rule}: {w.message}",
+                err=True,
+            )
         for i in range(0, len(events), batch):
-            bus.publish(events[i : i + batch])
+            bus.publish(events[i : i + batch], links=links)
         total += len(events)
-        click.echo(f"{name}: {len(events)} events published")
+        n_warned = len({i for i, _ in warnings})
+        warned += n_warned
+        click.echo(
+            f"{name}: {len(events)} events published"
+            + (f", {n_warned} with link-rule warnings (boss trace warnings)" if n_warned else "")
+        )
     if len(files) > 1:
-        click.echo(f"{total} events published")
+        click.echo(
+            f"{total} events published" + (f", {warned} with link-rule warnings" if warned else "")
+        )
 
 
 def _eiffel_events(path: Path, fmt: str) -> list[dict[str, Any]]:

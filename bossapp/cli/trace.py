@@ -6,7 +6,9 @@ contain this change), ``down`` (what went into this artifact or baseline),
 ``find`` (by commit, artifact identity, baseline name, ...), ``run`` (a
 run's events), ``export`` (Eiffel JSON, JSON lines or CDEvents, optionally
 in CloudEvents envelopes), ``lead-time``, ``dora`` and ``stats``; plus
-``deadletters`` for the events the aggregators set aside.
+``deadletters`` for the events the aggregators set aside, and ``show`` /
+``warnings`` for an event's links and the link rules an imported event
+breaks (stored under ``boss event import --links warn``).
 """
 
 from __future__ import annotations
@@ -118,6 +120,71 @@ def get(ctx: Context, event_id: str) -> None:
     if ev is None:
         fail(f"no event {event_id} in the graph")
     emit_json(ev)
+
+
+def _print_warnings(warnings: list[dict[str, Any]], indent: str = "") -> None:
+    for w in warnings:
+        where = f" at {w['path']}" if w.get("path") else ""
+        click.echo(f"{indent}warning: {w.get('rule')}{where}: {w.get('message')}")
+
+
+@trace.command()
+@click.argument("event_id")
+@json_option
+@pass_context
+def show(ctx: Context, event_id: str, as_json: bool) -> None:
+    """One event: what it is, its links both ways, and the link rules it
+    breaks when it was imported with them (its warnings)."""
+    graph = _graph(ctx)
+    ev = graph.get(event_id)
+    links_in = graph.links_in(event_id)
+    if ev is None and not links_in:
+        fail(f"no event {event_id} in the graph")
+    warnings = graph.warnings(event_id)
+    if as_json:
+        emit_json({"event": ev, "links_in": [list(p) for p in links_in], "warnings": warnings})
+        return
+    if ev is None:
+        click.echo(f"{event_id}: not stored yet (a placeholder: events link to it)")
+    else:
+        meta = ev["meta"]
+        click.echo(f"{event_id}  {_short(meta['type'])} {meta.get('version', '')}")
+        click.echo(f"  time: {_when(meta['time'])} UTC")
+        about = _summary(ev)
+        if about:
+            click.echo(f"  about: {about}")
+    targets = [link["target"] for link in (ev or {}).get("links") or ()]
+    types = {
+        i: e["meta"]["type"]
+        for i, e in zip(targets, graph.get_many(targets), strict=True)
+        if e is not None
+    }
+    for link in (ev or {}).get("links") or ():
+        t = link["target"]
+        click.echo(f"  -> {link['type']} {t} ({_short(types[t]) if t in types else 'not stored'})")
+    for ltype, source in links_in:
+        click.echo(f"  <- {ltype} {source}")
+    _print_warnings(warnings, "  ")
+
+
+@trace.command("warnings")
+@click.option("--limit", default=1000, show_default=True)
+@json_option
+@pass_context
+def warnings_(ctx: Context, limit: int, as_json: bool) -> None:
+    """The imported events stored with broken link rules, and the rules."""
+    warned = _graph(ctx).warned(limit)
+    if as_json:
+        emit_json(warned)
+        return
+    table(
+        [
+            [eid, w.get("rule"), w.get("path") or "", str(w.get("message"))[:100]]
+            for eid, ws in sorted(warned.items())
+            for w in ws
+        ],
+        ["id", "rule", "at", "message"],
+    )
 
 
 def _walk_command(direction: str) -> Any:
@@ -408,8 +475,10 @@ def _print_summary(result: Any) -> None:
 @json_option
 @pass_context
 def stats(ctx: Context, as_json: bool) -> None:
-    """How many events the graph holds, how many wait for a link target."""
-    s = _graph(ctx).stats()
+    """How many events the graph holds, how many wait for a link target,
+    how many were imported with link-rule warnings."""
+    graph = _graph(ctx)
+    s = {**graph.stats(), "warned": graph.warned_count()}
     if as_json:
         emit_json(s)
     else:

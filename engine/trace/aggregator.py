@@ -13,7 +13,10 @@ consumers; they keep no state of their own. Each takes up to
 3. writes the valid ones to the graph in one batch (idempotent on the
    event id: an event delivered twice is stored once);
 4. moves each invalid event (or unreadable body) to the trace dead-letter
-   queue, whole, with the reason naming the broken rule;
+   queue, whole, with the reason naming the broken rule; an event of a
+   message marked imported (``x-boss-links: warn``, ``engine.trace.bus``)
+   that breaks only link rules is stored, and the broken rules are recorded
+   beside it in the graph (``Graph.warnings``);
 5. launches the processes of the triggers the stored events match
    (``engine.trace.triggers``);
 6. and only then acknowledges the messages. If the graph cannot be written
@@ -36,7 +39,7 @@ from kombu.mixins import ConsumerMixin
 from engine import wire
 from engine.broker import Publisher, connect
 from engine.config import Config
-from engine.trace.bus import TraceTopology
+from engine.trace.bus import TraceTopology, link_policy
 from engine.trace.triggers import TriggerStore, launch_item
 from engine.trace.validate import InvalidEvent, Validator
 
@@ -70,6 +73,7 @@ class AggregatorStats:
     stored: int = 0
     duplicates: int = 0
     invalid: int = 0
+    warned: int = 0
     launched: int = 0
     batches: int = 0
     retries: int = 0
@@ -98,18 +102,25 @@ def ingest_bodies(
     triggers: TriggerStore | None = None,
     launch: Callable[[dict[str, Any]], None] | None = None,
     stats: AggregatorStats | None = None,
+    policies: list[str] | None = None,
 ) -> AggregatorStats:
     """One batch: parse, validate, store, dead-letter, trigger (see the
-    module docstring). Raises only when the graph cannot be written."""
+    module docstring). ``policies`` gives each body's link policy
+    (``strict``, the default, or ``warn``). Raises only when the graph
+    cannot be written."""
     stats = stats if stats is not None else AggregatorStats()
     candidates: list[Any] = []
-    for body in bodies:
+    candidate_policies: list[str] = []
+    for n, body in enumerate(bodies):
         stats.messages += 1
         try:
-            candidates.extend(_parse(body))
+            parsed = _parse(body)
         except (ValueError, UnicodeDecodeError) as exc:
             stats.invalid += 1
             deadletter(body, f"json: the body is not JSON: {exc}")
+            continue
+        candidates.extend(parsed)
+        candidate_policies += [policies[n] if policies else "strict"] * len(parsed)
     stats.events += len(candidates)
     in_batch = {}
     for ev in candidates:
@@ -130,18 +141,30 @@ def ingest_bodies(
         return in_batch.get(target) or known_types.get(target)
 
     valid: list[dict[str, Any]] = []
-    for ev in candidates:
+    warned: dict[str, list[dict[str, Any]]] = {}
+    for ev, policy in zip(candidates, candidate_policies, strict=True):
         try:
-            validator.validate(ev, target_type=target_type)
+            warnings = validator.validate(ev, target_type=target_type, links=policy)
         except InvalidEvent as exc:
             stats.invalid += 1
             deadletter(wire.dumps(ev), f"{exc.rule}: {exc}")
             continue
         valid.append(ev)
+        if warnings:
+            warned[ev["meta"]["id"]] = [
+                {"rule": w.rule, "message": w.message, "path": w.path} for w in warnings
+            ]
     if valid:
         result = graph.ingest(valid)
         stats.stored += result.stored
         stats.duplicates += result.duplicates
+    if warned:
+        log.warning(
+            "trace: %d imported event(s) stored with broken link rules (boss trace warnings)",
+            len(warned),
+        )
+        graph.add_warnings(warned)
+        stats.warned += len(warned)
     stats.batches += 1
     if triggers is not None and launch is not None and valid:
         for ev in valid:
@@ -237,6 +260,7 @@ class EventAggregator(ConsumerMixin):
         try:
             ingest_bodies(
                 [m.body for m in pending],
+                policies=[link_policy(m.headers) for m in pending],
                 graph=self.graph,
                 validator=self.validator,
                 deadletter=self._deadletter,

@@ -9,6 +9,12 @@ A body is one event (a JSON object) or a batch (a JSON array, routing key
 ``eiffel._.batch._.<domain>``): an engine worker publishes the events of
 one handled message as one batch, so one broker confirmation covers them.
 
+A message may carry the header ``x-boss-links: warn`` (``LINKS_HEADER``):
+its events were imported (``boss event import``, whose default link
+policy is ``warn``), and the aggregator stores those that break only a link
+rule, recording the broken rules in the graph; without it every rule is
+strict, which is what BOSS's own events get.
+
 The queue and its binding are declared by every publisher, so events
 published before any aggregator ever ran wait on the queue instead of
 being dropped by an exchange without bindings.
@@ -25,7 +31,19 @@ from engine import wire
 from engine.broker import Publisher
 from engine.config import Config
 
-__all__ = ["EventBus", "TraceTopology", "routing_key"]
+__all__ = ["LINKS_HEADER", "EventBus", "TraceTopology", "link_policy", "routing_key"]
+
+#: the message header naming a link policy other than ``strict``
+LINKS_HEADER = "x-boss-links"
+
+
+def link_policy(headers: dict[str, Any] | None) -> str:
+    """The link policy a message's headers ask for: ``warn`` or ``strict``
+    (anything else, or none, is strict)."""
+    value = (headers or {}).get(LINKS_HEADER)
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    return "warn" if value == "warn" else "strict"
 
 
 def routing_key(event_type: str, domain: str = "_") -> str:
@@ -78,8 +96,11 @@ class EventBus:
         self.topology.queue(producer.channel).declare()
         self._bound = True
 
-    def publish(self, events: list[dict[str, Any]] | dict[str, Any]) -> None:
-        """Publish one event, or several as one batch message."""
+    def publish(
+        self, events: list[dict[str, Any]] | dict[str, Any], *, links: str = "strict"
+    ) -> None:
+        """Publish one event, or several as one batch message. ``links="warn"``
+        marks them imported: a broken link rule is recorded, not refused."""
         if isinstance(events, dict):
             events = [events]
         if not events:
@@ -93,7 +114,10 @@ class EventBus:
             body, key = events, routing_key("batch", domain)
         try:
             self.publisher.publish(
-                wire.dumps(body), exchange=self.topology.exchange, routing_key=key
+                wire.dumps(body),
+                exchange=self.topology.exchange,
+                routing_key=key,
+                headers={LINKS_HEADER: "warn"} if links == "warn" else None,
             )
         except Exception:
             self._bound = False  # a new connection may need the binding again

@@ -31,6 +31,8 @@ Every key starts with ``prefix`` (default ``"boss:"``)::
     waiting         hash id -> number of its link targets not stored yet
     placeholders    set: ids linked to but not stored yet
     stats           hash: events (how many are stored)
+    warnings        hash id -> JSON list of the link rules an imported event
+                    breaks ({"rule", "message", "path"}; ``add_warnings``)
 
 A node is one string, its lines separated by ``\\n``::
 
@@ -223,6 +225,7 @@ class Graph:
         self._k_waiting = f"{prefix}waiting"
         self._k_placeholders = f"{prefix}placeholders"
         self._k_stats = f"{prefix}stats"
+        self._k_warnings = f"{prefix}warnings"
         self._ingest_src = _script("graph_ingest")
         self._loaded = False
         reg = client.register_script
@@ -491,6 +494,34 @@ class Graph:
             "waiting": int(waiting),
             "placeholders": int(placeholders),
         }
+
+    # -- warnings ---------------------------------------------------------
+    def add_warnings(self, warnings: Mapping[str, list[dict[str, Any]]]) -> None:
+        """Record, per event id, the link rules an imported event breaks
+        (stored anyway under the ``warn`` link policy); replaces what was
+        recorded for those ids."""
+        if warnings:
+            self._redis.hset(
+                self._k_warnings, mapping={eid: _dumps(list(w)) for eid, w in warnings.items()}
+            )
+
+    def warnings(self, eid: str) -> list[dict[str, Any]]:
+        """The link rules recorded as broken by ``eid`` (empty: none)."""
+        value = self._redis.hget(self._k_warnings, eid)
+        return [] if value is None else list(_loads(value))
+
+    def warned(self, limit: int = 1000) -> dict[str, list[dict[str, Any]]]:
+        """Events with recorded warnings (at most ``limit``): id -> warnings."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for key, value in self._redis.hscan_iter(self._k_warnings, count=500):
+            out[_text(key)] = list(_loads(value))
+            if len(out) >= limit:
+                break
+        return out
+
+    def warned_count(self) -> int:
+        """How many events have recorded warnings."""
+        return int(self._redis.hlen(self._k_warnings))
 
     # -- chains -----------------------------------------------------------
     def chain_root(self, eid: str) -> str:

@@ -23,14 +23,24 @@ checked in this order:
 ``link-unknown-type``, ``link-required``, ``link-single``, ``link-target-type``
     the protocol's link rules (``engine.trace.linkrules``).
 
-Schemas come from the ``eiffellib`` package (``eiffellib/schemas/<Type>/
-<version>.json``); versions it does not ship come from extra definition
-directories laid out as the protocol's repository (``<Type>/<version>.yml``,
-YAML JSON-Schema 2020-12 with relative ``$ref``s and ``_``-prefixed
-annotations), given to :class:`Validator` (the setting ``eiffel_definitions``).
-Each (type, version) schema is loaded and compiled once per validator: a
-valid event is accepted by the fastjsonschema-compiled function; only a
-rejected one is walked by ``jsonschema`` to say where and why.
+Link rules have a policy (``links=``): ``"strict"`` (the default, and
+always for what BOSS emits) raises them like any other rule; ``"warn"``
+(``boss event import``'s default) returns them instead, as a list of
+:class:`InvalidEvent`, so that an imported event that breaks only a link
+rule is stored with the broken rules recorded beside it.
+
+Schemas come, first found wins, from the definition directories given to
+:class:`Validator` (the setting ``eiffel_definitions``: to add or override
+versions), then from the protocol's definitions shipped with BOSS
+(``engine/schemas/eiffel/definitions``, every event type and version of
+eiffel-community/eiffel at the commit ``manifest.json`` there pins), then
+from the ``eiffellib`` package (``eiffellib/schemas/<Type>/<version>.json``,
+a fallback). Definition directories are laid out as the protocol's
+repository (``<Type>/<version>.yml``, YAML JSON Schema (draft-04 or 2020-12)
+with relative ``$ref``s and ``_``-prefixed annotations). Each (type,
+version) schema is loaded and compiled once per validator: a valid event is
+accepted by the fastjsonschema-compiled function; only a rejected one is
+walked by ``jsonschema`` to say where and why.
 """
 
 from __future__ import annotations
@@ -49,6 +59,8 @@ import jsonschema
 from engine.trace.linkrules import check_links
 
 __all__ = [
+    "LINK_POLICIES",
+    "VENDORED_DEFINITIONS",
     "InvalidEvent",
     "Validator",
     "configure",
@@ -62,6 +74,12 @@ TargetType = Callable[[str], str | None]
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[1-5][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 _UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 _DRAFT7 = "http://json-schema.org/draft-07/schema#"
+
+#: the protocol's definitions shipped with BOSS (scripts/vendor_eiffel.py)
+VENDORED_DEFINITIONS = Path(__file__).resolve().parent.parent / "schemas" / "eiffel" / "definitions"
+
+#: ``strict``: a broken link rule rejects the event; ``warn``: it is returned
+LINK_POLICIES = ("strict", "warn")
 
 
 class InvalidEvent(ValueError):
@@ -178,35 +196,38 @@ def _load_definition(path: Path, cache: dict[Path, Any]) -> Any:
 
 
 class Validator:
-    """Validates Eiffel events against the schemas of eiffellib and of
-    ``definitions_dirs`` (for versions eiffellib does not ship) and the
-    protocol's link rules. Schemas are loaded and compiled on first use and
-    kept; one validator may be shared by threads."""
+    """Validates Eiffel events against the schemas of ``definitions_dirs``
+    (first), of the protocol's definitions shipped with BOSS (unless
+    ``vendored=False``) and of eiffellib (the fallback), and the protocol's
+    link rules. Schemas are loaded and compiled on first use and kept; one
+    validator may be shared by threads."""
 
     def __init__(
-        self, definitions_dirs: Sequence[Path | str] = (), *, require_uuid4: bool = False
+        self,
+        definitions_dirs: Sequence[Path | str] = (),
+        *,
+        require_uuid4: bool = False,
+        vendored: bool = True,
     ) -> None:
         self.definitions_dirs = [Path(d) for d in definitions_dirs]
+        self.vendored = vendored
         self._id = _UUID4 if require_uuid4 else _UUID
         self._index: dict[str, dict[str, Any]] | None = None
         self._schemas: dict[tuple[str, str], _Schema] = {}
+        self._definitions: dict[Path, Any] = {}  # parsed YAML files, shared by $refs
         self._lock = threading.Lock()
 
     # --- what is known ---------------------------------------------------
 
     def _sources(self) -> dict[str, dict[str, Any]]:
-        """``{type: {version: source}}`` where source is a Traversable in
-        eiffellib or a Path in a definitions directory (eiffellib first)."""
+        """``{type: {version: source}}`` where source is a Path in a
+        definitions directory (the configured ones, then the vendored one)
+        or a Traversable in eiffellib; the first found wins."""
         if self._index is not None:
             return self._index
         index: dict[str, dict[str, Any]] = {}
-        root = resources.files("eiffellib") / "schemas"
-        for type_dir in root.iterdir():
-            if type_dir.is_dir():
-                for f in type_dir.iterdir():
-                    if f.name.endswith(".json"):
-                        index.setdefault(type_dir.name, {})[f.name[:-5]] = f
-        for d in self.definitions_dirs:
+        dirs = [*self.definitions_dirs, *([VENDORED_DEFINITIONS] if self.vendored else [])]
+        for d in dirs:
             if not d.is_dir():
                 continue
             for type_dir in sorted(d.iterdir()):
@@ -215,6 +236,15 @@ class Validator:
                 for f in sorted(type_dir.iterdir()):
                     if f.suffix in (".yml", ".yaml", ".json"):
                         index.setdefault(type_dir.name, {}).setdefault(f.stem, f)
+        try:
+            root = resources.files("eiffellib") / "schemas"
+            type_dirs = [t for t in root.iterdir() if t.is_dir()]
+        except (ModuleNotFoundError, FileNotFoundError):  # the fallback is optional
+            type_dirs = []
+        for type_dir in type_dirs:
+            for f in type_dir.iterdir():
+                if f.name.endswith(".json"):
+                    index.setdefault(type_dir.name, {}).setdefault(f.name[:-5], f)
         self._index = index
         return index
 
@@ -244,7 +274,7 @@ class Validator:
                 + (
                     ""
                     if self.definitions_dirs
-                    else " (eiffellib only: configure eiffel_definitions for newer ones)"
+                    else " (configure eiffel_definitions for versions BOSS does not ship)"
                 ),
                 "meta.version",
             )
@@ -252,7 +282,7 @@ class Validator:
             found = self._schemas.get(key)
             if found is None:
                 if isinstance(source, Path):
-                    schema = _load_definition(source, {})
+                    schema = _load_definition(source, self._definitions)
                 else:
                     schema = json.loads(source.read_text(encoding="utf-8"))
                 found = self._schemas[key] = _Schema(schema)
@@ -260,10 +290,17 @@ class Validator:
 
     # --- checks ------------------------------------------------------------
 
-    def validate(self, event: Any, *, target_type: TargetType | None = None) -> None:
+    def validate(
+        self, event: Any, *, target_type: TargetType | None = None, links: str = "strict"
+    ) -> list[InvalidEvent]:
         """Raise :class:`InvalidEvent` if ``event`` (a dict, or JSON text)
         breaks a rule. ``target_type(id)`` gives the type of a link's target
-        event, or None when unknown (then its type is not checked)."""
+        event, or None when unknown (then its type is not checked). With
+        ``links="warn"`` the broken link rules (``link-*``) are returned, one
+        :class:`InvalidEvent` each, instead of raised; with ``"strict"`` the
+        list is always empty."""
+        if links not in LINK_POLICIES:
+            raise ValueError(f"links must be one of {', '.join(LINK_POLICIES)}, not {links!r}")
         if isinstance(event, (str, bytes)):
             try:
                 event = json.loads(event)
@@ -295,9 +332,9 @@ class Validator:
                 f"meta.time {t!r} is not an integer count of milliseconds since the epoch",
                 "meta.time",
             )
-        links = event.get("links")
-        if isinstance(links, list):
-            for i, link in enumerate(links):
+        event_links = event.get("links")
+        if isinstance(event_links, list):
+            for i, link in enumerate(event_links):
                 if isinstance(link, dict) and "target" in link:
                     target = link["target"]
                     if not isinstance(target, str) or not _UUID.match(target):
@@ -308,10 +345,13 @@ class Validator:
                         )
         self._schema(etype, version).check(event)
         violations = check_links(event, target_type)
+        if violations and links == "warn":
+            return [InvalidEvent(v.rule, v.message, v.path) for v in violations]
         if violations:
             v = violations[0]
             extra = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
             raise InvalidEvent(v.rule, v.message + extra, v.path)
+        return []
 
     def validate_many(
         self, events: Iterable[Any], *, target_type: TargetType | None = None
@@ -349,8 +389,8 @@ _default: Validator | None = None
 
 
 def default_validator() -> Validator:
-    """The module's shared validator (eiffellib schemas only until
-    :func:`configure` is called)."""
+    """The module's shared validator (the shipped definitions and
+    eiffellib's schemas until :func:`configure` adds directories)."""
     global _default
     if _default is None:
         _default = Validator()
@@ -367,9 +407,11 @@ def configure(
     return _default
 
 
-def validate(event: Any, *, target_type: TargetType | None = None) -> None:
+def validate(
+    event: Any, *, target_type: TargetType | None = None, links: str = "strict"
+) -> list[InvalidEvent]:
     """:meth:`Validator.validate` with the shared validator."""
-    default_validator().validate(event, target_type=target_type)
+    return default_validator().validate(event, target_type=target_type, links=links)
 
 
 def validate_many(
