@@ -206,3 +206,29 @@ def compat_dir() -> Path:
     if not (path / "boss-standard-workflow").is_dir():
         pytest.skip(f"no BOSS compat data at {path} (set BOSS_COMPAT_DIR)")
     return path
+
+
+def _payloads_dir() -> Path:
+    """``$BOSS_PAYLOADS_DIR`` if set; else ``shared/payloads`` beside the
+    checkout or any directory above it; else the workplace's
+    ``/work/shared/payloads`` (recorded deliveries, read in place, never copied)."""
+    env = os.environ.get("BOSS_PAYLOADS_DIR")
+    if env:
+        return Path(env)
+    root = Path(__file__).resolve().parents[1]
+    for base in (root, *root.parents):
+        candidate = base / "shared" / "payloads"
+        if candidate.is_dir():
+            return candidate
+    return Path("/work/shared/payloads")
+
+
+@pytest.fixture(scope="session")
+def payloads_dir() -> Path:
+    """The recorded real deliveries (``shared/payloads``: ``github/``,
+    ``gitlab/``, ``gerrit/``, ``obs/``); the tests that use it skip, naming
+    where it was looked for, when absent."""
+    path = _payloads_dir()
+    if not path.is_dir():
+        pytest.skip(f"no payload corpus at {path} (set BOSS_PAYLOADS_DIR)")
+    return path

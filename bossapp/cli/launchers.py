@@ -118,6 +118,12 @@ def obs(
         consumer.run()
     finally:
         the_launcher.close()
+        ignored = ", ".join(f"{n} {kind}" for kind, n in sorted(consumer.ignored.items()))
+        click.echo(
+            f"obs: {consumer.handled} message(s) handled"
+            + (f", ignored: {ignored}" if ignored else ""),
+            err=True,
+        )
 
 
 @launcher.command("gerrit")
@@ -204,7 +210,9 @@ def serve(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     click.echo(
-        f"serving webhooks on http://{host or '127.0.0.1'}:{server.server_port}/hooks/", err=True
+        f"serving webhooks on http://{host or '127.0.0.1'}:{server.server_port}/hooks/ "
+        f"(bodies up to {settings.max_body} bytes)",
+        err=True,
     )
     server.serve_forever()
 

@@ -22,13 +22,19 @@ from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "EVENT_FIELDS",
+    "IDENTITY_KEYS",
+    "ExplainingSource",
+    "Ignored",
     "MalformedEvent",
     "NormalisedEvent",
     "RawEvent",
     "Source",
+    "change_eiffel_id",
     "delivery_digest",
     "eiffel_id_for",
+    "explain",
     "json_body",
+    "real_sha",
     "sanitise_wfid",
 ]
 
@@ -44,11 +50,46 @@ EVENT_FIELDS = (
     "commit",
     "author",
     "url",
+    "patchset",
+    "fork",
 )
+
+#: the identity of a change in ``ev``, one type each whatever the payload's
+#: version (a source that sets ``NormalisedEvent.identity`` puts them all,
+#: ``null`` when unknown): ``project`` the repository's full name (text),
+#: ``repository`` its clone URL, ``branch`` the branch the change targets,
+#: ``commit`` the commit to build, ``change`` the change number (text),
+#: ``patchset`` the change's revision (Gerrit: the patch set number; GitHub,
+#: GitLab: the head commit), ``fork`` (``{project, repository, branch}``
+#: where the commits come from, when not the base repository; else null),
+#: ``author`` (a user name)
+IDENTITY_KEYS = (
+    "project",
+    "repository",
+    "branch",
+    "commit",
+    "change",
+    "patchset",
+    "fork",
+    "author",
+)
+
+#: an all-zero SHA-1 / SHA-256: git's "no commit" (a created or deleted ref)
+_ZERO_SHA = re.compile(r"^0{40}(0{24})?$")
 
 #: the launch item schema's pattern for a wfid
 WFID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _BAD = re.compile(r"[^A-Za-z0-9._:-]+")
+
+
+class Ignored(Exception):
+    """Raised inside a source's normalising: the delivery means nothing to
+    launch for (a ping, an event kind no process is launched for, ...);
+    ``reason`` says why (logged, and what ``explain`` answers)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class MalformedEvent(ValueError):
@@ -93,9 +134,24 @@ class NormalisedEvent:
     * ``branch``, ``repository`` (a clone URL), ``change`` (request, pull
       or merge request, Gerrit change number), ``commit``, ``author``,
       ``url``: what the Eiffel event and the rules use;
+    * ``patchset`` (the change's revision), ``fork`` (``{project,
+      repository, branch}`` of a change from another repository): the rest
+      of a change's identity (:data:`IDENTITY_KEYS`);
     * ``payload``: the event's own fields (``fields.ev`` of the run);
     * ``eiffel_id``: for an event that already is an Eiffel event (the
-      ``eiffel`` source): its id, published by nobody again.
+      ``eiffel`` source): its id, published by nobody again;
+    * ``identity``: the source normalised the identity keys: in ``ev`` they
+      win over the payload's keys of the same name (whose values move to
+      ``ev.raw``) and are all there (``null`` when unknown). The forges set
+      it; a source that does not (OBS today) keeps the payload's values;
+    * ``unknown``: identity keys the delivery does not give (a comment on a
+      pull request names the change, not its head commit): ``ev.unknown``;
+    * ``opt_in``: the event is launched only by a rule that asks for this
+      kind (``deletes``: a ref deletion; ``internal_refs``: a Gerrit
+      ``refs/changes/*`` or ``refs/meta/*`` update), or a process store
+      file named with its own label;
+    * ``merged``: a change was merged (a SourceChangeSubmitted linked to the
+      change's SourceChangeCreated).
     """
 
     source: str
@@ -111,6 +167,12 @@ class NormalisedEvent:
     url: str | None = None
     payload: dict[str, Any] = field(default_factory=dict)
     eiffel_id: str | None = None
+    patchset: str | None = None
+    fork: dict[str, Any] | None = None
+    identity: bool = False
+    unknown: tuple[str, ...] = ()
+    opt_in: str | None = None
+    merged: bool = False
 
     @property
     def projects(self) -> list[str | None]:
@@ -122,6 +184,17 @@ class NormalisedEvent:
         """``fields.ev`` of a run it launches: the payload, with the common
         keys beside it (``target_project`` for a request event's target)."""
         out = dict(self.payload)
+        if self.identity:
+            raw = {}
+            for key in IDENTITY_KEYS:
+                value = getattr(self, key)
+                if key in out and out[key] != value:
+                    raw[key] = out[key]
+                out[key] = dict(value) if isinstance(value, dict) else value
+            if raw:
+                out["raw"] = raw
+            if self.unknown:
+                out["unknown"] = list(self.unknown)
         for key in EVENT_FIELDS:
             value = getattr(self, key)
             if value is not None:
@@ -144,6 +217,11 @@ class NormalisedEvent:
                 ("targets", list(self.targets) or None),
                 ("branch", self.branch),
                 ("repository", self.repository),
+                ("change", self.change),
+                ("patchset", self.patchset),
+                ("commit", self.commit),
+                ("fork", (self.fork or {}).get("project")),
+                ("opt_in", self.opt_in),
             )
             if v is not None
         }
@@ -161,6 +239,53 @@ class Source(Protocol):
         """The events a raw delivery means (none: nothing BOSS cares about,
         e.g. a GitHub ping). Raises :class:`MalformedEvent`."""
         ...
+
+
+def explain(
+    normalise: Any, raw: RawEvent, log: Any = None
+) -> tuple[list[NormalisedEvent], str | None]:
+    """``normalise(raw)``'s events, and why there are none when it raised
+    :class:`Ignored` (logged at debug level on ``log``)."""
+    try:
+        return normalise(raw), None
+    except Ignored as exc:
+        if log is not None:
+            log.debug("ignored: %s", exc.reason)
+        return [], exc.reason
+
+
+class ExplainingSource:
+    """A source whose ``_normalise`` raises :class:`Ignored` for a delivery
+    it launches nothing for: ``normalise`` (the events), ``explain`` (the
+    events and why there are none), ``ignored`` (only why; None for an
+    event or a malformed delivery, as ``ObsSource.ignored``)."""
+
+    log: Any = None
+
+    def _normalise(self, raw: RawEvent) -> list[NormalisedEvent]:
+        raise NotImplementedError
+
+    def normalise(self, raw: RawEvent) -> list[NormalisedEvent]:
+        return self.explain(raw)[0]
+
+    def explain(self, raw: RawEvent) -> tuple[list[NormalisedEvent], str | None]:
+        """The events of ``raw``, and why there are none when it is ignored."""
+        return explain(self._normalise, raw, self.log)
+
+    def ignored(self, raw: RawEvent) -> str | None:
+        """Why ``raw`` launches nothing (None: it is an event, or malformed)."""
+        try:
+            return self.explain(raw)[1]
+        except MalformedEvent:
+            return None
+
+
+def real_sha(value: Any) -> str | None:
+    """``value`` if it names a commit: not empty, not git's all-zero SHA
+    (a created ref's ``before``, a deleted ref's ``after``)."""
+    if not isinstance(value, str) or not value or _ZERO_SHA.match(value):
+        return None
+    return value
 
 
 def json_body(raw: RawEvent, *, allow_list: bool = False) -> Any:
@@ -191,6 +316,16 @@ def eiffel_id_for(source: str, delivery: str, label: str) -> str:
     (a UUID v4 in form, as Eiffel requires)."""
     digest = hashlib.sha256(f"boss-launcher\0{source}\0{delivery}\0{label}".encode()).digest()
     return str(uuid.UUID(bytes=digest[:16], version=4))
+
+
+def change_eiffel_id(
+    source: str, project: str | None, change: str | None, patchset: str | None
+) -> str:
+    """The id of the SourceChangeCreated of one revision of a change: derived
+    from what identifies the revision (not the delivery), so every event of
+    that revision (opened, labelled, commented ...) gives the same event and
+    the SourceChangeSubmitted of its merge can link it as CHANGE."""
+    return eiffel_id_for(source, f"{project}\0{change}\0{patchset}", "SOURCE_CHANGE")
 
 
 def sanitise_wfid(*parts: str | None) -> str:

@@ -7,11 +7,29 @@ starting it again (with a back-off) whenever it ends; ``--file F`` reads
 the lines of a file (a recording, or a test) instead.
 
 * ``patchset-created``: ``GERRIT_PATCHSET_CREATED``; project ``change.project``,
-  branch ``change.branch``, commit ``patchSet.revision``, change ``change.number``;
-* ``change-merged``: ``GERRIT_CHANGE_MERGED``; the same, commit ``newRev``;
-* ``ref-updated``: ``GERRIT_REF_UPDATED``; project ``refUpdate.project``,
-  branch ``refUpdate.refName`` (without ``refs/heads/``), commit ``newRev``;
-* any other ``t``: ``GERRIT_<T>`` (``comment-added``: ``GERRIT_COMMENT_ADDED``).
+  branch ``change.branch``, commit ``patchSet.revision``, change
+  ``change.number``, patch set ``patchSet.number``;
+* ``change-merged``: ``GERRIT_CHANGE_MERGED``; the same, commit ``newRev``
+  (what landed on the branch); the change is merged (a SourceChangeSubmitted
+  linked to its patch set's SourceChangeCreated);
+* ``ref-updated`` of a branch or a tag: ``GERRIT_REF_UPDATED``; project
+  ``refUpdate.project``, branch ``refUpdate.refName`` (without
+  ``refs/heads/``; a tag: branch null, ``ev.tag``), commit ``newRev``;
+* ``ref-updated`` of Gerrit's own refs (``refs/changes/*``: patch sets and
+  the NoteDb ``meta`` ref every upload, vote and comment updates;
+  ``refs/meta/*``: the project's configuration): ``GERRIT_INTERNAL_REF_UPDATED``,
+  launched only by a rule with ``internal_refs: true``;
+* ``ref-updated`` deleting a ref (``newRev`` all zeros): ``GERRIT_REF_DELETED``
+  (commit null), launched only by a rule with ``deletes: true``;
+* any other ``t``: ``GERRIT_<T>`` (``comment-added``: ``GERRIT_COMMENT_ADDED``),
+  the change's identity when it names one;
+* a line that is not a JSON object (an SSH banner or warning on the
+  stream) is ignored; one that starts with ``{`` but does not parse is
+  malformed (dead-lettered).
+
+``project`` is text in some Gerrit versions and ``{"name": ...}`` in others,
+``change.number`` and ``patchSet.number`` numbers or text: the identity in
+``ev`` is always text (``base.IDENTITY_KEYS``).
 
 Gerrit's events carry no id: the delivery id is a digest of the event's
 JSON (the same line read twice launches once).
@@ -30,11 +48,14 @@ from pathlib import Path
 from typing import Any
 
 from engine.launchers.base import (
+    ExplainingSource,
+    Ignored,
     MalformedEvent,
     NormalisedEvent,
     RawEvent,
     delivery_digest,
     json_body,
+    real_sha,
 )
 from engine.launchers.launcher import Launcher
 
@@ -48,14 +69,29 @@ def _dict(obj: Any) -> dict[str, Any]:
 
 
 def _who(obj: Any) -> str | None:
+    if isinstance(obj, str):
+        return obj or None
     d = _dict(obj)
     return d.get("username") or d.get("name") or d.get("email")
 
 
-class GerritSource:
+def _text(obj: Any) -> str | None:
+    """A name or number as text (``{"name": ...}`` gives its name)."""
+    if isinstance(obj, dict):
+        obj = obj.get("name")
+    if isinstance(obj, bool) or obj is None or obj == "":
+        return None
+    return str(obj) if isinstance(obj, str | int) else None
+
+
+_INTERNAL = ("refs/changes/", "refs/meta/")
+
+
+class GerritSource(ExplainingSource):
     """Normalises Gerrit stream-events lines (see the module docstring)."""
 
     name = "gerrit"
+    log = log
 
     def __init__(self, queue: str = "boss.launchers.gerrit", url: str = "") -> None:
         self.queue = queue
@@ -64,7 +100,9 @@ class GerritSource:
     def _repository(self, project: str | None) -> str | None:
         return f"{self.url}/{project}" if self.url and project else None
 
-    def normalise(self, raw: RawEvent) -> list[NormalisedEvent]:
+    def _normalise(self, raw: RawEvent) -> list[NormalisedEvent]:
+        if not raw.body.lstrip().startswith(b"{"):
+            raise Ignored("not a JSON event: a banner or warning line of the stream")
         body = json_body(raw)
         kind = body.get("type")
         if not isinstance(kind, str) or not kind:
@@ -76,57 +114,89 @@ class GerritSource:
 
         def event(project: str | None, **facts: Any) -> list[NormalisedEvent]:
             """The one event of this delivery, in ``project``."""
+            facts.setdefault("payload", body)
             return [
                 NormalisedEvent(
                     "gerrit",
-                    label,
+                    facts.pop("label", label),
                     delivery,
                     project=project,
                     repository=self._repository(project),
-                    payload=body,
+                    identity=True,
                     **facts,
                 )
             ]
 
         if kind == "ref-updated":
             ref = _dict(body.get("refUpdate"))
-            project, name, rev = ref.get("project"), ref.get("refName"), ref.get("newRev")
-            if not project or not isinstance(name, str) or not rev:
+            project, name = _text(ref.get("project")), ref.get("refName")
+            new = ref.get("newRev")
+            if not project or not isinstance(name, str) or not name or not new:
                 raise MalformedEvent("ref-updated: no refUpdate.project, refName or newRev")
+            payload = dict(body) | {"ref": name}
+            commit, branch, opt_in = real_sha(new), None, None
+            if name.startswith(_INTERNAL):
+                label_, opt_in = "GERRIT_INTERNAL_REF_UPDATED", "internal_refs"
+            elif commit is None:
+                label_, opt_in = "GERRIT_REF_DELETED", "deletes"
+                payload["deleted"] = True
+            else:
+                label_ = label
+            if name.startswith("refs/tags/"):
+                payload["tag"] = name.removeprefix("refs/tags/")
+            elif not name.startswith(_INTERNAL):
+                branch = name.removeprefix("refs/heads/")
             return event(
                 project,
-                branch=name.removeprefix("refs/heads/"),
-                commit=rev,
+                label=label_,
+                branch=branch,
+                commit=commit,
                 author=_who(body.get("submitter")),
+                payload=payload,
+                opt_in=opt_in,
             )
+        project = _text(change.get("project")) or _text(body.get("project"))
+        number = _text(change.get("number"))
+        ps_number = _text(patchset.get("number"))
+        revision = real_sha(patchset.get("revision"))
         if kind in ("patchset-created", "change-merged"):
-            project, number = change.get("project"), change.get("number")
-            commit = (body.get("newRev") if kind == "change-merged" else None) or patchset.get(
-                "revision"
-            )
-            if not project or number is None or not commit:
+            merged = kind == "change-merged"
+            commit = (real_sha(body.get("newRev")) if merged else None) or revision
+            if not project or number is None or (not commit and not merged):
                 raise MalformedEvent(f"{kind}: no change.project, change.number or revision")
             who = _who(
                 body.get("submitter")
-                if kind == "change-merged"
+                if merged
                 else body.get("uploader") or patchset.get("uploader")
             )
             return event(
                 project,
                 branch=change.get("branch"),
-                change=str(number),
+                change=number,
                 commit=commit,
+                patchset=ps_number,
                 author=who,
                 url=change.get("url"),
+                merged=merged,
+                unknown=("commit",) if commit is None else (),
             )
-        project = change.get("project") or body.get("project")
+        who = next(
+            (
+                _who(body[k])
+                for k in ("author", "changer", "submitter", "uploader", "abandoner", "restorer")
+                if k in body
+            ),
+            None,
+        )
         return event(
-            project if isinstance(project, str) else None,
+            project,
             branch=change.get("branch"),
-            change=str(change["number"]) if "number" in change else None,
-            commit=patchset.get("revision"),
-            author=_who(body.get("author")),
+            change=number,
+            commit=revision,
+            patchset=ps_number,
+            author=who,
             url=change.get("url"),
+            unknown=("commit",) if patchset and revision is None else (),
         )
 
 

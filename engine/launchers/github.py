@@ -3,32 +3,51 @@
 A delivery is trusted when ``X-Hub-Signature-256`` is ``sha256=`` and the
 HMAC-SHA256 of the raw body with the webhook's secret (``github_secret``);
 ``X-GitHub-Delivery`` (a GUID, the same when GitHub redelivers) is the
-delivery id; ``X-GitHub-Event`` says what happened:
+delivery id; ``X-GitHub-Event`` says what happened (as zuul's GitHub driver
+reads it):
 
 * ``push`` to ``refs/heads/B``: ``GITHUB_PUSH``; project
   ``repository.full_name``, branch B, commit ``after``;
 * ``push`` to ``refs/tags/T``: ``GITHUB_TAG_PUSH`` (``payload.tag`` = T);
-* ``pull_request``: ``GITHUB_PULL_REQUEST``; branch: the base branch, commit:
-  the head's, change: the number (``payload.action``: opened, synchronize ...);
-* ``ping``: nothing is launched;
-* any other ``E``: ``GITHUB_<E>`` (upper case).
+* a ``push`` that deletes the ref (``deleted``, ``after`` all zeros):
+  ``GITHUB_REF_DELETED`` (commit null, ``ev.deleted``, ``ev.tag`` for a
+  tag), launched only by a rule with ``deletes: true`` (or a store file
+  named ``GITHUB_REF_DELETED.*``);
+* ``pull_request``: ``GITHUB_PULL_REQUEST``; the base repository and branch,
+  commit and patch set the head's SHA, change the number, ``fork`` the head
+  repository when it is not the base; closed with ``merged``: the change is
+  merged (commit ``merge_commit_sha``; a SourceChangeSubmitted);
+* ``pull_request_review``: ``GITHUB_PULL_REQUEST_REVIEW``, the same identity;
+* ``issue_comment`` ``created`` on a pull request (the issue has a
+  ``pull_request`` key): ``GITHUB_ISSUE_COMMENT``, change the number; the
+  branch, head commit and fork need the API: ``ev.unknown`` names them;
+* ignored: ``ping``, ``delete`` (the ``push`` with ``deleted`` is the same
+  deletion), a comment on an issue, an edited or deleted comment;
+* any other ``E``: ``GITHUB_<E>`` (upper case), the repository's identity
+  (``check_run``/``check_suite``: the head commit checked too).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from typing import Any
 
 from engine.launchers.base import (
+    ExplainingSource,
+    Ignored,
     MalformedEvent,
     NormalisedEvent,
     RawEvent,
     delivery_digest,
     json_body,
+    real_sha,
 )
 
 __all__ = ["GitHubSource", "sign", "verify_signature"]
+
+log = logging.getLogger("boss.launchers.github")
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -44,6 +63,10 @@ def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
     return hmac.compare_digest(sign(secret, body), header.strip())
 
 
+def _dict(obj: Any) -> dict[str, Any]:
+    return obj if isinstance(obj, dict) else {}
+
+
 def _repo(body: dict[str, Any], what: str) -> dict[str, Any]:
     repo = body.get("repository")
     if not isinstance(repo, dict) or not isinstance(repo.get("full_name"), str):
@@ -51,38 +74,50 @@ def _repo(body: dict[str, Any], what: str) -> dict[str, Any]:
     return repo
 
 
-class GitHubSource:
+class GitHubSource(ExplainingSource):
     """Normalises GitHub webhook deliveries (see the module docstring)."""
 
     name = "github"
+    log = log
 
     def __init__(self, queue: str = "boss.launchers.github") -> None:
         self.queue = queue
 
-    def normalise(self, raw: RawEvent) -> list[NormalisedEvent]:
+    def _event(
+        self, label: str, delivery: str, body: dict[str, Any], **facts: Any
+    ) -> NormalisedEvent:
+        repo = _dict(body.get("repository"))
+        facts.setdefault("project", repo.get("full_name"))
+        facts.setdefault("repository", repo.get("clone_url"))
+        facts.setdefault("author", _dict(body.get("sender")).get("login"))
+        facts.setdefault("url", repo.get("html_url"))
+        return NormalisedEvent("github", label, delivery, identity=True, **facts)
+
+    def _normalise(self, raw: RawEvent) -> list[NormalisedEvent]:
         kind = raw.header("X-GitHub-Event")
         if not kind:
             raise MalformedEvent("no X-GitHub-Event header")
         body = json_body(raw)
         delivery = raw.header("X-GitHub-Delivery") or delivery_digest(kind, raw.body)
         if kind == "ping":
-            return []
+            raise Ignored("a ping (the webhook was set up)")
+        if kind == "delete":
+            raise Ignored(
+                "a delete event: the push with deleted: true that GitHub sends for the "
+                "same deletion is the one (GITHUB_REF_DELETED)"
+            )
         if kind == "push":
             return [self._push(body, delivery)]
-        if kind == "pull_request":
-            return [self._pull_request(body, delivery)]
-        repo = body.get("repository") if isinstance(body.get("repository"), dict) else {}
-        sender = body.get("sender") if isinstance(body.get("sender"), dict) else {}
+        if kind in ("pull_request", "pull_request_review"):
+            return [self._pull_request(kind, body, delivery)]
+        if kind == "issue_comment":
+            return [self._issue_comment(body, delivery)]
+        facts: dict[str, Any] = {}
+        if kind in ("check_run", "check_suite"):  # the commit checked (its branch is the head's)
+            facts = {"commit": real_sha(_dict(body.get(kind)).get("head_sha"))}
         return [
-            NormalisedEvent(
-                "github",
-                "GITHUB_" + kind.upper().replace("-", "_"),
-                delivery,
-                project=repo.get("full_name"),
-                repository=repo.get("clone_url"),
-                author=sender.get("login"),
-                url=repo.get("html_url"),
-                payload=body,
+            self._event(
+                "GITHUB_" + kind.upper().replace("-", "_"), delivery, body, payload=body, **facts
             )
         ]
 
@@ -92,48 +127,98 @@ class GitHubSource:
         after = body.get("after")
         if not isinstance(ref, str) or not isinstance(after, str):
             raise MalformedEvent("push: no 'ref' or 'after'")
-        pusher = body.get("pusher") if isinstance(body.get("pusher"), dict) else {}
+        pusher = _dict(body.get("pusher"))
         payload = dict(body)
+        branch = None
         if ref.startswith("refs/tags/"):
-            label, branch = "GITHUB_TAG_PUSH", None
+            label = "GITHUB_TAG_PUSH"
             payload["tag"] = ref.removeprefix("refs/tags/")
         else:
             label, branch = "GITHUB_PUSH", ref.removeprefix("refs/heads/")
-        return NormalisedEvent(
-            "github",
+        commit = real_sha(after)
+        opt_in = None
+        if body.get("deleted") is True or commit is None:
+            label, opt_in = "GITHUB_REF_DELETED", "deletes"
+            payload["deleted"] = True
+        return self._event(
             label,
             delivery,
+            body,
             project=repo["full_name"],
             branch=branch,
-            repository=repo.get("clone_url"),
-            commit=after,
+            commit=commit,
             author=pusher.get("name"),
             url=body.get("compare") or repo.get("html_url"),
             payload=payload,
+            opt_in=opt_in,
         )
 
-    def _pull_request(self, body: dict[str, Any], delivery: str) -> NormalisedEvent:
-        repo = _repo(body, "pull_request")
+    def _pull_request(self, kind: str, body: dict[str, Any], delivery: str) -> NormalisedEvent:
+        repo = _repo(body, kind)
         pr = body.get("pull_request")
         if not isinstance(pr, dict):
-            raise MalformedEvent("pull_request: no 'pull_request' object")
-        head = pr.get("head") if isinstance(pr.get("head"), dict) else {}
-        base = pr.get("base") if isinstance(pr.get("base"), dict) else {}
-        user = pr.get("user") if isinstance(pr.get("user"), dict) else {}
+            raise MalformedEvent(f"{kind}: no 'pull_request' object")
+        head, base = _dict(pr.get("head")), _dict(pr.get("base"))
         number = body.get("number", pr.get("number"))
-        if number is None or not head.get("sha"):
-            raise MalformedEvent("pull_request: no number or head.sha")
-        head_repo = head.get("repo") if isinstance(head.get("repo"), dict) else {}
-        return NormalisedEvent(
-            "github",
-            "GITHUB_PULL_REQUEST",
+        sha = real_sha(head.get("sha"))
+        if number is None or not sha:
+            raise MalformedEvent(f"{kind}: no number or head.sha")
+        base_repo = _dict(base.get("repo")) or repo
+        head_repo = _dict(head.get("repo"))
+        unknown: tuple[str, ...] = ()
+        fork = None
+        if not head_repo:  # the fork was deleted
+            unknown = ("fork",)
+        elif head_repo.get("full_name") != base_repo.get("full_name"):
+            fork = {
+                "project": head_repo.get("full_name"),
+                "repository": head_repo.get("clone_url"),
+                "branch": head.get("ref"),
+            }
+        merged = (
+            kind == "pull_request" and body.get("action") == "closed" and bool(pr.get("merged"))
+        )
+        return self._event(
+            "GITHUB_" + kind.upper(),
             delivery,
-            project=repo["full_name"],
+            body,
+            project=base_repo.get("full_name") or repo["full_name"],
+            repository=base_repo.get("clone_url") or repo.get("clone_url"),
             branch=base.get("ref"),
-            repository=head_repo.get("clone_url") or repo.get("clone_url"),
             change=str(number),
-            commit=head["sha"],
-            author=user.get("login"),
+            commit=(real_sha(pr.get("merge_commit_sha")) if merged else None) or sha,
+            patchset=sha,
+            fork=fork,
+            author=_dict(pr.get("user")).get("login"),
             url=pr.get("html_url"),
             payload=body,
+            unknown=unknown,
+            merged=merged,
+        )
+
+    def _issue_comment(self, body: dict[str, Any], delivery: str) -> NormalisedEvent:
+        repo = _repo(body, "issue_comment")
+        issue = _dict(body.get("issue"))
+        if "pull_request" not in issue:
+            raise Ignored("a comment on an issue, not on a pull request")
+        action = body.get("action")
+        if action != "created":
+            raise Ignored(f"a comment {action} (only a new comment launches)")
+        number = issue.get("number")
+        if number is None:
+            raise MalformedEvent("issue_comment: no issue.number")
+        comment = _dict(body.get("comment"))
+        return self._event(
+            "GITHUB_ISSUE_COMMENT",
+            delivery,
+            body,
+            project=repo["full_name"],
+            change=str(number),
+            author=_dict(comment.get("user")).get("login")
+            or _dict(body.get("sender")).get("login"),
+            url=comment.get("html_url") or issue.get("html_url"),
+            payload=body,
+            # the pull request's base branch, head commit and head repository
+            # are not in the delivery (a reporter would ask the API for them)
+            unknown=("branch", "commit", "patchset", "fork"),
         )

@@ -3,31 +3,52 @@
 A delivery is trusted when ``X-Gitlab-Token`` equals the webhook's secret
 token (``gitlab_token``, compared in constant time). The delivery id is
 ``Idempotency-Key`` (the same on GitLab's retries), else
-``X-Gitlab-Event-UUID``, else a digest of the body.
+``X-Gitlab-Event-UUID``, else a digest of the body. The event is
+``X-Gitlab-Event``, else the body's ``object_kind``, else its
+``event_name`` (system hooks).
 
 * ``Push Hook``: ``GITLAB_PUSH``; project ``project.path_with_namespace``,
   the branch, commit ``checkout_sha`` (else ``after``);
 * ``Tag Push Hook``: ``GITLAB_TAG_PUSH`` (``payload.tag``);
-* ``Merge Request Hook``: ``GITLAB_MERGE_REQUEST``; the target branch, commit
-  ``last_commit.id``, change the ``iid`` (``object_attributes.action``: open,
-  update, merge ...);
-* any other ``X Hook``: ``GITLAB_<X>`` (``Note Hook``: ``GITLAB_NOTE``).
+* a push that deletes the branch or tag (``after`` all zeros):
+  ``GITLAB_REF_DELETED`` (commit null, ``ev.deleted``), launched only by a
+  rule with ``deletes: true`` (or a store file named with that label);
+* ``Merge Request Hook``: ``GITLAB_MERGE_REQUEST``; the target project and
+  branch, commit and patch set ``last_commit.id``, change the ``iid``,
+  ``fork`` the source project when it is not the target
+  (``object_attributes.action``: open, update, merge ...); ``merge``: the
+  change is merged (commit ``merge_commit_sha``; a SourceChangeSubmitted);
+* ``Note Hook`` on a merge request: ``GITLAB_NOTE``, the merge request's
+  identity; a note on an issue, a commit or a snippet is ignored;
+* any other ``X Hook``: ``GITLAB_<X>``, the project's identity
+  (``Pipeline Hook``, ``Job Hook``: their SHA and ref too). Without the
+  header the body's ``object_kind`` names the hook (``build``: ``Job``),
+  else its ``event_name`` (``user_add_to_group``: ``Member``).
+
+``project``, ``user``, ... are objects in some hooks and versions, strings
+in others: the identity in ``ev`` is always text (``base.IDENTITY_KEYS``).
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 from typing import Any
 
 from engine.launchers.base import (
+    ExplainingSource,
+    Ignored,
     MalformedEvent,
     NormalisedEvent,
     RawEvent,
     delivery_digest,
     json_body,
+    real_sha,
 )
 
 __all__ = ["GitLabSource", "verify_token"]
+
+log = logging.getLogger("boss.launchers.gitlab")
 
 
 def verify_token(secret: str, header: str | None) -> bool:
@@ -38,25 +59,85 @@ def verify_token(secret: str, header: str | None) -> bool:
 
 
 def _dict(obj: Any) -> dict[str, Any]:
-    return obj if isinstance(obj, dict) else {}
+    """``obj`` if a mapping (its keys stripped: go-gitlab's recorded group
+    hook has ``"iid "``), else empty."""
+    if not isinstance(obj, dict):
+        return {}
+    return {k.strip() if isinstance(k, str) else k: v for k, v in obj.items()}
 
 
-class GitLabSource:
+def _text(obj: Any, *keys: str) -> str | None:
+    """``obj`` as text: a string as it is, a mapping's first of ``keys``."""
+    if isinstance(obj, str):
+        return obj or None
+    if isinstance(obj, int) and not isinstance(obj, bool):
+        return str(obj)
+    for key in keys:
+        value = _dict(obj).get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _merge_request(attrs: dict[str, Any], project: dict[str, Any], what: str) -> dict[str, Any]:
+    """The identity of a merge request (``object_attributes`` of a merge
+    request hook, ``merge_request`` of a note)."""
+    iid = attrs.get("iid")
+    commit = real_sha(_dict(attrs.get("last_commit")).get("id"))
+    if iid is None or not commit:
+        raise MalformedEvent(f"{what}: no iid or last_commit.id")
+    source, target = _dict(attrs.get("source")), _dict(attrs.get("target"))
+    fork = None
+    source_id, target_id = attrs.get("source_project_id"), attrs.get("target_project_id")
+    if source_id is not None and target_id is not None and source_id != target_id:
+        fork = {
+            "project": source.get("path_with_namespace"),
+            "repository": source.get("git_http_url"),
+            "branch": attrs.get("source_branch"),
+        }
+    return {
+        "project": target.get("path_with_namespace") or project.get("path_with_namespace"),
+        "repository": target.get("git_http_url") or project.get("git_http_url"),
+        "branch": attrs.get("target_branch"),
+        "change": str(iid),
+        "commit": commit,
+        "patchset": commit,
+        "fork": fork,
+        "url": attrs.get("url"),
+    }
+
+
+#: ``object_kind`` -> the hook's name, where they differ
+_KINDS = {"build": "Job", "access_token": "Resource Access Token"}
+
+
+def _kind(body: dict[str, Any]) -> str:
+    """The hook's name (``X-Gitlab-Event`` without `` Hook``) from the body,
+    for a delivery without the header (a recording)."""
+    kind = body.get("object_kind")
+    if isinstance(kind, str) and kind:
+        return _KINDS.get(kind, kind.replace("_", " "))
+    name = str(body.get("event_name") or "")
+    if name.startswith("user_") and "group" in name:
+        return "Member"
+    if name.startswith("subgroup_"):
+        return "Subgroup"
+    return name.replace("_", " ")
+
+
+class GitLabSource(ExplainingSource):
     """Normalises GitLab webhook deliveries (see the module docstring)."""
 
     name = "gitlab"
+    log = log
 
     def __init__(self, queue: str = "boss.launchers.gitlab") -> None:
         self.queue = queue
 
-    def normalise(self, raw: RawEvent) -> list[NormalisedEvent]:
+    def _normalise(self, raw: RawEvent) -> list[NormalisedEvent]:
         body = json_body(raw)
         hook = raw.header("X-Gitlab-Event") or ""
-        kind = (
-            hook.removesuffix(" Hook").strip()
-            if hook
-            else str(body.get("object_kind") or "").replace("_", " ")
-        )
+        kind = hook.removesuffix(" Hook").strip() if hook else _kind(body)
         if not kind:
             raise MalformedEvent("no X-Gitlab-Event header and no object_kind")
         label = "GITLAB_" + kind.upper().replace(" ", "_")
@@ -71,10 +152,22 @@ class GitLabSource:
             path, str
         ):
             raise MalformedEvent(f"{label}: no project.path_with_namespace")
+        author = _text(body.get("user"), "username", "name") or _text(
+            body.get("user_username") or body.get("user_name")
+        )
+
+        def event(label: str, **facts: Any) -> list[NormalisedEvent]:
+            facts.setdefault("project", path if isinstance(path, str) else None)
+            facts.setdefault("repository", project.get("git_http_url"))
+            facts.setdefault("author", author)
+            facts.setdefault("url", project.get("web_url"))
+            facts.setdefault("payload", body)
+            return [NormalisedEvent("gitlab", label, delivery, identity=True, **facts)]
+
         if label in ("GITLAB_PUSH", "GITLAB_TAG_PUSH"):
             ref = body.get("ref")
-            commit = body.get("checkout_sha") or body.get("after")
-            if not isinstance(ref, str) or not isinstance(commit, str):
+            after = body.get("after")
+            if not isinstance(ref, str) or not isinstance(after, str):
                 raise MalformedEvent(f"{label}: no 'ref' or 'after'")
             payload = dict(body)
             branch = None
@@ -82,53 +175,41 @@ class GitLabSource:
                 payload["tag"] = ref.removeprefix("refs/tags/")
             else:
                 branch = ref.removeprefix("refs/heads/")
-            return [
-                NormalisedEvent(
-                    "gitlab",
-                    label,
-                    delivery,
-                    project=path,
-                    branch=branch,
-                    repository=project.get("git_http_url"),
-                    commit=commit,
-                    author=body.get("user_username") or body.get("user_name"),
-                    url=project.get("web_url"),
-                    payload=payload,
-                )
-            ]
+            opt_in = None
+            commit = real_sha(after) and (real_sha(body.get("checkout_sha")) or real_sha(after))
+            if commit is None:
+                label, opt_in = "GITLAB_REF_DELETED", "deletes"
+                payload["deleted"] = True
+            return event(label, branch=branch, commit=commit, payload=payload, opt_in=opt_in)
         if label == "GITLAB_MERGE_REQUEST":
             attrs = _dict(body.get("object_attributes"))
-            iid = attrs.get("iid")
-            commit = _dict(attrs.get("last_commit")).get("id")
-            if iid is None or not commit:
-                raise MalformedEvent(
-                    "GITLAB_MERGE_REQUEST: no object_attributes.iid or last_commit.id"
-                )
-            source = _dict(attrs.get("source"))
-            return [
-                NormalisedEvent(
-                    "gitlab",
-                    label,
-                    delivery,
-                    project=path,
-                    branch=attrs.get("target_branch"),
-                    repository=source.get("git_http_url") or project.get("git_http_url"),
-                    change=str(iid),
-                    commit=commit,
-                    author=_dict(body.get("user")).get("username"),
-                    url=attrs.get("url"),
-                    payload=body,
-                )
-            ]
-        return [
-            NormalisedEvent(
-                "gitlab",
+            facts = _merge_request(attrs, project, label)
+            merged = attrs.get("action") == "merge"
+            if merged:
+                facts["commit"] = real_sha(attrs.get("merge_commit_sha")) or facts["commit"]
+            return event(label, merged=merged, **facts)
+        if label == "GITLAB_NOTE":
+            attrs = _dict(body.get("object_attributes"))
+            on = attrs.get("noteable_type")
+            if on != "MergeRequest" or "merge_request" not in body:
+                what = {"Commit": "a commit", "Issue": "an issue", "Snippet": "a snippet"}
+                raise Ignored(f"a note on {what.get(on, on or 'nothing')}, not on a merge request")
+            facts = _merge_request(_dict(body.get("merge_request")), project, label)
+            facts["url"] = attrs.get("url") or facts["url"]
+            return event(label, **facts)
+        if label == "GITLAB_PIPELINE":
+            attrs = _dict(body.get("object_attributes"))
+            return event(
                 label,
-                delivery,
-                project=path if isinstance(path, str) else None,
-                repository=project.get("git_http_url"),
-                author=_dict(body.get("user")).get("username"),
-                url=project.get("web_url"),
-                payload=body,
+                commit=real_sha(attrs.get("sha")),
+                branch=None if attrs.get("tag") else attrs.get("ref"),
             )
-        ]
+        if label == "GITLAB_JOB":
+            return event(
+                label,
+                repository=project.get("git_http_url")
+                or _dict(body.get("repository")).get("git_http_url"),
+                commit=real_sha(body.get("sha")),
+                branch=None if body.get("tag") else body.get("ref"),
+            )
+        return event(label)

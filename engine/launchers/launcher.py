@@ -20,12 +20,18 @@ store.
 :meth:`Launcher.handle` is what every source's connection calls with a raw
 delivery: normalise, plan, launch; a delivery that cannot be normalised or
 planned is dead-lettered with the reason (set aside, never dropped).
+
+Secrets never go further than the connection that checked them: a raw
+delivery's headers are redacted (:func:`redact_headers`: tokens,
+signatures, credentials, cookies become ``[redacted]``) before it is
+normalised, logged, launched or dead-lettered.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -47,9 +53,50 @@ from engine.launchers.settings import LauncherSettings
 from engine.launchers.traceability import source_event
 from engine.process_store import ProcessStore, StoreError, resolve_process
 
-__all__ = ["LaunchError", "Launcher", "Outcome", "PlannedLaunch"]
+__all__ = ["REDACTED", "LaunchError", "Launcher", "Outcome", "PlannedLaunch", "redact_headers"]
 
 log = logging.getLogger("boss.launchers")
+
+REDACTED = "[redacted]"
+#: header names whose values are secrets: GitLab's token, GitHub's
+#: signatures (an HMAC of the body: with the body, a guessing oracle for a
+#: weak secret), credentials and cookies
+SECRET_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-gitlab-token",
+        "x-hub-signature",
+        "x-hub-signature-256",
+        "private-token",
+        "job-token",
+        "x-api-key",
+    }
+)
+#: and any header whose name says it holds one
+_SECRET_NAME = re.compile(
+    r"token|secret|signature|passw|authoriz|authent|cookie|api[-_]?key|credential", re.I
+)
+
+
+def redact_headers(headers: dict[str, Any]) -> dict[str, Any]:
+    """``headers`` with the values of secret ones (:data:`SECRET_HEADERS`,
+    or a name saying token, secret, signature, password, auth, cookie, api
+    key, credential) replaced by ``[redacted]``."""
+    return {
+        k: REDACTED if k.lower() in SECRET_HEADERS or _SECRET_NAME.search(k) else v
+        for k, v in headers.items()
+    }
+
+
+def redacted(raw: RawEvent) -> RawEvent:
+    """``raw`` with its headers redacted (the same object when there is nothing to hide)."""
+    headers = redact_headers(raw.headers)
+    if headers == raw.headers:
+        return raw
+    return RawEvent(raw.body, headers, raw.routing_key)
 
 
 class LaunchError(ValueError):
@@ -243,8 +290,9 @@ class Launcher:
         return [p.wfid for p in plans], cause
 
     def deadletter(self, source: Source, raw: RawEvent, reason: str) -> str:
-        """Set a raw delivery aside with ``reason``; returns the letter's id."""
-        headers = dict(raw.headers)
+        """Set a raw delivery aside with ``reason`` (its secret headers
+        redacted); returns the letter's id."""
+        headers = redact_headers(dict(raw.headers))
         if raw.routing_key is not None:
             headers["x-routing-key"] = raw.routing_key
         record = wire.deadletter(
@@ -264,6 +312,7 @@ class Launcher:
         """Normalise, plan and launch one raw delivery (dead-lettered when
         it cannot be normalised or planned)."""
         outcome = Outcome()
+        raw = redacted(raw)
         try:
             outcome.events = source.normalise(raw)
             plans = [(ev, self.plan(ev)) for ev in outcome.events]

@@ -19,6 +19,34 @@ A *legacy* item (what BOSS's OBS plugin sent: a JSON object with
 "OBS", "format": 1, ...}``) may come with any routing key, or be
 published straight to ``obs_queue``; its label is ``<namespace>_<label>``.
 
+**Identity.** OBS publishes without a message id, and some bodies
+(``package.update``, ``project.update``, ``repo.publish_state``, ...)
+carry no time: two real events can have the same routing key and body.
+A message's delivery id is, first match wins (:meth:`ObsSource.identity_basis`):
+
+1. ``message_id``: the AMQP property, when the publisher sets one;
+2. ``body``: a digest of the routing key and body, when the body carries
+   the event's own time or id (:data:`OWN_IDENTITY`: ``rev``, ``srcmd5``,
+   ``bcnt``, ``starttime``, ``endtime``, ``readytime``, ``buildid``,
+   ``when``, ...): the same body is the same event;
+3. ``timestamp``: the AMQP property (whole seconds) with the body: the
+   publisher's own word on when;
+4. ``receipt``: the moment the consumer received it (host, pid, nanoseconds,
+   a counter: never the same twice), so two real events are never merged.
+   A *redelivery* of the same message (RabbitMQ sets ``redelivered`` when a
+   consumer died before its ack) must keep the first delivery's id: the
+   consumer notes each receipt in flight in Redis
+   (``<key_prefix>launchers:obs:inflight:<digest of key and body>``, a set,
+   removed after the ack) and a redelivered message takes one back.
+
+Without a consumer (``boss launcher test``), a body of kind 4 gets a digest
+of the routing key and body.
+
+**Ignored.** ``<namespace>.metrics`` (OBS's InfluxDB line protocol, which
+the default binding ``<namespace>.#`` picks up) is not an event: it is
+acknowledged, counted (``ObsConsumer.ignored``, logged), never
+dead-lettered.
+
 Request events name their target projects (``actions[].targetproject``):
 the launcher launches once per target. ``fields.ev`` of a run holds the
 event's fields, plus (for requests, as BOSS's processes expect) ``id``
@@ -28,8 +56,14 @@ event's fields, plus (for requests, as BOSS's processes expect) ``id``
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
+import socket
+import threading
+import time
 import traceback
+from collections import Counter
 from typing import Any
 
 import kombu
@@ -47,7 +81,7 @@ from engine.launchers.base import (
 from engine.launchers.launcher import Launcher
 from engine.launchers.settings import LauncherSettings
 
-__all__ = ["LABELS", "ObsConsumer", "ObsSource"]
+__all__ = ["LABELS", "OWN_IDENTITY", "RECEIVED", "ObsConsumer", "ObsSource"]
 
 log = logging.getLogger("boss.launchers.obs")
 
@@ -83,6 +117,25 @@ LABELS: dict[str, str] = {
     "repo.build_started": "OBS_REPO_BUILD_STARTED",
     "repo.build_finished": "OBS_REPO_BUILD_FINISHED",
 }
+
+
+#: body keys that carry an OBS event's own time or id (see "Identity")
+OWN_IDENTITY = (
+    "rev",
+    "srcmd5",
+    "bcnt",
+    "starttime",
+    "endtime",
+    "readytime",
+    "buildid",
+    "when",
+    "time",
+    "comment_id",
+)
+#: the header the consumer adds: this message's moment of receipt
+RECEIVED = "x-boss-received"
+#: routing keys' last segment -> why such messages are ignored
+IGNORED = {"metrics": "metrics channel (InfluxDB line protocol, not an event)"}
 
 
 def _label_for(kind_event: str) -> str:
@@ -133,7 +186,44 @@ class ObsSource:
     def __init__(self, queue: str = "boss.launchers.obs") -> None:
         self.queue = queue
 
+    def ignored(self, raw: RawEvent) -> str | None:
+        """Why ``raw`` is not an event at all (None: it is one): the
+        ``<namespace>.metrics`` channel."""
+        key = raw.routing_key or ""
+        return IGNORED.get(key.rsplit(".", 1)[-1]) if "." in key else None
+
+    def identity_basis(self, raw: RawEvent) -> str:
+        """What identifies ``raw`` (the module docstring's "Identity"):
+        ``message_id``, ``body``, ``timestamp`` or ``receipt``."""
+        if raw.header("message_id"):
+            return "message_id"
+        try:
+            body = json_body(raw)
+        except MalformedEvent:
+            body = {}
+        fields = body.get("fields")
+        if isinstance(fields, dict) and "obsEvent" in fields:
+            return "body"  # a legacy item: its id and time are in it
+        if any(body.get(k) not in (None, "") for k in OWN_IDENTITY):
+            return "body"
+        if raw.header("timestamp"):
+            return "timestamp"
+        return "receipt"
+
+    def _delivery(self, raw: RawEvent, key: str) -> str:
+        basis = self.identity_basis(raw)
+        if basis == "message_id":
+            return str(raw.header("message_id"))
+        if basis == "timestamp":
+            return delivery_digest(key, raw.body, "timestamp", raw.header("timestamp"))
+        received = raw.header(RECEIVED)
+        if basis == "receipt" and received:
+            return delivery_digest(key, raw.body, "received", received)
+        return delivery_digest(key, raw.body)
+
     def normalise(self, raw: RawEvent) -> list[NormalisedEvent]:
+        if self.ignored(raw):
+            return []
         body = json_body(raw)
         fields = body.get("fields")
         if isinstance(fields, dict) and "obsEvent" in fields:
@@ -150,13 +240,12 @@ class ObsSource:
             )
         kind_event = ".".join(parts[-2:])
         namespace = ".".join(parts[:-2])
-        delivery = raw.header("message_id") or delivery_digest(key, raw.body)
         return [
             self._event(
                 _label_for(kind_event),
                 parts[-2],
                 body,
-                delivery,
+                self._delivery(raw, key),
                 {"namespace": namespace, "routing_key": key},
             )
         ]
@@ -209,9 +298,60 @@ class ObsSource:
         )
 
 
+class _Ledger:
+    """The receipts in flight (see "Identity"): a Redis set per digest of
+    routing key and body, holding the receipt of each such message not yet
+    acknowledged. Redis trouble is logged, never fatal: then a redelivered
+    message of an untimed event may launch a second time."""
+
+    #: seconds a set lives after its last receipt (a crashed consumer's
+    #: entries go away with it)
+    TTL = 24 * 3600
+
+    def __init__(self, config: Config, client: Any) -> None:
+        self.prefix = f"{config.key_prefix}launchers:obs:inflight:"
+        self._config = config
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import redis
+
+            self._client = redis.Redis.from_url(self._config.resolved_redis_url())
+        return self._client
+
+    def take(self, content: str) -> str | None:
+        try:
+            got = self.client.spop(self.prefix + content)
+        except Exception as exc:
+            log.warning("obs launcher: in-flight ledger unavailable: %s", exc)
+            return None
+        return got.decode() if isinstance(got, bytes) else got
+
+    def put(self, content: str, token: str) -> None:
+        try:
+            with self.client.pipeline() as pipe:
+                pipe.sadd(self.prefix + content, token)
+                pipe.expire(self.prefix + content, self.TTL)
+                pipe.execute()
+        except Exception as exc:
+            log.warning("obs launcher: in-flight ledger unavailable: %s", exc)
+
+    def drop(self, content: str, token: str) -> None:
+        try:
+            self.client.srem(self.prefix + content, token)
+        except Exception as exc:
+            log.warning("obs launcher: in-flight ledger unavailable: %s", exc)
+
+    def count(self) -> int:
+        return sum(self.client.scard(key) for key in self.client.scan_iter(match=self.prefix + "*"))
+
+
 class ObsConsumer(ConsumerMixin):
     """Consumes BOSS's durable queue on the OBS topic exchange and hands each
-    message to the launcher (acknowledged once launched or dead-lettered)."""
+    message to the launcher (acknowledged once launched or dead-lettered;
+    ``<namespace>.metrics`` acknowledged and counted in ``ignored``)."""
 
     def __init__(
         self,
@@ -220,6 +360,7 @@ class ObsConsumer(ConsumerMixin):
         launcher: Launcher,
         *,
         connection: kombu.Connection | None = None,
+        redis_client: Any = None,
     ) -> None:
         from engine.broker import connect
 
@@ -231,6 +372,12 @@ class ObsConsumer(ConsumerMixin):
             connection if connection is not None else connect(config, url=settings.obs_url or None)
         )
         self.handled = 0
+        #: messages acknowledged without handling, by kind (``metrics``)
+        self.ignored: Counter[str] = Counter()
+        self._ledger = _Ledger(config, redis_client)
+        self._seq = itertools.count()
+        self._host = f"{socket.gethostname()}:{os.getpid()}"
+        self._count_lock = threading.Lock()
 
     @property
     def queue(self) -> Queue:
@@ -257,15 +404,48 @@ class ObsConsumer(ConsumerMixin):
             ", ".join(self.settings.bindings()),
         )
 
+    def inflight(self) -> int:
+        """How many receipts are in flight (acknowledged ones are dropped)."""
+        return self._ledger.count()
+
+    def _receipt(self) -> str:
+        return f"{self._host}:{time.time_ns()}:{next(self._seq)}"
+
     def _on_message(self, message: kombu.Message) -> None:
+        key = message.delivery_info.get("routing_key")
         headers = {k: str(v) for k, v in (message.headers or {}).items()}
-        mid = message.properties.get("message_id")
-        if mid:
-            headers["message_id"] = str(mid)
+        headers.pop(RECEIVED, None)  # only ours counts
+        props = message.properties or {}
+        if props.get("message_id"):
+            headers["message_id"] = str(props["message_id"])
+        if props.get("timestamp") is not None:
+            headers["timestamp"] = str(props["timestamp"])
+        redelivered = bool(message.delivery_info.get("redelivered"))
+        if redelivered:
+            headers["redelivered"] = "true"
         body = (
             message.body if isinstance(message.body, bytes) else str(message.body).encode("utf-8")
         )
-        raw = RawEvent(body, headers, message.delivery_info.get("routing_key"))
+        raw = RawEvent(body, headers, key)
+        why = self.source.ignored(raw)
+        if why is not None:
+            kind = (key or "").rsplit(".", 1)[-1]
+            with self._count_lock:
+                self.ignored[kind] += 1
+                n = self.ignored[kind]
+            if n == 1 or n % 1000 == 0:
+                log.info("obs launcher: ignored %d %s message(s): %s", n, kind, why)
+            else:
+                log.debug("obs launcher: ignored %s: %s", key, why)
+            message.ack()
+            return
+        entry = None
+        if self.source.identity_basis(raw) == "receipt":
+            content = delivery_digest(key, body)
+            token = (self._ledger.take(content) if redelivered else None) or self._receipt()
+            self._ledger.put(content, token)
+            raw = RawEvent(body, {**headers, RECEIVED: token}, key)
+            entry = (content, token)
         try:
             self.launcher.handle(self.source, raw)
         except Exception as exc:  # a bug: set the message aside rather than loop on it
@@ -273,4 +453,6 @@ class ObsConsumer(ConsumerMixin):
                 self.source, raw, "handling failed: " + "".join(traceback.format_exception(exc))
             )
         message.ack()
+        if entry is not None:
+            self._ledger.drop(*entry)
         self.handled += 1

@@ -11,6 +11,8 @@ complement, to the process store's directory layout).
         branch: main
         repository: "~^https://github.com/"
         payload: {action: opened}      # dotted paths into the payload
+        deletes: false                 # true: ref deletions match too
+        internal_refs: false           # true: Gerrit refs/changes/*, refs/meta/* too
       process: ci/build                # a process of the store (or process_dir)
       fields:                          # extracted into the launch fields
         commit: "${payload.after}"
@@ -23,10 +25,17 @@ list matches when any element does. A string field that is exactly one
 ``${...}`` keeps the value's type; within other text it is put as text;
 a path that is missing gives ``null`` (alone) or an empty string.
 
+Opting in: a ref deletion (``GITHUB_REF_DELETED``, ``GITLAB_REF_DELETED``,
+``GERRIT_REF_DELETED``) matches only a rule with ``deletes: true``, an
+update of a Gerrit internal ref (``GERRIT_INTERNAL_REF_UPDATED``) only one
+with ``internal_refs: true`` (as zuul's ``ignore-deletes``): a catch-all
+rule never launches for them. The event says which it needs
+(``NormalisedEvent.opt_in``).
+
 Names in ``${...}``: ``payload.<path>``, ``source``, ``label``,
 ``delivery``, ``project``, ``target`` (the request's target project of this
 launch), ``branch``, ``repository``, ``change``, ``commit``, ``author``,
-``url``.
+``url``, ``patchset``, ``fork``.
 """
 
 from __future__ import annotations
@@ -46,6 +55,9 @@ from engine.trace.triggers import values_at
 __all__ = ["Rule", "RuleError", "Rules", "extract"]
 
 _KEYS = {"source", "label", "type", "project", "branch", "repository", "payload"}
+#: the opt-in keys (booleans): an event whose ``opt_in`` is one of them
+#: matches only a rule that sets it true
+OPT_INS = ("deletes", "internal_refs")
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
 
 
@@ -144,15 +156,22 @@ class Rule:
             raise RuleError(f"{self.where}: no process")
         if not isinstance(self.match, dict):
             raise RuleError(f"{self.where}: match is not a mapping")
-        unknown = set(self.match) - _KEYS
+        unknown = set(self.match) - _KEYS - set(OPT_INS)
         if unknown:
             raise RuleError(
-                f"{self.where}: unknown match keys {sorted(unknown)}; known: {sorted(_KEYS)}"
+                f"{self.where}: unknown match keys {sorted(unknown)}; "
+                f"known: {sorted(_KEYS | set(OPT_INS))}"
             )
+        for key in OPT_INS:
+            if key in self.match and not isinstance(self.match[key], bool):
+                raise RuleError(f"{self.where}: match.{key} is not true or false")
+        self.opt_ins = frozenset(k for k in OPT_INS if self.match.get(k) is True)
         if not isinstance(self.fields, dict):
             raise RuleError(f"{self.where}: fields is not a mapping")
         self._compiled: dict[str, list[str]] = {}
         for key, value in self.match.items():
+            if key in OPT_INS:
+                continue
             if key == "payload":
                 if not isinstance(value, dict):
                     raise RuleError(f"{self.where}: match.payload is not a mapping")
@@ -171,6 +190,8 @@ class Rule:
             raise RuleError(f"{self.where}: fields: unknown name ${{{exc.args[0]}}}") from None
 
     def matches(self, event: NormalisedEvent, target: str | None) -> bool:
+        if event.opt_in and event.opt_in not in self.opt_ins:
+            return False
         for key, patterns in self._compiled.items():
             if key.startswith("payload."):
                 got = values_at(event.payload, key.split(".")[1:])

@@ -40,6 +40,10 @@ class LauncherSettings(Section):
     #: seconds a webhook delivery id is remembered (a repeat within it is
     #: answered "already launched")
     delivery_ttl: float = setting(7 * 24 * 3600.0, check=positive())
+    #: the largest webhook body accepted, in bytes (GitHub caps its payloads
+    #: at 25 MB): a larger ``Content-Length`` is answered 413 before any of
+    #: the body is read, a chunked body is cut (413) when it passes it
+    max_body: int = setting(25 * 1024 * 1024, check=positive())
     #: the OBS message bus: broker URL (empty: BOSS's own broker), topic
     #: exchange, routing-key namespace, and BOSS's durable queue on it
     obs_url: str = ""

@@ -3,17 +3,23 @@ launches it causes (each run's ActivityTriggered links it as CAUSE).
 
 * SourceChangeSubmitted: a push (``GITHUB_PUSH``, ``GITHUB_TAG_PUSH``,
   ``GITLAB_PUSH``, ``GITLAB_TAG_PUSH``), a merged change
-  (``GERRIT_CHANGE_MERGED``, ``GERRIT_REF_UPDATED``), an OBS commit
-  (``OBS_SRCSRV_COMMIT``);
+  (``GERRIT_CHANGE_MERGED``, a GitHub pull request closed merged, a GitLab
+  merge request's ``merge``: ``NormalisedEvent.merged``; linked as CHANGE
+  to the SourceChangeCreated of the revision merged), a branch or tag
+  updated (``GERRIT_REF_UPDATED``), an OBS commit (``OBS_SRCSRV_COMMIT``);
 * SourceChangeCreated: a proposed change (``GITHUB_PULL_REQUEST``,
   ``GITLAB_MERGE_REQUEST``, ``GERRIT_PATCHSET_CREATED``), an OBS request
-  (``OBS_SRCSRV_REQUEST_CREATE``);
+  (``OBS_SRCSRV_REQUEST_CREATE``); a change's id is derived from its
+  revision (:func:`engine.launchers.base.change_eiffel_id`: source,
+  project, change, patch set), so the events of one revision are one
+  event, and its merge can link it;
 * ArtifactCreated (identity: a purl): a built package (``OBS_BUILD_SUCCESS``),
   a published repository (``OBS_REPO_PUBLISHED``);
 * AnnouncementPublished (heading: the label, severity MINOR): anything else
-  (a failed build, a request's state change, a review, a comment).
+  (a failed build, a request's state change, a review, a comment, a ref
+  deletion or a Gerrit internal ref that a rule opted in to).
 
-The event's id is derived from the source, the delivery and the label
+Other events' ids are derived from the source, the delivery and the label
 (:func:`engine.launchers.base.eiffel_id_for`), so a delivery seen twice
 gives the same event (the graph stores it once). Every event carries
 ``customData`` ``source``, ``label``, ``delivery`` and ``project``.
@@ -26,10 +32,18 @@ from functools import cache
 from typing import Any
 from urllib.parse import quote
 
-from engine.launchers.base import NormalisedEvent, eiffel_id_for
+from engine.launchers.base import NormalisedEvent, change_eiffel_id, eiffel_id_for
 from engine.trace import eiffel
 
-__all__ = ["ARTIFACT", "CREATED", "SUBMITTED", "event_type_for", "source_event"]
+__all__ = [
+    "ARTIFACT",
+    "CREATED",
+    "SUBMITTED",
+    "change_event_id",
+    "event_type_for",
+    "event_type_of",
+    "source_event",
+]
 
 SUBMITTED = frozenset(
     {
@@ -71,6 +85,26 @@ def event_type_for(label: str) -> str:
     return eiffel.ANNOUNCEMENT_PUBLISHED
 
 
+def event_type_of(event: NormalisedEvent) -> str:
+    """The Eiffel event type published for ``event``: a merged change is a
+    SourceChangeSubmitted whatever its label, an opted-in event (a ref
+    deletion, an internal ref) an AnnouncementPublished, else by label."""
+    if event.opt_in:
+        return eiffel.ANNOUNCEMENT_PUBLISHED
+    if event.merged:
+        return eiffel.SOURCE_CHANGE_SUBMITTED
+    return event_type_for(event.label)
+
+
+def change_event_id(event: NormalisedEvent) -> str | None:
+    """The id of the SourceChangeCreated of ``event``'s change revision (an
+    event of a source that normalises the identity, naming a change and its
+    patch set: the forges), else None."""
+    if not event.identity or not event.change or not event.patchset:
+        return None
+    return change_eiffel_id(event.source, event.project, event.change, event.patchset)
+
+
 def _purl(event: NormalisedEvent) -> str:
     p = event.payload
     project = quote(str(event.project or p.get("project") or "unknown"), safe="")
@@ -96,7 +130,7 @@ def _purl(event: NormalisedEvent) -> str:
 
 def source_event(event: NormalisedEvent) -> dict[str, Any]:
     """The Eiffel event for ``event`` (see the module docstring)."""
-    etype = event_type_for(event.label)
+    etype = event_type_of(event)
     custom = {
         k: v
         for k, v in (
@@ -109,10 +143,13 @@ def source_event(event: NormalisedEvent) -> dict[str, Any]:
     }
     if event.targets:
         custom["targets"] = list(event.targets)
-    meta = {
-        "event_id": eiffel_id_for(event.source, event.delivery, event.label),
-        "source": _meta_source(),
-    }
+    change_id = change_event_id(event)
+    own_id = (
+        change_id
+        if etype == eiffel.SOURCE_CHANGE_CREATED and change_id
+        else eiffel_id_for(event.source, event.delivery, event.label)
+    )
+    meta = {"event_id": own_id, "source": _meta_source()}
     git = event.commit and event.repository and event.source != "obs"
     repo_name = event.project if event.source != "obs" else None
     source = {
@@ -123,6 +160,7 @@ def source_event(event: NormalisedEvent) -> dict[str, Any]:
     }
     if etype == eiffel.SOURCE_CHANGE_SUBMITTED:
         return eiffel.source_change_submitted(
+            change_id if event.merged else None,
             **source,
             submitter={"name": event.author} if event.author else None,
             custom_data=custom,

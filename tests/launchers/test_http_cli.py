@@ -22,14 +22,34 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class FakeRedis:
+    """Redis's SET as the server does it: ``nx`` sets only a missing key and
+    says whether it did (with ``get``: returns the value it found), a plain
+    SET overwrites (the endpoint claims a
+    delivery with SET NX, then stores its result over the claim). The fake
+    used to ignore ``nx`` and return nothing, which only fitted the old
+    check-then-set race. The claim's release (a script) just deletes."""
+
     def __init__(self) -> None:
         self.data: dict[str, bytes] = {}
 
     def get(self, key: str) -> bytes | None:
         return self.data.get(key)
 
-    def set(self, key: str, value: str, ex: int | None = None, nx: bool = False) -> None:
-        self.data.setdefault(key, value.encode())
+    def set(
+        self, key: str, value: str, ex: int | None = None, nx: bool = False, get: bool = False
+    ) -> bytes | bool | None:
+        old = self.data.get(key)
+        if not (nx and old is not None):
+            self.data[key] = value.encode()
+        if get:
+            return old
+        return None if nx and old is not None else True
+
+    def eval(self, script: str, numkeys: int, key: str, token: str) -> int:
+        if self.data.get(key) == token.encode():
+            del self.data[key]
+            return 1
+        return 0
 
 
 def app_for(tmp_path: Path, fake: FakePublisher, **settings: str):

@@ -185,13 +185,20 @@ def test_gerrit_stream_from_a_file(store_dir, fake):
     stream.run()
     assert stream.handled == 4
     assert [i["wfid"].split("-")[-1] for i in fake.sent] == ["verify", "build"]
-    assert fake.sent[0]["fields"]["ev"]["change"]["number"] == 1234  # the payload's own
+    # ev.change is the change number as text, for every source and Gerrit
+    # version (it was the payload's change object here, and a string elsewhere);
+    # the payload's own object is in ev.raw
+    ev = fake.sent[0]["fields"]["ev"]
+    assert ev["change"] == "1234" and ev["patchset"] == "2"
+    assert ev["raw"]["change"]["number"] == 1234
 
 
 def test_gerrit_command_restarts_with_backoff(tmp_path, store_dir, fake):
     line = (FIXTURES / "gerrit_stream.jsonl").read_text().splitlines()[0]
     script = tmp_path / "stream.sh"
-    script.write_text(f"#!/bin/sh\necho '{line}'\necho 'not json'\nexit 3\n")
+    # a line that starts like JSON but is not: dead-lettered (a line that is
+    # not JSON at all, an SSH banner or warning, is ignored)
+    script.write_text(f"#!/bin/sh\necho '{line}'\necho '{{not json'\nexit 3\n")
     script.chmod(0o755)
     launcher = launcher_for(store_dir, fake)
     stream = GerritStream(launcher, GerritSource(), command=str(script), max_backoff=0.05)

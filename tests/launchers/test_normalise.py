@@ -186,8 +186,15 @@ def test_github_pull_request():
         "main",
         "42",
     )
-    assert ev.commit == "c0ffee0000000000000000000000000000c0ffee"
-    assert ev.repository == "https://github.com/contributor/boss-demo.git"
+    assert ev.commit == ev.patchset == "c0ffee0000000000000000000000000000c0ffee"
+    # a fork's pull request: the repository it targets, and where the commits
+    # come from in `fork` (it was the fork's URL beside the base's name and branch)
+    assert ev.repository == "https://github.com/sailfishos/boss-demo.git"
+    assert ev.fork == {
+        "project": "contributor/boss-demo",
+        "repository": "https://github.com/contributor/boss-demo.git",
+        "branch": "spec",
+    }
     assert ev.payload["action"] == "opened"
     e = source_event(ev)
     assert e["meta"]["type"] == eiffel.SOURCE_CHANGE_CREATED
@@ -263,16 +270,27 @@ def test_gitlab_merge_request():
         "1",
     )
     assert ev.delivery == "8c1e7f44-7d0b-4a1e-9c55-3f3e3a0d9b77"
-    assert ev.repository == "https://gitlab.example.com/awesome/boss-demo.git"
+    # a fork's merge request (source project 14, target 15): the target's URL,
+    # the source in `fork` (it was the source's URL beside the target's name)
+    assert ev.repository == "https://gitlab.example.com/mer/boss-demo.git"
+    assert ev.fork == {
+        "project": "awesome/boss-demo",
+        "repository": "https://gitlab.example.com/awesome/boss-demo.git",
+        "branch": "ms-viewport",
+    }
     assert ev.payload["object_attributes"]["action"] == "open"
     assert source_event(ev)["meta"]["type"] == eiffel.SOURCE_CHANGE_CREATED
 
 
 def test_gitlab_other_hooks_and_malformed():
     ev = GitLabSource().normalise(
-        RawEvent(b'{"object_kind": "note"}', {"X-Gitlab-Event": "Note Hook"})
+        RawEvent(b'{"object_kind": "wiki_page"}', {"X-Gitlab-Event": "Wiki Page Hook"})
     )[0]
-    assert ev.label == "GITLAB_NOTE"
+    assert ev.label == "GITLAB_WIKI_PAGE"
+    # a note on no merge request launches nothing (as zuul: comments on merge
+    # requests only); this case was the generic GITLAB_NOTE example
+    raw = RawEvent(b'{"object_kind": "note"}', {"X-Gitlab-Event": "Note Hook"})
+    assert GitLabSource().normalise(raw) == []
     with pytest.raises(MalformedEvent, match="path_with_namespace"):
         GitLabSource().normalise(
             RawEvent(b'{"ref": "refs/heads/a"}', {"X-Gitlab-Event": "Push Hook"})
@@ -321,7 +339,7 @@ def test_gerrit_stream_lines():
 @pytest.mark.parametrize(
     ("line", "reason"),
     [
-        (b"not json", "not JSON"),
+        (b"{not json", "not JSON"),  # a line that is not `{...}` at all is ignored
         (b'{"change": {}}', "no 'type'"),
         (b'{"type": "patchset-created", "change": {"project": "p"}}', "patchset-created"),
         (b'{"type": "ref-updated", "refUpdate": {}}', "ref-updated"),
