@@ -23,19 +23,23 @@ from typing import Any, Protocol, runtime_checkable
 __all__ = [
     "EVENT_FIELDS",
     "IDENTITY_KEYS",
+    "TRIGGER_KEYS",
     "ExplainingSource",
     "Ignored",
     "MalformedEvent",
     "NormalisedEvent",
     "RawEvent",
     "Source",
+    "Trigger",
     "change_eiffel_id",
+    "commit_files",
     "delivery_digest",
     "eiffel_id_for",
     "explain",
     "json_body",
     "real_sha",
     "sanitise_wfid",
+    "text_list",
 ]
 
 #: the common fields of a ``NormalisedEvent``, beside its payload
@@ -72,6 +76,34 @@ IDENTITY_KEYS = (
     "patchset",
     "fork",
     "author",
+)
+
+#: what a rules file's trigger keys match beside the identity, the same
+#: for every forge (``Trigger``; ``ev.trigger``): ``event`` the forge's own
+#: event name (GitHub's ``X-GitHub-Event``, GitLab's ``object_kind``,
+#: Gerrit's ``type``), ``action`` (GitHub's ``action``, GitLab's
+#: ``object_attributes.action``), ``ref`` the full ref, ``labels`` the
+#: change's labels (Gerrit: hashtags), ``added_labels`` the labels this
+#: event added, ``files`` the paths the pushed commits or the patch set
+#: touch, ``comment`` a comment's text, ``approvals`` the votes of a
+#: comment (Gerrit: ``{label: value}``), ``review`` a review's state,
+#: ``draft`` a draft / WIP change, ``association`` GitHub's
+#: ``author_association`` of the author, ``from_repository`` the commits are
+#: the repository's own (a push, a change from one of its branches: true; a
+#: fork or a Gerrit upload: false); null: the delivery does not say
+TRIGGER_KEYS = (
+    "event",
+    "action",
+    "ref",
+    "labels",
+    "added_labels",
+    "files",
+    "comment",
+    "approvals",
+    "review",
+    "draft",
+    "association",
+    "from_repository",
 )
 
 #: an all-zero SHA-1 / SHA-256: git's "no commit" (a created or deleted ref)
@@ -120,6 +152,82 @@ class RawEvent:
 
 
 @dataclass(frozen=True)
+class Trigger:
+    """What the rules' trigger keys match (:data:`TRIGGER_KEYS`), extracted
+    by each forge's normaliser the same way; ``None``: the delivery does
+    not carry it (``files`` then is "unknown": ``unknown`` names it)."""
+
+    event: str | None = None
+    action: str | None = None
+    ref: str | None = None
+    labels: tuple[str, ...] | None = None
+    added_labels: tuple[str, ...] = ()
+    files: tuple[str, ...] | None = None
+    comment: str | None = None
+    approvals: dict[str, int] | None = None
+    review: str | None = None
+    draft: bool | None = None
+    association: str | None = None
+    from_repository: bool | None = None
+
+    @property
+    def unknown(self) -> tuple[str, ...]:
+        """The trigger keys a rule may ask about that this delivery does not
+        give (today ``files``: a pull or merge request names no files)."""
+        return ("files",) if self.files is None else ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """``ev.trigger``: every key (lists for tuples), and ``unknown``."""
+        out: dict[str, Any] = {}
+        for key in TRIGGER_KEYS:
+            value = getattr(self, key)
+            if isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, dict):
+                value = dict(value)
+            out[key] = value
+        out["unknown"] = list(self.unknown)
+        return out
+
+
+def text_list(values: Any, *keys: str) -> tuple[str, ...] | None:
+    """Names out of a list of strings or of mappings (their first of
+    ``keys`` that is a non-empty string); ``None`` when ``values`` is not a
+    list."""
+    if not isinstance(values, list):
+        return None
+    out = []
+    for value in values:
+        if isinstance(value, dict):
+            value = next(
+                (value[k] for k in keys if isinstance(value.get(k), str) and value[k]), None
+            )
+        if isinstance(value, str) and value and value not in out:
+            out.append(value)
+    return tuple(out)
+
+
+def commit_files(commits: Any) -> tuple[str, ...] | None:
+    """The paths the commits of a push touch (GitHub's and GitLab's
+    ``commits[].added/modified/removed``, in order, once each); ``None``
+    when there are no commits to read."""
+    if not isinstance(commits, list) or not commits:
+        return None
+    out: dict[str, None] = {}
+    for commit in commits:
+        if not isinstance(commit, dict):
+            return None
+        for key in ("added", "modified", "removed"):
+            paths = commit.get(key)
+            if paths is None:
+                continue
+            if not isinstance(paths, list):
+                return None
+            out.update((p, None) for p in paths if isinstance(p, str) and p)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class NormalisedEvent:
     """What a source event means to BOSS, whatever its source.
 
@@ -151,7 +259,9 @@ class NormalisedEvent:
       ``refs/changes/*`` or ``refs/meta/*`` update), or a process store
       file named with its own label;
     * ``merged``: a change was merged (a SourceChangeSubmitted linked to the
-      change's SourceChangeCreated).
+      change's SourceChangeCreated);
+    * ``trigger``: what the rules' trigger keys match (:class:`Trigger`;
+      ``ev.trigger``); the forges set it.
     """
 
     source: str
@@ -173,6 +283,7 @@ class NormalisedEvent:
     unknown: tuple[str, ...] = ()
     opt_in: str | None = None
     merged: bool = False
+    trigger: Trigger | None = None
 
     @property
     def projects(self) -> list[str | None]:
@@ -199,6 +310,10 @@ class NormalisedEvent:
             value = getattr(self, key)
             if value is not None:
                 out.setdefault(key, value)
+        if self.trigger is not None:
+            if "trigger" in out:  # a payload's own key of that name
+                out.setdefault("raw", {})["trigger"] = out["trigger"]
+            out["trigger"] = self.trigger.as_dict()
         if self.targets:
             out["targets"] = list(self.targets)
         if target is not None:

@@ -33,12 +33,26 @@ the lines of a file (a recording, or a test) instead.
 
 Gerrit's events carry no id: the delivery id is a digest of the event's
 JSON (the same line read twice launches once).
+
+What the rules' trigger keys match (``ev.trigger``, ``base.Trigger``):
+``event`` the ``type`` (``patchset-created``, ``comment-added`` ...;
+``action`` is null: the type is the action); ``ref`` ``refUpdate.refName``
+or the patch set's ``refs/changes/..``; ``labels`` the change's hashtags
+(``hashtags-changed``: ``hashtags``, ``added_labels`` its ``added``);
+``files`` the patch set's ``files`` when the event carries them (a
+stream-events line usually does not: unknown; Gerrit's ``/COMMIT_MSG``
+and ``/MERGE_LIST`` are left out); ``comment`` a comment's text without
+Gerrit's header (``Patch Set N: <votes>``, ``(N comments)``); ``approvals`` a
+comment's votes ``{label: value}`` (``Code-Review: 2``); ``draft`` the
+change is work in progress (``change.wip``) or a draft; ``from_repository``
+false for a change (anyone may upload one), true for a ref update.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import shlex
 import subprocess
 import threading
@@ -53,9 +67,11 @@ from engine.launchers.base import (
     MalformedEvent,
     NormalisedEvent,
     RawEvent,
+    Trigger,
     delivery_digest,
     json_body,
     real_sha,
+    text_list,
 )
 from engine.launchers.launcher import Launcher
 
@@ -85,6 +101,42 @@ def _text(obj: Any) -> str | None:
 
 
 _INTERNAL = ("refs/changes/", "refs/meta/")
+#: the header Gerrit puts before a comment's text ("Patch Set 2:",
+#: "Patch Set 2: Code-Review+2 Verified+1", then "(3 comments)" when there
+#: are inline comments) and the blank line after it
+_COMMENT_HEADER = re.compile(
+    r"\APatch Set \d+:[^\n]*(?:\n\n\(\d+ (?:inline )?comments?\))?(?:\n\n|\n|\Z)"
+)
+
+
+def _comment(text: Any) -> str | None:
+    if not isinstance(text, str):
+        return None
+    return _COMMENT_HEADER.sub("", text, count=1)
+
+
+def _approvals(approvals: Any) -> dict[str, int] | None:
+    """A comment's votes (``[{type, value, oldValue}]``) as ``{label: value}``."""
+    if not isinstance(approvals, list):
+        return None
+    out: dict[str, int] = {}
+    for vote in approvals:
+        vote = _dict(vote)
+        name = vote.get("type") or vote.get("description")
+        try:
+            value = int(vote.get("value"))
+        except (TypeError, ValueError):
+            continue
+        if isinstance(name, str) and name:
+            out[name] = value
+    return out
+
+
+def _files(patchset: dict[str, Any]) -> tuple[str, ...] | None:
+    """The patch set's paths (``patchSet.files``, as ``gerrit query --files``
+    gives them), without Gerrit's magic ``/COMMIT_MSG`` and ``/MERGE_LIST``."""
+    files = text_list(patchset.get("files"), "file")
+    return None if files is None else tuple(f for f in files if not f.startswith("/"))
 
 
 class GerritSource(ExplainingSource):
@@ -146,6 +198,7 @@ class GerritSource(ExplainingSource):
                 payload["tag"] = name.removeprefix("refs/tags/")
             elif not name.startswith(_INTERNAL):
                 branch = name.removeprefix("refs/heads/")
+            trigger = Trigger(event=kind, ref=name, from_repository=True if commit else None)
             return event(
                 project,
                 label=label_,
@@ -154,8 +207,24 @@ class GerritSource(ExplainingSource):
                 author=_who(body.get("submitter")),
                 payload=payload,
                 opt_in=opt_in,
+                trigger=trigger,
             )
         project = _text(change.get("project")) or _text(body.get("project"))
+        hashtags = body.get("hashtags") if "hashtags" in body else change.get("hashtags")
+        ps_ref = patchset.get("ref")
+        trigger = Trigger(
+            event=kind,
+            ref=ps_ref if isinstance(ps_ref, str) and ps_ref else None,
+            labels=text_list(hashtags),
+            added_labels=text_list(body.get("added")) or () if kind == "hashtags-changed" else (),
+            files=_files(patchset),
+            comment=_comment(body.get("comment")),
+            approvals=_approvals(body.get("approvals")),
+            draft=(change.get("wip") is True or change.get("status") == "DRAFT")
+            if change
+            else None,
+            from_repository=False if change else None,
+        )
         number = _text(change.get("number"))
         ps_number = _text(patchset.get("number"))
         revision = real_sha(patchset.get("revision"))
@@ -179,6 +248,7 @@ class GerritSource(ExplainingSource):
                 url=change.get("url"),
                 merged=merged,
                 unknown=("commit",) if commit is None else (),
+                trigger=trigger,
             )
         who = next(
             (
@@ -197,6 +267,7 @@ class GerritSource(ExplainingSource):
             author=who,
             url=change.get("url"),
             unknown=("commit",) if patchset and revision is None else (),
+            trigger=trigger,
         )
 
 

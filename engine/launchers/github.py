@@ -25,6 +25,19 @@ reads it):
   deletion), a comment on an issue, an edited or deleted comment;
 * any other ``E``: ``GITHUB_<E>`` (upper case), the repository's identity
   (``check_run``/``check_suite``: the head commit checked too).
+
+What the rules' trigger keys match (``ev.trigger``, ``base.Trigger``):
+``event`` the ``X-GitHub-Event``, ``action`` the body's; ``ref`` (a pull
+request's ``refs/pull/N/head``); ``labels`` the pull request's (an issue
+comment's: the issue's), ``added_labels`` a ``labeled`` action's label;
+``files`` a push's commits' added, modified and removed paths (unknown for
+a pull request: its files need the API); ``comment`` an issue comment's or
+a review's body, ``review`` a review's state (``approved``,
+``changes_requested``, ``commented``, ``dismissed``); ``draft`` the pull
+request's; ``association`` the author's ``author_association`` (``OWNER``,
+``MEMBER``, ``COLLABORATOR``, ``CONTRIBUTOR``, ``FIRST_TIME_CONTRIBUTOR``,
+``FIRST_TIMER``, ``NONE``); ``from_repository`` a push, or a pull request
+from a branch of the base repository.
 """
 
 from __future__ import annotations
@@ -40,9 +53,12 @@ from engine.launchers.base import (
     MalformedEvent,
     NormalisedEvent,
     RawEvent,
+    Trigger,
+    commit_files,
     delivery_digest,
     json_body,
     real_sha,
+    text_list,
 )
 
 __all__ = ["GitHubSource", "sign", "verify_signature"]
@@ -74,6 +90,27 @@ def _repo(body: dict[str, Any], what: str) -> dict[str, Any]:
     return repo
 
 
+def _names(obj: Any) -> tuple[str, ...] | None:
+    return text_list(obj, "name")
+
+
+def _trigger(kind: str, body: dict[str, Any], **facts: Any) -> Trigger:
+    """The trigger facts of a delivery of ``kind`` (see the module docstring)."""
+    action = body.get("action")
+    facts.setdefault("event", kind)
+    facts.setdefault("action", action if isinstance(action, str) and action else None)
+    if action == "labeled":
+        label = _dict(body.get("label")).get("name")
+        facts.setdefault("added_labels", (label,) if isinstance(label, str) and label else ())
+    if kind in ("create", "delete") and isinstance(body.get("ref"), str):
+        where = "tags" if body.get("ref_type") == "tag" else "heads"
+        facts.setdefault("ref", f"refs/{where}/{body['ref']}")
+    if kind == "release":
+        tag = _dict(body.get("release")).get("tag_name")
+        facts.setdefault("ref", f"refs/tags/{tag}" if isinstance(tag, str) and tag else None)
+    return Trigger(**facts)
+
+
 class GitHubSource(ExplainingSource):
     """Normalises GitHub webhook deliveries (see the module docstring)."""
 
@@ -91,6 +128,9 @@ class GitHubSource(ExplainingSource):
         facts.setdefault("repository", repo.get("clone_url"))
         facts.setdefault("author", _dict(body.get("sender")).get("login"))
         facts.setdefault("url", repo.get("html_url"))
+        kind = facts.pop("kind", None)
+        if "trigger" not in facts:
+            facts["trigger"] = _trigger(kind or label.removeprefix("GITHUB_").lower(), body)
         return NormalisedEvent("github", label, delivery, identity=True, **facts)
 
     def _normalise(self, raw: RawEvent) -> list[NormalisedEvent]:
@@ -117,7 +157,12 @@ class GitHubSource(ExplainingSource):
             facts = {"commit": real_sha(_dict(body.get(kind)).get("head_sha"))}
         return [
             self._event(
-                "GITHUB_" + kind.upper().replace("-", "_"), delivery, body, payload=body, **facts
+                "GITHUB_" + kind.upper().replace("-", "_"),
+                delivery,
+                body,
+                payload=body,
+                kind=kind,
+                **facts,
             )
         ]
 
@@ -140,6 +185,10 @@ class GitHubSource(ExplainingSource):
         if body.get("deleted") is True or commit is None:
             label, opt_in = "GITHUB_REF_DELETED", "deletes"
             payload["deleted"] = True
+        # the pushed commits' paths (GitHub lists at most 2048 commits: more, unknown)
+        commits = body.get("commits")
+        listed = commits if isinstance(commits, list) else []
+        files = commit_files(listed) if commit and len(listed) < 2048 else None
         return self._event(
             label,
             delivery,
@@ -151,6 +200,9 @@ class GitHubSource(ExplainingSource):
             url=body.get("compare") or repo.get("html_url"),
             payload=payload,
             opt_in=opt_in,
+            trigger=_trigger(
+                "push", body, ref=ref, files=files, from_repository=True if commit else None
+            ),
         )
 
     def _pull_request(self, kind: str, body: dict[str, Any], delivery: str) -> NormalisedEvent:
@@ -178,6 +230,21 @@ class GitHubSource(ExplainingSource):
         merged = (
             kind == "pull_request" and body.get("action") == "closed" and bool(pr.get("merged"))
         )
+        review = _dict(body.get("review")) if kind == "pull_request_review" else {}
+        state = review.get("state")
+        draft = pr.get("draft")
+        association = pr.get("author_association")
+        trigger = _trigger(
+            kind,
+            body,
+            ref=f"refs/pull/{number}/head",
+            labels=_names(pr.get("labels")),
+            comment=review.get("body") if isinstance(review.get("body"), str) else None,
+            review=state.lower() if isinstance(state, str) and state else None,
+            draft=draft if isinstance(draft, bool) else None,
+            association=association if isinstance(association, str) else None,
+            from_repository=None if not head_repo else fork is None,
+        )
         return self._event(
             "GITHUB_" + kind.upper(),
             delivery,
@@ -194,6 +261,7 @@ class GitHubSource(ExplainingSource):
             payload=body,
             unknown=unknown,
             merged=merged,
+            trigger=trigger,
         )
 
     def _issue_comment(self, body: dict[str, Any], delivery: str) -> NormalisedEvent:
@@ -208,6 +276,17 @@ class GitHubSource(ExplainingSource):
         if number is None:
             raise MalformedEvent("issue_comment: no issue.number")
         comment = _dict(body.get("comment"))
+        text, draft = comment.get("body"), issue.get("draft")
+        association = comment.get("author_association")
+        trigger = _trigger(
+            "issue_comment",
+            body,
+            ref=f"refs/pull/{number}/head",
+            labels=_names(issue.get("labels")),
+            comment=text if isinstance(text, str) else None,
+            draft=draft if isinstance(draft, bool) else None,
+            association=association if isinstance(association, str) else None,
+        )
         return self._event(
             "GITHUB_ISSUE_COMMENT",
             delivery,
@@ -221,4 +300,5 @@ class GitHubSource(ExplainingSource):
             # the pull request's base branch, head commit and head repository
             # are not in the delivery (a reporter would ask the API for them)
             unknown=("branch", "commit", "patchset", "fork"),
+            trigger=trigger,
         )

@@ -27,6 +27,22 @@ token (``gitlab_token``, compared in constant time). The delivery id is
 
 ``project``, ``user``, ... are objects in some hooks and versions, strings
 in others: the identity in ``ev`` is always text (``base.IDENTITY_KEYS``).
+
+What the rules' trigger keys match (``ev.trigger``, ``base.Trigger``):
+``event`` the hook's ``object_kind`` (``push``, ``tag_push``,
+``merge_request``, ``note``, ``pipeline``, ...), ``action``
+``object_attributes.action`` (a merge request: ``open``, ``update``,
+``reopen``, ``close``, ``merge``, ``approved``, ``unapproved`` ...; a note:
+``create``, ``update``); ``ref`` (a merge request's
+``refs/merge-requests/N/head``); ``labels`` the merge request's titles,
+``added_labels`` those an update added (``changes.labels``); ``files`` a
+push's commits' paths (unknown when the hook lists fewer commits than
+``total_commits_count``, and for a merge request: they need the API);
+``comment`` a note's text; ``review`` ``approved`` / ``unapproved`` (an
+approval action); ``draft`` ``draft`` (older: ``work_in_progress``);
+``from_repository`` a push, or a merge request from a branch of the target
+project. GitLab's hooks say nothing of the author's role: ``association``
+is null.
 """
 
 from __future__ import annotations
@@ -41,9 +57,12 @@ from engine.launchers.base import (
     MalformedEvent,
     NormalisedEvent,
     RawEvent,
+    Trigger,
+    commit_files,
     delivery_digest,
     json_body,
     real_sha,
+    text_list,
 )
 
 __all__ = ["GitLabSource", "verify_token"]
@@ -107,6 +126,40 @@ def _merge_request(attrs: dict[str, Any], project: dict[str, Any], what: str) ->
     }
 
 
+_REVIEW = {
+    "approved": "approved",
+    "approval": "approved",
+    "unapproved": "unapproved",
+    "unapproval": "unapproved",
+}
+
+
+def _mr_trigger(attrs: dict[str, Any], labels: Any = None) -> dict[str, Any]:
+    """The trigger facts of a merge request (``object_attributes`` of a merge
+    request hook, ``merge_request`` of a note); ``labels``: the hook's own
+    list, when it has one."""
+    iid = attrs.get("iid")
+    draft = attrs.get("draft")
+    if not isinstance(draft, bool):
+        draft = attrs.get("work_in_progress")
+    source_id, target_id = attrs.get("source_project_id"), attrs.get("target_project_id")
+    return {
+        "ref": f"refs/merge-requests/{iid}/head" if iid is not None else None,
+        "labels": text_list(labels if isinstance(labels, list) else attrs.get("labels"), "title"),
+        "draft": draft if isinstance(draft, bool) else None,
+        "from_repository": None
+        if source_id is None or target_id is None
+        else source_id == target_id,
+    }
+
+
+def _added_labels(changes: Any) -> tuple[str, ...]:
+    """The labels an update added (``changes.labels.previous/current``)."""
+    labels = _dict(_dict(changes).get("labels"))
+    before = text_list(labels.get("previous"), "title") or ()
+    return tuple(x for x in text_list(labels.get("current"), "title") or () if x not in before)
+
+
 #: ``object_kind`` -> the hook's name, where they differ
 _KINDS = {"build": "Job", "access_token": "Resource Access Token"}
 
@@ -156,7 +209,15 @@ class GitLabSource(ExplainingSource):
             body.get("user_username") or body.get("user_name")
         )
 
+        attrs = _dict(body.get("object_attributes"))
+        action = attrs.get("action")
+        trigger: dict[str, Any] = {
+            "event": kind.lower().replace(" ", "_"),
+            "action": action if isinstance(action, str) and action else None,
+        }
+
         def event(label: str, **facts: Any) -> list[NormalisedEvent]:
+            facts.setdefault("trigger", Trigger(**trigger))
             facts.setdefault("project", path if isinstance(path, str) else None)
             facts.setdefault("repository", project.get("git_http_url"))
             facts.setdefault("author", author)
@@ -180,25 +241,45 @@ class GitLabSource(ExplainingSource):
             if commit is None:
                 label, opt_in = "GITLAB_REF_DELETED", "deletes"
                 payload["deleted"] = True
+            # the pushed commits' paths: GitLab lists at most 20 commits
+            # (``total_commits_count`` says how many were pushed)
+            commits = body.get("commits")
+            total = body.get("total_commits_count")
+            listed = commits if isinstance(commits, list) else []
+            complete = not isinstance(total, int) or total <= len(listed)
+            trigger.update(
+                ref=ref,
+                files=commit_files(listed) if commit and complete else None,
+                from_repository=True if commit else None,
+            )
             return event(label, branch=branch, commit=commit, payload=payload, opt_in=opt_in)
         if label == "GITLAB_MERGE_REQUEST":
-            attrs = _dict(body.get("object_attributes"))
             facts = _merge_request(attrs, project, label)
+            trigger.update(
+                _mr_trigger(attrs, body.get("labels")),
+                added_labels=_added_labels(body.get("changes")),
+                review=_REVIEW.get(str(action)),
+            )
             merged = attrs.get("action") == "merge"
             if merged:
                 facts["commit"] = real_sha(attrs.get("merge_commit_sha")) or facts["commit"]
             return event(label, merged=merged, **facts)
         if label == "GITLAB_NOTE":
-            attrs = _dict(body.get("object_attributes"))
             on = attrs.get("noteable_type")
             if on != "MergeRequest" or "merge_request" not in body:
                 what = {"Commit": "a commit", "Issue": "an issue", "Snippet": "a snippet"}
                 raise Ignored(f"a note on {what.get(on, on or 'nothing')}, not on a merge request")
-            facts = _merge_request(_dict(body.get("merge_request")), project, label)
+            mr = _dict(body.get("merge_request"))
+            facts = _merge_request(mr, project, label)
             facts["url"] = attrs.get("url") or facts["url"]
+            note = attrs.get("note")
+            trigger.update(_mr_trigger(mr), comment=note if isinstance(note, str) else None)
             return event(label, **facts)
         if label == "GITLAB_PIPELINE":
-            attrs = _dict(body.get("object_attributes"))
+            ref = attrs.get("ref")
+            if isinstance(ref, str) and ref and not ref.startswith("refs/"):
+                ref = f"refs/{'tags' if attrs.get('tag') else 'heads'}/{ref}"
+            trigger["ref"] = ref if isinstance(ref, str) and ref else None
             return event(
                 label,
                 commit=real_sha(attrs.get("sha")),
