@@ -13,6 +13,7 @@ do, each with a ``register(main)``:
 * ``trace``: ``trace get|upstream|downstream|find|up|down|run|export|lead-time|dora|stats|
   deadletters``
 * ``launchers``: ``launcher obs|gerrit|serve|test``, ``enable-project``
+* ``reporters``: ``reporter serve|errors|show|retry``
 * contributed by other packages through the ``boss.commands`` entry point
   group (``pyproject.toml``): ``web``, ``web user add|passwd|list|remove``
   and ``stats`` from ``webui.cli``
@@ -28,7 +29,7 @@ from importlib.metadata import entry_points
 
 import click
 
-from bossapp.cli import admin, events, launchers, runs, trace
+from bossapp.cli import admin, events, launchers, reporters, runs, trace
 from bossapp.cli.check import check
 from bossapp.cli.convert import convert
 from bossapp.cli.demo import demo
@@ -61,6 +62,7 @@ admin.register(main)
 events.register(main)
 trace.register(main)
 launchers.register(main)
+reporters.register(main)
 
 
 def _contributed(group: click.Group) -> None:
