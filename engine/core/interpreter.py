@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.core import lifecycle, merge, messages, runstate, states
+from engine.core import lifecycle, merge, messages, outcome, runstate, states
 from engine.core.definition import CURSOR_COMMANDS, Definition, Handler, Node
 from engine.core.durations import DurationError, parse_duration, parse_time
 from engine.core.effects import (
@@ -1806,10 +1806,25 @@ class Interpreter:
         self.exprs.clear()
         if lifecycle.can(st.get("lc", "new"), "finish"):
             # a started run always ends with ActivityFinished (Eiffel)
-            self._record_run(
-                "finish", states.SUCCESSFUL if status == states.FINISHED else states.ABORTED
-            )
+            self._record_run("finish", _run_conclusion(status, st.get("fields")))
         self.effects.append(RunEnded(st["wfid"], status))
+
+
+def _run_conclusion(status: str, fields: Any) -> str:
+    """The run's ActivityFinished outcome: what it came to
+    (``engine.core.outcome``), so a pipeline whose fields say it failed is
+    not reported SUCCESSFUL because it reached its end."""
+    result = outcome.run_outcome(status, fields if isinstance(fields, dict) else None)
+    return _CONCLUSIONS[result]
+
+
+_CONCLUSIONS = {
+    outcome.SUCCESS: states.SUCCESSFUL,
+    outcome.FAILURE: states.UNSUCCESSFUL,
+    outcome.ERROR: states.FAILED_OUTCOME,
+    outcome.CANCELLED: states.ABORTED,
+    outcome.PENDING: states.ABORTED,
+}
 
 
 def _is_number(value: Any) -> bool:

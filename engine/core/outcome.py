@@ -1,7 +1,9 @@
 """What a run came to: one definition of a passed, failed or cancelled run.
 
 The run's status says whether it ended (``states``); whether it *passed*
-is the fields' word, by BOSS's two conventions:
+is the fields' word. A process states it explicitly with the field
+``__outcome__`` (``success``, ``failure`` or ``error``: ``set:
+{__outcome__: failure}``), which wins; without it, BOSS's two conventions:
 
 * ``__result__`` (what a participant sets as ``wi.result``): ``false`` (or
   the text ``"false"``) is a failure, as for a step (the interpreter's
@@ -56,9 +58,14 @@ _ERROR_STATUS = frozenset({"ERROR"})
 
 
 def failure_marker(fields: Mapping[str, Any] | None) -> str | None:
-    """``failure`` or ``error`` when the fields say the work failed, else None."""
+    """``failure`` or ``error`` when the fields say the work failed, else None
+    (an explicit ``__outcome__: success`` says it did not)."""
     if not fields:
         return None
+    stated = fields.get("__outcome__")
+    if isinstance(stated, str) and stated.strip().lower() in (SUCCESS, FAILURE, ERROR):
+        stated = stated.strip().lower()
+        return None if stated == SUCCESS else stated
     r = fields.get("__result__", True)
     status = fields.get("status")
     if isinstance(status, str):

@@ -156,7 +156,54 @@ def test_business_result_sets_the_outcome(h, result, outcome):
     """)
     ).wait()
     assert step_records(h, run, "alpha")[-1][2:] == ("finished", outcome)
-    assert run_records(h, run)[-1] == ("finished", "SUCCESSFUL")
+    # the run came to what its last word says: __result__ false at the end
+    # is a pipeline that did not pass (engine.core.outcome)
+    assert run_records(h, run)[-1] == ("finished", outcome)
+
+
+@pytest.mark.parametrize(
+    ("fields", "conclusion"),
+    [
+        ({"status": "SUCCESS"}, "SUCCESSFUL"),
+        ({"status": "FAILURE"}, "UNSUCCESSFUL"),
+        ({"status": "ERROR"}, "FAILED"),
+        ({"status": "FAILURE", "__outcome__": "success"}, "SUCCESSFUL"),
+        ({"__outcome__": "failure"}, "UNSUCCESSFUL"),
+    ],
+)
+def test_a_finished_run_concludes_what_its_fields_say(h, fields, conclusion):
+    """A build that failed three times, an on_error handler that set
+    status=FAILURE: the run reached its end, and its ActivityFinished says
+    it failed (issue 15: failed pipelines were shown as a green finished)."""
+    run = h.launch(
+        definition("""
+        name: t
+        steps:
+          - set: {placeholder: 1}
+    """),
+        fields=fields,
+    ).wait()
+    assert run.status == "finished"
+    assert run_records(h, run)[-1] == ("finished", conclusion)
+
+
+def test_on_error_handler_setting_failure_makes_the_run_unsuccessful(h):
+    register_calls(h, "build", always_fail=True)
+    run = h.launch(
+        definition("""
+        name: t
+        subprocesses:
+          failed:
+            - set: {status: FAILURE}
+        steps:
+          - build:
+            retry: 2
+            on_error: failed
+    """)
+    ).wait()
+    assert run.status == "finished"
+    assert h.trace.count("build") == 3
+    assert run_records(h, run)[-1] == ("finished", "UNSUCCESSFUL")
 
 
 def test_failed_step_has_one_failed_record(hx):
