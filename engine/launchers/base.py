@@ -173,7 +173,9 @@ class Trigger:
     @property
     def unknown(self) -> tuple[str, ...]:
         """The trigger keys a rule may ask about that this delivery does not
-        give (today ``files``: a pull or merge request names no files)."""
+        give (today ``files``: a pull or merge request names no files; the
+        launcher asks the forge's API for them when a ``files`` rule needs
+        them and a token is configured: ``forge_api.py``)."""
         return ("files",) if self.files is None else ()
 
     def as_dict(self) -> dict[str, Any]:
@@ -253,7 +255,9 @@ class NormalisedEvent:
       ``ev.raw``) and are all there (``null`` when unknown). The forges set
       it; a source that does not (OBS today) keeps the payload's values;
     * ``unknown``: identity keys the delivery does not give (a comment on a
-      pull request names the change, not its head commit): ``ev.unknown``;
+      pull request names the change, not its head commit): ``ev.unknown``
+      (the launcher fills them in from the forge's API when it has a
+      token: ``forge_api.Lookups.change``);
     * ``opt_in``: the event is launched only by a rule that asks for this
       kind (``deletes``: a ref deletion; ``internal_refs``: a Gerrit
       ``refs/changes/*`` or ``refs/meta/*`` update), or a process store

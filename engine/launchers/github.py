@@ -20,7 +20,8 @@ reads it):
 * ``pull_request_review``: ``GITHUB_PULL_REQUEST_REVIEW``, the same identity;
 * ``issue_comment`` ``created`` on a pull request (the issue has a
   ``pull_request`` key): ``GITHUB_ISSUE_COMMENT``, change the number; the
-  branch, head commit and fork need the API: ``ev.unknown`` names them;
+  branch, head commit and fork need the API: ``ev.unknown`` names them
+  (the launcher looks them up when a token is configured: ``forge_api.py``);
 * ignored: ``ping``, ``delete`` (the ``push`` with ``deleted`` is the same
   deletion), a comment on an issue, an edited or deleted comment;
 * any other ``E``: ``GITHUB_<E>`` (upper case), the repository's identity
@@ -298,7 +299,7 @@ class GitHubSource(ExplainingSource):
             url=comment.get("html_url") or issue.get("html_url"),
             payload=body,
             # the pull request's base branch, head commit and head repository
-            # are not in the delivery (a reporter would ask the API for them)
+            # are not in the delivery (the launcher asks the API: forge_api.py)
             unknown=("branch", "commit", "patchset", "fork"),
             trigger=trigger,
         )

@@ -19,7 +19,9 @@ token (``gitlab_token``, compared in constant time). The delivery id is
   (``object_attributes.action``: open, update, merge ...); ``merge``: the
   change is merged (commit ``merge_commit_sha``; a SourceChangeSubmitted);
 * ``Note Hook`` on a merge request: ``GITLAB_NOTE``, the merge request's
-  identity; a note on an issue, a commit or a snippet is ignored;
+  identity (a ``merge_request`` without ``last_commit``: commit and patch
+  set unknown, looked up through the API when a token is configured:
+  ``forge_api.py``); a note on an issue, a commit or a snippet is ignored;
 * any other ``X Hook``: ``GITLAB_<X>``, the project's identity
   (``Pipeline Hook``, ``Job Hook``: their SHA and ref too). Without the
   header the body's ``object_kind`` names the hook (``build``: ``Job``),
@@ -98,12 +100,15 @@ def _text(obj: Any, *keys: str) -> str | None:
     return None
 
 
-def _merge_request(attrs: dict[str, Any], project: dict[str, Any], what: str) -> dict[str, Any]:
+def _merge_request(
+    attrs: dict[str, Any], project: dict[str, Any], what: str, *, need_commit: bool = True
+) -> dict[str, Any]:
     """The identity of a merge request (``object_attributes`` of a merge
-    request hook, ``merge_request`` of a note)."""
+    request hook, ``merge_request`` of a note); without ``need_commit`` a
+    missing ``last_commit`` is unknown (the API may give it), not malformed."""
     iid = attrs.get("iid")
     commit = real_sha(_dict(attrs.get("last_commit")).get("id"))
-    if iid is None or not commit:
+    if iid is None or (need_commit and not commit):
         raise MalformedEvent(f"{what}: no iid or last_commit.id")
     source, target = _dict(attrs.get("source")), _dict(attrs.get("target"))
     fork = None
@@ -123,6 +128,7 @@ def _merge_request(attrs: dict[str, Any], project: dict[str, Any], what: str) ->
         "patchset": commit,
         "fork": fork,
         "url": attrs.get("url"),
+        "unknown": () if commit else ("commit", "patchset"),
     }
 
 
@@ -270,7 +276,7 @@ class GitLabSource(ExplainingSource):
                 what = {"Commit": "a commit", "Issue": "an issue", "Snippet": "a snippet"}
                 raise Ignored(f"a note on {what.get(on, on or 'nothing')}, not on a merge request")
             mr = _dict(body.get("merge_request"))
-            facts = _merge_request(mr, project, label)
+            facts = _merge_request(mr, project, label, need_commit=False)
             facts["url"] = attrs.get("url") or facts["url"]
             note = attrs.get("note")
             trigger.update(_mr_trigger(mr), comment=note if isinstance(note, str) else None)

@@ -21,6 +21,19 @@ store.
 delivery: normalise, plan, launch; a delivery that cannot be normalised or
 planned is dead-lettered with the reason (set aside, never dropped).
 
+What a delivery lacks is asked of the forge's API while planning
+(``engine/launchers/forge_api.py``; only with a token in ``[launchers]``):
+a comment's change (its head commit, branch, fork) when a store file or a
+rule may launch for it, a change's files when a ``files:`` rule gets that
+far, the author's repository permission when a ``trusted:`` rule's lists do
+not decide. One :class:`~engine.launchers.forge_api.Lookups` per delivery:
+each kind is asked once. A lookup that fails for now (5xx, 429, no answer,
+after its retries) is not caught here: like a broker that is away, it goes
+to the connection (the webhook answers 503 and releases the delivery's
+claim, so the forge's retry launches; a stream dead-letters the delivery
+with the reason); one that cannot succeed (401, 403, no such change)
+dead-letters the delivery with the reason, as a malformed one is.
+
 Secrets never go further than the connection that checked them: a raw
 delivery's headers are redacted (:func:`redact_headers`: tokens,
 signatures, credentials, cookies become ``[redacted]``) before it is
@@ -34,7 +47,7 @@ import os
 import re
 import socket
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +61,7 @@ from engine.launchers.base import (
     Source,
     sanitise_wfid,
 )
+from engine.launchers.forge_api import ForgeAPI, ForgeError, Lookups
 from engine.launchers.rules import RuleError, Rules
 from engine.launchers.settings import LauncherSettings
 from engine.launchers.traceability import source_event
@@ -157,6 +171,7 @@ class Launcher:
         rules: Rules | None = None,
         publisher: Any = None,
         bus: Any = None,
+        api: ForgeAPI | None = None,
     ) -> None:
         self.config = config
         self.settings = settings if settings is not None else LauncherSettings.load(config)
@@ -164,6 +179,8 @@ class Launcher:
         if rules is None and self.settings.rules_file:
             rules = Rules.load(self.settings.rules_file)
         self.rules = rules
+        #: the forges' APIs (what a delivery lacks); tokens unset: nothing is asked
+        self.api = api if api is not None else ForgeAPI.from_settings(self.settings)
         self.by = f"launcher {socket.gethostname()} {os.getpid()}"
         #: one connection, used under ``_lock`` (a publish takes a millisecond;
         #: the webhook server runs a thread per request, which must not each
@@ -213,16 +230,50 @@ class Launcher:
                 last = exc
         raise LaunchError(str(last))
 
-    def plan(self, event: NormalisedEvent) -> list[PlannedLaunch]:
+    def lookups(self) -> Lookups:
+        """A delivery's lookups (each kind asked of the forge's API once)."""
+        return Lookups(self.api)
+
+    def _entries(self, event: NormalisedEvent, target: str | None) -> list[Any]:
+        try:
+            return self.store.lookup(event.label, target)
+        except StoreError as exc:
+            raise LaunchError(str(exc)) from None
+
+    def complete(self, event: NormalisedEvent, lookups: Lookups | None = None) -> NormalisedEvent:
+        """``event`` with what its delivery lacks and the forge's API gives:
+        a comment's change (head commit, branch, fork), asked only when a
+        store file or a rule may launch for it. Raises ``ForgeError``."""
+        lookups = lookups if lookups is not None else self.lookups()
+        if not lookups.needs_change(event):
+            return event
+        may = any(
+            self._entries(event, target)
+            or (
+                self.rules is not None
+                and self.rules.may_match(event, target if event.targets else None)
+            )
+            for target in event.projects
+        )
+        return lookups.change(event) if may else event
+
+    def plan(self, event: NormalisedEvent, lookups: Lookups | None = None) -> list[PlannedLaunch]:
         """What ``event`` launches (nothing is published). Raises
-        :class:`LaunchError` when a process it maps to cannot be read."""
-        plans: dict[str, PlannedLaunch] = {}
+        :class:`LaunchError` when a process it maps to cannot be read,
+        ``ForgeError`` when a lookup fails (see the module docstring)."""
+        lookups = lookups if lookups is not None else self.lookups()
+        event = self.complete(event, lookups)
+        found: list[tuple[str | None, str | None, list[Any], list[Any]]] = []
         for target in event.projects:
             tgt = target if event.targets else None
-            try:
-                entries = self.store.lookup(event.label, target)
-            except StoreError as exc:
-                raise LaunchError(str(exc)) from None
+            rules = self.rules.matching(event, tgt, lookups) if self.rules is not None else []
+            found.append((target, tgt, self._entries(event, target), rules))
+        # the files the rules had looked up go into ev.trigger
+        files = lookups.looked_up_files(event)
+        if files is not None and event.trigger is not None and event.trigger.files is None:
+            event = replace(event, trigger=replace(event.trigger, files=files))
+        plans: dict[str, PlannedLaunch] = {}
+        for target, tgt, entries, rules in found:
             for entry in entries:
                 wfid = sanitise_wfid(event.source, event.delivery, entry.name, tgt)
                 plans.setdefault(
@@ -236,9 +287,7 @@ class Launcher:
                         "store",
                     ),
                 )
-            if self.rules is None:
-                continue
-            for rule in self.rules.matching(event, tgt):
+            for rule in rules:
                 wfid = sanitise_wfid(event.source, event.delivery, rule.process, tgt)
                 if wfid in plans:
                     continue
@@ -313,10 +362,13 @@ class Launcher:
         it cannot be normalised or planned)."""
         outcome = Outcome()
         raw = redacted(raw)
+        lookups = self.lookups()
         try:
-            outcome.events = source.normalise(raw)
-            plans = [(ev, self.plan(ev)) for ev in outcome.events]
-        except (MalformedEvent, LaunchError, RuleError, StoreError) as exc:
+            outcome.events = [self.complete(ev, lookups) for ev in source.normalise(raw)]
+            plans = [(ev, self.plan(ev, lookups)) for ev in outcome.events]
+        except (MalformedEvent, LaunchError, RuleError, StoreError, ForgeError) as exc:
+            if isinstance(exc, ForgeError) and exc.transient:
+                raise  # for now: the webhook answers 503, a stream dead-letters it
             reason = getattr(exc, "reason", None) or str(exc)
             outcome.reason = reason
             outcome.deadletter = self.deadletter(source, raw, reason)
@@ -332,7 +384,9 @@ class Launcher:
         """What handling ``raw`` would launch (raises MalformedEvent,
         LaunchError): per event, its summary and the planned launches."""
         out = []
+        lookups = self.lookups()
         for ev in source.normalise(raw):
+            ev = self.complete(ev, lookups)
             out.append(
                 {
                     "event": ev.summary(),
@@ -346,7 +400,7 @@ class Launcher:
                             "via": p.via,
                             "fields": p.fields,
                         }
-                        for p in self.plan(ev)
+                        for p in self.plan(ev, lookups)
                     ],
                 }
             )

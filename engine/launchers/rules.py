@@ -65,9 +65,10 @@ extract the same facts, :class:`engine.launchers.base.Trigger`)::
 
 A trigger key asks about ``ev.trigger``: a delivery that does not carry
 what it asks (null) does not match, except ``files``: a pull or merge
-request names no files (the API lookup is for later), so ``files`` there
-is *unknown* (``ev.trigger.unknown``) and the rule matches unless it says
-``files_required: true``. ``draft`` is ``any`` unless a rule says
+request names no files; with a token for the forge's API the launcher
+asks it (``forge_api.py``: only when a ``files`` rule gets that far),
+without one ``files`` there is *unknown* (``ev.trigger.unknown``) and the
+rule matches unless it says ``files_required: true``. ``draft`` is ``any`` unless a rule says
 ``false`` (skip drafts and WIP changes, as zuul does) or ``true``: a rule
 without it launches what it launched before.
 """
@@ -152,8 +153,11 @@ class Trust:
     with ``same_repository``, commits that are the repository's own (a
     push; a pull or merge request from one of its branches: its author
     could push there). Anything else (a fork's change, a Gerrit upload, a
-    comment by an outsider) is not trusted. Organisation membership and
-    repository permissions need the forge's API: a later slice."""
+    comment by an outsider) is not trusted, unless (when the launcher has
+    a token for the forge's API: ``forge_api.py``) the author's permission
+    on the repository is write or more (GitHub ``admin``, ``maintain``,
+    ``write``; GitLab developer or above), asked only when these lists do
+    not decide."""
 
     users: tuple[str, ...] = ()
     labels: tuple[str, ...] = ()
@@ -184,8 +188,10 @@ class Trust:
             same_repository=same,
         )
 
-    def why(self, event: NormalisedEvent) -> str | None:
-        """Why ``event`` is trusted (None: it is not)."""
+    def why(self, event: NormalisedEvent, lookups: Any = None) -> str | None:
+        """Why ``event`` is trusted (None: it is not); ``lookups``
+        (``forge_api.Lookups``): the author's repository permission is
+        asked when nothing configured trusts the event."""
         trigger = event.trigger or Trigger()
         if self.users and _matches(list(self.users), [event.author]):
             return f"author {event.author} is a trusted user"
@@ -195,6 +201,10 @@ class Trust:
             return f"author association {trigger.association}"
         if self.same_repository and trigger.from_repository is True:
             return "the repository's own commits"
+        if lookups is not None:
+            why = lookups.trusted(event)
+            if why is not None:
+                return f"repository permission: {why}"
         return None
 
 
@@ -369,16 +379,36 @@ class Rule:
         except KeyError as exc:
             raise RuleError(f"{self.where}: fields: unknown name ${{{exc.args[0]}}}") from None
 
-    def matches(self, event: NormalisedEvent, target: str | None) -> bool:
-        return self.why_not(event, target) is None
+    def matches(self, event: NormalisedEvent, target: str | None, lookups: Any = None) -> bool:
+        return self.why_not(event, target, lookups) is None
 
-    def why_not(self, event: NormalisedEvent, target: str | None) -> str | None:
+    def why_not(
+        self,
+        event: NormalisedEvent,
+        target: str | None,
+        lookups: Any = None,
+        *,
+        skip: frozenset[str] = frozenset(),
+    ) -> str | None:
         """Why the rule does not match ``event`` (None: it matches): the
-        first key that fails, for logs and the dry run."""
+        first key that fails, for logs and the dry run.
+
+        ``lookups`` (``forge_api.Lookups``): what the delivery lacks may be
+        asked of the forge's API: the files of a pull or merge request
+        (only when the rule's other keys match: ``files`` is tested last
+        but ``trusted``), the author's permission (``trusted``, last).
+        ``skip``: keys not tested (the launcher's first look at a comment
+        whose change is not known yet)."""
         if event.opt_in and event.opt_in not in self.opt_ins:
             return f"{event.opt_in}: needs match.{event.opt_in}: true"
         trigger = event.trigger or Trigger()
+        files_patterns = None
         for key, patterns in self._compiled.items():
+            if key in skip:
+                continue
+            if key == "files":
+                files_patterns = patterns
+                continue
             if key.startswith("payload."):
                 got = values_at(event.payload, key.split(".")[1:])
             elif key == "project":
@@ -387,12 +417,6 @@ class Rule:
                     got.append(event.project)
             elif key == "authors":
                 got = [event.author]
-            elif key == "files":
-                if trigger.files is None:
-                    if self.files_required:
-                        return "files: unknown (files_required)"
-                    continue  # unknown: see the module docstring
-                got = list(trigger.files)
             elif key in ("labels", "added_labels"):
                 got = list(getattr(trigger, key) or ())
             elif key in TRIGGER_KEYS:
@@ -405,8 +429,17 @@ class Rule:
             return f"approvals: {trigger.approvals!r} do not match"
         if self.draft is not None and bool(trigger.draft) != self.draft:
             return f"draft: {trigger.draft!r}, the rule wants {self.draft}"
-        if self.trusted is not None:
-            why = self.trust.why(event)
+        if files_patterns is not None:
+            files = trigger.files
+            if files is None and lookups is not None:
+                files = lookups.files(event)
+            if files is None:
+                if self.files_required:
+                    return "files: unknown (files_required)"
+            elif not _matches(files_patterns, list(files)):
+                return f"files: {list(files)!r} does not match {files_patterns!r}"
+        if self.trusted is not None and "trusted" not in skip:
+            why = self.trust.why(event, lookups)
             if (why is not None) != self.trusted:
                 return "trusted: " + (why or "not trusted (no trusted user, label or origin)")
         return None
@@ -469,5 +502,15 @@ class Rules:
             )
         return cls(rules, path, trust)
 
-    def matching(self, event: NormalisedEvent, target: str | None) -> list[Rule]:
-        return [r for r in self.rules if r.matches(event, target)]
+    def matching(
+        self, event: NormalisedEvent, target: str | None, lookups: Any = None
+    ) -> list[Rule]:
+        """The rules that match ``event`` (``lookups``: see ``Rule.why_not``)."""
+        return [r for r in self.rules if r.matches(event, target, lookups)]
+
+    def may_match(self, event: NormalisedEvent, target: str | None) -> bool:
+        """Whether a rule may match ``event`` once its change is known: one
+        matches without testing what the change's lookup fills in
+        (``branch``, ``repository``), its files or its trust."""
+        skip = frozenset({"branch", "repository", "files", "trusted"})
+        return any(r.why_not(event, target, skip=skip) is None for r in self.rules)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from engine.config import Config
-from engine.settings import Section, positive, setting
+from engine.settings import Section, at_least, not_negative, positive, setting
 
 __all__ = ["LauncherSettings"]
 
@@ -67,6 +67,23 @@ class LauncherSettings(Section):
     gerrit_url: str = ""
     #: publish the source's Eiffel event (and link it as the run's CAUSE)
     events: bool = True
+    #: the forges' REST APIs, asked for what a delivery lacks (a comment's
+    #: head commit, a change's files, the author's permission:
+    #: ``engine/launchers/forge_api.py``); an empty token: nothing is looked
+    #: up for that forge (the facts stay unknown)
+    github_api_url: str = "https://api.github.com"
+    github_api_token: str = ""
+    #: GitLab's base URL (``/api/v4`` is added)
+    gitlab_api_url: str = "https://gitlab.com"
+    gitlab_api_token: str = ""
+    #: an API call's timeout (seconds; GitHub waits 10 s for a webhook's answer)
+    api_timeout: float = setting(4.0, check=positive())
+    #: attempts of a call the API answers 5xx/429 or not at all
+    api_attempts: int = setting(2, check=at_least(1))
+    #: the first retry's delay (seconds; doubles each time)
+    api_retry_delay: float = setting(0.5, check=not_negative())
+    #: seconds a user's repository permission is remembered
+    api_permission_ttl: float = setting(300.0, check=not_negative())
 
     @classmethod
     def load(
