@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -148,7 +149,13 @@ class Demo:
             self.web_server, url = serve_in_thread(
                 web_config, self.web, users={"demo": ("demo-password", "admin")}
             )
-            self.out(f"web UI: {url} (log in as demo / demo-password)")
+            asked = self.web.rpartition(":")[2]
+            taken = (
+                f"; port {asked} was taken"
+                if asked not in ("", "0") and not url.rstrip("/").endswith(f":{asked}")
+                else ""
+            )
+            self.out(f"web UI: {url} (log in as demo / demo-password{taken})")
 
     def _spawn(self, name: str, argv: list[str], log: Path) -> None:
         with log.open("ab") as fh:
@@ -305,6 +312,26 @@ class Demo:
         )
 
 
+class DemoStopped(Exception):
+    """The demo was stopped by a signal (SIGINT, SIGTERM); everything it
+    started has been stopped. ``signum`` is the signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, frame: Any) -> None:
+    raise DemoStopped(signum)
+
+
+def _ignore(signum: int, frame: Any) -> None:
+    """A second signal while stopping: the stop goes on."""
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def run_demo(
     config: Config | None = None,
     out: Callable[[str], None] = print,
@@ -313,19 +340,33 @@ def run_demo(
     serve: bool = False,
 ) -> dict[str, Any]:
     """Run the demo; returns the run's status, fields and wfid. ``web``: where
-    the web UI serves while it runs (None: not at all); ``serve``: keep the
-    system and the UI running after the pipeline, until Ctrl-C."""
+    the web UI serves while it runs (None: not at all; the next free port
+    when that one is taken); ``serve``: keep the system and the UI running
+    after the pipeline, until Ctrl-C or SIGTERM.
+
+    SIGINT and SIGTERM stop the demo cleanly whenever they come: the child
+    processes and the embedded Valkey are stopped, then :class:`DemoStopped`
+    is raised. SIGINT is handled even when the demo was started in the
+    background (``boss demo &``: the shell starts it with SIGINT ignored)."""
     demo = Demo(config or Config.load(), out=out, process=process, web=web)
+    main = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, _raise_stopped) for sig in _SIGNALS} if main else {}
     try:
         demo.start()
         result = demo.run()
         if serve:
-            out("serving the web UI and the demo system: Ctrl-C stops them")
-            try:
-                while True:
-                    time.sleep(3600)
-            except KeyboardInterrupt:
-                pass
+            out("serving the web UI and the demo system: Ctrl-C (or SIGTERM) stops them")
+            while True:
+                time.sleep(3600)
         return result
+    except DemoStopped as exc:
+        out(f"{exc}: stopping the demo")
+        raise
     finally:
-        demo.stop()
+        for sig in previous:
+            signal.signal(sig, _ignore)  # the stop is not interrupted
+        try:
+            demo.stop()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)

@@ -3,17 +3,19 @@
 Roles
 -----
 
-* **anonymous**: sees every page (``[web] anonymous = true``, the default),
-  never acts; with ``anonymous = false`` every page but the login page
-  asks to log in.
+* **anonymous**: sees every page when ``[web] anonymous`` is true, or
+  ``auto`` (the default) and the UI is bound to a loopback address; never
+  acts; otherwise every page but the login page asks to log in. Refused
+  anonymous requests are counted (``/metrics``), not audited one by one.
 * **user**: launches runs and acts (cancel, kill, pause, resume, replay,
   re-apply) on the runs *they* launched from the UI.
 * **admin**: everything, on every run (those launched by the CLI and by
   launchers too), participant control through SkyNET, the audit log.
 
 A user is a local one (``web:users``, logged in with a password: the
-session remembers the name, and the role is looked up on every request, so
-removing a user or changing a role takes effect at once), or one a trusted
+session cookie names a server-side session (``webui.sessions``), checked on
+every request, so logging out, a password change and removing the user end
+it at once; the role is looked up on every request too), or one a trusted
 reverse proxy names in ``[web] trusted_header`` (only believed from the
 addresses in ``trusted_proxies``; the role is the local user's if there is
 one, else ``admin`` for ``proxy_admins`` and ``user`` otherwise).
@@ -96,11 +98,16 @@ def current_user() -> User:
                 role = "admin" if name in web.admins_by_proxy else "user"
             user = User(name, role, "proxy")
     if user.anonymous and session.get("user"):
-        role = svc.users.role_of(session["user"])
-        if role is None:  # removed since: the session is over
+        name = session["user"]
+        # the cookie names a session; Redis says whether it is still alive
+        # (logged out, password changed, expired: it is not) and for whom
+        alive = svc.sessions.user(session.get("sid", "")) == name
+        role = svc.users.role_of(name) if alive else None
+        if role is None:  # logged out, expired or removed since: the session is over
             session.pop("user", None)
+            session.pop("sid", None)
         else:
-            user = User(session["user"], role, "local")
+            user = User(name, role, "local")
     g.user = user
     return user
 

@@ -4,23 +4,43 @@ Blueprints: ``auth`` (log in and out), ``pages`` (the HTML pages and their
 forms), ``api`` (JSON under ``/api``), ``trace_api`` (the traceability
 graph's JSON, ``engine.trace.http``, under ``/api/trace``) and ``metrics``
 (``/metrics`` for Prometheus). ``docs/webui.md`` describes them.
+
+On every request: the CSRF check and the anonymous gate (``gate``); on
+every answer: a strict ``Content-Security-Policy`` (scripts from this site
+only: no inline script, no ``onclick``), ``Cache-Control: no-store`` on
+JSON and ``/metrics``, and the usual hardening headers. Failed log-ins are
+throttled per user name and per client address with Flask-Limiter (Redis
+storage, shared by every web process): past the limit, 429 and
+``Retry-After``.
 """
 
 from __future__ import annotations
 
+import hmac
+from datetime import timedelta
 from typing import Any
 
 from flask import Flask, Response, jsonify, redirect, render_template, request, url_for
+from flask_limiter import Limiter
+from flask_limiter.errors import RateLimitExceeded
 
 from engine.config import Config
 from webui.access import Refused, check_csrf, current_user, template_globals
 from webui.services import Services
 from webui.settings import WebConfig, secret_key
 
-__all__ = ["create_app"]
+__all__ = ["CSP", "create_app"]
 
 #: endpoints an anonymous visitor reaches even with ``anonymous = false``
-_OPEN = {"auth.login", "auth.logout", "static", "metrics.metrics", "api.me"}
+_OPEN = {"auth.login", "auth.logout", "static", "api.me"}
+
+#: the Content-Security-Policy of every answer: scripts, styles, fetches and
+#: forms of this site only; no inline script or handler, no plugins, no frames
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 
 
 def wants_json() -> bool:
@@ -56,6 +76,10 @@ def create_app(
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=web.secure_cookies,
         SESSION_COOKIE_NAME="boss_session",
+        # the cookie lives as long as the server-side session may (sliding:
+        # each request sends it anew); webui.sessions ends it for real
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=web.session_lifetime),
+        SESSION_REFRESH_EACH_REQUEST=True,
         TESTING=testing,
         JSON_SORT_KEYS=False,
     )
@@ -74,6 +98,7 @@ def create_app(
     app.register_blueprint(pages)
     app.register_blueprint(api, url_prefix="/api")
     app.register_blueprint(metrics_blueprint(svc))
+    _throttle_logins(app, svc)
 
     from engine.trace import trace_blueprint
 
@@ -96,16 +121,21 @@ def create_app(
     @app.before_request
     def gate() -> Any:
         check_csrf()
-        if not web.anonymous and current_user().anonymous and request.endpoint not in _OPEN:
-            if wants_json():
+        if request.endpoint == "metrics.metrics" and _metrics_token_ok(web.metrics_token):
+            return None
+        if not web.anonymous_read and current_user().anonymous and request.endpoint not in _OPEN:
+            if wants_json() or request.endpoint == "metrics.metrics":
                 raise Refused("refused: anonymous access is turned off; log in first", 401)
             return redirect(url_for("auth.login", next=request.full_path))
         return None
 
     @app.errorhandler(Refused)
     def refused(exc: Refused) -> Any:
-        if request.method not in ("GET", "HEAD"):
-            user = current_user()
+        user = current_user()
+        if request.method not in ("GET", "HEAD") and user.anonymous:
+            # counted, not audited one by one: anyone could flush the log so
+            svc.refusals.count(exc.status)
+        elif request.method not in ("GET", "HEAD"):
             svc.audit.record(
                 user,
                 request.endpoint or request.path,
@@ -118,11 +148,74 @@ def create_app(
             return jsonify({"error": exc.reason, "status": exc.status}), exc.status
         return render_template("refused.html", reason=exc.reason, back=request.referrer), exc.status
 
+    @app.errorhandler(RateLimitExceeded)
+    def throttled(exc: RateLimitExceeded) -> Any:
+        svc.refusals.count(429)
+        reason = (
+            f"refused: too many failed log-ins ({exc.description}) for this user or from "
+            "this address; try again later"
+        )
+        if wants_json():
+            return jsonify({"error": reason, "status": 429}), 429
+        return render_template("refused.html", reason=reason, back=None), 429
+
     @app.after_request
     def headers(resp: Response) -> Response:
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         resp.headers.setdefault("X-Frame-Options", "DENY")
         resp.headers.setdefault("Referrer-Policy", "same-origin")
+        resp.headers.setdefault("Content-Security-Policy", CSP)
+        if (
+            resp.mimetype == "application/json"
+            or request.path.startswith("/api/")
+            or request.endpoint == "metrics.metrics"
+        ):
+            resp.headers["Cache-Control"] = "no-store"
         return resp
 
     return app
+
+
+def _metrics_token_ok(token: str) -> bool:
+    """Whether the request carries ``[web] metrics_token`` as a bearer token."""
+    if not token:
+        return False
+    given = request.headers.get("Authorization", "")
+    scheme, _, value = given.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        value.strip().encode(), token.encode()
+    )
+
+
+def _throttle_logins(app: Flask, svc: Services) -> Limiter:
+    """Failed log-ins, per user name and per client address, limited by
+    ``[web] login_limit_user`` and ``login_limit_address`` (only answers
+    401 count: a success costs nothing). The counters are in the store's
+    Redis (``<prefix>web:limits...``), so every web process shares them;
+    past a limit the log-in answers 429 with ``Retry-After``."""
+    from webui.blueprints import auth
+
+    limiter = Limiter(
+        key_func=auth.address_key,
+        app=app,
+        storage_uri="redis://",
+        storage_options={
+            "connection_pool": svc.client.connection_pool,  # type: ignore[dict-item]
+            "key_prefix": f"{svc.config.key_prefix}web:limits",
+        },
+        strategy="moving-window",
+        headers_enabled=True,
+        retry_after="delta-seconds",
+    )
+    web = svc.web
+    view = app.view_functions["auth.login"]
+    for limit, key in (
+        (web.login_limit_user, auth.user_key),
+        (web.login_limit_address, auth.address_key),
+    ):
+        view = limiter.limit(limit, key_func=key, methods=["POST"], deduct_when=auth.login_failed)(
+            view
+        )
+    app.view_functions["auth.login"] = view
+    app.extensions["boss_limiter"] = limiter
+    return limiter

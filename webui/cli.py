@@ -83,18 +83,43 @@ def web(
                 click.echo(f"user {create_admin} exists: kept as is")
         except UserError as exc:
             fail(str(exc))
+    from webui.serve import BossRequestHandler
+
     app = create_app(ctx.config, web=settings)
     click.echo(
         f"BOSS web UI on http://{host}:{port}/ (store: "
         f"{'embedded Valkey' if not ctx.config.redis_url else 'configured Redis'})"
     )
+    click.echo(anonymous_notice(settings))
     if not _users(ctx).list():
         click.echo(
             "no users yet: `boss web --create-admin NAME` or `boss web user add NAME "
-            "--role admin` to act; anonymous visitors can look"
-            + ("" if settings.anonymous else " (anonymous access is off)")
+            "--role admin` to log in and act"
         )
-    app.run(host=host, port=port, threaded=True, debug=debug, use_reloader=debug)
+    app.run(
+        host=host,
+        port=port,
+        threaded=True,
+        debug=debug,
+        use_reloader=debug,
+        request_handler=BossRequestHandler,
+    )
+
+
+def anonymous_notice(settings: Any) -> str:
+    """What ``boss web`` says at start about anonymous read access, and why."""
+    if settings.anonymous is not None:
+        state = "on" if settings.anonymous else "off"
+        return f"anonymous read access is {state} ([web] anonymous = {str(state == 'on').lower()})"
+    if settings.loopback:
+        return (
+            f"anonymous read access is on: bound to the loopback address {settings.bind} "
+            "([web] anonymous = false turns it off)"
+        )
+    return (
+        f"anonymous read access is off: bound to {settings.bind}, not a loopback address "
+        "(visitors log in to look; [web] anonymous = true opens it)"
+    )
 
 
 @web.group("user")

@@ -19,7 +19,17 @@ metric                              type     what
 ``boss_engine_workers``             gauge    engine workers with a live heartbeat
 ``boss_up{part}``                   gauge    1 when that part (store, broker,
                                              graph) answered this scrape
+``boss_web_anonymous_refusals_total counter  refused anonymous requests: POSTs
+{status}``                                   without a token (400), anonymous
+                                             actions and log-ins as unknown
+                                             names (401), throttled log-ins
+                                             (429); counted in Redis, not
+                                             written to the audit log
 ==================================  =======  ====================================
+
+``/metrics`` follows the pages' access rule (open when anonymous visitors
+may look, else a logged-in user), or takes ``[web] metrics_token`` as a
+bearer token (``webui.app``).
 """
 
 from __future__ import annotations
@@ -62,6 +72,14 @@ class BossCollector:
             yield GaugeMetricFamily(
                 "boss_engine_workers", "Engine workers alive", value=len(svc.store.engines())
             )
+            refusals = CounterMetricFamily(
+                "boss_web_anonymous_refusals",
+                "Refused anonymous requests (not in the audit log)",
+                labels=["status"],
+            )
+            for status, n in sorted(svc.refusals.totals().items()):
+                refusals.add_metric([status], n)
+            yield refusals
             up.add_metric(["store"], 1)
         except Exception:
             up.add_metric(["store"], 0)

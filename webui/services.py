@@ -102,6 +102,18 @@ class Services:
         return Users(self.client, self.config.key_prefix)
 
     @cached_property
+    def sessions(self) -> Any:
+        from webui.sessions import SessionStore
+
+        return SessionStore(self.client, self.config.key_prefix, self.web.session_lifetime)
+
+    @cached_property
+    def refusals(self) -> Any:
+        from webui.users import RefusalCounter
+
+        return RefusalCounter(self.client, self.config.key_prefix)
+
+    @cached_property
     def audit(self) -> Any:
         from webui.users import AuditLog
 

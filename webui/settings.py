@@ -12,7 +12,12 @@ below. Nothing is required: ``boss web`` runs on the embedded default.
     [web]
     bind = 127.0.0.1:8080
     secret_key =                 ; empty: generated once, kept in <state_dir>/web-secret
-    anonymous = true             ; anonymous visitors may look (never act)
+    anonymous = auto             ; anonymous visitors may look (never act); auto: only
+                                 ; when bound to a loopback address
+    session_lifetime = 12h       ; a session ends after this long without a request
+    login_limit_user = 10 per 15 minutes     ; failed log-ins per user name, then 429
+    login_limit_address = 40 per 15 minutes  ; failed log-ins per client address, then 429
+    metrics_token =              ; a bearer token for /metrics (Prometheus)
     trusted_header = X-Remote-User
     trusted_proxies = 127.0.0.1 ::1
     proxy_admins = alice bob
@@ -23,6 +28,7 @@ below. Nothing is required: ``boss web`` runs on the embedded default.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass
@@ -30,9 +36,26 @@ from pathlib import Path
 from typing import ClassVar
 
 from engine.config import Config, ConfigError
-from engine.settings import Section
+from engine.settings import Section, positive, setting, to_bool, to_duration
 
 __all__ = ["WebConfig", "secret_key"]
+
+
+def _auto_bool(raw: str) -> bool | None:
+    """``auto`` (or empty): None; else a boolean."""
+    if raw.strip().lower() in ("", "auto"):
+        return None
+    return to_bool(raw)
+
+
+def _limit(value: str) -> None:
+    """A rate limit in ``limits`` notation (``10 per 15 minutes``, ``5/minute``)."""
+    from limits import parse_many
+
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ValueError(f"not a rate limit ({value!r}: write e.g. '10 per 15 minutes')") from None
 
 
 @dataclass(frozen=True)
@@ -49,8 +72,9 @@ class WebConfig(Section):
     #: the session cookie's signing key; empty: generated once and kept in
     #: ``<state_dir>/web-secret`` (mode 0600)
     secret_key: str = ""
-    #: anonymous visitors may see every page (never act); false: log in first
-    anonymous: bool = True
+    #: anonymous visitors may see every page (never act); false: log in first;
+    #: ``auto`` (the default, None): only when ``bind`` is a loopback address
+    anonymous: bool | None = setting(None, coerce=_auto_bool)
     #: a reverse proxy's header naming the authenticated user (empty: off)
     trusted_header: str = ""
     #: the proxies whose ``trusted_header`` is believed (addresses, space separated)
@@ -74,6 +98,16 @@ class WebConfig(Section):
     audit_max: int = 100_000
     #: the cookie is sent over HTTPS only (set behind a TLS proxy)
     secure_cookies: bool = False
+    #: a logged-in session ends after this long without a request (seconds or
+    #: ``12h``, ``30m``); sliding: every request starts it again
+    session_lifetime: float = setting(43200.0, coerce=to_duration, check=positive("seconds"))
+    #: failed log-ins allowed per user name (``limits`` notation); then 429
+    login_limit_user: str = setting("10 per 15 minutes", check=_limit)
+    #: failed log-ins allowed per client address; then 429
+    login_limit_address: str = setting("40 per 15 minutes", check=_limit)
+    #: a bearer token that reads ``/metrics`` whatever ``anonymous`` says
+    #: (Prometheus: ``authorization: {credentials: ...}``); empty: none
+    metrics_token: str = ""
 
     # -- derived -------------------------------------------------------------
     def host_port(self) -> tuple[str, int]:
@@ -82,6 +116,25 @@ class WebConfig(Section):
             return host.strip("[]") or "127.0.0.1", int(port)
         except ValueError:
             raise ConfigError(f"[web] bind = {self.bind!r}: not host:port", "bind") from None
+
+    @property
+    def anonymous_read(self) -> bool:
+        """Whether anonymous visitors may look: ``anonymous`` when set, else
+        only when ``bind`` is a loopback address."""
+        if self.anonymous is not None:
+            return bool(self.anonymous)
+        return self.loopback
+
+    @property
+    def loopback(self) -> bool:
+        """Whether ``bind`` is a loopback address (``127.0.0.0/8``, ``::1``, localhost)."""
+        host = self.bind.rpartition(":")[0].strip("[]") or "127.0.0.1"
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     @property
     def skynet_hosts(self) -> list[str]:

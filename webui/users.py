@@ -3,6 +3,9 @@
 ::
 
     web:users        hash name -> {"name", "role", "hash", "created"} (JSON)
+    web:sess:<sid>   a live session (``webui.sessions``)
+    web:refusals     hash "<status>" -> refused anonymous requests (a counter,
+                     read by /metrics; not in the audit log)
     web:audit        list of {"at", "user", "role", "action", "target", "ok",
                      "detail", "remote"} (JSON), newest first, capped
 
@@ -23,7 +26,7 @@ from typing import Any
 import redis
 from werkzeug.security import check_password_hash, generate_password_hash
 
-__all__ = ["ROLES", "AuditLog", "User", "UserError", "Users"]
+__all__ = ["ROLES", "AuditLog", "RefusalCounter", "User", "UserError", "Users"]
 
 ROLES = ("user", "admin")
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
@@ -63,6 +66,9 @@ class Users:
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self.client = client
         self.key = f"{prefix}web:users"
+        from webui.sessions import SessionStore
+
+        self.sessions = SessionStore(client, prefix)
 
     def add(self, name: str, password: str, role: str = "user") -> None:
         if not _NAME.match(name):
@@ -96,9 +102,13 @@ class Users:
                 raise UserError(f"role {role!r}: one of {', '.join(ROLES)}")
             record["role"] = role
         self.client.hset(self.key, name, json.dumps(record))
+        # a new password ends every session made with the old one
+        self.sessions.end_all(name)
 
     def remove(self, name: str) -> bool:
-        return self.client.hdel(self.key, name) == 1
+        removed = self.client.hdel(self.key, name) == 1
+        self.sessions.end_all(name)
+        return removed
 
     def list(self) -> list[dict[str, Any]]:
         out = [json.loads(v) for v in self.client.hgetall(self.key).values()]
@@ -122,6 +132,22 @@ class Users:
 
 
 _DUMMY = generate_password_hash("not a password, never matches")
+
+
+class RefusalCounter:
+    """Refused anonymous requests, counted per HTTP status (``/metrics``:
+    ``boss_web_anonymous_refusals_total{status}``). Anonymous refusals are
+    not written to the audit log one by one: anyone could flush it so."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.client = client
+        self.key = f"{prefix}web:refusals"
+
+    def count(self, status: int | str) -> None:
+        self.client.hincrby(self.key, str(status), 1)
+
+    def totals(self) -> dict[str, int]:
+        return {_s(k): int(v) for k, v in self.client.hgetall(self.key).items()}
 
 
 class AuditLog:

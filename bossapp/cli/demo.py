@@ -19,15 +19,19 @@ from engine.commandline import Context, pass_context
 @click.option(
     "--serve",
     is_flag=True,
-    help="Keep the system and the web UI running after the pipeline, until Ctrl-C.",
+    help="Keep the system and the web UI running after the pipeline, until Ctrl-C "
+    "or SIGTERM (either stops every process the demo started, at any time).",
 )
 @pass_context
 def demo(ctx: Context, web_bind: str, serve: bool) -> None:
     """Run a demo CI pipeline: an embedded Valkey as store and broker, an
     engine worker and participant processes, a failure that is replayed,
     the change traced to its release candidate; the web UI serves meanwhile."""
-    from bossapp.demo import run_demo
+    from bossapp.demo import DemoStopped, run_demo
 
-    result = run_demo(ctx.config, out=click.echo, web=web_bind or None, serve=serve)
+    try:
+        result = run_demo(ctx.config, out=click.echo, web=web_bind or None, serve=serve)
+    except DemoStopped as exc:  # SIGINT/SIGTERM: everything it started is stopped
+        raise SystemExit(128 + exc.signum) from None
     if result["status"] != "finished":
         raise SystemExit(1)

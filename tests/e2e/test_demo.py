@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import redis
@@ -74,4 +79,149 @@ def test_boss_demo_on_a_fresh_machine(tmp_path: Path) -> None:
         finally:
             server.stop()
     finally:
+        shutdown_embedded(state)
+
+
+# -- a taken port, and stopping by signal -------------------------------------------------
+
+
+def _procs_under(root: Path) -> dict[int, str]:
+    """Live processes (not zombies) whose working directory is under
+    ``root``: the demo's children run in its directory, the embedded Valkey
+    in its state directory (read from /proc: no psutil needed)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if stat.rpartition(")")[2].split()[0] == "Z":
+            continue
+        if cwd == str(root) or cwd.startswith(str(root) + "/"):
+            found[int(entry.name)] = cmd
+    return found
+
+
+def _wait_for_line(log: Path, needle: str, timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        if needle in text:
+            return text
+        time.sleep(0.1)
+    raise AssertionError(f"{needle!r} not in the demo's output:\n{text}")
+
+
+def _wait_gone(pid: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            return
+        if state == "Z":
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the demo (pid {pid}) did not exit within {timeout}s")
+
+
+def _demo_env(state: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOSS_")}
+    env["BOSS_STATE_DIR"] = str(state)
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def test_boss_demo_takes_a_free_port_and_stops_everything_on_sigterm(tmp_path: Path) -> None:
+    """The web UI's port is taken: the demo serves on another and says
+    which. SIGTERM (while serving) stops the 7 children and the embedded
+    Valkey before the demo exits."""
+    state = tmp_path / "state"
+    log = tmp_path / "demo.out"
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    taken = holder.getsockname()[1]
+    try:
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bossapp.cli",
+                    "demo",
+                    "--serve",
+                    "--web",
+                    f"127.0.0.1:{taken}",
+                ],
+                env=_demo_env(state),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=tmp_path,
+            )
+        text = _wait_for_line(log, "serving the web UI and the demo system")
+        found = re.search(r"web UI: (http://127\.0\.0\.1:(\d+)/) \(log in as demo", text)
+        assert found and int(found.group(2)) != taken, text
+        assert f"port {taken} was taken" in text
+        with urllib.request.urlopen(found.group(1) + "login") as r:
+            assert r.status == 200
+        children = _procs_under(tmp_path)
+        assert len(children) >= 8, children  # 7 processes (and their pool) + Valkey
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 128 + signal.SIGTERM
+        text = log.read_text()
+        assert "stopped by SIGTERM: stopping the demo" in text, text
+        assert "stopped 7 processes and the embedded Valkey" in text, text
+        assert _procs_under(tmp_path) == {}
+        assert not EmbeddedValkey(state).is_running()
+    finally:
+        holder.close()
+        shutdown_embedded(state)
+
+
+def test_boss_demo_in_the_background_stops_everything_on_sigint(tmp_path: Path) -> None:
+    """``boss demo &`` from a script: the shell starts it with SIGINT
+    ignored; SIGINT still stops it (mid-run here), children and Valkey too."""
+    state = tmp_path / "state"
+    log = tmp_path / "demo.out"
+    env = _demo_env(state)
+    # the premise: a script's `cmd &` starts cmd with SIGINT ignored
+    probe = subprocess.run(
+        ["bash", "-c", "sleep 5 & grep SigIgn /proc/$!/status; kill $!"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert int(probe.stdout.split()[1], 16) & (1 << (signal.SIGINT - 1)), probe.stdout
+    started = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f'"{sys.executable}" -m bossapp.cli demo --serve --web 127.0.0.1:0 > "{log}" 2>&1 & '
+            "echo $!",
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    pid = int(started.stdout.strip())
+    try:
+        _wait_for_line(log, "web UI: ")
+        assert _procs_under(tmp_path)
+        os.kill(pid, signal.SIGINT)
+        _wait_gone(pid)
+        text = log.read_text()
+        assert "stopped by SIGINT: stopping the demo" in text, text
+        assert "stopped 7 processes and the embedded Valkey" in text, text
+        assert _procs_under(tmp_path) == {}
+        assert not EmbeddedValkey(state).is_running()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
         shutdown_embedded(state)

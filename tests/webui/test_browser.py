@@ -80,10 +80,11 @@ def chromium_path() -> str:
 class Stack:
     """The system, the served UI and a browser."""
 
-    def __init__(self, system: System, url: str, browser: Any) -> None:
+    def __init__(self, system: System, url: str, browser: Any, app: Any = None) -> None:
         self.system = system
         self.url = url
         self.browser = browser
+        self.app = app
 
     def page(self, user: str | None = None) -> Any:
         context = self.browser.new_context(viewport={"width": 1360, "height": 900})
@@ -111,9 +112,8 @@ def stack(
         from playwright.sync_api import sync_playwright
     except ImportError:
         _unavailable("the playwright package is not installed (pip install -e '.[test]')")
-    from werkzeug.serving import make_server
-
     from webui.app import create_app
+    from webui.serve import make_boss_server
     from webui.settings import WebConfig
 
     tmp = tmp_path_factory.mktemp("webui-browser")
@@ -131,13 +131,13 @@ def stack(
         app = create_app(
             system.config, web=WebConfig(secret_key="browser", poll_interval=0.5), users=USERS
         )
-        server = make_server("127.0.0.1", 0, app, threaded=True)
+        server = make_boss_server("127.0.0.1", 0, app)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         pw = sync_playwright().start()
         browser = pw.chromium.launch(
             executable_path=executable, args=["--no-sandbox", "--disable-dev-shm-usage"]
         )
-        yield Stack(system, f"http://127.0.0.1:{server.server_port}", browser)
+        yield Stack(system, f"http://127.0.0.1:{server.server_port}", browser, app)
         browser.close()
     finally:
         if pw is not None:

@@ -45,8 +45,19 @@
 
   /* -- graphs ------------------------------------------------------------ */
   var STATE_COLOURS = {waiting: "#ffe08a", failed: "#f28b8b", done: "#9fdcb2"};
+  /* Cytoscape adds a <style> element for its container unless an element
+     with this id exists; the CSP refuses inline styles, so its one rule is
+     in boss.css and this tells Cytoscape it is there. */
+  function cytoscapeStyled() {
+    var id = "__________cytoscape_stylesheet";
+    if (document.getElementById(id)) return;
+    var marker = document.createElement("meta");
+    marker.id = id;
+    document.head.appendChild(marker);
+  }
   function drawDefinition(el, data) {
     if (!window.cytoscape) return null;
+    cytoscapeStyled();
     if (window.cytoscapeDagre && !drawDefinition.registered) { cytoscape.use(cytoscapeDagre); drawDefinition.registered = true; }
     return cytoscape({
       container: el, elements: data.elements, wheelSensitivity: 0.3,
@@ -85,15 +96,19 @@
     if (ended && settled) return;
     // an ended run whose graph never catches up (no aggregator) stops asking
     var giveUp = ended ? Date.now() + 300000 : Infinity;
+    /* once the visitor is going elsewhere (a link, a form, the address bar),
+       a reload would cancel that navigation: stop following the run */
+    var leaving = false;
+    window.addEventListener("beforeunload", function () { leaving = true; clearInterval(timer); });
     var timer = setInterval(function () {
-      if (document.hidden) return;
+      if (document.hidden || leaving) return;
       if (Date.now() > giveUp) { clearInterval(timer); return; }
       var base = "/api/runs/" + encodeURIComponent(wfid);
       Promise.all([getJSON(base), getJSON(base + "/timeline")]).then(function (r) {
         var d = r[0], t = r[1];
         var editing = document.activeElement && document.activeElement.tagName === "TEXTAREA";
         if ((d.status !== status || d.errors.length !== nErrors || d.updated_at !== updated ||
-             t.events !== nEvents) && !editing) {
+             t.events !== nEvents) && !editing && !leaving) {
           window.location.reload();
         }
       }).catch(function () {});
@@ -113,6 +128,7 @@
 
   function traceGraph(eid) {
     var el = document.getElementById("tracegraph"), form = document.getElementById("trace-graph-form");
+    cytoscapeStyled();
     if (window.cytoscapeDagre && !drawDefinition.registered) { cytoscape.use(cytoscapeDagre); drawDefinition.registered = true; }
     function draw() {
       var q = new URLSearchParams(new FormData(form)).toString();
@@ -133,8 +149,15 @@
         cy.on("tap", "node", function (ev) { window.location = "/trace/events/" + ev.target.id(); });
         el.dataset.ready = "1"; el.dataset.nodes = d.elements.nodes.length;
         var used = {}; d.elements.edges.forEach(function (e) { used[e.data.linkType] = 1; });
-        document.getElementById("trace-legend").innerHTML = Object.keys(used).map(function (t) {
-          return '<span style="border-bottom:3px solid ' + (LINK_COLOURS[t] || "#999") + '">' + esc(t) + "</span>"; }).join(" · ");
+        var legend = document.getElementById("trace-legend");
+        legend.textContent = "";
+        Object.keys(used).forEach(function (t, i) {
+          if (i) legend.appendChild(document.createTextNode(" · "));
+          var span = document.createElement("span");  /* styled through the DOM: no inline style attribute (CSP) */
+          span.style.borderBottom = "3px solid " + (LINK_COLOURS[t] || "#999");
+          span.textContent = t;
+          legend.appendChild(span);
+        });
       }).catch(function (e) { el.textContent = "cannot draw: " + e.message; });
     }
     form.addEventListener("submit", function (e) { e.preventDefault(); draw(); });
@@ -196,6 +219,32 @@
     });
   }
 
+  /* -- no inline script or handler anywhere (the Content-Security-Policy
+     forbids them): a page names what to start in a JSON data block,
+     <script type="application/json" id="boss-init">{"fn": ..., "args": [...]}</script>,
+     and buttons and selects say what they want in data- attributes. */
+  var INIT = {liveRuns: liveRuns, runPage: runPage, traceGraph: traceGraph, healthCharts: healthCharts,
+    tracePage: tracePage, groupToggles: groupToggles};
+
+  function wire() {
+    /* <button data-confirm="Cancel run X?">: ask first */
+    document.querySelectorAll("[data-confirm]").forEach(function (el) {
+      el.addEventListener("click", function (e) { if (!window.confirm(el.dataset.confirm)) e.preventDefault(); });
+    });
+    /* <select data-autosubmit>: choosing submits its form */
+    document.querySelectorAll("select[data-autosubmit]").forEach(function (el) {
+      el.addEventListener("change", function () { el.form.submit(); });
+    });
+    var init = document.getElementById("boss-init");
+    if (init) {
+      var spec = JSON.parse(init.textContent);
+      if (INIT[spec.fn]) INIT[spec.fn].apply(null, spec.args || []);
+    }
+  }
+
   window.BOSS = {liveRuns: liveRuns, runPage: runPage, traceGraph: traceGraph, healthCharts: healthCharts,
     tracePage: tracePage, groupToggles: groupToggles, postJSON: postJSON, getJSON: getJSON};
+  /* after every script of the page (the vendored libraries come after this file) */
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", wire);
+  else wire();
 })();
