@@ -42,6 +42,7 @@ from engine.core import interpreter, messages, runstate
 from engine.core.definition import Definition
 from engine.core.listeners import woken
 from engine.core.loader import load_definition
+from engine.core.outcome import run_outcome
 from engine.core.registrations import Registration, Registrations, looks_like_regex
 from engine.store.base import ConflictError, RunExists, RunStore, RunSummary
 
@@ -108,7 +109,15 @@ class RunInfo:
         out = asdict(self)
         if not definition:
             del out["definition"]
+        # what the run came to, not only whether it ended (engine.core.outcome)
+        out["outcome"] = self.outcome
         return out
+
+    @property
+    def outcome(self) -> str:
+        """``pending``, ``success``, ``failure``, ``error`` or ``cancelled``:
+        a finished run whose fields say it failed is a ``failure``."""
+        return run_outcome(self.status, self.fields)
 
 
 def _noop(*_: Any) -> None:

@@ -77,6 +77,19 @@ def test_run_detail_graph_and_errors(web: WebEnv) -> None:
     assert c.get("/api/runs/nope").status_code == 404
 
 
+def test_a_finished_run_whose_fields_say_failed_is_shown_failed(web: WebEnv) -> None:
+    """Issue 15: a pipeline whose on_error handler set status=FAILURE reached
+    its end; the run page and its JSON say it failed, not a green finished."""
+    c = web.client()
+    failed = web.launch_as("alice", "name: red\nsteps:\n  - set: {status: FAILURE}\n")
+    passed = web.launch_as("alice", "name: green\nsteps:\n  - set: {status: SUCCESS}\n")
+    d = c.get(f"/api/runs/{failed}").json
+    assert (d["status"], d["outcome"]) == ("finished", "failure")
+    assert c.get(f"/api/runs/{passed}").json["outcome"] == "success"
+    assert b'id="run-outcome"' in c.get(f"/runs/{failed}").data
+    assert b'id="run-outcome"' not in c.get(f"/runs/{passed}").data
+
+
 def test_actions_send_the_cli_messages(web: WebEnv) -> None:
     broken = web.launch_as("alice", "name: broken\nsteps:\n  - error: boom\n")
     alice = web.client("alice")
