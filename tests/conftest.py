@@ -32,6 +32,7 @@ import redis
 
 from engine.embedded import EmbeddedValkey
 from engine.store import MemoryStore, RedisStore, RunStore
+from tests.reporters.fakes import FakeForge
 
 MACHINE_REDIS_URL = os.environ.get("BOSS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -232,3 +233,27 @@ def payloads_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"no payload corpus at {path} (set BOSS_PAYLOADS_DIR)")
     return path
+
+
+# -- fake forges (tests/reporters/fakes.py): reporters and the launchers' lookups --
+
+
+@pytest.fixture
+def github() -> Iterator[FakeForge]:
+    f = FakeForge("github")
+    yield f
+    f.close()
+
+
+@pytest.fixture
+def gitlab() -> Iterator[FakeForge]:
+    f = FakeForge("gitlab")
+    yield f
+    f.close()
+
+
+@pytest.fixture
+def gerrit() -> Iterator[FakeForge]:
+    f = FakeForge("gerrit")
+    yield f
+    f.close()

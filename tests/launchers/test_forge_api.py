@@ -121,20 +121,6 @@ def gitlab_raw(body: dict[str, Any]) -> RawEvent:
 
 
 @pytest.fixture
-def github() -> Iterator[FakeForge]:
-    f = FakeForge("github")
-    yield f
-    f.close()
-
-
-@pytest.fixture
-def gitlab() -> Iterator[FakeForge]:
-    f = FakeForge("gitlab")
-    yield f
-    f.close()
-
-
-@pytest.fixture
 def store(tmp_path: Path) -> Path:
     d = tmp_path / "store"
     for name in ("recheck", "build", "trusted"):
