@@ -19,7 +19,7 @@ Three facts are not in every GitHub / GitLab delivery:
   ``write``: trusted), GitLab's ``GET /projects/{id}/members/all/{user_id}``
   (``access_level`` >= 30, developer: trusted; 404: not a member).
 
-:class:`ForgeAPI` makes the calls (``urllib``, as the reporters do; one per
+:class:`ForgeAPI` makes the calls (``engine.forge_http``, as the reporters do; one per
 launcher, its permission answers cached ``api_permission_ttl`` seconds);
 :class:`Lookups` is one delivery's view of it: each kind of fact is asked
 at most once per delivery, and only when the launcher needs it (a
@@ -39,17 +39,15 @@ the letter's id), as a malformed one is.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from engine import forge_http
 from engine.launchers.base import NormalisedEvent, real_sha
 
 __all__ = ["TRUSTED_GITHUB", "TRUSTED_GITLAB_LEVEL", "ForgeAPI", "ForgeError", "Lookups"]
@@ -142,38 +140,25 @@ class ForgeAPI:
 
     def _headers(self, source: str) -> dict[str, str]:
         if source == "github":
-            return {
-                "Authorization": f"Bearer {self.github_token}",
-                "Accept": "application/vnd.github+json",
-                "X-GitHub-Api-Version": "2022-11-28",
-            }
-        return {"PRIVATE-TOKEN": self.gitlab_token}
+            return forge_http.github_headers(self.github_token)
+        return forge_http.gitlab_headers(self.gitlab_token)
 
     def _once(self, source: str, url: str) -> tuple[Any, Mapping[str, str]]:
-        req = urllib.request.Request(url, method="GET")
-        req.add_header("User-Agent", "boss-launcher")
-        for k, v in self._headers(source).items():
-            req.add_header(k, v)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                raw, headers = resp.read(), resp.headers
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:
+            return forge_http.call(
+                "GET",
+                url,
+                headers=self._headers(source),
+                timeout=self.timeout,
+                agent="boss-launcher",
+                strict=True,
+            )
+        except forge_http.ForgeHTTPError as exc:
+            if exc.status == 404:
                 raise _NotFound(url) from None
-            detail = exc.read()[:300].decode(errors="replace").strip()
-            transient = exc.code >= 500 or exc.code == 429
             raise ForgeError(
-                f"{source} API: GET {url}: {exc.code} {detail}",
-                transient=transient,
-                status=exc.code,
+                f"{source} API: {exc.reason}", transient=exc.transient, status=exc.status
             ) from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise ForgeError(f"{source} API: GET {url}: {reason}", transient=True) from None
-        try:
-            return json.loads(raw), headers
-        except ValueError:
-            raise ForgeError(f"{source} API: GET {url}: not JSON", transient=True) from None
 
     def get(self, source: str, url: str) -> tuple[Any, Mapping[str, str]]:
         """One GET (retried while transient); raises :class:`ForgeError`,

@@ -4,7 +4,7 @@
 with ``source`` github, gitlab or gerrit, as the launchers put it: see
 docs/launchers.md, "A change's identity"). ``plan`` says which reports a
 transition makes (``Report``: one call each, done and remembered apart),
-``send`` makes one call: over HTTP (``urllib``; GitHub, GitLab, Gerrit's
+``send`` makes one call: over HTTP (``engine.forge_http``; GitHub, GitLab, Gerrit's
 REST API) or, for Gerrit, the ``gerrit review`` command over SSH.
 
 A call that fails is a ``ReportError``: ``transient`` (a 5xx, 429, a
@@ -14,19 +14,16 @@ by the sender; anything else (a 4xx: bad token, no such commit) is not.
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import shlex
 import subprocess
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from engine import forge_http
 from engine.core import outcome as oc
 
 __all__ = ["FORGES", "Change", "Report", "ReportError", "plan", "send"]
@@ -185,11 +182,7 @@ def _github(
     if not settings.github_token:
         raise ReportError("no [reporters] github_token", transient=False)
     base = f"{settings.github_url.rstrip('/')}/repos/{change.project}"
-    headers = {
-        "Authorization": f"Bearer {settings.github_token}",
-        "Accept": "application/vnd.github+json",
-        "X-GitHub-Api-Version": "2022-11-28",
-    }
+    headers = forge_http.github_headers(settings.github_token)
     target = job.get("target_url") or None
     if action == "status":
         body = {
@@ -239,7 +232,7 @@ def _gitlab(settings: Any, change: Change, action: str, state: str, job: Mapping
         raise ReportError("no [reporters] gitlab_token", transient=False)
     project = urllib.parse.quote(change.project, safe="")
     base = f"{settings.gitlab_url.rstrip('/')}/api/v4/projects/{project}"
-    headers = {"PRIVATE-TOKEN": settings.gitlab_token}
+    headers = forge_http.gitlab_headers(settings.gitlab_token)
     if action == "status":
         body = {
             "state": _GITLAB_STATUS[state],
@@ -332,38 +325,21 @@ def http(
     *,
     gerrit: bool = False,
 ) -> Any:
-    """One JSON call; its answer's JSON (None when empty)."""
-    data = json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method)
-    req.add_header("Content-Type", "application/json")
-    req.add_header("User-Agent", "boss-reporter")
-    for k, v in headers.items():
-        req.add_header(k, v)
-    handlers: list[Any] = []
-    if gerrit and settings.gerrit_user:
-        if settings.gerrit_auth == "digest":
-            mgr = urllib.request.HTTPPasswordMgrWithDefaultRealm()
-            mgr.add_password(None, url, settings.gerrit_user, settings.gerrit_password)
-            handlers.append(urllib.request.HTTPDigestAuthHandler(mgr))
-        else:
-            token = f"{settings.gerrit_user}:{settings.gerrit_password}".encode()
-            req.add_header("Authorization", "Basic " + base64.b64encode(token).decode())
-    opener = urllib.request.build_opener(*handlers)
+    """One JSON call (``engine.forge_http``); its answer's JSON (None when
+    empty). Gerrit's calls carry ``[reporters] gerrit_user``'s password."""
+    auth = gerrit and bool(settings.gerrit_user)
     try:
-        with opener.open(req, timeout=settings.timeout) as resp:
-            raw = resp.read()
-    except urllib.error.HTTPError as exc:
-        detail = exc.read()[:300].decode(errors="replace").strip()
-        transient = exc.code >= 500 or exc.code == 429
-        raise ReportError(
-            f"{method} {url}: {exc.code} {detail}", transient=transient, status=exc.code
-        ) from None
-    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise ReportError(f"{method} {url}: {reason}", transient=True) from None
-    if gerrit and raw.startswith(b")]}'"):
-        raw = raw[4:]
-    try:
-        return json.loads(raw) if raw.strip() else None
-    except ValueError:
-        return None
+        return forge_http.call(
+            method,
+            url,
+            body=body,
+            headers=headers,
+            timeout=settings.timeout,
+            agent="boss-reporter",
+            user=settings.gerrit_user if auth else "",
+            password=settings.gerrit_password if auth else "",
+            digest=settings.gerrit_auth == "digest",
+            gerrit=gerrit,
+        )[0]
+    except forge_http.ForgeHTTPError as exc:
+        raise ReportError(exc.reason, transient=exc.transient, status=exc.status) from None
