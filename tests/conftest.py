@@ -257,3 +257,62 @@ def gerrit() -> Iterator[FakeForge]:
     f = FakeForge("gerrit")
     yield f
     f.close()
+
+
+# -- the shared RabbitMQ, when tests run in parallel (pytest -n 2) -----------
+#
+# Every test that may use the machine's RabbitMQ holds a shared lock on a
+# file for its whole run (setup, call, teardown); a test that restarts the
+# broker or changes its global settings (marked ``broker_exclusive``, or
+# using ``consumer_timeout_3s``) holds it exclusively, so no other worker's
+# RabbitMQ test is in flight meanwhile. Writers go first: a waiting
+# exclusive test holds a turnstile that new shared holders pass through, so
+# a stream of shared holders on the other worker cannot starve it. The
+# waiting happens outside setup/call/teardown, so pytest-timeout's clock
+# does not count it. Without xdist there is one process and the locks are
+# always free.
+
+_LOCK_DIR = Path(os.environ.get("BOSS_TEST_LOCK_DIR", "/tmp"))
+
+
+def _rabbitmq_use(item: pytest.Item) -> str | None:
+    """``"exclusive"``, ``"shared"`` or None for a test and the broker."""
+    if item.get_closest_marker("broker_exclusive") or "consumer_timeout_3s" in getattr(
+        item, "fixturenames", ()
+    ):
+        return "exclusive"
+    names = getattr(item, "fixturenames", ())
+    if (
+        "rabbitmq_url" in names
+        or item.get_closest_marker("rabbitmq")
+        or "rabbitmq" in item.nodeid.rpartition("[")[2]
+    ):
+        return "shared"
+    return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    import fcntl
+
+    use = _rabbitmq_use(item)
+    if use is None or not os.environ.get("PYTEST_XDIST_WORKER"):
+        return (yield)
+    # one pair of lock files per test session (xdist's run id), not per machine
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", "solo")
+    with (
+        open(_LOCK_DIR / f"boss-test-{run}-turnstile.lock", "a") as turnstile,
+        open(_LOCK_DIR / f"boss-test-{run}-rabbitmq.lock", "a") as lock,
+    ):
+        if use == "exclusive":
+            fcntl.flock(turnstile, fcntl.LOCK_EX)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        else:
+            fcntl.flock(turnstile, fcntl.LOCK_SH)
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+            fcntl.flock(lock, fcntl.LOCK_SH)
+        try:
+            return (yield)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            fcntl.flock(turnstile, fcntl.LOCK_UN)

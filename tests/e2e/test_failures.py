@@ -119,6 +119,7 @@ def restartable(request: pytest.FixtureRequest, tmp_path, redis_url):
         server.stop()
 
 
+@pytest.mark.broker_exclusive
 def test_a_broker_restart_mid_run(restartable) -> None:
     system, server = restartable
     system.worker()

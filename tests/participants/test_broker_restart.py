@@ -87,6 +87,7 @@ def restart_mid_step(setup: Setup, peer: Peer, spawn, restart: Callable[[], None
 
 
 @pytest.mark.rabbitmq
+@pytest.mark.broker_exclusive
 @pytest.mark.parametrize("broker_url", ["rabbitmq"], indirect=True)
 def test_rabbitmq_restart_mid_step(setup: Setup, peer: Peer, spawn) -> None:
     def restart() -> None:
