@@ -125,6 +125,20 @@ class Config(Section):
     #: extra Eiffel protocol definition directories (``:``-separated), for
     #: event versions newer than the schemas eiffellib ships
     eiffel_definitions: str = ""
+    #: step logs: participant runtimes capture what a handler logs and
+    #: prints while it works on a workitem and send it, tagged with the run
+    #: and the step, to the aggregator processes (an engine worker's with
+    #: ``trace_threads`` > 0, ``boss aggregator``), which keep it in the store
+    #: (``boss logs``, the run page's step panel); false: a participant
+    #: sends none, an aggregator process writes none
+    step_logs: bool = True
+    #: the most lines kept per step (a run's step, every attempt of it);
+    #: past it one line says so and later ones are counted, not kept
+    step_log_lines: int = setting(10_000, check=at_least(1))
+    #: the most bytes of text kept per step (as ``step_log_lines``)
+    step_log_bytes: int = setting(1 << 20, check=at_least(1024))
+    #: seconds a run's step logs are kept after its last line
+    step_log_ttl: float = setting(7 * 86400.0, check=positive("seconds"))
     #: the file this was read from, if any
     source: str = setting("", internal=True)
 
@@ -152,6 +166,12 @@ class Config(Section):
         return values
 
     # -- derived -------------------------------------------------------------
+
+    @property
+    def step_log_queue(self) -> str:
+        """The durable queue participants publish step-log batches to
+        (``<engine_queue>.logs``; the aggregator process consumes it)."""
+        return f"{self.engine_queue}.logs"
 
     @property
     def embedded(self) -> bool:

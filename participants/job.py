@@ -3,10 +3,12 @@
 The runtime's main thread owns the broker connection (kombu connections are
 not thread-safe, and heartbeats must keep flowing while a build runs for
 hours), so the handler runs in a worker thread and the main thread only
-looks at ``done``. The reply is built here, after the handler returned, and
-is always a valid workitem naming the step it answers: a handler that
-breaks the workitem or stores something that is not JSON gets an error
-reply instead of a reply the engine would have to dead-letter.
+looks at ``done`` (and takes the lines of its step log,
+``participants.steplog``, captured from that thread). The reply is built
+here, after the handler returned, and is always a valid workitem naming
+the step it answers: a handler that breaks the workitem or stores
+something that is not JSON gets an error reply instead of a reply the
+engine would have to dead-letter.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from typing import Any
 
 from engine.core import messages
 from engine.wire import Malformed, dumps, iso_now, validate
+from participants import steplog
 from participants.handler import LifecycleControl
+from participants.steplog import StepLog
 from participants.workitem import Workitem
 
 __all__ = ["Job", "error_of"]
@@ -51,8 +55,11 @@ class Job:
         generation: int = 0,
         trace: bool = False,
         dump: bool = False,
+        steplog: StepLog | None = None,
     ) -> None:
         self.handler = handler
+        #: the lines the handler logs and prints (``participants.steplog``)
+        self.steplog = steplog
         # the workitem as received is kept as its JSON text (the handler
         # changes ``wi`` in place): cheaper than a deep copy on every step,
         # and only ``started`` and an error reply need it back
@@ -105,6 +112,8 @@ class Job:
         return time.monotonic() - self.t0
 
     def _run(self) -> None:
+        if self.steplog is not None:
+            steplog.attach(self.steplog)
         try:
             self.handler.handle_wi(self.wi)
         except BaseException as exc:  # SystemExit from a handler is its failure too
@@ -118,6 +127,11 @@ class Job:
                     exc,
                 )
         finally:
+            # every line is in the step log before ``done``: the main thread
+            # sends the last batch before the reply
+            if self.steplog is not None:
+                steplog.detach()
+                self.steplog.close()
             self.done.set()
 
     def cancel(self) -> None:

@@ -11,6 +11,9 @@ queue) and speaks the wire protocol of ``docs/wire-protocol.md``:
   ``started``, acknowledge, publish ``alive`` every ``lease / 3`` seconds),
   so a step can run for hours without the broker timing the delivery out;
 * listen for cancel items on the control exchange;
+* send what the handler logs and prints while it works on a workitem, in
+  batches, to the engine's step logs (``participants.steplog``), the last
+  batch before the reply;
 * survive broker restarts: the handler keeps running, the runtime reconnects
   for ever (with back-off) and publishes the reply on the new connection;
   a workitem the broker delivers again after that is answered from a
@@ -44,6 +47,7 @@ import click
 
 from engine.core import messages
 from engine.wire import Malformed, deadletter, decode, dumps, iso_now, validate
+from participants import steplog
 from participants.config import ParticipantConfig, ParticipantConfigError, load_config
 from participants.handler import LifecycleControl, check_handler, load_handler
 from participants.job import Job
@@ -124,6 +128,10 @@ class Runtime:
         self._wakeup = threading.Event()
         self._stopping = False
         self._registered = False
+        #: jobs started (names each job's step log: ``<instance>.<n>``)
+        self._jobs = 0
+        #: the connection generation the step-log queue was declared on
+        self._logs_declared = -1
 
     # -- the public surface -------------------------------------------------
     def stop(self) -> None:
@@ -400,9 +408,44 @@ class Runtime:
             generation=link.generation,
             trace=trace,
             dump=dump,
+            steplog=self._steplog(data),
         )
         self.job = job
         job.start()
+
+    def _steplog(self, data: dict[str, Any]) -> steplog.StepLog | None:
+        """The step log of a new job (None when ``step_logs`` is off)."""
+        boss = self.config.boss
+        if not boss.step_logs:
+            return None
+        steplog.install()
+        self._jobs += 1
+        return steplog.StepLog(
+            wfid=data["fei"]["wfid"],
+            expid=str(data["fei"].get("expid") or data["fei"]["subid"]),
+            participant=str(data["participant_name"]),
+            job=f"{self.instance}.{self._jobs}",
+            max_lines=boss.step_log_lines,
+            max_bytes=boss.step_log_bytes,
+        )
+
+    def _send_logs(self, link: BrokerLink, job: Job, *, final: bool = False) -> None:
+        """Publish the job's step-log batches: when one is due, and (``final``)
+        the last one. A batch leaves the outbox only once published."""
+        log_ = job.steplog
+        if log_ is None:
+            return
+        if final or log_.due():
+            log_.take(final=final)
+        if not log_.outbox:
+            return
+        queue_ = self.config.boss.step_log_queue
+        if self._logs_declared != link.generation:
+            link.declare(queue_)
+            self._logs_declared = link.generation
+        while log_.outbox:
+            link.publish(queue_, log_.outbox[0])
+            log_.outbox.pop(0)
 
     def _on_control(self, message: Any) -> None:
         try:
@@ -429,6 +472,8 @@ class Runtime:
 
     # -- the job in hand ----------------------------------------------------
     def _tick(self, link: BrokerLink, job: Job) -> None:
+        if not job.done.is_set():
+            self._send_logs(link, job)
         if job.done.is_set():
             self._finish(link, job)
         elif job.cancelled:
@@ -479,6 +524,9 @@ class Runtime:
         )
 
     def _finish(self, link: BrokerLink, job: Job) -> None:
+        # the step's last lines go before its events and its reply, on the
+        # same channel: never lost, never after the step has ended
+        self._send_logs(link, job, final=True)
         if job.wi.events:
             # what the step produced, before its reply (the step's activity
             # ends after them); published again if this is retried after a

@@ -100,6 +100,9 @@ class Reply:
     workitem: Workitem | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
     deadletter: dict[str, Any] | None = None
+    #: the step log the runtime sent: ``(level, text)`` per line, in order
+    #: (``docs/participants.md``, "Step logs")
+    log: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def fields(self) -> dict[str, Any]:
@@ -155,6 +158,9 @@ class _Link:
 
     def publish_events(self, events: list[dict[str, Any]]) -> None:
         self.events.extend(events)
+
+    def declare(self, queue: str) -> None:
+        return None
 
     def stop_consuming(self) -> None:
         self.consuming = False
@@ -262,7 +268,9 @@ class ParticipantTester:
             out.cancelled = job.cancelled
             out.forgotten = job.forget and not job.cancelled
         for queue, sent in link.published[before:]:
-            if queue == runtime.config.boss.deadletter_queue:
+            if queue == runtime.config.boss.step_log_queue:
+                out.log += [(level, text) for _t, level, text in sent["lines"]]
+            elif queue == runtime.config.boss.deadletter_queue:
                 out.deadlettered = True
                 out.deadletter = sent
             else:

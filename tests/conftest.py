@@ -23,6 +23,7 @@ Per test:
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -316,3 +317,25 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
             fcntl.flock(turnstile, fcntl.LOCK_UN)
+
+
+def apt_get(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """``apt-get ARGS`` (non-interactive), one at a time among this
+    session's test processes (a file lock: two workers installing chromium,
+    or the packaging test installing its tools, would otherwise find dpkg
+    locked), and waiting for dpkg's own lock should anything else hold it."""
+    import fcntl
+
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    with open(_LOCK_DIR / "boss-test-apt.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return subprocess.run(
+                ["apt-get", "-o", "DPkg::Lock::Timeout=600", *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hmac
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, jsonify, redirect, render_template, request, url_for
@@ -91,13 +92,17 @@ def create_app(
 
     from webui.blueprints.api import api
     from webui.blueprints.auth import auth
+    from webui.blueprints.logs import logs
     from webui.blueprints.pages import pages
     from webui.metrics import metrics_blueprint
 
     app.register_blueprint(auth)
     app.register_blueprint(pages)
     app.register_blueprint(api, url_prefix="/api")
+    app.register_blueprint(logs, url_prefix="/api")  # step logs (webui.blueprints.logs)
     app.register_blueprint(metrics_blueprint(svc))
+    app.register_blueprint(__import__("webui.blueprints.graphs", fromlist=["graphs"]).graphs)
+    app.register_blueprint(__import__("webui.blueprints.live", fromlist=["live"]).live)
     _throttle_logins(app, svc)
 
     from engine.trace import trace_blueprint
@@ -159,6 +164,8 @@ def create_app(
             return jsonify({"error": reason, "status": 429}), 429
         return render_template("refused.html", reason=reason, back=None), 429
 
+    static_versions(app)
+
     @app.after_request
     def headers(resp: Response) -> Response:
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -219,3 +226,39 @@ def _throttle_logins(app: Flask, svc: Services) -> Limiter:
     app.view_functions["auth.login"] = view
     app.extensions["boss_limiter"] = limiter
     return limiter
+
+
+#: how long a browser keeps a versioned static file (a year: its URL
+#: changes when its content does)
+STATIC_MAX_AGE = 365 * 86400
+
+
+def static_versions(app: Flask) -> None:
+    """Static files by versioned URL: ``url_for("static", ...)`` adds
+    ``v=<digest of the file>``, and a request that carries one is answered
+    with a year's ``max-age``, so a page load asks nothing again for its
+    scripts, styles and vendored libraries (without it, each was a 304
+    round trip before the page could start). A file changes only with an
+    upgrade, which restarts the web process: the digests are taken once."""
+    import hashlib
+
+    versions: dict[str, str] = {}
+    folder = Path(app.static_folder or "")
+
+    @app.url_defaults
+    def _version(endpoint: str, values: dict[str, Any]) -> None:
+        if endpoint != "static" or "filename" not in values or "v" in values:
+            return
+        name = values["filename"]
+        if name not in versions:
+            try:
+                versions[name] = hashlib.sha256((folder / name).read_bytes()).hexdigest()[:12]
+            except OSError:
+                versions[name] = ""
+        if versions[name]:
+            values["v"] = versions[name]
+
+    def max_age(filename: str | None) -> int | None:
+        return STATIC_MAX_AGE if request.args.get("v") else None
+
+    app.get_send_file_max_age = max_age  # type: ignore[method-assign]

@@ -39,6 +39,7 @@ from typing import Any
 import redis
 
 from engine.core import runstate
+from engine.core.outcome import run_outcome
 from engine.core.states import RUN_STATES
 from engine.store.base import RunSummary
 
@@ -198,10 +199,13 @@ class RunIndex:
         filters: dict[str, str] | None = None,
         offset: int = 0,
         limit: int = 50,
+        outcome: str | None = None,
     ) -> Page:
-        """A page of runs, newest first, with the counts per status."""
+        """A page of runs, newest first, with the counts per status.
+        ``outcome``: only runs with that outcome (``engine.core.outcome``,
+        kept in the run hash by the store)."""
         filters = {k: v for k, v in (filters or {}).items() if k and v is not None}
-        if not filters and name is None:
+        if not filters and name is None and outcome is None:
             counts = store.count_runs()
             runs = store.list_runs(status=status, offset=offset, limit=limit)
             total = counts.get(status, 0) if status else sum(counts.values())
@@ -214,9 +218,12 @@ class RunIndex:
         if name is not None:
             keys.append(f"{self.prefix}runs:name:{name}")
         if scanned:
-            return self._scan(keys or [f"{self.prefix}runs"], status, scanned, offset, limit)
+            return self._scan(
+                keys or [f"{self.prefix}runs"], status, scanned, offset, limit, outcome
+            )
         flat_counts, rows = self._filter(
-            keys=keys, args=[f"{self.prefix}run:", status or "", max(0, offset), limit]
+            keys=keys or [f"{self.prefix}runs"],
+            args=[f"{self.prefix}run:", status or "", max(0, offset), limit, outcome or ""],
         )
         counts = dict.fromkeys(RUN_STATES, 0)
         for i in range(0, len(flat_counts), 2):
@@ -229,7 +236,13 @@ class RunIndex:
         return Page(runs, total, counts)
 
     def _scan(
-        self, keys: list[str], status: str | None, wanted: dict[str, str], offset: int, limit: int
+        self,
+        keys: list[str],
+        status: str | None,
+        wanted: dict[str, str],
+        offset: int,
+        limit: int,
+        outcome: str | None = None,
     ) -> Page:
         """Bounded scan for filters on fields that are not indexed."""
         # the candidates: the indexed filters first (one index, or their
@@ -253,6 +266,8 @@ class RunIndex:
                 fields = runstate.stored_fields(st)
                 if all(_text(lookup(fields, k)) == v for k, v in wanted.items()):
                     run_status = runstate.status(st)
+                    if outcome is not None and run_outcome(run_status, fields) != outcome:
+                        continue
                     counts[run_status] = counts.get(run_status, 0) + 1
                     if status is None or run_status == status:
                         matched.append(

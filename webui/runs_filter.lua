@@ -2,10 +2,12 @@
 -- passes the filters (webui.runindex). The smallest index is walked
 -- newest first; every other index is probed with ZSCORE.
 -- KEYS: one or more index zsets (wfid -> launched_at)
--- ARGV: run hash key prefix, wanted status ("" = any), offset, limit
+-- ARGV: run hash key prefix, wanted status ("" = any), offset, limit,
+-- wanted outcome ("" = any; the run hash's outcome field, engine.core.outcome)
 -- Returns {counts = {status, n, status, n, ...}, rows = {wfid, name, status, at, ...}}
 local runkey, want = ARGV[1], ARGV[2]
 local skip, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
+local want_outcome = ARGV[5] or ''
 local walk, best = 1, redis.call('ZCARD', KEYS[1])
 for i = 2, #KEYS do
   local n = redis.call('ZCARD', KEYS[i])
@@ -21,9 +23,9 @@ while true do
       if i ~= walk and not redis.call('ZSCORE', KEYS[i], id) then ok = false break end
     end
     if ok then
-      local row = redis.call('HMGET', runkey .. id, 'status', 'name', 'at')
+      local row = redis.call('HMGET', runkey .. id, 'status', 'name', 'at', 'outcome')
       local st = row[1]
-      if st then
+      if st and (want_outcome == '' or row[4] == want_outcome) then
         if not counts[st] then counts[st] = 0 order[#order + 1] = st end
         counts[st] = counts[st] + 1
         if want == '' or want == st then

@@ -92,7 +92,8 @@ class WebConfig(Section):
     index_fields: str = "*"
     #: rows per page of the lists
     page_size: int = 50
-    #: seconds between the live list's refreshes
+    #: the run list's rows change as their transitions arrive (server-sent
+    #: events); its counts and new rows are fetched again at most this often
     poll_interval: float = 2.0
     #: audit entries kept (the oldest are dropped)
     audit_max: int = 100_000

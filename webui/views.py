@@ -6,11 +6,12 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections import OrderedDict
 from typing import Any
 
 from engine.core import runstate, states
+from engine.core.outcome import OUTCOMES
 from engine.engine import UnknownRun
+from engine.trace import activity_id
 from webui.access import Refused
 from webui.services import Services
 from webui.users import User
@@ -54,7 +55,50 @@ def run_filters(args: Any) -> dict[str, Any]:
             raise Refused(f"field={pair!r}: give key=value", 400)
         if key.strip():
             fields[key.strip()] = value.strip()
-    return {"status": status, "name": args.get("name") or None, "fields": fields}
+    outcome = (args.get("outcome") or "").strip().lower() or None
+    outcome = _OUTCOME_ALIASES.get(outcome, outcome) if outcome else None
+    if outcome is not None and outcome not in OUTCOMES:
+        raise Refused(f"outcome={outcome!r}: one of {', '.join(OUTCOMES)} (or failed)", 400)
+    return {
+        "status": status,
+        "name": args.get("name") or None,
+        "fields": fields,
+        "outcome": outcome,
+    }
+
+
+#: what the run list's ``outcome`` filter also accepts
+_OUTCOME_ALIASES = {"failed": "failure", "passed": "success", "ok": "success"}
+
+
+def run_actions(status: str) -> list[str]:
+    """The run controls valid in ``status`` (what ``webui.actions`` and the
+    engine accept): cancel and kill while the run is live, pause only
+    while it runs, resume only while it is paused (a run in error waits
+    for a replay, a cancel or a kill: the engine ignores a resume of a run
+    that is not paused)."""
+    if status in states.ENDED_RUN_STATES:
+        return []
+    out = ["cancel", "kill"]
+    if status == states.RUNNING:
+        out.append("pause")
+    if status == states.PAUSED:
+        out.append("resume")
+    return out
+
+
+def _row(summary: dict[str, Any] | None) -> dict[str, Any]:
+    """What the run list shows of a run beyond its index entry."""
+    if not summary:
+        return {"outcome": None, "ended_at": None, "positions": []}
+    return {
+        "outcome": summary.get("outcome"),
+        "ended_at": summary.get("ended_at"),
+        "positions": [
+            {"expid": p.get("expid"), "participant": p.get("participant"), "state": p.get("state")}
+            for p in summary.get("positions") or ()
+        ],
+    }
 
 
 def runs_page(svc: Services, args: Any, user: User | None = None) -> dict[str, Any]:
@@ -71,8 +115,11 @@ def runs_page(svc: Services, args: Any, user: User | None = None) -> dict[str, A
         filters=f["fields"],
         offset=offset,
         limit=limit,
+        outcome=f["outcome"],
     )
-    owners = svc.index.owners([r.wfid for r in page.runs])
+    wfids = [r.wfid for r in page.runs]
+    owners = svc.index.owners(wfids)
+    summaries = svc.store.run_summaries(wfids) if hasattr(svc.store, "run_summaries") else {}
     return {
         "runs": [
             {
@@ -81,9 +128,11 @@ def runs_page(svc: Services, args: Any, user: User | None = None) -> dict[str, A
                 "status": r.status,
                 "launched_at": r.launched_at,
                 "owner": owners.get(r.wfid),
+                **_row(summaries.get(r.wfid)),
             }
             for r in page.runs
         ],
+        "now": time.time(),
         "total": page.total,
         "counts": page.counts,
         "offset": offset,
@@ -117,44 +166,106 @@ def run_detail(svc: Services, wfid: str) -> dict[str, Any]:
         "errors": errors,
         "owner": svc.index.owner(wfid),
         "live": info.status not in states.ENDED_RUN_STATES,
+        "actions": run_actions(info.status),
+        # the trace event page of the run's root ActivityTriggered
+        "trace_event": activity_id(wfid, None, "triggered"),
     }
 
 
-def run_timeline(svc: Services, wfid: str) -> dict[str, Any]:
+def run_timeline(svc: Services, wfid: str, now: float | None = None) -> dict[str, Any]:
+    """The run's steps from its trace events, with what its state knows
+    (positions, errors: the events may be late or missing) and the Gantt
+    chart's geometry (``gantt``)."""
     from engine.trace import activity_id
-    from webui.graphs import timeline
+    from webui.graphs import add_run_state, gantt, timeline
 
     try:
         events = svc.graph.chain(activity_id(wfid, None, "triggered"))
+        tl = timeline(events)
     except Exception as exc:  # the graph is optional: say so, do not fail the page
-        return {
-            "run": None,
-            "steps": [],
-            "events": 0,
-            "settled": True,
-            "error": f"traceability graph: {exc}",
-        }
-    return timeline(events)
+        tl = timeline([])
+        tl["settled"] = True
+        tl["error"] = f"traceability graph: {exc}"
+    with contextlib.suppress(Refused):
+        st = _state(svc, wfid)
+        d = _definition_or_none(svc, st)
+        positions = [
+            {
+                "eid": x.eid,
+                "expid": x.node_id,
+                "path": _call_path(st, d, x),
+                "name": x.describe(d)[1] if d is not None else x.participant,
+                "state": x.state,
+                "since": x.since,
+            }
+            for x in runstate.positions(st)
+        ]
+        add_run_state(
+            tl,
+            launched_at=st.get("launched_at"),
+            status=runstate.status(st),
+            positions=positions,
+            errors=list(runstate.errors(st)),
+        )
+    tl["gantt"] = gantt(tl, time.time() if now is None else now)
+    return tl
+
+
+def _definition_or_none(svc: Services, st: dict[str, Any]) -> Any:
+    try:
+        return svc.engine.definition(runstate.definition_digest(st))
+    except Exception:
+        return None
+
+
+def _call_path(st: dict[str, Any], d: Any, x: runstate.Expression) -> str:
+    """The position's id in ``definition_graph``: its node id behind the
+    node ids of the subprocess calls it runs in."""
+    from webui.graphs import SEP
+
+    base = x.node_id.partition("#")[0].partition("@")[0]
+    if d is None:
+        return base
+    calls: list[str] = []
+    parent = x.parent
+    while parent is not None and len(calls) < 50:
+        ex = runstate.expression(st, parent)
+        if ex is None:
+            break
+        try:
+            node = d.node(ex.node_id)
+        except KeyError:
+            node = None
+        if (
+            node is not None
+            and node.kind in ("subprocess", "participant")
+            and node.opts.get("ref") in d.subprocesses
+        ):
+            calls.append(node.id)
+        parent = ex.parent
+    return SEP.join([*reversed(calls), base])
 
 
 def run_graph(svc: Services, wfid: str) -> dict[str, Any]:
-    from webui.graphs import definition_graph
+    from webui.graphs import definition_graph, graph_marks
 
     st = _state(svc, wfid)
     d = svc.engine.definition(runstate.definition_digest(st))
-    marks: dict[str, str] = {}
-    for step in run_timeline(svc, wfid)["steps"]:
-        if step["expid"] and step["state"] == "finished":
-            marks[step["expid"]] = (
-                "failed" if step["outcome"] in ("FAILED", "UNSUCCESSFUL", "TIMED_OUT") else "done"
-            )
+    tl = run_timeline(svc, wfid)
+    finished = [
+        s
+        for s in tl["steps"]
+        if s["expid"] and s["state"] == "finished" and s.get("source") != "state"
+    ]
+    marks = graph_marks(d, finished, [])
     for x in runstate.positions(st):
-        marks[x.node_id] = x.state
+        marks[_call_path(st, d, x)] = x.state
     status = runstate.status(st)
     if status == states.FINISHED:
         marks["end"] = "done"
     graph = definition_graph(d, marks)
     graph["status"] = status
+    graph["positions"] = [_call_path(st, d, x) for x in runstate.positions(st)]
     return graph
 
 
@@ -162,25 +273,35 @@ def run_graph(svc: Services, wfid: str) -> dict[str, Any]:
 
 
 def error_groups(svc: Services, limit: int = 2000) -> list[dict[str, Any]]:
-    """Unresolved errors across runs, grouped by participant and message."""
-    groups: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
-    for e in svc.engine.list_errors(0, limit):
-        who = e.get("participant") or e.get("name") or e.get("expid") or "?"
-        message = f"{e.get('class')}: {e.get('message')}"
-        g = groups.setdefault(
-            (who, message), {"participant": who, "message": message, "count": 0, "errors": []}
-        )
-        g["count"] += 1
-        g["errors"].append(
-            {"wfid": e["wfid"], "error_id": e["id"], "expid": e.get("expid"), "at": e.get("at")}
-        )
-    return sorted(groups.values(), key=lambda g: -g["count"])
+    """Unresolved errors across runs, grouped by cause: the error class and
+    the normalised message (``webui.errorgroups``), with the participants
+    and processes involved and a preview of the traceback."""
+    from webui.errorgroups import group_errors
+
+    names: dict[str, str | None] = {}
+
+    def process_of(wfid: str) -> str | None:
+        if wfid not in names:
+            if len(names) >= 500:  # enough to name the processes involved
+                return None
+            loaded = svc.store.load_run(wfid)
+            names[wfid] = (str(loaded[0].get("name") or "") or None) if loaded else None
+        return names[wfid]
+
+    groups = group_errors(svc.engine.list_errors(0, limit), process_of=process_of)
+    for g in groups:
+        g["participant"] = ", ".join(g["participants"])
+    return groups
 
 
 # -- participants ---------------------------------------------------------------------
 
 
 def participants_view(svc: Services, with_skynet: bool = True) -> dict[str, Any]:
+    """Registrations, queue depths, the participant instances serving each
+    queue (``webui.deadletters.instances``: consumers on RabbitMQ, control
+    bindings on the embedded broker), engine workers and SkyNET pools."""
+    from webui.deadletters import instances
     from webui.metrics import queue_depths
 
     regs = [
@@ -188,9 +309,12 @@ def participants_view(svc: Services, with_skynet: bool = True) -> dict[str, Any]
         for r in svc.engine.registrations()
     ]
     depths = queue_depths(svc)
+    served = instances(svc, [r["queue"] for r in regs])
     return {
         "registrations": regs,
         "queues": depths,
+        "instances": served,
+        "engine_queue": svc.config.engine_queue,
         "engines": svc.store.engines(),
         "skynet": svc.skynet.hosts() if with_skynet else [],
         "skynet_configured": bool(svc.web.skynet_hosts),

@@ -6,6 +6,7 @@ do, each with a ``register(main)``:
 * ``check``: ``check``
 * ``runs``: ``launch``, ``ps``, ``show``, ``errors``, ``cancel``, ``kill``,
   ``pause``, ``resume``, ``replay``, ``reapply``
+* ``logs``: ``logs`` (the step logs of a run)
 * ``admin``: ``worker``, ``workers``, ``participants``, ``register``,
   ``unregister``, ``deadletters``
 * ``demo``: ``demo``
@@ -29,7 +30,7 @@ from importlib.metadata import entry_points
 
 import click
 
-from bossapp.cli import admin, events, launchers, reporters, runs, trace
+from bossapp.cli import admin, events, launchers, logs, reporters, runs, trace
 from bossapp.cli.check import check
 from bossapp.cli.convert import convert
 from bossapp.cli.demo import demo
@@ -58,6 +59,7 @@ main.add_command(check)
 main.add_command(convert)
 main.add_command(demo)
 runs.register(main)
+logs.register(main)
 admin.register(main)
 events.register(main)
 trace.register(main)

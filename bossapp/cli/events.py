@@ -247,7 +247,8 @@ def _eiffel_events(path: Path, fmt: str) -> list[dict[str, Any]]:
 @pass_context
 def aggregator(ctx: Context, threads: int, batch: int, loglevel: str) -> None:
     """Consume the trace queue into the traceability graph (run as many as
-    you like, anywhere; engine workers also run ``trace_threads`` of them)."""
+    you like, anywhere; engine workers also run ``trace_threads`` of them),
+    and, with ``step_logs`` on, the participants' step logs into the store."""
     import logging
 
     from engine.trace import run_aggregators
@@ -256,7 +257,11 @@ def aggregator(ctx: Context, threads: int, batch: int, loglevel: str) -> None:
         level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = ctx.config
-    click.echo(f"aggregating {config.trace_queue} with {threads} consumer(s)", err=True)
+    click.echo(
+        f"aggregating {config.trace_queue} with {threads} consumer(s)"
+        + (f"; step logs from {config.step_log_queue}" if config.step_logs else ""),
+        err=True,
+    )
     stats = run_aggregators(config, ctx.store.client, threads=threads, batch=batch)
     click.echo(
         f"stopped: {sum(s.stored for s in stats)} stored, "

@@ -428,7 +428,13 @@ class Interpreter:
         )
 
     def _record_step(
-        self, eid: str, e: dict, trigger: str, outcome: str | None = None, data: dict | None = None
+        self,
+        eid: str,
+        e: dict,
+        trigger: str,
+        outcome: str | None = None,
+        data: dict | None = None,
+        at: float | None = None,
     ) -> None:
         cur = e.get("lc", "new")
         nxt = lifecycle.TABLE.get((trigger, cur))
@@ -453,7 +459,16 @@ class Interpreter:
         elif event == "finished":
             self.finished_now.append(eid)
         self.effects.append(
-            Record("step", self.state["wfid"], eid, name, event, self.now, outcome, data)
+            Record(
+                "step",
+                self.state["wfid"],
+                eid,
+                name,
+                event,
+                self.now if at is None else at,
+                outcome,
+                data,
+            )
         )
 
     # -- scopes ---------------------------------------------------------------
@@ -1288,6 +1303,19 @@ class Interpreter:
         cmd = wi.get("command")
         if cmd:
             fields["__command__"] = cmd
+        if e.get("lc") == "triggered":
+            # a step answered without a started notice (no lease taken: most
+            # steps) started when its reply says, kept between its dispatch
+            # and now (the participant's clock may be off)
+            started = _epoch(wi.get("started_at"))
+            if started is not None:
+                self._record_step(
+                    eid,
+                    e,
+                    "start",
+                    data={"instance": wi["instance"]} if wi.get("instance") else None,
+                    at=min(max(started, e.get("at", started)), self.now),
+                )
         if "result" in wi and "__result__" not in fields:
             fields["__result__"] = wi["result"]
         err = wi.get("error")
@@ -1985,3 +2013,15 @@ def handle(
 #: process-wide setting; the adapters that own a process raise the limit
 #: (``engine.engine.Engine`` on construction).
 RECURSION_LIMIT = 20_000
+
+
+def _epoch(text: Any) -> float | None:
+    """Seconds since the epoch of an ISO 8601 time (``2026-11-22T10:00:00.123Z``,
+    as ``engine.wire.iso_now`` writes); None for anything else."""
+    if not isinstance(text, str):
+        return None
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()

@@ -25,7 +25,13 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
+from engine.core import runstate
+from engine.core.outcome import run_outcome
 from engine.core.registrations import Registration
+
+#: the stream of run and step transitions a store keeps (``transition``):
+#: how many entries it holds at least (Redis trims with ``XADD MAXLEN ~``)
+TRANSITIONS_MAXLEN = 10_000
 
 
 class StoreError(Exception):
@@ -55,6 +61,38 @@ def index_fields(state: dict[str, Any]) -> tuple[str, str, str, float, Any]:
         )
     except KeyError as exc:
         raise StoreError(f"run state has no {exc.args[0]!r} key") from None
+
+
+def transition(state: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """``(summary, outcome)``: what the transitions stream and the run list
+    say of a run as it is saved: ``wfid``, ``name``, ``status``,
+    ``outcome`` (``engine.core.outcome``), ``launched_at``, ``ended_at`` and
+    ``positions`` (the steps that wait or failed: ``eid``, ``expid``,
+    ``participant``, ``state``, ``since``). A save whose summary differs
+    from the previous one is a transition: the store appends it to its
+    stream (a status change is a ``run`` transition, anything else a
+    ``step`` one). Cheap: one pass over the live expressions."""
+    status = state["status"]
+    outcome = run_outcome(status, state.get("fields") or {})
+    positions = [
+        {
+            "eid": x.eid,
+            "expid": x.node_id,
+            "participant": x.participant,
+            "state": x.state,
+            "since": x.since,
+        }
+        for x in (runstate.positions(state) if "exprs" in state else ())
+    ]
+    return {
+        "wfid": state["wfid"],
+        "name": state["name"],
+        "status": status,
+        "outcome": outcome,
+        "launched_at": state.get("launched_at"),
+        "ended_at": state.get("ended_at"),
+        "positions": positions,
+    }, outcome
 
 
 @dataclass(frozen=True, slots=True)

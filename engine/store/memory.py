@@ -16,6 +16,10 @@ For the in-process harness and the benchmark, so it is built for speed:
   list in the same order.
 * Timers sit in a heap with lazy deletion (a replaced or cancelled timer's
   old entry is skipped when it reaches the top).
+* The transitions stream (``RedisStore``'s ``transitions``) is off by
+  default (``transitions=0``: the harness and the benchmark do not pay for
+  it); ``MemoryStore(transitions=N)`` keeps the newest N in a deque, with
+  ids shaped like Redis stream ids.
 """
 
 from __future__ import annotations
@@ -31,7 +35,14 @@ from typing import Any
 
 from engine.core.registrations import Registration
 from engine.core.states import RUN_STATES
-from engine.store.base import ConflictError, RunExists, RunStore, RunSummary, index_fields
+from engine.store.base import (
+    ConflictError,
+    RunExists,
+    RunStore,
+    RunSummary,
+    index_fields,
+    transition,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -97,8 +108,14 @@ class MemoryStore(RunStore):
 
     durable = False  # it dies with the engine's process: no outbox needed
 
-    def __init__(self) -> None:
+    def __init__(self, *, transitions: int = 0) -> None:
         self._lock = threading.Lock()
+        #: the transitions stream, when kept: (id, kind, summary), newest last
+        self._transitions: deque[tuple[str, str, dict[str, Any]]] | None = (
+            deque(maxlen=transitions) if transitions > 0 else None
+        )
+        self._live: dict[str, tuple[str, dict[str, Any]]] = {}  # wfid -> (status, summary)
+        self._last_id = (0, 0)
         self._definitions: dict[str, tuple[str, str | None]] = {}
         self._runs: dict[str, _Run] = {}
         self._all = _Index()
@@ -153,7 +170,46 @@ class MemoryStore(RunStore):
                 raise RunExists(wfid)
             self._runs[wfid] = _Run(blob, 1, status, name, at, errors)
             self._index(wfid, status, name, at, errors)
+            if self._transitions is not None:
+                self._transition(wfid, state, None)
         return 1
+
+    def _transition(self, wfid: str, state: dict[str, Any], old_status: str | None) -> None:
+        """Append the run's summary to the stream if it changed (the lock is held)."""
+        live, _ = transition(state)
+        if self._live.get(wfid, (None, None))[1] == live:
+            return
+        self._live[wfid] = (live["status"], live)
+        ms = int(time.time() * 1000)
+        last_ms, seq = self._last_id
+        self._last_id = (ms, 0) if ms > last_ms else (last_ms, seq + 1)
+        kind = "step" if old_status == live["status"] else "run"
+        assert self._transitions is not None
+        self._transitions.append((f"{self._last_id[0]}-{self._last_id[1]}", kind, live))
+
+    def transitions(
+        self, after: str = "0-0", count: int = 1000
+    ) -> list[tuple[str, str, dict[str, Any]]]:
+        """The transitions kept after stream id ``after`` (oldest first):
+        ``(id, kind, summary)``; empty when the stream is off."""
+        ms, _, seq = after.partition("-")
+        key = (int(ms), int(seq or 0))
+        with self._lock:
+            rows = list(self._transitions or ())
+        out = []
+        for row in rows:
+            a, _, b = row[0].partition("-")
+            if (int(a), int(b)) > key:
+                out.append((row[0], row[1], _loads(_dumps(row[2]))))
+        return out[:count]
+
+    def run_summaries(self, wfids: list[str]) -> dict[str, dict[str, Any] | None]:
+        """Each run's summary (``base.transition``); None for one not stored."""
+        out: dict[str, dict[str, Any] | None] = {}
+        for wfid in wfids:
+            loaded = self.load_run(wfid)
+            out[wfid] = None if loaded is None else transition(loaded[0])[0]
+        return out
 
     def load_run(self, wfid: str) -> tuple[dict[str, Any], int] | None:
         with self._lock:
@@ -172,6 +228,8 @@ class MemoryStore(RunStore):
                 raise ConflictError(f"run {wfid} is not stored")
             if run.version != version:
                 raise ConflictError(f"run {wfid} is no longer at version {version}")
+            if self._transitions is not None:
+                self._transition(wfid, state, run.status)
             if (
                 run.status != status
                 or run.name != name
@@ -189,6 +247,7 @@ class MemoryStore(RunStore):
     def delete_run(self, wfid: str) -> None:
         with self._lock:
             run = self._runs.pop(wfid, None)
+            self._live.pop(wfid, None)
             if run is not None:
                 self._unindex(wfid, run)
 

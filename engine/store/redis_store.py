@@ -18,6 +18,16 @@ runs and several installations can share one server)::
     listeners               hash listener id -> spec JSON
     mutex:<name>            string: the holder
     mutex:<name>:q          list: the waiters, first come first served
+    transitions             stream: one entry per run or step transition (a
+                            save that changes the run's summary: status,
+                            outcome, positions), fields kind (run or step) and
+                            data (the summary JSON, ``base.transition``), the
+                            run hash's live field; capped with XADD MAXLEN ~
+                            (``transitions_maxlen``; 0 keeps no stream). The
+                            web UI's live view (``webui.live``) reads it.
+
+The run hash also keeps ``live`` (that summary) and ``outcome``
+(``engine.core.outcome``), for the run list.
 
 Every write that touches more than one key is atomic: a Lua script (run
 via EVALSHA, ``register_script``) or a MULTI/EXEC pipeline. The scripts live
@@ -44,7 +54,15 @@ import redis
 
 from engine.core.registrations import Registration
 from engine.core.states import RUN_STATES
-from engine.store.base import ConflictError, RunExists, RunStore, RunSummary, index_fields
+from engine.store.base import (
+    TRANSITIONS_MAXLEN,
+    ConflictError,
+    RunExists,
+    RunStore,
+    RunSummary,
+    index_fields,
+    transition,
+)
 
 __all__ = ["RedisStore", "normalise_url"]
 
@@ -96,7 +114,13 @@ class RedisStore(RunStore):
     in stays its owner's to close.
     """
 
-    def __init__(self, target: str | redis.Redis, prefix: str = "boss:") -> None:
+    def __init__(
+        self,
+        target: str | redis.Redis,
+        prefix: str = "boss:",
+        *,
+        transitions_maxlen: int = TRANSITIONS_MAXLEN,
+    ) -> None:
         if isinstance(target, str):
             self._redis = redis.Redis.from_url(normalise_url(target))
             self._owned = True
@@ -116,6 +140,9 @@ class RedisStore(RunStore):
         self._k_regs = f"{prefix}participants:regs"
         self._k_listeners = f"{prefix}listeners"
         self._k_mutex = f"{prefix}mutex:"
+        #: the stream of transitions (see the module docstring)
+        self.transitions_key = f"{prefix}transitions"
+        self._maxlen = str(max(0, int(transitions_maxlen)))
         reg = self._redis.register_script
         self._create = reg(_script("run_create"))
         self._save = reg(_script("run_save"))
@@ -151,9 +178,21 @@ class RedisStore(RunStore):
     # -- runs -------------------------------------------------------------
     def create_run(self, state: dict[str, Any]) -> int:
         wfid, status, name, at, errors = _index_fields(state)
+        live, outcome = transition(state)
         created = self._create(
             keys=[self._k_run + wfid],
-            args=[self.prefix, wfid, _dumps(state), status, name, at, errors],
+            args=[
+                self.prefix,
+                wfid,
+                _dumps(state),
+                status,
+                name,
+                at,
+                errors,
+                _dumps(live),
+                outcome,
+                self._maxlen,
+            ],
         )
         if not created:
             raise RunExists(wfid)
@@ -167,15 +206,57 @@ class RedisStore(RunStore):
 
     def save_run(self, state: dict[str, Any], version: int) -> int:
         wfid, status, name, at, errors = _index_fields(state)
+        live, outcome = transition(state)
         new = self._save(
             keys=[self._k_run + wfid],
-            args=[self.prefix, wfid, int(version), _dumps(state), status, name, at, errors],
+            args=[
+                self.prefix,
+                wfid,
+                int(version),
+                _dumps(state),
+                status,
+                name,
+                at,
+                errors,
+                _dumps(live),
+                outcome,
+                self._maxlen,
+            ],
         )
         if new > 0:
             return new
         if new == 0:
             raise ConflictError(f"run {wfid} is no longer at version {version}")
         raise ConflictError(f"run {wfid} is not stored")
+
+    def transitions(
+        self, after: str = "0-0", count: int = 1000
+    ) -> list[tuple[str, str, dict[str, Any]]]:
+        """The transitions stored after stream id ``after`` (oldest first):
+        ``(id, kind, summary)``."""
+        rows = self._redis.xrange(self.transitions_key, f"({after}", "+", count=count)
+        return [(_str(i), _str(f[b"kind"]), _loads(f[b"data"])) for i, f in rows]
+
+    def run_summaries(self, wfids: list[str]) -> dict[str, dict[str, Any] | None]:
+        """The ``live`` summary of each run (``base.transition``), one round
+        trip; None for a run not stored. A run last saved before the
+        summary existed gets one computed from its state."""
+        if not wfids:
+            return {}
+        pipe = self._redis.pipeline(transaction=False)
+        for wfid in wfids:
+            pipe.hget(self._k_run + wfid, "live")
+        out: dict[str, dict[str, Any] | None] = {}
+        missing = []
+        for wfid, blob in zip(wfids, pipe.execute(), strict=True):
+            out[wfid] = None if blob is None else _loads(blob)
+            if blob is None:
+                missing.append(wfid)
+        for wfid in missing:
+            loaded = self.load_run(wfid)
+            if loaded is not None:
+                out[wfid] = transition(loaded[0])[0]
+        return out
 
     def delete_run(self, wfid: str) -> None:
         self._delete(keys=[self._k_run + wfid], args=[self.prefix, wfid])

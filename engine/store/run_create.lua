@@ -1,18 +1,24 @@
 -- Create a run at version 1, or return 0 when the wfid is taken.
--- KEYS[1] run hash; ARGV: prefix, wfid, state, status, name, at, errors ("" = none)
+-- KEYS[1] run hash; ARGV: prefix, wfid, state, status, name, at, errors ("" = none),
+-- live (the run's summary JSON, engine.store.base.transition), outcome,
+-- transitions stream MAXLEN ("0" = keep no stream)
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
 local prefix, wfid, status, name, at, errors =
   ARGV[1], ARGV[2], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 if errors == '' then
-  redis.call('HSET', KEYS[1], 'state', ARGV[3], 'v', 1, 'status', status, 'name', name, 'at', at)
+  redis.call('HSET', KEYS[1], 'state', ARGV[3], 'v', 1, 'status', status, 'name', name, 'at', at,
+    'live', ARGV[8], 'outcome', ARGV[9])
 else
   redis.call('HSET', KEYS[1], 'state', ARGV[3], 'v', 1, 'status', status, 'name', name, 'at', at,
-    'errors', errors)
+    'live', ARGV[8], 'outcome', ARGV[9], 'errors', errors)
   redis.call('ZADD', prefix .. 'runs:errors', at, wfid)
 end
 redis.call('ZADD', prefix .. 'runs', at, wfid)
 redis.call('ZADD', prefix .. 'runs:status:' .. status, at, wfid)
 redis.call('ZADD', prefix .. 'runs:name:' .. name, at, wfid)
+if ARGV[10] ~= '0' then
+  redis.call('XADD', prefix .. 'transitions', 'MAXLEN', '~', ARGV[10], '*', 'kind', 'run', 'data', ARGV[8])
+end
 return 1

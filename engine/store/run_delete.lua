@@ -13,4 +13,8 @@ end
 if cur[2] then
   redis.call('ZREM', prefix .. 'runs:name:' .. cur[2], wfid)
 end
+-- the transitions stream tells of stored runs: with none left, it goes too
+if redis.call('EXISTS', prefix .. 'runs') == 0 then
+  redis.call('DEL', prefix .. 'transitions')
+end
 return 1

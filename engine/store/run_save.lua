@@ -1,28 +1,33 @@
 -- Compare-and-set a run's state and keep its index entries in step.
 -- KEYS[1] run hash
--- ARGV: prefix, wfid, expected version, state, status, name, at, errors ("" = none)
+-- ARGV: prefix, wfid, expected version, state, status, name, at, errors ("" = none),
+-- live (the run's summary JSON, engine.store.base.transition), outcome,
+-- transitions stream MAXLEN ("0" = keep no stream)
+-- A save that changes the summary appends it to the transitions stream
+-- (kind = 'run' when the status changed, else 'step'), in this same call.
 -- Returns the new version, 0 on a version mismatch, -1 when the run is absent.
-local cur = redis.call('HMGET', KEYS[1], 'v', 'status', 'name', 'at', 'errors')
+local cur = redis.call('HMGET', KEYS[1], 'v', 'status', 'name', 'at', 'errors', 'live')
 if not cur[1] then
   return -1
 end
 if cur[1] ~= ARGV[3] then
   return 0
 end
-local prefix, wfid, status, name, at, errors =
-  ARGV[1], ARGV[2], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local prefix, wfid, status, name, at, errors, live =
+  ARGV[1], ARGV[2], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local v = tonumber(cur[1]) + 1
 local moved = cur[4] ~= at  -- a new launch time re-scores every index entry
 
 if errors == '' then
-  redis.call('HSET', KEYS[1], 'state', ARGV[4], 'v', v, 'status', status, 'name', name, 'at', at)
+  redis.call('HSET', KEYS[1], 'state', ARGV[4], 'v', v, 'status', status, 'name', name, 'at', at,
+    'live', live, 'outcome', ARGV[10])
   if cur[5] then
     redis.call('HDEL', KEYS[1], 'errors')
     redis.call('ZREM', prefix .. 'runs:errors', wfid)
   end
 else
   redis.call('HSET', KEYS[1], 'state', ARGV[4], 'v', v, 'status', status, 'name', name, 'at', at,
-    'errors', errors)
+    'live', live, 'outcome', ARGV[10], 'errors', errors)
   if moved or not cur[5] then
     redis.call('ZADD', prefix .. 'runs:errors', at, wfid)
   end
@@ -44,5 +49,9 @@ reindex('runs:status:', cur[2], status)
 reindex('runs:name:', cur[3], name)
 if moved then
   redis.call('ZADD', prefix .. 'runs', at, wfid)
+end
+if cur[6] ~= live and ARGV[11] ~= '0' then
+  redis.call('XADD', prefix .. 'transitions', 'MAXLEN', '~', ARGV[11], '*',
+    'kind', cur[2] ~= status and 'run' or 'step', 'data', live)
 end
 return v

@@ -46,6 +46,7 @@ from engine.trace.validate import InvalidEvent, Validator
 __all__ = [
     "AggregatorStats",
     "EventAggregator",
+    "StepLogWriter",
     "graph_prefix",
     "ingest_bodies",
     "stored_types",
@@ -174,7 +175,42 @@ def ingest_bodies(
     return stats
 
 
-class EventAggregator(ConsumerMixin):
+class _Batching(ConsumerMixin):
+    """A consumer that takes its messages in batches: ``flush`` (the
+    subclass's) handles ``_pending`` once ``batch_size`` messages wait or
+    the first of them has waited ``linger`` seconds. The subclass sets
+    ``batch_size``, ``linger``, ``_pending`` and ``_first``."""
+
+    batch_size: int
+    linger: float
+    _pending: list[kombu.Message]
+    _first: float
+
+    def flush(self) -> None:
+        raise NotImplementedError
+
+    def on_connection_revived(self) -> None:
+        self._pending.clear()  # their delivery tags died with the old channel
+
+    def run_forever(self) -> None:
+        """Consume until ``should_stop`` is set."""
+        self.run(safety_interval=self.linger)
+
+    def on_iteration(self) -> None:
+        if self._pending and (
+            len(self._pending) >= self.batch_size or time.monotonic() - self._first >= self.linger
+        ):
+            self.flush()
+
+    def _on_message(self, message: kombu.Message) -> None:
+        if not self._pending:
+            self._first = time.monotonic()
+        self._pending.append(message)
+        if len(self._pending) >= self.batch_size:
+            self.flush()
+
+
+class EventAggregator(_Batching):
     """One aggregator: a kombu consumer of the trace queue."""
 
     def __init__(
@@ -211,26 +247,6 @@ class EventAggregator(ConsumerMixin):
                 prefetch_count=self.batch_size * 2,
             )
         ]
-
-    def on_connection_revived(self) -> None:
-        self._pending.clear()  # their delivery tags died with the old channel
-
-    def run_forever(self) -> None:
-        """Consume until ``should_stop`` is set."""
-        self.run(safety_interval=self.linger)
-
-    def on_iteration(self) -> None:
-        if self._pending and (
-            len(self._pending) >= self.batch_size or time.monotonic() - self._first >= self.linger
-        ):
-            self.flush()
-
-    def _on_message(self, message: kombu.Message) -> None:
-        if not self._pending:
-            self._first = time.monotonic()
-        self._pending.append(message)
-        if len(self._pending) >= self.batch_size:
-            self.flush()
 
     # -- a batch -------------------------------------------------------------------
     def _deadletter(self, body: bytes | str, reason: str) -> None:
@@ -289,19 +305,108 @@ class EventAggregator(ConsumerMixin):
         self.connection.release()
 
 
+class StepLogWriter(_Batching):
+    """Step logs from the broker into the store: a kombu consumer of
+    ``config.step_log_queue`` (participants publish a job's lines there in
+    numbered batches, ``participants.steplog``). As the aggregator, it
+    takes what came within ``linger`` seconds (at most ``batch_size``
+    messages), writes it in one round trip (``engine.store.steplogs``:
+    in batch order, once, bounded per step, with a TTL) and only then
+    acknowledges; when Redis cannot be written the messages go back.
+
+    It runs in the aggregator process (``run_aggregators``), not in the
+    engine worker: that process already batches writes to Redis away from
+    the engine threads' GIL, is restarted by the worker and is what ``boss
+    aggregator`` runs on other hosts. A thread and a queue of its own, so a
+    flood of log lines never delays the traceability events."""
+
+    def __init__(
+        self,
+        config: Config,
+        client: Any,
+        *,
+        connection: kombu.Connection | None = None,
+        batch_size: int = 200,
+        linger: float = 0.05,
+    ) -> None:
+        from kombu import Queue
+
+        from engine.store.steplogs import StepLogs
+
+        self.config = config
+        self.logs = StepLogs(
+            client,
+            config.key_prefix,
+            ttl=config.step_log_ttl,
+            max_lines=config.step_log_lines,
+            max_bytes=config.step_log_bytes,
+        )
+        self.connection = connection if connection is not None else connect(config)
+        self.queue = Queue(config.step_log_queue, durable=True)
+        self.batch_size = batch_size
+        self.linger = linger
+        self.written = 0
+        self.refused = 0
+        self.retries = 0
+        self._pending: list[kombu.Message] = []
+        self._first = 0.0
+
+    def get_consumers(self, consumer: type[Consumer], channel: Any) -> list[Consumer]:
+        return [
+            consumer(
+                queues=[self.queue],
+                on_message=self._on_message,
+                prefetch_count=self.batch_size * 2,
+                accept=["application/json", "text/plain"],
+            )
+        ]
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        try:
+            written, refused = self.logs.write([m.body for m in pending])
+        except Exception:
+            self.retries += 1
+            log.exception("step logs: could not write %d batches; they go back", len(pending))
+            for m in pending:
+                m.requeue()
+            time.sleep(min(5.0, 0.2 * self.retries))
+            return
+        self.retries = 0
+        self.written += written
+        for _body, why in refused:
+            # lines, not events: a batch no participant of ours sent is dropped, said once
+            self.refused += 1
+            log.warning("step logs: dropped a message that is not a batch of lines: %s", why)
+        for m in pending:
+            m.ack()
+
+    def close(self) -> None:
+        self.connection.release()
+
+
 def run_aggregators(
-    config: Config, client: Any, *, threads: int = 1, batch: int = 500
+    config: Config, client: Any, *, threads: int = 1, batch: int = 500, steplogs: int | None = None
 ) -> list[AggregatorStats]:
     """Run ``threads`` aggregators (each with its own broker connection) in
     this process until SIGTERM or SIGINT; their stats when they stopped.
     ``boss aggregator`` and the engine worker's aggregator child process
-    (``python -m engine.trace``) run this."""
+    (``python -m engine.trace``) run this. ``steplogs``: step-log writers
+    beside them (``StepLogWriter``; default one when ``config.step_logs``)."""
     import signal
     import threading
 
     from engine.trace.graph import Graph
 
-    aggregators = [
+    if steplogs is None:
+        steplogs = 1 if config.step_logs else 0
+    writers = [
+        StepLogWriter(config, client, connection=connect(config, heartbeat=30))
+        for _ in range(steplogs)
+    ]
+    aggregators: list[Any] = [
         EventAggregator(
             config,
             Graph(client, prefix=graph_prefix(config)),
@@ -311,6 +416,8 @@ def run_aggregators(
         )
         for _ in range(threads)
     ]
+    stats = [a.stats for a in aggregators]
+    aggregators += writers
 
     def stop(*_: Any) -> None:
         for a in aggregators:
@@ -329,4 +436,4 @@ def run_aggregators(
             t.join(0.5)
     for a in aggregators:
         a.close()
-    return [a.stats for a in aggregators]
+    return stats

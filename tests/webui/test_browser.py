@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import delete_keys
+from tests.conftest import apt_get, delete_keys
 from tests.e2e.conftest import System
 from tests.webui.conftest import PASSWORDS, USERS
 
@@ -54,23 +53,10 @@ def chromium_path() -> str:
         _unavailable(
             "chromium is not installed and this is not root with apt-get (apt-get install chromium)"
         )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    run = subprocess.run(
-        ["apt-get", "install", "-y", "-q", "chromium"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    run = apt_get("install", "-y", "-q", "chromium")
     if run.returncode != 0:  # the package lists may be missing: update once
-        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=600)
-        run = subprocess.run(
-            ["apt-get", "install", "-y", "-q", "chromium"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        apt_get("update", "-q")
+        run = apt_get("install", "-y", "-q", "chromium")
     found = shutil.which("chromium")
     if found is None:
         _unavailable(f"apt-get install chromium failed: {run.stderr[-500:]}")

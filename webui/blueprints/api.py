@@ -154,3 +154,21 @@ def leadtime_series() -> Any:
     return jsonify(
         views.leadtime_series(services(), level, since, request.args.get("value", "SUCCESS"))
     )
+
+
+# -- dead letters (webui.deadletters) ---------------------------------------------------
+
+
+@api.get("/deadletters")
+def deadletters() -> Any:
+    from webui import deadletters as dl
+
+    return jsonify(dl.letters_view(services()))
+
+
+@api.post("/deadletters/<source>/<letter_id>/<action>")
+def deadletter_action(source: str, letter_id: str, action: str) -> Any:
+    from webui import deadletters as dl
+
+    message = dl.act(services(), current_user(), source, action, letter_id, _remote())
+    return jsonify({"ok": True, "message": message})

@@ -5,14 +5,17 @@ same messages on the engine's queue, the same audit entries as the API)."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from engine.core import states
+from engine.core.outcome import OUTCOMES
 from webui import actions, views
 from webui.access import Refused, current_user, require
 from webui.blueprints import common
 from webui.blueprints.common import remote as _remote
+from webui.blueprints.live import stream_position
 from webui.services import services
 
 pages = Blueprint("pages", __name__)
@@ -26,6 +29,10 @@ def index() -> Any:
 @pages.get("/runs")
 def runs() -> Any:
     svc = services()
+    # the stream's position BEFORE the list is read: a transition between
+    # the two is then sent again (harmless) rather than never (a row left
+    # saying "running" for good)
+    since = stream_position()
     data = views.runs_page(svc, request.args, current_user())
     return render_template(
         "runs.html",
@@ -34,18 +41,43 @@ def runs() -> Any:
         processes=actions.list_processes(svc),
         field_names=svc.index.field_names(),
         poll=svc.web.poll_interval,
+        link=_runs_link,
+        outcomes=OUTCOMES,
+        stream_id=since,
     )
+
+
+def _runs_link(**changes: Any) -> str:
+    """This run list's address with ``changes`` (None drops an argument):
+    every other active filter is kept, and a change of filter goes back
+    to the first page."""
+    args = request.args.copy()
+    if "offset" not in changes:
+        args.pop("offset", None)
+    for key, value in changes.items():
+        args.pop(key, None)
+        if value not in (None, ""):
+            args[key] = str(value)
+    items = [(k, v) for k, v in args.items(multi=True) if v != ""]
+    return url_for("pages.runs") + ("?" + urlencode(items) if items else "")
 
 
 @pages.get("/runs/<wfid>")
 def run(wfid: str) -> Any:
     svc = services()
+    since = stream_position()  # before the run is read (see runs())
     if svc.store.load_run(wfid) is None and svc.index.owner(wfid) is not None:
         # launched from here a moment ago: the engine has not stored it yet
         return render_template("pending.html", wfid=wfid), 202
     info = views.run_detail(svc, wfid)
     timeline = views.run_timeline(svc, wfid)
-    return render_template("run.html", run=info, timeline=timeline, poll=svc.web.poll_interval)
+    return render_template(
+        "run.html",
+        run=info,
+        timeline=timeline,
+        poll=svc.web.poll_interval,
+        stream_id=since,
+    )
 
 
 @pages.post("/runs/<wfid>/<action>")
@@ -191,3 +223,22 @@ def audit() -> Any:
         offset=offset,
         users=svc.users.list(),
     )
+
+
+# -- dead letters (webui.deadletters) ---------------------------------------------------
+
+
+@pages.get("/deadletters")
+def deadletters() -> Any:
+    from webui import deadletters as dl
+
+    return render_template("deadletters.html", data=dl.letters_view(services()))
+
+
+@pages.post("/deadletters/<source>/<letter_id>/<action>")
+def deadletter_action(source: str, letter_id: str, action: str) -> Any:
+    from webui import deadletters as dl
+
+    message = dl.act(services(), current_user(), source, action, letter_id, _remote())
+    flash(message, "ok")
+    return redirect(url_for("pages.deadletters"))

@@ -19,18 +19,124 @@
   function dur(s) { if (s == null) return "-"; if (s < 1) return Math.round(s * 1000) + " ms";
     if (s < 120) return s.toFixed(1) + " s"; if (s < 7200) return (s / 60).toFixed(1) + " min"; return (s / 3600).toFixed(1) + " h"; }
 
-  /* -- the live run list: poll the JSON twin of this page -------------- */
-  function liveRuns(interval) {
+  /* -- relative times: <time datetime=... data-rel>3 min ago</time>, the
+     absolute UTC time in its title; kept fresh here ----------------------- */
+  function ago(t, now) {
+    if (t == null || t === "") return "-";
+    var s = Math.max(0, (now || Date.now() / 1000) - t);
+    if (s < 45) return "just now";
+    if (s < 5400) return Math.round(s / 60) + " min ago";
+    if (s < 129600) return Math.round(s / 3600) + " h ago";
+    return Math.round(s / 86400) + " d ago";
+  }
+  function timeTag(t) {
+    if (t == null || t === "") return '<span class="muted">-</span>';
+    var iso = new Date(t * 1000).toISOString().slice(0, 19) + "Z";
+    return '<time datetime="' + iso + '" title="' + when(t) + ' UTC" data-rel>' + ago(t) + "</time>";
+  }
+  function refreshTimes() {
+    var now = Date.now() / 1000;
+    document.querySelectorAll("time[data-rel]").forEach(function (el) {
+      var t = Date.parse(el.getAttribute("datetime")) / 1000;
+      if (!isNaN(t)) el.textContent = ago(t, now);
+    });
+    document.querySelectorAll("#runs-body tr[data-wfid]").forEach(function (tr) {
+      if (tr.dataset.ended) return;
+      var cell = tr.querySelector("td.c-dur"), at = parseFloat(tr.dataset.launched);
+      if (cell && !isNaN(at)) cell.textContent = dur(now - at);
+    });
+  }
+
+  /* -- the one stream of transitions (GET /api/stream, server-sent events):
+     each message is re-dispatched as a "boss:transition" CustomEvent on
+     document (detail: the transition; graphs.js and steplogs.js listen) -- */
+  var source = null;
+  function openStream(wfid, since) {
+    if (source || !window.EventSource) return source;
+    /* since: the stream id when the page was rendered (what came after it
+       is sent first); on a reconnect the browser sends Last-Event-ID */
+    var q = [];
+    if (wfid) q.push("wfid=" + encodeURIComponent(wfid));
+    if (since) q.push("last_id=" + encodeURIComponent(since));
+    source = new EventSource("/api/stream" + (q.length ? "?" + q.join("&") : ""));
+    source.addEventListener("transition", function (e) {
+      var data; try { data = JSON.parse(e.data); } catch (err) { return; }
+      document.dispatchEvent(new CustomEvent("boss:transition", {detail: data}));
+    });
+    /* the client missed more than the stream still holds: refetch all */
+    source.addEventListener("reset", function () { document.dispatchEvent(new CustomEvent("boss:reset")); });
+    window.addEventListener("pagehide", function () { if (source) source.close(); });
+    return source;
+  }
+  /* fn at most once per `every` ms, the last call always honoured; with
+     `jitter`, a random extra wait of up to that many ms, so that a hundred
+     pages told of one transition do not all ask the server at once */
+  function debounce(fn, every, jitter) {
+    var last = 0, timer = null;
+    return function () {
+      if (timer) return;
+      var wait = Math.max(0, last + every - Date.now()) + Math.random() * (jitter || 0);
+      timer = setTimeout(function () { timer = null; last = Date.now(); fn(); }, wait);
+    };
+  }
+  /* answers shown in the order they were asked for: a slow older answer
+     never overwrites a newer one (a run page left saying "running") */
+  function newest() {
+    var asked = 0, shown = 0;
+    return {ask: function () { return ++asked; },
+      take: function (n) { if (n < shown) return false; shown = n; return true; }};
+  }
+  function fetchPage(url) {
+    return fetch(url, {credentials: "same-origin", headers: {"Accept": "text/html"}})
+      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
+      .then(function (html) { return new DOMParser().parseFromString(html, "text/html"); });
+  }
+  /* a part the visitor is typing in is left alone */
+  function editing(el) {
+    var a = document.activeElement;
+    return a && el.contains(a) && /^(TEXTAREA|INPUT|SELECT)$/.test(a.tagName);
+  }
+  /* ... and so is a live region where boxes are ticked (the errors page's
+     selection) or a <details> was opened */
+  function working(el) {
+    return editing(el) || !!el.querySelector("input[type=checkbox]:checked, details[open]");
+  }
+
+  /* -- the live run list: rows change in place on each transition; a new
+     run or a status change also refetches the JSON twin (debounced) ------- */
+  function runRow(r, now) {
+    var failed = r.status === "finished" && (r.outcome === "failure" || r.outcome === "error");
+    var steps = (r.positions || []).map(function (p) {
+      return '<span class="step st-' + esc(p.state) + '" title="' + esc(p.expid) + " (" + esc(p.state) + ')">' +
+        esc(p.participant || p.expid) + "</span> ";
+    }).join("") || '<span class="none">-</span>';
+    var d = (r.ended_at || now) - r.launched_at;
+    return '<tr data-wfid="' + esc(r.wfid) + '" data-status="' + esc(r.status) + '" data-launched="' + esc(r.launched_at) +
+      '" data-ended="' + esc(r.ended_at || "") + '">' +
+      '<td class="c-run"><a href="/runs/' + encodeURIComponent(r.wfid) + '">' + esc(r.wfid) + "</a></td>" +
+      '<td class="c-name">' + esc(r.name) + "</td>" +
+      '<td class="c-status"><span class="badge st-' + esc(r.status) + '">' + esc(r.status) + "</span>" +
+      (failed ? ' <span class="badge st-failed outcome" title="it reached its end, and its fields say it failed">' +
+        (r.outcome === "failure" ? "failed" : "error") + "</span>" : "") + "</td>" +
+      '<td class="c-step">' + steps + "</td>" +
+      '<td class="c-launched">' + timeTag(r.launched_at) + "</td>" +
+      '<td class="c-dur' + (r.ended_at ? "" : " running") + '">' + dur(d) + "</td>" +
+      '<td class="c-owner">' + esc(r.owner || "") + "</td></tr>";
+  }
+  function liveRuns(interval, since) {
     var body = document.getElementById("runs-body"), live = document.getElementById("live");
-    function tick() {
-      if (!live || !live.checked || document.hidden) return;
+    if (!body) return;
+    var query = new URLSearchParams(window.location.search);
+    function on() { return !live || live.checked; }
+    var order = newest();
+    function refetch() {
+      if (!on()) return;
+      var n = order.ask();
       getJSON("/api/runs" + window.location.search).then(function (d) {
-        var rows = d.runs.map(function (r) {
-          return '<tr data-wfid="' + esc(r.wfid) + '"><td><a href="/runs/' + encodeURIComponent(r.wfid) + '">' + esc(r.wfid) + "</a></td><td>" +
-            esc(r.name) + '</td><td><span class="badge st-' + esc(r.status) + '">' + esc(r.status) + "</span></td><td>" +
-            when(r.launched_at) + "</td><td>" + esc(r.owner || "") + "</td></tr>";
-        });
-        body.innerHTML = rows.join("") || '<tr><td colspan="5" class="empty">no runs</td></tr>';
+        if (!order.take(n)) return;
+        var now = d.now || Date.now() / 1000;
+        body.innerHTML = d.runs.map(function (r) { return runRow(r, now); }).join("") ||
+          '<tr><td colspan="7" class="empty">no runs</td></tr>';
         var all = 0;
         Object.keys(d.counts).forEach(function (s) { all += d.counts[s];
           var b = document.querySelector('#counts b[data-status="' + s + '"]'); if (b) b.textContent = d.counts[s]; });
@@ -40,37 +146,94 @@
         var ms = document.getElementById("server-ms"); if (ms) ms.textContent = d.server_ms + " ms";
       }).catch(function () {});
     }
-    setInterval(tick, interval);
+    /* the row itself changes at once, from the event; the counts and new
+       rows follow from the JSON within a second or two */
+    var later = debounce(refetch, Math.max(interval || 1000, 250), 1500);
+    document.addEventListener("boss:transition", function (ev) {
+      if (!on()) return;
+      var t = ev.detail || {};
+      var tr = body.querySelector('tr[data-wfid="' + (window.CSS && CSS.escape ? CSS.escape(t.wfid) : t.wfid) + '"]');
+      if (tr) {
+        var owner = tr.querySelector("td.c-owner");
+        var fresh = document.createElement("tbody");
+        fresh.innerHTML = runRow({wfid: t.wfid, name: t.name, status: t.status, outcome: t.outcome,
+          positions: t.positions, launched_at: t.launched_at, ended_at: t.ended_at,
+          owner: owner ? owner.textContent : ""}, Date.now() / 1000);
+        tr.replaceWith(fresh.firstChild);
+        if (t.kind === "run") later();  // the counts change
+      } else if (!query.get("offset") || query.get("offset") === "0") {
+        later();  // a run this page does not show yet: maybe a new one
+      }
+    });
+    document.addEventListener("boss:reset", later);
+    if (live) live.addEventListener("change", function () { if (live.checked) refetch(); });
+    openStream(null, since);
   }
 
   var ENDED = ["finished", "cancelled", "killed"];
-  /* The page reloads when the run changes or when more of its trace events
-     reach the graph: the aggregator writes them a moment after the engine
-     stores the run, so a run can end before its timeline is complete. Once
-     the run has ended and the graph holds its end, nothing more will come. */
-  function runPage(wfid, interval, status, nErrors, updated, nEvents, settled) {
+  /* The run page follows its run without reloading: on each of its
+     transitions it fetches the page again and puts the parts marked
+     data-live-part (status, meta, actions, positions, errors, fields) in
+     place; the graph and the timeline (graphs.js) refresh themselves on
+     the same boss:transition events. */
+  function runPage(wfid, status, since) {
     if (window.BOSS.definitionGraph) window.BOSS.definitionGraph(document.getElementById("defgraph"));
-    var ended = ENDED.indexOf(status) >= 0;
-    if (ended && settled) return;
-    // an ended run whose graph never catches up (no aggregator) stops asking
-    var giveUp = ended ? Date.now() + 300000 : Infinity;
-    /* once the visitor is going elsewhere (a link, a form, the address bar),
-       a reload would cancel that navigation: stop following the run */
-    var leaving = false;
-    window.addEventListener("beforeunload", function () { leaving = true; clearInterval(timer); });
-    var timer = setInterval(function () {
-      if (document.hidden || leaving) return;
-      if (Date.now() > giveUp) { clearInterval(timer); return; }
-      var base = "/api/runs/" + encodeURIComponent(wfid);
-      Promise.all([getJSON(base), getJSON(base + "/timeline")]).then(function (r) {
-        var d = r[0], t = r[1];
-        var editing = document.activeElement && document.activeElement.tagName === "TEXTAREA";
-        if ((d.status !== status || d.errors.length !== nErrors || d.updated_at !== updated ||
-             t.events !== nEvents) && !editing && !leaving) {
-          window.location.reload();
-        }
+    var order = newest();
+    function refresh() {
+      var n = order.ask();
+      fetchPage(window.location.pathname).then(function (doc) {
+        if (!order.take(n)) return;
+        doc.querySelectorAll("[data-live-part][id]").forEach(function (fresh) {
+          var now = document.getElementById(fresh.id);
+          if (!now || editing(now)) return;
+          if (now.innerHTML !== fresh.innerHTML) now.innerHTML = fresh.innerHTML;
+        });
+        var st = document.getElementById("run-status");
+        if (st) document.body.dataset.runStatus = st.textContent;
       }).catch(function () {});
-    }, interval);
+    }
+    var later = debounce(refresh, 300);
+    document.addEventListener("boss:transition", function (ev) {
+      var t = ev.detail || {};
+      if (t.wfid && t.wfid !== wfid) return;
+      later();
+    });
+    document.addEventListener("boss:reset", later);
+    document.body.dataset.runStatus = status;
+    /* a run that had ended when the page was rendered will not change
+       again: no stream (one server thread less per such page) */
+    if (ENDED.indexOf(status) < 0) openStream(wfid, since);
+  }
+
+  /* -- errors, health, participants, audit: each element with
+     data-live-region="name" (and an optional data-live-every="ms", default
+     1000) is refetched from this page's address and swapped in place on a
+     transition, at most once per interval ---------------------------------- */
+  function liveRegions() {
+    var regions = document.querySelectorAll("[data-live-region]");
+    if (!regions.length) return;
+    var every = 1000;
+    regions.forEach(function (el) { every = Math.max(every, parseInt(el.dataset.liveEvery, 10) || 0); });
+    var order = newest();
+    var refresh = debounce(function () {
+      if (document.hidden) { pending = true; return; }
+      var n = order.ask();
+      fetchPage(window.location.pathname + window.location.search).then(function (doc) {
+        if (!order.take(n)) return;
+        document.querySelectorAll("[data-live-region]").forEach(function (el) {
+          var name = el.getAttribute("data-live-region");
+          var fresh = doc.querySelector('[data-live-region="' + (window.CSS && CSS.escape ? CSS.escape(name) : name) + '"]');
+          if (!fresh || working(el) || el.innerHTML === fresh.innerHTML) return;
+          el.innerHTML = fresh.innerHTML;
+          document.dispatchEvent(new CustomEvent("boss:region", {detail: {region: name}}));
+        });
+      }).catch(function () {});
+    }, every);
+    var pending = false;
+    document.addEventListener("visibilitychange", function () { if (!document.hidden && pending) { pending = false; refresh(); } });
+    document.addEventListener("boss:transition", refresh);
+    document.addEventListener("boss:reset", refresh);
+    openStream(null);
   }
 
   /* -- charts -------------------------------------------------------------- */
@@ -120,11 +283,12 @@
     dora();
   }
 
+  /* delegated: a live region may replace the boxes after the page loaded */
   function groupToggles() {
-    document.querySelectorAll(".group-toggle").forEach(function (box) {
-      box.addEventListener("change", function () {
-        document.querySelectorAll("input." + box.dataset.group).forEach(function (c) { c.checked = box.checked; });
-      });
+    document.addEventListener("change", function (e) {
+      var box = e.target;
+      if (!box.classList || !box.classList.contains("group-toggle")) return;
+      document.querySelectorAll("input." + box.dataset.group).forEach(function (c) { c.checked = box.checked; });
     });
   }
 
@@ -140,8 +304,10 @@
 
   function wire() {
     /* <button data-confirm="Cancel run X?">: ask first */
-    document.querySelectorAll("[data-confirm]").forEach(function (el) {
-      el.addEventListener("click", function (e) { if (!window.confirm(el.dataset.confirm)) e.preventDefault(); });
+    /* delegated: parts swapped in later (the run page's actions) ask too */
+    document.addEventListener("click", function (e) {
+      var el = e.target.closest && e.target.closest("[data-confirm]");
+      if (el && !window.confirm(el.dataset.confirm)) e.preventDefault();
     });
     /* <select data-autosubmit>: choosing submits its form */
     document.querySelectorAll("select[data-autosubmit]").forEach(function (el) {
@@ -152,11 +318,15 @@
       var spec = JSON.parse(init.textContent);
       if (INIT[spec.fn]) INIT[spec.fn].apply(null, spec.args || []);
     }
+    liveRegions();
+    refreshTimes();
+    setInterval(refreshTimes, 15000);
   }
 
   window.BOSS = {liveRuns: liveRuns, runPage: runPage, healthCharts: healthCharts,
     tracePage: tracePage, groupToggles: groupToggles, postJSON: postJSON, getJSON: getJSON,
-    esc: esc, when: when, dur: dur, register: register};
+    esc: esc, when: when, dur: dur, register: register, ago: ago, openStream: openStream,
+    debounce: debounce};
   /* after every script of the page (the vendored libraries come after this file) */
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", wire);
   else wire();
