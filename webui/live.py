@@ -190,7 +190,11 @@ class Hub:
                         return
                 try:
                     resp = self.client.xread({self.key: last}, count=1000, block=self.block_ms)
-                except redis.RedisError as exc:
+                except (redis.RedisError, OSError, AttributeError, ValueError) as exc:
+                    # AttributeError/ValueError: the client's connection was
+                    # closed under the blocked read (the app shutting down)
+                    if self._stop.is_set():
+                        return
                     log.warning("live: reading %s: %s", self.key, exc)
                     self._stop.wait(1.0)
                     continue

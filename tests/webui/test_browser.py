@@ -231,6 +231,19 @@ def test_trace_graph_and_main_pages(stack: Stack) -> None:
     expect(page.locator('#tracegraph[data-ready="1"]')).to_have_count(1)
     assert int(page.locator("#tracegraph").get_attribute("data-nodes")) >= 4
     expect(page.locator("#trace-legend")).to_contain_text("CONTEXT")
+    # and back from the trace to the run: from the run's own event, and from
+    # an event of its end (through ACTIVITY_EXECUTION to its triggered event)
+    expect(page.locator("#event-run")).to_have_text(wfid)
+    finished = activity_id(wfid, None, "finished")
+    wait_for(
+        lambda: graph.exists(f"{stack.system.config.key_prefix}g:e:{finished}"),
+        15,
+        "the run's end in the graph",
+    )
+    page.goto(f"{stack.url}/trace/events/{finished}")
+    page.click("#event-run")
+    page.wait_for_url(f"**/runs/{wfid}")
+    page.goto(f"{stack.url}/trace/events/{root_event}")
     stack.shot(page, "trace-graph")
     for name in ("participants", "health", "audit", "trace"):
         page.goto(f"{stack.url}/{name}")

@@ -199,10 +199,27 @@ def trace() -> Any:
 
 @pages.get("/trace/events/<eid>")
 def trace_event(eid: str) -> Any:
-    event = services().graph.get(eid)
+    graph = services().graph
+    event = graph.get(eid)
     if event is None:
         raise Refused(f"no event {eid}", 404)
-    return render_template("trace_event.html", event=event)
+    return render_template("trace_event.html", event=event, run=_run_of(graph, event))
+
+
+def _run_of(graph: Any, event: dict[str, Any]) -> str | None:
+    """The BOSS run an Activity event is of (its ``wfid`` custom data, or its
+    ActivityTriggered's, through ACTIVITY_EXECUTION); None for others."""
+    candidates = [event]
+    for link in event.get("links") or ():
+        if link.get("type") == "ACTIVITY_EXECUTION":
+            triggered = graph.get(link.get("target"))
+            if triggered is not None:
+                candidates.append(triggered)
+    for ev in candidates:
+        for item in (ev.get("data") or {}).get("customData") or ():
+            if isinstance(item, dict) and item.get("key") == "wfid" and item.get("value"):
+                return str(item["value"])
+    return None
 
 
 @pages.get("/health")
