@@ -68,14 +68,15 @@
     window.addEventListener("pagehide", function () { if (source) source.close(); });
     return source;
   }
-  /* fn at most once per `every` ms, the last call always honoured; with
-     `jitter`, a random extra wait of up to that many ms, so that a hundred
-     pages told of one transition do not all ask the server at once */
-  function debounce(fn, every, jitter) {
+  /* fn at most once per `every` ms, the last call always honoured; not
+     sooner than `settle` ms after a call; with `jitter`, a random extra
+     wait of up to that many ms, so that a hundred pages told of one
+     transition do not all ask the server at once */
+  function debounce(fn, every, jitter, settle) {
     var last = 0, timer = null;
     return function () {
       if (timer) return;
-      var wait = Math.max(0, last + every - Date.now()) + Math.random() * (jitter || 0);
+      var wait = Math.max(settle || 0, last + every - Date.now()) + Math.random() * (jitter || 0);
       timer = setTimeout(function () { timer = null; last = Date.now(); fn(); }, wait);
     };
   }
@@ -148,7 +149,7 @@
     }
     /* the row itself changes at once, from the event; the counts and new
        rows follow from the JSON within a second or two */
-    var later = debounce(refetch, Math.max(interval || 1000, 250), 1500);
+    var later = debounce(refetch, Math.max(interval || 1000, 250), 1500, 500);
     document.addEventListener("boss:transition", function (ev) {
       if (!on()) return;
       var t = ev.detail || {};
