@@ -76,6 +76,24 @@ def test_a_failing_pipeline_shows_failed_in_the_list(stack: Stack) -> None:
     runs.goto(f"{stack.url}/runs?outcome=failed")
     expect(runs.locator(f'tr[data-wfid="{wfid}"] .outcome')).to_have_text("failed")
     stack.shot(runs, "runs-failed")
+    # the run's ActivityFinished says so, and the health page counts it failed
+    from engine.trace import activity_id
+    from tests.waiting import wait_for
+
+    finished = activity_id(wfid, None, "finished")
+    graph = stack.system.store.client
+    wait_for(
+        lambda: graph.exists(f"{stack.system.config.key_prefix}g:e:{finished}"),
+        15,
+        "the run's ActivityFinished in the graph",
+    )
+    runs.goto(f"{stack.url}/trace/events/{finished}")
+    expect(runs.locator("h1")).to_contain_text("ActivityFinished")
+    expect(runs.locator("pre.code")).to_contain_text('"conclusion": "UNSUCCESSFUL"')
+    runs.goto(f"{stack.url}/health")
+    row = runs.locator("#health-processes tr", has_text="redfail")
+    expect(row.locator("td").nth(3)).to_have_text("1", timeout=15_000)  # failed
+    expect(row.locator("td").nth(2)).to_have_text("0.0%")  # success rate
 
 
 def test_a_run_in_error_is_not_offered_resume(stack: Stack) -> None:
