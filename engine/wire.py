@@ -225,6 +225,9 @@ def engine_message(body: bytes | str | dict[str, Any]) -> dict[str, Any]:
     if "type" in obj:
         validate("message", obj)
         if obj["type"] == "reply":
+            if not isinstance(obj.get("workitem"), dict):
+                kind = type(obj.get("workitem")).__name__
+                raise Malformed(f"a reply's workitem is not a JSON object but {kind}")
             return engine_message(obj["workitem"]) | {k: v for k, v in obj.items() if k == "id"}
         return obj
     if "fei" in obj:

@@ -46,6 +46,10 @@ def test_a_reply_a_launch_and_an_operation_are_told_apart() -> None:
         ),
         (b'{"definition": "x", "process": "y"}', "invalid launch: at (top)"),
         (b'{"process": "p", "wfid": "../etc"}', "invalid launch: at wfid: '../etc' does not match"),
+        (
+            b'{"type": "reply", "wfid": "w", "workitem": "not a workitem"}',
+            "a reply's workitem is not a JSON object but str",
+        ),
     ],
 )
 def test_malformed_bodies_say_why(body: bytes, reason: str) -> None:
