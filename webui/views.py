@@ -177,7 +177,7 @@ def run_timeline(svc: Services, wfid: str, now: float | None = None) -> dict[str
     (positions, errors: the events may be late or missing) and the Gantt
     chart's geometry (``gantt``)."""
     from engine.trace import activity_id
-    from webui.graphs import add_run_state, gantt, timeline
+    from webui.timeline import add_run_state, gantt, timeline
 
     try:
         events = svc.graph.chain(activity_id(wfid, None, "triggered"))

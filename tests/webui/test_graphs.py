@@ -15,14 +15,8 @@ from engine.core.effects import Record
 from engine.core.loader import load_file
 from engine.trace.activity import record_event
 from tests.webui.conftest import BROKEN, WebEnv
-from webui.graphs import (
-    SEP,
-    add_run_state,
-    definition_graph,
-    gantt,
-    graph_marks,
-    timeline,
-)
+from webui.graphs import SEP, definition_graph, graph_marks
+from webui.timeline import add_run_state, gantt, timeline
 
 SR = Path(__file__).parents[2] / "processes" / "StandardWorkflow" / "BOSS_handle_SR.yaml"
 

@@ -215,11 +215,9 @@ def _run_of(graph: Any, event: dict[str, Any]) -> str | None:
             triggered = graph.get(link.get("target"))
             if triggered is not None:
                 candidates.append(triggered)
-    for ev in candidates:
-        for item in (ev.get("data") or {}).get("customData") or ():
-            if isinstance(item, dict) and item.get("key") == "wfid" and item.get("value"):
-                return str(item["value"])
-    return None
+    from webui.graphs import custom_value
+
+    return next((w for ev in candidates if (w := custom_value(ev, "wfid"))), None)
 
 
 @pages.get("/health")
