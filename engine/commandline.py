@@ -61,6 +61,14 @@ class Context:
         """A message to the engine's queue: the workers apply it."""
         self.publisher.send(msg)
 
+    def start_logging(self, level: str) -> None:
+        """A long-running command's logging: ``level``, in the configured
+        format (``[boss] log_format`` or ``$BOSS_LOG_FORMAT``: text or one
+        JSON object per line, ``engine.logformat``)."""
+        from engine.logformat import configure_logging
+
+        configure_logging(level, self.config.log_format)
+
 
 pass_context = click.make_pass_decorator(Context)
 

@@ -35,6 +35,7 @@ from engine.settings import (
     ConfigError,
     Section,
     at_least,
+    checked,
     config_paths,
     not_negative,
     positive,
@@ -139,6 +140,20 @@ class Config(Section):
     step_log_bytes: int = setting(1 << 20, check=at_least(1024))
     #: seconds a run's step logs are kept after its last line
     step_log_ttl: float = setting(7 * 86400.0, check=positive("seconds"))
+    #: Prometheus: the port an engine worker serves ``/metrics`` on (its
+    #: aggregator child process serves its own on ``metrics_port + 1``);
+    #: 0 (the default): none. Several workers on one host need a port each
+    #: (``BOSS_METRICS_PORT`` in each one's environment)
+    metrics_port: int = setting(0, check=checked(lambda v: 0 <= v < 65535, "must be 0..65534"))
+    #: the address those ``/metrics`` listen on (``0.0.0.0``: every
+    #: interface, for a Prometheus on another host)
+    metrics_address: str = "127.0.0.1"
+    #: the log lines of workers, aggregators, participants, launchers and
+    #: ``boss web``: ``text`` (the default) or ``json`` (one JSON object per
+    #: line: time, level, logger, message, the run and step where known)
+    log_format: str = setting(
+        "text", check=checked(lambda v: v in ("text", "json"), "must be text or json")
+    )
     #: the file this was read from, if any
     source: str = setting("", internal=True)
 

@@ -28,7 +28,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from engine import wire
+from engine import telemetry, wire
 from engine.config import Config
 from engine.core import messages, runstate
 from engine.core.loader import LoadError
@@ -126,8 +126,10 @@ class EngineService:
         try:
             msg = wire.engine_message(body)
         except wire.Malformed as exc:
+            telemetry.count_message("malformed")
             return self._malformed(body, exc, queue, content_type, headers)
         self.handled += 1
+        telemetry.count_message(msg["type"])
         # the schema admits only the types of ``engine.core.messages``, and
         # ``HANDLERS`` has one for each (tests/unit/test_messages.py)
         return HANDLERS[msg["type"]](self, msg, body, queue)
@@ -282,6 +284,7 @@ class EngineService:
         """Look at this redelivery again once the owner's heartbeat would
         have run out (see ``Engine.deliver``)."""
         wait = 3 * self.config.heartbeat + 1.0
+        telemetry.deferred.inc()
         mid = msg.get("id") or f"{msg.get('type')}:{time.time_ns()}"
         self.store.schedule_timer(
             f"redeliver:{msg.get('wfid')}:{mid}",
@@ -316,6 +319,7 @@ class EngineService:
             headers=headers,
         )
         self.publisher.deadletter(record)
+        telemetry.deadletters.inc()
         log.error("dead-lettered %s: %s", record["id"], reason)
         return f"dead-lettered {record['id']}: {reason}"
 

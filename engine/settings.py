@@ -383,3 +383,25 @@ def read_ini(
     except configparser.Error as exc:
         raise ConfigError(f"{path}: {' '.join(str(exc).split())}") from None
     return parser
+
+
+class ConfigSection(Section):
+    """A section of the ``[boss]`` configuration file read beside it: ``load``
+    takes the loaded ``engine.config.Config`` and reads the same file (its
+    ``source``) unless ``path`` names another; the environment and
+    ``overrides`` over it. ``[launchers]``, ``[reporters]``, ``[radar]``."""
+
+    __slots__ = ()
+
+    @classmethod
+    def load(  # type: ignore[override]
+        cls,
+        config: Any = None,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> Self:
+        if path is None and config is not None and getattr(config, "source", ""):
+            path = config.source
+        return cls.from_file(path, environ=environ, **overrides)

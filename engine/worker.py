@@ -18,7 +18,11 @@ anything else can run (``EngineWorker.run``).
   again.
 * **heartbeat**: ``engine_heartbeat`` every ``heartbeat`` seconds (alive for
   three of them). Other workers read it to decide whether a redelivered
-  message's effects were carried out (``engine.engine``).
+  message's effects were carried out (``engine.engine``); ``boss workers``
+  and ``boss doctor`` read it (version, threads, whether its aggregator
+  child is running).
+* **metrics**: with ``metrics_port``, ``/metrics`` for Prometheus on that
+  port (``engine.telemetry``), and the aggregator child's on the next one.
 * **aggregator**: with ``trace_threads`` > 0, a child process (``boss
   aggregator``) that writes the traceability events into the graph and,
   with ``step_logs``, the participants' step logs into the store
@@ -53,8 +57,11 @@ import redis
 from kombu.mixins import ConsumerMixin
 from kombu.utils.url import maybe_sanitize_url
 
+from engine import __version__, telemetry
 from engine.broker import Publisher, Topology, connect
 from engine.config import Config
+from engine.core import effects as fx
+from engine.logformat import use_format
 from engine.service import EngineService
 from engine.store import RunStore, open_store
 
@@ -127,6 +134,9 @@ class EngineWorker:
     # -- lifecycle --------------------------------------------------------------------
 
     def start(self) -> EngineWorker:
+        use_format(self.config.log_format)
+        if self.config.metrics_port:
+            telemetry.serve(telemetry.WORKER, self.config.metrics_port, self.config.metrics_address)
         for warning in self.config.broker_warnings():
             log.warning("%s", warning)
         store = self.store()
@@ -195,6 +205,10 @@ class EngineWorker:
                 "threads": self.threads,
                 "queue": self.config.engine_queue,
                 "handled": sum(c.handled for c in self._consumers),
+                "version": __version__,
+                "trace_threads": self.config.trace_threads,
+                "aggregator": self._aggregator is not None and self._aggregator.poll() is None,
+                "metrics_port": self.config.metrics_port,
             },
         )
 
@@ -210,7 +224,7 @@ class EngineWorker:
 
     def _timers(self) -> None:
         store = self.store()
-        publisher = Publisher(self.config, connect(self.config, url=self.broker_url))
+        publisher = _Publisher(self.config, connect(self.config, url=self.broker_url))
         service = self.service(publisher, "timers")
         try:
             while not self.stopping.is_set():
@@ -224,6 +238,7 @@ class EngineWorker:
                     try:
                         outcome = service.handle_timer(payload)
                         store.ack_timer(timer_id, due)
+                        telemetry.timers_fired.inc()
                         log.debug("timer %s: %s", timer_id, outcome)
                     except Exception:
                         log.exception(
@@ -272,6 +287,8 @@ class EngineWorker:
             "--loglevel",
             "WARNING",
         ]
+        if self.config.metrics_port:
+            argv += ["--metrics-port", str(self.config.metrics_port + 1)]
         env = self.aggregator_env()
         while not self.stopping.is_set():
             proc = self._aggregator = subprocess.Popen(
@@ -294,6 +311,7 @@ class EngineWorker:
                     proc.wait()
                 return
             log.warning("trace aggregator exited with %s; restarting it in 1s", proc.returncode)
+            telemetry.aggregator_restarts.inc()
             self.stopping.wait(1.0)
 
 
@@ -308,6 +326,22 @@ def _die_with_parent() -> None:
         pass
 
 
+class _Publisher(Publisher):
+    """The worker's publisher: counts dispatches and cancels (``engine.telemetry``)."""
+
+    def dispatch(self, effect: fx.Dispatch) -> None:
+        super().dispatch(effect)
+        telemetry.dispatches.inc()
+
+    def cancel(self, effect: fx.CancelWorkitem) -> None:
+        super().cancel(effect)
+        telemetry.cancels.inc()
+
+    def cancel_ruote(self, effect: fx.CancelWorkitem) -> None:
+        super().cancel_ruote(effect)
+        telemetry.cancels.inc()
+
+
 class _EngineConsumer(ConsumerMixin):
     """One consumer thread of the engine's queue."""
 
@@ -315,7 +349,7 @@ class _EngineConsumer(ConsumerMixin):
         self.worker = worker
         self.index = index
         self.connection = connect(worker.config, url=worker.broker_url, heartbeat=30)
-        self.publisher = Publisher(worker.config, connect(worker.config, url=worker.broker_url))
+        self.publisher = _Publisher(worker.config, connect(worker.config, url=worker.broker_url))
         self.service = worker.service(self.publisher, f"c{index}")
         self.topology = Topology(worker.config)
         self.attempts: OrderedDict[str, int] = OrderedDict()
@@ -357,12 +391,16 @@ class _EngineConsumer(ConsumerMixin):
         named by its dead letter; the engine's queue by default)."""
         body = message.body
         queue = queue or self.worker.config.engine_queue
+        engine = self.service.engine
+        conflicts = engine.conflicts
+        t0 = time.perf_counter()
         try:
             outcome = self.service.handle(
                 body, queue=queue, content_type=message.content_type, headers=message.headers
             )
         except Exception as exc:
             if _transient(exc):
+                telemetry.error_transient.inc()
                 log.warning("message not handled (%s): it will come again", exc)
                 self.worker.stopping.wait(1.0)
                 message.requeue()
@@ -373,11 +411,16 @@ class _EngineConsumer(ConsumerMixin):
             while len(self.attempts) > 1000:
                 self.attempts.popitem(last=False)
             if n < POISON_ATTEMPTS:
+                telemetry.error_failed.inc()
                 log.exception("message failed (attempt %d of %d)", n, POISON_ATTEMPTS)
                 message.requeue()
                 return
             self.attempts.pop(key, None)
+            telemetry.error_poisoned.inc()
             outcome = self.service.poisoned(body, exc, queue)
         message.ack()
+        telemetry.handle_seconds.observe(time.perf_counter() - t0)
+        if engine.conflicts != conflicts:
+            telemetry.conflicts.inc(engine.conflicts - conflicts)
         self.handled += 1
         log.debug("%s", outcome)

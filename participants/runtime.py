@@ -572,9 +572,13 @@ class Runtime:
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Timestamped lines on stderr; the libraries' chatter only at DEBUG."""
-    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr, force=True)
+def configure_logging(level: str = "INFO", fmt: str | None = None) -> None:
+    """Timestamped lines on stderr, or JSON objects (``fmt``: the ``[boss]``
+    ``log_format``; ``$BOSS_LOG_FORMAT`` wins, ``engine.logformat``); the
+    libraries' chatter only at DEBUG."""
+    from engine.logformat import configure_logging as configure
+
+    configure(level, fmt, stream=sys.stderr, text=LOG_FORMAT)
     if level.upper() != "DEBUG":
         for name in ("kombu", "amqp"):
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -632,6 +636,8 @@ def main(config: str, log_level: str) -> None:
     except ParticipantConfigError as exc:
         click.echo(f"boss-participant: {exc}", err=True)
         sys.exit(2)
+    if runtime.config.boss.log_format != "text":
+        configure_logging(log_level, runtime.config.boss.log_format)
     install_signal_handlers(runtime)
     sys.exit(runtime.run())
 

@@ -4,6 +4,7 @@ One group, ``main``; the sub-commands live in modules named for what they
 do, each with a ``register(main)``:
 
 * ``check``: ``check``
+* ``doctor``: ``doctor`` (check an installation, ``engine.doctor``)
 * ``runs``: ``launch``, ``ps``, ``show``, ``errors``, ``cancel``, ``kill``,
   ``pause``, ``resume``, ``replay``, ``reapply``
 * ``logs``: ``logs`` (the step logs of a run)
@@ -15,6 +16,8 @@ do, each with a ``register(main)``:
   deadletters``
 * ``launchers``: ``launcher obs|gerrit|serve|test``, ``enable-project``
 * ``reporters``: ``reporter serve|errors|show|retry``
+* ``radar``: ``ci import|systems|system`` (the CI systems' dashboard data)
+* ``federate``: ``federate serve|peers|setup`` (exchange events with peer sites)
 * contributed by other packages through the ``boss.commands`` entry point
   group (``pyproject.toml``): ``web``, ``web user add|passwd|list|remove``
   and ``stats`` from ``webui.cli``
@@ -30,10 +33,11 @@ from importlib.metadata import entry_points
 
 import click
 
-from bossapp.cli import admin, events, launchers, logs, reporters, runs, trace
+from bossapp.cli import admin, events, federate, launchers, logs, radar, reporters, runs, trace
 from bossapp.cli.check import check
 from bossapp.cli.convert import convert
 from bossapp.cli.demo import demo
+from bossapp.cli.doctor import doctor
 from engine.commandline import Context
 
 __all__ = ["main"]
@@ -58,6 +62,7 @@ def main(cctx: click.Context, config_path: str | None) -> None:
 main.add_command(check)
 main.add_command(convert)
 main.add_command(demo)
+main.add_command(doctor)
 runs.register(main)
 logs.register(main)
 admin.register(main)
@@ -65,6 +70,8 @@ events.register(main)
 trace.register(main)
 launchers.register(main)
 reporters.register(main)
+federate.register(main)
+radar.register(main)
 
 
 def _contributed(group: click.Group) -> None:

@@ -30,13 +30,10 @@ def worker(ctx: Context, threads: int | None, loglevel: str, hostname: str | Non
     """Run an engine worker (a Celery worker with the engine's bootstep).
 
     Run as many as you like, on any hosts that reach the broker and Redis."""
-    import logging
 
     from engine.celery_app import start_worker
 
-    logging.basicConfig(
-        level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    ctx.start_logging(loglevel)
     config = ctx.config if threads is None else ctx.config.replace(engine_threads=threads)
     start_worker(config, loglevel=loglevel, hostname=hostname)
 

@@ -244,19 +244,26 @@ def _eiffel_events(path: Path, fmt: str) -> list[dict[str, Any]]:
     help="Events written to the graph per batch at most.",
 )
 @click.option("--loglevel", default="INFO", show_default=True)
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=0,
+    help="Serve its Prometheus metrics on this port (0: none; [boss] metrics_address).",
+)
 @pass_context
-def aggregator(ctx: Context, threads: int, batch: int, loglevel: str) -> None:
+def aggregator(ctx: Context, threads: int, batch: int, loglevel: str, metrics_port: int) -> None:
     """Consume the trace queue into the traceability graph (run as many as
     you like, anywhere; engine workers also run ``trace_threads`` of them),
     and, with ``step_logs`` on, the participants' step logs into the store."""
-    import logging
 
     from engine.trace import run_aggregators
 
-    logging.basicConfig(
-        level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    ctx.start_logging(loglevel)
     config = ctx.config
+    if metrics_port:
+        from engine import telemetry
+
+        telemetry.serve(telemetry.TRACE, metrics_port, config.metrics_address)
     click.echo(
         f"aggregating {config.trace_queue} with {threads} consumer(s)"
         + (f"; step logs from {config.step_log_queue}" if config.step_logs else ""),

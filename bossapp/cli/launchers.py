@@ -5,7 +5,6 @@ the process store). ``docs/launchers.md`` describes them."""
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import threading
 from pathlib import Path
@@ -36,18 +35,13 @@ def _settings(ctx: Context, **overrides: Any) -> Any:
 
 
 def _launcher(ctx: Context, settings: Any) -> Any:
+    from engine.config import ConfigError
     from engine.launchers import Launcher, RuleError
 
     try:
         return Launcher(ctx.config, settings)
-    except RuleError as exc:
+    except (RuleError, ConfigError) as exc:  # ConfigError: a bad [radar] section
         raise click.ClickException(str(exc)) from None
-
-
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
 
 
 loglevel_option = click.option("--loglevel", default="INFO", show_default=True)
@@ -92,7 +86,7 @@ def obs(
     """Consume the OBS message bus and launch what its events map to."""
     from engine.launchers import ObsConsumer
 
-    _logging(loglevel)
+    ctx.start_logging(loglevel)
     settings = _settings(
         ctx,
         obs_exchange=exchange,
@@ -154,7 +148,7 @@ def gerrit(
     """Read Gerrit stream-events lines and launch what they map to."""
     from engine.launchers import GerritSource, GerritStream
 
-    _logging(loglevel)
+    ctx.start_logging(loglevel)
     settings = _settings(ctx, rules_file=rules_file, process_store=process_store)
     if command or file:
         settings = settings.replace(gerrit_command=command or "", gerrit_file=file or "")
@@ -194,7 +188,7 @@ def serve(
 
     from engine.launchers import create_app
 
-    _logging(loglevel)
+    ctx.start_logging(loglevel)
     settings = _settings(ctx, bind=bind, rules_file=rules_file, process_store=process_store)
     host, _, port = settings.bind.rpartition(":")
     try:

@@ -4,7 +4,6 @@ to the forge of their change (GitHub, GitLab, Gerrit), and see what failed.
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 from typing import Any
@@ -49,9 +48,7 @@ def serve(ctx: Context, threads: int | None, loglevel: str) -> None:
     """Consume the run transitions and report them until SIGTERM."""
     from engine.reporters import ReporterService
 
-    logging.basicConfig(
-        level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    ctx.start_logging(loglevel)
     overrides = {"threads": threads} if threads else {}
     settings = _settings(ctx, **overrides)
     service = ReporterService(ctx.config, settings, ctx.store.client, ctx.store)

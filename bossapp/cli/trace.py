@@ -58,6 +58,28 @@ def _short(etype: str) -> str:
     return etype.removeprefix("Eiffel").removesuffix("Event")
 
 
+def _site(ev: dict[str, Any]) -> str:
+    """The site (``meta.source.domainId``) an event came from."""
+    from engine.trace import site_of
+
+    return site_of(ev) or ""
+
+
+def _not_shared_note(graph: Any, event_id: str) -> str | None:
+    """What to say of an event linked to but never received (a peer's
+    event not shared with this site), or None."""
+    from engine.trace import unshared_event
+
+    info = unshared_event(graph, event_id)
+    if info is None:
+        return None
+    froms = ", ".join(f"{x['source']} ({x['type']})" for x in info["linked_from"][:5])
+    return (
+        f"{event_id}: an event of site {info['domain'] or '(unknown)'} that was not shared "
+        f"with this site; linked from {froms}"
+    )
+
+
 def _print_events(rows: list[tuple[dict[str, Any], Any, Any]], as_json: bool) -> None:
     if as_json:
         emit_json([{"event": e, "depth": d, "via": v} if d is not None else e for e, d, v in rows])
@@ -68,13 +90,14 @@ def _print_events(rows: list[tuple[dict[str, Any], Any, Any]], as_json: bool) ->
                 e["meta"]["id"],
                 _short(e["meta"]["type"]),
                 _when(e["meta"]["time"]),
+                _site(e),
                 "" if d is None else d,
                 v or "",
                 _summary(e),
             ]
             for e, d, v in rows
         ],
-        ["id", "type", "time (utc)", "depth", "via", "about"],
+        ["id", "type", "time (utc)", "site", "depth", "via", "about"],
     )
 
 
@@ -116,9 +139,10 @@ def trace() -> None:
 @pass_context
 def get(ctx: Context, event_id: str) -> None:
     """Print one event as JSON."""
-    ev = _graph(ctx).get(event_id)
+    graph = _graph(ctx)
+    ev = graph.get(event_id)
     if ev is None:
-        fail(f"no event {event_id} in the graph")
+        fail(_not_shared_note(graph, event_id) or f"no event {event_id} in the graph")
     emit_json(ev)
 
 
@@ -217,8 +241,11 @@ def _walk_command(direction: str) -> Any:
         as_json: bool,
     ) -> None:
         graph = _graph(ctx)
-        if graph.get(event_id) is None and not graph.links_in(event_id):
-            fail(f"no event {event_id} in the graph")
+        if graph.get(event_id) is None:
+            note = _not_shared_note(graph, event_id)
+            if note is None:
+                fail(f"no event {event_id} in the graph")
+            click.echo(note, err=True)
         walk = graph.upstream if direction == "up" else graph.downstream
         hits = walk(
             event_id,
@@ -300,9 +327,12 @@ def down(ctx: Context, subject: str, as_json: bool) -> None:
             "CompositionDefined", "name", subject
         )
         if not found:
-            fail(f"{subject}: no such event, artifact identity or baseline name")
+            fail(
+                _not_shared_note(graph, subject)
+                or f"{subject}: no such event, artifact identity or baseline name"
+            )
         sid = found[-1]["meta"]["id"]
-    _print_grouped(trace_down(graph, sid), as_json)
+    _print_grouped(trace_down(graph, sid, placeholders=True), as_json)
 
 
 def _print_grouped(result: Any, as_json: bool) -> None:
@@ -316,9 +346,15 @@ def _print_grouped(result: Any, as_json: bool) -> None:
         click.echo(f"{name} ({len(events)}):")
         for e in events:
             if isinstance(e, dict) and "meta" in e:
+                site = _site(e)
                 click.echo(
                     f"  {e['meta']['id']}  {_short(e['meta']['type'])}  "
-                    f"{_when(e['meta']['time'])}  {_summary(e)}"
+                    f"{_when(e['meta']['time'])}  {'[' + site + ']  ' if site else ''}{_summary(e)}"
+                )
+            elif isinstance(e, dict) and "domain" in e and "via" in e:
+                click.echo(
+                    f"  {e['id']}  not shared with this site (site {e['domain'] or 'unknown'}; "
+                    f"{e['via']} from {e['from']})"
                 )
             else:
                 click.echo(f"  {e}")

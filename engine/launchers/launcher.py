@@ -47,6 +47,7 @@ import os
 import re
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -172,9 +173,19 @@ class Launcher:
         publisher: Any = None,
         bus: Any = None,
         api: ForgeAPI | None = None,
+        listeners: list[Callable[[NormalisedEvent], None]] | None = None,
     ) -> None:
         self.config = config
         self.settings = settings if settings is not None else LauncherSettings.load(config)
+        #: called with every event a delivery normalises to, before it is
+        #: planned (they must not raise; ``[radar] enabled``: the radar's feed)
+        self.listeners = list(listeners or ())
+        if listeners is None:
+            from engine.radar import RadarFeed, RadarSettings
+
+            radar = RadarSettings.load(config)
+            if radar.enabled:
+                self.listeners.append(RadarFeed.from_config(config, radar).event)
         self.store = ProcessStore(self.settings.store_dir(config))
         if rules is None and self.settings.rules_file:
             rules = Rules.load(self.settings.rules_file)
@@ -364,7 +375,11 @@ class Launcher:
         raw = redacted(raw)
         lookups = self.lookups()
         try:
-            outcome.events = [self.complete(ev, lookups) for ev in source.normalise(raw)]
+            events = source.normalise(raw)
+            for listener in self.listeners:
+                for ev in events:
+                    listener(ev)
+            outcome.events = [self.complete(ev, lookups) for ev in events]
             plans = [(ev, self.plan(ev, lookups)) for ev in outcome.events]
         except (MalformedEvent, LaunchError, RuleError, StoreError, ForgeError) as exc:
             if isinstance(exc, ForgeError) and exc.transient:

@@ -10,20 +10,18 @@ lists the keys.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from engine.config import Config
-from engine.settings import Section, at_least, not_negative, positive, setting
+from engine.settings import ConfigSection, at_least, not_negative, positive, setting
 
 __all__ = ["LauncherSettings"]
 
 
 @dataclass(frozen=True, slots=True)
-class LauncherSettings(Section):
+class LauncherSettings(ConfigSection):
     SECTION: ClassVar[str] = "launchers"
     ENV_PREFIX: ClassVar[str] = "BOSS_LAUNCHERS_"
     #: ``load(path=...)`` of a path that is not a file: the environment and defaults
@@ -84,20 +82,6 @@ class LauncherSettings(Section):
     api_retry_delay: float = setting(0.5, check=not_negative())
     #: seconds a user's repository permission is remembered
     api_permission_ttl: float = setting(300.0, check=not_negative())
-
-    @classmethod
-    def load(
-        cls,
-        config: Config | None = None,
-        path: str | os.PathLike[str] | None = None,
-        *,
-        environ: Mapping[str, str] | None = None,
-        **overrides: Any,
-    ) -> LauncherSettings:
-        """The settings (see the module docstring for the order)."""
-        if path is None and config is not None and config.source:
-            path = config.source
-        return cls.from_file(path, environ=environ, **overrides)
 
     def store_dir(self, config: Config) -> Path:
         """The process store's root."""

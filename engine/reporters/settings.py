@@ -7,13 +7,11 @@ mapping in its launch fields (its ``.conf``), see ``options``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from engine.config import Config
-from engine.settings import Section, at_least, not_negative, positive, setting
+from engine.settings import ConfigSection, at_least, not_negative, positive, setting
 
 __all__ = ["PROCESS_KEYS", "ReporterSettings"]
 
@@ -39,7 +37,7 @@ PROCESS_KEYS = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
-class ReporterSettings(Section):
+class ReporterSettings(ConfigSection):
     SECTION: ClassVar[str] = "reporters"
     ENV_PREFIX: ClassVar[str] = "BOSS_REPORTERS_"
     MISSING_OK: ClassVar[bool] = True
@@ -110,20 +108,6 @@ class ReporterSettings(Section):
     remember: float = setting(30 * 86400.0, check=positive())
     #: the errors kept for ``boss reporter errors``
     errors_max: int = setting(1000, check=not_negative())
-
-    @classmethod
-    def load(
-        cls,
-        config: Config | None = None,
-        path: str | os.PathLike[str] | None = None,
-        *,
-        environ: Mapping[str, str] | None = None,
-        **overrides: Any,
-    ) -> ReporterSettings:
-        """The settings (``[reporters]`` of the file ``config`` came from)."""
-        if path is None and config is not None and config.source:
-            path = config.source
-        return cls.from_file(path, environ=environ, **overrides)
 
     def options(self, fields: Mapping[str, Any] | None) -> dict[str, Any]:
         """The settings a run is reported with: these, under the run's own

@@ -23,9 +23,17 @@ if TYPE_CHECKING:
     from engine.trace.graph import Graph
     from engine.trace.http import trace_blueprint
     from engine.trace.metrics import lead_time, percentile
-    from engine.trace.queries import find_source_change, trace_down, trace_up
+    from engine.trace.queries import (
+        find_source_change,
+        not_shared,
+        site_of,
+        trace_down,
+        trace_up,
+        unshared_event,
+    )
     from engine.trace.synthetic import PipelineGenerator
     from engine.trace.triggers import Trigger, TriggerError, TriggerStore
+    from engine.trace.triggers import matches as trigger_matches
     from engine.trace.validate import InvalidEvent
     from engine.trace.validate import validate as validate_event
 
@@ -53,12 +61,16 @@ _NAMES = {
     "lead_time": ("metrics", "lead_time"),
     "percentile": ("metrics", "percentile"),
     "find_source_change": ("queries", "find_source_change"),
+    "not_shared": ("queries", "not_shared"),
+    "site_of": ("queries", "site_of"),
     "trace_down": ("queries", "trace_down"),
     "trace_up": ("queries", "trace_up"),
+    "unshared_event": ("queries", "unshared_event"),
     "PipelineGenerator": ("synthetic", "PipelineGenerator"),
     "Trigger": ("triggers", "Trigger"),
     "TriggerError": ("triggers", "TriggerError"),
     "TriggerStore": ("triggers", "TriggerStore"),
+    "trigger_matches": ("triggers", "matches"),
     "InvalidEvent": ("validate", "InvalidEvent"),
     "validate_event": ("validate", "validate"),
 }
@@ -82,15 +94,19 @@ __all__ = [
     "lead_time",
     "metrics",
     "new_event",
+    "not_shared",
     "percentile",
     "read_file",
     "record_event",
     "routing_key",
     "run_aggregators",
+    "site_of",
     "step_activity_id",
     "trace_blueprint",
     "trace_down",
     "trace_up",
+    "trigger_matches",
+    "unshared_event",
     "validate_event",
     "validator_for",
     "write_json",

@@ -1,14 +1,19 @@
-"""``python -m engine.trace [--threads N] [--batch N] [--steplogs N] [--loglevel L]``:
-run trace aggregators (and step-log writers) in this process (the engine worker's aggregator child;
-``boss aggregator`` is the same for operators). Configuration comes from
-``$BOSS_CONFIG`` and the ``BOSS_*`` environment, as for every command."""
+"""``python -m engine.trace [--threads N] [--batch N] [--steplogs N] [--loglevel L]
+[--metrics-port P]``: run trace aggregators (and step-log writers) in this process
+(the engine worker's aggregator child; ``boss aggregator`` is the same for
+operators). Configuration comes from ``$BOSS_CONFIG`` and the ``BOSS_*``
+environment, as for every command;
+``log_format`` applies. ``--metrics-port``: serve the aggregator's
+Prometheus metrics there (``engine.telemetry``; the engine worker passes
+its ``metrics_port`` + 1)."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 
+from engine import telemetry
 from engine.config import Config
+from engine.logformat import configure_logging
 from engine.store import open_store
 from engine.trace.aggregator import run_aggregators
 
@@ -21,11 +26,14 @@ def main(argv: list[str] | None = None) -> None:
         "--steplogs", type=int, default=None, help="step-log writers (default: 1 if step_logs)"
     )
     parser.add_argument("--loglevel", default="INFO")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    parser.add_argument(
+        "--metrics-port", type=int, default=0, help="serve /metrics on this port (0: none)"
     )
+    args = parser.parse_args(argv)
     config = Config.load()
+    configure_logging(args.loglevel, config.log_format)
+    if args.metrics_port:
+        telemetry.serve(telemetry.TRACE, args.metrics_port, config.metrics_address)
     store = open_store(config.resolved_redis_url(), prefix=config.key_prefix)
     run_aggregators(
         config, store.client, threads=args.threads, batch=args.batch, steplogs=args.steplogs

@@ -36,7 +36,7 @@ import kombu
 from kombu import Consumer
 from kombu.mixins import ConsumerMixin
 
-from engine import wire
+from engine import telemetry, wire
 from engine.broker import Publisher, connect
 from engine.config import Config
 from engine.trace.bus import TraceTopology, link_policy
@@ -273,6 +273,9 @@ class EventAggregator(_Batching):
         pending, self._pending = self._pending, []
         if not pending:
             return
+        st = self.stats
+        before = (st.messages, st.stored, st.duplicates, st.invalid, st.warned, st.launched)
+        t0 = time.perf_counter()
         try:
             ingest_bodies(
                 [m.body for m in pending],
@@ -286,6 +289,7 @@ class EventAggregator(_Batching):
             )
         except Exception as exc:
             self.stats.retries += 1
+            telemetry.trace_retries.inc()
             self.stats.errors = [*self.stats.errors[-9:], repr(exc)]
             log.exception(
                 "trace: could not store a batch of %d messages; they go back to the queue",
@@ -297,6 +301,22 @@ class EventAggregator(_Batching):
             return
         for m in pending:
             m.ack()
+        telemetry.trace_flush_seconds.observe(time.perf_counter() - t0)
+        telemetry.trace_batch.observe(len(pending))
+        messages, stored, duplicates, invalid, warned, launched = (
+            now - then
+            for now, then in zip(
+                (st.messages, st.stored, st.duplicates, st.invalid, st.warned, st.launched),
+                before,
+                strict=True,
+            )
+        )
+        telemetry.trace_messages.inc(messages)
+        telemetry.count_events(stored, duplicates, invalid, warned)
+        if invalid:
+            telemetry.trace_deadletters.inc(invalid)
+        if launched:
+            telemetry.trace_launched.inc(launched)
 
     def close(self) -> None:
         for p in (self._publisher, self._letters):
@@ -365,10 +385,12 @@ class StepLogWriter(_Batching):
         pending, self._pending = self._pending, []
         if not pending:
             return
+        t0 = time.perf_counter()
         try:
             written, refused = self.logs.write([m.body for m in pending])
         except Exception:
             self.retries += 1
+            telemetry.steplog_retries.inc()
             log.exception("step logs: could not write %d batches; they go back", len(pending))
             for m in pending:
                 m.requeue()
@@ -382,6 +404,12 @@ class StepLogWriter(_Batching):
             log.warning("step logs: dropped a message that is not a batch of lines: %s", why)
         for m in pending:
             m.ack()
+        telemetry.steplog_flush_seconds.observe(time.perf_counter() - t0)
+        telemetry.steplog_batches.inc(len(pending) - len(refused))
+        if written:
+            telemetry.steplog_lines.inc(written)
+        if refused:
+            telemetry.steplog_refused.inc(len(refused))
 
     def close(self) -> None:
         self.connection.release()
@@ -398,8 +426,10 @@ def run_aggregators(
     import signal
     import threading
 
+    from engine.logformat import use_format
     from engine.trace.graph import Graph
 
+    use_format(config.log_format)  # ``boss aggregator`` too: JSON lines on request
     if steplogs is None:
         steplogs = 1 if config.step_logs else 0
     writers = [

@@ -30,6 +30,13 @@ Which links mean "contains" (the defaults, ``TRACE_UP_LINKS`` and
 
 ``find_by_data`` looks events up by the indexed data fields (a commit sha,
 an artifact's purl, a composition's or confidence level's name).
+
+Across sites (``docs/federation.md``) each event carries its site in
+``meta.source.domainId`` (``site_of``). An event linked to but never
+received (a peer's event that was not shared with this site) is a
+placeholder in the graph: ``not_shared`` lists those a trace down reaches,
+each with the domain it belongs to (the link's ``domainId``, else the
+linking event's), and ``unshared_event`` says what is known of one.
 """
 
 from __future__ import annotations
@@ -44,8 +51,11 @@ __all__ = [
     "TRACE_UP_LINKS",
     "find_by_data",
     "find_source_change",
+    "not_shared",
+    "site_of",
     "trace_down",
     "trace_up",
+    "unshared_event",
 ]
 
 # The links followed both ways (see the module docstring), CHANGE aside: it
@@ -123,11 +133,14 @@ def trace_down(
     link_types: Iterable[str] | None = None,
     depth: int = 10,
     limit: int = 100,
+    placeholders: bool = False,
 ) -> dict[str, list[dict[str, Any]]]:
     """What went into an artifact, composition, confidence level or
     deployment: ``{"source_changes", "issues", "compositions", "artifacts",
     "environments"}``, each a list of events by time. ``history`` also
-    follows BASE (the branch history under every change)."""
+    follows BASE (the branch history under every change). ``placeholders``
+    adds ``"not_shared"``: the events on the way that this graph never
+    received (``not_shared``)."""
     if link_types is None:
         link_types = TRACE_DOWN_LINKS + (("BASE",) if history else ())
     hits = graph.upstream(
@@ -137,7 +150,89 @@ def trace_down(
         limit,
         event_types=tuple(_DOWN_CATEGORIES),
     )
-    return _grouped(hits, _DOWN_CATEGORIES)
+    result = _grouped(hits, _DOWN_CATEGORIES)
+    if placeholders:
+        result["not_shared"] = not_shared(
+            graph, artifact_or_baseline_id, link_types=link_types, depth=depth
+        )
+    return result
+
+
+def site_of(event: dict[str, Any] | None) -> str | None:
+    """The site (Eiffel ``meta.source.domainId``) an event came from."""
+    source = ((event or {}).get("meta") or {}).get("source")
+    domain = source.get("domainId") if isinstance(source, dict) else None
+    return domain if isinstance(domain, str) else None
+
+
+def not_shared(
+    graph: Graph,
+    event_id: str,
+    *,
+    link_types: Iterable[str] = TRACE_DOWN_LINKS,
+    depth: int = 10,
+    limit: int = 1000,
+) -> list[dict[str, Any]]:
+    """The link targets a walk up from ``event_id`` (over ``link_types``)
+    reaches that this graph never received (placeholders): ``{"id",
+    "domain", "via", "from"}`` each, ``domain`` the link's ``domainId``,
+    else the linking event's site (None when neither is known)."""
+    wanted = set(link_types)
+    start = graph.get(event_id)
+    reached = ([start] if start is not None else []) + [
+        h.event for h in graph.upstream(event_id, tuple(wanted), depth, limit)
+    ]
+    seen = {e["meta"]["id"] for e in reached} | {event_id}
+    edges: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    for ev in reached:
+        for link in ev.get("links") or ():
+            if link.get("type") in wanted and link.get("target") not in seen:
+                edges.append((ev, link))
+    targets = list(dict.fromkeys(link["target"] for _, link in edges))
+    missing = {t for t, ev in zip(targets, graph.get_many(targets), strict=True) if ev is None}
+    out: dict[str, dict[str, Any]] = {}
+    for ev, link in edges:
+        target = link["target"]
+        if target in missing and target not in out:
+            out[target] = {
+                "id": target,
+                "domain": link.get("domainId") or site_of(ev),
+                "via": link["type"],
+                "from": ev["meta"]["id"],
+            }
+    return list(out.values())
+
+
+def unshared_event(graph: Graph, event_id: str) -> dict[str, Any] | None:
+    """What is known of an event this graph links to but never received
+    (None when it is stored, or nothing links to it): ``{"id", "domain",
+    "linked_from": [{"type", "source", "domain"}]}``."""
+    if graph.exists(event_id):
+        return None
+    links = graph.links_in(event_id)
+    if not links:
+        return None
+    sources = graph.get_many([source for _, source in links])
+    linked_from = []
+    domains = []
+    for (ltype, source), ev in zip(links, sources, strict=True):
+        link = next(
+            (
+                x
+                for x in ((ev or {}).get("links") or ())
+                if x.get("target") == event_id and x.get("type") == ltype
+            ),
+            {},
+        )
+        domain = link.get("domainId") or site_of(ev)
+        domains.append(domain)
+        linked_from.append({"type": ltype, "source": source, "domain": site_of(ev)})
+    known = [d for d in domains if d]
+    return {
+        "id": event_id,
+        "domain": max(set(known), key=known.count) if known else None,
+        "linked_from": linked_from,
+    }
 
 
 def find_by_data(

@@ -4,10 +4,10 @@ installed on this machine, the RPM built with rpmbuild (docs/install.md).
 Both are built once per module (``packaging/build.sh``, wheels from its
 wheelhouse). Installing needs root: the .deb goes into the running system
 with ``apt-get install ./boss_...deb``, its units pass ``systemd-analyze
-verify``, the installed ``boss`` runs the demo, then ``apt-get purge``
+verify``, the installed ``boss`` runs the demo and, with the services started as
+their users, ``boss doctor`` finds no failure, then ``apt-get purge``
 leaves the machine as it was (users, /opt/boss, /etc/boss, /var/lib/boss
-gone). There is no ``boss doctor`` yet: ``boss --version`` and ``boss
-check`` stand for it. Missing tools are installed with apt-get when this is
+gone). Missing tools are installed with apt-get when this is
 root; otherwise the tests skip saying why, or fail with
 ``BOSS_REQUIRE_PACKAGING=1``.
 """
@@ -297,6 +297,22 @@ def test_the_services_run_as_their_users(installed: None) -> None:
             assert procs[-1].poll() is None, procs[-1].stdout.read().decode()[-2000:]
             assert time.monotonic() < deadline, "boss-worker@1 sent no heartbeat"
             time.sleep(0.5)
+        # the installed doctor on the embedded store: no failure (warnings, such as
+        # the aggregator process still starting or no participant, are allowed)
+        doctor = subprocess.run(
+            _as("boss", "/usr/bin/boss", "doctor", "--json"),
+            env=env,
+            cwd="/",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert doctor.returncode in (0, 2), doctor.stdout[-3000:] + doctor.stderr[-2000:]
+        findings = {f["check"]: f for f in json.loads(doctor.stdout)["findings"]}
+        assert findings["config"]["data"]["source"] == "/etc/boss/boss.ini"
+        for check in ("store", "store.disk", "broker", "workers"):
+            assert findings[check]["status"] == "ok", findings[check]
+        assert "/var/lib/boss" in findings["store.disk"]["found"]
         runtime.mkdir(mode=0o750)
         shutil.chown(runtime, "boss-participant", "boss-participant")
         supervisord = start(
