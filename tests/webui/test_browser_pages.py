@@ -15,7 +15,7 @@ letter. axe's full report of each page is written beside the screenshot
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,7 +78,7 @@ PAGES = [
 
 
 @pytest.fixture(scope="module")
-def site(stack: Stack) -> Site:
+def site(stack: Stack) -> Iterator[Site]:
     """A finished run, one in error and one running (a 15-minute step), their
     root trace event, and the admin's cookies."""
     from engine.trace.activity import activity_id
@@ -112,7 +112,11 @@ def site(stack: Stack) -> Site:
         wait_for(lambda: api.get("/api/deadletters").json["total"] > 0, 30, "a dead letter")
     state = page.context.storage_state()
     page.context.close()
-    return Site(stack, state, finished, error, running, event, urls)
+    yield Site(stack, state, finished, error, running, event, urls)
+    # the sleeper would hold its step through the stack's shutdown (15 s
+    # before it is killed): end the run, and its step with it
+    system.boss("cancel", running)
+    system.wait_status(running, "cancelled")
 
 
 def _rules(stack: Stack) -> set[str]:
