@@ -103,6 +103,7 @@ def create_app(
     app.register_blueprint(metrics_blueprint(svc))
     app.register_blueprint(__import__("webui.blueprints.graphs", fromlist=["graphs"]).graphs)
     app.register_blueprint(__import__("webui.blueprints.live", fromlist=["live"]).live)
+    app.register_blueprint(__import__("webui.blueprints.ci", fromlist=["ci"]).ci)  # /ci, /api/ci
     _throttle_logins(app, svc)
 
     from engine.trace import trace_blueprint

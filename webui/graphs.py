@@ -280,31 +280,69 @@ def _short(event: dict[str, Any]) -> str:
     return f"{etype}\n{name}" if name else etype
 
 
-def trace_elements(center: dict[str, Any], ups: list[Any], downs: list[Any]) -> dict[str, Any]:
+def trace_elements(
+    center: dict[str, Any] | None,
+    ups: list[Any],
+    downs: list[Any],
+    *,
+    placeholders: list[dict[str, Any]] | tuple[dict[str, Any], ...] = (),
+    here: str | None = None,
+    peers: dict[str, str] | None = None,
+    center_id: str | None = None,
+) -> dict[str, Any]:
     """Nodes and typed edges around ``center`` (``Hit`` lists from
-    ``Graph.upstream``/``downstream``)."""
-    events: dict[str, dict[str, Any]] = {center["meta"]["id"]: center}
+    ``Graph.upstream``/``downstream``). Each node has its ``site`` (the
+    event's ``meta.source.domainId``), ``siteLabel`` ("this site", the
+    peer's name in ``peers`` (domain -> name), else the domain) and
+    ``remote`` (of another site than ``here``). ``placeholders``
+    (``{"id", "domain", "via", "from"}``): events linked to that this site
+    never received, drawn as ``placeholder`` nodes with the link to them.
+    ``center`` None: the centre is the placeholder ``center_id``."""
+    from engine.trace import site_of
+
+    peers = peers or {}
+    cid = center["meta"]["id"] if center is not None else center_id
+
+    def site_fields(domain: str | None) -> dict[str, Any]:
+        if domain is None:
+            label = "unknown"
+        elif here is not None and domain == here:
+            label = "this site"
+        else:
+            label = peers.get(domain, domain)
+        remote = domain is not None and here is not None and domain != here
+        return {"site": domain, "siteLabel": label, "remote": remote}
+
+    events: dict[str, dict[str, Any]] = {}
+    if center is not None:
+        events[center["meta"]["id"]] = center
     for hit in [*ups, *downs]:
         events[hit.event["meta"]["id"]] = hit.event
+    shown = {p["id"]: p for p in placeholders if p["id"] not in events}
     nodes = []
     edges = []
     seen: set[tuple[str, str, str]] = set()
     for eid, ev in events.items():
         etype = ev["meta"]["type"].removeprefix("Eiffel").removesuffix("Event")
+        sites = site_fields(site_of(ev))
+        label = _short(ev)
+        if sites["remote"]:
+            label = f"{label}\n[{sites['siteLabel']}]"
         nodes.append(
             {
                 "data": {
                     "id": eid,
-                    "label": _short(ev),
+                    "label": label,
                     "type": etype,
-                    "center": eid == center["meta"]["id"],
+                    "center": eid == cid,
                     "time": ev["meta"]["time"],
+                    **sites,
                 }
             }
         )
         for link in ev.get("links") or ():
             key = (eid, link["target"], link["type"])
-            if link["target"] in events and key not in seen:
+            if (link["target"] in events or link["target"] in shown) and key not in seen:
                 seen.add(key)
                 edges.append(
                     {
@@ -317,4 +355,22 @@ def trace_elements(center: dict[str, Any], ups: list[Any], downs: list[Any]) -> 
                         }
                     }
                 )
+    for pid, p in shown.items():
+        sites = site_fields(p.get("domain"))
+        nodes.append(
+            {
+                "data": {
+                    "id": pid,
+                    "label": (
+                        f"not shared: {sites['siteLabel']}"
+                        if sites["site"] != here
+                        else "not received (yet)"
+                    ),
+                    "type": "NotShared",
+                    "center": pid == cid,
+                    "placeholder": True,
+                    **sites,
+                }
+            }
+        )
     return {"elements": {"nodes": nodes, "edges": edges}}

@@ -11,7 +11,7 @@ from typing import Any
 from engine.core import runstate, states
 from engine.core.outcome import OUTCOMES
 from engine.engine import UnknownRun
-from engine.trace import activity_id
+from engine.trace import activity_id, unshared_event
 from webui.access import Refused
 from webui.services import Services
 from webui.users import User
@@ -25,6 +25,8 @@ __all__ = [
     "runs_page",
     "trace_graph",
     "trace_search",
+    "trace_site_label",
+    "trace_sites",
 ]
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
@@ -348,24 +350,99 @@ def trace_search(svc: Services, q: str) -> list[dict[str, Any]]:
         with contextlib.suppress(KeyError):
             for ev in g.find(etype, path, q, 200):
                 found[ev["meta"]["id"]] = ev
+    if not found and _UUID.match(q):
+        # an event a held one links to but this site never received: a
+        # stand-in, so that the search leads to its placeholder page
+        info = unshared_event(g, q)
+        if info is not None:
+            linkers = [e for e in g.get_many([x["source"] for x in info["linked_from"]]) if e]
+            found[q] = {
+                "meta": {
+                    "id": q,
+                    "type": f"not shared (site {trace_site_label(svc, info['domain'])})",
+                    "time": min((e["meta"]["time"] for e in linkers), default=0),
+                },
+                "data": {},
+                "links": [],
+            }
     return sorted(found.values(), key=lambda e: e["meta"]["time"])
 
 
+def trace_sites(svc: Services) -> tuple[str, dict[str, str]]:
+    """This site's name (its Eiffel ``domainId``) and its peers' names by
+    their domains (``[federation]``; none when not federated)."""
+    from engine.federation import load_federation
+
+    try:
+        settings = load_federation(svc.config)
+    except Exception:  # a broken [federation] section is the bridge's to report
+        return svc.config.eiffel_domain, {}
+    peers = {(p.domain or p.name): p.name for p in settings.peer_settings}
+    return settings.site_name(svc.config), peers
+
+
+def trace_site_label(svc: Services, domain: str | None) -> str:
+    """The site as shown: "this site", the peer's name, the domain, or "unknown"."""
+    if not domain:
+        return "unknown"
+    here, peers = trace_sites(svc)
+    return "this site" if domain == here else peers.get(domain, domain)
+
+
 def trace_graph(svc: Services, eid: str, args: Any) -> dict[str, Any]:
+    """The trace graph around ``eid``: its events with their sites, and the
+    events they link to that this site never received as placeholders.
+    ``eid`` may be such a placeholder: then its centre, with what links to
+    it."""
+    from engine.trace import Hit
     from webui.graphs import trace_elements
 
     g = svc.graph
+    here, peers = trace_sites(svc)
     center = g.get(eid)
-    if center is None:
-        raise Refused(f"no event {eid}", 404)
     link_types = [x for x in (args.get("linkTypes") or "").split(",") if x] or None
     levels = _int(args, "levels", 4, 1, 20)
     limit = _int(args, "limit", 200, 1, 2000)
+    if center is None:
+        info = unshared_event(g, eid)
+        if info is None:
+            raise Refused(f"no event {eid}", 404)
+        sources = list(dict.fromkeys(x["source"] for x in info["linked_from"]))
+        downs = [Hit(e, 1, "") for e in g.get_many(sources) if e is not None]
+        out = trace_elements(
+            None,
+            [],
+            downs,
+            placeholders=[{"id": eid, "domain": info["domain"]}],
+            here=here,
+            peers=peers,
+            center_id=eid,
+        )
+        out["event"] = None
+        out["not_shared"] = info
+        return out
     ups = g.upstream(eid, link_types, levels, limit)
     downs = g.downstream(eid, link_types, levels, limit)
-    out = trace_elements(center, ups, downs)
+    out = trace_elements(
+        center,
+        ups,
+        downs,
+        placeholders=_unreceived(g, [center, *(h.event for h in [*ups, *downs])], link_types),
+        here=here,
+        peers=peers,
+    )
     out["event"] = center
     return out
+
+
+def _unreceived(
+    g: Any, events: list[dict[str, Any]], link_types: list[str] | None
+) -> list[dict[str, Any]]:
+    """The link targets of ``events`` this graph never received
+    (``engine.trace.unreceived``)."""
+    from engine.trace import unreceived
+
+    return unreceived(g, events, link_types)
 
 
 def leadtime_series(

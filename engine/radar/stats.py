@@ -41,7 +41,17 @@ from engine.radar.model import ERROR, FAIL, PASS, SKIPPED
 from engine.radar.settings import RadarSettings
 from engine.radar.store import PatchSet
 
-__all__ = ["duration_text", "health", "percentile", "system_figures", "verdict_of", "window"]
+__all__ = [
+    "DAY",
+    "daily",
+    "days_of",
+    "duration_text",
+    "health",
+    "percentile",
+    "system_figures",
+    "verdict_of",
+    "window",
+]
 
 _RANK = {FAIL: 3, ERROR: 2, PASS: 1, SKIPPED: 0}
 
@@ -269,3 +279,87 @@ def window(
         out.append(figures)
     out.sort(key=lambda f: (not f["gate"], f["name"].lower()))
     return out
+
+
+DAY = 86400.0
+
+#: the figures a day's bucket keeps (see :func:`daily`)
+DAILY_FIELDS = ("patch_sets", "reported", "reports", "coverage", "success_rate", "response_p50_s")
+
+
+def days_of(since: float, until: float, most: int = 366) -> list[tuple[float, float]]:
+    """``[since, until]`` cut at UTC midnights: ``[(start, end)]``, each day
+    ``[start, end)`` but the last, which ends at ``until`` (inclusive); the
+    newest ``most`` days."""
+    out: list[tuple[float, float]] = []
+    start = since
+    while start <= until:
+        end = (math.floor(start / DAY) + 1) * DAY
+        out.append((start, min(end, until)))
+        if end >= until:
+            break
+        start = end
+    return out[-most:]
+
+
+def daily(
+    store: Any,
+    settings: RadarSettings,
+    *,
+    since: float,
+    until: float,
+    project: str | None = None,
+    names: Iterable[str] | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Per system (``names``, else every one), its figures day by day over
+    ``[since, until]`` (UTC days, see :func:`days_of`): ``[{"day", "since",
+    "until", <DAILY_FIELDS>}]``. Each day is exactly what :func:`window`
+    gives over that day (the same :func:`system_figures` on the day's patch
+    sets), with the patch sets read once for the whole span."""
+    systems = store.systems()
+    wanted = list(systems) if names is None else [n for n in names if n in systems]
+    if since <= 0:  # all time: from the oldest report of the systems asked for
+        firsts = [t[0] for n in wanted if (t := store.report_times(n, 0, until))]
+        since = min(firsts, default=until)
+    spans = days_of(since, until)
+    if not spans:
+        return {n: [] for n in wanted}
+    since = spans[0][0]
+    patch_sets = store.patch_sets(since, until, project)
+    gate = settings.gate or next((n for n, m in systems.items() if m.get("gate")), None)
+    if gate:
+        gate = next((n for n in systems if n.lower() == gate.lower()), gate)
+    last = len(spans) - 1
+    per_day = [
+        [ps for ps in patch_sets if a <= ps.time and (ps.time < b or (i == last and ps.time <= b))]
+        for i, (a, b) in enumerate(spans)
+    ]
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name in wanted:
+        projects = store.projects(name)
+        if project:
+            projects = {project} if project in projects else set()
+        buckets = []
+        for (a, b), sets in zip(spans, per_day, strict=True):
+            f = system_figures(
+                name,
+                sets,
+                since=a,
+                until=b,
+                report_times=[],
+                last_report=None,
+                projects=projects,
+                gate=gate,
+                meta=systems[name],
+            )
+            day = time_day(a)
+            buckets.append({"day": day, "since": a, "until": b, **{k: f[k] for k in DAILY_FIELDS}})
+        out[name] = buckets
+    return out
+
+
+def time_day(t: float) -> str:
+    """``YYYY-MM-DD`` (UTC) of ``t``."""
+    import datetime as _dt
+
+    return _dt.datetime.fromtimestamp(t, _dt.UTC).strftime("%Y-%m-%d")

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from engine.trace.bus import EventBus, TraceTopology, routing_key
     from engine.trace.eiffel import new_event
     from engine.trace.formats import EventFileError, read_file, write_json, write_jsonl
-    from engine.trace.graph import Graph
+    from engine.trace.graph import Graph, Hit
     from engine.trace.http import trace_blueprint
     from engine.trace.metrics import lead_time, percentile
     from engine.trace.queries import (
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         site_of,
         trace_down,
         trace_up,
+        unreceived,
         unshared_event,
     )
     from engine.trace.synthetic import PipelineGenerator
@@ -57,12 +58,14 @@ _NAMES = {
     "write_json": ("formats", "write_json"),
     "write_jsonl": ("formats", "write_jsonl"),
     "Graph": ("graph", "Graph"),
+    "Hit": ("graph", "Hit"),
     "trace_blueprint": ("http", "trace_blueprint"),
     "lead_time": ("metrics", "lead_time"),
     "percentile": ("metrics", "percentile"),
     "find_source_change": ("queries", "find_source_change"),
     "not_shared": ("queries", "not_shared"),
     "site_of": ("queries", "site_of"),
+    "unreceived": ("queries", "unreceived"),
     "trace_down": ("queries", "trace_down"),
     "trace_up": ("queries", "trace_up"),
     "unshared_event": ("queries", "unshared_event"),
@@ -79,6 +82,7 @@ __all__ = [
     "EventBus",
     "EventFileError",
     "Graph",
+    "Hit",
     "InvalidEvent",
     "PipelineGenerator",
     "TraceTopology",
@@ -106,6 +110,7 @@ __all__ = [
     "trace_down",
     "trace_up",
     "trigger_matches",
+    "unreceived",
     "unshared_event",
     "validate_event",
     "validator_for",

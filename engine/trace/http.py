@@ -8,13 +8,15 @@ published) and published on the bus, where the aggregators store them.
 ======================================  ==========================================
 ``POST /events``                        an event, an array, JSON lines, or
                                         CloudEvents envelopes; 202 with the ids
-``GET /events/<id>``                    one event
+``GET /events/<id>``                    one event (404 naming the site of an
+                                        event linked to but not shared)
 ``GET /events/<id>/upstream``           ``linkTypes``, ``eventTypes`` (comma
 ``GET /events/<id>/downstream``         separated), ``levels``, ``limit``
 ``GET /events?type=&since=&until=``     by type and time (epoch ms), ``limit``
 ``GET /find?type=&field=&value=``       by an indexed data field
 ``GET /up/<id>``, ``GET /down/<id>``    trace up from a change, down from an
-                                        artifact or baseline
+                                        artifact or baseline; ``sites`` (id ->
+                                        site) and, down, ``not_shared``
 ``GET /runs/<wfid>/events``             a run's events
 ``GET /export?run=|event=&format=``     eiffel (default) or cdevents;
                                         ``envelope=cloudevents``
@@ -24,7 +26,12 @@ published) and published on the bus, where the aggregators store them.
 ``GET /stats``                          events, waiting, placeholders
 ======================================  ==========================================
 
-Errors are ``{"error": message, "rule": ...}`` with 400/404/503.
+Errors are ``{"error": message, "rule": ...}`` with 400/404/503. Across
+sites (``docs/federation.md``): each hit of a walk has its ``site`` (the
+event's ``meta.source.domainId``); the 404 of an event this site never
+received but an event it holds links to says whose it is:
+``{"error": "<id>: an event of site opnfv that was not shared with this
+site", "not_shared": {"id", "domain", "linked_from": [...]}}``.
 """
 
 from __future__ import annotations
@@ -62,10 +69,30 @@ def _int(name: str, default: int, lo: int = 0, hi: int = 1 << 62) -> int:
 
 
 class _Bad(ValueError):
-    def __init__(self, message: str, rule: str | None = None, status: int = 400) -> None:
+    def __init__(
+        self,
+        message: str,
+        rule: str | None = None,
+        status: int = 400,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.rule = rule
         self.status = status
+        self.extra = extra or {}
+
+
+def _sites(result: dict[str, Any]) -> dict[str, str | None]:
+    """id -> site of every event in a grouped trace result."""
+    from engine.trace.queries import site_of
+
+    return {
+        e["meta"]["id"]: site_of(e)
+        for name, events in result.items()
+        if name != "not_shared"
+        for e in events
+        if isinstance(e, dict) and isinstance(e.get("meta"), dict)
+    }
 
 
 def trace_blueprint(
@@ -112,19 +139,41 @@ def trace_blueprint(
 
     @bp.errorhandler(_Bad)
     def bad(exc: _Bad) -> tuple[Response, int]:
-        body = {"error": str(exc)}
+        body: dict[str, Any] = {"error": str(exc)}
         if exc.rule:
             body["rule"] = exc.rule
+        body.update(exc.extra)
         return jsonify(body), exc.status
+
+    def missing(eid: str) -> _Bad:
+        """The 404 of ``eid``: whose event it is when an event this site
+        holds links to it (an event of a peer that was not shared)."""
+        from engine.trace.queries import unshared_event
+
+        info = unshared_event(get_graph(), eid)
+        if info is None:
+            return _Bad(f"no event {eid}", status=404)
+        return _Bad(
+            f"{eid}: an event of site {info['domain'] or '(unknown)'} that was not shared "
+            "with this site",
+            rule="not_shared",
+            status=404,
+            extra={"not_shared": info},
+        )
 
     def event_or_404(eid: str) -> dict[str, Any]:
         ev = get_graph().get(eid)
         if ev is None:
-            raise _Bad(f"no event {eid}", status=404)
+            raise missing(eid)
         return ev
 
     def hits(items: list[Any]) -> list[dict[str, Any]]:
-        return [{"event": h.event, "depth": h.depth, "via": h.via} for h in items]
+        from engine.trace.queries import site_of
+
+        return [
+            {"event": h.event, "depth": h.depth, "via": h.via, "site": site_of(h.event)}
+            for h in items
+        ]
 
     # -- producing --------------------------------------------------------------
     @bp.post("/events")
@@ -240,16 +289,18 @@ def trace_blueprint(
         from engine.trace.queries import trace_up
 
         event_or_404(eid)
-        result = trace_up(get_graph(), eid)
-        return jsonify(result if isinstance(result, dict) else result.as_dict())
+        result = dict(trace_up(get_graph(), eid))
+        result["sites"] = _sites(result)
+        return jsonify(result)
 
     @bp.get("/down/<eid>")
     def down(eid: str) -> Response:
         from engine.trace.queries import trace_down
 
         event_or_404(eid)
-        result = trace_down(get_graph(), eid)
-        return jsonify(result if isinstance(result, dict) else result.as_dict())
+        result = dict(trace_down(get_graph(), eid, placeholders=True))
+        result["sites"] = _sites(result)
+        return jsonify(result)
 
     @bp.get("/runs/<wfid>/events")
     def run_events(wfid: str) -> Response:

@@ -55,6 +55,7 @@ __all__ = [
     "site_of",
     "trace_down",
     "trace_up",
+    "unreceived",
     "unshared_event",
 ]
 
@@ -182,13 +183,31 @@ def not_shared(
     reached = ([start] if start is not None else []) + [
         h.event for h in graph.upstream(event_id, tuple(wanted), depth, limit)
     ]
-    seen = {e["meta"]["id"] for e in reached} | {event_id}
-    edges: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    for ev in reached:
-        for link in ev.get("links") or ():
-            if link.get("type") in wanted and link.get("target") not in seen:
-                edges.append((ev, link))
+    return unreceived(graph, reached, wanted, also_held={event_id})
+
+
+def unreceived(
+    graph: Graph,
+    events: list[dict[str, Any]],
+    link_types: Iterable[str] | None = None,
+    *,
+    also_held: Iterable[str] = (),
+) -> list[dict[str, Any]]:
+    """The targets of ``events``' links (of ``link_types``; None: every
+    type) that this graph never received: ``{"id", "domain", "via",
+    "from"}`` each, ``domain`` the link's ``domainId``, else the linking
+    event's site (None when neither is known)."""
+    wanted = None if link_types is None else set(link_types)
+    seen = {e["meta"]["id"] for e in events} | set(also_held)
+    edges = [
+        (ev, link)
+        for ev in events
+        for link in ev.get("links") or ()
+        if link.get("target") not in seen and (wanted is None or link.get("type") in wanted)
+    ]
     targets = list(dict.fromkeys(link["target"] for _, link in edges))
+    if not targets:
+        return []
     missing = {t for t, ev in zip(targets, graph.get_many(targets), strict=True) if ev is None}
     out: dict[str, dict[str, Any]] = {}
     for ev, link in edges:

@@ -199,11 +199,43 @@ def trace() -> Any:
 
 @pages.get("/trace/events/<eid>")
 def trace_event(eid: str) -> Any:
-    graph = services().graph
+    from engine.trace import site_of, unshared_event
+
+    svc = services()
+    graph = svc.graph
     event = graph.get(eid)
     if event is None:
-        raise Refused(f"no event {eid}", 404)
-    return render_template("trace_event.html", event=event, run=_run_of(graph, event))
+        # an event a held one links to that this site never received (a
+        # peer's, not shared): say whose it is and what links to it
+        info = unshared_event(graph, eid)
+        if info is None:
+            raise Refused(f"no event {eid}", 404)
+        sources = [x["source"] for x in info["linked_from"]]
+        held = dict(zip(sources, graph.get_many(sources), strict=True))
+        linked_from = [
+            {
+                **x,
+                "event": held.get(x["source"]),
+                "site_label": views.trace_site_label(svc, site_of(held.get(x["source"]))),
+            }
+            for x in info["linked_from"]
+        ]
+        body = render_template(
+            "trace_unshared.html",
+            eid=eid,
+            info=info,
+            site=views.trace_site_label(svc, info["domain"]),
+            linked_from=linked_from,
+        )
+        return body, 404
+    domain = site_of(event)
+    return render_template(
+        "trace_event.html",
+        event=event,
+        run=_run_of(graph, event),
+        site=views.trace_site_label(svc, domain),
+        domain=domain,
+    )
 
 
 def _run_of(graph: Any, event: dict[str, Any]) -> str | None:

@@ -231,7 +231,7 @@
   var TYPE_COLOURS = {SourceChangeCreated: "#fde2ef", SourceChangeSubmitted: "#fbc7df", ArtifactCreated: "#d3f5e6",
     CompositionDefined: "#d6f0f5", ConfidenceLevelModified: "#fff0c2", ActivityTriggered: "#e3edff",
     ActivityStarted: "#e3edff", ActivityFinished: "#cfe0ff", ActivityCanceled: "#eee"};
-  var TRACE_FONT = 12;
+  var TRACE_FONT = 12, REMOTE_BORDER = "#6b4fd6";
 
   function traceGraph(eid) {
     var el = document.getElementById("tracegraph"), form = document.getElementById("trace-graph-form");
@@ -259,6 +259,15 @@
               "background-color": TYPE_COLOURS[t] || "#eee"}}; }))
            .concat(Object.keys(LINK_COLOURS).map(function (t) { return {selector: 'edge[linkType="' + t + '"]',
             style: {"line-color": LINK_COLOURS[t], "target-arrow-color": LINK_COLOURS[t]}}; }))
+           /* across sites: another site's events with a double purple border
+              (and "[site]" in the label); events linked to but never received
+              dashed and pale, "not shared: <site>" */
+           .concat([
+            {selector: "node[?remote]", style: {"border-width": 4, "border-style": "double", "border-color": REMOTE_BORDER}},
+            {selector: "node[?placeholder]", style: {"shape": "round-rectangle", "background-color": "#fafafa",
+              "border-width": 2, "border-style": "dashed", "border-color": "#888", "color": "#556", "font-style": "italic"}},
+            {selector: "node[?placeholder][?center]", style: {"border-width": 4}}
+          ])
         });
         window.BOSS.traceCy = cy;
         var layout = cy.layout({name: "dagre", rankDir: "RL", nodeSep: 18, rankSep: 70, edgeSep: 10,
@@ -284,7 +293,7 @@
     function legend(d) {
       var usedLinks = {}, usedTypes = {};
       d.elements.edges.forEach(function (e) { usedLinks[e.data.linkType] = 1; });
-      d.elements.nodes.forEach(function (n) { usedTypes[n.data.type] = 1; });
+      d.elements.nodes.forEach(function (n) { if (!n.data.placeholder) usedTypes[n.data.type] = 1; });
       var box = document.getElementById("trace-legend");
       box.textContent = "";
       box.appendChild(document.createTextNode("links (hover an edge or a node for its label): "));
@@ -307,6 +316,30 @@
         span.style.borderRadius = (TYPE_SHAPES[t] || "").indexOf("round") === 0 ? "6px" : "0";
         span.textContent = t + " (" + (TYPE_SHAPES[t] || "rectangle").replace("round-", "rounded ") + ")";
         types.appendChild(span);
+      });
+      sites(d);
+    }
+    /* which sites the events came from: this site's plain, another's with
+       its border, the placeholders dashed */
+    function sites(d) {
+      var box = document.getElementById("trace-sites");
+      if (!box) return;
+      var seen = {}, order = [];
+      d.elements.nodes.forEach(function (n) {
+        var key = (n.data.placeholder ? "p:" : "e:") + n.data.siteLabel;
+        if (!seen[key]) { seen[key] = n.data; order.push(key); }
+      });
+      box.textContent = "";
+      if (!order.some(function (k) { return seen[k].remote || seen[k].placeholder; })) return;
+      box.appendChild(document.createTextNode("sites: "));
+      order.forEach(function (k, i) {
+        var data = seen[k];
+        if (i) box.appendChild(document.createTextNode(" · "));
+        var span = document.createElement("span");
+        span.className = "site-mark" + (data.placeholder ? " placeholder" : data.remote ? " remote" : "");
+        span.dataset.site = data.site || "";
+        span.textContent = data.placeholder ? "not shared: " + data.siteLabel : data.siteLabel;
+        box.appendChild(span);
       });
     }
     form.addEventListener("submit", function (e) { e.preventDefault(); draw(); });
