@@ -197,20 +197,33 @@ def test_metrics_and_json_logs_of_the_worker_and_its_aggregator(system: System) 
     system.participant("bump", "Bump")
     wfid = system.launch("name: m\nsteps:\n  - bump\n  - bump\n")
     system.wait_status(wfid)
-    worker = wait_for(
-        lambda: _sample(_scrape(port), "boss_engine_dispatches_total") >= 2 and _scrape(port),
-        30,
-        "the worker's metrics",
-    )
+
+    # a message is counted once it is handled, a moment after its effect is
+    # stored: the run can be seen finished before its last reply is counted
+    def counted() -> str | None:
+        text = _scrape(port)
+        done = (
+            _sample(text, "boss_engine_dispatches_total") >= 2
+            and _sample(text, 'boss_engine_messages_total{type="reply"}') >= 2
+            and _sample(text, "boss_engine_handle_seconds_count") >= 3
+        )
+        return text if done else None
+
+    worker = wait_for(counted, 30, "the worker's metrics of the launch and both replies")
     assert 'boss_engine_messages_total{type="launch"}' in worker
     assert _sample(worker, 'boss_engine_messages_total{type="reply"}') >= 2
     assert _sample(worker, "boss_engine_handle_seconds_count") >= 3
     assert "boss_engine_deadletters_total 0.0" in worker
-    trace = wait_for(
-        lambda: _sample(_scrape(port + 1), "boss_trace_events_total") > 0 and _scrape(port + 1),
-        30,
-        "the aggregator's metrics",
-    )
+
+    def flushed() -> str | None:  # the same for a batch: its figures come together
+        text = _scrape(port + 1)
+        done = (
+            _sample(text, 'boss_trace_events_total{outcome="stored"}') > 0
+            and _sample(text, "boss_trace_batch_messages_count") >= 1
+        )
+        return text if done else None
+
+    trace = wait_for(flushed, 30, "the aggregator's metrics of a stored batch")
     assert _sample(trace, 'boss_trace_events_total{outcome="stored"}') > 0
     assert _sample(trace, "boss_trace_batch_messages_count") >= 1
     assert "boss_steplog_lines_total" in trace
