@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import socket
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -164,9 +165,11 @@ def test_a_participant_queue_without_a_consumer_warns(system: System) -> None:
 
 
 def _free_ports() -> int:
-    """A port free with the next one (the worker's and its aggregator's)."""
+    """A port free with the next one (the worker's and its aggregator's),
+    below Linux's ephemeral range (32768 and up), where no outgoing
+    connection of another test takes it between this check and the bind."""
     for _ in range(100):
-        port = random.randint(20000, 60000)
+        port = random.randint(20000, 32000)
         try:
             for p in (port, port + 1):
                 with socket.socket() as s:
@@ -178,8 +181,13 @@ def _free_ports() -> int:
 
 
 def _scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        return resp.read().decode()
+    """The metrics served on ``port``; empty while nothing listens there yet
+    (the aggregator child starts its server a moment after the worker)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            return resp.read().decode()
+    except urllib.error.URLError:
+        return ""
 
 
 def _sample(text: str, name: str) -> float:
