@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +33,12 @@ def _feed(ctx: Context) -> Any:
 
 def _instant(value: str | None) -> float:
     """``now``, epoch seconds or an ISO 8601 time."""
-    if not value or value == "now":
-        return time.time()
+    from engine.radar import parse_instant
+
     try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a time", param_hint="--until") from None
+        return parse_instant(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--until") from None
 
 
 def _window(since: str, until: float) -> float:

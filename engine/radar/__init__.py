@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from engine.radar.collect import Classifier, Unreadable, from_delivery, from_run
 from engine.radar.feed import ImportResult, RadarFeed
-from engine.radar.model import Record, patchset_id
+from engine.radar.model import Record, parse_instant, patchset_id
 from engine.radar.settings import RadarSettings
 from engine.radar.stats import duration_text, health, percentile, system_figures, window
 from engine.radar.store import PatchSet, RadarStore
@@ -37,6 +37,7 @@ __all__ = [
     "from_delivery",
     "from_run",
     "health",
+    "parse_instant",
     "patchset_id",
     "percentile",
     "system_figures",

@@ -83,3 +83,21 @@ class Record:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {"psid": self.psid}
+
+
+def parse_instant(value: str | None) -> float:
+    """Epoch seconds of ``value``: ``now`` (or nothing), epoch seconds, or
+    an ISO 8601 time; ValueError for anything else (``--until``, ``?until=``)."""
+    import time
+    from datetime import datetime
+
+    if not value or value == "now":
+        return time.time()
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise ValueError(f"{value!r} is not a time (epoch seconds or ISO 8601)") from None

@@ -9,8 +9,6 @@ Nothing is computed here that the radar computes: the figures are
 
 from __future__ import annotations
 
-import time
-from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, render_template, request
@@ -45,17 +43,12 @@ def _radar() -> tuple[RadarStore, RadarSettings]:
 
 
 def _until() -> float:
-    value = request.args.get("until") or "now"
-    if value == "now":
-        return time.time()
+    from engine.radar import parse_instant
+
     try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise Refused(f"until: {value!r} is not a time (epoch seconds or ISO 8601)", 400) from None
+        return parse_instant(request.args.get("until"))
+    except ValueError as exc:
+        raise Refused(f"until: {exc}", 400) from None
 
 
 def _since(until: float) -> tuple[str, float]:
