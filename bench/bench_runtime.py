@@ -615,8 +615,10 @@ class Rig:
             return _pids_named("redis-server", "valkey-server")
         return []  # the embedded server is the broker too: counted there
 
-    def meter(self, **procs: Proc) -> CpuMeter:
-        groups = {name: [p.pid] for name, p in procs.items()}
+    def meter(self, **procs: Proc | list[Proc]) -> CpuMeter:
+        groups = {
+            name: [q.pid for q in (p if isinstance(p, list) else [p])] for name, p in procs.items()
+        }
         groups["broker"] = self.broker_pids()
         if self.kind == "rabbitmq":
             groups["redis"] = self.store_pids()
@@ -685,8 +687,11 @@ def sequence(n: int) -> str:
 class BossSystem:
     """An engine worker and a no-op participant on a rig."""
 
-    def __init__(self, rig: Rig, poll: float | None = None) -> None:
+    def __init__(self, rig: Rig, poll: float | None = None, workers: int = 1) -> None:
         self.rig = rig
+        #: engine worker processes (``--engine-workers``)
+        self.n_workers = workers
+        self.workers: list[Proc] = []
         #: None: the stock runtime; else the what-if runtime with this poll
         self.poll = poll
         self.record = rig.tmp / "boss-steps.txt"
@@ -700,27 +705,32 @@ class BossSystem:
         rig = self.rig
         rig.engine.register(PARTICIPANT, self.queue, regex=False)
         before = {e["id"] for e in rig.store.engines()}
-        self.worker = rig.spawn(
-            "boss-worker",
-            [
-                sys.executable,
-                "-m",
-                "bossapp.cli",
-                "-c",
-                str(rig.ini),
-                "worker",
-                "--loglevel",
-                "WARNING",
-                "--hostname",
-                f"bench-{uuid.uuid4().hex[:6]}@bench",
-            ],
-        )
+        for k in range(self.n_workers):
+            self.workers.append(
+                rig.spawn(
+                    f"boss-worker{k or ''}",
+                    [
+                        sys.executable,
+                        "-m",
+                        "bossapp.cli",
+                        "-c",
+                        str(rig.ini),
+                        "worker",
+                        "--loglevel",
+                        "WARNING",
+                        "--hostname",
+                        f"bench-{uuid.uuid4().hex[:6]}@bench",
+                    ],
+                )
+            )
+        self.worker = self.workers[0]
         wait_for(
             lambda: (
-                ({e["id"] for e in rig.store.engines()} - before) or rig.check_alive(self.worker)
+                len({e["id"] for e in rig.store.engines()} - before) >= self.n_workers
+                or rig.check_alive(*self.workers)
             ),
             60,
-            "the engine worker's heartbeat",
+            "the engine workers' heartbeats",
         )
         ini = rig.tmp / f"{PARTICIPANT}.ini"
         ini.write_text(
@@ -778,7 +788,7 @@ class BossSystem:
                 raise RuntimeError(
                     f"{bad - bad0} run(s) of {tag} ended badly:\n" + self.worker.tail()
                 )
-            rig.check_alive(self.worker, self.participant)
+            rig.check_alive(*self.workers, self.participant)
             now = time.monotonic()
             if progress.count() + finished > seen:
                 seen, stalled = progress.lines + finished, now + STALL
@@ -789,6 +799,25 @@ class BossSystem:
                     f"{STALL:.0f}s or out of time\n{self.worker.tail()}"
                 )
             time.sleep(0.02)
+
+    def full_load(
+        self, tag: str, inflight: int, steps: int, seconds: float
+    ) -> tuple[float, int, dict[str, float], int, list[float], list[float]]:
+        """``inflight`` runs at once, in batches (tags ``<tag><k>``) until at
+        least ``seconds``: (seconds, batches, CPU, steps recorded, latencies
+        by dispatch time, by receive time)."""
+        meter = self.rig.meter(engine=self.workers, participant=self.participant)
+        meter.start()
+        total, batches = 0.0, 0
+        while total < seconds or batches == 0:
+            total += self.batch(f"{tag}{batches}", inflight, steps)
+            batches += 1
+        cpu = meter.stop()
+        n, by_dispatch, by_receive = 0, [], []
+        for b in range(batches):
+            k, d, r = self.latencies(f"{tag}{b}")
+            n, by_dispatch, by_receive = n + k, by_dispatch + d, by_receive + r
+        return total, batches, cpu, n, by_dispatch, by_receive
 
     def sequential(self, tag: str, steps: int, seconds: float) -> tuple[float, int]:
         """Runs one at a time for at least ``seconds``; (wall time, runs)."""
@@ -853,17 +882,9 @@ def measure_boss(
     results: dict[str, Any] = {}
     try:
         # ``inflight`` runs at once, in batches until at least ``seconds``
-        meter = rig.meter(engine=system.worker, participant=system.participant)
-        meter.start()
-        total, batches = 0.0, 0
-        while total < seconds or batches == 0:
-            total += system.batch(f"many{batches}", inflight, steps)
-            batches += 1
-        cpu = meter.stop()
-        n, by_dispatch, by_receive = 0, [], []
-        for b in range(batches):
-            k, d, r = system.latencies(f"many{b}")
-            n, by_dispatch, by_receive = n + k, by_dispatch + d, by_receive + r
+        total, batches, cpu, n, by_dispatch, by_receive = system.full_load(
+            "many", inflight, steps, seconds
+        )
         expected = batches * inflight * steps
         many = results[f"{key}_many"] = summary(
             n,
@@ -880,7 +901,7 @@ def measure_boss(
         if n != expected:
             many["warning"] = f"{n} steps recorded, {expected} expected"
         # 1 in flight: runs one after another
-        meter = rig.meter(engine=system.worker, participant=system.participant)
+        meter = rig.meter(engine=system.workers, participant=system.participant)
         meter.start()
         wall, runs = system.sequential("oneseq", steps, seconds)
         cpu = meter.stop()
@@ -907,7 +928,33 @@ def measure_boss(
             )
     finally:
         rig.stop(system.participant)
-        rig.stop(system.worker)
+        for w in system.workers:
+            rig.stop(w)
+    return results
+
+
+def measure_scaleout(
+    rig: Rig, inflight: int, steps: int, seconds: float, counts: list[int]
+) -> dict[str, Any]:
+    """BOSS with ``inflight`` runs for each number of engine worker
+    processes in ``counts`` (one participant process throughout); keys
+    ``boss_workers_<n>``."""
+    results: dict[str, Any] = {}
+    for n in counts:
+        system = BossSystem(rig, workers=n)
+        system.start()
+        try:
+            total, _, cpu, k, by_dispatch, _ = system.full_load(
+                f"scale{n}-", inflight, steps, seconds
+            )
+            results[f"boss_workers_{n}"] = summary(
+                k, total, by_dispatch, inflight=inflight, workers=n, cpu=cpu
+            )
+        finally:
+            rig.stop(system.participant)
+            for w in system.workers:
+                rig.stop(w)
+        print(f"[{rig.kind}] BOSS with {n} engine worker(s) done", file=sys.stderr, flush=True)
     return results
 
 
@@ -1134,7 +1181,7 @@ def profile_boss(
         )
     time.sleep(1.0)  # py-spy attaches
     try:
-        meter = rig.meter(engine=system.worker, participant=system.participant)
+        meter = rig.meter(engine=system.workers, participant=system.participant)
         meter.start()
         total, batches = 0.0, 0
         while total < seconds or batches == 0:
@@ -1342,7 +1389,12 @@ def print_table(results: dict[str, Any]) -> None:
     print(head)
     print("-" * len(head) + "-" * 30)
     for broker, res in results["brokers"].items():
-        for key, label in ROWS:
+        scale = [
+            (k, f"BOSS, {res[k]['workers']} engine workers")
+            for k in res
+            if k.startswith("boss_workers_")
+        ]
+        for key, label in [*ROWS, *scale]:
             r = res.get(key)
             if r is None:
                 continue
@@ -1473,6 +1525,9 @@ def run_broker(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]
                 measure_boss(rig, args.inflight, steps, args.seconds, profile, poll=args.what_if)
             )
             print(f"[{kind}] BOSS what-if done", file=sys.stderr, flush=True)
+        if args.engine_workers:
+            counts = [int(x) for x in args.engine_workers.split(",") if x.strip()]
+            results.update(measure_scaleout(rig, args.inflight, steps, args.seconds, counts))
         results.update(measure_celery(rig, args.inflight, steps, args.seconds, args.celery_pool))
         print(f"[{kind}] Celery done", file=sys.stderr, flush=True)
         results.update(measure_kombu(rig, [args.inflight, 1], args.seconds, args.warmup))
@@ -1529,6 +1584,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--keep", action="store_true", help="keep the work directory (process logs, step records)"
     )
     ap.add_argument("--celery-pool", choices=["prefork", "solo"], default="prefork")
+    ap.add_argument(
+        "--engine-workers",
+        metavar="N,N,...",
+        default="",
+        help="also measure BOSS at --inflight with each of these numbers of engine "
+        "worker processes (e.g. 1,2,4): how the engine scales out",
+    )
     ap.add_argument(
         "--boss-setting",
         action="append",

@@ -8,15 +8,22 @@ queues, cancel items to the control exchange) and ``send`` (messages to the
 engine's queue), and retries through broker restarts: a publish either
 reaches the broker or keeps trying, it is never silently dropped.
 
-The same code runs on RabbitMQ (``amqp://``, with publisher confirms) and on
-kombu's Redis transport (``redis://``, ``redis+socket://``: the embedded
-Valkey), chosen by the URL.
+The same code runs on RabbitMQ (``amqp://``, with publisher confirms;
+``amqps://``: TLS, with the ``broker_ca``/``broker_cert``/``broker_key``
+keys and client-certificate login: ``tls_options``) and on kombu's Redis
+transport (``redis://``, ``redis+socket://``: the embedded Valkey), chosen
+by the URL. Every BOSS process connects through ``connect()`` (participants
+through ``participants.link``, Celery through ``engine.celery_app``, with
+the same ``tls_options``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import ssl
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,23 +31,29 @@ from typing import Any
 
 import kombu
 from kombu import Exchange, Queue
+from kombu.utils.url import maybe_sanitize_url, parse_url
 
 from engine import wire
-from engine.config import Config
+from engine.config import Config, ConfigError
 from engine.core import effects as fx
 from engine.core import messages
 
 log = logging.getLogger("boss.broker")
 
 __all__ = [
+    "BrokerTLSError",
     "Publisher",
     "QueueInfo",
     "Topology",
+    "check_tls",
     "connect",
+    "describe_connect_error",
     "drop_deadletter",
     "list_deadletters",
     "queue_info",
     "reinject_deadletter",
+    "tls_failure",
+    "tls_options",
 ]
 
 #: retry forever, backing off to one attempt every 2 s (logged)
@@ -50,6 +63,12 @@ RETRY_FOREVER = {
     "interval_step": 0.5,
     "interval_max": 2.0,
 }
+
+
+#: seconds ``Publisher.confirming`` waits for the broker's confirms before
+#: it publishes the unconfirmed again (a broker that is alive confirms in
+#: milliseconds)
+CONFIRM_TIMEOUT = 30.0
 
 
 def is_redis(url: str) -> bool:
@@ -74,8 +93,142 @@ def connect(
     else:
         options["confirm_publish"] = config.confirm_publish if confirm is None else confirm
     return kombu_connection(
-        url, heartbeat=heartbeat, transport_options=options, connect_timeout=5, transport=transport
+        url,
+        heartbeat=heartbeat,
+        transport_options=options,
+        connect_timeout=5,
+        transport=transport,
+        **tls_options(config, url),
     )
+
+
+def tls_options(config: Config, url: str) -> dict[str, Any]:
+    """``kombu.Connection`` keyword arguments for TLS to RabbitMQ at ``url``:
+    ``ssl`` (py-amqp's options of ``SSLContext.wrap_socket``: the broker's
+    certificate is always verified, against ``broker_ca`` or the system's
+    CAs, and must name the URL's host unless ``broker_verify_hostname`` is
+    false), and ``login_method="EXTERNAL"`` when a client certificate is
+    given and the URL has no password (RabbitMQ logs the client in by its
+    certificate). Empty (no TLS) for a Redis URL, and for ``amqp://`` when
+    none of ``broker_ca``, ``broker_cert``, ``broker_key`` is set.
+
+    Raises ``ConfigError`` when a named file does not exist (else every
+    connection attempt would fail and be retried for ever)."""
+    if is_redis(url):
+        return {}
+    files = {
+        "broker_ca": config.broker_ca,
+        "broker_cert": config.broker_cert,
+        "broker_key": config.broker_key,
+    }
+    if not url.startswith("amqps://") and not any(files.values()):
+        return {}
+    for key, path in files.items():
+        if path and not os.path.isfile(path):
+            raise ConfigError(f"{key} = {path}: no such file", key)
+    if config.broker_key and not config.broker_cert:
+        raise ConfigError("broker_key is set but broker_cert is not", "broker_key")
+    parts = parse_url(url)
+    options: dict[str, Any] = {"cert_reqs": ssl.CERT_REQUIRED}
+    if config.broker_ca:
+        options["ca_certs"] = config.broker_ca
+    if config.broker_cert:
+        options["certfile"] = config.broker_cert
+        options["keyfile"] = config.broker_key or None
+    if config.broker_verify_hostname and parts.get("hostname"):
+        options["server_hostname"] = parts["hostname"]
+    out: dict[str, Any] = {"ssl": options}
+    if config.broker_cert and not parts.get("password"):
+        out["login_method"] = "EXTERNAL"
+    return out
+
+
+#: TLS alerts by which a broker refuses the client's certificate (or its absence)
+CLIENT_CERT_ALERTS = (
+    "CERTIFICATE_REQUIRED",
+    "UNKNOWN_CA",
+    "BAD_CERTIFICATE",
+    "CERTIFICATE_UNKNOWN",
+)
+
+
+def tls_failure(exc: BaseException) -> tuple[str, str] | None:
+    """What went wrong in a TLS handshake with the broker, and what to
+    check, when ``exc`` (or an exception it was raised from) is a TLS
+    error; else None."""
+    seen: BaseException | None = exc
+    while seen is not None and not isinstance(seen, ssl.SSLError):
+        seen = seen.__cause__ or seen.__context__
+    if seen is None:
+        return None
+    if isinstance(seen, ssl.SSLCertVerificationError):
+        detail = seen.verify_message or str(seen)
+        if "mismatch" in detail.lower():
+            return (
+                f"TLS: certificate verify failed: {detail}",
+                "the broker's certificate does not name the host in broker_url: use a "
+                "host name the certificate has, or set broker_verify_hostname = false",
+            )
+        return (
+            f"TLS: certificate verify failed: {detail}",
+            "the broker's certificate is not signed by a CA trusted here: check broker_ca "
+            "(the CA certificate that signed the broker's; empty: the system's CAs)",
+        )
+    reason = (seen.reason or str(seen)).upper()
+    if any(alert in reason for alert in CLIENT_CERT_ALERTS):
+        return (
+            f"TLS: the broker refused this client's certificate ({seen.reason or seen})",
+            "check broker_cert and broker_key, and that the broker trusts the CA "
+            "that signed broker_cert (its ssl_options.cacertfile)",
+        )
+    if isinstance(seen, ssl.SSLEOFError) or "EOF" in reason:
+        # TLS 1.3: a refused client certificate is told after the client's
+        # side of the handshake, as a closed connection
+        return (
+            f"TLS: the broker closed the connection in the handshake ({seen})",
+            "it refused this client's certificate (check broker_cert and broker_key, "
+            "and that the broker trusts the CA that signed broker_cert) or wants one "
+            "(set broker_cert), or broker_url is not its TLS listener",
+        )
+    return (
+        f"TLS handshake failed: {seen}",
+        "is broker_url the broker's TLS listener (amqps://, RabbitMQ's port 5671)?",
+    )
+
+
+class BrokerTLSError(ConnectionError):
+    """TLS to the broker failed: a wrong CA, a host name the certificate
+    does not have, a refused client certificate (the message says which,
+    and what to check); retrying does not cure it."""
+
+
+def check_tls(config: Config, url: str | None = None, *, timeout: float = 10.0) -> None:
+    """When TLS to the broker is configured, connect once and raise
+    ``BrokerTLSError`` (with ``describe_connect_error``'s message) if the
+    handshake fails; any other failure (a broker not up yet) is left to the
+    caller's retries. Processes call it at start, so a TLS mistake is said
+    once, clearly, instead of being retried for ever."""
+    url = url or config.resolved_broker_url()
+    if not tls_options(config, url):
+        return
+    conn = connect(config, url=url)
+    conn.connect_timeout = timeout
+    try:
+        conn.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)
+    except Exception as exc:
+        if tls_failure(exc) is not None:
+            raise BrokerTLSError(describe_connect_error(url, exc)) from exc
+    finally:
+        conn.release()
+
+
+def describe_connect_error(url: str, exc: BaseException) -> str:
+    """One line for a failed connection to the broker at ``url`` (shown
+    without its password): the TLS problem and what to check, or the
+    exception."""
+    tls = tls_failure(exc)
+    cause = f"{tls[0]}; {tls[1]}" if tls else f"{type(exc).__name__}: {exc}"
+    return f"cannot connect to the broker at {maybe_sanitize_url(url)}: {cause}"
 
 
 def kombu_connection(url: str, *, transport: type | None = None, **kwargs: Any) -> kombu.Connection:
@@ -146,6 +299,10 @@ def participant_queue(name: str) -> Queue:
     return Queue(name, exchange=Exchange(""), routing_key=name, durable=True, auto_delete=False)
 
 
+class _BatchFailed(Exception):
+    """A Redis publish pipeline failed (``Publisher._redis_batch``)."""
+
+
 class Publisher:
     """Publishes JSON bodies on its own connection (see the module docstring)."""
 
@@ -161,6 +318,17 @@ class Publisher:
             *self.connection.recoverable_channel_errors,
             OSError,
         )
+        #: inside ``confirming()``: the publishes not confirmed yet, by the
+        #: channel's delivery tag (None outside it)
+        self._unconfirmed: dict[int, tuple[bytes, dict[str, Any]]] | None = None
+        self._nacked: list[int] = []
+        #: the last delivery tag of the channel in confirm mode, and which
+        #: channel (a new channel counts from 1 again)
+        self._seq = 0
+        self._seq_channel: Any = None
+        #: inside ``confirming()`` on kombu's Redis transport: what the
+        #: block published (sent again if its pipeline fails)
+        self._batched: list[tuple[bytes, dict[str, Any]]] | None = None
 
     def close(self) -> None:
         if self._producer is not None:
@@ -210,6 +378,19 @@ class Publisher:
             "reply_to": reply_to,
             "headers": headers,
         }
+        if self._unconfirmed is not None:
+            self._publish_unconfirmed(data, options)
+        else:
+            if self._batched is not None:
+                self._batched.append((data, options))
+            self._publish(data, options)
+        if queue is not None:
+            self._declared.add(queue)
+        elif exchange is not None:
+            self._declared.add(exchange.name)
+
+    def _publish(self, data: bytes, options: dict[str, Any]) -> None:
+        """Publish and, with confirms, wait for the broker's; retried forever."""
         producer = self.producer
         try:
             # the common case without kombu's retry wrapper (a tenth of a
@@ -223,10 +404,184 @@ class Publisher:
                 retry_policy={**RETRY_FOREVER, "errback": self._on_error},
                 **options,
             )
-        if queue is not None:
-            self._declared.add(queue)
-        elif exchange is not None:
-            self._declared.add(exchange.name)
+        self._count(self.producer.channel)
+
+    def _count(self, channel: Any) -> None:
+        """Keep the channel's delivery-tag count (the broker numbers the
+        publishes of a channel in confirm mode from 1)."""
+        if channel is not self._seq_channel:
+            self._seq_channel, self._seq = channel, 0
+        if getattr(channel, "_confirm_selected", False):
+            self._seq += 1
+
+    # -- confirms in batches -------------------------------------------------------
+
+    @property
+    def async_confirms(self) -> bool:
+        """Whether ``confirming()`` batches confirms: RabbitMQ with
+        publisher confirms on (kombu's Redis transport has none to wait for:
+        its publish returns once the server stored the message)."""
+        return self.connection.transport.driver_type == "amqp" and bool(
+            self.connection.transport_options.get("confirm_publish")
+        )
+
+    @contextmanager
+    def confirming(self) -> Iterator[None]:
+        """Publishes inside the block are sent without waiting, one by one,
+        for their confirms; the block's end waits for all of them at once
+        (RabbitMQ acknowledges them together), so N publishes cost one
+        round trip, not N. A publish the broker refused (nack), or whose
+        connection was lost before its confirm came, is published again
+        (at least once, as without the block). When the block raises, the
+        confirms are still waited for (what was published stays published).
+        On kombu's Redis transport (no confirms: a publish returns once the
+        server has the message) the block's publishes go in one pipeline,
+        sent at its end (kombu's ``Producer.batch``); one that failed is
+        published again. Elsewhere an empty wrapper."""
+        if self._unconfirmed is not None or self._batched is not None:
+            yield  # nested: the outer block confirms
+            return
+        if not self.async_confirms:
+            if self.connection.transport.driver_type == "redis":
+                yield from self._redis_batch()
+            else:
+                yield
+            return
+        self._unconfirmed = {}
+        self._nacked = []
+        try:
+            yield
+        finally:
+            pending, self._unconfirmed = self._unconfirmed, None
+            channel = self._seq_channel
+            if channel is not None and "basic_publish" in vars(channel):
+                # back to one confirm per publish outside the block
+                channel.basic_publish = channel.basic_publish_confirm
+            self._await_confirms(pending)
+
+    def _redis_batch(self) -> Iterator[None]:
+        """``confirming`` on kombu's Redis transport (see there)."""
+        self._batched = []
+        block_exc: BaseException | None = None
+        try:
+            try:
+                with self.producer.batch() as batch:
+                    try:
+                        yield
+                    except BaseException as exc:
+                        block_exc = exc
+                        raise
+                    finally:
+                        # what was published is sent, also when the block
+                        # raised (as without the block)
+                        try:
+                            batch.flush()
+                        except Exception as exc:
+                            raise _BatchFailed() from exc
+            except _BatchFailed as failed:
+                cause = failed.__cause__ or failed
+                log.warning("a publish batch failed (%s): publishing it again", cause)
+                self._on_error(cause, 0.0)
+                again, self._batched = self._batched, None
+                for data, opts in again:
+                    self._publish(data, opts)
+                if block_exc is not None:
+                    raise block_exc from None
+        finally:
+            self._batched = None
+
+    def _publish_unconfirmed(self, data: bytes, options: dict[str, Any]) -> None:
+        assert self._unconfirmed is not None
+        try:
+            producer = self.producer
+            channel = producer.channel
+            self._async_channel(channel)
+            producer.publish(data, retry=False, **options)
+        except self._retryable as exc:
+            # the connection is lost: what this block published and the
+            # broker did not confirm is published again (with confirms)
+            self._on_error(exc, 0.0)
+            pending = self._unconfirmed
+            self._unconfirmed = None
+            try:
+                for again, opts in pending.values():
+                    self._publish(again, opts)
+                self._publish(data, options)
+            finally:
+                self._unconfirmed = {}
+            return
+        self._count(channel)
+        self._unconfirmed[self._seq] = (data, options)
+
+    def _async_channel(self, channel: Any) -> None:
+        """Put ``channel`` in confirm mode with our handlers, publishing
+        without waiting for each confirm (py-amqp's ``_basic_publish``)."""
+        if channel is not self._seq_channel:
+            self._seq_channel, self._seq = channel, 0
+        if not getattr(channel, "_boss_confirms", False):
+            channel.events["basic_ack"].add(self._on_ack)
+            channel.events["basic_nack"].add(self._on_nack)
+            channel._boss_confirms = True
+        if not channel._confirm_selected:
+            channel._confirm_selected = True
+            channel.confirm_select()
+        channel.basic_publish = channel._basic_publish
+
+    def _on_ack(self, tag: int, multiple: bool) -> None:
+        pending = self._unconfirmed
+        if pending is None:
+            return
+        if multiple:
+            for t in [t for t in pending if t <= tag]:
+                del pending[t]
+        else:
+            pending.pop(tag, None)
+
+    def _on_nack(self, tag: int, multiple: bool) -> None:
+        pending = self._unconfirmed
+        if pending is None:
+            return
+        self._nacked.extend(t for t in pending if (t <= tag if multiple else t == tag))
+
+    def _await_confirms(self, pending: dict[int, tuple[bytes, dict[str, Any]]]) -> None:
+        """Read the broker's confirms until none of ``pending`` is left;
+        publish again (one by one, with confirms) what was refused, or
+        what the connection was lost with, or not confirmed in
+        ``CONFIRM_TIMEOUT``."""
+        self._unconfirmed = pending
+        deadline = time.monotonic() + CONFIRM_TIMEOUT
+        try:
+            while pending:
+                if self._nacked:
+                    log.warning("the broker refused %d publish(es): again", len(self._nacked))
+                    again = [pending.pop(t) for t in self._nacked if t in pending]
+                    self._nacked = []
+                    self._unconfirmed = None
+                    for data, opts in again:
+                        self._publish(data, opts)
+                    self._unconfirmed = pending
+                    continue
+                left = deadline - time.monotonic()
+                try:
+                    if left <= 0:
+                        raise TimeoutError("no confirm in time")
+                    self.connection.drain_events(timeout=left)
+                except (TimeoutError, *self._retryable) as exc:
+                    log.warning(
+                        "%d publish(es) not confirmed (%s): publishing them again",
+                        len(pending),
+                        exc or type(exc).__name__,
+                    )
+                    if not isinstance(exc, TimeoutError):
+                        self._on_error(exc, 0.0)
+                    again = list(pending.values())
+                    pending.clear()
+                    self._unconfirmed = None
+                    for data, opts in again:
+                        self._publish(data, opts)
+                    return
+        finally:
+            self._unconfirmed = None
 
     # -- where a workitem is ------------------------------------------------------
 

@@ -26,7 +26,14 @@ from typing import Any
 
 from celery import Celery, bootsteps
 
-from engine.broker import Publisher, is_redis, redis_transport_options
+from engine.broker import (
+    BrokerTLSError,
+    Publisher,
+    check_tls,
+    is_redis,
+    redis_transport_options,
+    tls_options,
+)
 from engine.config import Config
 from engine.worker import EngineWorker
 
@@ -53,6 +60,9 @@ def configure(config: Config) -> Celery:
     app.conf.broker_url = url
     app.conf.task_default_queue = config.engine_queue + ".tasks"
     app.conf.broker_transport_options = redis_transport_options(config) if is_redis(url) else {}
+    tls = tls_options(config, url)  # TLS to RabbitMQ, as every other connection
+    app.conf.broker_use_ssl = tls.get("ssl", False)
+    app.conf.broker_login_method = tls.get("login_method")
     app.boss_config = config  # type: ignore[attr-defined]
     return app
 
@@ -103,8 +113,14 @@ def apply(body: dict[str, Any] | str) -> str:
 
 
 def start_worker(config: Config, *, loglevel: str = "INFO", hostname: str | None = None) -> None:
-    """Run a Celery worker with the engine bootstep until it is shut down."""
+    """Run a Celery worker with the engine bootstep until it is shut down.
+    Raises ``BrokerTLSError`` (logged) when TLS to the broker fails."""
     configure(config)
+    try:
+        check_tls(config, app.conf.broker_url)
+    except BrokerTLSError as exc:
+        log.error("%s", exc)
+        raise
     # the worker's threads (consumers, timers, heartbeat, Celery's loop) hand
     # the GIL over within 0.5 ms (not 5) when one waits on a socket reply
     sys.setswitchinterval(0.0005)

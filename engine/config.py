@@ -29,7 +29,7 @@ import configparser
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from engine.settings import (
     ConfigError,
@@ -55,12 +55,39 @@ class Config(Section):
     UNKNOWN: ClassVar[str] = "unknown configuration key"
     NEEDS_SECTION: ClassVar[bool] = True
 
-    #: the message broker: ``amqp://user:pass@host:5672/vhost`` (RabbitMQ) or
+    #: the message broker: ``amqp://user:pass@host:5672/vhost`` (RabbitMQ;
+    #: ``amqps://...:5671/vhost``: over TLS, see ``broker_ca``) or
     #: ``redis://...``/``redis+socket:///path`` (kombu's Redis transport);
     #: empty = the embedded Valkey
     broker_url: str = ""
+    #: TLS to RabbitMQ (``amqps://``; also ``amqp://`` when any of these
+    #: three is set): the CA certificates (PEM file) the broker's certificate
+    #: must chain to; empty: the system's trusted CAs
+    broker_ca: str = ""
+    #: a client certificate (PEM file) to present to RabbitMQ; when
+    #: ``broker_url`` has no password, BOSS logs in by it (SASL EXTERNAL:
+    #: RabbitMQ's ``rabbitmq_auth_mechanism_ssl`` plugin)
+    broker_cert: str = ""
+    #: the client certificate's private key (PEM file); empty: it is in
+    #: ``broker_cert``
+    broker_key: str = ""
+    #: TLS: the broker's certificate must name the host of ``broker_url``
+    broker_verify_hostname: bool = True
     #: the run store: ``redis://``, ``unix://``, ``valkey://``; empty = embedded
     redis_url: str = ""
+    #: TLS to the store (``rediss://``, ``rediss+sentinel://``): the CA
+    #: certificates (PEM file) the server's certificate must chain to (its
+    #: hostname is verified); empty: the system's trusted CAs. Added to the
+    #: store URL as redis-py's ``ssl_ca_certs`` (``resolved_redis_url``)
+    redis_ca: str = ""
+    #: a client certificate (PEM file) to present to the store (``ssl_certfile``)
+    redis_cert: str = ""
+    #: the client certificate's private key (PEM file; ``ssl_keyfile``)
+    redis_key: str = ""
+    #: replicas that must acknowledge each save of a run before the message
+    #: that made it is acknowledged (``WAIT``); -1 (the default): 1 on a
+    #: Sentinel URL (``redis+sentinel://``), else 0 (no WAIT)
+    redis_wait_replicas: int = setting(-1, check=at_least(-1))
     #: prefix of every Redis key BOSS writes
     key_prefix: str = "boss:"
     #: the engine's queue: replies, launch items and operations
@@ -108,6 +135,11 @@ class Config(Section):
     confirm_publish: bool = True
     #: consumer threads per engine worker
     engine_threads: int = setting(1, check=at_least(1))
+    #: the most messages an engine consumer thread takes and handles
+    #: together (its prefetch): their runs loaded and stored in one round
+    #: trip each, their publishes confirmed together, then acknowledged
+    #: together (``EngineService.handle_batch``); 1: one at a time
+    engine_batch: int = setting(64, check=at_least(1))
     #: traceability: the topic exchange Eiffel events are published on
     #: (routing key ``eiffel._.<EventType>._.<domain>``; the engine's
     #: activity events of one message go as one batch, ``eiffel._.batch._._``)
@@ -194,9 +226,18 @@ class Config(Section):
         return not self.redis_url or not self.broker_url
 
     def resolved_redis_url(self) -> str:
-        """The run store's URL, starting the embedded Valkey if needed."""
+        """The run store's URL, starting the embedded Valkey if needed; with
+        ``redis_ca``/``redis_cert``/``redis_key`` as redis-py's query
+        parameters on a TLS URL, and ``redis_wait_replicas`` (when set) as
+        ``wait_replicas`` on a Sentinel URL."""
         if self.redis_url:
-            return self.redis_url
+            return _store_url(
+                self.redis_url,
+                self.redis_ca,
+                self.redis_cert,
+                self.redis_key,
+                self.redis_wait_replicas,
+            )
         from engine.embedded import ensure_embedded
 
         return ensure_embedded(self.state_dir or None)
@@ -251,6 +292,24 @@ class Config(Section):
 
         url = ensure_embedded(self.state_dir or None)
         return "redis+socket://" + url.removeprefix("unix://")
+
+
+def _store_url(url: str, ca: str, cert: str, key: str, wait_replicas: int) -> str:
+    """``url`` with the store's TLS files and WAIT setting as query
+    parameters (those the URL does not give itself)."""
+    scheme = url.partition("://")[0].lower()
+    extra = []
+    if scheme in ("rediss", "valkeys", "rediss+sentinel", "valkeys+sentinel"):
+        extra += [("ssl_ca_certs", ca), ("ssl_certfile", cert), ("ssl_keyfile", key)]
+    if scheme.endswith("+sentinel") and wait_replicas >= 0:
+        extra.append(("wait_replicas", str(wait_replicas)))
+    parts = urlsplit(url)
+    have = {k for k, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    add = [(k, v) for k, v in extra if v and k not in have]
+    if not add:
+        return url
+    query = "&".join(x for x in (parts.query, urlencode(add, safe="/")) if x)
+    return urlunsplit(parts._replace(query=query))
 
 
 def amqp_section_url(section: configparser.SectionProxy | Mapping[str, str]) -> str:

@@ -183,25 +183,32 @@ class _Doctor:
 
     def check_store(self) -> bool:
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
         from engine.store import RedisStore
-        from engine.store.redis_store import normalise_url
+        from engine.store.connection import client_for, is_sentinel, probe_sentinels, sanitize
 
         config = self.config
-        options = {"socket_connect_timeout": self.timeout, "socket_timeout": self.timeout}
+        options: dict[str, Any] = {
+            "socket_connect_timeout": self.timeout,
+            "socket_timeout": self.timeout,
+            "retry": Retry(NoBackoff(), 0),  # a check answers now, waits out no failover
+        }
         if config.redis_url:
-            url = normalise_url(config.redis_url)
-            shown = maybe_sanitize_url(config.redis_url)
+            url = config.resolved_redis_url()  # with redis_ca/redis_cert/redis_key
+            shown = sanitize(config.redis_url)
             where = f"redis_url {shown}"
             try:
-                self.client = redis.Redis.from_url(url, **options)
+                self.client, _ = client_for(url, **options)
             except ValueError as exc:
                 self.add(
                     "store",
                     FAIL,
                     f"redis_url is not a store URL: {exc}",
                     "set [boss] redis_url to redis://[:PASSWORD@]HOST:6379/DB, rediss://... "
-                    "(TLS) or unix:///PATH",
+                    "(TLS), redis+sentinel://HOST:26379[,HOST:26379...]/SERVICE or "
+                    "unix:///PATH",
                 )
                 return False
         else:
@@ -218,7 +225,7 @@ class _Doctor:
                 )
                 return False
             self.client = redis.Redis(unix_socket_path=str(server.socket_path), **options)
-        tls = (config.redis_url or "").startswith(("rediss://", "valkeys://"))
+        tls = (config.redis_url or "").startswith(("rediss", "valkeys"))
         try:
             self.client.ping()
             info = self.client.info()
@@ -249,13 +256,37 @@ class _Doctor:
                 if config.redis_url
                 else "restart it: `systemctl restart boss-valkey`"
             )
+            cause = str(exc)
+            if is_sentinel(config.redis_url) and "No master found" in cause:
+                # redis-py keeps each Sentinel's answer to itself: ask them
+                cause = "; ".join(probe_sentinels(url, timeout=self.timeout))
+            if "CERTIFICATE_VERIFY_FAILED" in cause or "certificate" in cause.lower():
+                if "mismatch" in cause.lower() or "hostname" in cause.lower():
+                    what = "its certificate is not valid for that host name"
+                    fix = (
+                        "connect by a host name the server's certificate names (in "
+                        "[boss] redis_url), or give the server a certificate naming this one"
+                    )
+                else:
+                    what = "its certificate does not chain to a CA trusted here"
+                    fix = (
+                        "set [boss] redis_ca to the CA certificate (PEM) that signed the "
+                        f"server's certificate (now: {config.redis_ca or 'the system CAs'})"
+                    )
+                self.add("store", FAIL, f"{where}: TLS verification failed, {what}: {cause}", fix)
+                return False
+            if is_sentinel(config.redis_url) and "master" in cause.lower():
+                fix = (
+                    "do the Sentinels know the service? `redis-cli -p 26379 sentinel "
+                    "get-master-addr-by-name SERVICE`; " + fix
+                )
             if tls or "SSL" in str(exc) or "certificate" in str(exc):
                 fix = (
                     "TLS: the server must listen with TLS on that port, and its certificate "
                     "be trusted here (rediss://HOST:6380/0?ssl_ca_certs=/path/ca.pem, or "
                     "ssl_cert_reqs=none to test); " + fix
                 )
-            self.add("store", FAIL, f"{where} does not answer: {exc}", fix)
+            self.add("store", FAIL, f"{where} does not answer: {cause}", fix)
             return False
         version = info.get("valkey_version") or info.get("redis_version", "?")
         self.add(
@@ -379,17 +410,28 @@ class _Doctor:
         return "redis+socket://" + str(self.embedded.socket_path)
 
     def check_broker(self) -> bool:
-        from engine.broker import connect
+        from engine.broker import connect, tls_failure, tls_options
 
         url = self.broker_url()
         shown = maybe_sanitize_url(url)
         kind = "RabbitMQ" if self.rabbit else "the Redis transport"
-        tls = url.startswith(("amqps://", "rediss://")) or "ssl=" in url
         try:
+            tls = url.startswith(("amqps://", "rediss://")) or "ssl=" in url
+            tls = tls or bool(tls_options(self.config, url))
             conn = connect(self.config, url=url)
             conn.connect_timeout = self.timeout
             conn.ensure_connection(max_retries=1, interval_start=0, timeout=self.timeout)
         except Exception as exc:
+            failure = tls_failure(exc) if self.rabbit else None
+            if failure is not None:  # what failed in the handshake, and what to check
+                self.add(
+                    "broker",
+                    FAIL,
+                    f"cannot connect to {kind} at {shown}: {failure[0]}",
+                    failure[1],
+                    tls=True,
+                )
+                return False
             self.add("broker", FAIL, f"cannot connect to {kind} at {shown}: {exc}", self._fix(exc))
             return False
         self.connection = conn

@@ -169,6 +169,9 @@ class Engine:
         self._listeners_cache: tuple[int, list[tuple[str, dict[str, Any]]]] | None = None
         #: how many compare-and-set races were lost and retried (a metric)
         self.conflicts = 0
+        #: ``"<wfid> <message id>"`` of the messages whose handling raised
+        #: after their save (``_unsettle``)
+        self._unsettled: OrderedDict[str, None] = OrderedDict()
         if sys.getrecursionlimit() < interpreter.RECURSION_LIMIT:
             # the process that runs the core needs it (cancelling a deep tree
             # recurses once per level); the core itself sets nothing
@@ -355,14 +358,18 @@ class Engine:
                 self._regs = None
                 fresh_registrations = True
                 continue
-            if res.ignored is None:
-                self._outbox(res.state, mid, res.effects)
-                try:
-                    self.store.save_run(res.state, version)
-                except ConflictError:
-                    self.conflicts += 1
-                    continue
-            self._carry_out(wfid, res.effects, self._listeners(listeners_version))
+            try:
+                if res.ignored is None:
+                    self._outbox(res.state, mid, res.effects)
+                    try:
+                        self.store.save_run(res.state, version)
+                    except ConflictError:
+                        self.conflicts += 1
+                        continue
+                self._carry_out(wfid, res.effects, self._listeners(listeners_version))
+            except Exception:
+                self._unsettle(wfid, [mid])
+                raise
             return res.ignored
         raise EngineError(f"gave up on {wfid} after {self.max_conflict_retries} lost races")
 
@@ -370,20 +377,144 @@ class Engine:
         """Keep this message's effects in the run's outbox (with the
         entries of other recent messages: one engine may store a message
         and die while another applies the run's next one)."""
+        self._outbox_many(state, [(mid, effects)])
+
+    def _outbox_many(
+        self, state: dict[str, Any], applied: list[tuple[str | None, list[fx.Effect]]]
+    ) -> None:
+        """``_outbox`` for the messages of one batch applied to one run,
+        stored together: an entry for each (in the order applied)."""
         if not self.store.durable:
             state.pop("outbox", None)
             return
         now = self.clock()
         # this engine's own older entries are done with: it carries out a
-        # message's effects before it takes its next (one engine, one
-        # thread); other engines' entries stay until they age out
+        # message's (or a batch's) effects before it takes its next (one
+        # engine, one thread); other engines' entries stay until they age out
         kept = [
             x for x in state.get("outbox") or () if x[1] != self.id and now - x[2] < OUTBOX_MAX_AGE
         ]
-        durable = [fx.to_list(e) for e in effects if type(e) in _DURABLE]
-        if mid is not None and durable:
-            kept.append([mid, self.id, now, durable])
+        for mid, effects in applied:
+            durable = [fx.to_list(e) for e in effects if type(e) in _DURABLE]
+            if mid is not None and durable:
+                kept.append([mid, self.id, now, durable])
         state["outbox"] = kept[-OUTBOX_MAX_ENTRIES:] or None
+
+    def deliver_many(self, msgs: list[dict[str, Any]]) -> tuple[dict[int, str | None], list[int]]:
+        """Apply a batch of messages (for one run or several) the way
+        ``deliver`` applies one, in fewer round trips: every run loaded in
+        one pipelined read, each run's messages applied in order to its
+        state with the core, every changed run stored with its own
+        compare-and-set in one pipelined write (each message's effects in
+        the outbox, as ``deliver`` keeps them), then the effects carried
+        out in order.
+
+        Returns ``(done, rest)``: ``done`` maps the index of each message
+        applied (or ignored) to what ``deliver`` would have returned;
+        ``rest`` lists the indexes the caller must ``deliver`` one by one,
+        nothing of theirs done: the messages of a run whose save lost a
+        race, that already has one of them in its outbox (a redelivery), that
+        met a participant not registered yet, or whose core raised."""
+        done: dict[int, str | None] = {}
+        rest: list[int] = []
+        by_run: dict[str, list[int]] = {}
+        for i, msg in enumerate(msgs):
+            wfid = msg.get("wfid")
+            if isinstance(wfid, str):
+                by_run.setdefault(wfid, []).append(i)
+            else:
+                rest.append(i)  # deliver raises its error
+        if not by_run:
+            return done, rest
+        loaded, listeners_version = self.store.load_runs(list(by_run))
+        now = self.clock()
+        registrations = self.registrations()
+        staged: list[tuple[str, list[int], list[interpreter.Result]]] = []
+        saves: list[tuple[dict[str, Any], int]] = []
+        for wfid, idxs in by_run.items():
+            got = loaded.get(wfid)
+            if got is None:
+                for i in idxs:
+                    reason = f"{msgs[i].get('type')} for unknown run {wfid} ignored"
+                    log.info(reason)
+                    done[i] = reason
+                continue
+            state = runstate.upgrade(got[0])
+            mids = [message_id(msgs[i]) for i in idxs]
+            outbox = {x[0] for x in state.get("outbox") or ()}
+            if outbox and any(m in outbox for m in mids if m is not None):
+                rest.extend(idxs)
+                continue
+            try:
+                d = self.definition(runstate.definition_digest(state))
+                known = {e["id"] for e in runstate.errors(state)}
+                results = []
+                for i in idxs:
+                    res = interpreter.handle(
+                        d,
+                        state,
+                        msgs[i],
+                        now=now,
+                        registrations=registrations,
+                        dispatch_lease=self.dispatch_lease,
+                    )
+                    results.append(res)
+                    state = res.state
+            except Exception:
+                log.warning("run %s: batch apply failed; one by one", wfid, exc_info=True)
+                rest.extend(idxs)
+                continue
+            if self.registrations_ttl > 0 and _unknown_participant(state, known):
+                rest.extend(idxs)  # deliver looks at fresh registrations
+                continue
+            applied = [
+                (m, r.effects) for m, r in zip(mids, results, strict=True) if r.ignored is None
+            ]
+            if applied:
+                self._outbox_many(state, applied)
+                saves.append((state, got[1]))
+            staged.append((wfid, idxs, results))
+        lost: set[str] = set()  # runs whose save lost a race: nothing of theirs stored
+        try:
+            versions = iter(self.store.save_runs(saves)) if saves else iter(())
+            listeners: _Listeners = None
+            fetched = False
+            with self.store.deferred_timers():  # every run's timer writes at once
+                for wfid, idxs, results in staged:
+                    if any(r.ignored is None for r in results) and not next(versions):
+                        self.conflicts += 1
+                        lost.add(wfid)
+                        rest.extend(idxs)
+                        continue
+                    for i, res in zip(idxs, results, strict=True):
+                        if not fetched:
+                            listeners, fetched = self._listeners(listeners_version), True
+                        listeners = _carry_out_with(self, wfid, res.effects, listeners)
+                        if res.ignored is not None:
+                            log.info(res.ignored)
+                        done[i] = res.ignored
+        except Exception:
+            # what was stored may not all have been carried out
+            for wfid, idxs, _ in staged:
+                if wfid not in lost:
+                    self._unsettle(wfid, [message_id(msgs[i]) for i in idxs])
+            raise
+        return done, rest
+
+    def _unsettle(self, wfid: str, mids: list[str | None]) -> None:
+        """Remember messages whose save or effects raised here: their
+        outbox entries are this engine's, stored or perhaps stored (a save
+        whose reply was lost, or that replication did not acknowledge), but
+        their effects may not have been carried out. When one comes again
+        to this engine, its effects are carried out again (``_redelivered``)
+        instead of it being taken for a duplicate."""
+        for mid in mids:
+            if mid is not None:
+                key = f"{wfid} {mid}"
+                self._unsettled[key] = None
+                self._unsettled.move_to_end(key)
+        while len(self._unsettled) > 1000:
+            self._unsettled.popitem(last=False)
 
     def _redelivered(
         self, state: dict[str, Any], version: int, mid: str, msg: dict[str, Any], recheck: bool
@@ -395,7 +526,13 @@ class Engine:
             return None
         owner = entry[1]
         kind = msg.get("type")
-        if owner == self.id or (owner != self.id and self.engine_alive(owner)):
+        unsettled = f"{state['wfid']} {mid}"
+        if owner == self.id and unsettled in self._unsettled:
+            # this engine raised after storing it: carry its effects out now
+            self._carry_out(state["wfid"], [fx.from_list(x) for x in entry[3]])
+            del self._unsettled[unsettled]
+            reason = f"{kind} {mid} came again after its handling failed here: effects sent"
+        elif owner == self.id or (owner != self.id and self.engine_alive(owner)):
             if owner != self.id and not recheck:
                 raise Undecided(owner)
             reason = f"duplicate {kind} {mid} ignored: already applied"
@@ -425,11 +562,7 @@ class Engine:
     ) -> None:
         """Carry out effects in order. ``listeners`` is the listener list
         when the caller already fetched it (one fetch per message)."""
-        table = _CARRY_OUT
-        for e in effects:
-            # each returns the listener list, fetched at most once per
-            # message and dropped when an effect changes the listeners
-            listeners = table[type(e)](self, wfid, e, listeners)
+        _carry_out_with(self, wfid, effects, listeners)
 
     # One method per effect type (``_CARRY_OUT``): ``(wfid, effect,
     # listeners) -> listeners``.
@@ -688,6 +821,20 @@ _CARRY_OUT: dict[type, Callable[[Engine, str, Any, _Listeners], _Listeners]] = {
     fx.Continue: Engine._do_continue,
     fx.RunEnded: Engine._do_run_ended,
 }
+
+
+def _carry_out_with(
+    engine: Engine, wfid: str, effects: list[fx.Effect], listeners: _Listeners
+) -> _Listeners:
+    """Carry out ``effects`` in order; returns the listener list as the
+    last effect left it (each effect returns it, fetched at most once per
+    message and dropped when an effect changes the listeners)."""
+    table = _CARRY_OUT
+    with engine.store.deferred_timers():
+        for e in effects:
+            listeners = table[type(e)](engine, wfid, e, listeners)
+    return listeners
+
 
 #: the identity of a message, for spotting a redelivery (``deliver``)
 message_id = messages.message_id

@@ -26,6 +26,7 @@ import socket
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from engine import telemetry, wire
@@ -39,13 +40,23 @@ from engine.trace import EventBus, record_event
 
 log = logging.getLogger("boss.worker")
 
-__all__ = ["HANDLERS", "LOOK_AGAIN", "EngineService"]
+__all__ = ["HANDLERS", "LOOK_AGAIN", "EngineService", "Incoming"]
 
 #: seconds between the two looks that must both find a workitem nowhere on
 #: the broker before a lease timer dispatches it again (``_lease_check``)
 LOOK_AGAIN = 3.0
 #: the key a lease timer's payload carries once a look found it nowhere
 MISSING_SINCE = "missing_since"
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A body taken from one of the engine's queues (``handle_batch``)."""
+
+    body: bytes | str
+    queue: str | None = None
+    content_type: str | None = None
+    headers: dict[str, Any] | None = None
 
 
 class EngineService:
@@ -84,6 +95,10 @@ class EngineService:
             domain = config.eiffel_domain
             events = self._events
             self.engine.on_record = lambda rec: events.append(record_event(rec, domain=domain))
+        #: a block whose publishes are confirmed together at its end
+        #: (``engine.broker.Publisher.confirming``): a message's dispatches
+        #: and its trace events cost one wait for the broker, not one each
+        self.confirming = getattr(publisher, "confirming", contextlib.nullcontext)
         #: where this worker says it is, in dead letters
         self.signature = f"engine {engine_id} on {socket.gethostname()}:{os.getpid()}"
         self.handled = 0
@@ -101,12 +116,64 @@ class EngineService:
         """Apply one body; returns what happened (for logs and tests). The
         Eiffel events of what it did are published before it returns (also
         when it raises: what was carried out is recorded; the ids are
-        derived, so carrying it out again records nothing twice)."""
-        try:
-            return self._handle(body, queue=queue, content_type=content_type, headers=headers)
-        finally:
-            if self._events:
-                self._flush_events()
+        derived, so carrying it out again records nothing twice), and
+        everything it published is confirmed by then."""
+        with self.confirming():
+            try:
+                return self._handle(body, queue=queue, content_type=content_type, headers=headers)
+            finally:
+                if self._events:
+                    self._flush_events()
+
+    def handle_batch(self, items: list[Incoming]) -> list[str | BaseException]:
+        """Handle several bodies taken together; returns, for each, what
+        ``handle`` would have returned or the exception it would have
+        raised. The run messages among them (replies, operations,
+        notices: ``_on_run_message``) are applied with
+        ``Engine.deliver_many``, their publishes (dispatches, the batch's
+        trace events) confirmed together (``Publisher.confirming``);
+        everything else, and every message the batch hands back, goes
+        through ``handle`` one by one. All of it is stored and confirmed
+        when this returns, as ``handle`` promises for one."""
+        outcomes: list[str | BaseException | None] = [None] * len(items)
+        batch: list[int] = []
+        msgs: list[dict[str, Any]] = []
+        for k, item in enumerate(items):
+            try:
+                msg = wire.engine_message(item.body)
+            except wire.Malformed:
+                continue  # handle dead-letters it
+            if HANDLERS.get(msg["type"]) is EngineService._on_run_message:
+                batch.append(k)
+                msgs.append(msg)
+        if len(msgs) > 1:
+            try:
+                with self.confirming():
+                    try:
+                        done, _rest = self.engine.deliver_many(msgs)
+                    finally:
+                        if self._events:
+                            self._flush_events()
+            except Exception as exc:
+                for k in batch:
+                    outcomes[k] = exc
+            else:
+                for i, reason in done.items():
+                    self.handled += 1
+                    telemetry.count_message(msgs[i]["type"])
+                    outcomes[batch[i]] = reason or f"{msgs[i]['type']} applied"
+        for k, item in enumerate(items):
+            if outcomes[k] is None:
+                try:
+                    outcomes[k] = self.handle(
+                        item.body,
+                        queue=item.queue,
+                        content_type=item.content_type,
+                        headers=item.headers,
+                    )
+                except Exception as exc:
+                    outcomes[k] = exc
+        return outcomes  # type: ignore[return-value]
 
     def _flush_events(self) -> None:
         events = list(self._events)

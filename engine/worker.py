@@ -38,6 +38,7 @@ hosts.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -50,6 +51,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterator
 from typing import Any
 
 import kombu
@@ -58,11 +60,11 @@ from kombu.mixins import ConsumerMixin
 from kombu.utils.url import maybe_sanitize_url
 
 from engine import __version__, telemetry
-from engine.broker import Publisher, Topology, connect
+from engine.broker import Publisher, Topology, connect, is_redis
 from engine.config import Config
 from engine.core import effects as fx
 from engine.logformat import use_format
-from engine.service import EngineService
+from engine.service import EngineService, Incoming
 from engine.store import RunStore, open_store
 
 log = logging.getLogger("boss.worker")
@@ -79,6 +81,9 @@ ACCEPT = ["application/json", "text/plain"]
 TIMER_LEASE = 30.0
 #: longest sleep of the timer thread between looks at the store
 TIMER_POLL = 0.25
+#: how much lower the aggregator child's CPU priority is than its worker's
+#: (``nice``; docs/benchmarks.md)
+AGGREGATOR_NICE = 10
 
 
 def _transient(exc: BaseException) -> bool:
@@ -292,7 +297,7 @@ class EngineWorker:
         env = self.aggregator_env()
         while not self.stopping.is_set():
             proc = self._aggregator = subprocess.Popen(
-                argv, env=env, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+                argv, env=env, stdin=subprocess.DEVNULL, preexec_fn=_aggregator_child
             )
             log.info(
                 "trace aggregator started (pid %d, %d thread(s)%s)",
@@ -315,15 +320,20 @@ class EngineWorker:
             self.stopping.wait(1.0)
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the worker dies, even by
-    ``kill -9`` (Linux ``PR_SET_PDEATHSIG``; elsewhere the child outlives it)."""
+def _aggregator_child() -> None:
+    """In the aggregator child, before exec: SIGTERM when the worker dies,
+    even by ``kill -9`` (Linux ``PR_SET_PDEATHSIG``; elsewhere the child
+    outlives it), and a lower CPU priority (``AGGREGATOR_NICE``): under full
+    load the engine's messages go first and the trace queue waits (it is
+    durable; the aggregator catches up when the load drops)."""
     try:
         import ctypes
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    with contextlib.suppress(OSError):
+        os.nice(AGGREGATOR_NICE)
 
 
 class _Publisher(Publisher):
@@ -354,14 +364,19 @@ class _EngineConsumer(ConsumerMixin):
         self.topology = Topology(worker.config)
         self.attempts: OrderedDict[str, int] = OrderedDict()
         self.handled = 0
+        #: deliveries taken and not handled yet (``consume``)
+        self.pending: list[tuple[Any, str | None]] = []
+        self.batch = worker.config.engine_batch
+        self.amqp = not is_redis(worker.broker_url)
         self.connect_max_retries = None
 
     def get_consumers(self, Consumer: Any, channel: Any) -> list[Any]:
+        prefetch = max(16, self.batch)
         consumers = [
             Consumer(
                 queues=[self.topology.engine_queue],
                 on_message=self.on_message,
-                prefetch_count=16,
+                prefetch_count=prefetch,
                 accept=ACCEPT,
             )
         ]
@@ -371,11 +386,104 @@ class _EngineConsumer(ConsumerMixin):
                 Consumer(
                     queues=[legacy],
                     on_message=lambda message: self.on_message(message, queue=legacy.name),
-                    prefetch_count=16,
+                    prefetch_count=prefetch,
                     accept=ACCEPT,
                 )
             )
         return consumers
+
+    def consume(
+        self, limit: int | None = None, timeout: float | None = None, safety_interval: float = 1
+    ) -> Iterator[None]:
+        """kombu's ``ConsumerMixin.consume``, taking what the broker has
+        delivered in batches: wait for one message, then take what else has
+        arrived without waiting (up to ``engine_batch``), and handle them
+        together (``on_batch``)."""
+        # deliveries of a lost connection are void (before the consumers are
+        # declared: the first deliveries may come while the next one is)
+        self.pending.clear()
+        with self.consumer_context() as (conn, _channel, _consumers):
+            while not self.should_stop:
+                # (deliveries may be in hand already: some come while the
+                # consumers are declared, or while a batch publishes)
+                if not self.pending:
+                    try:
+                        conn.drain_events(timeout=safety_interval)
+                    except TimeoutError:
+                        conn.heartbeat_check()
+                        continue
+                    except OSError:
+                        if self.should_stop:
+                            break
+                        raise
+                while len(self.pending) < self.batch:
+                    try:
+                        conn.drain_events(timeout=0)
+                    except TimeoutError:
+                        break
+                if self.pending:
+                    taken, self.pending = self.pending, []
+                    self.on_batch(taken)
+                yield
+
+    def on_batch(self, taken: list[tuple[Any, str | None]]) -> None:
+        """Handle the messages taken together; acknowledge the handled (all
+        at once on RabbitMQ), give back the ones to try again."""
+        if len(taken) == 1:
+            self.handle_one(*taken[0])
+            return
+        queue0 = self.worker.config.engine_queue
+        engine = self.service.engine
+        conflicts = engine.conflicts
+        t0 = time.perf_counter()
+        outcomes = self.service.handle_batch(
+            [Incoming(m.body, q or queue0, m.content_type, m.headers) for m, q in taken]
+        )
+        done = []
+        waited = False
+        for (message, queue), outcome in zip(taken, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                exc = outcome
+                outcome = self.failed(message, queue or queue0, exc, wait=not waited)
+                waited = waited or _transient(exc)
+                if outcome is None:
+                    continue
+            done.append(message)
+            self.handled += 1
+            log.debug("%s", outcome)
+        self.ack(done)
+        elapsed = time.perf_counter() - t0
+        for _ in done:
+            telemetry.handle_seconds.observe(elapsed / len(taken))
+        if engine.conflicts != conflicts:
+            telemetry.conflicts.inc(engine.conflicts - conflicts)
+
+    def ack(self, messages: list[Any]) -> None:
+        """Acknowledge ``messages``: on RabbitMQ with one multiple-ack of
+        the last (every other delivery of the channel up to it is in
+        ``messages`` or was given back already); on kombu's Redis transport
+        with one pipelined round trip (``engine.redis_transport.QoS.ack_many``)."""
+        if not messages:
+            return
+        if self.amqp:
+            last = max(messages, key=lambda m: m.delivery_tag)
+            last.ack(multiple=True)
+            return
+        qos = getattr(messages[0].channel, "qos", None)
+        if len(messages) > 1 and hasattr(qos, "ack_many"):
+            # engine.redis_transport: one round trip for the batch
+            qos.ack_many([m.delivery_tag for m in messages])
+            for message in messages:
+                message._state = "ACK"  # as Message.ack() marks it
+            return
+        for message in messages:
+            message.ack()
+
+    def on_message(self, message: Any, queue: str | None = None) -> None:
+        """Keep a delivery for the batch in hand (``consume``); ``queue``:
+        the queue it came from, named by its dead letter (the engine's queue
+        by default)."""
+        self.pending.append((message, queue))
 
     def on_connection_error(self, exc: BaseException, interval: float) -> None:
         log.warning("engine queue: broker unreachable (%s); retrying in %.1fs", exc, interval)
@@ -386,41 +494,59 @@ class _EngineConsumer(ConsumerMixin):
         finally:
             self.publisher.close()
 
-    def on_message(self, message: Any, queue: str | None = None) -> None:
-        """Hand one body to the service (``queue``: the queue it came from,
-        named by its dead letter; the engine's queue by default)."""
-        body = message.body
+    def handle_one(self, message: Any, queue: str | None = None) -> None:
+        """Hand one body to the service."""
         queue = queue or self.worker.config.engine_queue
         engine = self.service.engine
         conflicts = engine.conflicts
         t0 = time.perf_counter()
         try:
-            outcome = self.service.handle(
-                body, queue=queue, content_type=message.content_type, headers=message.headers
+            outcome: str | None = self.service.handle(
+                message.body,
+                queue=queue,
+                content_type=message.content_type,
+                headers=message.headers,
             )
         except Exception as exc:
-            if _transient(exc):
-                telemetry.error_transient.inc()
-                log.warning("message not handled (%s): it will come again", exc)
-                self.worker.stopping.wait(1.0)
-                message.requeue()
+            outcome = self.failed(message, queue, exc)
+            if outcome is None:
                 return
-            key = hashlib.sha1(body if isinstance(body, bytes) else body.encode()).hexdigest()
-            n = self.attempts.get(key, 0) + 1
-            self.attempts[key] = n
-            while len(self.attempts) > 1000:
-                self.attempts.popitem(last=False)
-            if n < POISON_ATTEMPTS:
-                telemetry.error_failed.inc()
-                log.exception("message failed (attempt %d of %d)", n, POISON_ATTEMPTS)
-                message.requeue()
-                return
-            self.attempts.pop(key, None)
-            telemetry.error_poisoned.inc()
-            outcome = self.service.poisoned(body, exc, queue)
         message.ack()
         telemetry.handle_seconds.observe(time.perf_counter() - t0)
         if engine.conflicts != conflicts:
             telemetry.conflicts.inc(engine.conflicts - conflicts)
         self.handled += 1
         log.debug("%s", outcome)
+
+    def failed(self, message: Any, queue: str, exc: BaseException, wait: bool = True) -> str | None:
+        """A message whose handling raised: given back to the broker
+        (None), after a second's pause when the store or the broker was
+        unreachable (``wait``), or, after ``POISON_ATTEMPTS`` failures that
+        were not a lost connection, dead-lettered (what that did:
+        acknowledge it)."""
+        body = message.body
+        if _transient(exc):
+            telemetry.error_transient.inc()
+            log.warning("message not handled (%s): it will come again", exc)
+            if wait:
+                self.worker.stopping.wait(1.0)
+            message.requeue()
+            return None
+        key = hashlib.sha1(body if isinstance(body, bytes) else body.encode()).hexdigest()
+        n = self.attempts.get(key, 0) + 1
+        self.attempts[key] = n
+        while len(self.attempts) > 1000:
+            self.attempts.popitem(last=False)
+        if n < POISON_ATTEMPTS:
+            telemetry.error_failed.inc()
+            log.error(
+                "message failed (attempt %d of %d)",
+                n,
+                POISON_ATTEMPTS,
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )
+            message.requeue()
+            return None
+        self.attempts.pop(key, None)
+        telemetry.error_poisoned.inc()
+        return self.service.poisoned(body, exc, queue)

@@ -31,6 +31,8 @@ from engine.broker import (
     kombu_connection,
     redis_transport,
     redis_transport_options,
+    tls_failure,
+    tls_options,
 )
 from engine.config import Config
 from engine.wire import dumps
@@ -104,6 +106,7 @@ class BrokerLink:
                     **redis_transport_options(self.boss),
                 },
                 transport=redis_transport() if is_redis(self.url) else None,
+                **tls_options(self.boss, self.url),
             )
             try:
                 conn.ensure_connection(max_retries=0)
@@ -120,11 +123,12 @@ class BrokerLink:
                 self.drop(exc)
                 attempt += 1
                 delay = min(self.max_backoff, 0.25 * 2 ** (attempt - 1))
+                tls = None if is_redis(self.url) else tls_failure(exc)  # what to check
                 log.warning(
                     "cannot reach the broker at %s (attempt %d: %s); retrying in %.1fs",
                     self.display_url,
                     attempt,
-                    exc,
+                    f"{tls[0]}; {tls[1]}" if tls else exc,
                     delay,
                 )
                 wakeup.wait(delay)

@@ -31,11 +31,16 @@ def worker(ctx: Context, threads: int | None, loglevel: str, hostname: str | Non
 
     Run as many as you like, on any hosts that reach the broker and Redis."""
 
+    from engine.broker import BrokerTLSError
     from engine.celery_app import start_worker
+    from engine.config import ConfigError
 
     ctx.start_logging(loglevel)
     config = ctx.config if threads is None else ctx.config.replace(engine_threads=threads)
-    start_worker(config, loglevel=loglevel, hostname=hostname)
+    try:
+        start_worker(config, loglevel=loglevel, hostname=hostname)
+    except (BrokerTLSError, ConfigError) as exc:  # a TLS failure is logged by start_worker
+        fail(str(exc))
 
 
 @click.command()

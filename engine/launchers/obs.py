@@ -368,9 +368,14 @@ class ObsConsumer(ConsumerMixin):
         self.settings = settings
         self.launcher = launcher
         self.source = ObsSource(settings.obs_queue)
-        self.connection = (
-            connection if connection is not None else connect(config, url=settings.obs_url or None)
-        )
+        if connection is None:
+            # another broker than BOSS's: BOSS's TLS keys (broker_ca, its client
+            # certificate) are not for it; amqps:// there is checked against the
+            # system's CAs
+            other = settings.obs_url and settings.obs_url != config.broker_url
+            tls_free = config.replace(broker_ca="", broker_cert="", broker_key="")
+            connection = connect(tls_free if other else config, url=settings.obs_url or None)
+        self.connection = connection
         self.handled = 0
         #: messages acknowledged without handling, by kind (``metrics``)
         self.ignored: Counter[str] = Counter()

@@ -7,6 +7,9 @@ URL                                                store
 ``memory://``                                      ``MemoryStore``
 ``redis://``, ``rediss://``, ``unix://``,          ``RedisStore`` on that server
 ``valkey://``, ``valkeys://``, ``valkey+unix://``
+``redis+sentinel://HOST:PORT[,...]/SERVICE[/DB]``  ``RedisStore`` on the primary
+(``rediss+sentinel``, ``valkey[s]+sentinel``)      the Sentinels name
+                                                   (``engine.store.connection``)
 None, ``embedded://`` or ``embedded:///state/dir``  ``RedisStore`` on the embedded
                                                    Valkey (``engine.embedded``),
                                                    started if not running
@@ -42,7 +45,18 @@ __all__ = [
     "open_store",
 ]
 
-_REDIS_SCHEMES = ("redis", "rediss", "unix", "valkey", "valkeys", "valkey+unix")
+_REDIS_SCHEMES = (
+    "redis",
+    "rediss",
+    "unix",
+    "valkey",
+    "valkeys",
+    "valkey+unix",
+    "redis+sentinel",
+    "rediss+sentinel",
+    "valkey+sentinel",
+    "valkeys+sentinel",
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -55,8 +69,18 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def open_store(url: str | None, prefix: str = "boss:") -> RunStore:
-    """The store a URL names (see the module docstring)."""
+def open_store(
+    url: str | None,
+    prefix: str = "boss:",
+    *,
+    ca: str = "",
+    cert: str = "",
+    key: str = "",
+    wait_replicas: int | None = None,
+) -> RunStore:
+    """The store a URL names (see the module docstring). ``ca``, ``cert``,
+    ``key``: TLS files (PEM) for a TLS URL; ``wait_replicas``: see
+    ``RedisStore`` (None: 1 on Sentinel, else 0, unless the URL says)."""
     scheme, sep, rest = (url or "embedded://").partition("://")
     if not sep:
         raise StoreError(f"not a store URL (no scheme): {url!r}")
@@ -66,7 +90,9 @@ def open_store(url: str | None, prefix: str = "boss:") -> RunStore:
     from engine.store.redis_store import RedisStore
 
     if scheme in _REDIS_SCHEMES:
-        return RedisStore(url, prefix=prefix)
+        return RedisStore(
+            url, prefix=prefix, ca=ca, cert=cert, key=key, wait_replicas=wait_replicas
+        )
     if scheme == "embedded":
         from engine.embedded import ensure_embedded
 

@@ -22,6 +22,7 @@ each with at least ``id``).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -261,6 +262,35 @@ class RunStore(ABC):
         if loaded is None:
             return None
         return loaded[0], loaded[1], self.listeners_version()
+
+    def deferred_timers(self) -> AbstractContextManager[None]:
+        """A block in which this thread's ``schedule_timer`` and
+        ``cancel_timer`` calls are sent together when it ends (also when it
+        raises), in one atomic round trip where the store can; the engine
+        carries out a message's (or a batch's) effects in one. Here: sent
+        at once."""
+        return nullcontext()
+
+    def load_runs(
+        self, wfids: list[str]
+    ) -> tuple[dict[str, tuple[dict[str, Any], int] | None], int]:
+        """``load_run`` of each of ``wfids`` (None for an unknown one) and
+        ``listeners_version``: one round trip where the store can pipeline
+        them (the engine's batches, ``Engine.deliver_many``)."""
+        return {w: self.load_run(w) for w in wfids}, self.listeners_version()
+
+    def save_runs(self, saves: list[tuple[dict[str, Any], int]]) -> list[int]:
+        """``save_run`` of each ``(state, version)``, each its own
+        compare-and-set: the new version, or 0 where that run's was lost
+        (a conflict, or the run is gone). One round trip where the store
+        can pipeline them."""
+        out = []
+        for state, version in saves:
+            try:
+                out.append(self.save_run(state, version))
+            except ConflictError:
+                out.append(0)
+        return out
 
     # -- mutexes (``reserve``) --------------------------------------------
     @abstractmethod

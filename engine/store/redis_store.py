@@ -27,7 +27,9 @@ runs and several installations can share one server)::
                             web UI's live view (``webui.live``) reads it.
 
 The run hash also keeps ``live`` (that summary) and ``outcome``
-(``engine.core.outcome``), for the run list.
+(``engine.core.outcome``), for the run list, and ``w``: the token of its
+last write (``run_save.lua``), by which a save the client sent again after a
+lost reply recognises itself.
 
 Every write that touches more than one key is atomic: a Lua script (run
 via EVALSHA, ``register_script``) or a MULTI/EXEC pipeline. The scripts live
@@ -40,13 +42,25 @@ script has read the run), so on Redis Cluster give the prefix a hash tag
 
 Round trips: ``load_run`` is one HMGET; ``save_run``, ``create_run``,
 ``delete_run``, ``list_runs`` and ``claim_due_timers`` one script call each.
+
+Replication (``wait_replicas`` > 0, the default on Sentinel): ``save_run``
+(and ``save_runs``) sends ``WAIT wait_replicas wait_timeout`` in the same
+pipeline as its script and raises ``ReplicationError`` (a
+``redis.TimeoutError``: transient, the message is not acknowledged and comes
+again) when fewer replicas acknowledged the save. A save or create whose
+reply was lost, sent again by the client (``engine.store.connection`` waits
+out a failover) and which then finds its own write in place counts as done,
+not as a conflict.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from importlib import resources
 from typing import Any
 
@@ -60,11 +74,12 @@ from engine.store.base import (
     RunExists,
     RunStore,
     RunSummary,
+    StoreError,
     index_fields,
     transition,
 )
 
-__all__ = ["RedisStore", "normalise_url"]
+__all__ = ["RedisStore", "ReplicationError", "normalise_url"]
 
 # One encoder, built once (json.dumps builds one per call for non-default
 # arguments). check_circular is off: states are trees.
@@ -94,6 +109,11 @@ def _script(name: str) -> str:
     return resources.files("engine.store").joinpath(f"{name}.lua").read_text(encoding="utf-8")
 
 
+def _token() -> str:
+    """A write's token (``run_save.lua``, ``run_create.lua``)."""
+    return os.urandom(8).hex()
+
+
 def _str(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -105,13 +125,30 @@ def _index_fields(state: dict[str, Any]) -> tuple[str, str, str, str, str]:
     return wfid, status, name, repr(at), "" if errors is None else _dumps(errors)
 
 
+#: milliseconds a run save waits for its replicas by default: WAIT returns as
+#: soon as they acknowledge (a millisecond or so on a LAN), so this bounds
+#: only a degraded moment, such as the seconds after a failover before the
+#: Sentinels have re-pointed the other replicas at the new primary
+WAIT_TIMEOUT = 5000
+
+
+class ReplicationError(StoreError, redis.TimeoutError):
+    """Fewer replicas than ``wait_replicas`` acknowledged a run save within
+    ``wait_timeout``: the save may be lost if the primary fails now."""
+
+
 class RedisStore(RunStore):
     """The run store on a Redis or Valkey server (see the module docstring).
 
-    ``target`` is a URL (``redis://``, ``rediss://``, ``unix://`` and their
-    ``valkey`` spellings) or a ready ``redis.Redis`` client. ``close()``
-    closes the connection pool of a client built from a URL; a client passed
-    in stays its owner's to close.
+    ``target`` is a URL (``redis://``, ``rediss://``, ``unix://``, their
+    ``valkey`` spellings, ``redis+sentinel://``: ``engine.store.connection``)
+    or a ready ``redis.Redis`` client. ``close()`` closes the connection pool
+    of a client built from a URL; a client passed in stays its owner's to
+    close. ``ca``, ``cert``, ``key``: TLS files for a TLS URL.
+    ``wait_replicas``: replicas that must acknowledge each run save (see the
+    module docstring); None: the URL's ``wait_replicas``, else 1 on Sentinel
+    and 0 otherwise. ``wait_timeout``: milliseconds WAIT waits for them
+    (None: the URL's ``wait_timeout``, else ``WAIT_TIMEOUT``).
     """
 
     def __init__(
@@ -120,14 +157,32 @@ class RedisStore(RunStore):
         prefix: str = "boss:",
         *,
         transitions_maxlen: int = TRANSITIONS_MAXLEN,
+        ca: str = "",
+        cert: str = "",
+        key: str = "",
+        wait_replicas: int | None = None,
+        wait_timeout: int | None = None,
     ) -> None:
         if isinstance(target, str):
-            self._redis = redis.Redis.from_url(normalise_url(target))
+            from engine.store.connection import client_for, is_sentinel
+
+            self._redis, url_options = client_for(target, ca=ca, cert=cert, key=key)
             self._owned = True
+            if wait_replicas is None:
+                default = 1 if is_sentinel(target) else 0
+                wait_replicas = int(url_options.get("wait_replicas", default))
+            if wait_timeout is None:
+                wait_timeout = int(url_options.get("wait_timeout", WAIT_TIMEOUT))
         else:
             self._redis = target
             self._owned = False
+        #: replicas that must acknowledge a run save (0: no WAIT)
+        self.wait_replicas = max(0, int(wait_replicas or 0))
+        #: milliseconds WAIT waits for them
+        self.wait_timeout = max(0, int(WAIT_TIMEOUT if wait_timeout is None else wait_timeout))
         self.prefix = prefix
+        #: this thread's pipeline of deferred timer writes (``deferred_timers``)
+        self._deferred = threading.local()
         self._k_run = f"{prefix}run:"
         self._k_runs = f"{prefix}runs"
         self._k_status = f"{prefix}runs:status:"
@@ -192,11 +247,49 @@ class RedisStore(RunStore):
                 _dumps(live),
                 outcome,
                 self._maxlen,
+                token := _token(),
             ],
         )
         if not created:
+            if self._own_write(wfid, token):
+                return 1
             raise RunExists(wfid)
         return 1
+
+    def _own_write(self, wfid: str, token: str) -> bool:
+        """Whether the run's last write was the one with ``token``: a write
+        sent again after its reply was lost (the client retries on a lost
+        connection), which had been done the first time."""
+        return _str(self._redis.hget(self._k_run + wfid, "w") or b"") == token
+
+    def _waited(self, pipe: redis.client.Pipeline, wfids: list[str]) -> list[Any]:
+        """Execute ``pipe`` (EVALSHA run saves) with WAIT after them; raise
+        ``ReplicationError`` when a save was not acknowledged by enough
+        replicas. The script is loaded again once if the server lost it (a
+        new primary)."""
+        pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout)
+        *results, acked = pipe.execute(raise_on_error=False)
+        for r in (*results, acked):
+            if isinstance(r, Exception):
+                raise r
+        if int(acked) < self.wait_replicas and any(int(r) > 0 for r in results):
+            raise ReplicationError(
+                f"run save ({', '.join(wfids)}) acknowledged by {acked} of "
+                f"{self.wait_replicas} replicas within {self.wait_timeout} ms"
+            )
+        return results
+
+    def _save_waited(self, keys: list[str], args: list[Any]) -> int:
+        """The save script and WAIT in one pipeline (one round trip)."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.evalsha(self._save.sha, len(keys), *keys, *args)
+        try:
+            return int(self._waited(pipe, [args[1]])[0])
+        except redis.exceptions.NoScriptError:  # a new primary
+            self._redis.script_load(self._save.script)
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.evalsha(self._save.sha, len(keys), *keys, *args)
+            return int(self._waited(pipe, [args[1]])[0])
 
     def load_run(self, wfid: str) -> tuple[dict[str, Any], int] | None:
         state, version = self._redis.hmget(self._k_run + wfid, "state", "v")
@@ -204,28 +297,37 @@ class RedisStore(RunStore):
             return None
         return _loads(state), int(version)
 
-    def save_run(self, state: dict[str, Any], version: int) -> int:
+    def _save_args(self, state: dict[str, Any], version: int) -> tuple[list[str], list[Any]]:
         wfid, status, name, at, errors = _index_fields(state)
         live, outcome = transition(state)
-        new = self._save(
-            keys=[self._k_run + wfid],
-            args=[
-                self.prefix,
-                wfid,
-                int(version),
-                _dumps(state),
-                status,
-                name,
-                at,
-                errors,
-                _dumps(live),
-                outcome,
-                self._maxlen,
-            ],
-        )
+        args = [
+            self.prefix,
+            wfid,
+            int(version),
+            _dumps(state),
+            status,
+            name,
+            at,
+            errors,
+            _dumps(live),
+            outcome,
+            self._maxlen,
+            _token(),
+        ]
+        return [self._k_run + wfid], args
+
+    def save_run(self, state: dict[str, Any], version: int) -> int:
+        keys, args = self._save_args(state, version)
+        if self.wait_replicas:
+            new = self._save_waited(keys, args)
+        else:
+            new = self._save(keys=keys, args=args)
+        wfid = args[1]
         if new > 0:
             return new
         if new == 0:
+            if self._own_write(wfid, args[-1]):
+                return int(version) + 1
             raise ConflictError(f"run {wfid} is no longer at version {version}")
         raise ConflictError(f"run {wfid} is not stored")
 
@@ -303,17 +405,35 @@ class RedisStore(RunStore):
         return out[offset : offset + limit]
 
     # -- timers -----------------------------------------------------------
+    @contextmanager
+    def deferred_timers(self) -> Iterator[None]:
+        pipe = getattr(self._deferred, "pipe", None)
+        if pipe is not None:
+            yield  # nested: the outer block sends them
+            return
+        pipe = self._deferred.pipe = self._redis.pipeline(transaction=True)
+        try:
+            yield
+        finally:
+            self._deferred.pipe = None
+            if len(pipe):
+                pipe.execute()
+
     def schedule_timer(self, timer_id: str, due: float, payload: dict[str, Any]) -> None:
-        pipe = self._redis.pipeline(transaction=True)
+        deferred = getattr(self._deferred, "pipe", None)
+        pipe = deferred if deferred is not None else self._redis.pipeline(transaction=True)
         pipe.zadd(self._k_timers, {timer_id: due})
         pipe.hset(self._k_payloads, timer_id, _dumps(payload))
-        pipe.execute()
+        if deferred is None:
+            pipe.execute()
 
     def cancel_timer(self, timer_id: str) -> None:
-        pipe = self._redis.pipeline(transaction=True)
+        deferred = getattr(self._deferred, "pipe", None)
+        pipe = deferred if deferred is not None else self._redis.pipeline(transaction=True)
         pipe.zrem(self._k_timers, timer_id)
         pipe.hdel(self._k_payloads, timer_id)
-        pipe.execute()
+        if deferred is None:
+            pipe.execute()
 
     def claim_due_timers(self, now: float, limit: int = 100) -> list[tuple[str, dict[str, Any]]]:
         if limit <= 0:
@@ -428,6 +548,30 @@ class RedisStore(RunStore):
         if state is None:
             return None
         return _loads(state), int(version), int(lv or 0)
+
+    def load_runs(
+        self, wfids: list[str]
+    ) -> tuple[dict[str, tuple[dict[str, Any], int] | None], int]:
+        p = self._redis.pipeline(transaction=False)
+        for wfid in wfids:
+            p.hmget(self._k_run + wfid, "state", "v")
+        p.get(self._k_listeners + ":v")
+        *runs, lv = p.execute()
+        out: dict[str, tuple[dict[str, Any], int] | None] = {}
+        for wfid, (state, version) in zip(wfids, runs, strict=True):
+            out[wfid] = None if state is None else (_loads(state), int(version))
+        return out, int(lv or 0)
+
+    def save_runs(self, saves: list[tuple[dict[str, Any], int]]) -> list[int]:
+        if len(saves) == 1:
+            return super().save_runs(saves)
+        p = self._redis.pipeline(transaction=False)
+        for state, version in saves:
+            keys, args = self._save_args(state, version)
+            self._save(keys=keys, args=args, client=p)
+        if self.wait_replicas:
+            return [max(0, int(v)) for v in self._waited(p, [s["wfid"] for s, _ in saves])]
+        return [max(0, int(v)) for v in p.execute()]
 
     def listeners(self) -> list[tuple[str, dict[str, Any]]]:
         return [

@@ -1,7 +1,7 @@
 -- Create a run at version 1, or return 0 when the wfid is taken.
 -- KEYS[1] run hash; ARGV: prefix, wfid, state, status, name, at, errors ("" = none),
 -- live (the run's summary JSON, engine.store.base.transition), outcome,
--- transitions stream MAXLEN ("0" = keep no stream)
+-- transitions stream MAXLEN ("0" = keep no stream), the write's token (optional)
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
@@ -20,5 +20,8 @@ redis.call('ZADD', prefix .. 'runs:status:' .. status, at, wfid)
 redis.call('ZADD', prefix .. 'runs:name:' .. name, at, wfid)
 if ARGV[10] ~= '0' then
   redis.call('XADD', prefix .. 'transitions', 'MAXLEN', '~', ARGV[10], '*', 'kind', 'run', 'data', ARGV[8])
+end
+if ARGV[11] then
+  redis.call('HSET', KEYS[1], 'w', ARGV[11])  -- the write's token, as run_save.lua
 end
 return 1

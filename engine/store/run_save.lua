@@ -2,7 +2,7 @@
 -- KEYS[1] run hash
 -- ARGV: prefix, wfid, expected version, state, status, name, at, errors ("" = none),
 -- live (the run's summary JSON, engine.store.base.transition), outcome,
--- transitions stream MAXLEN ("0" = keep no stream)
+-- transitions stream MAXLEN ("0" = keep no stream), the write's token (optional)
 -- A save that changes the summary appends it to the transitions stream
 -- (kind = 'run' when the status changed, else 'step'), in this same call.
 -- Returns the new version, 0 on a version mismatch, -1 when the run is absent.
@@ -53,5 +53,10 @@ end
 if cur[6] ~= live and ARGV[11] ~= '0' then
   redis.call('XADD', prefix .. 'transitions', 'MAXLEN', '~', ARGV[11], '*',
     'kind', cur[2] ~= status and 'run' or 'step', 'data', live)
+end
+if ARGV[12] then
+  -- the write's own token: a save sent again after its reply was lost finds
+  -- it here and knows it was done (RedisStore._own_write)
+  redis.call('HSET', KEYS[1], 'w', ARGV[12])
 end
 return v

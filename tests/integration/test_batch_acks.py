@@ -1,0 +1,54 @@
+"""``engine.redis_transport.QoS.ack_many``: the engine acknowledges a batch
+of deliveries on kombu's Redis transport (the embedded broker) in one round
+trip, and every one is forgotten: none comes again."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+
+import kombu
+
+from engine.broker import Publisher, connect, participant_queue
+from engine.config import Config
+
+
+def test_ack_many_forgets_every_delivery_of_the_batch(embedded_broker_url: str) -> None:
+    config = Config.load(None, environ={"HOME": "/nonexistent"}, broker_url=embedded_broker_url)
+    queue = f"acks.{uuid.uuid4().hex[:8]}"
+    publisher = Publisher(config)
+    try:
+        for i in range(10):
+            publisher.publish({"i": i}, queue=queue)
+    finally:
+        publisher.close()
+    with connect(config) as conn:
+        channel = conn.channel()
+        got: list[kombu.Message] = []
+        consumer = kombu.Consumer(
+            channel,
+            queues=[participant_queue(queue)],
+            on_message=got.append,
+            accept=["application/json"],
+            prefetch_count=10,
+        )
+        consumer.consume()
+        deadline = time.monotonic() + 10
+        while len(got) < 10 and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                conn.drain_events(timeout=0.5)
+        assert len(got) == 10
+        client = channel.client
+        qos = channel.qos
+        assert client.hlen(qos.unacked_key) >= 10  # held, in the broker's bookkeeping
+        qos.ack_many([m.delivery_tag for m in got])
+        held = set(client.hkeys(qos.unacked_key))
+        assert not held & {m.delivery_tag.encode() for m in got}
+        assert client.zscore(qos.unacked_index_key, got[0].delivery_tag) is None
+        assert qos.held_tags() == []
+        consumer.cancel()
+        channel.close()
+    # nothing comes again on a new connection: the queue is empty
+    with connect(config) as conn, conn.channel() as channel:
+        assert participant_queue(queue)(channel).get(no_ack=True) is None
