@@ -16,6 +16,8 @@ Worker (``WORKER``)::
     boss_engine_messages_total{type}       engine-queue messages handled, per type
                                            (malformed ones: type="malformed")
     boss_engine_handle_seconds             histogram: the handling of one message
+    boss_engine_batch_messages             histogram: messages taken and handled
+                                           together (``engine_batch``)
     boss_engine_dispatches_total           workitems sent to participants
     boss_engine_cancels_total              cancel items sent
     boss_engine_errors_total{kind}         handling raised: transient (lost
@@ -79,6 +81,12 @@ handle_seconds = Histogram(
     "boss_engine_handle_seconds",
     "Seconds to handle one engine-queue message (stored and its effects published)",
     buckets=_HANDLE_BUCKETS,
+    registry=WORKER,
+)
+batch_messages = Histogram(
+    "boss_engine_batch_messages",
+    "Messages an engine consumer took and handled together (at most engine_batch)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
     registry=WORKER,
 )
 dispatches = Counter(

@@ -429,6 +429,7 @@ class _EngineConsumer(ConsumerMixin):
     def on_batch(self, taken: list[tuple[Any, str | None]]) -> None:
         """Handle the messages taken together; acknowledge the handled (all
         at once on RabbitMQ), give back the ones to try again."""
+        telemetry.batch_messages.observe(len(taken))
         if len(taken) == 1:
             self.handle_one(*taken[0])
             return

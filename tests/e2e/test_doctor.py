@@ -221,6 +221,8 @@ def test_metrics_and_json_logs_of_the_worker_and_its_aggregator(system: System) 
     assert 'boss_engine_messages_total{type="launch"}' in worker
     assert _sample(worker, 'boss_engine_messages_total{type="reply"}') >= 2
     assert _sample(worker, "boss_engine_handle_seconds_count") >= 3
+    # every message taken was in a batch of one or more
+    assert _sample(worker, "boss_engine_batch_messages_sum") >= 3
     assert "boss_engine_deadletters_total 0.0" in worker
 
     def flushed() -> str | None:  # the same for a batch: its figures come together
