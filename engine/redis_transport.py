@@ -65,7 +65,7 @@ SCHEME = "bossredis"
 KEEPALIVE_FRACTION = 4.0
 #: how many hash fields ``locate`` reads per round trip
 _CHUNK = 500
-#: the most deliveries one BRPOP brings with it (``Channel._brpop_read``)
+#: the most deliveries one blocking pop brings (``Channel._brpop_start``)
 MAX_TAKE = 256
 
 
@@ -255,65 +255,91 @@ if hasattr(os, "register_at_fork"):
 
 
 class Channel(kombu_redis.Channel):
-    """kombu's Redis channel with one client object, and a BRPOP that
-    brings more than one delivery when the consumer's prefetch allows
-    (``_brpop_read``)."""
+    """kombu's Redis channel with one client object, and a blocking pop
+    that brings more than one delivery when the consumer's prefetch allows
+    (``_brpop_start``)."""
 
     QoS = QoS
     _sync_client: Any = None
-    #: whether the server takes ``RPOP key count`` (Redis and Valkey >= 6.2)
-    _rpop_count = True
+    #: whether the server has ``BLMPOP`` (Redis and Valkey >= 7.0); else
+    #: one delivery per ``BRPOP``, as kombu
+    _blmpop = True
+    #: the BLMPOP in flight (None: kombu's BRPOP, or nothing)
+    _lmpop_sent: int | None = None
+
+    def _take(self) -> int:
+        """How many deliveries the consumer may take now (its free prefetch
+        window; 1 for a consumer that holds one at a time)."""
+        free = self.qos.can_consume_max_estimate()
+        return min(int(free or 1), MAX_TAKE)
+
+    def _brpop_start(self, timeout: float | None = None) -> None:
+        """kombu's ``BRPOP``, or, when the consumer may take more than one
+        (its prefetch window: the engine's batches), ``BLMPOP ... RIGHT
+        COUNT n``: every message waiting, up to n, in the one blocking round
+        trip that would have brought one."""
+        take = self._take()
+        if not self._blmpop or take <= 1 or self.global_keyprefix:
+            self._lmpop_sent = None
+            super()._brpop_start(timeout)
+            return
+        if timeout is None:
+            timeout = self.brpop_timeout
+        queues = self._queue_cycle.consume(len(self.active_queues))
+        if not queues:
+            return
+        keys = [self._q_for_pri(queue, pri) for pri in self.priority_steps for queue in queues]
+        self._in_poll = self.client.connection
+        self._brpop_sent_at = kombu_redis.monotonic()
+        self._lmpop_sent = take
+        self.client.connection.send_command(
+            "BLMPOP", timeout or 0, len(keys), *keys, "RIGHT", "COUNT", take
+        )
 
     def _brpop_read(self, **options: Any) -> bool:
-        """kombu's, and then, when the consumer may hold more (its prefetch
-        window: the engine's batches), up to that many more from the same
-        queue with one ``RPOP key count``, their bookkeeping (``unacked``)
-        written in one pipeline: N deliveries in two round trips, not 2N."""
+        """Read what ``_brpop_start`` asked for and deliver it; several
+        deliveries get their bookkeeping (``unacked``) written in one
+        pipeline: N deliveries in two round trips, not 2N."""
+        lmpop, self._lmpop_sent = self._lmpop_sent, None
         try:
             try:
-                dest__item = self.client.parse_response(self.client.connection, "BRPOP", **options)
+                reply = self.client.parse_response(
+                    self.client.connection, "BLMPOP" if lmpop else "BRPOP", **options
+                )
+            except kombu_redis.redis.ResponseError:
+                if not lmpop:
+                    raise
+                # a server without BLMPOP: one delivery per BRPOP from now on
+                type(self)._blmpop = False
+                raise kombu_redis.Empty() from None
             except self.connection_errors:
                 self.client.connection.disconnect()
                 raise
-            if not dest__item:
+            if not reply:
                 raise kombu_redis.Empty()
-            key, item = dest__item
+            key, items = (reply[0], list(reply[1])) if lmpop else (reply[0], [reply[1]])
+            if not items:
+                raise kombu_redis.Empty()
             dest = kombu_redis.bytes_to_str(key).rsplit(self.sep, 1)[0]
             self._queue_cycle.rotate(dest)
-            more = self._take_more(key)
         finally:
             self._in_poll = None
             flush = getattr(self, "_flush_brpop_reauth", None)
             if flush is not None:
                 flush()
-        if not more:
-            self.connection._deliver(kombu_redis.loads(kombu_redis.bytes_to_str(item)), dest)
+        if len(items) == 1:
+            self.connection._deliver(kombu_redis.loads(kombu_redis.bytes_to_str(items[0])), dest)
             return True
         qos = self.qos
         pipe = self.client.pipeline()
         qos.batch_pipe = pipe
         try:
-            for raw in (item, *more):
+            for raw in items:
                 self.connection._deliver(kombu_redis.loads(kombu_redis.bytes_to_str(raw)), dest)
         finally:
             qos.batch_pipe = None
             pipe.execute()
         return True
-
-    def _take_more(self, key: Any) -> list[Any]:
-        """Up to the consumer's free prefetch, less the one in hand, more
-        messages of the queue at ``key`` (none when it holds one at a time)."""
-        if not self._rpop_count:
-            return []
-        free = self.qos.can_consume_max_estimate()
-        if free is None or free <= 1:
-            return []
-        try:
-            return self.client.rpop(key, min(free - 1, MAX_TAKE)) or []
-        except kombu_redis.redis.ResponseError:
-            # an old server: RPOP without a count; one at a time, as kombu
-            type(self)._rpop_count = False
-            return []
 
     def _create_client(self, asynchronous: bool = False) -> Any:
         if asynchronous:

@@ -1,6 +1,8 @@
-"""``engine.redis_transport.QoS.ack_many``: the engine acknowledges a batch
-of deliveries on kombu's Redis transport (the embedded broker) in one round
-trip, and every one is forgotten: none comes again."""
+"""kombu's Redis transport (the embedded broker) in batches: a consumer
+whose prefetch allows takes every waiting message in one blocking pop
+(``BLMPOP ... COUNT``), and the engine acknowledges a batch in one round
+trip (``engine.redis_transport.QoS.ack_many``), every one forgotten: none
+comes again."""
 
 from __future__ import annotations
 
@@ -9,12 +11,25 @@ import time
 import uuid
 
 import kombu
+import pytest
 
 from engine.broker import Publisher, connect, participant_queue
 from engine.config import Config
 
 
-def test_ack_many_forgets_every_delivery_of_the_batch(embedded_broker_url: str) -> None:
+def test_one_pop_takes_the_batch_and_ack_many_forgets_every_delivery(
+    embedded_broker_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine import redis_transport
+
+    reads = []
+    real = redis_transport.Channel._brpop_read
+
+    def counted(self: redis_transport.Channel, **options: object) -> bool:
+        reads.append(self._lmpop_sent)
+        return real(self, **options)
+
+    monkeypatch.setattr(redis_transport.Channel, "_brpop_read", counted)
     config = Config.load(None, environ={"HOME": "/nonexistent"}, broker_url=embedded_broker_url)
     queue = f"acks.{uuid.uuid4().hex[:8]}"
     publisher = Publisher(config)
@@ -39,6 +54,7 @@ def test_ack_many_forgets_every_delivery_of_the_batch(embedded_broker_url: str) 
             with contextlib.suppress(TimeoutError):
                 conn.drain_events(timeout=0.5)
         assert len(got) == 10
+        assert reads == [10]  # one blocking pop brought all ten
         client = channel.client
         qos = channel.qos
         assert client.hlen(qos.unacked_key) >= 10  # held, in the broker's bookkeeping
