@@ -51,17 +51,16 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
 from typing import Any
 
 import kombu
 import redis
-from kombu.mixins import ConsumerMixin
 from kombu.utils.url import maybe_sanitize_url
 
 from engine import __version__, telemetry
 from engine.broker import Publisher, Topology, connect, is_redis
 from engine.config import Config
+from engine.consuming import BatchConsumer
 from engine.core import effects as fx
 from engine.logformat import use_format
 from engine.service import EngineService, Incoming
@@ -352,8 +351,9 @@ class _Publisher(Publisher):
         telemetry.cancels.inc()
 
 
-class _EngineConsumer(ConsumerMixin):
-    """One consumer thread of the engine's queue."""
+class _EngineConsumer(BatchConsumer):
+    """One consumer thread of the engine's queue, taking what the broker
+    has delivered in batches (``engine.consuming``)."""
 
     def __init__(self, worker: EngineWorker, index: int) -> None:
         self.worker = worker
@@ -364,8 +364,6 @@ class _EngineConsumer(ConsumerMixin):
         self.topology = Topology(worker.config)
         self.attempts: OrderedDict[str, int] = OrderedDict()
         self.handled = 0
-        #: deliveries taken and not handled yet (``consume``)
-        self.pending: list[tuple[Any, str | None]] = []
         self.batch = worker.config.engine_batch
         self.amqp = not is_redis(worker.broker_url)
         self.connect_max_retries = None
@@ -391,40 +389,6 @@ class _EngineConsumer(ConsumerMixin):
                 )
             )
         return consumers
-
-    def consume(
-        self, limit: int | None = None, timeout: float | None = None, safety_interval: float = 1
-    ) -> Iterator[None]:
-        """kombu's ``ConsumerMixin.consume``, taking what the broker has
-        delivered in batches: wait for one message, then take what else has
-        arrived without waiting (up to ``engine_batch``), and handle them
-        together (``on_batch``)."""
-        # deliveries of a lost connection are void (before the consumers are
-        # declared: the first deliveries may come while the next one is)
-        self.pending.clear()
-        with self.consumer_context() as (conn, _channel, _consumers):
-            while not self.should_stop:
-                # (deliveries may be in hand already: some come while the
-                # consumers are declared, or while a batch publishes)
-                if not self.pending:
-                    try:
-                        conn.drain_events(timeout=safety_interval)
-                    except TimeoutError:
-                        conn.heartbeat_check()
-                        continue
-                    except OSError:
-                        if self.should_stop:
-                            break
-                        raise
-                while len(self.pending) < self.batch:
-                    try:
-                        conn.drain_events(timeout=0)
-                    except TimeoutError:
-                        break
-                if self.pending:
-                    taken, self.pending = self.pending, []
-                    self.on_batch(taken)
-                yield
 
     def on_batch(self, taken: list[tuple[Any, str | None]]) -> None:
         """Handle the messages taken together; acknowledge the handled (all
@@ -484,7 +448,7 @@ class _EngineConsumer(ConsumerMixin):
         """Keep a delivery for the batch in hand (``consume``); ``queue``:
         the queue it came from, named by its dead letter (the engine's queue
         by default)."""
-        self.pending.append((message, queue))
+        self.keep((message, queue))
 
     def on_connection_error(self, exc: BaseException, interval: float) -> None:
         log.warning("engine queue: broker unreachable (%s); retrying in %.1fs", exc, interval)

@@ -2,8 +2,9 @@
 
 Any number of aggregators (threads of engine workers, ``boss aggregator``
 processes on any host) consume the durable trace queue as competing
-consumers; they keep no state of their own. Each takes up to
-``batch_size`` messages (or what came within ``linger`` seconds), then:
+consumers; they keep no state of their own. Each takes what has arrived,
+up to ``batch_size`` messages (``engine.consuming``: a lone message at
+once; ``linger`` seconds of waiting for more when set), then:
 
 1. parses each body (one event, or a JSON array of them);
 2. validates every event (``engine.trace.validate``: schema, id and time
@@ -34,11 +35,11 @@ from typing import Any
 
 import kombu
 from kombu import Consumer
-from kombu.mixins import ConsumerMixin
 
 from engine import telemetry, wire
 from engine.broker import Publisher, connect
 from engine.config import Config
+from engine.consuming import BatchConsumer
 from engine.trace.bus import TraceTopology, link_policy
 from engine.trace.triggers import TriggerStore, launch_item
 from engine.trace.validate import InvalidEvent, Validator
@@ -175,39 +176,34 @@ def ingest_bodies(
     return stats
 
 
-class _Batching(ConsumerMixin):
-    """A consumer that takes its messages in batches: ``flush`` (the
-    subclass's) handles ``_pending`` once ``batch_size`` messages wait or
-    the first of them has waited ``linger`` seconds. The subclass sets
-    ``batch_size``, ``linger``, ``_pending`` and ``_first``."""
+class _Batching(BatchConsumer):
+    """A consumer that takes its messages in batches (``engine.consuming``:
+    what has arrived, at most ``batch_size``, after waiting ``linger``
+    seconds for more; 0: not at all) and hands them to ``flush`` (the
+    subclass's) as ``_pending``. A lone message is handled at once: an
+    event waits for no company, and the engine's publish of it is
+    confirmed by its acknowledgement rather than by the broker's disk."""
 
     batch_size: int
-    linger: float
     _pending: list[kombu.Message]
-    _first: float
+
+    @property
+    def batch(self) -> int:  # type: ignore[override]
+        return self.batch_size
 
     def flush(self) -> None:
         raise NotImplementedError
 
-    def on_connection_revived(self) -> None:
-        self._pending.clear()  # their delivery tags died with the old channel
-
     def run_forever(self) -> None:
-        """Consume until ``should_stop`` is set."""
-        self.run(safety_interval=self.linger)
+        """Consume until ``should_stop`` is set (looked at every 0.25 s)."""
+        self.run(safety_interval=0.25)
 
-    def on_iteration(self) -> None:
-        if self._pending and (
-            len(self._pending) >= self.batch_size or time.monotonic() - self._first >= self.linger
-        ):
-            self.flush()
+    def on_batch(self, taken: list[kombu.Message]) -> None:
+        self._pending = taken
+        self.flush()
 
     def _on_message(self, message: kombu.Message) -> None:
-        if not self._pending:
-            self._first = time.monotonic()
-        self._pending.append(message)
-        if len(self._pending) >= self.batch_size:
-            self.flush()
+        self.keep(message)
 
 
 class EventAggregator(_Batching):
@@ -222,7 +218,7 @@ class EventAggregator(_Batching):
         validator: Validator | None = None,
         triggers: TriggerStore | None = None,
         batch_size: int = 500,
-        linger: float = 0.05,
+        linger: float = 0.0,
     ) -> None:
         self.config = config
         self.graph = graph
@@ -234,7 +230,6 @@ class EventAggregator(_Batching):
         self.linger = linger
         self.stats = AggregatorStats()
         self._pending: list[kombu.Message] = []
-        self._first = 0.0
         self._publisher: Publisher | None = None
         self._letters: Publisher | None = None
 
@@ -329,9 +324,9 @@ class StepLogWriter(_Batching):
     """Step logs from the broker into the store: a kombu consumer of
     ``config.step_log_queue`` (participants publish a job's lines there in
     numbered batches, ``participants.steplog``). As the aggregator, it
-    takes what came within ``linger`` seconds (at most ``batch_size``
-    messages), writes it in one round trip (``engine.store.steplogs``:
-    in batch order, once, bounded per step, with a TTL) and only then
+    takes what has arrived (at most ``batch_size`` messages), writes it in
+    one round trip (``engine.store.steplogs``: in batch order, once,
+    bounded per step, with a TTL) and only then
     acknowledges; when Redis cannot be written the messages go back.
 
     It runs in the aggregator process (``run_aggregators``), not in the
@@ -347,7 +342,7 @@ class StepLogWriter(_Batching):
         *,
         connection: kombu.Connection | None = None,
         batch_size: int = 200,
-        linger: float = 0.05,
+        linger: float = 0.0,
     ) -> None:
         from kombu import Queue
 
@@ -369,7 +364,6 @@ class StepLogWriter(_Batching):
         self.refused = 0
         self.retries = 0
         self._pending: list[kombu.Message] = []
-        self._first = 0.0
 
     def get_consumers(self, consumer: type[Consumer], channel: Any) -> list[Consumer]:
         return [
