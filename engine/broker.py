@@ -608,7 +608,16 @@ class Publisher:
     # -- the engine's Dispatcher protocol and send ------------------------------
 
     def dispatch(self, effect: fx.Dispatch) -> None:
-        self.publish(effect.workitem, queue=effect.queue, reply_to=self.config.engine_queue)
+        """The workitem to its participant's queue, with its dispatch token
+        (``engine.tokens``: minted for the step's fei and the participant
+        the step waits on, when ``dispatch_key_file``/``dispatch_key`` is set)."""
+        tokens = self.__dict__.get("_tokens")
+        if tokens is None:  # once per publisher (the key file is read once per process)
+            from engine.tokens import Tokens
+
+            tokens = self._tokens = Tokens.from_config(self.config)
+        workitem = tokens.stamp(effect.workitem, effect.participant)
+        self.publish(workitem, queue=effect.queue, reply_to=self.config.engine_queue)
 
     def cancel(self, effect: fx.CancelWorkitem) -> None:
         self.publish(

@@ -40,9 +40,21 @@ from engine.settings import (
     not_negative,
     positive,
     setting,
+    to_list,
 )
 
-__all__ = ["SKYNET_AMQP_KEYS", "Config", "ConfigError", "amqp_section_url", "config_paths"]
+__all__ = [
+    "ENGINE_ONLY_KEYS",
+    "SKYNET_AMQP_KEYS",
+    "Config",
+    "ConfigError",
+    "amqp_section_url",
+    "config_paths",
+]
+
+#: ``[boss]`` keys only engine workers and administrators need: SkyNET does
+#: not copy them into participants' program files (secrets)
+ENGINE_ONLY_KEYS = ("dispatch_key", "dispatch_key_file", "broker_admin")
 
 #: SkyNET's ``[boss]`` keys naming the broker (``skynet.conf``)
 SKYNET_AMQP_KEYS = ("amqp_host", "amqp_user", "amqp_pwd", "amqp_vhost")
@@ -186,6 +198,37 @@ class Config(Section):
     log_format: str = setting(
         "text", check=checked(lambda v: v in ("text", "json"), "must be text or json")
     )
+    #: per-dispatch tokens (docs/security.md): a file holding the secret
+    #: engine workers sign each dispatched workitem with (at least 16
+    #: bytes: ``openssl rand -hex 32``); a reply is applied only if it
+    #: carries its workitem's token. Empty, with ``dispatch_key`` empty:
+    #: tokens are off. Only engine workers need it (SkyNET does not hand
+    #: it to participants)
+    dispatch_key_file: str = ""
+    #: the same secret written here (prefer ``dispatch_key_file``, or the
+    #: ``BOSS_DISPATCH_KEY`` environment variable)
+    dispatch_key: str = ""
+    #: participants (names, glob patterns, comma or space separated) whose
+    #: replies are applied without a dispatch token while tokens are on:
+    #: legacy participants that do not send back the workitem they got
+    untokened_participants: tuple[str, ...] = setting((), coerce=to_list)
+    #: participant registrations sent on the engine's queue (a participant
+    #: with ``register = true``): ``true`` applied, ``false`` dead-lettered,
+    #: ``auto`` (the default) applied unless dispatch tokens are on (then a
+    #: participant could route another's workitems to itself; register with
+    #: ``boss register`` or ``skynet install --register`` instead)
+    queue_registrations: str = setting(
+        "auto",
+        check=checked(lambda v: v in ("auto", "true", "false"), "must be auto, true or false"),
+    )
+    #: RabbitMQ: ``skynet install`` and ``boss register --broker-user``
+    #: create a broker user per participant queue that may consume only its
+    #: own queue (docs/security.md); ``skynet uninstall`` removes it
+    participant_users: bool = False
+    #: how those users are made: ``rabbitmqctl`` (on the broker's host) or
+    #: the management API's URL with an administrator's credentials
+    #: (``http://admin:secret@rabbit:15672``)
+    broker_admin: str = "rabbitmqctl"
     #: the file this was read from, if any
     source: str = setting("", internal=True)
 

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from engine import telemetry, wire
+from engine import telemetry, tokens, wire
 from engine.config import Config
 from engine.core import messages, runstate
 from engine.core.loader import LoadError
@@ -101,6 +101,10 @@ class EngineService:
         self.confirming = getattr(publisher, "confirming", contextlib.nullcontext)
         #: where this worker says it is, in dead letters
         self.signature = f"engine {engine_id} on {socket.gethostname()}:{os.getpid()}"
+        #: dispatch tokens: a reply is applied only with its workitem's
+        #: token (``engine.tokens``; off without a key). A key file that
+        #: cannot be read is a ``ConfigError`` here, at start
+        self.tokens = tokens.Tokens.from_config(config)
         self.handled = 0
 
     # -- the one entry point --------------------------------------------------------
@@ -143,6 +147,8 @@ class EngineService:
                 msg = wire.engine_message(item.body)
             except wire.Malformed:
                 continue  # handle dead-letters it
+            if self.tokens.enabled and self._refused(msg) is not None:
+                continue  # handle dead-letters it, one by one
             if HANDLERS.get(msg["type"]) is EngineService._on_run_message:
                 batch.append(k)
                 msgs.append(msg)
@@ -232,10 +238,67 @@ class EngineService:
         return self._alive(msg)
 
     def _on_registration(self, msg: dict[str, Any], body: bytes | str, queue: str) -> str:
+        policy = self.config.queue_registrations
+        if policy == "false" or (policy == "auto" and self.tokens.enabled):
+            return self._deadletter(
+                body,
+                f"{msg['type']} {msg.get('pattern')!r} from the engine's queue refused "
+                f"(queue_registrations = {policy}"
+                f"{', dispatch tokens are on' if self.tokens.enabled else ''}): a participant "
+                "could route another participant's workitems to itself; register with "
+                "'boss register' or 'skynet install --register'",
+                queue,
+            )
         return self._registration(msg)
 
+    def _refused(self, msg: dict[str, Any]) -> str | None:
+        """Why a reply (or a ``started`` notice, whose workitem the engine
+        dispatches again when its lease runs out) must not reach its run
+        while dispatch tokens are on (``engine.tokens``): its token is
+        missing or wrong, a notice's workitem is another step's, or it
+        names a participant the step does not wait on (a token minted for
+        the dispatch of a workitem smuggled in to be dispatched again).
+        None for every other message."""
+        kind = msg.get("type")
+        if kind not in ("reply", "started"):
+            return None
+        workitem = msg.get("workitem")
+        what = "reply" if kind == "reply" else "started notice"
+        if not isinstance(workitem, dict):
+            return None  # a reply always has one (the schema); a notice without: nothing to check
+        fei = workitem.get("fei") or {}
+        wfid, eid = msg.get("wfid"), fei.get("subid")
+        if kind == "started" and (fei.get("wfid") != wfid or eid != msg.get("eid")):
+            return (
+                f"started notice for {wfid}/{msg.get('eid')} carrying the workitem of "
+                f"{fei.get('wfid')}/{eid}"
+            )
+        reason = self.tokens.check_reply(workitem, what)
+        if reason is not None:
+            return reason
+        if not isinstance(wfid, str) or not isinstance(eid, str):
+            return None
+        try:
+            state = self.engine.state(wfid)
+        except Exception:  # no such run: the engine ignores the reply
+            return None
+        expr = runstate.expression(state, eid)
+        named = workitem.get("participant_name")
+        if expr is not None and expr.participant is not None and expr.participant != named:
+            return (
+                f"{what} names participant {named!r} but step {wfid}/{fei.get('expid')}/{eid} "
+                f"was dispatched to {expr.participant!r}"
+            )
+        return None
+
     def _on_run_message(self, msg: dict[str, Any], body: bytes | str, queue: str) -> str:
-        """A reply, an operation or a notice for one run: ``Engine.deliver``."""
+        """A reply, an operation or a notice for one run: ``Engine.deliver``.
+        A reply or ``started`` notice the dispatch tokens refuse
+        (``_refused``) is dead-lettered and reaches no run."""
+        if self.tokens.enabled:
+            refused = self._refused(msg)
+            if refused is not None:
+                return self._deadletter(body, refused, queue)
         try:
             reason = self.engine.deliver(msg)
         except Undecided as exc:
@@ -398,8 +461,10 @@ class EngineService:
         content_type: str | None,
         headers: dict[str, Any] | None,
     ) -> str:
-        outcome = self._deadletter(body, exc.reason, queue, content_type, headers)
-        if exc.fei is not None:
+        refused = self._refused_malformed(body, exc) if exc.fei is not None else None
+        reason = exc.reason if refused is None else f"{exc.reason}; {refused}"
+        outcome = self._deadletter(body, reason, queue, content_type, headers)
+        if exc.fei is not None and refused is None:
             fei = exc.fei
             msg = messages.reply(
                 {
@@ -416,6 +481,21 @@ class EngineService:
             with contextlib.suppress(Undecided):
                 self.engine.deliver(msg)
         return outcome
+
+    def _refused_malformed(self, body: bytes | str, exc: wire.Malformed) -> str | None:
+        """While dispatch tokens are on, a malformed reply fails the step it
+        names only if it carries that step's token (else anyone could fail
+        any step): why not, or None."""
+        if not self.tokens.enabled:
+            return None
+        try:
+            obj = wire.decode(body)
+        except wire.Malformed:
+            return "no dispatch token: the step it names is left alone"
+        inner = obj.get("workitem")
+        wi = inner if obj.get("type") == "reply" and isinstance(inner, dict) else obj
+        refused = self.tokens.check_reply({**wi, "fei": exc.fei})
+        return None if refused is None else f"{refused}: the step it names is left alone"
 
     def poisoned(self, body: bytes | str, exc: BaseException, queue: str) -> str:
         """A message whose handling kept raising: set it aside with the

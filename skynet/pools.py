@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from skynet import private, programs
+from engine.config import ENGINE_ONLY_KEYS
+from skynet import broker_users, private, programs
 from skynet.config import SkynetConfig
 from skynet.errors import (
     Conflict,
@@ -145,7 +146,19 @@ class Pools:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")  # not *.conf: supervisord ignores it
         tmp.write_text(programs.render(spec), encoding="utf-8")
+        if self._own_user(spec) is not None:
+            # its broker password: for supervisord and the participant only
+            tmp.chmod(0o600)
+            if spec.user and os.geteuid() == 0:
+                uid = check_user(spec.user).pw_uid
+                os.chown(tmp, uid, -1)
         tmp.replace(path)
+
+    def _own_user(self, spec: ProgramSpec) -> str | None:
+        """The participant's own broker user when its ``[boss] broker_url``
+        names it (``participant_users``), else None."""
+        user = broker_users.user_of_url(spec.boss.get("broker_url", ""))
+        return user if user == broker_users.user_name(spec.queue) else None
 
     def _template(self, **values: Any) -> ProgramSpec:
         boss = self.config.boss
@@ -153,7 +166,9 @@ class Pools:
         section = {
             f: str(getattr(boss, f))
             for f in boss.__dataclass_fields__
-            if f != "source" and getattr(boss, f) != getattr(defaults, f)
+            if f != "source"
+            and f not in ENGINE_ONLY_KEYS  # secrets participants must not hold
+            and getattr(boss, f) != getattr(defaults, f)
         }
         return ProgramSpec(
             boss=section,
@@ -236,17 +251,36 @@ class Pools:
             sections=dict(sections or {}),
             path=str(path),
         )
-        self._write(spec)
-        if apply:
-            try:
-                self.apply([name])
-            except SkynetError:
-                path.unlink(missing_ok=True)
-                with contextlib.suppress(SkynetError):
+        made = None
+        if self.config.boss.participant_users:
+            # a pool on a queue another participant consumes shares its user
+            shared = next(
+                (o for o in self.specs().values() if o.queue == spec.queue and self._own_user(o)),
+                None,
+            )
+            if shared is not None:
+                url = shared.boss["broker_url"]
+            else:
+                made = broker_users.create_participant_user(self.config.boss, spec.queue)
+                url = made.url
+            spec = spec.replace(boss={**spec.boss, "broker_url": url})
+        try:
+            self._write(spec)
+            if apply:
+                try:
                     self.apply([name])
-                raise
-            if wait:
-                self.wait_started(spec.programs)
+                except SkynetError:
+                    path.unlink(missing_ok=True)
+                    with contextlib.suppress(SkynetError):
+                        self.apply([name])
+                    raise
+        except BaseException:
+            if made is not None and not self._queue_used(spec.queue, but=name):
+                with contextlib.suppress(SkynetError):
+                    broker_users.remove_participant_user(self.config.boss, spec.queue)
+            raise
+        if apply and wait:
+            self.wait_started(spec.programs)
         return spec
 
     def uninstall(self, name: str) -> ApplyResult:
@@ -254,7 +288,15 @@ class Pools:
         spec = self.get(name)
         self._may(spec, "uninstall")
         Path(spec.path).unlink()
-        return self.apply([name])
+        result = self.apply([name])
+        if self._own_user(spec) is not None and not self._queue_used(spec.queue):
+            broker_users.remove_participant_user(self.config.boss, spec.queue)
+        return result
+
+    def _queue_used(self, queue: str, *, but: str | None = None) -> bool:
+        """Whether another installed participant than ``but`` consumes ``queue``
+        (its pool shares the queue's broker user)."""
+        return any(s.queue == queue for n, s in self.specs().items() if n != but)
 
     def rebuild(self, names: Iterable[str] | None = None, *, all_: bool = False) -> ApplyResult:
         """Rewrite program files from what they record, with this host's current
@@ -276,6 +318,8 @@ class Pools:
                 sections=old.sections,
                 path=old.path,
             )
+            if self._own_user(old) is not None:  # keep its own broker user
+                spec = spec.replace(boss={**spec.boss, "broker_url": old.boss["broker_url"]})
             self._write(spec)
         return self.apply(chosen)
 

@@ -129,6 +129,19 @@ def participants(ctx: Context, no_queues: bool, as_json: bool) -> None:
     help="A python-ruote-amqp client: also send cancels as ruote cancel items "
     "to its queue (it reads no control exchange).",
 )
+@click.option(
+    "--broker-user",
+    is_flag=True,
+    help="RabbitMQ: also create (or renew, with a new password) the queue's own broker "
+    "user, boss.participant.QUEUE, which may consume only that queue (docs/security.md).",
+)
+@click.option(
+    "--credentials",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write the broker user's [boss] broker_url to this file (mode 0600, "
+    "to include in the participant's INI) instead of printing it.",
+)
 @pass_context
 def register_cmd(
     ctx: Context,
@@ -137,6 +150,8 @@ def register_cmd(
     regex: bool | None,
     position: int | None,
     ruote: bool,
+    broker_user: bool,
+    credentials: str | None,
 ) -> None:
     """Register a participant name or regular expression and its queue."""
     import re
@@ -160,16 +175,55 @@ def register_cmd(
         f"registered {reg.pattern} ({kind}) -> {reg.queue}"
         + (" (ruote cancel items)" if ruote else "")
     )
+    if broker_user:
+        _make_broker_user(ctx, reg.queue, credentials)
+
+
+def _make_broker_user(ctx: Context, queue: str, credentials: str | None) -> None:
+    """``boss register --broker-user``: the queue's own RabbitMQ user."""
+    import os
+
+    from skynet.broker_users import create_participant_user
+    from skynet.errors import SkynetError
+
+    try:
+        made = create_participant_user(ctx.config, queue)
+    except SkynetError as exc:
+        fail(f"broker user for {queue}: {exc}")
+    text = f"[boss]\nbroker_url = {made.url}\n"
+    if credentials:
+        fd = os.open(credentials, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(credentials, 0o600)
+        click.echo(f"broker user {made.user}: its broker_url is in {credentials}")
+    else:
+        click.echo(f"broker user {made.user}; the participant's INI needs:\n{text}", nl=False)
 
 
 @click.command()
 @click.argument("pattern")
+@click.option(
+    "--broker-user",
+    is_flag=True,
+    help="Also remove the broker user of the registration's queue (boss register --broker-user).",
+)
 @pass_context
-def unregister(ctx: Context, pattern: str) -> None:
+def unregister(ctx: Context, pattern: str, broker_user: bool) -> None:
     """Remove a participant registration."""
+    reg = next((r for r in ctx.engine.registrations() if r.pattern == pattern), None)
     if not ctx.engine.unregister(pattern):
         fail(f"no registration {pattern!r}")
     click.echo(f"unregistered {pattern}")
+    if broker_user and reg is not None:
+        from skynet.broker_users import remove_participant_user, user_name
+        from skynet.errors import SkynetError
+
+        try:
+            gone = remove_participant_user(ctx.config, reg.queue)
+        except SkynetError as exc:
+            fail(f"broker user for {reg.queue}: {exc}")
+        click.echo(f"{'removed' if gone else 'no'} broker user {user_name(reg.queue)}")
 
 
 # -- dead letters -------------------------------------------------------------------------
