@@ -26,7 +26,8 @@ Definitions (``docs/radar.md`` has them with examples):
   the window (from ``since`` to its first report, between two, from the
   last to ``until``);
 * ``streak``: its newest verdicts alike (``{"verdict", "length"}``),
-  ``longest_fail_streak``;
+  ``fail_run``: how many of its newest verdicts in a row failed (fail or
+  error), ``longest_fail_streak``;
 * ``healthy`` and ``reasons`` (see :func:`health`).
 """
 
@@ -190,6 +191,7 @@ def system_figures(
         "arrived_since_last": arrived,
         "longest_silence_s": max(0.0, silence),
         "streak": streak,
+        "fail_run": run,
         "longest_fail_streak": longest_fail,
     }
 
@@ -226,13 +228,10 @@ def health(figures: dict[str, Any], settings: RadarSettings) -> tuple[bool | Non
             f"failed {rate:.0%} of the patch sets the gate passed ({round(rate * passed)} of"
             f" {passed}; maximum {settings.max_gate_pass_failure:.0%})"
         )
-    streak = figures["streak"]
-    if (
-        streak
-        and streak["verdict"] in (FAIL, ERROR)
-        and streak["length"] >= settings.max_fail_streak
-    ):
-        reasons.append(f"failed the last {streak['length']} patch sets in a row")
+    # its newest verdicts that failed, fail and error alike
+    fail_run = figures.get("fail_run", 0)
+    if fail_run >= settings.max_fail_streak:
+        reasons.append(f"failed the last {fail_run} patch sets in a row")
     p90 = figures["response_p90_s"]
     if settings.max_response_p90 and p90 is not None and p90 > settings.max_response_p90:
         reasons.append(
