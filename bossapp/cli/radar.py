@@ -219,3 +219,55 @@ def show_cmd(ctx: Context, system: str, limit: int, as_json: bool) -> None:
         ],
         ["at", "project", "change", "patch set", "verdict", "response", "detail"],
     )
+
+
+@radar.command("watch")
+@click.option("--once", is_flag=True, help="Look once and exit (a cron job, a test).")
+@click.option(
+    "--every", type=float, default=None, help="Seconds between looks ([radar] alert_every)."
+)
+@click.option("--until", "until_", default="now", help="With --once: the look's time.")
+@json_option
+@pass_context
+def watch_cmd(ctx: Context, once: bool, every: float | None, until_: str, as_json: bool) -> None:
+    """Launch [radar] alert_process when a CI system's health changes.
+
+    Every look judges each system over the last alert_window; a system that
+    turned unhealthy (or healthy again) since the previous look gets one
+    launch of alert_process, with fields.radar (system, healthy, reasons,
+    figures) and fields.msg. Runs until stopped, or once with --once."""
+    from engine.broker import Publisher
+    from engine.radar import watch
+
+    feed = _feed(ctx)
+    settings = feed.settings
+    if not settings.alert_process:
+        click.echo("[radar] alert_process is not set: changes are reported here only", err=True)
+    publisher = Publisher(ctx.config)
+    try:
+        while True:
+            now = _instant(until_) if once else time.time()
+            alerts = watch(feed.store, settings, now=now, launch=publisher.send)
+            if as_json:
+                emit_json(
+                    [
+                        {
+                            **a.figures,
+                            "system": a.system,
+                            "healthy": a.healthy,
+                            "was": a.was,
+                            "reasons": list(a.reasons),
+                        }
+                        for a in alerts
+                    ]
+                )
+            else:
+                for a in alerts:
+                    click.echo(f"{when(now)}  {a.message}")
+            if once:
+                return
+            time.sleep(every or settings.alert_every)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        publisher.close()

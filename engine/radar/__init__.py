@@ -10,6 +10,7 @@ performs (issue 17), relative to the others and to the project's gate.
 * ``stats``: the window figures (exact percentiles, rates) and the health
   verdict with its reasons;
 * ``feed``: the launchers' listener, the imports, the runs' sync;
+* ``alerts``: a process launched when a system's health changes;
 * ``settings``: the ``[radar]`` section.
 
 ``docs/radar.md`` describes it. Import from here.
@@ -17,6 +18,7 @@ performs (issue 17), relative to the others and to the project's gate.
 
 from __future__ import annotations
 
+from engine.radar.alerts import Alert, launch_item, watch
 from engine.radar.collect import Classifier, Unreadable, from_delivery, from_run
 from engine.radar.feed import ImportResult, RadarFeed
 from engine.radar.model import Record, parse_instant, patchset_id
@@ -25,6 +27,7 @@ from engine.radar.stats import duration_text, health, percentile, system_figures
 from engine.radar.store import PatchSet, RadarStore
 
 __all__ = [
+    "Alert",
     "Classifier",
     "ImportResult",
     "PatchSet",
@@ -37,9 +40,11 @@ __all__ = [
     "from_delivery",
     "from_run",
     "health",
+    "launch_item",
     "parse_instant",
     "patchset_id",
     "percentile",
     "system_figures",
+    "watch",
     "window",
 ]

@@ -78,5 +78,12 @@ class RadarSettings(ConfigSection):
     max_fail_streak: int = setting(5, check=at_least(1))
     #: health: the largest p90 response time (0: not checked)
     max_response_p90: float = setting(12 * 3600.0, coerce=to_duration, check=not_negative())
+    #: alerts (``boss ci watch``): the process launched when a system's
+    #: health changes (empty: no alerts)
+    alert_process: str = ""
+    #: alerts: the window each look judges (the last this long)
+    alert_window: float = setting(86400.0, coerce=to_duration, check=positive())
+    #: alerts: seconds between two looks of ``boss ci watch``
+    alert_every: float = setting(300.0, coerce=to_duration, check=positive())
     #: health: the rates are judged only over at least this many patch sets
     min_patch_sets: int = setting(5, check=at_least(1))

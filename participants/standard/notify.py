@@ -9,7 +9,7 @@ process definitions); ``$$`` is a dollar. Templates are looked up in
 ``[notify] template_dir`` (a file named after the template, with or without
 ``.txt``), then among the built-in ones: ``default``, ``SR_SUCCESS``,
 ``SR_FAILURE``, ``SR_ERROR``, ``ADMIN``, ``COMMIT_FAILURE``,
-``PROMOTION_REMINDER``, ``BUILD_SUCCESS``.
+``PROMOTION_REMINDER``, ``BUILD_SUCCESS``, ``CI_ALERT``.
 
 Params
 ------
@@ -132,6 +132,8 @@ BUILTIN_TEMPLATES: dict[str, str] = {
         "Subject: [BOSS] ${ev.project}/${ev.package} built on ${ev.repository}/${ev.arch}\n\n"
         "${msg}\n"
     ),
+    # processes/radar/ci_alert.yaml (``boss ci watch``: fields.radar)
+    "CI_ALERT": "Subject: [BOSS] ${msg}\n\n${msg}\n\n${radar.reasons}\n",
 }
 
 _PLACEHOLDER = re.compile(r"\$(?:\$|\{([^{}]+)\})")
