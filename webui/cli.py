@@ -60,14 +60,27 @@ def _password(prompt: str) -> str:
     help="Create this admin first (password from $BOSS_WEB_PASSWORD, else asked).",
 )
 @click.option("--debug", is_flag=True, help="Flask's debugger and reloader (never in production).")
+@click.option(
+    "--loglevel",
+    default="INFO",
+    show_default=True,
+    help="Log level (requests are logged at INFO; [boss] log_format = json: one JSON object "
+    "a line).",
+)
 @pass_context
 @click.pass_context
 def web(
-    cctx: click.Context, ctx: Context, bind: str | None, create_admin: str | None, debug: bool
+    cctx: click.Context,
+    ctx: Context,
+    bind: str | None,
+    create_admin: str | None,
+    debug: bool,
+    loglevel: str,
 ) -> None:
     """Serve the web UI (runs, errors, launch, participants, trace, health)."""
     if cctx.invoked_subcommand is not None:
         return
+    ctx.start_logging(loglevel)
     from webui.app import create_app
     from webui.users import UserError
 
