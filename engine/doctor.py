@@ -140,8 +140,43 @@ def diagnose(
         )
     for warning in config.broker_warnings():
         report.add("config.broker", WARN, warning, "see docs/configuration.md, consumer_timeout")
+    _check_tokens(config, report)
     _Doctor(config, report, timeout).run()
     return report
+
+
+def _check_tokens(config: Config, report: Report) -> None:
+    """Whether replies must carry their dispatch token (``engine.tokens``),
+    and whether the key can be read (a worker would not start)."""
+    from engine.tokens import read_key
+
+    try:
+        key = read_key(key=config.dispatch_key, key_file=config.dispatch_key_file)
+    except ConfigError as exc:
+        report.add(
+            "config.tokens",
+            FAIL,
+            f"the dispatch key cannot be read: {exc}",
+            "make dispatch_key_file readable by the workers (docs/security.md)",
+        )
+        return
+    if key is None:
+        report.add(
+            "config.tokens",
+            OK,
+            "dispatch tokens off: whoever can publish to the engine queue can reply for any "
+            "participant (docs/security.md: dispatch_key_file)",
+            enabled=False,
+        )
+        return
+    untokened = ", ".join(config.untokened_participants) or "none"
+    report.add(
+        "config.tokens",
+        OK,
+        f"dispatch tokens on: a reply without its workitem's token is dead-lettered "
+        f"(participants allowed without: {untokened})",
+        enabled=True,
+    )
 
 
 class _Doctor:

@@ -507,3 +507,24 @@ def test_a_real_boss_participant_sends_the_token_back(
         system.cleanup()
         with contextlib.suppress(Exception), system.publisher.connection.clone() as conn:
             participant_queue(f"{prefix}.check")(conn.channel()).delete()
+
+
+def test_boss_doctor_says_whether_tokens_are_on_and_fails_on_an_unreadable_key(
+    tmp_path: Path,
+) -> None:
+    from engine.config import Config
+    from engine.doctor import FAIL, OK, Report, _check_tokens
+
+    def finding(**keys: object) -> object:
+        report = Report()
+        _check_tokens(Config.load(None, environ={"HOME": "/nonexistent"}, **keys), report)
+        return report.get("config.tokens")
+
+    off = finding()
+    assert off.status == OK and off.data["enabled"] is False and "tokens off" in off.found
+    key = tmp_path / "dispatch.key"
+    key.write_text("0123456789abcdef" * 4)
+    on = finding(dispatch_key_file=str(key), untokened_participants="legacy_*")
+    assert on.status == OK and on.data["enabled"] is True and "legacy_*" in on.found
+    missing = finding(dispatch_key_file=str(tmp_path / "nope.key"))
+    assert missing.status == FAIL and "cannot be read" in missing.found
