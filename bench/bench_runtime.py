@@ -39,10 +39,26 @@ waits for: a confirm, the next message, the store, ...). ``--what-if``
 adds BOSS with the participant runtime's poll timeouts patched to 1 ms
 (an estimate, not a verdict; the stock runtime is what the targets judge).
 
+``--security`` measures, instead of the brokers above, what TLS and dispatch
+tokens (docs/security.md) cost: a private RabbitMQ node is started under the
+temp dir (its own name, ports, epmd, HOME, data and log directories; a test
+CA from ``tests/security/test_broker_tls.make_pki``) with a plain TCP and a
+TLS listener, and BOSS end to end (1., ``inflight`` runs then 1; run store
+on the machine's Redis) is measured three times on it: ``plain``
+(``amqp://``, user and password), ``tls`` (``amqps://localhost`` with
+``broker_ca``, ``broker_cert``, ``broker_key``: the broker's certificate and
+host name verified, the client certificate logging in by ``EXTERNAL``) and
+``tls_tokens`` (the same with ``dispatch_key`` for the engine worker). It
+prints each variant's figures and the ratios TLS/plain and
+TLS+tokens/plain (steps/s, p50, p99, CPU of engine, participant, broker);
+``--json`` has them under ``brokers.security``. No Celery nor bare kombu.
+
 Run: ``python bench/bench_runtime.py [--quick] [--json FILE] [--profile DIR]
-[--what-if] [--keep]``; numbers and their reading are in docs/benchmarks.md.
-Everything it creates (processes, the RabbitMQ vhost, Redis keys, the
-embedded Valkey and its directory) is removed at exit, also on Ctrl-C.
+[--what-if] [--keep]``, or ``python bench/bench_runtime.py --security
+[--quick] [--json FILE]``; numbers and their reading are in
+docs/benchmarks.md. Everything it creates (processes, the RabbitMQ vhost or
+private node, Redis keys, the embedded Valkey and its directory) is removed
+at exit, also on Ctrl-C.
 
 The module doubles as the participant's handler file (``NoopRecorder``) and
 as the entry point of the baseline processes (``--role ...``), so its
@@ -58,6 +74,8 @@ import os
 import platform
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -485,22 +503,38 @@ class Rig:
     vhost: str | None = None
     server: Any = None
     versions: dict[str, str] = field(default_factory=dict)
+    #: a private RabbitMQ node (``--security``) instead of the machine's
+    node: TlsNode | None = None
+    #: the broker users given the rig's vhost
+    users: tuple[str, ...] = ("guest",)
+    #: ``[boss]`` settings for every BOSS process (the TLS keys)
+    settings: dict[str, str] = field(default_factory=dict)
+    #: ``[boss]`` settings for the engine workers only (``dispatch_key``:
+    #: participants never hold it)
+    engine_settings: dict[str, str] = field(default_factory=dict)
+
+    def ctl(self, *args: str, check: bool = True) -> str:
+        """``rabbitmqctl -q ARGS`` on the rig's node (the machine's, or the
+        private one)."""
+        if self.node is not None:
+            return self.node.ctl(*args, check=check)
+        ctl = shutil.which("rabbitmqctl")
+        if ctl is None:
+            raise RuntimeError("rabbitmqctl not found: cannot make a private vhost")
+        return _run([ctl, "-q", *args], check=check)
 
     # -- set-up and tear-down -------------------------------------------------------
     def setup(self, amqp_url: str, redis_url: str) -> None:
         import redis
 
         if self.kind == "rabbitmq":
-            ctl = shutil.which("rabbitmqctl")
-            if ctl is None:
-                raise RuntimeError("rabbitmqctl not found: cannot make a private vhost")
             self.vhost = self.prefix
-            _run([ctl, "-q", "add_vhost", self.vhost])
-            _run([ctl, "-q", "set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*"])
+            self.ctl("add_vhost", self.vhost)
+            for user in self.users:
+                self.ctl("set_permissions", "-p", self.vhost, user, ".*", ".*", ".*")
             self.broker_url = amqp_url.rstrip("/") + "/" + self.vhost
             self.redis_url = redis_url
-            out = _run([ctl, "-q", "version"], check=False)
-            self.versions["rabbitmq"] = out.strip()
+            self.versions["rabbitmq"] = self.ctl("version", check=False).strip()
         else:
             from engine.embedded import EmbeddedValkey
 
@@ -530,6 +564,8 @@ class Rig:
             deadletter_queue=f"{self.prefix}.deadletter",
             control_exchange=f"{self.prefix}.control",
             process_dir=str(self.tmp / "processes"),
+            **self.settings,
+            **self.engine_settings,
         )
         self.ini = self.tmp / "boss.ini"
         keys = (
@@ -541,12 +577,16 @@ class Rig:
             "control_exchange",
             "process_dir",
         )
+        # the participant's INI has ``boss_section``; the engine workers'
+        # (``ini``) the engine-only settings too
         self.boss_section = (
             "[boss]\n"
             + "".join(f"{k} = {getattr(self.config, k)}\n" for k in keys)
-            + "".join(f"{k} = {v}\n" for k, v in BOSS_SETTINGS.items())
+            + "".join(f"{k} = {v}\n" for k, v in {**self.settings, **BOSS_SETTINGS}.items())
         )
-        self.ini.write_text(self.boss_section)
+        self.ini.write_text(
+            self.boss_section + "".join(f"{k} = {v}\n" for k, v in self.engine_settings.items())
+        )
         self.store = RedisStore(self.redis_url, prefix=self.config.key_prefix)
         self.engine = Engine(self.store)
         self.publisher = Publisher(self.config)
@@ -566,15 +606,8 @@ class Rig:
                 _delete_keys(client, f"{self.prefix}:")
                 client.close()
             if self.vhost is not None:
-                _run(
-                    [
-                        shutil.which("rabbitmqctl") or "rabbitmqctl",
-                        "-q",
-                        "delete_vhost",
-                        self.vhost,
-                    ],
-                    check=False,
-                )
+                with contextlib.suppress(Exception):
+                    self.ctl("delete_vhost", self.vhost, check=False)
         elif self.server is not None:
             with contextlib.suppress(Exception):
                 self.server.stop()
@@ -617,6 +650,8 @@ class Rig:
                 raise RuntimeError(f"{p.name} exited with {p.popen.returncode}:\n{p.tail()}")
 
     def broker_pids(self) -> list[int]:
+        if self.node is not None:
+            return self.node.pids()
         if self.kind == "rabbitmq":
             return _pids_named("beam.smp")
         return [self.server.pid] if self.server is not None and self.server.pid else []
@@ -636,8 +671,8 @@ class Rig:
         return CpuMeter(groups)
 
 
-def _run(argv: list[str], check: bool = True) -> str:
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+def _run(argv: list[str], check: bool = True, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False, env=env)
     if check and done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}: {done.stderr}")
     return done.stdout
@@ -653,6 +688,163 @@ def _delete_keys(client: Any, prefix: str) -> None:
             batch.clear()
     if batch:
         client.unlink(*batch)
+
+
+# -- a private RabbitMQ node with TLS (``--security``) ---------------------------------
+
+RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _accepts_tls(port: int, ca: Path) -> bool:
+    """Whether ``port`` completes a TLS handshake, the server's certificate
+    verified against ``ca`` for the name ``localhost``."""
+    context = ssl.create_default_context(cafile=str(ca))
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=1) as sock,
+            context.wrap_socket(sock, server_hostname="localhost"),
+        ):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class TlsNode:
+    """A private RabbitMQ node (as ``tests/security/test_broker_tls.py``'s):
+    its own node name, ports, HOME (Erlang cookie), epmd, data and log
+    directories and ``rabbitmq.conf`` under ``base``, with a plain TCP
+    listener (``port``) and a TLS one (``tls_port``: certificates from the
+    tests' ``make_pki``, client certificates verified when presented,
+    ``EXTERNAL`` login by their common name). The machine's RabbitMQ is
+    neither touched nor needed."""
+
+    base: Path
+    node: str = field(default_factory=lambda: f"bossbench{uuid.uuid4().hex[:8]}@localhost")
+    port: int = field(default_factory=_free_port)
+    tls_port: int = field(default_factory=_free_port)
+    epmd_port: int = field(default_factory=_free_port)
+    user: str = "boss"
+    password: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: the client certificate's common name: the user it logs in as
+    client_cn: str = ""
+    pki: Any = None
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 90.0) -> TlsNode:
+        from tests.security.test_broker_tls import CLIENT_CN, make_pki
+
+        base = self.base
+        base.mkdir(parents=True)
+        (base / "home").mkdir()
+        self.pki = make_pki(base / "pki")
+        self.client_cn = CLIENT_CN
+        (base / "rabbitmq-env.conf").write_text("")  # not the machine's (/etc/rabbitmq)
+        (base / "enabled_plugins").write_text("[rabbitmq_auth_mechanism_ssl].\n")
+        (base / "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = {self.port}\n"
+            f"listeners.ssl.default = {self.tls_port}\n"
+            f"ssl_options.cacertfile = {self.pki.ca}\n"
+            f"ssl_options.certfile = {self.pki.server_cert}\n"
+            f"ssl_options.keyfile = {self.pki.server_key}\n"
+            "ssl_options.verify = verify_peer\n"
+            "ssl_options.fail_if_no_peer_cert = false\n"
+            "auth_mechanisms.1 = PLAIN\n"
+            "auth_mechanisms.2 = EXTERNAL\n"
+            "ssl_cert_login_from = common_name\n"
+            "loopback_users = none\n"
+            "management_agent.disable_metrics_collector = true\n"
+        )
+        self.env = {
+            **os.environ,
+            "HOME": str(base / "home"),  # its own Erlang cookie, made on first start
+            "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(_free_port()),
+            "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(base / "log"),
+            "RABBITMQ_PID_FILE": str(base / "rabbit.pid"),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            # an epmd of its own, stopped with the node (not the machine's)
+            "ERL_EPMD_PORT": str(self.epmd_port),
+        }
+        with (base / "server.out").open("wb") as log:
+            self.proc = subprocess.Popen(
+                [str(RABBIT_BIN / "rabbitmq-server")],
+                env=self.env,
+                cwd=base,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+        def up() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                out = (base / "server.out").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"rabbitmq-server exited ({self.proc.returncode}):\n{out}")
+            return _accepts_tls(self.tls_port, self.pki.ca)
+
+        wait_for(up, timeout, f"the private RabbitMQ node {self.node} to accept TLS", 0.2)
+        self.ctl("add_user", self.user, self.password)
+        # the client certificate's user: no password (EXTERNAL)
+        self.ctl("add_user", self.client_cn, uuid.uuid4().hex)
+        self.ctl("clear_password", self.client_cn)
+        return self
+
+    def ctl(self, *args: str, check: bool = True) -> str:
+        return _run(
+            [str(RABBIT_BIN / "rabbitmqctl"), "-q", "-n", self.node, *args],
+            check=check,
+            env=self.env,
+        )
+
+    def plain_url(self) -> str:
+        return f"amqp://{self.user}:{self.password}@127.0.0.1:{self.port}"
+
+    def tls_url(self) -> str:
+        """No password: the client certificate logs in (``EXTERNAL``)."""
+        return f"amqps://localhost:{self.tls_port}"
+
+    def pids(self) -> list[int]:
+        if self.proc is None or self.proc.poll() is not None:
+            return []
+        return [p for p in _tree(self.proc.pid) if _comm(p) == "beam.smp"]
+
+    def stop(self) -> None:
+        """Stop the node and its epmd, remove its directories."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                with contextlib.suppress(Exception):
+                    self.ctl("stop", check=False)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=30)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)  # anything of it left
+            self.proc.wait(timeout=10)
+        if self.env:
+            epmd = shutil.which("epmd") or "/usr/lib/erlang/bin/epmd"
+            # its own epmd (ERL_EPMD_PORT); it refuses while a node is
+            # registered with it: none is now
+            with contextlib.suppress(Exception):
+                _run([epmd, "-port", str(self.epmd_port), "-kill"], False, self.env)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 # -- statistics -------------------------------------------------------------------------
@@ -1420,8 +1612,8 @@ def print_table(results: dict[str, Any]) -> None:
             )
 
 
-def _f(x: float | None) -> str:
-    return "-" if x is None else f"{x:.1f}"
+def _f(x: float | None, digits: int = 1) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -1561,6 +1753,141 @@ def run_broker(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]
     return results
 
 
+#: ``--security``'s variants: (key, label)
+SECURITY_VARIANTS = (
+    ("plain", "plain amqp://"),
+    ("tls", "TLS, client cert"),
+    ("tls_tokens", "TLS + dispatch tokens"),
+)
+
+
+def run_security(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """``--security``: BOSS end to end (``measure_boss``: ``inflight`` runs
+    at once, then 1) three times on one private RabbitMQ node (``TlsNode``),
+    the run store on the machine's Redis: ``plain`` (``amqp://`` to its TCP
+    listener, user and password), ``tls`` (``amqps://localhost`` to its TLS
+    listener with ``broker_ca``, ``broker_cert``, ``broker_key``: the
+    broker's certificate and host name verified, the client certificate
+    logging in by ``EXTERNAL``) and ``tls_tokens`` (the same with
+    ``dispatch_key``: every workitem signed, every reply checked). Each
+    variant has a vhost, key prefix and processes of its own. Keys
+    ``<variant>_many``, ``<variant>_one`` and ``ratios`` (each TLS variant's
+    figures / plain's)."""
+    node = TlsNode(tmp / "rabbit")
+    results: dict[str, Any] = {"steps_per_run": args.steps}
+    try:
+        node.start()
+        pki = node.pki
+        tls = {
+            "broker_ca": str(pki.ca),
+            "broker_cert": str(pki.client_cert),
+            "broker_key": str(pki.client_key),
+        }
+        variants: dict[str, tuple[str, dict[str, str], dict[str, str]]] = {
+            "plain": (node.plain_url(), {}, {}),
+            "tls": (node.tls_url(), tls, {}),
+            "tls_tokens": (node.tls_url(), tls, {"dispatch_key": uuid.uuid4().hex * 2}),
+        }
+        results["node"] = {"port": node.port, "tls_port": node.tls_port}
+        broker_pids = sorted(node.pids())
+        for key, (url, settings, engine_settings) in variants.items():
+            rig = Rig(
+                "rabbitmq",
+                tmp / f"security-{key}",
+                node=node,
+                users=(node.user, node.client_cn),
+                settings=settings,
+                engine_settings=engine_settings,
+            )
+            rig.tmp.mkdir(parents=True)
+            try:
+                rig.setup(url, args.redis_url)
+                results["versions"] = rig.versions
+                print(
+                    f"[security] {key}: broker {rig.broker_url.split('@')[-1]}, store "
+                    f"{rig.versions['store']}; runs of {args.steps} steps",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                measured = measure_boss(rig, args.inflight, args.steps, args.seconds, None)
+                for load in ("many", "one"):
+                    results[f"{key}_{load}"] = measured[f"boss_{load}"]
+                results[f"{key}_many"]["settings"] = sorted({**settings, **engine_settings})
+            except BaseException:
+                for p in rig.procs:
+                    print(
+                        f"==== {p.name} (exit {p.popen.poll()}) ====\n{p.tail()}", file=sys.stderr
+                    )
+                raise
+            finally:
+                rig.cleanup()
+        if sorted(node.pids()) != broker_pids:
+            results["warning"] = "the private RabbitMQ node restarted: figures are suspect"
+    finally:
+        node.stop()
+    results["ratios"] = security_ratios(results)
+    return results
+
+
+def security_ratios(res: dict[str, Any]) -> dict[str, Any]:
+    """``tls/plain`` and ``tls_tokens/plain``, by load (``many``, ``one``):
+    steps/s, p50, p99 and each process's CPU (above 1: more)."""
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None or b == 0 else round(a / b, 2)
+
+    out: dict[str, Any] = {}
+    for key, _ in SECURITY_VARIANTS[1:]:
+        for load in ("many", "one"):
+            r, base = res.get(f"{key}_{load}"), res.get(f"plain_{load}")
+            if r is None or base is None:
+                continue
+            row = {m: ratio(r.get(m), base.get(m)) for m in ("steps_per_s", "p50_ms", "p99_ms")}
+            for proc in ("engine", "participant", "broker"):
+                row[f"cpu_{proc}"] = ratio(r["cpu"].get(proc), base["cpu"].get(proc))
+            out.setdefault(f"{key}/plain", {})[load] = row
+    return out
+
+
+def print_security(res: dict[str, Any]) -> None:
+    head = (
+        f"{'variant':<22} {'in flight':>9} {'steps/s':>9} {'p50 ms':>8} {'p99 ms':>8}  "
+        "CPU % of a core"
+    )
+    print(head)
+    print("-" * len(head) + "-" * 40)
+    for load in ("many", "one"):
+        for key, label in SECURITY_VARIANTS:
+            r = res.get(f"{key}_{load}")
+            if r is None:
+                continue
+            cpu = ", ".join(f"{k} {v:.0f}" for k, v in (r.get("cpu") or {}).items())
+            print(
+                f"{label:<22} {r['inflight']:>9} {r['steps_per_s']:>9,.0f} "
+                f"{_f(r['p50_ms']):>8} {_f(r['p99_ms']):>8}  {cpu}"
+            )
+    print()
+    head = (
+        f"{'ratio':<22} {'in flight':>9} {'steps/s':>9} {'p50':>8} {'p99':>8}  "
+        "CPU engine, participant, broker"
+    )
+    print(head)
+    print("-" * len(head))
+    for load in ("many", "one"):
+        for name, by_load in res.get("ratios", {}).items():
+            r = by_load.get(load)
+            if r is None:
+                continue
+            inflight = res[f"plain_{load}"]["inflight"]
+            cpu = ", ".join(_f(r[f"cpu_{p}"], 2) for p in ("engine", "participant", "broker"))
+            print(
+                f"{name:<22} {inflight:>9} {_f(r['steps_per_s'], 2):>9} "
+                f"{_f(r['p50_ms'], 2):>8} {_f(r['p99_ms'], 2):>8}  {cpu}"
+            )
+    if res.get("warning"):
+        print(f"WARNING: {res['warning']}")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -1613,6 +1940,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="an extra [boss] setting for BOSS's processes (repeatable), e.g. "
         "events=false trace_threads=0 dispatch_lease=0",
     )
+    ap.add_argument(
+        "--security",
+        action="store_true",
+        help="instead of the brokers: BOSS on a private RabbitMQ node, plain, over TLS "
+        "with a client certificate, and over TLS with dispatch tokens (what security costs)",
+    )
     ap.add_argument("--amqp-url", default=AMQP_URL, help="RabbitMQ (a vhost is added)")
     ap.add_argument("--redis-url", default=REDIS_URL, help="the store in RabbitMQ mode")
     # the baseline processes
@@ -1657,6 +1990,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         },
         "brokers": {},
     }
+    if args.security:
+        with _tempdir(keep=args.keep) as tmp:
+            results["brokers"]["security"] = run_security(args, tmp)
+        print()
+        print_security(results["brokers"]["security"])
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2))
+        return results
     with _tempdir(keep=args.keep) as tmp:
         for kind in [b.strip() for b in args.brokers.split(",") if b.strip()]:
             results["brokers"][kind] = run_broker(kind, args, tmp)

@@ -21,6 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import redis
 from flask import Flask, Response, jsonify, redirect, render_template, request, url_for
 from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
@@ -31,6 +32,9 @@ from webui.services import Services
 from webui.settings import WebConfig, secret_key
 
 __all__ = ["CSP", "create_app"]
+
+#: seconds a visitor is told to wait (``Retry-After``) when the store does not answer
+STORE_RETRY_AFTER = 5
 
 #: endpoints an anonymous visitor reaches even with ``anonymous = false``
 _OPEN = {"auth.login", "auth.logout", "static", "api.me"}
@@ -153,6 +157,19 @@ def create_app(
         if wants_json():
             return jsonify({"error": exc.reason, "status": exc.status}), exc.status
         return render_template("refused.html", reason=exc.reason, back=request.referrer), exc.status
+
+    @app.errorhandler(redis.ConnectionError)
+    @app.errorhandler(redis.TimeoutError)
+    def store_unreachable(exc: Exception) -> Any:
+        """The store (or the graph, in the same server) did not answer: 503
+        with ``Retry-After`` and a page saying so, not a 500; the cause is
+        logged on one line (no traceback: it is the network, not a bug)."""
+        reason = f"the run store does not answer ({type(exc).__name__}: {exc}); try again shortly"
+        app.logger.warning("%s %s: %s", request.method, request.path, reason)
+        headers = {"Retry-After": str(STORE_RETRY_AFTER)}
+        if wants_json():
+            return jsonify({"error": reason, "status": 503}), 503, headers
+        return render_template("unavailable.html", reason=reason), 503, headers
 
     @app.errorhandler(RateLimitExceeded)
     def throttled(exc: RateLimitExceeded) -> Any:

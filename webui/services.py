@@ -74,7 +74,9 @@ class Services:
     def client(self) -> redis.Redis:
         client = getattr(self.store, "client", None)
         if client is None:
-            client = redis.Redis.from_url(self.config.resolved_redis_url())
+            from engine.store.connection import client_for
+
+            client = client_for(self.config.resolved_redis_url())[0]
         return client
 
     @cached_property

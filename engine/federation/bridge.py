@@ -200,11 +200,10 @@ class Inbound:
     @property
     def graph(self) -> Any:
         if self._graph is None:
-            import redis
-
+            from engine.store.connection import client_for
             from engine.trace import Graph, graph_prefix
 
-            client = redis.Redis.from_url(self.config.resolved_redis_url())
+            client = client_for(self.config.resolved_redis_url())[0]
             self._graph = Graph(client, prefix=graph_prefix(self.config))
         return self._graph
 

@@ -96,9 +96,9 @@ class HookState:
         redis_client: Any = None,
     ) -> HookState:
         if redis_client is None:
-            import redis
+            from engine.store.connection import client_for
 
-            redis_client = redis.Redis.from_url(config.resolved_redis_url())
+            redis_client = client_for(config.resolved_redis_url())[0]
         return cls(
             launcher if launcher is not None else Launcher(config, settings),
             settings,

@@ -316,9 +316,9 @@ class _Ledger:
     @property
     def client(self) -> Any:
         if self._client is None:
-            import redis
+            from engine.store.connection import client_for
 
-            self._client = redis.Redis.from_url(self._config.resolved_redis_url())
+            self._client = client_for(self._config.resolved_redis_url())[0]
         return self._client
 
     def take(self, content: str) -> str | None:

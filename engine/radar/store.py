@@ -129,9 +129,9 @@ class RadarStore:
     def from_url(
         cls, url: str, prefix: str = "boss:", retention: float = 90 * 86400.0
     ) -> RadarStore:
-        import redis
+        from engine.store.connection import client_for
 
-        return cls(redis.Redis.from_url(url), prefix, retention)
+        return cls(client_for(url)[0], prefix, retention)
 
     def k(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)

@@ -198,6 +198,12 @@ def _tls_kwargs(options: dict[str, str], ca: str, cert: str, key: str) -> dict[s
     return out
 
 
+#: seconds a store command may wait for its answer, and a connection for
+#: the server, unless the URL says (``?socket_timeout=``)
+DEFAULT_SOCKET_TIMEOUT = 10.0
+DEFAULT_CONNECT_TIMEOUT = 5.0
+
+
 def client_for(
     url: str, *, ca: str = "", cert: str = "", key: str = "", **options: Any
 ) -> tuple[redis.Redis, dict[str, str]]:
@@ -217,6 +223,12 @@ def client_for(
             url = urlunsplit(parts._replace(query=urlencode(query, safe="/")))
         if _scheme(url) == "rediss":
             options.setdefault("ssl_check_hostname", True)
+        # a store that stops answering (its host cut off) is an error in
+        # seconds, not a wait until TCP gives up (about 15 minutes); longer
+        # than the longest blocking read (the web UI's XREAD, 5 s). The
+        # URL's own socket_timeout=... wins.
+        options.setdefault("socket_timeout", DEFAULT_SOCKET_TIMEOUT)
+        options.setdefault("socket_connect_timeout", DEFAULT_CONNECT_TIMEOUT)
         return redis.Redis.from_url(url, **options), ours
     parsed = parse_sentinel_url(url)
     opts = dict(parsed.options)

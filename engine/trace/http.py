@@ -112,12 +112,11 @@ def trace_blueprint(
         if graph is not None:
             return graph()
         if "graph" not in cache:
-            import redis
-
+            from engine.store.connection import client_for
             from engine.trace.aggregator import graph_prefix
             from engine.trace.graph import Graph
 
-            client = redis.Redis.from_url(config.resolved_redis_url())
+            client = client_for(config.resolved_redis_url())[0]
             cache["graph"] = Graph(client, prefix=graph_prefix(config))
         return cache["graph"]
 

@@ -116,7 +116,9 @@ class ObsTicket(Participant):
     def connect(url: str) -> redis.Redis:
         if url.startswith("unix://"):
             return redis.Redis(unix_socket_path=url.removeprefix("unix://"))
-        return redis.Redis.from_url(url)
+        from engine.store.connection import client_for
+
+        return client_for(url)[0]
 
     def key(self, project: str) -> str:
         return f"{self.prefix}obsticket:{project}"
