@@ -232,10 +232,12 @@ def show_cmd(ctx: Context, system: str, limit: int, as_json: bool) -> None:
 def watch_cmd(ctx: Context, once: bool, every: float | None, until_: str, as_json: bool) -> None:
     """Launch [radar] alert_process when a CI system's health changes.
 
-    Every look judges each system over the last alert_window; a system that
-    turned unhealthy (or healthy again) since the previous look gets one
-    launch of alert_process, with fields.radar (system, healthy, reasons,
-    figures) and fields.msg. Runs until stopped, or once with --once."""
+    Every look first reads BOSS's own runs that ended since the last look
+    (BOSS is one more CI system: as `boss ci import --runs`), then judges
+    each system over the last alert_window; a system that turned unhealthy
+    (or healthy again) since the previous look gets one launch of
+    alert_process, with fields.radar (system, healthy, reasons, figures)
+    and fields.msg. Runs until stopped, or once with --once."""
     from engine.broker import Publisher
     from engine.radar import watch
 
@@ -247,6 +249,7 @@ def watch_cmd(ctx: Context, once: bool, every: float | None, until_: str, as_jso
     try:
         while True:
             now = _instant(until_) if once else time.time()
+            feed.sync_runs(ctx.store)
             alerts = watch(feed.store, settings, now=now, launch=publisher.send)
             if as_json:
                 emit_json(
