@@ -63,9 +63,10 @@ class Watcher:
         return [text for _, _, text in self.lines]
 
     def close(self) -> None:
+        # the loop first: a socket closed under its select() is EBADF there
         self._stop.set()
-        self.conn.disconnect("bye")
         self._thread.join(2)
+        self.conn.disconnect("bye")
 
 
 @contextmanager
