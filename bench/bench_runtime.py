@@ -75,7 +75,6 @@ import platform
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -701,20 +700,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _accepts_tls(port: int, ca: Path) -> bool:
-    """Whether ``port`` completes a TLS handshake, the server's certificate
-    verified against ``ca`` for the name ``localhost``."""
-    context = ssl.create_default_context(cafile=str(ca))
-    try:
-        with (
-            socket.create_connection(("127.0.0.1", port), timeout=1) as sock,
-            context.wrap_socket(sock, server_hostname="localhost"),
-        ):
-            return True
-    except OSError:
-        return False
-
-
 @dataclass
 class TlsNode:
     """A private RabbitMQ node (as ``tests/security/test_broker_tls.py``'s):
@@ -739,7 +724,7 @@ class TlsNode:
     proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 90.0) -> TlsNode:
-        from tests.security.test_broker_tls import CLIENT_CN, make_pki
+        from tests.security.test_broker_tls import CLIENT_CN, accepts_tls, make_pki
 
         base = self.base
         base.mkdir(parents=True)
@@ -792,7 +777,7 @@ class TlsNode:
             if self.proc is not None and self.proc.poll() is not None:
                 out = (base / "server.out").read_text(errors="replace")[-3000:]
                 raise RuntimeError(f"rabbitmq-server exited ({self.proc.returncode}):\n{out}")
-            return _accepts_tls(self.tls_port, self.pki.ca)
+            return accepts_tls(self.tls_port, self.pki.ca)
 
         wait_for(up, timeout, f"the private RabbitMQ node {self.node} to accept TLS", 0.2)
         self.ctl("add_user", self.user, self.password)

@@ -226,7 +226,10 @@ class TlsBroker:
         return f"amqps://{auth}{host}:{self.port}/{self.vhost}"
 
 
-def _accepts_tls(port: int, ca: Path) -> bool:
+def accepts_tls(port: int, ca: Path) -> bool:
+    """Whether ``port`` completes a TLS handshake, the server's certificate
+    verified against ``ca`` for the name ``localhost`` (also the bench's
+    private node: ``bench_runtime.py --security``)."""
     context = ssl.create_default_context(cafile=str(ca))
     try:
         with (
@@ -293,7 +296,7 @@ def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
             if proc.poll() is not None:
                 out = (base / "server.out").read_text(errors="replace")[-3000:]
                 raise AssertionError(f"rabbitmq-server exited ({proc.returncode}):\n{out}")
-            return _accepts_tls(port, pki.ca)
+            return accepts_tls(port, pki.ca)
 
         wait_for(up, timeout=60, what=f"the private RabbitMQ node {node} to accept TLS")
         broker.ctl("add_vhost", broker.vhost)
