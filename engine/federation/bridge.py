@@ -30,7 +30,20 @@ dead-letter queue with ``<rule>: <reason>``; the rules are
 ``federation-site``, ``federation-auth``, ``federation-json``,
 ``federation-envelope``, ``federation-cdevent``, ``federation-domain``,
 ``federation-accept``, ``federation-overwrite`` (an id this site already
-holds as another domain's event) and the validator's own (``schema``, ``link-*``, ...).
+holds as another domain's event), ``federation-signature`` and the
+validator's own (``schema``, ``link-*``, ...).
+
+Signatures (Eiffel's own ``meta.security.integrityProtection``,
+``engine/trace/signing.py``): with a ``signing_key``, the sender signs
+each Eiffel event it sends (after stamping its domain, before wrapping it
+in a CloudEvent), so the signature travels with the event into the peer's
+graph. A peer with a ``public_key`` has its events verified on arrival,
+each on its own: one that is not signed (when ``require_signature``), is
+signed with another key (its ``publicKey`` is not the configured one) or
+was changed after signing is refused (``federation-signature: <what
+failed>``) and the rest of the request is taken. A CDEvent is not an
+Eiffel event and carries no ``meta.security``: it is sent as it came, and
+refused from a peer that requires signatures.
 """
 
 from __future__ import annotations
@@ -196,6 +209,7 @@ class Inbound:
             p.name: _matcher(p.accept, f"federation-accept-{p.name}")
             for p in settings.peer_settings
         }
+        self._verifiers = {p.name: p.verifier() for p in settings.peer_settings}
 
     @property
     def graph(self) -> Any:
@@ -293,7 +307,7 @@ class Inbound:
     ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
         """The events of ``items`` this site accepts from ``peer``, and the
         refused ones (``{"id", "reason"}``, each dead-lettered)."""
-        from engine.trace import InvalidEvent, cdevents, cloudevents
+        from engine.trace import InvalidEvent, cdevents, cloudevents, signing
 
         rejected: list[dict[str, str]] = []
 
@@ -306,9 +320,11 @@ class Inbound:
             rejected.append({"id": eid, "reason": reason})
             self.deadletter(wire.dumps(item), reason)
 
+        verifier = self._verifiers.get(peer.name)
         candidates: list[dict[str, Any]] = []
         for item in items:
             event = item
+            from_cdevent = False
             try:
                 if cloudevents.is_envelope(item):
                     event = cloudevents.unwrap(item)
@@ -327,9 +343,24 @@ class Inbound:
                     )
                     continue
                 event = _stamp(converted, peer.site_domain)
+                from_cdevent = True
             if not isinstance(event, dict) or not isinstance(event.get("meta"), dict):
                 reject(item, "schema", "not an Eiffel event (no meta)")
                 continue
+            if from_cdevent and peer.signature_required:
+                reject(
+                    item,
+                    "federation-signature",
+                    f"a CDEvent carries no Eiffel signature; peer {peer.name} must sign its "
+                    "events (require_signature)",
+                )
+                continue
+            if verifier is not None and (peer.signature_required or signing.is_signed(event)):
+                try:
+                    verifier.verify(event)
+                except signing.SignatureError as exc:
+                    reject(event, "federation-signature", str(exc))
+                    continue
             domain = event_domain(event)
             if domain != peer.site_domain:
                 reject(
@@ -437,6 +468,8 @@ class SenderStats:
     skipped: int = 0
     requests: int = 0
     failures: int = 0
+    #: events sent without a signature although this site signs (could not be signed)
+    unsigned: int = 0
     last_error: str = ""
     errors: list[str] = field(default_factory=list)
 
@@ -462,9 +495,14 @@ class Sender:
         self.topology = TraceTopology(config)
         self.stats = SenderStats()
         self._publish = _matcher(peer.publish, f"federation-publish-{peer.name}")
+        self._signer = settings.signer(config)
+        #: (type, version) -> whether its schema lets meta.security carry a
+        #: signature (the protocol's first meta, before EiffelMetaProperty 3.0.0, does not)
+        self._signable: dict[tuple[str, str], bool] = {}
         self._pending: list[kombu.Message] = []
         self._first = 0.0
         self._publisher: Publisher | None = None
+        self._validator: Any = None
 
     @property
     def queue(self) -> Queue:
@@ -501,8 +539,53 @@ class Sender:
                     continue  # a peer's event (or another domain's): never passed on
                 event = _stamp(event, self.site)
                 if self._publish(event):
-                    out.append(event)
+                    out.append(self._sign(event))
         return out
+
+    def _sign(self, event: dict[str, Any]) -> dict[str, Any]:
+        """``event`` signed with this site's key (as it is without one; an
+        event that cannot be signed goes unsigned: a peer that requires
+        signatures dead-letters it, with the reason, on its side)."""
+        if self._signer is None:
+            return event
+        from engine.trace import signing
+
+        meta = event["meta"]
+        kind = (str(meta.get("type")), str(meta.get("version")))
+        if self._signable.get(kind) is False:
+            self.stats.unsigned += 1
+            return event
+        try:
+            signed = self._signer.sign(event)
+        except signing.SignatureError as exc:
+            self.stats.unsigned += 1
+            log.error("federation: to %s: sent unsigned: %s", self.peer.name, exc)
+            return event
+        if kind not in self._signable:
+            self._signable[kind] = self._schema_allows(signed)
+            if not self._signable[kind]:
+                log.warning(
+                    "federation: to %s: %s %s events are sent unsigned: that version's "
+                    "meta.security has no integrityProtection",
+                    self.peer.name,
+                    *kind,
+                )
+                self.stats.unsigned += 1
+                return event
+        return signed
+
+    def _schema_allows(self, signed: dict[str, Any]) -> bool:
+        """Whether ``signed``'s schema takes its ``meta.security`` (checked once a type
+        and version; an event that breaks its schema otherwise is the peer's to refuse)."""
+        from engine.trace import InvalidEvent, validator_for
+
+        if self._validator is None:
+            self._validator = validator_for(self.config)
+        try:
+            self._validator.validate(signed, links="warn")
+        except InvalidEvent as exc:
+            return not str(exc.path or "").startswith("meta.security")
+        return True
 
     def requests(self, events: list[dict[str, Any]]) -> list[tuple[bytes, dict[str, str]]]:
         """The HTTP requests (body, headers) that carry ``events``."""

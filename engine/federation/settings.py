@@ -6,11 +6,14 @@ it, and one ``[federation.peer.<name>]`` section per peer site::
     site = odl                      ; default: [boss] eiffel_domain
     bind = 127.0.0.1:8090           ; where ``boss federate serve`` listens
     peers = opnfv
+    signing_key = odl.key.pem       ; sign the Eiffel events sent to peers (meta.security)
 
     [federation.peer.opnfv]
     domain = opnfv                  ; its meta.source.domainId (default: the name)
     url = http://opnfv.example:8090/federation/v1/events
     secret = a-shared-secret        ; HMAC-SHA256 of each request body, both ways
+    public_key = opnfv.pub.pem      ; its events' Eiffel meta.security signatures
+    ; require_signature = true      ; default: true when public_key is set
     ; what this site sends it and accepts from it: the trigger filter language
     publish_type = ArtifactCreated, ArtifactPublished
     publish_data = identity=~^pkg:generic/odl
@@ -21,6 +24,12 @@ A filter is a ``type`` list, ``data`` lines (``path=value``, ``path=~regex``,
 one per line or ``;``-separated) and ``links`` (``TYPE=target`` or
 ``TYPE=*``, ``,``-separated): ``engine/trace/triggers.py``'s language. An
 empty filter lets everything through (of this site's own domain, outbound).
+
+Key files (``signing_key``, a peer's ``public_key``) are PEM files; a
+relative path is taken from the configuration file's directory. They are
+read when the settings are loaded: a missing or wrong one is a
+``ConfigError`` naming the key (``engine/trace/signing.py`` signs and
+verifies).
 """
 
 from __future__ import annotations
@@ -29,10 +38,13 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from engine.config import Config
 from engine.settings import ConfigError, Section, at_least, positive, read_ini, setting
+
+if TYPE_CHECKING:
+    from engine.trace.signing import Signer, Verifier
 
 __all__ = ["FederationSettings", "PeerFilter", "PeerSettings", "load_federation"]
 
@@ -111,10 +123,39 @@ class PeerSettings(Section):
     #: ``<queue_prefix>.<peer>.ready`` and a RabbitMQ shovel moves them to
     #: the peer's ``<in_queue_prefix>.<this site>``, ``docs/federation.md``)
     transport: str = "http"
+    #: a PEM file with the peer's public key (or keys, while it changes
+    #: keys): its Eiffel events' ``meta.security.integrityProtection`` is
+    #: verified on arrival, and an event whose ``publicKey`` is another
+    #: key is refused
+    public_key: str = ""
+    #: refuse the peer's events that are not signed (default: true when
+    #: ``public_key`` is set; false lets unsigned ones in, a signed one is
+    #: still verified)
+    require_signature: bool | None = None
 
     @property
     def site_domain(self) -> str:
         return self.domain or self.name
+
+    @property
+    def signature_required(self) -> bool:
+        """Whether every event of this peer must carry a good signature."""
+        if self.require_signature is None:
+            return bool(self.public_key)
+        return self.require_signature
+
+    def verifier(self) -> Verifier | None:
+        """The ``engine.trace.signing.Verifier`` of ``public_key`` (None without one)."""
+        if not self.public_key:
+            return None
+        from engine.trace import signing
+
+        where = f"[federation.peer.{self.name}] public_key = {self.public_key!r}"
+        try:
+            return signing.Verifier.from_file(self.public_key, name=f"peer {self.name}")
+        except signing.SignatureError as exc:
+            why = str(exc).removeprefix(f"{self.public_key}: ")
+            raise ConfigError(f"{where}: {why}", "public_key") from None
 
     def _filter(self, direction: str) -> PeerFilter:
         where = f"[federation.peer.{self.name}] {direction}"
@@ -147,7 +188,13 @@ class PeerSettings(Section):
             )
         if self.mode not in ("structured", "binary"):
             raise ConfigError(f"{where} mode = {self.mode!r}: structured or binary", "mode")
+        if self.require_signature and not self.public_key:
+            raise ConfigError(
+                f"{where}: require_signature = true without a public_key to verify with",
+                "require_signature",
+            )
         self.publish, self.accept  # noqa: B018  # the filters parse
+        self.verifier()  # the key file reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,12 +226,36 @@ class FederationSettings(Section):
     retry_max: float = setting(30.0, check=positive())
     #: the largest request body accepted, bytes
     max_body: int = setting(16 * 1024 * 1024, check=positive())
+    #: a PEM file with this site's private key (RSA or EC): the bridge signs
+    #: each Eiffel event it sends to a peer (``meta.security``); empty: unsigned
+    signing_key: str = ""
+    #: the signatures' ``alg`` (``RS256``, ``PS256``, ``ES256``, ... ``ES512``);
+    #: default: ``RS256`` for an RSA key, ``ES256/384/512`` by an EC key's curve
+    signing_alg: str = ""
+    #: ``meta.security.authorIdentity`` (a distinguished name); default ``CN=<site>``
+    signing_identity: str = ""
     #: the peers, loaded from their sections (``load_federation``)
     peer_settings: tuple[PeerSettings, ...] = setting((), internal=True)
     source: str = setting("", internal=True)
 
     def site_name(self, config: Config) -> str:
         return self.site or config.eiffel_domain
+
+    def signer(self, config: Config) -> Signer | None:
+        """The ``engine.trace.signing.Signer`` of ``signing_key`` (None without one)."""
+        if not self.signing_key:
+            return None
+        from engine.trace import signing
+
+        identity = self.signing_identity or f"CN={self.site_name(config)}"
+        try:
+            return signing.Signer.from_file(self.signing_key, identity, self.signing_alg or None)
+        except signing.SignatureError as exc:
+            key = "signing_key" if isinstance(exc, signing.KeyFileError) else "signing_alg"
+            if not self.signing_alg:
+                key = "signing_key"
+            why = str(exc).removeprefix(f"{self.signing_key}: ")
+            raise ConfigError(f"[federation] {key} = {getattr(self, key)!r}: {why}", key) from None
 
     def peer(self, name: str) -> PeerSettings | None:
         return next((p for p in self.peer_settings if p.name == name), None)
@@ -216,6 +287,7 @@ def load_federation(
         path = config.source
     settings = FederationSettings.from_file(path, environ=environ, **overrides)
     parser = read_ini(settings.source) if settings.source else None
+    settings = settings.replace(signing_key=_beside(settings.signing_key, settings.source))
     names = list(settings.peers)
     given = dict(peers or {})
     for name in given:
@@ -233,6 +305,17 @@ def load_federation(
             raise ConfigError(f"[federation] peers names {name!r}: no [{section}] section")
         values.update(given.get(name) or {})
         peer = PeerSettings.from_mapping(values, origin).replace(name=name)
+        peer = peer.replace(public_key=_beside(peer.public_key, settings.source))
         peer.check()
         loaded.append(peer)
-    return settings.replace(peer_settings=tuple(loaded), peers=tuple(names))
+    settings = settings.replace(peer_settings=tuple(loaded), peers=tuple(names))
+    if config is not None:
+        settings.signer(config)  # the key file reads and fits signing_alg
+    return settings
+
+
+def _beside(path: str, source: str) -> str:
+    """A key file's path: a relative one from the configuration file's directory."""
+    if not path or not source or os.path.isabs(path):
+        return path
+    return os.path.join(os.path.dirname(os.path.abspath(source)), path)

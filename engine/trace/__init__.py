@@ -14,7 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from engine.trace import cdevents, cloudevents, eiffel, metrics
+    from engine.trace import cdevents, cloudevents, eiffel, metrics, signing
     from engine.trace.activity import activity_id, record_event, step_activity_id
     from engine.trace.aggregator import graph_prefix, run_aggregators, validator_for
     from engine.trace.bus import EventBus, TraceTopology, routing_key
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from engine.trace.validate import validate as validate_event
 
 #: the submodules that are part of the surface, as modules
-_MODULES = frozenset({"cdevents", "cloudevents", "eiffel", "metrics"})
+_MODULES = frozenset({"cdevents", "cloudevents", "eiffel", "metrics", "signing"})
 
 #: name -> (submodule, attribute)
 _NAMES = {
@@ -104,6 +104,7 @@ __all__ = [
     "record_event",
     "routing_key",
     "run_aggregators",
+    "signing",
     "site_of",
     "step_activity_id",
     "trace_blueprint",

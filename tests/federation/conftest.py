@@ -8,7 +8,7 @@ import contextlib
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,7 +72,9 @@ def _ini(
     publish: str,
     accept: str,
     transport: str,
+    extra: tuple[str, str] = ("", ""),
 ) -> None:
+    """``extra``: lines added to ``[federation]`` and to the peer's section."""
     path.write_text(
         f"""[boss]
 broker_url = {broker}
@@ -93,13 +95,14 @@ in_queue_prefix = {prefix}.fedin
 retry_initial = 0.05
 retry_max = 0.2
 linger = 0.02
-
+{extra[0]}
 [federation.peer.{peer}]
 url = http://127.0.0.1:{peer_port}/federation/v1/events
 secret = {SECRET}
 publish_type = {publish}
 accept_type = {accept}
 transport = {transport}
+{extra[1]}
 """,
         encoding="utf-8",
     )
@@ -131,10 +134,15 @@ def _cleanup(site: Site) -> None:
 
 @contextlib.contextmanager
 def two_sites(
-    tmp_path: Path, brokers: dict[str, str], redis_url: str, transport: str = "http"
+    tmp_path: Path,
+    brokers: dict[str, str],
+    redis_url: str,
+    transport: str = "http",
+    extra: Mapping[str, tuple[str, str]] | None = None,
 ) -> Iterator[tuple[Site, Site]]:
     """``(odl, opnfv)`` on ``brokers`` (site name -> broker URL), their
-    aggregators and bridges running."""
+    aggregators and bridges running. ``extra``: site name -> lines for its
+    ``[federation]`` and its peer's section (``_ini``)."""
     tag = uuid.uuid4().hex[:8]
     ports = {"odl": free_port(), "opnfv": free_port()}
     spec = {
@@ -160,6 +168,7 @@ def two_sites(
                 publish,
                 accept,
                 transport,
+                (extra or {}).get(name, ("", "")),
             )
             config = Config.load(ini, environ={})
             settings = load_federation(config, environ={})
