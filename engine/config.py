@@ -54,7 +54,7 @@ __all__ = [
 
 #: ``[boss]`` keys only engine workers and administrators need: SkyNET does
 #: not copy them into participants' program files (secrets)
-ENGINE_ONLY_KEYS = ("dispatch_key", "dispatch_key_file", "broker_admin")
+ENGINE_ONLY_KEYS = ("dispatch_key", "dispatch_key_file", "broker_admin", "redis_admin_url")
 
 #: SkyNET's ``[boss]`` keys naming the broker (``skynet.conf``)
 SKYNET_AMQP_KEYS = ("amqp_host", "amqp_user", "amqp_pwd", "amqp_vhost")
@@ -120,6 +120,16 @@ class Config(Section):
     #: seconds a participant may hold a delivery before it takes a lease
     #: instead (acknowledges it, tells the engine, and sends heartbeats)
     lease_after: float = setting(2.0, check=not_negative())
+    #: workitems a participant instance takes from its queue at once: 2
+    #: (the default) is the one it works on and the next, which starts the
+    #: moment the reply before it is published (while the broker has not
+    #: confirmed it yet); 1: one at a time, the next delivered only after
+    #: the acknowledgement of the last
+    participant_prefetch: int = setting(2, check=checked(lambda v: v in (1, 2), "must be 1 or 2"))
+    #: seconds a participant instance keeps the next workitem while the one
+    #: in hand is still running; then it gives it back to the queue (for
+    #: another instance) and takes no more until it is idle
+    participant_hold: float = setting(0.2, check=not_negative())
     #: seconds without a heartbeat after which the engine dispatches a
     #: leased workitem again (the instance that had it is presumed dead)
     lease: float = setting(60.0, check=positive("seconds"))
@@ -229,6 +239,12 @@ class Config(Section):
     #: the management API's URL with an administrator's credentials
     #: (``http://admin:secret@rabbit:15672``)
     broker_admin: str = "rabbitmqctl"
+    #: the store as a user that may make ACL users (``redis://admin:s3cret@
+    #: store:6379/0``): ``boss store users --apply`` makes the engine's, the
+    #: web UI's and the participants' users with it, and ``skynet install``
+    #: a store user for each participant that needs the store
+    #: (``engine.store.acl``, docs/security.md); empty: neither
+    redis_admin_url: str = ""
     #: the file this was read from, if any
     source: str = setting("", internal=True)
 

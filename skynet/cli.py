@@ -120,6 +120,15 @@ def main(ctx: click.Context, config_path: str | None) -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="An INI file whose sections (and [participant] keys) are added.",
 )
+@click.option(
+    "--store",
+    "store_roles",
+    multiple=True,
+    metavar="ROLE",
+    help="It uses the store as this standard participant does (obsticket, report): "
+    "[participant] store; with [boss] redis_admin_url it gets a store user of its own. "
+    "Without: its redis_url has no password.",
+)
 @click.option("--register", "register_", is_flag=True, help="Also register it with the engine.")
 @click.option("--no-apply", is_flag=True, help="Only write the program file.")
 def install(
@@ -131,6 +140,7 @@ def install(
     instances: int,
     class_name: str,
     extra: str | None,
+    store_roles: tuple[str, ...],
     register_: bool,
     no_apply: bool,
 ) -> None:
@@ -157,6 +167,8 @@ def install(
                 )
             else:
                 sections[section] = dict(parser[section])
+    if store_roles:
+        options["store"] = ", ".join(store_roles)
     pools = _pools()
     spec = pools.install(
         code,

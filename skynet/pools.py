@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import ENGINE_ONLY_KEYS
-from skynet import broker_users, private, programs
+from engine.store import acl
+from skynet import broker_users, private, programs, store_users
 from skynet.config import SkynetConfig
 from skynet.errors import (
     Conflict,
@@ -160,6 +161,36 @@ class Pools:
         user = broker_users.user_of_url(spec.boss.get("broker_url", ""))
         return user if user == broker_users.user_name(spec.queue) else None
 
+    def _own_store_user(self, spec: ProgramSpec) -> str | None:
+        """The participant's own store user when its ``[boss] redis_url``
+        names it (``store_users``), else None."""
+        user = store_users.user_of_url(spec.boss.get("redis_url", ""))
+        own = store_users.user_name(self.config.host_name, spec.name)
+        return user if user == own else None
+
+    def _store_url(self, spec: ProgramSpec, old: ProgramSpec | None = None) -> ProgramSpec:
+        """``spec`` with the ``redis_url`` its declared store use calls for
+        (``store_users``): none declared, the host's without password; else
+        its own store user's (kept from ``old``, or made with
+        ``redis_admin_url``), or the host's as it is without an admin URL."""
+        host_url = self.config.boss.redis_url
+        roles = store_users.declared_roles(spec.participant)
+        boss = dict(spec.boss)
+        if not roles:
+            if host_url:
+                boss["redis_url"] = acl.strip_password(host_url)
+            return spec.replace(boss=boss)
+        if old is not None and self._own_store_user(old) is not None:
+            boss["redis_url"] = old.boss["redis_url"]
+        elif self.config.boss.redis_admin_url:
+            user = store_users.user_name(self.config.host_name, spec.name)
+            boss["redis_url"] = store_users.create_participant_user(
+                self.config.boss, user, roles
+            ).url
+        elif host_url:
+            boss["redis_url"] = host_url
+        return spec.replace(boss=boss)
+
     def _template(self, **values: Any) -> ProgramSpec:
         boss = self.config.boss
         defaults = type(boss)()
@@ -251,6 +282,8 @@ class Pools:
             sections=dict(sections or {}),
             path=str(path),
         )
+        store_users.declared_roles(spec.participant)  # Invalid before anything is made
+        store_user = None
         made = None
         if self.config.boss.participant_users:
             # a pool on a queue another participant consumes shares its user
@@ -265,6 +298,8 @@ class Pools:
                 url = made.url
             spec = spec.replace(boss={**spec.boss, "broker_url": url})
         try:
+            spec = self._store_url(spec)
+            store_user = self._own_store_user(spec)
             self._write(spec)
             if apply:
                 try:
@@ -278,6 +313,9 @@ class Pools:
             if made is not None and not self._queue_used(spec.queue, but=name):
                 with contextlib.suppress(SkynetError):
                     broker_users.remove_participant_user(self.config.boss, spec.queue)
+            if store_user is not None:
+                with contextlib.suppress(SkynetError):
+                    store_users.remove_participant_user(self.config.boss, store_user)
             raise
         if apply and wait:
             self.wait_started(spec.programs)
@@ -291,6 +329,9 @@ class Pools:
         result = self.apply([name])
         if self._own_user(spec) is not None and not self._queue_used(spec.queue):
             broker_users.remove_participant_user(self.config.boss, spec.queue)
+        store_user = self._own_store_user(spec)
+        if store_user is not None and self.config.boss.redis_admin_url:
+            store_users.remove_participant_user(self.config.boss, store_user)
         return result
 
     def _queue_used(self, queue: str, *, but: str | None = None) -> bool:
@@ -320,6 +361,7 @@ class Pools:
             )
             if self._own_user(old) is not None:  # keep its own broker user
                 spec = spec.replace(boss={**spec.boss, "broker_url": old.boss["broker_url"]})
+            spec = self._store_url(spec, old)  # and its own store user
             self._write(spec)
         return self.apply(chosen)
 

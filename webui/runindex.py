@@ -42,6 +42,7 @@ from engine.core import runstate
 from engine.core.outcome import run_outcome
 from engine.core.states import RUN_STATES
 from engine.store.base import RunSummary
+from engine.store.redis_store import call_readonly
 
 __all__ = ["Page", "RunIndex"]
 
@@ -221,9 +222,10 @@ class RunIndex:
             return self._scan(
                 keys or [f"{self.prefix}runs"], status, scanned, offset, limit, outcome
             )
-        flat_counts, rows = self._filter(
-            keys=keys or [f"{self.prefix}runs"],
-            args=[f"{self.prefix}run:", status or "", max(0, offset), limit, outcome or ""],
+        flat_counts, rows = call_readonly(
+            self._filter,
+            keys or [f"{self.prefix}runs"],
+            [f"{self.prefix}run:", status or "", max(0, offset), limit, outcome or ""],
         )
         counts = dict.fromkeys(RUN_STATES, 0)
         for i in range(0, len(flat_counts), 2):
@@ -250,7 +252,9 @@ class RunIndex:
         if len(keys) == 1:
             ids = [_s(x) for x in self.client.zrevrange(keys[0], 0, self.scan_limit - 1)]
         else:
-            _, rows = self._filter(keys=keys, args=[f"{self.prefix}run:", "", 0, self.scan_limit])
+            _, rows = call_readonly(
+                self._filter, keys, [f"{self.prefix}run:", "", 0, self.scan_limit]
+            )
             ids = [_s(rows[i]) for i in range(0, len(rows), 4)]
         counts = dict.fromkeys(RUN_STATES, 0)
         matched: list[RunSummary] = []

@@ -18,6 +18,7 @@ do, each with a ``register(main)``:
 * ``reporters``: ``reporter serve|errors|show|retry``
 * ``radar``: ``ci import|systems|system`` (the CI systems' dashboard data)
 * ``federate``: ``federate serve|peers|setup`` (exchange events with peer sites)
+* ``store``: ``store users`` (the store's ACL users, ``engine.store.acl``)
 * contributed by other packages through the ``boss.commands`` entry point
   group (``pyproject.toml``): ``web``, ``web user add|passwd|list|remove``
   and ``stats`` from ``webui.cli``
@@ -33,7 +34,18 @@ from importlib.metadata import entry_points
 
 import click
 
-from bossapp.cli import admin, events, federate, launchers, logs, radar, reporters, runs, trace
+from bossapp.cli import (
+    admin,
+    events,
+    federate,
+    launchers,
+    logs,
+    radar,
+    reporters,
+    runs,
+    store,
+    trace,
+)
 from bossapp.cli.check import check
 from bossapp.cli.convert import convert
 from bossapp.cli.demo import demo
@@ -72,6 +84,7 @@ launchers.register(main)
 reporters.register(main)
 federate.register(main)
 radar.register(main)
+store.register(main)
 
 
 def _contributed(group: click.Group) -> None:

@@ -55,6 +55,7 @@ not as a conflict.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -79,7 +80,7 @@ from engine.store.base import (
     transition,
 )
 
-__all__ = ["RedisStore", "ReplicationError", "normalise_url"]
+__all__ = ["RedisStore", "ReplicationError", "call_readonly", "normalise_url"]
 
 # One encoder, built once (json.dumps builds one per call for non-default
 # arguments). check_circular is off: states are trees.
@@ -107,6 +108,27 @@ def normalise_url(url: str) -> str:
 @functools.cache
 def _script(name: str) -> str:
     return resources.files("engine.store").joinpath(f"{name}.lua").read_text(encoding="utf-8")
+
+
+def call_readonly(
+    script: Any, keys: list[str], args: list[Any], client: redis.Redis | None = None
+) -> Any:
+    """Run a Lua script that only reads, by ``EVALSHA_RO`` (Redis/Valkey 7):
+    a store user that may only read (the web UI's, ``engine.store.acl``) may
+    run it, where ``EVALSHA`` asks for write access to the keys it is given.
+    ``script`` is a registered ``redis.commands.core.Script``; loaded when
+    the server does not know it; plain ``EVALSHA`` on a server without
+    ``EVALSHA_RO``."""
+    client = client if client is not None else script.registered_client
+    try:
+        return client.evalsha_ro(script.sha, len(keys), *keys, *args)
+    except redis.exceptions.NoScriptError:
+        client.script_load(script.script)
+        return client.evalsha_ro(script.sha, len(keys), *keys, *args)
+    except redis.exceptions.ResponseError as exc:
+        if "unknown command" not in str(exc).lower():
+            raise
+        return script(keys=keys, args=args, client=client)
 
 
 def _token() -> str:
@@ -371,7 +393,7 @@ class RedisStore(RunStore):
             keys.append(self._k_status + status)
         if name is not None:
             keys.append(self._k_name + name)
-        flat = self._list(keys=keys or [self._k_runs], args=[self._k_run, offset, limit])
+        flat = call_readonly(self._list, keys or [self._k_runs], [self._k_run, offset, limit])
         return [
             RunSummary(_str(flat[i]), _str(flat[i + 1]), _str(flat[i + 2]), float(flat[i + 3]))
             for i in range(0, len(flat), 4)
@@ -629,7 +651,10 @@ class RedisStore(RunStore):
         blobs = self._redis.mget([self._k_engine + i for i in ids])
         gone = [i for i, b in zip(ids, blobs, strict=True) if b is None]
         if gone:
-            self._redis.zrem(self._k_engines, *gone)
+            # housekeeping the workers do too: a store user that may only
+            # read (the web UI's, engine.store.acl) leaves it to them
+            with contextlib.suppress(redis.exceptions.NoPermissionError):
+                self._redis.zrem(self._k_engines, *gone)
         return [_loads(b) for b in blobs if b is not None]
 
     def close(self) -> None:
