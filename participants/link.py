@@ -12,6 +12,16 @@ Each (re)connection bumps ``generation``: a delivery belongs to the
 generation it arrived on, and acknowledging it on a later one is
 impossible (its delivery tag died with its channel), so the runtime checks
 before it acks.
+
+On RabbitMQ with publisher confirms, the producer's channel runs in
+confirm mode with our own handlers: ``publish`` waits for its confirm (as
+before), and ``publish(..., then=f)`` returns at once and calls ``f`` from
+the main loop once the broker has confirmed that publish *and every one
+before it* on the channel (a reply's ``f`` acknowledges its workitem, so
+the step's events and logs, published first, are safe too). A refused
+publish (nack) is sent again and the callbacks waiting behind it wait for
+the copy. A lost connection forgets the callbacks: their deliveries die
+with it, and the broker gives them again.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +56,9 @@ log = logging.getLogger("boss.participant")
 HEARTBEAT = 10
 #: seconds an unused control queue lives on (``x-expires``)
 CONTROL_EXPIRES = 300
+#: seconds ``publish`` waits for the broker's confirm before it gives the
+#: connection up (the runtime reconnects and publishes again)
+CONFIRM_TIMEOUT = 30.0
 
 
 class Fatal(RuntimeError):
@@ -80,6 +94,16 @@ class BrokerLink:
         self._consumer: Consumer | None = None
         self._control: Consumer | None = None
         self._producer: Producer | None = None
+        #: confirm mode (RabbitMQ with ``confirm_publish``): the publishes
+        #: not confirmed yet by delivery tag, the last tag, the callbacks
+        #: waiting for a tag (and every one before it), and those whose
+        #: publishes are confirmed, to run from the main loop
+        self._confirms = False
+        self._unconfirmed: dict[int, tuple[bytes, dict[str, Any]]] = {}
+        self._seq = 0
+        self._waiting: list[tuple[int, Callable[[], None]]] = []
+        self._ready: list[Callable[[], None]] = []
+        self._refused: list[int] = []
 
     # -- connecting -------------------------------------------------------------
     def recoverable(self, exc: BaseException) -> bool:
@@ -150,9 +174,15 @@ class BrokerLink:
         control = conn.channel()  # its own channel: prefetch 1 must not hold back cancels
         amqp = conn.transport.driver_type == "amqp"
         self._producer = Producer(conn.channel(), on_return=self._on_return if amqp else None)
+        self._forget_confirms()
+        if amqp and self.boss.confirm_publish:
+            self._confirm_mode(self._producer.channel)
         self.declare(self.boss.deadletter_queue)
         self._consumer = Consumer(
-            work, [Queue(self.queue, durable=True)], on_message=self.on_workitem, prefetch_count=1
+            work,
+            [Queue(self.queue, durable=True)],
+            on_message=self.on_workitem,
+            prefetch_count=self.boss.participant_prefetch,
         )
         exchange = Exchange(self.boss.control_exchange, "topic", durable=True)
         # AMQP: a fresh exclusive queue per connection (the broker may keep
@@ -191,9 +221,120 @@ class BrokerLink:
         # unless it is ``mandatory``; then it comes back here: say so loudly
         log.error("the broker returned a message for %r: %s (no such queue?)", routing_key, exc)
 
+    # -- publisher confirms ----------------------------------------------------------
+    def _confirm_mode(self, channel: Any) -> None:
+        """Confirm mode with our handlers; publishes do not wait by
+        themselves (py-amqp's ``_basic_publish``)."""
+        channel.events["basic_ack"].add(self._on_ack)
+        channel.events["basic_nack"].add(self._on_nack)
+        channel._confirm_selected = True
+        channel.confirm_select()
+        channel.basic_publish = channel._basic_publish
+        self._confirms = True
+
+    def _forget_confirms(self) -> None:
+        self._confirms = False
+        self._unconfirmed = {}
+        self._seq = 0
+        self._waiting = []
+        self._ready = []
+        self._refused = []
+
+    def _on_ack(self, tag: int, multiple: bool) -> None:
+        pending = self._unconfirmed
+        if multiple:
+            for t in [t for t in pending if t <= tag]:
+                del pending[t]
+        else:
+            pending.pop(tag, None)
+        if self._waiting:
+            first = min(pending, default=self._seq + 1)
+            ready = [cb for seq, cb in self._waiting if seq < first]
+            if ready:
+                self._waiting = [(seq, cb) for seq, cb in self._waiting if seq >= first]
+                self._ready.extend(ready)
+
+    def _on_nack(self, tag: int, multiple: bool) -> None:
+        # runs inside a frame's dispatch: note it, publish again from
+        # ``_settle`` (outside py-amqp's reader)
+        refused = sorted(t for t in self._unconfirmed if (t <= tag if multiple else t == tag))
+        self._refused.extend(refused)
+
+    def _settle(self) -> None:
+        """Publish again what the broker refused (callbacks behind it wait
+        for the copy), then run the callbacks whose publishes are
+        confirmed. Main thread, outside the reader."""
+        if self._refused:
+            refused, self._refused = self._refused, []
+            log.warning("the broker refused %d publish(es): publishing again", len(refused))
+            first = refused[0]
+            for tag in refused:
+                entry = self._unconfirmed.pop(tag, None)
+                if entry is not None:
+                    self._send(*entry)
+            self._waiting = [
+                (max(seq, self._seq) if seq >= first else seq, cb) for seq, cb in self._waiting
+            ]
+        while self._ready:
+            ready, self._ready = self._ready, []
+            for cb in ready:
+                cb()
+
+    def _send(self, body: bytes, options: dict[str, Any]) -> int:
+        """Publish; in confirm mode the delivery tag it will be confirmed by."""
+        assert self._producer is not None
+        self._producer.publish(body, retry=False, **options)
+        if not self._confirms:
+            return 0
+        self._seq += 1
+        self._unconfirmed[self._seq] = (body, options)
+        return self._seq
+
+    def _confirmed(self, seq: int) -> None:
+        """Wait for ``seq``'s confirm (and every one before it)."""
+        assert self.conn is not None
+        deadline = time.monotonic() + CONFIRM_TIMEOUT
+        while True:
+            self._settle()
+            if not any(t <= seq for t in self._unconfirmed):
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise OperationalError(f"no publisher confirm in {CONFIRM_TIMEOUT}s")
+            with contextlib.suppress(TimeoutError):
+                self.conn.drain_events(timeout=min(left, 1.0))
+
+    def _published(self, seq: int, then: Callable[[], None] | None) -> None:
+        if then is None:
+            if seq:
+                self._confirmed(seq)
+        elif seq:
+            self._waiting.append((seq, then))
+        else:
+            self._ready.append(then)  # nothing to wait for: from the loop
+
+    def after_confirms(self, then: Callable[[], None]) -> None:
+        """Call ``then()`` from a later ``drain`` once every publish so far
+        is confirmed (at once, from the loop, when none waits)."""
+        waiting = self._confirms and bool(self._unconfirmed)
+        self._published(self._seq if waiting else 0, then)
+
+    def wait_confirms(self) -> None:
+        """Wait until every publish so far is confirmed, and run the
+        callbacks waiting for them (before a graceful close)."""
+        if self._confirms and self._seq:
+            self._confirmed(self._seq)
+        self._settle()
+
+    @property
+    def unconfirmed(self) -> int:
+        """How many publishes wait for the broker's confirm."""
+        return len(self._unconfirmed)
+
     def drop(self, exc: BaseException | None = None) -> None:
         """Forget the connection (after an error, or at exit)."""
         conn, self.conn = self.conn, None
+        self._forget_confirms()
         self.consuming = False
         self._consumer = self._control = self._producer = None
         if conn is None:
@@ -224,27 +365,38 @@ class BrokerLink:
             self._consumer.cancel()
         self.consuming = False
 
-    def publish(self, routing_key: str, obj: dict[str, Any] | bytes) -> None:
-        """JSON, persistent, on the default exchange (confirmed by RabbitMQ
-        when ``confirm_publish`` is on, so an ack after it is safe)."""
-        assert self._producer is not None
+    def publish(
+        self,
+        routing_key: str,
+        obj: dict[str, Any] | bytes,
+        *,
+        then: Callable[[], None] | None = None,
+    ) -> None:
+        """JSON, persistent, on the default exchange. Without ``then`` it
+        returns once RabbitMQ confirmed it (when ``confirm_publish`` is on,
+        so an ack after it is safe); with ``then`` it returns at once, and
+        ``then()`` runs from a later ``drain`` once this publish and every
+        one before it are confirmed (at once where there are no confirms)."""
         body = obj if isinstance(obj, bytes) else dumps(obj)
-        self._producer.publish(
+        seq = self._send(
             body,
-            exchange="",
-            routing_key=routing_key,
-            content_type="application/json",
-            content_encoding="utf-8",
-            delivery_mode=2,
-            mandatory=True,
-            retry=False,
+            {
+                "exchange": "",
+                "routing_key": routing_key,
+                "content_type": "application/json",
+                "content_encoding": "utf-8",
+                "delivery_mode": 2,
+                "mandatory": True,
+            },
         )
+        self._published(seq, then)
 
-    def publish_events(self, events: list[dict[str, Any]]) -> None:
+    def publish_events(self, events: list[dict[str, Any]], *, wait: bool = True) -> None:
         """Eiffel events on the traceability bus (``engine.trace.bus``):
         one message, a JSON array when there are several. The trace queue
         and its binding are declared with it, so nothing is dropped before
-        an aggregator first ran."""
+        an aggregator first ran. ``wait=False``: not waiting for its
+        confirm (a later ``publish(..., then=f)`` covers it)."""
         from engine.trace import TraceTopology, routing_key
 
         assert self._producer is not None
@@ -260,20 +412,25 @@ class BrokerLink:
             )
         else:
             body, key = dumps(events), routing_key("batch", self.boss.eiffel_domain)
-        self._producer.publish(
+        seq = self._send(
             body,
-            exchange=topo.exchange,
-            routing_key=key,
-            declare=[topo.queue],
-            content_type="application/json",
-            content_encoding="utf-8",
-            delivery_mode=2,
-            retry=False,
+            {
+                "exchange": topo.exchange,
+                "routing_key": key,
+                "declare": [topo.queue],
+                "content_type": "application/json",
+                "content_encoding": "utf-8",
+                "delivery_mode": 2,
+            },
         )
+        if wait and seq:
+            self._confirmed(seq)
 
     def drain(self, timeout: float) -> None:
         """Deliver what arrived within ``timeout`` seconds; keep heartbeats."""
         assert self.conn is not None
-        with contextlib.suppress(TimeoutError):
-            self.conn.drain_events(timeout=timeout)
+        if not self._ready and not self._refused:
+            with contextlib.suppress(TimeoutError):
+                self.conn.drain_events(timeout=timeout)
         self.conn.heartbeat_check()
+        self._settle()

@@ -3,10 +3,17 @@
 It runs one participant instance (a pool is several processes on the same
 queue) and speaks the wire protocol of ``docs/wire-protocol.md``:
 
-* consume the participant's durable queue with prefetch 1, validate each
-  workitem (a malformed one is dead-lettered, never dropped), run the
-  handler's ``handle_wi`` in a worker thread, publish the reply to the
-  delivery's ``reply_to`` and only then acknowledge;
+* consume the participant's durable queue, validate each workitem (a
+  malformed one is dead-lettered, never dropped), run the handler's
+  ``handle_wi`` in a worker thread, publish the reply to the delivery's
+  ``reply_to`` and acknowledge once the broker confirmed it;
+* work on one workitem at a time, with the next one at hand
+  (``participant_prefetch`` 2, the default): it starts the moment the
+  reply before it is published, while that reply's confirm is still on
+  its way. A next workitem held for longer than ``participant_hold``
+  seconds (the one in hand is a long one) is given back to the queue,
+  and the consumer waits until the instance is idle, so that a long step
+  never keeps a workitem from another instance for long;
 * after ``lease_after`` seconds take a *lease* (stop consuming, publish
   ``started``, acknowledge, publish ``alive`` every ``lease / 3`` seconds),
   so a step can run for hours without the broker timing the delivery out;
@@ -117,6 +124,12 @@ class Runtime:
         self.replied: LRU[str, bytes | None] = LRU(REPLIES)
         self.cancels: LRU[str, bool] = LRU(MEMORY)
         self.job: Job | None = None
+        #: the next delivery, taken while ``job`` is in hand (prefetch 2),
+        #: and the connection generation it came on
+        self.held: Any = None
+        self._held_generation = 0
+        #: deliveries not handled yet, with their connection generation
+        self._arrivals: list[tuple[int, Any]] = []
         #: "wfid/subid" -> the reply_to of its delivery (for ``send_to_engine``)
         self.reply_tos: LRU[str, str] = LRU(REPLIES)
         #: (key, reply_to, body) from ``send_to_engine``, published by the main thread
@@ -162,7 +175,7 @@ class Runtime:
                 boss,
                 self.config.queue,
                 self.instance,
-                on_workitem=self._on_workitem,
+                on_workitem=self._arrived,
                 on_control=self._on_control,
                 max_backoff=self.max_backoff,
             )
@@ -292,7 +305,9 @@ class Runtime:
                 log.info("stopping%s", f": finishing {self.job.subid} first" if self.job else "")
             if self.job is not None:
                 self._tick(link, self.job)
-            if self._stopping and self.job is None:
+            self._look_at_held(link)
+            if self._stopping and self.job is None and self.held is None:
+                link.wait_confirms()  # the last acknowledgements go first
                 link.close()
                 return True
             self._update_consuming(link)
@@ -300,11 +315,67 @@ class Runtime:
             if job is not None and not job.done.is_set():
                 # wake the moment the handler returns (a reply must not wait
                 # for a poll); while it runs, look at the broker (cancel
-                # items, heartbeats) between waits, never after it returned
-                if not job.done.wait(POLL):
+                # items, heartbeats, the confirm of the reply before it)
+                # between waits, never after it returned
+                if link.unconfirmed:
+                    if not job.done.wait(PEEK / 2):
+                        link.drain(PEEK)
+                elif not job.done.wait(POLL):
                     link.drain(PEEK)
             else:
                 link.drain(POLL)
+            self._take_arrived(link)
+
+    def _arrived(self, message: Any) -> None:
+        """A delivery, from inside the connection's reader: noted, and
+        handled by the loop (``_take_arrived``). Handling it here would
+        publish and wait for confirms from inside a frame's dispatch, and
+        publishes made that way reach the queue in the reverse order."""
+        assert self.link is not None
+        self._arrivals.append((self.link.generation, message))
+
+    def _take_arrived(self, link: BrokerLink) -> None:
+        while self._arrivals:
+            generation, message = self._arrivals.pop(0)
+            if generation == link.generation:  # else: died with its connection
+                self._on_workitem(message)
+
+    def _look_at_held(self, link: BrokerLink) -> None:
+        """Start the held delivery when idle; give it back when the job in
+        hand turns out long (or leased, cancelled, stopping)."""
+        held = self.held
+        if held is None:
+            return
+        if self._held_generation != link.generation:
+            self.held = None  # it died with its connection: given again
+            return
+        job = self.job
+        if job is None and not self._stopping:
+            self.held = None
+            self._on_workitem(held)
+        elif (
+            job is None
+            or self._stopping
+            or job.leased
+            or job.cancelled
+            or job.elapsed >= self.config.boss.participant_hold
+        ):
+            self.held = None
+            self._give_back(link, held)
+
+    def _give_back(self, link: BrokerLink, message: Any) -> None:
+        """Back to the queue for another instance: the consumer stops first
+        (else the broker would hand it straight back), until idle."""
+        link.stop_consuming()
+        message.reject(requeue=True)
+        job = self.job
+        if job is not None and not self._stopping:
+            log.info(
+                "gave the next workitem back to the queue: %s %s is %s",
+                job.wfid,
+                job.subid,
+                "leased" if job.leased else "cancelled" if job.cancelled else "a long step",
+            )
 
     def _update_consuming(self, link: BrokerLink) -> None:
         """Consume when idle. While a delivery is held (not leased) the
@@ -344,6 +415,20 @@ class Runtime:
         if self._stopping:  # came with the last ack, before the consumer stopped
             message.reject(requeue=True)
             return
+        job = self.job
+        if job is not None:
+            # the next one (prefetch 2): started when this job ends, or
+            # given back if it turns out long (``_look_at_held``)
+            if (
+                self.held is None
+                and self.config.boss.participant_prefetch > 1
+                and not (job.leased or job.cancelled)
+            ):
+                self.held = message
+                self._held_generation = link.generation
+            else:
+                self._give_back(link, message)
+            return
         try:
             data = decode(message.body)
             if _is_ruote_cancel(data):
@@ -377,10 +462,6 @@ class Runtime:
         if dump:
             log.info("received workitem %s", json.dumps(data, sort_keys=True))
         reply_to = message.properties.get("reply_to") or self.config.boss.engine_queue
-        if self.job is not None:  # prefetch 1 makes this unlikely; never lose it
-            log.warning("got %s while %s is in hand; giving it back", subid, self.job.subid)
-            message.reject(requeue=True)
-            return
         key = f"{fei['wfid']}/{subid}"  # subids repeat across runs: key on both
         self.reply_tos.put(key, reply_to)
         if key in self.cancels:
@@ -390,7 +471,7 @@ class Runtime:
         if key in self.replied:
             body = self.replied.get(key)
             if body is not None:
-                link.publish(reply_to, body)
+                link.publish(reply_to, body)  # confirmed before the ack below
             log.info(
                 "%s %s delivered again: %s, not run again",
                 fei["wfid"],
@@ -444,7 +525,9 @@ class Runtime:
             link.declare(queue_)
             self._logs_declared = link.generation
         while log_.outbox:
-            link.publish(queue_, log_.outbox[0])
+            # the last batch goes before the reply, whose acknowledgement
+            # waits for every confirm before it: no wait of its own
+            link.publish(queue_, log_.outbox[0], then=_nothing if final else None)
             log_.outbox.pop(0)
 
     def _on_control(self, message: Any) -> None:
@@ -497,8 +580,7 @@ class Runtime:
     def _release(self, link: BrokerLink, job: Job, *, stop: bool = True) -> None:
         """Acknowledge the delivery in hand. While the job goes on (a lease,
         a cancelled handler still running) stop the consumer first, so that
-        no other delivery takes its place; a finished job keeps consuming
-        (prefetch 1: the next delivery comes with the ack, no round trips)."""
+        no other delivery takes its place."""
         if job.message is None:
             return
         if job.generation == link.generation:
@@ -508,6 +590,22 @@ class Runtime:
         # else: that delivery died with its connection; the broker gives it
         # again and the replied memory answers it
         job.message = None
+
+    def _ack_when_confirmed(self, link: BrokerLink, job: Job) -> None:
+        """Acknowledge the finished job's delivery once the broker confirmed
+        everything published for it (its logs, events and reply); the loop
+        goes on meanwhile. A connection lost first forgets it: the broker
+        gives the delivery again and the replied memory answers it."""
+        message, generation = job.message, job.generation
+        job.message = None
+        if message is None or generation != link.generation:
+            return
+
+        def ack() -> None:
+            if generation == link.generation:
+                message.ack()
+
+        link.after_confirms(ack)
 
     def _take_lease(self, link: BrokerLink, job: Job) -> None:
         link.stop_consuming()
@@ -531,9 +629,9 @@ class Runtime:
             # what the step produced, before its reply (the step's activity
             # ends after them); published again if this is retried after a
             # lost connection: their ids make the copy harmless
-            link.publish_events(job.wi.events)
+            link.publish_events(job.wi.events, wait=False)
         if job.cancelled:
-            self._release(link, job)
+            self._ack_when_confirmed(link, job)
             log.info("%s %s ended after its cancel: no reply", job.wfid, job.subid)
             self.job = None
             return
@@ -547,7 +645,7 @@ class Runtime:
                     log.info("done %s %s (forget: no reply)", job.wfid, job.subid)
             else:
                 reply, body = job.reply_and_body()
-                link.publish(job.reply_to, body)
+                link.publish(job.reply_to, body, then=_nothing)
                 self.replied.put(f"{job.wfid}/{job.subid}", body)
                 if job.trace:
                     err = reply.get("error")
@@ -563,8 +661,13 @@ class Runtime:
                 if job.dump:
                     log.info("reply %s", json.dumps(reply, sort_keys=True))
             job.replied = True
-        self._release(link, job, stop=False)
+        self._ack_when_confirmed(link, job)
         self.job = None
+        self._look_at_held(link)  # the next one starts now, not after a poll
+
+
+def _nothing() -> None:
+    """A confirm callback that only orders (see ``BrokerLink.publish``)."""
 
 
 # -- the command --------------------------------------------------------------

@@ -27,6 +27,7 @@ from __future__ import annotations
 import configparser
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,12 +153,25 @@ class _Link:
         self.published: list[tuple[str, dict[str, Any]]] = []
         self.events: list[dict[str, Any]] = []
 
-    def publish(self, routing_key: str, obj: dict[str, Any] | bytes) -> None:
+    unconfirmed = 0
+
+    def publish(
+        self,
+        routing_key: str,
+        obj: dict[str, Any] | bytes,
+        *,
+        then: Callable[[], None] | None = None,
+    ) -> None:
         body = json.loads(obj) if isinstance(obj, bytes | str) else obj
         self.published.append((routing_key, body))
+        if then is not None:
+            then()
 
-    def publish_events(self, events: list[dict[str, Any]]) -> None:
+    def publish_events(self, events: list[dict[str, Any]], *, wait: bool = True) -> None:
         self.events.extend(events)
+
+    def after_confirms(self, then: Callable[[], None]) -> None:
+        then()  # nothing to confirm here
 
     def declare(self, queue: str) -> None:
         return None

@@ -1,0 +1,75 @@
+"""The next workitem at hand (``participant_prefetch = 2``, the default).
+
+An instance works on one workitem at a time and holds the next one, which
+starts the moment the reply before it is published. A long step must not
+keep that next one from another instance: after ``participant_hold``
+seconds it goes back to the queue, and the instance takes no more until
+it is idle.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tests.participants.conftest import ParticipantProcess, Peer, Setup, unacked, wait_for
+
+
+def instance(proc: ParticipantProcess) -> str:
+    """The instance id a participant process logged when it connected."""
+    found = re.search(r"connected to \S+ as (\S+)", proc.text())
+    assert found, proc.text()
+    return found.group(1)
+
+
+def test_the_next_workitem_goes_back_while_a_long_step_runs(
+    setup: Setup, peer: Peer, spawn
+) -> None:
+    first = spawn(
+        setup.ini("first.ini", participant={"lease_after": 30}, boss={"participant_hold": 0.3})
+    ).ready()
+    long = setup.workitem(params={"sleep": 6})
+    short = setup.workitem()
+    peer.publish(setup.queue, long, reply_to=setup.engine)
+    first.wait_log(f"received {long['fei']['wfid']} {long['fei']['subid']}")
+    peer.publish(setup.queue, short, reply_to=setup.engine)
+    # taken with the long one in hand, then given back: ready on the queue
+    # again (not held, not acknowledged) while the long step still runs
+    first.wait_log("gave the next workitem back to the queue", 5)
+    wait_for(lambda: peer.count(setup.queue) == 1, 5, "the short workitem back on the queue")
+    assert setup.runs() == [long["fei"]["subid"]]
+
+    second = spawn(setup.ini("second.ini")).ready()
+    [reply] = peer.collect(setup.engine, 1, 4)  # long before the 6 s step ends
+    assert reply["fei"] == short["fei"]
+    assert reply["instance"] == instance(second) != instance(first)
+    [reply] = peer.collect(setup.engine, 1, 15)
+    assert reply["fei"] == long["fei"] and reply["instance"] == instance(first)
+    assert sorted(setup.runs()) == sorted([long["fei"]["subid"], short["fei"]["subid"]])
+    wait_for(lambda: unacked(setup.broker_url, setup.queue) == 0, 5, "every ack")
+    assert peer.count(setup.queue) == 0
+
+
+def test_short_steps_run_one_after_the_other_in_order(setup: Setup, peer: Peer, spawn) -> None:
+    proc = spawn(setup.ini()).ready()
+    items = [setup.workitem(params={"sleep": 0.05}) for _ in range(12)]
+    for wi in items:
+        peer.publish(setup.queue, wi, reply_to=setup.engine)
+    replies = peer.collect(setup.engine, len(items))
+    assert [r["fei"] for r in replies] == [wi["fei"] for wi in items]
+    assert setup.runs() == [wi["fei"]["subid"] for wi in items]  # each once, in order
+    # every delivery acknowledged once its reply was confirmed
+    wait_for(lambda: unacked(setup.broker_url, setup.queue) == 0, 5, "every ack")
+    assert peer.count(setup.queue) == 0
+    assert "gave the next workitem back" not in proc.text()
+
+
+def test_one_at_a_time_when_asked(setup: Setup, peer: Peer, spawn) -> None:
+    spawn(setup.ini(participant={"lease_after": 30}, boss={"participant_prefetch": 1})).ready()
+    long = setup.workitem(params={"sleep": 3})
+    peer.publish(setup.queue, long, reply_to=setup.engine)
+    wait_for(lambda: setup.runs() == [long["fei"]["subid"]], 5, "the long step started")
+    peer.publish(setup.queue, setup.workitem(), reply_to=setup.engine)
+    # prefetch 1: the second stays on the queue, never delivered
+    wait_for(lambda: peer.count(setup.queue) == 1, 5, "the second workitem waiting")
+    assert unacked(setup.broker_url, setup.queue) == 1
+    peer.collect(setup.engine, 2, 15)
