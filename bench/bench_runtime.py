@@ -702,126 +702,79 @@ def _free_port() -> int:
 
 @dataclass
 class TlsNode:
-    """A private RabbitMQ node (as ``tests/security/test_broker_tls.py``'s):
-    its own node name, ports, HOME (Erlang cookie), epmd, data and log
-    directories and ``rabbitmq.conf`` under ``base``, with a plain TCP
-    listener (``port``) and a TLS one (``tls_port``: certificates from the
-    tests' ``make_pki``, client certificates verified when presented,
+    """A private RabbitMQ node (``tests/rabbitmq_node.py``'s ``RabbitNode``,
+    as ``tests/security/test_broker_tls.py``'s) under ``base``, with a plain
+    TCP listener (``port``) and a TLS one (``tls_port``: certificates from
+    the tests' ``make_pki``, client certificates verified when presented,
     ``EXTERNAL`` login by their common name). The machine's RabbitMQ is
     neither touched nor needed."""
 
     base: Path
-    node: str = field(default_factory=lambda: f"bossbench{uuid.uuid4().hex[:8]}@localhost")
-    port: int = field(default_factory=_free_port)
-    tls_port: int = field(default_factory=_free_port)
-    epmd_port: int = field(default_factory=_free_port)
-    user: str = "boss"
-    password: str = field(default_factory=lambda: uuid.uuid4().hex)
     #: the client certificate's common name: the user it logs in as
     client_cn: str = ""
     pki: Any = None
-    env: dict[str, str] = field(default_factory=dict)
-    proc: subprocess.Popen | None = None
+    rabbit: Any = None
+
+    def __post_init__(self) -> None:
+        from tests.rabbitmq_node import RabbitNode
+
+        self.rabbit = RabbitNode(
+            self.base,
+            plugins=["rabbitmq_auth_mechanism_ssl"],
+            conf=(
+                "auth_mechanisms.1 = PLAIN\n"
+                "auth_mechanisms.2 = EXTERNAL\n"
+                "ssl_cert_login_from = common_name\n"
+            ),
+            node=f"bossbench{uuid.uuid4().hex[:8]}@localhost",
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self.rabbit.port)
+
+    @property
+    def tls_port(self) -> int:
+        return int(self.rabbit.tls_port)
+
+    @property
+    def user(self) -> str:
+        return str(self.rabbit.user)
 
     def start(self, timeout: float = 90.0) -> TlsNode:
-        from tests.security.test_broker_tls import CLIENT_CN, accepts_tls, make_pki
+        from tests.security.test_broker_tls import CLIENT_CN, make_pki
 
-        base = self.base
-        base.mkdir(parents=True)
-        (base / "home").mkdir()
-        self.pki = make_pki(base / "pki")
+        self.base.mkdir(parents=True)
+        self.pki = make_pki(self.base / "pki")
         self.client_cn = CLIENT_CN
-        (base / "rabbitmq-env.conf").write_text("")  # not the machine's (/etc/rabbitmq)
-        (base / "enabled_plugins").write_text("[rabbitmq_auth_mechanism_ssl].\n")
-        (base / "rabbitmq.conf").write_text(
-            f"listeners.tcp.default = {self.port}\n"
-            f"listeners.ssl.default = {self.tls_port}\n"
-            f"ssl_options.cacertfile = {self.pki.ca}\n"
-            f"ssl_options.certfile = {self.pki.server_cert}\n"
-            f"ssl_options.keyfile = {self.pki.server_key}\n"
-            "ssl_options.verify = verify_peer\n"
-            "ssl_options.fail_if_no_peer_cert = false\n"
-            "auth_mechanisms.1 = PLAIN\n"
-            "auth_mechanisms.2 = EXTERNAL\n"
-            "ssl_cert_login_from = common_name\n"
-            "loopback_users = none\n"
-            "management_agent.disable_metrics_collector = true\n"
-        )
-        self.env = {
-            **os.environ,
-            "HOME": str(base / "home"),  # its own Erlang cookie, made on first start
-            "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
-            "RABBITMQ_NODENAME": self.node,
-            "RABBITMQ_NODE_PORT": str(self.port),
-            "RABBITMQ_DIST_PORT": str(_free_port()),
-            "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
-            "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(base / "log"),
-            "RABBITMQ_PID_FILE": str(base / "rabbit.pid"),
-            "ERL_EPMD_ADDRESS": "127.0.0.1",
-            # an epmd of its own, stopped with the node (not the machine's)
-            "ERL_EPMD_PORT": str(self.epmd_port),
-        }
-        with (base / "server.out").open("wb") as log:
-            self.proc = subprocess.Popen(
-                [str(RABBIT_BIN / "rabbitmq-server")],
-                env=self.env,
-                cwd=base,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-        def up() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                out = (base / "server.out").read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"rabbitmq-server exited ({self.proc.returncode}):\n{out}")
-            return accepts_tls(self.tls_port, self.pki.ca)
-
-        wait_for(up, timeout, f"the private RabbitMQ node {self.node} to accept TLS", 0.2)
-        self.ctl("add_user", self.user, self.password)
+        self.rabbit.tls = self.pki
+        self.rabbit.start(timeout)
         # the client certificate's user: no password (EXTERNAL)
         self.ctl("add_user", self.client_cn, uuid.uuid4().hex)
         self.ctl("clear_password", self.client_cn)
         return self
 
     def ctl(self, *args: str, check: bool = True) -> str:
-        return _run(
-            [str(RABBIT_BIN / "rabbitmqctl"), "-q", "-n", self.node, *args],
-            check=check,
-            env=self.env,
-        )
+        done = self.rabbit.ctl(*args, check=False)
+        if check and done.returncode != 0:
+            raise RuntimeError(
+                f"rabbitmqctl {' '.join(args)} exited {done.returncode}: {done.stderr}"
+            )
+        return str(done.stdout)
 
     def plain_url(self) -> str:
-        return f"amqp://{self.user}:{self.password}@127.0.0.1:{self.port}"
+        return f"amqp://{self.rabbit.user}:{self.rabbit.password}@127.0.0.1:{self.port}"
 
     def tls_url(self) -> str:
         """No password: the client certificate logs in (``EXTERNAL``)."""
         return f"amqps://localhost:{self.tls_port}"
 
     def pids(self) -> list[int]:
-        if self.proc is None or self.proc.poll() is not None:
-            return []
-        return [p for p in _tree(self.proc.pid) if _comm(p) == "beam.smp"]
+        return list(self.rabbit.pids())
 
     def stop(self) -> None:
         """Stop the node and its epmd, remove its directories."""
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                with contextlib.suppress(Exception):
-                    self.ctl("stop", check=False)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=30)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)  # anything of it left
-            self.proc.wait(timeout=10)
-        if self.env:
-            epmd = shutil.which("epmd") or "/usr/lib/erlang/bin/epmd"
-            # its own epmd (ERL_EPMD_PORT); it refuses while a node is
-            # registered with it: none is now
-            with contextlib.suppress(Exception):
-                _run([epmd, "-port", str(self.epmd_port), "-kill"], False, self.env)
+        self.rabbit.stop()
         shutil.rmtree(self.base, ignore_errors=True)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from engine.federation.bridge import (
     FederationBridge,
     Inbound,
+    Receiver,
     Sender,
     create_app,
     event_domain,
@@ -33,6 +34,7 @@ __all__ = [
     "Inbound",
     "PeerFilter",
     "PeerSettings",
+    "Receiver",
     "Sender",
     "create_app",
     "event_domain",

@@ -55,6 +55,23 @@ class Site:
             self.bridge.stop()
             self.bridge = None
 
+    def start_aggregator(self) -> EventAggregator:
+        """This site's engine side: the aggregator from its trace queue to its graph."""
+        agg = EventAggregator(self.config, self.graph, batch_size=100, linger=0.02)
+        t = threading.Thread(target=agg.run_forever, daemon=True, name=f"agg-{self.name}")
+        t.start()
+        self.aggregator, self._threads = agg, [t]
+        return agg
+
+    def stop_aggregator(self) -> None:
+        if self.aggregator is not None:
+            self.aggregator.should_stop = True
+        for t in self._threads:
+            t.join(10)
+        if self.aggregator is not None:
+            self.aggregator.close()
+        self.aggregator, self._threads = None, []
+
     def deadletters(self) -> list[dict[str, Any]]:
         with kombu.Connection(self.config.resolved_broker_url()) as conn:
             return list_deadletters(TraceTopology(self.config).deadletter_config, conn)
@@ -176,22 +193,14 @@ def two_sites(
             graph = Graph(client, prefix=graph_prefix(config))
             site = Site(name, ini, config, settings, graph, EventBus(config), ports[name])
             made.append(site)
-            agg = EventAggregator(config, graph, batch_size=100, linger=0.02)
-            t = threading.Thread(target=agg.run_forever, daemon=True, name=f"agg-{name}")
-            t.start()
-            site.aggregator, site._threads = agg, [t]
+            site.start_aggregator()
         for site in made:
             site.start_bridge()
         yield made[0], made[1]
     finally:
         for site in made:
             site.stop_bridge()
-            if site.aggregator is not None:
-                site.aggregator.should_stop = True
-            for t in site._threads:
-                t.join(10)
-            if site.aggregator is not None:
-                site.aggregator.close()
+            site.stop_aggregator()
             site.bus.close()
             _cleanup(site)
 

@@ -23,10 +23,6 @@ import json
 import logging
 import os
 import secrets
-import shutil
-import signal
-import socket
-import ssl
 import subprocess
 import sys
 import threading
@@ -53,11 +49,11 @@ from engine.doctor import FAIL, OK, diagnose
 from participants.link import BrokerLink
 from tests.conftest import delete_keys
 from tests.e2e.conftest import ROOT, System
+from tests.rabbitmq_node import RABBIT_BIN, RabbitNode, missing
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
-RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 #: the common name of the client certificate, and the RabbitMQ user it logs in as
 CLIENT_CN = "boss-tls-client"
 
@@ -192,13 +188,7 @@ def make_pki(directory: Path) -> Pki:
     )
 
 
-# -- a private RabbitMQ node -----------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# -- a private RabbitMQ node (tests/rabbitmq_node.py) ---------------------------------
 
 
 @dataclass
@@ -226,81 +216,31 @@ class TlsBroker:
         return f"amqps://{auth}{host}:{self.port}/{self.vhost}"
 
 
-def accepts_tls(port: int, ca: Path) -> bool:
-    """Whether ``port`` completes a TLS handshake, the server's certificate
-    verified against ``ca`` for the name ``localhost`` (also the bench's
-    private node: ``bench_runtime.py --security``)."""
-    context = ssl.create_default_context(cafile=str(ca))
-    try:
-        with (
-            socket.create_connection(("127.0.0.1", port), timeout=1) as sock,
-            context.wrap_socket(sock, server_hostname="localhost"),
-        ):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
-    if not (RABBIT_BIN / "rabbitmq-server").exists():
-        pytest.skip(f"no RabbitMQ installed ({RABBIT_BIN / 'rabbitmq-server'})")
+    why = missing(["rabbitmq_auth_mechanism_ssl"])
+    if why:
+        pytest.skip(why)
     base = tmp_path_factory.mktemp("rabbit-tls")
     pki = make_pki(base / "pki")
-    port, dist_port = _free_port(), _free_port()
-    node = f"bosstls{secrets.token_hex(4)}@localhost"
-    (base / "home").mkdir()
-    (base / "rabbitmq-env.conf").write_text("")  # not the machine's (/etc/rabbitmq)
-    (base / "enabled_plugins").write_text("[rabbitmq_auth_mechanism_ssl].\n")
-    (base / "rabbitmq.conf").write_text(
-        "listeners.tcp = none\n"
-        f"listeners.ssl.default = {port}\n"
-        f"ssl_options.cacertfile = {pki.ca}\n"
-        f"ssl_options.certfile = {pki.server_cert}\n"
-        f"ssl_options.keyfile = {pki.server_key}\n"
-        "ssl_options.verify = verify_peer\n"
-        "ssl_options.fail_if_no_peer_cert = false\n"
-        "auth_mechanisms.1 = PLAIN\n"
-        "auth_mechanisms.2 = EXTERNAL\n"
-        "ssl_cert_login_from = common_name\n"
-        "loopback_users = none\n"
-        "management_agent.disable_metrics_collector = true\n"
+    node = RabbitNode(
+        base / "node",
+        plugins=["rabbitmq_auth_mechanism_ssl"],
+        tcp=False,
+        tls=pki,
+        conf=(
+            "auth_mechanisms.1 = PLAIN\n"
+            "auth_mechanisms.2 = EXTERNAL\n"
+            "ssl_cert_login_from = common_name\n"
+        ),
+        node=f"bosstls{secrets.token_hex(4)}@localhost",
+        user="boss",
+        password="boss-tls-password",
     )
-    env = {
-        **os.environ,
-        "HOME": str(base / "home"),  # its own Erlang cookie, made on first start
-        "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
-        "RABBITMQ_NODENAME": node,
-        "RABBITMQ_NODE_PORT": str(_free_port()),
-        "RABBITMQ_DIST_PORT": str(dist_port),
-        "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
-        "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
-        "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
-        "RABBITMQ_LOG_BASE": str(base / "log"),
-        "RABBITMQ_PID_FILE": str(base / "rabbit.pid"),
-        "ERL_EPMD_ADDRESS": "127.0.0.1",
-    }
-    log = (base / "server.out").open("wb")
-    proc = subprocess.Popen(
-        [str(RABBIT_BIN / "rabbitmq-server")],
-        env=env,
-        cwd=base,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    broker = TlsBroker(node=node, port=port, pki=pki, env=env)
     try:
-
-        def up() -> bool:
-            if proc.poll() is not None:
-                out = (base / "server.out").read_text(errors="replace")[-3000:]
-                raise AssertionError(f"rabbitmq-server exited ({proc.returncode}):\n{out}")
-            return accepts_tls(port, pki.ca)
-
-        wait_for(up, timeout=60, what=f"the private RabbitMQ node {node} to accept TLS")
+        node.start(timeout=60)
+        broker = TlsBroker(node=node.node, port=node.tls_port, pki=pki, env=node.env)
         broker.ctl("add_vhost", broker.vhost)
-        broker.ctl("add_user", broker.user, broker.password)
         broker.ctl("set_permissions", "-p", broker.vhost, broker.user, ".*", ".*", ".*")
         # the client certificate's user: no password (EXTERNAL)
         broker.ctl("add_user", CLIENT_CN, secrets.token_hex(16))
@@ -308,14 +248,7 @@ def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
         broker.ctl("set_permissions", "-p", broker.vhost, CLIENT_CN, ".*", ".*", ".*")
         yield broker
     finally:
-        broker.ctl("stop", check=False)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
-        shutil.rmtree(base / "mnesia", ignore_errors=True)
+        node.stop()
 
 
 # -- the tests -------------------------------------------------------------------------
