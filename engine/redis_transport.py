@@ -33,6 +33,25 @@ same keys. The engine asks this before it dispatches a workitem again
 (``engine.service``): a consumer killed between ``BRPOP`` and recording the
 delivery loses it, and only then is it dispatched again.
 
+**No delivery lost to a blocked pop.** kombu waits for a message with a
+blocking ``BRPOP``. The server pops for a waiting connection the moment a
+message comes, and if that connection's process was cut off from the
+network (or froze) the message goes into a socket nobody reads: it is in
+no queue and no bookkeeping, lost (``tests/netns``: a worker host cut off
+the network took launches with it). A consumer of one queue here waits
+with ``BLMOVE queue inflight RIGHT LEFT`` instead: the server moves the
+message into the channel's own *in-flight* list, and a script
+(``_TAKE``) then moves it, with whatever else the consumer's prefetch
+allows, from there into kombu's bookkeeping (``unacked``) in one atomic
+step, returning the messages. Each in-flight list is registered, with the
+time, in ``_INFLIGHT_INDEX`` and kept alive with the held deliveries; a
+list whose holder stopped keeping it alive for ``visibility_timeout`` is
+put back on its queue by the sweep (``_RESTORE_INFLIGHT``, from
+``QoS.restore_visible``), and a holder that comes back finds its list
+empty and takes nothing: never lost, never delivered twice. Consumers of
+several queues keep kombu's ``BRPOP`` (``BLMOVE`` has one source). Every
+queue has one list (``priority_steps = [0]``: BOSS sends no priorities).
+
 Everything else is kombu's. ``engine.broker.connect`` and the participant
 runtime use it for ``redis://`` and ``redis+socket://`` broker URLs; any
 kombu client gets it with the ``bossredis://`` (``bossredis+socket://``)
@@ -43,10 +62,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import logging
 import os
 import threading
+import uuid
 import weakref
 from collections.abc import Iterable
 from time import time
@@ -67,6 +88,68 @@ KEEPALIVE_FRACTION = 4.0
 _CHUNK = 500
 #: the most deliveries one blocking pop brings (``Channel._brpop_start``)
 MAX_TAKE = 256
+#: the sorted set of in-flight lists (member: the list's key; score: the
+#: last time its holder said it lives) and the hash naming each one's queue
+_INFLIGHT_INDEX = "_boss.inflight"
+_INFLIGHT_QUEUES = "_boss.inflight.queues"
+
+#: what a ``BLMOVE`` brought into a channel's in-flight list, and up to
+#: ARGV[1] more from its queue, into kombu's bookkeeping at time ARGV[2]
+#: (``unacked`` holds ``[payload, exchange, routing_key]``, the payload as
+#: it came); returns the messages, oldest first. KEYS: in-flight list,
+#: queue, ``unacked``, ``unacked_index``. A message that is not kombu's
+#: JSON is returned unrecorded (the caller sets it aside).
+_TAKE = """
+local items = redis.call('LRANGE', KEYS[1], 0, -1)
+local taken = {}
+for i = #items, 1, -1 do taken[#taken + 1] = items[i] end
+redis.call('DEL', KEYS[1])
+local more = tonumber(ARGV[1])
+if more > 0 and #taken > 0 then
+  local extra = redis.call('RPOP', KEYS[2], more)
+  if extra then
+    for _, v in ipairs(extra) do taken[#taken + 1] = v end
+  end
+end
+for _, raw in ipairs(taken) do
+  local ok, msg = pcall(cjson.decode, raw)
+  if ok and type(msg) == 'table' and type(msg.properties) == 'table'
+      and msg.properties.delivery_tag then
+    local p = msg.properties
+    local info = type(p.delivery_info) == 'table' and p.delivery_info or {}
+    redis.call('ZADD', KEYS[4], ARGV[2], p.delivery_tag)
+    redis.call('HSET', KEYS[3], p.delivery_tag, '[' .. raw .. ',' ..
+      cjson.encode(info.exchange or '') .. ',' .. cjson.encode(info.routing_key or '') .. ']')
+  end
+end
+return taken
+"""
+
+#: put one in-flight list back on its queue and forget it (a channel that
+#: closes). KEYS: the list, its queue, the index, the hash of queues
+_RESTORE_ONE = """
+while redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'RIGHT') do end
+redis.call('ZREM', KEYS[3], KEYS[1])
+redis.call('HDEL', KEYS[4], KEYS[1])
+return 1
+"""
+
+#: put back on their queues the in-flight lists nobody kept alive since
+#: ARGV[1] (at most ARGV[2] lists); returns how many messages went back.
+#: KEYS: the index, the hash of queues
+_RESTORE_INFLIGHT = """
+local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local moved = 0
+for _, list in ipairs(stale) do
+  local queue = redis.call('HGET', KEYS[2], list)
+  if queue then
+    while redis.call('LMOVE', list, queue, 'RIGHT', 'RIGHT') do moved = moved + 1 end
+  end
+  redis.call('ZREM', KEYS[1], list)
+  redis.call('HDEL', KEYS[2], list)
+end
+return moved
+"""
 
 
 class QoS(kombu_redis.QoS):
@@ -76,10 +159,14 @@ class QoS(kombu_redis.QoS):
     #: while ``Channel._brpop_read`` delivers several: the pipeline their
     #: bookkeeping goes into (executed once, when all are delivered)
     batch_pipe: Any = None
+    #: while ``Channel._blmove_read`` delivers: the bookkeeping is written
+    recorded = False
 
     def append(self, message: Any, delivery_tag: Any) -> None:
         pipe = self.batch_pipe
-        if pipe is None:
+        if self.recorded:
+            super(kombu_redis.QoS, self).append(message, delivery_tag)
+        elif pipe is None:
             super().append(message, delivery_tag)
         else:
             delivery = message.delivery_info
@@ -116,13 +203,25 @@ class QoS(kombu_redis.QoS):
 
     def keep_alive(self, now: float | None = None) -> int:
         """Write ``now`` as the delivery time of every held delivery (only
-        those still recorded: ``XX``); how many there were."""
+        those still recorded: ``XX``), and of the channel's in-flight list;
+        how many deliveries there were."""
         tags = self.held_tags()
-        if not tags:
+        inflight = getattr(self.channel, "_inflight", None)
+        if not tags and inflight is None:
             return 0
         stamp = time() if now is None else now
         client = self.channel.Client(connection_pool=self.channel.pool)
-        client.zadd(self.unacked_index_key, dict.fromkeys(tags, stamp), xx=True)
+        if inflight is not None:
+            # (not XX: a list the sweep put back while this process was cut
+            # off is registered again; it is empty, nothing comes twice)
+            pipe = client.pipeline(transaction=False)
+            pipe.zadd(_INFLIGHT_INDEX, {inflight[0]: stamp})
+            pipe.hset(_INFLIGHT_QUEUES, inflight[0], inflight[1])
+            if tags:
+                pipe.zadd(self.unacked_index_key, dict.fromkeys(tags, stamp), xx=True)
+            pipe.execute()
+        elif tags:
+            client.zadd(self.unacked_index_key, dict.fromkeys(tags, stamp), xx=True)
         return len(tags)
 
     @property
@@ -140,6 +239,18 @@ class QoS(kombu_redis.QoS):
             return
         with self.channel.conn_or_acquire() as client:
             ceil = time() - self.visibility_timeout
+            try:
+                moved = client.eval(
+                    _RESTORE_INFLIGHT, 2, _INFLIGHT_INDEX, _INFLIGHT_QUEUES, ceil, 100
+                )
+            except kombu_redis.redis.ResponseError as exc:  # no LMOVE (Redis < 6.2)
+                log.debug("in-flight sweep failed: %s", exc)
+                moved = 0
+            if moved:
+                log.warning(
+                    "restored %d message(s) taken by a consumer that stopped keeping them alive",
+                    moved,
+                )
             try:
                 with kombu_redis.Mutex(client, self.unacked_mutex_key, self.unacked_mutex_expire):
                     visible = client.zrange(
@@ -266,6 +377,14 @@ class Channel(kombu_redis.Channel):
     _blmpop = True
     #: the BLMPOP in flight (None: kombu's BRPOP, or nothing)
     _lmpop_sent: int | None = None
+    #: whether the server has ``BLMOVE`` (Redis and Valkey >= 6.2)
+    _blmove = True
+    #: the BLMOVE in flight: (queue, its key, how many in all it may take)
+    _lmove_sent: tuple[str, str, int] | None = None
+    #: this channel's in-flight list and its queue's key, once it has one
+    _inflight: tuple[str, str] | None = None
+    #: one list per queue (BOSS publishes no priorities): see the module doc
+    priority_steps = [0]
 
     def _take(self) -> int:
         """How many deliveries the consumer may take now (its free prefetch
@@ -279,6 +398,10 @@ class Channel(kombu_redis.Channel):
         COUNT n``: every message waiting, up to n, in the one blocking round
         trip that would have brought one."""
         take = self._take()
+        if self._blmove and not self.global_keyprefix and len(self.active_queues) == 1:
+            self._lmpop_sent = None
+            self._blmove_start(take, timeout)
+            return
         if not self._blmpop or take <= 1 or self.global_keyprefix:
             self._lmpop_sent = None
             super()._brpop_start(timeout)
@@ -296,10 +419,87 @@ class Channel(kombu_redis.Channel):
             "BLMPOP", timeout or 0, len(keys), *keys, "RIGHT", "COUNT", take
         )
 
+    def _blmove_start(self, take: int, timeout: float | None) -> None:
+        """``BLMOVE queue inflight RIGHT LEFT``: wait for a message that
+        lands in this channel's in-flight list, not in the socket."""
+        if timeout is None:
+            timeout = self.brpop_timeout
+        queues = self._queue_cycle.consume(1)
+        if not queues:
+            return
+        queue = queues[0]
+        key = self._q_for_pri(queue, 0)
+        if self._inflight is None or self._inflight[1] != key:
+            self._inflight = (f"{_INFLIGHT_INDEX}.{key}.{uuid.uuid4().hex}", key)
+            client = self.Client(connection_pool=self.pool)
+            pipe = client.pipeline(transaction=True)
+            pipe.zadd(_INFLIGHT_INDEX, {self._inflight[0]: time()})
+            pipe.hset(_INFLIGHT_QUEUES, self._inflight[0], key)
+            pipe.execute()
+            KEEPALIVE.add(self.qos)
+        self._in_poll = self.client.connection
+        self._brpop_sent_at = kombu_redis.monotonic()
+        self._lmove_sent = (queue, key, take)
+        self.client.connection.send_command(
+            "BLMOVE", key, self._inflight[0], "RIGHT", "LEFT", timeout or 0
+        )
+
+    def _blmove_read(self, queue: str, key: str, take: int, **options: Any) -> bool:
+        """What ``BLMOVE`` brought: take it (and up to ``take - 1`` more)
+        from the in-flight list into the bookkeeping with ``_TAKE`` and
+        deliver it. A holder the sweep gave up on takes nothing."""
+        assert self._inflight is not None
+        try:
+            try:
+                reply = self.client.parse_response(self.client.connection, "BLMOVE", **options)
+            except kombu_redis.redis.ResponseError:
+                type(self)._blmove = False  # no BLMOVE: kombu's way from now on
+                raise kombu_redis.Empty() from None
+            except self.connection_errors:
+                self.client.connection.disconnect()
+                raise
+        finally:
+            self._in_poll = None
+            flush = getattr(self, "_flush_brpop_reauth", None)
+            if flush is not None:
+                flush()
+        if reply is None:
+            raise kombu_redis.Empty()
+        client = self.Client(connection_pool=self.pool)
+        taken = client.eval(
+            _TAKE,
+            4,
+            self._inflight[0],
+            key,
+            self.qos.unacked_key,
+            self.qos.unacked_index_key,
+            max(0, take - 1),
+            time(),
+        )
+        if not taken:
+            raise kombu_redis.Empty()
+        self._queue_cycle.rotate(queue)
+        qos = self.qos
+        qos.recorded = True  # _TAKE wrote the bookkeeping
+        try:
+            for raw in taken:
+                try:
+                    payload = kombu_redis.loads(kombu_redis.bytes_to_str(raw))
+                except ValueError:
+                    log.error("not a kombu message on %s, set aside in the log: %r", key, raw[:500])
+                    continue
+                self.connection._deliver(payload, queue)
+        finally:
+            qos.recorded = False
+        return True
+
     def _brpop_read(self, **options: Any) -> bool:
         """Read what ``_brpop_start`` asked for and deliver it; several
         deliveries get their bookkeeping (``unacked``) written in one
         pipeline: N deliveries in two round trips, not 2N."""
+        lmove, self._lmove_sent = self._lmove_sent, None
+        if lmove is not None:
+            return self._blmove_read(*lmove, **options)
         lmpop, self._lmpop_sent = self._lmpop_sent, None
         try:
             try:
@@ -340,6 +540,26 @@ class Channel(kombu_redis.Channel):
             qos.batch_pipe = None
             pipe.execute()
         return True
+
+    def close(self) -> None:
+        inflight = self._inflight
+        if inflight is not None and not self.closed:
+            # kombu's close reads a pending wait first; then what is still in
+            # flight goes back at once (the pool is still open), and the list
+            # is forgotten
+            self._closing = True
+            if self._in_poll:
+                with contextlib.suppress(kombu_redis.Empty, *self.connection_errors):
+                    self._brpop_read()
+            try:
+                client = self.Client(connection_pool=self.pool)
+                client.eval(
+                    _RESTORE_ONE, 4, inflight[0], inflight[1], _INFLIGHT_INDEX, _INFLIGHT_QUEUES
+                )
+            except Exception as exc:  # the sweep puts it back later
+                log.warning("could not give back in-flight list %s: %s", inflight[0], exc)
+            self._inflight = None
+        super().close()
 
     def _create_client(self, asynchronous: bool = False) -> Any:
         if asynchronous:
@@ -434,6 +654,11 @@ def locate(
             for where, names in (("queued", queues), ("replied", reply_queues))
             for name in dict.fromkeys(names)
             for pri in channel.priority_steps
+        ]
+        # moved in flight by a consumer's BLMOVE and not taken yet: held
+        # (taken in a moment, or put back by the sweep)
+        lists += [
+            ("held", kombu_redis.bytes_to_str(key)) for key in client.zrange(_INFLIGHT_INDEX, 0, -1)
         ]
         pipe = client.pipeline(transaction=True)
         pipe.hvals(channel.unacked_key)

@@ -1,7 +1,8 @@
 """kombu's Redis transport (the embedded broker) in batches: a consumer
-whose prefetch allows takes every waiting message in one blocking pop
-(``BLMPOP ... COUNT``), and the engine acknowledges a batch in one round
-trip (``engine.redis_transport.QoS.ack_many``), every one forgotten: none
+whose prefetch allows takes every waiting message in one blocking wait
+(``BLMOVE`` into its in-flight list, then the rest in the same script),
+and the engine acknowledges a batch in one round trip
+(``engine.redis_transport.QoS.ack_many``), every one forgotten: none
 comes again."""
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def test_one_pop_takes_the_batch_and_ack_many_forgets_every_delivery(
     real = redis_transport.Channel._brpop_read
 
     def counted(self: redis_transport.Channel, **options: object) -> bool:
-        reads.append(self._lmpop_sent)
+        # how many the pop may bring: BLMOVE's take (one queue), or BLMPOP's
+        reads.append(self._lmove_sent[2] if self._lmove_sent else self._lmpop_sent)
         return real(self, **options)
 
     monkeypatch.setattr(redis_transport.Channel, "_brpop_read", counted)
