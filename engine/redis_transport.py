@@ -385,6 +385,8 @@ class Channel(kombu_redis.Channel):
     _inflight: tuple[str, str] | None = None
     #: one list per queue (BOSS publishes no priorities): see the module doc
     priority_steps = [0]
+    #: ``_TAKE``, registered (``EVALSHA``) on first use
+    _take_script: Any = None
 
     def _take(self) -> int:
         """How many deliveries the consumer may take now (its free prefetch
@@ -465,16 +467,14 @@ class Channel(kombu_redis.Channel):
                 flush()
         if reply is None:
             raise kombu_redis.Empty()
-        client = self.Client(connection_pool=self.pool)
-        taken = client.eval(
-            _TAKE,
-            4,
-            self._inflight[0],
-            key,
-            self.qos.unacked_key,
-            self.qos.unacked_index_key,
-            max(0, take - 1),
-            time(),
+        client = self._create_client()  # the channel's one client object
+        script = self._take_script
+        if script is None:
+            script = self._take_script = client.register_script(_TAKE)
+        taken = script(
+            keys=[self._inflight[0], key, self.qos.unacked_key, self.qos.unacked_index_key],
+            args=[max(0, take - 1), time()],
+            client=client,
         )
         if not taken:
             raise kombu_redis.Empty()
