@@ -109,25 +109,41 @@ def tls_options(config: Config, url: str) -> dict[str, Any]:
     CAs, and must name the URL's host unless ``broker_verify_hostname`` is
     false), and ``login_method="EXTERNAL"`` when a client certificate is
     given and the URL has no password (RabbitMQ logs the client in by its
-    certificate). Empty (no TLS) for a Redis URL, and for ``amqp://`` when
+    certificate). For a Valkey/Redis broker over TLS (``rediss://``): the
+    ``ssl`` options of redis-py's ``SSLConnection`` from the same keys
+    (verified against ``broker_ca`` or the system's CAs, the host name
+    checked unless ``broker_verify_hostname`` is false, ``broker_cert``/
+    ``broker_key`` presented when the server asks for a client
+    certificate). Empty (no TLS) for ``redis://``, and for ``amqp://`` when
     none of ``broker_ca``, ``broker_cert``, ``broker_key`` is set.
 
     Raises ``ConfigError`` when a named file does not exist (else every
     connection attempt would fail and be retried for ever)."""
-    if is_redis(url):
-        return {}
     files = {
         "broker_ca": config.broker_ca,
         "broker_cert": config.broker_cert,
         "broker_key": config.broker_key,
     }
-    if not url.startswith("amqps://") and not any(files.values()):
+    if is_redis(url) and not url.startswith("rediss://"):
+        return {}
+    if not url.startswith(("amqps://", "rediss://")) and not any(files.values()):
         return {}
     for key, path in files.items():
         if path and not os.path.isfile(path):
             raise ConfigError(f"{key} = {path}: no such file", key)
     if config.broker_key and not config.broker_cert:
         raise ConfigError("broker_key is set but broker_cert is not", "broker_key")
+    if is_redis(url):
+        redis_ssl: dict[str, Any] = {
+            "ssl_cert_reqs": ssl.CERT_REQUIRED,
+            "ssl_check_hostname": config.broker_verify_hostname,
+        }
+        if config.broker_ca:
+            redis_ssl["ssl_ca_certs"] = config.broker_ca
+        if config.broker_cert:
+            redis_ssl["ssl_certfile"] = config.broker_cert
+            redis_ssl["ssl_keyfile"] = config.broker_key or None
+        return {"ssl": redis_ssl}
     parts = parse_url(url)
     options: dict[str, Any] = {"cert_reqs": ssl.CERT_REQUIRED}
     if config.broker_ca:
@@ -244,7 +260,13 @@ def kombu_connection(url: str, *, transport: type | None = None, **kwargs: Any) 
             url = f"{SCHEME}://{rest}"
         elif scheme.startswith("redis+"):
             url = f"{SCHEME}+{scheme.split('+', 1)[1]}://{rest}"
-        # anything else (rediss://: TLS) stays on kombu's own transport
+        elif scheme == "rediss":
+            # TLS: our transport too (held deliveries kept alive, nothing
+            # lost to a cut consumer), over redis-py's SSLConnection; never
+            # without TLS because no options were given
+            url = f"{SCHEME}://{rest}"
+            if not kwargs.get("ssl"):
+                kwargs["ssl"] = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
     return kombu.Connection(url, **kwargs)
 
 

@@ -72,13 +72,14 @@ class Config(Section):
     #: ``redis://...``/``redis+socket:///path`` (kombu's Redis transport);
     #: empty = the embedded Valkey
     broker_url: str = ""
-    #: TLS to RabbitMQ (``amqps://``; also ``amqp://`` when any of these
-    #: three is set): the CA certificates (PEM file) the broker's certificate
-    #: must chain to; empty: the system's trusted CAs
+    #: TLS to the broker (RabbitMQ: ``amqps://``, also ``amqp://`` when any
+    #: of these three is set; Valkey/Redis: ``rediss://``): the CA
+    #: certificates (PEM file) the broker's certificate must chain to;
+    #: empty: the system's trusted CAs
     broker_ca: str = ""
-    #: a client certificate (PEM file) to present to RabbitMQ; when
-    #: ``broker_url`` has no password, BOSS logs in by it (SASL EXTERNAL:
-    #: RabbitMQ's ``rabbitmq_auth_mechanism_ssl`` plugin)
+    #: a client certificate (PEM file) to present to the broker; on
+    #: RabbitMQ, when ``broker_url`` has no password, BOSS logs in by it
+    #: (SASL EXTERNAL: RabbitMQ's ``rabbitmq_auth_mechanism_ssl`` plugin)
     broker_cert: str = ""
     #: the client certificate's private key (PEM file); empty: it is in
     #: ``broker_cert``
