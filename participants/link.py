@@ -402,6 +402,7 @@ class BrokerLink:
         assert self._producer is not None
         if not events:
             return
+        events = [_with_domain(e, self.boss.eiffel_domain) for e in events]
         topo = TraceTopology(self.boss)
         if len(events) == 1:
             body, key = (
@@ -434,3 +435,18 @@ class BrokerLink:
                 self.conn.drain_events(timeout=timeout)
         self.conn.heartbeat_check()
         self._settle()
+
+
+def _with_domain(event: dict[str, Any], domain: str) -> dict[str, Any]:
+    """``event`` with this site's ``meta.source.domainId`` when it names
+    none (the engine's own events carry it; a handler's are built without
+    it), so that every event of this site says where it came from, also
+    to federated peers. An event naming a domain keeps it."""
+    meta = event.get("meta")
+    if not domain or not isinstance(meta, dict):
+        return event
+    source = meta.get("source")
+    if isinstance(source, dict) and source.get("domainId"):
+        return event
+    source = {**source, "domainId": domain} if isinstance(source, dict) else {"domainId": domain}
+    return {**event, "meta": {**meta, "source": source}}

@@ -491,6 +491,17 @@ class Sender:
         self.settings = settings
         self.peer = peer
         self.site = settings.site_name(config)
+        if self.site != config.eiffel_domain:
+            log.warning(
+                "[federation] site = %s but [boss] eiffel_domain = %s: this site's engine "
+                "and participants stamp their events %s, and only events of domain %s (or "
+                "none) go to peers; set [boss] eiffel_domain = %s",
+                self.site,
+                config.eiffel_domain,
+                config.eiffel_domain,
+                self.site,
+                self.site,
+            )
         self.stop = stop if stop is not None else threading.Event()
         self.topology = TraceTopology(config)
         self.stats = SenderStats()

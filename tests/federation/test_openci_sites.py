@@ -425,7 +425,7 @@ def test_openci_over_two_real_sites(
     }
     # A's own events carry no domainId in A's graph (a participant's event is
     # stamped with the site's name by the bridge, on the way out)
-    assert levels == {("community-b-tested", B), ("promoted", None)}, levels
+    assert levels == {("community-b-tested", B), ("promoted", A)}, levels
     text = a.boss("trace", "up", shas[0]).stdout
     assert f"[{B}]" in text and "community-b-tested" in text and "promoted" in text
 

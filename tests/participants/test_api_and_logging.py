@@ -158,3 +158,21 @@ def test_workitem_cancelled_is_not_a_field() -> None:
     assert wi.cancelled is True and "cancelled" not in wi.fields
     wi.other = 2
     assert wi.fields == {"a": 1, "other": 2}
+
+
+def test_a_handlers_events_name_the_site(setup: Setup, peer: Peer, spawn) -> None:
+    """Events a handler records (``wi.emit``) go on the traceability bus
+    before the reply, stamped with the site's ``eiffel_domain`` (the
+    engine's own events carry it; a federated peer must see where each
+    event came from)."""
+    spawn(setup.ini(boss={"eiffel_domain": "community-a", "trace_queue": setup.engine + ".trace"}))
+    wi = setup.workitem(params={"emit": "ArtifactCreated"})
+    peer.publish(setup.queue, wi, reply_to=setup.engine)
+    [reply] = peer.collect(setup.engine)
+    assert reply["fei"] == wi["fei"]
+    peer.declared.add(setup.engine + ".trace")
+    [event] = peer.collect(setup.engine + ".trace")
+    assert event["meta"]["type"] == "EiffelArtifactCreatedEvent"
+    assert event["meta"]["source"]["domainId"] == "community-a"
+    assert event["meta"]["source"]["name"] == "boss"  # the rest of the source kept
+    assert event["data"]["identity"] == f"pkg:generic/fixture@{wi['fei']['subid']}"
