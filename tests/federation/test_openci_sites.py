@@ -156,7 +156,13 @@ def rabbitmq_vhost(base_url: str, name: str) -> Iterator[str]:
             _rabbitmqctl("delete_vhost", name)
 
 
-@pytest.fixture(params=["rabbitmq+rabbitmq", "embedded+rabbitmq"])
+#: whether site A shares every event of its own with B (the embedded
+#: variant), or only its artifacts (``ART_TYPES``)
+SHARES_ALL = {"rabbitmq+rabbitmq": False, "embedded+rabbitmq": True}
+ART_TYPES = "ArtifactCreated, ArtifactPublished"
+
+
+@pytest.fixture(params=list(SHARES_ALL))
 def openci_sites(
     request: pytest.FixtureRequest, rabbitmq_url: str, redis_url: str, tmp_path: Path
 ) -> Iterator[tuple[SiteSystem, SiteSystem]]:
@@ -182,7 +188,9 @@ def openci_sites(
                 B: {
                     "url": f"http://127.0.0.1:{ports[B]}/federation/v1/events",
                     "secret": SECRET,
-                    "publish_type": "ArtifactCreated, ArtifactPublished",
+                    # the embedded variant: A shares all of its own (its
+                    # sources and its promotion too), else only its artifacts
+                    "publish_type": "" if SHARES_ALL[request.param] else ART_TYPES,
                     "accept_type": "CompositionDefined, ConfidenceLevelModified",
                 },
             },
@@ -192,7 +200,7 @@ def openci_sites(
                     "secret": SECRET,
                     "publish_type": "CompositionDefined, ConfidenceLevelModified",
                     "publish_data": "name=~^community-b",
-                    "accept_type": "ArtifactCreated, ArtifactPublished",
+                    "accept_type": "" if SHARES_ALL[request.param] else ART_TYPES,
                 },
                 "tekton": {
                     "domain": TEKTON,
@@ -315,9 +323,10 @@ def _runs(site: SiteSystem) -> dict[str, str]:
 
 
 def test_openci_over_two_real_sites(
-    openci_sites: tuple[SiteSystem, SiteSystem], tmp_path: Path
+    openci_sites: tuple[SiteSystem, SiteSystem], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     a, b = openci_sites
+    shares_all = SHARES_ALL[request.node.callspec.params["openci_sites"]]
     bare, shas = make_repo(tmp_path, 2)
     t0 = time.monotonic()
     marks: dict[str, float] = {}
@@ -423,8 +432,8 @@ def test_openci_over_two_real_sites(
     levels = {
         (e["data"]["name"], e["meta"]["source"].get("domainId")) for e in up["confidence_levels"]
     }
-    # A's own events carry no domainId in A's graph (a participant's event is
-    # stamped with the site's name by the bridge, on the way out)
+    # every level names its site (A's own promotion too: its participant
+    # stamps the site's eiffel_domain)
     assert levels == {("community-b-tested", B), ("promoted", A)}, levels
     text = a.boss("trace", "up", shas[0]).stdout
     assert f"[{B}]" in text and "community-b-tested" in text and "promoted" in text
@@ -436,10 +445,60 @@ def test_openci_over_two_real_sites(
     assert answer_lt["seconds"] == expected and answer_lt["value"] == "SUCCESS"
     assert expected < marks["B tested"] + 5  # no longer than the scenario took
 
-    # -- asked at B: A's artifact leads to B's baseline and verdict; A's
-    # events that were not shared (its sources, its run) are placeholders of A
+    # -- asked at B: A's artifact leads to B's baseline and verdict
     up_b = trace_up(b.graph, artifact)
+    assert b_level in [e["meta"]["id"] for e in up_b["confidence_levels"]]
+    if shares_all:
+        # A shared its sources and its promotion: trace up from A's change,
+        # asked at B, reaches B's verdict and A's promotion as at A
+        up_b_change = b.trace("up", shas[0])
+        assert [e["meta"]["id"] for e in up_b_change["artifacts"]] == [artifact]
+        assert {
+            (e["data"]["name"], e["meta"]["source"].get("domainId"))
+            for e in up_b_change["confidence_levels"]
+        } == {("community-b-tested", B), ("promoted", A)}
+        assert lead_time(b.graph, change, "community-b-tested") == expected
+    else:
+        _unshared_at_b(a, b, a_fields, artifact, change, promoted, b_level, up_b)
+
+    # -- each run once, finished; nothing doubled in the graphs
+    finished = {wfid: states.FINISHED for wfid in (a_build, a_promote)}
+    assert _runs(a) == finished
+    assert _runs(b) == {b_run: states.FINISHED, t_run: states.FINISHED}
+    assert set(a.graph.ids_by_type("ArtifactCreated", limit=100)) == {artifact}
+    assert set(b.graph.ids_by_type("ArtifactCreated", limit=100)) == {artifact, tekton_art}
+    a_levels = set(a.graph.ids_by_type("ConfidenceLevelModified", limit=100))
+    assert a_levels == {b_level, promoted}, a_levels  # not B's level on tekton's artifact
+    assert set(b.graph.ids_by_type("ConfidenceLevelModified", limit=100)) == (
+        {b_level, t_level, promoted} if shares_all else {b_level, t_level}
+    )
+    assert baseline in set(a.graph.ids_by_type("CompositionDefined", limit=100))
+
+    # -- nothing dead-lettered at either site (engine or trace)
+    for s in (a, b):
+        assert s.deadletters() == {"engine": [], "trace": []}, (s.site, s.deadletters())
+    print(
+        f"\n{a.config.broker_url.split(':')[0]} A, {b.config.broker_url.split(':')[0]} B: "
+        + ", ".join(f"{k} {v:.1f}s" for k, v in marks.items())
+        + f"; lead time A's change -> community-b-tested {expected:.2f}s"
+    )
+
+
+def _unshared_at_b(
+    a: SiteSystem,
+    b: SiteSystem,
+    a_fields: dict[str, Any],
+    artifact: str,
+    change: str,
+    promoted: str,
+    b_level: str,
+    up_b: dict[str, Any],
+) -> None:
+    """A shared only its artifacts: asked at B, A's events that were not
+    shared (its sources, its run) are placeholders of A."""
     assert [e["meta"]["id"] for e in up_b["confidence_levels"]] == [b_level]
+    # A's events that were not shared (its sources, its run) are
+    # placeholders of A
     assert not b.graph.exists(change) and not b.graph.exists(promoted)
     down_b = trace_down(b.graph, b_level, placeholders=True)
     assert [e["meta"]["id"] for e in down_b["artifacts"]] == [artifact]
@@ -454,23 +513,3 @@ def test_openci_over_two_real_sites(
     }
     got = b.boss("trace", "get", sources, check=False)
     assert f"an event of site {A} that was not shared" in got.stdout + got.stderr
-
-    # -- each run once, finished; nothing doubled in the graphs
-    finished = {wfid: states.FINISHED for wfid in (a_build, a_promote)}
-    assert _runs(a) == finished
-    assert _runs(b) == {b_run: states.FINISHED, t_run: states.FINISHED}
-    assert set(a.graph.ids_by_type("ArtifactCreated", limit=100)) == {artifact}
-    assert set(b.graph.ids_by_type("ArtifactCreated", limit=100)) == {artifact, tekton_art}
-    a_levels = set(a.graph.ids_by_type("ConfidenceLevelModified", limit=100))
-    assert a_levels == {b_level, promoted}, a_levels  # not B's level on tekton's artifact
-    assert set(b.graph.ids_by_type("ConfidenceLevelModified", limit=100)) == {b_level, t_level}
-    assert baseline in set(a.graph.ids_by_type("CompositionDefined", limit=100))
-
-    # -- nothing dead-lettered at either site (engine or trace)
-    for s in (a, b):
-        assert s.deadletters() == {"engine": [], "trace": []}, (s.site, s.deadletters())
-    print(
-        f"\n{a.config.broker_url.split(':')[0]} A, {b.config.broker_url.split(':')[0]} B: "
-        + ", ".join(f"{k} {v:.1f}s" for k, v in marks.items())
-        + f"; lead time A's change -> community-b-tested {expected:.2f}s"
-    )
