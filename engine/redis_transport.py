@@ -97,8 +97,9 @@ _INFLIGHT_QUEUES = "_boss.inflight.queues"
 #: ARGV[1] more from its queue, into kombu's bookkeeping at time ARGV[2]
 #: (``unacked`` holds ``[payload, exchange, routing_key]``, the payload as
 #: it came); returns the messages, oldest first. KEYS: in-flight list,
-#: queue, ``unacked``, ``unacked_index``. A message that is not kombu's
-#: JSON is returned unrecorded (the caller sets it aside).
+#: queue, ``unacked``, ``unacked_index``; ARGV[3] ``0``: record nothing (a
+#: consumer without acknowledgements). A message that is not kombu's JSON
+#: is returned unrecorded (the caller sets it aside).
 _TAKE = """
 local items = redis.call('LRANGE', KEYS[1], 0, -1)
 local taken = {}
@@ -112,6 +113,7 @@ if more > 0 and #taken > 0 then
   end
 end
 for _, raw in ipairs(taken) do
+  if ARGV[3] == '0' then break end
   local ok, msg = pcall(cjson.decode, raw)
   if ok and type(msg) == 'table' and type(msg.properties) == 'table'
       and msg.properties.delivery_tag then
@@ -388,6 +390,13 @@ class Channel(kombu_redis.Channel):
     #: ``_TAKE``, registered (``EVALSHA``) on first use
     _take_script: Any = None
 
+    def basic_consume(self, queue: str, no_ack: bool, *args: Any, **kwargs: Any) -> Any:
+        # a consumer without acknowledgements (cancel items) keeps no
+        # bookkeeping: ``_TAKE`` must not record its deliveries either
+        noack = self.__dict__.setdefault("_no_ack_queues", set())
+        (noack.add if no_ack else noack.discard)(queue)
+        return super().basic_consume(queue, no_ack, *args, **kwargs)
+
     def _take(self) -> int:
         """How many deliveries the consumer may take now (its free prefetch
         window; 1 for a consumer that holds one at a time)."""
@@ -467,20 +476,21 @@ class Channel(kombu_redis.Channel):
                 flush()
         if reply is None:
             raise kombu_redis.Empty()
+        no_ack = queue in self.__dict__.get("_no_ack_queues", ())
         client = self._create_client()  # the channel's one client object
         script = self._take_script
         if script is None:
             script = self._take_script = client.register_script(_TAKE)
         taken = script(
             keys=[self._inflight[0], key, self.qos.unacked_key, self.qos.unacked_index_key],
-            args=[max(0, take - 1), time()],
+            args=[max(0, take - 1), time(), 0 if no_ack else 1],
             client=client,
         )
         if not taken:
             raise kombu_redis.Empty()
         self._queue_cycle.rotate(queue)
         qos = self.qos
-        qos.recorded = True  # _TAKE wrote the bookkeeping
+        qos.recorded = True  # _TAKE wrote the bookkeeping (none for no_ack)
         try:
             for raw in taken:
                 try:
