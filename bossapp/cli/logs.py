@@ -64,13 +64,26 @@ def logs(
     try:
         if follow:
             for lines, _last in steplogs.follow(
-                wfid, over=lambda: run_over(ctx.store, wfid), step=step, after=after
+                wfid,
+                over=lambda: run_over(ctx.store, wfid),
+                step=step,
+                after=after,
+                pending=lambda: _batches_waiting(config),
             ):
                 show(lines)
         else:
             _print_all(steplogs, wfid, step, after, show)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+
+
+def _batches_waiting(config: Any) -> bool:
+    """Whether step-log batches wait on the broker for the writer (a run's
+    last lines may be among them); False when the broker cannot tell."""
+    from engine.broker import queue_depths
+
+    queue = config.step_log_queue
+    return bool(queue_depths(config, [queue]).get(queue, {}).get("messages"))
 
 
 def _print_all(steplogs: StepLogs, wfid: str, step: str | None, after: str, show: Any) -> None:

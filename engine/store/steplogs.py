@@ -301,12 +301,17 @@ class StepLogs:
         block: float = 1.0,
         quiet: float = 0.5,
         grace: float = 10.0,
+        pending: Callable[[], bool] | None = None,
     ) -> Iterator[tuple[list[Line], str]]:
         """Lines as they come: ``(lines, last id)`` after each wait (``lines``
         may be empty: the caller's chance to send a heartbeat). Ends once
         ``over()`` (the run ended) and every job sent its last batch, and
         ``quiet`` seconds passed without a line; or ``grace`` seconds after
-        the run ended (a participant killed mid-step never sends its last)."""
+        the run ended (a participant killed mid-step never sends its last).
+        ``pending()``, when given, says batches still wait on the broker for
+        the writer (a step's lines may reach the store after its run
+        ended: a job not seen yet is not counted open): it is waited for
+        too, up to ``grace``."""
         last = after
         ended: float | None = None
         while True:
@@ -316,8 +321,9 @@ class StepLogs:
                 continue
             if ended is None and over():
                 ended = time.monotonic()
+            late = ended is not None and time.monotonic() - ended > grace
             if ended is not None and (
-                self.open_jobs(wfid) <= 0 or time.monotonic() - ended > grace
+                late or (self.open_jobs(wfid) <= 0 and not (pending is not None and pending()))
             ):
                 lines, last = self.wait(wfid, step=step, after=last, block=quiet)
                 if lines:

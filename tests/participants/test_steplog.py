@@ -239,6 +239,37 @@ def test_follow_blocks_for_lines_and_ends_with_the_run(
     assert not t.is_alive() and got == ["one", "two"]
 
 
+def test_follow_waits_for_batches_still_on_the_broker(
+    redis_client: redis.Redis, key_prefix: str
+) -> None:
+    """The run ended before the writer stored any of its step's batches (a
+    busy writer): no job is open yet, but ``pending()`` says batches wait
+    on the broker, so ``follow`` waits for them instead of ending empty."""
+    logs = StepLogs(redis_client, key_prefix, ttl=60)
+    waiting = threading.Event()
+    waiting.set()
+    got: list[str] = []
+    ended = threading.Event()
+
+    def reader() -> None:
+        for lines, _last in logs.follow(
+            "wf-1", over=lambda: True, block=0.1, quiet=0.1, grace=20, pending=waiting.is_set
+        ):
+            got.extend(x.text for x in lines)
+        ended.set()
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    # it keeps waiting while the batches are pending (several quiet periods)
+    assert not ended.wait(0.5) and got == []
+    s = _job()
+    s.add("INFO", "late")
+    logs.write([s.take(final=True)])
+    waiting.clear()
+    t.join(5)
+    assert not t.is_alive() and got == ["late"]
+
+
 # -- the runtime: the last lines go before the reply, on both brokers -------------------------
 
 
