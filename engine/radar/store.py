@@ -18,7 +18,8 @@ key                    type    what
 ``cursor:runs``        string  the run store's transitions read so far
 =====================  ======  ==================================================
 
-Every write is one Lua script (atomic, one round trip) and idempotent: a
+Every write is one Lua script (atomic; a batch of records goes by
+EVALSHA, up to 100 records a call, one call in flight) and idempotent: a
 record's fields are keyed by its id, a patch set's index time is the time
 it appeared, else the earliest of its records (the same whatever order
 they come in). ``ps:`` and ``psr:`` expire ``retention`` after their
@@ -33,60 +34,85 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from redis.exceptions import NoScriptError
+
 from engine.radar.model import APPEARED, MERGED, RECHECK, REPORT, Record
 
 __all__ = ["PatchSet", "RadarStore"]
 
 SEP = "\x1f"
+#: ``json.dumps(..., separators=(",", ":"))``, the encoder made once
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+#: a system's ``systems`` value by ``(classified, gate, forge)``
+_SYSMETA: dict[tuple[bool, bool, str], str] = {}
+#: the keys the script takes per record (then 14 arguments)
+_NKEYS = 8
+#: records per script call (each record's writes stay atomic and in order)
+_PER_CALL = 100
 RECHECK_FIELD = "\x1erecheck" + SEP
 
 _RECORD = """
-local kind, psid, at, expires = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local names = {'forge', 'project', 'change', 'patchset'}
+-- what this call wrote to ``systems`` and ``sysproj:`` (written again only if it changed)
+local meta, added = {}, {}
+for k = 0, #KEYS - 1, 8 do
+local a = k / 8 * 14
+local kind, psid, at, expires = ARGV[a+1], ARGV[a+2], tonumber(ARGV[a+3]), tonumber(ARGV[a+4])
+local ident = {}
 for i = 1, 4 do
-  if ARGV[4 + i] ~= '' then redis.call('HSET', KEYS[1], names[i], ARGV[4 + i]) end
+  if ARGV[a+4+i] ~= '' then ident[#ident+1] = names[i]; ident[#ident+1] = ARGV[a+4+i] end
 end
-local appeared = redis.call('HGET', KEYS[1], 'appeared')
+if #ident > 0 then redis.call('HSET', KEYS[k+1], unpack(ident)) end
+local known = redis.call('HMGET', KEYS[k+1], 'appeared', 'expires')
+local appeared = known[1]
 if kind == 'appeared' then
   local t = at
   if appeared and tonumber(appeared) < at then t = tonumber(appeared) end
-  redis.call('HSET', KEYS[1], 'appeared', t)
-  redis.call('ZADD', KEYS[3], t, psid)
-  redis.call('ZADD', KEYS[4], t, psid)
-  if ARGV[12] ~= '' then
-    local cur = redis.call('GET', KEYS[7])
-    local cur_t = cur and tonumber(redis.call('ZSCORE', KEYS[3], cur)) or nil
-    if (not cur_t) or cur_t <= t then redis.call('SET', KEYS[7], psid) end
-    redis.call('PEXPIREAT', KEYS[7], math.floor(expires * 1000))
+  redis.call('HSET', KEYS[k+1], 'appeared', t)
+  redis.call('ZADD', KEYS[k+3], t, psid)
+  redis.call('ZADD', KEYS[k+4], t, psid)
+  if ARGV[a+12] ~= '' then
+    local cur = redis.call('GET', KEYS[k+7])
+    local cur_t = cur and tonumber(redis.call('ZSCORE', KEYS[k+3], cur)) or nil
+    if (not cur_t) or cur_t <= t then redis.call('SET', KEYS[k+7], psid) end
+    redis.call('PEXPIREAT', KEYS[k+7], math.floor(expires * 1000))
   end
 else
   if not appeared then
-    local cur = redis.call('ZSCORE', KEYS[3], psid)
+    local cur = redis.call('ZSCORE', KEYS[k+3], psid)
     if (not cur) or at < tonumber(cur) then
-      redis.call('ZADD', KEYS[3], at, psid)
-      redis.call('ZADD', KEYS[4], at, psid)
+      redis.call('ZADD', KEYS[k+3], at, psid)
+      redis.call('ZADD', KEYS[k+4], at, psid)
     end
   end
   if kind == 'merged' then
-    redis.call('HSET', KEYS[1], 'merged', ARGV[3])
+    redis.call('HSET', KEYS[k+1], 'merged', ARGV[a+3])
   elseif kind == 'recheck' then
-    redis.call('HSET', KEYS[2], ARGV[9], ARGV[3])
+    redis.call('HSET', KEYS[k+2], ARGV[a+9], ARGV[a+3])
   elseif kind == 'report' then
-    redis.call('HSET', KEYS[2], ARGV[9], ARGV[10])
-    redis.call('ZADD', KEYS[5], at, psid .. ARGV[13] .. ARGV[9])
-    redis.call('HSET', KEYS[6], ARGV[11], ARGV[14])
-    redis.call('SADD', KEYS[8], ARGV[6])
+    redis.call('HSET', KEYS[k+2], ARGV[a+9], ARGV[a+10])
+    redis.call('ZADD', KEYS[k+5], at, psid .. ARGV[a+13] .. ARGV[a+9])
+    if meta[ARGV[a+11]] ~= ARGV[a+14] then
+      redis.call('HSET', KEYS[k+6], ARGV[a+11], ARGV[a+14])
+      meta[ARGV[a+11]] = ARGV[a+14]
+    end
+    local sp = KEYS[k+8] .. '\0' .. ARGV[a+6]
+    if not added[sp] then
+      redis.call('SADD', KEYS[k+8], ARGV[a+6])
+      added[sp] = true
+    end
   end
 end
-local old = tonumber(redis.call('HGET', KEYS[1], 'expires') or '0')
+local old = tonumber(known[2] or '0')
 if expires > old then
-  redis.call('HSET', KEYS[1], 'expires', expires)
-  redis.call('PEXPIREAT', KEYS[1], math.floor(expires * 1000))
-  if redis.call('EXISTS', KEYS[2]) == 1 then
-    redis.call('PEXPIREAT', KEYS[2], math.floor(expires * 1000))
+  redis.call('HSET', KEYS[k+1], 'expires', expires)
+  redis.call('PEXPIREAT', KEYS[k+1], math.floor(expires * 1000))
+  if redis.call('EXISTS', KEYS[k+2]) == 1 then
+    redis.call('PEXPIREAT', KEYS[k+2], math.floor(expires * 1000))
   end
-elseif redis.call('TTL', KEYS[2]) == -1 then
-  redis.call('PEXPIREAT', KEYS[2], math.floor(old * 1000))
+elseif redis.call('TTL', KEYS[k+2]) == -1 then
+  redis.call('PEXPIREAT', KEYS[k+2], math.floor(old * 1000))
+end
 end
 return 1
 """
@@ -150,11 +176,12 @@ class RadarStore:
         return replace(record, key=key, patchset=key)
 
     def add(self, records: Iterable[Record], now: float | None = None) -> int:
-        """Store ``records`` (one pipeline); returns how many were stored
-        (a record older than the retention is not)."""
+        """Store ``records``; returns how many were stored (a record older
+        than the retention is not). Rechecks that name a change are
+        resolved first, before any of the batch is written (as one
+        pipeline would)."""
         now = time.time() if now is None else now
-        pipe = self.client.pipeline(transaction=False)
-        stored = 0
+        kept: list[Record] = []
         for record in records:
             if not record.key:
                 resolved = self.resolve(record)
@@ -163,13 +190,58 @@ class RadarStore:
                 record = resolved
             if record.at + self.retention < now:
                 continue
-            self._queue(pipe, record)
-            stored += 1
-        if stored:
-            pipe.execute()
-        return stored
+            kept.append(record)
+        if kept:
+            self._run(kept)
+        return len(kept)
 
-    def _queue(self, pipe: Any, record: Record) -> None:
+    def _run(self, records: list[Record]) -> None:
+        """``records`` by the script, ``_PER_CALL`` a call (the script loops
+        over them, each record's writes as before), by EVALSHA on one
+        connection with one call in flight while the next is encoded (no
+        SCRIPT EXISTS round trip first). A server without the script
+        (restarted, flushed) gets it and the call again: storing a record is
+        idempotent, and the calls stay in order."""
+        sha = self._script.sha
+        pool = self.client.connection_pool
+        conn = pool.get_connection()
+        in_flight: list[Any] | None = None
+        try:
+            for start in range(0, len(records), _PER_CALL):
+                command = self._command(records[start : start + _PER_CALL])
+                conn.send_command("EVALSHA", sha, *command)
+                if in_flight is not None:
+                    self._reply(conn, in_flight)
+                in_flight = command
+            if in_flight is not None:
+                self._reply(conn, in_flight)
+        except BaseException:
+            conn.disconnect()  # replies may be pending: never reuse it
+            raise
+        finally:
+            pool.release(conn)
+
+    def _reply(self, conn: Any, command: list[Any]) -> None:
+        try:
+            conn.read_response()
+        except NoScriptError:
+            # the call sent after this one fails too and is run again in its turn
+            self.client.script_load(self._script.script)
+            self.client.evalsha(self._script.sha, *command)
+
+    def _command(self, records: list[Record]) -> list[Any]:
+        """EVALSHA's arguments after the SHA for ``records``: the number of
+        keys, every record's keys, every record's arguments."""
+        keys: list[str] = []
+        args: list[str] = []
+        for record in records:
+            call = self._call(record)
+            keys += call[:_NKEYS]
+            args += call[_NKEYS:]
+        return [len(keys), *keys, *args]
+
+    def _call(self, record: Record) -> list[str]:
+        """The script's keys then arguments for ``record``."""
         psid = record.psid
         system = record.system or ""
         value = ""
@@ -177,32 +249,29 @@ class RadarStore:
         fieldname = ""
         if record.kind == REPORT:
             fieldname = f"{system}{SEP}{record.id}"
-            value = json.dumps(
-                {"at": record.at, "verdict": record.verdict, "detail": record.detail},
-                separators=(",", ":"),
-            )
-            sysmeta = json.dumps(
-                {"classified": record.classified, "gate": record.gate, "forge": record.forge},
-                separators=(",", ":"),
+            value = _compact({"at": record.at, "verdict": record.verdict, "detail": record.detail})
+            meta = (record.classified, record.gate, record.forge)
+            sysmeta = _SYSMETA.get(meta) or _SYSMETA.setdefault(
+                meta,
+                _compact({"classified": meta[0], "gate": meta[1], "forge": meta[2]}),
             )
         elif record.kind == RECHECK:
             fieldname = RECHECK_FIELD + record.id
         elif record.kind not in (APPEARED, MERGED):
             raise ValueError(f"unknown record kind {record.kind!r}")
+        p = self.prefix
         change_key = (
-            self.k("change", record.forge, record.project, record.change) if record.change else ""
+            f"{p}change:{record.forge}:{record.project}:{record.change}" if record.change else ""
         )
-        keys = [
-            self.k("ps", psid),
-            self.k("psr", psid),
-            self.k("psets"),
-            self.k("psets", record.project),
-            self.k("sys", system),
-            self.k("systems"),
-            change_key or self.k("change", "-"),
-            self.k("sysproj", system),
-        ]
-        args = [
+        return [
+            f"{p}ps:{psid}",
+            f"{p}psr:{psid}",
+            f"{p}psets",
+            f"{p}psets:{record.project}",
+            f"{p}sys:{system}",
+            f"{p}systems",
+            change_key or f"{p}change:-",
+            f"{p}sysproj:{system}",
             record.kind,
             psid,
             repr(record.at),
@@ -218,7 +287,6 @@ class RadarStore:
             SEP,
             sysmeta,
         ]
-        self._script(keys=keys, args=args, client=pipe)
 
     def prune(self, now: float | None = None) -> int:
         """Trim the indexes of what is older than the retention; returns the

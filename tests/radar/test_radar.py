@@ -12,6 +12,7 @@ import copy
 import json
 import random
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -287,6 +288,30 @@ def test_redelivery_and_out_of_order_are_idempotent(
     da = {k[strip:]: v for k, v in dump(redis_client, key_prefix + "a:").items()}
     db = {k[strip:]: v for k, v in dump(redis_client, key_prefix + "b:").items()}
     assert da == db
+
+
+def test_a_server_without_the_script_gets_it_and_the_batch_again(
+    redis_client: redis.Redis, key_prefix: str, gen: Gen
+) -> None:
+    """``RadarStore.add`` sends EVALSHA without asking first: a server that
+    does not have the script (restarted, flushed) gets it and the whole
+    batch again, with the same result as a server that had it."""
+    events = month(gen) * 2  # delivered twice: more than two script calls in one batch
+    settings = RadarSettings(gate="Zuul")
+    a = RadarFeed(RadarStore(redis_client, key_prefix + "a:", FOREVER), settings)
+    b = RadarFeed(RadarStore(redis_client, key_prefix + "b:", FOREVER), settings)
+    # a script of its own, unknown to the server (a comment makes its SHA new)
+    source = b.store._script.script + f"\n-- {uuid.uuid4().hex}\n"
+    b.store._script = redis_client.register_script(source)
+    assert redis_client.script_exists(b.store._script.sha) == [False]
+    a.import_gerrit(lines(events))
+    stored = b.import_gerrit(lines(events)).stored
+    assert stored > 200  # more than two script calls: one in flight when the first fails
+    assert redis_client.script_exists(b.store._script.sha) == [True]
+    strip = len(key_prefix) + 2
+    da = {k[strip:]: v for k, v in dump(redis_client, key_prefix + "a:").items()}
+    db = {k[strip:]: v for k, v in dump(redis_client, key_prefix + "b:").items()}
+    assert da == db and da
 
 
 def test_report_before_its_patch_set_appears(feed: RadarFeed, gen: Gen) -> None:
