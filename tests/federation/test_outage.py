@@ -24,7 +24,12 @@ import pytest
 
 from engine.trace import trace_up
 from tests.federation.conftest import Site
-from tests.federation.test_two_sites import EXAMPLES, example, odl_change_and_artifact
+from tests.federation.test_two_sites import (
+    EXAMPLES,
+    example,
+    odl_change_and_artifact,
+    opnfv_verdict,
+)
 from tests.waiting import wait_for
 
 pytestmark = [
@@ -70,13 +75,7 @@ def opnfv_tester(opnfv: Site, artifacts: list[str], verdicts: dict[str, dict[str
         for aid in list(artifacts):
             if aid in verdicts or not opnfv.graph.exists(aid):
                 continue
-            comp = example("CompositionDefined", domain="opnfv", links=[("ELEMENT", aid)])
-            clm = example(
-                "ConfidenceLevelModified",
-                domain="opnfv",
-                links=[("SUBJECT", comp["meta"]["id"])],
-                name="community-b-tested",
-            )
+            comp, clm = opnfv_verdict(aid)
             opnfv.bus.publish([comp, clm])
             verdicts[aid] = {"composition": comp, "verdict": clm}
 

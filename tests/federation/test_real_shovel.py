@@ -33,7 +33,12 @@ from bossapp.cli import main
 from engine.federation import sign
 from engine.trace import trace_up
 from tests.federation.conftest import SECRET, Site, two_sites
-from tests.federation.test_two_sites import EXAMPLES, example, odl_change_and_artifact
+from tests.federation.test_two_sites import (
+    EXAMPLES,
+    example,
+    odl_change_and_artifact,
+    opnfv_verdict,
+)
 from tests.rabbitmq_node import RabbitNode, missing
 from tests.waiting import wait_for
 
@@ -137,13 +142,7 @@ def test_the_real_shovel_carries_the_scenario_and_refuses_a_forgery(
             assert opnfv.graph.get(aid)["meta"]["source"]["domainId"] == "odl"
 
             # OPNFV's baseline and verdict come back
-            comp = example("CompositionDefined", domain="opnfv", links=[("ELEMENT", aid)])
-            clm = example(
-                "ConfidenceLevelModified",
-                domain="opnfv",
-                links=[("SUBJECT", comp["meta"]["id"])],
-                name="community-b-tested",
-            )
+            comp, clm = opnfv_verdict(aid)
             opnfv.bus.publish([comp, clm])
             lid = clm["meta"]["id"]
             wait_for(lambda: odl.graph.exists(lid), 30, "OPNFV's verdict at ODL (by the shovel)")

@@ -21,6 +21,7 @@ from engine.federation import (
 )
 from engine.settings import ConfigError
 from engine.trace import cdevents, cloudevents, eiffel
+from tests.trace.conformance import CONFORMANCE
 
 INI = """[boss]
 eiffel_domain = odl
@@ -179,3 +180,49 @@ def test_a_token_peer_may_post_cdevents_and_they_take_its_domain(inbound) -> Non
         Headers({"X-Boss-Site": "tekton", "Authorization": "Bearer t0ken"}), body
     )
     assert answer["accepted"] == [] and letters[-1][1].startswith("federation-domain:")
+
+
+CDEVENT_EXAMPLES = sorted((CONFORMANCE / "cdevents-0.5.1" / "conformance").glob("artifact_*.json"))
+
+
+@pytest.mark.skipif(
+    not CDEVENT_EXAMPLES, reason=f"no CDEvents conformance examples at {CONFORMANCE}"
+)
+@pytest.mark.parametrize("path", CDEVENT_EXAMPLES, ids=lambda p: p.stem)
+def test_the_cdevents_conformance_artifacts_posted_as_a_producer_would(inbound, path) -> None:
+    """The CDEvents project's own examples (read in place), each posted in
+    CloudEvents binary mode (``ce-*`` headers, the CDEvent as the body) as
+    a Tekton or Jenkins plugin posts them: accepted, stored as an Eiffel
+    event of the producer's domain, never of the domain it might claim."""
+    ib, letters, bus = inbound
+    event = json.loads(path.read_text(encoding="utf-8"))
+    ctx = event["context"]
+    headers = Headers(
+        {
+            "Content-Type": "application/json",
+            "ce-specversion": "1.0",
+            "ce-id": ctx["id"],
+            "ce-source": ctx["source"],
+            "ce-type": ctx["type"],
+            "ce-time": ctx["timestamp"],
+            "X-Boss-Site": "tekton",
+            "Authorization": "Bearer t0ken",
+        }
+    )
+    status, answer = ib.handle(headers, json.dumps(event).encode())
+    assert status == 200, answer
+    if path.stem not in ("artifact_packaged", "artifact_published"):
+        # deleted, downloaded, signed: no Eiffel counterpart; refused with
+        # the reason and set aside, not dropped
+        assert answer["accepted"] == [] and "no Eiffel counterpart" in str(answer["rejected"])
+        assert letters and "no Eiffel counterpart" in letters[-1][1]
+        assert ctx["id"] in letters[-1][0]
+        return
+    assert len(answer["accepted"]) == 1 and not letters, (answer, letters)
+    stored = json.loads(bus.published[-1][0])
+    [converted] = stored if isinstance(stored, list) else [stored]
+    assert converted["meta"]["source"]["domainId"] == "tekton.example"
+    assert converted["meta"]["type"] in (
+        "EiffelArtifactCreatedEvent",
+        "EiffelArtifactPublishedEvent",
+    )

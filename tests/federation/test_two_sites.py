@@ -89,6 +89,19 @@ def odl_change_and_artifact() -> tuple[dict[str, Any], dict[str, Any]]:
     return scc, art
 
 
+def opnfv_verdict(aid: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """OPNFV's baseline with ODL's artifact ``aid`` and its verdict on it
+    (``community-b-tested``)."""
+    comp = example("CompositionDefined", domain="opnfv", links=[("ELEMENT", aid)])
+    clm = example(
+        "ConfidenceLevelModified",
+        domain="opnfv",
+        links=[("SUBJECT", comp["meta"]["id"])],
+        name="community-b-tested",
+    )
+    return comp, clm
+
+
 def test_an_artifact_crosses_is_baselined_and_its_verdict_comes_back(sites, tmp_path):
     odl, opnfv = sites
     scc, art = odl_change_and_artifact()
@@ -305,13 +318,7 @@ def test_the_shovel_transport_end_to_end(tmp_path, rabbitmq_url, redis_url):
             aid = art["meta"]["id"]
             odl.bus.publish([scc, art])
             wait_for(lambda: opnfv.graph.exists(aid), 20, "ODL's artifact at OPNFV")
-            comp = example("CompositionDefined", domain="opnfv", links=[("ELEMENT", aid)])
-            clm = example(
-                "ConfidenceLevelModified",
-                domain="opnfv",
-                links=[("SUBJECT", comp["meta"]["id"])],
-                name="community-b-tested",
-            )
+            comp, clm = opnfv_verdict(aid)
             opnfv.bus.publish([comp, clm])
             wait_for(lambda: odl.graph.exists(clm["meta"]["id"]), 20, "the verdict at ODL")
             up = trace_up(odl.graph, scc["meta"]["id"])
