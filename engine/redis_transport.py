@@ -49,8 +49,26 @@ list whose holder stopped keeping it alive for ``visibility_timeout`` is
 put back on its queue by the sweep (``_RESTORE_INFLIGHT``, from
 ``QoS.restore_visible``), and a holder that comes back finds its list
 empty and takes nothing: never lost, never delivered twice. Consumers of
-several queues keep kombu's ``BRPOP`` (``BLMOVE`` has one source). Every
-queue has one list (``priority_steps = [0]``: BOSS sends no priorities).
+several queues keep kombu's ``BRPOP`` (``BLMOVE`` has one source; BOSS's
+own consumers each consume one queue per channel). Every queue has one list
+(``priority_steps = [0]``: BOSS sends no priorities).
+
+**A killed holder's messages go back within seconds.** Every connection of
+a process carries its *holder* name (``CLIENT SETNAME``, ``Channel.holder``),
+and every delivery and in-flight list records its holder (``_HOLDERS``,
+``_INFLIGHT_HOLDERS``, written by ``_TAKE`` in the same atomic step). A
+process killed with ``kill -9`` loses its connections at once, as an AMQP
+client does; the keep-alive thread of every other process looks at the
+server's client list every ``DEAD_SWEEP_INTERVAL`` seconds and gives back
+what a holder with no connection for ``DEAD_GRACE`` seconds held (``QoS.
+restore_dead``): about 3 s after the kill, for every kind of message (a
+launch, a reply, a dispatched workitem, a trace batch: the transport does
+not care which). Not while the server itself has just (re)started
+(``RESTART_GRACE``): its clients are still coming back. A process that is
+frozen or cut off keeps its connections on the server; its deliveries go
+back after ``visibility_timeout``, as before. So the engine needs no
+*dispatch lease* on this transport (``dispatch_lease``: off unless set, for
+a Redis without ``BLMOVE``).
 
 Everything else is kombu's. ``engine.broker.connect`` and the participant
 runtime use it for ``redis://`` and ``redis+socket://`` broker URLs; any
@@ -70,7 +88,7 @@ import threading
 import uuid
 import weakref
 from collections.abc import Iterable
-from time import time
+from time import monotonic, time
 from typing import Any
 
 from kombu.transport import TRANSPORT_ALIASES
@@ -92,12 +110,28 @@ MAX_TAKE = 256
 #: last time its holder said it lives) and the hash naming each one's queue
 _INFLIGHT_INDEX = "_boss.inflight"
 _INFLIGHT_QUEUES = "_boss.inflight.queues"
+#: who holds what: delivery tag -> holder, and in-flight list -> holder (a
+#: holder is one process: ``holder_name``; its connections carry the name)
+_HOLDERS = "_boss.holders"
+_INFLIGHT_HOLDERS = "_boss.inflight.holders"
+#: the connection name every connection of a holder carries (``CLIENT
+#: SETNAME``), before the holder's token; a user's ``client_name`` goes first
+HOLDER_MARK = "boss-holder-"
+#: seconds between two sweeps for deliveries of holders that are gone
+DEAD_SWEEP_INTERVAL = 1.0
+#: seconds a holder must have been seen gone before its deliveries go back
+#: (a live process whose connections all dropped reconnects within it)
+DEAD_GRACE = 1.5
+#: no holder is declared gone while the server has been up for less than
+#: this: a server that just restarted has not seen its clients back yet
+RESTART_GRACE = 5.0
 
 #: what a ``BLMOVE`` brought into a channel's in-flight list, and up to
 #: ARGV[1] more from its queue, into kombu's bookkeeping at time ARGV[2]
 #: (``unacked`` holds ``[payload, exchange, routing_key]``, the payload as
-#: it came); returns the messages, oldest first. KEYS: in-flight list,
-#: queue, ``unacked``, ``unacked_index``; ARGV[3] ``0``: record nothing (a
+#: it came) and ``_HOLDERS`` (ARGV[4], the holder); returns the messages,
+#: oldest first. KEYS: in-flight list, queue, ``unacked``,
+#: ``unacked_index``, ``_HOLDERS``; ARGV[3] ``0``: record nothing (a
 #: consumer without acknowledgements). A message that is not kombu's JSON
 #: is returned unrecorded (the caller sets it aside).
 _TAKE = """
@@ -122,23 +156,27 @@ for _, raw in ipairs(taken) do
     redis.call('ZADD', KEYS[4], ARGV[2], p.delivery_tag)
     redis.call('HSET', KEYS[3], p.delivery_tag, '[' .. raw .. ',' ..
       cjson.encode(info.exchange or '') .. ',' .. cjson.encode(info.routing_key or '') .. ']')
+    redis.call('HSET', KEYS[5], p.delivery_tag, ARGV[4])
   end
 end
 return taken
 """
 
 #: put one in-flight list back on its queue and forget it (a channel that
-#: closes). KEYS: the list, its queue, the index, the hash of queues
+#: closes, or whose holder is gone); how many went back. KEYS: the list, its
+#: queue, the index, the hash of queues, the hash of holders
 _RESTORE_ONE = """
-while redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'RIGHT') do end
+local moved = 0
+while redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'RIGHT') do moved = moved + 1 end
 redis.call('ZREM', KEYS[3], KEYS[1])
 redis.call('HDEL', KEYS[4], KEYS[1])
-return 1
+redis.call('HDEL', KEYS[5], KEYS[1])
+return moved
 """
 
 #: put back on their queues the in-flight lists nobody kept alive since
 #: ARGV[1] (at most ARGV[2] lists); returns how many messages went back.
-#: KEYS: the index, the hash of queues
+#: KEYS: the index, the hash of queues, the hash of holders
 _RESTORE_INFLIGHT = """
 local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 local moved = 0
@@ -149,6 +187,7 @@ for _, list in ipairs(stale) do
   end
   redis.call('ZREM', KEYS[1], list)
   redis.call('HDEL', KEYS[2], list)
+  redis.call('HDEL', KEYS[3], list)
 end
 return moved
 """
@@ -165,22 +204,32 @@ class QoS(kombu_redis.QoS):
     recorded = False
 
     def append(self, message: Any, delivery_tag: Any) -> None:
-        pipe = self.batch_pipe
-        if self.recorded:
-            super(kombu_redis.QoS, self).append(message, delivery_tag)
-        elif pipe is None:
-            super().append(message, delivery_tag)
-        else:
-            delivery = message.delivery_info
-            pipe.zadd(self.unacked_index_key, {delivery_tag: time()})
-            pipe.hset(
-                self.unacked_key,
-                delivery_tag,
-                kombu_redis.dumps([message._raw, delivery["exchange"], delivery["routing_key"]]),
-            )
-            # the virtual QoS's own bookkeeping (what kombu's append does after)
-            super(kombu_redis.QoS, self).append(message, delivery_tag)
+        if not self.recorded:  # (``_TAKE`` recorded it already)
+            batch = self.batch_pipe
+            with self.pipe_or_acquire(batch) as pipe:
+                delivery = message.delivery_info
+                pipe.zadd(self.unacked_index_key, {delivery_tag: time()})
+                pipe.hset(
+                    self.unacked_key,
+                    delivery_tag,
+                    kombu_redis.dumps(
+                        [message._raw, delivery["exchange"], delivery["routing_key"]]
+                    ),
+                )
+                pipe.hset(_HOLDERS, delivery_tag, self.channel.holder)
+                if batch is None:
+                    pipe.execute()
+        # the virtual QoS's own bookkeeping (what kombu's append does after)
+        super(kombu_redis.QoS, self).append(message, delivery_tag)
         KEEPALIVE.add(self)
+
+    def _remove_from_indices(self, delivery_tag: Any, pipe: Any = None) -> Any:
+        with self.pipe_or_acquire(pipe) as pipe:
+            return (
+                pipe.zrem(self.unacked_index_key, delivery_tag)
+                .hdel(self.unacked_key, delivery_tag)
+                .hdel(_HOLDERS, delivery_tag)
+            )
 
     def ack_many(self, tags: list[Any]) -> None:
         """Acknowledge several deliveries in one round trip (kombu's
@@ -219,6 +268,7 @@ class QoS(kombu_redis.QoS):
             pipe = client.pipeline(transaction=False)
             pipe.zadd(_INFLIGHT_INDEX, {inflight[0]: stamp})
             pipe.hset(_INFLIGHT_QUEUES, inflight[0], inflight[1])
+            pipe.hset(_INFLIGHT_HOLDERS, inflight[0], self.channel.holder)
             if tags:
                 pipe.zadd(self.unacked_index_key, dict.fromkeys(tags, stamp), xx=True)
             pipe.execute()
@@ -243,7 +293,13 @@ class QoS(kombu_redis.QoS):
             ceil = time() - self.visibility_timeout
             try:
                 moved = client.eval(
-                    _RESTORE_INFLIGHT, 2, _INFLIGHT_INDEX, _INFLIGHT_QUEUES, ceil, 100
+                    _RESTORE_INFLIGHT,
+                    3,
+                    _INFLIGHT_INDEX,
+                    _INFLIGHT_QUEUES,
+                    _INFLIGHT_HOLDERS,
+                    ceil,
+                    100,
                 )
             except kombu_redis.redis.ResponseError as exc:  # no LMOVE (Redis < 6.2)
                 log.debug("in-flight sweep failed: %s", exc)
@@ -269,6 +325,92 @@ class QoS(kombu_redis.QoS):
                         self.restore_if_stale(tag, ceil, client)
             except kombu_redis.MutexHeld:
                 pass
+
+    def restore_dead(self, absent: dict[str, float], now: float) -> int:
+        """Put back every delivery and in-flight list whose holder (a
+        process: ``Channel.holder``) has had no connection to the server for
+        ``DEAD_GRACE`` seconds, as RabbitMQ requeues the deliveries of a
+        connection that closed: a process killed with ``kill -9`` has its
+        messages given back within a few seconds, whatever the
+        ``visibility_timeout``. ``absent`` (holder: when first seen gone) is
+        kept by the caller between sweeps. How many messages went back.
+
+        Liveness is read from ``CLIENT LIST`` (every connection of a holder
+        carries its name); a user without that command or ``INFO`` (an ACL
+        user without ``+client|list``) raises ``redis.ResponseError``. A process that is
+        frozen or cut off keeps its connections open on the server: its
+        deliveries go back after ``visibility_timeout`` (``restore_visible``)."""
+        client = self.channel.Client(connection_pool=self.channel.pool)
+        pipe = client.pipeline(transaction=False)
+        pipe.client_list(_type="normal")
+        pipe.info("server")
+        pipe.hgetall(_HOLDERS)
+        pipe.hgetall(_INFLIGHT_HOLDERS)
+        clients, server, raw_tags, raw_lists = pipe.execute()
+        live = {holder_of(str(c.get("name") or "")) for c in clients}
+        tags = {_text(k): _text(v) for k, v in raw_tags.items()}
+        lists = {_text(k): _text(v) for k, v in raw_lists.items()}
+        gone = {h for h in (*tags.values(), *lists.values()) if h not in live}
+        for holder in [h for h in absent if h not in gone]:
+            del absent[holder]
+        for holder in gone:
+            absent.setdefault(holder, now)
+        if float(server.get("uptime_in_seconds") or 0) < RESTART_GRACE:
+            return 0  # the server just (re)started: its clients are still coming back
+        dead = {h for h in gone if now - absent[h] >= DEAD_GRACE}
+        if not dead:
+            return 0
+        moved = 0
+        for key, holder in lists.items():
+            if holder in dead:
+                queue = client.hget(_INFLIGHT_QUEUES, key)
+                if queue is None:
+                    client.hdel(_INFLIGHT_HOLDERS, key)
+                    continue
+                moved += int(
+                    client.eval(
+                        _RESTORE_ONE,
+                        5,
+                        key,
+                        queue,
+                        _INFLIGHT_INDEX,
+                        _INFLIGHT_QUEUES,
+                        _INFLIGHT_HOLDERS,
+                    )
+                )
+        for tag, holder in tags.items():
+            if holder in dead:
+                moved += self.restore_if_held_by(tag, holder, client)
+        if moved:
+            log.warning(
+                "gave back %d message(s) held by %s: no connection of theirs for %.1fs",
+                moved,
+                ", ".join(sorted(dead)),
+                min(now - absent[h] for h in dead),
+            )
+        for holder in dead:
+            absent.pop(holder, None)
+        return moved
+
+    def restore_if_held_by(self, tag: str, holder: str, client: Any) -> bool:
+        """Put a delivery back on its queue if ``holder`` still holds it."""
+        restored = False
+
+        def transaction(pipe: Any) -> None:
+            nonlocal restored
+            restored = False
+            if _text(pipe.hget(_HOLDERS, tag) or b"") != holder:
+                return  # acknowledged or given back meanwhile
+            payload = pipe.hget(self.unacked_key, tag)
+            pipe.multi()
+            self._remove_from_indices(tag, pipe)
+            if payload:
+                message, exchange, routing_key = json.loads(kombu_redis.bytes_to_str(payload))
+                self.channel._do_restore_message(message, exchange, routing_key, pipe, False)
+            restored = True
+
+        client.transaction(transaction, _HOLDERS, self.unacked_key)
+        return restored
 
     def restore_if_stale(self, tag: Any, ceil: float, client: Any) -> bool:
         """Put a delivery back on its queue if its time is still at or before
@@ -309,6 +451,14 @@ class KeepAlive:
         self._pid = os.getpid()
         #: rounds done (for tests)
         self.rounds = 0
+        #: when the held deliveries' times are written next, and when the
+        #: next sweep for holders that are gone runs (monotonic)
+        self._stamp_due = 0.0
+        self._sweep_due = 0.0
+        #: per server: holder -> when this process first saw it gone
+        self._absent: dict[tuple[str, ...], dict[str, float]] = {}
+        #: servers where this process's user may not run ``CLIENT LIST``
+        self._blind: set[tuple[str, ...]] = set()
 
     def add(self, qos: QoS) -> None:
         thread = self._thread
@@ -333,17 +483,49 @@ class KeepAlive:
             return [qos for qos in items if qos.live]
 
     def beat(self) -> float:
-        """One round; the seconds until the next."""
+        """One round: the held deliveries' times written when due, and a
+        sweep for holders that are gone when due; the seconds until the next."""
         channels = self._channels()
-        interval = min((qos.keepalive_interval for qos in channels), default=1.0)
-        for qos in channels:
-            try:
-                qos.keep_alive()
-            except Exception as exc:  # the server is away: next round
-                log.debug("keep-alive of held deliveries failed: %s", exc)
-                interval = min(interval, 0.5)
+        now = monotonic()
+        if now >= self._stamp_due:
+            interval = min((qos.keepalive_interval for qos in channels), default=1.0)
+            for qos in channels:
+                try:
+                    qos.keep_alive()
+                except Exception as exc:  # the server is away: next round
+                    log.debug("keep-alive of held deliveries failed: %s", exc)
+                    interval = min(interval, 0.5)
+            self._stamp_due = now + interval
+        if now >= self._sweep_due:
+            self.sweep(channels)
+            self._sweep_due = now + DEAD_SWEEP_INTERVAL
         self.rounds += 1
-        return interval
+        return max(0.05, min(self._stamp_due, self._sweep_due) - monotonic())
+
+    def sweep(self, channels: list[QoS]) -> int:
+        """``QoS.restore_dead`` once per server the channels talk to."""
+        servers: dict[tuple[str, ...], QoS] = {}
+        for qos in channels:
+            servers.setdefault(_server(qos), qos)
+        moved = 0
+        for server, qos in servers.items():
+            if server in self._blind:
+                continue
+            absent = self._absent.setdefault(server, {})
+            try:
+                moved += qos.restore_dead(absent, monotonic())
+            except kombu_redis.redis.ResponseError as exc:
+                self._blind.add(server)
+                log.info(
+                    "not sweeping for killed consumers' messages on %s (%s): they go "
+                    "back after visibility_timeout, or when another process sweeps",
+                    "/".join(server),
+                    exc,
+                )
+            except Exception as exc:  # the server is away: the absences start again
+                absent.clear()
+                log.debug("sweep for killed consumers failed: %s", exc)
+        return moved
 
     def _run(self) -> None:
         while True:
@@ -357,6 +539,32 @@ class KeepAlive:
 
 
 KEEPALIVE = KeepAlive()
+
+_TOKEN: tuple[int, str] = (0, "")
+
+
+def holder_token() -> str:
+    """This process's holder name (a fresh one in a forked child)."""
+    global _TOKEN
+    pid = os.getpid()
+    if _TOKEN[0] != pid:
+        _TOKEN = (pid, uuid.uuid4().hex[:16])
+    return _TOKEN[1]
+
+
+def holder_of(name: str) -> str | None:
+    """The holder a connection name (``CLIENT SETNAME``) names, if any."""
+    at = name.rfind(HOLDER_MARK)
+    return name[at + len(HOLDER_MARK) :] if at >= 0 else None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _server(qos: QoS) -> tuple[str, ...]:
+    kwargs = qos.channel.pool.connection_kwargs
+    return tuple(str(kwargs.get(k, "")) for k in ("path", "host", "port", "db"))
 
 
 def _reset_after_fork() -> None:
@@ -389,6 +597,24 @@ class Channel(kombu_redis.Channel):
     priority_steps = [0]
     #: ``_TAKE``, registered (``EVALSHA``) on first use
     _take_script: Any = None
+
+    @property
+    def holder(self) -> str:
+        """Who holds this channel's deliveries: its process (see
+        ``QoS.restore_dead``), fixed when the channel is made."""
+        holder = self.__dict__.get("_holder")
+        if holder is None:
+            holder = self.__dict__["_holder"] = holder_token()
+        return holder
+
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        # every connection carries the holder's name: the server's client
+        # list says which holders are alive
+        params = super()._connparams(asynchronous=asynchronous)
+        mark = HOLDER_MARK + self.holder
+        name = params.get("client_name")
+        params["client_name"] = f"{name}-{mark}" if name else mark
+        return params
 
     def basic_consume(self, queue: str, no_ack: bool, *args: Any, **kwargs: Any) -> Any:
         # a consumer without acknowledgements (cancel items) keeps no
@@ -446,6 +672,7 @@ class Channel(kombu_redis.Channel):
             pipe = client.pipeline(transaction=True)
             pipe.zadd(_INFLIGHT_INDEX, {self._inflight[0]: time()})
             pipe.hset(_INFLIGHT_QUEUES, self._inflight[0], key)
+            pipe.hset(_INFLIGHT_HOLDERS, self._inflight[0], self.holder)
             pipe.execute()
             KEEPALIVE.add(self.qos)
         self._in_poll = self.client.connection
@@ -463,8 +690,15 @@ class Channel(kombu_redis.Channel):
         try:
             try:
                 reply = self.client.parse_response(self.client.connection, "BLMOVE", **options)
-            except kombu_redis.redis.ResponseError:
+            except kombu_redis.redis.ResponseError as exc:
                 type(self)._blmove = False  # no BLMOVE: kombu's way from now on
+                log.warning(
+                    "the broker's server has no BLMOVE (%s; Redis < 6.2): taking with "
+                    "BRPOP, which loses a message to a consumer killed as it takes it; "
+                    "set dispatch_lease (e.g. 62) so the engine dispatches a lost "
+                    "workitem again",
+                    exc,
+                )
                 raise kombu_redis.Empty() from None
             except self.connection_errors:
                 self.client.connection.disconnect()
@@ -482,8 +716,14 @@ class Channel(kombu_redis.Channel):
         if script is None:
             script = self._take_script = client.register_script(_TAKE)
         taken = script(
-            keys=[self._inflight[0], key, self.qos.unacked_key, self.qos.unacked_index_key],
-            args=[max(0, take - 1), time(), 0 if no_ack else 1],
+            keys=[
+                self._inflight[0],
+                key,
+                self.qos.unacked_key,
+                self.qos.unacked_index_key,
+                _HOLDERS,
+            ],
+            args=[max(0, take - 1), time(), 0 if no_ack else 1, self.holder],
             client=client,
         )
         if not taken:
@@ -564,7 +804,13 @@ class Channel(kombu_redis.Channel):
             try:
                 client = self.Client(connection_pool=self.pool)
                 client.eval(
-                    _RESTORE_ONE, 4, inflight[0], inflight[1], _INFLIGHT_INDEX, _INFLIGHT_QUEUES
+                    _RESTORE_ONE,
+                    5,
+                    inflight[0],
+                    inflight[1],
+                    _INFLIGHT_INDEX,
+                    _INFLIGHT_QUEUES,
+                    _INFLIGHT_HOLDERS,
                 )
             except Exception as exc:  # the sweep puts it back later
                 log.warning("could not give back in-flight list %s: %s", inflight[0], exc)

@@ -145,9 +145,11 @@ class Role:
 def engine_rules(prefix: str, *, broker: bool = False) -> list[str]:
     """The engine's rules (see the module docstring)."""
     if broker:
-        keys = ["allkeys", "allchannels"]
-    else:
-        keys = [*_keys(prefix, ["*"]), "resetchannels"]
+        # ``CLIENT LIST``: the broker's sweep for the messages of consumers
+        # that were killed reads which processes still have connections
+        # (``engine.redis_transport``, ``QoS.restore_dead``)
+        return ["allkeys", "allchannels", *COMMANDS, "+info", "+client|list"]
+    keys = [*_keys(prefix, ["*"]), "resetchannels"]
     return [*keys, *COMMANDS, "+info"]
 
 
