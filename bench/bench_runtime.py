@@ -53,8 +53,13 @@ prints each variant's figures and the ratios TLS/plain and
 TLS+tokens/plain (steps/s, p50, p99, CPU of engine, participant, broker);
 ``--json`` has them under ``brokers.security``. No Celery nor bare kombu.
 
+``--embedded-fsync everysec,always`` measures the embedded broker once per
+append-only file fsync policy (``[boss] embedded_fsync``), side by side as
+``embedded:everysec`` and ``embedded:always``: what durability against a
+power cut costs.
+
 Run: ``python bench/bench_runtime.py [--quick] [--json FILE] [--profile DIR]
-[--what-if] [--keep]``, or ``python bench/bench_runtime.py --security
+[--what-if] [--keep] [--embedded-fsync POLICY,...]``, or ``python bench/bench_runtime.py --security
 [--quick] [--json FILE]``; numbers and their reading are in
 docs/benchmarks.md. Everything it creates (processes, the RabbitMQ vhost or
 private node, Redis keys, the embedded Valkey and its directory) is removed
@@ -493,7 +498,7 @@ class LineCounter:
 class Rig:
     """One broker with its store, and the processes started on it."""
 
-    kind: str  # "rabbitmq" or "embedded"
+    kind: str  # "rabbitmq" or "embedded" (or "embedded:POLICY": its appendfsync)
     tmp: Path
     broker_url: str = ""
     redis_url: str = ""
@@ -537,7 +542,12 @@ class Rig:
         else:
             from engine.embedded import EmbeddedValkey
 
-            self.server = EmbeddedValkey(self.tmp / "valkey").start()
+            # "embedded:always": the embedded Valkey with appendfsync always
+            fsync = self.kind.partition(":")[2]
+            config = {"appendfsync": fsync} if fsync else None
+            self.server = EmbeddedValkey(self.tmp / "valkey", config=config).start()
+            if fsync:
+                self.versions["appendfsync"] = fsync
             self.redis_url = self.server.url
             self.broker_url = "redis+socket://" + self.server.url.removeprefix("unix://")
         client = redis.Redis.from_url(self.redis_url)
@@ -1526,8 +1536,9 @@ ROWS = (
 
 
 def print_table(results: dict[str, Any]) -> None:
+    w = max([9, *(len(b) for b in results["brokers"])])
     head = (
-        f"{'broker':<9} {'what':<24} {'in flight':>9} {'steps/s':>9} {'p50 ms':>8} "
+        f"{'broker':<{w}} {'what':<24} {'in flight':>9} {'steps/s':>9} {'p50 ms':>8} "
         f"{'p99 ms':>8}  CPU % of a core"
     )
     print(head)
@@ -1545,7 +1556,7 @@ def print_table(results: dict[str, Any]) -> None:
             cpu = ", ".join(f"{k} {v:.0f}" for k, v in (r.get("cpu") or {}).items())
             what = label + (f" ({r['pool']})" if "pool" in r else "")
             print(
-                f"{broker:<9} {what:<24} {r['inflight']:>9} {r['steps_per_s']:>9,.0f} "
+                f"{broker:<{w}} {what:<24} {r['inflight']:>9} {r['steps_per_s']:>9,.0f} "
                 f"{_f(r['p50_ms']):>8} {_f(r['p99_ms']):>8}  {cpu}"
             )
 
@@ -1840,6 +1851,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="add a BOSS batch per broker under py-spy; folded stacks go here",
     )
     ap.add_argument("--brokers", default="rabbitmq,embedded")
+    ap.add_argument(
+        "--embedded-fsync",
+        metavar="POLICY,POLICY,...",
+        default="",
+        help="measure the embedded broker once per appendfsync policy (everysec, "
+        "always, no), side by side as embedded:POLICY (the [boss] embedded_fsync "
+        "setting); default: once, with the server's default (everysec)",
+    )
     ap.add_argument("--inflight", type=int, default=100)
     ap.add_argument(
         "--steps",
@@ -1937,7 +1956,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             Path(args.json).write_text(json.dumps(results, indent=2))
         return results
     with _tempdir(keep=args.keep) as tmp:
-        for kind in [b.strip() for b in args.brokers.split(",") if b.strip()]:
+        for kind in broker_kinds(args.brokers, args.embedded_fsync):
             results["brokers"][kind] = run_broker(kind, args, tmp)
     results["targets"] = targets(results)
     print()
@@ -1951,6 +1970,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return results
+
+
+def broker_kinds(brokers: str, fsync: str) -> list[str]:
+    """``--brokers`` with ``embedded`` once per ``--embedded-fsync`` policy
+    (``embedded:always``, ...)."""
+    policies = [x.strip() for x in fsync.split(",") if x.strip()]
+    for policy in policies:
+        if policy not in ("everysec", "always", "no"):
+            raise SystemExit(f"--embedded-fsync: {policy!r} is not everysec, always or no")
+    out: list[str] = []
+    for kind in [b.strip() for b in brokers.split(",") if b.strip()]:
+        if kind == "embedded" and policies:
+            out += [f"embedded:{policy}" for policy in policies]
+        else:
+            out.append(kind)
+    return out
 
 
 def print_profile(broker: str, prof: dict[str, Any]) -> None:

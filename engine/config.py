@@ -118,6 +118,16 @@ class Config(Section):
     process_dir: str = ""
     #: the embedded Valkey's state directory (``$BOSS_STATE_DIR``)
     state_dir: str = ""
+    #: the embedded Valkey's ``appendfsync``: ``everysec`` (a power cut may
+    #: lose the last second of writes), ``always`` (none, at a cost) or
+    #: ``no`` (the OS flushes when it likes); a killed server loses nothing
+    #: either way (docs/runtime.md); applies when the server (re)starts
+    embedded_fsync: str = setting(
+        "everysec",
+        check=checked(
+            lambda v: v in ("everysec", "always", "no"), "must be everysec, always or no"
+        ),
+    )
     #: seconds a participant may hold a delivery before it takes a lease
     #: instead (acknowledges it, tells the engine, and sends heartbeats)
     lease_after: float = setting(2.0, check=not_negative())
@@ -137,12 +147,19 @@ class Config(Section):
     #: kombu's Redis transport: seconds after a dispatch with neither a
     #: reply nor a ``started`` notice before the engine looks for the
     #: workitem in the broker's bookkeeping, and dispatches it again only if
-    #: it is on no queue and held by no consumer (lost with a consumer killed
-    #: as it took it), found nowhere twice; -1 (the default): ``lease_after
-    #: + lease``. Always 0 (never) on RabbitMQ, which loses no delivery
+    #: it is on no queue and held by no consumer, found nowhere twice; 0 and
+    #: -1 (the default): never. Not needed where the server has ``BLMOVE``
+    #: (Redis/Valkey >= 6.2, the embedded Valkey): a message moves atomically
+    #: from its queue to its holder, and a killed holder's messages go back
+    #: (``engine.redis_transport``). Set it (e.g. 62) for an older Redis,
+    #: which loses a message to a consumer killed as it pops it, or to cover
+    #: the last second of writes a power cut takes from a Valkey with
+    #: ``appendfsync everysec``. Always 0 on RabbitMQ, which loses no delivery
     dispatch_lease: float = -1.0
     #: kombu Redis transport: seconds after which a delivery whose holder
-    #: stopped keeping it alive (its process died) goes to another consumer
+    #: stopped keeping it alive goes to another consumer (a frozen process,
+    #: or one cut off the network; a killed one's deliveries go back within
+    #: about 3 s: its connections are gone)
     visibility_timeout: float = setting(30.0, check=positive("seconds"))
     #: seconds the longest step of a participant that sends no heartbeats
     #: may take (0: not said); on RabbitMQ, workers and participants warn at
@@ -285,6 +302,10 @@ class Config(Section):
         """Whether the embedded Valkey serves as store or broker."""
         return not self.redis_url or not self.broker_url
 
+    def embedded_config(self) -> dict[str, str]:
+        """The embedded Valkey's settings this configuration chooses."""
+        return {"appendfsync": self.embedded_fsync}
+
     def resolved_redis_url(self) -> str:
         """The run store's URL, starting the embedded Valkey if needed; with
         ``redis_ca``/``redis_cert``/``redis_key`` as redis-py's query
@@ -300,7 +321,7 @@ class Config(Section):
             )
         from engine.embedded import ensure_embedded
 
-        return ensure_embedded(self.state_dir or None)
+        return ensure_embedded(self.state_dir or None, config=self.embedded_config())
 
     @property
     def redis_broker(self) -> bool:
@@ -309,15 +330,13 @@ class Config(Section):
         return not self.broker_url or self.broker_url.startswith(("redis", "bossredis"))
 
     def resolved_dispatch_lease(self) -> float:
-        """``dispatch_lease`` with -1 resolved for the configured broker; 0
+        """``dispatch_lease`` with -1 resolved: 0 (never) unless set; 0
         on RabbitMQ whatever is set (it requeues a delivery exactly when its
         consumer's connection is lost: nothing to recover, and the engine
         cannot see whether a consumer still holds a workitem there)."""
         if not self.redis_broker:
             return 0.0
-        if self.dispatch_lease >= 0:
-            return self.dispatch_lease
-        return self.lease_after + self.lease
+        return max(0.0, self.dispatch_lease)
 
     def broker_warnings(self) -> list[str]:
         """What in this configuration lets the broker give a step that a
@@ -350,7 +369,7 @@ class Config(Section):
             return self.broker_url
         from engine.embedded import ensure_embedded
 
-        url = ensure_embedded(self.state_dir or None)
+        url = ensure_embedded(self.state_dir or None, config=self.embedded_config())
         return "redis+socket://" + url.removeprefix("unix://")
 
 

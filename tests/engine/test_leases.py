@@ -152,13 +152,23 @@ def test_started_without_a_lease_ends_the_dispatch_lease(h: ProcessHarness) -> N
     assert len(builds(h)) == 1
 
 
-def test_no_dispatch_lease_by_default_on_rabbitmq() -> None:
+def test_no_dispatch_lease_by_default() -> None:
+    """Off by default on both brokers: RabbitMQ loses no delivery, and the
+    embedded broker's transport gives a killed consumer's messages back
+    (tests/integration/test_killed_consumer.py); an older Redis sets it."""
     from engine.config import Config
 
     amqp = Config.load(None, environ={}, broker_url="amqp://guest:guest@h:5672/")
     redis_ = Config.load(None, environ={}, broker_url="redis://h:6379/0", lease_after=2, lease=60)
     assert amqp.resolved_dispatch_lease() == 0.0
-    assert redis_.resolved_dispatch_lease() == 62.0
+    assert redis_.resolved_dispatch_lease() == 0.0
+    assert Config.load(None, environ={}).resolved_dispatch_lease() == 0.0  # embedded
+    assert (
+        Config.load(
+            None, environ={}, broker_url="amqp://h/", dispatch_lease=7
+        ).resolved_dispatch_lease()
+        == 0.0
+    )
     assert (
         Config.load(
             None, environ={}, broker_url="redis://h/0", dispatch_lease=7

@@ -269,7 +269,10 @@ def test_a_workitem_lost_as_a_consumer_took_it_is_dispatched_again(
     try:
         wfid = setup.launch()
         # what a consumer killed between BRPOP and recording the delivery
-        # leaves: the workitem is gone from the queue and in no bookkeeping
+        # leaves on a Redis without BLMOVE (or what a power cut can take
+        # from a Valkey that fsyncs every second): the workitem is gone from
+        # the queue and in no bookkeeping. The dispatch lease (off by
+        # default, set here) dispatches it again.
         wait_for(lambda: client.rpop(setup.queue), 20, "the workitem on its queue")
         setup.start_participant(1.0)
         setup.finished(wfid, 30 + 4 * TIMEOUT)

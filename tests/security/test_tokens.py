@@ -274,15 +274,14 @@ def test_a_started_notice_must_carry_its_own_steps_workitem_and_token(
     assert service.handle(wire.dumps(genuine)) == "started applied"
 
 
-def test_a_workitem_smuggled_in_again_gets_no_usable_token(
-    on: tuple[EngineService, Recorder], store: RedisStore
-) -> None:
-    """A lease timer message (the engine's own, unsigned: anyone on the
-    engine's queue can send one) for beta's step carrying alpha's workitem
-    makes the engine dispatch it again to beta's queue, stamped for beta.
-    beta's reply for alpha's step with that token names beta, and alpha's
-    step waits on alpha: refused."""
-    service, rec = on
+def test_a_workitem_smuggled_in_again_gets_no_usable_token(store: RedisStore) -> None:
+    """With the dispatch lease on (``dispatch_lease``: off by default, set for
+    a Redis without ``BLMOVE``), a lease timer message (the engine's own,
+    unsigned: anyone on the engine's queue can send one) for beta's step
+    carrying alpha's workitem makes the engine dispatch it again to beta's
+    queue, stamped for beta. beta's reply for alpha's step with that token
+    names beta, and alpha's step waits on alpha: refused."""
+    service, rec = make(store, dispatch_key=KEY, broker_url="redis://h/0", dispatch_lease=62)
     wfid = launch(service, BOTH)
     alpha, beta = rec.of("alpha"), rec.of("beta")
     smuggled = {k: v for k, v in alpha.items() if k != tokens.TOKEN_KEY}
@@ -298,6 +297,25 @@ def test_a_workitem_smuggled_in_again_gets_no_usable_token(
     assert f"reply names participant 'beta' but step {wfid}/" in reason
     assert "was dispatched to 'alpha'" in reason
     assert service.handle(wire.dumps(alpha)) == "reply applied"
+
+
+def test_without_a_dispatch_lease_a_smuggled_lease_timer_dispatches_nothing(
+    on: tuple[EngineService, Recorder], store: RedisStore
+) -> None:
+    """By default no step has a lease timer until its participant takes a
+    lease: a lease timer message for it is ignored, and nothing goes out."""
+    service, rec = on
+    wfid = launch(service, BOTH)
+    alpha, beta = rec.of("alpha"), rec.of("beta")
+    smuggled = {k: v for k, v in alpha.items() if k != tokens.TOKEN_KEY}
+    timer = messages.lease_timer(
+        wfid, beta["fei"]["subid"], lease=1.0, instance="evil", workitem=smuggled
+    )
+    sent = len(rec.dispatched)
+    before = version(store, wfid)
+    outcome = service.handle(wire.dumps(timer))
+    assert "ignored" in str(outcome), outcome
+    assert len(rec.dispatched) == sent and version(store, wfid) == before
 
 
 def test_in_a_batch_a_refused_reply_is_dead_lettered_alone(

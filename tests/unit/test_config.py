@@ -106,7 +106,7 @@ def test_trace_keys_zero_threads_and_auto_dispatch_lease() -> None:
         None, environ={"BOSS_TRACE_THREADS": "0", "BOSS_DISPATCH_LEASE": "-1", "BOSS_EVENTS": "no"}
     )
     assert (c.trace_threads, c.events) == (0, False)
-    assert c.resolved_dispatch_lease() == c.lease_after + c.lease  # embedded: Redis transport
+    assert c.resolved_dispatch_lease() == 0.0  # off unless set (engine.redis_transport)
     with pytest.raises(ConfigError, match="engine_threads = '0': must be at least 1"):
         Config.load(None, environ={"BOSS_ENGINE_THREADS": "0"})
     with pytest.raises(ConfigError, match="lease_after = '-1': must not be negative"):
