@@ -43,7 +43,12 @@ from engine.core.definition import Definition
 from engine.core.listeners import woken
 from engine.core.loader import load_definition
 from engine.core.outcome import run_outcome
-from engine.core.registrations import Registration, Registrations, looks_like_regex
+from engine.core.registrations import (
+    Registration,
+    Registrations,
+    check_pattern,
+    looks_like_regex,
+)
 from engine.store.base import ConflictError, RunExists, RunStore, RunSummary
 
 log = logging.getLogger("boss.engine")
@@ -223,9 +228,12 @@ class Engine:
         position: int | None = None,
         **options: Any,
     ) -> Registration:
-        """Register a participant name (or regular expression) and its queue."""
+        """Register a participant name (or regular expression) and its queue;
+        ``InvalidPattern`` (a ``ValueError``) for a regular expression that
+        does not compile (it would match nothing)."""
         if regex is None:
             regex = looks_like_regex(pattern)
+        check_pattern(pattern, regex)
         reg = Registration(pattern, queue or pattern, regex, options)
         self.store.register_participant(reg, position)
         self._regs = None

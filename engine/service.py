@@ -23,6 +23,7 @@ import contextlib
 import logging
 import os
 import socket
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from engine import telemetry, tokens, wire
 from engine.config import Config
 from engine.core import messages, runstate
 from engine.core.loader import LoadError
+from engine.core.registrations import InvalidPattern
 from engine.engine import Engine, Undecided
 from engine.process_store import resolve_process
 from engine.store.base import RunExists, RunStore
@@ -40,7 +42,7 @@ from engine.trace import EventBus, record_event
 
 log = logging.getLogger("boss.worker")
 
-__all__ = ["HANDLERS", "LOOK_AGAIN", "EngineService", "Incoming"]
+__all__ = ["HANDLERS", "LOOK_AGAIN", "EngineService", "Incoming", "parse", "permanent"]
 
 #: seconds between the two looks that must both find a workitem nowhere on
 #: the broker before a lease timer dispatches it again (``_lease_check``)
@@ -144,7 +146,7 @@ class EngineService:
         msgs: list[dict[str, Any]] = []
         for k, item in enumerate(items):
             try:
-                msg = wire.engine_message(item.body)
+                msg = parse(item.body)
             except wire.Malformed:
                 continue  # handle dead-letters it
             if self.tokens.enabled and self._refused(msg) is not None:
@@ -197,7 +199,7 @@ class EngineService:
     ) -> str:
         queue = queue or self.config.engine_queue
         try:
-            msg = wire.engine_message(body)
+            msg = parse(body)
         except wire.Malformed as exc:
             telemetry.count_message("malformed")
             return self._malformed(body, exc, queue, content_type, headers)
@@ -249,7 +251,10 @@ class EngineService:
                 "'boss register' or 'skynet install --register'",
                 queue,
             )
-        return self._registration(msg)
+        try:
+            return self._registration(msg)
+        except InvalidPattern as exc:
+            return self._deadletter(body, f"{msg['type']} refused: {exc}", queue)
 
     def _refused(self, msg: dict[str, Any]) -> str | None:
         """Why a reply (or a ``started`` notice, whose workitem the engine
@@ -440,6 +445,8 @@ class EngineService:
         content_type: str | None = None,
         headers: dict[str, Any] | None = None,
     ) -> str:
+        if len(reason) > MAX_REASON:
+            reason = f"{reason[: MAX_REASON - 60]}... ({len(reason)} characters in all)"
         record = wire.deadletter(
             body if isinstance(body, bytes | str) else wire.dumps(body),
             reason,
@@ -497,11 +504,41 @@ class EngineService:
         refused = self.tokens.check_reply({**wi, "fei": exc.fei})
         return None if refused is None else f"{refused}: the step it names is left alone"
 
-    def poisoned(self, body: bytes | str, exc: BaseException, queue: str) -> str:
-        """A message whose handling kept raising: set it aside with the
-        traceback rather than loop on it for ever."""
-        tb = "".join(traceback.format_exception(exc))
-        return self._deadletter(body, f"handling failed repeatedly: {exc}\n{tb}", queue)
+    def poisoned(
+        self, body: bytes | str, exc: BaseException, queue: str, *, retried: bool = True
+    ) -> str:
+        """A message whose handling kept raising (``retried``), or raised
+        in a way no retry can change (not ``retried``: see ``permanent``):
+        set it aside with the traceback rather than loop on it."""
+        tb = "".join(traceback.format_exception(exc, limit=-20))
+        what = "handling failed repeatedly" if retried else "handling failed (not retried)"
+        return self._deadletter(body, f"{what}: {type(exc).__name__}: {exc}\n{tb}", queue)
+
+
+#: the longest reason a dead letter (and its log line) keeps: a schema's
+#: complaint quotes the offending value, which may be megabytes
+MAX_REASON = 4000
+
+
+def parse(body: bytes | str) -> dict[str, Any]:
+    """The engine message in ``body`` (``wire.engine_message``), or
+    ``wire.Malformed``, also for a body nested too deeply to read (the JSON
+    parser or the schema check ran out of recursion): that is no message,
+    and reading it again would fail again."""
+    try:
+        return wire.engine_message(body)
+    except RecursionError:
+        raise wire.Malformed(
+            "not JSON that can be read: nested too deeply (more levels of arrays or "
+            f"objects than the parser's limit of about {sys.getrecursionlimit()})"
+        ) from None
+
+
+def permanent(exc: BaseException) -> bool:
+    """Whether handling a message that raised ``exc`` would raise it
+    again whatever the retry: a body that cannot be read (malformed, too
+    deep, not UTF-8) or data nested too deeply to handle."""
+    return isinstance(exc, wire.Malformed | RecursionError | UnicodeDecodeError)
 
 
 #: what the service does with each message type it accepts (every one of

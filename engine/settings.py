@@ -57,6 +57,7 @@ __all__ = [
     "to_int",
     "to_list",
     "to_urls",
+    "unusable",
 ]
 
 
@@ -355,14 +356,44 @@ def locate(
     missing_ok: bool = False,
 ) -> Path | None:
     """``path`` if given (an error if it is not a file, unless ``missing_ok``),
-    else the first of ``config_paths`` that exists, else None."""
+    else the file ``$BOSS_CONFIG`` names (always an error if it is not a
+    readable file: it was asked for, and falling back to no file would run
+    on the embedded store unnoticed; ``/dev/null`` says "no file"), else the
+    first of ``config_paths`` that exists, else None."""
     if path is None:
+        env = os.environ if environ is None else environ
+        named = env.get("BOSS_CONFIG")
+        if named:
+            if named == os.devnull:
+                return None
+            problem = unusable(named)
+            if problem is not None:
+                raise ConfigError(f"{named} (named by $BOSS_CONFIG): {problem}")
+            return Path(named)
         return next((p for p in config_paths(environ) if p.is_file()), None)
     if Path(path).is_file():
         return Path(path)
     if missing_ok:
         return None
-    raise ConfigError(f"{path}: no such configuration file")
+    raise ConfigError(f"{path}: {unusable(path) or 'no such configuration file'}")
+
+
+def unusable(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` cannot be read as a configuration file, or None."""
+    p = Path(path)
+    try:
+        if p.is_file():
+            with open(p, "rb"):
+                return None
+        if p.is_dir():
+            return "a directory, not a configuration file"
+        if p.exists():
+            return "not a regular file"
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
+    if not p.parent.is_dir():
+        return f"no such configuration file (no directory {p.parent})"
+    return "no such configuration file"
 
 
 def read_ini(

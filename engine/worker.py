@@ -11,7 +11,9 @@ anything else can run (``EngineWorker.run``).
   effects (dispatches, ...) were published. An exception leaves it
   unacknowledged: the broker gives it again. A message that keeps failing
   for a reason other than a lost connection is dead-lettered with its
-  traceback after ``POISON_ATTEMPTS`` tries.
+  traceback after ``POISON_ATTEMPTS`` tries; one that no retry can change
+  (``engine.service.permanent``: a body nested too deeply to read, data
+  nested too deeply to handle) at once.
 * **timers**: leases due timers from the store (``lease_due_timers``), so one
   firing per timer however many workers run, applies each, then
   acknowledges it; a worker that dies mid-way leaves the timer to come due
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import logging
 import os
@@ -63,7 +66,7 @@ from engine.config import Config
 from engine.consuming import BatchConsumer
 from engine.core import effects as fx
 from engine.logformat import use_format
-from engine.service import EngineService, Incoming
+from engine.service import EngineService, Incoming, permanent
 from engine.store import RunStore, open_store
 
 log = logging.getLogger("boss.worker")
@@ -380,6 +383,10 @@ class _EngineConsumer(BatchConsumer):
         ]
         legacy = self.topology.legacy_reply_queue
         if legacy is not None and legacy.name != self.worker.config.engine_queue:
+            if not self.amqp:
+                # its own channel: a Redis channel of one queue takes with
+                # ``BLMOVE`` (nothing lost to a kill), of two with ``BRPOP``
+                Consumer = functools.partial(kombu.Consumer, channel.connection.client.channel())
             consumers.append(
                 Consumer(
                     queues=[legacy],
@@ -488,7 +495,8 @@ class _EngineConsumer(BatchConsumer):
         (None), after a second's pause when the store or the broker was
         unreachable (``wait``), or, after ``POISON_ATTEMPTS`` failures that
         were not a lost connection, dead-lettered (what that did:
-        acknowledge it)."""
+        acknowledge it); at once when no retry can change the failure
+        (``permanent``)."""
         body = message.body
         if _transient(exc):
             telemetry.error_transient.inc()
@@ -497,6 +505,10 @@ class _EngineConsumer(BatchConsumer):
                 self.worker.stopping.wait(1.0)
             message.requeue()
             return None
+        if permanent(exc):
+            telemetry.error_poisoned.inc()
+            log.error("message cannot be handled, not retried: %s: %.500s", type(exc).__name__, exc)
+            return self.service.poisoned(body, exc, queue, retried=False)
         key = hashlib.sha1(body if isinstance(body, bytes) else body.encode()).hexdigest()
         n = self.attempts.get(key, 0) + 1
         self.attempts[key] = n

@@ -30,6 +30,7 @@ or shows takes ``--json``.
 
 from __future__ import annotations
 
+import os
 from importlib.metadata import entry_points
 
 import click
@@ -51,6 +52,7 @@ from bossapp.cli.convert import convert
 from bossapp.cli.demo import demo
 from bossapp.cli.doctor import doctor
 from engine.commandline import Context
+from engine.settings import unusable
 
 __all__ = ["main"]
 
@@ -60,7 +62,7 @@ __all__ = ["main"]
     "--config",
     "-c",
     "config_path",
-    type=click.Path(dir_okay=False),
+    type=click.Path(exists=True, dir_okay=False, readable=True),
     help="Configuration file (default: $BOSS_CONFIG, ./boss.ini, "
     "~/.config/boss/boss.ini, /etc/boss/boss.ini).",
 )
@@ -68,7 +70,21 @@ __all__ = ["main"]
 @click.pass_context
 def main(cctx: click.Context, config_path: str | None) -> None:
     """BOSS: a CI process engine."""
+    if config_path is None and not cctx.resilient_parsing:
+        _check_boss_config(cctx)
     cctx.obj = Context(config_path)
+
+
+def _check_boss_config(cctx: click.Context) -> None:
+    """A ``$BOSS_CONFIG`` that names no readable file is a usage error
+    naming it (never a silent run on the embedded store); ``/dev/null``
+    says "no file"."""
+    named = os.environ.get("BOSS_CONFIG")
+    if not named or named == os.devnull:
+        return
+    problem = unusable(named)
+    if problem is not None:
+        raise click.UsageError(f"$BOSS_CONFIG names {named}: {problem}", cctx)
 
 
 main.add_command(check)

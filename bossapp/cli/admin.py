@@ -154,16 +154,13 @@ def register_cmd(
     credentials: str | None,
 ) -> None:
     """Register a participant name or regular expression and its queue."""
-    import re
-
-    from engine.core.registrations import looks_like_regex
+    from engine.core.registrations import InvalidPattern, check_pattern, looks_like_regex
 
     is_regex = looks_like_regex(pattern) if regex is None else regex
-    if is_regex:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            fail(f"{pattern!r} is not a valid regular expression: {exc}", 2)
+    try:
+        check_pattern(pattern, is_regex)
+    except InvalidPattern as exc:
+        raise click.BadParameter(str(exc), param_hint="PATTERN") from None
     if not is_regex and queue is None:
         queue = pattern
     if queue is None:

@@ -291,6 +291,10 @@ class Interpreter:
         #: steps that finished while handling this message: the PRECURSORs
         #: of the steps this message triggers (traceability)
         self.finished_now: list[str] = []
+        #: per concurrence applied while handling this message, how many of
+        #: ``finished_now`` were there before it (they led to it, not to
+        #: what follows its join): see ``_child_concurrence``
+        self._finished_before: dict[str, int] = {}
 
     # -- node lookup (virtual nodes for bodies and handlers) ---------------
 
@@ -634,6 +638,7 @@ class Interpreter:
             return
         e["r"] = []  # [slot, order, fields]
         e["b"] = len(branches)
+        self._finished_before[eid] = len(self.finished_now)
         for slot, child in enumerate(branches):
             self._push_apply(child.id, eid, e["w"], {"sl": slot})
 
@@ -680,6 +685,7 @@ class Interpreter:
             return
         e["r"] = []
         e["b"] = len(items)
+        self._finished_before[eid] = len(self.finished_now)
         to = node.opts.get("to") or "i"
         to_field = node.opts.get("to_field")
         for slot, item in enumerate(items):
@@ -1047,6 +1053,7 @@ class Interpreter:
             pe["cw"] = fields
             if pe.get("rw") is not None and slot is not None:  # remaining: wait
                 pe["rw"].append([slot, len(pe["r"]) + len(pe["rw"]), fields])
+                self._branch_ended(parent, pe)
             if not pe.get("k"):
                 self._finish_abort(parent)
             return
@@ -1126,7 +1133,25 @@ class Interpreter:
         e["ii"] += 1
         self._iterate(eid, e, node, fields)
 
+    def _branch_ended(self, eid: str, e: dict) -> None:
+        """A branch of concurrence ``eid`` ended: the steps whose end ended
+        it (those finished in this message since the concurrence began) are
+        kept in ``pf``, to be PRECURSORs of what follows the join with the
+        steps that end the other branches (``_joined``)."""
+        ended = self.finished_now[self._finished_before.get(eid, 0) :]
+        if ended:
+            pf = e.setdefault("pf", [])
+            pf.extend(x for x in ended if x not in pf)
+
+    def _joined(self, e: dict) -> None:
+        """Concurrence ``e`` replies: what follows it was led to by the end
+        of every branch that ended it, not only the last one."""
+        pf = e.pop("pf", None)
+        if pf:
+            self.finished_now = [*pf, *(x for x in self.finished_now if x not in pf)]
+
     def _child_concurrence(self, eid, e, node, slot, child_node, fields) -> None:
+        self._branch_ended(eid, e)
         replies = e["r"]
         replies.append([slot, len(replies), fields])
         o = node.opts
@@ -1179,6 +1204,7 @@ class Interpreter:
             self.state["detached"].append(k)
             if remaining != "forget":
                 self._abort(k, ["drop"])
+        self._joined(e)
         self._reply(eid, self._merged(e, node, e["r"]))
 
     def _merged(self, e: dict, node: Node, replies: list) -> dict:
@@ -1285,6 +1311,34 @@ class Interpreter:
 
     # -- messages ---------------------------------------------------------------
 
+    def _not_waiting(self, eid: Any, e: dict | None) -> str:
+        """Why step ``eid`` of this run takes no reply (``e``: its live
+        expression, if any): it never existed, it ended, or it is not a
+        step waiting on a participant."""
+        wfid = self.state["wfid"]
+        if e is None:
+            if not self._issued(eid):
+                return f"run {wfid} has no step with subid {eid!r} (it never had one)"
+            return f"step {eid} of run {wfid} is no longer waiting (it has ended)"
+        if "q" not in e:
+            kind = self.node(e["n"]).kind
+            return f"{eid} in run {wfid} is not a participant step (it is a {kind})"
+        return f"step {eid} of run {wfid} is no longer waiting (it is {e['s']})"
+
+    def _issued(self, eid: Any) -> bool:
+        """Whether ``eid`` is a subid this run ever gave a step
+        (``_new_eid``: ``<node id>-<seq>``, seq at most the run's counter)."""
+        if not isinstance(eid, str):
+            return False
+        node_id, sep, n = eid.rpartition("-")
+        if not sep or not n.isdigit() or not 0 < int(n) <= self.state.get("seq", 0):
+            return False
+        try:
+            self.node(node_id)
+        except (KeyError, ValueError, IndexError):
+            return False
+        return True
+
     def _on_reply(self, msg: dict) -> str | None:
         wi = msg.get("workitem") or {}
         fei = wi.get("fei") or {}
@@ -1292,7 +1346,7 @@ class Interpreter:
         e = self.exprs.get(eid) if isinstance(eid, str) else None
         if e is None or e["s"] != states.WAITING or "q" not in e:
             return self._ignore(
-                f"reply for {fei.get('expid')}/{eid} ignored: that step is no longer waiting"
+                f"reply for {fei.get('expid')}/{eid} ignored: {self._not_waiting(eid, e)}"
             )
         fields = wi.get("fields")
         if not isinstance(fields, dict):
@@ -1689,6 +1743,7 @@ class Interpreter:
         parent, slot = e["p"], e.get("sl")
         if op == "merge":  # a concurrence with remaining: wait
             e["s"] = states.ACTIVE
+            self._joined(e)
             self._reply(eid, self._merged(e, node, e["r"] + e.pop("rw", [])))
             return
         if op == "error":

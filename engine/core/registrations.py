@@ -15,7 +15,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
-__all__ = ["Registration", "Registrations", "compiled", "looks_like_regex", "match_registration"]
+__all__ = [
+    "InvalidPattern",
+    "Registration",
+    "Registrations",
+    "check_pattern",
+    "compiled",
+    "looks_like_regex",
+    "match_registration",
+]
 
 _REGEX_CHARS = frozenset("*+?[](){}|^$\\")  # a lone "." is allowed in plain names
 
@@ -35,6 +43,26 @@ class Registration:
 def looks_like_regex(pattern: str) -> bool:
     """``build_.*`` is a regex registration, ``alpha`` a name."""
     return any(c in _REGEX_CHARS for c in pattern)
+
+
+class InvalidPattern(ValueError):
+    """A registration's regular expression that does not compile: it would
+    match nothing, so it is refused rather than stored."""
+
+
+def check_pattern(pattern: str, regex: bool) -> None:
+    """``InvalidPattern`` (with ``re.error``'s reason and position) when
+    ``regex`` and ``pattern`` is not a valid regular expression."""
+    if not regex:
+        return
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise InvalidPattern(f"{pattern!r} is not a valid regular expression: {exc}") from None
+    except RecursionError:
+        raise InvalidPattern(
+            f"{pattern!r} is not a valid regular expression: nested too deeply"
+        ) from None
 
 
 @functools.lru_cache(maxsize=4096)

@@ -93,7 +93,7 @@ def test_boss_ci_watch_once_puts_the_launch_on_the_engine_queue(
         "BOSS_RADAR_GATE": "Zuul",
         "BOSS_RADAR_ALERT_PROCESS": "radar-alert",
         "BOSS_RADAR_ALERT_WINDOW": "30h",
-        "BOSS_CONFIG": str(tmp_path / "none.ini"),
+        "BOSS_CONFIG": "/dev/null",
     }
     args = ["ci", "watch", "--once", "--until", str(T0 + 30 * H), "--json"]
     out = CliRunner().invoke(main, args, env=env)

@@ -460,7 +460,7 @@ def test_cli_import_systems_show(
         "BOSS_KEY_PREFIX": key_prefix,
         "BOSS_RADAR_RETENTION": "36500d",
         "BOSS_RADAR_GATE": "Zuul",
-        "BOSS_CONFIG": str(tmp_path / "none.ini"),
+        "BOSS_CONFIG": "/dev/null",
     }
     runner = CliRunner()
     recorded = payloads_dir / "gerrit" / "with_banner.jsonl"

@@ -52,7 +52,7 @@ def ini(tmp_path: Path, text: str) -> Path:
 
 
 def test_defaults_without_a_file_or_variables(tmp_path: Path) -> None:
-    d = Demo.load(None, environ={"BOSS_CONFIG": str(tmp_path / "none.ini")})
+    d = Demo.load(None, environ={"BOSS_CONFIG": "/dev/null"})
     assert d == Demo()
     assert (d.name, d.count, d.words, d.source) == ("x", 1, (), "")
 
@@ -131,7 +131,7 @@ def test_errors_name_the_file_or_the_variable(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"demo\.ini: \[demo\] count = 'zero': not an integer"):
         Demo.load(path, environ={})
     with pytest.raises(ConfigError, match=r"^environment DEMO_FLAG: flag = 'x': not a boolean"):
-        Demo.load(None, environ={"BOSS_CONFIG": str(tmp_path / "none.ini"), "DEMO_FLAG": "x"})
+        Demo.load(None, environ={"BOSS_CONFIG": "/dev/null", "DEMO_FLAG": "x"})
     path.write_text("[demo]\ncount = 2\n")
     env = {"BOSS_CONFIG": str(path), "DEMO_SOURCE": "x"}  # no variable sets an internal field
     assert Demo.load(None, environ=env).source == str(path)

@@ -26,7 +26,7 @@ def test_boss_web_logs_json_lines(redis_url: str, key_prefix: str, tmp_path: Pat
         "BOSS_REDIS_URL": redis_url,
         "BOSS_KEY_PREFIX": key_prefix,
         "BOSS_LOG_FORMAT": "json",
-        "BOSS_CONFIG": str(tmp_path / "none.ini"),
+        "BOSS_CONFIG": os.devnull,
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "bossapp.cli", "web", "--bind", "127.0.0.1:0"],
