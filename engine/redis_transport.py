@@ -129,7 +129,9 @@ RESTART_GRACE = 5.0
 #: what a ``BLMOVE`` brought into a channel's in-flight list, and up to
 #: ARGV[1] more from its queue, into kombu's bookkeeping at time ARGV[2]
 #: (``unacked`` holds ``[payload, exchange, routing_key]``, the payload as
-#: it came) and ``_HOLDERS`` (ARGV[4], the holder); returns the messages,
+#: it came, with the default exchange and the queue it was taken from,
+#: ARGV[5]: see ``_unacked_record``) and ``_HOLDERS`` (ARGV[4], the holder);
+#: returns the messages,
 #: oldest first. KEYS: in-flight list, queue, ``unacked``,
 #: ``unacked_index``, ``_HOLDERS``; ARGV[3] ``0``: record nothing (a
 #: consumer without acknowledgements). A message that is not kombu's JSON
@@ -152,10 +154,9 @@ for _, raw in ipairs(taken) do
   if ok and type(msg) == 'table' and type(msg.properties) == 'table'
       and msg.properties.delivery_tag then
     local p = msg.properties
-    local info = type(p.delivery_info) == 'table' and p.delivery_info or {}
     redis.call('ZADD', KEYS[4], ARGV[2], p.delivery_tag)
-    redis.call('HSET', KEYS[3], p.delivery_tag, '[' .. raw .. ',' ..
-      cjson.encode(info.exchange or '') .. ',' .. cjson.encode(info.routing_key or '') .. ']')
+    redis.call('HSET', KEYS[3], p.delivery_tag,
+      '[' .. raw .. ',"",' .. cjson.encode(ARGV[5]) .. ']')
     redis.call('HSET', KEYS[5], p.delivery_tag, ARGV[4])
   end
 end
@@ -207,15 +208,9 @@ class QoS(kombu_redis.QoS):
         if not self.recorded:  # (``_TAKE`` recorded it already)
             batch = self.batch_pipe
             with self.pipe_or_acquire(batch) as pipe:
-                delivery = message.delivery_info
                 pipe.zadd(self.unacked_index_key, {delivery_tag: time()})
-                pipe.hset(
-                    self.unacked_key,
-                    delivery_tag,
-                    kombu_redis.dumps(
-                        [message._raw, delivery["exchange"], delivery["routing_key"]]
-                    ),
-                )
+                queue = getattr(self.channel.connection, "delivering", None)
+                pipe.hset(self.unacked_key, delivery_tag, _unacked_record(message, queue))
                 pipe.hset(_HOLDERS, delivery_tag, self.channel.holder)
                 if batch is None:
                     pipe.execute()
@@ -558,6 +553,19 @@ def holder_of(name: str) -> str | None:
     return name[at + len(HOLDER_MARK) :] if at >= 0 else None
 
 
+def _unacked_record(message: Any, queue: str | None) -> str:
+    """What ``unacked`` keeps of a delivery: ``[payload, exchange,
+    routing_key]``, with the default exchange and the queue the message was
+    taken from (``queue``; else its routing key), not the exchange it was
+    published to. A delivery given back goes to its own
+    queue, as RabbitMQ requeues it, whichever process gives it back: routed
+    through its exchange again, a message published to a topic exchange
+    (a trace batch) that the giving process never declared was routed as
+    if direct, matched no binding, and was lost (the chaos test found it);
+    and a fanout would have copied it to every bound queue."""
+    return kombu_redis.dumps([message._raw, "", queue or message.delivery_info["routing_key"]])
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -723,7 +731,7 @@ class Channel(kombu_redis.Channel):
                 self.qos.unacked_index_key,
                 _HOLDERS,
             ],
-            args=[max(0, take - 1), time(), 0 if no_ack else 1, self.holder],
+            args=[max(0, take - 1), time(), 0 if no_ack else 1, self.holder, queue],
             client=client,
         )
         if not taken:
@@ -828,6 +836,16 @@ class Channel(kombu_redis.Channel):
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
+    #: the queue of the delivery being handed over (kombu's messages do not
+    #: say which queue they came from: ``_unacked_record``)
+    delivering: str | None = None
+
+    def _deliver(self, message: Any, queue: str) -> None:
+        self.delivering = queue
+        try:
+            super()._deliver(message, queue)
+        finally:
+            self.delivering = None
 
 
 TRANSPORT_ALIASES.setdefault(SCHEME, f"{__name__}:Transport")

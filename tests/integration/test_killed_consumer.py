@@ -19,7 +19,11 @@ with ``SIGKILL`` at two moments:
 Another consumer, started while the holder holds the message (it gets
 nothing then), must get it once, marked redelivered, within 5 s of the kill
 (the figure issue 20 asks for; the sweep's own period and grace come to
-about 3 s)."""
+about 3 s). It is the one whose sweep gives the message back; for the trace
+batch it consumes the trace queue by name and never declares the topic
+exchange the batch was published to (given back through that exchange, as
+kombu does, the batch matched no binding in such a process and was lost:
+the chaos test found it)."""
 
 from __future__ import annotations
 
@@ -61,7 +65,11 @@ from engine.trace.bus import TraceTopology
 url, overrides, kind, mode = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
 pqueue = overrides.pop("participant_queue")
 config = Config.load(None, environ={"HOME": "/nonexistent"}, broker_url=url, **overrides)
-if kind == "trace":
+if kind == "trace" and mode == "ack":
+    # by its name only: this process never declares the topic exchange the
+    # batch was published to, and it is the one that gives the batch back
+    queue = participant_queue(config.trace_queue)
+elif kind == "trace":
     queue = TraceTopology(config).queue
 elif kind == "engine":
     queue = participant_queue(config.engine_queue)

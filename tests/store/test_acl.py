@@ -20,6 +20,7 @@ from engine.store import RedisStore, acl
 from engine.store.steplogs import StepLogs
 from engine.testing import ProcessHarness
 from tests.conftest import delete_keys
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.redis
 
@@ -223,6 +224,9 @@ def test_the_web_user_reads_but_writes_only_its_keys(make_user: MakeUser, prefix
     eid = str(uuid.uuid4())
     Graph(engine.client, prefix=prefix + "g:").ingest([_event(eid)])
     engine.engine_heartbeat("gone", 0.001, {})
+    # its key expires a millisecond later, by the server's clock: wait for it
+    # (a loaded server has been seen to answer MGET with it once)
+    wait_for(lambda: not engine.engine_alive("gone"), 10, "the gone worker's heartbeat expires")
 
     web_client = make_user("web")
     web = RedisStore(web_client, prefix=prefix)
