@@ -88,7 +88,9 @@
       take: function (n) { if (n < shown) return false; shown = n; return true; }};
   }
   function fetchPage(url) {
-    return fetch(url, {credentials: "same-origin", headers: {"Accept": "text/html"}})
+    /* X-Boss-Refresh: the server keeps its flash messages for the page the
+       visitor is shown next (a refresh racing a form's redirect took them) */
+    return fetch(url, {credentials: "same-origin", headers: {"Accept": "text/html", "X-Boss-Refresh": "1"}})
       .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
       .then(function (html) { return new DOMParser().parseFromString(html, "text/html"); });
   }
