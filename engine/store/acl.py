@@ -36,7 +36,8 @@ The roles:
     channels. With ``broker=True`` (a Valkey that is also the broker, kombu's
     Redis transport: ``engine.redis_transport``), every key and channel:
     kombu names its keys after the queues (``<queue>``, ``_kombu.binding.*``,
-    ``unacked``...), which are not under the prefix.
+    ``unacked``...), which are not under the prefix; and ``CLIENT LIST``,
+    for the transport's sweep for the messages of killed consumers.
 ``web``
     reads every key under the prefix, writes only ``P web:*``; the same
     commands as the engine without ``INFO``. Its Lua that reads runs goes
