@@ -389,35 +389,35 @@ class QoS(kombu_redis.QoS):
 
     def restore_if_held_by(self, tag: str, holder: str, client: Any) -> bool:
         """Put a delivery back on its queue if ``holder`` still holds it."""
-        restored = False
 
-        def transaction(pipe: Any) -> None:
-            nonlocal restored
-            restored = False
-            if _text(pipe.hget(_HOLDERS, tag) or b"") != holder:
-                return  # acknowledged or given back meanwhile
-            payload = pipe.hget(self.unacked_key, tag)
-            pipe.multi()
-            self._remove_from_indices(tag, pipe)
-            if payload:
-                message, exchange, routing_key = json.loads(kombu_redis.bytes_to_str(payload))
-                self.channel._do_restore_message(message, exchange, routing_key, pipe, False)
-            restored = True
+        def held(pipe: Any) -> bool:  # not acknowledged or given back meanwhile
+            return _text(pipe.hget(_HOLDERS, tag) or b"") == holder
 
-        client.transaction(transaction, _HOLDERS, self.unacked_key)
-        return restored
+        return self._restore_when(tag, held, client, _HOLDERS, self.unacked_key)
 
     def restore_if_stale(self, tag: Any, ceil: float, client: Any) -> bool:
         """Put a delivery back on its queue if its time is still at or before
         ``ceil`` (nobody kept it alive since the scan); True if restored."""
+
+        def stale(pipe: Any) -> bool:  # not acknowledged, restored or kept alive
+            score = pipe.zscore(self.unacked_index_key, tag)
+            return score is not None and float(score) <= ceil
+
+        restored = self._restore_when(tag, stale, client, self.unacked_key, self.unacked_index_key)
+        if restored:
+            log.warning("restored delivery %s: its holder stopped keeping it alive", tag)
+        return restored
+
+    def _restore_when(self, tag: Any, still: Any, client: Any, *watch: str) -> bool:
+        """Put a delivery back on the queue it was taken from, in one
+        transaction watching ``watch``, if ``still(pipe)`` holds there."""
         restored = False
 
         def transaction(pipe: Any) -> None:
             nonlocal restored
             restored = False
-            score = pipe.zscore(self.unacked_index_key, tag)
-            if score is None or float(score) > ceil:
-                return  # acknowledged, restored by another, or kept alive
+            if not still(pipe):
+                return
             payload = pipe.hget(self.unacked_key, tag)
             pipe.multi()
             self._remove_from_indices(tag, pipe)
@@ -426,9 +426,7 @@ class QoS(kombu_redis.QoS):
                 self.channel._do_restore_message(message, exchange, routing_key, pipe, False)
             restored = True
 
-        client.transaction(transaction, self.unacked_key, self.unacked_index_key)
-        if restored:
-            log.warning("restored delivery %s: its holder stopped keeping it alive", tag)
+        client.transaction(transaction, *watch)
         return restored
 
 

@@ -130,41 +130,20 @@ class Chaos:
 
     # -- processes ---------------------------------------------------------------------
 
-    def start_worker(self, slot: str) -> Proc:
-        proc = self.system._spawn(
-            slot,
-            [
-                sys.executable,
-                "-m",
-                "bossapp.cli",
-                "-c",
-                str(self.system.ini),
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--hostname",
-                f"{slot}-{uuid.uuid4().hex[:6]}@chaos",
-            ],
-        )
+    def _start_boss(self, slot: str, *verb: str) -> Proc:
+        """``boss -c boss.ini VERB... --loglevel INFO`` in ``slot``."""
+        cmd = [sys.executable, "-m", "bossapp.cli", "-c", str(self.system.ini), *verb[:1]]
+        proc = self.system._spawn(slot, [*cmd, "--loglevel", "INFO", *verb[1:]])
         self.slots[slot] = proc
         return proc
 
-    def start_aggregator(self, slot: str) -> Proc:
-        proc = self.system._spawn(
-            slot,
-            [
-                sys.executable,
-                "-m",
-                "bossapp.cli",
-                "-c",
-                str(self.system.ini),
-                "aggregator",
-                "--loglevel",
-                "INFO",
-            ],
+    def start_worker(self, slot: str) -> Proc:
+        return self._start_boss(
+            slot, "worker", "--hostname", f"{slot}-{uuid.uuid4().hex[:6]}@chaos"
         )
-        self.slots[slot] = proc
-        return proc
+
+    def start_aggregator(self, slot: str) -> Proc:
+        return self._start_boss(slot, "aggregator")
 
     def start_participant(self, slot: str) -> Proc:
         proc = self.system._spawn(

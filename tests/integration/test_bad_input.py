@@ -31,6 +31,7 @@ from engine.service import EngineService, Incoming
 from engine.store.memory import MemoryStore
 from engine.worker import EngineWorker
 from tests.conftest import delete_keys
+from tests.integration.test_engine_service import Recorder
 from tests.waiting import wait_for
 
 TWO = "name: live\nsteps:\n  - bad_alpha\n  - bad_beta\n"
@@ -283,31 +284,12 @@ def test_a_message_whose_handling_runs_out_of_recursion_is_dead_lettered_at_once
     )
 
 
-class _Letters:
-    """A publisher that keeps what the service dead-letters."""
-
-    def __init__(self) -> None:
-        self.letters: list[dict[str, Any]] = []
-
-    def deadletter(self, record: dict[str, Any]) -> None:
-        self.letters.append(record)
-
-    def send(self, msg: dict[str, Any]) -> None:
-        pass
-
-    def dispatch(self, effect: Any) -> None:
-        pass
-
-    def cancel(self, effect: Any) -> None:
-        pass
-
-
 def test_in_a_batch_a_body_too_deep_to_read_is_dead_lettered_and_the_rest_applied() -> None:
     """Several messages taken together (``handle_batch``): the deep body is
     dead-lettered, not raised out of the batch (which would give every
     message of it back to be retried)."""
     config = Config.load(None, environ={"HOME": "/nonexistent"}, events=False)
-    letters = _Letters()
+    letters = Recorder()
     service = EngineService(config, MemoryStore(), letters, engine_id="w1.c0")  # type: ignore[arg-type]
     deep = b"[" * 200_000 + b"]" * 200_000
     good = [wire.dumps(messages.cancel(f"nothing-{k}")) for k in range(2)]

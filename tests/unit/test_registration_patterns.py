@@ -7,8 +7,6 @@ reason."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from click.testing import CliRunner
 
@@ -21,27 +19,9 @@ from engine.engine import Engine
 from engine.service import EngineService
 from engine.store.memory import MemoryStore
 from engine.testing import ProcessHarness
+from tests.integration.test_engine_service import Recorder
 
 BAD = "build_(x"
-
-
-class Letters:
-    """The publisher the service would use: keeps its dead letters."""
-
-    def __init__(self) -> None:
-        self.letters: list[dict[str, Any]] = []
-
-    def deadletter(self, record: dict[str, Any]) -> None:
-        self.letters.append(record)
-
-    def send(self, msg: dict[str, Any]) -> None:
-        pass
-
-    def dispatch(self, effect: Any) -> None:
-        pass
-
-    def cancel(self, effect: Any) -> None:
-        pass
 
 
 def test_check_pattern_names_the_reason_and_the_position() -> None:
@@ -75,7 +55,7 @@ def test_a_register_message_with_an_invalid_regex_is_dead_lettered_with_its_reas
     config = Config.load(
         None, environ={"HOME": "/nonexistent"}, events=False, queue_registrations="true"
     )
-    letters = Letters()
+    letters = Recorder()
     service = EngineService(config, MemoryStore(), letters, engine_id="w1.c0")  # type: ignore[arg-type]
     body = wire.dumps(messages.register(BAD, "q.build", regex=True))
     outcome = service.handle(body)
