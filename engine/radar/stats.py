@@ -38,6 +38,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from engine.radar import rows
 from engine.radar.model import ERROR, FAIL, PASS, SKIPPED
 from engine.radar.settings import RadarSettings
 from engine.radar.store import PatchSet
@@ -241,6 +242,15 @@ def health(figures: dict[str, Any], settings: RadarSettings) -> tuple[bool | Non
     return not reasons, reasons
 
 
+def gate_of(systems: Mapping[str, Mapping[str, Any]], settings: RadarSettings) -> str | None:
+    """The gate's name: the configured one (spelt as the system reported
+    it), else the system whose account is marked as the gate."""
+    gate = settings.gate or next((n for n, m in systems.items() if m.get("gate")), None)
+    if gate:
+        gate = next((n for n in systems if n.lower() == gate.lower()), gate)
+    return gate
+
+
 def window(
     store: Any,
     settings: RadarSettings,
@@ -250,12 +260,33 @@ def window(
     project: str | None = None,
 ) -> list[dict[str, Any]]:
     """The figures and health of every system over ``[since, until]``,
-    read from ``store`` (a ``RadarStore``), gate first then by name."""
+    read from ``store`` (a ``RadarStore``), gate first then by name: from
+    its rows (``engine.radar.rows``) when they hold every record, else from
+    the records themselves."""
+    systems = store.systems()
+    gate = gate_of(systems, settings)
+    if rows.rolled(store):
+        out = rows.figures(store, systems, gate, since=since, until=until, project=project)
+        for figures in out:
+            figures["healthy"], figures["reasons"] = health(figures, settings)
+        out.sort(key=lambda f: (not f["gate"], f["name"].lower()))
+        return out
+    return window_of_records(store, settings, since=since, until=until, project=project)
+
+
+def window_of_records(
+    store: Any,
+    settings: RadarSettings,
+    *,
+    since: float,
+    until: float,
+    project: str | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`window` from every record of the window (a store without rows,
+    and what the rows are checked against)."""
     patch_sets = store.patch_sets(since, until, project)
     systems = store.systems()
-    gate = settings.gate or next((n for n, m in systems.items() if m.get("gate")), None)
-    if gate:
-        gate = next((n for n in systems if n.lower() == gate.lower()), gate)
+    gate = gate_of(systems, settings)
     out = []
     for name, meta in systems.items():
         projects = store.projects(name)
@@ -318,16 +349,16 @@ def daily(
     systems = store.systems()
     wanted = list(systems) if names is None else [n for n in names if n in systems]
     if since <= 0:  # all time: from the oldest report of the systems asked for
-        firsts = [t[0] for n in wanted if (t := store.report_times(n, 0, until))]
+        firsts = [t for n in wanted if (t := store.first_report(n, until)) is not None]
         since = min(firsts, default=until)
     spans = days_of(since, until)
     if not spans:
         return {n: [] for n in wanted}
+    if rows.rolled(store):
+        return rows.daily_figures(store, wanted, spans, project=project)
     since = spans[0][0]
     patch_sets = store.patch_sets(since, until, project)
-    gate = settings.gate or next((n for n, m in systems.items() if m.get("gate")), None)
-    if gate:
-        gate = next((n for n in systems if n.lower() == gate.lower()), gate)
+    gate = gate_of(systems, settings)
     last = len(spans) - 1
     per_day = [
         [ps for ps in patch_sets if a <= ps.time and (ps.time < b or (i == last and ps.time <= b))]

@@ -29,6 +29,7 @@ newest record; the indexes are trimmed by :meth:`RadarStore.prune`.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -36,38 +37,67 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from engine.radar.model import APPEARED, MERGED, RECHECK, REPORT, Record
+from engine.radar.model import (
+    APPEARED,
+    ERROR,
+    FAIL,
+    MERGED,
+    PASS,
+    RECHECK,
+    REPORT,
+    SKIPPED,
+    Record,
+)
+from engine.radar.rows import ROW_OF
 
 __all__ = ["PatchSet", "RadarStore"]
 
 SEP = "\x1f"
+DAY = 86400.0
 #: ``json.dumps(..., separators=(",", ":"))``, the encoder made once
 _compact = json.JSONEncoder(separators=(",", ":")).encode
 #: a system's ``systems`` value by ``(classified, gate, forge)``
 _SYSMETA: dict[tuple[bool, bool, str], str] = {}
-#: the keys the script takes per record (then 14 arguments)
+#: a verdict's code in the rows (engine/radar/rows.py)
+_CODE = {PASS: "1", FAIL: "2", ERROR: "3", SKIPPED: "4"}
+#: the keys the script takes per record (then 15 arguments; the key prefix last)
 _NKEYS = 8
 #: records per script call (each record's writes stay atomic and in order)
 _PER_CALL = 100
 RECHECK_FIELD = "\x1erecheck" + SEP
+#: ``<system>\x1e``: its summary in ``psr:`` (engine/radar/rows.py)
+SUMMARY = "\x1e"
 
-_RECORD = """
+_RECORD = (
+    """
+local P = ARGV[#ARGV]
+"""
+    + ROW_OF
+    + """
 local names = {'forge', 'project', 'change', 'patchset'}
 -- what this call wrote to ``systems`` and ``sysproj:`` (written again only if it changed)
 local meta, added = {}, {}
+-- an empty store's rows will hold every record (a store filled before: rows.rebuild)
+if redis.call('EXISTS', P .. 'rows') == 0 and redis.call('EXISTS', P .. 'psets') == 0 then
+  redis.call('SET', P .. 'rows', '1')
+end
 for k = 0, #KEYS - 1, 8 do
-local a = k / 8 * 14
+local a = k / 8 * 15
 local kind, psid, at, expires = ARGV[a+1], ARGV[a+2], tonumber(ARGV[a+3]), tonumber(ARGV[a+4])
 local ident = {}
 for i = 1, 4 do
   if ARGV[a+4+i] ~= '' then ident[#ident+1] = names[i]; ident[#ident+1] = ARGV[a+4+i] end
 end
 if #ident > 0 then redis.call('HSET', KEYS[k+1], unpack(ident)) end
-local known = redis.call('HMGET', KEYS[k+1], 'appeared', 'expires')
-local appeared = known[1]
+local known = redis.call('HMGET', KEYS[k+1], 'appeared', 'expires', 'day', 'slot', 'rch')
+local appeared = known[1] and tonumber(known[1])
+local tidx, fresh, moved, changed = nil, false, false, nil
 if kind == 'appeared' then
   local t = at
-  if appeared and tonumber(appeared) < at then t = tonumber(appeared) end
+  if appeared and appeared < at then t = appeared end
+  moved = t ~= appeared
+  appeared = t
+  tidx = t
   redis.call('HSET', KEYS[k+1], 'appeared', t)
   redis.call('ZADD', KEYS[k+3], t, psid)
   redis.call('ZADD', KEYS[k+4], t, psid)
@@ -78,9 +108,13 @@ if kind == 'appeared' then
     redis.call('PEXPIREAT', KEYS[k+7], math.floor(expires * 1000))
   end
 else
-  if not appeared then
+  if appeared then
+    tidx = appeared
+  else
     local cur = redis.call('ZSCORE', KEYS[k+3], psid)
-    if (not cur) or at < tonumber(cur) then
+    tidx = cur and tonumber(cur)
+    if (not tidx) or at < tidx then
+      tidx = at
       redis.call('ZADD', KEYS[k+3], at, psid)
       redis.call('ZADD', KEYS[k+4], at, psid)
     end
@@ -88,15 +122,24 @@ else
   if kind == 'merged' then
     redis.call('HSET', KEYS[k+1], 'merged', ARGV[a+3])
   elseif kind == 'recheck' then
-    redis.call('HSET', KEYS[k+2], ARGV[a+9], ARGV[a+3])
+    fresh = redis.call('HSET', KEYS[k+2], ARGV[a+9], ARGV[a+3]) == 1
   elseif kind == 'report' then
-    redis.call('HSET', KEYS[k+2], ARGV[a+9], ARGV[a+10])
+    -- a report's id is stable, its content may change (a check run completed)
+    if redis.call('HSETNX', KEYS[k+2], ARGV[a+9], ARGV[a+10]) == 1 then
+      fresh = true
+    else
+      local prev = redis.call('HGET', KEYS[k+2], ARGV[a+9])
+      if prev ~= ARGV[a+10] then
+        redis.call('HSET', KEYS[k+2], ARGV[a+9], ARGV[a+10])
+        changed = prev
+      end
+    end
     redis.call('ZADD', KEYS[k+5], at, psid .. ARGV[a+13] .. ARGV[a+9])
     if meta[ARGV[a+11]] ~= ARGV[a+14] then
       redis.call('HSET', KEYS[k+6], ARGV[a+11], ARGV[a+14])
       meta[ARGV[a+11]] = ARGV[a+14]
     end
-    local sp = KEYS[k+8] .. '\0' .. ARGV[a+6]
+    local sp = KEYS[k+8] .. '\\0' .. ARGV[a+6]
     if not added[sp] then
       redis.call('SADD', KEYS[k+8], ARGV[a+6])
       added[sp] = true
@@ -104,6 +147,88 @@ else
   end
 end
 local old = tonumber(known[2] or '0')
+local newexp = expires > old and expires or old
+-- the rows (engine/radar/rows.py): the patch set's at its day's slot, and
+-- each system's summary and row
+local rch = known[5] or ''
+if kind == 'recheck' and fresh then
+  rch = rch == '' and ARGV[a+3] or (rch .. ' ' .. ARGV[a+3])
+  redis.call('HSET', KEYS[k+1], 'rch', rch)
+end
+local day = math.floor(tidx / DAY)
+local oday, slot = known[3] and tonumber(known[3]), known[4] and tonumber(known[4])
+if (not slot) or oday ~= day then
+  if slot then
+    redis.call('SETRANGE', P .. 'prow:' .. oday, slot * PW, ZP)
+    local all = redis.call('HKEYS', KEYS[k+2])
+    for i = 1, #all do
+      if string.byte(all[i], -1) == 30 then
+        local key = P .. 'rows:' .. string.sub(all[i], 1, -2) .. ':' .. oday
+        redis.call('SETRANGE', key, slot * RW, ZR)
+      end
+    end
+  end
+  slot = redis.call('INCR', P .. 'slots:' .. day) - 1
+  redis.call('HSET', KEYS[k+1], 'day', day, 'slot', slot)
+  moved = true
+end
+local pid = pid_of(ARGV[a+6])
+local nrech = 0
+if rch ~= '' then nrech = select(2, string.gsub(rch, ' ', ' ')) + 1 end
+redis.call('SETRANGE', P .. 'prow:' .. day, slot * PW,
+  struct.pack('<dddIHBx', tidx, appeared or 0, newexp, pid, nrech, appeared and 3 or 1))
+local system = ARGV[a+11]
+if kind == 'report' and fresh then
+  local sf = system .. '\\30'
+  local s = redis.call('HGET', KEYS[k+2], sf) or '0'
+  local n = string.match(s, '^%d+')
+  s = (tonumber(n) + 1) .. string.sub(s, #n + 1)
+  if ARGV[a+15] ~= '' then s = s .. ';' .. ARGV[a+3] .. ',' .. ARGV[a+15] end
+  redis.call('HSET', KEYS[k+2], sf, s)
+  redis.call('APPEND', P .. 'rt:' .. system .. ':' .. math.floor(at / DAY), struct.pack('<d', at))
+  if not moved then
+    redis.call('SETRANGE', P .. 'rows:' .. system .. ':' .. day, slot * RW, row_of(s, rch))
+  end
+end
+if kind == 'report' and changed then
+  -- the system's summary again from its reports; the report's time moved
+  local all, pre, n, s = redis.call('HGETALL', KEYS[k+2]), system .. '\\31', 0, ''
+  for i = 1, #all, 2 do
+    if string.sub(all[i], 1, #pre) == pre then
+      n = n + 1
+      local r = cjson.decode(all[i + 1])
+      local c = CODE[r.verdict]
+      if c then s = s .. ';' .. string.format('%.17g', r.at) .. ',' .. c end
+    end
+  end
+  s = n .. s
+  redis.call('HSET', KEYS[k+2], system .. '\\30', s)
+  local was = cjson.decode(changed).at
+  if was ~= at then
+    local key = P .. 'rt:' .. system .. ':' .. math.floor(was / DAY)
+    local blob = redis.call('GET', key) or ''
+    local packed = struct.pack('<d', was)
+    for j = 1, #blob, 8 do
+      if string.sub(blob, j, j + 7) == packed then
+        redis.call('SET', key, string.sub(blob, 1, j - 1) .. string.sub(blob, j + 8))
+        break
+      end
+    end
+    redis.call('APPEND', P .. 'rt:' .. system .. ':' .. math.floor(at / DAY), struct.pack('<d', at))
+  end
+  if not moved then
+    redis.call('SETRANGE', P .. 'rows:' .. system .. ':' .. day, slot * RW, row_of(s, rch))
+  end
+end
+if moved or (kind == 'recheck' and fresh) then
+  local all = redis.call('HGETALL', KEYS[k+2])
+  for i = 1, #all, 2 do
+    if string.byte(all[i], -1) == 30 then
+      redis.call('SETRANGE', P .. 'rows:' .. string.sub(all[i], 1, -2) .. ':' .. day, slot * RW,
+        row_of(all[i + 1], rch))
+    end
+  end
+end
 if expires > old then
   redis.call('HSET', KEYS[k+1], 'expires', expires)
   redis.call('PEXPIREAT', KEYS[k+1], math.floor(expires * 1000))
@@ -116,6 +241,7 @@ end
 end
 return 1
 """
+)
 
 
 @dataclass
@@ -238,7 +364,7 @@ class RadarStore:
             call = self._call(record)
             keys += call[:_NKEYS]
             args += call[_NKEYS:]
-        return [len(keys), *keys, *args]
+        return [len(keys), *keys, *args, self.prefix]
 
     def _call(self, record: Record) -> list[str]:
         """The script's keys then arguments for ``record``."""
@@ -286,16 +412,24 @@ class RadarStore:
             change_key,
             SEP,
             sysmeta,
+            _CODE.get(record.verdict or "", "") if record.kind == REPORT else "",
         ]
 
     def prune(self, now: float | None = None) -> int:
         """Trim the indexes of what is older than the retention; returns the
-        entries removed (a system left with no report is forgotten)."""
+        entries removed (a system left with no report is forgotten). The
+        rows of the days wholly before the cut go too; what the rows keep of
+        the cut's own day is left out of every window from then on (the
+        ``pruned`` mark)."""
         now = time.time() if now is None else now
         cut = now - self.retention
         removed = 0
         projects: set[str] = set()
-        for system in self.systems():
+        systems = list(self.systems())
+        oldest = [self.client.zrange(self.k("psets"), 0, 0, withscores=True)]
+        oldest += [self.client.zrange(self.k("sys", s), 0, 0, withscores=True) for s in systems]
+        times = [rows[0][1] for rows in oldest if rows]
+        for system in systems:
             removed += self.client.zremrangebyscore(self.k("sys", system), "-inf", f"({cut}")
             if not self.client.exists(self.k("sys", system)):
                 self.client.hdel(self.k("systems"), system)
@@ -305,6 +439,16 @@ class RadarStore:
         removed += self.client.zremrangebyscore(self.k("psets"), "-inf", f"({cut}")
         for project in projects:
             self.client.zremrangebyscore(self.k("psets", project), "-inf", f"({cut}")
+        pruned = self.client.get(self.k("pruned"))
+        if pruned is None or float(pruned) < cut:
+            self.client.set(self.k("pruned"), repr(cut))
+        if times:
+            pipe = self.client.pipeline(transaction=False)
+            for day in range(math.floor(min(times) / DAY), math.floor(cut / DAY)):
+                pipe.delete(self.k("prow", str(day)), self.k("slots", str(day)))
+                for system in systems:
+                    pipe.delete(self.k("rows", system, str(day)), self.k("rt", system, str(day)))
+            pipe.execute()
         return removed
 
     # -- the runs' cursor ------------------------------------------------------------
@@ -334,17 +478,48 @@ class RadarStore:
         chunk = 2000
         for start in range(0, len(rows), chunk):
             part = rows[start : start + chunk]
-            pipe = self.client.pipeline(transaction=False)
-            for psid, _ in part:
-                pipe.hgetall(self.k("ps", _s(psid)))
-                pipe.hgetall(self.k("psr", _s(psid)))
-            answers = pipe.execute()
-            for i, (psid, score) in enumerate(part):
-                meta = {_s(k): _s(v) for k, v in answers[2 * i].items()}
-                if not meta:
-                    continue  # expired
+            out += self._read(part)
+        return out
+
+    def _read(self, rows: list[tuple[Any, float]]) -> list[PatchSet]:
+        """The patch sets of index ``rows`` (psid, score) with their reports
+        and rechecks (two reads each, pipelined); expired ones left out."""
+        pipe = self.client.pipeline(transaction=False)
+        for psid, _ in rows:
+            pipe.hgetall(self.k("ps", _s(psid)))
+            pipe.hgetall(self.k("psr", _s(psid)))
+        answers = pipe.execute()
+        out = []
+        for i, (psid, score) in enumerate(rows):
+            meta = {_s(k): _s(v) for k, v in answers[2 * i].items()}
+            if meta:
                 out.append(self._patch_set(_s(psid), score, meta, answers[2 * i + 1]))
         return out
+
+    def newest(
+        self,
+        since: float,
+        until: float,
+        project: str | None,
+        limit: int,
+        system: str | None = None,
+    ) -> list[PatchSet]:
+        """The newest ``limit`` patch sets of ``[since, until]`` (those
+        ``system`` reported on, when given), newest first as ``(time, psid)``
+        orders them: read from the newest back, a chunk at a time."""
+        index = self.k("psets", project) if project else self.k("psets")
+        out: list[PatchSet] = []
+        chunk, start = max(limit, 50), 0
+        while len(out) < limit:
+            rows = self.client.zrevrangebyscore(
+                index, until, since, start=start, num=chunk, withscores=True
+            )
+            if not rows:
+                break
+            start += len(rows)
+            out += [ps for ps in self._read(rows) if system is None or system in ps.reports]
+            chunk = min(chunk * 4, 5000)
+        return out[:limit]
 
     @staticmethod
     def _patch_set(
@@ -365,6 +540,8 @@ class RadarStore:
             if name.startswith(RECHECK_FIELD):
                 ps.rechecks.append(float(_s(value)))
                 continue
+            if name.endswith(SUMMARY):
+                continue  # a system's summary, for the rows
             system, _, rid = name.partition(SEP)
             data = json.loads(value)
             ps.reports.setdefault(system, []).append(
@@ -379,6 +556,13 @@ class RadarStore:
         """The times of ``system``'s reports in ``[since, until]``, oldest first."""
         rows = self.client.zrangebyscore(self.k("sys", system), since, until, withscores=True)
         return [float(score) for _, score in rows]
+
+    def first_report(self, system: str, until: float) -> float | None:
+        """The time of ``system``'s oldest report at or before ``until``."""
+        rows = self.client.zrangebyscore(
+            self.k("sys", system), 0, until, start=0, num=1, withscores=True
+        )
+        return float(rows[0][1]) if rows else None
 
     def last_report(self, system: str) -> float | None:
         rows = self.client.zrevrange(self.k("sys", system), 0, 0, withscores=True)

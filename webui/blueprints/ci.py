@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 
-from engine.radar import RadarSettings, RadarStore
+from engine.radar import RadarSettings, RadarStore, rows
 from engine.radar.stats import daily, duration_text, verdict_of, window
 from webui.access import Refused
 from webui.services import services
@@ -146,12 +146,18 @@ def patchsets_view(a: dict[str, Any], limit: int, system: str | None = None) -> 
     store, settings = _radar()
     if system:
         system, _ = _name(store, system)
-    sets = store.patch_sets(a["since"], a["until"], a["project"])
-    if system:
-        sets = [ps for ps in sets if system in ps.reports]
-    sets.sort(key=lambda ps: (ps.time, ps.psid), reverse=True)
-    total = len(sets)
-    rows = []
+    if rows.rolled(store):
+        sets = store.newest(a["since"], a["until"], a["project"], limit, system)
+        total = rows.count(
+            store, since=a["since"], until=a["until"], project=a["project"], system=system
+        )
+    else:
+        sets = store.patch_sets(a["since"], a["until"], a["project"])
+        if system:
+            sets = [ps for ps in sets if system in ps.reports]
+        sets.sort(key=lambda ps: (ps.time, ps.psid), reverse=True)
+        total = len(sets)
+    out = []
     seen: set[str] = set()
     for ps in sets[:limit]:
         verdicts = {n: verdict_of(r, ps.rechecks) for n, r in sorted(ps.reports.items())}
@@ -160,7 +166,7 @@ def patchsets_view(a: dict[str, Any], limit: int, system: str | None = None) -> 
             n: min((t for _, t, v, _ in r if v is not None), default=None)
             for n, r in ps.reports.items()
         }
-        rows.append(
+        out.append(
             {
                 "psid": ps.psid,
                 "forge": ps.forge,
@@ -195,7 +201,7 @@ def patchsets_view(a: dict[str, Any], limit: int, system: str | None = None) -> 
         "system": system,
         "total": total,
         "systems": columns,
-        "patch_sets": rows,
+        "patch_sets": out,
     }
 
 

@@ -1,0 +1,261 @@
+"""The rows (``engine/radar/rows.py``) give exactly the figures the records
+give (``stats.window_of_records``, the path every figure was defined and
+tested on), over windows that cut days anywhere, per project, after
+shuffled and redelivered records, after a patch set's appearance moved it
+to another day, after a prune, after a rebuild of a store filled before
+the rows, and after a patch set expired; the day buckets and the newest
+patch sets too. Fed with the generated month (``tests/radar/month.py``,
+Gerrit lines varied from the recorded ones) and the recorded Gerrit,
+GitHub and GitLab deliveries (``shared/payloads``)."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from engine.radar import RadarFeed, RadarSettings, RadarStore, Record, rows, stats
+from engine.radar.model import APPEARED, REPORT
+from tests.conftest import delete_keys
+from tests.radar import month
+from tests.radar.month import DAY, END, GATE, START, H
+
+pytestmark = pytest.mark.redis
+
+FOREVER = 1e11
+SETTINGS = RadarSettings(gate=GATE)
+
+
+def records_path(store: RadarStore, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """``fn`` with the rows switched off: the figures from every record."""
+    real = rows.rolled
+    rows.rolled = lambda s: False  # type: ignore[assignment]
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        rows.rolled = real  # type: ignore[assignment]
+
+
+def assert_same(store: RadarStore, since: float, until: float, project: str | None) -> None:
+    assert rows.rolled(store)
+    fast = stats.window(store, SETTINGS, since=since, until=until, project=project)
+    slow = stats.window_of_records(store, SETTINGS, since=since, until=until, project=project)
+    assert fast == slow, (since, until, project)
+
+
+def windows(seed: int, n: int) -> list[tuple[float, float]]:
+    rng = random.Random(seed)
+    out: list[tuple[float, float]] = [(0, END), (START, END), (END - 7 * DAY, END)]
+    for _ in range(n):
+        a, b = sorted((rng.uniform(START - DAY, END + DAY), rng.uniform(START, END + DAY)))
+        out.append((a, b))
+    out.append((START + 3 * DAY, START + 3 * DAY))  # an instant
+    out.append((START + 5 * DAY + 0.5, START + 6 * DAY - 0.5))  # inside one day
+    return out
+
+
+@pytest.fixture(scope="module")
+def fed(redis_url: str, payloads_dir: Path) -> Iterator[RadarFeed]:
+    """The generated month, every event delivered once in a random order and
+    a fifth of them again, plus the recorded deliveries."""
+    truth = month.generate(payloads_dir / "gerrit")
+    prefix = f"boss-test:{uuid.uuid4().hex}:"
+    client = redis.Redis.from_url(redis_url)
+    feed = RadarFeed(RadarStore(client, prefix, FOREVER), SETTINGS)
+    banner = (payloads_dir / "gerrit" / "with_banner.jsonl").read_text().splitlines()[0]
+    events = list(truth.events)
+    rng = random.Random(17)
+    rng.shuffle(events)
+    events += rng.sample(events, len(events) // 5)
+    result = feed.import_gerrit([banner, *(json.dumps(e) for e in events)], "month.jsonl")
+    assert result.errors == [] and result.stored > 10_000
+    for name in ("with_banner.jsonl", "gogerrit_events.jsonl", "recheck_comment.jsonl"):
+        with (payloads_dir / "gerrit" / name).open("rb") as fh:
+            assert feed.import_gerrit(fh, name).errors == []
+    feed.import_deliveries([payloads_dir / "github", payloads_dir / "gitlab"])
+    yield feed
+    delete_keys(client, prefix)
+
+
+@pytest.mark.parametrize("project", [None, month.PROJECT, "no-such-project"])
+def test_the_rows_give_the_records_figures_over_any_window(
+    fed: RadarFeed, project: str | None
+) -> None:
+    for since, until in windows(1, 25):
+        assert_same(fed.store, since, until, project)
+
+
+def test_the_recorded_deliveries_figures_too(fed: RadarFeed) -> None:
+    """The recorded GitHub and GitLab deliveries are years apart from the
+    month: windows around each of them."""
+    store = fed.store
+    names = [n for n in store.systems() if n not in month.SYSTEMS and n != GATE]
+    assert names, "the recorded deliveries gave systems of their own"
+    for name in names:
+        times = store.report_times(name, 0, 2e9)
+        for t in times[:5]:
+            assert_same(store, t - 3600, t + 3600, None)
+            assert_same(store, t - 30 * DAY, t, None)
+
+
+def test_the_day_buckets_and_the_newest_patch_sets(fed: RadarFeed) -> None:
+    store = fed.store
+    for since, until in windows(2, 6):
+        for project in (None, month.PROJECT):
+            fast = stats.daily(store, SETTINGS, since=since, until=until, project=project)
+            slow = records_path(
+                store, stats.daily, store, SETTINGS, since=since, until=until, project=project
+            )
+            assert fast == slow, (since, until, project)
+        everything = store.patch_sets(since, until)
+        everything.sort(key=lambda ps: (ps.time, ps.psid), reverse=True)
+        assert [p.psid for p in store.newest(since, until, None, 30)] == [
+            p.psid for p in everything[:30]
+        ]
+        assert rows.count(store, since=since, until=until) == len(everything)
+        mine = [p for p in everything if "Half CI" in p.reports]
+        assert [p.psid for p in store.newest(since, until, None, 7, "Half CI")] == [
+            p.psid for p in mine[:7]
+        ]
+        assert rows.count(store, since=since, until=until, system="Half CI") == len(mine)
+
+
+@pytest.fixture
+def store(redis_client: redis.Redis, key_prefix: str) -> RadarStore:
+    return RadarStore(redis_client, key_prefix, FOREVER)
+
+
+def gerrit(payloads_dir: Path) -> Any:
+    from tests.radar.test_radar import Gen
+
+    return Gen(payloads_dir)
+
+
+def test_a_late_appearance_moves_the_patch_set_to_its_day(
+    store: RadarStore, payloads_dir: Path
+) -> None:
+    """Reports first (the patch set indexed by the earliest of them, on day
+    2), then its upload, a day and a half earlier: its rows move to day 1
+    and the old slot is left empty."""
+    gen = gerrit(payloads_dir)
+    feed = RadarFeed(store, SETTINGS)
+    t0 = START + 2 * DAY + 6 * H
+    lines = [
+        gen.vote("Vendor X CI", 700, t0, 1),
+        gen.vote(GATE, 700, t0 + 600, -1),
+        gen.recheck(700, t0 + 900),
+        gen.vote("Vendor X CI", 700, t0 + 1200, -1),
+        gen.patchset(701, t0 + 100),
+        gen.vote("Vendor X CI", 701, t0 + 400, 1),
+    ]
+    feed.import_gerrit([json.dumps(e).encode() for e in lines])
+    day2 = store.client.get(store.k("prow", str(int((t0) // DAY))))
+    assert day2 is not None and len(day2) == 2 * rows.PROW.itemsize
+    for since, until in ((0, 2e9), (START, t0 + 50), (t0 - 1, t0 + 7200)):
+        assert_same(store, since, until, None)
+    feed.import_gerrit([json.dumps(gen.patchset(700, t0 - 36 * H)).encode()])
+    moved = store.client.get(store.k("prow", str(int((t0 - 36 * H) // DAY))))
+    assert moved is not None and len(moved) == rows.PROW.itemsize
+    left = store.client.get(store.k("prow", str(int(t0 // DAY))))
+    assert left[: rows.PROW.itemsize] == b"\0" * rows.PROW.itemsize  # the old slot
+    for since, until in ((0, 2e9), (t0 - 40 * H, t0 - 30 * H), (t0 - 1, t0 + 7200)):
+        assert_same(store, since, until, None)
+    [fig] = [f for f in stats.window(store, SETTINGS, since=0, until=2e9) if f["name"] == GATE]
+    assert fig["responses"] == 1 and fig["response_p50_s"] == 36 * H + 600
+
+
+def test_a_store_filled_before_the_rows_is_read_from_its_records_until_rebuilt(
+    fed: RadarFeed, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    """A copy of the month's records without any row (as a store filled by
+    the code before the rows): figures from the records; after
+    ``rows.rebuild`` from the rows, the same."""
+    src = fed.store
+    copy = RadarStore(redis_client, key_prefix, FOREVER)
+    for key in src.client.scan_iter(match=src.prefix + "*", count=5000):
+        if any(key.startswith((src.prefix + k + ":").encode()) for k in rows.ROW_KEYS):
+            continue
+        if key in ((src.prefix + "rows").encode(),):
+            continue
+        new = copy.prefix.encode() + key[len(src.prefix) :]
+        redis_client.copy(key, new)
+    for key in redis_client.scan_iter(match=copy.prefix + "psr:*", count=5000):
+        summaries = [f for f in redis_client.hkeys(key) if f.endswith(b"\x1e")]
+        if summaries:
+            redis_client.hdel(key, *summaries)
+    assert not rows.rolled(copy)
+    before = stats.window(copy, SETTINGS, since=START, until=END)
+    assert before == stats.window(src, SETTINGS, since=START, until=END)
+    assert rows.rebuild(copy) == redis_client.zcard(copy.k("psets"))
+    assert rows.rolled(copy)
+    for since, until in windows(3, 8):
+        fast = stats.window(copy, SETTINGS, since=since, until=until)
+        assert fast == stats.window(src, SETTINGS, since=since, until=until)
+        assert fast == stats.window_of_records(copy, SETTINGS, since=since, until=until)
+
+
+def test_after_a_prune_the_rows_still_agree(
+    store: RadarStore, payloads_dir: Path, redis_client: redis.Redis
+) -> None:
+    """A retention that cuts the month at day 12 (``prune`` with a ``now``):
+    the days before it lose their rows, the cut's day keeps its rows but
+    not in any window."""
+    gen = gerrit(payloads_dir)
+    feed = RadarFeed(store, SETTINGS)
+    rng = random.Random(5)
+    events = []
+    for i in range(60):
+        t = START + i * 6 * H + rng.randint(0, 3 * H)
+        events += [gen.patchset(800 + i, t), gen.vote(GATE, 800 + i, t + 1800, rng.choice([1, -1]))]
+        events.append(gen.vote("Vendor X CI", 800 + i, t + rng.randint(60, 9 * H), 1))
+    feed.import_gerrit([json.dumps(e).encode() for e in events])
+    cut = START + 7 * DAY + 5 * H
+    store.retention = 30 * DAY
+    assert store.prune(now=cut + 30 * DAY) > 0
+    assert redis_client.get(store.k("prow", str(int(START // DAY)))) is None
+    assert redis_client.get(store.k("prow", str(int(cut // DAY)))) is not None
+    for since, until in ((0, 2e9), (START, cut + 1), (cut - 0.5, cut + 2 * DAY), (cut, END)):
+        assert_same(store, since, until, None)
+        fast = stats.daily(store, SETTINGS, since=max(since, 1), until=min(until, END))
+        slow = records_path(
+            store, stats.daily, store, SETTINGS, since=max(since, 1), until=min(until, END)
+        )
+        assert fast == slow
+
+
+def test_an_expired_patch_set_leaves_every_window(
+    store: RadarStore, redis_client: redis.Redis
+) -> None:
+    """A patch set whose keys expired (its newest record older than the
+    retention) is in no window, through the rows as through the records,
+    even before a prune trims the indexes."""
+    now = time.time()
+    store.retention = 365 * DAY
+    old = now - 365 * DAY + 2  # its keys expire 2 s from now
+
+    def records(key: str, at: float, verdict: str) -> list[Record]:
+        base = {"forge": "gerrit", "project": "p", "key": key}
+        return [
+            Record(APPEARED, at=at, id=f"a{key}", **base),
+            Record(
+                REPORT, at=at + 0.5, id=f"r{key}", system="Vendor X CI", verdict=verdict, **base
+            ),
+        ]
+
+    assert store.add(records("900,1", old, "pass") + records("901,1", now - 60, "fail"), now) == 4
+    [fig] = stats.window(store, SETTINGS, since=0, until=now)
+    assert fig["patch_sets"] == 2
+    deadline = time.monotonic() + 10
+    while redis_client.exists(store.k("ps", "gerrit:p:900,1")):
+        assert time.monotonic() < deadline, "the patch set's key did not expire"
+        time.sleep(0.05)
+    assert_same(store, 0, now + 10, None)
+    [fig] = stats.window(store, SETTINGS, since=0, until=now)
+    assert fig["patch_sets"] == 1 and fig["verdicts"]["fail"] == 1
