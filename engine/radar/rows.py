@@ -10,13 +10,16 @@ were first seen):
 key                      type    what
 =======================  ======  ==============================================
 ``prow:<day>``           string  a patch set per slot (``PROW``: its index
-                                 time, when it appeared, when it expires, its
+                                 time, when it appeared, when it expired when
+                                 the row was written (a lower bound), its
                                  project's number, its rechecks, flags)
 ``rows:<system>:<day>``  string  the system on the patch set in that slot
                                  (``ROW``: its first and last report with a
                                  verdict, its reports, its verdict)
-``rt:<system>:<day>``    string  its reports' times (doubles, by report day)
-``slots:<day>``          string  the day's slots taken
+``rt:<system>:<day>``    string  its reports by report day (``RT``: the time,
+                                 the patch set's day and slot); the days in
+                                 ``rtdays:<system>`` (zset)
+``pslist:<day>``         list    the day's patch sets by slot
 ``projids``, ``projn``   hash    a project's number
 ``psr:<psid>`` field     string  ``<system>\\x1e``: the system's summary
                                  (``<reports>;<at>,<code>...``), from which
@@ -73,6 +76,8 @@ ROW = np.dtype(
         ("pad", "V4"),
     ]
 )
+#: a report in ``rt:<system>:<day>``: its time, its patch set's day and slot
+RT = np.dtype([("at", "<f8"), ("day", "<u4"), ("slot", "<u4")])
 LIVE, APPEARED = 1, 2
 #: a verdict's code in the rows, and back
 CODES = {PASS: 1, FAIL: 2, ERROR: 3, SKIPPED: 4}
@@ -88,6 +93,13 @@ ROW_OF = """local DAY, PW, RW = 86400, 32, 24
 local ZP, ZR = string.rep('\\0', PW), string.rep('\\0', RW)
 local CODE = {pass='1', fail='2', error='3', skipped='4'}
 local RANK = {1, 3, 2, 0}
+-- a report's time (and its patch set's day and slot) in its system's rt:<day>
+local function add_rt(system, at, day, slot)
+  local d = math.floor(at / DAY)
+  local key = P .. 'rt:' .. system .. ':' .. d
+  local n = redis.call('APPEND', key, struct.pack('<dII', at, day, slot))
+  if n == 16 then redis.call('ZADD', P .. 'rtdays:' .. system, d, d) end
+end
 -- a project's number (P: the key prefix, set before)
 local pids = {}
 local function pid_of(proj)
@@ -142,6 +154,8 @@ for i = 2, #ARGV do
   if h[2] and score then
     local tidx = tonumber(score)
     local appeared = h[1] and tonumber(h[1])
+    local day = math.floor(tidx / DAY)
+    local slot = redis.call('RPUSH', P .. 'pslist:' .. day, psid) - 1
     local all = redis.call('HGETALL', psrkey)
     local sums, order, rch = {}, {}, {}
     for j = 1, #all, 2 do
@@ -156,13 +170,10 @@ for i = 2, #ARGV do
         s[1] = s[1] + 1
         local c = CODE[r.verdict]
         if c then s[2] = s[2] .. ';' .. string.format('%.17g', r.at) .. ',' .. c end
-        redis.call('APPEND', P .. 'rt:' .. sys .. ':' .. math.floor(r.at / DAY),
-          struct.pack('<d', r.at))
+        add_rt(sys, r.at, day, slot)
       end
     end
     local rchs = table.concat(rch, ' ')
-    local day = math.floor(tidx / DAY)
-    local slot = redis.call('INCR', P .. 'slots:' .. day) - 1
     redis.call('HSET', pskey, 'day', day, 'slot', slot, 'rch', rchs)
     local pid = pid_of(h[3] or '')
     redis.call('SETRANGE', P .. 'prow:' .. day, slot * PW,
@@ -178,7 +189,7 @@ return 1
 """
 )
 #: the rows' keys (``rows.rebuild`` and ``RadarStore.prune`` delete them)
-ROW_KEYS = ("prow", "rows", "rt", "slots")
+ROW_KEYS = ("prow", "rows", "rt", "rtdays", "pslist")
 
 
 def _s(value: Any) -> str:
@@ -201,7 +212,8 @@ class Span:
         systems: Iterable[str],
         first: int,
         last: int,
-        rt: Mapping[str, tuple[int, int]],
+        rt: Mapping[str, list[int]],
+        pruned: float = -math.inf,
     ) -> None:
         self.days = list(range(first, last + 1))
         names = list(systems)
@@ -211,8 +223,7 @@ class Span:
         for name in names:
             for d in self.days:
                 pipe.get(store.k("rows", name, str(d)))
-            lo, hi = rt.get(name, (0, -1))
-            for d in range(lo, hi + 1):
+            for d in rt.get(name, []):
                 pipe.get(store.k("rt", name, str(d)))
         answers = pipe.execute()
         nd = len(self.days)
@@ -229,10 +240,10 @@ class Span:
                 parts.append(blob + b"\0" * (size * ROW.itemsize - len(blob)))
             self.rows[name] = np.frombuffer(b"".join(parts), dtype=ROW)
             at += nd
-            lo, hi = rt.get(name, (0, -1))
-            n = max(0, hi - lo + 1)
+            n = len(rt.get(name, []))
             blobs = b"".join(a or b"" for a in answers[at : at + n])
-            self.times[name] = np.sort(np.frombuffer(blobs, dtype="<f8"))
+            times = np.frombuffer(blobs, dtype=RT)["at"]
+            self.times[name] = np.sort(times[times >= pruned])
             at += n
 
 
@@ -249,44 +260,65 @@ def _bounds(store: Any, since: float, until: float) -> tuple[int, int] | None:
 
 
 def _context(store: Any, names: list[str], since: float, until: float) -> dict[str, Any]:
-    """Per system its projects, its newest report, its first and last report
-    in ``[since, until]``; the project numbers; the prune watermark: one
+    """Per system its projects, the days it reported on in ``[since,
+    until]`` and its newest; the project numbers; the prune watermark: one
     pipelined round trip."""
     pipe = store.client.pipeline(transaction=False)
     pipe.hgetall(store.k("projids"))
     pipe.get(store.k("pruned"))
+    lo, hi = str(math.floor(since / DAY)), str(math.floor(until / DAY))
     for name in names:
-        key = store.k("sys", name)
+        key = store.k("rtdays", name)
         pipe.smembers(store.k("sysproj", name))
-        pipe.zrevrange(key, 0, 0, withscores=True)
-        pipe.zrangebyscore(key, since, until, start=0, num=1, withscores=True)
-        pipe.zrevrangebyscore(key, until, since, start=0, num=1, withscores=True)
+        pipe.zrangebyscore(key, lo, hi)
+        pipe.zrevrange(key, 0, 0)
     answers = pipe.execute()
     out: dict[str, Any] = {
         "pids": {_s(k): int(v) for k, v in answers[0].items()},
         "pruned": float(answers[1]) if answers[1] is not None else -math.inf,
         "projects": {},
-        "last": {},
         "rt": {},
+        "newest": {},
     }
     for i, name in enumerate(names):
-        mine = answers[2 + 4 * i : 6 + 4 * i]
-        out["projects"][name] = {_s(p) for p in mine[0]}
-        out["last"][name] = float(mine[1][0][1]) if mine[1] else None
-        if mine[2]:
-            out["rt"][name] = (math.floor(mine[2][0][1] / DAY), math.floor(mine[3][0][1] / DAY))
+        projects, days, newest = answers[1 + 3 * i + 1 : 1 + 3 * i + 4]
+        out["projects"][name] = {_s(p) for p in projects}
+        out["rt"][name] = [int(d) for d in days]
+        if newest:
+            out["newest"][name] = int(newest[0])
+            if int(newest[0]) not in out["rt"][name]:
+                out["rt"][name].append(int(newest[0]))
     return out
 
 
-def _alive(ps: np.ndarray, floor: float, now: float | None) -> np.ndarray:
+def _alive(
+    store: Any, span: Span, floor: float, now: float | None, among: np.ndarray | None = None
+) -> np.ndarray:
     """The slots holding a patch set indexed at or after ``floor`` whose
-    keys have not expired by ``now`` (Redis's rule: at its millisecond)."""
+    keys have not expired by ``now`` (of those in ``among``, when given).
+    A row's expiry is that of its patch set when the row was last written,
+    a lower bound: a patch set past it (older than the retention, not
+    pruned yet) is asked for its key."""
+    ps = span.ps
     now_ms = math.floor((time.time() if now is None else now) * 1000)
-    return (
-        ((ps["flags"] & LIVE) != 0)
-        & (ps["time"] >= floor)
-        & (np.floor(ps["expires"] * 1000) >= now_ms)
-    )
+    alive = ((ps["flags"] & LIVE) != 0) & (ps["time"] >= floor)
+    if among is not None:
+        alive &= among
+    doubt = np.flatnonzero(alive & (np.floor(ps["expires"] * 1000) < now_ms))
+    if len(doubt):
+        offsets = np.cumsum(span.sizes)
+        day_of = np.searchsorted(offsets, doubt, side="right")
+        starts = offsets - np.asarray(span.sizes)
+        pipe = store.client.pipeline(transaction=False)
+        for i, d in zip(doubt, day_of, strict=True):
+            pipe.lindex(store.k("pslist", str(span.days[d])), int(i - starts[d]))
+        psids = pipe.execute()
+        pipe = store.client.pipeline(transaction=False)
+        for psid in psids:
+            pipe.exists(store.k("ps", _s(psid or b"")))
+        gone = [i for i, there in zip(doubt, pipe.execute(), strict=True) if not there]
+        alive[np.asarray(gone, dtype=np.int64)] = False
+    return alive
 
 
 def _percentile(values: np.ndarray, p: float) -> float | None:
@@ -427,12 +459,18 @@ def figures(
     bounds = _bounds(store, floor, until)
     first, last = bounds if bounds else (0, -1)
     wanted = names + ([gate] if gate and gate in systems and gate not in names else [])
-    span = Span(store, wanted, first, last, ctx["rt"])
+    span = Span(store, wanted, first, last, ctx["rt"], ctx["pruned"])
     ps = span.ps
-    window = _alive(ps, floor, now) & (ps["time"] <= until)
+    window = _alive(store, span, floor, now, ps["time"] <= until)
     out = []
     for name in names:
         times = span.times[name]
+        newest = ctx["newest"].get(name)
+        in_newest = times[times >= newest * DAY] if newest is not None else times[:0]
+        if len(in_newest):
+            last_report: float | None = float(in_newest[-1])
+        else:  # its newest day's reports are all before the last prune's cut
+            last_report = store.last_report(name) if newest is not None else None
         out.append(
             _system(
                 name,
@@ -443,7 +481,7 @@ def figures(
                 since=since,
                 until=until,
                 times=times[(times >= floor) & (times <= until)],
-                last_report=ctx["last"][name],
+                last_report=last_report,
                 meta=systems[name],
                 gate=gate,
             )
@@ -471,7 +509,8 @@ def daily_figures(
     span = Span(store, names, first, math.floor(spans[-1][1] / DAY), {})
     ps = span.ps
     offsets = np.concatenate(([0], np.cumsum(span.sizes, dtype=np.int64)))
-    alive = _alive(ps, ctx["pruned"], now)
+    in_spans = (ps["time"] >= spans[0][0]) & (ps["time"] <= spans[-1][1])
+    alive = _alive(store, span, ctx["pruned"], now, in_spans)
     last = len(spans) - 1
     # each day's patch sets of the window, whatever the system
     days = []
@@ -538,7 +577,7 @@ def count(
         return 0
     span = Span(store, [system] if system else [], bounds[0], bounds[1], {})
     ps = span.ps
-    mine = _alive(ps, floor, now) & (ps["time"] <= until)
+    mine = _alive(store, span, floor, now, ps["time"] <= until)
     if project:
         pid = store.client.hget(store.k("projids"), project)
         mine &= ps["project"] == (int(pid) if pid is not None else -1)
@@ -574,4 +613,7 @@ def rebuild(store: Any, batch: int = 200) -> int:
         script(args=[store.prefix, *psids])
         done += len(psids)
     client.set(store.k("rows"), "1")
+    # the report index of the layout before the rows, now in rt:<system>:<day>
+    for key in list(client.scan_iter(match=store.k("sys") + ":*", count=10_000)):
+        client.delete(key)
     return done

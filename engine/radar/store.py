@@ -11,7 +11,9 @@ key                    type    what
 ``psets``              zset    psid by time: when it appeared, else (until it
                                does) its earliest record (the per-time index)
 ``psets:<project>``    zset    the same, per project
-``sys:<system>``       zset    ``<psid>\\x1f<id>`` by report time (per system)
+``rt:<system>:<day>``  string  its reports by report day (``rows.RT``: the
+                               time, the patch set's day and slot); the days in
+                               ``rtdays:<system>`` (zset)
 ``systems``            hash    system -> JSON ``classified``, ``gate``, ``forge``
 ``sysproj:<system>``   set     the projects it reported on
 ``change:<forge>:<p>:<c>``  string  the change's newest patch set (psid)
@@ -23,7 +25,7 @@ EVALSHA, up to 100 records a call, one call in flight) and idempotent: a
 record's fields are keyed by its id, a patch set's index time is the time
 it appeared, else the earliest of its records (the same whatever order
 they come in). ``ps:`` and ``psr:`` expire ``retention`` after their
-newest record; the indexes are trimmed by :meth:`RadarStore.prune`.
+newest record (rounded up to the hour); the indexes are trimmed by :meth:`RadarStore.prune`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 from redis.exceptions import NoScriptError
 
 from engine.radar.model import (
@@ -48,12 +51,15 @@ from engine.radar.model import (
     SKIPPED,
     Record,
 )
-from engine.radar.rows import ROW_OF
+from engine.radar.rows import ROW_OF, RT
 
 __all__ = ["PatchSet", "RadarStore"]
 
 SEP = "\x1f"
 DAY = 86400.0
+#: a patch set's keys expire ``retention`` after its newest record, rounded up
+#: to this: the records of one hour extend them once, not each
+EXPIRY_STEP = 3600.0
 #: ``json.dumps(..., separators=(",", ":"))``, the encoder made once
 _compact = json.JSONEncoder(separators=(",", ":")).encode
 #: a system's ``systems`` value by ``(classified, gate, forge)``
@@ -62,6 +68,8 @@ _SYSMETA: dict[tuple[bool, bool, str], str] = {}
 _CODE = {PASS: "1", FAIL: "2", ERROR: "3", SKIPPED: "4"}
 #: the keys the script takes per record (then 15 arguments; the key prefix last)
 _NKEYS = 8
+#: script calls sent before the oldest one's answer is read
+_IN_FLIGHT = 3
 #: records per script call (each record's writes stay atomic and in order)
 _PER_CALL = 100
 RECHECK_FIELD = "\x1erecheck" + SEP
@@ -84,23 +92,29 @@ end
 for k = 0, #KEYS - 1, 8 do
 local a = k / 8 * 15
 local kind, psid, at, expires = ARGV[a+1], ARGV[a+2], tonumber(ARGV[a+3]), tonumber(ARGV[a+4])
-local ident = {}
+local known = redis.call('HMGET', KEYS[k+1], 'appeared', 'expires', 'day', 'slot', 'rch',
+  'forge', 'project', 'change', 'patchset')
+-- the patch set's fields this record changes, written in one HSET
+local up = {}
 for i = 1, 4 do
-  if ARGV[a+4+i] ~= '' then ident[#ident+1] = names[i]; ident[#ident+1] = ARGV[a+4+i] end
+  local v = ARGV[a+4+i]
+  if v ~= '' and known[5+i] ~= v then up[#up+1] = names[i]; up[#up+1] = v end
 end
-if #ident > 0 then redis.call('HSET', KEYS[k+1], unpack(ident)) end
-local known = redis.call('HMGET', KEYS[k+1], 'appeared', 'expires', 'day', 'slot', 'rch')
 local appeared = known[1] and tonumber(known[1])
-local tidx, fresh, moved, changed = nil, false, false, nil
+-- fresh: a report or recheck not stored before; changed: a report's content
+-- before this one; redo: every system's row again; placed: the patch set's row
+local tidx, fresh, changed, redo, placed = nil, false, nil, false, false
+local summary
 if kind == 'appeared' then
   local t = at
   if appeared and appeared < at then t = appeared end
-  moved = t ~= appeared
-  appeared = t
+  if t ~= appeared then
+    appeared, redo = t, true
+    up[#up+1] = 'appeared'; up[#up+1] = t
+    redis.call('ZADD', KEYS[k+3], t, psid)
+    redis.call('ZADD', KEYS[k+4], t, psid)
+  end
   tidx = t
-  redis.call('HSET', KEYS[k+1], 'appeared', t)
-  redis.call('ZADD', KEYS[k+3], t, psid)
-  redis.call('ZADD', KEYS[k+4], t, psid)
   if ARGV[a+12] ~= '' then
     local cur = redis.call('GET', KEYS[k+7])
     local cur_t = cur and tonumber(redis.call('ZSCORE', KEYS[k+3], cur)) or nil
@@ -114,27 +128,30 @@ else
     local cur = redis.call('ZSCORE', KEYS[k+3], psid)
     tidx = cur and tonumber(cur)
     if (not tidx) or at < tidx then
-      tidx = at
+      tidx, placed = at, true
       redis.call('ZADD', KEYS[k+3], at, psid)
       redis.call('ZADD', KEYS[k+4], at, psid)
     end
   end
   if kind == 'merged' then
-    redis.call('HSET', KEYS[k+1], 'merged', ARGV[a+3])
+    up[#up+1] = 'merged'; up[#up+1] = ARGV[a+3]
   elseif kind == 'recheck' then
     fresh = redis.call('HSET', KEYS[k+2], ARGV[a+9], ARGV[a+3]) == 1
   elseif kind == 'report' then
     -- a report's id is stable, its content may change (a check run completed)
-    if redis.call('HSETNX', KEYS[k+2], ARGV[a+9], ARGV[a+10]) == 1 then
+    local sf = ARGV[a+11] .. '\\30'
+    local cur = redis.call('HMGET', KEYS[k+2], ARGV[a+9], sf)
+    if not cur[1] then
       fresh = true
-    else
-      local prev = redis.call('HGET', KEYS[k+2], ARGV[a+9])
-      if prev ~= ARGV[a+10] then
-        redis.call('HSET', KEYS[k+2], ARGV[a+9], ARGV[a+10])
-        changed = prev
-      end
+      local s = cur[2] or '0'
+      local n = string.match(s, '^%d+')
+      summary = (tonumber(n) + 1) .. string.sub(s, #n + 1)
+      if ARGV[a+15] ~= '' then summary = summary .. ';' .. ARGV[a+3] .. ',' .. ARGV[a+15] end
+      redis.call('HSET', KEYS[k+2], ARGV[a+9], ARGV[a+10], sf, summary)
+    elseif cur[1] ~= ARGV[a+10] then
+      redis.call('HSET', KEYS[k+2], ARGV[a+9], ARGV[a+10])
+      changed = cur[1]
     end
-    redis.call('ZADD', KEYS[k+5], at, psid .. ARGV[a+13] .. ARGV[a+9])
     if meta[ARGV[a+11]] ~= ARGV[a+14] then
       redis.call('HSET', KEYS[k+6], ARGV[a+11], ARGV[a+14])
       meta[ARGV[a+11]] = ARGV[a+14]
@@ -147,13 +164,12 @@ else
   end
 end
 local old = tonumber(known[2] or '0')
-local newexp = expires > old and expires or old
--- the rows (engine/radar/rows.py): the patch set's at its day's slot, and
--- each system's summary and row
+-- the rows (engine/radar/rows.py)
 local rch = known[5] or ''
 if kind == 'recheck' and fresh then
   rch = rch == '' and ARGV[a+3] or (rch .. ' ' .. ARGV[a+3])
-  redis.call('HSET', KEYS[k+1], 'rch', rch)
+  up[#up+1] = 'rch'; up[#up+1] = rch
+  redo = true
 end
 local day = math.floor(tidx / DAY)
 local oday, slot = known[3] and tonumber(known[3]), known[4] and tonumber(known[4])
@@ -168,29 +184,27 @@ if (not slot) or oday ~= day then
       end
     end
   end
-  slot = redis.call('INCR', P .. 'slots:' .. day) - 1
-  redis.call('HSET', KEYS[k+1], 'day', day, 'slot', slot)
-  moved = true
+  slot = redis.call('RPUSH', P .. 'pslist:' .. day, psid) - 1
+  up[#up+1] = 'day'; up[#up+1] = day; up[#up+1] = 'slot'; up[#up+1] = slot
+  redo = true
 end
-local pid = pid_of(ARGV[a+6])
-local nrech = 0
-if rch ~= '' then nrech = select(2, string.gsub(rch, ' ', ' ')) + 1 end
-redis.call('SETRANGE', P .. 'prow:' .. day, slot * PW,
-  struct.pack('<dddIHBx', tidx, appeared or 0, newexp, pid, nrech, appeared and 3 or 1))
+if expires > old then up[#up+1] = 'expires'; up[#up+1] = expires end
+if #up > 0 then redis.call('HSET', KEYS[k+1], unpack(up)) end
+if redo or placed or (not known[2]) then
+  -- its expiry here is a lower bound: rows.py asks the key past it
+  local nrech = 0
+  if rch ~= '' then nrech = select(2, string.gsub(rch, ' ', ' ')) + 1 end
+  redis.call('SETRANGE', P .. 'prow:' .. day, slot * PW, struct.pack('<dddIHBx', tidx,
+    appeared or 0, expires > old and expires or old, pid_of(ARGV[a+6]), nrech, appeared and 3 or 1))
+end
 local system = ARGV[a+11]
-if kind == 'report' and fresh then
-  local sf = system .. '\\30'
-  local s = redis.call('HGET', KEYS[k+2], sf) or '0'
-  local n = string.match(s, '^%d+')
-  s = (tonumber(n) + 1) .. string.sub(s, #n + 1)
-  if ARGV[a+15] ~= '' then s = s .. ';' .. ARGV[a+3] .. ',' .. ARGV[a+15] end
-  redis.call('HSET', KEYS[k+2], sf, s)
-  redis.call('APPEND', P .. 'rt:' .. system .. ':' .. math.floor(at / DAY), struct.pack('<d', at))
-  if not moved then
-    redis.call('SETRANGE', P .. 'rows:' .. system .. ':' .. day, slot * RW, row_of(s, rch))
+if fresh and kind == 'report' then
+  add_rt(system, at, day, slot)
+  if not redo then
+    redis.call('SETRANGE', P .. 'rows:' .. system .. ':' .. day, slot * RW, row_of(summary, rch))
   end
 end
-if kind == 'report' and changed then
+if changed then
   -- the system's summary again from its reports; the report's time moved
   local all, pre, n, s = redis.call('HGETALL', KEYS[k+2]), system .. '\\31', 0, ''
   for i = 1, #all, 2 do
@@ -207,20 +221,22 @@ if kind == 'report' and changed then
   if was ~= at then
     local key = P .. 'rt:' .. system .. ':' .. math.floor(was / DAY)
     local blob = redis.call('GET', key) or ''
-    local packed = struct.pack('<d', was)
-    for j = 1, #blob, 8 do
-      if string.sub(blob, j, j + 7) == packed then
-        redis.call('SET', key, string.sub(blob, 1, j - 1) .. string.sub(blob, j + 8))
-        break
-      end
+    local exact, packed, found = struct.pack('<dII', was, day, slot), struct.pack('<d', was), nil
+    for j = 1, #blob, 16 do
+      local entry = string.sub(blob, j, j + 15)
+      if entry == exact then found = j; break end
+      if (not found) and string.sub(entry, 1, 8) == packed then found = j end
     end
-    redis.call('APPEND', P .. 'rt:' .. system .. ':' .. math.floor(at / DAY), struct.pack('<d', at))
+    if found then
+      redis.call('SET', key, string.sub(blob, 1, found - 1) .. string.sub(blob, found + 16))
+    end
+    add_rt(system, at, day, slot)
   end
-  if not moved then
+  if not redo then
     redis.call('SETRANGE', P .. 'rows:' .. system .. ':' .. day, slot * RW, row_of(s, rch))
   end
 end
-if moved or (kind == 'recheck' and fresh) then
+if redo then
   local all = redis.call('HGETALL', KEYS[k+2])
   for i = 1, #all, 2 do
     if string.byte(all[i], -1) == 30 then
@@ -229,13 +245,13 @@ if moved or (kind == 'recheck' and fresh) then
     end
   end
 end
+local wrote = fresh or changed
 if expires > old then
-  redis.call('HSET', KEYS[k+1], 'expires', expires)
   redis.call('PEXPIREAT', KEYS[k+1], math.floor(expires * 1000))
-  if redis.call('EXISTS', KEYS[k+2]) == 1 then
+  if wrote or redis.call('EXISTS', KEYS[k+2]) == 1 then
     redis.call('PEXPIREAT', KEYS[k+2], math.floor(expires * 1000))
   end
-elseif redis.call('TTL', KEYS[k+2]) == -1 then
+elseif wrote and redis.call('TTL', KEYS[k+2]) == -1 then
   redis.call('PEXPIREAT', KEYS[k+2], math.floor(old * 1000))
 end
 end
@@ -275,6 +291,7 @@ class RadarStore:
         self.client = client
         self.prefix = f"{prefix}radar:"
         self.retention = retention
+        self.expiry_step = EXPIRY_STEP
         self._script = client.register_script(_RECORD)
 
     @classmethod
@@ -385,7 +402,7 @@ class RadarStore:
             fieldname = RECHECK_FIELD + record.id
         elif record.kind not in (APPEARED, MERGED):
             raise ValueError(f"unknown record kind {record.kind!r}")
-        p = self.prefix
+        p, step = self.prefix, self.expiry_step
         change_key = (
             f"{p}change:{record.forge}:{record.project}:{record.change}" if record.change else ""
         )
@@ -401,7 +418,7 @@ class RadarStore:
             record.kind,
             psid,
             repr(record.at),
-            repr(record.at + self.retention),
+            repr(float(math.ceil((record.at + self.retention) / step) * step)),
             record.forge,
             record.project,
             record.change or "",
@@ -418,37 +435,53 @@ class RadarStore:
     def prune(self, now: float | None = None) -> int:
         """Trim the indexes of what is older than the retention; returns the
         entries removed (a system left with no report is forgotten). The
-        rows of the days wholly before the cut go too; what the rows keep of
-        the cut's own day is left out of every window from then on (the
-        ``pruned`` mark)."""
+        rows and report entries of the days wholly before the cut go; what
+        they keep of the cut's own day is left out of everything from then
+        on (the ``pruned`` mark)."""
         now = time.time() if now is None else now
         cut = now - self.retention
+        cut_day = math.floor(cut / DAY)
+        before = self._pruned()
+        if before < cut:
+            self.client.set(self.k("pruned"), repr(cut))
         removed = 0
         projects: set[str] = set()
         systems = list(self.systems())
-        oldest = [self.client.zrange(self.k("psets"), 0, 0, withscores=True)]
-        oldest += [self.client.zrange(self.k("sys", s), 0, 0, withscores=True) for s in systems]
-        times = [rows[0][1] for rows in oldest if rows]
+        oldest = self.client.zrange(self.k("psets"), 0, 0, withscores=True)
+        first_day = math.floor(oldest[0][1] / DAY) if oldest else cut_day
         for system in systems:
-            removed += self.client.zremrangebyscore(self.k("sys", system), "-inf", f"({cut}")
-            if not self.client.exists(self.k("sys", system)):
+            days = self._rt_days(system)
+            old = [d for d in days if d < cut_day]
+            if old:
+                first_day = min(first_day, old[0])
+                pipe = self.client.pipeline(transaction=False)
+                for day in old:
+                    pipe.strlen(self.k("rt", system, str(day)))
+                removed += sum(pipe.execute()) // RT.itemsize
+            if cut_day in days:
+                blob = self.client.get(self.k("rt", system, str(cut_day))) or b""
+                at = np.frombuffer(blob, dtype=RT)["at"]
+                removed += int(((at < cut) & (at >= before)).sum())
+            if self.last_report(system) is None:
                 self.client.hdel(self.k("systems"), system)
-                self.client.delete(self.k("sysproj", system))
+                self.client.delete(self.k("sysproj", system), self.k("rtdays", system))
+                old = days
             else:
                 projects |= self.projects(system)
+            pipe = self.client.pipeline(transaction=False)
+            for day in old:
+                pipe.delete(self.k("rt", system, str(day)))
+            pipe.zremrangebyscore(self.k("rtdays", system), "-inf", f"({cut_day}")
+            pipe.execute()
         removed += self.client.zremrangebyscore(self.k("psets"), "-inf", f"({cut}")
         for project in projects:
             self.client.zremrangebyscore(self.k("psets", project), "-inf", f"({cut}")
-        pruned = self.client.get(self.k("pruned"))
-        if pruned is None or float(pruned) < cut:
-            self.client.set(self.k("pruned"), repr(cut))
-        if times:
-            pipe = self.client.pipeline(transaction=False)
-            for day in range(math.floor(min(times) / DAY), math.floor(cut / DAY)):
-                pipe.delete(self.k("prow", str(day)), self.k("slots", str(day)))
-                for system in systems:
-                    pipe.delete(self.k("rows", system, str(day)), self.k("rt", system, str(day)))
-            pipe.execute()
+        pipe = self.client.pipeline(transaction=False)
+        for day in range(first_day, cut_day):
+            pipe.delete(self.k("prow", str(day)), self.k("pslist", str(day)))
+            for system in systems:
+                pipe.delete(self.k("rows", system, str(day)))
+        pipe.execute()
         return removed
 
     # -- the runs' cursor ------------------------------------------------------------
@@ -552,35 +585,111 @@ class RadarStore:
             reports.sort(key=lambda r: (r[1], r[0]))
         return ps
 
+    def _pruned(self) -> float:
+        value = self.client.get(self.k("pruned"))
+        return float(value) if value is not None else -math.inf
+
+    def _rt(self, system: str, days: Iterable[int]) -> Any:
+        """``system``'s report entries (``rows.RT``) of ``days``, those the
+        last prune left in the cut's day left out."""
+        pipe = self.client.pipeline(transaction=False)
+        for day in days:
+            pipe.get(self.k("rt", system, str(day)))
+        entries = np.frombuffer(b"".join(b or b"" for b in pipe.execute()), dtype=RT)
+        return entries[entries["at"] >= self._pruned()]
+
+    def _rt_days(self, system: str, lo: float = -math.inf, hi: float = math.inf) -> list[int]:
+        """The days ``system`` has report entries on, ``[lo, hi]``, oldest first."""
+        lo_s = "-inf" if lo == -math.inf else str(math.floor(lo / DAY))
+        hi_s = "+inf" if hi == math.inf else str(math.floor(hi / DAY))
+        return [int(d) for d in self.client.zrangebyscore(self.k("rtdays", system), lo_s, hi_s)]
+
+    def _legacy(self) -> bool:
+        """A store filled before the rows: its report index is ``sys:<system>``
+        (a zset of ``<psid>\\x1f<field>`` by report time) until ``rows.rebuild``."""
+        return not self.client.exists(self.k("rows"))
+
     def report_times(self, system: str, since: float, until: float) -> list[float]:
         """The times of ``system``'s reports in ``[since, until]``, oldest first."""
-        rows = self.client.zrangebyscore(self.k("sys", system), since, until, withscores=True)
-        return [float(score) for _, score in rows]
+        if self._legacy():
+            rows = self.client.zrangebyscore(self.k("sys", system), since, until, withscores=True)
+            return [float(score) for _, score in rows]
+        at = self._rt(system, self._rt_days(system, since, until))["at"]
+        return sorted(float(t) for t in at[(at >= since) & (at <= until)])
 
     def first_report(self, system: str, until: float) -> float | None:
         """The time of ``system``'s oldest report at or before ``until``."""
-        rows = self.client.zrangebyscore(
-            self.k("sys", system), 0, until, start=0, num=1, withscores=True
-        )
-        return float(rows[0][1]) if rows else None
+        if self._legacy():
+            rows = self.client.zrangebyscore(
+                self.k("sys", system), 0, until, start=0, num=1, withscores=True
+            )
+            return float(rows[0][1]) if rows else None
+        for day in self._rt_days(system, 0, until):
+            at = self._rt(system, [day])["at"]
+            at = at[(at >= 0) & (at <= until)]
+            if len(at):
+                return float(at.min())
+        return None
 
     def last_report(self, system: str) -> float | None:
-        rows = self.client.zrevrange(self.k("sys", system), 0, 0, withscores=True)
-        return float(rows[0][1]) if rows else None
+        """The time of ``system``'s newest report."""
+        if self._legacy():
+            rows = self.client.zrevrange(self.k("sys", system), 0, 0, withscores=True)
+            return float(rows[0][1]) if rows else None
+        for day in reversed(self._rt_days(system)):
+            at = self._rt(system, [day])["at"]
+            if len(at):
+                return float(at.max())
+        return None
 
     def recent(self, system: str, limit: int = 20) -> list[dict[str, Any]]:
         """``system``'s newest reports: ``psid``, ``at``, ``verdict``, ``detail``, ..."""
-        rows = self.client.zrevrange(self.k("sys", system), 0, limit - 1, withscores=True)
+        if self._legacy():
+            rows = self.client.zrevrange(self.k("sys", system), 0, limit - 1, withscores=True)
+            return self._reports(
+                [(_s(m).partition(SEP)[0], _s(m).partition(SEP)[2]) for m, _ in rows]
+            )
+        days = self._rt_days(system)
+        picked: list[Any] = []
+        while days and sum(len(p) for p in picked) < limit:
+            picked.append(self._rt(system, [days.pop()]))
+        if not picked:
+            return []
+        entries = np.concatenate(picked)
+        entries = entries[np.argsort(-entries["at"], kind="stable")][:limit]
         pipe = self.client.pipeline(transaction=False)
-        members = []
-        for member, _score in rows:
-            psid, _, fieldname = _s(member).partition(SEP)
-            members.append((psid, fieldname))
+        for e in entries:
+            pipe.lindex(self.k("pslist", str(int(e["day"]))), int(e["slot"]))
+        psids = [_s(p) if p is not None else None for p in pipe.execute()]
+        known = sorted({p for p in psids if p})
+        pipe = self.client.pipeline(transaction=False)
+        for psid in known:
+            pipe.hgetall(self.k("psr", psid))
+        fields = dict(zip(known, pipe.execute(), strict=True))
+        prefix = system + SEP
+        pairs: list[tuple[str, str]] = []
+        for e, psid in zip(entries, psids, strict=True):
+            # the report of the entry: the system's field on the patch set with its time
+            for key, raw in sorted(fields.get(psid or "", {}).items(), reverse=True):
+                name = _s(key)
+                if (
+                    name.startswith(prefix)
+                    and (psid, name) not in pairs
+                    and float(json.loads(raw)["at"]) == float(e["at"])
+                ):
+                    pairs.append((psid, name))
+                    break
+        return self._reports(pairs)
+
+    def _reports(self, pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        """The reports ``(psid, field)`` with their patch sets' identity."""
+        pipe = self.client.pipeline(transaction=False)
+        for psid, fieldname in pairs:
             pipe.hget(self.k("psr", psid), fieldname)
             pipe.hgetall(self.k("ps", psid))
         answers = pipe.execute()
         out = []
-        for i, (psid, fieldname) in enumerate(members):
+        for i, (psid, fieldname) in enumerate(pairs):
             raw, meta = answers[2 * i], {_s(k): _s(v) for k, v in answers[2 * i + 1].items()}
             if raw is None:
                 continue

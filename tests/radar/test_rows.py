@@ -190,11 +190,19 @@ def test_a_store_filled_before_the_rows_is_read_from_its_records_until_rebuilt(
         summaries = [f for f in redis_client.hkeys(key) if f.endswith(b"\x1e")]
         if summaries:
             redis_client.hdel(key, *summaries)
+        # the report index of that layout: sys:<system>, <psid>\x1f<field> by report time
+        psid = key[len(copy.prefix) + 4 :].decode()
+        for field, raw in redis_client.hgetall(key).items():
+            if not field.startswith(b"\x1e"):
+                system = field.decode().partition("\x1f")[0]
+                member = f"{psid}\x1f{field.decode()}"
+                redis_client.zadd(copy.k("sys", system), {member: json.loads(raw)["at"]})
     assert not rows.rolled(copy)
     before = stats.window(copy, SETTINGS, since=START, until=END)
     assert before == stats.window(src, SETTINGS, since=START, until=END)
     assert rows.rebuild(copy) == redis_client.zcard(copy.k("psets"))
     assert rows.rolled(copy)
+    assert not list(redis_client.scan_iter(match=copy.prefix + "sys:*"))
     for since, until in windows(3, 8):
         fast = stats.window(copy, SETTINGS, since=since, until=until)
         assert fast == stats.window(src, SETTINGS, since=since, until=until)
@@ -238,6 +246,7 @@ def test_an_expired_patch_set_leaves_every_window(
     even before a prune trims the indexes."""
     now = time.time()
     store.retention = 365 * DAY
+    store.expiry_step = 1.0  # not rounded up to the hour: it expires in 2 s
     old = now - 365 * DAY + 2  # its keys expire 2 s from now
 
     def records(key: str, at: float, verdict: str) -> list[Record]:
