@@ -400,7 +400,40 @@ def make_app(url: str, prefix: str, tmp: Path) -> Any:
     return create_app(config, web=web, publisher=object())
 
 
-def time_api(app: Any, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+def live_writer(client: redis.Redis, prefix: str) -> Any:
+    """A function that stores one more report, through ``RadarStore.add``,
+    on the newest patch set, by a system of its own, now: as a live
+    stream does between two requests (the readers' cached days of it go
+    stale)."""
+    store = RadarStore(client, prefix, RETENTION)
+    [(psid, _)] = client.zrevrange(store.k("psets"), 0, 0, withscores=True)
+    forge, project, key = psid.decode().split(":", 2)
+    counter = iter(range(10**9))
+
+    def write() -> None:
+        n = next(counter)
+        store.add(
+            [
+                Record(
+                    REPORT,
+                    forge,
+                    project,
+                    key,
+                    time.time(),
+                    f"live-{os.getpid()}-{n}",
+                    system="Live CI",
+                    verdict=PASS if n % 3 else FAIL,
+                    detail="Verified",
+                )
+            ]
+        )
+
+    return write
+
+
+def time_api(app: Any, args: argparse.Namespace, write: Any = None) -> dict[str, dict[str, Any]]:
+    """Each endpoint's answer times; with ``write``, one report stored before
+    each request (timed apart)."""
     client = app.test_client()
     some = "Vendor 05 CI" if args.systems > 5 else GATE
     name = some.replace(" ", "%20")
@@ -425,6 +458,8 @@ def time_api(app: Any, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         while len(times) < args.requests:
             if len(times) >= args.min_requests and time.perf_counter() - started > args.budget:
                 break
+            if write is not None:
+                write()
             t0 = time.perf_counter()
             r = client.get(url)
             times.append((time.perf_counter() - t0) * 1000)
@@ -463,16 +498,18 @@ def print_table(ingest: dict[str, Any], data: dict[str, Any], api: dict[str, Any
     row("used_memory per record, store (bytes)", ingest["memory_per_record_bytes"])
     if not data:
         return
-    print("\n2. the dataset")
-    row(
-        "systems x days x patch sets a day", f"{data['systems']}x{data['days']}x{data['per_day']:,}"
-    )
-    row("records (of which votes)", f"{data['records']:,} ({data['votes']:,})")
-    row("bulk load (s)", data["load_s"])
-    row("bulk load (rec/s)", f"{data['load_rps']:,}")
-    row("Redis used_memory (MB)", data["used_memory_mb"])
-    row("  of which the records' (MB)", data.get("records_mb"))
-    row("rows rebuilt from the bulk-written records (s)", data.get("rebuild_s"))
+    if "reused" not in data:
+        print("\n2. the dataset")
+        row(
+            "systems x days x patch sets a day",
+            f"{data['systems']}x{data['days']}x{data['per_day']:,}",
+        )
+        row("records (of which votes)", f"{data['records']:,} ({data['votes']:,})")
+        row("bulk load (s)", data["load_s"])
+        row("bulk load (rec/s)", f"{data['load_rps']:,}")
+        row("Redis used_memory (MB)", data["used_memory_mb"])
+        row("  of which the records' (MB)", data.get("records_mb"))
+        row("rows rebuilt from the bulk-written records (s)", data.get("rebuild_s"))
     print("\n3. API answer time, Flask test client (ms)")
     print(f"{'':<40}{'p50':>9}{'p99':>9}{'first':>9}{'n':>5}{'patch sets':>12}{'bytes':>11}")
     for label, r in api.items():
@@ -504,6 +541,14 @@ def main() -> None:
         "--endpoints", default="", help="only the endpoints whose label contains one of these (,)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the dataset's keys")
+    parser.add_argument(
+        "--static",
+        action="store_true",
+        help="no report stored between two requests (by default one is, as a live stream does)",
+    )
+    parser.add_argument(
+        "--reuse", default="", help="a kept dataset's key prefix (printed with --keep): no load"
+    )
     args = parser.parse_args()
     if args.quick:
         args.votes, args.systems, args.days, args.per_day = 6000, 12, 3, 100
@@ -523,12 +568,18 @@ def main() -> None:
         api: dict[str, Any] = {}
         if args.ingest_only:
             raise _Done
-        print(f"loading {args.systems}x{args.days}x{args.per_day} ...", file=sys.stderr)
-        data = load(client, data_prefix, args)
+        if args.reuse:
+            data_prefix = args.reuse
+            data = {"reused": data_prefix}
+        else:
+            print(f"loading {args.systems}x{args.days}x{args.per_day} ...", file=sys.stderr)
+            data = load(client, data_prefix, args)
+            if args.keep:
+                print(f"  the dataset is kept under {data_prefix}", file=sys.stderr)
         data["bulk_writer_checked_records"] = checked
         app = make_app(args.redis_url, data_prefix, tmp)
         try:
-            api = time_api(app, args)
+            api = time_api(app, args, None if args.static else live_writer(client, data_prefix))
         finally:
             app.extensions["boss"].close()
     except _Done:

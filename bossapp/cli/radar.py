@@ -1,4 +1,4 @@
-"""``boss ci import|systems|system``: the CI systems that report on the
+"""``boss ci import|rebuild|systems|system``: the CI systems that report on the
 projects' changes (issue 17; ``docs/radar.md``). Scripts rely on these names
 and on ``systems --json``'s fields."""
 
@@ -119,6 +119,25 @@ def import_cmd(
             click.echo(f"BOSS runs: {out['runs']} reports stored")
     if failed:
         sys.exit(1)
+
+
+@radar.command("rebuild")
+@json_option
+@pass_context
+def rebuild_cmd(ctx: Context, as_json: bool) -> None:
+    """Lay out the rows the figures are read from again, from every stored
+    record (a store filled by a version before the rows; stop the
+    collector first)."""
+    from engine.radar import rows
+
+    feed = _feed(ctx)
+    started = time.perf_counter()
+    done = rows.rebuild(feed.store)
+    out = {"patch_sets": done, "seconds": round(time.perf_counter() - started, 3)}
+    if as_json:
+        emit_json(out)
+    else:
+        click.echo(f"rows of {done} patch sets laid out in {out['seconds']:.1f} s")
 
 
 @radar.command("systems")

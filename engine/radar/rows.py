@@ -44,7 +44,11 @@ sets a day reads about 20 MB of rows instead of 700,000 reports
 from __future__ import annotations
 
 import math
+import os
+import threading
 import time
+import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -93,9 +97,25 @@ ROW_OF = """local DAY, PW, RW = 86400, 32, 24
 local ZP, ZR = string.rep('\\0', PW), string.rep('\\0', RW)
 local CODE = {pass='1', fail='2', error='3', skipped='4'}
 local RANK = {1, 3, 2, 0}
+-- what this call wrote, its versions bumped at its end (readers' caches):
+-- p<day> a day's patch sets' rows, w<day>:<system> a system's rows of the
+-- day, t<day>:<system> its reports of the day
+local touched = {}
+local function bump()
+  for v in pairs(touched) do redis.call('HINCRBY', P .. 'vers', v, 1) end
+end
+local function set_prow(day, slot, data)
+  redis.call('SETRANGE', P .. 'prow:' .. day, slot * PW, data)
+  touched['p' .. day] = true
+end
+local function set_row(system, day, slot, data)
+  redis.call('SETRANGE', P .. 'rows:' .. system .. ':' .. day, slot * RW, data)
+  touched['w' .. day .. ':' .. system] = true
+end
 -- a report's time (and its patch set's day and slot) in its system's rt:<day>
 local function add_rt(system, at, day, slot)
   local d = math.floor(at / DAY)
+  touched['t' .. d .. ':' .. system] = true
   local key = P .. 'rt:' .. system .. ':' .. d
   local n = redis.call('APPEND', key, struct.pack('<dII', at, day, slot))
   if n == 16 then redis.call('ZADD', P .. 'rtdays:' .. system, d, d) end
@@ -176,15 +196,16 @@ for i = 2, #ARGV do
     local rchs = table.concat(rch, ' ')
     redis.call('HSET', pskey, 'day', day, 'slot', slot, 'rch', rchs)
     local pid = pid_of(h[3] or '')
-    redis.call('SETRANGE', P .. 'prow:' .. day, slot * PW,
+    set_prow(day, slot,
       struct.pack('<dddIHBx', tidx, appeared or 0, tonumber(h[2]), pid, #rch, appeared and 3 or 1))
     for _, sys in ipairs(order) do
       local sm = sums[sys][1] .. sums[sys][2]
       redis.call('HSET', psrkey, sys .. '\\30', sm)
-      redis.call('SETRANGE', P .. 'rows:' .. sys .. ':' .. day, slot * RW, row_of(sm, rchs))
+      set_row(sys, day, slot, row_of(sm, rchs))
     end
   end
 end
+bump()
 return 1
 """
 )
@@ -201,10 +222,61 @@ def rolled(store: Any) -> bool:
     return bool(store.client.exists(store.k("rows")))
 
 
+class Cache:
+    """What a process read of the rows, by (key prefix, store generation,
+    version key: ``p<day>``, ``w<day>:<system>``, ``t<day>:<system>``), each
+    with the version it was read at, least recently used out past
+    ``most_bytes``. An item is read again when its version (``vers``,
+    bumped by every script call that writes it) moved."""
+
+    def __init__(self, most_bytes: int) -> None:
+        self.most_bytes = most_bytes
+        self.nbytes = 0
+        self.items: OrderedDict[tuple[str, str, str], tuple[int, Any, int]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, str], version: int) -> Any:
+        with self.lock:
+            item = self.items.get(key)
+            if item is None or item[0] != version:
+                return None
+            self.items.move_to_end(key)
+            return item[1]
+
+    def put(self, key: tuple[str, str, str], version: int, value: Any, nbytes: int) -> None:
+        with self.lock:
+            old = self.items.pop(key, None)
+            if old is not None:
+                self.nbytes -= old[2]
+            self.items[key] = (version, value, nbytes)
+            self.nbytes += nbytes
+            while self.nbytes > self.most_bytes and len(self.items) > 1:
+                _, (_, _, n) = self.items.popitem(last=False)
+                self.nbytes -= n
+
+
+#: every reader's rows in this process (``BOSS_RADAR_CACHE_MB``, default 512:
+#: about 130 days at 50 systems x 2,000 patch sets a day)
+CACHE = Cache(int(os.environ.get("BOSS_RADAR_CACHE_MB", "512")) * 2**20)
+
+
+def _versions(store: Any, fields: list[str]) -> tuple[str, list[int]]:
+    """The store's generation (set by the first reader: a flushed store gets
+    a new one) and the versions of ``fields``."""
+    key = store.k("vers")
+    answer = store.client.hmget(key, ["gen", *fields])
+    gen = answer[0]
+    if gen is None:
+        store.client.hsetnx(key, "gen", uuid.uuid4().hex)
+        gen = store.client.hget(key, "gen")
+    return _s(gen), [int(v or 0) for v in answer[1:]]
+
+
 class Span:
     """The rows of the days ``[first, last]`` (every patch set's, and per
     system its rows) and per system its report times of the days ``rt``
-    gives it, read in one pipelined round trip."""
+    gives it (those before ``pruned`` left out): from the process's
+    :data:`CACHE`, what changed since read in one pipelined round trip."""
 
     def __init__(
         self,
@@ -217,34 +289,69 @@ class Span:
     ) -> None:
         self.days = list(range(first, last + 1))
         names = list(systems)
+        wanted: list[tuple[str, str, int, str]] = [("p", f"p{d}", d, "") for d in self.days]
+        for name in names:
+            wanted += [("w", f"w{d}:{name}", d, name) for d in self.days]
+            wanted += [("t", f"t{d}:{name}", d, name) for d in rt.get(name, [])]
+        gen, versions = _versions(store, [w[1] for w in wanted])
+        found: dict[str, Any] = {}
+        missing = []
+        for (kind, field, day, name), version in zip(wanted, versions, strict=True):
+            value = CACHE.get((store.prefix, gen, field), version)
+            if value is None:
+                missing.append((kind, field, day, name, version))
+            else:
+                found[field] = value
+        # the patch sets' rows first: a system's rows are cut to their length
+        missing.sort(key=lambda m: m[0] != "p")
         pipe = store.client.pipeline(transaction=False)
-        for d in self.days:
-            pipe.get(store.k("prow", str(d)))
-        for name in names:
-            for d in self.days:
-                pipe.get(store.k("rows", name, str(d)))
-            for d in rt.get(name, []):
-                pipe.get(store.k("rt", name, str(d)))
-        answers = pipe.execute()
-        nd = len(self.days)
-        prows = [a or b"" for a in answers[:nd]]
-        self.sizes = [len(p) // PROW.itemsize for p in prows]
-        self.ps = np.frombuffer(b"".join(prows), dtype=PROW)
-        self.rows: dict[str, np.ndarray] = {}
+        for kind, _, day, name, _ in missing:
+            key = {"p": "prow", "w": "rows", "t": "rt"}[kind]
+            pipe.get(store.k(key, name, str(day)) if name else store.k(key, str(day)))
+        for (kind, field, day, _, version), blob in zip(
+            missing, pipe.execute() if missing else [], strict=True
+        ):
+            blob = blob or b""
+            if kind == "p":
+                value = _columns(np.frombuffer(blob, dtype=PROW))
+            elif kind == "w":
+                # rows written after the day's patch sets were read: not theirs
+                size = len(found[f"p{day}"]["time"]) * ROW.itemsize
+                padded = blob[:size] + b"\0" * (size - len(blob))
+                value = _columns(np.frombuffer(padded, dtype=ROW))
+            else:
+                value = np.sort(np.frombuffer(blob, dtype=RT)["at"])
+            found[field] = value
+            nbytes = value.nbytes if kind == "t" else sum(c.nbytes for c in value.values())
+            CACHE.put((store.prefix, gen, field), version, value, nbytes)
+        self.sizes = [len(found[f"p{d}"]["time"]) for d in self.days]
+        self.ps = _concat([found[f"p{d}"] for d in self.days], PROW)
+        self.rows = {n: _concat([found[f"w{d}:{n}"] for d in self.days], ROW) for n in names}
         self.times: dict[str, np.ndarray] = {}
-        at = nd
         for name in names:
-            parts = []
-            for size, blob in zip(self.sizes, answers[at : at + nd], strict=True):
-                blob = blob or b""
-                parts.append(blob + b"\0" * (size * ROW.itemsize - len(blob)))
-            self.rows[name] = np.frombuffer(b"".join(parts), dtype=ROW)
-            at += nd
-            n = len(rt.get(name, []))
-            blobs = b"".join(a or b"" for a in answers[at : at + n])
-            times = np.frombuffer(blobs, dtype=RT)["at"]
-            self.times[name] = np.sort(times[times >= pruned])
-            at += n
+            parts = [found[f"t{d}:{name}"] for d in rt.get(name, [])]
+            if len(parts) > 1:
+                times = np.sort(np.concatenate(parts))
+            else:
+                times = parts[0] if parts else _EMPTY_F8
+            self.times[name] = times[times >= pruned]
+
+
+_EMPTY_F8 = np.zeros(0, dtype="<f8")
+#: a day's rows as contiguous columns, one array per field
+Columns = dict[str, np.ndarray]
+
+
+def _columns(rows: np.ndarray) -> Columns:
+    return {f: np.ascontiguousarray(rows[f]) for f in rows.dtype.names if f != "pad"}
+
+
+def _concat(days: list[Columns], dtype: np.dtype) -> Columns:
+    if not days:
+        return _columns(np.zeros(0, dtype=dtype))
+    if len(days) == 1:
+        return days[0]
+    return {f: np.concatenate([d[f] for d in days]) for f in days[0]}
 
 
 def _bounds(store: Any, since: float, until: float) -> tuple[int, int] | None:
@@ -334,8 +441,43 @@ def _ratio(a: int, b: int) -> float | None:
 
 def _streaks(last: np.ndarray, verdict: np.ndarray) -> tuple[dict[str, Any] | None, int, int]:
     """``streak``, ``fail_run``, ``longest_fail_streak`` of verdicts ordered
-    as ``stats.system_figures`` orders them (time, then the verdict's name),
-    skipped ones left out."""
+    as ``stats.system_figures`` orders them (time, then the verdict's name:
+    error < fail < pass), skipped ones left out. Without sorting them all:
+    a pass at the same time comes after a failure, so the failures before
+    a pass are those at or before its time."""
+    kept = verdict != CODES[SKIPPED]
+    t, v = last[kept], verdict[kept]
+    if not len(v):
+        return None, 0, 0
+    alpha = _ALPHA[v]
+    # the newest verdict (the greatest time, then name), and back to the newest unlike it
+    newest = t.max()
+    at_newest = t == newest
+    top = int(alpha[at_newest].max())
+    other = alpha != top
+    if other.any():
+        t_o = t[other].max()
+        a_o = int(alpha[other][t[other] == t_o].max())
+        length = int(np.count_nonzero((t > t_o) | ((t == t_o) & (alpha > a_o))))
+    else:
+        length = len(v)
+    streak = {"verdict": NAMES[int(v[at_newest][alpha[at_newest] == top][0])], "length": length}
+    failed = (v == CODES[FAIL]) | (v == CODES[ERROR])
+    f, p = t[failed], t[~failed]
+    if not len(f):
+        return streak, 0, 0
+    if not len(p):
+        return streak, len(f), len(f)
+    fail_run = int(np.count_nonzero(f > p.max()))
+    # a run: the failures with as many passes before them
+    longest = int(np.bincount(np.searchsorted(np.sort(p), f, side="left")).max())
+    return streak, fail_run, longest
+
+
+def _streaks_sorted(
+    last: np.ndarray, verdict: np.ndarray
+) -> tuple[dict[str, Any] | None, int, int]:
+    """:func:`_streaks` by sorting every verdict (what it is checked against)."""
     order = np.lexsort((_ALPHA[verdict], last))
     v = verdict[order]
     v = v[v != CODES[SKIPPED]]
@@ -345,19 +487,17 @@ def _streaks(last: np.ndarray, verdict: np.ndarray) -> tuple[dict[str, Any] | No
     length = len(v) - (int(change[-1]) + 1 if len(change) else 0)
     streak = {"verdict": NAMES[int(v[-1])], "length": length}
     failed = (v == CODES[FAIL]) | (v == CODES[ERROR])
-    # runs of failed: positions of the verdicts that did not fail cut them
     cuts = np.concatenate(([-1], np.flatnonzero(~failed), [len(v)]))
     runs = np.diff(cuts) - 1
-    longest = int(runs.max()) if len(runs) else 0
-    return streak, int(runs[-1]), longest
+    return streak, int(runs[-1]), int(runs.max()) if len(runs) else 0
 
 
 def _system(
     name: str,
     mine: np.ndarray,
-    ps: np.ndarray,
-    rows: np.ndarray,
-    gate_rows: np.ndarray | None,
+    ps: Columns,
+    rows: Columns,
+    gate_rows: Columns | None,
     *,
     since: float,
     until: float,
@@ -367,49 +507,49 @@ def _system(
     gate: str | None,
 ) -> dict[str, Any]:
     """``stats.system_figures`` over the rows (``mine``: the window's patch
-    sets in the system's scope)."""
-    r = rows[mine]
-    p = ps[mine]
-    own = r["reports"] > 0
-    ro, po = r[own], p[own]
-    reported = int(own.sum())
-    reports = int(ro["reports"].sum(dtype=np.int64))
-    rch = po["rechecks"]
-    rechecked = int((rch > 0).sum())
+    sets in the system's scope), with masks over whole columns."""
+    at = np.flatnonzero(mine & (rows["reports"] > 0))  # the patch sets it reported on
+    n = rows["reports"][at]
+    reported = len(at)
+    reports = int(n.sum(dtype=np.int64))
+    rch = ps["rechecks"][at]
+    rechecked = int(np.count_nonzero(rch))
     rechecks = int(rch.sum(dtype=np.int64))
-    judged = ro["judged"] == 1
-    answered = judged & ((po["flags"] & APPEARED) != 0)
-    responses = np.maximum(0.0, ro["first"][answered] - po["appeared"][answered])
-    v = ro["verdict"]
-    counts = {n: int((v == c).sum()) for n, c in CODES.items()}
+    answered = (rows["judged"][at] == 1) & ((ps["flags"][at] & APPEARED) != 0)
+    responses = np.maximum(0.0, rows["first"][at][answered] - ps["appeared"][at][answered])
+    v = rows["verdict"][at]
+    tally = np.bincount(v, minlength=5)
+    counts = {name_: int(tally[c]) for name_, c in CODES.items()}
     gate_passed = gate_passed_failed = both = agreed = 0
     if gate_rows is not None:
-        g = gate_rows[mine][own]
-        decisive = (v >= 1) & (v <= 3)
-        theirs = g["verdict"]
-        compared = decisive & (g["reports"] > 0) & (theirs >= 1) & (theirs <= 3)
+        theirs = np.where(gate_rows["reports"][at] > 0, gate_rows["verdict"][at], 0)
+        compared = (v >= 1) & (v <= 3) & (theirs >= 1) & (theirs <= 3)
         mine_pass = v == CODES[PASS]
         their_pass = theirs == CODES[PASS]
-        both = int(compared.sum())
-        agreed = int((compared & (mine_pass == their_pass)).sum())
-        gate_passed = int((compared & their_pass).sum())
-        gate_passed_failed = int((compared & their_pass & ~mine_pass).sum())
+        both = int(np.count_nonzero(compared))
+        agreed = int(np.count_nonzero(compared & (mine_pass == their_pass)))
+        gate_passed = int(np.count_nonzero(compared & their_pass))
+        gate_passed_failed = int(np.count_nonzero(compared & their_pass & ~mine_pass))
     decided = counts[PASS] + counts[FAIL] + counts[ERROR]
     has = v > 0
-    streak, fail_run, longest = _streaks(ro["last"][has], v[has])
+    streak, fail_run, longest = _streaks(rows["last"][at][has], v[has])
     start = since if since > 0 or not len(times) else float(times[0])
     edges = np.concatenate(([start], times, [until]))
     silence = float(np.diff(edges).max())
-    arrived = int((p["time"] > last_report).sum()) if last_report is not None else int(mine.sum())
+    arrived = (
+        int(np.count_nonzero(mine & (ps["time"] > last_report)))
+        if last_report is not None
+        else int(np.count_nonzero(mine))
+    )
     return {
         "name": name,
         "classified": bool(meta.get("classified", True)),
         "gate": name == gate or bool(meta.get("gate")),
         "forge": meta.get("forge"),
-        "patch_sets": int(mine.sum()),
+        "patch_sets": int(np.count_nonzero(mine)),
         "reported": reported,
         "reports": reports,
-        "coverage": _ratio(reported, int(mine.sum())),
+        "coverage": _ratio(reported, int(np.count_nonzero(mine))),
         "verdicts": counts,
         "success_rate": _ratio(counts[PASS], decided),
         "gate_passed": gate_passed,
@@ -432,7 +572,7 @@ def _system(
 
 
 def _scope(
-    ps: np.ndarray, projects: set[str], pids: Mapping[str, int], project: str | None
+    ps: Columns, projects: set[str], pids: Mapping[str, int], project: str | None
 ) -> np.ndarray:
     wanted = [pids[p] for p in projects if p in pids and (project is None or p == project)]
     return np.isin(ps["project"], np.array(wanted, dtype=np.uint32))
@@ -462,8 +602,12 @@ def figures(
     span = Span(store, wanted, first, last, ctx["rt"], ctx["pruned"])
     ps = span.ps
     window = _alive(store, span, floor, now, ps["time"] <= until)
+    scopes: dict[frozenset[str], np.ndarray] = {}  # most systems report on the same projects
     out = []
     for name in names:
+        projects = frozenset(ctx["projects"][name])
+        if projects not in scopes:
+            scopes[projects] = window & _scope(ps, set(projects), ctx["pids"], project)
         times = span.times[name]
         newest = ctx["newest"].get(name)
         in_newest = times[times >= newest * DAY] if newest is not None else times[:0]
@@ -474,7 +618,7 @@ def figures(
         out.append(
             _system(
                 name,
-                window & _scope(ps, ctx["projects"][name], ctx["pids"], project),
+                scopes[projects],
                 ps,
                 span.rows[name],
                 span.rows[gate] if gate and gate != name and gate in span.rows else None,
@@ -515,43 +659,43 @@ def daily_figures(
     # each day's patch sets of the window, whatever the system
     days = []
     for i, (a, b) in enumerate(spans):
-        lo, hi = (
-            int(x) for x in offsets[math.floor(a / DAY) - first : math.floor(a / DAY) - first + 2]
-        )
+        d = math.floor(a / DAY) - first
+        lo, hi = int(offsets[d]), int(offsets[d + 1])
         t = ps["time"][lo:hi]
-        days.append(
-            (lo, hi, alive[lo:hi] & (t >= a) & ((t < b) | ((t <= b) if i == last else False)))
-        )
+        ends = (t <= b) if i == last else (t < b)
+        days.append((lo, hi, alive[lo:hi] & (t >= a) & ends))
     out: dict[str, list[dict[str, Any]]] = {}
     for name in names:
         if project and project not in ctx["projects"][name]:
-            scope = np.zeros(len(ps), dtype=bool)
+            scope = np.zeros(len(ps["time"]), dtype=bool)
         else:
             scope = _scope(ps, ctx["projects"][name], ctx["pids"], project)
         rows = span.rows[name]
         buckets = []
         for (a, b), (lo, hi, inday) in zip(spans, days, strict=True):
             mine = inday & scope[lo:hi]
-            r = rows[lo:hi][mine]
-            p = ps[lo:hi][mine]
-            own = r["reports"] > 0
-            ro, po = r[own], p[own]
-            n, reported = int(mine.sum()), int(own.sum())
-            answered = (ro["judged"] == 1) & ((po["flags"] & APPEARED) != 0)
-            responses = np.maximum(0.0, ro["first"][answered] - po["appeared"][answered])
-            v = ro["verdict"]
-            passed = int((v == CODES[PASS]).sum())
-            decided = int(((v >= 1) & (v <= 3)).sum())
+            n = rows["reports"][lo:hi]
+            own = mine & (n > 0)
+            reported = int(np.count_nonzero(own))
+            answered = own & (rows["judged"][lo:hi] == 1) & ((ps["flags"][lo:hi] & APPEARED) != 0)
+            responses = np.maximum(
+                0.0, rows["first"][lo:hi][answered] - ps["appeared"][lo:hi][answered]
+            )
+            v = np.where(own, rows["verdict"][lo:hi], 0)
+            total = int(np.count_nonzero(mine))
             buckets.append(
                 {
                     "day": _day(a),
                     "since": a,
                     "until": b,
-                    "patch_sets": n,
+                    "patch_sets": total,
                     "reported": reported,
-                    "reports": int(ro["reports"].sum(dtype=np.int64)),
-                    "coverage": _ratio(reported, n),
-                    "success_rate": _ratio(passed, decided),
+                    "reports": int(n.sum(where=own, dtype=np.int64)),
+                    "coverage": _ratio(reported, total),
+                    "success_rate": _ratio(
+                        int(np.count_nonzero(v == CODES[PASS])),
+                        int(np.count_nonzero((v >= 1) & (v <= 3))),
+                    ),
                     "response_p50_s": _percentile(responses, 50),
                 }
             )

@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -175,13 +176,10 @@ local day = math.floor(tidx / DAY)
 local oday, slot = known[3] and tonumber(known[3]), known[4] and tonumber(known[4])
 if (not slot) or oday ~= day then
   if slot then
-    redis.call('SETRANGE', P .. 'prow:' .. oday, slot * PW, ZP)
+    set_prow(oday, slot, ZP)
     local all = redis.call('HKEYS', KEYS[k+2])
     for i = 1, #all do
-      if string.byte(all[i], -1) == 30 then
-        local key = P .. 'rows:' .. string.sub(all[i], 1, -2) .. ':' .. oday
-        redis.call('SETRANGE', key, slot * RW, ZR)
-      end
+      if string.byte(all[i], -1) == 30 then set_row(string.sub(all[i], 1, -2), oday, slot, ZR) end
     end
   end
   slot = redis.call('RPUSH', P .. 'pslist:' .. day, psid) - 1
@@ -194,14 +192,14 @@ if redo or placed or (not known[2]) then
   -- its expiry here is a lower bound: rows.py asks the key past it
   local nrech = 0
   if rch ~= '' then nrech = select(2, string.gsub(rch, ' ', ' ')) + 1 end
-  redis.call('SETRANGE', P .. 'prow:' .. day, slot * PW, struct.pack('<dddIHBx', tidx,
-    appeared or 0, expires > old and expires or old, pid_of(ARGV[a+6]), nrech, appeared and 3 or 1))
+  set_prow(day, slot, struct.pack('<dddIHBx', tidx, appeared or 0,
+    expires > old and expires or old, pid_of(ARGV[a+6]), nrech, appeared and 3 or 1))
 end
 local system = ARGV[a+11]
 if fresh and kind == 'report' then
   add_rt(system, at, day, slot)
   if not redo then
-    redis.call('SETRANGE', P .. 'rows:' .. system .. ':' .. day, slot * RW, row_of(summary, rch))
+    set_row(system, day, slot, row_of(summary, rch))
   end
 end
 if changed then
@@ -219,6 +217,7 @@ if changed then
   redis.call('HSET', KEYS[k+2], system .. '\\30', s)
   local was = cjson.decode(changed).at
   if was ~= at then
+    touched['t' .. math.floor(was / DAY) .. ':' .. system] = true
     local key = P .. 'rt:' .. system .. ':' .. math.floor(was / DAY)
     local blob = redis.call('GET', key) or ''
     local exact, packed, found = struct.pack('<dII', was, day, slot), struct.pack('<d', was), nil
@@ -233,15 +232,14 @@ if changed then
     add_rt(system, at, day, slot)
   end
   if not redo then
-    redis.call('SETRANGE', P .. 'rows:' .. system .. ':' .. day, slot * RW, row_of(s, rch))
+    set_row(system, day, slot, row_of(s, rch))
   end
 end
 if redo then
   local all = redis.call('HGETALL', KEYS[k+2])
   for i = 1, #all, 2 do
     if string.byte(all[i], -1) == 30 then
-      redis.call('SETRANGE', P .. 'rows:' .. string.sub(all[i], 1, -2) .. ':' .. day, slot * RW,
-        row_of(all[i + 1], rch))
+      set_row(string.sub(all[i], 1, -2), day, slot, row_of(all[i + 1], rch))
     end
   end
 end
@@ -255,6 +253,7 @@ elseif wrote and redis.call('TTL', KEYS[k+2]) == -1 then
   redis.call('PEXPIREAT', KEYS[k+2], math.floor(old * 1000))
 end
 end
+bump()
 return 1
 """
 )
@@ -343,34 +342,38 @@ class RadarStore:
         over them, each record's writes as before), by EVALSHA on one
         connection with one call in flight while the next is encoded (no
         SCRIPT EXISTS round trip first). A server without the script
-        (restarted, flushed) gets it and the call again: storing a record is
-        idempotent, and the calls stay in order."""
+        (restarted, flushed) gets it and the call again on the same
+        connection, and so does the call in flight behind it, which failed
+        the same way: the calls run in the order they were made."""
         sha = self._script.sha
         pool = self.client.connection_pool
         conn = pool.get_connection()
-        in_flight: list[Any] | None = None
+        # the commands whose answers are awaited, in order (None: a SCRIPT LOAD)
+        pending: deque[list[Any] | None] = deque()
+
+        def answer() -> None:
+            command = pending.popleft()
+            try:
+                conn.read_response()
+            except NoScriptError:
+                conn.send_command("SCRIPT", "LOAD", self._script.script)
+                conn.send_command("EVALSHA", sha, *(command or []))
+                pending.extend([None, command])
+
         try:
             for start in range(0, len(records), _PER_CALL):
                 command = self._command(records[start : start + _PER_CALL])
                 conn.send_command("EVALSHA", sha, *command)
-                if in_flight is not None:
-                    self._reply(conn, in_flight)
-                in_flight = command
-            if in_flight is not None:
-                self._reply(conn, in_flight)
+                pending.append(command)
+                while len(pending) > 1:
+                    answer()
+            while pending:
+                answer()
         except BaseException:
             conn.disconnect()  # replies may be pending: never reuse it
             raise
         finally:
             pool.release(conn)
-
-    def _reply(self, conn: Any, command: list[Any]) -> None:
-        try:
-            conn.read_response()
-        except NoScriptError:
-            # the call sent after this one fails too and is run again in its turn
-            self.client.script_load(self._script.script)
-            self.client.evalsha(self._script.sha, *command)
 
     def _command(self, records: list[Record]) -> list[Any]:
         """EVALSHA's arguments after the SHA for ``records``: the number of
@@ -478,6 +481,7 @@ class RadarStore:
             self.client.zremrangebyscore(self.k("psets", project), "-inf", f"({cut}")
         pipe = self.client.pipeline(transaction=False)
         for day in range(first_day, cut_day):
+            pipe.hincrby(self.k("vers"), f"p{day}", 1)  # readers' caches drop it
             pipe.delete(self.k("prow", str(day)), self.k("pslist", str(day)))
             for system in systems:
                 pipe.delete(self.k("rows", system, str(day)))

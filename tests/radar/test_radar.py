@@ -258,7 +258,7 @@ def month(gen: Gen) -> list[dict[str, Any]]:
 
 
 #: the rows' keys (engine/radar/rows.py): laid out in the order patch sets came
-ROWS_KEYS = re.compile(rb"radar:(prow|rows|rt|pslist):|radar:(projids|projn)$")
+ROWS_KEYS = re.compile(rb"radar:(prow|rows|rt|rtdays|pslist):|radar:(projids|projn|vers)$")
 
 
 def dump(client: redis.Redis, prefix: str, records_only: bool = False) -> dict[bytes, Any]:
@@ -511,3 +511,13 @@ def test_cli_import_systems_show(
     assert "UNHEALTHY" in out.output and "Vendor X CI: no report for" in out.output
     out = runner.invoke(main, ["ci", "system", "vendor x ci", "--limit", "3"], env=env)
     assert out.exit_code == 0 and out.output.count("pass") == 3, out.output
+    # the rows laid out again from the records: the same figures
+    before = runner.invoke(
+        main, ["ci", "systems", "--since", "2d", "--until", until, "--json"], env=env
+    )
+    out = runner.invoke(main, ["ci", "rebuild", "--json"], env=env)
+    assert out.exit_code == 0 and json.loads(out.output)["patch_sets"] > 10, out.output
+    again = runner.invoke(
+        main, ["ci", "systems", "--since", "2d", "--until", until, "--json"], env=env
+    )
+    assert json.loads(again.output) == json.loads(before.output)
