@@ -10,9 +10,9 @@ were first seen):
 key                      type    what
 =======================  ======  ==============================================
 ``prow:<day>``           string  a patch set per slot (``PROW``: its index
-                                 time, when it appeared, when it expired when
-                                 the row was written (a lower bound), its
-                                 project's number, its rechecks, flags)
+                                 time, when it appeared, when its keys expire
+                                 as of the row's last write (a lower bound),
+                                 its project's number, its rechecks, flags)
 ``rows:<system>:<day>``  string  the system on the patch set in that slot
                                  (``ROW``: its first and last report with a
                                  verdict, its reports, its verdict)
@@ -21,24 +21,25 @@ key                      type    what
                                  ``rtdays:<system>`` (zset)
 ``pslist:<day>``         list    the day's patch sets by slot
 ``projids``, ``projn``   hash    a project's number
-``psr:<psid>`` field     string  ``<system>\\x1e``: the system's summary
-                                 (``<reports>;<at>,<code>...``), from which
-                                 its row is computed again when a recheck or
-                                 the patch set's appearance comes later
 ``rows``                 string  set when the rows hold every record (a store
                                  filled before them: :func:`rebuild`)
 =======================  ======  ==============================================
 
-A patch set whose index time moves to another day (it appeared before its
+A system's row takes a new report from the row as it was (no recheck:
+the worst verdict, the first and last time); a recheck, a late upload or a
+report whose content changed recompute it from the patch set's reports. A
+patch set whose index time moves to another day (it appeared before its
 first record said) leaves a zero row in the old slot. The same script
-writes the records and their rows, so they never disagree.
+writes the records and their rows, so they never disagree; its calls stamp
+what they wrote in ``vers`` (from ``vseq``) so that a reader's
+:data:`CACHE` reads again only what moved.
 
 :func:`figures` computes over these rows, with numpy, exactly what
 :func:`engine.radar.stats.system_figures` computes over the records (the
 same float arithmetic on the same doubles; ``tests/radar/test_rows.py``
 checks it over random windows). A 7-day window at 50 systems x 2,000 patch
-sets a day reads about 20 MB of rows instead of 700,000 reports
-(docs/benchmarks.md).
+sets a day computes over about 20 MB of rows, read from Redis once and
+then only what changed, instead of 700,000 reports (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -102,7 +103,13 @@ local RANK = {1, 3, 2, 0}
 -- day, t<day>:<system> its reports of the day
 local touched = {}
 local function bump()
-  for v in pairs(touched) do redis.call('HINCRBY', P .. 'vers', v, 1) end
+  -- one stamp for all of them: a reader only asks whether a version moved
+  local args = {}
+  for v in pairs(touched) do args[#args + 1] = v; args[#args + 1] = 0 end
+  if #args == 0 then return end
+  local stamp = redis.call('INCR', P .. 'vseq')
+  for i = 2, #args, 2 do args[i] = stamp end
+  redis.call('HSET', P .. 'vers', unpack(args))
 end
 local function set_prow(day, slot, data)
   redis.call('SETRANGE', P .. 'prow:' .. day, slot * PW, data)
@@ -135,20 +142,16 @@ local function pid_of(proj)
   end
   return pid
 end  -- a verdict code's rank: pass 1, fail 3, error 2, skipped 0
--- a system's row from its summary ('<reports>' then ';<at>,<code>' per report
--- with a verdict) and the patch set's rechecks ('<at> <at> ...')
-local function row_of(s, rch)
-  local n = tonumber(string.match(s, '^%d+'))
-  local ts, cs, first, last = {}, {}, nil, nil
-  for t, c in string.gmatch(s, ';([^,;]+),(%d)') do
-    t = tonumber(t)
-    ts[#ts + 1] = t
-    cs[#cs + 1] = tonumber(c)
-    if (not first) or t < first then first = t end
-    if (not last) or t > last then last = t end
-  end
+-- a system's row from its reports (n of them; ts, cs: the times and verdict
+-- codes of those with a verdict) and the patch set's rechecks ('<at> <at> ...')
+local function row_of(n, ts, cs, rch)
   if n > 65535 then n = 65535 end
-  if not first then return struct.pack('<ddHBBxxxx', 0, 0, n, 0, 0) end
+  if #ts == 0 then return struct.pack('<ddHBBxxxx', 0, 0, n, 0, 0) end
+  local first, last = ts[1], ts[1]
+  for i = 2, #ts do
+    if ts[i] < first then first = ts[i] end
+    if ts[i] > last then last = ts[i] end
+  end
   local start = -math.huge
   for r in string.gmatch(rch, '[^ ]+') do
     r = tonumber(r)
@@ -158,6 +161,41 @@ local function row_of(s, rch)
   for i = 1, #ts do
     if ts[i] >= start and RANK[cs[i]] > best then best = RANK[cs[i]]; v = cs[i] end
   end
+  return struct.pack('<ddHBBxxxx', first, last, n, v, 1)
+end
+-- every system's reports on a patch set (or one system's), from its psr: hash:
+-- {reports, times with a verdict, their codes, every report's time} by system
+local function reports_of(psrkey, only)
+  local all, out, order = redis.call('HGETALL', psrkey), {}, {}
+  for j = 1, #all, 2 do
+    local f = all[j]
+    local b = string.byte(f, 1)
+    if b ~= 30 and string.byte(f, -1) ~= 30 then
+      local sys = string.match(f, '^(.-)\\31')
+      if (not only) or sys == only then
+        local r = cjson.decode(all[j + 1])
+        local e = out[sys]
+        if not e then e = {0, {}, {}, {}}; out[sys] = e; order[#order + 1] = sys end
+        e[1] = e[1] + 1
+        e[4][e[1]] = r.at
+        local c = CODE[r.verdict]
+        if c then e[2][#e[2] + 1] = r.at; e[3][#e[3] + 1] = tonumber(c) end
+      end
+    end
+  end
+  return out, order
+end
+-- a system's row with one more report (at, code or nil) when the patch set has
+-- no recheck: from its row as it was
+local function row_plus(old, at, code)
+  if #old < RW then old = ZR end
+  local first, last, n, v, judged = struct.unpack('<ddHBB', old)
+  if n < 65535 then n = n + 1 end
+  if not code then return struct.pack('<ddHBBxxxx', first, last, n, v, judged) end
+  if judged == 0 then return struct.pack('<ddHBBxxxx', at, at, n, code, 1) end
+  if at < first then first = at end
+  if at > last then last = at end
+  if RANK[code] > RANK[v] then v = code end
   return struct.pack('<ddHBBxxxx', first, last, n, v, 1)
 end
 """
@@ -176,22 +214,14 @@ for i = 2, #ARGV do
     local appeared = h[1] and tonumber(h[1])
     local day = math.floor(tidx / DAY)
     local slot = redis.call('RPUSH', P .. 'pslist:' .. day, psid) - 1
-    local all = redis.call('HGETALL', psrkey)
-    local sums, order, rch = {}, {}, {}
-    for j = 1, #all, 2 do
-      local f = all[j]
-      if string.byte(f, 1) == 30 then
-        rch[#rch + 1] = all[j + 1]
-      elseif string.byte(f, -1) ~= 30 then
-        local sys = string.match(f, '^(.-)\\31')
-        local r = cjson.decode(all[j + 1])
-        local s = sums[sys]
-        if not s then s = {0, ''}; sums[sys] = s; order[#order + 1] = sys end
-        s[1] = s[1] + 1
-        local c = CODE[r.verdict]
-        if c then s[2] = s[2] .. ';' .. string.format('%.17g', r.at) .. ',' .. c end
-        add_rt(sys, r.at, day, slot)
-      end
+    local sums, order = reports_of(psrkey, nil)
+    local rch = {}
+    local fields = redis.call('HGETALL', psrkey)
+    for j = 1, #fields, 2 do
+      if string.byte(fields[j], 1) == 30 then rch[#rch + 1] = fields[j + 1] end
+    end
+    for _, sys in ipairs(order) do
+      for i = 1, #sums[sys][4] do add_rt(sys, sums[sys][4][i], day, slot) end
     end
     local rchs = table.concat(rch, ' ')
     redis.call('HSET', pskey, 'day', day, 'slot', slot, 'rch', rchs)
@@ -199,9 +229,8 @@ for i = 2, #ARGV do
     set_prow(day, slot,
       struct.pack('<dddIHBx', tidx, appeared or 0, tonumber(h[2]), pid, #rch, appeared and 3 or 1))
     for _, sys in ipairs(order) do
-      local sm = sums[sys][1] .. sums[sys][2]
-      redis.call('HSET', psrkey, sys .. '\\30', sm)
-      set_row(sys, day, slot, row_of(sm, rchs))
+      local e = sums[sys]
+      set_row(sys, day, slot, row_of(e[1], e[2], e[3], rchs))
     end
   end
 end
@@ -226,8 +255,8 @@ class Cache:
     """What a process read of the rows, by (key prefix, store generation,
     version key: ``p<day>``, ``w<day>:<system>``, ``t<day>:<system>``), each
     with the version it was read at, least recently used out past
-    ``most_bytes``. An item is read again when its version (``vers``,
-    bumped by every script call that writes it) moved."""
+    ``most_bytes``. An item is read again when its version (``vers``: the
+    stamp of the last script call that wrote it, from ``vseq``) moved."""
 
     def __init__(self, most_bytes: int) -> None:
         self.most_bytes = most_bytes
@@ -587,6 +616,7 @@ def figures(
     until: float,
     project: str | None = None,
     now: float | None = None,
+    systems_known: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """``stats.system_figures`` of every system in ``systems`` over
     ``[since, until]`` (the systems that do not report on ``project``, when
@@ -598,7 +628,8 @@ def figures(
     floor = max(since, ctx["pruned"])
     bounds = _bounds(store, floor, until)
     first, last = bounds if bounds else (0, -1)
-    wanted = names + ([gate] if gate and gate in systems and gate not in names else [])
+    every = systems_known if systems_known is not None else systems
+    wanted = names + ([gate] if gate and gate in every and gate not in names else [])
     span = Span(store, wanted, first, last, ctx["rt"], ctx["pruned"])
     ps = span.ps
     window = _alive(store, span, floor, now, ps["time"] <= until)

@@ -258,20 +258,25 @@ def window(
     since: float,
     until: float,
     project: str | None = None,
+    names: Iterable[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The figures and health of every system over ``[since, until]``,
-    read from ``store`` (a ``RadarStore``), gate first then by name: from
-    its rows (``engine.radar.rows``) when they hold every record, else from
-    the records themselves."""
+    """The figures and health of every system (of ``names``, when given)
+    over ``[since, until]``, read from ``store`` (a ``RadarStore``), gate
+    first then by name: from its rows (``engine.radar.rows``) when they
+    hold every record, else from the records themselves."""
     systems = store.systems()
     gate = gate_of(systems, settings)
     if rows.rolled(store):
-        out = rows.figures(store, systems, gate, since=since, until=until, project=project)
+        wanted = systems if names is None else {n: systems[n] for n in names if n in systems}
+        out = rows.figures(
+            store, wanted, gate, since=since, until=until, project=project, systems_known=systems
+        )
         for figures in out:
             figures["healthy"], figures["reasons"] = health(figures, settings)
         out.sort(key=lambda f: (not f["gate"], f["name"].lower()))
         return out
-    return window_of_records(store, settings, since=since, until=until, project=project)
+    out = window_of_records(store, settings, since=since, until=until, project=project)
+    return out if names is None else [f for f in out if f["name"] in set(names)]
 
 
 def window_of_records(

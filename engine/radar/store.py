@@ -74,7 +74,7 @@ _IN_FLIGHT = 3
 #: records per script call (each record's writes stay atomic and in order)
 _PER_CALL = 100
 RECHECK_FIELD = "\x1erecheck" + SEP
-#: ``<system>\x1e``: its summary in ``psr:`` (engine/radar/rows.py)
+#: ``<system>\x1e``: a field of an earlier layout of the rows (skipped when read)
 SUMMARY = "\x1e"
 
 _RECORD = (
@@ -105,7 +105,6 @@ local appeared = known[1] and tonumber(known[1])
 -- fresh: a report or recheck not stored before; changed: a report's content
 -- before this one; redo: every system's row again; placed: the patch set's row
 local tidx, fresh, changed, redo, placed = nil, false, nil, false, false
-local summary
 if kind == 'appeared' then
   local t = at
   if appeared and appeared < at then t = appeared end
@@ -140,18 +139,14 @@ else
     fresh = redis.call('HSET', KEYS[k+2], ARGV[a+9], ARGV[a+3]) == 1
   elseif kind == 'report' then
     -- a report's id is stable, its content may change (a check run completed)
-    local sf = ARGV[a+11] .. '\\30'
-    local cur = redis.call('HMGET', KEYS[k+2], ARGV[a+9], sf)
-    if not cur[1] then
+    if redis.call('HSETNX', KEYS[k+2], ARGV[a+9], ARGV[a+10]) == 1 then
       fresh = true
-      local s = cur[2] or '0'
-      local n = string.match(s, '^%d+')
-      summary = (tonumber(n) + 1) .. string.sub(s, #n + 1)
-      if ARGV[a+15] ~= '' then summary = summary .. ';' .. ARGV[a+3] .. ',' .. ARGV[a+15] end
-      redis.call('HSET', KEYS[k+2], ARGV[a+9], ARGV[a+10], sf, summary)
-    elseif cur[1] ~= ARGV[a+10] then
-      redis.call('HSET', KEYS[k+2], ARGV[a+9], ARGV[a+10])
-      changed = cur[1]
+    else
+      local prev = redis.call('HGET', KEYS[k+2], ARGV[a+9])
+      if prev ~= ARGV[a+10] then
+        redis.call('HSET', KEYS[k+2], ARGV[a+9], ARGV[a+10])
+        changed = prev
+      end
     end
     if meta[ARGV[a+11]] ~= ARGV[a+14] then
       redis.call('HSET', KEYS[k+6], ARGV[a+11], ARGV[a+14])
@@ -177,10 +172,8 @@ local oday, slot = known[3] and tonumber(known[3]), known[4] and tonumber(known[
 if (not slot) or oday ~= day then
   if slot then
     set_prow(oday, slot, ZP)
-    local all = redis.call('HKEYS', KEYS[k+2])
-    for i = 1, #all do
-      if string.byte(all[i], -1) == 30 then set_row(string.sub(all[i], 1, -2), oday, slot, ZR) end
-    end
+    local _, systems = reports_of(KEYS[k+2], nil)
+    for _, sys in ipairs(systems) do set_row(sys, oday, slot, ZR) end
   end
   slot = redis.call('RPUSH', P .. 'pslist:' .. day, psid) - 1
   up[#up+1] = 'day'; up[#up+1] = day; up[#up+1] = 'slot'; up[#up+1] = slot
@@ -198,23 +191,17 @@ end
 local system = ARGV[a+11]
 if fresh and kind == 'report' then
   add_rt(system, at, day, slot)
-  if not redo then
-    set_row(system, day, slot, row_of(summary, rch))
+  if (not redo) and rch == '' then
+    local old = redis.call('GETRANGE', P .. 'rows:' .. system .. ':' .. day, slot * RW,
+      slot * RW + RW - 1)
+    set_row(system, day, slot, row_plus(old, at, tonumber(ARGV[a+15])))
+  elseif not redo then
+    local e = reports_of(KEYS[k+2], system)[system]
+    set_row(system, day, slot, row_of(e[1], e[2], e[3], rch))
   end
 end
 if changed then
-  -- the system's summary again from its reports; the report's time moved
-  local all, pre, n, s = redis.call('HGETALL', KEYS[k+2]), system .. '\\31', 0, ''
-  for i = 1, #all, 2 do
-    if string.sub(all[i], 1, #pre) == pre then
-      n = n + 1
-      local r = cjson.decode(all[i + 1])
-      local c = CODE[r.verdict]
-      if c then s = s .. ';' .. string.format('%.17g', r.at) .. ',' .. c end
-    end
-  end
-  s = n .. s
-  redis.call('HSET', KEYS[k+2], system .. '\\30', s)
+  -- the report's time moved
   local was = cjson.decode(changed).at
   if was ~= at then
     touched['t' .. math.floor(was / DAY) .. ':' .. system] = true
@@ -232,15 +219,15 @@ if changed then
     add_rt(system, at, day, slot)
   end
   if not redo then
-    set_row(system, day, slot, row_of(s, rch))
+    local e = reports_of(KEYS[k+2], system)[system]
+    set_row(system, day, slot, row_of(e[1], e[2], e[3], rch))
   end
 end
 if redo then
-  local all = redis.call('HGETALL', KEYS[k+2])
-  for i = 1, #all, 2 do
-    if string.byte(all[i], -1) == 30 then
-      set_row(string.sub(all[i], 1, -2), day, slot, row_of(all[i + 1], rch))
-    end
+  local sums, systems = reports_of(KEYS[k+2], nil)
+  for _, sys in ipairs(systems) do
+    local e = sums[sys]
+    set_row(sys, day, slot, row_of(e[1], e[2], e[3], rch))
   end
 end
 local wrote = fresh or changed
@@ -377,63 +364,71 @@ class RadarStore:
 
     def _command(self, records: list[Record]) -> list[Any]:
         """EVALSHA's arguments after the SHA for ``records``: the number of
-        keys, every record's keys, every record's arguments."""
+        keys, every record's keys (``_NKEYS``), every record's arguments,
+        the key prefix. The keys of a patch set, a project and a system are
+        made once a call (a call's records are mostly of a few patch sets)."""
         keys: list[str] = []
         args: list[str] = []
+        p, step, retention = self.prefix, self.expiry_step, self.retention
+        psets, systems, no_change = f"{p}psets", f"{p}systems", f"{p}change:-"
+        made: dict[str, tuple[str, str]] = {}
+        per_project: dict[str, str] = {}
+        per_system: dict[str, str] = {}
         for record in records:
-            call = self._call(record)
-            keys += call[:_NKEYS]
-            args += call[_NKEYS:]
-        return [len(keys), *keys, *args, self.prefix]
-
-    def _call(self, record: Record) -> list[str]:
-        """The script's keys then arguments for ``record``."""
-        psid = record.psid
-        system = record.system or ""
-        value = ""
-        sysmeta = ""
-        fieldname = ""
-        if record.kind == REPORT:
-            fieldname = f"{system}{SEP}{record.id}"
-            value = _compact({"at": record.at, "verdict": record.verdict, "detail": record.detail})
-            meta = (record.classified, record.gate, record.forge)
-            sysmeta = _SYSMETA.get(meta) or _SYSMETA.setdefault(
-                meta,
-                _compact({"classified": meta[0], "gate": meta[1], "forge": meta[2]}),
+            psid = record.psid
+            system = record.system or ""
+            value = sysmeta = fieldname = code = ""
+            kind = record.kind
+            if kind == REPORT:
+                fieldname = f"{system}{SEP}{record.id}"
+                value = _compact(
+                    {"at": record.at, "verdict": record.verdict, "detail": record.detail}
+                )
+                meta = (record.classified, record.gate, record.forge)
+                sysmeta = _SYSMETA.get(meta) or _SYSMETA.setdefault(
+                    meta,
+                    _compact({"classified": meta[0], "gate": meta[1], "forge": meta[2]}),
+                )
+                code = _CODE.get(record.verdict or "", "")
+            elif kind == RECHECK:
+                fieldname = RECHECK_FIELD + record.id
+            elif kind not in (APPEARED, MERGED):
+                raise ValueError(f"unknown record kind {kind!r}")
+            pair = made.get(psid)
+            if pair is None:
+                pair = made[psid] = (f"{p}ps:{psid}", f"{p}psr:{psid}")
+            project = record.project
+            by_project = per_project.get(project)
+            if by_project is None:
+                by_project = per_project[project] = f"{p}psets:{project}"
+            sysproj = per_system.get(system)
+            if sysproj is None:
+                sysproj = per_system[system] = f"{p}sysproj:{system}"
+            change_key = (
+                f"{p}change:{record.forge}:{project}:{record.change}" if record.change else ""
             )
-        elif record.kind == RECHECK:
-            fieldname = RECHECK_FIELD + record.id
-        elif record.kind not in (APPEARED, MERGED):
-            raise ValueError(f"unknown record kind {record.kind!r}")
-        p, step = self.prefix, self.expiry_step
-        change_key = (
-            f"{p}change:{record.forge}:{record.project}:{record.change}" if record.change else ""
-        )
-        return [
-            f"{p}ps:{psid}",
-            f"{p}psr:{psid}",
-            f"{p}psets",
-            f"{p}psets:{record.project}",
-            f"{p}sys:{system}",
-            f"{p}systems",
-            change_key or f"{p}change:-",
-            f"{p}sysproj:{system}",
-            record.kind,
-            psid,
-            repr(record.at),
-            repr(float(math.ceil((record.at + self.retention) / step) * step)),
-            record.forge,
-            record.project,
-            record.change or "",
-            record.patchset or "",
-            fieldname,
-            value,
-            system,
-            change_key,
-            SEP,
-            sysmeta,
-            _CODE.get(record.verdict or "", "") if record.kind == REPORT else "",
-        ]
+            at = record.at
+            # the fifth key is no longer used (the report index of the layout before the rows)
+            keys += (pair[0], pair[1], psets, by_project, psets, systems, change_key or no_change)
+            keys.append(sysproj)
+            args += (
+                kind,
+                psid,
+                repr(at),
+                repr(float(math.ceil((at + retention) / step) * step)),
+                record.forge,
+                project,
+                record.change or "",
+                record.patchset or "",
+                fieldname,
+                value,
+                system,
+                change_key,
+                SEP,
+                sysmeta,
+                code,
+            )
+        return [len(keys), *keys, *args, p]
 
     def prune(self, now: float | None = None) -> int:
         """Trim the indexes of what is older than the retention; returns the

@@ -283,3 +283,32 @@ def test_the_streaks_without_sorting_are_those_of_the_sorted_verdicts() -> None:
         t = rng.integers(0, int(rng.integers(1, 20)), n).astype(float)
         v = rng.choice([1, 2, 3, 4], n, p=rng.dirichlet([1, 1, 1, 1])).astype(np.uint8)
         assert rows._streaks(t, v) == rows._streaks_sorted(t, v), (t, v)
+
+
+def test_a_reader_s_cache_follows_every_write(
+    store: RadarStore, payloads_dir: Path, redis_client: redis.Redis
+) -> None:
+    """A reader keeps what it read (``rows.CACHE``) and reads again only what
+    a later write stamped: a vote stored through another store object (as
+    another process would) shows at once; a store emptied and filled again
+    under the same prefix (a flushed Redis) is not answered from the old."""
+    gen = gerrit(payloads_dir)
+    t0 = START + 6 * H
+    other = RadarFeed(RadarStore(redis_client, store.prefix[: -len("radar:")], FOREVER), SETTINGS)
+    feed = RadarFeed(store, SETTINGS)
+    feed.import_gerrit(
+        [json.dumps(e).encode() for e in (gen.patchset(600, t0), gen.vote(GATE, 600, t0 + 60, 1))]
+    )
+    before = stats.window(store, SETTINGS, since=START, until=END)
+    other.import_gerrit([json.dumps(gen.vote("Vendor X CI", 600, t0 + 120, -1)).encode()])
+    after = stats.window(store, SETTINGS, since=START, until=END)
+    assert after != before and {f["name"] for f in after} == {GATE, "Vendor X CI"}
+    assert_same(store, START, END, None)
+    for key in redis_client.scan_iter(match=store.prefix + "*"):
+        redis_client.delete(key)
+    feed.import_gerrit(
+        [json.dumps(e).encode() for e in (gen.patchset(601, t0), gen.vote(GATE, 601, t0 + 90, -1))]
+    )
+    [gate] = stats.window(store, SETTINGS, since=START, until=END)
+    assert gate["verdicts"]["fail"] == 1 and gate["verdicts"]["pass"] == 0
+    assert_same(store, START, END, None)

@@ -122,7 +122,9 @@ def system_view(name: str, a: dict[str, Any], limit: int) -> dict[str, Any]:
     """One system: its figures, its newest reports, its day buckets."""
     store, settings = _radar()
     name, meta = _name(store, name)
-    figures = window(store, settings, since=a["since"], until=a["until"], project=a["project"])
+    figures = window(
+        store, settings, since=a["since"], until=a["until"], project=a["project"], names=[name]
+    )
     mine = next((f for f in figures if f["name"] == name), None)
     days = daily(
         store, settings, since=a["since"], until=a["until"], project=a["project"], names=[name]
