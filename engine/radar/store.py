@@ -87,9 +87,12 @@ local names = {'forge', 'project', 'change', 'patchset'}
 -- what this call wrote to ``systems`` and ``sysproj:`` (written again only if it changed)
 local meta, added = {}, {}
 -- an empty store's rows will hold every record (a store filled before: rows.rebuild)
-if redis.call('EXISTS', P .. 'rows') == 0 and redis.call('EXISTS', P .. 'psets') == 0 then
+local legacy = redis.call('EXISTS', P .. 'rows') == 0
+if legacy and redis.call('EXISTS', P .. 'psets') == 0 then
   redis.call('SET', P .. 'rows', '1')
+  legacy = false
 end
+-- a store filled before the rows keeps its report index (sys:<system>) until rebuilt
 for k = 0, #KEYS - 1, 8 do
 local a = k / 8 * 15
 local kind, psid, at, expires = ARGV[a+1], ARGV[a+2], tonumber(ARGV[a+3]), tonumber(ARGV[a+4])
@@ -147,6 +150,9 @@ else
         redis.call('HSET', KEYS[k+2], ARGV[a+9], ARGV[a+10])
         changed = prev
       end
+    end
+    if legacy and (fresh or changed) then
+      redis.call('ZADD', KEYS[k+5], at, psid .. ARGV[a+13] .. ARGV[a+9])
     end
     if meta[ARGV[a+11]] ~= ARGV[a+14] then
       redis.call('HSET', KEYS[k+6], ARGV[a+11], ARGV[a+14])
@@ -374,6 +380,7 @@ class RadarStore:
         made: dict[str, tuple[str, str]] = {}
         per_project: dict[str, str] = {}
         per_system: dict[str, str] = {}
+        per_legacy: dict[str, str] = {}
         for record in records:
             psid = record.psid
             system = record.system or ""
@@ -408,8 +415,12 @@ class RadarStore:
                 f"{p}change:{record.forge}:{project}:{record.change}" if record.change else ""
             )
             at = record.at
-            # the fifth key is no longer used (the report index of the layout before the rows)
-            keys += (pair[0], pair[1], psets, by_project, psets, systems, change_key or no_change)
+            # the fifth: the report index of a store filled before the rows (until rebuilt)
+            legacy_index = per_legacy.get(system)
+            if legacy_index is None:
+                legacy_index = per_legacy[system] = f"{p}sys:{system}"
+            keys += (pair[0], pair[1], psets, by_project, legacy_index, systems)
+            keys.append(change_key or no_change)
             keys.append(sysproj)
             args += (
                 kind,
