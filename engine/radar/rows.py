@@ -185,6 +185,11 @@ local function reports_of(psrkey, only)
   end
   return out, order
 end
+-- a system's row again from its reports on the patch set
+local function row_again(psrkey, system, day, slot, rch)
+  local e = reports_of(psrkey, system)[system]
+  set_row(system, day, slot, row_of(e[1], e[2], e[3], rch))
+end
 -- a system's row with one more report (at, code or nil) when the patch set has
 -- no recheck: from its row as it was
 local function row_plus(old, at, code)

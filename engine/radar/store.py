@@ -202,8 +202,7 @@ if fresh and kind == 'report' then
       slot * RW + RW - 1)
     set_row(system, day, slot, row_plus(old, at, tonumber(ARGV[a+15])))
   elseif not redo then
-    local e = reports_of(KEYS[k+2], system)[system]
-    set_row(system, day, slot, row_of(e[1], e[2], e[3], rch))
+    row_again(KEYS[k+2], system, day, slot, rch)
   end
 end
 if changed then
@@ -224,10 +223,7 @@ if changed then
     end
     add_rt(system, at, day, slot)
   end
-  if not redo then
-    local e = reports_of(KEYS[k+2], system)[system]
-    set_row(system, day, slot, row_of(e[1], e[2], e[3], rch))
-  end
+  if not redo then row_again(KEYS[k+2], system, day, slot, rch) end
 end
 if redo then
   local sums, systems = reports_of(KEYS[k+2], nil)
