@@ -74,7 +74,7 @@ HANDLERS = Path(__file__).with_name("handlers.py")
 #: spread over the chaos), and kills (one every 1 to 3 s)
 RUNS = int(os.environ.get("BOSS_CHAOS_RUNS", "100"))
 BURST = int(os.environ.get("BOSS_CHAOS_BURST", "40"))
-KILLS = int(os.environ.get("BOSS_CHAOS_KILLS", "24"))
+KILLS = int(os.environ.get("BOSS_CHAOS_KILLS", "18"))
 KILL_EVERY = (1.0, 3.0)
 #: after the last kill, seconds every run has to finish (recovery takes a
 #: few: a redelivery, a visibility timeout or lease of 3-4 s)
