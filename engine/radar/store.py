@@ -74,8 +74,6 @@ _IN_FLIGHT = 3
 #: records per script call (each record's writes stay atomic and in order)
 _PER_CALL = 100
 RECHECK_FIELD = "\x1erecheck" + SEP
-#: ``<system>\x1e``: a field of an earlier layout of the rows (skipped when read)
-SUMMARY = "\x1e"
 
 _RECORD = (
     """
@@ -579,8 +577,6 @@ class RadarStore:
             if name.startswith(RECHECK_FIELD):
                 ps.rechecks.append(float(_s(value)))
                 continue
-            if name.endswith(SUMMARY):
-                continue  # a system's summary, for the rows
             system, _, rid = name.partition(SEP)
             data = json.loads(value)
             ps.reports.setdefault(system, []).append(

@@ -187,9 +187,6 @@ def test_a_store_filled_before_the_rows_is_read_from_its_records_until_rebuilt(
         new = copy.prefix.encode() + key[len(src.prefix) :]
         redis_client.copy(key, new)
     for key in redis_client.scan_iter(match=copy.prefix + "psr:*", count=5000):
-        summaries = [f for f in redis_client.hkeys(key) if f.endswith(b"\x1e")]
-        if summaries:
-            redis_client.hdel(key, *summaries)
         # the report index of that layout: sys:<system>, <psid>\x1f<field> by report time
         psid = key[len(copy.prefix) + 4 :].decode()
         for field, raw in redis_client.hgetall(key).items():
