@@ -7,6 +7,9 @@ performs (issue 17), relative to the others and to the project's gate.
   webhooks) and BOSS's runs to records; which accounts are CI systems;
 * ``store``: the records in the run store's Redis, indexed per system and
   per time, bounded, idempotent;
+* ``rows``: what the figures need of the records, kept by the same script
+  in fixed-width binary rows per day, and the figures computed over them
+  (numpy), with a per-process cache;
 * ``stats``: the window figures (exact percentiles, rates) and the health
   verdict with its reasons;
 * ``feed``: the launchers' listener, the imports, the runs' sync;
