@@ -102,7 +102,37 @@ local RANK = {1, 3, 2, 0}
 -- p<day> a day's patch sets' rows, w<day>:<system> a system's rows of the
 -- day, t<day>:<system> its reports of the day
 local touched = {}
+-- the rows this call writes, by key and slot, and the report entries it
+-- appends, by key: written at its end (bump), a key's adjacent slots in one
+-- SETRANGE, a key's entries in one APPEND
+local prows, rows, rts = {}, {}, {}
+local function put_slots(width, byslot)
+  for key, t in pairs(byslot) do
+    local slots = {}
+    for slot in pairs(t) do slots[#slots + 1] = slot end
+    table.sort(slots)
+    local i = 1
+    while i <= #slots do
+      local j, parts = i, {t[slots[i]]}
+      while slots[j + 1] == slots[j] + 1 do j = j + 1; parts[#parts + 1] = t[slots[j]] end
+      redis.call('SETRANGE', key, slots[i] * width, table.concat(parts))
+      i = j + 1
+    end
+  end
+end
+local function flush_rt(key)
+  local t = rts[key]
+  if not t then return end
+  rts[key] = nil
+  local blob = table.concat(t, '', 3)
+  if redis.call('APPEND', key, blob) == #blob then
+    redis.call('ZADD', P .. 'rtdays:' .. t[1], t[2], t[2])
+  end
+end
 local function bump()
+  put_slots(PW, prows)
+  put_slots(RW, rows)
+  for key in pairs(rts) do flush_rt(key) end
   -- one stamp for all of them: a reader only asks whether a version moved
   local args = {}
   for v in pairs(touched) do args[#args + 1] = v; args[#args + 1] = 0 end
@@ -112,20 +142,35 @@ local function bump()
   redis.call('HSET', P .. 'vers', unpack(args))
 end
 local function set_prow(day, slot, data)
-  redis.call('SETRANGE', P .. 'prow:' .. day, slot * PW, data)
+  local key = P .. 'prow:' .. day
+  local t = prows[key]
+  if not t then t = {}; prows[key] = t end
+  t[slot] = data
   touched['p' .. day] = true
 end
 local function set_row(system, day, slot, data)
-  redis.call('SETRANGE', P .. 'rows:' .. system .. ':' .. day, slot * RW, data)
+  local key = P .. 'rows:' .. system .. ':' .. day
+  local t = rows[key]
+  if not t then t = {}; rows[key] = t end
+  t[slot] = data
   touched['w' .. day .. ':' .. system] = true
+end
+-- a system's row as this call left it (zero: fresh, a slot given in this call)
+local function get_row(system, day, slot, fresh)
+  local key = P .. 'rows:' .. system .. ':' .. day
+  local t = rows[key]
+  if t and t[slot] then return t[slot] end
+  if fresh then return ZR end
+  return redis.call('GETRANGE', key, slot * RW, slot * RW + RW - 1)
 end
 -- a report's time (and its patch set's day and slot) in its system's rt:<day>
 local function add_rt(system, at, day, slot)
   local d = math.floor(at / DAY)
   touched['t' .. d .. ':' .. system] = true
   local key = P .. 'rt:' .. system .. ':' .. d
-  local n = redis.call('APPEND', key, struct.pack('<dII', at, day, slot))
-  if n == 16 then redis.call('ZADD', P .. 'rtdays:' .. system, d, d) end
+  local t = rts[key]
+  if not t then t = {system, d}; rts[key] = t end
+  t[#t + 1] = struct.pack('<dII', at, day, slot)
 end
 -- a project's number (P: the key prefix, set before)
 local pids = {}

@@ -18,6 +18,8 @@ key                    type    what
 ``sysproj:<system>``   set     the projects it reported on
 ``change:<forge>:<p>:<c>``  string  the change's newest patch set (psid)
 ``cursor:runs``        string  the run store's transitions read so far
+``forgot``             string  renamed when prune forgets a system: a writer's
+                               memo of the ``sysproj:`` members it wrote is void
 =====================  ======  ==================================================
 
 Every write is one Lua script (atomic; a batch of records goes by
@@ -33,6 +35,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import uuid
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -67,8 +70,6 @@ _compact = json.JSONEncoder(separators=(",", ":")).encode
 _SYSMETA: dict[tuple[bool, bool, str], str] = {}
 #: a verdict's code in the rows (engine/radar/rows.py)
 _CODE = {PASS: "1", FAIL: "2", ERROR: "3", SKIPPED: "4"}
-#: the keys the script takes per record (then 15 arguments; the key prefix last)
-_NKEYS = 8
 #: script calls sent before the oldest one's answer is read
 _IN_FLIGHT = 3
 #: records per script call (each record's writes stay atomic and in order)
@@ -82,8 +83,24 @@ local P = ARGV[#ARGV]
     + ROW_OF
     + """
 local names = {'forge', 'project', 'change', 'patchset'}
--- what this call wrote to ``systems`` and ``sysproj:`` (written again only if it changed)
-local meta, added = {}, {}
+local IDX = {appeared = 1, expires = 2, day = 3, slot = 4, rch = 5,
+  forge = 6, project = 7, change = 8, patchset = 9}
+-- ``systems`` (read at the first report) and the ``sysproj:`` members this
+-- call wrote: written again only if they changed
+local meta, added = nil, {}
+-- this process's memo of the (system, project) pairs it wrote (ARGV: the
+-- memo's generation, a new one's) holds if ``forgot`` still names it (prune
+-- renames it when it forgets a system; a flushed store has none)
+local gen = redis.call('GET', P .. 'forgot')
+if not gen then
+  gen = ARGV[#ARGV - 1]
+  redis.call('SET', P .. 'forgot', gen)
+end
+local every_pair = gen ~= ARGV[#ARGV - 2]
+local psets = P .. 'psets'
+-- the call's patch sets: their fields as read and changed by the call's
+-- records (written at its end, one HSET and the expiry each), in order
+local pss, order = {}, {}
 -- an empty store's rows will hold every record (a store filled before: rows.rebuild)
 local legacy = redis.call('EXISTS', P .. 'rows') == 0
 if legacy and redis.call('EXISTS', P .. 'psets') == 0 then
@@ -91,16 +108,30 @@ if legacy and redis.call('EXISTS', P .. 'psets') == 0 then
   legacy = false
 end
 -- a store filled before the rows keeps its report index (sys:<system>) until rebuilt
-for k = 0, #KEYS - 1, 8 do
-local a = k / 8 * 15
+for k = 0, #KEYS - 1, 2 do
+local a = k / 2 * 14
 local kind, psid, at, expires = ARGV[a+1], ARGV[a+2], tonumber(ARGV[a+3]), tonumber(ARGV[a+4])
-local known = redis.call('HMGET', KEYS[k+1], 'appeared', 'expires', 'day', 'slot', 'rch',
-  'forge', 'project', 'change', 'patchset')
--- the patch set's fields this record changes, written in one HSET
-local up = {}
+local s = pss[psid]
+if not s then
+  local known = redis.call('HMGET', KEYS[k+1], 'appeared', 'expires', 'day', 'slot', 'rch',
+    'forge', 'project', 'change', 'patchset')
+  -- up: the fields to write; wrote: a report or recheck stored; newslot: its
+  -- slot given by this call (its rows zero until this call writes them)
+  s = {ps = KEYS[k+1], psr = KEYS[k+2], known = known, up = {}, moved = false,
+    wrote = false, newslot = false}
+  pss[psid] = s
+  order[#order + 1] = psid
+end
+local known, up = s.known, s.up
+local function put(f, v)
+  up[f] = v
+  local i = IDX[f]
+  if i then known[i] = v end
+end
+local had = known[2]
 for i = 1, 4 do
   local v = ARGV[a+4+i]
-  if v ~= '' and known[5+i] ~= v then up[#up+1] = names[i]; up[#up+1] = v end
+  if v ~= '' and known[5+i] ~= v then put(names[i], v) end
 end
 local appeared = known[1] and tonumber(known[1])
 -- fresh: a report or recheck not stored before; changed: a report's content
@@ -111,31 +142,34 @@ if kind == 'appeared' then
   if appeared and appeared < at then t = appeared end
   if t ~= appeared then
     appeared, redo = t, true
-    up[#up+1] = 'appeared'; up[#up+1] = t
-    redis.call('ZADD', KEYS[k+3], t, psid)
-    redis.call('ZADD', KEYS[k+4], t, psid)
+    put('appeared', t)
+    redis.call('ZADD', psets, t, psid)
+    redis.call('ZADD', P .. 'psets:' .. ARGV[a+6], t, psid)
   end
   tidx = t
-  if ARGV[a+12] ~= '' then
-    local cur = redis.call('GET', KEYS[k+7])
-    local cur_t = cur and tonumber(redis.call('ZSCORE', KEYS[k+3], cur)) or nil
-    if (not cur_t) or cur_t <= t then redis.call('SET', KEYS[k+7], psid) end
-    redis.call('PEXPIREAT', KEYS[k+7], math.floor(expires * 1000))
+  if ARGV[a+7] ~= '' then
+    -- the change's newest patch set
+    local ck = P .. 'change:' .. ARGV[a+5] .. ':' .. ARGV[a+6] .. ':' .. ARGV[a+7]
+    local cur = redis.call('GET', ck)
+    local cur_t = cur and tonumber(redis.call('ZSCORE', psets, cur)) or nil
+    if (not cur_t) or cur_t <= t then redis.call('SET', ck, psid) end
+    redis.call('PEXPIREAT', ck, math.floor(expires * 1000))
   end
 else
   if appeared then
     tidx = appeared
   else
-    local cur = redis.call('ZSCORE', KEYS[k+3], psid)
+    local cur = s.tidx or redis.call('ZSCORE', psets, psid)
     tidx = cur and tonumber(cur)
     if (not tidx) or at < tidx then
       tidx, placed = at, true
-      redis.call('ZADD', KEYS[k+3], at, psid)
-      redis.call('ZADD', KEYS[k+4], at, psid)
+      redis.call('ZADD', psets, at, psid)
+      redis.call('ZADD', P .. 'psets:' .. ARGV[a+6], at, psid)
     end
+    s.tidx = tidx
   end
   if kind == 'merged' then
-    up[#up+1] = 'merged'; up[#up+1] = ARGV[a+3]
+    put('merged', ARGV[a+3])
   elseif kind == 'recheck' then
     fresh = redis.call('HSET', KEYS[k+2], ARGV[a+9], ARGV[a+3]) == 1
   elseif kind == 'report' then
@@ -150,25 +184,34 @@ else
       end
     end
     if legacy and (fresh or changed) then
-      redis.call('ZADD', KEYS[k+5], at, psid .. ARGV[a+13] .. ARGV[a+9])
+      redis.call('ZADD', P .. 'sys:' .. ARGV[a+11], at, psid .. '\\31' .. ARGV[a+9])
     end
-    if meta[ARGV[a+11]] ~= ARGV[a+14] then
-      redis.call('HSET', KEYS[k+6], ARGV[a+11], ARGV[a+14])
-      meta[ARGV[a+11]] = ARGV[a+14]
+    local system = ARGV[a+11]
+    if not meta then
+      meta = {}
+      local all = redis.call('HGETALL', P .. 'systems')
+      for j = 1, #all, 2 do meta[all[j]] = all[j + 1] end
     end
-    local sp = KEYS[k+8] .. '\\0' .. ARGV[a+6]
-    if not added[sp] then
-      redis.call('SADD', KEYS[k+8], ARGV[a+6])
-      added[sp] = true
+    if meta[system] ~= ARGV[a+12] then
+      redis.call('HSET', P .. 'systems', system, ARGV[a+12])
+      meta[system] = ARGV[a+12]
+    end
+    if every_pair or ARGV[a+14] ~= '' then
+      local sp = system .. '\\0' .. ARGV[a+6]
+      if not added[sp] then
+        redis.call('SADD', P .. 'sysproj:' .. system, ARGV[a+6])
+        added[sp] = true
+      end
     end
   end
 end
+if fresh or changed then s.wrote = true end
 local old = tonumber(known[2] or '0')
 -- the rows (engine/radar/rows.py)
 local rch = known[5] or ''
 if kind == 'recheck' and fresh then
   rch = rch == '' and ARGV[a+3] or (rch .. ' ' .. ARGV[a+3])
-  up[#up+1] = 'rch'; up[#up+1] = rch
+  put('rch', rch)
   redo = true
 end
 local day = math.floor(tidx / DAY)
@@ -180,25 +223,25 @@ if (not slot) or oday ~= day then
     for _, sys in ipairs(systems) do set_row(sys, oday, slot, ZR) end
   end
   slot = redis.call('RPUSH', P .. 'pslist:' .. day, psid) - 1
-  up[#up+1] = 'day'; up[#up+1] = day; up[#up+1] = 'slot'; up[#up+1] = slot
+  put('day', day)
+  put('slot', slot)
+  s.newslot = true
   redo = true
 end
-if expires > old then up[#up+1] = 'expires'; up[#up+1] = expires end
-if #up > 0 then redis.call('HSET', KEYS[k+1], unpack(up)) end
-if redo or placed or (not known[2]) then
+if expires > old then put('expires', expires); s.moved = true; old = expires end
+if redo or placed or (not had) then
   -- its expiry here is a lower bound: rows.py asks the key past it
   local nrech = 0
   if rch ~= '' then nrech = select(2, string.gsub(rch, ' ', ' ')) + 1 end
-  set_prow(day, slot, struct.pack('<dddIHBx', tidx, appeared or 0,
-    expires > old and expires or old, pid_of(ARGV[a+6]), nrech, appeared and 3 or 1))
+  set_prow(day, slot, struct.pack('<dddIHBx', tidx, appeared or 0, old,
+    pid_of(ARGV[a+6]), nrech, appeared and 3 or 1))
 end
 local system = ARGV[a+11]
 if fresh and kind == 'report' then
   add_rt(system, at, day, slot)
   if (not redo) and rch == '' then
-    local old = redis.call('GETRANGE', P .. 'rows:' .. system .. ':' .. day, slot * RW,
-      slot * RW + RW - 1)
-    set_row(system, day, slot, row_plus(old, at, tonumber(ARGV[a+15])))
+    local was = get_row(system, day, slot, s.newslot)
+    set_row(system, day, slot, row_plus(was, at, tonumber(ARGV[a+13])))
   elseif not redo then
     row_again(KEYS[k+2], system, day, slot, rch)
   end
@@ -209,6 +252,7 @@ if changed then
   if was ~= at then
     touched['t' .. math.floor(was / DAY) .. ':' .. system] = true
     local key = P .. 'rt:' .. system .. ':' .. math.floor(was / DAY)
+    flush_rt(key)
     local blob = redis.call('GET', key) or ''
     local exact, packed, found = struct.pack('<dII', was, day, slot), struct.pack('<d', was), nil
     for j = 1, #blob, 16 do
@@ -230,18 +274,19 @@ if redo then
     set_row(sys, day, slot, row_of(e[1], e[2], e[3], rch))
   end
 end
-local wrote = fresh or changed
-if expires > old then
-  redis.call('PEXPIREAT', KEYS[k+1], math.floor(expires * 1000))
-  if wrote or redis.call('EXISTS', KEYS[k+2]) == 1 then
-    redis.call('PEXPIREAT', KEYS[k+2], math.floor(expires * 1000))
-  end
-elseif wrote and redis.call('TTL', KEYS[k+2]) == -1 then
-  redis.call('PEXPIREAT', KEYS[k+2], math.floor(old * 1000))
 end
+-- the patch sets' fields and expiry: ps: and psr: expire together
+for _, psid in ipairs(order) do
+  local s = pss[psid]
+  local args = {}
+  for f, v in pairs(s.up) do args[#args + 1] = f; args[#args + 1] = v end
+  if #args > 0 then redis.call('HSET', s.ps, unpack(args)) end
+  local at = math.floor(tonumber(s.known[2]) * 1000)
+  if s.moved then redis.call('PEXPIREAT', s.ps, at) end
+  if s.moved or s.wrote then redis.call('PEXPIREAT', s.psr, at) end
 end
 bump()
-return 1
+return gen
 """
 )
 
@@ -279,6 +324,10 @@ class RadarStore:
         self.retention = retention
         self.expiry_step = EXPIRY_STEP
         self._script = client.register_script(_RECORD)
+        # the (system, project) pairs this store wrote to ``sysproj:``, while
+        # the store's ``forgot`` names this generation (see the script)
+        self._pairs: set[tuple[str, str]] = set()
+        self._pairs_gen = ""
 
     @classmethod
     def from_url(
@@ -341,7 +390,13 @@ class RadarStore:
         def answer() -> None:
             command = pending.popleft()
             try:
-                conn.read_response()
+                gen = conn.read_response()
+                if command is not None and gen is not None:
+                    gen = _s(gen)
+                    if gen != self._pairs_gen:
+                        # a store that forgot a system, or a new one: the memo is void
+                        self._pairs.clear()
+                        self._pairs_gen = gen
             except NoScriptError:
                 conn.send_command("SCRIPT", "LOAD", self._script.script)
                 conn.send_command("EVALSHA", sha, *(command or []))
@@ -358,27 +413,29 @@ class RadarStore:
                 answer()
         except BaseException:
             conn.disconnect()  # replies may be pending: never reuse it
+            self._pairs.clear()  # some may not be written
+            self._pairs_gen = ""
             raise
         finally:
             pool.release(conn)
 
     def _command(self, records: list[Record]) -> list[Any]:
         """EVALSHA's arguments after the SHA for ``records``: the number of
-        keys, every record's keys (``_NKEYS``), every record's arguments,
-        the key prefix. The keys of a patch set, a project and a system are
-        made once a call (a call's records are mostly of a few patch sets)."""
+        keys, every record's two keys (``ps:``, ``psr:``), every record's
+        arguments (``_NARGS``), the pairs memo's generation, a new one's, the
+        key prefix. A patch set's keys are made once a call (a call's
+        records are mostly of a few patch sets); a (system, project) pair
+        this process wrote before is not written again while the memo holds
+        (the script says when it does not)."""
         keys: list[str] = []
         args: list[str] = []
         p, step, retention = self.prefix, self.expiry_step, self.retention
-        psets, systems, no_change = f"{p}psets", f"{p}systems", f"{p}change:-"
         made: dict[str, tuple[str, str]] = {}
-        per_project: dict[str, str] = {}
-        per_system: dict[str, str] = {}
-        per_legacy: dict[str, str] = {}
+        pairs = self._pairs
         for record in records:
             psid = record.psid
             system = record.system or ""
-            value = sysmeta = fieldname = code = ""
+            value = sysmeta = fieldname = code = new_pair = ""
             kind = record.kind
             if kind == REPORT:
                 fieldname = f"{system}{SEP}{record.id}"
@@ -391,49 +448,36 @@ class RadarStore:
                     _compact({"classified": meta[0], "gate": meta[1], "forge": meta[2]}),
                 )
                 code = _CODE.get(record.verdict or "", "")
+                pair = (system, record.project)
+                if pair not in pairs:
+                    pairs.add(pair)
+                    new_pair = "1"
             elif kind == RECHECK:
                 fieldname = RECHECK_FIELD + record.id
             elif kind not in (APPEARED, MERGED):
                 raise ValueError(f"unknown record kind {kind!r}")
-            pair = made.get(psid)
-            if pair is None:
-                pair = made[psid] = (f"{p}ps:{psid}", f"{p}psr:{psid}")
-            project = record.project
-            by_project = per_project.get(project)
-            if by_project is None:
-                by_project = per_project[project] = f"{p}psets:{project}"
-            sysproj = per_system.get(system)
-            if sysproj is None:
-                sysproj = per_system[system] = f"{p}sysproj:{system}"
-            change_key = (
-                f"{p}change:{record.forge}:{project}:{record.change}" if record.change else ""
-            )
+            both = made.get(psid)
+            if both is None:
+                both = made[psid] = (f"{p}ps:{psid}", f"{p}psr:{psid}")
+            keys += both
             at = record.at
-            # the fifth: the report index of a store filled before the rows (until rebuilt)
-            legacy_index = per_legacy.get(system)
-            if legacy_index is None:
-                legacy_index = per_legacy[system] = f"{p}sys:{system}"
-            keys += (pair[0], pair[1], psets, by_project, legacy_index, systems)
-            keys.append(change_key or no_change)
-            keys.append(sysproj)
             args += (
                 kind,
                 psid,
                 repr(at),
                 repr(float(math.ceil((at + retention) / step) * step)),
                 record.forge,
-                project,
+                record.project,
                 record.change or "",
                 record.patchset or "",
                 fieldname,
                 value,
                 system,
-                change_key,
-                SEP,
                 sysmeta,
                 code,
+                new_pair,
             )
-        return [len(keys), *keys, *args, p]
+        return [len(keys), *keys, *args, self._pairs_gen, uuid.uuid4().hex, p]
 
     def prune(self, now: float | None = None) -> int:
         """Trim the indexes of what is older than the retention; returns the
@@ -468,6 +512,8 @@ class RadarStore:
             if self.last_report(system) is None:
                 self.client.hdel(self.k("systems"), system)
                 self.client.delete(self.k("sysproj", system), self.k("rtdays", system))
+                # every writer's memo of the pairs it wrote is void
+                self.client.set(self.k("forgot"), uuid.uuid4().hex)
                 old = days
             else:
                 projects |= self.projects(system)

@@ -268,6 +268,8 @@ def dump(client: redis.Redis, prefix: str, records_only: bool = False) -> dict[b
     for key in sorted(client.scan_iter(match=prefix + "*")):
         if records_only and ROWS_KEYS.search(key):
             continue
+        if key.endswith(b"radar:forgot"):
+            continue  # a random name by design (RadarStore's memo of what it wrote)
         kind = client.type(key)
         if kind == b"hash":
             out[key] = client.hgetall(key)

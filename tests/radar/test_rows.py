@@ -320,3 +320,43 @@ def test_a_reader_s_cache_follows_every_write(
     [gate] = stats.window(store, SETTINGS, since=START, until=END)
     assert gate["verdicts"]["fail"] == 1 and gate["verdicts"]["pass"] == 0
     assert_same(store, START, END, None)
+
+
+def test_a_system_forgotten_by_prune_is_known_again_by_its_next_report(
+    store: RadarStore, redis_client: redis.Redis
+) -> None:
+    """A writer does not write a (system, project) pair it wrote before;
+    a prune that forgets the system voids that memo in every writer (this
+    one and another), so the system's next report names its project again."""
+    other = RadarStore(redis_client, store.prefix[: -len("radar:")], FOREVER)
+
+    def report(n: int, at: float) -> Record:
+        return Record(
+            REPORT,
+            "gerrit",
+            "nemo/apps",
+            f"{n},1",
+            at,
+            f"r{n}",
+            change=str(n),
+            patchset="1",
+            system="Old CI",
+            verdict="pass",
+            detail="Verified+1",
+        )
+
+    for writer in (store, other):
+        # the first call learns the store's generation, the second fills the memo
+        writer.add([report(1, START)], now=START + H)
+        writer.add([report(2, START + H)], now=START + H)
+        assert writer._pairs == {("Old CI", "nemo/apps")}
+        assert store.projects("Old CI") == {"nemo/apps"}
+    store.retention = 10 * DAY
+    for n, writer in ((3, other), (4, store)):
+        # the system's reports are all older than the retention: forgotten
+        store.prune(now=START + (n - 2) * 20 * DAY)
+        assert "Old CI" not in store.systems() and store.projects("Old CI") == set()
+        at = START + (n - 2) * 20 * DAY - DAY
+        writer.add([report(n, at)], now=at)
+        assert store.projects("Old CI") == {"nemo/apps"}, n
+        assert "Old CI" in store.systems()
