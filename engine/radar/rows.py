@@ -37,7 +37,10 @@ what they wrote in ``vers`` (from ``vseq``) so that a reader's
 :func:`figures` computes over these rows, with numpy, exactly what
 :func:`engine.radar.stats.system_figures` computes over the records (the
 same float arithmetic on the same doubles; ``tests/radar/test_rows.py``
-checks it over random windows). A 7-day window at 50 systems x 2,000 patch
+checks it over random windows). What a window's core days give (whole
+days, not the newest two: ``engine/radar/parts.py``) is kept by the
+versions of their rows and combined with its edge days, computed per
+request. A 7-day window at 50 systems x 2,000 patch
 sets a day computes over about 20 MB of rows, read from Redis once and
 then only what changed, instead of 700,000 reports (docs/benchmarks.md).
 """
@@ -55,7 +58,9 @@ from typing import Any
 
 import numpy as np
 
-from engine.radar.model import ERROR, FAIL, PASS, SKIPPED
+from engine.radar import parts
+from engine.radar.model import PASS
+from engine.radar.parts import APPEARED, CODES, LIVE
 
 __all__ = ["PROW", "ROW", "count", "daily_figures", "figures", "rebuild", "rolled"]
 
@@ -83,16 +88,6 @@ ROW = np.dtype(
 )
 #: a report in ``rt:<system>:<day>``: its time, its patch set's day and slot
 RT = np.dtype([("at", "<f8"), ("day", "<u4"), ("slot", "<u4")])
-LIVE, APPEARED = 1, 2
-#: a verdict's code in the rows, and back
-CODES = {PASS: 1, FAIL: 2, ERROR: 3, SKIPPED: 4}
-NAMES = {c: v for v, c in CODES.items()}
-#: ``sorted()`` of (time, verdict name) ties by name: the codes in that order
-_ALPHA = np.zeros(5, dtype=np.int8)
-for _i, _name in enumerate(sorted(CODES)):
-    _ALPHA[CODES[_name]] = _i
-
-
 #: the rows' Lua: a system's row from its summary and the patch set's rechecks
 ROW_OF = """local DAY, PW, RW = 86400, 32, 24
 local ZP, ZR = string.rep('\\0', PW), string.rep('\\0', RW)
@@ -352,27 +347,28 @@ def _versions(store: Any, fields: list[str]) -> tuple[str, list[int]]:
 
 
 class Span:
-    """The rows of the days ``[first, last]`` (every patch set's, and per
-    system its rows) and per system its report times of the days ``rt``
-    gives it (those before ``pruned`` left out): from the process's
-    :data:`CACHE`, what changed since read in one pipelined round trip."""
+    """The rows of ``days`` (every patch set's, and per system its rows) and
+    per system its report times of the days ``rt`` gives it (those before
+    ``pruned`` left out): from the process's :data:`CACHE`, what changed
+    since read in one pipelined round trip."""
 
     def __init__(
         self,
         store: Any,
         systems: Iterable[str],
-        first: int,
-        last: int,
+        days: Iterable[int],
         rt: Mapping[str, list[int]],
         pruned: float = -math.inf,
     ) -> None:
-        self.days = list(range(first, last + 1))
+        self.days = list(days)
+        self.pruned = pruned
         names = list(systems)
         wanted: list[tuple[str, str, int, str]] = [("p", f"p{d}", d, "") for d in self.days]
         for name in names:
             wanted += [("w", f"w{d}:{name}", d, name) for d in self.days]
-            wanted += [("t", f"t{d}:{name}", d, name) for d in rt.get(name, [])]
+            wanted += [("t", f"t{d}:{name}", d, name) for d in sorted(rt.get(name, []))]
         gen, versions = _versions(store, [w[1] for w in wanted])
+        self.gen = gen
         found: dict[str, Any] = {}
         missing = []
         for (kind, field, day, name), version in zip(wanted, versions, strict=True):
@@ -405,15 +401,36 @@ class Span:
             CACHE.put((store.prefix, gen, field), version, value, nbytes)
         self.sizes = [len(found[f"p{d}"]["time"]) for d in self.days]
         self.ps = _concat([found[f"p{d}"] for d in self.days], PROW)
-        self.rows = {n: _concat([found[f"w{d}:{n}"] for d in self.days], ROW) for n in names}
-        self.times: dict[str, np.ndarray] = {}
+        self.rows = {
+            n: _concat(
+                [
+                    _fit(found[f"w{d}:{n}"], size)
+                    for d, size in zip(self.days, self.sizes, strict=True)
+                ],
+                ROW,
+            )
+            for n in names
+        }
+        #: per system, its report days' times (each sorted), by day, with
+        #: their cache keys and versions
+        self.tparts: dict[str, list[tuple[int, tuple[str, str, str], int, np.ndarray]]] = {}
+        stamp = dict(zip((w[1] for w in wanted), versions, strict=True))
         for name in names:
-            parts = [found[f"t{d}:{name}"] for d in rt.get(name, [])]
-            if len(parts) > 1:
-                times = np.sort(np.concatenate(parts))
-            else:
-                times = parts[0] if parts else _EMPTY_F8
-            self.times[name] = times[times >= pruned]
+            self.tparts[name] = [
+                (
+                    d,
+                    (store.prefix, gen, f"t{d}:{name}"),
+                    stamp[f"t{d}:{name}"],
+                    found[f"t{d}:{name}"],
+                )
+                for d in sorted(rt.get(name, []))
+            ]
+
+    def times(self, name: str) -> np.ndarray:
+        """``name``'s report times, in order (a day's times are in its day)."""
+        parts = [arr for _, _, _, arr in self.tparts.get(name, [])]
+        times = np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else _EMPTY_F8)
+        return times[times >= self.pruned]
 
 
 _EMPTY_F8 = np.zeros(0, dtype="<f8")
@@ -423,6 +440,18 @@ Columns = dict[str, np.ndarray]
 
 def _columns(rows: np.ndarray) -> Columns:
     return {f: np.ascontiguousarray(rows[f]) for f in rows.dtype.names if f != "pad"}
+
+
+def _fit(rows: Columns, size: int) -> Columns:
+    """A system's rows of a day as long as the day's patch sets: rows read
+    before patch sets it has no row for came (its version did not move)
+    end with zero rows for them."""
+    have = len(rows["reports"])
+    if have == size:
+        return rows
+    if have > size:
+        return {f: c[:size] for f, c in rows.items()}
+    return {f: np.concatenate((c, np.zeros(size - have, dtype=c.dtype))) for f, c in rows.items()}
 
 
 def _concat(days: list[Columns], dtype: np.dtype) -> Columns:
@@ -518,143 +547,15 @@ def _ratio(a: int, b: int) -> float | None:
     return a / b if b else None
 
 
-def _streaks(last: np.ndarray, verdict: np.ndarray) -> tuple[dict[str, Any] | None, int, int]:
-    """``streak``, ``fail_run``, ``longest_fail_streak`` of verdicts ordered
-    as ``stats.system_figures`` orders them (time, then the verdict's name:
-    error < fail < pass), skipped ones left out. Without sorting them all:
-    a pass at the same time comes after a failure, so the failures before
-    a pass are those at or before its time."""
-    kept = verdict != CODES[SKIPPED]
-    t, v = last[kept], verdict[kept]
-    if not len(v):
-        return None, 0, 0
-    alpha = _ALPHA[v]
-    # the newest verdict (the greatest time, then name), and back to the newest unlike it
-    newest = t.max()
-    at_newest = t == newest
-    top = int(alpha[at_newest].max())
-    other = alpha != top
-    if other.any():
-        t_o = t[other].max()
-        a_o = int(alpha[other][t[other] == t_o].max())
-        length = int(np.count_nonzero((t > t_o) | ((t == t_o) & (alpha > a_o))))
-    else:
-        length = len(v)
-    streak = {"verdict": NAMES[int(v[at_newest][alpha[at_newest] == top][0])], "length": length}
-    failed = (v == CODES[FAIL]) | (v == CODES[ERROR])
-    f, p = t[failed], t[~failed]
-    if not len(f):
-        return streak, 0, 0
-    if not len(p):
-        return streak, len(f), len(f)
-    fail_run = int(np.count_nonzero(f > p.max()))
-    # a run: the failures with as many passes before them
-    longest = int(np.bincount(np.searchsorted(np.sort(p), f, side="left")).max())
-    return streak, fail_run, longest
-
-
-def _streaks_sorted(
-    last: np.ndarray, verdict: np.ndarray
-) -> tuple[dict[str, Any] | None, int, int]:
-    """:func:`_streaks` by sorting every verdict (what it is checked against)."""
-    order = np.lexsort((_ALPHA[verdict], last))
-    v = verdict[order]
-    v = v[v != CODES[SKIPPED]]
-    if not len(v):
-        return None, 0, 0
-    change = np.flatnonzero(v[1:] != v[:-1])
-    length = len(v) - (int(change[-1]) + 1 if len(change) else 0)
-    streak = {"verdict": NAMES[int(v[-1])], "length": length}
-    failed = (v == CODES[FAIL]) | (v == CODES[ERROR])
-    cuts = np.concatenate(([-1], np.flatnonzero(~failed), [len(v)]))
-    runs = np.diff(cuts) - 1
-    return streak, int(runs[-1]), int(runs.max()) if len(runs) else 0
-
-
-def _system(
-    name: str,
-    mine: np.ndarray,
-    ps: Columns,
-    rows: Columns,
-    gate_rows: Columns | None,
-    *,
-    since: float,
-    until: float,
-    times: np.ndarray,
-    last_report: float | None,
-    meta: Mapping[str, Any],
-    gate: str | None,
-) -> dict[str, Any]:
-    """``stats.system_figures`` over the rows (``mine``: the window's patch
-    sets in the system's scope), with masks over whole columns."""
-    at = np.flatnonzero(mine & (rows["reports"] > 0))  # the patch sets it reported on
-    n = rows["reports"][at]
-    reported = len(at)
-    reports = int(n.sum(dtype=np.int64))
-    rch = ps["rechecks"][at]
-    rechecked = int(np.count_nonzero(rch))
-    rechecks = int(rch.sum(dtype=np.int64))
-    answered = (rows["judged"][at] == 1) & ((ps["flags"][at] & APPEARED) != 0)
-    responses = np.maximum(0.0, rows["first"][at][answered] - ps["appeared"][at][answered])
-    v = rows["verdict"][at]
-    tally = np.bincount(v, minlength=5)
-    counts = {name_: int(tally[c]) for name_, c in CODES.items()}
-    gate_passed = gate_passed_failed = both = agreed = 0
-    if gate_rows is not None:
-        theirs = np.where(gate_rows["reports"][at] > 0, gate_rows["verdict"][at], 0)
-        compared = (v >= 1) & (v <= 3) & (theirs >= 1) & (theirs <= 3)
-        mine_pass = v == CODES[PASS]
-        their_pass = theirs == CODES[PASS]
-        both = int(np.count_nonzero(compared))
-        agreed = int(np.count_nonzero(compared & (mine_pass == their_pass)))
-        gate_passed = int(np.count_nonzero(compared & their_pass))
-        gate_passed_failed = int(np.count_nonzero(compared & their_pass & ~mine_pass))
-    decided = counts[PASS] + counts[FAIL] + counts[ERROR]
-    has = v > 0
-    streak, fail_run, longest = _streaks(rows["last"][at][has], v[has])
-    start = since if since > 0 or not len(times) else float(times[0])
-    edges = np.concatenate(([start], times, [until]))
-    silence = float(np.diff(edges).max())
-    arrived = (
-        int(np.count_nonzero(mine & (ps["time"] > last_report)))
-        if last_report is not None
-        else int(np.count_nonzero(mine))
-    )
-    return {
-        "name": name,
-        "classified": bool(meta.get("classified", True)),
-        "gate": name == gate or bool(meta.get("gate")),
-        "forge": meta.get("forge"),
-        "patch_sets": int(np.count_nonzero(mine)),
-        "reported": reported,
-        "reports": reports,
-        "coverage": _ratio(reported, int(np.count_nonzero(mine))),
-        "verdicts": counts,
-        "success_rate": _ratio(counts[PASS], decided),
-        "gate_passed": gate_passed,
-        "gate_pass_failure_rate": _ratio(gate_passed_failed, gate_passed),
-        "agreement": _ratio(agreed, both),
-        "compared_with_gate": both,
-        "response_p50_s": _percentile(responses, 50),
-        "response_p90_s": _percentile(responses, 90),
-        "responses": len(responses),
-        "rechecks": rechecks,
-        "recheck_rate": _ratio(rechecked, reported),
-        "last_report": last_report,
-        "since_last_s": None if last_report is None else max(0.0, until - last_report),
-        "arrived_since_last": arrived,
-        "longest_silence_s": max(0.0, silence),
-        "streak": streak,
-        "fail_run": fail_run,
-        "longest_fail_streak": longest,
-    }
-
-
 def _scope(
     ps: Columns, projects: set[str], pids: Mapping[str, int], project: str | None
 ) -> np.ndarray:
     wanted = [pids[p] for p in projects if p in pids and (project is None or p == project)]
     return np.isin(ps["project"], np.array(wanted, dtype=np.uint32))
+
+
+#: the newest days of a window left to its edges with its first: reports still land there
+FRESH = 2
 
 
 def figures(
@@ -670,7 +571,9 @@ def figures(
 ) -> list[dict[str, Any]]:
     """``stats.system_figures`` of every system in ``systems`` over
     ``[since, until]`` (the systems that do not report on ``project``, when
-    given, left out), from the rows."""
+    given, left out), from the rows: the window's core days from what this
+    process kept of them (:func:`_cores`), its edge days read
+    (``engine/radar/parts.py``)."""
     names = list(systems)
     ctx = _context(store, names, since, until)
     if project:
@@ -679,39 +582,174 @@ def figures(
     bounds = _bounds(store, floor, until)
     first, last = bounds if bounds else (0, -1)
     every = systems_known if systems_known is not None else systems
-    wanted = names + ([gate] if gate and gate in every and gate not in names else [])
-    span = Span(store, wanted, first, last, ctx["rt"], ctx["pruned"])
+    gate_name = gate if gate and gate in every else None
+    wanted = names + ([gate_name] if gate_name and gate_name not in names else [])
+    days = list(range(first, last + 1))
+    core_days = days[1:-FRESH]
+    edge_days = days[:1] + days[-FRESH:] if core_days else days
+    scope_of = {n: _scope_key(ctx["projects"][n], ctx["pids"], project) for n in names}
+    cores = _cores(store, names, gate_name, scope_of, core_days, now)
+    span = Span(store, wanted, edge_days, ctx["rt"], ctx["pruned"])
     ps = span.ps
     window = _alive(store, span, floor, now, ps["time"] <= until)
-    scopes: dict[frozenset[str], np.ndarray] = {}  # most systems report on the same projects
+    masks: dict[tuple[int, ...], np.ndarray] = {}  # most systems report on the same projects
+    for scope in set(scope_of.values()):
+        masks[scope] = window & np.isin(ps["project"], np.array(scope, dtype=np.uint32))
+    edges = parts.parts_of({n: masks[scope_of[n]] for n in names}, ps, span.rows, gate_name)
     out = []
     for name in names:
-        projects = frozenset(ctx["projects"][name])
-        if projects not in scopes:
-            scopes[projects] = window & _scope(ps, set(projects), ctx["pids"], project)
-        times = span.times[name]
-        newest = ctx["newest"].get(name)
-        in_newest = times[times >= newest * DAY] if newest is not None else times[:0]
-        if len(in_newest):
-            last_report: float | None = float(in_newest[-1])
-        else:  # its newest day's reports are all before the last prune's cut
-            last_report = store.last_report(name) if newest is not None else None
+        mine = masks[scope_of[name]]
+        core = cores.get(name)
+        f = parts.combine(core[0] if core else None, edges[name])
+        streaks = {k: f.pop(k) for k in ("streak", "fail_run", "longest_fail_streak")}
+        last_report = _last_report(store, span, name, ctx["newest"].get(name))
+        if last_report is None:
+            arrived = f["patch_sets"]
+        else:
+            arrived = int(np.count_nonzero(mine & (ps["time"] > last_report)))
+            if core:
+                times = core[1]
+                arrived += len(times) - int(np.searchsorted(times, last_report, side="right"))
+        meta = systems[name]
         out.append(
-            _system(
-                name,
-                scopes[projects],
-                ps,
-                span.rows[name],
-                span.rows[gate] if gate and gate != name and gate in span.rows else None,
-                since=since,
-                until=until,
-                times=times[(times >= floor) & (times <= until)],
-                last_report=last_report,
-                meta=systems[name],
-                gate=gate,
-            )
+            {
+                "name": name,
+                "classified": bool(meta.get("classified", True)),
+                "gate": name == gate or bool(meta.get("gate")),
+                "forge": meta.get("forge"),
+                **f,  # patch_sets ... recheck_rate, in stats.system_figures's order
+                "last_report": last_report,
+                "since_last_s": None if last_report is None else max(0.0, until - last_report),
+                "arrived_since_last": arrived,
+                "longest_silence_s": _silence(span, name, since, floor, until),
+                **streaks,
+            }
         )
     return out
+
+
+def _scope_key(
+    projects: Iterable[str], pids: Mapping[str, int], project: str | None
+) -> tuple[int, ...]:
+    """The project numbers of a system's scope (of ``project`` alone, when given)."""
+    return tuple(
+        sorted(pids[p] for p in projects if p in pids and (project is None or p == project))
+    )
+
+
+def _cores(
+    store: Any,
+    names: list[str],
+    gate: str | None,
+    scope_of: Mapping[str, tuple[int, ...]],
+    days: list[int],
+    now: float | None,
+) -> dict[str, tuple[parts.Part, np.ndarray]]:
+    """Per system, the :class:`parts.Part` of ``days`` (a window's core:
+    whole days, none of the newest) and its scope's patch set times there
+    (sorted): kept in :data:`CACHE` by the versions of the days' rows
+    (the patch sets', the system's, the gate's) until the first of their
+    patch sets may expire; computed again when one moved."""
+    if not days:
+        return {}
+    now_s = time.time() if now is None else now
+    systems = names + ([gate] if gate and gate not in names else [])
+    fields = [f"p{d}" for d in days]
+    for name in systems:
+        fields += [f"w{d}:{name}" for d in days]
+    gen, versions = _versions(store, fields)
+    n = len(days)
+    pv = tuple(versions[:n])
+    wv = {name: tuple(versions[n * (i + 1) : n * (i + 2)]) for i, name in enumerate(systems)}
+    span_of = f"{days[0]}:{days[-1]}"
+    out: dict[str, tuple[parts.Part, np.ndarray]] = {}
+    times_of: dict[tuple[int, ...], np.ndarray] = {}
+    need = []
+    for name in names:
+        scope = scope_of[name]
+        scope_key = (store.prefix, gen, f"cs\x1f{span_of}\x1f{scope}")
+        if scope not in times_of:
+            hit = CACHE.get(scope_key, pv)
+            if hit is not None and hit[0] > now_s:
+                times_of[scope] = hit[1]
+        key = (store.prefix, gen, f"c\x1f{span_of}\x1f{name}\x1f{gate}\x1f{scope}")
+        version = (pv, wv[name], wv[gate] if gate and gate != name else ())
+        hit = CACHE.get(key, version)
+        if hit is not None and hit[0] > now_s and scope in times_of:
+            out[name] = (hit[1], times_of[scope])
+        else:
+            need.append((name, key, version))
+    if not need:
+        return out
+    span = Span(store, [name for name, _, _ in need] + ([gate] if gate else []), days, {})
+    ps = span.ps
+    alive = _alive(store, span, -math.inf, now)
+    # the first of these patch sets to expire (a lower bound): none is in doubt until then
+    now_ms = math.floor(now_s * 1000)
+    doubted = alive & (np.floor(ps["expires"] * 1000) < now_ms)
+    if doubted.any():
+        valid_until = -math.inf  # alive past its bound: asked again next time
+    else:
+        valid_until = float(ps["expires"][alive].min()) if alive.any() else math.inf
+    masks: dict[tuple[int, ...], np.ndarray] = {}
+    for scope in {scope_of[name] for name, _, _ in need}:
+        masks[scope] = alive & np.isin(ps["project"], np.array(scope, dtype=np.uint32))
+        times = np.sort(ps["time"][masks[scope]])
+        times_of[scope] = times
+        scope_key = (store.prefix, span.gen, f"cs\x1f{span_of}\x1f{scope}")
+        CACHE.put(scope_key, pv, (valid_until, times), times.nbytes + 64)
+    made = parts.parts_of({name: masks[scope_of[name]] for name, _, _ in need}, ps, span.rows, gate)
+    for name, key, version in need:
+        part = made[name]
+        CACHE.put((store.prefix, span.gen, key[2]), version, (valid_until, part), part.nbytes)
+        out[name] = (part, times_of[scope_of[name]])
+    return out
+
+
+def _last_report(store: Any, span: Span, name: str, newest: int | None) -> float | None:
+    """``name``'s newest report time: from its newest report day, else (all
+    of that day's reports before the last prune's cut) the store's."""
+    if newest is None:
+        return None
+    for day, _, _, arr in span.tparts.get(name, []):
+        if day == newest:
+            kept = arr[arr >= span.pruned]
+            if len(kept):
+                return float(kept[-1])
+    return store.last_report(name)
+
+
+def _silence(span: Span, name: str, since: float, floor: float, until: float) -> float:
+    """``longest_silence_s``: the longest gap between ``since`` (else the
+    first report), the reports of ``[floor, until]`` and ``until``; a whole
+    day's first, last and longest gap kept in :data:`CACHE`."""
+    start: float | None = None
+    prev = best = -math.inf
+    for day, key, version, arr in span.tparts.get(name, []):
+        whole = day * DAY >= floor and (day + 1) * DAY <= until
+        gap_key = (key[0], key[1], "g" + key[2])
+        memo = CACHE.get(gap_key, version) if whole else None
+        if memo is None:
+            sub = arr if whole else arr[(arr >= floor) & (arr <= until)]
+            if len(sub):
+                inner = float(np.diff(sub).max()) if len(sub) > 1 else -math.inf
+                memo = (float(sub[0]), float(sub[-1]), inner)
+            else:
+                memo = (None, None, -math.inf)
+            if whole:
+                CACHE.put(gap_key, version, memo, 64)
+        lo, hi, inner = memo
+        if lo is None:
+            continue
+        if start is None:
+            start = lo
+        else:
+            best = max(best, lo - prev)
+        best, prev = max(best, inner), hi
+    origin = since if since > 0 or start is None else start
+    if start is None:
+        return max(0.0, until - origin)
+    return max(0.0, best, start - origin, until - prev)
 
 
 def daily_figures(
@@ -731,7 +769,7 @@ def daily_figures(
         return {n: [] for n in names}
     ctx = _context(store, names, spans[0][0], spans[-1][1])
     first = math.floor(spans[0][0] / DAY)
-    span = Span(store, names, first, math.floor(spans[-1][1] / DAY), {})
+    span = Span(store, names, range(first, math.floor(spans[-1][1] / DAY) + 1), {})
     ps = span.ps
     offsets = np.concatenate(([0], np.cumsum(span.sizes, dtype=np.int64)))
     in_spans = (ps["time"] >= spans[0][0]) & (ps["time"] <= spans[-1][1])
@@ -800,7 +838,7 @@ def count(
     bounds = _bounds(store, floor, until)
     if bounds is None:
         return 0
-    span = Span(store, [system] if system else [], bounds[0], bounds[1], {})
+    span = Span(store, [system] if system else [], range(bounds[0], bounds[1] + 1), {})
     ps = span.ps
     mine = _alive(store, span, floor, now, ps["time"] <= until)
     if project:

@@ -11,6 +11,7 @@ GitHub and GitLab deliveries (``shared/payloads``)."""
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 import uuid
@@ -21,8 +22,8 @@ from typing import Any
 import pytest
 import redis
 
-from engine.radar import RadarFeed, RadarSettings, RadarStore, Record, rows, stats
-from engine.radar.model import APPEARED, REPORT
+from engine.radar import RadarFeed, RadarSettings, RadarStore, Record, parts, rows, stats
+from engine.radar.model import APPEARED, RECHECK, REPORT
 from tests.conftest import delete_keys
 from tests.radar import month
 from tests.radar.month import DAY, END, GATE, START, H
@@ -278,19 +279,221 @@ def test_an_expired_patch_set_leaves_every_window(
     assert fig["patch_sets"] == 1 and fig["verdicts"]["fail"] == 1
 
 
-def test_the_streaks_without_sorting_are_those_of_the_sorted_verdicts() -> None:
-    """``rows._streaks`` finds the newest run, the failures at the end and
-    the longest run of failures without sorting every verdict; the same as
-    sorting them (``_streaks_sorted``, as ``stats.system_figures`` orders
-    them) on 5,000 random sets with many equal times."""
+def test_parts_combined_give_the_figures_of_all_their_rows() -> None:
+    """``parts.combine`` of a core and an edge (any split of the rows, many
+    equal times) gives what one pass over all of them gives: the counts,
+    the nearest-rank percentiles and the streaks computed here in plain
+    Python (sorted by time, then the verdict's name, skipped ones left
+    out), on 3,000 random sets."""
     import numpy as np
 
     rng = np.random.default_rng(0)
-    for _ in range(5_000):
-        n = int(rng.integers(0, 30))
-        t = rng.integers(0, int(rng.integers(1, 20)), n).astype(float)
-        v = rng.choice([1, 2, 3, 4], n, p=rng.dirichlet([1, 1, 1, 1])).astype(np.uint8)
-        assert rows._streaks(t, v) == rows._streaks_sorted(t, v), (t, v)
+    for i in range(3_000):
+        # now and then long ones, mostly of one verdict (the newest run past 64)
+        n = int(rng.integers(0, 40 if i % 10 else 600))
+        span = int(rng.integers(1, 20 if i % 10 else 2000))
+        ps = {
+            "rechecks": rng.integers(0, 3, n).astype(np.uint16),
+            "flags": rng.choice([1, 3], n).astype(np.uint8),
+            "appeared": rng.integers(0, span, n).astype(float),
+        }
+        row = {
+            "reports": rng.integers(0, 3, n).astype(np.uint16),
+            "judged": rng.integers(0, 2, n).astype(np.uint8),
+            "first": rng.integers(0, span, n).astype(float),
+            "last": rng.integers(0, span, n).astype(float),
+            "verdict": rng.choice([0, 1, 2, 3, 4], n, p=rng.dirichlet([0.3] * 5)).astype(np.uint8),
+        }
+        mine = rng.random(n) < 0.8
+        core = mine & (rng.random(n) < rng.random())
+        got = parts.combine(
+            parts.part_of(core, ps, row, None) if core.any() or rng.random() < 0.5 else None,
+            parts.part_of(mine & ~core, ps, row, None),
+        )
+        at = [i for i in range(n) if mine[i] and row["reports"][i] > 0]
+        names = {1: "pass", 2: "fail", 3: "error"}
+        seq = sorted(
+            (row["last"][i], names[int(row["verdict"][i])])
+            for i in at
+            if int(row["verdict"][i]) in names
+        )
+        verdicts = [v for _, v in seq]
+        responses = sorted(
+            max(0.0, row["first"][i] - ps["appeared"][i])
+            for i in at
+            if row["judged"][i] == 1 and ps["flags"][i] & 2
+        )
+
+        def rank(p: float, values: list[float] = responses) -> float | None:
+            return values[max(1, math.ceil(p / 100 * len(values))) - 1] if values else None
+
+        runs, run = [], 0
+        for v in verdicts:
+            run = 0 if v == "pass" else run + 1
+            runs.append(run)
+        same = 0
+        for v in reversed(verdicts):
+            if v != verdicts[-1]:
+                break
+            same += 1
+        assert got["patch_sets"] == int(mine.sum()) and got["reported"] == len(at)
+        assert got["reports"] == sum(int(row["reports"][i]) for i in at)
+        assert got["responses"] == len(responses)
+        assert got["response_p50_s"] == rank(50) and got["response_p90_s"] == rank(90)
+        assert got["streak"] == ({"verdict": verdicts[-1], "length": same} if verdicts else None), (
+            seq
+        )
+        assert got["fail_run"] == (runs[-1] if runs else 0), seq
+        assert got["longest_fail_streak"] == max(runs, default=0), seq
+
+
+def test_the_parts_of_many_systems_at_once_are_those_of_each() -> None:
+    """``parts.parts_of`` (every system in one array per figure, a few at a
+    time past its size) gives each system's ``parts.part_of``, the gate
+    compared with every system but itself."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    for trial in range(200):
+        n = int(rng.integers(0, 60))
+        ps = {
+            "time": rng.random(n),
+            "rechecks": rng.integers(0, 3, n).astype(np.uint16),
+            "flags": rng.choice([1, 3], n).astype(np.uint8),
+            "appeared": rng.integers(0, 9, n).astype(float),
+        }
+        names = [f"s{i}" for i in range(int(rng.integers(1, 6)))]
+        table = {
+            name: {
+                "reports": rng.integers(0, 3, n).astype(np.uint16),
+                "judged": rng.integers(0, 2, n).astype(np.uint8),
+                "first": rng.integers(0, 9, n).astype(float),
+                "last": rng.integers(0, 9, n).astype(float),
+                "verdict": rng.choice([0, 1, 2, 3, 4], n).astype(np.uint8),
+            }
+            for name in names
+        }
+        mine = {name: rng.random(n) < 0.7 for name in names}
+        gate = names[0] if trial % 3 else None
+        if trial % 2:
+            parts._MOST = 2 * max(n, 1)  # two systems an array
+        try:
+            many = parts.parts_of(mine, ps, table, gate)
+        finally:
+            parts._MOST = 2_000_000
+        for name in names:
+            gate_rows = table[gate] if gate and gate != name else None
+            one = parts.part_of(mine[name], ps, table[name], gate_rows)
+            assert parts.combine(None, many[name]) == parts.combine(None, one), (trial, name)
+            assert many[name].t.tolist() == one.t.tolist()
+            assert many[name].responses.tolist() == one.responses.tolist()
+            assert many[name].tally.tolist() == one.tally.tolist()
+
+
+def test_a_window_s_kept_core_follows_every_write_into_it(
+    store: RadarStore, redis_client: redis.Redis
+) -> None:
+    """A window's core days (whole, not the newest two) are computed once
+    and kept: a late report, a gate vote, a recheck and a changed report on
+    a core day's patch set, and a new patch set on the newest day, each
+    shows in the next answer, which equals the records' own; a patch set
+    whose keys are gone is left out once past its row's expiry."""
+    import numpy as np
+
+    store.retention = 30 * DAY
+    base = {"forge": "gerrit", "project": "p"}
+    t0 = math.floor(time.time() / DAY) * DAY - 16 * DAY  # within the retention
+    records: list[Record] = []
+    for i in range(40):
+        at = t0 + i * 8 * H
+        key = f"{700 + i},1"
+        records += [
+            Record(APPEARED, at=at, id=f"a{i}", key=key, **base),
+            Record(
+                REPORT,
+                at=at + 600,
+                id=f"g{i}",
+                key=key,
+                system=GATE,
+                gate=True,
+                verdict="pass" if i % 3 else "fail",
+                **base,
+            ),
+            Record(
+                REPORT,
+                at=at + 900 + i,
+                id=f"x{i}",
+                key=key,
+                system="Vendor X CI",
+                verdict="fail" if i % 4 == 0 else "pass",
+                **base,
+            ),
+        ]
+    assert store.add(records, now=t0 + 14 * DAY) == len(records)
+    since, until = t0 + 3 * H, t0 + 14 * DAY
+    assert_same(store, since, until, None)
+    assert any(k[2].startswith("c\x1f") for k in rows.CACHE.items), "no core kept"
+    core_key = "710,1"  # day 3: a core day of the window
+    writes = [
+        Record(
+            REPORT,
+            at=t0 + 12 * DAY,
+            id="late",
+            key=core_key,
+            system="Vendor Y CI",
+            verdict="error",
+            **base,
+        ),
+        Record(
+            REPORT,
+            at=t0 + 12 * DAY + 1,
+            id="gate-again",
+            key=core_key,
+            system=GATE,
+            gate=True,
+            verdict="fail",
+            **base,
+        ),
+        Record(RECHECK, at=t0 + 12 * DAY + 2, id="rc", key=core_key, **base),
+        Record(
+            REPORT,
+            at=t0 + 12 * DAY + 3,
+            id="x10",
+            key=core_key,
+            system="Vendor X CI",
+            verdict="fail",
+            **base,
+        ),
+        Record(APPEARED, at=until - 60, id="a-new", key="799,1", **base),
+        Record(
+            REPORT,
+            at=until - 30,
+            id="x-new",
+            key="799,1",
+            system="Vendor X CI",
+            verdict="fail",
+            **base,
+        ),
+    ]
+    for record in writes:
+        before = stats.window(store, SETTINGS, since=since, until=until)
+        store.add([record], now=until)
+        after = stats.window(store, SETTINGS, since=since, until=until)
+        assert after != before, record
+        assert_same(store, since, until, None)
+    # a core patch set's keys gone (expired): counted until its row's expiry, not after
+    gone = "gerrit:p:712,1"
+    day, slot = redis_client.hmget(store.k("ps", gone), "day", "slot")
+    prow = redis_client.get(store.k("prow", day.decode()))
+    expires = float(np.frombuffer(prow, dtype=rows.PROW)[int(slot)]["expires"])
+    systems = store.systems()
+    kept = rows.figures(store, systems, GATE, since=since, until=until, now=expires - 60)
+    redis_client.delete(store.k("ps", gone), store.k("psr", gone))
+    again = rows.figures(store, systems, GATE, since=since, until=until, now=expires - 30)
+    assert again == kept  # its row says it is alive until then: not asked
+    later = rows.figures(store, systems, GATE, since=since, until=until, now=expires + 1)
+    x = {f["name"]: f for f in later}["Vendor X CI"]
+    assert x["patch_sets"] == {f["name"]: f for f in kept}["Vendor X CI"]["patch_sets"] - 1
 
 
 def test_a_reader_s_cache_follows_every_write(
