@@ -47,6 +47,7 @@ import math
 import os
 import platform
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -517,6 +518,9 @@ def print_table(ingest: dict[str, Any], data: dict[str, Any], api: dict[str, Any
             f"{label:<40}{r['p50_ms']:>9}{r['p99_ms']:>9}{r['first_ms']:>9}{r['n']:>5}"
             f"{r['patch_sets'] or '-':>12}{r['answer_bytes']:>11,}"
         )
+    if data.get("reader_cache_mb") is not None:
+        row("the reader's kept rows and cores (MB)", data["reader_cache_mb"])
+        row("this process's peak RSS (MB)", data["max_rss_mb"])
 
 
 class _Done(Exception):
@@ -580,6 +584,8 @@ def main() -> None:
         app = make_app(args.redis_url, data_prefix, tmp)
         try:
             api = time_api(app, args, None if args.static else live_writer(client, data_prefix))
+            data["reader_cache_mb"] = round(rows.CACHE.nbytes / 2**20)
+            data["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         finally:
             app.extensions["boss"].close()
     except _Done:
