@@ -53,6 +53,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -401,33 +402,63 @@ def make_app(url: str, prefix: str, tmp: Path) -> Any:
     return create_app(config, web=web, publisher=object())
 
 
-def live_writer(client: redis.Redis, prefix: str) -> Any:
-    """A function that stores one more report, through ``RadarStore.add``,
-    on the newest patch set, by a system of its own, now: as a live
-    stream does between two requests (the readers' cached days of it go
-    stale)."""
+def live_writer(client: redis.Redis, prefix: str, mode: str = "one", seed: int = 1) -> Any:
+    """A function that stores, through ``RadarStore.add``, what comes
+    between two requests (the readers' cached days of it go stale):
+
+    * ``one``: one report on the newest patch set, by a system of its own;
+    * ``stream``: about what 30 s of the generated activity brings at this
+      size (a dashboard refreshed every 30 s): 35 reports by random
+      systems on patch sets of the last two days, a new patch set 7 times
+      in 10, and once in 20 a recheck of a patch set 3 to 30 days old (a
+      change not updated since) with the gate's and three systems' new
+      votes on it."""
     store = RadarStore(client, prefix, RETENTION)
-    [(psid, _)] = client.zrevrange(store.k("psets"), 0, 0, withscores=True)
-    forge, project, key = psid.decode().split(":", 2)
+    [(newest, _)] = client.zrevrange(store.k("psets"), 0, 0, withscores=True)
+    systems = sorted(store.systems())
+    rng = random.Random(seed)
     counter = iter(range(10**9))
+
+    def ident(psid: bytes | str) -> tuple[str, str, str]:
+        forge, project, key = (psid.decode() if isinstance(psid, bytes) else psid).split(":", 2)
+        return forge, project, key
+
+    def report(psid: bytes | str, system: str, n: int) -> Record:
+        forge, project, key = ident(psid)
+        verdict = PASS if rng.random() < 0.85 else FAIL
+        return Record(
+            REPORT,
+            forge,
+            project,
+            key,
+            time.time(),
+            f"live-{os.getpid()}-{n}",
+            system=system,
+            gate=system == GATE,
+            verdict=verdict,
+            detail="Verified",
+        )
 
     def write() -> None:
         n = next(counter)
-        store.add(
-            [
-                Record(
-                    REPORT,
-                    forge,
-                    project,
-                    key,
-                    time.time(),
-                    f"live-{os.getpid()}-{n}",
-                    system="Live CI",
-                    verdict=PASS if n % 3 else FAIL,
-                    detail="Verified",
-                )
-            ]
-        )
+        if mode == "one":
+            store.add([replace(report(newest, "Live CI", n), verdict=PASS if n % 3 else FAIL)])
+            return
+        now = time.time()
+        recent = client.zrangebyscore(store.k("psets"), now - 2 * DAY, now) or [newest]
+        batch = [report(rng.choice(recent), rng.choice(systems), next(counter)) for _ in range(35)]
+        if rng.random() < 0.7:
+            project = rng.choice(["openstack/project-0", "openstack/project-1"])
+            key = f"{9_000_000 + n},1"
+            batch.append(Record(APPEARED, "gerrit", project, key, now, f"live-a-{os.getpid()}-{n}"))
+        older = client.zrangebyscore(store.k("psets"), now - 30 * DAY, now - 3 * DAY)
+        if older and rng.random() < 0.05:
+            old = rng.choice(older)
+            forge, project, key = ident(old)
+            batch.append(Record(RECHECK, forge, project, key, now, f"live-r-{os.getpid()}-{n}"))
+            for system in [GATE, *rng.sample(systems, 3)]:
+                batch.append(report(old, system, next(counter)))
+        store.add(batch)
 
     return write
 
@@ -546,9 +577,11 @@ def main() -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep the dataset's keys")
     parser.add_argument(
-        "--static",
-        action="store_true",
-        help="no report stored between two requests (by default one is, as a live stream does)",
+        "--live",
+        choices=["one", "stream", "none"],
+        default="stream",
+        help="what is stored between two requests (live_writer): one report, about 30 s of "
+        "the activity (the default), or nothing",
     )
     parser.add_argument(
         "--reuse", default="", help="a kept dataset's key prefix (printed with --keep): no load"
@@ -583,7 +616,8 @@ def main() -> None:
         data["bulk_writer_checked_records"] = checked
         app = make_app(args.redis_url, data_prefix, tmp)
         try:
-            api = time_api(app, args, None if args.static else live_writer(client, data_prefix))
+            writer = None if args.live == "none" else live_writer(client, data_prefix, args.live)
+            api = time_api(app, args, writer)
             data["reader_cache_mb"] = round(rows.CACHE.nbytes / 2**20)
             data["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         finally:
@@ -609,13 +643,14 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "commit": commit,
         "quick": args.quick,
+        "live": args.live,
     }
     Path(args.json).write_text(
         json.dumps({"meta": meta, "ingest": ingest, "data": data, "api": api}, indent=2)
     )
     print(
         f"\n{meta['server']} ({meta['url']}), Python {meta['python']}, "
-        f"{meta['cpus']} CPUs, commit {commit}; JSON in {args.json}\n"
+        f"{meta['cpus']} CPUs, commit {commit}, live writes: {args.live}; JSON in {args.json}\n"
     )
     print_table(ingest, data, api)
 

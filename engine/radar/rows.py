@@ -555,7 +555,7 @@ def _scope(
 
 
 #: the newest days of a window left to its edges with its first: reports still land there
-FRESH = 2
+FRESH = 3
 
 
 def figures(
