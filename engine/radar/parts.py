@@ -22,7 +22,7 @@ import numpy as np
 
 from engine.radar.model import ERROR, FAIL, PASS, SKIPPED
 
-__all__ = ["Part", "combine", "kth", "part_of", "parts_of", "streaks_sorted"]
+__all__ = ["Core", "Part", "combine", "cores_of", "kth", "part_of", "parts_of", "streaks_sorted"]
 
 #: a verdict's code in the rows, and back (engine/radar/rows.py)
 CODES = {PASS: 1, FAIL: 2, ERROR: 3, SKIPPED: 4}
@@ -57,34 +57,39 @@ class Part:
     a: np.ndarray
     v: np.ndarray
     _runs: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
-    _top: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _top: np.ndarray | None = field(default=None, repr=False, compare=False)  # block maxima
 
     @property
     def nbytes(self) -> int:
-        # with its runs and their order (made at its first combine): as many as its verdicts
-        return int(self.responses.nbytes + self.t.nbytes + self.a.nbytes + 25 * len(self.v)) + 256
+        # with its verdicts' runs (made at its first combine): 8 bytes a verdict at most
+        return int(self.responses.nbytes + self.t.nbytes + self.a.nbytes + 9 * len(self.v)) + 256
 
     def longest_but(self, touched: np.ndarray) -> int:
         """The longest of its runs of failures but those at ``touched``
-        (sorted run indexes): from its longest down."""
+        (sorted run indexes): the longest of each block of runs kept, the
+        blocks ``touched`` falls in looked at run by run."""
+        runs = self.runs()[1]
         if self._top is None:
-            self._top = np.argsort(-self.runs()[1], kind="stable")
-        top, runs = self._top, self.runs()[1]
-        for size in (64, len(top)):
-            cand = top[:size]
-            at = np.minimum(np.searchsorted(touched, cand), len(touched) - 1)
-            free = np.flatnonzero(touched[at] != cand)
-            if len(free):
-                return int(runs[cand[free[0]]])
-        return 0
+            pad = (-len(runs)) % _BLOCK
+            self._top = np.pad(runs, (0, pad), constant_values=-1).reshape(-1, _BLOCK).max(axis=1)
+        hit = np.unique(touched // _BLOCK)
+        blocks = self._top.copy()
+        blocks[hit] = -1
+        best = int(blocks.max()) if len(blocks) else 0
+        inside = (hit[:, None] * _BLOCK + np.arange(_BLOCK)).ravel()
+        inside = inside[inside < len(runs)]
+        free = inside[~np.isin(inside, touched, assume_unique=False)]
+        if len(free):
+            best = max(best, int(runs[free].max()))
+        return max(best, 0)
 
     def runs(self) -> tuple[np.ndarray, np.ndarray]:
         """Where its passes are (in :attr:`v`), and the failures before,
         between and after them (one more than the passes)."""
         if self._runs is None:
-            passes = np.flatnonzero(self.v == CODES[PASS])
+            passes = np.flatnonzero(self.v == CODES[PASS]).astype(np.int32)
             cuts = np.concatenate(([-1], passes, [len(self.v)]))
-            self._runs = (passes, np.diff(cuts) - 1)
+            self._runs = (passes, (np.diff(cuts) - 1).astype(np.int32))
         return self._runs
 
 
@@ -113,7 +118,8 @@ def part_of(
         gate_passed = int(np.count_nonzero(compared & their_pass))
         gate_passed_failed = int(np.count_nonzero(compared & their_pass & ~mine_pass))
     kept = (v > 0) & (v != CODES[SKIPPED])
-    t, vk = _in_order(rows["last"][at][kept], v[kept])
+    order = _order(rows["last"][at][kept], v[kept])
+    t, vk = rows["last"][at][kept][order], v[kept][order]
     return Part(
         patch_sets=int(np.count_nonzero(mine)),
         reported=len(at),
@@ -132,9 +138,9 @@ def part_of(
     )
 
 
-def _in_order(t: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Verdicts ``v`` at times ``t`` in the streaks' order: by time, then by
-    the verdict's name (a sort by both only when two times are equal)."""
+def _order(t: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """The order of verdicts ``v`` at times ``t`` in the streaks' order: by
+    time, then by the verdict's name (by both only when two times are equal)."""
     order = np.argsort(t)
     ts = t[order]
     if len(ts) > 1:
@@ -142,8 +148,7 @@ def _in_order(t: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not step.all():  # equal times: by (the time's rank, the name), exact integers
             rank = np.concatenate(([0], np.cumsum(step, dtype=np.int64)))
             order = order[np.argsort(rank * 4 + ALPHA[v[order]])]
-            ts = t[order]
-    return ts, v[order]
+    return order
 
 
 def parts_of(
@@ -156,73 +161,232 @@ def parts_of(
     ``gate``'s rows the gate's (not for the gate itself), computed for all
     of them at once: each figure one numpy call over a (system x patch set)
     array, the same operations on the same values per element."""
+    return {name: core.part for name, core in cores_of(mine, ps, rows, gate).items()}
+
+
+#: a part's counts, in a :class:`Core`'s ``counts`` columns
+SCALARS = (
+    "patch_sets",
+    "reported",
+    "reports",
+    "rechecked",
+    "rechecks",
+    "tally0",
+    "tally1",
+    "tally2",
+    "tally3",
+    "tally4",
+    "both",
+    "agreed",
+    "gate_passed",
+    "gate_passed_failed",
+)
+
+
+@dataclass
+class Core:
+    """A :class:`Part` kept by day: ``days`` (sorted), each day's counts
+    (``counts``: a row of :data:`SCALARS` a day), and the part, its
+    response times and verdicts tagged with their patch set's day
+    (``rd``, ``td``), so that a day can be taken out and put in again
+    (:meth:`replaced`) without computing the others again."""
+
+    days: np.ndarray
+    counts: np.ndarray
+    part: Part
+    td: np.ndarray
+    rd: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return self.part.nbytes + self.counts.nbytes + self.td.nbytes + self.rd.nbytes
+
+    @classmethod
+    def empty(cls) -> Core:
+        """A core of no day."""
+        no = np.zeros(0, dtype=np.int32)
+        return _core(
+            no,
+            np.zeros((0, len(SCALARS)), dtype=np.int64),
+            responses=_F8,
+            rd=no,
+            t=_F8,
+            a=_I1,
+            v=np.zeros(0, dtype=np.uint8),
+            td=no,
+        )
+
+    def replaced(self, drop: np.ndarray, new: Core) -> Core:
+        """This core without the days ``drop`` and with ``new``'s days
+        (none of them kept here)."""
+        part = self.part
+        keep_v = ~np.isin(self.td, drop)
+        keep_r = ~np.isin(self.rd, drop)
+        if (
+            len(drop) == len(new.days)
+            and np.isin(new.days, drop).all()
+            and np.array_equal(part.t[~keep_v], new.part.t)
+            and np.array_equal(part.v[~keep_v], new.part.v)
+            and np.array_equal(part.responses[~keep_r], new.part.responses)
+        ):
+            # the same days, their verdicts and response times as they were
+            # (a recheck, a vote that changed no row): their counts only
+            counts = self.counts.copy()
+            at = np.searchsorted(self.days, new.days)
+            if np.array_equal(self.days[np.minimum(at, len(self.days) - 1)], new.days):
+                counts[at] = new.counts
+                same = _core(
+                    self.days,
+                    counts,
+                    responses=part.responses,
+                    rd=self.rd,
+                    t=part.t,
+                    a=part.a,
+                    v=part.v,
+                    td=self.td,
+                )
+                same.part._runs, same.part._top = part._runs, part._top
+                return same
+        kept = Part(
+            *([0] * 5),
+            tally=_NO_TALLY,
+            both=0,
+            agreed=0,
+            gate_passed=0,
+            gate_passed_failed=0,
+            responses=part.responses[keep_r],
+            t=part.t[keep_v],
+            a=part.a[keep_v],
+            v=part.v[keep_v],
+        )
+        td, rd = self.td[keep_v], self.rd[keep_r]
+        n = new.part
+        pos = _positions(kept, n)
+        rpos = np.searchsorted(kept.responses, n.responses, side="left")
+        keep_d = ~np.isin(self.days, drop)
+        days = np.concatenate((self.days[keep_d], new.days))
+        counts = np.concatenate((self.counts[keep_d], new.counts))
+        order = np.argsort(days, kind="stable")
+        return _core(
+            days[order],
+            counts[order],
+            responses=np.insert(kept.responses, rpos, n.responses),
+            rd=np.insert(rd, rpos, new.rd),
+            t=np.insert(kept.t, pos, n.t),
+            a=np.insert(kept.a, pos, n.a),
+            v=np.insert(kept.v, pos, n.v),
+            td=np.insert(td, pos, new.td),
+        )
+
+
+def _core(days: np.ndarray, counts: np.ndarray, **arrays: np.ndarray) -> Core:
+    total = counts.sum(axis=0, dtype=np.int64) if len(counts) else np.zeros(len(SCALARS), np.int64)
+    c = dict(zip(SCALARS, (int(x) for x in total), strict=True))
+    part = Part(
+        patch_sets=c["patch_sets"],
+        reported=c["reported"],
+        reports=c["reports"],
+        rechecked=c["rechecked"],
+        rechecks=c["rechecks"],
+        tally=total[5:10].copy(),
+        both=c["both"],
+        agreed=c["agreed"],
+        gate_passed=c["gate_passed"],
+        gate_passed_failed=c["gate_passed_failed"],
+        responses=arrays["responses"],
+        t=arrays["t"],
+        a=arrays["a"],
+        v=arrays["v"],
+    )
+    return Core(days, counts, part, arrays["td"], arrays["rd"])
+
+
+def cores_of(
+    mine: dict[str, np.ndarray],
+    ps: dict[str, np.ndarray],
+    rows: dict[str, dict[str, np.ndarray]],
+    gate: str | None,
+    day_of: np.ndarray | None = None,
+) -> dict[str, Core]:
+    """Per system in ``mine`` (its mask over ``ps``) its :class:`Core` of
+    the rows, by ``day_of`` (each row's day, in order: the rows are laid
+    out by day; None: all one day, 0), all systems at once (see
+    :func:`parts_of`)."""
     names = list(mine)
+    size = len(ps["time"])
+    if day_of is None:
+        day_of = np.zeros(size, dtype=np.int64)
     if not names:
         return {}
-    if not len(ps["time"]):
-        return {n: part_of(mine[n], ps, rows[n], None) for n in names}
     # at most about 2 M elements an array (a 90-day core: a few systems at a time)
-    per = max(1, _MOST // len(ps["time"]))
+    per = max(1, _MOST // max(size, 1))
     if len(names) > per:
-        out: dict[str, Part] = {}
+        out: dict[str, Core] = {}
         for i in range(0, len(names), per):
-            out |= parts_of({n: mine[n] for n in names[i : i + per]}, ps, rows, gate)
+            out |= cores_of({n: mine[n] for n in names[i : i + per]}, ps, rows, gate, day_of)
         return out
+    days, starts = np.unique(day_of, return_index=True)
 
     def stack(column: str) -> np.ndarray:
         return np.stack([rows[n][column] for n in names])
 
+    def per_day(values: np.ndarray) -> np.ndarray:  # (systems, days)
+        if not size:
+            return np.zeros((len(names), 0), dtype=np.int64)
+        return np.add.reduceat(values.astype(np.int64), starts, axis=1)
+
     reports = stack("reports")
     verdict = stack("verdict")
-    at = np.stack([mine[n] for n in names]) & (reports > 0)
+    taken = np.stack([mine[n] for n in names])
+    at = taken & (reports > 0)
     rch = ps["rechecks"]
     answered = at & (stack("judged") == 1) & ((ps["flags"] & APPEARED) != 0)
     delay = np.maximum(0.0, stack("first") - ps["appeared"])
-    responses = np.sort(np.where(answered, delay, np.inf), axis=1)
+    r_order = np.argsort(np.where(answered, delay, np.inf), axis=1)
     n_answered = answered.sum(axis=1)
     v = np.where(at, verdict, 0)
-    tally = np.stack([(v == c).sum(axis=1) for c in range(5)], axis=1).astype(np.int64)
-    tally[:, 0] = 0
-    tally[:, 0] = at.sum(axis=1) - tally.sum(axis=1)  # reported on, no verdict
-    both = agreed = gate_passed = gate_passed_failed = np.zeros(len(names), dtype=np.int64)
+    columns = [
+        per_day(taken),
+        per_day(at),
+        per_day(np.where(at, reports, 0)),
+        per_day(at & (rch > 0)),
+        per_day(np.where(at, rch, 0)),
+        per_day(at & (v == 0)),
+        *(per_day(v == c) for c in range(1, 5)),
+    ]
     if gate is not None and gate in rows:
         g = rows[gate]
         theirs = np.where(g["reports"] > 0, g["verdict"], 0)
         compared = at & (v >= 1) & (v <= 3) & ((theirs >= 1) & (theirs <= 3))
+        compared[[n == gate for n in names]] = False  # the gate is not compared with itself
         mine_pass = v == CODES[PASS]
         their_pass = theirs == CODES[PASS]
-        both = compared.sum(axis=1)
-        agreed = (compared & (mine_pass == their_pass)).sum(axis=1)
-        gate_passed = (compared & their_pass).sum(axis=1)
-        gate_passed_failed = (compared & their_pass & ~mine_pass).sum(axis=1)
+        columns += [
+            per_day(compared),
+            per_day(compared & (mine_pass == their_pass)),
+            per_day(compared & their_pass),
+            per_day(compared & their_pass & ~mine_pass),
+        ]
+    else:
+        columns += [np.zeros_like(columns[0]) for _ in range(4)]
+    counts = np.stack(columns, axis=2)  # (systems, days, SCALARS)
     kept = at & (v > 0) & (v != CODES[SKIPPED])
     last = stack("last")
-    patch_sets = np.count_nonzero(np.stack([mine[n] for n in names]), axis=1)
-    reported = np.count_nonzero(at, axis=1)
-    n_reports = np.where(at, reports, 0).sum(axis=1, dtype=np.int64)
-    rechecked = np.count_nonzero(at & (rch > 0), axis=1)
-    rechecks = np.where(at, rch, 0).sum(axis=1, dtype=np.int64)
     out = {}
     for i, name in enumerate(names):
-        if name == gate:  # the gate is not compared with itself
-            out[name] = part_of(mine[name], ps, rows[name], None)
-            continue
-        t, vk = _in_order(last[i][kept[i]], v[i][kept[i]])
-        out[name] = Part(
-            patch_sets=int(patch_sets[i]),
-            reported=int(reported[i]),
-            reports=int(n_reports[i]),
-            rechecked=int(rechecked[i]),
-            rechecks=int(rechecks[i]),
-            tally=tally[i],
-            both=int(both[i]),
-            agreed=int(agreed[i]),
-            gate_passed=int(gate_passed[i]),
-            gate_passed_failed=int(gate_passed_failed[i]),
-            responses=responses[i, : int(n_answered[i])].copy(),
-            t=t,
+        k = kept[i]
+        order = _order(last[i][k], v[i][k])
+        vk = v[i][k][order]
+        ra = r_order[i, : int(n_answered[i])]
+        out[name] = _core(
+            days,
+            counts[i],
+            responses=delay[i][ra],
+            rd=day_of[ra],
+            t=last[i][k][order],
             a=ALPHA[vk],
             v=vk,
+            td=day_of[k][order],
         )
     return out
 
@@ -381,8 +545,11 @@ def _ratio(a: int, b: int) -> float | None:
     return a / b if b else None
 
 
+#: runs of failures a block (:meth:`Part.longest_but`)
+_BLOCK = 256
 #: the elements of one (system x patch set) array in :func:`parts_of`
 _MOST = 2_000_000
 _F8 = np.zeros(0, dtype="<f8")
+_NO_TALLY = np.zeros(5, dtype=np.int64)
 _I1 = np.zeros(0, dtype=np.int8)
 _EMPTY = Part(0, 0, 0, 0, 0, np.zeros(5, dtype=np.int64), 0, 0, 0, 0, _F8, _F8, _I1, _I1)

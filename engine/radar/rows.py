@@ -599,17 +599,14 @@ def figures(
     out = []
     for name in names:
         mine = masks[scope_of[name]]
-        core = cores.get(name)
-        f = parts.combine(core[0] if core else None, edges[name])
+        f = parts.combine(cores.part.get(name), edges[name])
         streaks = {k: f.pop(k) for k in ("streak", "fail_run", "longest_fail_streak")}
         last_report = _last_report(store, span, name, ctx["newest"].get(name))
         if last_report is None:
             arrived = f["patch_sets"]
         else:
             arrived = int(np.count_nonzero(mine & (ps["time"] > last_report)))
-            if core:
-                times = core[1]
-                arrived += len(times) - int(np.searchsorted(times, last_report, side="right"))
+            arrived += cores.after(name, last_report)
         meta = systems[name]
         out.append(
             {
@@ -637,6 +634,32 @@ def _scope_key(
     )
 
 
+#: a kept core takes its moved days out and in again when they are at most
+#: this many (and at most a quarter of its days); else it is computed anew
+_MOVED_DAYS = 8
+
+
+class _Cores:
+    """What :func:`_cores` gives: per system its core's :class:`parts.Part`,
+    and per scope its patch sets' times by day (for ``arrived_since_last``)."""
+
+    def __init__(self) -> None:
+        self.part: dict[str, parts.Part] = {}
+        self.times: dict[tuple[int, ...], list[np.ndarray]] = {}
+        self.scope_of: Mapping[str, tuple[int, ...]] = {}
+
+    def after(self, name: str, t: float) -> int:
+        """How many of ``name``'s scope's core patch sets came after ``t``."""
+        n = 0
+        for times in reversed(self.times.get(self.scope_of.get(name, ()), [])):
+            if not len(times):
+                continue
+            if times[-1] <= t:
+                break  # the days before hold earlier times
+            n += len(times) - int(np.searchsorted(times, t, side="right"))
+        return n
+
+
 def _cores(
     store: Any,
     names: list[str],
@@ -644,14 +667,18 @@ def _cores(
     scope_of: Mapping[str, tuple[int, ...]],
     days: list[int],
     now: float | None,
-) -> dict[str, tuple[parts.Part, np.ndarray]]:
+) -> _Cores:
     """Per system, the :class:`parts.Part` of ``days`` (a window's core:
-    whole days, none of the newest) and its scope's patch set times there
-    (sorted): kept in :data:`CACHE` by the versions of the days' rows
-    (the patch sets', the system's, the gate's) until the first of their
-    patch sets may expire; computed again when one moved."""
+    whole days, none of the newest), from its :class:`parts.Core` kept in
+    :data:`CACHE` with the versions of each day's rows it was made from
+    (the patch sets', the system's, the gate's) and until when each day's
+    patch sets are all alive: a day that moved (or left or joined the
+    core) is taken out and put in again, the others kept. Per scope, its
+    patch sets' times there by day."""
+    out = _Cores()
+    out.scope_of = scope_of
     if not days:
-        return {}
+        return out
     now_s = time.time() if now is None else now
     systems = names + ([gate] if gate and gate not in names else [])
     fields = [f"p{d}" for d in days]
@@ -659,50 +686,117 @@ def _cores(
         fields += [f"w{d}:{name}" for d in days]
     gen, versions = _versions(store, fields)
     n = len(days)
-    pv = tuple(versions[:n])
-    wv = {name: tuple(versions[n * (i + 1) : n * (i + 2)]) for i, name in enumerate(systems)}
-    span_of = f"{days[0]}:{days[-1]}"
-    out: dict[str, tuple[parts.Part, np.ndarray]] = {}
-    times_of: dict[tuple[int, ...], np.ndarray] = {}
-    need = []
+    pv = dict(zip(days, versions[:n], strict=True))
+    wv = {name: versions[n * (i + 1) : n * (i + 2)] for i, name in enumerate(systems)}
+    no_gate = [0] * n
+    # (name, key, the days to read, the kept core or None, the versions wanted)
+    plan: list[
+        tuple[str, tuple[str, str, str], list[int], Any, dict[int, tuple[int, int, int]]]
+    ] = []
     for name in names:
-        scope = scope_of[name]
-        scope_key = (store.prefix, gen, f"cs\x1f{span_of}\x1f{scope}")
-        if scope not in times_of:
-            hit = CACHE.get(scope_key, pv)
-            if hit is not None and hit[0] > now_s:
-                times_of[scope] = hit[1]
-        key = (store.prefix, gen, f"c\x1f{span_of}\x1f{name}\x1f{gate}\x1f{scope}")
-        version = (pv, wv[name], wv[gate] if gate and gate != name else ())
-        hit = CACHE.get(key, version)
-        if hit is not None and hit[0] > now_s and scope in times_of:
-            out[name] = (hit[1], times_of[scope])
-        else:
-            need.append((name, key, version))
-    if not need:
-        return out
-    span = Span(store, [name for name, _, _ in need] + ([gate] if gate else []), days, {})
-    ps = span.ps
-    alive = _alive(store, span, -math.inf, now)
-    # the first of these patch sets to expire (a lower bound): none is in doubt until then
-    now_ms = math.floor(now_s * 1000)
-    doubted = alive & (np.floor(ps["expires"] * 1000) < now_ms)
-    if doubted.any():
-        valid_until = -math.inf  # alive past its bound: asked again next time
-    else:
-        valid_until = float(ps["expires"][alive].min()) if alive.any() else math.inf
-    masks: dict[tuple[int, ...], np.ndarray] = {}
-    for scope in {scope_of[name] for name, _, _ in need}:
-        masks[scope] = alive & np.isin(ps["project"], np.array(scope, dtype=np.uint32))
-        times = np.sort(ps["time"][masks[scope]])
-        times_of[scope] = times
-        scope_key = (store.prefix, span.gen, f"cs\x1f{span_of}\x1f{scope}")
-        CACHE.put(scope_key, pv, (valid_until, times), times.nbytes + 64)
-    made = parts.parts_of({name: masks[scope_of[name]] for name, _, _ in need}, ps, span.rows, gate)
-    for name, key, version in need:
-        part = made[name]
-        CACHE.put((store.prefix, span.gen, key[2]), version, (valid_until, part), part.nbytes)
-        out[name] = (part, times_of[scope_of[name]])
+        theirs = wv[gate] if gate and gate != name else no_gate
+        want = {d: (pv[d], w, g) for d, w, g in zip(days, wv[name], theirs, strict=True)}
+        key = (store.prefix, gen, f"c\x1f{name}\x1f{gate}\x1f{scope_of[name]}")
+        kept = CACHE.get(key, 0)
+        if kept is not None:
+            core, made, valid = kept
+            moved = [d for d in days if made.get(d) != want[d] or valid.get(d, -math.inf) <= now_s]
+            gone = [int(d) for d in core.days if d not in want]
+            if not moved and not gone:
+                out.part[name] = core.part
+                continue
+            if not moved:  # days left the core, none moved or joined
+                core = core.replaced(np.asarray(gone, np.int64), parts.Core.empty())
+                CACHE.put(key, 0, (core, want, valid), core.nbytes)
+                out.part[name] = core.part
+                continue
+            if len(moved) + len(gone) <= min(_MOVED_DAYS, max(1, n // 4)):
+                plan.append((name, key, moved, kept, want))
+                continue
+        plan.append((name, key, days, None, want))
+    read = sorted({d for _, _, todo, _, _ in plan for d in todo})
+    scopes = {scope_of[name] for name in names}
+    if read:
+        span = Span(store, [name for name, *_ in plan] + ([gate] if gate else []), read, {})
+        ps = span.ps
+        alive = _alive(store, span, -math.inf, now)
+        day_of = np.repeat(np.asarray(read, dtype=np.int32), span.sizes)
+        # per day: until when every one of its patch sets is alive (a lower bound)
+        now_ms = math.floor(now_s * 1000)
+        doubted = alive & (np.floor(ps["expires"] * 1000) < now_ms)
+        valid_now: dict[int, float] = {}
+        at = 0
+        for d, size in zip(read, span.sizes, strict=True):
+            sl = slice(at, at + size)
+            at += size
+            if doubted[sl].any():
+                valid_now[d] = -math.inf  # alive past its bound: asked again next time
+            else:
+                live = ps["expires"][sl][alive[sl]]
+                valid_now[d] = float(live.min()) if len(live) else math.inf
+        masks = {
+            scope: alive & np.isin(ps["project"], np.array(scope, dtype=np.uint32))
+            for scope in {scope_of[name] for name, *_ in plan}
+        }
+        for scope, mask in masks.items():
+            at = 0
+            for d, size in zip(read, span.sizes, strict=True):
+                times = np.sort(ps["time"][at : at + size][mask[at : at + size]])
+                at += size
+                CACHE.put(
+                    (store.prefix, span.gen, f"cs\x1f{scope}\x1f{d}"),
+                    pv[d],
+                    (valid_now[d], times),
+                    times.nbytes + 64,
+                )
+        groups: dict[tuple[int, ...], list[Any]] = {}  # by the days to read
+        for entry in plan:
+            groups.setdefault(tuple(entry[2]), []).append(entry)
+        for todo, group in groups.items():
+            if len(todo) < len(read):
+                chosen = np.isin(day_of, todo)
+                sub_ps = {f: c[chosen] for f, c in ps.items()}
+                wanted = {e[0] for e in group} | ({gate} if gate else set())
+                sub_rows = {w: {f: c[chosen] for f, c in span.rows[w].items()} for w in wanted}
+                sub_day = day_of[chosen]
+                mine = {e[0]: masks[scope_of[e[0]]][chosen] for e in group}
+            else:
+                sub_ps, sub_rows, sub_day = ps, span.rows, day_of
+                mine = {e[0]: masks[scope_of[e[0]]] for e in group}
+            made = parts.cores_of(mine, sub_ps, sub_rows, gate, sub_day)
+            for name, key, _, kept, want in group:
+                fresh = made[name]
+                if kept is None:
+                    core, valid = fresh, {}
+                else:
+                    old, _, valid = kept
+                    gone = [int(d) for d in old.days if d not in want]
+                    core = old.replaced(np.asarray(list(todo) + gone, np.int64), fresh)
+                    valid = dict(valid)
+                valid = {d: valid_now.get(d, valid.get(d, math.inf)) for d in days}
+                CACHE.put(key, 0, (core, want, valid), core.nbytes)
+                out.part[name] = core.part
+    for scope in scopes:
+        by_day = []
+        for d in days:
+            hit = CACHE.get((store.prefix, gen, f"cs\x1f{scope}\x1f{d}"), pv[d])
+            if hit is None or hit[0] <= now_s:
+                one = Span(store, [], [d], {})
+                mask = _alive(store, one, -math.inf, now) & np.isin(
+                    one.ps["project"], np.array(scope, dtype=np.uint32)
+                )
+                times = np.sort(one.ps["time"][mask])
+                expires = one.ps["expires"][mask]
+                until = float(expires.min()) if len(expires) else math.inf
+                CACHE.put(
+                    (store.prefix, one.gen, f"cs\x1f{scope}\x1f{d}"),
+                    pv[d],
+                    (until, times),
+                    times.nbytes + 64,
+                )
+                hit = (until, times)
+            by_day.append(hit[1])
+        out.times[scope] = by_day
     return out
 
 

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import redis
 
@@ -563,3 +564,138 @@ def test_a_system_forgotten_by_prune_is_known_again_by_its_next_report(
         writer.add([report(n, at)], now=at)
         assert store.projects("Old CI") == {"nemo/apps"}, n
         assert "Old CI" in store.systems()
+
+
+def test_a_core_takes_days_out_and_in_again_as_if_made_anew() -> None:
+    """``parts.Core.replaced``: a core of random days without some of them
+    (moved or left) and with their new rows and new days gives what a core
+    made from the final days' rows at once gives."""
+    import numpy as np
+
+    rng = np.random.default_rng(2)
+
+    def day_rows(n: int, day: int) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        base = day * 100.0
+        ps = {
+            "time": base + rng.random(n) * 100,
+            "rechecks": rng.integers(0, 2, n).astype(np.uint16),
+            "flags": rng.choice([1, 3], n).astype(np.uint8),
+            "appeared": base + rng.integers(0, 50, n).astype(float),
+            "project": np.zeros(n, dtype=np.uint32),
+        }
+
+        def system() -> dict[str, Any]:
+            return {
+                "reports": rng.integers(0, 3, n).astype(np.uint16),
+                "judged": rng.integers(0, 2, n).astype(np.uint8),
+                "first": base + rng.integers(0, 300, n).astype(float),
+                "last": base + rng.integers(0, 300, n).astype(float),  # late: into later days
+                "verdict": rng.choice([0, 1, 2, 3, 4], n).astype(np.uint8),
+            }
+
+        return ps, system(), system()
+
+    def core_of(layout: dict[int, Any]) -> Any:
+        days = sorted(layout)
+        ps = {f: np.concatenate([layout[d][0][f] for d in days]) for f in layout[days[0]][0]}
+        rows = {
+            who: {f: np.concatenate([layout[d][i][f] for d in days]) for f in layout[days[0]][i]}
+            for i, who in ((1, "X"), (2, "G"))
+        }
+        day_of = np.repeat(days, [len(layout[d][0]["time"]) for d in days])
+        mine = {"X": np.ones(len(day_of), dtype=bool)}
+        return parts.cores_of(mine, ps, rows, "G", day_of.astype(np.int64))["X"]
+
+    for _ in range(300):
+        layout = {d: day_rows(int(rng.integers(0, 12)), d) for d in range(int(rng.integers(2, 9)))}
+        layout = {d: r for d, r in layout.items() if len(r[0]["time"])} or {0: day_rows(3, 0)}
+        core = core_of(layout)
+        days = sorted(layout)
+        moved = [d for d in days if rng.random() < 0.3]
+        left = [d for d in days if d not in moved and rng.random() < 0.2]
+        joined = [max(days) + 1 + i for i in range(int(rng.integers(0, 3)))]
+        final = {d: r for d, r in layout.items() if d not in left}
+        for d in moved + joined:
+            if d in layout and rng.random() < 0.5:  # a recheck: the same rows, other counts
+                ps, x, g = layout[d]
+                n = len(ps["time"])
+                final[d] = ({**ps, "rechecks": rng.integers(0, 3, n).astype(np.uint16)}, x, g)
+            else:
+                final[d] = day_rows(int(rng.integers(1, 12)), d)
+        if not final:
+            continue
+        redo = {d: final[d] for d in moved + joined}
+        new = core_of(redo) if redo else parts.Core.empty()
+        got = core.replaced(np.asarray(moved + left, np.int64), new)
+        want = core_of(final)
+        assert got.days.tolist() == want.days.tolist()
+        assert got.counts.tolist() == want.counts.tolist()
+        assert got.part.responses.tolist() == want.part.responses.tolist()
+        assert got.part.v.tolist() == want.part.v.tolist()
+        assert got.part.t.tolist() == want.part.t.tolist()
+        assert parts.combine(got.part, want.part) == parts.combine(want.part, want.part)
+
+
+def test_a_sliding_window_s_core_follows_it(store: RadarStore) -> None:
+    """The same reader asked for windows a day later each time (its core
+    loses its first day and gains one) answers as the records do."""
+    store.retention = 60 * DAY
+    base = {"forge": "gerrit", "project": "p"}
+    t0 = math.floor(time.time() / DAY) * DAY - 40 * DAY
+    records: list[Record] = []
+    rng = random.Random(4)
+    for i in range(120):
+        at = t0 + i * 7 * H
+        key = f"{500 + i},1"
+        records.append(Record(APPEARED, at=at, id=f"a{i}", key=key, **base))
+        for system in (GATE, "Vendor X CI", "Vendor Y CI"):
+            if rng.random() < 0.9:
+                records.append(
+                    Record(
+                        REPORT,
+                        at=at + rng.randint(60, 30 * H),
+                        id=f"{system}{i}",
+                        key=key,
+                        system=system,
+                        gate=system == GATE,
+                        verdict=rng.choice(["pass", "pass", "fail", "error"]),
+                        **base,
+                    )
+                )
+    store.add(records, now=t0 + 36 * DAY)
+    for shift in range(0, 12, 1):
+        since = t0 + 2 * DAY + shift * DAY + 3 * H
+        assert_same(store, since, since + 12 * DAY, None)
+
+
+def test_the_longest_run_but_some_is_that_of_the_others() -> None:
+    """``Part.longest_but`` (block maxima, the touched blocks run by run)
+    against the maximum over the runs left, on random verdicts of up to
+    5,000 runs."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        n = int(rng.integers(1, 20_000))
+        v = rng.choice([1, 2, 3], n, p=rng.dirichlet([1, 1, 1])).astype(np.uint8)
+        part = parts.cores_of(
+            {"X": np.zeros(0, dtype=bool)},
+            {f: np.zeros(0) for f in ("time", "appeared")}
+            | {"rechecks": np.zeros(0, np.uint16), "flags": np.zeros(0, np.uint8)},
+            {"X": {f: np.zeros(0, t) for f, t in _ROW_TYPES}},
+            None,
+        )["X"].part
+        part.v = v
+        runs = part.runs()[1]
+        touched = np.unique(rng.integers(0, len(runs), int(rng.integers(1, 50))))
+        left = np.delete(runs, touched)
+        assert part.longest_but(touched) == (int(left.max()) if len(left) else 0)
+
+
+_ROW_TYPES = (
+    ("reports", np.uint16),
+    ("judged", np.uint8),
+    ("first", float),
+    ("last", float),
+    ("verdict", np.uint8),
+)
