@@ -201,6 +201,17 @@ class Core:
     def nbytes(self) -> int:
         return self.part.nbytes + self.counts.nbytes + self.td.nbytes + self.rd.nbytes
 
+    def _of(self, drop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Masks of the verdicts and of the response times of the days
+        ``drop`` (mostly one: a compare each)."""
+        out = []
+        for tags in (self.td, self.rd):
+            mask = np.zeros(len(tags), dtype=bool)
+            for d in drop:
+                mask |= tags == d
+            out.append(mask)
+        return out[0], out[1]
+
     @classmethod
     def empty(cls) -> Core:
         """A core of no day."""
@@ -220,14 +231,13 @@ class Core:
         """This core without the days ``drop`` and with ``new``'s days
         (none of them kept here)."""
         part = self.part
-        keep_v = ~np.isin(self.td, drop)
-        keep_r = ~np.isin(self.rd, drop)
+        out_v, out_r = self._of(drop)
         if (
             len(drop) == len(new.days)
             and np.isin(new.days, drop).all()
-            and np.array_equal(part.t[~keep_v], new.part.t)
-            and np.array_equal(part.v[~keep_v], new.part.v)
-            and np.array_equal(part.responses[~keep_r], new.part.responses)
+            and np.array_equal(part.t[out_v], new.part.t)
+            and np.array_equal(part.v[out_v], new.part.v)
+            and np.array_equal(part.responses[out_r], new.part.responses)
         ):
             # the same days, their verdicts and response times as they were
             # (a recheck, a vote that changed no row): their counts only
@@ -247,6 +257,7 @@ class Core:
                 )
                 same.part._runs, same.part._top = part._runs, part._top
                 return same
+        keep_v, keep_r = ~out_v, ~out_r
         kept = Part(
             *([0] * 5),
             tally=_NO_TALLY,
