@@ -227,17 +227,32 @@ class Core:
             td=no,
         )
 
-    def replaced(self, drop: np.ndarray, new: Core) -> Core:
+    def replaced(self, drop: np.ndarray, new: Core, same: bool = False) -> Core:
         """This core without the days ``drop`` and with ``new``'s days
-        (none of them kept here)."""
+        (none of them kept here); ``same``: the caller knows the days'
+        verdicts and response times did not move (its rows and its patch
+        sets as they were), only their counts may have."""
         part = self.part
-        out_v, out_r = self._of(drop)
+        if (
+            same
+            and len(drop) == len(new.days)
+            and np.isin(new.days, drop).all()
+            and np.isin(drop, self.days).all()
+        ):
+            out_v = out_r = None
+        else:
+            out_v, out_r = self._of(drop)
         if (
             len(drop) == len(new.days)
             and np.isin(new.days, drop).all()
-            and np.array_equal(part.t[out_v], new.part.t)
-            and np.array_equal(part.v[out_v], new.part.v)
-            and np.array_equal(part.responses[out_r], new.part.responses)
+            and (
+                out_v is None
+                or (
+                    np.array_equal(part.t[out_v], new.part.t)
+                    and np.array_equal(part.v[out_v], new.part.v)
+                    and np.array_equal(part.responses[out_r], new.part.responses)
+                )
+            )
         ):
             # the same days, their verdicts and response times as they were
             # (a recheck, a vote that changed no row): their counts only
@@ -245,7 +260,7 @@ class Core:
             at = np.searchsorted(self.days, new.days)
             if np.array_equal(self.days[np.minimum(at, len(self.days) - 1)], new.days):
                 counts[at] = new.counts
-                same = _core(
+                counted = _core(
                     self.days,
                     counts,
                     responses=part.responses,
@@ -255,8 +270,10 @@ class Core:
                     v=part.v,
                     td=self.td,
                 )
-                same.part._runs, same.part._top = part._runs, part._top
-                return same
+                counted.part._runs, counted.part._top = part._runs, part._top
+                return counted
+        if out_v is None:
+            out_v, out_r = self._of(drop)
         keep_v, keep_r = ~out_v, ~out_r
         kept = Part(
             *([0] * 5),

@@ -47,6 +47,7 @@ then only what changed, instead of 700,000 reports (docs/benchmarks.md).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import threading
@@ -308,6 +309,12 @@ class Cache:
         self.nbytes = 0
         self.items: OrderedDict[tuple[str, str, str], tuple[int, Any, int]] = OrderedDict()
         self.lock = threading.Lock()
+
+    def peek(self, key: tuple[str, str, str]) -> Any:
+        """What is kept under ``key`` whatever its version (None: nothing)."""
+        with self.lock:
+            item = self.items.get(key)
+            return None if item is None else item[1]
 
     def get(self, key: tuple[str, str, str], version: int) -> Any:
         with self.lock:
@@ -699,7 +706,7 @@ def _cores(
         key = (store.prefix, gen, f"c\x1f{name}\x1f{gate}\x1f{scope_of[name]}")
         kept = CACHE.get(key, 0)
         if kept is not None:
-            core, made, valid = kept
+            core, made, valid, digests = kept
             moved = [d for d in days if made.get(d) != want[d] or valid.get(d, -math.inf) <= now_s]
             gone = [int(d) for d in core.days if d not in want]
             if not moved and not gone:
@@ -707,7 +714,7 @@ def _cores(
                 continue
             if not moved:  # days left the core, none moved or joined
                 core = core.replaced(np.asarray(gone, np.int64), parts.Core.empty())
-                CACHE.put(key, 0, (core, want, valid), core.nbytes)
+                CACHE.put(key, 0, (core, want, valid, digests), core.nbytes + 64 * len(days))
                 out.part[name] = core.part
                 continue
             if len(moved) + len(gone) <= min(_MOVED_DAYS, max(1, n // 4)):
@@ -721,6 +728,11 @@ def _cores(
         ps = span.ps
         alive = _alive(store, span, -math.inf, now)
         day_of = np.repeat(np.asarray(read, dtype=np.int32), span.sizes)
+        ends = np.cumsum(span.sizes)
+        slices = {
+            d: slice(int(e - size), int(e))
+            for d, size, e in zip(read, span.sizes, ends, strict=True)
+        }
         # per day: until when every one of its patch sets is alive (a lower bound)
         now_ms = math.floor(now_s * 1000)
         doubted = alive & (np.floor(ps["expires"] * 1000) < now_ms)
@@ -738,17 +750,22 @@ def _cores(
             scope: alive & np.isin(ps["project"], np.array(scope, dtype=np.uint32))
             for scope in {scope_of[name] for name, *_ in plan}
         }
+        # per scope and day: whether its patch sets are those the kept cores
+        # were made from (their times, uploads, flags, which are alive)
+        unmoved: dict[tuple[tuple[int, ...], int], bool] = {}
         for scope, mask in masks.items():
             at = 0
             for d, size in zip(read, span.sizes, strict=True):
-                times = np.sort(ps["time"][at : at + size][mask[at : at + size]])
+                sl = slice(at, at + size)
                 at += size
-                CACHE.put(
-                    (store.prefix, span.gen, f"cs\x1f{scope}\x1f{d}"),
-                    pv[d],
-                    (valid_now[d], times),
-                    times.nbytes + 64,
-                )
+                times = np.sort(ps["time"][sl][mask[sl]])
+                digest = hashlib.blake2b(digest_size=16)
+                for column in (ps["time"][sl], ps["appeared"][sl], ps["flags"][sl], mask[sl]):
+                    digest.update(np.ascontiguousarray(column).tobytes())
+                key = (store.prefix, span.gen, f"cs\x1f{scope}\x1f{d}")
+                before = CACHE.peek(key)
+                unmoved[(scope, d)] = before is not None and before[2] == digest.digest()
+                CACHE.put(key, pv[d], (valid_now[d], times, digest.digest()), times.nbytes + 64)
         groups: dict[tuple[int, ...], list[Any]] = {}  # by the days to read
         for entry in plan:
             groups.setdefault(tuple(entry[2]), []).append(entry)
@@ -767,14 +784,24 @@ def _cores(
             for name, key, _, kept, want in group:
                 fresh = made[name]
                 if kept is None:
-                    core, valid = fresh, {}
+                    core, valid, digests = fresh, {}, {}
                 else:
-                    old, _, valid = kept
+                    old, _, valid, digests = kept
                     gone = [int(d) for d in old.days if d not in want]
-                    core = old.replaced(np.asarray(list(todo) + gone, np.int64), fresh)
+                    # its own rows and its scope's patch sets as they were: counts only
+                    same = all(
+                        digests.get(d) == _digest(span.rows[name], slices[d])
+                        and unmoved.get((scope_of[name], d), False)
+                        for d in todo
+                    )
+                    core = old.replaced(np.asarray(list(todo) + gone, np.int64), fresh, same)
                     valid = dict(valid)
+                    digests = dict(digests)
                 valid = {d: valid_now.get(d, valid.get(d, math.inf)) for d in days}
-                CACHE.put(key, 0, (core, want, valid), core.nbytes)
+                for d in todo:
+                    digests[d] = _digest(span.rows[name], slices[d])
+                digests = {d: digests[d] for d in days if d in digests}
+                CACHE.put(key, 0, (core, want, valid, digests), core.nbytes + 64 * len(days))
                 out.part[name] = core.part
     for scope in scopes:
         by_day = []
@@ -788,16 +815,22 @@ def _cores(
                 times = np.sort(one.ps["time"][mask])
                 expires = one.ps["expires"][mask]
                 until = float(expires.min()) if len(expires) else math.inf
+                hit = (until, times, b"")  # no digest: the next read of the day moves the cores
                 CACHE.put(
-                    (store.prefix, one.gen, f"cs\x1f{scope}\x1f{d}"),
-                    pv[d],
-                    (until, times),
-                    times.nbytes + 64,
+                    (store.prefix, one.gen, f"cs\x1f{scope}\x1f{d}"), pv[d], hit, times.nbytes + 64
                 )
-                hit = (until, times)
             by_day.append(hit[1])
         out.times[scope] = by_day
     return out
+
+
+def _digest(rows: Columns, where: slice) -> bytes:
+    """A digest of what of a system's rows its verdicts and response times
+    are made of."""
+    digest = hashlib.blake2b(digest_size=16)
+    for column in ("first", "last", "reports", "verdict", "judged"):
+        digest.update(np.ascontiguousarray(rows[column][where]).tobytes())
+    return digest.digest()
 
 
 def _last_report(store: Any, span: Span, name: str, newest: int | None) -> float | None:
