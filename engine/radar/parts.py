@@ -342,8 +342,9 @@ def cores_of(
     :func:`parts_of`)."""
     names = list(mine)
     size = len(ps["time"])
+    tagged = day_of is not None
     if day_of is None:
-        day_of = np.zeros(size, dtype=np.int64)
+        day_of = np.zeros(size, dtype=np.int32)
     if not names:
         return {}
     # at most about 2 M elements an array (a 90-day core: a few systems at a time)
@@ -351,7 +352,8 @@ def cores_of(
     if len(names) > per:
         out: dict[str, Core] = {}
         for i in range(0, len(names), per):
-            out |= cores_of({n: mine[n] for n in names[i : i + per]}, ps, rows, gate, day_of)
+            chunk = {n: mine[n] for n in names[i : i + per]}
+            out |= cores_of(chunk, ps, rows, gate, day_of if tagged else None)
         return out
     days, starts = np.unique(day_of, return_index=True)
 
@@ -361,7 +363,9 @@ def cores_of(
     def per_day(values: np.ndarray) -> np.ndarray:  # (systems, days)
         if not size:
             return np.zeros((len(names), 0), dtype=np.int64)
-        return np.add.reduceat(values.astype(np.int64), starts, axis=1)
+        if len(starts) == 1:
+            return values.sum(axis=1, dtype=np.int64)[:, None]
+        return np.add.reduceat(values, starts, axis=1, dtype=np.int64)
 
     reports = stack("reports")
     verdict = stack("verdict")
@@ -370,7 +374,11 @@ def cores_of(
     rch = ps["rechecks"]
     answered = at & (stack("judged") == 1) & ((ps["flags"] & APPEARED) != 0)
     delay = np.maximum(0.0, stack("first") - ps["appeared"])
-    r_order = np.argsort(np.where(answered, delay, np.inf), axis=1)
+    if tagged:  # each response time with its day
+        r_order = np.argsort(np.where(answered, delay, np.inf), axis=1)
+        r_sorted = np.take_along_axis(delay, r_order, axis=1)
+    else:
+        r_sorted = np.sort(np.where(answered, delay, np.inf), axis=1)
     n_answered = answered.sum(axis=1)
     v = np.where(at, verdict, 0)
     columns = [
@@ -405,12 +413,12 @@ def cores_of(
         k = kept[i]
         order = _order(last[i][k], v[i][k])
         vk = v[i][k][order]
-        ra = r_order[i, : int(n_answered[i])]
+        m = int(n_answered[i])
         out[name] = _core(
             days,
             counts[i],
-            responses=delay[i][ra],
-            rd=day_of[ra],
+            responses=r_sorted[i, :m].copy(),
+            rd=day_of[r_order[i, :m]] if tagged else np.zeros(m, dtype=np.int32),
             t=last[i][k][order],
             a=ALPHA[vk],
             v=vk,
