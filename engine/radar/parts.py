@@ -459,11 +459,23 @@ def _positions(core: Part, edge: Part) -> np.ndarray:
     """Where the edge's verdicts fall among the core's (indexes into
     :attr:`Part.v`, in order; equal time and name: the same verdict, either
     place)."""
-    pos = np.searchsorted(core.t, edge.t, side="left")
-    ends = np.searchsorted(core.t, edge.t, side="right")
-    for i in np.flatnonzero(ends > pos):  # equal times: by name
-        lo, hi = int(pos[i]), int(ends[i])
-        pos[i] = lo + int(np.searchsorted(core.a[lo:hi], edge.a[i], side="left"))
+    # most come after every one of the core (the newest days): searched for only the others
+    pos = np.full(len(edge.t), len(core.t), dtype=np.int64)
+    inside = int(np.searchsorted(edge.t, core.t[-1], side="right")) if len(core.t) else 0
+    pos[:inside] = np.searchsorted(core.t, edge.t[:inside], side="left")
+    n = len(core.t)
+    if not n:
+        return pos
+    tied = np.flatnonzero((pos < n) & (core.t[np.minimum(pos, n - 1)] == edge.t))
+    if len(tied):  # equal times: after those of the core with a name before its
+        lo, a = pos[tied], edge.a[tied]
+        hi = np.searchsorted(core.t, edge.t[tied], side="right")
+        before = np.zeros(len(tied), dtype=pos.dtype)
+        for k in range(int((hi - lo).max())):  # a few: equal times are few
+            at = lo + k
+            inside = at < hi
+            before += inside & (core.a[np.minimum(at, len(core.a) - 1)] < a)
+        pos[tied] = lo + before
     return pos
 
 
@@ -481,7 +493,9 @@ def _merged_streaks(core: Part, edge: Part) -> tuple[dict[str, Any] | None, int,
     passes, runs = core.runs()
     ev = edge.v
     # the core run each edge verdict falls in, and the core failures of that run before it
-    j = np.searchsorted(passes, pos, side="left")
+    j = np.full(len(pos), len(passes), dtype=np.int64)
+    inner = int(np.searchsorted(pos, len(core.v), side="left"))  # pos is in order
+    j[:inner] = np.searchsorted(passes, pos[:inner], side="left")
     start = np.zeros(len(pos), dtype=np.int64)
     after = j > 0
     start[after] = passes[j[after] - 1] + 1
