@@ -40,12 +40,14 @@ hosts.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import functools
 import hashlib
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -86,6 +88,13 @@ TIMER_POLL = 0.25
 #: how much lower the aggregator child's CPU priority is than its worker's
 #: (``nice``; docs/benchmarks.md)
 AGGREGATOR_NICE = 10
+
+
+def _buffered(sock: Any) -> bool:
+    """Whether a TLS socket holds decrypted bytes not read yet (a
+    ``select`` would not see them)."""
+    pending = getattr(sock, "pending", None)
+    return bool(pending is not None and pending())
 
 
 def _transient(exc: BaseException) -> bool:
@@ -398,12 +407,19 @@ class _EngineConsumer(BatchConsumer):
         return consumers
 
     def on_batch(self, taken: list[tuple[Any, str | None]]) -> None:
-        """Handle the messages taken together; acknowledge the handled (all
-        at once on RabbitMQ), give back the ones to try again."""
+        """Handle the messages taken together; acknowledge the handled
+        once the broker confirmed what they published (``_owe``: meanwhile
+        the next messages are handled), give back the ones to try again."""
         telemetry.batch_messages.observe(len(taken))
-        if len(taken) == 1:
-            self.handle_one(*taken[0])
-            return
+        with self.publisher.deferring() as mark:
+            if len(taken) == 1:
+                done = self.handle_one(*taken[0])
+            else:
+                done = self._handle_many(taken)
+        self._owe(mark(), done)
+
+    def _handle_many(self, taken: list[tuple[Any, str | None]]) -> list[Any]:
+        """The messages of a batch to acknowledge (the rest given back)."""
         queue0 = self.worker.config.engine_queue
         engine = self.service.engine
         conflicts = engine.conflicts
@@ -423,12 +439,86 @@ class _EngineConsumer(BatchConsumer):
             done.append(message)
             self.handled += 1
             log.debug("%s", outcome)
-        self.ack(done)
         elapsed = time.perf_counter() - t0
         for _ in done:
             telemetry.handle_seconds.observe(elapsed / len(taken))
         if engine.conflicts != conflicts:
             telemetry.conflicts.inc(engine.conflicts - conflicts)
+        return done
+
+    # -- acknowledging once confirmed ------------------------------------------------
+
+    def _owe(self, mark: tuple[int, int], done: list[Any]) -> None:
+        """Acknowledge ``done`` once the publishes up to ``mark`` are
+        confirmed (at once when they are: always on kombu's Redis
+        transport), in the order the messages came."""
+        if done:
+            self.unacked.append((mark, done))
+        self._settle()
+
+    def _settle(self) -> None:
+        """Acknowledge the messages whose publishes are confirmed (marks
+        grow: a confirmed one confirms every one before it)."""
+        ready: list[Any] = []
+        unacked = self.unacked
+        while unacked and self.publisher.confirmed(unacked[0][0]):
+            ready += unacked.popleft()[1]
+        if ready:
+            self.ack(ready)
+
+    @property
+    def unacked(self) -> collections.deque[tuple[tuple[int, int], list[Any]]]:
+        """Handled messages waiting for the confirms of their publishes,
+        with their marks (``Publisher.deferring``), oldest first."""
+        try:
+            return self._unacked
+        except AttributeError:
+            self._unacked: collections.deque[tuple[tuple[int, int], list[Any]]] = (
+                collections.deque()
+            )
+            return self._unacked
+
+    def consume(self, *args: Any, **kwargs: Any) -> Any:
+        # acknowledgements owed on a lost connection are void: the broker
+        # gives those messages again (and the engine knows them: outbox)
+        self.unacked.clear()
+        return super().consume(*args, **kwargs)
+
+    def wait(self, conn: Any, timeout: float) -> None:
+        """Wait for a delivery, and, while messages wait for their
+        confirms, for the confirms too (the publisher's own connection):
+        whichever comes first is taken."""
+        if not self.unacked:
+            conn.drain_events(timeout=timeout)
+            return
+        publisher = self.publisher
+        fd = publisher.fileno()
+        sock = conn.connection.sock
+        if fd is None or sock is None:
+            publisher.read_confirms()
+            self._settle()
+            raise TimeoutError()
+        if _buffered(sock):
+            ready: list[Any] = [sock]
+        else:
+            ready, _, _ = select.select([sock, fd], [], [], timeout)
+        if fd in ready or not ready:
+            # (and when nothing came: a confirm long overdue is seen to)
+            publisher.read_confirms()
+            self._settle()
+        if sock in ready:
+            before = len(self.pending)
+            conn.drain_events(timeout=0)
+            if len(self.pending) > before:
+                return
+        raise TimeoutError()
+
+    def on_stop(self) -> None:
+        """Acknowledge what is owed before the consumers go."""
+        if self.unacked:
+            with contextlib.suppress(Exception):
+                self.publisher.wait_confirmed(self.unacked[-1][0])
+                self._settle()
 
     def ack(self, messages: list[Any]) -> None:
         """Acknowledge ``messages``: on RabbitMQ with one multiple-ack of
@@ -466,8 +556,9 @@ class _EngineConsumer(BatchConsumer):
         finally:
             self.publisher.close()
 
-    def handle_one(self, message: Any, queue: str | None = None) -> None:
-        """Hand one body to the service."""
+    def handle_one(self, message: Any, queue: str | None = None) -> list[Any]:
+        """Hand one body to the service; the message to acknowledge (none
+        when it was given back)."""
         queue = queue or self.worker.config.engine_queue
         engine = self.service.engine
         conflicts = engine.conflicts
@@ -482,13 +573,13 @@ class _EngineConsumer(BatchConsumer):
         except Exception as exc:
             outcome = self.failed(message, queue, exc)
             if outcome is None:
-                return
-        message.ack()
+                return []
         telemetry.handle_seconds.observe(time.perf_counter() - t0)
         if engine.conflicts != conflicts:
             telemetry.conflicts.inc(engine.conflicts - conflicts)
         self.handled += 1
         log.debug("%s", outcome)
+        return [message]
 
     def failed(self, message: Any, queue: str, exc: BaseException, wait: bool = True) -> str | None:
         """A message whose handling raised: given back to the broker
