@@ -379,6 +379,13 @@ class _EngineConsumer(BatchConsumer):
         self.batch = worker.config.engine_batch
         self.amqp = not is_redis(worker.broker_url)
         self.connect_max_retries = None
+        #: handled messages whose events are held (``events_linger``), and
+        #: since when; acknowledged once the events are published and confirmed
+        self.linger_events = worker.config.events_linger if worker.config.events else 0.0
+        self.service.hold_events = self.linger_events > 0
+        self.hold_at_most = max(1, self.batch // 2)
+        self.held: list[Any] = []
+        self._held_since = 0.0
 
     def get_consumers(self, Consumer: Any, channel: Any) -> list[Any]:
         prefetch = max(16, self.batch)
@@ -416,7 +423,33 @@ class _EngineConsumer(BatchConsumer):
                 done = self.handle_one(*taken[0])
             else:
                 done = self._handle_many(taken)
-        self._owe(mark(), done)
+            if done and not self.held:
+                self._held_since = time.monotonic()
+            self.held += done
+            flush = self._events_due()
+            if flush:
+                self.service.flush_events()
+        if flush:
+            held, self.held = self.held, []
+            self._owe(mark(), held)
+
+    # -- the events of several messages in one publish ----------------------------------
+
+    def _events_due(self) -> bool:
+        """Whether to publish the events held now (else they wait for the
+        next messages', ``events_linger``, and so do the messages)."""
+        if not self.service.pending_events or self.linger_events <= 0:
+            return True
+        if len(self.held) >= self.hold_at_most:
+            return True
+        return not self.held or time.monotonic() - self._held_since >= self.linger_events
+
+    def _flush_held(self) -> None:
+        """Publish the events held, and owe the held messages' acks."""
+        with self.publisher.deferring() as mark:
+            self.service.flush_events()
+        held, self.held = self.held, []
+        self._owe(mark(), held)
 
     def _handle_many(self, taken: list[tuple[Any, str | None]]) -> list[Any]:
         """The messages of a batch to acknowledge (the rest given back)."""
@@ -480,14 +513,25 @@ class _EngineConsumer(BatchConsumer):
 
     def consume(self, *args: Any, **kwargs: Any) -> Any:
         # acknowledgements owed on a lost connection are void: the broker
-        # gives those messages again (and the engine knows them: outbox)
+        # gives those messages again (and the engine knows them: outbox);
+        # events held stay, published with the next messages'
         self.unacked.clear()
+        self.held = []
         return super().consume(*args, **kwargs)
 
     def wait(self, conn: Any, timeout: float) -> None:
         """Wait for a delivery, and, while messages wait for their
         confirms, for the confirms too (the publisher's own connection):
-        whichever comes first is taken."""
+        whichever comes first is taken; no longer than the events held may
+        wait (``events_linger``)."""
+        if self.held:
+            left = self._held_since + self.linger_events - time.monotonic()
+            if left <= 0:
+                self._flush_held()
+            else:
+                timeout = min(timeout, left)
+        elif self.service.pending_events:  # of a message given back
+            self._flush_held()
         if not self.unacked:
             conn.drain_events(timeout=timeout)
             return
@@ -515,6 +559,9 @@ class _EngineConsumer(BatchConsumer):
 
     def on_stop(self) -> None:
         """Acknowledge what is owed before the consumers go."""
+        if self.held or self.service.pending_events:
+            with contextlib.suppress(Exception):
+                self._flush_held()
         if self.unacked:
             with contextlib.suppress(Exception):
                 self.publisher.wait_confirmed(self.unacked[-1][0])
