@@ -7,8 +7,10 @@ anything else can run (``EngineWorker.run``).
   ``legacy_reply_queue`` when it is set (python-ruote-amqp participants
   reply to ``ruote_workitems``), and handing each raw body to an
   ``EngineService``. A message is acknowledged only after
-  ``handle`` returned, that is after its effect is stored and its own
-  effects (dispatches, ...) were published. An exception leaves it
+  ``handle`` returned and what it published is confirmed, that is after
+  its effect is stored and its own effects (dispatches, ..., its events:
+  held up to ``events_linger`` for the next messages') were published;
+  the next message is handled meanwhile. An exception leaves it
   unacknowledged: the broker gives it again. A message that keeps failing
   for a reason other than a lost connection is dead-lettered with its
   traceback after ``POISON_ATTEMPTS`` tries; one that no retry can change
