@@ -420,6 +420,7 @@ class _EngineConsumer(BatchConsumer):
         once the broker confirmed what they published (``_owe``: meanwhile
         the next messages are handled), give back the ones to try again."""
         telemetry.batch_messages.observe(len(taken))
+        failure: Exception | None = None
         with self.publisher.deferring() as mark:
             if len(taken) == 1:
                 done = self.handle_one(*taken[0])
@@ -430,10 +431,9 @@ class _EngineConsumer(BatchConsumer):
             self.held += done
             flush = self._events_due()
             if flush:
-                self.service.flush_events()
+                failure = self._publish_events()
         if flush:
-            held, self.held = self.held, []
-            self._owe(mark(), held)
+            self._settle_held(mark(), failure)
 
     # -- the events of several messages in one publish ----------------------------------
 
@@ -449,9 +449,34 @@ class _EngineConsumer(BatchConsumer):
     def _flush_held(self) -> None:
         """Publish the events held, and owe the held messages' acks."""
         with self.publisher.deferring() as mark:
+            failure = self._publish_events()
+        self._settle_held(mark(), failure)
+
+    def _publish_events(self) -> Exception | None:
+        """Publish the events held (what raised, if anything: a publish that
+        lost its connection is retried inside, so only what no retry cures)."""
+        try:
             self.service.flush_events()
+        except Exception as exc:
+            return exc
+        return None
+
+    def _settle_held(self, mark: tuple[int, int], failure: Exception | None) -> None:
+        """The held messages' acks owed to ``mark``; when their events could
+        not be published, they are handled as a message whose handling
+        raised (given back, or dead-lettered after repeated failures)."""
         held, self.held = self.held, []
-        self._owe(mark(), held)
+        if failure is None:
+            self._owe(mark, held)
+            return
+        queue0 = self.worker.config.engine_queue
+        dead = []
+        with self.publisher.deferring() as after:
+            for message in held:
+                queue = (getattr(message, "delivery_info", None) or {}).get("routing_key")
+                if self.failed(message, queue or queue0, failure, wait=False) is not None:
+                    dead.append(message)
+        self._owe(after(), dead)
 
     def _handle_many(self, taken: list[tuple[Any, str | None]]) -> list[Any]:
         """The messages of a batch to acknowledge (the rest given back)."""

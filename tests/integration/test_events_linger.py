@@ -114,3 +114,67 @@ def test_the_events_of_several_messages_go_in_one_publish_after_the_linger(
     finally:
         worker.stop(timeout=10)
         delete_keys(worker.store().client, config.key_prefix)
+
+
+def test_events_that_cannot_be_published_give_their_messages_back(
+    config: Config, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failure no retry cures (not a lost connection: that one is
+    published again inside) leaves the consumer thread running: the held
+    messages are given back, as a message whose handling raised, and the
+    run goes on."""
+    from engine.trace.bus import EventBus
+
+    real = EventBus.publish
+    failed: list[int] = []
+
+    def publish_once_failing(self: EventBus, events: object) -> None:
+        if not failed:
+            failed.append(1)
+            raise RuntimeError("events cannot be published")
+        real(self, events)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(EventBus, "publish", publish_once_failing)
+    worker = EngineWorker(config, threads=1).start()
+    try:
+        engine = Engine(worker.store())
+        for step in ("l_alpha", "l_beta", "l_gamma"):
+            engine.register(step, f"q.{step}.{config.engine_queue}")
+        publisher = Publisher(config)
+
+        def run(wfid: str) -> None:
+            publisher.send(messages.launch_item(definition=THREE, wfid=wfid))
+            for step in ("l_alpha", "l_beta", "l_gamma"):
+                with connect(config) as conn, conn.channel() as channel:
+                    q = participant_queue(f"q.{step}.{config.engine_queue}")(channel)
+                    q.declare()
+                    message = wait_for(
+                        lambda q=q: q.get(no_ack=True, accept=["application/json"]),
+                        DEADLINE,
+                        f"a workitem for {step}",
+                    )
+                publisher.send(wire.decode(message.body))
+            wait_for(lambda: engine.status(wfid) == "finished", DEADLINE, f"{wfid} to finish")
+
+        try:
+            run("linger-2")
+            # the events held go after the linger: that publish fails
+            wait_for(lambda: failed, DEADLINE, "the failed publish of the events")
+            wait_for(
+                lambda: "message failed (attempt 1 of 5)" in caplog.text,
+                DEADLINE,
+                "the held messages given back",
+            )
+            run("linger-3")  # the same consumer thread goes on
+        finally:
+            publisher.close()
+        assert "failed; restarting" not in caplog.text
+        with connect(config) as conn:
+            wait_for(
+                lambda: queue_info(conn, config.engine_queue).messages == 0,
+                DEADLINE,
+                "the engine's queue to drain",
+            )
+    finally:
+        worker.stop(timeout=10)
+        delete_keys(worker.store().client, config.key_prefix)
