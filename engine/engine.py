@@ -181,6 +181,7 @@ class Engine:
         #: read (``written_misses`` counts those). Where the store can
         #: (``RunStore.written_saves``)
         self._written: OrderedDict[str, Written] = OrderedDict()
+        self._written_chars = 0
         self._written_saves = bool(getattr(store, "written_saves", False))
         self.written_misses = 0
         #: ``"<wfid> <message id>"`` of the messages whose handling raised
@@ -343,7 +344,7 @@ class Engine:
             # the run as this engine's last save left it, when it saved it
             # last: no read (the save is refused unless the run is still
             # that write, ``RunStore.save_run_written``)
-            written = self._written.pop(wfid, None)
+            written = self._forget_written(wfid)
             listeners_version: int | None
             if written is not None:
                 state, version = json.loads(written.data), written.version
@@ -416,11 +417,28 @@ class Engine:
             return res.ignored
         raise EngineError(f"gave up on {wfid} after {self.max_conflict_retries} lost races")
 
+    def _forget_written(self, wfid: str) -> Written | None:
+        """Take the run kept as saved out of ``_written`` (None: not kept)."""
+        written = self._written.pop(wfid, None)
+        if written is not None:
+            self._written_chars -= len(written.data)
+        return written
+
     def _remember(self, wfid: str, written: Written) -> None:
-        """Keep the run as this engine's save left it (``deliver``)."""
-        self._written[wfid] = written
-        while len(self._written) > WRITTEN_RUNS:
-            self._written.popitem(last=False)
+        """Keep the run as this engine's save left it (``deliver``): at most
+        ``WRITTEN_RUNS`` runs and ``WRITTEN_CHARS`` characters of state,
+        the oldest dropped first."""
+        kept = self._written
+        old = kept.pop(wfid, None)
+        if old is not None:
+            self._written_chars -= len(old.data)
+        if len(written.data) > WRITTEN_CHARS // 4:
+            return  # a big run is read each time rather than crowd out the rest
+        kept[wfid] = written
+        self._written_chars += len(written.data)
+        while len(kept) > WRITTEN_RUNS or self._written_chars > WRITTEN_CHARS:
+            _, dropped = kept.popitem(last=False)
+            self._written_chars -= len(dropped.data)
 
     def _outbox(self, state: dict[str, Any], mid: str | None, effects: list[fx.Effect]) -> None:
         """Keep this message's effects in the run's outbox (with the
@@ -476,7 +494,7 @@ class Engine:
         if not by_run:
             return done, rest
         for wfid in by_run:
-            self._written.pop(wfid, None)  # read here (and changed by this batch)
+            self._forget_written(wfid)  # read here (and changed by this batch)
         loaded, listeners_version = self.store.load_runs(list(by_run))
         now = self.clock()
         registrations = self.registrations()
@@ -838,6 +856,9 @@ class Engine:
 
 #: how many runs an engine keeps as it saved them (``Engine._written``)
 WRITTEN_RUNS = 256
+#: and at most this many characters of their states (a run whose state
+#: takes more than a quarter of it is not kept)
+WRITTEN_CHARS = 32 << 20
 
 #: how long, and how many, outbox entries a run keeps: a redelivery comes
 #: within the broker's redelivery delay plus a heartbeat's time to run out

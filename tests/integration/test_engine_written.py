@@ -115,3 +115,29 @@ def test_a_run_launched_again_under_its_wfid_is_not_written_over_from_memory(
     state = a.engine.state("r3")
     assert state["name"] == "other" and a.engine.status("r3") == "paused"
     assert [p.name for p in a.engine.positions("r3")] == ["delta"]
+
+
+def test_what_an_engine_keeps_is_bounded_in_runs_and_characters(
+    store: RedisStore, reads: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine import engine as engine_module
+
+    rec = Recorder()
+    s = service(store, rec, "w.c0")
+    register(s)
+    for k in range(3):
+        s.handle(wire.dumps({"definition": THREE, "wfid": f"b{k}"}))
+    for d in list(rec.dispatched):
+        s.handle(wire.dumps(d.workitem))  # each run saved once: kept
+    kept = s.engine._written
+    assert list(kept) == ["b0", "b1", "b2"]
+    assert s.engine._written_chars == sum(len(w.data) for w in kept.values())
+    monkeypatch.setattr(engine_module, "WRITTEN_RUNS", 2)
+    s.handle(wire.dumps(rec.dispatched[-1].workitem))  # b2's beta: b2 kept anew
+    assert list(kept) == ["b1", "b2"]  # the oldest dropped
+    assert all(len(w.data) > 100 for w in kept.values())
+    monkeypatch.setattr(engine_module, "WRITTEN_CHARS", 400)  # a run over 100 is too big
+    s.handle(wire.dumps(rec.dispatched[-1].workitem))  # b2's gamma
+    assert "b2" not in kept  # not kept...
+    assert s.engine.status("b2") == "finished"  # ...and stored all the same
+    assert s.engine._written_chars == sum(len(w.data) for w in kept.values())
