@@ -24,7 +24,7 @@ import logging
 import os
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -340,10 +340,23 @@ class Publisher:
             *self.connection.recoverable_channel_errors,
             OSError,
         )
-        #: inside ``confirming()``: the publishes not confirmed yet, by the
-        #: channel's delivery tag (None outside it)
-        self._unconfirmed: dict[int, tuple[bytes, dict[str, Any]]] | None = None
+        #: on RabbitMQ with confirms, the publishes made inside blocks
+        #: (``confirming``, ``deferring``) and not confirmed yet, by the
+        #: channel's delivery tag, with when they were sent; kept across
+        #: blocks (a ``deferring`` block's end does not wait for them)
+        self._unconfirmed: dict[int, tuple[bytes, dict[str, Any], float]] = {}
+        #: publishes the broker refused, by their first tag, until the copy
+        #: sent again (``_copies``: the copy's tag -> the first tag) is confirmed
+        self._refused: dict[int, tuple[bytes, dict[str, Any], float]] = {}
+        self._copies: dict[int, int] = {}
+        #: refused tags not sent again yet (noted inside a frame's dispatch)
         self._nacked: list[int] = []
+        #: how many blocks are open (publishes inside one do not wait)
+        self._blocks = 0
+        #: bumped whenever everything unconfirmed was published again one
+        #: by one (a lost connection, no confirm in time): marks of an
+        #: earlier epoch are confirmed
+        self._epoch = 0
         #: the last delivery tag of the channel in confirm mode, and which
         #: channel (a new channel counts from 1 again)
         self._seq = 0
@@ -400,8 +413,13 @@ class Publisher:
             "reply_to": reply_to,
             "headers": headers,
         }
-        if self._unconfirmed is not None:
+        if self._blocks and self.async_confirms:
             self._publish_unconfirmed(data, options)
+        elif self._unconfirmed or self._refused:
+            # a publish outside a block while a deferred block's confirms
+            # are out: waiting for "a" confirm would take one of theirs
+            with self.confirming():
+                self._publish_unconfirmed(data, options)
         else:
             if self._batched is not None:
                 self._batched.append((data, options))
@@ -460,28 +478,59 @@ class Publisher:
         server has the message) the block's publishes go in one pipeline,
         sent at its end (kombu's ``Producer.batch``); one that failed is
         published again. Elsewhere an empty wrapper."""
-        if self._unconfirmed is not None or self._batched is not None:
+        if self._blocks or self._batched is not None:
             yield  # nested: the outer block confirms
+            return
+        marks: list[Callable[[], tuple[int, int]]] = []
+        try:
+            with self.deferring() as mark:
+                marks.append(mark)
+                yield
+        finally:
+            if marks:
+                self.wait_confirmed(marks[0]())
+
+    @contextmanager
+    def deferring(self) -> Iterator[Callable[[], tuple[int, int]]]:
+        """As ``confirming``, but the block's end does not wait for the
+        confirms: it yields ``mark``, which (called after the block) names
+        the block's publishes; ``confirmed(mark())`` says whether all of
+        them (and every one before them) are confirmed, ``read_confirms``
+        and ``wait_confirmed`` read the broker's confirms. The engine's
+        consumer handles the next message while the broker confirms the
+        last one's publishes, and acknowledges a message once its mark is
+        confirmed. On kombu's Redis transport the block's publishes go in
+        one pipeline at its end, as in ``confirming``, and the mark is
+        confirmed at once."""
+        done: list[tuple[int, int]] = []
+
+        def mark() -> tuple[int, int]:
+            return done[0] if done else (self._epoch, self._seq)
+
+        if self._blocks or self._batched is not None:
+            yield mark  # nested: the outer block marks
             return
         if not self.async_confirms:
             if self.connection.transport.driver_type == "redis":
-                yield from self._redis_batch()
+                try:
+                    yield from self._redis_batch(mark)
+                finally:
+                    done.append((self._epoch, 0))
             else:
-                yield
+                yield mark
             return
-        self._unconfirmed = {}
-        self._nacked = []
+        self._blocks += 1
         try:
-            yield
+            yield mark
         finally:
-            pending, self._unconfirmed = self._unconfirmed, None
+            self._blocks -= 1
             channel = self._seq_channel
             if channel is not None and "basic_publish" in vars(channel):
                 # back to one confirm per publish outside the block
                 channel.basic_publish = channel.basic_publish_confirm
-            self._await_confirms(pending)
+            done.append((self._epoch, self._seq))
 
-    def _redis_batch(self) -> Iterator[None]:
+    def _redis_batch(self, mark: Any) -> Iterator[Any]:
         """``confirming`` on kombu's Redis transport (see there)."""
         self._batched = []
         block_exc: BaseException | None = None
@@ -489,7 +538,7 @@ class Publisher:
             try:
                 with self.producer.batch() as batch:
                     try:
-                        yield
+                        yield mark
                     except BaseException as exc:
                         block_exc = exc
                         raise
@@ -512,33 +561,32 @@ class Publisher:
         finally:
             self._batched = None
 
-    def _publish_unconfirmed(self, data: bytes, options: dict[str, Any]) -> None:
-        assert self._unconfirmed is not None
+    def _publish_unconfirmed(self, data: bytes, options: dict[str, Any]) -> int:
+        """Publish without waiting for the confirm; the tag it will be
+        confirmed by (0: it was published again one by one, confirmed)."""
         try:
             producer = self.producer
             channel = producer.channel
             self._async_channel(channel)
             producer.publish(data, retry=False, **options)
         except self._retryable as exc:
-            # the connection is lost: what this block published and the
-            # broker did not confirm is published again (with confirms)
+            # the connection is lost: what was published and not confirmed
+            # is published again (with confirms), this one too
             self._on_error(exc, 0.0)
-            pending = self._unconfirmed
-            self._unconfirmed = None
-            try:
-                for again, opts in pending.values():
-                    self._publish(again, opts)
-                self._publish(data, options)
-            finally:
-                self._unconfirmed = {}
-            return
+            self._publish_again(extra=[(data, options)])
+            return 0
         self._count(channel)
-        self._unconfirmed[self._seq] = (data, options)
+        self._unconfirmed[self._seq] = (data, options, time.monotonic())
+        return self._seq
 
     def _async_channel(self, channel: Any) -> None:
         """Put ``channel`` in confirm mode with our handlers, publishing
         without waiting for each confirm (py-amqp's ``_basic_publish``)."""
         if channel is not self._seq_channel:
+            if self._unconfirmed or self._refused:
+                # a new channel under us: the old one's tags will never be
+                # confirmed
+                self._publish_again()
             self._seq_channel, self._seq = channel, 0
         if not getattr(channel, "_boss_confirms", False):
             channel.events["basic_ack"].add(self._on_ack)
@@ -551,59 +599,142 @@ class Publisher:
 
     def _on_ack(self, tag: int, multiple: bool) -> None:
         pending = self._unconfirmed
-        if pending is None:
+        if not pending:
             return
-        if multiple:
-            for t in [t for t in pending if t <= tag]:
-                del pending[t]
-        else:
-            pending.pop(tag, None)
+        tags = [t for t in pending if t <= tag] if multiple else [tag]
+        for t in tags:
+            if pending.pop(t, None) is not None and self._copies:
+                first = self._copies.pop(t, None)
+                if first is not None:
+                    self._refused.pop(first, None)
 
     def _on_nack(self, tag: int, multiple: bool) -> None:
+        # inside a frame's dispatch: noted here, published again by
+        # ``_resend_refused`` (outside py-amqp's reader)
         pending = self._unconfirmed
-        if pending is None:
-            return
-        self._nacked.extend(t for t in pending if (t <= tag if multiple else t == tag))
+        for t in [t for t in pending if t <= tag] if multiple else [tag]:
+            entry = pending.pop(t, None)
+            if entry is not None:
+                first = self._copies.pop(t, t)
+                self._refused[first] = entry
+                self._nacked.append(first)
 
-    def _await_confirms(self, pending: dict[int, tuple[bytes, dict[str, Any]]]) -> None:
-        """Read the broker's confirms until none of ``pending`` is left;
-        publish again (one by one, with confirms) what was refused, or
-        what the connection was lost with, or not confirmed in
-        ``CONFIRM_TIMEOUT``."""
-        self._unconfirmed = pending
-        deadline = time.monotonic() + CONFIRM_TIMEOUT
+    def _resend_refused(self) -> None:
+        """Publish again what the broker refused; its first tag stays
+        unconfirmed until the copy is confirmed."""
+        nacked, self._nacked = self._nacked, []
+        log.warning("the broker refused %d publish(es): again", len(nacked))
+        for first in nacked:
+            entry = self._refused.get(first)
+            if entry is None:
+                continue
+            self._blocks += 1
+            try:
+                tag = self._publish_unconfirmed(entry[0], entry[1])
+            finally:
+                self._blocks -= 1
+                channel = self._seq_channel
+                if channel is not None and "basic_publish" in vars(channel):
+                    channel.basic_publish = channel.basic_publish_confirm
+            if tag:
+                self._copies[tag] = first
+
+    def _publish_again(self, extra: list[tuple[bytes, dict[str, Any]]] | None = None) -> None:
+        """Publish everything not confirmed yet again, one by one, each
+        waiting for its confirm (retried for ever); earlier marks are
+        confirmed after it (``_epoch``)."""
+        again = [
+            (data, opts)
+            for _t, (data, opts, _at) in sorted({**self._refused, **self._unconfirmed}.items())
+        ]
+        again += extra or []
+        self._unconfirmed = {}
+        self._refused = {}
+        self._copies = {}
+        self._nacked = []
+        self._epoch += 1
+        channel = self._seq_channel
+        if channel is not None and "basic_publish" in vars(channel):
+            channel.basic_publish = channel.basic_publish_confirm
+        blocks, self._blocks = self._blocks, 0
         try:
-            while pending:
-                if self._nacked:
-                    log.warning("the broker refused %d publish(es): again", len(self._nacked))
-                    again = [pending.pop(t) for t in self._nacked if t in pending]
-                    self._nacked = []
-                    self._unconfirmed = None
-                    for data, opts in again:
-                        self._publish(data, opts)
-                    self._unconfirmed = pending
-                    continue
-                left = deadline - time.monotonic()
-                try:
-                    if left <= 0:
-                        raise TimeoutError("no confirm in time")
-                    self.connection.drain_events(timeout=left)
-                except (TimeoutError, *self._retryable) as exc:
-                    log.warning(
-                        "%d publish(es) not confirmed (%s): publishing them again",
-                        len(pending),
-                        exc or type(exc).__name__,
-                    )
-                    if not isinstance(exc, TimeoutError):
-                        self._on_error(exc, 0.0)
-                    again = list(pending.values())
-                    pending.clear()
-                    self._unconfirmed = None
-                    for data, opts in again:
-                        self._publish(data, opts)
-                    return
+            for data, opts in again:
+                self._publish(data, opts)
         finally:
-            self._unconfirmed = None
+            self._blocks = blocks
+
+    @property
+    def unconfirmed(self) -> int:
+        """How many publishes wait for the broker's confirm."""
+        return len(self._unconfirmed) + len(self._refused)
+
+    def confirmed(self, mark: tuple[int, int]) -> bool:
+        """Whether the publishes up to ``mark`` (``deferring``) are all
+        confirmed."""
+        epoch, tag = mark
+        if epoch < self._epoch or not tag:
+            return True
+        if self._unconfirmed and next(iter(self._unconfirmed)) <= tag:
+            return False
+        return not any(t <= tag for t in self._refused)
+
+    def _oldest(self) -> float | None:
+        for entry in self._unconfirmed.values():
+            return entry[2]
+        return None
+
+    def read_confirms(self, timeout: float = 0.0) -> None:
+        """Read the confirms the broker has sent (waiting up to ``timeout``
+        seconds for the first); publish again what it refused, and
+        everything unconfirmed when the connection was lost or a confirm
+        is ``CONFIRM_TIMEOUT`` late."""
+        if not self._unconfirmed and not self._refused:
+            return
+        if not self.connection.connected:
+            log.warning("%d publish(es) not confirmed: publishing them again", self.unconfirmed)
+            self._publish_again()
+            return
+        wait = timeout
+        try:
+            while self._unconfirmed:
+                self.connection.drain_events(timeout=wait)
+                wait = 0.0
+        except TimeoutError:
+            pass
+        except self._retryable as exc:
+            log.warning(
+                "%d publish(es) not confirmed (%s): publishing them again",
+                self.unconfirmed,
+                exc or type(exc).__name__,
+            )
+            self._on_error(exc, 0.0)
+            self._publish_again()
+            return
+        if self._nacked:
+            self._resend_refused()
+        oldest = self._oldest()
+        if oldest is not None and time.monotonic() - oldest > CONFIRM_TIMEOUT:
+            log.warning(
+                "%d publish(es) not confirmed in %gs: publishing them again",
+                self.unconfirmed,
+                CONFIRM_TIMEOUT,
+            )
+            self._publish_again()
+
+    def wait_confirmed(self, mark: tuple[int, int]) -> None:
+        """Read the broker's confirms until every publish up to ``mark``
+        is confirmed (publishing again what needs it, see ``read_confirms``)."""
+        while not self.confirmed(mark):
+            oldest = self._oldest() or time.monotonic()
+            left = oldest + CONFIRM_TIMEOUT - time.monotonic()
+            self.read_confirms(timeout=max(0.0, min(left, 1.0)))
+
+    def fileno(self) -> int | None:
+        """The socket the broker's confirms come on (None when not connected
+        or not RabbitMQ): for a ``select`` next to other connections."""
+        conn = self.connection.connection if self.connection.connected else None
+        sock = getattr(getattr(conn, "transport", None), "sock", None)
+        return sock.fileno() if sock is not None else None
 
     # -- where a workitem is ------------------------------------------------------
 

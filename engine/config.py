@@ -190,6 +190,11 @@ class Config(Section):
     trace_deadletter_queue: str = "boss.trace.deadletter"
     #: whether engine workers publish an Eiffel event for every transition
     events: bool = True
+    #: seconds an engine consumer holds the events of a message for the
+    #: next messages' (one publish, one trace-queue message, one aggregator
+    #: batch for several), acknowledging those messages once the events are
+    #: published and confirmed; 0: published with each message (or batch)
+    events_linger: float = setting(0.01, check=not_negative())
     #: aggregator threads per engine worker (``boss aggregator`` runs more
     #: anywhere); 0: this worker does not write the traceability graph
     trace_threads: int = setting(1, check=at_least(0))

@@ -57,7 +57,7 @@ class BatchConsumer(ConsumerMixin):
             while not self.should_stop:
                 if not self.pending:  # (some may be in hand already)
                     try:
-                        conn.drain_events(timeout=safety_interval)
+                        self.wait(conn, safety_interval)
                     except TimeoutError:
                         conn.heartbeat_check()
                         continue
@@ -70,6 +70,15 @@ class BatchConsumer(ConsumerMixin):
                     taken, self._batch_pending = self._batch_pending, []
                     self.on_batch(taken)
                 yield
+            self.on_stop()
+
+    def wait(self, conn: Any, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for deliveries (``TimeoutError``
+        when none came). A subclass may wait for other things too."""
+        conn.drain_events(timeout=timeout)
+
+    def on_stop(self) -> None:
+        """Called when asked to stop, before the consumers are cancelled."""
 
     def _fill(self, conn: Any) -> None:
         """Take what has arrived, without waiting (or for up to ``linger``)."""

@@ -49,7 +49,7 @@ from engine.core.registrations import (
     check_pattern,
     looks_like_regex,
 )
-from engine.store.base import ConflictError, RunExists, RunStore, RunSummary
+from engine.store.base import ConflictError, RunExists, RunStore, RunSummary, Written
 
 log = logging.getLogger("boss.engine")
 
@@ -174,6 +174,16 @@ class Engine:
         self._listeners_cache: tuple[int, list[tuple[str, dict[str, Any]]]] | None = None
         #: how many compare-and-set races were lost and retried (a metric)
         self.conflicts = 0
+        #: the runs this engine saved last, as it saved them (its JSON, with
+        #: the version and the write's token), newest last: the next message
+        #: of one is applied without reading the run first; the save is
+        #: refused when another write came in between, and then the run is
+        #: read (``written_misses`` counts those). Where the store can
+        #: (``RunStore.written_saves``)
+        self._written: OrderedDict[str, Written] = OrderedDict()
+        self._written_chars = 0
+        self._written_saves = bool(getattr(store, "written_saves", False))
+        self.written_misses = 0
         #: ``"<wfid> <message id>"`` of the messages whose handling raised
         #: after their save (``_unsettle``)
         self._unsettled: OrderedDict[str, None] = OrderedDict()
@@ -331,14 +341,27 @@ class Engine:
         mid = message_id(msg)
         fresh_registrations = False
         for _ in range(self.max_conflict_retries):
-            loaded = self.store.load_run_and_listeners_version(wfid)
-            if loaded is None:
-                reason = f"{msg.get('type')} for unknown run {wfid} ignored"
-                log.info(reason)
-                return reason
-            state, version, listeners_version = loaded
+            # the run as this engine's last save left it, when it saved it
+            # last: no read (the save is refused unless the run is still
+            # that write, ``RunStore.save_run_written``)
+            written = self._forget_written(wfid)
+            listeners_version: int | None
+            if written is not None:
+                state, version = json.loads(written.data), written.version
+                last_write: str | None = written.token
+                listeners_version = None
+            else:
+                loaded = self.store.load_run_and_listeners_version(wfid)
+                if loaded is None:
+                    reason = f"{msg.get('type')} for unknown run {wfid} ignored"
+                    log.info(reason)
+                    return reason
+                state, version, listeners_version = loaded
+                last_write = None
             state = runstate.upgrade(state)
             if mid is not None and state.get("outbox"):
+                if last_write is not None and any(x[0] == mid for x in state["outbox"]):
+                    continue  # a redelivery: decided on the run as read, not as kept
                 try:
                     reason = self._redelivered(state, version, mid, msg, recheck)
                 except ConflictError:
@@ -366,20 +389,56 @@ class Engine:
                 self._regs = None
                 fresh_registrations = True
                 continue
+            if res.ignored is not None and last_write is not None:
+                continue  # decided on the run as kept, and nothing saved to check it: read it
+            saved: Written | None = None
             try:
                 if res.ignored is None:
                     self._outbox(res.state, mid, res.effects)
                     try:
-                        self.store.save_run(res.state, version)
+                        if self._written_saves:
+                            saved = self.store.save_run_written(res.state, version, last_write)
+                            listeners_version = saved.listeners_version
+                        else:
+                            self.store.save_run(res.state, version)
                     except ConflictError:
-                        self.conflicts += 1
+                        if last_write is not None:
+                            self.written_misses += 1  # moved on since: read it
+                        else:
+                            self.conflicts += 1
                         continue
+                assert listeners_version is not None
                 self._carry_out(wfid, res.effects, self._listeners(listeners_version))
             except Exception:
                 self._unsettle(wfid, [mid])
                 raise
+            if saved is not None:
+                self._remember(wfid, saved)
             return res.ignored
         raise EngineError(f"gave up on {wfid} after {self.max_conflict_retries} lost races")
+
+    def _forget_written(self, wfid: str) -> Written | None:
+        """Take the run kept as saved out of ``_written`` (None: not kept)."""
+        written = self._written.pop(wfid, None)
+        if written is not None:
+            self._written_chars -= len(written.data)
+        return written
+
+    def _remember(self, wfid: str, written: Written) -> None:
+        """Keep the run as this engine's save left it (``deliver``): at most
+        ``WRITTEN_RUNS`` runs and ``WRITTEN_CHARS`` characters of state,
+        the oldest dropped first."""
+        kept = self._written
+        old = kept.pop(wfid, None)
+        if old is not None:
+            self._written_chars -= len(old.data)
+        if len(written.data) > WRITTEN_CHARS // 4:
+            return  # a big run is read each time rather than crowd out the rest
+        kept[wfid] = written
+        self._written_chars += len(written.data)
+        while len(kept) > WRITTEN_RUNS or self._written_chars > WRITTEN_CHARS:
+            _, dropped = kept.popitem(last=False)
+            self._written_chars -= len(dropped.data)
 
     def _outbox(self, state: dict[str, Any], mid: str | None, effects: list[fx.Effect]) -> None:
         """Keep this message's effects in the run's outbox (with the
@@ -434,6 +493,8 @@ class Engine:
                 rest.append(i)  # deliver raises its error
         if not by_run:
             return done, rest
+        for wfid in by_run:
+            self._forget_written(wfid)  # read here (and changed by this batch)
         loaded, listeners_version = self.store.load_runs(list(by_run))
         now = self.clock()
         registrations = self.registrations()
@@ -792,6 +853,12 @@ class Engine:
             for e in self.store.list_errors(offset, limit)
         ]
 
+
+#: how many runs an engine keeps as it saved them (``Engine._written``)
+WRITTEN_RUNS = 256
+#: and at most this many characters of their states (a run whose state
+#: takes more than a quarter of it is not kept)
+WRITTEN_CHARS = 32 << 20
 
 #: how long, and how many, outbox entries a run keeps: a redelivery comes
 #: within the broker's redelivery delay plus a heartbeat's time to run out

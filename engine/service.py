@@ -108,6 +108,11 @@ class EngineService:
         #: cannot be read is a ``ConfigError`` here, at start
         self.tokens = tokens.Tokens.from_config(config)
         self.handled = 0
+        #: when set, ``handle`` and ``handle_batch`` keep the events of what
+        #: they did for the caller to publish (``flush_events``) with the
+        #: next messages' (the engine's consumer: ``events_linger``); the
+        #: caller then acknowledges a message only once they are confirmed
+        self.hold_events = False
 
     # -- the one entry point --------------------------------------------------------
 
@@ -128,7 +133,7 @@ class EngineService:
             try:
                 return self._handle(body, queue=queue, content_type=content_type, headers=headers)
             finally:
-                if self._events:
+                if self._events and not self.hold_events:
                     self._flush_events()
 
     def handle_batch(self, items: list[Incoming]) -> list[str | BaseException]:
@@ -160,7 +165,7 @@ class EngineService:
                     try:
                         done, _rest = self.engine.deliver_many(msgs)
                     finally:
-                        if self._events:
+                        if self._events and not self.hold_events:
                             self._flush_events()
             except Exception as exc:
                 for k in batch:
@@ -188,6 +193,16 @@ class EngineService:
         self._events.clear()
         if self.bus is not None:
             self.bus.publish(events)
+
+    @property
+    def pending_events(self) -> int:
+        """Events recorded and not published yet (``hold_events``)."""
+        return len(self._events)
+
+    def flush_events(self) -> None:
+        """Publish the events held so far (``hold_events``), as one batch."""
+        if self._events:
+            self._flush_events()
 
     def _handle(
         self,

@@ -7,8 +7,10 @@ anything else can run (``EngineWorker.run``).
   ``legacy_reply_queue`` when it is set (python-ruote-amqp participants
   reply to ``ruote_workitems``), and handing each raw body to an
   ``EngineService``. A message is acknowledged only after
-  ``handle`` returned, that is after its effect is stored and its own
-  effects (dispatches, ...) were published. An exception leaves it
+  ``handle`` returned and what it published is confirmed, that is after
+  its effect is stored and its own effects (dispatches, ..., its events:
+  held up to ``events_linger`` for the next messages') were published;
+  the next message is handled meanwhile. An exception leaves it
   unacknowledged: the broker gives it again. A message that keeps failing
   for a reason other than a lost connection is dead-lettered with its
   traceback after ``POISON_ATTEMPTS`` tries; one that no retry can change
@@ -40,12 +42,14 @@ hosts.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import functools
 import hashlib
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -86,6 +90,13 @@ TIMER_POLL = 0.25
 #: how much lower the aggregator child's CPU priority is than its worker's
 #: (``nice``; docs/benchmarks.md)
 AGGREGATOR_NICE = 10
+
+
+def _buffered(sock: Any) -> bool:
+    """Whether a TLS socket holds decrypted bytes not read yet (a
+    ``select`` would not see them)."""
+    pending = getattr(sock, "pending", None)
+    return bool(pending is not None and pending())
 
 
 def _transient(exc: BaseException) -> bool:
@@ -370,6 +381,13 @@ class _EngineConsumer(BatchConsumer):
         self.batch = worker.config.engine_batch
         self.amqp = not is_redis(worker.broker_url)
         self.connect_max_retries = None
+        #: handled messages whose events are held (``events_linger``), and
+        #: since when; acknowledged once the events are published and confirmed
+        self.linger_events = worker.config.events_linger if worker.config.events else 0.0
+        self.service.hold_events = self.linger_events > 0
+        self.hold_at_most = max(1, self.batch // 2)
+        self.held: list[Any] = []
+        self._held_since = 0.0
 
     def get_consumers(self, Consumer: Any, channel: Any) -> list[Any]:
         prefetch = max(16, self.batch)
@@ -398,12 +416,70 @@ class _EngineConsumer(BatchConsumer):
         return consumers
 
     def on_batch(self, taken: list[tuple[Any, str | None]]) -> None:
-        """Handle the messages taken together; acknowledge the handled (all
-        at once on RabbitMQ), give back the ones to try again."""
+        """Handle the messages taken together; acknowledge the handled
+        once the broker confirmed what they published (``_owe``: meanwhile
+        the next messages are handled), give back the ones to try again."""
         telemetry.batch_messages.observe(len(taken))
-        if len(taken) == 1:
-            self.handle_one(*taken[0])
+        failure: Exception | None = None
+        with self.publisher.deferring() as mark:
+            if len(taken) == 1:
+                done = self.handle_one(*taken[0])
+            else:
+                done = self._handle_many(taken)
+            if done and not self.held:
+                self._held_since = time.monotonic()
+            self.held += done
+            flush = self._events_due()
+            if flush:
+                failure = self._publish_events()
+        if flush:
+            self._settle_held(mark(), failure)
+
+    # -- the events of several messages in one publish ----------------------------------
+
+    def _events_due(self) -> bool:
+        """Whether to publish the events held now (else they wait for the
+        next messages', ``events_linger``, and so do the messages)."""
+        if not self.service.pending_events or self.linger_events <= 0:
+            return True
+        if len(self.held) >= self.hold_at_most:
+            return True
+        return not self.held or time.monotonic() - self._held_since >= self.linger_events
+
+    def _flush_held(self) -> None:
+        """Publish the events held, and owe the held messages' acks."""
+        with self.publisher.deferring() as mark:
+            failure = self._publish_events()
+        self._settle_held(mark(), failure)
+
+    def _publish_events(self) -> Exception | None:
+        """Publish the events held (what raised, if anything: a publish that
+        lost its connection is retried inside, so only what no retry cures)."""
+        try:
+            self.service.flush_events()
+        except Exception as exc:
+            return exc
+        return None
+
+    def _settle_held(self, mark: tuple[int, int], failure: Exception | None) -> None:
+        """The held messages' acks owed to ``mark``; when their events could
+        not be published, they are handled as a message whose handling
+        raised (given back, or dead-lettered after repeated failures)."""
+        held, self.held = self.held, []
+        if failure is None:
+            self._owe(mark, held)
             return
+        queue0 = self.worker.config.engine_queue
+        dead = []
+        with self.publisher.deferring() as after:
+            for message in held:
+                queue = (getattr(message, "delivery_info", None) or {}).get("routing_key")
+                if self.failed(message, queue or queue0, failure, wait=False) is not None:
+                    dead.append(message)
+        self._owe(after(), dead)
+
+    def _handle_many(self, taken: list[tuple[Any, str | None]]) -> list[Any]:
+        """The messages of a batch to acknowledge (the rest given back)."""
         queue0 = self.worker.config.engine_queue
         engine = self.service.engine
         conflicts = engine.conflicts
@@ -423,12 +499,100 @@ class _EngineConsumer(BatchConsumer):
             done.append(message)
             self.handled += 1
             log.debug("%s", outcome)
-        self.ack(done)
         elapsed = time.perf_counter() - t0
         for _ in done:
             telemetry.handle_seconds.observe(elapsed / len(taken))
         if engine.conflicts != conflicts:
             telemetry.conflicts.inc(engine.conflicts - conflicts)
+        return done
+
+    # -- acknowledging once confirmed ------------------------------------------------
+
+    def _owe(self, mark: tuple[int, int], done: list[Any]) -> None:
+        """Acknowledge ``done`` once the publishes up to ``mark`` are
+        confirmed (at once when they are: always on kombu's Redis
+        transport), in the order the messages came."""
+        if done:
+            self.unacked.append((mark, done))
+        self._settle()
+
+    def _settle(self) -> None:
+        """Acknowledge the messages whose publishes are confirmed (marks
+        grow: a confirmed one confirms every one before it)."""
+        ready: list[Any] = []
+        unacked = self.unacked
+        while unacked and self.publisher.confirmed(unacked[0][0]):
+            ready += unacked.popleft()[1]
+        if ready:
+            self.ack(ready)
+
+    @property
+    def unacked(self) -> collections.deque[tuple[tuple[int, int], list[Any]]]:
+        """Handled messages waiting for the confirms of their publishes,
+        with their marks (``Publisher.deferring``), oldest first."""
+        try:
+            return self._unacked
+        except AttributeError:
+            self._unacked: collections.deque[tuple[tuple[int, int], list[Any]]] = (
+                collections.deque()
+            )
+            return self._unacked
+
+    def consume(self, *args: Any, **kwargs: Any) -> Any:
+        # acknowledgements owed on a lost connection are void: the broker
+        # gives those messages again (and the engine knows them: outbox);
+        # events held stay, published with the next messages'
+        self.unacked.clear()
+        self.held = []
+        return super().consume(*args, **kwargs)
+
+    def wait(self, conn: Any, timeout: float) -> None:
+        """Wait for a delivery, and, while messages wait for their
+        confirms, for the confirms too (the publisher's own connection):
+        whichever comes first is taken; no longer than the events held may
+        wait (``events_linger``)."""
+        if self.held:
+            left = self._held_since + self.linger_events - time.monotonic()
+            if left <= 0:
+                self._flush_held()
+            else:
+                timeout = min(timeout, left)
+        elif self.service.pending_events:  # of a message given back
+            self._flush_held()
+        if not self.unacked:
+            conn.drain_events(timeout=timeout)
+            return
+        publisher = self.publisher
+        fd = publisher.fileno()
+        sock = conn.connection.sock
+        if fd is None or sock is None:
+            publisher.read_confirms()
+            self._settle()
+            raise TimeoutError()
+        if _buffered(sock):
+            ready: list[Any] = [sock]
+        else:
+            ready, _, _ = select.select([sock, fd], [], [], timeout)
+        if fd in ready or not ready:
+            # (and when nothing came: a confirm long overdue is seen to)
+            publisher.read_confirms()
+            self._settle()
+        if sock in ready:
+            before = len(self.pending)
+            conn.drain_events(timeout=0)
+            if len(self.pending) > before:
+                return
+        raise TimeoutError()
+
+    def on_stop(self) -> None:
+        """Acknowledge what is owed before the consumers go."""
+        if self.held or self.service.pending_events:
+            with contextlib.suppress(Exception):
+                self._flush_held()
+        if self.unacked:
+            with contextlib.suppress(Exception):
+                self.publisher.wait_confirmed(self.unacked[-1][0])
+                self._settle()
 
     def ack(self, messages: list[Any]) -> None:
         """Acknowledge ``messages``: on RabbitMQ with one multiple-ack of
@@ -466,8 +630,9 @@ class _EngineConsumer(BatchConsumer):
         finally:
             self.publisher.close()
 
-    def handle_one(self, message: Any, queue: str | None = None) -> None:
-        """Hand one body to the service."""
+    def handle_one(self, message: Any, queue: str | None = None) -> list[Any]:
+        """Hand one body to the service; the message to acknowledge (none
+        when it was given back)."""
         queue = queue or self.worker.config.engine_queue
         engine = self.service.engine
         conflicts = engine.conflicts
@@ -482,13 +647,13 @@ class _EngineConsumer(BatchConsumer):
         except Exception as exc:
             outcome = self.failed(message, queue, exc)
             if outcome is None:
-                return
-        message.ack()
+                return []
         telemetry.handle_seconds.observe(time.perf_counter() - t0)
         if engine.conflicts != conflicts:
             telemetry.conflicts.inc(engine.conflicts - conflicts)
         self.handled += 1
         log.debug("%s", outcome)
+        return [message]
 
     def failed(self, message: Any, queue: str, exc: BaseException, wait: bool = True) -> str | None:
         """A message whose handling raised: given back to the broker

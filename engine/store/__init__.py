@@ -27,6 +27,7 @@ from engine.store.base import (
     RunStore,
     RunSummary,
     StoreError,
+    Written,
 )
 from engine.store.memory import MemoryStore
 
@@ -42,6 +43,7 @@ __all__ = [
     "RunStore",
     "RunSummary",
     "StoreError",
+    "Written",
     "open_store",
 ]
 

@@ -106,12 +106,27 @@ class RunSummary:
     launched_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A run as a save left it (``RunStore.save_run_written``): the new
+    version, the token of that write, the state as stored (its JSON text),
+    and the listeners' version read in the same step."""
+
+    version: int
+    token: str
+    data: str
+    listeners_version: int
+
+
 class RunStore(ABC):
     """What the engine needs from a store (see the module docstring)."""
 
     #: whether the store outlives the engine that writes to it (a server);
     #: the engine keeps a crash-recovery outbox only in durable stores
     durable: bool = True
+    #: whether the store has ``save_run_written`` (the engine then applies
+    #: the next message of a run it saved last without reading the run)
+    written_saves: bool = False
 
     # -- definitions ------------------------------------------------------
     @abstractmethod
@@ -136,6 +151,16 @@ class RunStore(ABC):
         """Compare-and-set: store ``state`` if the stored version is still
         ``version``; return the new version, or raise ConflictError.
         Keeps the status, name and error indexes in the same atomic step."""
+
+    def save_run_written(
+        self, state: dict[str, Any], version: int, last_write: str | None = None
+    ) -> Written:
+        """``save_run``, also refused (``ConflictError``) unless the run's
+        last write is the one whose token is ``last_write`` (when given):
+        a run saved over that very write is the run that write left,
+        whatever happened to the wfid in between. Only where
+        ``written_saves``."""
+        raise NotImplementedError
 
     @abstractmethod
     def delete_run(self, wfid: str) -> None:

@@ -76,6 +76,7 @@ from engine.store.base import (
     RunStore,
     RunSummary,
     StoreError,
+    Written,
     index_fields,
     transition,
 )
@@ -351,6 +352,25 @@ class RedisStore(RunStore):
             if self._own_write(wfid, args[-1]):
                 return int(version) + 1
             raise ConflictError(f"run {wfid} is no longer at version {version}")
+        raise ConflictError(f"run {wfid} is not stored")
+
+    @property
+    def written_saves(self) -> bool:  # type: ignore[override]
+        # (a save that waits for replicas goes its own way: _save_waited)
+        return not self.wait_replicas
+
+    def save_run_written(
+        self, state: dict[str, Any], version: int, last_write: str | None = None
+    ) -> Written:
+        keys, args = self._save_args(state, version)
+        wfid, data, token = args[1], args[3], args[11]
+        got = self._save(keys=keys, args=[*args, last_write or "", self._k_listeners + ":v"])
+        if isinstance(got, list):
+            return Written(int(got[0]), token, data, int(got[1]))
+        if int(got) == 0 and self._own_write(wfid, token):
+            return Written(int(version) + 1, token, data, self.listeners_version())
+        if int(got) == 0:
+            raise ConflictError(f"run {wfid} is no longer at version {version} or was written over")
         raise ConflictError(f"run {wfid} is not stored")
 
     def transitions(

@@ -2,15 +2,20 @@
 -- KEYS[1] run hash
 -- ARGV: prefix, wfid, expected version, state, status, name, at, errors ("" = none),
 -- live (the run's summary JSON, engine.store.base.transition), outcome,
--- transitions stream MAXLEN ("0" = keep no stream), the write's token (optional)
+-- transitions stream MAXLEN ("0" = keep no stream), the write's token (optional),
+-- the token the run's last write must have ("" = any: RedisStore.save_run_written),
+-- the listeners' version key (optional: then {new version, listeners' version} is returned)
 -- A save that changes the summary appends it to the transitions stream
 -- (kind = 'run' when the status changed, else 'step'), in this same call.
 -- Returns the new version, 0 on a version mismatch, -1 when the run is absent.
-local cur = redis.call('HMGET', KEYS[1], 'v', 'status', 'name', 'at', 'errors', 'live')
+local cur = redis.call('HMGET', KEYS[1], 'v', 'status', 'name', 'at', 'errors', 'live', 'w')
 if not cur[1] then
   return -1
 end
 if cur[1] ~= ARGV[3] then
+  return 0
+end
+if ARGV[13] and ARGV[13] ~= '' and cur[7] ~= ARGV[13] then
   return 0
 end
 local prefix, wfid, status, name, at, errors, live =
@@ -58,5 +63,8 @@ if ARGV[12] then
   -- the write's own token: a save sent again after its reply was lost finds
   -- it here and knows it was done (RedisStore._own_write)
   redis.call('HSET', KEYS[1], 'w', ARGV[12])
+end
+if ARGV[14] then
+  return {v, tonumber(redis.call('GET', ARGV[14]) or '0')}
 end
 return v

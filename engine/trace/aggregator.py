@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +42,7 @@ from engine.broker import Publisher, connect
 from engine.config import Config
 from engine.consuming import BatchConsumer
 from engine.trace.bus import TraceTopology, link_policy
-from engine.trace.triggers import TriggerStore, launch_item
+from engine.trace.triggers import TriggerStore, launch_item, matches
 from engine.trace.validate import InvalidEvent, Validator
 
 __all__ = [
@@ -95,6 +96,10 @@ def stored_types(graph: Any, ids: list[str]) -> dict[str, str]:
     return {i: ev["meta"]["type"] for i, ev in zip(ids, graph.get_many(ids), strict=True) if ev}
 
 
+#: how many stored events' types an aggregator remembers (``ingest_bodies``)
+KNOWN_TYPES = 10_000
+
+
 def ingest_bodies(
     bodies: list[bytes | str],
     *,
@@ -105,11 +110,14 @@ def ingest_bodies(
     launch: Callable[[dict[str, Any]], None] | None = None,
     stats: AggregatorStats | None = None,
     policies: list[str] | None = None,
+    known: OrderedDict[str, str] | None = None,
 ) -> AggregatorStats:
     """One batch: parse, validate, store, dead-letter, trigger (see the
     module docstring). ``policies`` gives each body's link policy
-    (``strict``, the default, or ``warn``). Raises only when the graph
-    cannot be written."""
+    (``strict``, the default, or ``warn``). ``known``: the types of events
+    known to be stored (an event's type never changes), kept up to date
+    here with the batch's (at most ``KNOWN_TYPES``): a link to one needs
+    no read of the graph. Raises only when the graph cannot be written."""
     stats = stats if stats is not None else AggregatorStats()
     candidates: list[Any] = []
     candidate_policies: list[str] = []
@@ -136,11 +144,14 @@ def ingest_bodies(
         for link in (ev.get("links") or ())
         if isinstance(link, dict)
     }
-    unknown = [t for t in targets if isinstance(t, str) and t not in in_batch]
+    remembered = known if known is not None else {}
+    unknown = [
+        t for t in targets if isinstance(t, str) and t not in in_batch and t not in remembered
+    ]
     known_types = stored_types(graph, unknown) if unknown else {}
 
     def target_type(target: str) -> str | None:
-        return in_batch.get(target) or known_types.get(target)
+        return in_batch.get(target) or known_types.get(target) or remembered.get(target)
 
     valid: list[dict[str, Any]] = []
     warned: dict[str, list[dict[str, Any]]] = {}
@@ -160,6 +171,11 @@ def ingest_bodies(
         result = graph.ingest(valid)
         stats.stored += result.stored
         stats.duplicates += result.duplicates
+        if known is not None:
+            known.update(known_types)
+            known.update((ev["meta"]["id"], ev["meta"]["type"]) for ev in valid)
+            while len(known) > KNOWN_TYPES:
+                known.popitem(last=False)
     if warned:
         log.warning(
             "trace: %d imported event(s) stored with broken link rules (boss trace warnings)",
@@ -169,10 +185,12 @@ def ingest_bodies(
         stats.warned += len(warned)
     stats.batches += 1
     if triggers is not None and launch is not None and valid:
+        current = triggers.all()  # once a batch (a read of their version), not once an event
         for ev in valid:
-            for trigger in triggers.matching(ev):
-                launch(launch_item(trigger, ev))
-                stats.launched += 1
+            for trigger in current:
+                if matches(trigger, ev):
+                    launch(launch_item(trigger, ev))
+                    stats.launched += 1
     return stats
 
 
@@ -230,6 +248,8 @@ class EventAggregator(_Batching):
         self.linger = linger
         self.stats = AggregatorStats()
         self._pending: list[kombu.Message] = []
+        #: the types of the events stored lately (``ingest_bodies``)
+        self._known: OrderedDict[str, str] = OrderedDict()
         self._publisher: Publisher | None = None
         self._letters: Publisher | None = None
 
@@ -281,6 +301,7 @@ class EventAggregator(_Batching):
                 triggers=self.triggers,
                 launch=self._launch,
                 stats=self.stats,
+                known=self._known,
             )
         except Exception as exc:
             self.stats.retries += 1

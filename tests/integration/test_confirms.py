@@ -61,8 +61,8 @@ def test_a_blocks_publishes_are_confirmed_together_at_its_end(
         for i in range(200):
             publisher.publish({"i": i}, queue=queue)
         # the last cannot have been confirmed yet: nobody waited for it
-        assert publisher._unconfirmed is not None and publisher._seq in publisher._unconfirmed
-    assert publisher._unconfirmed is None
+        assert publisher._seq in publisher._unconfirmed
+    assert publisher.unconfirmed == 0
     # the channel is back to a confirm per publish, and its count goes on
     publisher.publish({"i": 200}, queue=queue)
     assert len(waits) == 2  # the one before the block and the one after
@@ -83,7 +83,7 @@ def test_publishes_whose_connection_is_lost_before_their_confirms_are_published_
         publisher.connection.connection.sock.shutdown(socket.SHUT_RDWR)
     got = drain(rabbitmq_url, queue)
     assert set(got) == set(range(-1, 50))  # every one arrived, some maybe twice
-    assert publisher._unconfirmed is None
+    assert publisher.unconfirmed == 0
     publisher.publish({"i": 99}, queue=queue)  # and the publisher goes on
     assert drain(rabbitmq_url, queue) == [99]
 
