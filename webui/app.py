@@ -23,6 +23,7 @@ from typing import Any
 
 import redis
 from flask import Flask, Response, jsonify, redirect, render_template, request, url_for
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
 
@@ -56,6 +57,21 @@ def wants_json() -> bool:
     )
 
 
+class _RefreshKeepsCookie(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, but a page's own refresh of its live
+    regions (``X-Boss-Refresh``, boss.js) sends no cookie back unless it
+    changed the session. The sessions are permanent and sliding, so every
+    answer sent the cookie again, as the request had it: a refresh that
+    left before a form's answer and came back after it put the session of
+    before back in the browser, and the page the form was redirected to
+    showed none of its messages (``tests/webui/test_flash_refresh.py``)."""
+
+    def should_set_cookie(self, app: Flask, session: SessionMixin) -> bool:
+        if not session.modified and request.headers.get("X-Boss-Refresh"):
+            return False
+        return super().should_set_cookie(app, session)
+
+
 def create_app(
     config: Config | None = None,
     *,
@@ -75,6 +91,7 @@ def create_app(
     config = config or Config.load()
     web = web or WebConfig.load(config.source or None)
     app = Flask("webui", root_path=__import__("os").path.dirname(__file__))
+    app.session_interface = _RefreshKeepsCookie()
     app.config.update(
         SECRET_KEY=secret_key(web, config),
         SESSION_COOKIE_HTTPONLY=True,
