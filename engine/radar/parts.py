@@ -57,7 +57,7 @@ class Part:
     a: np.ndarray
     v: np.ndarray
     _runs: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
-    _top: np.ndarray | None = field(default=None, repr=False, compare=False)  # block maxima
+    _blocks: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def nbytes(self) -> int:
@@ -69,11 +69,13 @@ class Part:
         (sorted run indexes): the longest of each block of runs kept, the
         blocks ``touched`` falls in looked at run by run."""
         runs = self.runs()[1]
-        if self._top is None:
+        if self._blocks is None:
             pad = (-len(runs)) % _BLOCK
-            self._top = np.pad(runs, (0, pad), constant_values=-1).reshape(-1, _BLOCK).max(axis=1)
+            self._blocks = (
+                np.pad(runs, (0, pad), constant_values=-1).reshape(-1, _BLOCK).max(axis=1)
+            )
         hit = np.unique(touched // _BLOCK)
-        blocks = self._top.copy()
+        blocks = self._blocks.copy()
         blocks[hit] = -1
         best = int(blocks.max()) if len(blocks) else 0
         inside = (hit[:, None] * _BLOCK + np.arange(_BLOCK)).ravel()
@@ -270,7 +272,7 @@ class Core:
                     v=part.v,
                     td=self.td,
                 )
-                counted.part._runs, counted.part._top = part._runs, part._top
+                counted.part._runs, counted.part._blocks = part._runs, part._blocks
                 return counted
         if out_v is None:
             out_v, out_r = self._of(drop)
@@ -566,7 +568,6 @@ def combine(core: Part | None, edge: Part) -> dict[str, Any]:
     both = core.both + edge.both
     gate_passed = core.gate_passed + edge.gate_passed
     streak, fail_run, longest = _merged_streaks(core, edge)
-    ratio = _ratio
     return {
         "patch_sets": patch_sets,
         "reported": reported,
@@ -591,7 +592,8 @@ def combine(core: Part | None, edge: Part) -> dict[str, Any]:
     }
 
 
-def _ratio(a: int, b: int) -> float | None:
+def ratio(a: int, b: int) -> float | None:
+    """``a / b``, None when ``b`` is 0."""
     return a / b if b else None
 
 

@@ -62,6 +62,7 @@ import numpy as np
 from engine.radar import parts
 from engine.radar.model import PASS
 from engine.radar.parts import APPEARED, CODES, LIVE
+from engine.radar.parts import ratio as _ratio
 
 __all__ = ["PROW", "ROW", "count", "daily_figures", "figures", "rebuild", "rolled"]
 
@@ -433,14 +434,7 @@ class Span:
                 for d in sorted(rt.get(name, []))
             ]
 
-    def times(self, name: str) -> np.ndarray:
-        """``name``'s report times, in order (a day's times are in its day)."""
-        parts = [arr for _, _, _, arr in self.tparts.get(name, [])]
-        times = np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else _EMPTY_F8)
-        return times[times >= self.pruned]
 
-
-_EMPTY_F8 = np.zeros(0, dtype="<f8")
 #: a day's rows as contiguous columns, one array per field
 Columns = dict[str, np.ndarray]
 
@@ -548,10 +542,6 @@ def _percentile(values: np.ndarray, p: float) -> float | None:
         return None
     rank = max(1, math.ceil(p / 100 * len(values)))
     return float(np.partition(values, rank - 1)[rank - 1])
-
-
-def _ratio(a: int, b: int) -> float | None:
-    return a / b if b else None
 
 
 def _scope(

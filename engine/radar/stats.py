@@ -40,6 +40,7 @@ from typing import Any
 
 from engine.radar import rows
 from engine.radar.model import ERROR, FAIL, PASS, SKIPPED
+from engine.radar.parts import ratio as _ratio
 from engine.radar.settings import RadarSettings
 from engine.radar.store import PatchSet
 
@@ -93,10 +94,6 @@ def duration_text(seconds: float | None) -> str:
         return f"{h} h" + (f" {m} min" if m and h < 10 else "")
     d, h = divmod(s // 3600, 24)
     return f"{d} d" + (f" {h} h" if h else "")
-
-
-def _ratio(a: int, b: int) -> float | None:
-    return a / b if b else None
 
 
 def system_figures(

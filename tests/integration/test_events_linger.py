@@ -71,33 +71,37 @@ def trace_messages(config: Config) -> list[object]:
     return got
 
 
+def register_steps(engine: Engine, config: Config) -> None:
+    for step in ("l_alpha", "l_beta", "l_gamma"):
+        engine.register(step, f"q.{step}.{config.engine_queue}")
+
+
+def take(config: Config, step: str) -> dict[str, object]:
+    """The next workitem on ``step``'s queue."""
+    with connect(config) as conn, conn.channel() as channel:
+        q = participant_queue(f"q.{step}.{config.engine_queue}")(channel)
+        q.declare()
+        message = wait_for(
+            lambda: q.get(no_ack=True, accept=["application/json"]),
+            DEADLINE,
+            f"a workitem for {step}",
+        )
+        return wire.decode(message.body)
+
+
 def test_the_events_of_several_messages_go_in_one_publish_after_the_linger(
     config: Config,
 ) -> None:
     worker = EngineWorker(config, threads=1).start()
     try:
-        engine = Engine(worker.store())
-        for step in ("l_alpha", "l_beta", "l_gamma"):
-            engine.register(step, f"q.{step}.{config.engine_queue}")
+        register_steps(Engine(worker.store()), config)
         publisher = Publisher(config)
-
-        def take(step: str) -> dict[str, object]:
-            with connect(config) as conn, conn.channel() as channel:
-                q = participant_queue(f"q.{step}.{config.engine_queue}")(channel)
-                q.declare()
-                message = wait_for(
-                    lambda: q.get(no_ack=True, accept=["application/json"]),
-                    DEADLINE,
-                    f"a workitem for {step}",
-                )
-                return wire.decode(message.body)
-
         try:
             t0 = time.monotonic()
             publisher.send(messages.launch_item(definition=THREE, wfid="linger-1"))
-            alpha = take("l_alpha")
+            alpha = take(config, "l_alpha")
             publisher.send(alpha)  # the reply, within the linger
-            take("l_beta")
+            take(config, "l_beta")
             held = time.monotonic() - t0 < LINGER / 2
             if held:  # (a slow machine may have passed the linger already)
                 assert trace_messages(config) == []  # nothing published yet
@@ -138,22 +142,13 @@ def test_events_that_cannot_be_published_give_their_messages_back(
     worker = EngineWorker(config, threads=1).start()
     try:
         engine = Engine(worker.store())
-        for step in ("l_alpha", "l_beta", "l_gamma"):
-            engine.register(step, f"q.{step}.{config.engine_queue}")
+        register_steps(engine, config)
         publisher = Publisher(config)
 
         def run(wfid: str) -> None:
             publisher.send(messages.launch_item(definition=THREE, wfid=wfid))
             for step in ("l_alpha", "l_beta", "l_gamma"):
-                with connect(config) as conn, conn.channel() as channel:
-                    q = participant_queue(f"q.{step}.{config.engine_queue}")(channel)
-                    q.declare()
-                    message = wait_for(
-                        lambda q=q: q.get(no_ack=True, accept=["application/json"]),
-                        DEADLINE,
-                        f"a workitem for {step}",
-                    )
-                publisher.send(wire.decode(message.body))
+                publisher.send(take(config, step))
             wait_for(lambda: engine.status(wfid) == "finished", DEADLINE, f"{wfid} to finish")
 
         try:
