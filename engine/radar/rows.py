@@ -38,7 +38,7 @@ what they wrote in ``vers`` (from ``vseq``) so that a reader's
 :func:`engine.radar.stats.system_figures` computes over the records (the
 same float arithmetic on the same doubles; ``tests/radar/test_rows.py``
 checks it over random windows). What a window's core days give (whole
-days, not the newest two: ``engine/radar/parts.py``) is kept by the
+days, not the newest three: ``engine/radar/parts.py``) is kept by the
 versions of their rows and combined with its edge days, computed per
 request. A 7-day window at 50 systems x 2,000 patch
 sets a day computes over about 20 MB of rows, read from Redis once and
