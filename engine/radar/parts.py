@@ -133,7 +133,7 @@ def part_of(
         agreed=agreed,
         gate_passed=gate_passed,
         gate_passed_failed=gate_passed_failed,
-        responses=np.sort(responses),
+        responses=np.sort(responses, kind="stable"),
         t=t,
         a=ALPHA[vk],
         v=vk,
@@ -143,13 +143,13 @@ def part_of(
 def _order(t: np.ndarray, v: np.ndarray) -> np.ndarray:
     """The order of verdicts ``v`` at times ``t`` in the streaks' order: by
     time, then by the verdict's name (by both only when two times are equal)."""
-    order = np.argsort(t)
+    order = np.argsort(t, kind="stable")  # timsort: the rows are runs of times in order
     ts = t[order]
     if len(ts) > 1:
         step = ts[1:] != ts[:-1]
         if not step.all():  # equal times: by (the time's rank, the name), exact integers
             rank = np.concatenate(([0], np.cumsum(step, dtype=np.int64)))
-            order = order[np.argsort(rank * 4 + ALPHA[v[order]])]
+            order = order[np.argsort(rank * 4 + ALPHA[v[order]], kind="stable")]
     return order
 
 
@@ -377,10 +377,10 @@ def cores_of(
     answered = at & (stack("judged") == 1) & ((ps["flags"] & APPEARED) != 0)
     delay = np.maximum(0.0, stack("first") - ps["appeared"])
     if tagged:  # each response time with its day
-        r_order = np.argsort(np.where(answered, delay, np.inf), axis=1)
+        r_order = np.argsort(np.where(answered, delay, np.inf), axis=1, kind="stable")
         r_sorted = np.take_along_axis(delay, r_order, axis=1)
     else:
-        r_sorted = np.sort(np.where(answered, delay, np.inf), axis=1)
+        r_sorted = np.sort(np.where(answered, delay, np.inf), axis=1, kind="stable")
     n_answered = answered.sum(axis=1)
     v = np.where(at, verdict, 0)
     columns = [

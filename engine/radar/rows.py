@@ -355,26 +355,16 @@ def _versions(store: Any, fields: list[str]) -> tuple[str, list[int]]:
 
 
 class Span:
-    """The rows of ``days`` (every patch set's, and per system its rows) and
-    per system its report times of the days ``rt`` gives it (those before
-    ``pruned`` left out): from the process's :data:`CACHE`, what changed
-    since read in one pipelined round trip."""
+    """The rows of ``days`` (every patch set's, and per system its rows):
+    from the process's :data:`CACHE`, what changed since read in one
+    pipelined round trip."""
 
-    def __init__(
-        self,
-        store: Any,
-        systems: Iterable[str],
-        days: Iterable[int],
-        rt: Mapping[str, list[int]],
-        pruned: float = -math.inf,
-    ) -> None:
+    def __init__(self, store: Any, systems: Iterable[str], days: Iterable[int]) -> None:
         self.days = list(days)
-        self.pruned = pruned
         names = list(systems)
         wanted: list[tuple[str, str, int, str]] = [("p", f"p{d}", d, "") for d in self.days]
         for name in names:
             wanted += [("w", f"w{d}:{name}", d, name) for d in self.days]
-            wanted += [("t", f"t{d}:{name}", d, name) for d in sorted(rt.get(name, []))]
         gen, versions = _versions(store, [w[1] for w in wanted])
         self.gen = gen
         found: dict[str, Any] = {}
@@ -389,7 +379,7 @@ class Span:
         missing.sort(key=lambda m: m[0] != "p")
         pipe = store.client.pipeline(transaction=False)
         for kind, _, day, name, _ in missing:
-            key = {"p": "prow", "w": "rows", "t": "rt"}[kind]
+            key = {"p": "prow", "w": "rows"}[kind]
             pipe.get(store.k(key, name, str(day)) if name else store.k(key, str(day)))
         for (kind, field, day, _, version), blob in zip(
             missing, pipe.execute() if missing else [], strict=True
@@ -397,16 +387,15 @@ class Span:
             blob = blob or b""
             if kind == "p":
                 value = _columns(np.frombuffer(blob, dtype=PROW))
-            elif kind == "w":
+            else:
                 # rows written after the day's patch sets were read: not theirs
                 size = len(found[f"p{day}"]["time"]) * ROW.itemsize
                 padded = blob[:size] + b"\0" * (size - len(blob))
                 value = _columns(np.frombuffer(padded, dtype=ROW))
-            else:
-                value = np.sort(np.frombuffer(blob, dtype=RT)["at"])
             found[field] = value
-            nbytes = value.nbytes if kind == "t" else sum(c.nbytes for c in value.values())
-            CACHE.put((store.prefix, gen, field), version, value, nbytes)
+            CACHE.put(
+                (store.prefix, gen, field), version, value, sum(c.nbytes for c in value.values())
+            )
         self.sizes = [len(found[f"p{d}"]["time"]) for d in self.days]
         self.ps = _concat([found[f"p{d}"] for d in self.days], PROW)
         self.rows = {
@@ -419,20 +408,6 @@ class Span:
             )
             for n in names
         }
-        #: per system, its report days' times (each sorted), by day, with
-        #: their cache keys and versions
-        self.tparts: dict[str, list[tuple[int, tuple[str, str, str], int, np.ndarray]]] = {}
-        stamp = dict(zip((w[1] for w in wanted), versions, strict=True))
-        for name in names:
-            self.tparts[name] = [
-                (
-                    d,
-                    (store.prefix, gen, f"t{d}:{name}"),
-                    stamp[f"t{d}:{name}"],
-                    found[f"t{d}:{name}"],
-                )
-                for d in sorted(rt.get(name, []))
-            ]
 
 
 #: a day's rows as contiguous columns, one array per field
@@ -586,7 +561,8 @@ def figures(
     edge_days = days[:1] + days[-FRESH:] if core_days else days
     scope_of = {n: _scope_key(ctx["projects"][n], ctx["pids"], project) for n in names}
     cores = _cores(store, names, gate_name, scope_of, core_days, now)
-    span = Span(store, wanted, edge_days, ctx["rt"], ctx["pruned"])
+    span = Span(store, wanted, edge_days)
+    reports = _report_days(store, names, ctx["rt"], ctx["newest"], floor, until)
     ps = span.ps
     window = _alive(store, span, floor, now, ps["time"] <= until)
     masks: dict[tuple[int, ...], np.ndarray] = {}  # most systems report on the same projects
@@ -598,7 +574,7 @@ def figures(
         mine = masks[scope_of[name]]
         f = parts.combine(cores.part.get(name), edges[name])
         streaks = {k: f.pop(k) for k in ("streak", "fail_run", "longest_fail_streak")}
-        last_report = _last_report(store, span, name, ctx["newest"].get(name))
+        last_report = _last_report(store, reports[name], ctx["pruned"], name)
         if last_report is None:
             arrived = f["patch_sets"]
         else:
@@ -615,7 +591,7 @@ def figures(
                 "last_report": last_report,
                 "since_last_s": None if last_report is None else max(0.0, until - last_report),
                 "arrived_since_last": arrived,
-                "longest_silence_s": _silence(span, name, since, floor, until),
+                "longest_silence_s": reports[name].silence(since, floor, until),
                 **streaks,
             }
         )
@@ -714,7 +690,7 @@ def _cores(
     read = sorted({d for _, _, todo, _, _ in plan for d in todo})
     scopes = {scope_of[name] for name in names}
     if read:
-        span = Span(store, [name for name, *_ in plan] + ([gate] if gate else []), read, {})
+        span = Span(store, [name for name, *_ in plan] + ([gate] if gate else []), read)
         ps = span.ps
         alive = _alive(store, span, -math.inf, now)
         day_of = np.repeat(np.asarray(read, dtype=np.int32), span.sizes)
@@ -748,7 +724,7 @@ def _cores(
             for d, size in zip(read, span.sizes, strict=True):
                 sl = slice(at, at + size)
                 at += size
-                times = np.sort(ps["time"][sl][mask[sl]])
+                times = np.sort(ps["time"][sl][mask[sl]], kind="stable")
                 digest = hashlib.blake2b(digest_size=16)
                 for column in (ps["time"][sl], ps["appeared"][sl], ps["flags"][sl], mask[sl]):
                     digest.update(np.ascontiguousarray(column).tobytes())
@@ -798,11 +774,11 @@ def _cores(
         for d in days:
             hit = CACHE.get((store.prefix, gen, f"cs\x1f{scope}\x1f{d}"), pv[d])
             if hit is None or hit[0] <= now_s:
-                one = Span(store, [], [d], {})
+                one = Span(store, [], [d])
                 mask = _alive(store, one, -math.inf, now) & np.isin(
                     one.ps["project"], np.array(scope, dtype=np.uint32)
                 )
-                times = np.sort(one.ps["time"][mask])
+                times = np.sort(one.ps["time"][mask], kind="stable")
                 expires = one.ps["expires"][mask]
                 until = float(expires.min()) if len(expires) else math.inf
                 hit = (until, times, b"")  # no digest: the next read of the day moves the cores
@@ -823,50 +799,147 @@ def _digest(rows: Columns, where: slice) -> bytes:
     return digest.digest()
 
 
-def _last_report(store: Any, span: Span, name: str, newest: int | None) -> float | None:
+class _Days:
+    """A system's report days (``days``, sorted) in a window: each one's
+    first and last report and longest gap between two (NaN, NaN, -inf: none
+    there), those of the days the window holds whole from what
+    :func:`_report_days` kept; the report times of the others, and of the
+    newest day (``arrays``)."""
+
+    def __init__(
+        self, days: np.ndarray, summary: np.ndarray, arrays: dict[int, np.ndarray]
+    ) -> None:
+        self.days = days
+        self.summary = summary  # (days, 3): first, last, longest gap inside
+        self.arrays = arrays
+
+    def silence(self, since: float, floor: float, until: float) -> float:
+        """``longest_silence_s``: the longest gap between ``since`` (else the
+        first report), the reports of ``[floor, until]`` and ``until``."""
+        lo, hi, inner = self.summary[:, 0], self.summary[:, 1], self.summary[:, 2]
+        there = ~np.isnan(lo)
+        if not there.any():
+            origin = since if since > 0 else until
+            return max(0.0, until - origin)
+        lo, hi, inner = lo[there], hi[there], inner[there]
+        start, prev = float(lo[0]), float(hi[-1])
+        best = float(inner.max())
+        if len(lo) > 1:
+            best = max(best, float((lo[1:] - hi[:-1]).max()))
+        origin = since if since > 0 else start
+        return max(0.0, best, start - origin, until - prev)
+
+
+def _gaps(times: np.ndarray) -> tuple[float, float, float]:
+    """Sorted report times' first, last and longest gap (NaN, NaN, -inf: none)."""
+    if not len(times):
+        return math.nan, math.nan, -math.inf
+    inner = float(np.diff(times).max()) if len(times) > 1 else -math.inf
+    return float(times[0]), float(times[-1]), inner
+
+
+def _report_days(
+    store: Any,
+    names: list[str],
+    rt: Mapping[str, list[int]],
+    newest: Mapping[str, int],
+    floor: float,
+    until: float,
+) -> dict[str, _Days]:
+    """Per system its :class:`_Days` of the days ``rt`` gives it. A whole
+    day's first and last report and longest gap are kept in :data:`CACHE`
+    per system and window length with the versions of its days
+    (``t<day>:<system>``: a report stored there, an import, a prune moves
+    one); the report times are read only of the days that moved, are not
+    whole in ``[floor, until]`` or are the newest. One round trip for the
+    versions, one for what moved."""
+    asked = {name: sorted(rt.get(name, [])) for name in names}
+    fields = [f"t{d}:{name}" for name in names for d in asked[name]]
+    gen, versions = _versions(store, fields)
+    length = round((until - floor) / DAY)
+    plans: dict[str, tuple[list[int], list[int], np.ndarray, list[int], tuple[str, str, str]]] = {}
+    at = 0
+    for name in names:
+        days = asked[name]
+        vers = versions[at : at + len(days)]
+        at += len(days)
+        key = (store.prefix, gen, f"s\x1f{name}\x1f{length}")
+        memo = CACHE.get(key, 0)
+        if memo is not None and memo[0] == days:
+            whole = memo[2]
+            moved = [i for i, (a, b) in enumerate(zip(memo[1], vers, strict=True)) if a != b]
+        else:
+            whole = np.empty((len(days), 3))
+            moved = list(range(len(days)))
+            if memo is not None:  # the window moved to other days: those kept are kept
+                had = {d: i for i, d in enumerate(memo[0])}
+                moved = []
+                for i, (d, v) in enumerate(zip(days, vers, strict=True)):
+                    j = had.get(d)
+                    if j is not None and memo[1][j] == v:
+                        whole[i] = memo[2][j]
+                    else:
+                        moved.append(i)
+        plans[name] = (days, vers, whole, moved, key)
+    arrays: dict[str, dict[int, np.ndarray]] = {name: {} for name in names}
+    cuts: dict[str, list[int]] = {}
+    missing = []
+    for name, (days, vers, _, moved, _) in plans.items():
+        # the days not whole in [floor, until]: the first ones and the last ones
+        lo, hi = 0, len(days)
+        while lo < hi and days[lo] * DAY < floor:
+            lo += 1
+        while hi > lo and (days[hi - 1] + 1) * DAY > until:
+            hi -= 1
+        cuts[name] = [*range(lo), *range(hi, len(days))]
+        wanted = {*moved, *cuts[name]}
+        if name in newest and days and days[-1] == newest[name]:
+            wanted.add(len(days) - 1)
+        for i in wanted:
+            field = (store.prefix, gen, f"t{days[i]}:{name}")
+            hit = CACHE.get(field, vers[i])
+            if hit is None:
+                missing.append((name, days[i], field, vers[i]))
+            else:
+                arrays[name][days[i]] = hit
+    if missing:
+        pipe = store.client.pipeline(transaction=False)
+        for name, d, _, _ in missing:
+            pipe.get(store.k("rt", name, str(d)))
+        for (name, d, field, version), blob in zip(missing, pipe.execute(), strict=True):
+            times = np.sort(np.frombuffer(blob or b"", dtype=RT)["at"], kind="stable")
+            CACHE.put(field, version, times, times.nbytes)
+            arrays[name][d] = times
+    out = {}
+    for name, (days, vers, whole, moved, key) in plans.items():
+        mine = arrays[name]
+        if moved:
+            whole = whole.copy()
+            for i in moved:
+                whole[i] = _gaps(mine[days[i]])
+            CACHE.put(key, 0, (days, vers, whole), whole.nbytes + 16 * len(days) + 64)
+        summary = whole
+        if cuts[name]:
+            summary = whole.copy()
+            for i in cuts[name]:
+                got = mine[days[i]]
+                summary[i] = _gaps(got[(got >= floor) & (got <= until)])
+        out[name] = _Days(np.asarray(days, dtype=np.int64), summary, mine)
+    return out
+
+
+def _last_report(store: Any, days: _Days, pruned: float, name: str) -> float | None:
     """``name``'s newest report time: from its newest report day, else (all
     of that day's reports before the last prune's cut) the store's."""
-    if newest is None:
+    if not len(days.days):
         return None
-    for day, _, _, arr in span.tparts.get(name, []):
-        if day == newest:
-            kept = arr[arr >= span.pruned]
-            if len(kept):
-                return float(kept[-1])
+    newest = int(days.days[-1])
+    arr = days.arrays.get(newest)
+    if arr is not None:
+        kept = arr[arr >= pruned]
+        if len(kept):
+            return float(kept[-1])
     return store.last_report(name)
-
-
-def _silence(span: Span, name: str, since: float, floor: float, until: float) -> float:
-    """``longest_silence_s``: the longest gap between ``since`` (else the
-    first report), the reports of ``[floor, until]`` and ``until``; a whole
-    day's first, last and longest gap kept in :data:`CACHE`."""
-    start: float | None = None
-    prev = best = -math.inf
-    for day, key, version, arr in span.tparts.get(name, []):
-        whole = day * DAY >= floor and (day + 1) * DAY <= until
-        gap_key = (key[0], key[1], "g" + key[2])
-        memo = CACHE.get(gap_key, version) if whole else None
-        if memo is None:
-            sub = arr if whole else arr[(arr >= floor) & (arr <= until)]
-            if len(sub):
-                inner = float(np.diff(sub).max()) if len(sub) > 1 else -math.inf
-                memo = (float(sub[0]), float(sub[-1]), inner)
-            else:
-                memo = (None, None, -math.inf)
-            if whole:
-                CACHE.put(gap_key, version, memo, 64)
-        lo, hi, inner = memo
-        if lo is None:
-            continue
-        if start is None:
-            start = lo
-        else:
-            best = max(best, lo - prev)
-        best, prev = max(best, inner), hi
-    origin = since if since > 0 or start is None else start
-    if start is None:
-        return max(0.0, until - origin)
-    return max(0.0, best, start - origin, until - prev)
 
 
 def daily_figures(
@@ -886,7 +959,7 @@ def daily_figures(
         return {n: [] for n in names}
     ctx = _context(store, names, spans[0][0], spans[-1][1])
     first = math.floor(spans[0][0] / DAY)
-    span = Span(store, names, range(first, math.floor(spans[-1][1] / DAY) + 1), {})
+    span = Span(store, names, range(first, math.floor(spans[-1][1] / DAY) + 1))
     ps = span.ps
     offsets = np.concatenate(([0], np.cumsum(span.sizes, dtype=np.int64)))
     in_spans = (ps["time"] >= spans[0][0]) & (ps["time"] <= spans[-1][1])
@@ -955,7 +1028,7 @@ def count(
     bounds = _bounds(store, floor, until)
     if bounds is None:
         return 0
-    span = Span(store, [system] if system else [], range(bounds[0], bounds[1] + 1), {})
+    span = Span(store, [system] if system else [], range(bounds[0], bounds[1] + 1))
     ps = span.ps
     mine = _alive(store, span, floor, now, ps["time"] <= until)
     if project:

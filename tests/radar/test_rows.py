@@ -668,6 +668,54 @@ def test_a_sliding_window_s_core_follows_it(store: RadarStore) -> None:
         assert_same(store, since, since + 12 * DAY, None)
 
 
+def test_a_system_s_kept_report_days_follow_a_late_report_after_the_window_moved(
+    store: RadarStore,
+) -> None:
+    """A reader keeps each whole day's first and last report and longest gap
+    per system; a report stored later into one of those days (an import of
+    history) shows in the next window, one that moved a day as well, as in
+    one that did not: each day's figures as the report times give them."""
+    store.retention = 60 * DAY
+    base = {"forge": "gerrit", "project": "p"}
+    t0 = math.floor(time.time() / DAY) * DAY - 30 * DAY
+    times: list[float] = []
+
+    def report(i: int, at: float) -> Record:
+        times.append(at)
+        return Record(
+            REPORT,
+            at=at,
+            id=f"z{i}",
+            key=f"{700 + i % 5},1",
+            system="Vendor Z CI",
+            verdict="pass",
+            **base,
+        )
+
+    store.add(
+        [Record(APPEARED, at=t0, id=f"a{i}", key=f"{700 + i},1", **base) for i in range(5)]
+        + [report(i, t0 + i * DAY + (i % 3) * H) for i in range(20)]
+        + [report(100 + i, t0 + i * DAY + 9 * H) for i in range(0, 20, 2)],
+        now=t0 + 21 * DAY,
+    )
+
+    def check(floor: float, until: float, late: list[float]) -> None:
+        ctx = rows._context(store, ["Vendor Z CI"], floor, until)
+        got = rows._report_days(store, ["Vendor Z CI"], ctx["rt"], ctx["newest"], floor, until)
+        days = got["Vendor Z CI"]
+        assert len(days.days) and all(math.floor(t / DAY) in days.days for t in late)
+        for d, row in zip(days.days, days.summary, strict=True):
+            mine = np.sort([t for t in times if math.floor(t / DAY) == d and floor <= t <= until])
+            np.testing.assert_array_equal(row, rows._gaps(mine))
+
+    floor = t0 + 2 * DAY + 3 * H
+    check(floor, floor + 10 * DAY, [])
+    store.add([report(200, t0 + 6 * DAY + 20 * H)], now=t0 + 21 * DAY)
+    check(floor, floor + 10 * DAY, times[-1:])  # the same window
+    store.add([report(201, t0 + 8 * DAY + 23 * H)], now=t0 + 21 * DAY)
+    check(floor + DAY, floor + 11 * DAY, times[-1:])  # a day later
+
+
 def test_the_longest_run_but_some_is_that_of_the_others() -> None:
     """``Part.longest_but`` (block maxima, the touched blocks run by run)
     against the maximum over the runs left, on random verdicts of up to
