@@ -56,13 +56,15 @@ class Part:
     t: np.ndarray
     a: np.ndarray
     v: np.ndarray
-    _runs: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
+    _runs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(
+        default=None, repr=False, compare=False
+    )
     _blocks: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def nbytes(self) -> int:
-        # with its verdicts' runs (made at its first combine): 8 bytes a verdict at most
-        return int(self.responses.nbytes + self.t.nbytes + self.a.nbytes + 9 * len(self.v)) + 256
+        # with its verdicts' runs (made at its first combine): 12 bytes a verdict at most
+        return int(self.responses.nbytes + self.t.nbytes + self.a.nbytes + 13 * len(self.v)) + 256
 
     def longest_but(self, touched: np.ndarray) -> int:
         """The longest of its runs of failures but those at ``touched``
@@ -74,24 +76,30 @@ class Part:
             self._blocks = (
                 np.pad(runs, (0, pad), constant_values=-1).reshape(-1, _BLOCK).max(axis=1)
             )
-        hit = np.unique(touched // _BLOCK)
+        of = touched // _BLOCK  # touched is sorted, each run once
+        hit = of[np.flatnonzero(np.diff(of, prepend=-1))]
         blocks = self._blocks.copy()
         blocks[hit] = -1
         best = int(blocks.max()) if len(blocks) else 0
-        inside = (hit[:, None] * _BLOCK + np.arange(_BLOCK)).ravel()
+        inside = (hit[:, None] * _BLOCK + _IN_BLOCK).ravel()
         inside = inside[inside < len(runs)]
-        free = inside[~np.isin(inside, touched, assume_unique=False)]
+        free = runs[inside]
+        free[np.searchsorted(inside, touched)] = -1
         if len(free):
-            best = max(best, int(runs[free].max()))
+            best = max(best, int(free.max()))
         return max(best, 0)
 
-    def runs(self) -> tuple[np.ndarray, np.ndarray]:
-        """Where its passes are (in :attr:`v`), and the failures before,
-        between and after them (one more than the passes)."""
+    def runs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Where its passes are (in :attr:`v`), the failures before, between
+        and after them (one more than the passes), and how many passes come
+        before each index of :attr:`v` (and its end)."""
         if self._runs is None:
-            passes = np.flatnonzero(self.v == CODES[PASS]).astype(np.int32)
+            passing = self.v == CODES[PASS]
+            passes = np.flatnonzero(passing).astype(np.int32)
             cuts = np.concatenate(([-1], passes, [len(self.v)]))
-            self._runs = (passes, (np.diff(cuts) - 1).astype(np.int32))
+            before = np.zeros(len(self.v) + 1, dtype=np.int32)
+            np.cumsum(passing, out=before[1:])
+            self._runs = (passes, (np.diff(cuts) - 1).astype(np.int32), before)
         return self._runs
 
 
@@ -133,7 +141,7 @@ def part_of(
         agreed=agreed,
         gate_passed=gate_passed,
         gate_passed_failed=gate_passed_failed,
-        responses=np.sort(responses, kind="stable"),
+        responses=np.sort(responses),
         t=t,
         a=ALPHA[vk],
         v=vk,
@@ -143,12 +151,13 @@ def part_of(
 def _order(t: np.ndarray, v: np.ndarray) -> np.ndarray:
     """The order of verdicts ``v`` at times ``t`` in the streaks' order: by
     time, then by the verdict's name (by both only when two times are equal)."""
-    order = np.argsort(t, kind="stable")  # timsort: the rows are runs of times in order
+    order = np.argsort(t)
     ts = t[order]
     if len(ts) > 1:
         step = ts[1:] != ts[:-1]
         if not step.all():  # equal times: by (the time's rank, the name), exact integers
             rank = np.concatenate(([0], np.cumsum(step, dtype=np.int64)))
+            # in order but within each run of equal times: timsort takes it in one pass
             order = order[np.argsort(rank * 4 + ALPHA[v[order]], kind="stable")]
     return order
 
@@ -297,16 +306,27 @@ class Core:
         days = np.concatenate((self.days[keep_d], new.days))
         counts = np.concatenate((self.counts[keep_d], new.counts))
         order = np.argsort(days, kind="stable")
-        return _core(
-            days[order],
-            counts[order],
-            responses=np.insert(kept.responses, rpos, n.responses),
-            rd=np.insert(rd, rpos, new.rd),
-            t=np.insert(kept.t, pos, n.t),
-            a=np.insert(kept.a, pos, n.a),
-            v=np.insert(kept.v, pos, n.v),
-            td=np.insert(td, pos, new.td),
-        )
+        responses, rd = _inserted((kept.responses, rd), (n.responses, new.rd), rpos)
+        t, a, v, td = _inserted((kept.t, kept.a, kept.v, td), (n.t, n.a, n.v, new.td), pos)
+        return _core(days[order], counts[order], responses=responses, rd=rd, t=t, a=a, v=v, td=td)
+
+
+def _inserted(
+    olds: tuple[np.ndarray, ...], news: tuple[np.ndarray, ...], pos: np.ndarray
+) -> list[np.ndarray]:
+    """Each of ``news`` inserted into its of ``olds`` before the indexes
+    ``pos`` (in order), as ``np.insert`` does, the places worked out once."""
+    k, m = len(olds[0]), len(news[0])
+    at = pos + np.arange(m)
+    rest = np.ones(k + m, dtype=bool)
+    rest[at] = False
+    out = []
+    for old, new in zip(olds, news, strict=True):
+        merged = np.empty(k + m, dtype=old.dtype)
+        merged[at] = new
+        merged[rest] = old
+        out.append(merged)
+    return out
 
 
 def _core(days: np.ndarray, counts: np.ndarray, **arrays: np.ndarray) -> Core:
@@ -337,11 +357,13 @@ def cores_of(
     rows: dict[str, dict[str, np.ndarray]],
     gate: str | None,
     day_of: np.ndarray | None = None,
+    sort: bool = True,
 ) -> dict[str, Core]:
     """Per system in ``mine`` (its mask over ``ps``) its :class:`Core` of
     the rows, by ``day_of`` (each row's day, in order: the rows are laid
     out by day; None: all one day, 0), all systems at once (see
-    :func:`parts_of`)."""
+    :func:`parts_of`); not ``sort``: its counts alone (no response times,
+    no verdicts: for :meth:`Core.replaced` told they did not move)."""
     names = list(mine)
     size = len(ps["time"])
     tagged = day_of is not None
@@ -355,7 +377,7 @@ def cores_of(
         out: dict[str, Core] = {}
         for i in range(0, len(names), per):
             chunk = {n: mine[n] for n in names[i : i + per]}
-            out |= cores_of(chunk, ps, rows, gate, day_of if tagged else None)
+            out |= cores_of(chunk, ps, rows, gate, day_of if tagged else None, sort)
         return out
     days, starts = np.unique(day_of, return_index=True)
 
@@ -375,13 +397,15 @@ def cores_of(
     at = taken & (reports > 0)
     rch = ps["rechecks"]
     answered = at & (stack("judged") == 1) & ((ps["flags"] & APPEARED) != 0)
-    delay = np.maximum(0.0, stack("first") - ps["appeared"])
-    if tagged:  # each response time with its day
-        r_order = np.argsort(np.where(answered, delay, np.inf), axis=1, kind="stable")
+    delay = np.maximum(0.0, stack("first") - ps["appeared"]) if sort else None
+    if not sort:
+        r_order = r_sorted = np.zeros((len(names), 0))
+    elif tagged:  # each response time with its day
+        r_order = np.argsort(np.where(answered, delay, np.inf), axis=1)
         r_sorted = np.take_along_axis(delay, r_order, axis=1)
     else:
-        r_sorted = np.sort(np.where(answered, delay, np.inf), axis=1, kind="stable")
-    n_answered = answered.sum(axis=1)
+        r_sorted = np.sort(np.where(answered, delay, np.inf), axis=1)
+    n_answered = answered.sum(axis=1) if sort else np.zeros(len(names), dtype=np.int64)
     v = np.where(at, verdict, 0)
     columns = [
         per_day(taken),
@@ -411,6 +435,20 @@ def cores_of(
     kept = at & (v > 0) & (v != CODES[SKIPPED])
     last = stack("last")
     out = {}
+    if not sort:
+        return {
+            name: _core(
+                days,
+                counts[i],
+                responses=_F8,
+                rd=_NO_DAYS,
+                t=_F8,
+                a=_I1,
+                v=_NO_VERDICTS,
+                td=_NO_DAYS,
+            )
+            for i, name in enumerate(names)
+        }
     for i, name in enumerate(names):
         k = kept[i]
         order = _order(last[i][k], v[i][k])
@@ -492,12 +530,10 @@ def _merged_streaks(core: Part, edge: Part) -> tuple[dict[str, Any] | None, int,
     if not len(core.v):
         return streaks_sorted(edge.v)
     pos = _positions(core, edge)
-    passes, runs = core.runs()
+    passes, runs, passes_before = core.runs()
     ev = edge.v
     # the core run each edge verdict falls in, and the core failures of that run before it
-    j = np.full(len(pos), len(passes), dtype=np.int64)
-    inner = int(np.searchsorted(pos, len(core.v), side="left"))  # pos is in order
-    j[:inner] = np.searchsorted(passes, pos[:inner], side="left")
+    j = passes_before[pos].astype(np.int64)
     start = np.zeros(len(pos), dtype=np.int64)
     after = j > 0
     start[after] = passes[j[after] - 1] + 1
@@ -524,18 +560,32 @@ def _merged_streaks(core: Part, edge: Part) -> tuple[dict[str, Any] | None, int,
         int(tails.max()),
     )
     fail_run = int(tails[-1]) if touched[-1] == len(runs) - 1 else int(runs[-1])
-    # the newest run of one verdict: from the newest verdicts merged, as many as it takes
-    n, m = len(core.v), 64
+    # the newest run of one verdict: back from the end of the two merged
+    # (core verdict i at i + the edge's before it, edge verdict k at pos[k] + k)
+    n = len(core.v)
+    newest = ev[-1] if pos[-1] >= n else core.v[-1]
+    i = _last_other(core.v, newest)
+    k = _last_other(ev, newest)
+    other = max(
+        i + int(np.searchsorted(pos, i, side="right")) if i >= 0 else -1,
+        k + int(pos[k]) if k >= 0 else -1,
+    )
+    length = n + len(ev) - 1 - other
+    return {"verdict": NAMES[int(newest)], "length": length}, fail_run, longest
+
+
+def _last_other(v: np.ndarray, value: int) -> int:
+    """The index of the last of ``v`` that is not ``value`` (-1: none),
+    looked for from the end, a few at a time."""
+    m = 64
     while True:
-        lo = max(0, n - m)
-        k = int(np.searchsorted(pos, lo, side="left"))
-        tail = np.insert(core.v[lo:], pos[k:] - lo, ev[k:])
-        other = np.flatnonzero(tail != tail[-1])
-        if len(other) or (lo == 0 and k == 0):
-            length = len(tail) - (int(other[-1]) + 1 if len(other) else 0)
-            break
+        lo = max(0, len(v) - m)
+        other = np.flatnonzero(v[lo:] != value)
+        if len(other):
+            return lo + int(other[-1])
+        if lo == 0:
+            return -1
         m *= 4
-    return {"verdict": NAMES[int(tail[-1])], "length": length}, fail_run, longest
 
 
 def streaks_sorted(v: np.ndarray) -> tuple[dict[str, Any] | None, int, int]:
@@ -599,9 +649,12 @@ def ratio(a: int, b: int) -> float | None:
 
 #: runs of failures a block (:meth:`Part.longest_but`)
 _BLOCK = 256
+_IN_BLOCK = np.arange(_BLOCK)
 #: the elements of one (system x patch set) array in :func:`parts_of`
 _MOST = 2_000_000
 _F8 = np.zeros(0, dtype="<f8")
 _NO_TALLY = np.zeros(5, dtype=np.int64)
 _I1 = np.zeros(0, dtype=np.int8)
+_NO_DAYS = np.zeros(0, dtype=np.int32)
+_NO_VERDICTS = np.zeros(0, dtype=np.uint8)
 _EMPTY = Part(0, 0, 0, 0, 0, np.zeros(5, dtype=np.int64), 0, 0, 0, 0, _F8, _F8, _I1, _I1)

@@ -746,7 +746,34 @@ def _cores(
             else:
                 sub_ps, sub_rows, sub_day = ps, span.rows, day_of
                 mine = {e[0]: masks[scope_of[e[0]]] for e in group}
-            made = parts.cores_of(mine, sub_ps, sub_rows, gate, sub_day)
+            # its own rows and its scope's patch sets as they were (no day
+            # left): its counts only, its verdicts and response times not sorted
+            now_digests = {
+                e[0]: {d: _digest(span.rows[e[0]], slices[d]) for d in todo} for e in group
+            }
+            counted = set()
+            for name, _, _, kept, want in group:
+                if (
+                    kept is not None
+                    and all(d in want for d in kept[0].days)
+                    and all(
+                        kept[3].get(d) == now_digests[name][d]
+                        and unmoved.get((scope_of[name], d), False)
+                        for d in todo
+                    )
+                ):
+                    counted.add(name)
+            made = parts.cores_of(
+                {n: m for n, m in mine.items() if n not in counted}, sub_ps, sub_rows, gate, sub_day
+            )
+            made |= parts.cores_of(
+                {n: m for n, m in mine.items() if n in counted},
+                sub_ps,
+                sub_rows,
+                gate,
+                sub_day,
+                sort=False,
+            )
             for name, key, _, kept, want in group:
                 fresh = made[name]
                 if kept is None:
@@ -754,18 +781,13 @@ def _cores(
                 else:
                     old, _, valid, digests = kept
                     gone = [int(d) for d in old.days if d not in want]
-                    # its own rows and its scope's patch sets as they were: counts only
-                    same = all(
-                        digests.get(d) == _digest(span.rows[name], slices[d])
-                        and unmoved.get((scope_of[name], d), False)
-                        for d in todo
+                    core = old.replaced(
+                        np.asarray(list(todo) + gone, np.int64), fresh, name in counted
                     )
-                    core = old.replaced(np.asarray(list(todo) + gone, np.int64), fresh, same)
                     valid = dict(valid)
                     digests = dict(digests)
                 valid = {d: valid_now.get(d, valid.get(d, math.inf)) for d in days}
-                for d in todo:
-                    digests[d] = _digest(span.rows[name], slices[d])
+                digests.update(now_digests[name])
                 digests = {d: digests[d] for d in days if d in digests}
                 CACHE.put(key, 0, (core, want, valid, digests), core.nbytes + 64 * len(days))
                 out.part[name] = core.part
