@@ -450,19 +450,18 @@ def _bounds(store: Any, since: float, until: float) -> tuple[int, int] | None:
     return math.floor(lo[0][1] / DAY), math.floor(hi[0][1] / DAY)
 
 
-def _context(store: Any, names: list[str], since: float, until: float) -> dict[str, Any]:
-    """Per system its projects, the days it reported on in ``[since,
-    until]`` and its newest; the project numbers; the prune watermark: one
-    pipelined round trip."""
+def _context(store: Any, names: list[str], since: float) -> dict[str, Any]:
+    """Per system its projects, the days it reported on from ``since`` on
+    and its newest; the project numbers; the prune watermark: one pipelined
+    round trip (and one more for the systems with no report day since
+    ``since``: their newest)."""
     pipe = store.client.pipeline(transaction=False)
     pipe.hgetall(store.k("projids"))
     pipe.get(store.k("pruned"))
-    lo, hi = str(math.floor(since / DAY)), str(math.floor(until / DAY))
+    lo = math.floor(since / DAY)
     for name in names:
-        key = store.k("rtdays", name)
         pipe.smembers(store.k("sysproj", name))
-        pipe.zrangebyscore(key, lo, hi)
-        pipe.zrevrange(key, 0, 0)
+        pipe.zrangebyscore(store.k("rtdays", name), str(lo), "+inf")
     answers = pipe.execute()
     out: dict[str, Any] = {
         "pids": {_s(k): int(v) for k, v in answers[0].items()},
@@ -471,13 +470,23 @@ def _context(store: Any, names: list[str], since: float, until: float) -> dict[s
         "rt": {},
         "newest": {},
     }
+    silent = []
     for i, name in enumerate(names):
-        projects, days, newest = answers[1 + 3 * i + 1 : 1 + 3 * i + 4]
+        projects, days = answers[2 + 2 * i : 4 + 2 * i]
         out["projects"][name] = {_s(p) for p in projects}
-        out["rt"][name] = [int(d) for d in days]
-        if newest:
-            out["newest"][name] = int(newest[0])
-            if int(newest[0]) not in out["rt"][name]:
+        # those after ``until`` too (a window in the past): none of their reports count
+        out["rt"][name] = days = [int(d) for d in days]
+        if days:
+            out["newest"][name] = days[-1]
+        else:
+            silent.append(name)
+    if silent:
+        pipe = store.client.pipeline(transaction=False)
+        for name in silent:
+            pipe.zrevrange(store.k("rtdays", name), 0, 0)
+        for name, newest in zip(silent, pipe.execute(), strict=True):
+            if newest:
+                out["newest"][name] = int(newest[0])
                 out["rt"][name].append(int(newest[0]))
     return out
 
@@ -547,7 +556,7 @@ def figures(
     process kept of them (:func:`_cores`), its edge days read
     (``engine/radar/parts.py``)."""
     names = list(systems)
-    ctx = _context(store, names, since, until)
+    ctx = _context(store, names, since)
     if project:
         names = [n for n in names if project in ctx["projects"][n]]
     floor = max(since, ctx["pruned"])
@@ -660,19 +669,30 @@ def _cores(
     gen, versions = _versions(store, fields)
     n = len(days)
     pv = dict(zip(days, versions[:n], strict=True))
-    wv = {name: versions[n * (i + 1) : n * (i + 2)] for i, name in enumerate(systems)}
-    no_gate = [0] * n
+    table = np.asarray(versions, dtype=np.int64).reshape(len(systems) + 1, n)
+    wv = {name: table[i + 1] for i, name in enumerate(systems)}
+    no_gate = np.zeros(n, dtype=np.int64)
+    shape = tuple(days)
     # (name, key, the days to read, the kept core or None, the versions wanted)
     plan: list[
         tuple[str, tuple[str, str, str], list[int], Any, dict[int, tuple[int, int, int]]]
     ] = []
+    wanted: dict[str, np.ndarray] = {}  # per system, its days' versions (days x 3)
     for name in names:
         theirs = wv[gate] if gate and gate != name else no_gate
-        want = {d: (pv[d], w, g) for d, w, g in zip(days, wv[name], theirs, strict=True)}
+        wanted[name] = np.stack((table[0], wv[name], theirs), axis=1)
         key = (store.prefix, gen, f"c\x1f{name}\x1f{gate}\x1f{scope_of[name]}")
         kept = CACHE.get(key, 0)
+        if kept is not None and kept[4][0] == shape:  # the same days: compared at once
+            moved_at = np.flatnonzero(
+                (kept[4][1] != wanted[name]).any(axis=1) | (kept[4][2] <= now_s)
+            )
+            if not len(moved_at):
+                out.part[name] = kept[0].part
+                continue
+        want = dict(zip(days, map(tuple, wanted[name].tolist()), strict=True))
         if kept is not None:
-            core, made, valid, digests = kept
+            core, made, valid, digests, _ = kept
             moved = [d for d in days if made.get(d) != want[d] or valid.get(d, -math.inf) <= now_s]
             gone = [int(d) for d in core.days if d not in want]
             if not moved and not gone:
@@ -680,7 +700,9 @@ def _cores(
                 continue
             if not moved:  # days left the core, none moved or joined
                 core = core.replaced(np.asarray(gone, np.int64), parts.Core.empty())
-                CACHE.put(key, 0, (core, want, valid, digests), core.nbytes + 64 * len(days))
+                CACHE.put(
+                    key, 0, _kept(core, want, valid, digests, wanted[name]), core.nbytes + 128 * n
+                )
                 out.part[name] = core.part
                 continue
             if len(moved) + len(gone) <= min(_MOVED_DAYS, max(1, n // 4)):
@@ -779,7 +801,7 @@ def _cores(
                 if kept is None:
                     core, valid, digests = fresh, {}, {}
                 else:
-                    old, _, valid, digests = kept
+                    old, _, valid, digests, _ = kept
                     gone = [int(d) for d in old.days if d not in want]
                     core = old.replaced(
                         np.asarray(list(todo) + gone, np.int64), fresh, name in counted
@@ -789,7 +811,9 @@ def _cores(
                 valid = {d: valid_now.get(d, valid.get(d, math.inf)) for d in days}
                 digests.update(now_digests[name])
                 digests = {d: digests[d] for d in days if d in digests}
-                CACHE.put(key, 0, (core, want, valid, digests), core.nbytes + 64 * len(days))
+                CACHE.put(
+                    key, 0, _kept(core, want, valid, digests, wanted[name]), core.nbytes + 128 * n
+                )
                 out.part[name] = core.part
     for scope in scopes:
         by_day = []
@@ -810,6 +834,23 @@ def _cores(
             by_day.append(hit[1])
         out.times[scope] = by_day
     return out
+
+
+def _kept(
+    core: parts.Core,
+    want: dict[int, tuple[int, int, int]],
+    valid: dict[int, float],
+    digests: dict[int, bytes],
+    versions: np.ndarray,
+) -> tuple[Any, ...]:
+    """What :func:`_cores` keeps of a system's core: the core, the versions
+    of each day's rows it was made from, until when each day's patch sets
+    are all alive, the digests of its rows by day, and the days with their
+    versions and times as arrays (a window over the same days compares them
+    at once)."""
+    days = tuple(want)
+    until = np.asarray([valid.get(d, -math.inf) for d in days])
+    return core, want, valid, digests, (days, versions, until)
 
 
 def _digest(rows: Columns, where: slice) -> bytes:
@@ -979,7 +1020,7 @@ def daily_figures(
     names = list(systems)
     if not spans:
         return {n: [] for n in names}
-    ctx = _context(store, names, spans[0][0], spans[-1][1])
+    ctx = _context(store, names, spans[0][0])
     first = math.floor(spans[0][0] / DAY)
     span = Span(store, names, range(first, math.floor(spans[-1][1] / DAY) + 1))
     ps = span.ps

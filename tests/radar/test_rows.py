@@ -700,7 +700,7 @@ def test_a_system_s_kept_report_days_follow_a_late_report_after_the_window_moved
     )
 
     def check(floor: float, until: float, late: list[float]) -> None:
-        ctx = rows._context(store, ["Vendor Z CI"], floor, until)
+        ctx = rows._context(store, ["Vendor Z CI"], floor)
         got = rows._report_days(store, ["Vendor Z CI"], ctx["rt"], ctx["newest"], floor, until)
         days = got["Vendor Z CI"]
         assert len(days.days) and all(math.floor(t / DAY) in days.days for t in late)
