@@ -673,42 +673,43 @@ def _cores(
     wv = {name: table[i + 1] for i, name in enumerate(systems)}
     no_gate = np.zeros(n, dtype=np.int64)
     shape = tuple(days)
-    # (name, key, the days to read, the kept core or None, the versions wanted)
-    plan: list[
-        tuple[str, tuple[str, str, str], list[int], Any, dict[int, tuple[int, int, int]]]
-    ] = []
+    at_day = {d: i for i, d in enumerate(days)}
+    # (name, key, the days to read, the kept core or None, the days that left it)
+    plan: list[tuple[str, tuple[str, str, str], list[int], Any, list[int]]] = []
     wanted: dict[str, np.ndarray] = {}  # per system, its days' versions (days x 3)
     for name in names:
         theirs = wv[gate] if gate and gate != name else no_gate
         wanted[name] = np.stack((table[0], wv[name], theirs), axis=1)
         key = (store.prefix, gen, f"c\x1f{name}\x1f{gate}\x1f{scope_of[name]}")
         kept = CACHE.get(key, 0)
-        if kept is not None and kept[4][0] == shape:  # the same days: compared at once
-            moved_at = np.flatnonzero(
-                (kept[4][1] != wanted[name]).any(axis=1) | (kept[4][2] <= now_s)
-            )
-            if not len(moved_at):
-                out.part[name] = kept[0].part
-                continue
-        want = dict(zip(days, map(tuple, wanted[name].tolist()), strict=True))
-        if kept is not None:
-            core, made, valid, digests, _ = kept
-            moved = [d for d in days if made.get(d) != want[d] or valid.get(d, -math.inf) <= now_s]
-            gone = [int(d) for d in core.days if d not in want]
-            if not moved and not gone:
-                out.part[name] = core.part
-                continue
+        if kept is None:
+            plan.append((name, key, days, None, []))
+            continue
+        core, made_days, made, until, digests = kept
+        if made_days == shape:  # the same days: compared at once
+            moved_at = np.flatnonzero((made != wanted[name]).any(axis=1) | (until <= now_s))
+            moved, gone = [days[i] for i in moved_at], []
+        else:  # the window moved: day by day
+            had = {d: i for i, d in enumerate(made_days)}
+            moved = [
+                d
+                for i, d in enumerate(days)
+                if d not in had or (made[had[d]] != wanted[name][i]).any() or until[had[d]] <= now_s
+            ]
+            gone = [int(d) for d in core.days if d not in at_day]
             if not moved:  # days left the core, none moved or joined
-                core = core.replaced(np.asarray(gone, np.int64), parts.Core.empty())
-                CACHE.put(
-                    key, 0, _kept(core, want, valid, digests, wanted[name]), core.nbytes + 128 * n
-                )
-                out.part[name] = core.part
-                continue
-            if len(moved) + len(gone) <= min(_MOVED_DAYS, max(1, n // 4)):
-                plan.append((name, key, moved, kept, want))
-                continue
-        plan.append((name, key, days, None, want))
+                if gone:
+                    core = core.replaced(np.asarray(gone, np.int64), parts.Core.empty())
+                until = np.asarray([until[had[d]] for d in days])
+                digests = {d: digests[d] for d in days if d in digests}
+                CACHE.put(key, 0, (core, shape, wanted[name], until, digests), _nbytes(core, n))
+        if not moved:
+            out.part[name] = core.part
+            continue
+        if len(moved) + len(gone) <= min(_MOVED_DAYS, max(1, n // 4)):
+            plan.append((name, key, moved, kept, gone))
+        else:
+            plan.append((name, key, days, None, []))
     read = sorted({d for _, _, todo, _, _ in plan for d in todo})
     scopes = {scope_of[name] for name in names}
     if read:
@@ -761,8 +762,8 @@ def _cores(
             if len(todo) < len(read):
                 chosen = np.isin(day_of, todo)
                 sub_ps = {f: c[chosen] for f, c in ps.items()}
-                wanted = {e[0] for e in group} | ({gate} if gate else set())
-                sub_rows = {w: {f: c[chosen] for f, c in span.rows[w].items()} for w in wanted}
+                theirs = {e[0] for e in group} | ({gate} if gate else set())
+                sub_rows = {w: {f: c[chosen] for f, c in span.rows[w].items()} for w in theirs}
                 sub_day = day_of[chosen]
                 mine = {e[0]: masks[scope_of[e[0]]][chosen] for e in group}
             else:
@@ -774,12 +775,12 @@ def _cores(
                 e[0]: {d: _digest(span.rows[e[0]], slices[d]) for d in todo} for e in group
             }
             counted = set()
-            for name, _, _, kept, want in group:
+            for name, _, _, kept, gone in group:
                 if (
                     kept is not None
-                    and all(d in want for d in kept[0].days)
+                    and not gone
                     and all(
-                        kept[3].get(d) == now_digests[name][d]
+                        kept[4].get(d) == now_digests[name][d]
                         and unmoved.get((scope_of[name], d), False)
                         for d in todo
                     )
@@ -796,24 +797,27 @@ def _cores(
                 sub_day,
                 sort=False,
             )
-            for name, key, _, kept, want in group:
+            for name, key, _, kept, gone in group:
                 fresh = made[name]
                 if kept is None:
-                    core, valid, digests = fresh, {}, {}
+                    core, digests = fresh, {}
+                    until = np.full(n, math.inf)
                 else:
-                    old, _, valid, digests, _ = kept
-                    gone = [int(d) for d in old.days if d not in want]
+                    old, made_days, _, until, digests = kept
                     core = old.replaced(
                         np.asarray(list(todo) + gone, np.int64), fresh, name in counted
                     )
-                    valid = dict(valid)
+                    if made_days == shape:
+                        until = until.copy()
+                    else:
+                        had = {d: i for i, d in enumerate(made_days)}
+                        until = np.asarray([until[had[d]] if d in had else math.inf for d in days])
                     digests = dict(digests)
-                valid = {d: valid_now.get(d, valid.get(d, math.inf)) for d in days}
+                for d in todo:
+                    until[at_day[d]] = valid_now[d]
                 digests.update(now_digests[name])
                 digests = {d: digests[d] for d in days if d in digests}
-                CACHE.put(
-                    key, 0, _kept(core, want, valid, digests, wanted[name]), core.nbytes + 128 * n
-                )
+                CACHE.put(key, 0, (core, shape, wanted[name], until, digests), _nbytes(core, n))
                 out.part[name] = core.part
     for scope in scopes:
         by_day = []
@@ -836,21 +840,11 @@ def _cores(
     return out
 
 
-def _kept(
-    core: parts.Core,
-    want: dict[int, tuple[int, int, int]],
-    valid: dict[int, float],
-    digests: dict[int, bytes],
-    versions: np.ndarray,
-) -> tuple[Any, ...]:
-    """What :func:`_cores` keeps of a system's core: the core, the versions
-    of each day's rows it was made from, until when each day's patch sets
-    are all alive, the digests of its rows by day, and the days with their
-    versions and times as arrays (a window over the same days compares them
-    at once)."""
-    days = tuple(want)
-    until = np.asarray([valid.get(d, -math.inf) for d in days])
-    return core, want, valid, digests, (days, versions, until)
+def _nbytes(core: parts.Core, days: int) -> int:
+    """What :func:`_cores` keeps of a core of ``days`` days, in bytes: the
+    core, its days' versions (3 a day), until when each day's patch sets
+    are all alive, its rows' digests by day."""
+    return core.nbytes + 96 * days + 64
 
 
 def _digest(rows: Columns, where: slice) -> bytes:

@@ -497,6 +497,59 @@ def test_a_window_s_kept_core_follows_every_write_into_it(
     assert x["patch_sets"] == {f["name"]: f for f in kept}["Vendor X CI"]["patch_sets"] - 1
 
 
+def test_kept_cores_moved_by_different_days_in_one_answer_follow_them(
+    store: RadarStore,
+) -> None:
+    """Two systems' kept cores moved by late reports on different core days
+    (one day for the one, two for the other) are each taken out and in
+    again by their own days in the same answer, which equals the records'."""
+    store.retention = 30 * DAY
+    base = {"forge": "gerrit", "project": "p"}
+    t0 = math.floor(time.time() / DAY) * DAY - 16 * DAY
+    records: list[Record] = []
+    for i in range(40):
+        at = t0 + i * 8 * H
+        key = f"{900 + i},1"
+        records.append(Record(APPEARED, at=at, id=f"a{i}", key=key, **base))
+        for j, system in enumerate((GATE, "Vendor X CI", "Vendor Y CI")):
+            records.append(
+                Record(
+                    REPORT,
+                    at=at + 600 + j,
+                    id=f"{j}-{i}",
+                    key=key,
+                    system=system,
+                    gate=system == GATE,
+                    verdict="fail" if (i + j) % 4 == 0 else "pass",
+                    **base,
+                )
+            )
+    store.add(records, now=t0 + 14 * DAY)
+    since, until = t0 + 3 * H, t0 + 14 * DAY
+    assert_same(store, since, until, None)
+    late = [
+        ("Vendor X CI", "910,1"),  # day 3
+        ("Vendor Y CI", "910,1"),  # day 3
+        ("Vendor Y CI", "916,1"),  # day 5
+    ]
+    store.add(
+        [
+            Record(
+                REPORT,
+                at=t0 + 13 * DAY + k,
+                id=f"late{k}",
+                key=key,
+                system=system,
+                verdict="error",
+                **base,
+            )
+            for k, (system, key) in enumerate(late)
+        ],
+        now=until,
+    )
+    assert_same(store, since, until, None)
+
+
 def test_a_reader_s_cache_follows_every_write(
     store: RadarStore, payloads_dir: Path, redis_client: redis.Redis
 ) -> None:
@@ -666,6 +719,23 @@ def test_a_sliding_window_s_core_follows_it(store: RadarStore) -> None:
     for shift in range(0, 12, 1):
         since = t0 + 2 * DAY + shift * DAY + 3 * H
         assert_same(store, since, since + 12 * DAY, None)
+        # and a day later, with the gate's vote changed on a core day's patch set
+        i = 3 * shift + 20
+        store.add(
+            [
+                Record(
+                    REPORT,
+                    at=t0 + 36 * DAY + shift,
+                    id=f"again{shift}",
+                    key=f"{500 + i},1",
+                    system=GATE,
+                    gate=True,
+                    verdict="fail" if shift % 2 else "pass",
+                    **base,
+                )
+            ],
+            now=t0 + 36 * DAY,
+        )
 
 
 def test_a_system_s_kept_report_days_follow_a_late_report_after_the_window_moved(
