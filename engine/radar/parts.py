@@ -15,6 +15,7 @@ verdict sequences merged in order.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,17 @@ import numpy as np
 
 from engine.radar.model import ERROR, FAIL, PASS, SKIPPED
 
-__all__ = ["Core", "Part", "combine", "cores_of", "kth", "part_of", "parts_of", "streaks_sorted"]
+__all__ = [
+    "Core",
+    "Part",
+    "combine",
+    "cores_of",
+    "kth",
+    "part_of",
+    "parts_of",
+    "runs_of",
+    "streaks_sorted",
+]
 
 #: a verdict's code in the rows, and back (engine/radar/rows.py)
 CODES = {PASS: 1, FAIL: 2, ERROR: 3, SKIPPED: 4}
@@ -148,10 +159,11 @@ def part_of(
     )
 
 
-def _order(t: np.ndarray, v: np.ndarray) -> np.ndarray:
+def _order(t: np.ndarray, v: np.ndarray, kind: str | None = None) -> np.ndarray:
     """The order of verdicts ``v`` at times ``t`` in the streaks' order: by
-    time, then by the verdict's name (by both only when two times are equal)."""
-    order = np.argsort(t)
+    time, then by the verdict's name (by both only when two times are equal);
+    ``kind``: numpy's sort (stable: ``t`` is runs in order)."""
+    order = np.argsort(t, kind=kind)
     ts = t[order]
     if len(ts) > 1:
         step = ts[1:] != ts[:-1]
@@ -167,12 +179,15 @@ def parts_of(
     ps: dict[str, np.ndarray],
     rows: dict[str, dict[str, np.ndarray]],
     gate: str | None,
+    runs: Mapping[str, Sequence[tuple[int, np.ndarray, np.ndarray]]] | None = None,
 ) -> dict[str, Part]:
     """:func:`part_of` of every system in ``mine`` (its mask over ``ps``),
     ``gate``'s rows the gate's (not for the gate itself), computed for all
     of them at once: each figure one numpy call over a (system x patch set)
-    array, the same operations on the same values per element."""
-    return {name: core.part for name, core in cores_of(mine, ps, rows, gate).items()}
+    array, the same operations on the same values per element (``runs``:
+    see :func:`cores_of`)."""
+    made = cores_of(mine, ps, rows, gate, runs=runs)
+    return {name: core.part for name, core in made.items()}
 
 
 #: a part's counts, in a :class:`Core`'s ``counts`` columns
@@ -352,12 +367,16 @@ def cores_of(
     gate: str | None,
     day_of: np.ndarray | None = None,
     sort: bool = True,
+    runs: Mapping[str, Sequence[tuple[int, np.ndarray, np.ndarray]]] | None = None,
 ) -> dict[str, Core]:
     """Per system in ``mine`` (its mask over ``ps``) its :class:`Core` of
     the rows, by ``day_of`` (each row's day, in order: the rows are laid
     out by day; None: all one day, 0), all systems at once (see
     :func:`parts_of`); not ``sort``: its counts alone (no response times,
-    no verdicts: for :meth:`Core.replaced` told they did not move)."""
+    no verdicts: for :meth:`Core.replaced` told they did not move).
+    ``runs`` (not with ``day_of``): per system, each of its segments of
+    rows (a day's) as :func:`runs_of` orders it, with the segment's first
+    row: its verdicts and response times merged from those, not sorted."""
     names = list(mine)
     size = len(ps["time"])
     tagged = day_of is not None
@@ -371,7 +390,7 @@ def cores_of(
         out: dict[str, Core] = {}
         for i in range(0, len(names), per):
             chunk = {n: mine[n] for n in names[i : i + per]}
-            out |= cores_of(chunk, ps, rows, gate, day_of if tagged else None, sort)
+            out |= cores_of(chunk, ps, rows, gate, day_of if tagged else None, sort, runs)
         return out
     days, starts = np.unique(day_of, return_index=True)
 
@@ -391,8 +410,8 @@ def cores_of(
     at = taken & (reports > 0)
     rch = ps["rechecks"]
     answered = at & (stack("judged") == 1) & ((ps["flags"] & APPEARED) != 0)
-    delay = np.maximum(0.0, stack("first") - ps["appeared"]) if sort else None
-    if not sort:
+    delay = np.maximum(0.0, stack("first") - ps["appeared"]) if sort and runs is None else None
+    if not sort or runs is not None:
         r_order = r_sorted = np.zeros((len(names), 0))
     elif tagged:  # each response time with its day
         r_order = np.argsort(np.where(answered, delay, np.inf), axis=1)
@@ -443,6 +462,12 @@ def cores_of(
             )
             for i, name in enumerate(names)
         }
+    if runs is not None:
+        for i, name in enumerate(names):
+            out[name] = _merged(
+                days, counts[i], taken[i], runs[name], last[i], v[i], rows[name], ps
+            )
+        return out
     for i, name in enumerate(names):
         k = kept[i]
         order = _order(last[i][k], v[i][k])
@@ -459,6 +484,58 @@ def cores_of(
             td=day_of[k][order],
         )
     return out
+
+
+def runs_of(
+    ps: dict[str, np.ndarray], rows: dict[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """A system's rows of a segment (a day's), whatever the window: the
+    indexes of those with a verdict (skipped ones left out) in the streaks'
+    order, and of those answered by response time."""
+    reported = rows["reports"] > 0
+    v = rows["verdict"]
+    vi = np.flatnonzero(reported & (v >= 1) & (v <= 3))
+    vi = vi[_order(rows["last"][vi], v[vi])]
+    ri = np.flatnonzero(reported & (rows["judged"] == 1) & ((ps["flags"] & APPEARED) != 0))
+    ri = ri[np.argsort(np.maximum(0.0, rows["first"][ri] - ps["appeared"][ri]))]
+    return vi.astype(np.int64), ri.astype(np.int64)
+
+
+def _merged(
+    days: np.ndarray,
+    counts: np.ndarray,
+    taken: np.ndarray,
+    runs: Sequence[tuple[int, np.ndarray, np.ndarray]],
+    last: np.ndarray,
+    v: np.ndarray,
+    rows: dict[str, np.ndarray],
+    ps: dict[str, np.ndarray],
+) -> Core:
+    """A system's :class:`Core` (untagged) from its segments' :func:`runs_of`,
+    those of its rows ``taken`` kept: each run in order already, so a stable
+    sort merges them in a pass each."""
+    vis, ris = [], []
+    for start, vi, ri in runs:
+        vi = vi + start
+        ri = ri + start
+        vis.append(vi[taken[vi]])
+        ris.append(ri[taken[ri]])
+    vi = np.concatenate(vis) if vis else np.zeros(0, dtype=np.int64)
+    ri = np.concatenate(ris) if ris else np.zeros(0, dtype=np.int64)
+    order = _order(last[vi], v[vi], kind="stable")
+    vi = vi[order]
+    vk = v[vi]
+    responses = np.sort(np.maximum(0.0, rows["first"][ri] - ps["appeared"][ri]), kind="stable")
+    return _core(
+        days,
+        counts,
+        responses=responses,
+        rd=np.zeros(len(responses), dtype=np.int32),
+        t=last[vi],
+        a=ALPHA[vk],
+        v=vk,
+        td=np.zeros(len(vk), dtype=np.int32),
+    )
 
 
 def kth(a: np.ndarray, b: np.ndarray, k: int) -> float:

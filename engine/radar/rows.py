@@ -367,6 +367,8 @@ class Span:
             wanted += [("w", f"w{d}:{name}", d, name) for d in self.days]
         gen, versions = _versions(store, [w[1] for w in wanted])
         self.gen = gen
+        #: the version of each of its days' rows read (``p<day>``, ``w<day>:<system>``)
+        self.versions = dict(zip((w[1] for w in wanted), versions, strict=True))
         found: dict[str, Any] = {}
         missing = []
         for (kind, field, day, name), version in zip(wanted, versions, strict=True):
@@ -577,7 +579,9 @@ def figures(
     masks: dict[tuple[int, ...], np.ndarray] = {}  # most systems report on the same projects
     for scope in set(scope_of.values()):
         masks[scope] = window & np.isin(ps["project"], np.array(scope, dtype=np.uint32))
-    edges = parts.parts_of({n: masks[scope_of[n]] for n in names}, ps, span.rows, gate_name)
+    edges = parts.parts_of(
+        {n: masks[scope_of[n]] for n in names}, ps, span.rows, gate_name, _runs(store, span, names)
+    )
     out = []
     for name in names:
         mine = masks[scope_of[name]]
@@ -604,6 +608,34 @@ def figures(
                 **streaks,
             }
         )
+    return out
+
+
+def _runs(
+    store: Any, span: Span, names: list[str]
+) -> dict[str, list[tuple[int, np.ndarray, np.ndarray]]]:
+    """Per system, each day of ``span`` as :func:`parts.runs_of` orders its
+    rows, with the day's first row in the span: kept in :data:`CACHE` by
+    the versions of the day's rows (the patch sets' and the system's), so
+    that only the days that moved are sorted again."""
+    starts = np.concatenate(([0], np.cumsum(span.sizes)[:-1])).tolist() if span.days else []
+    out: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {}
+    for name in names:
+        rows = span.rows[name]
+        mine = []
+        for d, start, size in zip(span.days, starts, span.sizes, strict=True):
+            key = (store.prefix, span.gen, f"o{d}:{name}")
+            version = (span.versions[f"p{d}"], span.versions[f"w{d}:{name}"])
+            hit = CACHE.get(key, version)
+            if hit is None:
+                where = slice(start, start + size)
+                hit = parts.runs_of(
+                    {f: span.ps[f][where] for f in ("flags", "appeared")},
+                    {f: c[where] for f, c in rows.items()},
+                )
+                CACHE.put(key, version, hit, hit[0].nbytes + hit[1].nbytes + 64)
+            mine.append((start, hit[0], hit[1]))
+        out[name] = mine
     return out
 
 

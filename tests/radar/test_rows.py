@@ -550,6 +550,42 @@ def test_kept_cores_moved_by_different_days_in_one_answer_follow_them(
     assert_same(store, since, until, None)
 
 
+def test_an_appearance_stored_after_the_reports_shows_in_a_newest_day_kept(
+    store: RadarStore,
+) -> None:
+    """A patch set's appearance stored after its reports (out of order) on
+    one of the newest days gives the reports their response times in the
+    next answer, though the systems' own rows did not move."""
+    store.retention = 30 * DAY
+    base = {"forge": "gerrit", "project": "p"}
+    now = math.floor(time.time() / DAY) * DAY + 20 * H
+    records = []
+    for i in range(6):
+        key = f"{950 + i},1"
+        at = now - 20 * H + i * H
+        if i % 2:
+            records.append(Record(APPEARED, at=at, id=f"a{i}", key=key, **base))
+        records.append(
+            Record(
+                REPORT,
+                at=at + 1800,
+                id=f"x{i}",
+                key=key,
+                system="Vendor X CI",
+                verdict="pass",
+                **base,
+            )
+        )
+    store.add(records, now=now)
+    since, until = now - 10 * DAY, now
+    [before] = stats.window(store, SETTINGS, since=since, until=until)
+    assert before["responses"] == 3
+    store.add([Record(APPEARED, at=now - 20 * H - 60, id="a0", key="950,1", **base)], now=now)
+    [after] = stats.window(store, SETTINGS, since=since, until=until)
+    assert after["responses"] == 4
+    assert_same(store, since, until, None)
+
+
 def test_a_reader_s_cache_follows_every_write(
     store: RadarStore, payloads_dir: Path, redis_client: redis.Redis
 ) -> None:
