@@ -571,7 +571,7 @@ def figures(
     core_days = days[1:-FRESH]
     edge_days = days[:1] + days[-FRESH:] if core_days else days
     scope_of = {n: _scope_key(ctx["projects"][n], ctx["pids"], project) for n in names}
-    cores = _cores(store, names, gate_name, scope_of, core_days, now)
+    cores = _cores(store, names, gate_name, scope_of, core_days, now, round((until - since) / DAY))
     span = Span(store, wanted, edge_days)
     reports = _report_days(store, names, ctx["rt"], ctx["newest"], floor, until)
     ps = span.ps
@@ -681,14 +681,16 @@ def _cores(
     scope_of: Mapping[str, tuple[int, ...]],
     days: list[int],
     now: float | None,
+    length: int = 0,
 ) -> _Cores:
     """Per system, the :class:`parts.Part` of ``days`` (a window's core:
     whole days, none of the newest), from its :class:`parts.Core` kept in
     :data:`CACHE` with the versions of each day's rows it was made from
     (the patch sets', the system's, the gate's) and until when each day's
     patch sets are all alive: a day that moved (or left or joined the
-    core) is taken out and put in again, the others kept. Per scope, its
-    patch sets' times there by day."""
+    core) is taken out and put in again, the others kept. A core is kept
+    per window ``length`` (in days: a 7-day and a 90-day window asked in
+    turn keep one each). Per scope, its patch sets' times there by day."""
     out = _Cores()
     out.scope_of = scope_of
     if not days:
@@ -712,7 +714,7 @@ def _cores(
     for name in names:
         theirs = wv[gate] if gate and gate != name else no_gate
         wanted[name] = np.stack((table[0], wv[name], theirs), axis=1)
-        key = (store.prefix, gen, f"c\x1f{name}\x1f{gate}\x1f{scope_of[name]}")
+        key = (store.prefix, gen, f"c\x1f{name}\x1f{gate}\x1f{scope_of[name]}\x1f{length}")
         kept = CACHE.get(key, 0)
         if kept is None:
             plan.append((name, key, days, None, []))

@@ -586,6 +586,44 @@ def test_an_appearance_stored_after_the_reports_shows_in_a_newest_day_kept(
     assert_same(store, since, until, None)
 
 
+def test_a_window_of_another_length_keeps_its_own_cores(store: RadarStore) -> None:
+    """A 7-day and a 30-day window asked in turn (two users' dashboards)
+    each keep their cores: the 30-day one's are the same objects after a
+    7-day answer, not made again, and both answer as the records do."""
+    store.retention = 60 * DAY
+    base = {"forge": "gerrit", "project": "p"}
+    now = math.floor(time.time() / DAY) * DAY + 12 * H
+    records = []
+    for i in range(120):
+        at = now - 40 * DAY + i * 8 * H
+        key = f"{1200 + i},1"
+        records.append(Record(APPEARED, at=at, id=f"a{i}", key=key, **base))
+        records.append(
+            Record(
+                REPORT,
+                at=at + 900,
+                id=f"x{i}",
+                key=key,
+                system="Vendor X CI",
+                verdict="fail" if i % 5 == 0 else "pass",
+                **base,
+            )
+        )
+    store.add(records, now=now)
+
+    def cores() -> dict[str, Any]:
+        return {k[2]: v[1][0] for k, v in rows.CACHE.items.items() if k[2].startswith("c\x1f")}
+
+    assert_same(store, now - 30 * DAY, now, None)
+    month = cores()
+    assert month
+    assert_same(store, now - 7 * DAY, now, None)
+    assert_same(store, now - 30 * DAY, now, None)
+    again = cores()
+    assert all(again[k] is core for k, core in month.items())
+    assert len(again) > len(month)  # the week's too
+
+
 def test_a_reader_s_cache_follows_every_write(
     store: RadarStore, payloads_dir: Path, redis_client: redis.Redis
 ) -> None:
