@@ -31,8 +31,9 @@ __all__ = [
     "kth",
     "part_of",
     "parts_of",
-    "runs_of",
+    "responses_in_order",
     "streaks_sorted",
+    "verdicts_in_order",
 ]
 
 #: a verdict's code in the rows, and back (engine/radar/rows.py)
@@ -375,8 +376,9 @@ def cores_of(
     :func:`parts_of`); not ``sort``: its counts alone (no response times,
     no verdicts: for :meth:`Core.replaced` told they did not move).
     ``runs`` (not with ``day_of``): per system, each of its segments of
-    rows (a day's) as :func:`runs_of` orders it, with the segment's first
-    row: its verdicts and response times merged from those, not sorted."""
+    rows (a day's) with the segment's first row and its verdicts and
+    answers in order (:func:`verdicts_in_order`, :func:`responses_in_order`):
+    its verdicts and response times merged from those, not sorted."""
     names = list(mine)
     size = len(ps["time"])
     tagged = day_of is not None
@@ -486,19 +488,22 @@ def cores_of(
     return out
 
 
-def runs_of(
-    ps: dict[str, np.ndarray], rows: dict[str, np.ndarray]
-) -> tuple[np.ndarray, np.ndarray]:
+def verdicts_in_order(rows: dict[str, np.ndarray]) -> np.ndarray:
     """A system's rows of a segment (a day's), whatever the window: the
-    indexes of those with a verdict (skipped ones left out) in the streaks'
-    order, and of those answered by response time."""
-    reported = rows["reports"] > 0
+    indexes of those with a verdict (skipped ones left out) in the
+    streaks' order."""
     v = rows["verdict"]
-    vi = np.flatnonzero(reported & (v >= 1) & (v <= 3))
-    vi = vi[_order(rows["last"][vi], v[vi])]
-    ri = np.flatnonzero(reported & (rows["judged"] == 1) & ((ps["flags"] & APPEARED) != 0))
-    ri = ri[np.argsort(np.maximum(0.0, rows["first"][ri] - ps["appeared"][ri]))]
-    return vi.astype(np.int64), ri.astype(np.int64)
+    vi = np.flatnonzero((rows["reports"] > 0) & (v >= 1) & (v <= 3))
+    return vi[_order(rows["last"][vi], v[vi])].astype(np.int64)
+
+
+def responses_in_order(ps: dict[str, np.ndarray], rows: dict[str, np.ndarray]) -> np.ndarray:
+    """The indexes of a system's rows of a segment that answered a patch
+    set (of ``ps``, the same segment's) with a known upload, by response
+    time."""
+    answered = (rows["reports"] > 0) & (rows["judged"] == 1) & ((ps["flags"] & APPEARED) != 0)
+    ri = np.flatnonzero(answered)
+    return ri[np.argsort(np.maximum(0.0, rows["first"][ri] - ps["appeared"][ri]))].astype(np.int64)
 
 
 def _merged(
@@ -511,7 +516,7 @@ def _merged(
     rows: dict[str, np.ndarray],
     ps: dict[str, np.ndarray],
 ) -> Core:
-    """A system's :class:`Core` (untagged) from its segments' :func:`runs_of`,
+    """A system's :class:`Core` (untagged) from its segments' runs in order,
     those of its rows ``taken`` kept: each run in order already, so a stable
     sort merges them in a pass each."""
     vis, ris = [], []

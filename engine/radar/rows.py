@@ -614,27 +614,33 @@ def figures(
 def _runs(
     store: Any, span: Span, names: list[str]
 ) -> dict[str, list[tuple[int, np.ndarray, np.ndarray]]]:
-    """Per system, each day of ``span`` as :func:`parts.runs_of` orders its
-    rows, with the day's first row in the span: kept in :data:`CACHE` by
-    the versions of the day's rows (the patch sets' and the system's), so
-    that only the days that moved are sorted again."""
+    """Per system, each day of ``span``'s first row in the span with the
+    day's verdicts and answers in order (:func:`parts.verdicts_in_order`,
+    :func:`parts.responses_in_order`), kept in :data:`CACHE` by the
+    versions of the day's rows (the verdicts' by the system's, the answers'
+    by the patch sets' too: a new patch set moves those only), so that
+    only the days that moved are sorted again."""
     starts = np.concatenate(([0], np.cumsum(span.sizes)[:-1])).tolist() if span.days else []
     out: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {}
     for name in names:
         rows = span.rows[name]
         mine = []
         for d, start, size in zip(span.days, starts, span.sizes, strict=True):
-            key = (store.prefix, span.gen, f"o{d}:{name}")
-            version = (span.versions[f"p{d}"], span.versions[f"w{d}:{name}"])
-            hit = CACHE.get(key, version)
-            if hit is None:
-                where = slice(start, start + size)
-                hit = parts.runs_of(
+            w, p = span.versions[f"w{d}:{name}"], span.versions[f"p{d}"]
+            vkey = (store.prefix, span.gen, f"ov{d}:{name}")
+            rkey = (store.prefix, span.gen, f"or{d}:{name}")
+            vi, ri = CACHE.get(vkey, w), CACHE.get(rkey, (p, w))
+            where = slice(start, start + size)
+            if vi is None:
+                vi = parts.verdicts_in_order({f: c[where] for f, c in rows.items()})
+                CACHE.put(vkey, w, vi, vi.nbytes + 64)
+            if ri is None:
+                ri = parts.responses_in_order(
                     {f: span.ps[f][where] for f in ("flags", "appeared")},
                     {f: c[where] for f, c in rows.items()},
                 )
-                CACHE.put(key, version, hit, hit[0].nbytes + hit[1].nbytes + 64)
-            mine.append((start, hit[0], hit[1]))
+                CACHE.put(rkey, (p, w), ri, ri.nbytes + 64)
+            mine.append((start, vi, ri))
         out[name] = mine
     return out
 
