@@ -516,6 +516,8 @@ class Rig:
     users: tuple[str, ...] = ("guest",)
     #: ``[boss]`` settings for every BOSS process (the TLS keys)
     settings: dict[str, str] = field(default_factory=dict)
+    #: the store's server process (``INFO server``'s ``process_id``)
+    store_pid: int = 0
     #: ``[boss]`` settings for the engine workers only (``dispatch_key``:
     #: participants never hold it)
     engine_settings: dict[str, str] = field(default_factory=dict)
@@ -555,6 +557,7 @@ class Rig:
             self.broker_url = "redis+socket://" + self.server.url.removeprefix("unix://")
         client = redis.Redis.from_url(self.redis_url)
         info = client.info("server")
+        self.store_pid = int(info.get("process_id") or 0)
         self.versions["store"] = (
             f"{'Valkey' if 'valkey_version' in info else 'Redis'} "
             f"{info.get('valkey_version') or info.get('redis_version')}"
@@ -669,8 +672,10 @@ class Rig:
         return [self.server.pid] if self.server is not None and self.server.pid else []
 
     def store_pids(self) -> list[int]:
+        """The store's server process (its ``INFO`` names it: not every
+        redis-server of the machine, another job's included)."""
         if self.kind == "rabbitmq":
-            return _pids_named("redis-server", "valkey-server")
+            return [self.store_pid] if self.store_pid else []
         return []  # the embedded server is the broker too: counted there
 
     def meter(self, **procs: Proc | list[Proc]) -> CpuMeter:
