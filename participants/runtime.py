@@ -380,9 +380,9 @@ class Runtime:
             )
 
     def _update_consuming(self, link: BrokerLink) -> None:
-        """Consume when idle. While a delivery is held (not leased) the
-        consumer stays: prefetch 1 keeps others away, and RabbitMQ would
-        requeue nothing on a cancel anyway."""
+        """Consume when idle. While a delivery is in hand (not leased) the
+        consumer stays: the prefetch bounds what else comes, and RabbitMQ
+        would requeue nothing on a cancel anyway."""
         job = self.job
         if self._stopping:
             link.stop_consuming()
