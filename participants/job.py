@@ -58,8 +58,9 @@ class HandlerThreads:
 
     def run(self, target: Callable[[], None], name: str, then: Callable[[], None]) -> None:
         """Call ``target()`` on a handler thread named ``name``, then
-        ``then()`` (once the thread is free for the next job). ``target``
-        must not raise (``Job._run`` catches what the handler raises)."""
+        ``then()`` (once the thread is free for the next job). ``Job._run``
+        catches what the handler raises; should ``target`` itself raise, it
+        is logged and its thread ends after ``then()``."""
         with self._lock:
             slot = self._waiting.pop() if self._waiting else None
         if slot is not None:
@@ -81,6 +82,8 @@ class HandlerThreads:
             try:
                 target()
                 ok = True
+            except BaseException:
+                log.exception("a handler thread's job raised: the thread ends")
             finally:
                 with self._lock:
                     # free before ``then``: the job after this one (started

@@ -7,8 +7,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import pytest
-
 from participants.job import HandlerThreads
 from tests.waiting import wait_for
 
@@ -73,7 +71,6 @@ def test_a_thread_idle_too_long_ends() -> None:
     assert jobs.threads.started == 2
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_job_that_raises_still_says_done_and_its_thread_is_not_kept() -> None:
     jobs = Jobs(HandlerThreads())
     assert jobs.run("bad", fail=True).wait(10)
