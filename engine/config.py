@@ -131,14 +131,16 @@ class Config(Section):
     #: seconds a participant may hold a delivery before it takes a lease
     #: instead (acknowledges it, tells the engine, and sends heartbeats)
     lease_after: float = setting(2.0, check=not_negative())
-    #: workitems a participant instance takes from its queue at once: 2
-    #: (the default) is the one it works on and the next, which starts the
-    #: moment the reply before it is published (while the broker has not
-    #: confirmed it yet); 1: one at a time, the next delivered only after
-    #: the acknowledgement of the last
-    participant_prefetch: int = setting(2, check=checked(lambda v: v in (1, 2), "must be 1 or 2"))
-    #: seconds a participant instance keeps the next workitem while the one
-    #: in hand is still running; then it gives it back to the queue (for
+    #: workitems a participant instance takes from its queue at once: the
+    #: one it works on and the next ones (4, the default: up to 3), each
+    #: started the moment the reply before it is published; a finished one
+    #: counts until the broker has confirmed its reply (its acknowledgement
+    #: waits for that), so 2 leaves the instance waiting for that confirm
+    #: on a stream of short steps; 1: one at a time, the next delivered
+    #: only after the acknowledgement of the last
+    participant_prefetch: int = setting(4, check=checked(lambda v: 1 <= v <= 64, "must be 1 to 64"))
+    #: seconds a participant instance keeps the next workitems while the one
+    #: in hand is still running; then it gives them back to the queue (for
     #: another instance) and takes no more until it is idle
     participant_hold: float = setting(0.2, check=not_negative())
     #: seconds without a heartbeat after which the engine dispatches a

@@ -7,13 +7,15 @@ queue) and speaks the wire protocol of ``docs/wire-protocol.md``:
   malformed one is dead-lettered, never dropped), run the handler's
   ``handle_wi`` in a worker thread, publish the reply to the delivery's
   ``reply_to`` and acknowledge once the broker confirmed it;
-* work on one workitem at a time, with the next one at hand
-  (``participant_prefetch`` 2, the default): it starts the moment the
-  reply before it is published, while that reply's confirm is still on
-  its way. A next workitem held for longer than ``participant_hold``
-  seconds (the one in hand is a long one) is given back to the queue,
-  and the consumer waits until the instance is idle, so that a long step
-  never keeps a workitem from another instance for long;
+* work on one workitem at a time, with the next ones at hand (up to
+  ``participant_prefetch`` - 1; 4, the default, takes up to 3): each
+  starts the moment the reply before it is published, while that reply's
+  confirm is still on its way (a finished workitem counts against the
+  prefetch until its reply is confirmed and it is acknowledged). Next
+  workitems held for longer than ``participant_hold`` seconds (the one in
+  hand is a long one) are given back to the queue, and the consumer waits
+  until the instance is idle, so that a long step never keeps a workitem
+  from another instance for long;
 * after ``lease_after`` seconds take a *lease* (stop consuming, publish
   ``started``, acknowledge, publish ``alive`` every ``lease / 3`` seconds),
   so a step can run for hours without the broker timing the delivery out;
@@ -124,10 +126,10 @@ class Runtime:
         self.replied: LRU[str, bytes | None] = LRU(REPLIES)
         self.cancels: LRU[str, bool] = LRU(MEMORY)
         self.job: Job | None = None
-        #: the next delivery, taken while ``job`` is in hand (prefetch 2),
-        #: and the connection generation it came on
-        self.held: Any = None
-        self._held_generation = 0
+        #: the next deliveries, taken while ``job`` is in hand (up to
+        #: ``participant_prefetch`` - 1), oldest first, each with the
+        #: connection generation it came on
+        self.held: list[tuple[int, Any]] = []
         #: deliveries not handled yet, with their connection generation
         self._arrivals: list[tuple[int, Any]] = []
         #: "wfid/subid" -> the reply_to of its delivery (for ``send_to_engine``)
@@ -306,7 +308,7 @@ class Runtime:
             if self.job is not None:
                 self._tick(link, self.job)
             self._look_at_held(link)
-            if self._stopping and self.job is None and self.held is None:
+            if self._stopping and self.job is None and not self.held:
                 link.wait_confirms()  # the last acknowledgements go first
                 link.close()
                 return True
@@ -341,27 +343,27 @@ class Runtime:
                 self._on_workitem(message)
 
     def _look_at_held(self, link: BrokerLink) -> None:
-        """Start the held delivery when idle; give it back when the job in
-        hand turns out long (or leased, cancelled, stopping)."""
-        held = self.held
-        if held is None:
+        """Start the held deliveries in turn when idle; give them all back
+        when the job in hand turns out long (or leased, cancelled,
+        stopping)."""
+        if not self.held:
             return
-        if self._held_generation != link.generation:
-            self.held = None  # it died with its connection: given again
-            return
+        # the ones of a lost connection died with it: the broker gives them again
+        self.held = [(g, m) for g, m in self.held if g == link.generation]
+        while self.held and self.job is None and not self._stopping:
+            _generation, message = self.held.pop(0)
+            self._on_workitem(message)
         job = self.job
-        if job is None and not self._stopping:
-            self.held = None
-            self._on_workitem(held)
-        elif (
+        if self.held and (
             job is None
             or self._stopping
             or job.leased
             or job.cancelled
             or job.elapsed >= self.config.boss.participant_hold
         ):
-            self.held = None
-            self._give_back(link, held)
+            held, self.held = self.held, []
+            for _generation, message in held:
+                self._give_back(link, message)
 
     def _give_back(self, link: BrokerLink, message: Any) -> None:
         """Back to the queue for another instance: the consumer stops first
@@ -378,9 +380,9 @@ class Runtime:
             )
 
     def _update_consuming(self, link: BrokerLink) -> None:
-        """Consume when idle. While a delivery is held (not leased) the
-        consumer stays: prefetch 1 keeps others away, and RabbitMQ would
-        requeue nothing on a cancel anyway."""
+        """Consume when idle. While a delivery is in hand (not leased) the
+        consumer stays: the prefetch bounds what else comes, and RabbitMQ
+        would requeue nothing on a cancel anyway."""
         job = self.job
         if self._stopping:
             link.stop_consuming()
@@ -419,13 +421,10 @@ class Runtime:
         if job is not None:
             # the next one (prefetch 2): started when this job ends, or
             # given back if it turns out long (``_look_at_held``)
-            if (
-                self.held is None
-                and self.config.boss.participant_prefetch > 1
-                and not (job.leased or job.cancelled)
+            if len(self.held) < self.config.boss.participant_prefetch - 1 and not (
+                job.leased or job.cancelled
             ):
-                self.held = message
-                self._held_generation = link.generation
+                self.held.append((link.generation, message))
             else:
                 self._give_back(link, message)
             return
