@@ -295,7 +295,8 @@ class Core:
                 return counted
         if out_v is None:
             out_v, out_r = self._of(drop)
-        keep_v, keep_r = ~out_v, ~out_r
+        n = new.part
+        keep_v = ~out_v
         kept = Part(
             *([0] * 5),
             tally=_NO_TALLY,
@@ -303,20 +304,28 @@ class Core:
             agreed=0,
             gate_passed=0,
             gate_passed_failed=0,
-            responses=part.responses[keep_r],
+            responses=_F8,
             t=part.t[keep_v],
             a=part.a[keep_v],
             v=part.v[keep_v],
         )
-        td, rd = self.td[keep_v], self.rd[keep_r]
-        n = new.part
+        td = self.td[keep_v]
         pos = _positions(kept, n)
-        rpos = np.searchsorted(kept.responses, n.responses, side="left")
         keep_d = ~np.isin(self.days, drop)
         days = np.concatenate((self.days[keep_d], new.days))
         counts = np.concatenate((self.counts[keep_d], new.counts))
         order = np.argsort(days, kind="stable")
-        responses, rd = _inserted((kept.responses, rd), (n.responses, new.rd), rpos)
+        if same_days and len(drop) == 1 and np.array_equal(part.responses[out_r], n.responses):
+            # one day, its response times as they were (a recheck's new
+            # votes do not move a row's first report): those arrays kept
+            responses, rd = part.responses, self.rd
+        else:
+            keep_r = ~out_r
+            kept_responses = part.responses[keep_r]
+            rpos = np.searchsorted(kept_responses, n.responses, side="left")
+            responses, rd = _inserted(
+                (kept_responses, self.rd[keep_r]), (n.responses, new.rd), rpos
+            )
         t, a, v, td = _inserted((kept.t, kept.a, kept.v, td), (n.t, n.a, n.v, new.td), pos)
         return _core(days[order], counts[order], responses=responses, rd=rd, t=t, a=a, v=v, td=td)
 

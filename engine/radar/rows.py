@@ -812,7 +812,11 @@ def _cores(
             # its own rows and its scope's patch sets as they were (no day
             # left): its counts only, its verdicts and response times not sorted
             now_digests = {
-                e[0]: {d: _digest(span.rows[e[0]], slices[d]) for d in todo} for e in group
+                e[0]: {
+                    d: _digest_now(e[3], shape, wanted[e[0]], at_day[d], d, span, slices[d], e[0])
+                    for d in todo
+                }
+                for e in group
             }
             counted = set()
             for name, _, _, kept, gone in group:
@@ -885,6 +889,26 @@ def _nbytes(core: parts.Core, days: int) -> int:
     core, its days' versions (3 a day), until when each day's patch sets
     are all alive, its rows' digests by day."""
     return core.nbytes + 96 * days + 64
+
+
+def _digest_now(
+    kept: Any,
+    shape: tuple[int, ...],
+    versions: np.ndarray,
+    i: int,
+    day: int,
+    span: Span,
+    where: slice,
+    name: str,
+) -> bytes:
+    """:func:`_digest` of ``name``'s rows of ``day`` (the ``i``-th of the
+    core's days ``shape``) in ``span``: the kept core's when its rows'
+    version did not move since (only the gate's or the patch sets' did;
+    rows longer by patch sets it has no row for change no verdict, and
+    the patch sets' own digest tells those apart)."""
+    if kept is not None and kept[1] == shape and kept[2][i][1] == versions[i][1] and day in kept[4]:
+        return kept[4][day]
+    return _digest(span.rows[name], where)
 
 
 def _digest(rows: Columns, where: slice) -> bytes:
