@@ -337,8 +337,9 @@ class Cache:
                 self.nbytes -= n
 
 
-#: every reader's rows in this process (``BOSS_RADAR_CACHE_MB``, default 512:
-#: about 130 days at 50 systems x 2,000 patch sets a day)
+#: every reader's rows and cores in this process (``BOSS_RADAR_CACHE_MB``,
+#: default 512: a 90-day window's cores at 50 systems x 2,000 patch sets a
+#: day take about 260 MB, the rows of the days read last the rest)
 CACHE = Cache(int(os.environ.get("BOSS_RADAR_CACHE_MB", "512")) * 2**20)
 
 
