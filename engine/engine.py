@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from engine.core import effects as fx
-from engine.core import interpreter, messages, runstate
+from engine.core import interpreter, messages, runstate, states
 from engine.core.definition import Definition
 from engine.core.listeners import woken
 from engine.core.loader import load_definition
@@ -608,7 +608,7 @@ class Engine:
         else:
             entry[1] = self.id  # take it over first, then carry it out
             self.store.save_run(state, version)
-            self._carry_out(state["wfid"], [fx.from_list(x) for x in entry[3]])
+            self._carry_out(state["wfid"], _still_due(state, [fx.from_list(x) for x in entry[3]]))
             reason = (
                 f"{kind} {mid} was applied by engine {owner}, which is gone: "
                 "its effects were sent again"
@@ -859,6 +859,31 @@ WRITTEN_RUNS = 256
 #: and at most this many characters of their states (a run whose state
 #: takes more than a quarter of it is not kept)
 WRITTEN_CHARS = 32 << 20
+
+
+def _still_due(state: dict[str, Any], effects: list[fx.Effect]) -> list[fx.Effect]:
+    """The effects of an outbox entry taken over from a gone engine, but
+    its dispatches whose step waits for them no more: the step's reply came
+    and was applied since (the run went on, or ended), so the workitem was
+    out and done; sending it again would have another participant
+    instance do the step a second time. A step still waiting gets its
+    workitem again (its first may never have reached the broker)."""
+    exprs = state.get("exprs") or {}
+    due = []
+    for effect in effects:
+        if isinstance(effect, fx.Dispatch):
+            eid = (effect.workitem.get("fei") or {}).get("subid")
+            live = exprs.get(eid)
+            if live is None or live.get("s") not in (states.WAITING, states.CANCELLING):
+                log.info(
+                    "%s %s: not dispatched again, its step waits for it no more",
+                    state.get("wfid"),
+                    eid,
+                )
+                continue
+        due.append(effect)
+    return due
+
 
 #: how long, and how many, outbox entries a run keeps: a redelivery comes
 #: within the broker's redelivery delay plus a heartbeat's time to run out

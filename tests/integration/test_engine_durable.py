@@ -124,6 +124,40 @@ def test_redelivery_after_a_crash_sends_the_lost_dispatch(store: RunStore) -> No
     assert run.wait().status == "finished"
 
 
+def test_a_taken_over_dispatch_whose_step_was_answered_since_is_not_sent_again(
+    store: RunStore,
+) -> None:
+    """Engine A stores a reply and dispatches the next step, then is cut off
+    before the broker hears its acknowledgement. The step is done and its
+    reply applied by engine B; then the broker gives A's reply to B again.
+    A is gone, so B takes A's outbox entry over, but the step that entry
+    dispatched waits for nothing any more: it is not dispatched again (a
+    second participant instance would have done it a second time)."""
+    if not store.durable:
+        pytest.skip("an in-memory store dies with its engine: there is nothing to recover")
+    h = ProcessHarness(store=store)
+    h.register("alpha", reply=False)
+    h.register("beta", reply=False)
+    run = h.launch(PROC_V1).wait()
+    (held,) = h.pending_for("alpha")
+    reply = {"type": "reply", "wfid": run.wfid, "workitem": held.to_dict()}
+
+    cut_off = Engine(store, dispatcher=h)  # dispatches, then is never heard of again
+    cut_off.deliver(reply)
+    h.pump()
+    (beta,) = h.pending_for("beta")
+    h.reply(beta)  # done by a participant, applied by the live engine
+    assert run.wait().status == "finished"
+    dispatched = len(h.dispatched)
+
+    h.engine.engine_alive = lambda engine_id: engine_id != cut_off.id
+    reason = h.engine.deliver(reply)  # the broker's redelivery of A's reply
+    h.pump()
+    assert reason is not None and "sent again" in reason
+    assert len(h.dispatched) == dispatched
+    assert h.pending_for("beta") == []
+
+
 CONCURRENCE = """\
 name: fan
 steps:
