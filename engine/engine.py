@@ -868,13 +868,12 @@ def _still_due(state: dict[str, Any], effects: list[fx.Effect]) -> list[fx.Effec
     out and done; sending it again would have another participant
     instance do the step a second time. A step still waiting gets its
     workitem again (its first may never have reached the broker)."""
-    exprs = state.get("exprs") or {}
     due = []
     for effect in effects:
         if isinstance(effect, fx.Dispatch):
             eid = (effect.workitem.get("fei") or {}).get("subid")
-            live = exprs.get(eid)
-            if live is None or live.get("s") not in (states.WAITING, states.CANCELLING):
+            live = runstate.expression(state, eid) if isinstance(eid, str) else None
+            if live is None or live.state not in (states.WAITING, states.CANCELLING):
                 log.info(
                     "%s %s: not dispatched again, its step waits for it no more",
                     state.get("wfid"),
