@@ -5,6 +5,7 @@ launched with, whatever happened to the file since."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,7 +89,9 @@ class _DiesBeforeDispatch:
         pass
 
 
-def test_redelivery_after_a_crash_sends_the_lost_dispatch(store: RunStore) -> None:
+def _waiting_on_alpha(store: RunStore) -> tuple[ProcessHarness, Any, dict[str, Any]]:
+    """A run of ``PROC_V1`` at its first step (alpha, not answered) and
+    that step's reply; skipped on a store that dies with its engine."""
     if not store.durable:
         pytest.skip("an in-memory store dies with its engine: there is nothing to recover")
     h = ProcessHarness(store=store)
@@ -96,7 +99,11 @@ def test_redelivery_after_a_crash_sends_the_lost_dispatch(store: RunStore) -> No
     h.register("beta", reply=False)
     run = h.launch(PROC_V1).wait()
     (held,) = h.pending_for("alpha")
-    reply = {"type": "reply", "wfid": run.wfid, "workitem": held.to_dict()}
+    return h, run, {"type": "reply", "wfid": run.wfid, "workitem": held.to_dict()}
+
+
+def test_redelivery_after_a_crash_sends_the_lost_dispatch(store: RunStore) -> None:
+    h, run, reply = _waiting_on_alpha(store)
 
     doomed = Engine(store, dispatcher=_DiesBeforeDispatch())
     with pytest.raises(SystemExit):
@@ -133,14 +140,7 @@ def test_a_taken_over_dispatch_whose_step_was_answered_since_is_not_sent_again(
     A is gone, so B takes A's outbox entry over, but the step that entry
     dispatched waits for nothing any more: it is not dispatched again (a
     second participant instance would have done it a second time)."""
-    if not store.durable:
-        pytest.skip("an in-memory store dies with its engine: there is nothing to recover")
-    h = ProcessHarness(store=store)
-    h.register("alpha", reply=False)
-    h.register("beta", reply=False)
-    run = h.launch(PROC_V1).wait()
-    (held,) = h.pending_for("alpha")
-    reply = {"type": "reply", "wfid": run.wfid, "workitem": held.to_dict()}
+    h, run, reply = _waiting_on_alpha(store)
 
     cut_off = Engine(store, dispatcher=h)  # dispatches, then is never heard of again
     cut_off.deliver(reply)
