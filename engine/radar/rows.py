@@ -21,6 +21,8 @@ key                      type    what
                                  ``rtdays:<system>`` (zset)
 ``pslist:<day>``         list    the day's patch sets by slot
 ``projids``, ``projn``   hash    a project's number
+``vers``, ``vlog``       hash,   the rows' versions (``vseq``'s stamps) and
+                         list    the stamps' log (``engine/radar/versions.py``)
 ``rows``                 string  set when the rows hold every record (a store
                                  filled before them: :func:`rebuild`)
 =======================  ======  ==============================================
@@ -31,8 +33,9 @@ report whose content changed recompute it from the patch set's reports. A
 patch set whose index time moves to another day (it appeared before its
 first record said) leaves a zero row in the old slot. The same script
 writes the records and their rows, so they never disagree; its calls stamp
-what they wrote in ``vers`` (from ``vseq``) so that a reader's
-:data:`CACHE` reads again only what moved.
+what they wrote in ``vers`` (from ``vseq``) and in the log ``vlog``
+(``engine/radar/versions.py``: a reader keeps a mirror of the versions)
+so that a reader's :data:`CACHE` reads again only what moved.
 
 :func:`figures` computes over these rows, with numpy, exactly what
 :func:`engine.radar.stats.system_figures` computes over the records (the
@@ -52,7 +55,6 @@ import math
 import os
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -63,6 +65,7 @@ from engine.radar import parts
 from engine.radar.model import PASS
 from engine.radar.parts import APPEARED, CODES, LIVE
 from engine.radar.parts import ratio as _ratio
+from engine.radar.versions import STAMP, mirror
 
 __all__ = ["PROW", "ROW", "count", "daily_figures", "figures", "rebuild", "rolled"]
 
@@ -91,7 +94,8 @@ ROW = np.dtype(
 #: a report in ``rt:<system>:<day>``: its time, its patch set's day and slot
 RT = np.dtype([("at", "<f8"), ("day", "<u4"), ("slot", "<u4")])
 #: the rows' Lua: a system's row from its summary and the patch set's rechecks
-ROW_OF = """local DAY, PW, RW = 86400, 32, 24
+ROW_OF = (
+    """local DAY, PW, RW = 86400, 32, 24
 local ZP, ZR = string.rep('\\0', PW), string.rep('\\0', RW)
 local CODE = {pass='1', fail='2', error='3', skipped='4'}
 local RANK = {1, 3, 2, 0}
@@ -126,17 +130,16 @@ local function flush_rt(key)
     redis.call('ZADD', P .. 'rtdays:' .. t[1], t[2], t[2])
   end
 end
-local function bump()
+"""
+    + STAMP
+    + """local function bump()
   put_slots(PW, prows)
   put_slots(RW, rows)
   for key in pairs(rts) do flush_rt(key) end
   -- one stamp for all of them: a reader only asks whether a version moved
   local args = {}
   for v in pairs(touched) do args[#args + 1] = v; args[#args + 1] = 0 end
-  if #args == 0 then return end
-  local stamp = redis.call('INCR', P .. 'vseq')
-  for i = 2, #args, 2 do args[i] = stamp end
-  redis.call('HSET', P .. 'vers', unpack(args))
+  stamp(args)
 end
 local function set_prow(day, slot, data)
   local key = P .. 'prow:' .. day
@@ -246,6 +249,7 @@ local function row_plus(old, at, code)
   return struct.pack('<ddHBBxxxx', first, last, n, v, 1)
 end
 """
+)
 
 _REBUILD = (
     "local P = ARGV[1]\n"
@@ -343,16 +347,16 @@ class Cache:
 CACHE = Cache(int(os.environ.get("BOSS_RADAR_CACHE_MB", "512")) * 2**20)
 
 
-def _versions(store: Any, fields: list[str]) -> tuple[str, list[int]]:
-    """The store's generation (set by the first reader: a flushed store gets
-    a new one) and the versions of ``fields``."""
-    key = store.k("vers")
-    answer = store.client.hmget(key, ["gen", *fields])
-    gen = answer[0]
-    if gen is None:
-        store.client.hsetnx(key, "gen", uuid.uuid4().hex)
-        gen = store.client.hget(key, "gen")
-    return _s(gen), [int(v or 0) for v in answer[1:]]
+def _versions(
+    store: Any, kind: str, names: Iterable[str], days: list[int]
+) -> tuple[str, np.ndarray]:
+    """The store's generation and the versions of ``kind``'s rows (``p``:
+    the patch sets', with ``names`` ``[""]``; ``w``: the systems') of
+    ``days``, a row a name (:mod:`engine.radar.versions`)."""
+    m = mirror(store)
+    gen = m.sync(store)
+    table = [m.of(kind, name, days) for name in names]
+    return gen, np.stack(table) if table else np.zeros((0, len(days)), dtype=np.int64)
 
 
 class Span:
@@ -366,7 +370,8 @@ class Span:
         wanted: list[tuple[str, str, int, str]] = [("p", f"p{d}", d, "") for d in self.days]
         for name in names:
             wanted += [("w", f"w{d}:{name}", d, name) for d in self.days]
-        gen, versions = _versions(store, [w[1] for w in wanted])
+        gen, pv = _versions(store, "p", [""], self.days)
+        versions = pv.ravel().tolist() + _versions(store, "w", names, self.days)[1].ravel().tolist()
         self.gen = gen
         #: the version of each of its days' rows read (``p<day>``, ``w<day>:<system>``)
         self.versions = dict(zip((w[1] for w in wanted), versions, strict=True))
@@ -704,13 +709,10 @@ def _cores(
         return out
     now_s = time.time() if now is None else now
     systems = names + ([gate] if gate and gate not in names else [])
-    fields = [f"p{d}" for d in days]
-    for name in systems:
-        fields += [f"w{d}:{name}" for d in days]
-    gen, versions = _versions(store, fields)
+    gen, table = _versions(store, "p", [""], days)
+    table = np.concatenate((table, _versions(store, "w", systems, days)[1]))
     n = len(days)
-    pv = dict(zip(days, versions[:n], strict=True))
-    table = np.asarray(versions, dtype=np.int64).reshape(len(systems) + 1, n)
+    pv = dict(zip(days, table[0].tolist(), strict=True))
     wv = {name: table[i + 1] for i, name in enumerate(systems)}
     no_gate = np.zeros(n, dtype=np.int64)
     shape = tuple(days)
@@ -973,23 +975,26 @@ def _report_days(
     per system and window length with the versions of its days
     (``t<day>:<system>``: a report stored there, an import, a prune moves
     one); the report times are read only of the days that moved, are not
-    whole in ``[floor, until]`` or are the newest. One round trip for the
-    versions, one for what moved."""
+    whole in ``[floor, until]`` or are the newest, and only those two are
+    kept (a whole day's times are summed up once: kept, a 90-day window's
+    took 67 MB at 50 systems, and pushed its cores' rows out of the cache).
+    One round trip for the versions, one for what moved."""
     asked = {name: sorted(rt.get(name, [])) for name in names}
-    fields = [f"t{d}:{name}" for name in names for d in asked[name]]
-    gen, versions = _versions(store, fields)
+    m = mirror(store)
+    gen = m.sync(store)
     length = round((until - floor) / DAY)
-    plans: dict[str, tuple[list[int], list[int], np.ndarray, list[int], tuple[str, str, str]]] = {}
-    at = 0
+    plans: dict[
+        str, tuple[list[int], list[int], np.ndarray, list[int], tuple[str, str, str], np.ndarray]
+    ] = {}
     for name in names:
         days = asked[name]
-        vers = versions[at : at + len(days)]
-        at += len(days)
+        array = m.of("t", name, days)
+        vers = array.tolist()
         key = (store.prefix, gen, f"s\x1f{name}\x1f{length}")
         memo = CACHE.get(key, 0)
         if memo is not None and memo[0] == days:
             whole = memo[2]
-            moved = [i for i, (a, b) in enumerate(zip(memo[1], vers, strict=True)) if a != b]
+            moved = np.flatnonzero(memo[3] != array).tolist()
         else:
             whole = np.empty((len(days), 3))
             moved = list(range(len(days)))
@@ -1002,11 +1007,11 @@ def _report_days(
                         whole[i] = memo[2][j]
                     else:
                         moved.append(i)
-        plans[name] = (days, vers, whole, moved, key)
+        plans[name] = (days, vers, whole, moved, key, array)
     arrays: dict[str, dict[int, np.ndarray]] = {name: {} for name in names}
     cuts: dict[str, list[int]] = {}
     missing = []
-    for name, (days, vers, _, moved, _) in plans.items():
+    for name, (days, vers, _, moved, *_) in plans.items():
         # the days not whole in [floor, until]: the first ones and the last ones
         lo, hi = 0, len(days)
         while lo < hi and days[lo] * DAY < floor:
@@ -1014,32 +1019,35 @@ def _report_days(
         while hi > lo and (days[hi - 1] + 1) * DAY > until:
             hi -= 1
         cuts[name] = [*range(lo), *range(hi, len(days))]
-        wanted = {*moved, *cuts[name]}
+        # read again by the next answer: the cut days and the newest (a
+        # whole day that moved is summed up once; its times are not kept)
+        again = set(cuts[name])
         if name in newest and days and days[-1] == newest[name]:
-            wanted.add(len(days) - 1)
-        for i in wanted:
+            again.add(len(days) - 1)
+        for i in {*moved, *again}:
             field = (store.prefix, gen, f"t{days[i]}:{name}")
             hit = CACHE.get(field, vers[i])
             if hit is None:
-                missing.append((name, days[i], field, vers[i]))
+                missing.append((name, days[i], field, vers[i], i in again))
             else:
                 arrays[name][days[i]] = hit
     if missing:
         pipe = store.client.pipeline(transaction=False)
-        for name, d, _, _ in missing:
+        for name, d, *_ in missing:
             pipe.get(store.k("rt", name, str(d)))
-        for (name, d, field, version), blob in zip(missing, pipe.execute(), strict=True):
+        for (name, d, field, version, keep), blob in zip(missing, pipe.execute(), strict=True):
             times = np.sort(np.frombuffer(blob or b"", dtype=RT)["at"], kind="stable")
-            CACHE.put(field, version, times, times.nbytes)
+            if keep:
+                CACHE.put(field, version, times, times.nbytes)
             arrays[name][d] = times
     out = {}
-    for name, (days, vers, whole, moved, key) in plans.items():
+    for name, (days, vers, whole, moved, key, array) in plans.items():
         mine = arrays[name]
         if moved:
             whole = whole.copy()
             for i in moved:
                 whole[i] = _gaps(mine[days[i]])
-            CACHE.put(key, 0, (days, vers, whole), whole.nbytes + 16 * len(days) + 64)
+            CACHE.put(key, 0, (days, vers, whole, array), whole.nbytes + 24 * len(days) + 64)
         summary = whole
         if cuts[name]:
             summary = whole.copy()

@@ -56,6 +56,7 @@ from engine.radar.model import (
     Record,
 )
 from engine.radar.rows import ROW_OF, RT
+from engine.radar.versions import stamp
 
 __all__ = ["PatchSet", "RadarStore"]
 
@@ -527,11 +528,12 @@ class RadarStore:
             self.client.zremrangebyscore(self.k("psets", project), "-inf", f"({cut}")
         pipe = self.client.pipeline(transaction=False)
         for day in range(first_day, cut_day):
-            pipe.hincrby(self.k("vers"), f"p{day}", 1)  # readers' caches drop it
             pipe.delete(self.k("prow", str(day)), self.k("pslist", str(day)))
             for system in systems:
                 pipe.delete(self.k("rows", system, str(day)))
         pipe.execute()
+        # readers' caches drop those days
+        stamp(self.client, self.prefix, [f"p{day}" for day in range(first_day, cut_day)])
         return removed
 
     # -- the runs' cursor ------------------------------------------------------------

@@ -258,7 +258,9 @@ def month(gen: Gen) -> list[dict[str, Any]]:
 
 
 #: the rows' keys (engine/radar/rows.py): laid out in the order patch sets came
-ROWS_KEYS = re.compile(rb"radar:(prow|rows|rt|rtdays|pslist):|radar:(projids|projn|vers|vseq)$")
+ROWS_KEYS = re.compile(
+    rb"radar:(prow|rows|rt|rtdays|pslist):|radar:(projids|projn|vers|vseq|vlog)$"
+)
 
 
 def dump(client: redis.Redis, prefix: str, records_only: bool = False) -> dict[bytes, Any]:

@@ -653,6 +653,51 @@ def test_a_reader_s_cache_follows_every_write(
     assert_same(store, START, END, None)
 
 
+def test_a_reader_behind_by_many_writes_or_a_lost_log_follows_them(
+    store: RadarStore, payloads_dir: Path, redis_client: redis.Redis, monkeypatch: Any
+) -> None:
+    """A reader's mirror of the rows' versions (``engine/radar/versions.py``)
+    takes the writes since it last looked from the log: one write, more
+    than the log's tail it reads with the stamp (a second read), and reads
+    every version again only when it is further behind than the log holds
+    or the log lost entries it needs. Each time its figures are the
+    records' own."""
+    from engine.radar import versions
+
+    gen = gerrit(payloads_dir)
+    t0 = START + 6 * H
+    other = RadarFeed(RadarStore(redis_client, store.prefix[: -len("radar:")], FOREVER), SETTINGS)
+    feed = RadarFeed(store, SETTINGS)
+    feed.import_gerrit([json.dumps(gen.patchset(700 + i, t0 + i * H)).encode() for i in range(6)])
+    assert_same(store, START, END, None)
+    mirror = versions.mirror(store)
+    full = mirror.full_reads
+    counter = iter(range(10**6))
+
+    def votes(n: int) -> None:  # one write (one stamp) each, as another process
+        for _ in range(n):
+            i = next(counter)
+            vote = gen.vote(GATE if i % 2 else "Vendor X CI", 700 + i % 6, t0 + 4 * H + i, 1)
+            other.import_gerrit([json.dumps(vote).encode()])
+
+    votes(1)
+    assert_same(store, START, END, None)
+    assert mirror.full_reads == full
+    votes(versions.TAIL + 5)  # past the tail read with the stamp
+    assert_same(store, START, END, None)
+    assert mirror.full_reads == full
+    votes(2)
+    redis_client.delete(store.k("vlog"))  # entries it needs are gone
+    votes(1)
+    assert_same(store, START, END, None)
+    assert mirror.full_reads == full + 1
+    monkeypatch.setattr(versions, "LOG", versions.TAIL + 2)  # further behind than the log
+    votes(versions.TAIL + 3)
+    assert_same(store, START, END, None)
+    assert mirror.full_reads == full + 2
+    assert redis_client.llen(store.k("vlog")) > 0
+
+
 def test_a_system_forgotten_by_prune_is_known_again_by_its_next_report(
     store: RadarStore, redis_client: redis.Redis
 ) -> None:
