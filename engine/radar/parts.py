@@ -29,6 +29,7 @@ __all__ = [
     "combine",
     "cores_of",
     "kth",
+    "merged_streaks",
     "part_of",
     "parts_of",
     "responses_in_order",
@@ -181,13 +182,14 @@ def parts_of(
     rows: dict[str, dict[str, np.ndarray]],
     gate: str | None,
     runs: Mapping[str, Sequence[tuple[int, np.ndarray, np.ndarray]]] | None = None,
+    memos: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, Part]:
     """:func:`part_of` of every system in ``mine`` (its mask over ``ps``),
     ``gate``'s rows the gate's (not for the gate itself), computed for all
     of them at once: each figure one numpy call over a (system x patch set)
-    array, the same operations on the same values per element (``runs``:
-    see :func:`cores_of`)."""
-    made = cores_of(mine, ps, rows, gate, runs=runs)
+    array, the same operations on the same values per element (``runs``,
+    ``memos``: see :func:`cores_of`)."""
+    made = cores_of(mine, ps, rows, gate, runs=runs, memos=memos)
     return {name: core.part for name, core in made.items()}
 
 
@@ -378,6 +380,7 @@ def cores_of(
     day_of: np.ndarray | None = None,
     sort: bool = True,
     runs: Mapping[str, Sequence[tuple[int, np.ndarray, np.ndarray]]] | None = None,
+    memos: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, Core]:
     """Per system in ``mine`` (its mask over ``ps``) its :class:`Core` of
     the rows, by ``day_of`` (each row's day, in order: the rows are laid
@@ -387,7 +390,8 @@ def cores_of(
     ``runs`` (not with ``day_of``): per system, each of its segments of
     rows (a day's) with the segment's first row and its verdicts and
     answers in order (:func:`verdicts_in_order`, :func:`responses_in_order`):
-    its verdicts and response times merged from those, not sorted."""
+    its verdicts and response times merged from those, not sorted; with
+    ``memos``, per system the memo :func:`_merged` keeps."""
     names = list(mine)
     size = len(ps["time"])
     tagged = day_of is not None
@@ -401,7 +405,7 @@ def cores_of(
         out: dict[str, Core] = {}
         for i in range(0, len(names), per):
             chunk = {n: mine[n] for n in names[i : i + per]}
-            out |= cores_of(chunk, ps, rows, gate, day_of if tagged else None, sort, runs)
+            out |= cores_of(chunk, ps, rows, gate, day_of if tagged else None, sort, runs, memos)
         return out
     days, starts = np.unique(day_of, return_index=True)
 
@@ -476,7 +480,15 @@ def cores_of(
     if runs is not None:
         for i, name in enumerate(names):
             out[name] = _merged(
-                days, counts[i], taken[i], runs[name], last[i], v[i], rows[name], ps
+                days,
+                counts[i],
+                taken[i],
+                runs[name],
+                last[i],
+                v[i],
+                rows[name],
+                ps,
+                memos.get(name) if memos is not None else None,
             )
         return out
     for i, name in enumerate(names):
@@ -524,10 +536,15 @@ def _merged(
     v: np.ndarray,
     rows: dict[str, np.ndarray],
     ps: dict[str, np.ndarray],
+    memo: dict[str, Any] | None = None,
 ) -> Core:
     """A system's :class:`Core` (untagged) from its segments' runs in order,
     those of its rows ``taken`` kept: each run in order already, so a stable
-    sort merges them in a pass each."""
+    sort merges them in a pass each. ``memo`` (the caller's, per system):
+    the verdicts' order and the response times of the last call, given
+    again when made of the same runs (the same objects: the caller keeps
+    a segment's runs while its rows do not move) and the same rows of
+    them taken."""
     vis, ris = [], []
     for start, vi, ri in runs:
         vi = vi + start
@@ -536,19 +553,45 @@ def _merged(
         ris.append(ri[taken[ri]])
     vi = np.concatenate(vis) if vis else np.zeros(0, dtype=np.int64)
     ri = np.concatenate(ris) if ris else np.zeros(0, dtype=np.int64)
-    order = _order(last[vi], v[vi], kind="stable")
-    vi = vi[order]
-    vk = v[vi]
-    responses = np.sort(np.maximum(0.0, rows["first"][ri] - ps["appeared"][ri]), kind="stable")
+    starts = tuple(start for start, _, _ in runs)
+    kept = memo.get("v") if memo is not None else None
+    if kept is not None and _same_runs(kept, starts, [r[1] for r in runs], vi):
+        t, a, vk = kept[3:]
+    else:
+        order = _order(last[vi], v[vi], kind="stable")
+        vk = v[vi[order]]
+        t, a = last[vi[order]], ALPHA[vk]
+        if memo is not None:
+            memo["v"] = (tuple(r[1] for r in runs), starts, vi, t, a, vk)
+    kept = memo.get("r") if memo is not None else None
+    if kept is not None and _same_runs(kept, starts, [r[2] for r in runs], ri):
+        responses = kept[3]
+    else:
+        responses = np.sort(np.maximum(0.0, rows["first"][ri] - ps["appeared"][ri]), kind="stable")
+        if memo is not None:
+            memo["r"] = (tuple(r[2] for r in runs), starts, ri, responses)
     return _core(
         days,
         counts,
         responses=responses,
         rd=np.zeros(len(responses), dtype=np.int32),
-        t=last[vi],
-        a=ALPHA[vk],
+        t=t,
+        a=a,
         v=vk,
         td=np.zeros(len(vk), dtype=np.int32),
+    )
+
+
+def _same_runs(
+    kept: tuple[Any, ...], starts: tuple[int, ...], runs: list[np.ndarray], taken: np.ndarray
+) -> bool:
+    """Whether ``kept`` (a memo of :func:`_merged`) was made of the runs
+    ``runs`` (the same objects) at ``starts``, the same of them taken."""
+    return (
+        kept[1] == starts
+        and len(kept[0]) == len(runs)
+        and all(a is b for a, b in zip(kept[0], runs, strict=True))
+        and np.array_equal(kept[2], taken)
     )
 
 
@@ -604,7 +647,7 @@ def _positions(core: Part, edge: Part) -> np.ndarray:
     return pos
 
 
-def _merged_streaks(core: Part, edge: Part) -> tuple[dict[str, Any] | None, int, int]:
+def merged_streaks(core: Part, edge: Part) -> tuple[dict[str, Any] | None, int, int]:
     """:func:`streaks_sorted` of the core's and the edge's verdicts merged,
     without merging them: the core's runs of failures (between its passes)
     that no edge verdict falls in stay as they are; those some fall in are
@@ -689,10 +732,15 @@ def streaks_sorted(v: np.ndarray) -> tuple[dict[str, Any] | None, int, int]:
     return streak, int(runs[-1]), int(runs.max())
 
 
-def combine(core: Part | None, edge: Part) -> dict[str, Any]:
+def combine(
+    core: Part | None,
+    edge: Part,
+    streaks: tuple[dict[str, Any] | None, int, int] | None = None,
+) -> dict[str, Any]:
     """The figures of ``core`` and ``edge`` together that
     ``stats.system_figures`` gives from their rows' records (those that
-    need no report times: ``rows.py`` adds them)."""
+    need no report times: ``rows.py`` adds them); ``streaks``: their
+    :func:`merged_streaks`, when the caller knows them."""
     if core is None:
         core = _EMPTY
     patch_sets = core.patch_sets + edge.patch_sets
@@ -702,7 +750,7 @@ def combine(core: Part | None, edge: Part) -> dict[str, Any]:
     decided = counts[PASS] + counts[FAIL] + counts[ERROR]
     both = core.both + edge.both
     gate_passed = core.gate_passed + edge.gate_passed
-    streak, fail_run, longest = _merged_streaks(core, edge)
+    streak, fail_run, longest = merged_streaks(core, edge) if streaks is None else streaks
     return {
         "patch_sets": patch_sets,
         "reported": reported,

@@ -585,13 +585,32 @@ def figures(
     masks: dict[tuple[int, ...], np.ndarray] = {}  # most systems report on the same projects
     for scope in set(scope_of.values()):
         masks[scope] = window & np.isin(ps["project"], np.array(scope, dtype=np.uint32))
+    memos = {
+        n: _memo(store, span.gen, n, (gate_name, scope_of[n], edge_days[0] if edge_days else 0))
+        for n in names
+    }
     edges = parts.parts_of(
-        {n: masks[scope_of[n]] for n in names}, ps, span.rows, gate_name, _runs(store, span, names)
+        {n: masks[scope_of[n]] for n in names},
+        ps,
+        span.rows,
+        gate_name,
+        _runs(store, span, names),
+        memos,
     )
     out = []
     for name in names:
         mine = masks[scope_of[name]]
-        f = parts.combine(cores.part.get(name), edges[name])
+        core, edge, memo = cores.part.get(name), edges[name], memos[name]
+        streaks = None
+        if core is not None:
+            made_of = (core.t, core.a, core.v, edge.t, edge.a, edge.v)
+            kept = memo.get("s")
+            if kept is not None and all(a is b for a, b in zip(kept[0], made_of, strict=True)):
+                streaks = kept[1]
+            else:
+                streaks = parts.merged_streaks(core, edge)
+                memo["s"] = (made_of, streaks)
+        f = parts.combine(core, edge, streaks)
         streaks = {k: f.pop(k) for k in ("streak", "fail_run", "longest_fail_streak")}
         last_report = _last_report(store, reports[name], ctx["pruned"], name)
         if last_report is None:
@@ -623,19 +642,23 @@ def _runs(
     """Per system, each day of ``span``'s first row in the span with the
     day's verdicts and answers in order (:func:`parts.verdicts_in_order`,
     :func:`parts.responses_in_order`), kept in :data:`CACHE` by the
-    versions of the day's rows (the verdicts' by the system's, the answers'
-    by the patch sets' too: a new patch set moves those only), so that
-    only the days that moved are sorted again."""
+    version of the system's rows of the day, so that only the days that
+    moved are sorted again (the same objects while kept: ``figures``'s
+    memos know them). The answers' order also reads the patch sets' upload
+    times and flags at the system's rows, but a patch set's upload stored
+    late writes every system's row of it again (``RadarStore.add``'s
+    script: ``redo``), and a new patch set, which moves the day's patch
+    sets' version, moves none of them."""
     starts = np.concatenate(([0], np.cumsum(span.sizes)[:-1])).tolist() if span.days else []
     out: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {}
     for name in names:
         rows = span.rows[name]
         mine = []
         for d, start, size in zip(span.days, starts, span.sizes, strict=True):
-            w, p = span.versions[f"w{d}:{name}"], span.versions[f"p{d}"]
+            w = span.versions[f"w{d}:{name}"]
             vkey = (store.prefix, span.gen, f"ov{d}:{name}")
             rkey = (store.prefix, span.gen, f"or{d}:{name}")
-            vi, ri = CACHE.get(vkey, w), CACHE.get(rkey, (p, w))
+            vi, ri = CACHE.get(vkey, w), CACHE.get(rkey, w)
             where = slice(start, start + size)
             if vi is None:
                 vi = parts.verdicts_in_order({f: c[where] for f, c in rows.items()})
@@ -645,10 +668,29 @@ def _runs(
                     {f: span.ps[f][where] for f in ("flags", "appeared")},
                     {f: c[where] for f, c in rows.items()},
                 )
-                CACHE.put(rkey, (p, w), ri, ri.nbytes + 64)
+                CACHE.put(rkey, w, ri, ri.nbytes + 64)
             mine.append((start, vi, ri))
         out[name] = mine
     return out
+
+
+def _memo(store: Any, gen: str, name: str, of: tuple[Any, ...]) -> dict[str, Any]:
+    """``name``'s memo of its edges (:func:`parts.cores_of`'s ``memos``) and
+    of its streaks (``"s"``: made of which arrays, the figures) of the
+    last answer, per gate, scope and first edge day (a window of another
+    length keeps its own), in :data:`CACHE`: about what its edges' verdicts
+    and answers take."""
+    key = (store.prefix, gen, f"m\x1f{name}\x1f{of}")
+    memo = CACHE.get(key, 0)
+    if memo is None:
+        memo = {}
+        CACHE.put(key, 0, memo, _EDGE_MEMO_BYTES)
+    return memo
+
+
+#: what a memo of :func:`_memo` takes, about (a 90-day window's edges at
+#: 2,000 patch sets a day: 6,000 verdicts, 16 bytes each, and as many answers)
+_EDGE_MEMO_BYTES = 200_000
 
 
 def _scope_key(

@@ -584,6 +584,48 @@ def test_an_appearance_stored_after_the_reports_shows_in_a_newest_day_kept(
     [after] = stats.window(store, SETTINGS, since=since, until=until)
     assert after["responses"] == 4
     assert_same(store, since, until, None)
+    # one within its own day: its slot stays
+    store.add([Record(APPEARED, at=now - 18 * H, id="a2", key="952,1", **base)], now=now)
+    [after] = stats.window(store, SETTINGS, since=since, until=until)
+    assert after["responses"] == 5
+    assert_same(store, since, until, None)
+
+
+def test_an_edge_day_s_verdict_that_moves_in_place_is_read_again(store: RadarStore) -> None:
+    """A reader keeps each system's edges' verdicts in order from one
+    answer to the next while the runs they were made of are the same
+    (``parts._merged``'s memo): a later vote that turns one of a newest
+    day's verdicts (the same patch sets voted on, in the same order)
+    shows in the next answer's streaks."""
+    store.retention = 30 * DAY
+    base = {"forge": "gerrit", "project": "p"}
+    now = math.floor(time.time() / DAY) * DAY + 20 * H
+    records = []
+    for i in range(8):
+        key, at = f"{960 + i},1", now - 19 * H + i * H
+        records.append(Record(APPEARED, at=at, id=f"a{i}", key=key, **base))
+        records.append(
+            Record(
+                REPORT,
+                at=at + 900,
+                id=f"x{i}",
+                key=key,
+                system="Vendor X CI",
+                verdict="pass",
+                **base,
+            )
+        )
+    store.add(records, now=now)
+    since, until = now - 10 * DAY, now
+    [before] = stats.window(store, SETTINGS, since=since, until=until)
+    assert before["streak"] == {"verdict": "pass", "length": 8}
+    late = Record(
+        REPORT, at=now - 60, id="x7b", key="967,1", system="Vendor X CI", verdict="fail", **base
+    )
+    store.add([late], now=now)
+    [after] = stats.window(store, SETTINGS, since=since, until=until)
+    assert after["streak"] == {"verdict": "fail", "length": 1}
+    assert_same(store, since, until, None)
 
 
 def test_a_window_of_another_length_keeps_its_own_cores(store: RadarStore) -> None:
