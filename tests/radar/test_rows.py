@@ -550,6 +550,21 @@ def test_kept_cores_moved_by_different_days_in_one_answer_follow_them(
     assert_same(store, since, until, None)
 
 
+def _passed(first: int, n: int, start: float, after: float, uploaded: Any) -> list[Record]:
+    """Patch sets ``first``, ``first + 1``, ... of project ``p``, an hour
+    apart from ``start``, each passed by Vendor X CI ``after`` seconds on;
+    the upload stored of those ``uploaded(i)``."""
+    base = {"forge": "gerrit", "project": "p"}
+    records = []
+    for i in range(n):
+        key, at = f"{first + i},1", start + i * H
+        if uploaded(i):
+            records.append(Record(APPEARED, at=at, id=f"a{i}", key=key, **base))
+        who = {"system": "Vendor X CI", "verdict": "pass"}
+        records.append(Record(REPORT, at=at + after, id=f"x{i}", key=key, **who, **base))
+    return records
+
+
 def test_an_appearance_stored_after_the_reports_shows_in_a_newest_day_kept(
     store: RadarStore,
 ) -> None:
@@ -559,24 +574,7 @@ def test_an_appearance_stored_after_the_reports_shows_in_a_newest_day_kept(
     store.retention = 30 * DAY
     base = {"forge": "gerrit", "project": "p"}
     now = math.floor(time.time() / DAY) * DAY + 20 * H
-    records = []
-    for i in range(6):
-        key = f"{950 + i},1"
-        at = now - 20 * H + i * H
-        if i % 2:
-            records.append(Record(APPEARED, at=at, id=f"a{i}", key=key, **base))
-        records.append(
-            Record(
-                REPORT,
-                at=at + 1800,
-                id=f"x{i}",
-                key=key,
-                system="Vendor X CI",
-                verdict="pass",
-                **base,
-            )
-        )
-    store.add(records, now=now)
+    store.add(_passed(950, 6, now - 20 * H, 1800, lambda i: i % 2 == 1), now=now)
     since, until = now - 10 * DAY, now
     [before] = stats.window(store, SETTINGS, since=since, until=until)
     assert before["responses"] == 3
@@ -600,22 +598,7 @@ def test_an_edge_day_s_verdict_that_moves_in_place_is_read_again(store: RadarSto
     store.retention = 30 * DAY
     base = {"forge": "gerrit", "project": "p"}
     now = math.floor(time.time() / DAY) * DAY + 20 * H
-    records = []
-    for i in range(8):
-        key, at = f"{960 + i},1", now - 19 * H + i * H
-        records.append(Record(APPEARED, at=at, id=f"a{i}", key=key, **base))
-        records.append(
-            Record(
-                REPORT,
-                at=at + 900,
-                id=f"x{i}",
-                key=key,
-                system="Vendor X CI",
-                verdict="pass",
-                **base,
-            )
-        )
-    store.add(records, now=now)
+    store.add(_passed(960, 8, now - 19 * H, 900, lambda i: True), now=now)
     since, until = now - 10 * DAY, now
     [before] = stats.window(store, SETTINGS, since=since, until=until)
     assert before["streak"] == {"verdict": "pass", "length": 8}
