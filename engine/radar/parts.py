@@ -298,21 +298,6 @@ class Core:
         if out_v is None:
             out_v, out_r = self._of(drop)
         n = new.part
-        keep_v = ~out_v
-        kept = Part(
-            *([0] * 5),
-            tally=_NO_TALLY,
-            both=0,
-            agreed=0,
-            gate_passed=0,
-            gate_passed_failed=0,
-            responses=_F8,
-            t=part.t[keep_v],
-            a=part.a[keep_v],
-            v=part.v[keep_v],
-        )
-        td = self.td[keep_v]
-        pos = _positions(kept, n)
         keep_d = ~np.isin(self.days, drop)
         days = np.concatenate((self.days[keep_d], new.days))
         counts = np.concatenate((self.counts[keep_d], new.counts))
@@ -328,8 +313,32 @@ class Core:
             responses, rd = _inserted(
                 (kept_responses, self.rd[keep_r]), (n.responses, new.rd), rpos
             )
-        t, a, v, td = _inserted((kept.t, kept.a, kept.v, td), (n.t, n.a, n.v, new.td), pos)
+        t, a, v, td = _spliced((part.t, part.a, part.v, self.td), out_v, part, new)
         return _core(days[order], counts[order], responses=responses, rd=rd, t=t, a=a, v=v, td=td)
+
+
+def _spliced(
+    olds: tuple[np.ndarray, ...], out: np.ndarray, part: Part, new: Core
+) -> list[np.ndarray]:
+    """A core's verdict arrays ``olds`` (in order: ``part``'s ``t``, ``a``,
+    ``v`` and their days) without those ``out`` and with ``new``'s in
+    their places. Only the stretch from the first taken out or put in to
+    the last is masked and merged; the rest is copied as it is (a day of
+    a 90-day core moved by a recheck: its verdicts sit near each other,
+    and near the end)."""
+    gone = np.flatnonzero(out)
+    at = _positions(part, new.part)  # where among all of them, those going out included
+    size = len(olds[0])
+    lo = min(int(gone[0]) if len(gone) else size, int(at[0]) if len(at) else size)
+    hi = max(int(gone[-1]) + 1 if len(gone) else 0, int(at[-1]) if len(at) else 0, lo)
+    keep = ~out[lo:hi]
+    # among those kept of [lo, hi): none go out before lo
+    pos = at - np.searchsorted(gone, at, side="left") - lo
+    n = new.part
+    middle = _inserted(tuple(old[lo:hi][keep] for old in olds), (n.t, n.a, n.v, new.td), pos)
+    return [
+        np.concatenate((old[:lo], mid, old[hi:])) for old, mid in zip(olds, middle, strict=True)
+    ]
 
 
 def _inserted(
