@@ -563,7 +563,7 @@ def _merged(
     vi = np.concatenate(vis) if vis else np.zeros(0, dtype=np.int64)
     ri = np.concatenate(ris) if ris else np.zeros(0, dtype=np.int64)
     starts = tuple(start for start, _, _ in runs)
-    kept = memo.get("v") if memo is not None else None
+    kept = memo.get("verdicts") if memo is not None else None
     if kept is not None and _same_runs(kept, starts, [r[1] for r in runs], vi):
         t, a, vk = kept[3:]
     else:
@@ -571,14 +571,14 @@ def _merged(
         vk = v[vi[order]]
         t, a = last[vi[order]], ALPHA[vk]
         if memo is not None:
-            memo["v"] = (tuple(r[1] for r in runs), starts, vi, t, a, vk)
-    kept = memo.get("r") if memo is not None else None
+            memo["verdicts"] = (tuple(r[1] for r in runs), starts, vi, t, a, vk)
+    kept = memo.get("answers") if memo is not None else None
     if kept is not None and _same_runs(kept, starts, [r[2] for r in runs], ri):
         responses = kept[3]
     else:
         responses = np.sort(np.maximum(0.0, rows["first"][ri] - ps["appeared"][ri]), kind="stable")
         if memo is not None:
-            memo["r"] = (tuple(r[2] for r in runs), starts, ri, responses)
+            memo["answers"] = (tuple(r[2] for r in runs), starts, ri, responses)
     return _core(
         days,
         counts,

@@ -604,12 +604,12 @@ def figures(
         streaks = None
         if core is not None:
             made_of = (core.t, core.a, core.v, edge.t, edge.a, edge.v)
-            kept = memo.get("s")
+            kept = memo.get("streaks")
             if kept is not None and all(a is b for a, b in zip(kept[0], made_of, strict=True)):
                 streaks = kept[1]
             else:
                 streaks = parts.merged_streaks(core, edge)
-                memo["s"] = (made_of, streaks)
+                memo["streaks"] = (made_of, streaks)
         f = parts.combine(core, edge, streaks)
         streaks = {k: f.pop(k) for k in ("streak", "fail_run", "longest_fail_streak")}
         last_report = _last_report(store, reports[name], ctx["pruned"], name)
@@ -676,7 +676,7 @@ def _runs(
 
 def _memo(store: Any, gen: str, name: str, of: tuple[Any, ...]) -> dict[str, Any]:
     """``name``'s memo of its edges (:func:`parts.cores_of`'s ``memos``) and
-    of its streaks (``"s"``: made of which arrays, the figures) of the
+    of its streaks (``"streaks"``: made of which arrays, the figures) of the
     last answer, per gate, scope and first edge day (a window of another
     length keeps its own), in :data:`CACHE`: about what its edges' verdicts
     and answers take."""
