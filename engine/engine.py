@@ -272,9 +272,16 @@ class Engine:
         raises ``RunExists``, except for a launch this or a dead engine
         stored (a redelivered launch: see ``deliver`` for ``recheck`` and
         ``Undecided``)."""
+        # where the store can, the definition is stored with the run, in
+        # the one round trip that creates it (``RunStore.create_run_written``)
+        with_run = self._written_saves
         if isinstance(source, Definition):
             d = source
-            self.store.put_definition(d.digest, d.source, d.filename)
+            if not with_run:
+                self.store.put_definition(d.digest, d.source, d.filename)
+            self._cache_definition(d)
+        elif with_run:
+            d = load_definition(source, filename)
             self._cache_definition(d)
         else:
             d = self.load(source, filename)
@@ -305,8 +312,12 @@ class Engine:
         ).hexdigest()[:16]
         res.state["lfp"] = fingerprint
         self._outbox(res.state, mid, res.effects)
+        written: Written | None = None
         try:
-            self.store.create_run(res.state)
+            if with_run:
+                written = self.store.create_run_written(res.state, (d.digest, d.source, d.filename))
+            else:
+                self.store.create_run(res.state)
         except RunExists:
             loaded = self.store.load_run(wfid)
             if loaded is None or loaded[0].get("lfp") != fingerprint:
@@ -319,7 +330,13 @@ class Engine:
                 self._redelivered(state, loaded[1], mid, launch, recheck)
             log.info("launch of %s again: already launched", wfid)
             return wfid
-        self._carry_out(wfid, res.effects)
+        if written is None:
+            self._carry_out(wfid, res.effects)
+            return wfid
+        # the listeners' version came with the create: no read of them, and
+        # the run kept as written (its first reply needs no read either)
+        self._carry_out(wfid, res.effects, self._listeners(written.listeners_version))
+        self._remember(wfid, written)
         return wfid
 
     # -- messages ---------------------------------------------------------------------

@@ -152,6 +152,15 @@ class RunStore(ABC):
         ``version``; return the new version, or raise ConflictError.
         Keeps the status, name and error indexes in the same atomic step."""
 
+    def create_run_written(
+        self, state: dict[str, Any], definition: tuple[str, str, str | None] | None = None
+    ) -> Written:
+        """``create_run`` (``RunExists`` alike), and with it the run's
+        definition ``(digest, source, filename)`` when given, unless stored
+        (``put_definition``); returns the run as written, as
+        ``save_run_written`` does. Only where ``written_saves``."""
+        raise NotImplementedError
+
     def save_run_written(
         self, state: dict[str, Any], version: int, last_write: str | None = None
     ) -> Written:

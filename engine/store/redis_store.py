@@ -41,7 +41,9 @@ script has read the run), so on Redis Cluster give the prefix a hash tag
 (``"{boss}:"``) to keep every key in one slot.
 
 Round trips: ``load_run`` is one HMGET; ``save_run``, ``create_run``,
-``delete_run``, ``list_runs`` and ``claim_due_timers`` one script call each.
+``delete_run``, ``list_runs`` and ``claim_due_timers`` one script call each;
+``create_run_written`` (an engine's launch) stores the run's definition with
+the run and returns the listeners' version, in the same one call.
 
 Replication (``wait_replicas`` > 0, the default on Sentinel): ``save_run``
 (and ``save_runs``) sends ``WAIT wait_replicas wait_timeout`` in the same
@@ -255,29 +257,47 @@ class RedisStore(RunStore):
 
     # -- runs -------------------------------------------------------------
     def create_run(self, state: dict[str, Any]) -> int:
-        wfid, status, name, at, errors = _index_fields(state)
-        live, outcome = transition(state)
-        created = self._create(
-            keys=[self._k_run + wfid],
-            args=[
-                self.prefix,
-                wfid,
-                _dumps(state),
-                status,
-                name,
-                at,
-                errors,
-                _dumps(live),
-                outcome,
-                self._maxlen,
-                token := _token(),
-            ],
-        )
-        if not created:
+        wfid, token = state["wfid"], _token()
+        if not self._create(keys=[self._k_run + wfid], args=self._create_args(state, token)):
             if self._own_write(wfid, token):
                 return 1
             raise RunExists(wfid)
         return 1
+
+    def _create_args(self, state: dict[str, Any], token: str) -> list[Any]:
+        wfid, status, name, at, errors = _index_fields(state)
+        live, outcome = transition(state)
+        return [
+            self.prefix,
+            wfid,
+            _dumps(state),
+            status,
+            name,
+            at,
+            errors,
+            _dumps(live),
+            outcome,
+            self._maxlen,
+            token,
+        ]
+
+    def create_run_written(
+        self, state: dict[str, Any], definition: tuple[str, str, str | None] | None = None
+    ) -> Written:
+        # one round trip: the definition (unless stored), the run, and the
+        # listeners' version (run_create.lua)
+        wfid, token = state["wfid"], _token()
+        args = self._create_args(state, token)
+        args.append(self._k_listeners + ":v")
+        if definition is not None:
+            digest, source, filename = definition
+            args += [self._k_def + digest, source, filename or ""]
+        got = self._create(keys=[self._k_run + wfid], args=args)
+        if isinstance(got, list):
+            return Written(1, token, args[2], int(got[1]))
+        if self._own_write(wfid, token):
+            return Written(1, token, args[2], self.listeners_version())
+        raise RunExists(wfid)
 
     def _own_write(self, wfid: str, token: str) -> bool:
         """Whether the run's last write was the one with ``token``: a write

@@ -52,7 +52,7 @@ def test_the_next_message_of_a_run_saved_last_is_applied_without_reading_it(
         s.handle(wire.dumps(rec.dispatched[-1].workitem))
     assert [d.participant for d in rec.dispatched] == ["alpha", "beta", "gamma"]
     assert s.engine.status("r1") == "finished"
-    assert reads == ["r1"]  # the first reply only (a launch is not kept)
+    assert reads == []  # a launch keeps its run too: not even the first reply reads it
     assert s.engine.written_misses == 0
 
 
@@ -75,7 +75,7 @@ def test_a_run_another_engine_wrote_meanwhile_is_read_and_the_message_applied_to
     assert a.engine.written_misses == 1  # A saved it last again
     assert a.engine.status("r2") == "finished"
     assert [d.participant for d in rec_a.dispatched] == ["alpha", "beta"]
-    assert reads == ["r2", "r2", "r2"]  # alpha's reply, beta's (B), the refused pause
+    assert reads == ["r2", "r2"]  # beta's reply (B), the refused pause (alpha's: kept)
 
 
 def test_a_message_the_run_as_kept_would_ignore_is_looked_at_on_the_run_as_stored(
@@ -91,7 +91,7 @@ def test_a_message_the_run_as_kept_would_ignore_is_looked_at_on_the_run_as_store
     b.handle(wire.dumps(rec_a.dispatched[-1].workitem))  # beta's reply, to B
     a.handle(wire.dumps(rec_b.dispatched[-1].workitem))  # gamma waits on no step A kept
     assert a.engine.status("r4") == "finished"
-    assert reads == ["r4", "r4", "r4"]
+    assert reads == ["r4", "r4"]  # beta's reply (B), gamma's (A: refused as kept)
 
 
 def test_a_run_launched_again_under_its_wfid_is_not_written_over_from_memory(
@@ -141,3 +141,44 @@ def test_what_an_engine_keeps_is_bounded_in_runs_and_characters(
     assert "b2" not in kept  # not kept...
     assert s.engine.status("b2") == "finished"  # ...and stored all the same
     assert s.engine._written_chars == sum(len(w.data) for w in kept.values())
+
+
+def test_a_launch_stores_its_definition_and_run_in_one_round_trip_and_keeps_the_run(
+    store: RedisStore, reads: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``RunStore.create_run_written``: the definition goes with the run
+    (no ``put_definition`` of its own), the listeners' version comes back
+    with it (the listeners are not read again for the first dispatch), and
+    the run is kept as written (its first reply is applied without reading
+    it)."""
+    import hashlib
+
+    rec = Recorder()
+    s = service(store, rec, "w.c0")
+    register(s)
+    s.handle(wire.dumps({"definition": THREE, "wfid": "l0"}))  # the listeners read once
+    calls: list[str] = []
+    for name in ("put_definition", "listeners", "create_run", "listeners_version"):
+        real = getattr(store, name)
+
+        def counted(*args: object, _name: str = name, _real: object = real) -> object:
+            calls.append(_name)
+            return _real(*args)  # type: ignore[operator]
+
+        monkeypatch.setattr(store, name, counted)
+    digest = hashlib.sha256(OTHER.encode()).hexdigest()
+    assert store.get_definition(digest) is None
+    s.handle(wire.dumps({"definition": OTHER, "wfid": "l1", "filename": "other.yaml"}))
+    assert [d.participant for d in rec.dispatched] == ["alpha", "alpha"]
+    assert calls == []
+    assert store.get_definition(digest) == (OTHER, "other.yaml")
+    s.handle(wire.dumps(rec.dispatched[-1].workitem))
+    assert [d.participant for d in rec.dispatched] == ["alpha", "alpha", "delta"]
+    assert reads == [] and s.engine.written_misses == 0
+    # a definition already stored is left as it is (the first one wins)
+    s.handle(wire.dumps({"definition": OTHER, "wfid": "l2", "filename": "again.yaml"}))
+    assert store.get_definition(digest) == (OTHER, "other.yaml")
+    # the same launch again (a redelivery) is still recognised: nothing dispatched
+    s.handle(wire.dumps({"definition": OTHER, "wfid": "l2", "filename": "again.yaml"}))
+    assert [d.workitem["fei"]["wfid"] for d in rec.dispatched].count("l2") == 1
+    assert s.engine.status("l2") == "running"
