@@ -333,10 +333,9 @@ class Engine:
         if written is None:
             self._carry_out(wfid, res.effects)
             return wfid
-        # the listeners' version came with the create: no read of them, and
-        # the run kept as written (its first reply needs no read either)
+        # the listeners' version came with the create: no read of them (the
+        # run is not kept: its first reply reads it, as before)
         self._carry_out(wfid, res.effects, self._listeners(written.listeners_version))
-        self._remember(wfid, written)
         return wfid
 
     # -- messages ---------------------------------------------------------------------

@@ -52,7 +52,7 @@ def test_the_next_message_of_a_run_saved_last_is_applied_without_reading_it(
         s.handle(wire.dumps(rec.dispatched[-1].workitem))
     assert [d.participant for d in rec.dispatched] == ["alpha", "beta", "gamma"]
     assert s.engine.status("r1") == "finished"
-    assert reads == []  # a launch keeps its run too: not even the first reply reads it
+    assert reads == ["r1"]  # the first reply only (a launch is not kept)
     assert s.engine.written_misses == 0
 
 
@@ -75,7 +75,7 @@ def test_a_run_another_engine_wrote_meanwhile_is_read_and_the_message_applied_to
     assert a.engine.written_misses == 1  # A saved it last again
     assert a.engine.status("r2") == "finished"
     assert [d.participant for d in rec_a.dispatched] == ["alpha", "beta"]
-    assert reads == ["r2", "r2"]  # beta's reply (B), the refused pause (alpha's: kept)
+    assert reads == ["r2", "r2", "r2"]  # alpha's reply, beta's (B), the refused pause
 
 
 def test_a_message_the_run_as_kept_would_ignore_is_looked_at_on_the_run_as_stored(
@@ -91,7 +91,7 @@ def test_a_message_the_run_as_kept_would_ignore_is_looked_at_on_the_run_as_store
     b.handle(wire.dumps(rec_a.dispatched[-1].workitem))  # beta's reply, to B
     a.handle(wire.dumps(rec_b.dispatched[-1].workitem))  # gamma waits on no step A kept
     assert a.engine.status("r4") == "finished"
-    assert reads == ["r4", "r4"]  # beta's reply (B), gamma's (A: refused as kept)
+    assert reads == ["r4", "r4", "r4"]
 
 
 def test_a_run_launched_again_under_its_wfid_is_not_written_over_from_memory(
@@ -143,14 +143,13 @@ def test_what_an_engine_keeps_is_bounded_in_runs_and_characters(
     assert s.engine._written_chars == sum(len(w.data) for w in kept.values())
 
 
-def test_a_launch_stores_its_definition_and_run_in_one_round_trip_and_keeps_the_run(
+def test_a_launch_stores_its_definition_and_run_in_one_round_trip(
     store: RedisStore, reads: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``RunStore.create_run_written``: the definition goes with the run
-    (no ``put_definition`` of its own), the listeners' version comes back
-    with it (the listeners are not read again for the first dispatch), and
-    the run is kept as written (its first reply is applied without reading
-    it)."""
+    (no ``put_definition`` of its own) and the listeners' version comes back
+    with it (the listeners are not read again for the first dispatch);
+    the run's first reply reads it (a launch does not keep its run)."""
     import hashlib
 
     rec = Recorder()
@@ -174,7 +173,7 @@ def test_a_launch_stores_its_definition_and_run_in_one_round_trip_and_keeps_the_
     assert store.get_definition(digest) == (OTHER, "other.yaml")
     s.handle(wire.dumps(rec.dispatched[-1].workitem))
     assert [d.participant for d in rec.dispatched] == ["alpha", "alpha", "delta"]
-    assert reads == [] and s.engine.written_misses == 0
+    assert reads == ["l1"] and s.engine.written_misses == 0
     # a definition already stored is left as it is (the first one wins)
     s.handle(wire.dumps({"definition": OTHER, "wfid": "l2", "filename": "again.yaml"}))
     assert store.get_definition(digest) == (OTHER, "other.yaml")
