@@ -326,6 +326,21 @@ class RunStore(ABC):
                 out.append(0)
         return out
 
+    def save_runs_written(
+        self, saves: list[tuple[dict[str, Any], int, str | None]]
+    ) -> list[Written | None]:
+        """``save_run_written`` of each ``(state, version, last_write)``,
+        each its own compare-and-set: the run as written, or None where that
+        run's save was refused. One round trip where the store can pipeline
+        them. Only where ``written_saves``."""
+        out: list[Written | None] = []
+        for state, version, last_write in saves:
+            try:
+                out.append(self.save_run_written(state, version, last_write))
+            except ConflictError:
+                out.append(None)
+        return out
+
     # -- mutexes (``reserve``) --------------------------------------------
     @abstractmethod
     def acquire_mutex(self, name: str, holder: str) -> bool:

@@ -635,6 +635,30 @@ class RedisStore(RunStore):
             return [max(0, int(v)) for v in self._waited(p, [s["wfid"] for s, _ in saves])]
         return [max(0, int(v)) for v in p.execute()]
 
+    def save_runs_written(
+        self, saves: list[tuple[dict[str, Any], int, str | None]]
+    ) -> list[Written | None]:
+        if len(saves) == 1:
+            return super().save_runs_written(saves)
+        p = self._redis.pipeline(transaction=False)
+        sent = []
+        for state, version, last_write in saves:
+            keys, args = self._save_args(state, version)
+            extra = [last_write or "", self._k_listeners + ":v"]
+            self._save(keys=keys, args=[*args, *extra], client=p)
+            sent.append(args)
+        out: list[Written | None] = []
+        for args, got in zip(sent, p.execute(), strict=True):
+            wfid, data, token = args[1], args[3], args[11]
+            if isinstance(got, list):
+                out.append(Written(int(got[0]), token, data, int(got[1])))
+            elif int(got) == 0 and self._own_write(wfid, token):
+                # sent again after its reply was lost: done the first time
+                out.append(Written(int(args[2]) + 1, token, data, self.listeners_version()))
+            else:
+                out.append(None)
+        return out
+
     def listeners(self) -> list[tuple[str, dict[str, Any]]]:
         return [
             (_str(lid), _loads(blob))
