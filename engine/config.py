@@ -137,8 +137,11 @@ class Config(Section):
     #: counts until the broker has confirmed its reply (its acknowledgement
     #: waits for that), so 2 leaves the instance waiting for that confirm
     #: on a stream of short steps; 1: one at a time, the next delivered
-    #: only after the acknowledgement of the last
-    participant_prefetch: int = setting(4, check=checked(lambda v: 1 <= v <= 64, "must be 1 to 64"))
+    #: only after the acknowledgement of the last. 8 (was 4): on RabbitMQ
+    #: a reply's confirm can wait for the broker's disk, and 4 left the
+    #: instance without a next workitem at times (docs/benchmarks.md,
+    #: fifth slice of issue 19)
+    participant_prefetch: int = setting(8, check=checked(lambda v: 1 <= v <= 64, "must be 1 to 64"))
     #: seconds a participant instance keeps the next workitems while the one
     #: in hand is still running; then it gives them back to the queue (for
     #: another instance) and takes no more until it is idle
@@ -180,8 +183,10 @@ class Config(Section):
     #: the most messages an engine consumer thread takes and handles
     #: together (its prefetch): their runs loaded and stored in one round
     #: trip each, their publishes confirmed together, then acknowledged
-    #: together (``EngineService.handle_batch``); 1: one at a time
-    engine_batch: int = setting(64, check=at_least(1))
+    #: together (``EngineService.handle_batch``); 1: one at a time. 128
+    #: (was 64): with participants that take 8 at a time the engine's own
+    #: window was the next to fill (docs/benchmarks.md, fifth slice of issue 19)
+    engine_batch: int = setting(128, check=at_least(1))
     #: traceability: the topic exchange Eiffel events are published on
     #: (routing key ``eiffel._.<EventType>._.<domain>``; the engine's
     #: activity events of one message go as one batch, ``eiffel._.batch._._``)

@@ -272,9 +272,16 @@ class Engine:
         raises ``RunExists``, except for a launch this or a dead engine
         stored (a redelivered launch: see ``deliver`` for ``recheck`` and
         ``Undecided``)."""
+        # where the store can, the definition is stored with the run, in
+        # the one round trip that creates it (``RunStore.create_run_written``)
+        with_run = self._written_saves
         if isinstance(source, Definition):
             d = source
-            self.store.put_definition(d.digest, d.source, d.filename)
+            if not with_run:
+                self.store.put_definition(d.digest, d.source, d.filename)
+            self._cache_definition(d)
+        elif with_run:
+            d = load_definition(source, filename)
             self._cache_definition(d)
         else:
             d = self.load(source, filename)
@@ -305,8 +312,12 @@ class Engine:
         ).hexdigest()[:16]
         res.state["lfp"] = fingerprint
         self._outbox(res.state, mid, res.effects)
+        written: Written | None = None
         try:
-            self.store.create_run(res.state)
+            if with_run:
+                written = self.store.create_run_written(res.state, (d.digest, d.source, d.filename))
+            else:
+                self.store.create_run(res.state)
         except RunExists:
             loaded = self.store.load_run(wfid)
             if loaded is None or loaded[0].get("lfp") != fingerprint:
@@ -319,7 +330,12 @@ class Engine:
                 self._redelivered(state, loaded[1], mid, launch, recheck)
             log.info("launch of %s again: already launched", wfid)
             return wfid
-        self._carry_out(wfid, res.effects)
+        if written is None:
+            self._carry_out(wfid, res.effects)
+            return wfid
+        # the listeners' version came with the create: no read of them (the
+        # run is not kept: its first reply reads it, as before)
+        self._carry_out(wfid, res.effects, self._listeners(written.listeners_version))
         return wfid
 
     # -- messages ---------------------------------------------------------------------
@@ -470,18 +486,22 @@ class Engine:
     def deliver_many(self, msgs: list[dict[str, Any]]) -> tuple[dict[int, str | None], list[int]]:
         """Apply a batch of messages (for one run or several) the way
         ``deliver`` applies one, in fewer round trips: every run loaded in
-        one pipelined read, each run's messages applied in order to its
-        state with the core, every changed run stored with its own
-        compare-and-set in one pipelined write (each message's effects in
-        the outbox, as ``deliver`` keeps them), then the effects carried
-        out in order.
+        one pipelined read (but the runs this engine saved last, taken as
+        it saved them, as ``deliver`` takes them), each run's messages
+        applied in order to its state with the core, every changed run
+        stored with its own compare-and-set in one pipelined write (each
+        message's effects in the outbox, as ``deliver`` keeps them; a kept
+        run's save refused when anything wrote it since), then the effects
+        carried out in order, and the runs kept as saved.
 
         Returns ``(done, rest)``: ``done`` maps the index of each message
         applied (or ignored) to what ``deliver`` would have returned;
         ``rest`` lists the indexes the caller must ``deliver`` one by one,
         nothing of theirs done: the messages of a run whose save lost a
         race, that already has one of them in its outbox (a redelivery), that
-        met a participant not registered yet, or whose core raised."""
+        met a participant not registered yet, or whose core raised, and of a
+        kept run whose save was refused or that had only messages to ignore
+        (decided on the run as kept, with no save to check it)."""
         done: dict[int, str | None] = {}
         rest: list[int] = []
         by_run: dict[str, list[int]] = {}
@@ -493,13 +513,25 @@ class Engine:
                 rest.append(i)  # deliver raises its error
         if not by_run:
             return done, rest
+        # the runs this engine saved last are applied as it saved them (no
+        # read; their saves are refused when anything wrote them since, as
+        # in ``deliver``); the others are read, all in one round trip
+        kept: dict[str, Written] = {}
         for wfid in by_run:
-            self._forget_written(wfid)  # read here (and changed by this batch)
-        loaded, listeners_version = self.store.load_runs(list(by_run))
+            written = self._forget_written(wfid)
+            if written is not None and self._written_saves:
+                kept[wfid] = written
+        unkept = [w for w in by_run if w not in kept]
+        listeners_version: int | None = None
+        loaded: dict[str, tuple[dict[str, Any], int] | None] = {}
+        if unkept:
+            loaded, listeners_version = self.store.load_runs(unkept)
+        for wfid, written in kept.items():
+            loaded[wfid] = (json.loads(written.data), written.version)
         now = self.clock()
         registrations = self.registrations()
         staged: list[tuple[str, list[int], list[interpreter.Result]]] = []
-        saves: list[tuple[dict[str, Any], int]] = []
+        saves: list[tuple[dict[str, Any], int, str | None]] = []
         for wfid, idxs in by_run.items():
             got = loaded.get(wfid)
             if got is None:
@@ -539,29 +571,49 @@ class Engine:
             applied = [
                 (m, r.effects) for m, r in zip(mids, results, strict=True) if r.ignored is None
             ]
+            last_write = kept[wfid].token if wfid in kept else None
+            if not applied and last_write is not None:
+                rest.extend(idxs)  # decided on the run as kept, nothing saved to check it
+                continue
             if applied:
                 self._outbox_many(state, applied)
-                saves.append((state, got[1]))
+                saves.append((state, got[1], last_write))
             staged.append((wfid, idxs, results))
         lost: set[str] = set()  # runs whose save lost a race: nothing of theirs stored
         try:
-            versions = iter(self.store.save_runs(saves)) if saves else iter(())
+            if self._written_saves:
+                saved = self.store.save_runs_written(saves) if saves else []
+                for w in saved:
+                    if w is not None:
+                        listeners_version = w.listeners_version
+                versions: Any = iter(saved)
+            else:
+                versions = iter(self.store.save_runs([s[:2] for s in saves]) if saves else ())
             listeners: _Listeners = None
             fetched = False
             with self.store.deferred_timers():  # every run's timer writes at once
                 for wfid, idxs, results in staged:
-                    if any(r.ignored is None for r in results) and not next(versions):
-                        self.conflicts += 1
-                        lost.add(wfid)
-                        rest.extend(idxs)
-                        continue
+                    written = None
+                    if any(r.ignored is None for r in results):
+                        written = next(versions)
+                        if not written:
+                            if wfid in kept:
+                                self.written_misses += 1  # moved on since: read it
+                            else:
+                                self.conflicts += 1
+                            lost.add(wfid)
+                            rest.extend(idxs)
+                            continue
                     for i, res in zip(idxs, results, strict=True):
                         if not fetched:
+                            assert listeners_version is not None
                             listeners, fetched = self._listeners(listeners_version), True
                         listeners = _carry_out_with(self, wfid, res.effects, listeners)
                         if res.ignored is not None:
                             log.info(res.ignored)
                         done[i] = res.ignored
+                    if isinstance(written, Written):
+                        self._remember(wfid, written)
         except Exception:
             # what was stored may not all have been carried out
             for wfid, idxs, _ in staged:

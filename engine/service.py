@@ -86,17 +86,18 @@ class EngineService:
             engine_id=engine_id,
             dispatch_lease=config.resolved_dispatch_lease(),
         )
-        #: the Eiffel events of the message in hand, published as one batch
-        #: when it has been handled (before it is acknowledged)
-        self._events: list[dict[str, Any]] = []
+        #: the lifecycle records of the message in hand, published as one
+        #: batch of Eiffel events when it has been handled (before it is
+        #: acknowledged). Kept as records: each becomes its event when the
+        #: batch is published, after the message's dispatches went out
+        #: (a reply's records come before the next step's dispatch)
+        self._events: list[Any] = []
         self.bus: EventBus | None = None
         if on_event is not None:
             self.engine.on_record = on_event
         elif config.events:
             self.bus = EventBus(config, publisher)
-            domain = config.eiffel_domain
-            events = self._events
-            self.engine.on_record = lambda rec: events.append(record_event(rec, domain=domain))
+            self.engine.on_record = self._events.append
         #: a block whose publishes are confirmed together at its end
         #: (``engine.broker.Publisher.confirming``): a message's dispatches
         #: and its trace events cost one wait for the broker, not one each
@@ -189,7 +190,8 @@ class EngineService:
         return outcomes  # type: ignore[return-value]
 
     def _flush_events(self) -> None:
-        events = list(self._events)
+        domain = self.config.eiffel_domain
+        events = [record_event(rec, domain=domain) for rec in self._events]
         self._events.clear()
         if self.bus is not None:
             self.bus.publish(events)

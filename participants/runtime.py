@@ -8,7 +8,7 @@ queue) and speaks the wire protocol of ``docs/wire-protocol.md``:
   ``handle_wi`` in a worker thread, publish the reply to the delivery's
   ``reply_to`` and acknowledge once the broker confirmed it;
 * work on one workitem at a time, with the next ones at hand (up to
-  ``participant_prefetch`` - 1; 4, the default, takes up to 3): each
+  ``participant_prefetch`` - 1; 8, the default, takes up to 7): each
   starts the moment the reply before it is published, while that reply's
   confirm is still on its way (a finished workitem counts against the
   prefetch until its reply is confirmed and it is acknowledged). Next

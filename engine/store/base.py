@@ -152,6 +152,15 @@ class RunStore(ABC):
         ``version``; return the new version, or raise ConflictError.
         Keeps the status, name and error indexes in the same atomic step."""
 
+    def create_run_written(
+        self, state: dict[str, Any], definition: tuple[str, str, str | None] | None = None
+    ) -> Written:
+        """``create_run`` (``RunExists`` alike), and with it the run's
+        definition ``(digest, source, filename)`` when given, unless stored
+        (``put_definition``); returns the run as written, as
+        ``save_run_written`` does. Only where ``written_saves``."""
+        raise NotImplementedError
+
     def save_run_written(
         self, state: dict[str, Any], version: int, last_write: str | None = None
     ) -> Written:
@@ -315,6 +324,21 @@ class RunStore(ABC):
                 out.append(self.save_run(state, version))
             except ConflictError:
                 out.append(0)
+        return out
+
+    def save_runs_written(
+        self, saves: list[tuple[dict[str, Any], int, str | None]]
+    ) -> list[Written | None]:
+        """``save_run_written`` of each ``(state, version, last_write)``,
+        each its own compare-and-set: the run as written, or None where that
+        run's save was refused. One round trip where the store can pipeline
+        them. Only where ``written_saves``."""
+        out: list[Written | None] = []
+        for state, version, last_write in saves:
+            try:
+                out.append(self.save_run_written(state, version, last_write))
+            except ConflictError:
+                out.append(None)
         return out
 
     # -- mutexes (``reserve``) --------------------------------------------

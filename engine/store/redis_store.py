@@ -41,7 +41,9 @@ script has read the run), so on Redis Cluster give the prefix a hash tag
 (``"{boss}:"``) to keep every key in one slot.
 
 Round trips: ``load_run`` is one HMGET; ``save_run``, ``create_run``,
-``delete_run``, ``list_runs`` and ``claim_due_timers`` one script call each.
+``delete_run``, ``list_runs`` and ``claim_due_timers`` one script call each;
+``create_run_written`` (an engine's launch) stores the run's definition with
+the run and returns the listeners' version, in the same one call.
 
 Replication (``wait_replicas`` > 0, the default on Sentinel): ``save_run``
 (and ``save_runs``) sends ``WAIT wait_replicas wait_timeout`` in the same
@@ -255,29 +257,47 @@ class RedisStore(RunStore):
 
     # -- runs -------------------------------------------------------------
     def create_run(self, state: dict[str, Any]) -> int:
-        wfid, status, name, at, errors = _index_fields(state)
-        live, outcome = transition(state)
-        created = self._create(
-            keys=[self._k_run + wfid],
-            args=[
-                self.prefix,
-                wfid,
-                _dumps(state),
-                status,
-                name,
-                at,
-                errors,
-                _dumps(live),
-                outcome,
-                self._maxlen,
-                token := _token(),
-            ],
-        )
-        if not created:
+        wfid, token = state["wfid"], _token()
+        if not self._create(keys=[self._k_run + wfid], args=self._create_args(state, token)):
             if self._own_write(wfid, token):
                 return 1
             raise RunExists(wfid)
         return 1
+
+    def _create_args(self, state: dict[str, Any], token: str) -> list[Any]:
+        wfid, status, name, at, errors = _index_fields(state)
+        live, outcome = transition(state)
+        return [
+            self.prefix,
+            wfid,
+            _dumps(state),
+            status,
+            name,
+            at,
+            errors,
+            _dumps(live),
+            outcome,
+            self._maxlen,
+            token,
+        ]
+
+    def create_run_written(
+        self, state: dict[str, Any], definition: tuple[str, str, str | None] | None = None
+    ) -> Written:
+        # one round trip: the definition (unless stored), the run, and the
+        # listeners' version (run_create.lua)
+        wfid, token = state["wfid"], _token()
+        args = self._create_args(state, token)
+        args.append(self._k_listeners + ":v")
+        if definition is not None:
+            digest, source, filename = definition
+            args += [self._k_def + digest, source, filename or ""]
+        got = self._create(keys=[self._k_run + wfid], args=args)
+        if isinstance(got, list):
+            return Written(1, token, args[2], int(got[1]))
+        if self._own_write(wfid, token):
+            return Written(1, token, args[2], self.listeners_version())
+        raise RunExists(wfid)
 
     def _own_write(self, wfid: str, token: str) -> bool:
         """Whether the run's last write was the one with ``token``: a write
@@ -614,6 +634,30 @@ class RedisStore(RunStore):
         if self.wait_replicas:
             return [max(0, int(v)) for v in self._waited(p, [s["wfid"] for s, _ in saves])]
         return [max(0, int(v)) for v in p.execute()]
+
+    def save_runs_written(
+        self, saves: list[tuple[dict[str, Any], int, str | None]]
+    ) -> list[Written | None]:
+        if len(saves) == 1:
+            return super().save_runs_written(saves)
+        p = self._redis.pipeline(transaction=False)
+        sent = []
+        for state, version, last_write in saves:
+            keys, args = self._save_args(state, version)
+            extra = [last_write or "", self._k_listeners + ":v"]
+            self._save(keys=keys, args=[*args, *extra], client=p)
+            sent.append(args)
+        out: list[Written | None] = []
+        for args, got in zip(sent, p.execute(), strict=True):
+            wfid, data, token = args[1], args[3], args[11]
+            if isinstance(got, list):
+                out.append(Written(int(got[0]), token, data, int(got[1])))
+            elif int(got) == 0 and self._own_write(wfid, token):
+                # sent again after its reply was lost: done the first time
+                out.append(Written(int(args[2]) + 1, token, data, self.listeners_version()))
+            else:
+                out.append(None)
+        return out
 
     def listeners(self) -> list[tuple[str, dict[str, Any]]]:
         return [

@@ -24,6 +24,24 @@ def test_defaults_need_nothing() -> None:
     assert c.lease_after < c.visibility_timeout
 
 
+def test_the_windows_leave_room_for_replies_whose_confirms_wait() -> None:
+    """A participant instance takes 8 workitems at once and an engine
+    consumer 128 messages (docs/benchmarks.md, issue 19's fifth slice: with
+    4 and 64 the windows filled with finished work waiting for the broker's
+    confirms on RabbitMQ); each still configurable."""
+    c = Config.load(None, environ={"HOME": "/nonexistent", "XDG_CONFIG_HOME": "/nonexistent"})
+    assert c.participant_prefetch == 8 and c.engine_batch == 128
+    c = Config.load(
+        None,
+        environ={
+            "HOME": "/nonexistent",
+            "BOSS_PARTICIPANT_PREFETCH": "4",
+            "BOSS_ENGINE_BATCH": "64",
+        },
+    )
+    assert c.participant_prefetch == 4 and c.engine_batch == 64
+
+
 def test_file_then_environment_then_arguments(tmp_path: Path) -> None:
     path = write(
         tmp_path,
