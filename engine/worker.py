@@ -3,7 +3,7 @@
 anything else can run (``EngineWorker.run``).
 
 * **consumers** (``engine_threads``, default 1): each with its own broker
-  connection, consuming the engine's queue (prefetch 16), and also
+  connection, consuming the engine's queue (prefetch ``engine_batch``, 128 by default), and also
   ``legacy_reply_queue`` when it is set (python-ruote-amqp participants
   reply to ``ruote_workitems``), and handing each raw body to an
   ``EngineService``. A message is acknowledged only after

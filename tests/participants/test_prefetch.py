@@ -1,4 +1,4 @@
-"""The next workitems at hand (``participant_prefetch``, 4 by default).
+"""The next workitems at hand (``participant_prefetch``, 8 by default).
 
 An instance works on one workitem at a time and holds the next ones (up to
 ``participant_prefetch`` - 1), which start one after the other the moment
