@@ -347,16 +347,14 @@ class Cache:
 CACHE = Cache(int(os.environ.get("BOSS_RADAR_CACHE_MB", "512")) * 2**20)
 
 
-def _versions(
-    store: Any, kind: str, names: Iterable[str], days: list[int]
-) -> tuple[str, np.ndarray]:
-    """The store's generation and the versions of ``kind``'s rows (``p``:
-    the patch sets', with ``names`` ``[""]``; ``w``: the systems') of
-    ``days``, a row a name (:mod:`engine.radar.versions`)."""
+def _versions(store: Any, names: list[str], days: list[int]) -> tuple[str, np.ndarray]:
+    """The store's generation and, in one sync of its versions
+    (:mod:`engine.radar.versions`), those of ``days``' rows: the patch
+    sets' (row 0), then each of ``names``' (a row each)."""
     m = mirror(store)
     gen = m.sync(store)
-    table = [m.of(kind, name, days) for name in names]
-    return gen, np.stack(table) if table else np.zeros((0, len(days)), dtype=np.int64)
+    table = [m.of("p", "", days), *(m.of("w", name, days) for name in names)]
+    return gen, np.stack(table)
 
 
 class Span:
@@ -370,8 +368,8 @@ class Span:
         wanted: list[tuple[str, str, int, str]] = [("p", f"p{d}", d, "") for d in self.days]
         for name in names:
             wanted += [("w", f"w{d}:{name}", d, name) for d in self.days]
-        gen, pv = _versions(store, "p", [""], self.days)
-        versions = pv.ravel().tolist() + _versions(store, "w", names, self.days)[1].ravel().tolist()
+        gen, table = _versions(store, names, self.days)
+        versions = table.ravel().tolist()
         self.gen = gen
         #: the version of each of its days' rows read (``p<day>``, ``w<day>:<system>``)
         self.versions = dict(zip((w[1] for w in wanted), versions, strict=True))
@@ -751,8 +749,7 @@ def _cores(
         return out
     now_s = time.time() if now is None else now
     systems = names + ([gate] if gate and gate not in names else [])
-    gen, table = _versions(store, "p", [""], days)
-    table = np.concatenate((table, _versions(store, "w", systems, days)[1]))
+    gen, table = _versions(store, systems, days)
     n = len(days)
     pv = dict(zip(days, table[0].tolist(), strict=True))
     wv = {name: table[i + 1] for i, name in enumerate(systems)}
@@ -1025,35 +1022,32 @@ def _report_days(
     m = mirror(store)
     gen = m.sync(store)
     length = round((until - floor) / DAY)
-    plans: dict[
-        str, tuple[list[int], list[int], np.ndarray, list[int], tuple[str, str, str], np.ndarray]
-    ] = {}
+    plans: dict[str, tuple[list[int], np.ndarray, np.ndarray, list[int], tuple[str, str, str]]] = {}
     for name in names:
         days = asked[name]
         array = m.of("t", name, days)
-        vers = array.tolist()
         key = (store.prefix, gen, f"s\x1f{name}\x1f{length}")
         memo = CACHE.get(key, 0)
         if memo is not None and memo[0] == days:
             whole = memo[2]
-            moved = np.flatnonzero(memo[3] != array).tolist()
+            moved = np.flatnonzero(memo[1] != array).tolist()
         else:
             whole = np.empty((len(days), 3))
             moved = list(range(len(days)))
             if memo is not None:  # the window moved to other days: those kept are kept
                 had = {d: i for i, d in enumerate(memo[0])}
                 moved = []
-                for i, (d, v) in enumerate(zip(days, vers, strict=True)):
+                for i, (d, v) in enumerate(zip(days, array.tolist(), strict=True)):
                     j = had.get(d)
                     if j is not None and memo[1][j] == v:
                         whole[i] = memo[2][j]
                     else:
                         moved.append(i)
-        plans[name] = (days, vers, whole, moved, key, array)
+        plans[name] = (days, array, whole, moved, key)
     arrays: dict[str, dict[int, np.ndarray]] = {name: {} for name in names}
     cuts: dict[str, list[int]] = {}
     missing = []
-    for name, (days, vers, _, moved, *_) in plans.items():
+    for name, (days, array, _, moved, _) in plans.items():
         # the days not whole in [floor, until]: the first ones and the last ones
         lo, hi = 0, len(days)
         while lo < hi and days[lo] * DAY < floor:
@@ -1068,9 +1062,9 @@ def _report_days(
             again.add(len(days) - 1)
         for i in {*moved, *again}:
             field = (store.prefix, gen, f"t{days[i]}:{name}")
-            hit = CACHE.get(field, vers[i])
+            hit = CACHE.get(field, int(array[i]))
             if hit is None:
-                missing.append((name, days[i], field, vers[i], i in again))
+                missing.append((name, days[i], field, int(array[i]), i in again))
             else:
                 arrays[name][days[i]] = hit
     if missing:
@@ -1083,13 +1077,13 @@ def _report_days(
                 CACHE.put(field, version, times, times.nbytes)
             arrays[name][d] = times
     out = {}
-    for name, (days, vers, whole, moved, key, array) in plans.items():
+    for name, (days, array, whole, moved, key) in plans.items():
         mine = arrays[name]
         if moved:
             whole = whole.copy()
             for i in moved:
                 whole[i] = _gaps(mine[days[i]])
-            CACHE.put(key, 0, (days, vers, whole, array), whole.nbytes + 24 * len(days) + 64)
+            CACHE.put(key, 0, (days, array, whole), whole.nbytes + 16 * len(days) + 64)
         summary = whole
         if cuts[name]:
             summary = whole.copy()

@@ -177,12 +177,6 @@ class Mirror:
             mine = self._by.get((kind, name))
             return mine.of(at) if mine is not None else np.zeros(len(at), dtype=np.int64)
 
-    def field(self, field: str) -> int:
-        """The version of one field (``w<day>:<system>``...)."""
-        kind, rest = field[0], field[1:]
-        day, _, name = rest.partition(":")
-        return int(self.of(kind, name, [int(day)])[0])
-
 
 #: the mirrors of this process, by store (their key prefixes), least
 #: recently used out past this many

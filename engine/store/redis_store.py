@@ -257,19 +257,26 @@ class RedisStore(RunStore):
 
     # -- runs -------------------------------------------------------------
     def create_run(self, state: dict[str, Any]) -> int:
-        wfid, token = state["wfid"], _token()
-        if not self._create(keys=[self._k_run + wfid], args=self._create_args(state, token)):
+        token = _token()
+        args = self._create_args(state, token)
+        wfid = args[1]
+        if not self._create(keys=[self._k_run + wfid], args=args):
             if self._own_write(wfid, token):
                 return 1
             raise RunExists(wfid)
         return 1
 
     def _create_args(self, state: dict[str, Any], token: str) -> list[Any]:
+        wfid, args = self._run_args(state, token)
+        return [self.prefix, wfid, *args]
+
+    def _run_args(self, state: dict[str, Any], token: str) -> tuple[str, list[Any]]:
+        """The run's wfid and the run scripts' arguments after the prefix,
+        the wfid (and a save's version): the state, its index fields, the
+        write's token."""
         wfid, status, name, at, errors = _index_fields(state)
         live, outcome = transition(state)
-        return [
-            self.prefix,
-            wfid,
+        return wfid, [
             _dumps(state),
             status,
             name,
@@ -286,8 +293,9 @@ class RedisStore(RunStore):
     ) -> Written:
         # one round trip: the definition (unless stored), the run, and the
         # listeners' version (run_create.lua)
-        wfid, token = state["wfid"], _token()
+        token = _token()
         args = self._create_args(state, token)
+        wfid = args[1]
         args.append(self._k_listeners + ":v")
         if definition is not None:
             digest, source, filename = definition
@@ -341,23 +349,8 @@ class RedisStore(RunStore):
         return _loads(state), int(version)
 
     def _save_args(self, state: dict[str, Any], version: int) -> tuple[list[str], list[Any]]:
-        wfid, status, name, at, errors = _index_fields(state)
-        live, outcome = transition(state)
-        args = [
-            self.prefix,
-            wfid,
-            int(version),
-            _dumps(state),
-            status,
-            name,
-            at,
-            errors,
-            _dumps(live),
-            outcome,
-            self._maxlen,
-            _token(),
-        ]
-        return [self._k_run + wfid], args
+        wfid, args = self._run_args(state, _token())
+        return [self._k_run + wfid], [self.prefix, wfid, int(version), *args]
 
     def save_run(self, state: dict[str, Any], version: int) -> int:
         keys, args = self._save_args(state, version)
