@@ -26,12 +26,24 @@ the run store; the embedded Valkey as both broker and store) it measures:
    no publisher confirms). Latency = time between the starts of successive
    tasks of one chain, recorded by the task.
 3. **bare kombu**: one "engine" process keeps ``inflight`` messages in
-   flight; one "participant" process consumes its queue (prefetch 1),
-   publishes a reply to the engine queue and acks; the engine (prefetch 16)
-   decodes each reply and publishes the next message of that chain before
-   acking. Durable queues, persistent JSON bodies shaped like a workitem,
-   publisher confirms on RabbitMQ (as BOSS). Latency = time between two
-   publishes of one chain (a round trip), on the engine's clock.
+   flight; one "participant" process consumes its queue, publishes a reply
+   to the engine queue and acks; the engine (prefetch 16) decodes each
+   reply and publishes the next message of that chain before acking.
+   Durable queues, persistent JSON bodies shaped like a workitem, publisher
+   confirms on RabbitMQ, in two ways side by side: each publish waiting for
+   its confirm (kombu's ``confirm_publish``; the participant at prefetch 1),
+   and **async confirms** (the pair publishes without waiting and
+   acknowledges a delivery once the publish it caused is confirmed, the
+   engine taking deliveries and confirms as they come: BOSS's guarantee
+   and way, without BOSS; the participant at prefetch 8, as BOSS's). On the
+   embedded broker only the first (kombu's Redis transport has no
+   confirms). Latency = from the start of a chain's publish to the arrival
+   of its reply (a round trip, on the engine's clock; a publish that waits
+   for its confirm is part of it: the reply may arrive during that wait).
+   Until 2026-12-06 it was taken from the end of the publish, which left
+   out most of the round trip when confirms were waited for (0.53 ms
+   against 1.29 ms a round trip at 775 round trips/s, one in flight:
+   docs/benchmarks.md, "Sixth slice").
 
 The CPU each process used during a measurement (from ``/proc``) is
 reported beside the figures (% of one core; the machine has ``nproc``
@@ -153,18 +165,59 @@ def _iso(ts: float) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
+def _confirm_async(channel: Any, on_ack: Callable[[int, bool], None]) -> None:
+    """Put a py-amqp ``channel`` in confirm mode and publish on it without
+    waiting for each confirm, as BOSS does (``engine.broker.Publisher``):
+    ``on_ack(tag, multiple)`` is called from ``drain_events``."""
+    channel.confirm_select()
+    channel.events["basic_ack"].add(on_ack)
+    channel.basic_publish = channel._basic_publish
+
+
+class _Owed:
+    """Deliveries to acknowledge once the publish each caused is confirmed
+    (``async`` confirms: the guarantee BOSS gives, without waiting)."""
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self.confirmed = 0
+        self.owed: list[tuple[int, Any]] = []
+
+    def published(self, message: Any) -> None:
+        self.seq += 1
+        self.owed.append((self.seq, message))
+
+    def on_ack(self, tag: int, multiple: bool) -> None:
+        # (confirms come in order on one channel; a single ack of a tag
+        # past one not yet acked does not happen there)
+        self.confirmed = max(self.confirmed, tag)
+
+    def settle(self) -> None:
+        while self.owed and self.owed[0][0] <= self.confirmed:
+            self.owed.pop(0)[1].ack()
+
+
 def role_kombu_participant(args: argparse.Namespace) -> None:
-    """Consume the participant queue (prefetch 1); for each message publish
-    a reply (the JSON, decoded and re-encoded with two keys added, as the
-    runtime does) to ``reply_to``, then ack."""
+    """Consume the participant queue; for each message publish a reply (the
+    JSON, decoded and re-encoded with two keys added, as the runtime does)
+    to ``reply_to``, then ack. ``--confirms wait`` (kombu's
+    ``confirm_publish``): the publish returns once confirmed, prefetch 1;
+    ``async``: the ack once the reply is confirmed, without waiting for it
+    (prefetch 8, as BOSS's participant); on kombu's Redis transport both
+    are the same (no confirms)."""
     from kombu import Consumer, Producer
 
     signal.signal(signal.SIGTERM, _on_term)
-    conn = _kombu_connection(args.broker)
+    amqp = not args.broker.startswith(("redis", "socket"))
+    waits = args.confirms != "async" or not amqp
+    conn = _kombu_connection(args.broker, amqp_confirm=waits)
     conn.ensure_connection(max_retries=3)
     producer = Producer(conn.channel())
     for q in (args.queue, args.reply):
         _queue(q)(producer.channel).declare()
+    owed = _Owed()
+    if not waits:
+        _confirm_async(producer.channel, owed.on_ack)
     instance = f"{platform.node()}:{os.getpid()}"
 
     def on_message(message: Any) -> None:
@@ -181,13 +234,16 @@ def role_kombu_participant(args: argparse.Namespace) -> None:
             delivery_mode=2,
             mandatory=True,
         )
-        message.ack()
+        if waits:
+            message.ack()
+        else:
+            owed.published(message)
 
     consumer = Consumer(
         conn.channel(),
         [_queue(args.queue)],
         on_message=on_message,
-        prefetch_count=1,
+        prefetch_count=1 if waits else 8,
         accept=["application/json"],
     )
     consumer.consume()
@@ -195,26 +251,39 @@ def role_kombu_participant(args: argparse.Namespace) -> None:
     while not _stop_flag:
         with contextlib.suppress(TimeoutError):
             conn.drain_events(timeout=0.2)
+        owed.settle()
     conn.release()
 
 
 def role_kombu_engine(args: argparse.Namespace) -> None:
     """Keep ``inflight`` chains of messages in flight for ``warmup`` +
     ``seconds``; write the round trips counted in the last ``seconds`` and
-    their latencies (JSON) to ``out``; then let the chains drain."""
+    their latencies (JSON) to ``out``; then let the chains drain. A round
+    trip's latency is from the start of a chain's publish to its reply's
+    arrival: with ``--confirms wait`` the publish returns once confirmed,
+    and the reply may arrive meanwhile (that wait is part of the round
+    trip); with ``async`` a reply is acknowledged once the publish it
+    caused is confirmed, as BOSS's engine does."""
+    import select
+
     from kombu import Consumer, Producer
 
     signal.signal(signal.SIGTERM, _on_term)
+    amqp = not args.broker.startswith(("redis", "socket"))
+    waits = args.confirms != "async" or not amqp
     conn = _kombu_connection(args.broker)
     conn.ensure_connection(max_retries=3)
     # as the engine worker: consume on one connection, publish (confirmed)
     # on another
-    pub = _kombu_connection(args.broker)
+    pub = _kombu_connection(args.broker, amqp_confirm=waits)
     pub.ensure_connection(max_retries=3)
     producer = Producer(pub.channel())
     for q in (args.queue, args.reply):
         _queue(q)(producer.channel).declare()
-    last: dict[int, float] = {}
+    owed = _Owed()
+    if not waits:
+        _confirm_async(producer.channel, owed.on_ack)
+    started: dict[int, float] = {}
     seq: dict[int, int] = {}
     lat: list[float] = []
     state = {"measuring": False, "stopping": False, "count": 0, "outstanding": 0}
@@ -235,6 +304,7 @@ def role_kombu_engine(args: argparse.Namespace) -> None:
             "dispatched_at": _iso(time.time()),
         }
         body = json.dumps(wi, separators=(",", ":"), ensure_ascii=False).encode()
+        started[i] = time.perf_counter()
         producer.publish(
             body,
             exchange="",
@@ -244,20 +314,23 @@ def role_kombu_engine(args: argparse.Namespace) -> None:
             content_encoding="utf-8",
             delivery_mode=2,
         )
-        last[i] = time.perf_counter()
 
     def on_message(message: Any) -> None:
         data = json.loads(message.body)
         i = int(data["fei"]["wfid"].rsplit("-", 1)[1])
         now = time.perf_counter()
         if state["measuring"]:
-            lat.append(now - last[i])
+            lat.append(now - started[i])
             state["count"] += 1
         if state["stopping"]:
             state["outstanding"] -= 1
+            message.ack()
+            return
+        publish(i)
+        if waits:
+            message.ack()
         else:
-            publish(i)
-        message.ack()
+            owed.published(message)
 
     consumer = Consumer(
         conn.channel(),
@@ -270,10 +343,24 @@ def role_kombu_engine(args: argparse.Namespace) -> None:
     for i in range(args.inflight):
         publish(i)
 
+    def drain(timeout: float) -> None:
+        if waits:
+            with contextlib.suppress(TimeoutError):
+                conn.drain_events(timeout=timeout)
+            return
+        # deliveries and confirms, whichever comes first (as the engine
+        # worker waits: ``engine.worker._EngineConsumer.wait``)
+        socks = [conn.connection.sock, pub.connection.sock]
+        ready, _, _ = select.select(socks, [], [], timeout)
+        for c, sock in ((conn, socks[0]), (pub, socks[1])):
+            if sock in ready:
+                with contextlib.suppress(TimeoutError):
+                    c.drain_events(timeout=0)
+        owed.settle()
+
     def drain_until(t_end: float) -> None:
         while time.perf_counter() < t_end and not _stop_flag:
-            with contextlib.suppress(TimeoutError):
-                conn.drain_events(timeout=0.05)
+            drain(0.05)
 
     drain_until(time.perf_counter() + args.warmup)
     state["measuring"] = True
@@ -285,8 +372,7 @@ def role_kombu_engine(args: argparse.Namespace) -> None:
     state["outstanding"] = args.inflight
     deadline = time.perf_counter() + 30
     while state["outstanding"] > 0 and time.perf_counter() < deadline and not _stop_flag:
-        with contextlib.suppress(TimeoutError):
-            conn.drain_events(timeout=0.05)
+        drain(0.05)
     Path(args.out).write_text(
         json.dumps(
             {
@@ -1228,43 +1314,46 @@ def _chain_latencies(record: Path, tag: str) -> list[float]:
 
 
 def measure_kombu(rig: Rig, inflights: list[int], seconds: float, warmup: float) -> dict[str, Any]:
-    queue, reply = f"{rig.prefix}.bare.participant", f"{rig.prefix}.bare.engine"
+    """The bare kombu pair at each of ``inflights``: keys ``kombu_many``,
+    ``kombu_one`` (each publish waits for its confirm, kombu's
+    ``confirm_publish``) and, on RabbitMQ, ``kombu_async_many``,
+    ``kombu_async_one`` (confirms taken as they come, acks once confirmed:
+    BOSS's guarantee without its engine)."""
+    results: dict[str, Any] = {}
+    variants = ["wait"] if rig.kind == "embedded" else ["wait", "async"]
+    for confirms in variants:
+        results.update(_measure_kombu(rig, inflights, seconds, warmup, confirms))
+    return results
+
+
+def _measure_kombu(
+    rig: Rig, inflights: list[int], seconds: float, warmup: float, confirms: str
+) -> dict[str, Any]:
+    tag = "bare" if confirms == "wait" else f"bare{confirms}"
+    queue, reply = f"{rig.prefix}.{tag}.participant", f"{rig.prefix}.{tag}.engine"
     me = str(Path(__file__).resolve())
+    common = ["--broker", rig.broker_url, "--queue", queue, "--reply", reply]
+    common += ["--confirms", confirms]
     part = rig.spawn(
-        "kombu-participant",
-        [
-            sys.executable,
-            me,
-            "--role",
-            "kombu-participant",
-            "--broker",
-            rig.broker_url,
-            "--queue",
-            queue,
-            "--reply",
-            reply,
-        ],
+        f"kombu-participant-{confirms}",
+        [sys.executable, me, "--role", "kombu-participant", *common],
     )
+    key = "kombu" if confirms == "wait" else f"kombu_{confirms}"
     results: dict[str, Any] = {}
     try:
         wait_for(
             lambda: "consuming" in part.tail() or rig.check_alive(part), 60, "the bare participant"
         )
         for k in inflights:
-            out = rig.tmp / f"kombu-{k}.json"
+            out = rig.tmp / f"kombu-{confirms}-{k}.json"
             eng = rig.spawn(
-                f"kombu-engine-{k}",
+                f"kombu-engine-{confirms}-{k}",
                 [
                     sys.executable,
                     me,
                     "--role",
                     "kombu-engine",
-                    "--broker",
-                    rig.broker_url,
-                    "--queue",
-                    queue,
-                    "--reply",
-                    reply,
+                    *common,
                     "--inflight",
                     str(k),
                     "--seconds",
@@ -1289,13 +1378,14 @@ def measure_kombu(rig: Rig, inflights: list[int], seconds: float, warmup: float)
             finally:
                 rig.stop(eng)
             data = json.loads(out.read_text())
-            results[f"kombu_{'one' if k == 1 else 'many'}"] = summary(
+            results[f"{key}_{'one' if k == 1 else 'many'}"] = summary(
                 data["round_trips"],
                 data["seconds"],
                 data["latencies"],
                 inflight=k,
                 drained=data["drained"],
                 cpu=cpu,
+                confirms=confirms,
             )
     finally:
         rig.stop(part)
@@ -1540,13 +1630,18 @@ ROWS = (
     ("celery_one", "Celery chain"),
     ("kombu_many", "bare kombu round trip"),
     ("kombu_one", "bare kombu round trip"),
+    ("kombu_async_many", "bare kombu, async confirms"),
+    ("kombu_async_one", "bare kombu, async confirms"),
 )
+
+#: the bare kombu baselines: (results key, how the targets name it)
+BARE = (("kombu", "bare kombu"), ("kombu_async", "bare kombu with async confirms"))
 
 
 def print_table(results: dict[str, Any]) -> None:
     w = max([9, *(len(b) for b in results["brokers"])])
     head = (
-        f"{'broker':<{w}} {'what':<24} {'in flight':>9} {'steps/s':>9} {'p50 ms':>8} "
+        f"{'broker':<{w}} {'what':<26} {'in flight':>9} {'steps/s':>9} {'p50 ms':>8} "
         f"{'p99 ms':>8}  CPU % of a core"
     )
     print(head)
@@ -1564,7 +1659,7 @@ def print_table(results: dict[str, Any]) -> None:
             cpu = ", ".join(f"{k} {v:.0f}" for k, v in (r.get("cpu") or {}).items())
             what = label + (f" ({r['pool']})" if "pool" in r else "")
             print(
-                f"{broker:<{w}} {what:<24} {r['inflight']:>9} {r['steps_per_s']:>9,.0f} "
+                f"{broker:<{w}} {what:<26} {r['inflight']:>9} {r['steps_per_s']:>9,.0f} "
                 f"{_f(r['p50_ms'], 2):>8} {_f(r['p99_ms'], 2):>8}  {cpu}"
             )
 
@@ -1604,30 +1699,35 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             bm, bo = res.get(f"{key}_many"), res.get(f"{key}_one")
             if bm is None or bo is None:
                 continue
-            km, ko = res.get("kombu_many", {}), res.get("kombu_one", {})
+            for base, base_label in BARE:
+                km, ko = res.get(f"{base}_many"), res.get(f"{base}_one")
+                if km is None or ko is None:
+                    continue
+                add(
+                    f"{broker}: {label} steps/s / {base_label} round trips/s (100 in flight)",
+                    ratio(bm.get("steps_per_s"), km.get("steps_per_s")),
+                    0.7,
+                    True,
+                    what_if,
+                )
+                for load, b, k in (("1 in flight", bo, ko), ("100 in flight", bm, km)):
+                    what = f"p50 step latency / {base_label} round trip p50 ({load})"
+                    add(
+                        f"{broker}: {label} {what}",
+                        ratio(b.get("p50_ms"), k.get("p50_ms")),
+                        3.0,
+                        False,
+                        what_if,
+                    )
+                    what = f"p99 step latency / {base_label} round trip p99 ({load})"
+                    add(
+                        f"{broker}: {label} {what}",
+                        ratio(b.get("p99_ms"), k.get("p99_ms")),
+                        20.0,
+                        False,
+                        what_if,
+                    )
             cm = res.get("celery_many", {})
-            add(
-                f"{broker}: {label} steps/s / bare kombu round trips/s (100 in flight)",
-                ratio(bm.get("steps_per_s"), km.get("steps_per_s")),
-                0.5,
-                True,
-                what_if,
-            )
-            for load, b, k in (("1 in flight", bo, ko), ("100 in flight", bm, km)):
-                add(
-                    f"{broker}: {label} p50 step latency / bare round trip p50 ({load})",
-                    ratio(b.get("p50_ms"), k.get("p50_ms")),
-                    3.0,
-                    False,
-                    what_if,
-                )
-                add(
-                    f"{broker}: {label} p99 step latency / bare round trip p99 ({load})",
-                    ratio(b.get("p99_ms"), k.get("p99_ms")),
-                    20.0,
-                    False,
-                    what_if,
-                )
             add(
                 f"{broker}: {label} steps/s / Celery chain steps/s (100 in flight)",
                 ratio(bm.get("steps_per_s"), cm.get("steps_per_s")),
@@ -1919,7 +2019,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         choices=["kombu-participant", "kombu-engine", "celery-worker", "whatif-participant"],
         help=argparse.SUPPRESS,
     )
-    for opt in ("--broker", "--queue", "--reply", "--out", "--record", "--pool", "--poll"):
+    for opt in (
+        "--broker",
+        "--queue",
+        "--reply",
+        "--out",
+        "--record",
+        "--pool",
+        "--poll",
+        "--confirms",
+    ):
         ap.add_argument(opt, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.role:
