@@ -176,15 +176,21 @@ def _confirm_async(channel: Any, on_ack: Callable[[int, bool], None]) -> None:
 
 class _Owed:
     """Deliveries to acknowledge once the publish each caused is confirmed
-    (``async`` confirms: the guarantee BOSS gives, without waiting)."""
+    (``async`` confirms: the guarantee BOSS gives, without waiting). Every
+    publish on the channel counts (``sent``): the broker's confirms are by
+    the channel's publish number."""
 
     def __init__(self) -> None:
         self.seq = 0
         self.confirmed = 0
         self.owed: list[tuple[int, Any]] = []
 
-    def published(self, message: Any) -> None:
+    def sent(self) -> None:
+        """A publish went out on the confirming channel."""
         self.seq += 1
+
+    def owe(self, message: Any) -> None:
+        """Acknowledge ``message`` once the last publish is confirmed."""
         self.owed.append((self.seq, message))
 
     def on_ack(self, tag: int, multiple: bool) -> None:
@@ -237,7 +243,8 @@ def role_kombu_participant(args: argparse.Namespace) -> None:
         if waits:
             message.ack()
         else:
-            owed.published(message)
+            owed.sent()
+            owed.owe(message)
 
     consumer = Consumer(
         conn.channel(),
@@ -314,6 +321,7 @@ def role_kombu_engine(args: argparse.Namespace) -> None:
             content_encoding="utf-8",
             delivery_mode=2,
         )
+        owed.sent()
 
     def on_message(message: Any) -> None:
         data = json.loads(message.body)
@@ -330,7 +338,7 @@ def role_kombu_engine(args: argparse.Namespace) -> None:
         if waits:
             message.ack()
         else:
-            owed.published(message)
+            owed.owe(message)
 
     consumer = Consumer(
         conn.channel(),
