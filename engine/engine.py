@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from engine import jsontext
 from engine.core import effects as fx
 from engine.core import interpreter, messages, runstate, states
 from engine.core.definition import Definition
@@ -363,7 +364,7 @@ class Engine:
             written = self._forget_written(wfid)
             listeners_version: int | None
             if written is not None:
-                state, version = json.loads(written.data), written.version
+                state, version = jsontext.loads(written.data), written.version
                 last_write: str | None = written.token
                 listeners_version = None
             else:
@@ -527,7 +528,7 @@ class Engine:
         if unkept:
             loaded, listeners_version = self.store.load_runs(unkept)
         for wfid, written in kept.items():
-            loaded[wfid] = (json.loads(written.data), written.version)
+            loaded[wfid] = (jsontext.loads(written.data), written.version)
         now = self.clock()
         registrations = self.registrations()
         staged: list[tuple[str, list[int], list[interpreter.Result]]] = []

@@ -32,6 +32,7 @@ from typing import Any
 
 import jsonschema
 
+from engine import jsontext
 from engine.core import messages
 
 __all__ = [
@@ -60,8 +61,8 @@ class Malformed(ValueError):
 
 
 def dumps(obj: Any) -> bytes:
-    """Compact UTF-8 JSON."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    """Compact UTF-8 JSON (``engine.jsontext``)."""
+    return jsontext.dumps(obj)
 
 
 def decode(body: bytes | str | dict[str, Any]) -> dict[str, Any]:
@@ -74,7 +75,7 @@ def decode(body: bytes | str | dict[str, Any]) -> dict[str, Any]:
         except UnicodeDecodeError as exc:
             raise Malformed(f"not UTF-8 text: {exc}") from None
     try:
-        obj = json.loads(body)
+        obj = jsontext.loads(body)
     except (json.JSONDecodeError, TypeError) as exc:
         raise Malformed(f"not JSON: {exc}") from None
     if not isinstance(obj, dict):

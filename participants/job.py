@@ -13,7 +13,6 @@ engine would have to dead-letter.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -22,6 +21,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from engine import jsontext
 from engine.core import messages
 from engine.wire import Malformed, dumps, iso_now, validate
 from participants import steplog
@@ -174,7 +174,7 @@ class Job:
     @property
     def original(self) -> dict[str, Any]:
         """The workitem as received (a fresh copy)."""
-        return json.loads(self._received)
+        return jsontext.loads(self._received)
 
     @property
     def forget(self) -> bool:

@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 import threading
 from collections.abc import Iterable, Iterator
@@ -69,6 +68,7 @@ from typing import Any
 
 import redis
 
+from engine import jsontext
 from engine.core.registrations import Registration
 from engine.core.states import RUN_STATES
 from engine.store.base import (
@@ -85,10 +85,8 @@ from engine.store.base import (
 
 __all__ = ["RedisStore", "ReplicationError", "call_readonly", "normalise_url"]
 
-# One encoder, built once (json.dumps builds one per call for non-default
-# arguments). check_circular is off: states are trees.
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
-_loads = json.loads  # accepts bytes as well as str
+_dumps = jsontext.dumps_text
+_loads = jsontext.loads  # accepts bytes as well as str
 
 #: scheme aliases redis-py does not know, mapped to the ones it does
 _SCHEMES = {
