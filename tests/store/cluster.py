@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,8 +54,7 @@ class Cluster:
     replicas: list[Node] = field(default_factory=list)
     sentinel: Node | None = None
 
-    def _server(self, name: str, *extra: str, port: int = 0) -> Node:
-        port = port or free_port()
+    def _server(self, name: str, port: int, *extra: str) -> Node:
         d = self.base / name
         d.mkdir()
         log = d / "log"
@@ -67,18 +67,9 @@ class Cluster:
         ]  # fmt: skip
         return Node(port, subprocess.Popen(args, stdin=subprocess.DEVNULL), log)
 
-    def start(self, replicas: int = 1) -> Cluster:
-        port = free_port()
-        # all at once: the replicas connect when the primary is up
-        for i in range(replicas):
-            self.replicas.append(self._server(f"replica{i}", "--replicaof", "127.0.0.1", str(port)))
-        self.primary = self._server("primary", port=port)
-        for node in [self.primary, *self.replicas]:
-            wait_for(lambda node=node: _pings(node), 10, f"the server on port {node.port}")
-        for r in self.replicas:
-            wait_for(lambda r=r: _link_up(r), 10, f"replica {r.port} in sync")
-        port = free_port()
-        d = self.base / "sentinel"
+    def _sentinel(self, name: str, port: int) -> Node:
+        assert self.primary is not None
+        d = self.base / name
         d.mkdir()
         conf = d / "sentinel.conf"
         conf.write_text(
@@ -92,8 +83,32 @@ class Cluster:
             )
         )
         process = subprocess.Popen([self.binary, str(conf), "--sentinel"], stdin=subprocess.DEVNULL)
-        self.sentinel = Node(port, process, d / "log")
-        wait_for(lambda: _pings(self.sentinel), 10, "the sentinel")
+        return Node(port, process, d / "log")
+
+    def _launch(self, name: str, start: Callable[[str, int], Node]) -> Node:
+        """``start(dir name, port)`` on a free port, until the server that
+        answers there is the one started: the tests run in parallel, and
+        another one's server may take the port between ``free_port`` and
+        the bind (this one then exits, and the other answers its pings)."""
+        for attempt in range(5):
+            node = start(name if attempt == 0 else f"{name}.{attempt}", free_port())
+            answer = wait_for(
+                lambda node=node: _answering(node), 10, f"the server on port {node.port}"
+            )
+            if answer == "ours":
+                return node
+        raise AssertionError(f"{name}: no free port in 5 tries: {_tail(node.log)}")
+
+    def start(self, replicas: int = 1) -> Cluster:
+        self.primary = self._launch("primary", self._server)
+        replicaof = ("--replicaof", "127.0.0.1", str(self.primary.port))
+        for i in range(replicas):
+            self.replicas.append(
+                self._launch(f"replica{i}", lambda d, port: self._server(d, port, *replicaof))
+            )
+        for r in self.replicas:
+            wait_for(lambda r=r: _link_up(r), 10, f"replica {r.port} in sync")
+        self.sentinel = self._launch("sentinel", self._sentinel)
         wait_for(
             lambda: len(self.sentinel_replicas()) == replicas,
             15,
@@ -166,14 +181,18 @@ def _s(v: bytes | str) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-def _pings(node: Node) -> bool:
+def _answering(node: Node) -> str | None:
+    """ "ours" when the node's own process answers on its port, "taken"
+    when it exited (its port was taken: the pings would reach another
+    process), None while it starts."""
+    if not node.alive():
+        return "taken"
     try:
         with node.client() as c:
-            return bool(c.ping())
+            pid = int(c.info("server")["process_id"])
     except redis.RedisError:
-        if not node.alive():
-            raise AssertionError(f"server on port {node.port} exited: {_tail(node.log)}")
-        return False
+        return None
+    return "ours" if pid == node.process.pid else None
 
 
 def _link_up(node: Node) -> bool:

@@ -61,6 +61,36 @@ def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]
         c.stop()
 
 
+def test_a_node_whose_port_another_server_took_starts_on_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tests run in parallel: another test's server may take the port
+    ``free_port`` gave between it and the bind (CI saw a replica sync with
+    another test's replica that answered there). The node whose bind failed
+    is started again on another port, and its replicas follow it."""
+    from tests.store import cluster as cluster_module
+
+    real_free_port = cluster_module.free_port
+    (tmp_path / "other").mkdir()
+    taken = real_free_port()
+    squatter = Cluster(tmp_path / "other")._server("squatter", taken)
+    ports = iter([taken])
+    monkeypatch.setattr(cluster_module, "free_port", lambda: next(ports, None) or real_free_port())
+    (tmp_path / "mine").mkdir()
+    c = Cluster(tmp_path / "mine")
+    try:
+        wait_for(lambda: squatter.client().ping(), 10, "the other server")
+        c.start(replicas=1)
+        assert c.primary is not None and c.primary.port != taken
+        assert (tmp_path / "mine" / "primary.1").is_dir()  # started again
+        with c.replicas[0].client() as r:
+            assert r.info("replication")["master_port"] == c.primary.port
+            assert r.info("replication")["master_link_status"] == "up"
+    finally:
+        c.stop()
+        squatter.kill()
+
+
 # -- the URL ------------------------------------------------------------------------
 
 
