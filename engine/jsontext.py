@@ -37,10 +37,8 @@ _OPTIONS = (
     orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 )
 #: one encoder, built once (``json.dumps`` builds one per call for
-#: non-default arguments); ``check_circular`` off: what it writes are trees
-_json_dumps = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), check_circular=False
-).encode
+#: non-default arguments); what refers to itself raises ``ValueError``
+_json_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 #: a run of 19 digits (``bytes.translate`` and ``find``: a regular
 #: expression takes seven times orjson's whole parse): a number orjson may
 #: read as a float, an integer beyond 64 bits

@@ -108,6 +108,17 @@ def test_what_json_refuses_is_still_refused(value: object, error: type[Exception
         wire.dumps(value)
 
 
+def test_what_refers_to_itself_is_refused_as_json_refuses_it() -> None:
+    """A handler that leaves a workitem referring to itself gets an error
+    reply (``ValueError``), not a ``RecursionError`` that ends its thread."""
+    looped: dict[str, object] = {"fields": {}}
+    looped["fields"] = looped
+    with pytest.raises(ValueError, match="Circular"):
+        jsontext.dumps(looped)
+    with pytest.raises(ValueError, match="Circular"):
+        wire.dumps(looped)
+
+
 def test_nan_is_written_as_null() -> None:
     """The documented difference: NaN is not JSON; json writes it anyway."""
     assert jsontext.dumps({"x": float("nan")}) == b'{"x":null}'
