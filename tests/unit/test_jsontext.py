@@ -1,7 +1,8 @@
 """``engine.jsontext``: orjson on the hot path, with ``json``'s answers.
 
 The corpus is what users bring: the recorded webhook and stream deliveries
-(``shared/payloads``, read in place). Each must come out as the very text
+(``shared/payloads``) and the Eiffel and CDEvents examples
+(``shared/conformance``), read in place. Each must come out as the very text
 ``json`` writes, and read back as ``json`` reads it.
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from engine import jsontext, wire
+from tests.trace.conformance import CONFORMANCE
 
 
 def _json_text(obj: object) -> bytes:
@@ -22,8 +24,14 @@ def _json_text(obj: object) -> bytes:
 
 
 def _corpus(payloads_dir: Path) -> list[Path]:
+    """The recorded deliveries, and the Eiffel and CDEvents examples of
+    ``shared/conformance`` when it is there."""
     files = sorted(p for p in payloads_dir.rglob("*.json") if p.is_file())
     assert len(files) >= 50, f"only {len(files)} recorded payloads under {payloads_dir}"
+    if CONFORMANCE.is_dir():
+        examples = sorted(p for p in CONFORMANCE.rglob("*.json") if p.is_file())
+        assert len(examples) >= 50, f"only {len(examples)} examples under {CONFORMANCE}"
+        files += examples
     return files
 
 
