@@ -60,7 +60,10 @@ def test_the_next_workitem_goes_back_while_a_long_step_runs(
 
 
 def test_short_steps_run_one_after_the_other_in_order(setup: Setup, peer: Peer, spawn) -> None:
-    proc = spawn(setup.ini()).ready()
+    # steps of 50 ms against a hold of 5 s: on a loaded two-core machine a
+    # 50 ms step took 380 ms once, past the default 0.2 s, and its next
+    # workitems went back (that path is the long-step test's)
+    proc = spawn(setup.ini(boss={"participant_hold": 5})).ready()
     items = [setup.workitem(params={"sleep": 0.05}) for _ in range(12)]
     for wi in items:
         peer.publish(setup.queue, wi, reply_to=setup.engine)
