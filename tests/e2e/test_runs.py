@@ -49,8 +49,15 @@ def test_a_timeout_cancels_the_step_at_the_participant(system: System) -> None:
     system.worker()
     system.participant("sleeper", "Sleeper")
     system.participant("bump", "Bump")
+    # long enough for the sleeper to take the step first on a loaded
+    # machine (a cancel that comes first drops the workitem unrun)
     wfid = system.launch(
-        "name: slow\nsteps:\n  - sleeper: {seconds: 60}\n    timeout: 1.5s\n  - bump\n"
+        "name: slow\nsteps:\n  - sleeper: {seconds: 60}\n    timeout: 5s\n  - bump\n"
+    )
+    wait_for(
+        lambda: [c for c in system.events("call") if c["participant"] == "sleeper"],
+        5,
+        "the sleeper to take the step before its timeout",
     )
     system.wait_status(wfid, timeout=30)
     fields = system.engine.run(wfid).fields

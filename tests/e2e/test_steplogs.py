@@ -27,7 +27,14 @@ def test_boss_logs_prints_each_steps_lines(system: System) -> None:
         "name: talk\nsteps:\n  - talker: {tag: first, lines: 3}\n  - talker: {tag: second}\n"
     )
     system.wait_status(wfid)
-    # -f: the lines may reach the store a moment after the run ended
+    # the last batch can reach the store a moment after the run ended, and
+    # ``-f`` waits only for batches still on the broker's queue, not for
+    # ones the writer holds unwritten: wait for the store first
+    wait_for(
+        lambda: "second done" in system.boss("logs", wfid, "--json").stdout,
+        30,
+        "the second step's last line in the store",
+    )
     out = system.boss("logs", wfid, "-f", "--json").stdout
     lines = [json.loads(x) for x in out.splitlines()]
     by_text = {x["text"]: x for x in lines}

@@ -450,7 +450,9 @@ def test_openci_over_two_real_sites(
     assert b_level in [e["meta"]["id"] for e in up_b["confidence_levels"]]
     if shares_all:
         # A shared its sources and its promotion: trace up from A's change,
-        # asked at B, reaches B's verdict and A's promotion as at A
+        # asked at B, reaches B's verdict and A's promotion as at A (the
+        # promotion was waited for in A's graph: it crosses to B apart)
+        wait_for(lambda: b.graph.exists(promoted), SLOW, "A's promotion in B's graph")
         up_b_change = b.trace("up", shas[0])
         assert [e["meta"]["id"] for e in up_b_change["artifacts"]] == [artifact]
         assert {

@@ -126,6 +126,8 @@ def test_an_artifact_crosses_is_baselined_and_its_verdict_comes_back(sites, tmp_
     opnfv.bus.publish([act, comp, clm])
     cid, lid = comp["meta"]["id"], clm["meta"]["id"]
     wait_for(lambda: odl.graph.exists(lid) and odl.graph.exists(cid), 20, "OPNFV's verdict at ODL")
+    # OPNFV's own aggregator stores them apart from the bridge: as surely
+    wait_for(lambda: opnfv.graph.exists(lid), 20, "OPNFV's verdict in its own graph")
     assert not odl.graph.exists(act["meta"]["id"])  # ODL accepts baselines and verdicts only
     # nothing echoes back: OPNFV does not send ODL's artifact back, ODL not OPNFV's events
     assert opnfv.graph.count("EiffelArtifactCreatedEvent") == 1

@@ -220,10 +220,15 @@ def test_bad_input_is_set_aside_with_its_reason_and_the_live_run_goes_on(
             for m in _messages(caplog, "boss.worker")
         )
         assert len(found["reason"]) < 5000  # a reason, not a copy of the body
-        # its log line names the reason
-        assert any(
-            m.startswith(f"dead-lettered {found['id']}: {case.letter}")
-            for m in _messages(caplog, "boss.worker")
+        # its log line names the reason (logged once the letter is
+        # published: the letter can be seen first)
+        wait_for(
+            lambda: any(
+                m.startswith(f"dead-lettered {found['id']}: {case.letter}")
+                for m in _messages(caplog, "boss.worker")
+            ),
+            DEADLINE,
+            "the dead letter's log line",
         )
     else:
         assert case.ignored is not None

@@ -74,12 +74,14 @@ with kombu.Connection(url, transport_options={"visibility_timeout": float(vt)}) 
         note("start", subid)
         time.sleep(float(step))  # the work (a build), delivery held unacked
         wi["fields"]["done_by"] = os.getpid()
+        # noted before the reply: the run can finish (and the test read
+        # this log) the moment the reply is out
+        note("end", subid)
         producer.publish(
             json.dumps(wi).encode(), exchange="",
             routing_key=message.properties.get("reply_to"),
             content_type="application/json", content_encoding="utf-8", delivery_mode=2,
         )
-        note("end", subid)
         message.ack()
 
     consumer = kombu.Consumer(

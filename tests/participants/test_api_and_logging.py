@@ -62,6 +62,7 @@ def test_debug_trace_and_dump_from_the_workitem(setup: Setup, peer: Peer, spawn)
     peer.publish(setup.queue, loud, reply_to=setup.engine)
     peer.collect(setup.engine, 2)
     proc.wait_log(f"replied {loud['fei']['wfid']} {loud['fei']['subid']} to {setup.engine}")
+    proc.wait_log(" reply {")  # the dump is the line after, written apart
     text = proc.text()
     assert quiet["fei"]["subid"] not in text
     assert f"received {loud['fei']['wfid']} {loud['fei']['subid']} (0_1) for tester" in text

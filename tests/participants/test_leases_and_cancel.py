@@ -41,7 +41,10 @@ def test_lease_started_alive_then_reply(setup: Setup, peer: Peer, spawn) -> None
     # the delivery is acknowledged while the handler still runs
     wait_for(lambda: unacked(setup.broker_url, setup.queue) == 0, 2.0, "the ack")
     assert peer.count(setup.queue) == 0
-    assert setup.runs() == [subid] and not has_reply(got)
+    # the runs file is written by the handler's thread, the lease taken by
+    # the main one: nothing orders the two
+    wait_for(lambda: setup.runs() == [subid], 5, "the handler's run noted")
+    assert not has_reply(got)
 
     peer.collect_until(setup.engine, has_reply, 10, "the reply", into=got)
     kinds = [kind(m) for m in got]
