@@ -27,6 +27,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -292,31 +293,61 @@ def _rabbitmq_use(item: pytest.Item) -> str | None:
     return None
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+#: the lock this worker holds, and how: (turnstile file, lock file, use).
+#: A shared lock is kept from one test to the next of the same module: a
+#: module-scoped fixture's broker connections live between its tests (and
+#: one parametrised over the brokers is closed in the setup of its next
+#: parameter's first test), so a broker restart on the other worker must
+#: wait for the whole module, not only for each of its tests
+_HELD: list[Any] = []
+
+
+def _release() -> None:
     import fcntl
 
-    use = _rabbitmq_use(item)
-    if use is None or not os.environ.get("PYTEST_XDIST_WORKER"):
-        return (yield)
+    if _HELD:
+        turnstile, lock, _use = _HELD
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        fcntl.flock(turnstile, fcntl.LOCK_UN)
+        lock.close()
+        turnstile.close()
+        _HELD.clear()
+
+
+def _acquire(use: str) -> None:
+    import fcntl
+
     # one pair of lock files per test session (xdist's run id), not per machine
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID", "solo")
-    with (
-        open(_LOCK_DIR / f"boss-test-{run}-turnstile.lock", "a") as turnstile,
-        open(_LOCK_DIR / f"boss-test-{run}-rabbitmq.lock", "a") as lock,
-    ):
-        if use == "exclusive":
-            fcntl.flock(turnstile, fcntl.LOCK_EX)
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        else:
-            fcntl.flock(turnstile, fcntl.LOCK_SH)
-            fcntl.flock(turnstile, fcntl.LOCK_UN)
-            fcntl.flock(lock, fcntl.LOCK_SH)
-        try:
-            return (yield)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-            fcntl.flock(turnstile, fcntl.LOCK_UN)
+    turnstile = open(_LOCK_DIR / f"boss-test-{run}-turnstile.lock", "a")  # noqa: SIM115
+    lock = open(_LOCK_DIR / f"boss-test-{run}-rabbitmq.lock", "a")  # noqa: SIM115
+    if use == "exclusive":
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    else:
+        fcntl.flock(turnstile, fcntl.LOCK_SH)
+        fcntl.flock(turnstile, fcntl.LOCK_UN)
+        fcntl.flock(lock, fcntl.LOCK_SH)
+    _HELD[:] = [turnstile, lock, use]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return (yield)
+    use = _rabbitmq_use(item)
+    held = _HELD[2] if _HELD else None
+    if use == "exclusive" and held != "exclusive":
+        _release()
+        _acquire("exclusive")
+    elif use == "shared" and held is None:
+        _acquire("shared")
+    try:
+        return (yield)
+    finally:
+        same_module = nextitem is not None and nextitem.path == item.path
+        if not (_HELD and _HELD[2] == "shared" and same_module):
+            _release()
 
 
 def apt_get(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
