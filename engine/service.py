@@ -114,6 +114,11 @@ class EngineService:
         #: next messages' (the engine's consumer: ``events_linger``); the
         #: caller then acknowledges a message only once they are confirmed
         self.hold_events = False
+        #: the step logs beside the store: a reply that names its step-log
+        #: job (``log_job``) is noted there before it is applied, before its
+        #: run can end, so that readers wait for that job's last batch even
+        #: when the writer has stored none of it yet. None without them
+        self.steplogs = _step_logs(config, store)
 
     # -- the one entry point --------------------------------------------------------
 
@@ -162,6 +167,7 @@ class EngineService:
                 msgs.append(msg)
         if len(msgs) > 1:
             try:
+                self._note_step_logs(msgs)
                 with self.confirming():
                     try:
                         done, _rest = self.engine.deliver_many(msgs)
@@ -188,6 +194,23 @@ class EngineService:
                 except Exception as exc:
                     outcomes[k] = exc
         return outcomes  # type: ignore[return-value]
+
+    def _note_step_logs(self, msgs: list[dict[str, Any]]) -> None:
+        """Note the step-log jobs the replies among ``msgs`` name
+        (``StepLogs.note_sent``); a store error raises, and the messages
+        come again."""
+        if self.steplogs is None:
+            return
+        jobs = [
+            (m["wfid"], wi["log_job"])
+            for m in msgs
+            if m.get("type") == "reply"
+            and isinstance(m.get("wfid"), str)
+            and isinstance(wi := m.get("workitem"), dict)
+            and isinstance(wi.get("log_job"), str)
+        ]
+        if jobs:
+            self.steplogs.note_sent(jobs)
 
     def _flush_events(self) -> None:
         domain = self.config.eiffel_domain
@@ -321,6 +344,7 @@ class EngineService:
             refused = self._refused(msg)
             if refused is not None:
                 return self._deadletter(body, refused, queue)
+        self._note_step_logs([msg])
         try:
             reason = self.engine.deliver(msg)
         except Undecided as exc:
@@ -535,6 +559,19 @@ class EngineService:
 #: the longest reason a dead letter (and its log line) keeps: a schema's
 #: complaint quotes the offending value, which may be megabytes
 MAX_REASON = 4000
+
+
+def _step_logs(config: Config, store: RunStore) -> Any:
+    """The step logs beside ``store`` (``StepLogs``), or None: step logs
+    off, or a store without Redis."""
+    from engine.store.steplogs import StepLogsUnavailable, step_logs_for
+
+    if not config.step_logs:
+        return None
+    try:
+        return step_logs_for(store, ttl=config.step_log_ttl)
+    except StepLogsUnavailable:
+        return None
 
 
 def parse(body: bytes | str) -> dict[str, Any]:

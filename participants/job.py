@@ -236,7 +236,9 @@ class Job:
     def reply_and_body(self) -> tuple[dict[str, Any], bytes]:
         """The reply and its JSON body, encoded once: the workitem as the
         handler left it, with ``error``, ``started_at`` and ``instance``;
-        ``fei`` and ``participant_name`` are always the ones received."""
+        ``fei`` and ``participant_name`` are always the ones received;
+        ``log_job`` when the job sent step-log batches (before this reply)."""
+        log_job = self.steplog.job if self.steplog is not None and self.steplog.seq else None
         reply = messages.workitem_reply(
             self.wi.to_dict(),
             fei=self.fei,
@@ -244,6 +246,7 @@ class Job:
             error=self.error,
             started_at=self.started_at,
             instance=self.instance,
+            log_job=log_job,
         )
         try:
             body = dumps(reply)
@@ -264,6 +267,7 @@ class Job:
                 },
                 started_at=self.started_at,
                 instance=self.instance,
+                log_job=log_job,
             )
             body = dumps(reply)
         return reply, body

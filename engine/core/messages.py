@@ -144,18 +144,24 @@ def workitem_reply(
     started_at: str | None,
     instance: str | None,
     error: dict[str, Any] | None = None,
+    log_job: str | None = None,
 ) -> Message:
     """A participant's reply as it goes on the wire (``workitem.json``): the
     workitem as the handler left it, with the ``fei`` and
     ``participant_name`` it was received with, ``error`` when the handler
-    failed, and when and by whom it was done."""
+    failed, and when and by whom it was done. ``log_job``: the step-log job
+    whose batches went to the broker before this reply (none when it logged
+    nothing), for readers to wait for (``engine.store.steplogs``)."""
     out: Message = dict(workitem)
+    out.pop("log_job", None)  # an earlier step's, never this one's
     out["fei"] = dict(fei)
     out["participant_name"] = participant_name
     if error is not None:
         out["error"] = error
     out["started_at"] = started_at
     out["instance"] = instance
+    if log_job is not None:
+        out["log_job"] = log_job
     return out
 
 

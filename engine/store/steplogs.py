@@ -16,7 +16,15 @@ UI read them back here. Keys, beside the run store's (``<prefix>``):
   bytes kept (``n:``, ``b:``) and whether the bound was hit (``t:``); per job
   the next batch number expected (``x:``) and batches that came early
   (``h:<job>:<n>``); ``open``, how many jobs have sent their first batch and
-  not their last.
+  not their last; ``s:<job>``, set by the engine when a reply says its job
+  sent batches (``log_job``), and ``f:<job>``, set here when that job's last
+  batch is stored: ``follow`` ends only when every ``s:`` has its ``f:``.
+
+The writer may store a step's last batch after its run ended: the batch
+went to the broker before the reply, but a busy writer can hold it unwritten
+(delivered, not yet acknowledged: no queue count shows it). The reply's
+``log_job`` (``note_sent``) is what tells readers a job's lines are still to
+come, even when no batch of it has been stored yet.
 
 Batches are applied in their order, once: a batch that comes twice (the
 broker gave it again) is ignored, one that comes before an earlier one (two
@@ -97,6 +105,7 @@ local function apply(m)
   if dropped > 0 then redis.call('HINCRBY', meta, 'd:' .. step, dropped) end
   if m.final then
     if redis.call('HINCRBY', meta, 'open', -1) < 0 then redis.call('HSET', meta, 'open', 0) end
+    redis.call('HSET', meta, 'f:' .. m.job, 1)
   end
 end
 local m = cjson.decode(body)
@@ -248,6 +257,19 @@ class StepLogs:
             written = sum(max(0, int(n)) for n in pipe.execute())
         return written, refused
 
+    def note_sent(self, jobs: list[tuple[str, str]]) -> None:
+        """Note ``(wfid, job)`` pairs whose replies say the job sent step-log
+        batches (the engine, before it applies the reply: before the run can
+        end), in one round trip; noting one twice is harmless."""
+        if not jobs:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for wfid, job in jobs:
+            meta = self.key(wfid) + ":m"
+            pipe.hset(meta, f"s:{job}", 1)
+            pipe.pexpire(meta, int(self.ttl * 1000))
+        pipe.execute()
+
     # -- reading ---------------------------------------------------------------------------
 
     def read(
@@ -291,6 +313,15 @@ class StepLogs:
         """Jobs that sent their first batch and not yet their last."""
         return int(self.client.hget(self.key(wfid) + ":m", "open") or 0)
 
+    def unwritten(self, wfid: str) -> int:
+        """Jobs whose lines are still to come: stored in part (``open``),
+        or named by a reply (``note_sent``) and their last batch not stored."""
+        meta = {_s(k): _s(v) for k, v in self.client.hgetall(self.key(wfid) + ":m").items()}
+        noted = sum(
+            1 for k in meta if k.startswith("s:") and f"f:{k.removeprefix('s:')}" not in meta
+        )
+        return max(0, int(meta.get("open") or 0)) + noted
+
     def follow(
         self,
         wfid: str,
@@ -305,13 +336,14 @@ class StepLogs:
     ) -> Iterator[tuple[list[Line], str]]:
         """Lines as they come: ``(lines, last id)`` after each wait (``lines``
         may be empty: the caller's chance to send a heartbeat). Ends once
-        ``over()`` (the run ended) and every job sent its last batch, and
-        ``quiet`` seconds passed without a line; or ``grace`` seconds after
-        the run ended (a participant killed mid-step never sends its last).
-        ``pending()``, when given, says batches still wait on the broker for
-        the writer (a step's lines may reach the store after its run
-        ended: a job not seen yet is not counted open): it is waited for
-        too, up to ``grace``."""
+        ``over()`` (the run ended) and every job's last batch is stored
+        (``unwritten``: also the jobs a reply named before any batch of
+        theirs was stored), and ``quiet`` seconds passed without a line; or
+        ``grace`` seconds after the run ended (a participant killed
+        mid-step never sends its last). ``pending()``, when given, says
+        batches still wait on the broker for the writer (from a participant
+        that names no ``log_job`` in its replies): it is waited for too, up
+        to ``grace``."""
         last = after
         ended: float | None = None
         while True:
@@ -323,7 +355,7 @@ class StepLogs:
                 ended = time.monotonic()
             late = ended is not None and time.monotonic() - ended > grace
             if ended is not None and (
-                late or (self.open_jobs(wfid) <= 0 and not (pending is not None and pending()))
+                late or (self.unwritten(wfid) <= 0 and not (pending is not None and pending()))
             ):
                 lines, last = self.wait(wfid, step=step, after=last, block=quiet)
                 if lines:

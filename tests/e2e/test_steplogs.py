@@ -27,14 +27,9 @@ def test_boss_logs_prints_each_steps_lines(system: System) -> None:
         "name: talk\nsteps:\n  - talker: {tag: first, lines: 3}\n  - talker: {tag: second}\n"
     )
     system.wait_status(wfid)
-    # the last batch can reach the store a moment after the run ended, and
-    # ``-f`` waits only for batches still on the broker's queue, not for
-    # ones the writer holds unwritten: wait for the store first
-    wait_for(
-        lambda: "second done" in system.boss("logs", wfid, "--json").stdout,
-        30,
-        "the second step's last line in the store",
-    )
+    # -f: the lines may reach the store a moment after the run ended (the
+    # writer may hold them unwritten): each reply named its step-log job,
+    # the engine noted it before the run could end, and -f waits for it
     out = system.boss("logs", wfid, "-f", "--json").stdout
     lines = [json.loads(x) for x in out.splitlines()]
     by_text = {x["text"]: x for x in lines}
@@ -52,6 +47,11 @@ def test_boss_logs_prints_each_steps_lines(system: System) -> None:
     ]
     assert [x["level"] for x in lines if x["step"] == first][-2:] == ["stdout", "stderr"]
     assert {x["participant"] for x in lines} == {"talker"}
+    # the engine noted both steps' jobs from their replies; both are stored
+    meta = system.store.client.hgetall(f"{system.config.key_prefix}logs:{wfid}:m")
+    noted = {k.decode()[2:] for k in meta if k.startswith(b"s:")}
+    assert noted == {x["job"] for x in lines} and len(noted) == 2
+    assert all(f"f:{job}".encode() in meta for job in noted)
     text = system.boss("logs", wfid, "--step", second).stdout
     assert "second log 1" in text and "first" not in text
     assert f" {second} talker INFO: boss.participant.talker: second log 0" in text

@@ -270,6 +270,45 @@ def test_follow_waits_for_batches_still_on_the_broker(
     assert not t.is_alive() and got == ["late"]
 
 
+def test_follow_waits_for_a_job_its_reply_named(redis_client: redis.Redis, key_prefix: str) -> None:
+    """The run ended and its reply named the job (``log_job``, noted by the
+    engine), but the busy writer holds the job's batches unwritten:
+    delivered, not acknowledged, so no queue count shows them. ``follow``
+    waits for the job's last batch instead of ending without its lines."""
+    logs = StepLogs(redis_client, key_prefix, ttl=60)
+    logs.note_sent([("wf-1", "i.1")])
+    logs.note_sent([("wf-1", "i.1")])  # a reply delivered twice: noted once
+    assert logs.unwritten("wf-1") == 1
+    assert 0 < redis_client.ttl(logs.key("wf-1") + ":m") <= 60
+    got: list[str] = []
+    ended = threading.Event()
+
+    def reader() -> None:
+        for lines, _last in logs.follow("wf-1", over=lambda: True, block=0.1, quiet=0.1, grace=20):
+            got.extend(x.text for x in lines)
+        ended.set()
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    assert not ended.wait(0.5) and got == []  # several quiet periods
+    s = _job()
+    s.add("INFO", "first")
+    logs.write([s.take()])
+    wait_for(lambda: got == ["first"], 5, "the first batch's line")
+    assert not ended.wait(0.3)  # the job is open: its last batch is still to come
+    s.add("INFO", "late")
+    logs.write([s.take(final=True)])
+    t.join(5)
+    assert not t.is_alive() and got == ["first", "late"]
+    assert logs.unwritten("wf-1") == 0
+    # a job whose last batch was stored before its reply was noted is done
+    other = _job("i.2")
+    other.add("INFO", "early")
+    logs.write([other.take(final=True)])
+    logs.note_sent([("wf-1", "i.2")])
+    assert logs.unwritten("wf-1") == 0
+
+
 # -- the runtime: the last lines go before the reply, on both brokers -------------------------
 
 
@@ -317,7 +356,14 @@ def test_the_last_batch_precedes_the_reply(setup: Setup, peer: Peer, captured: A
             if params.get("raise"):
                 assert got[-1]["error"]["class"] == "RuntimeError"
                 assert any("handler failed" in x for x in texts)
+            # the reply names the job whose batches went before it
+            assert got[-1]["log_job"] == batches[-1]["job"]
             assert elapsed < 15
+        # a step that logged nothing sent no batch, and its reply names none
+        wi = setup.workitem(params={"n": 0})
+        peer.publish(setup.queue, wi, reply_to=logs_queue)
+        [reply] = peer.collect(logs_queue)
+        assert reply["fei"] == wi["fei"] and "log_job" not in reply
     finally:
         runtime.stop()
         thread.join(15)

@@ -130,6 +130,24 @@ def test_the_messages_to_participants_are_valid() -> None:
     assert "error" not in m.workitem_reply(
         WI, fei=WI["fei"], participant_name="build", started_at=None, instance=None
     )
+    # the step-log job: this reply's, never one an earlier step's reply left
+    logged = m.workitem_reply(
+        {**WI, "log_job": "host:1.7"},
+        fei=WI["fei"],
+        participant_name="build",
+        started_at="2026-11-22T10:00:01.000Z",
+        instance="host:2",
+        log_job="host:2.1",
+    )
+    wire.validate("workitem", logged)
+    assert logged["log_job"] == "host:2.1"
+    assert "log_job" not in m.workitem_reply(
+        {**WI, "log_job": "host:1.7"},
+        fei=WI["fei"],
+        participant_name="build",
+        started_at=None,
+        instance="host:2",
+    )
 
 
 def test_the_wire_format_is_unchanged() -> None:
