@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -131,10 +130,33 @@ def redeliver(system: System, wfids: list[str]) -> None:
         bus.close()
 
 
+def _reporter_log(system: System) -> str:
+    proc = next(p for p in system.procs if p.name == "reporter")
+    return proc.log.read_text(errors="replace") if proc.log.exists() else ""
+
+
 def assert_nothing_more(forge: FakeForge, system: System, wfids: list[str]) -> None:
+    """The runs' events given again: the reporter sees each transition
+    again (it says so) and adds no job, so no forge is called again."""
     before = len(forge.calls)
+    seen = _reporter_log(system)
+
+    def told(text: str, wfid: str, transition: str) -> int:
+        return text.count(f"already reported for {wfid} {transition}")
+
     redeliver(system, wfids)
-    time.sleep(1.5)
+    wait_for(
+        lambda: all(
+            told(_reporter_log(system), w, t) > told(seen, w, t)
+            for w in wfids
+            for t in ("start", "end")
+        ),
+        20,
+        "the reporter to see the runs' events again",
+    )
+    later = _reporter_log(system)[len(seen) :].splitlines()
+    added = [x for x in later if any(f"reporter: {t} of " in x for t in ("start", "end"))]
+    assert added == [], added
     assert len(forge.calls) == before, [(c.method, c.path) for c in forge.calls[before:]]
     out = system.boss("reporter", "show", wfids[0], "--json")
     assert {j["state"] for j in json.loads(out.stdout)} == {"done"}
