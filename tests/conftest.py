@@ -294,11 +294,12 @@ def _rabbitmq_use(item: pytest.Item) -> str | None:
 
 
 #: the lock this worker holds, and how: (turnstile file, lock file, use).
-#: A shared lock is kept from one test to the next of the same module: a
-#: module-scoped fixture's broker connections live between its tests (and
-#: one parametrised over the brokers is closed in the setup of its next
-#: parameter's first test), so a broker restart on the other worker must
-#: wait for the whole module, not only for each of its tests
+#: A shared lock is kept from one test to the next of the same module when
+#: the test uses a module- or class-scoped fixture: such a fixture's broker
+#: connections live between its tests (and one parametrised over the
+#: brokers is closed in the setup of its next parameter's first test), so a
+#: broker restart on the other worker must wait for the whole module. Other
+#: modules let it go after each test, so a restart waits for one test only
 _HELD: list[Any] = []
 
 
@@ -346,8 +347,29 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return (yield)
     finally:
         same_module = nextitem is not None and nextitem.path == item.path
-        if not (_HELD and _HELD[2] == "shared" and same_module):
+        if not (_HELD and _HELD[2] == "shared" and same_module and _outlives_a_test(item)):
             _release()
+
+
+def _outlives_a_test(item: pytest.Item) -> bool:
+    """Whether a fixture of ``item`` that lives from one test to the next
+    within its module (module, class or package scope) may hold RabbitMQ
+    connections: it asks for ``rabbitmq_url`` or ``broker_url``, or its
+    parameter for this test is ``"rabbitmq"`` (a fixture parametrised over
+    the brokers). A session-wide one, such as ``rabbitmq_url``'s vhost,
+    holds no connection."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    for name, defs in info.name2fixturedefs.items():
+        if not defs or defs[-1].scope not in ("module", "class", "package"):
+            continue
+        if params.get(name) == "rabbitmq" or {"rabbitmq_url", "broker_url"} & set(
+            defs[-1].argnames
+        ):
+            return True
+    return False
 
 
 def apt_get(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
