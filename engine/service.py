@@ -201,13 +201,12 @@ class EngineService:
         come again."""
         if self.steplogs is None:
             return
+        # a reply's workitem and its ``log_job`` (a string) were checked
+        # against ``workitem.json`` when it was read
         jobs = [
-            (m["wfid"], wi["log_job"])
+            (m["wfid"], m["workitem"]["log_job"])
             for m in msgs
-            if m.get("type") == "reply"
-            and isinstance(m.get("wfid"), str)
-            and isinstance(wi := m.get("workitem"), dict)
-            and isinstance(wi.get("log_job"), str)
+            if m["type"] == "reply" and "log_job" in m["workitem"]
         ]
         if jobs:
             self.steplogs.note_sent(jobs)

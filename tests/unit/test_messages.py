@@ -141,6 +141,9 @@ def test_the_messages_to_participants_are_valid() -> None:
     )
     wire.validate("workitem", logged)
     assert logged["log_job"] == "host:2.1"
+    # a reply whose log_job is not text is refused, saying which key
+    with pytest.raises(wire.Malformed, match="log_job"):
+        wire.engine_message(wire.dumps({**logged, "log_job": 7}))
     assert "log_job" not in m.workitem_reply(
         {**WI, "log_job": "host:1.7"},
         fei=WI["fei"],
